@@ -1,0 +1,47 @@
+# ox-bb-pipeline — everything a fresh machine needs, installed on first use.
+#   make demo   run the whole pipeline once against the bundled sandbox
+#   make test   install and run the whole test suite
+#   make bench  run the benchmarks (prints a table, writes bench-results/*.json)
+
+PYTHON      ?= $(shell command -v python3.11 || command -v python3)
+VENV        := .venv
+BIN         := $(VENV)/bin
+UV_VERSION  := 0.13.9
+STAMP       := $(VENV)/.installed
+DEBIAN_PKGS := git
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps demo test bench lock clean
+
+install: system-deps $(STAMP)
+
+# Debian packages the pipeline and its tests call (installed only when missing; we run as root).
+system-deps:
+	@missing=""; for p in $(DEBIAN_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+# Re-resolve the pinned lock file after changing pyproject.toml.
+lock:
+	$(BIN)/uv pip compile -q pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+
+demo: install
+	$(BIN)/ox-bb demo
+
+test: install
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m ox_bb_pipeline_tests.benchmarks
+
+clean:
+	rm -rf $(VENV) data bench-results

@@ -1,0 +1,68 @@
+"""Sandbox-only admin routes under /_sandbox (no auth): stats, planted manifest, faults, clock, limits."""
+
+from __future__ import annotations
+
+import json
+
+from werkzeug.wrappers import Request, Response
+
+from ..clock import ManualClock, isoformat
+from .control import FaultRule
+
+
+def _json(body, status: int = 200) -> Response:
+    return Response(json.dumps(body, default=str), status=status, mimetype="application/json")
+
+
+def _error(message: str, status: int = 400) -> Response:
+    return _json({"type": "error", "error": {"message": message}}, status)
+
+
+def admin_handler(app, request: Request) -> Response:
+    path, method = request.path.rstrip("/"), request.method
+    try:
+        body = json.loads(request.get_data() or b"null") if method in ("POST", "PUT") else None
+    except ValueError:
+        return _error("request body is not JSON")
+    if path == "/_sandbox/stats" and method == "GET":
+        return _json(app.stats.snapshot())
+    if path == "/_sandbox/stats/reset" and method == "POST":
+        app.stats.reset()
+        return _json({"reset": True})
+    if path == "/_sandbox/planted" and method == "GET":
+        return _json({"planted": app.world.planted})
+    if path == "/_sandbox/faults":
+        if method == "GET":
+            return _json({"faults": app.faults.describe()})
+        if method == "DELETE":
+            app.faults.clear()
+            return _json({"faults": []})
+        if method == "POST":
+            specs = body if isinstance(body, list) else [body]
+            try:
+                rules = [FaultRule(**{k: v for k, v in spec.items() if k in ("route", "kind", "times", "after", "delay")})
+                         for spec in specs]
+            except (TypeError, ValueError, AttributeError) as exc:
+                return _error(f"invalid fault rule: {exc}")
+            for rule in rules:
+                app.faults.add(rule)
+            return _json({"faults": app.faults.describe()})
+    if path == "/_sandbox/clock":
+        if method == "GET":
+            return _json({"now": isoformat(app.clock.now()), "manual": isinstance(app.clock, ManualClock)})
+        if method == "POST":
+            if not isinstance(app.clock, ManualClock):
+                return _error("the sandbox was started with the system clock; start it with a manual clock "
+                              "(`--manual-clock`) to move time", 409)
+            app.clock.advance(float((body or {}).get("advance_seconds", 0)))
+            return _json({"now": isoformat(app.clock.now())})
+    if path == "/_sandbox/rate-limit":
+        if method == "GET":
+            return _json(app.limiter.describe())
+        if method == "POST":
+            body = body or {}
+            app.limiter.configure(body.get("limit"), body.get("overrides"))
+            if body.get("reset"):
+                app.limiter.reset()
+            return _json(app.limiter.describe())
+    return _error(f"no sandbox admin route {method} {path}", 404)

@@ -1,0 +1,175 @@
+"""The sandbox's operating knobs: request counters, the rolling-hour rate limit, fault injection."""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ..clock import Clock
+
+FAULT_KINDS = ("500", "502", "503", "slow", "drop", "truncate", "repeat", "next_on_last")
+
+
+class Stats:
+    """Counters served at /_sandbox/stats (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.rest_total = 0
+            self.git_total = 0
+            self.rate_limited = 0
+            self.oauth_total = 0
+            self.per_route: Counter[str] = Counter()
+            self.per_credential: Counter[str] = Counter()
+            self.per_status: Counter[str] = Counter()
+            self.faults_injected: Counter[str] = Counter()
+
+    def record(self, *, channel: str, route: str | None, credential: str | None, status: int) -> None:
+        with self._lock:
+            if channel == "git":
+                self.git_total += 1
+            elif channel == "oauth":
+                self.oauth_total += 1
+            else:
+                self.rest_total += 1
+            if status == 429:
+                self.rate_limited += 1
+            if route:
+                self.per_route[route] += 1
+            if credential:
+                self.per_credential[credential] += 1
+            self.per_status[str(status)] += 1
+
+    def fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults_injected[kind] += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "rest_total": self.rest_total,
+                "git_total": self.git_total,
+                "oauth_total": self.oauth_total,
+                "rate_limited": self.rate_limited,
+                "per_route": dict(self.per_route),
+                "per_credential": dict(self.per_credential),
+                "per_status": dict(self.per_status),
+                "faults_injected": dict(self.faults_injected),
+            }
+
+
+class RateLimiter:
+    """Bitbucket's rolling one-hour window, counted per credential bucket."""
+
+    def __init__(self, clock: Clock, limit: int = 1000, window: timedelta = timedelta(hours=1),
+                 git_limit: int = 60_000) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.git_limit = git_limit  # git over HTTPS has its own, much larger bucket
+        self.window = window
+        self.overrides: dict[str, int] = {}
+        self._hits: dict[str, deque] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def allow(self, bucket: str) -> bool:
+        now = self.clock.now()
+        limit = self.overrides.get(bucket, self.git_limit if bucket.startswith("git:") else self.limit)
+        with self._lock:
+            hits = self._hits[bucket]
+            while hits and now - hits[0] >= self.window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return False
+            hits.append(now)
+            return True
+
+    def configure(self, limit: int | None = None, overrides: dict[str, int] | None = None) -> None:
+        with self._lock:
+            if limit is not None:
+                self.limit = limit
+            if overrides is not None:
+                self.overrides = dict(overrides)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._hits.clear()
+
+    def describe(self) -> dict:
+        with self._lock:
+            return {"limit": self.limit, "git_limit": self.git_limit, "overrides": dict(self.overrides)}
+
+
+@dataclass
+class FaultRule:
+    """Inject `kind` into requests whose path matches `route` (a glob such as
+    `/2.0/repositories/*/*/pullrequests`). `times` = how many matching requests get the fault
+    (0 = every one); `after` = how many matching requests pass untouched first."""
+
+    route: str
+    kind: str
+    times: int = 1
+    after: int = 0
+    delay: float = 2.0
+    seen: int = field(default=0, compare=False)
+    fired: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        self.kind = str(self.kind)
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(FAULT_KINDS)}")
+
+    @classmethod
+    def parse(cls, spec: str) -> "FaultRule":
+        """`ROUTE=KIND[:TIMES]`, e.g. `/2.0/repositories/*=503:2` (the CLI's --fault)."""
+        route, sep, rest = spec.rpartition("=")
+        if not sep or not route:
+            raise ValueError(f"fault {spec!r}: expected ROUTE=KIND[:TIMES]")
+        kind, _, times = rest.partition(":")
+        return cls(route=route, kind=kind, times=int(times) if times else 1)
+
+    def as_dict(self) -> dict:
+        return {"route": self.route, "kind": self.kind, "times": self.times, "after": self.after,
+                "delay": self.delay, "seen": self.seen, "fired": self.fired}
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+
+    def set(self, rules: list[FaultRule]) -> None:
+        with self._lock:
+            self._rules = list(rules)
+
+    def add(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        self.set([])
+
+    def take(self, path: str, kinds: tuple[str, ...] = FAULT_KINDS) -> FaultRule | None:
+        """The first rule that fires for this request path (counting it), or None."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind not in kinds or not fnmatch.fnmatchcase(path, rule.route):
+                    continue
+                rule.seen += 1
+                if rule.seen <= rule.after:
+                    continue
+                if rule.times and rule.fired >= rule.times:
+                    continue
+                rule.fired += 1
+                return rule
+        return None
+
+    def describe(self) -> list[dict]:
+        with self._lock:
+            return [r.as_dict() for r in self._rules]
