@@ -102,3 +102,118 @@ def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_reques
         pass
     finally:
         server.stop()
+
+
+# -- verify ---------------------------------------------------------------------------------------
+def connections_option(fn):
+    return click.option("--connections", "connections_file", type=click.Path(dir_okay=False, path_type=Path),
+                        default=None, help="Connections file (default: $OX_BB_CONNECTIONS or ./connections.yaml).")(fn)
+
+
+def _load(connections_file):
+    from .config import ConfigError, default_connections_path, load_connections
+
+    path = connections_file or default_connections_path()
+    try:
+        return path, load_connections(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("verify")
+@connections_option
+@click.option("--connection", "only", help="Verify only this connection.")
+def verify_command(connections_file, only) -> None:
+    """VERIFY CONNECTIVITY: authenticate, list workspaces, probe each capability.
+
+    Exit status: 0 every connection fully works; 2 some connection works but is degraded
+    (a capability is missing: the table says which scope and what stops working); 1 some
+    connection cannot be used at all.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bitbucket.capabilities import verify
+    from .bitbucket.client import BitbucketClient
+    from .bitbucket.git import GitAccess
+
+    _, config = _load(connections_file)
+    if only and only not in config.names:
+        raise click.ClickException(f"no connection named {only!r}; the file has: {', '.join(config.names)}")
+    console = Console()
+    worst = 0
+    for connection in config.connections:
+        if only and connection.name != only:
+            continue
+        client = BitbucketClient(connection)
+        result = verify(client, GitAccess(connection.name, connection.git_url, client.auth.git_credentials))
+        colour = {"ok": "green", "degraded": "yellow", "failed": "red"}[result.status]
+        console.print(f"\n[bold]{connection.name}[/] ({connection.method}) — [{colour}]{result.status}[/]"
+                      + (f" as {result.account}" if result.account else "")
+                      + (f"; workspaces: {', '.join(result.workspaces)}" if result.workspaces else ""))
+        if result.error:
+            console.print(f"  [red]{result.error}[/]")
+        if result.probes:
+            table = Table(show_header=True, header_style="bold")
+            for column in ("capability", "status", "missing scope / permission", "what stops working"):
+                table.add_column(column)
+            for p in result.probes:
+                table.add_row(p.capability, "[green]ok[/]" if p.ok else ("[red]missing[/]" if p.required
+                                                                          else "[yellow]missing[/]"),
+                              p.missing, "" if p.ok else p.loses)
+            console.print(table)
+        worst = max(worst, {"ok": 0, "degraded": 2, "failed": 3}[result.status])
+    sys.exit({0: 0, 2: 2, 3: 1}[worst])
+
+
+# -- run ------------------------------------------------------------------------------------------
+@main.command("run")
+@connections_option
+@click.option("--stage", type=click.Choice(["extract", "all"]), default="all", show_default=True,
+              help="Run every stage up to and including this one.")
+@click.option("--connection", "only", help="Run only this connection.")
+@click.option("--full-refresh", is_flag=True, help="Ignore watermarks and re-read everything.")
+def run_command(connections_file, stage, only, full_refresh) -> None:
+    """Run the pipeline's Dagster assets in-process (for cron and CI), with progress."""
+    from .runner import run_stages
+
+    path, _ = _load(connections_file)
+    try:
+        results = run_stages(stage, path, only, full_refresh=full_refresh, progress=click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    failed = [r for r in results if not r.success]
+    click.echo(f"{len(results) - len(failed)} of {len(results)} connection runs succeeded")
+    sys.exit(1 if failed else 0)
+
+
+# -- demo -----------------------------------------------------------------------------------------
+DEMO_CONNECTIONS = ("sandbox-app", "sandbox-token")
+
+
+@main.command("demo")
+@sandbox_options
+def demo_command(seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos) -> None:
+    """Start the sandbox, run the pipeline once against it, print a summary, stop the sandbox."""
+    from .config import data_home
+    from .runner import run_stages
+    from .sandbox.server import SandboxServer
+
+    home = data_home()
+    click.echo(f"ox-bb demo — data home {home}")
+    spec = build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits)
+    with SandboxServer(spec, import_repos=list(import_repos)) as server:
+        click.echo(f"sandbox   {server.api_url}")
+        path = server.write_connections(home / "sandbox" / "connections.yaml")
+        results = []
+        for name in DEMO_CONNECTIONS:
+            results += run_stages("all", path, name, progress=click.echo)
+    click.echo("\nSummary")
+    for result in results:
+        status = "ok" if result.success else f"FAILED ({result.error.splitlines()[0]})"
+        counts = ", ".join(f"{table} {meta.get('dagster/row_count', 0)}" for table, meta in result.metadata.items()
+                           if table in ("workspaces", "repositories", "pull_requests", "branch_restrictions",
+                                        "webhooks", "pipeline_runs"))
+        click.echo(f"  {result.connection:<16} {status}  {counts}")
+    click.echo(f"\nOutputs: lake {home / 'lake'} (Parquet, one partition per connection)")
+    sys.exit(0 if all(r.success for r in results) else 1)

@@ -131,8 +131,8 @@ class RequestContext:
             raise not_found(NO_REPO_MESSAGE)
         need = access or self.route.access
         if need in PERMISSION_ORDER and PERMISSION_ORDER[self.permission(repo)] < PERMISSION_ORDER[need]:
-            raise ApiError(403, "Access denied. You must have write or admin access." if need == "write"
-                           else "Access denied. You must have admin access to this repository.")
+            # Bitbucket gives this one message for write and admin routes alike (hooks, branch-restrictions…).
+            raise ApiError(403, "Access denied. You must have write or admin access.")
         return repo
 
 

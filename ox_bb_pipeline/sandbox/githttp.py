@@ -55,6 +55,12 @@ def git_handler(app, request: Request, environ) -> Response:
             status = 403
             return Response("You do not have write access to this repository.\n", status=403,
                             mimetype="text/plain")
+        scope = "repository:write" if push else "repository"
+        if identity is not None and identity.kind != "access_token" and not identity.has_scope(scope):
+            # A user's credential acts within its scopes: a read-only API token or OAuth token can't push.
+            status = 403
+            return Response(f"Your credentials lack the {identity.scope_name(scope)} scope.\n", status=403,
+                            mimetype="text/plain")
         response = _run_backend(app, request, environ, repo, match["rest"])
         status = response.status_code
         if push and match["rest"] == f"/{PUSH_SERVICE}" and status == 200:

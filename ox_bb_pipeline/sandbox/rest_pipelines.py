@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from . import serializers as s
-from .app import ApiError, Page, RequestContext, not_found, route
+from .app import ApiError, Page, RequestContext, json_response, not_found, route
 from ..clock import parse_when
 
 PIPELINE_SORT = {"created_on", "-created_on", "creator.uuid", "-creator.uuid", "run_creation_date",
@@ -147,17 +147,21 @@ def add_annotations(ctx: RequestContext, workspace: str, repo_slug: str, commit:
         raise ApiError(400, "Invalid JSON body", detail=str(exc)) from exc
     if not isinstance(items, list) or not 1 <= len(items) <= 100:
         raise ApiError(400, "Invalid annotations", detail="send a JSON list of 1 to 100 annotations")
+    # The whole batch is checked before anything is stored: a 400 leaves the report unchanged.
+    for item in items:
+        if not isinstance(item, dict) or not item.get("external_id") or not item.get("summary"):
+            raise ApiError(400, "Invalid annotation", detail="external_id and summary are required")
+        if item.get("annotation_type", "VULNERABILITY") not in ANNOTATION_TYPES:
+            raise ApiError(400, "Invalid annotation", detail=f"annotation_type must be one of {ANNOTATION_TYPES}")
+        if item.get("severity") is not None and item["severity"] not in SEVERITIES:
+            raise ApiError(400, "Invalid annotation", detail=f"severity must be one of {SEVERITIES}")
     stored_items = []
+    now = s.ts(ctx.clock.now())
     with ctx.world.lock:
         bucket = repo.annotations.setdefault((sha, report_id), {})
         for item in items:
-            external_id = item.get("external_id") if isinstance(item, dict) else None
-            if not external_id or not item.get("summary"):
-                raise ApiError(400, "Invalid annotation", detail="external_id and summary are required")
-            if item.get("annotation_type", "VULNERABILITY") not in ANNOTATION_TYPES:
-                raise ApiError(400, "Invalid annotation", detail=f"annotation_type must be one of {ANNOTATION_TYPES}")
-            if item.get("severity") is not None and item["severity"] not in SEVERITIES:
-                raise ApiError(400, "Invalid annotation", detail=f"severity must be one of {SEVERITIES}")
+            external_id = item["external_id"]
+            existing = bucket.get(external_id)
             stored = {
                 "type": "report_annotation", "external_id": external_id,
                 "uuid": s.s_uuid("annotation", f"{repo.full_name}:{sha}:{report_id}:{external_id}"),
@@ -165,8 +169,8 @@ def add_annotations(ctx: RequestContext, workspace: str, repo_slug: str, commit:
                 "summary": item["summary"], "details": item.get("details", ""),
                 "path": item.get("path"), "line": item.get("line"), "severity": item.get("severity"),
                 "result": item.get("result"), "link": item.get("link"),
-                "created_on": s.ts(ctx.clock.now()), "updated_on": s.ts(ctx.clock.now()),
+                "created_on": existing["created_on"] if existing else now, "updated_on": now,
             }
             bucket[external_id] = stored
             stored_items.append(stored)
-    return stored_items
+    return json_response(200, stored_items)  # the spec answers 200 (not 201) to this bulk POST

@@ -1,0 +1,151 @@
+"""VERIFY CONNECTIVITY: authenticate a connection, list its workspaces and probe every capability
+the pipeline uses, naming the missing scope (Bitbucket's name) and what stops working without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import (
+    AuthenticationError,
+    BitbucketError,
+    MissingScopeError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+
+
+@dataclass(frozen=True)
+class Capability:
+    name: str
+    path: str  # {ws} and {repo} are filled with the first visible workspace and repository
+    scope: str  # API-token scope name, as the connector's setup page lists them
+    legacy_scope: str  # OAuth consumer / access-token scope name
+    required: bool  # without it nothing useful runs; otherwise the connection is degraded
+    loses: str  # what stops working without it
+    admin: bool = False
+    single: bool = False  # an object, not a paginated list
+
+    @property
+    def params(self) -> dict | None:
+        return None if self.single else {"pagelen": 1}
+
+
+CAPABILITIES: tuple[Capability, ...] = (
+    Capability("read repositories", "/repositories/{ws}", "read:repository:bitbucket", "repository", True,
+               "everything: repositories cannot be listed or scanned"),
+    Capability("read projects", "/workspaces/{ws}/projects", "read:project:bitbucket", "project", False,
+               "projects table; include/exclude globs on PROJECT_KEY see no project names"),
+    Capability("read pull requests", "/repositories/{ws}/{repo}/pullrequests",
+               "read:pullrequest:bitbucket", "pullrequest", False,
+               "pull_requests, default_reviewers; BB-012 and BB-014 (merged without approval)"),
+    Capability("read pipelines", "/repositories/{ws}/{repo}/pipelines", "read:pipeline:bitbucket",
+               "pipeline", False, "pipeline_runs, environments, pipeline_variables; BB-025, BB-030"),
+    Capability("read webhooks", "/repositories/{ws}/{repo}/hooks", "read:webhook:bitbucket", "webhook",
+               False, "webhooks; BB-023, BB-024", admin=True),
+    Capability("admin: branch restrictions", "/repositories/{ws}/{repo}/branch-restrictions",
+               "admin:repository:bitbucket", "repository:admin", False,
+               "branch_restrictions; BB-001…BB-013 become not_evaluable", admin=True),
+    Capability("admin: deploy keys", "/repositories/{ws}/{repo}/deploy-keys",
+               "admin:repository:bitbucket", "repository:admin", False, "deploy_keys; BB-022", admin=True),
+    Capability("admin: pipeline configuration", "/repositories/{ws}/{repo}/pipelines_config",
+               "admin:repository:bitbucket", "repository:admin", False, "pipeline_configs.enabled", admin=True,
+               single=True),
+)
+
+
+@dataclass
+class Probe:
+    capability: str
+    ok: bool
+    required: bool
+    missing: str = ""  # the missing scope or permission, by Bitbucket's name
+    loses: str = ""
+    detail: str = ""
+
+
+@dataclass
+class Verification:
+    connection: str
+    method: str
+    authenticated: bool = False
+    account: str = ""
+    workspaces: list[str] = field(default_factory=list)
+    probes: list[Probe] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def status(self) -> str:
+        """ok | degraded | failed"""
+        if not self.authenticated or self.error or any(not p.ok and p.required for p in self.probes):
+            return "failed"
+        return "degraded" if any(not p.ok for p in self.probes) else "ok"
+
+
+def verify(client, git=None, workspaces: list[str] | None = None) -> Verification:
+    """Probe one connection. Never raises for Bitbucket answers: they become rows of the result."""
+    conn = client.connection
+    result = Verification(connection=conn.name, method=conn.method)
+    legacy = conn.method != "token"
+    try:
+        if conn.method == "access_token":
+            result.workspaces = list(conn.workspaces or [])
+            if not result.workspaces:
+                result.error = ("access tokens cannot list workspaces: set `workspaces: [<slug>]` on this "
+                                "connection")
+                return result
+            client.get_json(f"/repositories/{result.workspaces[0]}", {"pagelen": 1})
+            result.account = f"access token for {result.workspaces[0]}"
+        else:
+            user = client.get_json("/user")
+            result.account = user.get("display_name") or user.get("nickname") or ""
+            listed = [w["workspace"]["slug"] for w in client.paginate("/user/workspaces", pagelen=100)]
+            result.workspaces = [w for w in listed if not workspaces and not conn.workspaces
+                                 or w in (workspaces or conn.workspaces)]
+        result.authenticated = True
+    except AuthenticationError as exc:
+        result.error = str(exc)
+        return result
+    except BitbucketError as exc:
+        result.authenticated = not isinstance(exc, AuthenticationError)
+        result.error = str(exc)
+        return result
+    if not result.workspaces:
+        result.error = "the credential sees no workspace (or none of the configured ones)"
+        return result
+    ws = result.workspaces[0]
+    repo = _first_repository(client, ws)
+    for cap in CAPABILITIES:
+        if "{repo}" in cap.path and repo is None:
+            result.probes.append(Probe(cap.name, False, cap.required, "", cap.loses,
+                                       "no repository visible to probe with"))
+            continue
+        scope = cap.legacy_scope if legacy else cap.scope
+        try:
+            client.get_json(cap.path.format(ws=ws, repo=repo), cap.params)
+            result.probes.append(Probe(cap.name, True, cap.required))
+        except MissingScopeError as exc:
+            result.probes.append(Probe(cap.name, False, cap.required, ", ".join(exc.required) or scope, cap.loses))
+        except PermissionDeniedError:
+            result.probes.append(Probe(cap.name, False, cap.required, f"admin rights on {ws}/{repo}", cap.loses))
+        except NotFoundError as exc:
+            result.probes.append(Probe(cap.name, False, cap.required, scope, cap.loses, str(exc)))
+        except BitbucketError as exc:
+            result.probes.append(Probe(cap.name, False, cap.required, "", cap.loses, str(exc)))
+    if git is not None and repo is not None:
+        try:
+            git.ls_remote(ws, repo)
+            result.probes.append(Probe("git clone (read code)", True, True))
+        except BitbucketError as exc:
+            result.probes.append(Probe("git clone (read code)", False, True, "read:repository:bitbucket",
+                                       "every code scanner (secrets, SAST, IaC, SCA)", str(exc)))
+    return result
+
+
+def _first_repository(client, ws: str) -> str | None:
+    try:
+        page = client.get_json(f"/repositories/{ws}", {"pagelen": 1, "sort": "slug"})
+    except BitbucketError:
+        return None
+    values = page.get("values") or []
+    return values[0]["slug"] if values else None

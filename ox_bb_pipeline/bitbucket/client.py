@@ -1,0 +1,239 @@
+"""A small Bitbucket Cloud REST client: one pooled session per connection, paging that follows
+`next` verbatim and stops safely, retries with backoff and jitter, and an hourly request budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..clock import Clock, SystemClock
+from .auth import auth_for
+from .errors import (
+    REPLACEMENTS,
+    AuthenticationError,
+    BitbucketError,
+    EndpointGoneError,
+    InvalidResponseError,
+    MissingScopeError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+)
+
+log = logging.getLogger(__name__)
+TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+MAX_BACKOFF = 60.0
+
+
+class RequestBudget:
+    """At most `per_hour` requests in any rolling hour; `acquire` waits (injectable sleep) for a slot."""
+
+    def __init__(self, per_hour: int, clock: Clock | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.per_hour = per_hour
+        self.clock = clock or SystemClock()
+        self.sleep = sleep
+        self._sent: deque = deque()
+        self._lock = threading.Lock()
+        self.waited_seconds = 0.0
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self.clock.now()
+                while self._sent and now - self._sent[0] >= timedelta(hours=1):
+                    self._sent.popleft()
+                if len(self._sent) < self.per_hour:
+                    self._sent.append(now)
+                    return
+                wait = (self._sent[0] + timedelta(hours=1) - now).total_seconds()
+            self.waited_seconds += max(wait, 0.05)
+            self.sleep(max(wait, 0.05))
+
+    @property
+    def used(self) -> int:
+        with self._lock:
+            return len(self._sent)
+
+
+def _item_key(item: dict):
+    for field in ("uuid", "id", "hash", "path"):
+        if field in item and item[field] is not None:
+            return (field, item[field] if not isinstance(item[field], (dict, list)) else json.dumps(item[field]))
+    return ("json", json.dumps(item, sort_keys=True))
+
+
+class BitbucketClient:
+    """REST access for one connection. Counts every request it sends (`requests_sent`)."""
+
+    def __init__(self, connection, *, auth=None, clock: Clock | None = None,
+                 sleep: Callable[[float], None] = time.sleep, budget: RequestBudget | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.connection = connection
+        self.name = connection.name
+        self.clock = clock or SystemClock()
+        self.auth = auth or auth_for(connection, self.clock)
+        self.sleep = sleep
+        self.budget = budget or RequestBudget(connection.requests_per_hour, self.clock, sleep)
+        self.rng = rng or random.Random()
+        self.timeout = (connection.timeouts.connect, connection.timeouts.read)
+        self.max_retries = connection.max_retries
+        self.base_url = connection.host_url
+        self._origin = urlsplit(self.base_url)[:2]
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "ox-bb-pipeline"})
+        self.requests_sent = 0
+        self.retries = Counter()
+        self._count_lock = threading.Lock()
+
+    # -- public API ----------------------------------------------------------------------------
+    def get_json(self, path: str, params: dict | list | None = None) -> dict:
+        return self._send("GET", path, params=params).json()
+
+    def send_json(self, method: str, path: str, body) -> dict | list:
+        return self._send(method, path, json_body=body).json()
+
+    def get_raw(self, path: str, params: dict | None = None) -> bytes:
+        return self._send("GET", path, params=params, expect_json=False).content
+
+    def paginate(self, path: str, params: dict | list | None = None, *, pagelen: int | None = None,
+                 key: Callable[[dict], object] = _item_key) -> Iterator[dict]:
+        """Every item of a paginated collection. Follows `next` verbatim; stops on a repeated or
+        foreign `next`, and drops items already seen (some endpoints repeat items across pages)."""
+        query = list(params.items()) if isinstance(params, dict) else list(params or [])
+        if pagelen:
+            query.append(("pagelen", pagelen))
+        url: str | None = path
+        visited: set[str] = set()
+        seen: set = set()
+        first = True
+        while url:
+            response = self._send("GET", url, params=query if first else None)
+            visited.add(response.url)
+            page = response.json()
+            if not isinstance(page, dict) or not isinstance(page.get("values"), list):
+                raise InvalidResponseError(f"connection '{self.name}': {self._endpoint(url)} did not answer a "
+                                           "paginated list", connection=self.name, endpoint=self._endpoint(url))
+            for item in page["values"]:
+                k = key(item)
+                if k in seen:
+                    continue
+                seen.add(k)
+                yield item
+            next_url = page.get("next")
+            first = False
+            if not next_url or next_url in visited or not page["values"]:
+                break
+            if urlsplit(next_url)[:2] != self._origin:
+                raise InvalidResponseError(f"connection '{self.name}': refusing to follow a `next` link to another "
+                                           f"host ({urlsplit(next_url).netloc})", connection=self.name,
+                                           endpoint=self._endpoint(url))
+            url = next_url
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _full(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return f"{self.base_url}{path_or_url}"
+
+    def _endpoint(self, path_or_url: str) -> str:
+        path = urlsplit(self._full(path_or_url)).path
+        return path.removeprefix(urlsplit(self.base_url).path) or "/"
+
+    def _backoff(self, attempt: int) -> float:
+        return self.rng.uniform(0, min(MAX_BACKOFF, 2.0 ** attempt))  # exponential, full jitter
+
+    def _send(self, method: str, path: str, *, params=None, json_body=None, expect_json: bool = True):
+        url, endpoint = self._full(path), self._endpoint(path)
+        attempt, refreshed = 0, False
+        while True:
+            self.budget.acquire()
+            with self._count_lock:
+                self.requests_sent += 1
+            problem: str
+            try:
+                response = self.session.request(method, url, params=params, json=json_body, auth=self.auth,
+                                                timeout=self.timeout, allow_redirects=True)
+            except TRANSIENT as exc:
+                problem = type(exc).__name__
+            else:
+                status = response.status_code
+                if status == 401 and not refreshed and self.auth.can_refresh():
+                    refreshed = True
+                    self.auth.invalidate()
+                    continue
+                if status == 429:
+                    problem = "429 rate limited"
+                elif status >= 500:
+                    problem = f"HTTP {status}"
+                elif status >= 400:
+                    raise self._error(response, endpoint)
+                elif expect_json:
+                    try:
+                        response.json()
+                        return response
+                    except ValueError:
+                        problem = "truncated or invalid JSON"
+                else:
+                    return response
+            if attempt >= self.max_retries:
+                cls = RateLimitedError if problem.startswith("429") else (
+                    InvalidResponseError if "JSON" in problem else ServerError)
+                raise cls(f"connection '{self.name}': {method} {endpoint} failed after {attempt + 1} attempts "
+                          f"({problem}); Bitbucket may be degraded or the hourly limit reached — the run can be "
+                          "retried later", connection=self.name, endpoint=endpoint)
+            self.retries[problem] += 1
+            delay = self._backoff(attempt)
+            log.info("%s %s: %s, retry %d in %.1fs", method, endpoint, problem, attempt + 1, delay)
+            self.sleep(delay)
+            attempt += 1
+
+    def _error(self, response: requests.Response, endpoint: str) -> BitbucketError:
+        status = response.status_code
+        try:
+            error = response.json().get("error", {})
+        except (ValueError, AttributeError):
+            error = {}
+        message = error.get("message") or response.text[:200]
+        detail = error.get("detail")
+        who = f"connection '{self.name}' ({self.auth.kind})"
+        kw = {"connection": self.name, "endpoint": endpoint, "status": status}
+        if status == 401:
+            return AuthenticationError(
+                f"{who}: Bitbucket refused the credential on {endpoint} ({message})"
+                + ("; an OAuth refresh was tried once" if self.auth.can_refresh() else "")
+                + " — check that it is valid, not expired, and (for API tokens) sent with the account email",
+                **kw)
+        if status == 403 and isinstance(detail, dict) and "required" in detail:
+            granted, required = list(detail.get("granted", [])), list(detail.get("required", []))
+            return MissingScopeError(
+                f"{who}: {endpoint} needs scope {', '.join(required)} which the credential lacks "
+                f"(granted: {', '.join(granted) or 'none'}); add it to the token or consumer",
+                granted=granted, required=required, **kw)
+        if status == 403:
+            return PermissionDeniedError(f"{who}: {endpoint} is not allowed for this account ({message}); it needs "
+                                         "admin rights on the repository or workspace, or a plan with the feature",
+                                         **kw)
+        if status == 404:
+            return NotFoundError(f"{who}: {endpoint} not found, or private and not visible to this account", **kw)
+        if status == 410:
+            replacement = next((new for old, new in REPLACEMENTS.items() if endpoint.rstrip("/") == old), None)
+            return EndpointGoneError(
+                f"{who}: {endpoint} was removed by Bitbucket ({message})"
+                + (f"; use {replacement} instead" if replacement else ""), replacement=replacement, **kw)
+        return BitbucketError(f"{who}: {endpoint} answered {status}: {message}"
+                              + (f" ({detail})" if isinstance(detail, str) else ""), **kw)

@@ -1,0 +1,442 @@
+"""Extract one connection into raw table rows, spending as few REST requests as it can.
+
+- Listings per workspace (workspaces, projects, repositories, workspace hooks and variables,
+  effective repository permissions) cost a few paged requests for all repositories at once.
+- Branch heads and main-branch history come from git (ls-remote, a shallow fetch).
+- A repository whose `updated_on` and main head are unchanged since the last run costs no
+  per-repository request: its rows are carried forward from the previous partition.
+- Settings endpoints (restrictions, branching model, default reviewers, deploy keys, hooks,
+  pipeline variables) are refreshed when a repository changes or when older than
+  `settings_max_age`, oldest first, within the remaining hourly budget.
+- A 403/404/410 on one repository's endpoint becomes an `extraction_status` row; the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ..clock import Clock, SystemClock, isoformat, parse_when
+from ..config import data_home
+from ..files import atomic_write_text
+from ..redaction import looks_like_secret, salted_hash
+from .errors import (
+    BitbucketError,
+    EndpointGoneError,
+    MissingScopeError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from .gitcache import GitHistory
+
+log = logging.getLogger(__name__)
+PR_STATES = ("OPEN", "MERGED", "DECLINED", "SUPERSEDED")
+REPO_FIELDS = ("next,values.uuid,values.slug,values.full_name,values.name,values.project.key,values.project.name,"
+               "values.mainbranch.name,values.is_private,values.fork_policy,values.language,values.size,"
+               "values.created_on,values.updated_on,values.links.clone,values.parent.full_name")
+PR_FIELDS = ("next,values.id,values.title,values.state,values.author.nickname,values.source.branch.name,"
+             "values.source.commit.hash,values.destination.branch.name,values.destination.commit.hash,"
+             "values.merge_commit.hash,values.closed_by.nickname,values.comment_count,values.task_count,"
+             "values.created_on,values.updated_on,+values.participants,+values.reviewers")
+BRANCH_FIELDS = "next,values.name,values.target.hash,values.target.date"
+# Per-repository settings tables and whether they need the pipelines file to apply.
+SETTINGS_TABLES = ("branch_restrictions", "branching_models", "default_reviewers", "deploy_keys", "webhooks",
+                   "pipeline_variables")
+REPO_TABLES = ("branches", "branch_restrictions", "branching_models", "default_reviewers", "pull_requests",
+               "main_branch_commits", "pipeline_configs", "pipeline_variables", "pipeline_runs", "environments",
+               "deploy_keys", "webhooks")
+
+
+@dataclass
+class ExtractOptions:
+    full_refresh: bool = False
+    settings_max_age: timedelta = timedelta(hours=24)
+    history_depth: int = 200  # main-branch commits kept per repository
+    pipeline_runs: int = 20  # recent runs per repository
+
+
+@dataclass
+class ExtractReport:
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    rest_requests: int = 0
+    git_operations: int = 0
+    repositories_seen: int = 0
+    repositories_selected: int = 0
+    repositories_changed: int = 0
+    settings_refreshed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+class StateStore:
+    """Durable per-connection extraction state (watermarks, what each repository looked like)."""
+
+    def __init__(self, connection: str, home: Path | None = None) -> None:
+        self.path = (home or data_home()) / "cache" / "state" / f"extract-{connection}.json"
+
+    def load(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {"repositories": {}}
+
+    def save(self, state: dict) -> None:
+        atomic_write_text(self.path, json.dumps(state, indent=1, sort_keys=True))
+
+
+def _ts(value) -> datetime | None:
+    return parse_when(value) if isinstance(value, str) and value else None
+
+
+class Extractor:
+    def __init__(self, client, git, *, previous: dict[str, list[dict]], state: dict, clock: Clock | None = None,
+                 options: ExtractOptions | None = None, home: Path | None = None) -> None:
+        self.client = client
+        self.git = git
+        self.conn = client.connection
+        self.previous = previous
+        self.state = state
+        self.clock = clock or SystemClock()
+        self.options = options or ExtractOptions()
+        self.home = home
+        self.history = GitHistory(git, (home or data_home()) / "cache" / "git" / self.conn.name)
+        self.now = self.clock.now()
+        self.report = ExtractReport(rows={t: [] for t in (
+            "workspaces", "projects", "repositories", "repository_permissions", "extraction_status", *REPO_TABLES)})
+
+    # -- entry ---------------------------------------------------------------------------------
+    def run(self) -> ExtractReport:
+        rest_before, git_before = self.client.requests_sent, self.git.operations
+        workspaces = self._workspaces()
+        refresh_queue: list[tuple[str, dict]] = []
+        for ws in workspaces:
+            self._projects(ws)
+            repos = self._repositories(ws)
+            self._workspace_settings(ws)
+            self._repository_permissions(ws, repos)
+            for repo in repos:
+                if repo["selected"]:
+                    self._repository(ws, repo, refresh_queue)
+        self._refresh_settings(refresh_queue)
+        self.report.rest_requests = self.client.requests_sent - rest_before
+        self.report.git_operations = self.git.operations - git_before
+        return self.report
+
+    def _guard(self, table: str, ws: str, repo: dict | None, fn, default=None):
+        """Run one endpoint read; Bitbucket refusals become extraction_status rows."""
+        try:
+            return fn()
+        except (PermissionDeniedError, MissingScopeError, NotFoundError, EndpointGoneError) as exc:
+            status = {PermissionDeniedError: "forbidden", MissingScopeError: "missing_scope",
+                      NotFoundError: "not_found", EndpointGoneError: "gone"}[type(exc)]
+            self.report.rows["extraction_status"].append({
+                "connection": self.conn.name, "workspace": ws, "repository_uuid": repo and repo["repository_uuid"],
+                "repository": repo and repo["repository"], "table_name": table, "endpoint": exc.endpoint,
+                "status": status, "detail": str(exc), "checked_at": self.now})
+            return default
+
+    # -- workspace level -----------------------------------------------------------------------
+    def _workspaces(self) -> list[str]:
+        wanted = self.conn.workspaces
+        if self.conn.method == "access_token":
+            listed = [(w, None) for w in wanted or []]
+        else:
+            listed = [(w["workspace"]["slug"], w.get("administrator"))
+                      for w in self.client.paginate("/user/workspaces", pagelen=100)]
+            if wanted:
+                listed = [(w, admin) for w, admin in listed if w in wanted]
+                missing = set(wanted) - {w for w, _ in listed}
+                for name in sorted(missing):
+                    self.report.problems.append(f"workspace '{name}' is configured but not visible to the credential")
+        slugs = []
+        for slug, admin in listed:
+            detail = self._guard("workspaces", slug, None, lambda s=slug: self.client.get_json(f"/workspaces/{s}"))
+            if detail is None:
+                continue
+            slugs.append(slug)
+            self.report.rows["workspaces"].append({
+                "connection": self.conn.name, "workspace": slug, "workspace_uuid": detail.get("uuid"),
+                "name": detail.get("name"), "is_private": detail.get("is_private"),
+                "forking_mode": detail.get("forking_mode"), "administrator": admin,
+                "created_on": _ts(detail.get("created_on")), "extracted_at": self.now})
+        return slugs
+
+    def _projects(self, ws: str) -> None:
+        items = self._guard("projects", ws, None,
+                            lambda: list(self.client.paginate(f"/workspaces/{ws}/projects", pagelen=100)), [])
+        for p in items:
+            self.report.rows["projects"].append({
+                "connection": self.conn.name, "workspace": ws, "project_uuid": p.get("uuid"),
+                "project_key": p.get("key"), "name": p.get("name"), "is_private": p.get("is_private"),
+                "has_publicly_visible_repos": p.get("has_publicly_visible_repos"),
+                "created_on": _ts(p.get("created_on")), "updated_on": _ts(p.get("updated_on"))})
+
+    def _repositories(self, ws: str) -> list[dict]:
+        rows = []
+        for r in self.client.paginate(f"/repositories/{ws}", {"fields": REPO_FIELDS}, pagelen=100):
+            clone = next((c["href"] for c in (r.get("links") or {}).get("clone", []) if c.get("name") == "https"), "")
+            project = r.get("project") or {}
+            row = {
+                "connection": self.conn.name, "workspace": ws, "repository_uuid": r["uuid"],
+                "repository": r["slug"], "full_name": r.get("full_name"), "name": r.get("name"),
+                "project_key": project.get("key"), "project_name": project.get("name"),
+                "mainbranch": (r.get("mainbranch") or {}).get("name"), "main_head": None,
+                "is_private": r.get("is_private"), "fork_policy": r.get("fork_policy"),
+                "language": r.get("language"), "size": r.get("size"), "created_on": _ts(r.get("created_on")),
+                "updated_on": _ts(r.get("updated_on")), "clone_url": _strip_userinfo(clone),
+                "parent": (r.get("parent") or {}).get("full_name"), "has_pipelines_yml": None,
+                "selected": self.conn.selects(ws, project.get("key") or "", r["slug"]), "extracted_at": self.now}
+            rows.append(row)
+        self.report.repositories_seen += len(rows)
+        self.report.repositories_selected += sum(r["selected"] for r in rows)
+        self.report.rows["repositories"].extend(rows)
+        return rows
+
+    def _workspace_settings(self, ws: str) -> None:
+        hooks = self._guard("webhooks", ws, None,
+                            lambda: list(self.client.paginate(f"/workspaces/{ws}/hooks", pagelen=100)), [])
+        for h in hooks:
+            self.report.rows["webhooks"].append(self._hook_row(ws, None, "workspace", h))
+        variables = self._guard("pipeline_variables", ws, None, lambda: list(
+            self.client.paginate(f"/workspaces/{ws}/pipelines-config/variables", pagelen=100)), [])
+        for v in variables:
+            self.report.rows["pipeline_variables"].append(self._variable_row(ws, None, "workspace", None, v))
+
+    def _repository_permissions(self, ws: str, repos: list[dict]) -> None:
+        by_slug = {r["repository"]: r for r in repos}
+        items = self._guard("repository_permissions", ws, None, lambda: list(
+            self.client.paginate(f"/workspaces/{ws}/permissions/repositories", pagelen=100)), [])
+        for p in items:
+            repo = by_slug.get(((p.get("repository") or {}).get("full_name") or "/").split("/", 1)[1]) \
+                or by_slug.get((p.get("repository") or {}).get("name"))
+            if repo is None or not repo["selected"]:
+                continue
+            user = p.get("user") or {}
+            self.report.rows["repository_permissions"].append({
+                **self._repo_keys(repo), "user_uuid": user.get("uuid"), "nickname": user.get("nickname"),
+                "permission": p.get("permission")})
+
+    # -- repository level ----------------------------------------------------------------------
+    def _repo_keys(self, repo: dict) -> dict:
+        return {"connection": self.conn.name, "workspace": repo["workspace"],
+                "repository_uuid": repo["repository_uuid"], "repository": repo["repository"]}
+
+    def _carry(self, table: str, repo: dict) -> list[dict]:
+        return [r for r in self.previous.get(table, []) if r.get("repository_uuid") == repo["repository_uuid"]]
+
+    def _repository(self, ws: str, repo: dict, refresh_queue: list) -> None:
+        uuid = repo["repository_uuid"]
+        saved = self.state["repositories"].get(uuid, {})
+        try:
+            heads = self.git.ls_remote(ws, repo["repository"])
+        except BitbucketError as exc:
+            # Keep what the last run knew (stale, not lost) and say why it was not refreshed.
+            self._guard_status(ws, repo, "branches", f"{ws}/{repo['repository']}.git", "error", str(exc))
+            self.report.problems.append(str(exc))
+            for table in REPO_TABLES:
+                self.report.rows[table].extend(self._carry(table, repo))
+            if saved:
+                self.state["repositories"][uuid] = saved
+            return
+        main = repo["mainbranch"] or heads.head_branch
+        repo["main_head"] = heads.branches.get(main)
+        changed = (self.options.full_refresh or saved.get("updated_on") != isoformat_or_none(repo["updated_on"])
+                   or saved.get("main_head") != repo["main_head"] or not saved)
+        if not changed:
+            repo["has_pipelines_yml"] = saved.get("has_pipelines_yml")
+            for table in ("branches", "pull_requests", "main_branch_commits", "pipeline_configs", "pipeline_runs",
+                          "environments"):
+                self.report.rows[table].extend(self._carry(table, repo))
+            refresh_queue.append((saved.get("settings_at") or "", repo))
+            self.state["repositories"][uuid] = saved
+            return
+        self.report.repositories_changed += 1
+        history, yml = [], None
+        if repo["main_head"]:
+            try:
+                history = self.history.update(ws, repo["repository"], main, repo["main_head"],
+                                              self.options.history_depth)
+                yml = self.history.read_file(ws, repo["repository"], repo["main_head"], "bitbucket-pipelines.yml")
+            except BitbucketError as exc:
+                self._guard_status(ws, repo, "main_branch_commits", f"{ws}/{repo['repository']}.git", "error",
+                                   str(exc))
+                self.report.problems.append(str(exc))
+        repo["has_pipelines_yml"] = yml is not None
+        self._branches(ws, repo, heads, main)
+        watermark = None if self.options.full_refresh else saved.get("pr_watermark")
+        prs = self._pull_requests(ws, repo, watermark)
+        self._main_commits(repo, history, prs)
+        self._pipelines(ws, repo, yml)
+        self.state["repositories"][uuid] = {
+            **saved, "updated_on": isoformat_or_none(repo["updated_on"]), "main_head": repo["main_head"],
+            "has_pipelines_yml": repo["has_pipelines_yml"],
+            "pr_watermark": max((isoformat(p["updated_on"]) for p in prs if p["updated_on"]),
+                                default=saved.get("pr_watermark"))}
+        refresh_queue.append(("", repo))  # changed repositories refresh their settings first
+
+    def _guard_status(self, ws, repo, table, endpoint, status, detail) -> None:
+        self.report.rows["extraction_status"].append({
+            **self._repo_keys(repo), "table_name": table, "endpoint": endpoint, "status": status,
+            "detail": detail, "checked_at": self.now})
+
+    def _branches(self, ws: str, repo: dict, heads, main: str) -> None:
+        base = f"/repositories/{ws}/{repo['repository']}"
+        dates = {}
+        listed = self._guard("branches", ws, repo, lambda: list(
+            self.client.paginate(f"{base}/refs/branches", {"fields": BRANCH_FIELDS}, pagelen=100)), [])
+        for b in listed:
+            dates[b["name"]] = _ts((b.get("target") or {}).get("date"))
+        for name, sha in sorted(heads.branches.items()):
+            self.report.rows["branches"].append({**self._repo_keys(repo), "branch": name, "commit": sha,
+                                                 "commit_date": dates.get(name), "is_main": name == main})
+
+    def _pull_requests(self, ws: str, repo: dict, watermark: str | None) -> list[dict]:
+        params = [("state", s) for s in PR_STATES] + [("sort", "updated_on"), ("fields", PR_FIELDS)]
+        if watermark:
+            params.append(("q", f"updated_on>={watermark}"))
+        base = f"/repositories/{ws}/{repo['repository']}"
+        fetched = self._guard("pull_requests", ws, repo,
+                              lambda: list(self.client.paginate(f"{base}/pullrequests", params, pagelen=50)), None)
+        if fetched is None:
+            return self._carry("pull_requests", repo)
+        rows = {r["pr_id"]: r for r in (self._carry("pull_requests", repo) if watermark else [])}
+        for pr in fetched:
+            approvers = sorted(p["user"]["nickname"] for p in pr.get("participants") or [] if p.get("approved"))
+            rows[pr["id"]] = {
+                **self._repo_keys(repo), "pr_id": pr["id"], "title": pr.get("title"), "state": pr.get("state"),
+                "author": (pr.get("author") or {}).get("nickname"),
+                "source_branch": pr["source"]["branch"]["name"], "source_commit": (pr["source"].get("commit") or {}).get("hash"),
+                "destination_branch": pr["destination"]["branch"]["name"],
+                "destination_commit": (pr["destination"].get("commit") or {}).get("hash"),
+                "merge_commit": (pr.get("merge_commit") or {}).get("hash"),
+                "closed_by": (pr.get("closed_by") or {}).get("nickname"), "approvals": len(approvers),
+                "approvers": approvers, "reviewers": sorted(r.get("nickname", "") for r in pr.get("reviewers") or []),
+                "comment_count": pr.get("comment_count"), "task_count": pr.get("task_count"),
+                "created_on": _ts(pr.get("created_on")), "updated_on": _ts(pr.get("updated_on"))}
+        result = sorted(rows.values(), key=lambda r: r["pr_id"])
+        self.report.rows["pull_requests"].extend(result)
+        return result
+
+    def _main_commits(self, repo: dict, history: list[dict], prs: list[dict]) -> None:
+        merged = {p["merge_commit"]: p for p in prs if p["state"] == "MERGED" and p.get("merge_commit")}
+        for c in history:
+            # Bitbucket reports merge commits by a 12-character prefix.
+            pr = next((p for short, p in merged.items() if c["commit"].startswith(short)), None)
+            self.report.rows["main_branch_commits"].append({
+                **self._repo_keys(repo), **c, "pr_id": pr["pr_id"] if pr else None,
+                "pr_approvals": pr["approvals"] if pr else None})
+
+    def _pipelines(self, ws: str, repo: dict, yml: str | None) -> None:
+        base = f"/repositories/{ws}/{repo['repository']}"
+        enabled = None
+        if yml is not None:
+            config = self._guard("pipeline_configs", ws, repo, lambda: self.client.get_json(f"{base}/pipelines_config"))
+            enabled = config.get("enabled") if config else None
+        self.report.rows["pipeline_configs"].append({
+            **self._repo_keys(repo), "enabled": enabled, "main_commit": repo["main_head"],
+            "yml_present": yml is not None, "yml": yml})
+        if yml is None:
+            return  # no pipelines file: runs and environments cannot exist, skip their endpoints
+        runs = self._guard("pipeline_runs", ws, repo, lambda: self.client.get_json(
+            f"{base}/pipelines", {"sort": "-created_on", "pagelen": self.options.pipeline_runs}), None)
+        for run in (runs or {}).get("values", []):
+            target = run.get("target") or {}
+            state = run.get("state") or {}
+            created, completed = _ts(run.get("created_on")), _ts(run.get("completed_on"))
+            self.report.rows["pipeline_runs"].append({
+                **self._repo_keys(repo), "pipeline_uuid": run.get("uuid"), "build_number": run.get("build_number"),
+                "target_type": target.get("type"), "ref_name": target.get("ref_name") or target.get("source"),
+                "selector_type": (target.get("selector") or {}).get("type"),
+                "selector_pattern": (target.get("selector") or {}).get("pattern"),
+                "trigger": (run.get("trigger") or {}).get("name"), "state": state.get("name"),
+                "result": (state.get("result") or {}).get("name"), "commit": (target.get("commit") or {}).get("hash"),
+                "created_on": created, "completed_on": completed,
+                "duration_seconds": run.get("build_seconds_used")})
+        envs = self._guard("environments", ws, repo, lambda: list(
+            self.client.paginate(f"{base}/environments", pagelen=100)), [])
+        for e in envs:
+            self.report.rows["environments"].append({
+                **self._repo_keys(repo), "environment_uuid": e.get("uuid"), "name": e.get("name"),
+                "environment_type": (e.get("environment_type") or {}).get("name"), "rank": e.get("rank"),
+                "admin_only": (e.get("restrictions") or {}).get("admin_only"),
+                "deployment_gate_enabled": e.get("deployment_gate_enabled")})
+
+    # -- settings, on a cadence ----------------------------------------------------------------
+    def _refresh_settings(self, queue: list[tuple[str, dict]]) -> None:
+        """Changed repositories first, then the oldest settings; stale ones beyond the budget wait."""
+        budget_left = self.client.budget.per_hour - self.client.budget.used
+        cutoff = isoformat(self.now - self.options.settings_max_age)
+        for stamp, repo in sorted(queue, key=lambda item: item[0]):
+            due = stamp == "" or stamp <= cutoff
+            cost = 6 if repo.get("has_pipelines_yml") else 5
+            if not due or budget_left < cost:
+                for table in SETTINGS_TABLES:
+                    self.report.rows[table].extend(self._carry(table, repo))
+                continue
+            budget_left -= cost
+            self._settings(repo)
+            self.report.settings_refreshed += 1
+            self.state["repositories"].setdefault(repo["repository_uuid"], {})["settings_at"] = isoformat(self.now)
+
+    def _settings(self, repo: dict) -> None:
+        ws, base = repo["workspace"], f"/repositories/{repo['workspace']}/{repo['repository']}"
+        keys = self._repo_keys(repo)
+        paged = lambda table, path: self._guard(table, ws, repo, lambda: list(  # noqa: E731
+            self.client.paginate(f"{base}/{path}", pagelen=100)), [])
+        for r in paged("branch_restrictions", "branch-restrictions"):
+            self.report.rows["branch_restrictions"].append({
+                **keys, "restriction_id": r.get("id"), "kind": r.get("kind"),
+                "branch_match_kind": r.get("branch_match_kind"), "pattern": r.get("pattern") or None,
+                "branch_type": r.get("branch_type"), "value": r.get("value"),
+                "users": sorted(u.get("nickname", "") for u in r.get("users") or []),
+                "groups": sorted(g.get("slug", "") for g in r.get("groups") or [])})
+        model = self._guard("branching_models", ws, repo, lambda: self.client.get_json(f"{base}/branching-model"))
+        if model:
+            self.report.rows["branching_models"].append({
+                **keys, "development_branch": (model.get("development") or {}).get("name"),
+                "production_branch": (model.get("production") or {}).get("name"),
+                "branch_types": json.dumps(model.get("branch_types") or [])})
+        for u in paged("default_reviewers", "default-reviewers"):
+            self.report.rows["default_reviewers"].append({**keys, "user_uuid": u.get("uuid"),
+                                                          "nickname": u.get("nickname"),
+                                                          "display_name": u.get("display_name")})
+        for k in paged("deploy_keys", "deploy-keys"):
+            self.report.rows["deploy_keys"].append({
+                **keys, "key_id": k.get("id"), "label": k.get("label"), "comment": k.get("comment"),
+                "key_fingerprint": hashlib.sha256((k.get("key") or "").encode()).hexdigest(),
+                "added_on": _ts(k.get("added_on") or k.get("created_on")), "last_used": _ts(k.get("last_used"))})
+        for h in paged("webhooks", "hooks"):
+            self.report.rows["webhooks"].append(self._hook_row(ws, repo, "repository", h))
+        if repo.get("has_pipelines_yml"):
+            for v in paged("pipeline_variables", "pipelines_config/variables"):
+                self.report.rows["pipeline_variables"].append(self._variable_row(ws, repo, "repository", None, v))
+
+    # -- row builders --------------------------------------------------------------------------
+    def _hook_row(self, ws: str, repo: dict | None, level: str, h: dict) -> dict:
+        return {"connection": self.conn.name, "workspace": ws,
+                "repository_uuid": repo and repo["repository_uuid"], "repository": repo and repo["repository"],
+                "level": level, "hook_uuid": h.get("uuid"), "url": h.get("url"), "description": h.get("description"),
+                "events": list(h.get("events") or []), "active": h.get("active"), "secret_set": h.get("secret_set"),
+                "skip_cert_verification": h.get("skip_cert_verification"), "created_at": _ts(h.get("created_at"))}
+
+    def _variable_row(self, ws: str, repo: dict | None, level: str, environment: str | None, v: dict) -> dict:
+        value = v.get("value") if not v.get("secured") else None
+        return {"connection": self.conn.name, "workspace": ws,
+                "repository_uuid": repo and repo["repository_uuid"], "repository": repo and repo["repository"],
+                "level": level, "environment": environment, "variable_uuid": v.get("uuid"), "key": v.get("key"),
+                "secured": bool(v.get("secured")),
+                "value_looks_secret": looks_like_secret(v.get("key", ""), value) if value else None,
+                "value_hash": salted_hash(value, self.home) if value else None,
+                "value_length": len(value) if value else None}
+
+
+def _strip_userinfo(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.split('@', 1)[-1]}" if sep else url
+
+
+def isoformat_or_none(value) -> str | None:
+    return isoformat(value) if value else None

@@ -1,0 +1,257 @@
+"""Typed configuration: `connections.yaml` (Bitbucket accounts and repository selection).
+
+Secrets appear in the file only as `${ENV_VAR}` references. Values come from the process
+environment, or from an optional `env_file` beside the file (the environment wins). Every problem
+in a file is reported at once, each naming the connection and field, before anything runs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEFAULT_HOST_URL = "https://api.bitbucket.org/2.0"
+ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A configuration file with problems; `problems` lists each, naming the place and the fix."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def data_home() -> Path:
+    """`OX_BB_HOME` (default ./data): lake/, warehouse.duckdb, exports/, reports/, cache/."""
+    return Path(os.environ.get("OX_BB_HOME", "data")).resolve()
+
+
+class Timeouts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    connect: float = Field(5.0, gt=0)
+    read: float = Field(30.0, gt=0)
+
+
+class _Connection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    host_url: str = DEFAULT_HOST_URL
+    web_url: str | None = None  # derived from host_url: https://api.bitbucket.org/2.0 -> https://bitbucket.org
+    workspaces: list[str] | None = None  # default: every workspace the credential sees
+    include: list[str] = Field(default_factory=lambda: ["*"])  # globs on workspace/PROJECT_KEY/repo_slug
+    exclude: list[str] = Field(default_factory=list)
+    requests_per_hour: int = Field(900, ge=1, le=100_000)  # below Bitbucket's ~1,000/h on purpose
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_retries: int = Field(5, ge=0, le=20)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("use lower-case letters, digits, '-' and '_' (it becomes a Dagster partition key)")
+        return value
+
+    @field_validator("host_url", "web_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.bitbucket.org/2.0")
+        return value.rstrip("/") if value else value
+
+    @property
+    def base_web_url(self) -> str:
+        if self.web_url:
+            return self.web_url
+        root = self.host_url.removesuffix("/2.0")
+        scheme, _, rest = root.partition("://")
+        return f"{scheme}://{rest.removeprefix('api.')}"
+
+    @property
+    def git_url(self) -> str:
+        return self.base_web_url
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_web_url}/site/oauth2/access_token"
+
+    def selects(self, workspace: str, project_key: str, slug: str) -> bool:
+        """Whether `workspace/PROJECT_KEY/repo_slug` is selected by include and not excluded."""
+        key = f"{workspace}/{project_key}/{slug}"
+        return any(fnmatch.fnmatchcase(key, g) for g in self.include) and not any(
+            fnmatch.fnmatchcase(key, g) for g in self.exclude)
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return ()
+
+
+class AppConnection(_Connection):
+    """The Bitbucket App method: an OAuth consumer, client-credentials grant."""
+
+    method: Literal["app"]
+    client_id: str
+    client_secret: SecretStr
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return ("client_secret",)
+
+
+class IdpConnection(_Connection):
+    """The Identity Provider method: OAuth authorization-code result (refresh token), refreshed
+    automatically; the rotated refresh token is kept in `token_store` (never logged)."""
+
+    method: Literal["idp"]
+    client_id: str
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    token_store: Path | None = None  # default: OX_BB_HOME/cache/tokens/<name>.json
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return ("client_secret", "refresh_token")
+
+    def token_store_path(self) -> Path:
+        return self.token_store or data_home() / "cache" / "tokens" / f"{self.name}.json"
+
+
+class TokenConnection(_Connection):
+    """User name and token: an Atlassian API token with scopes, sent as Basic email:token."""
+
+    method: Literal["token"]
+    email: str
+    api_token: SecretStr
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return ("api_token",)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("use the Atlassian account's email address (Bitbucket REST accepts no user name)")
+        return value
+
+
+class AccessTokenConnection(_Connection):
+    """A repository, project or workspace access token (Bearer); bound to one workspace."""
+
+    method: Literal["access_token"]
+    token: SecretStr
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return ("token",)
+
+
+Connection = Annotated[Union[AppConnection, IdpConnection, TokenConnection, AccessTokenConnection],
+                       Field(discriminator="method")]
+SECRET_FIELDS = {"client_secret", "refresh_token", "api_token", "token"}
+METHODS = ("app", "idp", "token", "access_token")
+
+
+class ConnectionsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    env_file: str | None = None
+    connections: list[Connection]
+
+    def get(self, name: str) -> _Connection:
+        for connection in self.connections:
+            if connection.name == name:
+                return connection
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.connections]
+
+
+def default_connections_path() -> Path:
+    return Path(os.environ.get("OX_BB_CONNECTIONS", "connections.yaml"))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(str(path), [f"line {number}: expected KEY=VALUE"])
+        values[key.strip().removeprefix("export ").strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def load_connections(path: Path | None = None, environ: dict[str, str] | None = None) -> ConnectionsFile:
+    """Parse, resolve `${ENV}` references and validate; raise ConfigError listing every problem."""
+    path = Path(path or default_connections_path())
+    source = str(path)
+    if not path.exists():
+        raise ConfigError(source, [f"file not found; copy connections.example.yaml to {path} or set OX_BB_CONNECTIONS"])
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("connections"), list):
+        raise ConfigError(source, ["expected a mapping with a 'connections:' list"])
+    env = dict(environ if environ is not None else os.environ)
+    problems: list[str] = []
+    if raw.get("env_file"):
+        env_path = path.parent / raw["env_file"]
+        if env_path.exists():
+            env = {**read_env_file(env_path), **env}
+        else:
+            problems.append(f"env_file {env_path} does not exist")
+    seen: set[str] = set()
+    resolved = []
+    for index, entry in enumerate(raw["connections"]):
+        where = f"connections[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping")
+            continue
+        name = entry.get("name")
+        where = f"connection '{name}'" if name else where
+        if name in seen:
+            problems.append(f"{where}: duplicate name; each connection needs its own")
+        seen.add(name)
+        method = entry.get("method")
+        if method not in METHODS:
+            problems.append(f"{where}: unknown method {method!r}; use one of {', '.join(METHODS)}")
+            continue
+        entry = dict(entry)
+        for field, value in entry.items():
+            match = ENV_REF.match(value) if isinstance(value, str) else None
+            if field in SECRET_FIELDS and match is None:
+                problems.append(f"{where}: field '{field}' holds a literal secret; write it as ${{ENV_VAR}} "
+                                "and put the value in the environment or the env_file")
+                entry[field] = "x"  # keep validating the rest
+            elif match and not env.get(match.group(1)):
+                problems.append(f"{where}: field '{field}' refers to ${{{match.group(1)}}}, which is not set")
+                entry[field] = "x"
+            elif match:
+                entry[field] = env[match.group(1)]
+        resolved.append((where, entry))
+    connections = []
+    for where, entry in resolved:
+        try:
+            connections.append(ConnectionsFile.model_validate({"connections": [entry]}).connections[0])
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = ".".join(str(p) for p in error["loc"][3:] if p not in METHODS)
+                message = error["msg"].removeprefix("Value error, ")
+                if error["type"] == "extra_forbidden":
+                    message = "unknown key; check the spelling against connections.example.yaml"
+                problems.append(f"{where}: field '{loc}': {message}")
+    for key in raw.keys() - {"connections", "env_file"}:
+        problems.append(f"unknown top-level key '{key}'")
+    if problems:
+        raise ConfigError(source, problems)
+    return ConnectionsFile(env_file=raw.get("env_file"), connections=connections)

@@ -1,0 +1,1 @@
+"""Extract stage: Bitbucket connections as dynamic partitions, raw tables into the lake."""

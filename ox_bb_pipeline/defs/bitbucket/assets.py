@@ -1,0 +1,61 @@
+"""Raw Bitbucket tables, one Parquet partition per connection, from one extraction pass.
+
+One step reads everything for a connection so listings are shared across tables and the
+connection's request budget is spent once; each table is still its own asset in the graph.
+"""
+
+
+from datetime import timedelta
+
+import dagster as dg
+
+from ...bitbucket import tables
+from ...bitbucket.extract import ExtractOptions, Extractor, StateStore
+from ... import lake
+from ..metadata import table_metadata
+from .partitions import connections_partitions
+from .resources import BitbucketResource
+
+RAW_TABLES = tuple(tables.TABLES)
+
+
+class ExtractConfig(dg.Config):
+    full_refresh: bool = False
+    """Ignore watermarks and unchanged-repository shortcuts; re-read everything."""
+    settings_max_age_hours: float = 24.0
+    """Refresh settings endpoints (restrictions, hooks, keys, variables) older than this."""
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(["bitbucket", t], description=tables.description(t), group_name="bitbucket",
+                        kinds={"bitbucket", "parquet"}, owners=["team:data-engineering"])
+           for t in RAW_TABLES],
+    partitions_def=connections_partitions,
+    pool="bitbucket_api",
+    can_subset=False,
+)
+def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfig, bitbucket: BitbucketResource):
+    """Extract one connection (a partition) into lake/raw/<table>/connection=<name>/."""
+    name = context.partition_key
+    client = bitbucket.client(name)
+    git = bitbucket.git(client)
+    previous = {t: lake.read_partition("raw", t, name) for t in RAW_TABLES}
+    store = StateStore(name)
+    state = store.load()
+    options = ExtractOptions(full_refresh=config.full_refresh,
+                             settings_max_age=timedelta(hours=config.settings_max_age_hours))
+    report = Extractor(client, git, previous=previous, state=state, options=options).run()
+    for table in RAW_TABLES:
+        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
+    store.save(state)  # only after every partition file is in place
+    for problem in report.problems:
+        context.log.warning(problem)
+    context.log.info(f"{name}: {report.rest_requests} REST requests, {report.git_operations} git operations, "
+                     f"{report.repositories_changed}/{report.repositories_selected} repositories changed")
+    for table in RAW_TABLES:
+        yield dg.MaterializeResult(
+            asset_key=["bitbucket", table],
+            metadata={**table_metadata(report.rows[table], tables.columns(table)),
+                      "rest_requests": report.rest_requests, "git_operations": report.git_operations,
+                      "repositories_changed": report.repositories_changed},
+        )

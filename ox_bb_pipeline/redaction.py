@@ -1,0 +1,60 @@
+"""Secrets never leave as themselves: masked previews and salted hashes only.
+
+The salt is per installation (`OX_BB_SECRET_SALT`, else a random file under OX_BB_HOME/cache,
+mode 0600), so hashes are stable across runs for fingerprinting but useless elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+import re
+import secrets as pysecrets
+from collections import Counter
+from pathlib import Path
+
+from .config import data_home
+from .files import atomic_write_text
+
+SECRET_KEY_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
+                             r"access[_-]?key|client[_-]?secret|signing|webhook[_-]?secret|dsn|conn(ection)?_?str)",
+                             re.IGNORECASE)
+
+
+def _salt(home: Path | None = None) -> bytes:
+    if os.environ.get("OX_BB_SECRET_SALT"):
+        return os.environ["OX_BB_SECRET_SALT"].encode()
+    path = (home or data_home()) / "cache" / "secret-salt"
+    if not path.exists():
+        atomic_write_text(path, pysecrets.token_hex(32), mode=0o600)
+    return path.read_text().strip().encode()
+
+
+def salted_hash(value: str, home: Path | None = None) -> str:
+    """HMAC-SHA256 of the value under the installation's salt (hex)."""
+    return hmac.new(_salt(home), value.encode(), hashlib.sha256).hexdigest()
+
+
+def mask(value: str, keep: int = 4) -> str:
+    """A few leading characters and the length, e.g. `AKIA… (20 chars)`."""
+    shown = value[:keep] if len(value) > 2 * keep else value[:1]
+    return f"{shown}… ({len(value)} chars)"
+
+
+def entropy(value: str) -> float:
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+
+
+def looks_like_secret(key: str, value: str) -> bool:
+    """A secret-looking pipeline variable: a secret-ish name with a non-trivial value, or a value
+    that is long and random-looking whatever its name."""
+    if not value:
+        return False
+    if SECRET_KEY_NAME.search(key) and len(value) >= 6:
+        return True
+    return len(value) >= 20 and entropy(value) >= 3.5 and not value.startswith(("http://", "https://", "/"))

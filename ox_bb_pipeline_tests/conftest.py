@@ -1,0 +1,70 @@
+"""Shared fixtures: real sandboxes on free ports, with their seeded credentials."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from ox_bb_pipeline.clock import ManualClock
+from ox_bb_pipeline.sandbox.generator import SandboxSpec
+from ox_bb_pipeline.sandbox.server import SandboxServer
+
+ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
+SMALL = SandboxSpec(seed=7, workspaces=2, projects=2, repos=6, branches=2, pull_requests=4, commits=4, anchor=ANCHOR)
+TINY = SandboxSpec(seed=11, workspaces=1, projects=1, repos=2, branches=1, pull_requests=2, commits=2, anchor=ANCHOR)
+
+
+class Credentials:
+    """Ready-made `requests` auth for the seeded accounts of a sandbox."""
+
+    def __init__(self, server: SandboxServer) -> None:
+        self.server = server
+        self.secrets = server.secrets()
+
+    def token(self, name: str = "alice-admin") -> tuple[str, str]:
+        user = {"alice-admin": "alice", "bob-member": "bob", "carol-limited": "carol"}[name]
+        return (f"{user}@example.com", self.secrets[f"OX_BB_SANDBOX_TOKEN_{name.upper().replace('-', '_')}"])
+
+    def oauth(self, consumer: str = "app") -> str:
+        """An access token from the client-credentials grant (app) or the current refresh token (idp;
+        the sandbox rotates refresh tokens, and `server.secrets()` always names the live one)."""
+        prefix = f"OX_BB_SANDBOX_{consumer.upper()}"
+        key, secret = self.secrets[f"{prefix}_KEY"], self.secrets[f"{prefix}_SECRET"]
+        if consumer == "app":
+            form = {"grant_type": "client_credentials"}
+        else:
+            form = {"grant_type": "refresh_token", "refresh_token": self.server.secrets()[f"{prefix}_REFRESH_TOKEN"]}
+        response = requests.post(f"{self.server.base_url}/site/oauth2/access_token", data=form, auth=(key, secret),
+                                 timeout=10)
+        response.raise_for_status()
+        body = response.json()
+        return body["access_token"]
+
+    def access_token(self) -> str:
+        return self.secrets["OX_BB_SANDBOX_ACCESS_TOKEN_WORKSPACE_TOKEN"]
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """One read-mostly sandbox for the session (system clock). Tests that move time, change
+    limits or inject faults start their own with `fresh_sandbox`."""
+    with SandboxServer(SMALL) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def creds(sandbox) -> Credentials:
+    return Credentials(sandbox)
+
+
+@pytest.fixture
+def fresh_sandbox():
+    """A tiny private sandbox with a manual clock; use it to move time, limit rates or inject faults."""
+    with SandboxServer(TINY, clock=ManualClock(ANCHOR)) as server:
+        yield server
