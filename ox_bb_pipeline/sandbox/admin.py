@@ -54,15 +54,35 @@ def admin_handler(app, request: Request) -> Response:
             if not isinstance(app.clock, ManualClock):
                 return _error("the sandbox was started with the system clock; start it with a manual clock "
                               "(`--manual-clock`) to move time", 409)
-            app.clock.advance(float((body or {}).get("advance_seconds", 0)))
+            body = {} if body is None else body
+            seconds = body.get("advance_seconds", 0) if isinstance(body, dict) else None
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+                return _error('expected {"advance_seconds": <number>}')
+            app.clock.advance(float(seconds))
             return _json({"now": isoformat(app.clock.now())})
     if path == "/_sandbox/rate-limit":
         if method == "GET":
             return _json(app.limiter.describe())
         if method == "POST":
             body = body or {}
+            problem = _rate_limit_problem(body)
+            if problem:
+                return _error(problem)
             app.limiter.configure(body.get("limit"), body.get("overrides"))
             if body.get("reset"):
                 app.limiter.reset()
             return _json(app.limiter.describe())
     return _error(f"no sandbox admin route {method} {path}", 404)
+
+
+def _rate_limit_problem(body) -> str | None:
+    """Why a /_sandbox/rate-limit body is unusable (checked here: a bad limit would fail every request)."""
+    if not isinstance(body, dict):
+        return 'expected {"limit": N, "overrides": {"bucket": N}, "reset": true}'
+    overrides = body.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        return "overrides must be an object of bucket -> limit"
+    counts = list(overrides.values()) + ([body["limit"]] if body.get("limit") is not None else [])
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in counts):
+        return "limit and overrides must be non-negative integers"
+    return None

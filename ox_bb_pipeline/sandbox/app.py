@@ -13,7 +13,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -312,7 +312,8 @@ class SandboxApp:
         args.append(("page", _encode_cursor(page) if route.cursor else str(page)))
         if start is not None:
             args.append(("_start", str(start)))
-        return f"{request.host_url.rstrip('/')}{request.path}?{urlencode(args)}"
+        # request.path is decoded: re-encode it, or `{uuid}` paths would hand out links with raw braces.
+        return f"{request.host_url.rstrip('/')}{quote(request.path)}?{urlencode(args)}"
 
     def _inject_transport_fault(self, request: Request, environ, response: Response) -> Response:
         rule = self.faults.take(request.path, ("500", "502", "503", "slow", "drop", "truncate"))

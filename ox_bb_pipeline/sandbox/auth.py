@@ -125,7 +125,7 @@ class Authenticator:
     def _basic_rest(self, user: str, password: str) -> Identity:
         for token in self.world.api_tokens:
             owner = self.world.users[token.username]
-            if secrets.compare_digest(token.secret, password) and user.lower() == owner.email.lower():
+            if _same(token.secret, password) and user.lower() == owner.email.lower():
                 return self._api_token_identity(token)
         raise unauthorized()
 
@@ -157,7 +157,7 @@ class Authenticator:
                 credential_type="oauth2",
             )
         for token in self.world.access_tokens:
-            if secrets.compare_digest(token.secret, value):
+            if _same(token.secret, value):
                 return Identity(
                     credential=f"access_token:{token.name}",
                     rate_bucket=f"access_token:{token.name}",
@@ -181,7 +181,7 @@ class Authenticator:
         if user == "x-token-auth":
             return self._bearer(password)
         for token in self.world.api_tokens:
-            if secrets.compare_digest(token.secret, password) and user in ("x-bitbucket-api-token-auth", token.username):
+            if _same(token.secret, password) and user in ("x-bitbucket-api-token-auth", token.username):
                 return self._api_token_identity(token)
         raise unauthorized()
 
@@ -191,7 +191,7 @@ class Authenticator:
         if authorization and authorization.lower().startswith("basic "):
             key, secret = _decode_basic(authorization.split(" ", 1)[1])
         for consumer in self.world.consumers:
-            if consumer.key == key and secret is not None and secrets.compare_digest(consumer.secret, secret):
+            if consumer.key == key and secret is not None and _same(consumer.secret, secret):
                 return consumer
         raise OAuthError(401, "invalid_client", "Invalid OAuth client credentials")
 
@@ -243,6 +243,11 @@ class OAuthError(Exception):
         super().__init__(description)
         self.status = status
         self.body = {"error": error, "error_description": description}
+
+
+def _same(secret: str, offered: str) -> bool:
+    """Constant-time comparison; bytes, because `compare_digest` refuses non-ASCII str (a 500)."""
+    return secrets.compare_digest(secret.encode(), offered.encode())
 
 
 def _decode_basic(value: str) -> tuple[str, str]:

@@ -124,6 +124,15 @@ class FaultRule:
         self.kind = str(self.kind)
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; use one of {', '.join(FAULT_KINDS)}")
+        if not isinstance(self.route, str) or not self.route:
+            raise ValueError("route must be a non-empty path glob such as /2.0/repositories/*")
+        # Checked here, not when a request matches (a bad value there would turn every match into a 500).
+        for name, cast in (("times", int), ("after", int), ("delay", float)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or cast(value) != value:
+                raise ValueError(f"{name} must be a non-negative {'integer' if cast is int else 'number'}, "
+                                 f"not {value!r}")
+            setattr(self, name, cast(value))
 
     @classmethod
     def parse(cls, spec: str) -> "FaultRule":
@@ -132,6 +141,8 @@ class FaultRule:
         if not sep or not route:
             raise ValueError(f"fault {spec!r}: expected ROUTE=KIND[:TIMES]")
         kind, _, times = rest.partition(":")
+        if times and not times.isdigit():
+            raise ValueError(f"fault {spec!r}: TIMES must be a whole number, not {times!r}")
         return cls(route=route, kind=kind, times=int(times) if times else 1)
 
     def as_dict(self) -> dict:

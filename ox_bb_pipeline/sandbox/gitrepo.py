@@ -65,6 +65,7 @@ class GitRepository:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._commits: dict[str, Commit] | None = None
+        self._size: int | None = None
         self._lock = threading.Lock()
 
     def git(self, *args: str, input: bytes | None = None) -> bytes:
@@ -119,6 +120,7 @@ class GitRepository:
     def refresh(self) -> None:
         with self._lock:
             self._commits = None
+            self._size = None
 
     def commit(self, rev: str) -> Commit | None:
         sha = self.resolve(rev)
@@ -180,4 +182,6 @@ class GitRepository:
         return None
 
     def disk_size(self) -> int:
-        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        if self._size is None:
+            self._size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return self._size

@@ -20,9 +20,12 @@ def import_repository(world: World, source: Path, target: str | None = None) -> 
     if not source.exists():
         raise RepositoryImportError(f"--import-repo {source}: no such directory")
     try:
-        run_git(["-C", str(source), "rev-parse", "--git-dir"])
+        prefix = run_git(["-C", str(source), "rev-parse", "--show-prefix"]).decode().strip()
     except GitError as exc:
         raise RepositoryImportError(f"--import-repo {source}: not a git repository ({exc})") from exc
+    if prefix:  # a folder inside a work tree: cloning it would import the enclosing repository
+        raise RepositoryImportError(f"--import-repo {source}: not the top of a git repository "
+                                    f"(it is {prefix.rstrip('/')!r} inside one)")
     if target:
         if target.count("/") != 1:
             raise RepositoryImportError(f"--import-repo {source}={target}: the target must look like workspace/slug")

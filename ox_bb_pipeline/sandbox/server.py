@@ -41,14 +41,20 @@ class SandboxServer:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="ox-bb-sandbox-"))
         self.clock = clock or (ManualClock() if manual_clock else SystemClock())
-        self.world: World = generate(self.spec, self.data_dir)
-        for item in import_repos:
-            path, _, target = item.partition("=")
-            import_repository(self.world, Path(path), target or None)
-        self.app = SandboxApp(self.world, clock=self.clock, rate_limit=rate_limit, git_handler=git_handler,
-                              admin_handler=admin_handler)
-        self.app.faults.set(list(faults))
-        self._server = make_server("127.0.0.1", port, self.app, threaded=True, request_handler=QuietHandler)
+        try:
+            self.world: World = generate(self.spec, self.data_dir)
+            for item in import_repos:
+                path, _, target = item.partition("=")
+                import_repository(self.world, Path(path), target or None)
+            self.app = SandboxApp(self.world, clock=self.clock, rate_limit=rate_limit, git_handler=git_handler,
+                                  admin_handler=admin_handler)
+            self.app.faults.set(list(faults))
+            self._server = make_server("127.0.0.1", port, self.app, threaded=True, request_handler=QuietHandler)
+        except BaseException:
+            # An import refused or the port taken: don't leave the generated repositories behind.
+            if self._own_dir:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise
         self._server.daemon_threads = True
         self.port = self._server.server_port
         self._thread: threading.Thread | None = None

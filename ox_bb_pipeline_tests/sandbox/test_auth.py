@@ -8,6 +8,7 @@ what each one is allowed to do, how failures look (§5), and how scopes are repo
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -203,6 +204,15 @@ def test_unknown_bearer_token_is_401(sandbox):
     assert response.status_code == 401
 
 
+def test_non_ascii_secrets_are_refused_not_a_server_error(sandbox, creds):
+    utf8_basic = "Basic " + base64.b64encode("alice@example.com:pässwörd".encode()).decode()
+    assert get(sandbox, "/user", headers={"Authorization": utf8_basic}).status_code == 401
+    assert get(sandbox, "/user", headers={"Authorization": "Bearer tökén".encode("latin-1")}).status_code == 401
+    key, _ = consumer(sandbox, "APP")
+    response = token_endpoint(sandbox, {"grant_type": "client_credentials"}, (key.encode(), "sécret".encode()))
+    assert response.status_code == 401
+
+
 def test_api_token_sent_as_bearer_is_refused(sandbox, creds):
     _, token = creds.token("alice-admin")
     response = get(sandbox, "/user", headers=bearer(token))
@@ -330,4 +340,4 @@ def test_scope_is_not_permission(sandbox, creds):
     """bob's token has every scope, but bob is not an administrator of the repository."""
     response = get(sandbox, f"/repositories/{REPO}/branch-restrictions", auth=creds.token("bob-member"))
     assert response.status_code == 403
-    assert error_message(response) == "Access denied. You must have admin access to this repository."
+    assert error_message(response) == "Access denied. You must have write or admin access."  # reference §5

@@ -170,6 +170,25 @@ def test_push_with_write_permission_updates_rest_and_other_clones(fresh_sandbox,
     assert git("rev-parse", "origin/main", cwd=other).stdout.strip() == pushed
 
 
+def test_a_push_larger_than_gits_post_buffer_arrives_whole(fresh_sandbox, git, tmp_path):
+    """Past 1 MiB git streams the pack with chunked transfer encoding."""
+    creds = Credentials(fresh_sandbox)
+    alice = creds.token()
+    git_auth = ("alice", alice[1])
+    work = tmp_path / "work"
+    git("clone", "--quiet", clone_url(fresh_sandbox), str(work), auth=git_auth)
+    blob = os.urandom(2 * 1024 * 1024)
+    (work / "big.bin").write_bytes(blob)
+    git("add", "big.bin", cwd=work)
+    git("commit", "--quiet", "-m", "Add a big file", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work, auth=git_auth)
+    pushed = git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    assert main_head(fresh_sandbox, alice) == pushed
+    served = requests.get(f"{fresh_sandbox.api_url}/repositories/{WS}/{PRIVATE}/src/{pushed}/big.bin", auth=alice,
+                          timeout=TIMEOUT)
+    assert served.content == blob
+
+
 def _commit_something(git, work: Path) -> None:
     (work / "NOPE.md").write_text("should not arrive\n")
     git("add", "NOPE.md", cwd=work)

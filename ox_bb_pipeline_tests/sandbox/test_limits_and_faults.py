@@ -197,7 +197,7 @@ def test_cli_style_fault_spec():
     rule = FaultRule.parse("/2.0/repositories/*=503:2")
     assert (rule.route, rule.kind, rule.times, rule.after) == ("/2.0/repositories/*", "503", 2, 0)
     assert FaultRule.parse("/2.0/*=drop").times == 1
-    for bad in ("503", "/2.0/*=teapot", "=503"):
+    for bad in ("503", "/2.0/*=teapot", "=503", "/2.0/*=503:twice"):
         with pytest.raises(ValueError):
             FaultRule.parse(bad)
 
@@ -212,6 +212,28 @@ def test_unknown_fault_kind_is_refused_by_the_admin_route(world):
     assert response.status_code == 400
     assert "teapot" in response.json()["error"]["message"]
     assert world.admin("GET", "faults").json() == {"faults": []}
+
+
+@pytest.mark.parametrize("bad", [{"times": "2"}, {"after": -1}, {"delay": "slow"}, {"route": ""}])
+def test_malformed_fault_rules_are_refused_up_front(world, bad):
+    response = world.admin("POST", "faults", {"route": ALL_REPOS, "kind": "503", **bad})
+    assert response.status_code == 400
+    assert world.admin("GET", "faults").json() == {"faults": []}
+    assert world.get(REPO_PATH).status_code == 200
+
+
+@pytest.mark.parametrize("bad", [{"limit": "5"}, {"limit": -1}, {"overrides": {"user:alice": "x"}}, [5]])
+def test_malformed_rate_limits_are_refused_up_front(world, bad):
+    response = world.admin("POST", "rate-limit", bad)
+    assert response.status_code == 400
+    assert world.admin("GET", "rate-limit").json()["limit"] == 1000
+    assert world.get(REPO_PATH).status_code == 200
+
+
+def test_malformed_clock_move_is_refused(world):
+    response = world.admin("POST", "clock", {"advance_seconds": "an hour"})
+    assert response.status_code == 400
+    assert world.admin("GET", "clock").json()["now"] == "2026-11-01T00:00:00.000000+00:00"
 
 
 def test_admin_route_accepts_a_list_of_rules(world):

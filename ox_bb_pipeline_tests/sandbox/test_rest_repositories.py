@@ -1,9 +1,10 @@
-"""The sandbox's REST 2.0 read endpoints over real HTTP: identity and workspaces, repositories,
-refs, settings, commits, source, pipelines; schema conformance; who may see what.
+"""The sandbox's REST 2.0 read endpoints over real HTTP, as an administrator sees them: identity
+and workspaces, repositories, refs, settings, commits, source, pipelines, and their schemas.
 
 Expected answers come from `sandbox.world` (the generated state) and from git itself, never
 from hard-coded values. Pull requests and write routes are in test_rest_pullrequests.py;
-paging, `fields` and BBQL in test_rest_paging.py.
+paging, `fields` and BBQL in test_rest_paging.py; errors and who may see what in
+test_rest_access.py.
 """
 
 from __future__ import annotations
@@ -14,16 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from . import openapi
-from .rest_helpers import NO_REPO_MESSAGE, Api, find_repo, first_workspace, git, git_lines, repo_path
-
-CHANGE_2770 = {
-    "type": "error",
-    "error": {
-        "message": "CHANGE-2770 - Functionality has been deprecated",
-        "detail": "Please read the changelog entry for more details.",
-        "data": {"announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog/#CHANGE-2770"},
-    },
-}
+from .rest_helpers import Api, find_repo, first_workspace, git, git_lines, repo_path
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +30,8 @@ def alice(sandbox, creds):
 
 @pytest.fixture(scope="module")
 def bob(sandbox, creds):
+    """A member without administrator rights."""
     return Api(sandbox, creds.token("bob-member"))
-
-
-@pytest.fixture(scope="module")
-def carol(sandbox, creds):
-    return Api(sandbox, creds.token("carol-limited"))
 
 
 @pytest.fixture(scope="module")
@@ -449,7 +437,8 @@ def test_pipelines_sorted_newest_first(alice, repo):
         assert item["target"]["type"] in ("pipeline_ref_target", "pipeline_pullrequest_target")
         assert item["trigger"]["type"].startswith("pipeline_trigger_")
         if item["state"]["name"] == "COMPLETED":
-            assert item["state"]["result"]["type"] == f"pipeline_state_completed_{item['state']['result']['name'].lower()}"
+            result = item["state"]["result"]
+            assert result["type"] == f"pipeline_state_completed_{result['name'].lower()}"
 
 
 def test_environments(alice, repo):
@@ -457,80 +446,3 @@ def test_environments(alice, repo):
     openapi.validate(page, "paginated_environments")
     assert [(e["name"], e["environment_type"]["name"], e["uuid"]) for e in page["values"]] == [
         (e.name, e.environment_type, e.uuid) for e in repo.environments]
-
-
-# -- errors, visibility and permissions ----------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/workspaces", "/user/permissions/workspaces", "/user/permissions/repositories",
-                                  "/repositories"])
-def test_removed_cross_workspace_endpoints_answer_410(alice, path):
-    body = alice.json(path, status=410)
-    assert body == CHANGE_2770
-    openapi.validate(body, "error")
-
-
-@pytest.mark.parametrize("suffix", ["branch-restrictions", "deploy-keys", "hooks", "pipelines_config",
-                                    "permissions-config/users", "permissions-config/groups"])
-def test_a_member_without_admin_rights_gets_403_on_repository_settings(bob, world, ws, suffix):
-    target = find_repo(world, lambda r: world.permission("bob", r) == "write", ws.slug)
-    body = bob.json(f"{repo_path(target)}/{suffix}", status=403)
-    openapi.validate(body, "error")
-    assert body["error"]["message"] == "Access denied. You must have write or admin access."
-
-
-@pytest.mark.parametrize("suffix", ["permissions/repositories", "hooks", "pipelines-config/variables"])
-def test_a_member_without_admin_rights_gets_403_on_workspace_settings(bob, ws, suffix):
-    message = bob.error(f"/workspaces/{ws.slug}/{suffix}", status=403)
-    assert "administrator" in message
-
-
-@pytest.mark.parametrize("suffix", ["", "/refs/branches", "/pullrequests", "/commits", "/src"])
-def test_a_private_repository_without_a_grant_is_404(bob, world, suffix):
-    hidden = find_repo(world, lambda r: r.is_private and world.permission("bob", r) == "none")
-    body = bob.json(f"{repo_path(hidden)}{suffix}", status=404)
-    openapi.validate(body, "error")
-    assert body["error"]["message"] == NO_REPO_MESSAGE
-    assert hidden.slug not in {r["slug"] for r in bob.values(f"/repositories/{hidden.workspace}")}
-
-
-def test_a_member_reads_repositories_it_has_access_to(bob, world, ws):
-    visible = find_repo(world, lambda r: world.permission("bob", r) != "none", ws.slug)
-    assert bob.json(repo_path(visible))["full_name"] == visible.full_name
-
-
-def test_carol_only_sees_the_first_workspace(carol, world):
-    first = first_workspace(world)
-    assert [v["workspace"]["slug"] for v in carol.values("/user/workspaces")] == [first]
-    for other in sorted(world.workspaces)[1:]:
-        carol.error(f"/workspaces/{other}", status=404)
-        carol.error(f"/repositories/{other}", status=404)
-    assert {r["slug"] for r in carol.values(f"/repositories/{first}")} == {
-        r.slug for r in world.workspaces[first].repositories.values() if world.permission("carol", r) != "none"}
-
-
-def test_missing_scopes_are_403_with_granted_and_required(carol, world, ws):
-    target = find_repo(world, lambda r: world.permission("carol", r) != "none", ws.slug)
-    body = carol.json(f"{repo_path(target)}/pullrequests", status=403)
-    openapi.validate(body, "error")
-    assert body["error"]["message"] == "Your credentials lack one or more required privilege scopes."
-    assert body["error"]["detail"]["required"] == ["read:pullrequest:bitbucket"]
-    assert "read:repository:bitbucket" in body["error"]["detail"]["granted"]
-
-
-@pytest.mark.parametrize("auth", [("alice@example.com", "not-the-token"), None], ids=["bad-token", "anonymous"])
-def test_bad_or_missing_credentials_are_401_with_a_basic_challenge(sandbox, auth):
-    response = Api(sandbox, auth).get("/user")
-    assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == 'Basic realm="Bitbucket.org HTTP"'
-    openapi.validate(response.json(), "error")
-
-
-@pytest.mark.parametrize(("path", "params"), [
-    ("/repositories/{ws}", {"pagelen": 101}),
-    ("/repositories/{ws}", {"q": "slug =="}),
-    ("/repositories/{ws}", {"fields": "values.bad name"}),
-])
-def test_bad_requests_are_400_error_bodies(alice, ws, path, params):
-    body = alice.json(path.format(ws=ws.slug), params, status=400)
-    openapi.validate(body, "error")
-    assert body["error"]["message"]
-
