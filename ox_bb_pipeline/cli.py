@@ -175,9 +175,9 @@ def verify_command(connections_file, only) -> None:
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks and re-read everything.")
 def run_command(connections_file, stage, only, full_refresh) -> None:
     """Run the pipeline's Dagster assets in-process (for cron and CI), with progress."""
+    path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
     from .runner import run_stages
 
-    path, _ = _load(connections_file)
     try:
         results = run_stages(stage, path, only, full_refresh=full_refresh, progress=click.echo)
     except ValueError as exc:

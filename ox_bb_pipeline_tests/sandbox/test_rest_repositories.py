@@ -13,6 +13,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 import pytest
+import yaml
 
 from . import openapi
 from .rest_helpers import Api, find_repo, first_workspace, git, git_lines, repo_path
@@ -50,6 +51,19 @@ def repo(world, ws):
 @pytest.fixture(scope="module")
 def main_head(repo):
     return dict(repo.git.branches())[repo.mainbranch]
+
+
+SCHEMAS = ["account", "branch", "branching_model", "branchrestriction", "commit", "commit_file", "deploy_key",
+           "error", "paginated_branches", "paginated_branchrestrictions", "paginated_deploy_keys",
+           "paginated_environments", "paginated_pipeline_variables", "paginated_pipelines", "paginated_projects",
+           "paginated_pullrequests", "paginated_repositories", "paginated_repository_permissions", "paginated_tags",
+           "paginated_treeentries", "paginated_users", "participant", "pipeline_variable", "pipelines_config",
+           "project", "pullrequest", "repository", "webhook_subscription"]
+
+
+def test_the_schemas_these_tests_use_are_in_the_stored_spec():
+    stored = yaml.safe_load(openapi.SPEC.read_text())["components"]["schemas"]
+    assert [name for name in SCHEMAS if name not in stored] == []
 
 
 # -- identity and workspaces ------------------------------------------------------------------
@@ -219,13 +233,17 @@ def test_tags_are_listed_like_branches(alice, repo):
 
 
 # -- repository settings ----------------------------------------------------------------------------
-def test_branch_restrictions_list_every_rule(alice, world, repo):
-    page = alice.json(f"{repo_path(repo)}/branch-restrictions", {"pagelen": 100})
-    openapi.validate(page, "paginated_branchrestrictions")
-    assert [(r["id"], r["kind"]) for r in page["values"]] == [(r["id"], r["kind"]) for r in repo.branch_restrictions]
-    for rule in page["values"]:
-        assert rule["type"] == "branchrestriction"
-        assert isinstance(rule["users"], list) and isinstance(rule["groups"], list)
+def test_branch_restrictions_list_every_rule(alice, ws):
+    """Every posture variant of the first workspace: none, weak, branching-model and strong."""
+    for target in ws.repositories.values():
+        page = alice.json(f"{repo_path(target)}/branch-restrictions", {"pagelen": 100})
+        openapi.validate(page, "paginated_branchrestrictions")
+        assert [(r["id"], r["kind"], r["value"]) for r in page["values"]] == [
+            (r["id"], r["kind"], r.get("value")) for r in target.branch_restrictions]
+        for rule in page["values"]:
+            openapi.validate(rule, "branchrestriction")
+            assert rule["type"] == "branchrestriction"
+            assert isinstance(rule["users"], list) and isinstance(rule["groups"], list)
 
 
 @pytest.mark.parametrize("kind", ["push", "require_approvals_to_merge", "force"])

@@ -305,14 +305,13 @@ def test_serve_help():
         assert option in result.stdout
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("nonsense", "expected ROUTE=KIND[:TIMES]"),
-    ("/2.0/repositories/*=teapot", "unknown fault kind 'teapot'"),
-])
-def test_serve_refuses_a_bad_fault_spec(spec, message):
-    result = subprocess.run([OX_BB, "sandbox", "serve", "--fault", spec], capture_output=True, text=True, timeout=30)
+def test_serve_refuses_a_bad_fault_spec():
+    """(Every way a spec can be wrong is covered by FaultRule.parse's own test.)"""
+    result = subprocess.run([OX_BB, "sandbox", "serve", "--fault", "/2.0/repositories/*=teapot"],
+                            capture_output=True, text=True, timeout=30)
     assert result.returncode == 2  # click's usage error
-    assert message in result.stderr
+    assert "Usage: ox-bb sandbox serve" in result.stderr
+    assert "unknown fault kind 'teapot'" in result.stderr
 
 
 def test_serve_refuses_a_bad_import_path(tmp_path):
