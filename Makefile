@@ -11,9 +11,23 @@ STAMP       := $(VENV)/.installed
 DEBIAN_PKGS := git
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test bench lock clean
+.PHONY: install system-deps tools demo test bench lock clean
 
-install: system-deps $(STAMP)
+TOOLS_DIR   := .tools
+TOOL_LOCKS  := ox_bb_pipeline/scanners/tools
+TOOLS       := semgrep checkov
+
+install: system-deps $(STAMP) tools
+
+# Scanners that conflict with Dagster's dependencies get their own environment each, pinned by a
+# lock file, and are called as subprocesses (see ox_bb_pipeline/scanners/tools.py).
+tools: $(foreach t,$(TOOLS),$(TOOLS_DIR)/$(t)/.installed)
+
+$(TOOLS_DIR)/%/.installed: $(TOOL_LOCKS)/%.lock
+	test -x $(TOOLS_DIR)/$*/bin/python || $(PYTHON) -m venv $(TOOLS_DIR)/$*
+	$(TOOLS_DIR)/$*/bin/python -m pip install -q "uv==$(UV_VERSION)"
+	$(TOOLS_DIR)/$*/bin/uv pip install -q --python $(TOOLS_DIR)/$*/bin/python -r $<
+	touch $@
 
 # Debian packages the pipeline and its tests call (installed only when missing; we run as root).
 system-deps:
@@ -44,4 +58,4 @@ bench: install
 	$(BIN)/python -m ox_bb_pipeline_tests.benchmarks
 
 clean:
-	rm -rf $(VENV) data bench-results
+	rm -rf $(VENV) $(TOOLS_DIR) data bench-results

@@ -80,8 +80,10 @@ class OAuthAuth(AuthBase):
 
     def __init__(self, *, connection_name: str, token_url: str, client_id: str, client_secret: str,
                  refresh_token: str | None = None, store: RefreshTokenStore | None = None,
-                 clock: Clock | None = None, timeout: tuple[float, float] = (5.0, 30.0)) -> None:
+                 clock: Clock | None = None, timeout: tuple[float, float] = (5.0, 30.0),
+                 method: str = "app") -> None:
         self.connection_name = connection_name
+        self.method = method  # the connection's method (app | idp), for messages
         self.token_url = token_url
         self.clock = clock or SystemClock()
         self.timeout = timeout
@@ -129,13 +131,13 @@ class OAuthAuth(AuthBase):
                                                 timeout=self.timeout)
         except OAuthError as exc:
             raise AuthenticationError(
-                f"connection '{self.connection_name}': the OAuth token endpoint refused the "
+                f"connection '{self.connection_name}' ({self.method}): the OAuth token endpoint refused the "
                 f"{self.grant} grant ({exc.error}); check the consumer key/secret"
                 + (" and re-authorise to get a new refresh token" if self._refresh_token else ""),
                 connection=self.connection_name, endpoint="/site/oauth2/access_token", status=400) from None
         except requests.RequestException as exc:
             raise AuthenticationError(
-                f"connection '{self.connection_name}': cannot reach the OAuth token endpoint "
+                f"connection '{self.connection_name}' ({self.method}): cannot reach the OAuth token endpoint "
                 f"({type(exc).__name__})", connection=self.connection_name,
                 endpoint="/site/oauth2/access_token") from None
         self._access_token = token["access_token"]
@@ -160,10 +162,11 @@ def auth_for(connection, clock: Clock | None = None) -> AuthBase:
     if isinstance(connection, AppConnection):
         return OAuthAuth(connection_name=connection.name, token_url=connection.token_url,
                          client_id=connection.client_id, client_secret=connection.client_secret.get_secret_value(),
-                         clock=clock, timeout=timeout)
+                         clock=clock, timeout=timeout, method="app")
     if isinstance(connection, IdpConnection):
         return OAuthAuth(connection_name=connection.name, token_url=connection.token_url,
                          client_id=connection.client_id, client_secret=connection.client_secret.get_secret_value(),
                          refresh_token=connection.refresh_token.get_secret_value(),
-                         store=RefreshTokenStore(connection.token_store_path()), clock=clock, timeout=timeout)
+                         store=RefreshTokenStore(connection.token_store_path()), clock=clock, timeout=timeout,
+                         method="idp")
     raise TypeError(f"unknown connection type {type(connection).__name__}")

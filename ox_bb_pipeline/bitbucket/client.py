@@ -210,7 +210,7 @@ class BitbucketClient:
             error = {}
         message = error.get("message") or response.text[:200]
         detail = error.get("detail")
-        who = f"connection '{self.name}' ({self.auth.kind})"
+        who = f"connection '{self.name}' ({self.connection.method})"
         kw = {"connection": self.name, "endpoint": endpoint, "status": status}
         if status == 401:
             return AuthenticationError(

@@ -236,6 +236,16 @@ def _basic(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def test_write_connections_keeps_secrets_beside_the_file_whatever_its_name(sandbox, tmp_path):
+    for name in ("connections.yaml", "sandbox.env"):
+        written = sandbox.write_connections(tmp_path / name)
+        env_file = tmp_path / f"{name}.env"
+        document = yaml.safe_load(written.read_text())
+        assert document["env_file"] == env_file.name
+        assert "OX_BB_SANDBOX_TOKEN_ALICE_ADMIN=" in env_file.read_text()
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+
+
 # -- ox-bb sandbox serve --------------------------------------------------------------------------
 class Lines:
     """Lines of a pipe, read in a thread so the test can wait with a deadline."""
