@@ -71,7 +71,10 @@ def run_stages(stage: str, connections_file: Path, only: str | None = None, *, f
                      f"{repos.get('rest_requests', 0)} REST requests, {repos.get('git_operations', 0)} git operations")
         else:
             failure = next((e for e in outcome.all_events if e.is_step_failure), None)
-            result.error = failure.step_failure_data.error.message.strip() if failure else "run failed"
+            error = failure.step_failure_data.error if failure else None
+            while error is not None and error.cause is not None:
+                error = error.cause  # Dagster's step wrapper says nothing; the cause says what to fix
+            result.error = error.message.strip() if error else "run failed"
             progress(f"extract  {name} FAILED: {result.error.splitlines()[0]}")
         results.append(result)
     return results

@@ -120,6 +120,9 @@ class Extractor:
             for repo in repos:
                 if repo["selected"]:
                     self._repository(ws, repo, refresh_queue)
+                else:
+                    # Its rows leave the lake, so a later re-selection must read it afresh.
+                    self.state["repositories"].pop(repo["repository_uuid"], None)
         self._refresh_settings(refresh_queue)
         self.report.rest_requests = self.client.requests_sent - rest_before
         self.report.git_operations = self.git.operations - git_before
@@ -153,9 +156,10 @@ class Extractor:
                     self.report.problems.append(f"workspace '{name}' is configured but not visible to the credential")
         slugs = []
         for slug, admin in listed:
-            detail = self._guard("workspaces", slug, None, lambda s=slug: self.client.get_json(f"/workspaces/{s}"))
-            if detail is None:
-                continue
+            # An unreadable workspace record (an access token without the account scope) is recorded
+            # as a status row; its repositories may still be readable, so the workspace stays.
+            detail = self._guard("workspaces", slug, None,
+                                 lambda s=slug: self.client.get_json(f"/workspaces/{s}"), {})
             slugs.append(slug)
             self.report.rows["workspaces"].append({
                 "connection": self.conn.name, "workspace": slug, "workspace_uuid": detail.get("uuid"),
@@ -366,13 +370,15 @@ class Extractor:
 
     # -- settings, on a cadence ----------------------------------------------------------------
     def _refresh_settings(self, queue: list[tuple[str, dict]]) -> None:
-        """Changed repositories first, then the oldest settings; stale ones beyond the budget wait."""
+        """Changed and never-read repositories always (the budget paces them); then stale settings,
+        oldest first, only while this hour's budget lasts — the rest wait for the next run."""
         budget_left = self.client.budget.per_hour - self.client.budget.used
         cutoff = isoformat(self.now - self.options.settings_max_age)
         for stamp, repo in sorted(queue, key=lambda item: item[0]):
-            due = stamp == "" or stamp <= cutoff
             cost = 6 if repo.get("has_pipelines_yml") else 5
-            if not due or budget_left < cost:
+            must = stamp == ""
+            due = must or (stamp <= cutoff and budget_left >= cost)
+            if not due:
                 for table in SETTINGS_TABLES:
                     self.report.rows[table].extend(self._carry(table, repo))
                 continue

@@ -241,9 +241,18 @@ class SandboxApp:
         if identity is not None:
             response.headers["x-oauth-scopes"] = ", ".join(sorted(identity.scopes))
             response.headers["x-credential-type"] = identity.credential_type
+        response = self._inject_transport_fault(request, response)
         self.stats.record(channel="rest", route=template, credential=identity.credential if identity else None,
-                          status=response.status_code)
-        return self._inject_transport_fault(request, environ, response)
+                          status=response.status_code if response is not None else 0)
+        if response is None:  # a "drop" fault: close the connection without an answer
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            raise ConnectionAbortedError("sandbox fault: connection dropped")
+        return response
 
     def _dispatch(self, request: Request, route: Route, identity: Identity, args: dict) -> Response:
         if identity.kind == "access_token" and not route.token_allowed:
@@ -315,7 +324,7 @@ class SandboxApp:
         # request.path is decoded: re-encode it, or `{uuid}` paths would hand out links with raw braces.
         return f"{request.host_url.rstrip('/')}{quote(request.path)}?{urlencode(args)}"
 
-    def _inject_transport_fault(self, request: Request, environ, response: Response) -> Response:
+    def _inject_transport_fault(self, request: Request, response: Response) -> Response | None:
         rule = self.faults.take(request.path, ("500", "502", "503", "slow", "drop", "truncate"))
         if rule is None:
             return response
@@ -335,21 +344,7 @@ class SandboxApp:
             data = response.get_data()
             return Response(data[: max(1, len(data) // 2)], status=response.status_code,
                             mimetype="application/json")
-        # drop: close the connection without an answer
-        sock = environ.get("werkzeug.socket")
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        return DroppedResponse()
-
-
-class DroppedResponse(Response):
-    """Writes nothing: the socket is already shut down."""
-
-    def __call__(self, environ, start_response):
-        return []
+        return None  # drop: the caller closes the connection without an answer
 
 
 def json_response(status: int, body, headers: dict | None = None) -> Response:

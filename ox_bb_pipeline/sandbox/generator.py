@@ -431,7 +431,7 @@ def _settings(world: World, ws: Workspace, repo: Repository, rng: random.Random,
         plant("BB-021", "carol has write access and no activity", setting="permissions-config/users/carol")
     if r % 5 == 4:
         repo.user_permissions["dave"] = "admin"
-    repo.group_permissions = {"developers": "write", "administrators": "admin"}
+    repo.group_permissions = {"developers": "write" if r % 2 == 0 else "read", "administrators": "admin"}
     if r % 4 == 3:
         repo.user_permissions.pop("bob")  # a private repository bob cannot see (404 for him)
         repo.group_permissions = {"administrators": "admin"}

@@ -102,8 +102,8 @@ class GitRepository:
                 out = self.git("log", "--all", "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%B%x1e")
                 commits: dict[str, Commit] = {}
                 for record in out.decode(errors="replace").split("\x1e"):
-                    record = record.strip("\n")
-                    if not record:
+                    record = record.removeprefix("\n")  # git's newline between records, not the message's
+                    if not record.strip():
                         continue
                     sha, parents, name, email, date, message = record.split("\x1f", 5)
                     commits[sha] = Commit(

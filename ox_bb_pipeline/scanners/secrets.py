@@ -1,0 +1,296 @@
+"""Secrets: detect-secrets as a library over every snapshot file, and the extract stage's unsecured
+pipeline variables. A secret never leaves this module: evidence is a masked preview, and the
+fingerprint anchor is the secret's salted hash.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+import yaml
+from detect_secrets import SecretsCollection
+from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
+from detect_secrets.core import scan as detect_secrets_scan
+from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+from detect_secrets.core.potential_secret import PotentialSecret
+from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+from detect_secrets.plugins.keyword import KeywordDetector
+from detect_secrets.settings import Settings, transient_settings
+
+from ..redaction import mask, salted_hash
+from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table
+from .finding import Finding, RepoRef
+from .snapshot import Snapshot
+
+PIPELINES_FILE = "bitbucket-pipelines.yml"
+CONTROLS = ["CIS-SSC-1.5.1", "SSDF-PS.1.1", "CICD-SEC-6"]
+PIPELINE_FILE_CONTROLS = [*CONTROLS, "CIS-SSC-2.3.8"]
+VARIABLE_CONTROLS = ["CIS-SSC-2.3.8", "CIS-SSC-1.5.1", "SSDF-PS.1.1", "SSDF-PO.5.1", "CICD-SEC-6"]
+VARIABLE_RULE = "unsecured-pipeline-variable"
+
+# Lock and checksum files hold hashes and registry URLs, never credentials; detect-secrets' own
+# list (is_lock_file) misses several of these.
+LOCK_FILES = frozenset({
+    "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock",
+    "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock", "go.sum", "Cargo.lock", "Gemfile.lock",
+    "composer.lock", "Podfile.lock", "packages.lock.json", "mix.lock", "pubspec.lock", "flake.lock",
+    "gradle.lockfile", "Package.resolved", "Cartfile.resolved", "conan.lock",
+})
+
+# Our filters, plugged into detect-secrets' own filter chain by import path (it injects arguments
+# by parameter name), so they apply inside scan_file exactly like its built-in heuristics.
+NOISE_FILTERS = [f"{__name__}.is_placeholder", f"{__name__}.is_content_digest"]
+
+# detect-secrets' YAML transformer walks the alias-expanded tree: a "billion laughs" file would never
+# finish. A YAML file that expands past this many nodes is scanned as plain text instead.
+YAML_NODE_LIMIT = 100_000
+
+# detect-secrets keeps its settings in a process-wide singleton: one scan at a time per process.
+_SETTINGS_LOCK = threading.Lock()
+
+_AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}")
+_PEM_HEADER = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+_PLACEHOLDER = re.compile(r"example|placeholder|change[_-]?me|dummy|redacted|replace[_-]?me|your[_-]|"
+                          r"<[^>]+>|\*{3,}|x{6,}|\.\.\.", re.IGNORECASE)
+_PLACEHOLDER_WORDS = frozenset({"secret", "password", "passwd", "token", "apikey", "api_key", "test", "fake",
+                                "sample", "none", "null", "todo"})
+_SRI = re.compile(r"sha(?:1|256|384|512)-[A-Za-z0-9+/]+={0,2}")
+_DIGEST_BEFORE = re.compile(r"(?:(?:sha(?:1|224|256|384|512)|md5)[-:]|h1:)$|(?:integrity|checksum|digest|sha\d*|"
+                            r"hash|etag)[\\\"'\]]*\s*[:=]\s*[\\\"']*$", re.IGNORECASE)
+
+
+# -- noise filters (called by detect-secrets) ----------------------------------------------------------
+def is_placeholder(secret: str) -> bool:
+    """An obvious stand-in, not a credential: `changeme`, `<your-token>`, `AKIA…EXAMPLE`, `****`."""
+    value = secret.strip("'\"`")
+    return bool(_PLACEHOLDER.search(value)) or value.lower() in _PLACEHOLDER_WORDS or len(set(value)) <= 2
+
+
+def is_content_digest(secret: str, line: str, plugin=None) -> bool:
+    """An entropy-only hit that is a content hash: an SRI `integrity` value, an image digest, a
+    checksum. Pattern detectors (keys, tokens) are never silenced by this."""
+    if not isinstance(plugin, HighEntropyStringsPlugin):
+        return False
+    # detect-secrets' eager config-file pass re-quotes values, leaving escaped quotes around them
+    if _SRI.fullmatch(secret.strip("\\\"'")):
+        return True
+    return bool(_DIGEST_BEFORE.search(line[:max(line.find(secret), 0)]))
+
+
+# -- the scanner ---------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def scanner_version() -> str:
+    """detect-secrets' version + a digest of this module (filters, settings) and the severity table."""
+    digest = rules_digest(Path(__file__), SEVERITY_DIR / "secrets.yaml")
+    return f"detect-secrets {DETECT_SECRETS_VERSION}+{digest}"
+
+
+class SecretsScanner:
+    """detect-secrets' default plugin set, no baseline, in-process; see the module docstring."""
+
+    name = "secrets"
+    category = "secrets"
+
+    def version(self) -> str:
+        return scanner_version()
+
+    def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
+        with _SETTINGS_LOCK, transient_settings(_detect_secrets_config()):
+            return [self._scan_snapshot(snapshot) for snapshot in snapshots]
+
+    def _scan_snapshot(self, snapshot: Snapshot) -> ScanOutput:
+        output = ScanOutput(snapshot.repo.repository_uuid)
+        collection = SecretsCollection(root=str(snapshot.root))
+        text_hits: dict[str, list[PotentialSecret]] = {}
+        skipped = []
+        for file in snapshot.files:
+            if PurePosixPath(file.path).name in LOCK_FILES:
+                continue
+            full = snapshot.root / file.path
+            try:
+                if _is_yaml(file.path) and not _yaml_expands_safely(full):
+                    text_hits[file.path] = _scan_as_text(full)
+                else:
+                    collection.scan_file(file.path)
+                    # detect-secrets reads YAML through its transformer, which sees mapping values only:
+                    # a secret in a `script:` list item of the pipeline file needs a plain-text pass.
+                    if file.path == PIPELINES_FILE:
+                        text_hits[file.path] = _scan_as_text(full)
+            except Exception as exc:  # noqa: BLE001 - one unreadable file must not lose the others
+                # Only the exception type: parser messages quote file content, which may be a secret.
+                skipped.append(_skipped_file(snapshot.repo, file.path, f"scan failed: {type(exc).__name__}"))
+                continue
+            output.files_scanned += 1
+            output.bytes_scanned += file.size
+        hits = {path: [*collection.data.get(path, ()), *text_hits.get(path, ())]
+                for path in {*collection.data, *text_hits}}
+        output.findings = _findings(snapshot, hits, datetime.now(UTC))
+        if skipped:
+            output.extra["skipped_files"] = skipped
+        return output
+
+
+def _skipped_file(repo: RepoRef, path: str, reason: str) -> dict:
+    """A row of the `skipped_files` extra table (the same shape from every scanner)."""
+    return {"connection": repo.connection, "workspace": repo.workspace, "repository_uuid": repo.repository_uuid,
+            "repository": repo.repository, "commit": repo.commit, "scanner": "secrets", "path": path, "reason": reason}
+
+
+def _detect_secrets_config() -> dict:
+    """Every plugin detect-secrets ships, its default heuristic filters, and ours."""
+    return {
+        "plugins_used": [{"name": cls.__name__} for cls in get_mapping_from_secret_type_to_class().values()],
+        "filters_used": [{"path": path} for path in sorted({*Settings().filters, *NOISE_FILTERS})],
+    }
+
+
+def _is_yaml(path: str) -> bool:
+    return path.endswith((".yml", ".yaml", ".eyaml"))
+
+
+def _yaml_expands_safely(path: Path) -> bool:
+    """False for a YAML file whose aliases expand past YAML_NODE_LIMIT nodes (or nest too deep)."""
+    sizes: dict[int, int] = {}
+
+    def expanded(node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 1  # a recursive alias counts once
+            if isinstance(node, yaml.SequenceNode):
+                sizes[id(node)] += sum(expanded(child) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                sizes[id(node)] += sum(expanded(key) + expanded(value) for key, value in node.value)
+        return sizes[id(node)]
+
+    try:
+        # Composing keeps aliases as shared nodes, so this costs the file's size, not its expansion.
+        return sum(expanded(doc) for doc in yaml.compose_all(path.read_text(encoding="utf-8", errors="replace"),
+                                                               Loader=yaml.SafeLoader)) <= YAML_NODE_LIMIT
+    except yaml.YAMLError:
+        return True  # detect-secrets cannot parse it either and falls back to plain lines
+    except RecursionError:
+        return False
+
+
+def _scan_as_text(path: Path) -> list[PotentialSecret]:
+    """Every line through the plugins and filters, with no file-type transformer in between. The `.txt`
+    name makes the keyword plugin use its generic, quotes-required patterns (its YAML ones read
+    `pip install detect-secrets==1.5.0` in a script line as a secret). detect-secrets has no public
+    call for this; its scan_file does exactly this once it has read the lines."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return list(detect_secrets_scan._process_line_based_plugins(list(enumerate(lines, start=1)),
+                                                                 filename=str(path.with_suffix(".txt"))))
+
+
+# -- hits to findings ----------------------------------------------------------------------------------
+def _findings(snapshot: Snapshot, hits: dict[str, list[PotentialSecret]], scanned_at: datetime) -> list[Finding]:
+    findings: dict[str, Finding] = {}
+    for path in sorted(hits):
+        lines = snapshot.read_text(path).splitlines()
+        best: dict[tuple[int, str], PotentialSecret] = {}  # (line, value) -> most specific hit
+        for hit in hits[path]:
+            line = lines[hit.line_number - 1] if 0 < hit.line_number <= len(lines) else ""
+            key = (hit.line_number, _full_token(hit.secret_value or "", line))
+            if key not in best or _specificity(hit.type) < _specificity(best[key].type):
+                best[key] = hit
+        for (line_number, value), hit in sorted(best.items(), key=lambda item: item[0]):
+            finding = _finding(snapshot.repo, path, hit.type, value, line_number, lines, scanned_at)
+            findings.setdefault(finding.finding_id, finding)  # the same secret again in the file: first line
+    return list(findings.values())
+
+
+def _finding(repo: RepoRef, path: str, secret_type: str, value: str, line_number: int, lines: list[str],
+             scanned_at: datetime) -> Finding:
+    rule = _rule_of(secret_type, value)
+    entry = _rule_entry(rule)
+    end_line = line_number
+    evidence = f"{mask(value)} ({secret_type} detector)"
+    if rule == "private-key":
+        value, end_line = _private_key_block(lines, line_number)
+        header = _PEM_HEADER.search(value)
+        evidence = (f"{header.group(0) if header else 'PEM'} block of {end_line - line_number + 1} lines"
+                    f" ({secret_type} detector)")
+    return Finding.at(
+        repo, scanner="secrets", scanner_version=scanner_version(), rule_id=rule, title=entry["title"],
+        category="secrets", base_severity=entry["severity"], anchor=salted_hash(value), file_path=path,
+        start_line=line_number, end_line=end_line, evidence=evidence, remediation=entry["remediation"],
+        cwe=entry.get("cwe"), controls=PIPELINE_FILE_CONTROLS if path == PIPELINES_FILE else CONTROLS,
+        scanned_at=scanned_at)
+
+
+def _full_token(value: str, line: str) -> str:
+    """detect-secrets' GitHub plugin returns its capture group (`ghp`), not the token: widen a value that
+    short to the whole token on the line, so the anchor hashes the secret, not its prefix."""
+    if len(value) >= 8:
+        return value
+    match = re.search(re.escape(value) + r"[\w\-.]*", line)
+    return match.group(0) if match else value
+
+
+def _private_key_block(lines: list[str], line_number: int) -> tuple[str, int]:
+    """The whole PEM block from its BEGIN line (detect-secrets reports only the armour text), so the
+    anchor changes when the key does. Returns the block and its last line number."""
+    start = line_number - 1
+    for index in range(start, min(start + 200, len(lines))):
+        if "-----END" in lines[index]:
+            return "\n".join(lines[start:index + 1]), index + 1
+    return lines[start] if 0 <= start < len(lines) else "", line_number
+
+
+@lru_cache(maxsize=1)
+def _rule_by_detector() -> dict[str, str]:
+    return {entry["detector"]: rule for rule, entry in severity_table("secrets").items() if "detector" in entry}
+
+
+def _rule_of(secret_type: str, value: str) -> str:
+    if secret_type == "AWS Access Key" and not _AWS_KEY_ID.fullmatch(value):
+        return "aws-secret-key"  # detect-secrets' AWS plugin reports the 40-character secret under the same type
+    return _rule_by_detector().get(secret_type) or re.sub(r"[^a-z0-9]+", "-", secret_type.lower()).strip("-")
+
+
+def _rule_entry(rule: str) -> dict:
+    table = severity_table("secrets")
+    return {**table["default"], **table.get(rule, {})}
+
+
+def _specificity(secret_type: str) -> int:
+    """0 for a pattern detector (it knows what the secret is), 1 for a keyword, 2 for entropy alone."""
+    plugin = get_mapping_from_secret_type_to_class().get(secret_type)
+    if plugin is not None and issubclass(plugin, HighEntropyStringsPlugin):
+        return 2
+    return 1 if plugin is KeywordDetector else 0
+
+
+# -- pipeline variables from the extract stage --------------------------------------------------------
+def variable_findings(rows: Iterable[Mapping], repo_lookup: Mapping[tuple[str, str, str], RepoRef] | None = None,
+                      scanned_at: datetime | None = None) -> list[Finding]:
+    """Findings for the unsecured pipeline variables whose value looks like a secret.
+
+    `rows` are the extract stage's `pipeline_variables` rows: they carry the value's salted hash, never
+    the value. `repo_lookup` maps (connection, workspace, slug) to the scanned RepoRef (for its commit);
+    workspace-level variables belong to no repository (empty repository fields)."""
+    entry = _rule_entry(VARIABLE_RULE)
+    scanned_at = scanned_at or datetime.now(UTC)
+    findings = []
+    for row in rows:
+        if row.get("secured") or not row.get("value_looks_secret") or not row.get("value_hash"):
+            continue
+        repo = (repo_lookup or {}).get((row["connection"], row["workspace"], row.get("repository"))) or RepoRef(
+            row["connection"], row["workspace"], row.get("repository_uuid") or "", row.get("repository") or "")
+        scope = row["level"] + (f" ({row['environment']})" if row.get("environment") else "")
+        # The value's hash plus where the variable lives: the same value in two variables is two things to fix,
+        # and a workspace-level variable has no repository to tell two workspaces apart.
+        anchor = "|".join([row["workspace"] if not repo.repository_uuid else "", row["level"],
+                           row.get("environment") or "", row["key"], row["value_hash"]])
+        findings.append(Finding.at(
+            repo, scanner="secrets", scanner_version=scanner_version(), rule_id=VARIABLE_RULE, title=entry["title"],
+            category="secrets", base_severity=entry["severity"], anchor=anchor,
+            evidence=f"{scope} pipeline variable {row['key']} is not secured and its value looks like a secret"
+                     f" ({row.get('value_length') or '?'} chars)",
+            remediation=entry["remediation"], cwe=entry.get("cwe"), controls=VARIABLE_CONTROLS,
+            scanned_at=scanned_at))
+    return findings

@@ -1,0 +1,206 @@
+"""SAST with semgrep and our own rules (`rules/*.yaml`): one offline semgrep process per batch of
+snapshots, its results attributed back to each snapshot by path and mapped to findings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import textwrap
+from collections import Counter
+from datetime import UTC, datetime
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from .bandit import redact_with_anchor
+from .base import PACKAGE_DIR, ScanOutput, rules_digest, tool_executable
+from .finding import SEVERITIES, Finding
+from .snapshot import Snapshot
+
+RULES_DIR = PACKAGE_DIR / "rules"
+# Offline for good: without these semgrep asks semgrep.dev for a newer version and stalls ~100 s
+# on a machine without network; with no --config at all it would even fetch registry rules.
+OFFLINE_FLAGS = ("--metrics=off", "--disable-version-check")
+OFFLINE_ENV = {"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"}
+MAX_SNIPPET_LINES = 10
+
+
+class SemgrepScanner:
+    """Our rules over every snapshot of a batch in one semgrep run (start-up costs 10-30 s a process)."""
+
+    name = "semgrep"
+    category = "sast"
+
+    def __init__(self, rules_dir: Path = RULES_DIR, *, timeout: float = 1800.0, jobs: int = 2,
+                 rule_timeout: float = 10.0, max_target_bytes: int = 1_000_000) -> None:
+        self.rules_dir = Path(rules_dir)
+        self.timeout = timeout  # the whole batch
+        self.jobs = jobs
+        self.rule_timeout = rule_timeout  # one rule on one file
+        self.max_target_bytes = max_target_bytes
+
+    def rule_files(self) -> list[Path]:
+        return sorted(self.rules_dir.glob("*.yaml"))  # top level only: rules/tests/ holds test targets
+
+    def version(self) -> str:
+        tool = installed_version("semgrep", ("--version", *OFFLINE_FLAGS), OFFLINE_ENV)
+        return f"semgrep {tool}+{rules_digest(*self.rule_files(), Path(__file__))}"
+
+    def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
+        outputs = [ScanOutput(s.repo.repository_uuid) for s in snapshots]
+        if not snapshots:
+            return outputs
+        try:
+            version = self.version()
+            report = self._run([s.root for s in snapshots])
+        except Exception as exc:  # noqa: BLE001 - a failed batch is every snapshot's error, never the run's
+            for output in outputs:
+                output.error = f"semgrep failed on the batch: {type(exc).__name__}: {exc}"
+            return outputs
+        roots = _Roots(snapshots)
+        for path in report.get("paths", {}).get("scanned", []):
+            if (owner := roots.owner(path)) is not None:
+                outputs[owner[0]].files_scanned += 1
+                outputs[owner[0]].bytes_scanned += Path(path).stat().st_size
+        for error in report.get("errors", []):
+            if (owner := roots.owner(error.get("path") or "")) is not None:
+                index, rel = owner
+                reason = f"semgrep {error.get('type', 'error')}: {error.get('message', '')}".strip()[:300]
+                outputs[index].extra.setdefault("skipped_files", []).append(
+                    skipped_file(snapshots[index], "semgrep", rel, reason))
+        results: dict[int, list[tuple[str, dict]]] = {}
+        for result in report.get("results", []):
+            if (owner := roots.owner(result["path"])) is not None:
+                results.setdefault(owner[0], []).append((owner[1], result))
+        scanned_at = datetime.now(UTC)
+        for index, items in results.items():
+            outputs[index].findings = _findings(snapshots[index], items, version, scanned_at)
+        return outputs
+
+    def _run(self, roots: list[Path]) -> dict:
+        argv = [str(tool_executable("semgrep")), "scan", "--json", *OFFLINE_FLAGS, "--no-rewrite-rule-ids",
+                # a repository must not hide code from us: its .gitignore/.semgrepignore are not honoured,
+                # nor semgrep's default ignore list (which skips tests/, where secrets and bugs live too)
+                "--no-git-ignore", "--x-ignore-semgrepignore-files",
+                f"--jobs={self.jobs}", f"--timeout={self.rule_timeout:g}",
+                f"--max-target-bytes={self.max_target_bytes}",
+                *(f"--config={path}" for path in self.rule_files()), *(str(root.resolve()) for root in roots)]
+        with tempfile.TemporaryDirectory(prefix="ox-semgrep-") as cwd:  # no stray config from the cwd
+            proc = run_tool(argv, timeout=self.timeout, env=OFFLINE_ENV, cwd=Path(cwd))
+        if proc.returncode not in (0, 1):  # 1: findings with --error; anything else is a failed run
+            raise RuntimeError(f"exit code {proc.returncode}: {_last_line(proc.stderr)}")
+        return json.loads(proc.stdout)
+
+
+class _Roots:
+    """Attributes an absolute path from a batch run to the snapshot whose root holds it."""
+
+    def __init__(self, snapshots: list[Snapshot]) -> None:
+        # longest first, so a root nested in another root (never expected) still wins
+        self.roots = sorted(((s.root.resolve(), i) for i, s in enumerate(snapshots)),
+                            key=lambda item: len(item[0].parts), reverse=True)
+
+    def owner(self, path: str) -> tuple[int, str] | None:
+        """(snapshot index, repository-relative path), or None for a path outside every root."""
+        if not path:
+            return None
+        resolved = Path(path).resolve()
+        for root, index in self.roots:
+            if resolved.is_relative_to(root):
+                return index, resolved.relative_to(root).as_posix()
+        return None
+
+
+def _findings(snapshot: Snapshot, items: list[tuple[str, dict]], version: str,
+              scanned_at: datetime) -> list[Finding]:
+    findings: list[tuple[Finding, set[str]]] = []
+    texts: dict[str, list[str]] = {}
+    occurrences: Counter = Counter()
+    for path, result in sorted(items, key=lambda i: (i[0], i[1]["start"]["line"], i[1]["check_id"])):
+        meta = result["extra"].get("metadata") or {}
+        start, end = result["start"]["line"], result["end"]["line"]
+        # semgrep's own `extra.lines` says "requires login" since 1.100: read the lines ourselves
+        lines = texts.setdefault(path, snapshot.read_text(path).splitlines())
+        snippet = textwrap.dedent("\n".join(lines[start - 1:min(end, start + MAX_SNIPPET_LINES - 1)]))
+        redacted, anchor = redact_with_anchor(snippet, min_literal=1 if meta.get("mask_literals") == "all" else 9)
+        occurrence = (result["check_id"], path, anchor)
+        occurrences[occurrence] += 1
+        if occurrences[occurrence] > 1:  # the same snippet again in the file
+            anchor = f"{anchor}#{occurrences[occurrence]}"
+        severity = meta.get("ox_severity")
+        findings.append((Finding.at(
+            snapshot.repo, scanner="semgrep", scanner_version=version, rule_id=result["check_id"],
+            title=meta.get("title") or result["extra"].get("message", result["check_id"]), category="sast",
+            base_severity=severity if severity in SEVERITIES else "medium", anchor=anchor, file_path=path,
+            start_line=start, end_line=end, evidence=redacted, remediation=meta.get("remediation", ""),
+            cwe=meta.get("cwe"), controls=list(meta.get("controls") or []), scanned_at=scanned_at),
+            set(meta.get("supersedes") or [])))
+    return _without_superseded(findings)
+
+
+def _without_superseded(findings: list[tuple[Finding, set[str]]]) -> list[Finding]:
+    """Drop a general finding where a more specific rule that `supersedes` it matched the same lines
+    (MD5 over a password is one finding, the password one, not also "MD5 used")."""
+    specific = [(f, replaced) for f, replaced in findings if replaced]
+
+    def superseded(f: Finding) -> bool:
+        return any(f.rule_id in replaced and g.file_path == f.file_path and g.start_line <= f.end_line
+                   and f.start_line <= g.end_line for g, replaced in specific)
+
+    return [f for f, _ in findings if not superseded(f)]
+
+
+def skipped_file(snapshot: Snapshot, scanner: str, path: str, reason: str) -> dict:
+    """A row of the `skipped_files` extra table (the same shape from every scanner)."""
+    repo = snapshot.repo
+    return {"connection": repo.connection, "workspace": repo.workspace, "repository_uuid": repo.repository_uuid,
+            "repository": repo.repository, "commit": repo.commit, "scanner": scanner, "path": path,
+            "reason": reason}
+
+
+# -- running a tool from its own environment ---------------------------------------------------------
+def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
+             cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a tool-environment executable in its own process group, so that a timeout also kills its
+    workers (semgrep-core, checkov's pool), not only the Python entry point; raises TimeoutExpired."""
+    # the main venv's interpreter settings would leak into the tool's own environment
+    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    with subprocess.Popen(argv, cwd=cwd, env={**base, **(env or {})}, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                          start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def installed_version(tool: str, version_argv: tuple[str, ...] = ("--version",),
+                      env: dict[str, str] | None = None) -> str:
+    """A tool's version, once per process and tool environment: from the environment's package
+    metadata (instant), else from `<tool> --version` (semgrep and checkov take 10-20 s to start)."""
+    return _installed_version(str(tool_executable(tool)), tool, version_argv, tuple(sorted((env or {}).items())))
+
+
+@lru_cache(maxsize=None)
+def _installed_version(executable: str, tool: str, version_argv: tuple[str, ...],
+                       env: tuple[tuple[str, str], ...]) -> str:
+    environment = Path(executable).parent.parent
+    for site in sorted(environment.glob("lib/python*/site-packages")):
+        for dist in metadata.distributions(name=tool, path=[str(site)]):
+            return dist.version
+    proc = run_tool([executable, *version_argv], timeout=120, env=dict(env))
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} --version failed: {_last_line(proc.stderr)}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""

@@ -1,0 +1,197 @@
+"""The scan stage for one connection: snapshots, every scanner, results cached by commit.
+
+An unchanged repository (same main head, same scanner and rules versions) is neither cloned
+nor rescanned: its findings come from the results cache. Snapshots are taken in parallel and
+scanned in bounded batches (process-heavy tools run once per batch), then deleted, so memory and
+disk stay bounded whatever the number of repositories. A clone failure, or a scanner failing on
+one batch or repository, becomes a `scan_runs` row with the error; nothing else stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..bitbucket.errors import BitbucketError
+from ..bitbucket.git import GitAccess
+from ..clock import Clock, SystemClock
+from ..config import data_home
+from ..files import atomic_write_bytes
+from .base import CodeScanner, ScanOutput
+from .finding import FINDING_SCHEMA, Finding, RepoRef
+from .snapshot import Snapshot, SnapshotLimits, take_snapshot
+
+log = logging.getLogger(__name__)
+
+SCAN_RUN_SCHEMA = pa.schema([
+    ("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
+    ("repository", pa.string()), ("commit", pa.string()), ("scanner", pa.string()),
+    ("scanner_version", pa.string()), ("status", pa.string()), ("cached", pa.bool_()),
+    ("duration_seconds", pa.float64()), ("files_scanned", pa.int64()), ("bytes_scanned", pa.int64()),
+    ("findings", pa.int64()), ("error", pa.string()), ("scanned_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def default_scanners() -> list[CodeScanner]:
+    from .bandit import BanditScanner
+    from .checkov import CheckovScanner
+    from .sca import ScaScanner
+    from .secrets import SecretsScanner
+    from .semgrep import SemgrepScanner
+
+    return [SecretsScanner(), BanditScanner(), SemgrepScanner(), CheckovScanner(), ScaScanner()]
+
+
+class ResultsCache:
+    """Findings (and extra tables) of one scanner on one repository at one commit and version."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, scanner: str, repo_uuid: str) -> Path:
+        return self.root / scanner / f"{repo_uuid.strip('{}')}.parquet"
+
+    def get(self, scanner: str, repo_uuid: str, commit: str, version: str) -> ScanOutput | None:
+        path = self._path(scanner, repo_uuid)
+        if not path.exists():
+            return None
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {}).get(b"ox_bb", b"{}"))
+        if meta.get("commit") != commit or meta.get("version") != version:
+            return None
+        findings = [Finding(**{**row, "anchor": ""}) for row in table.to_pylist()]
+        return ScanOutput(repository_uuid=repo_uuid, findings=findings, files_scanned=meta.get("files", 0),
+                          bytes_scanned=meta.get("bytes", 0), extra=meta.get("extra", {}))
+
+    def put(self, scanner: str, repo_uuid: str, commit: str, version: str, output: ScanOutput) -> None:
+        rows = [f.row() for f in output.findings]
+        table = pa.Table.from_pylist(rows, schema=FINDING_SCHEMA) if rows else FINDING_SCHEMA.empty_table()
+        meta = {"commit": commit, "version": version, "files": output.files_scanned,
+                "bytes": output.bytes_scanned, "extra": output.extra}
+        table = table.replace_schema_metadata({b"ox_bb": json.dumps(meta, default=str).encode()})
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        atomic_write_bytes(self._path(scanner, repo_uuid), sink.getvalue().to_pybytes())
+
+
+@dataclass
+class ScanStageReport:
+    findings: dict[str, list[dict]] = field(default_factory=dict)  # scanner -> finding rows
+    extra: dict[str, list[dict]] = field(default_factory=dict)  # extra table name -> rows
+    scan_runs: list[dict] = field(default_factory=list)
+    cloned: int = 0
+    cached_repositories: int = 0
+    git_operations: int = 0
+    seconds: float = 0.0
+
+
+def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: list[CodeScanner] | None = None,
+                      home: Path | None = None, clock: Clock | None = None, batch_size: int = 20,
+                      clone_workers: int = 4, limits: SnapshotLimits | None = None,
+                      progress: Callable[[str], None] | None = None) -> ScanStageReport:
+    """Scan the selected rows of the `repositories` raw table (they carry `main_head`)."""
+    started = time.perf_counter()
+    home = home or data_home()
+    clock = clock or SystemClock()
+    scanners = scanners if scanners is not None else default_scanners()
+    cache = ResultsCache(home / "cache" / "scan")
+    snapshot_root = home / "cache" / "snapshots" / git.connection_name
+    versions = {}
+    for scanner in scanners:
+        try:
+            versions[scanner.name] = scanner.version()
+        except Exception as exc:  # a tool that cannot even report its version: every run of it errors
+            versions[scanner.name] = f"unavailable: {exc}"
+    report = ScanStageReport(findings={s.name: [] for s in scanners})
+    now = clock.now()
+    git_before = git.operations
+    todo: list[tuple[RepoRef, dict, list[CodeScanner]]] = []
+    for row in repositories:
+        if not row.get("selected") or not row.get("main_head"):
+            continue
+        ref = RepoRef(row["connection"], row["workspace"], row["repository_uuid"], row["repository"],
+                      row["main_head"])
+        missing = []
+        for scanner in scanners:
+            hit = cache.get(scanner.name, ref.repository_uuid, ref.commit, versions[scanner.name])
+            if hit is None:
+                missing.append(scanner)
+            else:
+                _record(report, scanner, versions[scanner.name], ref, hit, cached=True, seconds=0.0, now=now)
+        if missing:
+            todo.append((ref, row, missing))
+        else:
+            report.cached_repositories += 1
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions, now)
+        for scanner in scanners:
+            group = [(ref, snap) for ref, snap, wanted in snapshots if scanner in wanted]
+            if not group:
+                continue
+            t0 = time.perf_counter()
+            try:
+                outputs = scanner.scan([snap for _, snap in group])
+            except Exception as exc:  # a scanner bug must not cost the other scanners their results
+                log.exception("%s failed on a batch", scanner.name)
+                outputs = [ScanOutput(ref.repository_uuid, error=f"{type(exc).__name__}: {exc}") for ref, _ in group]
+            per_repo = (time.perf_counter() - t0) / len(group)
+            for (ref, _), output in zip(group, outputs):
+                if output.error is None and not versions[scanner.name].startswith("unavailable"):
+                    cache.put(scanner.name, ref.repository_uuid, ref.commit, versions[scanner.name], output)
+                _record(report, scanner, versions[scanner.name], ref, output, cached=False, seconds=per_repo, now=now)
+        for _, snap, _ in snapshots:
+            shutil.rmtree(snap.root, ignore_errors=True)  # checkouts hold raw secrets: keep none at rest
+        if progress:
+            progress(f"scanned {min(start + batch_size, len(todo))}/{len(todo)} repositories")
+    report.git_operations = git.operations - git_before
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _snapshots(batch, git, root, limits, workers, report, scanners, versions, now):
+    def clone(item):
+        ref, row, wanted = item
+        try:
+            return ref, take_snapshot(git, ref, row.get("mainbranch") or "main", root, limits), wanted
+        except BitbucketError as exc:
+            return ref, exc, wanted
+
+    taken = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for ref, result, wanted in pool.map(clone, batch):
+            if isinstance(result, Snapshot):
+                report.cloned += 1
+                taken.append((ref, result, wanted))
+                continue
+            for scanner in wanted:  # a repository that cannot be cloned: a scan-error row per scanner
+                _record(report, scanner, versions[scanner.name], ref,
+                        ScanOutput(ref.repository_uuid, error=f"clone failed: {result}"), cached=False,
+                        seconds=0.0, now=now)
+    return taken
+
+
+def _record(report: ScanStageReport, scanner, version: str, ref: RepoRef, output: ScanOutput, *, cached: bool,
+            seconds: float, now: datetime) -> None:
+    for finding in output.findings:
+        finding.scanned_at = finding.scanned_at or now
+    report.findings.setdefault(scanner.name, []).extend(f.row() for f in output.findings)
+    for table, rows in (output.extra or {}).items():
+        if isinstance(rows, list):
+            report.extra.setdefault(table, []).extend(rows)
+    report.scan_runs.append({
+        "connection": ref.connection, "workspace": ref.workspace, "repository_uuid": ref.repository_uuid,
+        "repository": ref.repository, "commit": ref.commit, "scanner": scanner.name, "scanner_version": version,
+        "status": "error" if output.error else "ok", "cached": cached, "duration_seconds": seconds,
+        "files_scanned": output.files_scanned, "bytes_scanned": output.bytes_scanned,
+        "findings": len(output.findings), "error": output.error, "scanned_at": now})

@@ -1,0 +1,132 @@
+"""The SQL models in `sql/`: one `<table>.sql` per table, its header declaring inputs and docs.
+
+Header (comment lines at the top of the file, in any order):
+
+    -- <what the table holds; several lines join into one description>
+    -- depends: enriched_findings, scan_runs          inputs: models or registered input tables
+    -- materialized: append                           optional: keep old rows, add this build's
+    -- state: finding_id VARCHAR, status VARCHAR      optional: columns carried from the previous
+                                                      build, readable as previous_<table>
+    -- column: finding_id: stable fingerprint         one per output column (the data dictionary)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import duckdb
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+HEADER = re.compile(r"^--\s?(.*)$")
+
+
+class ModelError(ValueError):
+    pass
+
+
+@dataclass
+class Model:
+    name: str
+    sql: str
+    path: Path
+    description: str = ""
+    depends: list[str] = field(default_factory=list)
+    materialized: str = "table"  # table | append
+    state: list[tuple[str, str]] = field(default_factory=list)  # (column, type) carried across builds
+    columns: dict[str, str] = field(default_factory=dict)  # column -> description
+
+    @property
+    def previous(self) -> str | None:
+        return f"previous_{self.name}" if self.state else None
+
+
+def parse_model(path: Path) -> Model:
+    text = path.read_text()
+    model = Model(name=path.stem, sql=text, path=path)
+    description: list[str] = []
+    for line in text.splitlines():
+        match = HEADER.match(line.strip())
+        if not match:
+            break
+        body = match.group(1).strip()
+        key, sep, value = body.partition(":")
+        key = key.strip().lower()
+        if sep and key == "depends":
+            model.depends += [d.strip() for d in value.split(",") if d.strip()]
+        elif sep and key == "materialized":
+            model.materialized = value.strip()
+        elif sep and key == "state":
+            for column in filter(None, (c.strip() for c in value.split(","))):
+                name, _, dtype = column.partition(" ")
+                model.state.append((name, dtype.strip()))
+        elif sep and key == "column":
+            name, _, doc = value.strip().partition(":")
+            model.columns[name.strip()] = doc.strip()
+        elif body:
+            description.append(body)
+    model.description = " ".join(description)
+    if model.materialized not in ("table", "append"):
+        raise ModelError(f"{path.name}: materialized must be table or append, not {model.materialized!r}")
+    if model.state and model.previous not in model.depends:
+        model.depends.append(model.previous)
+    return model
+
+
+def discover(sql_dir: Path = SQL_DIR) -> list[Model]:
+    return [parse_model(path) for path in sorted(Path(sql_dir).glob("*.sql"))]
+
+
+def build_order(models: list[Model], inputs: set[str]) -> list[Model]:
+    """Models in dependency order. Every declared input must be a model or an input, and the SQL
+    must read exactly what it declares (so the header can be trusted as the lineage)."""
+    by_name = {m.name: m for m in models}
+    problems = []
+    for model in models:
+        unknown = [d for d in model.depends if d not in by_name and d not in inputs and d != model.previous]
+        if unknown:
+            problems.append(f"{model.path.name}: depends on unknown {', '.join(unknown)}")
+        referenced = _referenced_tables(model.sql)
+        if referenced is not None:
+            undeclared = sorted(referenced - set(model.depends))
+            unused = sorted(set(model.depends) - referenced)
+            if undeclared:
+                problems.append(f"{model.path.name}: reads {', '.join(undeclared)} without declaring it in '-- depends:'")
+            if unused:
+                problems.append(f"{model.path.name}: declares {', '.join(unused)} but never reads it")
+    if problems:
+        raise ModelError("; ".join(problems))
+    sorter = TopologicalSorter({m.name: [d for d in m.depends if d in by_name] for m in models})
+    try:
+        return [by_name[name] for name in sorter.static_order()]
+    except CycleError as exc:
+        raise ModelError(f"models depend on each other in a cycle: {' -> '.join(exc.args[1])}") from exc
+
+
+def _referenced_tables(sql: str) -> set[str] | None:
+    try:
+        return {name.split(".")[-1] for name in duckdb.connect().get_table_names(sql)}
+    except duckdb.Error:
+        return None
+
+
+def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None = None) -> str:
+    """Markdown: every model, its description, inputs, and each column with its type and meaning."""
+    types = types or {}
+    lines = ["# Data dictionary", "",
+             "Generated from the headers of `sql/*.sql` by `ox_bb_pipeline.warehouse.models.write_data_dictionary`;",
+             "do not edit by hand. Every table is in `OX_BB_HOME/warehouse.duckdb` (with these texts as column",
+             "comments) and in `OX_BB_HOME/exports/<table>.parquet`.", ""]
+    for model in sorted(models, key=lambda m: m.name):
+        lines += [f"## {model.name}", "", model.description, ""]
+        lines.append(f"Inputs: {', '.join(f'`{d}`' for d in model.depends)}." if model.depends else "Inputs: none.")
+        if model.materialized == "append":
+            lines.append("Append-only: each build adds rows, none is ever rewritten or deleted.")
+        lines += ["", "| column | type | description |", "|---|---|---|"]
+        table_types = types.get(model.name, {})
+        for column in table_types or model.columns:
+            lines.append(f"| `{column}` | {table_types.get(column, '')} | {model.columns.get(column, '')} |")
+        lines.append("")
+    return "\n".join(lines)

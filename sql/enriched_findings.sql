@@ -1,0 +1,96 @@
+-- Findings with their final severity: the base severity moved by every severity factor whose
+-- condition holds (config_severity_factors, in catalog order), the factors with their evidence, and
+-- one sentence that explains the result, e.g. "Critical → High: only under tests/fixtures/;
+-- application not deployed to production". Every change is explained; nothing changes silently.
+-- depends: findings, severity_evidence, config_severity_factors, config_severity_levels, applications
+-- column: finding_id: stable fingerprint
+-- column: scanner: scanner that reported it
+-- column: scanner_version: tool and rules version
+-- column: rule_id: the scanner's rule
+-- column: title: what is wrong
+-- column: category: secrets | sast | iac | sca | scm_posture | cicd_posture | external
+-- column: base_severity: the rule's own severity
+-- column: connection: connection whose scan reported it
+-- column: workspace: workspace slug
+-- column: repository_uuid: repository {uuid}
+-- column: repository: repository slug
+-- column: commit: commit scanned
+-- column: file_path: repository-relative path
+-- column: start_line: first line
+-- column: end_line: last line
+-- column: evidence: what was seen, redacted
+-- column: remediation: how to fix it
+-- column: cwe: CWE id
+-- column: package: vulnerable package (SCA)
+-- column: version: its version
+-- column: fixed_version: first fixed version
+-- column: vulnerability_ids: advisory and CVE ids
+-- column: controls: framework controls it fails
+-- column: scanned_at: when the scan ran
+-- column: application: application it belongs to
+-- column: parent_application: for a monorepo child, the whole repository's application
+-- column: team: the application's team
+-- column: owners: the application's owners
+-- column: business_priority: the application's business priority
+-- column: application_is_relevant: false when the application is irrelevant (the finding stays, flagged)
+-- column: severity_steps: net levels the factors moved the severity (before keeping it within low..critical)
+-- column: final_severity: severity after the factors: info | low | medium | high | critical
+-- column: severity_rank: final severity as a number, 0 (info) to 4 (critical), for sorting
+-- column: severity_factors: factors that apply, in order: {name, direction (up|down|explain), steps, evidence}
+-- column: severity_explanation: one sentence: how the base severity became the final one, and why
+WITH factors AS (
+    SELECT e.finding_id, c.factor_order, c.name, c.direction, c.steps, e.evidence,
+           CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END AS delta,
+           replace(c.sentence, '{evidence}', coalesce(e.evidence, '')) AS phrase
+    FROM severity_evidence AS e
+    JOIN config_severity_factors AS c USING (condition)
+),
+
+per_finding AS (
+    SELECT finding_id,
+           sum(delta)::INTEGER AS delta,
+           list({'name': name, 'direction': direction, 'steps': steps, 'evidence': evidence}
+                ORDER BY factor_order) AS severity_factors,
+           string_agg(phrase, '; ' ORDER BY factor_order) AS reasons
+    FROM factors
+    GROUP BY finding_id
+),
+
+ranked AS (
+    SELECT f.*,
+           coalesce(b.severity_rank, 2) AS base_rank,
+           coalesce(b.label, f.base_severity) AS base_label,
+           coalesce(p.delta, 0) AS delta,
+           p.severity_factors,
+           p.reasons
+    FROM findings AS f
+    LEFT JOIN config_severity_levels AS b ON b.severity = f.base_severity
+    LEFT JOIN per_finding AS p USING (finding_id)
+),
+
+final AS (
+    -- context never turns a finding into `info`: the floor is low (or info when it started there)
+    SELECT *, greatest(least(base_rank, 1), least(4, base_rank + delta)) AS final_rank
+    FROM ranked
+)
+
+SELECT
+    f.finding_id, f.scanner, f.scanner_version, f.rule_id, f.title, f.category, f.base_severity,
+    f.connection, f.workspace, f.repository_uuid, f.repository, f.commit, f.file_path,
+    f.start_line, f.end_line, f.evidence, f.remediation, f.cwe, f.package, f.version, f.fixed_version,
+    f.vulnerability_ids, f.controls, f.scanned_at, f.application, f.parent_application,
+    a.team, a.owners, a.business_priority, coalesce(a.is_relevant, true) AS application_is_relevant,
+    f.delta AS severity_steps,
+    l.severity AS final_severity,
+    f.final_rank AS severity_rank,
+    coalesce(f.severity_factors, []) AS severity_factors,
+    CASE
+        WHEN f.reasons IS NULL
+            THEN f.base_label || ': the base severity of rule ' || f.rule_id || '; no severity factor applies'
+        WHEN f.final_rank = f.base_rank
+            THEN f.base_label || ' (unchanged): ' || f.reasons
+        ELSE f.base_label || ' → ' || l.label || ': ' || f.reasons
+    END AS severity_explanation
+FROM final AS f
+JOIN config_severity_levels AS l ON l.severity_rank = f.final_rank
+LEFT JOIN applications AS a USING (application)

@@ -1,0 +1,177 @@
+-- The unified queue: one row per fingerprint ever seen, with its lifecycle across builds.
+--   new        first seen in this build
+--   open       seen again (or not seen, but its scope was not completely scanned: a scanner error
+--              or a missing scan never resolves anything)
+--   resolved   not seen by a complete scan of its scope: the same repository and scanner with a
+--              successful latest run (posture: the check evaluated pass or fail on that repository)
+--   reopened   seen again after it was resolved, or its suppression expired or was removed
+--   suppressed matches a suppression of suppressions.yaml that has not expired
+-- SLA: due `config_sla.days` (by final severity) after the SLA start (first seen; restarted when
+-- reopened). All times come from build_context.now.
+-- depends: enriched_findings, scan_runs, posture_results, config_suppressions, config_sla, build_context
+-- state: finding_id VARCHAR, status VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
+-- state: status_changed_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, reopened_count INTEGER,
+-- state: sla_started_at TIMESTAMPTZ, application VARCHAR, workspace VARCHAR, repository_uuid VARCHAR,
+-- state: repository VARCHAR, scanner VARCHAR, rule_id VARCHAR, title VARCHAR, category VARCHAR,
+-- state: file_path VARCHAR, base_severity VARCHAR, final_severity VARCHAR, severity_explanation VARCHAR
+-- column: finding_id: stable fingerprint (the key)
+-- column: status: new | open | resolved | reopened | suppressed
+-- column: previous_status: status after the previous build (null: first seen now)
+-- column: seen: reported by this build's scans
+-- column: scope_complete: its repository and scanner were completely scanned (what allows resolving)
+-- column: application: application it belongs to
+-- column: workspace: workspace slug
+-- column: repository_uuid: repository {uuid}
+-- column: repository: repository slug
+-- column: scanner: scanner that reported it
+-- column: rule_id: the scanner's rule
+-- column: title: what is wrong
+-- column: category: finding category
+-- column: file_path: repository-relative path
+-- column: base_severity: the rule's own severity
+-- column: final_severity: severity after severity factors (kept from the last build that saw it)
+-- column: severity_explanation: why the final severity is what it is
+-- column: business_priority: the application's business priority (null when not seen in this build)
+-- column: team: the application's team
+-- column: owners: the application's owners
+-- column: application_is_relevant: false when the application is irrelevant
+-- column: first_seen: build time it was first seen
+-- column: last_seen: build time it was last seen
+-- column: status_changed_at: build time its status last changed
+-- column: resolved_at: build time it was resolved (null unless resolved)
+-- column: reopened_count: how many times it was reopened
+-- column: suppression_id: the matching suppression (S<n>: its position in suppressions.yaml), active or expired
+-- column: suppression_reason: its reason
+-- column: suppression_owner: who accepted the risk
+-- column: suppression_expires: when the suppression ends (after that day the finding reopens)
+-- column: sla_days: days allowed for its final severity (null: no SLA, e.g. info)
+-- column: sla_started_at: when the SLA clock started (first seen, or the last reopening)
+-- column: sla_due_at: sla_started_at + sla_days
+-- column: sla_status: on_track | breached (open past due) | met | missed (resolved after due) | exempt (suppressed or no SLA)
+-- column: sla_breached: past its due date while open, or resolved late
+WITH ctx AS (
+    SELECT * FROM build_context
+),
+
+code_scopes AS (
+    SELECT repository_uuid, scanner, bool_or(status = 'ok') AS complete
+    FROM scan_runs
+    GROUP BY ALL
+),
+
+posture_scopes AS (
+    SELECT workspace, coalesce(repository_uuid, '') AS repository_uuid, check_id,
+           bool_or(status IN ('pass', 'fail')) AS complete
+    FROM posture_results
+    GROUP BY ALL
+),
+
+merged AS (
+    SELECT finding_id,
+           c.finding_id IS NOT NULL AS seen,
+           p.status AS previous_status,
+           coalesce(c.application, p.application) AS application,
+           coalesce(c.workspace, p.workspace) AS workspace,
+           coalesce(c.repository_uuid, p.repository_uuid) AS repository_uuid,
+           coalesce(c.repository, p.repository) AS repository,
+           coalesce(c.scanner, p.scanner) AS scanner,
+           coalesce(c.rule_id, p.rule_id) AS rule_id,
+           coalesce(c.title, p.title) AS title,
+           coalesce(c.category, p.category) AS category,
+           coalesce(c.file_path, p.file_path) AS file_path,
+           coalesce(c.base_severity, p.base_severity) AS base_severity,
+           coalesce(c.final_severity, p.final_severity) AS final_severity,
+           coalesce(c.severity_explanation, p.severity_explanation) AS severity_explanation,
+           c.business_priority, c.team, c.owners, c.application_is_relevant,
+           p.first_seen, p.last_seen, p.status_changed_at, p.resolved_at, p.reopened_count, p.sla_started_at
+    FROM enriched_findings AS c
+    FULL OUTER JOIN previous_findings_queue AS p USING (finding_id)
+),
+
+suppression_candidates AS (
+    SELECT m.finding_id, s.*
+    FROM merged AS m
+    JOIN config_suppressions AS s ON s.fingerprint = m.finding_id
+    UNION ALL
+    SELECT m.finding_id, s.*
+    FROM merged AS m
+    JOIN config_suppressions AS s
+        ON s.rule_id = m.rule_id
+        AND coalesce(m.file_path, '') GLOB s.path_glob
+        AND (m.workspace || '/' || m.repository) GLOB s.repository_glob
+),
+
+suppressions AS (
+    SELECT s.finding_id, s.suppression_id, s.reason, s.owner, s.expires,
+           s.expires >= CAST(ctx.now AS DATE) AS active
+    FROM suppression_candidates AS s, ctx
+    QUALIFY row_number() OVER (PARTITION BY s.finding_id ORDER BY s.expires DESC, s.suppression_id) = 1
+),
+
+scoped AS (
+    SELECT m.*, s.suppression_id, s.reason, s.owner, s.expires, s.active AS suppression_active,
+           CASE WHEN m.scanner = 'posture' THEN coalesce(ps.complete, cs.complete, false)
+                ELSE coalesce(cs.complete, false) END AS scope_complete
+    FROM merged AS m
+    LEFT JOIN suppressions AS s USING (finding_id)
+    LEFT JOIN code_scopes AS cs ON cs.repository_uuid = m.repository_uuid AND cs.scanner = m.scanner
+    LEFT JOIN posture_scopes AS ps
+        ON ps.workspace = m.workspace AND ps.repository_uuid = m.repository_uuid AND ps.check_id = m.rule_id
+),
+
+judged AS (
+    SELECT *,
+           CASE
+               WHEN NOT seen AND (previous_status = 'resolved' OR scope_complete) THEN 'resolved'
+               WHEN suppression_active THEN 'suppressed'
+               WHEN previous_status IS NULL THEN 'new'
+               WHEN previous_status IN ('resolved', 'suppressed') THEN 'reopened'
+               ELSE 'open'
+           END AS status
+    FROM scoped
+),
+
+timed AS (
+    SELECT j.*, ctx.now,
+           coalesce(j.first_seen, ctx.now) AS first_seen_at,
+           CASE WHEN j.seen THEN ctx.now ELSE j.last_seen END AS last_seen_at,
+           CASE WHEN j.status IS DISTINCT FROM j.previous_status THEN ctx.now ELSE j.status_changed_at END
+               AS changed_at,
+           CASE WHEN j.status <> 'resolved' THEN NULL
+                WHEN j.previous_status = 'resolved' THEN j.resolved_at
+                ELSE ctx.now END AS resolved_at_now,
+           coalesce(j.reopened_count, 0) + CASE WHEN j.status = 'reopened' THEN 1 ELSE 0 END AS reopened,
+           CASE WHEN j.status IN ('new', 'reopened') THEN ctx.now
+                ELSE coalesce(j.sla_started_at, j.first_seen, ctx.now) END AS sla_start,
+           sla.days AS sla_days
+    FROM judged AS j
+    CROSS JOIN ctx
+    LEFT JOIN config_sla AS sla ON sla.severity = j.final_severity
+),
+
+sla AS (
+    SELECT *,
+           sla_start + to_days(sla_days::INTEGER) AS due_at,
+           CASE
+               WHEN sla_days IS NULL OR status = 'suppressed' THEN 'exempt'
+               WHEN status = 'resolved' AND resolved_at_now <= sla_start + to_days(sla_days::INTEGER) THEN 'met'
+               WHEN status = 'resolved' THEN 'missed'
+               WHEN now > sla_start + to_days(sla_days::INTEGER) THEN 'breached'
+               ELSE 'on_track'
+           END AS sla_state
+    FROM timed
+)
+
+SELECT
+    finding_id, status, previous_status, seen, scope_complete,
+    application, workspace, repository_uuid, repository, scanner, rule_id, title, category, file_path,
+    base_severity, final_severity, severity_explanation, business_priority, team, owners, application_is_relevant,
+    first_seen_at AS first_seen,
+    last_seen_at AS last_seen,
+    changed_at AS status_changed_at,
+    resolved_at_now AS resolved_at,
+    reopened::INTEGER AS reopened_count,
+    suppression_id, reason AS suppression_reason, owner AS suppression_owner, expires AS suppression_expires,
+    sla_days, sla_start AS sla_started_at, due_at AS sla_due_at, sla_state AS sla_status,
+    sla_state IN ('breached', 'missed') AS sla_breached
+FROM sla
