@@ -61,7 +61,7 @@ class SemgrepScanner:
             for output in outputs:
                 output.error = f"semgrep failed on the batch: {type(exc).__name__}: {exc}"
             return outputs
-        roots = _Roots(snapshots)
+        roots = BatchRoots(snapshots)
         for path in report.get("paths", {}).get("scanned", []):
             if (owner := roots.owner(path)) is not None:
                 outputs[owner[0]].files_scanned += 1
@@ -92,27 +92,8 @@ class SemgrepScanner:
         with tempfile.TemporaryDirectory(prefix="ox-semgrep-") as cwd:  # no stray config from the cwd
             proc = run_tool(argv, timeout=self.timeout, env=OFFLINE_ENV, cwd=Path(cwd))
         if proc.returncode not in (0, 1):  # 1: findings with --error; anything else is a failed run
-            raise RuntimeError(f"exit code {proc.returncode}: {_last_line(proc.stderr)}")
+            raise RuntimeError(f"exit code {proc.returncode}: {last_line(proc.stderr)}")
         return json.loads(proc.stdout)
-
-
-class _Roots:
-    """Attributes an absolute path from a batch run to the snapshot whose root holds it."""
-
-    def __init__(self, snapshots: list[Snapshot]) -> None:
-        # longest first, so a root nested in another root (never expected) still wins
-        self.roots = sorted(((s.root.resolve(), i) for i, s in enumerate(snapshots)),
-                            key=lambda item: len(item[0].parts), reverse=True)
-
-    def owner(self, path: str) -> tuple[int, str] | None:
-        """(snapshot index, repository-relative path), or None for a path outside every root."""
-        if not path:
-            return None
-        resolved = Path(path).resolve()
-        for root, index in self.roots:
-            if resolved.is_relative_to(root):
-                return index, resolved.relative_to(root).as_posix()
-        return None
 
 
 def _findings(snapshot: Snapshot, items: list[tuple[str, dict]], version: str,
@@ -154,6 +135,26 @@ def _without_superseded(findings: list[tuple[Finding, set[str]]]) -> list[Findin
     return [f for f, _ in findings if not superseded(f)]
 
 
+# -- shared with checkov.py: running a tool from its own environment over a batch ------------------
+class BatchRoots:
+    """Attributes an absolute path from a batch run to the snapshot whose root holds it."""
+
+    def __init__(self, snapshots: list[Snapshot]) -> None:
+        # longest first, so a root nested in another root (never expected) still wins
+        self.roots = sorted(((s.root.resolve(), i) for i, s in enumerate(snapshots)),
+                            key=lambda item: len(item[0].parts), reverse=True)
+
+    def owner(self, path: str) -> tuple[int, str] | None:
+        """(snapshot index, repository-relative path), or None for a path outside every root."""
+        if not path:
+            return None
+        resolved = Path(path).resolve()
+        for root, index in self.roots:
+            if resolved.is_relative_to(root):
+                return index, resolved.relative_to(root).as_posix()
+        return None
+
+
 def skipped_file(snapshot: Snapshot, scanner: str, path: str, reason: str) -> dict:
     """A row of the `skipped_files` extra table (the same shape from every scanner)."""
     repo = snapshot.repo
@@ -162,7 +163,6 @@ def skipped_file(snapshot: Snapshot, scanner: str, path: str, reason: str) -> di
             "reason": reason}
 
 
-# -- running a tool from its own environment ---------------------------------------------------------
 def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
              cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a tool-environment executable in its own process group, so that a timeout also kills its
@@ -197,10 +197,10 @@ def _installed_version(executable: str, tool: str, version_argv: tuple[str, ...]
             return dist.version
     proc = run_tool([executable, *version_argv], timeout=120, env=dict(env))
     if proc.returncode != 0:
-        raise RuntimeError(f"{tool} --version failed: {_last_line(proc.stderr)}")
+        raise RuntimeError(f"{tool} --version failed: {last_line(proc.stderr)}")
     return proc.stdout.strip().splitlines()[-1]
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1][:500] if lines else ""

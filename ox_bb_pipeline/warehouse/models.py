@@ -116,7 +116,7 @@ def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None
     """Markdown: every model, its description, inputs, and each column with its type and meaning."""
     types = types or {}
     lines = ["# Data dictionary", "",
-             "Generated from the headers of `sql/*.sql` by `ox_bb_pipeline.warehouse.models.write_data_dictionary`;",
+             "Generated from the headers of `sql/*.sql` by `ox_bb_pipeline.warehouse.exports.write_data_dictionary`;",
              "do not edit by hand. Every table is in `OX_BB_HOME/warehouse.duckdb` (with these texts as column",
              "comments) and in `OX_BB_HOME/exports/<table>.parquet`.", ""]
     for model in sorted(models, key=lambda m: m.name):

@@ -47,12 +47,13 @@ def _extract(home: Path, name: str) -> dict[str, list[dict]]:
 
 @pytest.fixture(scope="module")
 def extracted(sandbox, tmp_path_factory) -> dict[str, dict[str, list[dict]]]:
-    """Two full admin extractions (for identity) and one as bob, a member without admin rights."""
+    """Two full admin extractions (for identity; the second through the OAuth app, which acts as alice
+    from its own rate-limit bucket) and one as bob, a member without admin rights."""
     home = tmp_path_factory.mktemp("posture-home")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("OX_BB_HOME", str(home))
         sandbox.write_connections(home / "connections.yaml")
-        yield {"admin": _extract(home, "sandbox-token"), "admin-again": _extract(home, "sandbox-token"),
+        yield {"admin": _extract(home, "sandbox-token"), "admin-again": _extract(home, "sandbox-app"),
                "member": _extract(home, "sandbox-token-member")}
 
 
@@ -172,7 +173,7 @@ def test_member_and_admin_agree_wherever_both_could_evaluate(member, admin):
 # -- identity and metadata ------------------------------------------------------------------------
 def test_finding_identities_are_equal_across_two_extractions(admin, extracted, repository_files):
     again = evaluate({**extracted["admin-again"], "repository_files": repository_files},
-                     connection="sandbox-token", now=NOW)
+                     connection="sandbox-app", now=NOW)
     first = {f.finding_id: (f.rule_id, f.repository_uuid, f.anchor) for f in admin.findings}
     second = {f.finding_id: (f.rule_id, f.repository_uuid, f.anchor) for f in again.findings}
     assert first == second

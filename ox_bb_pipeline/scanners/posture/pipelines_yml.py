@@ -123,17 +123,26 @@ def _expanded_size(node: yaml.Node, path: str) -> int:
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that stops at MAX_DEPTH while composing, long before Python's recursion limit."""
+    """SafeLoader that stops at MAX_DEPTH while scanning and composing: before Python's recursion
+    limit, and before the scanner's pending simple keys (one per open `[`/`{`) turn quadratic."""
 
     def __init__(self, stream: str, path: str) -> None:
         super().__init__(stream)
         self.path, self.depth = path, 0
 
+    def _too_deep(self) -> PipelinesYmlError:
+        return PipelinesYmlError(f"{self.path}: YAML nested deeper than {MAX_DEPTH} levels; refused")
+
+    def fetch_flow_collection_start(self, token_class):
+        if self.flow_level >= MAX_DEPTH:
+            raise self._too_deep()
+        super().fetch_flow_collection_start(token_class)
+
     def compose_node(self, parent, index):
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                raise PipelinesYmlError(f"{self.path}: YAML nested deeper than {MAX_DEPTH} levels; refused")
+                raise self._too_deep()
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1

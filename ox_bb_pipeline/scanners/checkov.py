@@ -1,0 +1,175 @@
+"""IaC misconfigurations with checkov: one offline checkov process per batch of snapshots (a `-d` per
+snapshot), failed checks mapped to findings with our own severity per check id (severity/checkov.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table, tool_executable
+from .finding import Finding
+from .semgrep import BatchRoots, installed_version, last_line, run_tool, skipped_file
+from .snapshot import Snapshot
+
+# bitbucket_pipelines is left out on purpose: its only check (a ":latest" image) is a weaker copy of
+# posture check BB-027, which also flags untagged and undigested images.
+FRAMEWORKS = ("terraform", "cloudformation", "kubernetes", "dockerfile")
+TOOL_ENV = {
+    "BC_SKIP_MAPPING": "TRUE",  # no id mapping download from the Prisma platform
+    "LOG_LEVEL": "ERROR",
+    # checkov drops every directory whose name starts with "." by default; repositories keep
+    # manifests in .deploy/ or .devcontainer/ too. Only .git (and tool caches) stay out.
+    "CKV_IGNORE_HIDDEN_DIRECTORIES": "False",
+    "CKV_IGNORED_DIRECTORIES": ".git,node_modules,.terraform,.serverless",
+}
+RESULT_KINDS = ("failed_checks", "passed_checks", "skipped_checks")
+_LINE_SPAN = re.compile(r"\[\d+:\d+\]$")
+
+
+class CheckovScanner:
+    """checkov over every snapshot of a batch in one run (start-up alone costs 15-25 s a process)."""
+
+    name = "checkov"
+    category = "iac"
+
+    def __init__(self, *, timeout: float = 1800.0, workers: int = 2, helm: str | None = None) -> None:
+        self.timeout = timeout
+        self.workers = workers
+        # Helm charts are rendered with the helm binary; without it checkov skips them silently.
+        self.helm = helm or shutil.which("helm")
+
+    def version(self) -> str:
+        tool = installed_version("checkov")
+        return f"checkov {tool}+{rules_digest(SEVERITY_DIR / 'checkov.yaml', Path(__file__))}"
+
+    def frameworks(self) -> tuple[str, ...]:
+        return (*FRAMEWORKS, "helm") if self.helm else FRAMEWORKS
+
+    def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
+        outputs = [ScanOutput(s.repo.repository_uuid) for s in snapshots]
+        if not snapshots:
+            return outputs
+        try:
+            version = self.version()
+            reports = self._run([s.root for s in snapshots])
+        except Exception as exc:  # noqa: BLE001 - a failed batch is every snapshot's error, never the run's
+            for output in outputs:
+                output.error = f"checkov failed on the batch: {type(exc).__name__}: {exc}"
+            return outputs
+        roots = BatchRoots(snapshots)
+        checks: dict[int, dict[tuple, dict]] = {}
+        files: dict[int, set[str]] = {}
+        parse_errors: dict[int, set[str]] = {}
+        for report in reports:
+            results = report.get("results") or {}
+            for kind in RESULT_KINDS:
+                for check in results.get(kind) or []:
+                    if (owner := roots.owner(check.get("file_abs_path") or "")) is None:
+                        continue
+                    index, rel = owner
+                    files.setdefault(index, set()).add(rel)
+                    if kind == "failed_checks":
+                        # with several -d, checkov prints one report per directory, each repeating
+                        # the earlier ones: keep a failed check once
+                        key = (check["check_id"], rel, check.get("resource"), tuple(check.get("file_line_range") or ()))
+                        checks.setdefault(index, {}).setdefault(key, check | {"_path": rel})
+            for path in results.get("parsing_errors") or []:
+                if (owner := roots.owner(path)) is not None:
+                    parse_errors.setdefault(owner[0], set()).add(owner[1])
+        scanned_at = datetime.now(UTC)
+        for index, (snapshot, output) in enumerate(zip(snapshots, outputs)):
+            evaluated = files.get(index, set())
+            output.files_scanned = len(evaluated)
+            output.bytes_scanned = sum((snapshot.root / rel).stat().st_size for rel in evaluated
+                                       if (snapshot.root / rel).is_file())
+            output.findings = _findings(snapshot, list(checks.get(index, {}).values()), version, scanned_at)
+            skipped = [skipped_file(snapshot, self.name, rel, "checkov could not parse the file")
+                       for rel in sorted(parse_errors.get(index, ()))]
+            if not self.helm:
+                skipped += [skipped_file(snapshot, self.name, rel, "Helm chart template not rendered: no helm "
+                                         "binary (semgrep's ox.helm.* rules read it as text)")
+                            for rel in helm_templates(snapshot)]
+            if skipped:
+                output.extra["skipped_files"] = skipped
+        return outputs
+
+    def _run(self, roots: list[Path]) -> list[dict]:
+        argv = [str(tool_executable("checkov"))]
+        for root in roots:
+            argv += ["-d", str(root.resolve())]
+        argv += ["--framework", *self.frameworks(), "--skip-download", "--output", "json", "--soft-fail"]
+        env = {**TOOL_ENV, "CHECKOV_WORKERS_NUMBER": str(self.workers)}
+        if self.helm:
+            env["PATH"] = f"{Path(self.helm).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        # run outside the repositories: checkov reads a .checkov.yaml from its working directory
+        with tempfile.TemporaryDirectory(prefix="ox-checkov-") as cwd:
+            proc = run_tool(argv, timeout=self.timeout, env=env, cwd=Path(cwd))
+        if proc.returncode != 0:  # --soft-fail: failed checks exit 0, anything else is a crash
+            raise RuntimeError(f"exit code {proc.returncode}: {last_line(proc.stderr)}")
+        return _json_documents(proc.stdout)
+
+
+def _json_documents(text: str) -> list[dict]:
+    """checkov prints one JSON document per -d (an object, or a list of them per framework)."""
+    decoder, position, reports = json.JSONDecoder(), 0, []
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return reports
+        document, position = decoder.raw_decode(text, position)
+        reports += document if isinstance(document, list) else [document]
+
+
+def _findings(snapshot: Snapshot, checks: list[dict], version: str, scanned_at: datetime) -> list[Finding]:
+    table = severity_table("checkov")
+    default = table["default"]
+    root = str(snapshot.root.resolve())
+    findings: list[Finding] = []
+    occurrences: Counter = Counter()
+    for check in sorted(checks, key=lambda c: (c["_path"], (c.get("file_line_range") or [0])[0], c["check_id"])):
+        check_id, path = check["check_id"], check["_path"]
+        entry = table.get(check_id) or {}
+        title = (check.get("check_name") or check_id).rstrip(".")
+        resource = resource_address(check.get("resource") or "", root)
+        # the resource, not the line, is the identity: a check on aws_s3_bucket.logs stays the same
+        # finding when the block moves down the file
+        anchor = f"{check_id}:{resource}"
+        occurrences[(check_id, path, anchor)] += 1
+        if occurrences[(check_id, path, anchor)] > 1:  # e.g. two FROM lines of a multi-stage build
+            anchor = f"{anchor}#{occurrences[(check_id, path, anchor)]}"
+        start, end = (check.get("file_line_range") or [None, None])[:2]
+        keys = (check.get("check_result") or {}).get("evaluated_keys") or []
+        evidence = f"{resource}: {title}" + (f" (evaluated: {', '.join(map(str, keys))})" if keys else "")
+        findings.append(Finding.at(
+            snapshot.repo, scanner="checkov", scanner_version=version, rule_id=check_id, title=title,
+            category="iac", base_severity=entry.get("severity") or default["severity"], anchor=anchor,
+            file_path=path, start_line=start or None, end_line=end or None, evidence=evidence,
+            remediation=_remediation(entry, check.get("guideline"), title), cwe=entry.get("cwe"),
+            controls=[*default.get("controls", []), *entry.get("controls", [])], scanned_at=scanned_at))
+    return findings
+
+
+def resource_address(resource: str, root: str) -> str:
+    """checkov's resource id without what changes when nothing about the resource did: the absolute
+    checkout path some frameworks put in it, and a trailing [start:end] line span."""
+    return _LINE_SPAN.sub("", resource.replace(root, "")).strip()
+
+
+def _remediation(entry: dict, guideline: str | None, title: str) -> str:
+    parts = [entry.get("remediation") or "", f"See {guideline}" if guideline else ""]
+    return " ".join(p for p in parts if p) or title
+
+
+def helm_templates(snapshot: Snapshot) -> list[str]:
+    """Template files of every Helm chart (a folder with Chart.yaml) in the snapshot."""
+    charts = [PurePosixPath(p).parent for p in snapshot.paths() if PurePosixPath(p).name == "Chart.yaml"]
+    return [p for p in snapshot.paths()
+            if any(PurePosixPath(p).is_relative_to(chart / "templates") for chart in charts)]

@@ -1,0 +1,102 @@
+"""`ox-bb query` and `ox-bb report` for analysts: SQL over the built warehouse (read-only), and the
+compliance report with the Parquet exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import click
+import duckdb
+
+from .exports import export_tables, open_warehouse
+from .report import write_reports
+
+FORMATS = ("table", "csv", "json")
+
+
+def query(sql: str, fmt: str = "table", *, home: Path | None = None, max_rows: int = 100) -> str:
+    """The result of `sql` as a text table (at most `max_rows` rows shown), CSV or JSON."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    con = open_warehouse(home)
+    try:
+        result = con.execute(sql)
+        if result.description is None:
+            return ""
+        columns = [d[0] for d in result.description]
+        rows = result.fetchall()
+    finally:
+        con.close()
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, row)) for row in rows], indent=2, default=str)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(v) for v in row] for row in rows)
+        return out.getvalue()
+    return _table(columns, rows, max_rows)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _table(columns: list[str], rows: list[tuple], max_rows: int) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, show_lines=False)
+    for row in rows[:max_rows]:
+        table.add_row(*(_cell(v) for v in row))
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(table)
+    text = console.export_text()
+    more = len(rows) - max_rows
+    note = f"{len(rows)} row{'s' if len(rows) != 1 else ''}" + (
+        f", {more} not shown (use --format csv or --max-rows)" if more > 0 else "")
+    return text + note
+
+
+@click.command("query")
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--max-rows", type=click.IntRange(1), default=100, show_default=True,
+              help="Rows shown in table format (csv and json print all).")
+def query_command(sql: str, fmt: str, max_rows: int) -> None:
+    """Run SQL against OX_BB_HOME/warehouse.duckdb (read-only), e.g.
+
+    ox-bb query "SELECT status, count(*) FROM findings_queue GROUP BY ALL"
+    """
+    try:
+        click.echo(query(sql, fmt, max_rows=max_rows))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except duckdb.Error as exc:
+        raise click.ClickException(f"query failed: {exc}") from exc
+
+
+def report() -> dict[str, Path]:
+    """reports/compliance.html and .csv, and exports/<table>.parquet, from the current warehouse."""
+    return {**write_reports(), **{f"export {name}": path for name, path in export_tables().items()}}
+
+
+@click.command("report")
+def report_command() -> None:
+    """Write the compliance report (HTML, CSV) and the Parquet exports from the built warehouse."""
+    try:
+        written = report()
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"compliance report: {written['html']}")
+    click.echo(f"compliance CSV:    {written['csv']}")
+    exports = [p for k, p in written.items() if k.startswith("export ")]
+    if exports:
+        click.echo(f"exports:           {len(exports)} tables in {exports[0].parent}")

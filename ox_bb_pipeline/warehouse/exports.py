@@ -1,0 +1,77 @@
+"""What the warehouse hands to people and other tools: a Parquet file per model table under
+`OX_BB_HOME/exports/` (each written atomically), and the data dictionary generated from the models.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+from ..config import data_home
+from ..files import atomic_write_text
+from .models import SQL_DIR, data_dictionary, discover
+from .runner import build, warehouse_path
+from .settings import WarehouseSettings, load_factor_catalog, load_scanner_controls
+
+DATA_DICTIONARY_PATH = SQL_DIR.parent / "docs" / "data-dictionary.md"
+
+
+def open_warehouse(home: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection (readers never block the next build, which writes a new file)."""
+    path = warehouse_path(home)
+    if not path.exists():
+        raise FileNotFoundError(f"no warehouse at {path}; build it first (ox-bb run --stage warehouse)")
+    return duckdb.connect(str(path), read_only=True)
+
+
+def export_tables(home: Path | None = None) -> dict[str, Path]:
+    """Every model table to `exports/<table>.parquet`; readers see the old file or the new one."""
+    home = home or data_home()
+    folder = home / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    con = open_warehouse(home)
+    try:
+        present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        for model in discover():
+            if model.name not in present:
+                continue
+            target = folder / f"{model.name}.parquet"
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{model.name}.", suffix=".parquet.tmp")
+            os.close(fd)
+            try:
+                con.execute(f"COPY \"{model.name}\" TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written[model.name] = target
+    finally:
+        con.close()
+    return written
+
+
+def column_types(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    types: dict[str, dict[str, str]] = {}
+    for table, column, dtype in con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
+            "ORDER BY table_name, column_index").fetchall():
+        types.setdefault(table, {})[column] = dtype
+    return types
+
+
+def write_data_dictionary(path: Path = DATA_DICTIONARY_PATH) -> Path:
+    """docs/data-dictionary.md: the model headers, with column types from a build over an empty lake
+    (so the file depends on the models only, never on the data at hand)."""
+    with tempfile.TemporaryDirectory(prefix="ox-bb-dictionary-") as scratch:
+        settings = WarehouseSettings(factors=load_factor_catalog(), scanner_controls=load_scanner_controls())
+        built = build(Path(scratch), settings=settings)
+        con = duckdb.connect(str(built.path), read_only=True)
+        try:
+            types = column_types(con)
+        finally:
+            con.close()
+    return atomic_write_text(path, data_dictionary(discover(), types))

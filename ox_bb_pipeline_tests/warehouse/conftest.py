@@ -1,0 +1,135 @@
+"""Hand-built lakes: a few repositories, findings, scan runs and posture results written as the real
+Parquet partitions (lake.write_partition) into a temporary OX_BB_HOME, then a real warehouse build."""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ox_bb_pipeline.lake import write_partition
+from ox_bb_pipeline.scanners.finding import Finding
+from ox_bb_pipeline.warehouse.runner import BuildResult, build, lake_inputs
+
+NOW = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
+CATEGORY = {"secrets": "secrets", "bandit": "sast", "semgrep": "sast", "checkov": "iac", "sca": "sca",
+            "posture": "scm_posture", "sarif": "external"}
+
+
+def days_ago(days: float) -> datetime:
+    return NOW - timedelta(days=days)
+
+
+class Lake:
+    """Rows per (zone, table, connection); `write()` replaces those partitions, `build()` runs the warehouse."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.tables: dict[tuple[str, str, str], list[dict]] = {}
+        self.schemas = {(zone, table): schema for zone, table, schema in lake_inputs().values()}
+
+    # -- rows -------------------------------------------------------------------------------------
+    def add(self, zone: str, table: str, *rows: dict, connection: str = "main") -> None:
+        self.tables.setdefault((zone, table, connection), []).extend(
+            {"connection": connection, **row} for row in rows)
+
+    def clear(self, zone: str, table: str, connection: str = "main") -> None:
+        self.tables[(zone, table, connection)] = []
+
+    def repository(self, slug: str, workspace: str = "acme", project: str = "CORE", *, private: bool = True,
+                   changed_days_ago: float = 3, connection: str = "main", **extra) -> dict:
+        row = {"workspace": workspace, "repository_uuid": "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{workspace}/{slug}")) + "}",
+               "repository": slug, "full_name": f"{workspace}/{slug}", "name": slug, "project_key": project,
+               "project_name": project.title(), "mainbranch": "main", "main_head": f"head-{slug}",
+               "is_private": private, "fork_policy": "no_public_forks", "created_on": days_ago(900),
+               "updated_on": days_ago(changed_days_ago), "selected": True, "extracted_at": NOW, **extra}
+        self.add("raw", "repositories", row, connection=connection)
+        if row["main_head"]:
+            self.add("raw", "branches", {"workspace": workspace, "repository_uuid": row["repository_uuid"],
+                                         "repository": slug, "branch": "main", "commit": row["main_head"],
+                                         "commit_date": days_ago(changed_days_ago), "is_main": True},
+                     connection=connection)
+        return row
+
+    def finding(self, repo: dict, scanner: str, rule_id: str, *, severity: str = "high", file_path: str | None = None,
+                anchor: str | None = None, connection: str = "main", **extra) -> str:
+        finding = Finding(scanner=scanner, scanner_version="1", rule_id=rule_id, title=extra.pop("title", f"{rule_id} title"),
+                          category=extra.pop("category", CATEGORY[scanner]), base_severity=severity,
+                          connection=connection, workspace=repo["workspace"], repository_uuid=repo["repository_uuid"],
+                          repository=repo["repository"], anchor=anchor or f"{rule_id}:{file_path}",
+                          commit=repo["main_head"], file_path=file_path, scanned_at=NOW, **extra)
+        self.add("findings", scanner, finding.row(), connection=connection)
+        return finding.finding_id
+
+    def scan(self, repo: dict, *scanners: str, status: str = "ok", files: int = 12, error: str | None = None,
+             connection: str = "main") -> None:
+        for scanner in scanners:
+            self.add("findings", "scan_runs", {
+                "workspace": repo["workspace"], "repository_uuid": repo["repository_uuid"],
+                "repository": repo["repository"], "commit": repo["main_head"], "scanner": scanner,
+                "scanner_version": "1", "status": status, "cached": False, "duration_seconds": 0.1,
+                "files_scanned": files if status == "ok" else 0, "bytes_scanned": 1000, "findings": 0,
+                "error": error if status == "error" else None, "scanned_at": NOW}, connection=connection)
+
+    def posture(self, repo: dict | None, check_id: str, status: str, evidence: str = "", workspace: str = "acme",
+                connection: str = "main", finding_id: str | None = None) -> None:
+        self.add("findings", "posture_results", {
+            "workspace": repo["workspace"] if repo else workspace,
+            "repository_uuid": repo["repository_uuid"] if repo else None,
+            "repository": repo["repository"] if repo else None, "check_id": check_id, "status": status,
+            "evidence": evidence, "checked_at": NOW, "finding_id": finding_id}, connection=connection)
+
+    def pipelines(self, repo: dict, yml: str, connection: str = "main") -> None:
+        self.add("raw", "pipeline_configs", {
+            "workspace": repo["workspace"], "repository_uuid": repo["repository_uuid"], "repository": repo["repository"],
+            "enabled": True, "main_commit": repo["main_head"], "yml_present": True, "yml": textwrap.dedent(yml)},
+            connection=connection)
+
+    def environment(self, repo: dict, name: str, environment_type: str) -> None:
+        self.add("raw", "environments", {
+            "workspace": repo["workspace"], "repository_uuid": repo["repository_uuid"], "repository": repo["repository"],
+            "environment_uuid": "{" + str(uuid.uuid4()) + "}", "name": name, "environment_type": environment_type,
+            "rank": 0, "admin_only": False, "deployment_gate_enabled": False})
+
+    # -- files and builds -------------------------------------------------------------------------
+    def write(self) -> None:
+        for (zone, table, connection), rows in self.tables.items():
+            write_partition(zone, table, connection, rows, self.schemas[(zone, table)], home=self.home)
+
+    def config(self, name: str, text: str) -> Path:
+        path = self.home / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def build(self, now: datetime = NOW, **kwargs) -> BuildResult:
+        self.write()
+        return build(self.home, now=now, **kwargs)
+
+    def rows(self, sql: str, *params) -> list[dict]:
+        con = duckdb.connect(str(self.home / "warehouse.duckdb"), read_only=True)
+        try:
+            result = con.execute(sql, list(params))
+            names = [d[0] for d in result.description]
+            return [dict(zip(names, row)) for row in result.fetchall()]
+        finally:
+            con.close()
+
+    def value(self, sql: str, *params):
+        rows = self.rows(sql, *params)
+        return next(iter(rows[0].values())) if rows else None
+
+
+@pytest.fixture
+def lake(tmp_path, monkeypatch) -> Lake:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("OX_BB_HOME", str(home))
+    monkeypatch.chdir(tmp_path)  # no applications.yaml / suppressions.yaml from the working directory
+    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
+    return Lake(home)
