@@ -17,7 +17,7 @@
 -- column: commits_recent: main-branch commits in the activity window, over its repositories
 -- column: contributors_recent: commit authors in the activity window, summed over its repositories
 -- column: days_since_code_change: days since the most recent code change in any of its repositories
--- column: business_priority_computed: low | medium | high | critical from the signals below
+-- column: business_priority_computed: from the summed signal weights: critical ≥ 4, high 2–3, medium 0–1, low below 0
 -- column: business_priority: the override from applications.yaml, else the computed priority
 -- column: business_priority_source: override | computed
 -- column: business_priority_reasons: the signals behind the priority, each with its weight
@@ -88,8 +88,8 @@ scored AS (
     SELECT *,
            CASE
                WHEN list_sum([x.weight FOR x IN priority_signals]) >= 4 THEN 'critical'
-               WHEN list_sum([x.weight FOR x IN priority_signals]) = 3 THEN 'high'
-               WHEN list_sum([x.weight FOR x IN priority_signals]) >= 1 THEN 'medium'
+               WHEN list_sum([x.weight FOR x IN priority_signals]) >= 2 THEN 'high'
+               WHEN coalesce(list_sum([x.weight FOR x IN priority_signals]), 0) >= 0 THEN 'medium'
                ELSE 'low'
            END AS business_priority_computed
     FROM weighed

@@ -96,6 +96,11 @@ def verify(client, git=None, workspaces: list[str] | None = None) -> Verificatio
                 return result
             client.get_json(f"/repositories/{result.workspaces[0]}", {"pagelen": 1})
             result.account = f"access token for {result.workspaces[0]}"
+            try:  # the workspaces table needs the workspace record too
+                client.get_json(f"/workspaces/{result.workspaces[0]}")
+            except MissingScopeError as exc:
+                result.probes.append(Probe("read workspace", False, False, ", ".join(exc.required) or "account",
+                                           "workspaces table (name, privacy, forking mode)"))
         else:
             user = client.get_json("/user")
             result.account = user.get("display_name") or user.get("nickname") or ""

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..clock import Clock, SystemClock
+from ..clock import Clock, SystemClock, isoformat, parse_when
 from .auth import auth_for
 from .errors import (
     REPLACEMENTS,
@@ -60,6 +60,18 @@ class RequestBudget:
                 wait = (self._sent[0] + timedelta(hours=1) - now).total_seconds()
             self.waited_seconds += max(wait, 0.05)
             self.sleep(max(wait, 0.05))
+
+    def preload(self, timestamps: list[str]) -> None:
+        """Count requests an earlier run made in the last hour (ISO timestamps)."""
+        cutoff = self.clock.now() - timedelta(hours=1)
+        with self._lock:
+            earlier = sorted(t for t in (parse_when(x) for x in timestamps) if t and t > cutoff)
+            self._sent = deque(sorted([*earlier, *self._sent]))
+
+    def export(self) -> list[str]:
+        cutoff = self.clock.now() - timedelta(hours=1)
+        with self._lock:
+            return [isoformat(t) for t in self._sent if t > cutoff]
 
     @property
     def used(self) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,7 @@ class ExtractOptions:
     settings_max_age: timedelta = timedelta(hours=24)
     history_depth: int = 200  # main-branch commits kept per repository
     pipeline_runs: int = 20  # recent runs per repository
+    workers: int = 4  # repositories read at the same time
 
 
 @dataclass
@@ -110,8 +112,11 @@ class Extractor:
     # -- entry ---------------------------------------------------------------------------------
     def run(self) -> ExtractReport:
         rest_before, git_before = self.client.requests_sent, self.git.operations
+        # Requests of earlier runs in this hour count against the budget too.
+        self.client.budget.preload(self.state.get("request_log", []))
         workspaces = self._workspaces()
         refresh_queue: list[tuple[str, dict]] = []
+        selected = []
         for ws in workspaces:
             self._projects(ws)
             repos = self._repositories(ws)
@@ -119,11 +124,17 @@ class Extractor:
             self._repository_permissions(ws, repos)
             for repo in repos:
                 if repo["selected"]:
-                    self._repository(ws, repo, refresh_queue)
+                    selected.append((ws, repo))
                 else:
                     # Its rows leave the lake, so a later re-selection must read it afresh.
                     self.state["repositories"].pop(repo["repository_uuid"], None)
-        self._refresh_settings(refresh_queue)
+        # Per-repository reads are latency-bound: a few at a time (the budget still paces them).
+        with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+            list(pool.map(lambda item: self._repository(*item, refresh_queue), selected))
+            self._refresh_settings(refresh_queue, pool)
+        for table, rows in self.report.rows.items():
+            rows.sort(key=_row_order(table))
+        self.state["request_log"] = self.client.budget.export()
         self.report.rest_requests = self.client.requests_sent - rest_before
         self.report.git_operations = self.git.operations - git_before
         return self.report
@@ -251,9 +262,11 @@ class Extractor:
                    or saved.get("main_head") != repo["main_head"] or not saved)
         if not changed:
             repo["has_pipelines_yml"] = saved.get("has_pipelines_yml")
-            for table in ("branches", "pull_requests", "main_branch_commits", "pipeline_configs", "pipeline_runs",
-                          "environments"):
+            for table in ("branches", "main_branch_commits", "pipeline_configs", "pipeline_runs", "environments"):
                 self.report.rows[table].extend(self._carry(table, repo))
+            # Approvals and declines do not move `updated_on`: pull requests of an unchanged repository
+            # are re-read incrementally on the settings cadence, else carried forward.
+            repo["_prs_pending"] = True
             refresh_queue.append((saved.get("settings_at") or "", repo))
             self.state["repositories"][uuid] = saved
             return
@@ -369,23 +382,32 @@ class Extractor:
                 "deployment_gate_enabled": e.get("deployment_gate_enabled")})
 
     # -- settings, on a cadence ----------------------------------------------------------------
-    def _refresh_settings(self, queue: list[tuple[str, dict]]) -> None:
+    def _refresh_settings(self, queue: list[tuple[str, dict]], pool: ThreadPoolExecutor) -> None:
         """Changed and never-read repositories always (the budget paces them); then stale settings,
         oldest first, only while this hour's budget lasts — the rest wait for the next run."""
         budget_left = self.client.budget.per_hour - self.client.budget.used
         cutoff = isoformat(self.now - self.options.settings_max_age)
-        for stamp, repo in sorted(queue, key=lambda item: item[0]):
-            cost = 6 if repo.get("has_pipelines_yml") else 5
-            must = stamp == ""
-            due = must or (stamp <= cutoff and budget_left >= cost)
+        chosen = []
+        for stamp, repo in sorted(queue, key=lambda item: (item[0], item[1]["repository_uuid"])):
+            cost = (6 if repo.get("has_pipelines_yml") else 5) + (1 if repo.get("_prs_pending") else 0)
+            due = stamp == "" or (stamp <= cutoff and budget_left >= cost)
             if not due:
-                for table in SETTINGS_TABLES:
+                for table in (*SETTINGS_TABLES, *(("pull_requests",) if repo.get("_prs_pending") else ())):
                     self.report.rows[table].extend(self._carry(table, repo))
                 continue
             budget_left -= cost
-            self._settings(repo)
-            self.report.settings_refreshed += 1
-            self.state["repositories"].setdefault(repo["repository_uuid"], {})["settings_at"] = isoformat(self.now)
+            chosen.append(repo)
+        list(pool.map(self._refresh_repository, chosen))
+        self.report.settings_refreshed += len(chosen)
+
+    def _refresh_repository(self, repo: dict) -> None:
+        self._settings(repo)
+        saved = self.state["repositories"].setdefault(repo["repository_uuid"], {})
+        if repo.pop("_prs_pending", False):
+            prs = self._pull_requests(repo["workspace"], repo, saved.get("pr_watermark"))
+            saved["pr_watermark"] = max((isoformat(p["updated_on"]) for p in prs if p["updated_on"]),
+                                        default=saved.get("pr_watermark"))
+        saved["settings_at"] = isoformat(self.now)
 
     def _settings(self, repo: dict) -> None:
         ws, base = repo["workspace"], f"/repositories/{repo['workspace']}/{repo['repository']}"
@@ -437,6 +459,16 @@ class Extractor:
                 "value_looks_secret": looks_like_secret(v.get("key", ""), value) if value else None,
                 "value_hash": salted_hash(value, self.home) if value else None,
                 "value_length": len(value) if value else None}
+
+
+def _row_order(table: str):
+    """A stable order for a table's rows: by workspace, repository, then the table's own key."""
+    from .tables import TABLES
+
+    names = [name for name, _, _ in TABLES[table][1]]
+    key_columns = [n for n in ("workspace", "repository", "level") if n in names] + \
+        [n for n in names if n not in ("connection", "workspace", "repository_uuid", "repository", "level")][:2]
+    return lambda row: tuple("" if row.get(c) is None else str(row.get(c)) for c in key_columns)
 
 
 def _strip_userinfo(url: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class GitAccess:
         self.credentials = credentials
         self.timeout = timeout
         self.operations = 0
+        self._lock = threading.Lock()
 
     def remote_url(self, workspace: str, slug: str) -> str:
         return f"{self.git_url}/{workspace}/{slug}.git"
@@ -60,7 +62,8 @@ class GitAccess:
     def run(self, args: list[str], *, what: str, cwd: Path | None = None, remote: bool = True) -> str:
         """Run git; `remote=False` for local-only commands, which are not counted as git operations."""
         if remote:
-            self.operations += 1
+            with self._lock:
+                self.operations += 1
         try:
             proc = subprocess.run(["git", *args], cwd=cwd, env=self.env(), capture_output=True, text=True,
                                   timeout=self.timeout, check=False)

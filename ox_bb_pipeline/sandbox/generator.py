@@ -56,7 +56,7 @@ LIMITED_API_TOKEN_SCOPES = frozenset({"read:user:bitbucket", "read:workspace:bit
 APP_SCOPES = frozenset({"account", "project", "repository", "repository:write", "repository:admin",
                         "pullrequest", "pullrequest:write", "pipeline", "webhook"})
 IDP_SCOPES = frozenset({"account", "project", "repository", "pullrequest", "pipeline", "webhook"})
-TOKEN_SCOPES = frozenset({"project", "repository", "repository:admin", "pullrequest", "pipeline", "webhook"})
+TOKEN_SCOPES = frozenset({"account", "project", "repository", "repository:admin", "pullrequest", "pipeline", "webhook"})
 
 
 @dataclass(frozen=True)

@@ -82,13 +82,14 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Model]:
 def build_order(models: list[Model], inputs: set[str]) -> list[Model]:
     """Models in dependency order. Every declared input must be a model or an input, and the SQL
     must read exactly what it declares (so the header can be trusted as the lineage)."""
+    con = duckdb.connect()  # parses only
     by_name = {m.name: m for m in models}
     problems = []
     for model in models:
         unknown = [d for d in model.depends if d not in by_name and d not in inputs and d != model.previous]
         if unknown:
             problems.append(f"{model.path.name}: depends on unknown {', '.join(unknown)}")
-        referenced = _referenced_tables(model.sql)
+        referenced = _referenced_tables(con, model.sql)
         if referenced is not None:
             undeclared = sorted(referenced - set(model.depends))
             unused = sorted(set(model.depends) - referenced)
@@ -105,9 +106,9 @@ def build_order(models: list[Model], inputs: set[str]) -> list[Model]:
         raise ModelError(f"models depend on each other in a cycle: {' -> '.join(exc.args[1])}") from exc
 
 
-def _referenced_tables(sql: str) -> set[str] | None:
+def _referenced_tables(con: duckdb.DuckDBPyConnection, sql: str) -> set[str] | None:
     try:
-        return {name.split(".")[-1] for name in duckdb.connect().get_table_names(sql)}
+        return {name.split(".")[-1] for name in con.get_table_names(sql)}
     except duckdb.Error:
         return None
 

@@ -80,6 +80,7 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
         has_previous = target.exists()
         if has_previous:
             con.execute(f"ATTACH {_literal(target)} AS previous (READ_ONLY)")
+        con.execute("BEGIN")  # one commit for the whole build: catalog changes are cheap inside it
         inputs = register_lake_inputs(con, home)
         inputs |= register_settings(con, settings, build_id, now)
         inputs |= register_pipeline_definitions(con)
@@ -98,6 +99,7 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
                          f"({result.model_seconds[model.name]:.1f}s)")
         for name in stateful:
             con.execute(f'DROP TABLE "{name}"')
+        con.execute("COMMIT")
         if has_previous:
             con.execute("DETACH previous")
         con.execute("CHECKPOINT")
@@ -233,12 +235,11 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model, has_previous: bool
         con.execute(f'INSERT INTO "{model.name}" BY NAME {select}')
     else:
         con.execute(f'CREATE TABLE "{model.name}" AS {select}')
-    if model.description:
-        con.execute(f'COMMENT ON TABLE "{model.name}" IS {_literal(model.description)}')
     built = {row[0] for row in con.execute(f'DESCRIBE "{model.name}"').fetchall()}
-    for column, text in model.columns.items():
-        if column in built:
-            con.execute(f'COMMENT ON COLUMN "{model.name}"."{column}" IS {_literal(text)}')
+    comments = [f'COMMENT ON TABLE "{model.name}" IS {_literal(model.description)}']
+    comments += [f'COMMENT ON COLUMN "{model.name}"."{column}" IS {_literal(text)}'
+                 for column, text in model.columns.items() if column in built]
+    con.execute(";\n".join(comments))
 
 
 def _previous_state(con: duckdb.DuckDBPyConnection, model: Model, has_previous: bool) -> None:

@@ -178,7 +178,10 @@ def test_settings_are_refreshed_once_older_than_their_cadence(tiny, connections_
     n_repos = len(tiny.world.workspaces[WS].repositories)
     assert report.repositories_changed == 0 and report.settings_refreshed == n_repos
     assert per_route[REPO_ROUTES + "branch-restrictions"] == n_repos
-    assert REPO_ROUTES + "pullrequests" not in per_route  # content is still unchanged
+    # Approvals and declines do not move a repository's updated_on, so the cadence also re-reads
+    # pull requests incrementally (one watermark query per repository); content is not re-read.
+    assert per_route[REPO_ROUTES + "pullrequests"] == n_repos
+    assert REPO_ROUTES + "refs/branches" not in per_route
 
 
 def test_a_push_to_one_repository_re_reads_only_that_repository(fresh_sandbox, own_connections_file, tmp_path):

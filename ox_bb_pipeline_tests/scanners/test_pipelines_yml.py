@@ -160,6 +160,21 @@ def test_python_object_tags_are_refused():
     _refused_quickly("!!python/object/apply:os.system ['touch /tmp/pwned']\n", "invalid YAML")
 
 
+@pytest.mark.parametrize("text", [
+    "pipelines: {default: [{stage: [1, 2]}]}",
+    "pipelines: {default: [{parallel: 5}]}",
+    "pipelines: {default: [{step: {name: 7, deployment: 1, trigger: MANUAL, script: [1, {x: y}], runs-on: 3}}]}",
+    "definitions: {services: {db: 5}, caches: [a]}\npipelines: {}",
+    "image: {aws: x}\npipelines: {}",
+    "pipelines: {custom: {x: {import: 1}}, branches: {'*': []}}",
+])
+def test_odd_shapes_parse_or_fail_clearly(text):
+    try:
+        parse(text)
+    except PipelinesYmlError as exc:
+        assert str(exc).startswith("bitbucket-pipelines.yml: ")
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("- just\n- a list\n", "top level must be a mapping"),
     ("image: node\n", "'pipelines' is missing"),

@@ -81,7 +81,7 @@ class Context:
     repositories: list[dict]  # the selected repositories
     unreadable: Callable[[dict, str], str | None]  # (repository row, table) -> why it was not read
     _indexes: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
-    _pipelines: dict[str, tuple[str, object]] = field(default_factory=dict)
+    _pipelines: dict[str, tuple[str, PipelinesFile | str]] = field(default_factory=dict)
 
     def rows_of(self, table: str, repo: dict) -> list[dict]:
         if table not in self._indexes:
@@ -128,9 +128,12 @@ def pipeline_check(check_id: str, anchor: str):
         def run(ctx: Context, params: dict) -> list[dict]:
             rows = []
             for repo in ctx.repositories:
-                status, evidence = ctx.pipelines_file(repo)
-                if status == "ok":
-                    status, evidence = fn(evidence, repo, ctx, params)
+                try:
+                    status, evidence = ctx.pipelines_file(repo)
+                    if status == "ok":
+                        status, evidence = fn(evidence, repo, ctx, params)
+                except Exception as exc:  # an odd file spoils its own repository's result, not the others'
+                    status, evidence = "not_evaluable", f"check failed: {type(exc).__name__}: {exc}"
                 rows.append({"workspace": repo["workspace"], "repository_uuid": repo["repository_uuid"],
                              "repository": repo["repository"], "status": status, "evidence": evidence,
                              "anchor": f"{PIPELINES_FILE}:{anchor}", "file_path": PIPELINES_FILE})

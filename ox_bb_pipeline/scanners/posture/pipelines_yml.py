@@ -165,8 +165,8 @@ def load_yaml(text: str | bytes, path: str = "bitbucket-pipelines.yml"):
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise PipelinesYmlError(f"{path}: invalid YAML at {where}{exc.problem or exc.context}") from None
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PipelinesYmlError(f"{path}: invalid YAML{where}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise PipelinesYmlError(f"{path}: invalid YAML: {exc}") from None
     finally:
@@ -189,6 +189,10 @@ def split_ref(text: str) -> Ref:
     if ":" in last:  # a colon before the last slash is a registry port, not a tag
         name, tag = body.rsplit(":", 1)
     return Ref(text=ref, name=name, tag=tag or None, digest=digest)
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
 
 
 class _Normaliser:
@@ -237,12 +241,12 @@ class _Normaliser:
         runs_on = value.get("runs-on") or []
         runs_on = [runs_on] if isinstance(runs_on, str) else [str(r) for r in runs_on]
         trigger = str(value.get("trigger") or inherited.get("trigger") or "automatic").lower()
+        deployment = value.get("deployment") or inherited.get("deployment")
         return Step(
-            location=location, name=value.get("name"), image=self.image(value.get("image"), location),
-            script=script + after, pipes=pipes + after_pipes,
-            deployment=value.get("deployment") or inherited.get("deployment"), trigger=trigger,
+            location=location, name=_text(value.get("name")), image=self.image(value.get("image"), location),
+            script=script + after, pipes=pipes + after_pipes, deployment=_text(deployment), trigger=trigger,
             runs_on=runs_on, services=[str(s) for s in value.get("services") or []],
-            caches=[str(c) for c in value.get("caches") or []], size=value.get("size"))
+            caches=[str(c) for c in value.get("caches") or []], size=_text(value.get("size")))
 
     def items(self, items, where: str) -> list[Step]:
         """A pipeline's list: steps, parallel groups and stages, flattened in order."""
@@ -311,4 +315,10 @@ class _Normaliser:
 
 def parse(text: str | bytes, path: str = "bitbucket-pipelines.yml") -> PipelinesFile:
     """Parse and normalise; raises PipelinesYmlError (naming `path`) on anything unusable."""
-    return _Normaliser(path).file(load_yaml(text, path))
+    data = load_yaml(text, path)
+    try:
+        return _Normaliser(path).file(data)
+    except PipelinesYmlError:
+        raise
+    except (AttributeError, TypeError, ValueError) as exc:  # a shape the normaliser does not expect
+        raise PipelinesYmlError(f"{path}: unexpected structure ({type(exc).__name__}: {exc})") from None
