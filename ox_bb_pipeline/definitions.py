@@ -4,9 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from . import defs as defs_package
-
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.components.load_defs(defs_package, project_root=Path(__file__).resolve().parent.parent)
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parent)
