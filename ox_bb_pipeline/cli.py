@@ -169,7 +169,7 @@ def verify_command(connections_file, only) -> None:
 # -- run ------------------------------------------------------------------------------------------
 @main.command("run")
 @connections_option
-@click.option("--stage", type=click.Choice(["extract", "all"]), default="all", show_default=True,
+@click.option("--stage", type=click.Choice(["extract", "scan", "all"]), default="all", show_default=True,
               help="Run every stage up to and including this one.")
 @click.option("--connection", "only", help="Run only this connection.")
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks and re-read everything.")

@@ -12,7 +12,7 @@ import dagster as dg
 
 from .config import load_connections
 
-STAGES = ("extract",)
+STAGES = ("extract", "scan")
 
 
 @dataclass
@@ -31,11 +31,34 @@ def instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+def _stage_assets() -> dict[str, tuple]:
+    """stage -> (multi-asset, progress line built from its metadata)."""
+    from .defs.bitbucket.assets import bitbucket_raw_tables
+    from .defs.scanning.assets import scan_findings
+
+    def extract_line(meta: dict) -> str:
+        repos = meta.get("repositories", {})
+        return (f"{repos.get('dagster/row_count', 0)} repositories, {repos.get('rest_requests', 0)} REST requests, "
+                f"{repos.get('git_operations', 0)} git operations")
+
+    def scan_line(meta: dict) -> str:
+        runs = meta.get("scan_runs", {})
+        findings = sum(v.get("dagster/row_count", 0) for k, v in meta.items() if k.endswith("_findings"))
+        return (f"{findings} findings, {runs.get('repositories_cloned', 0)} repositories cloned, "
+                f"{runs.get('repositories_from_cache', 0)} from cache, {runs.get('errors', 0)} scanner errors")
+
+    return {"extract": (bitbucket_raw_tables, extract_line), "scan": (scan_findings, scan_line)}
+
+
+KEPT_METADATA = ("dagster/row_count", "rest_requests", "git_operations", "repositories_changed", "severity",
+                 "repositories_cloned", "repositories_from_cache", "errors", "status")
+
+
 def run_stages(stage: str, connections_file: Path, only: str | None = None, *, full_refresh: bool = False,
                progress: Callable[[str], None] = print, dagster_instance: dg.DagsterInstance | None = None,
                log_level: str = "WARNING") -> list[StageResult]:
-    """Run every stage up to and including `stage` for each selected connection."""
-    from .defs.bitbucket.assets import bitbucket_raw_tables
+    """Run every stage up to and including `stage` for each connection (or only one). A failing
+    stage stops the later stages of that connection only."""
     from .defs.bitbucket.partitions import connections_partitions
     from .defs.bitbucket.resources import BitbucketResource
 
@@ -45,36 +68,39 @@ def run_stages(stage: str, connections_file: Path, only: str | None = None, *, f
     names = config.names if only is None else [only]
     if only is not None and only not in config.names:
         raise ValueError(f"no connection named {only!r} in {connections_file}; it has: {', '.join(config.names)}")
+    stages = STAGES if stage == "all" else STAGES[: STAGES.index(stage) + 1]
     inst = dagster_instance or instance()
     existing = set(inst.get_dynamic_partitions(connections_partitions.name))
     missing = [n for n in names if n not in existing]
     if missing:
         inst.add_dynamic_partitions(connections_partitions.name, missing)
     resources = {"bitbucket": BitbucketResource(connections_file=str(connections_file))}
+    assets = _stage_assets()
     results = []
     for name in names:
-        progress(f"extract  {name} …")
-        outcome = dg.materialize(
-            [bitbucket_raw_tables], partition_key=name, instance=inst, resources=resources, raise_on_error=False,
-            run_config=dg.RunConfig(ops={"bitbucket_raw_tables": {"config": {"full_refresh": full_refresh}}},
-                                    loggers={"console": {"config": {"log_level": log_level}}}),
-            tags={"ox_bb/connection": name, "ox_bb/stage": "extract"})
-        result = StageResult("extract", name, outcome.success)
-        if outcome.success:
-            for event in outcome.get_asset_materialization_events():
-                mat = event.event_specific_data.materialization
-                result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items()
-                                                            if k in ("dagster/row_count", "rest_requests",
-                                                                     "git_operations", "repositories_changed")}
-            repos = result.metadata.get("repositories", {})
-            progress(f"extract  {name} ok: {repos.get('dagster/row_count', 0)} repositories, "
-                     f"{repos.get('rest_requests', 0)} REST requests, {repos.get('git_operations', 0)} git operations")
-        else:
-            failure = next((e for e in outcome.all_events if e.is_step_failure), None)
-            error = failure.step_failure_data.error if failure else None
-            while error is not None and error.cause is not None:
-                error = error.cause  # Dagster's step wrapper says nothing; the cause says what to fix
-            result.error = error.message.strip() if error else "run failed"
-            progress(f"extract  {name} FAILED: {result.error.splitlines()[0]}")
-        results.append(result)
+        for current in stages:
+            asset, describe = assets[current]
+            progress(f"{current:<8} {name} …")
+            ops = {"bitbucket_raw_tables": {"config": {"full_refresh": full_refresh}}} if current == "extract" else {}
+            outcome = dg.materialize(
+                [asset], partition_key=name, instance=inst, resources=resources, raise_on_error=False,
+                run_config=dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}}),
+                tags={"ox_bb/connection": name, "ox_bb/stage": current})
+            result = StageResult(current, name, outcome.success)
+            if outcome.success:
+                for event in outcome.get_asset_materialization_events():
+                    mat = event.event_specific_data.materialization
+                    result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items()
+                                                                if k in KEPT_METADATA}
+                progress(f"{current:<8} {name} ok: {describe(result.metadata)}")
+            else:
+                failure = next((e for e in outcome.all_events if e.is_step_failure), None)
+                error = failure.step_failure_data.error if failure else None
+                while error is not None and error.cause is not None:
+                    error = error.cause  # Dagster's step wrapper says nothing; the cause says what to fix
+                result.error = error.message.strip() if error else "run failed"
+                progress(f"{current:<8} {name} FAILED: {result.error.splitlines()[0]}")
+            results.append(result)
+            if not result.success:
+                break
     return results

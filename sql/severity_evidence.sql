@@ -43,13 +43,13 @@ unsecured_variables AS (
 ),
 
 test_paths AS (
+    -- evidence: the path up to the first test-like directory and any test-like directories right
+    -- after it (tests/fixtures/), else the test file itself
     SELECT finding_id,
            nullif(regexp_extract(file_path,
-               '(?i)^(.*(?:^|/)(?:tests?|__tests__|testdata|test-data|fixtures?|examples?|samples?|specs?|mocks?|__mocks__|demos?)/)',
-               1), '') AS test_directory
+               '(?i)^(.*?(?:^|/)(?:tests?|__tests__|testdata|test-data|fixtures?|examples|samples|specs?|mocks?|__mocks__|demos?)/(?:(?:tests?|__tests__|testdata|test-data|fixtures?|examples|samples|specs?|mocks?|__mocks__|demos?)/)*)', 1), '') AS test_directory
     FROM f
-    WHERE regexp_matches(file_path,
-              '(?i)(^|/)(tests?|__tests__|testdata|test-data|fixtures?|examples?|samples?|specs?|mocks?|__mocks__|demos?)/')
+    WHERE regexp_matches(file_path, '(?i)(^|/)(tests?|__tests__|testdata|test-data|fixtures?|examples|samples|specs?|mocks?|__mocks__|demos?)/')
        OR regexp_matches(file_path,
               '(^|/)(test_[^/]*\.py|[^/]*_test\.(py|go)|[^/]*\.(test|spec)\.[cm]?[jt]sx?|[^/]*Tests?\.(java|kt|cs))$')
 )

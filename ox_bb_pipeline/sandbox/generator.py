@@ -282,7 +282,8 @@ class _FastImport:
 def _build_history(git_dir: Path, files: dict[str, bytes], spec: SandboxSpec, rng: random.Random, world: World,
                    ws: Workspace, created: datetime, last: datetime) -> History:
     fi = _FastImport()
-    authors = [world.users[u] for u in sorted(ws.members)]
+    # carol is a contractor with write access who never works here (posture check BB-021).
+    authors = [world.users[u] for u in sorted(ws.members) if u != "carol"]
     owner = world.users["alice"]
     blobs = {path: fi.blob(data) for path, data in files.items()}
     main = initial = fi.commit("refs/heads/main", owner, created, "Initial commit\n", blobs, None)

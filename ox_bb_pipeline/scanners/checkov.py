@@ -78,7 +78,8 @@ class CheckovScanner:
                     if kind == "failed_checks":
                         # with several -d, checkov prints one report per directory, each repeating
                         # the earlier ones: keep a failed check once
-                        key = (check["check_id"], rel, check.get("resource"), tuple(check.get("file_line_range") or ()))
+                        lines = tuple(check.get("file_line_range") or ())
+                        key = (check["check_id"], rel, check.get("resource"), lines)
                         checks.setdefault(index, {}).setdefault(key, check | {"_path": rel})
             for path in results.get("parsing_errors") or []:
                 if (owner := roots.owner(path)) is not None:
@@ -142,9 +143,9 @@ def _findings(snapshot: Snapshot, checks: list[dict], version: str, scanned_at: 
         # the resource, not the line, is the identity: a check on aws_s3_bucket.logs stays the same
         # finding when the block moves down the file
         anchor = f"{check_id}:{resource}"
-        occurrences[(check_id, path, anchor)] += 1
-        if occurrences[(check_id, path, anchor)] > 1:  # e.g. two FROM lines of a multi-stage build
-            anchor = f"{anchor}#{occurrences[(check_id, path, anchor)]}"
+        occurrences[(path, anchor)] += 1
+        if occurrences[(path, anchor)] > 1:  # e.g. two FROM lines of a multi-stage build
+            anchor = f"{anchor}#{occurrences[(path, anchor)]}"
         start, end = (check.get("file_line_range") or [None, None])[:2]
         keys = (check.get("check_result") or {}).get("evaluated_keys") or []
         evidence = f"{resource}: {title}" + (f" (evaluated: {', '.join(map(str, keys))})" if keys else "")

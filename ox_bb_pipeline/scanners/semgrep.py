@@ -16,7 +16,6 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from .bandit import redact_with_anchor
 from .base import PACKAGE_DIR, ScanOutput, rules_digest, tool_executable
 from .finding import SEVERITIES, Finding
 from .snapshot import Snapshot
@@ -69,7 +68,9 @@ class SemgrepScanner:
         for error in report.get("errors", []):
             if (owner := roots.owner(error.get("path") or "")) is not None:
                 index, rel = owner
-                reason = f"semgrep {error.get('type', 'error')}: {error.get('message', '')}".strip()[:300]
+                kind = error.get("type") or "error"  # a name, or [name, details]
+                kind = kind[0] if isinstance(kind, list) else kind
+                reason = f"semgrep {kind}: {error.get('message', '')}".strip()[:300]
                 outputs[index].extra.setdefault("skipped_files", []).append(
                     skipped_file(snapshots[index], "semgrep", rel, reason))
         results: dict[int, list[tuple[str, dict]]] = {}
@@ -98,6 +99,10 @@ class SemgrepScanner:
 
 def _findings(snapshot: Snapshot, items: list[tuple[str, dict]], version: str,
               scanned_at: datetime) -> list[Finding]:
+    # the same evidence masking as bandit's findings; imported here because importing bandit loads
+    # all its plugins (~3 s), which checkov.py (a user of this module's tool helpers) never needs
+    from .bandit import redact_with_anchor
+
     findings: list[tuple[Finding, set[str]]] = []
     texts: dict[str, list[str]] = {}
     occurrences: Counter = Counter()
@@ -166,7 +171,7 @@ def skipped_file(snapshot: Snapshot, scanner: str, path: str, reason: str) -> di
 def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
              cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a tool-environment executable in its own process group, so that a timeout also kills its
-    workers (semgrep-core, checkov's pool), not only the Python entry point; raises TimeoutExpired."""
+    workers (semgrep-core, checkov's pool), not only the Python entry point; raises TimeoutError."""
     # the main venv's interpreter settings would leak into the tool's own environment
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     with subprocess.Popen(argv, cwd=cwd, env={**base, **(env or {})}, stdout=subprocess.PIPE,
@@ -177,7 +182,7 @@ def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = No
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            raise
+            raise TimeoutError(f"{Path(argv[0]).name} timed out after {timeout:g} s") from None
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 

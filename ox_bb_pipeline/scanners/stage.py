@@ -33,6 +33,10 @@ from .snapshot import Snapshot, SnapshotLimits, take_snapshot
 
 log = logging.getLogger(__name__)
 
+REPOSITORY_FILES_SCHEMA = pa.schema([
+    ("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
+    ("repository", pa.string()), ("commit", pa.string()), ("path", pa.string()),
+])
 SCAN_RUN_SCHEMA = pa.schema([
     ("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
     ("repository", pa.string()), ("commit", pa.string()), ("scanner", pa.string()),
@@ -61,17 +65,35 @@ class ResultsCache:
     def _path(self, scanner: str, repo_uuid: str) -> Path:
         return self.root / scanner / f"{repo_uuid.strip('{}')}.parquet"
 
-    def get(self, scanner: str, repo_uuid: str, commit: str, version: str) -> ScanOutput | None:
-        path = self._path(scanner, repo_uuid)
+    def get(self, scanner: str, repo: RepoRef, version: str) -> ScanOutput | None:
+        """The cached output for this commit and version. The same repository seen through another
+        connection reuses it (same commit, same content), relabelled for this connection."""
+        path = self._path(scanner, repo.repository_uuid)
         if not path.exists():
             return None
         table = pq.read_table(path)
         meta = json.loads((table.schema.metadata or {}).get(b"ox_bb", b"{}"))
-        if meta.get("commit") != commit or meta.get("version") != version:
+        if meta.get("commit") != repo.commit or meta.get("version") != version:
             return None
-        findings = [Finding(**{**row, "anchor": ""}) for row in table.to_pylist()]
-        return ScanOutput(repository_uuid=repo_uuid, findings=findings, files_scanned=meta.get("files", 0),
-                          bytes_scanned=meta.get("bytes", 0), extra=meta.get("extra", {}))
+        where = {"connection": repo.connection, "workspace": repo.workspace, "repository": repo.repository}
+        findings = [Finding(**{**row, **where, "anchor": ""}) for row in table.to_pylist()]
+        extra = {name: [{**r, **where} if isinstance(r, dict) and "connection" in r else r for r in rows]
+                 for name, rows in (meta.get("extra") or {}).items() if isinstance(rows, list)}
+        return ScanOutput(repository_uuid=repo.repository_uuid, findings=findings,
+                          files_scanned=meta.get("files", 0), bytes_scanned=meta.get("bytes", 0), extra=extra)
+
+    def files(self, repo: RepoRef) -> list[str] | None:
+        """The shallow file listing recorded when this commit was last cloned."""
+        path = self.root / "_files" / f"{repo.repository_uuid.strip('{}')}.json"
+        try:
+            saved = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return saved["paths"] if saved.get("commit") == repo.commit else None
+
+    def put_files(self, repo: RepoRef, paths: list[str]) -> None:
+        atomic_write_bytes(self.root / "_files" / f"{repo.repository_uuid.strip('{}')}.json",
+                           json.dumps({"commit": repo.commit, "paths": paths}).encode())
 
     def put(self, scanner: str, repo_uuid: str, commit: str, version: str, output: ScanOutput) -> None:
         rows = [f.row() for f in output.findings]
@@ -89,6 +111,7 @@ class ScanStageReport:
     findings: dict[str, list[dict]] = field(default_factory=dict)  # scanner -> finding rows
     extra: dict[str, list[dict]] = field(default_factory=dict)  # extra table name -> rows
     scan_runs: list[dict] = field(default_factory=list)
+    repository_files: list[dict] = field(default_factory=list)  # shallow file listing (posture BB-019)
     cloned: int = 0
     cached_repositories: int = 0
     git_operations: int = 0
@@ -98,8 +121,10 @@ class ScanStageReport:
 def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: list[CodeScanner] | None = None,
                       home: Path | None = None, clock: Clock | None = None, batch_size: int = 20,
                       clone_workers: int = 4, limits: SnapshotLimits | None = None,
+                      previous_files: list[dict] = (),
                       progress: Callable[[str], None] | None = None) -> ScanStageReport:
-    """Scan the selected rows of the `repositories` raw table (they carry `main_head`)."""
+    """Scan the selected rows of the `repositories` raw table (they carry `main_head`).
+    `previous_files` (the last `repository_files`) is carried forward for repositories not cloned."""
     started = time.perf_counter()
     home = home or data_home()
     clock = clock or SystemClock()
@@ -123,7 +148,7 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
                       row["main_head"])
         missing = []
         for scanner in scanners:
-            hit = cache.get(scanner.name, ref.repository_uuid, ref.commit, versions[scanner.name])
+            hit = cache.get(scanner.name, ref, versions[scanner.name])
             if hit is None:
                 missing.append(scanner)
             else:
@@ -132,9 +157,14 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
             todo.append((ref, row, missing))
         else:
             report.cached_repositories += 1
+            paths = cache.files(ref)
+            if paths is None:
+                paths = [f["path"] for f in previous_files if f["repository_uuid"] == ref.repository_uuid]
+            report.repository_files += _file_rows(ref, paths)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
-        snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions, now)
+        snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions, now,
+                               cache)
         for scanner in scanners:
             group = [(ref, snap) for ref, snap, wanted in snapshots if scanner in wanted]
             if not group:
@@ -159,7 +189,12 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
     return report
 
 
-def _snapshots(batch, git, root, limits, workers, report, scanners, versions, now):
+def _file_rows(ref: RepoRef, paths: list[str]) -> list[dict]:
+    return [{"connection": ref.connection, "workspace": ref.workspace, "repository_uuid": ref.repository_uuid,
+             "repository": ref.repository, "commit": ref.commit, "path": path} for path in paths]
+
+
+def _snapshots(batch, git, root, limits, workers, report, scanners, versions, now, cache):
     def clone(item):
         ref, row, wanted = item
         try:
@@ -173,6 +208,9 @@ def _snapshots(batch, git, root, limits, workers, report, scanners, versions, no
             if isinstance(result, Snapshot):
                 report.cloned += 1
                 taken.append((ref, result, wanted))
+                paths = [path for path in result.paths() if path.count("/") <= 1]
+                cache.put_files(ref, paths)
+                report.repository_files += _file_rows(ref, paths)
                 continue
             for scanner in wanted:  # a repository that cannot be cloned: a scan-error row per scanner
                 _record(report, scanner, versions[scanner.name], ref,

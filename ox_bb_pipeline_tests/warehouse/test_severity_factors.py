@@ -84,6 +84,7 @@ def test_business_priority_critical_raises_and_low_lowers(lake):
     ("tests/fixtures/legacy_settings.py", "tests/fixtures/"),
     ("src/test/java/com/example/HasherTest.java", "src/test/"),
     ("examples/quickstart.py", "examples/"),
+    ("tests/integration/fixtures/db/seed.sql", "tests/"),
     ("pkg/worker_test.go", "pkg/worker_test.go"),
     ("web/src/app.spec.ts", "web/src/app.spec.ts"),
 ])

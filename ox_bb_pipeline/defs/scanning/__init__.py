@@ -1,0 +1,1 @@
+"""Scan stage: snapshots and scanners per connection partition, findings into the lake."""

@@ -1,0 +1,101 @@
+"""Findings per scanner, scan runs, the component inventory and posture results, one Parquet
+partition per connection, from one scan pass (snapshots are shared by every scanner)."""
+
+import dagster as dg
+
+from ... import lake
+from ...bitbucket import tables as raw_tables
+from ...clock import SystemClock
+from ...config import data_home
+from ...scanners import posture, sarif
+from ...scanners.finding import FINDING_SCHEMA, RepoRef
+from ...scanners.sca import COMPONENT_SCHEMA
+from ...scanners.secrets import variable_findings
+from ...scanners.stage import REPOSITORY_FILES_SCHEMA, SCAN_RUN_SCHEMA, default_scanners, scan_repositories
+from ..bitbucket.partitions import connections_partitions
+from ..bitbucket.resources import BitbucketResource
+from ..metadata import table_metadata
+
+FINDING_TABLES = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+RAW = [["bitbucket", t] for t in raw_tables.TABLES]
+
+
+def _columns(schema) -> list[tuple[str, str, str]]:
+    return [(f.name, str(f.type), "") for f in schema]
+
+
+def _specs() -> list[dg.AssetSpec]:
+    # Built in a function: module-level AssetSpecs would be collected as definitions of their own.
+    return [
+        *[dg.AssetSpec(["scanning", f"{name}_findings"], group_name="scanning", deps=RAW, owners=["team:appsec"],
+                       kinds={"parquet", "git"} if name not in ("posture", "sarif") else {"parquet"},
+                       description=f"Findings of the {name} scanner in the one finding schema (stable finding_id "
+                                   "fingerprints; evidence redacted, never a raw secret).")
+          for name in FINDING_TABLES],
+        dg.AssetSpec(["scanning", "scan_runs"], group_name="scanning", deps=RAW, kinds={"parquet"},
+                     description="Per repository and scanner: status (ok | error), cached or not, duration, files "
+                                 "and bytes scanned, findings, error."),
+        dg.AssetSpec(["scanning", "components"], group_name="scanning", deps=RAW, kinds={"parquet"},
+                     description="Component inventory (SBOM) parsed from manifests and lock files."),
+        dg.AssetSpec(["scanning", "repository_files"], group_name="scanning", deps=RAW, kinds={"parquet"},
+                     description="Top-level file listing at each main head (posture check BB-019)."),
+        dg.AssetSpec(["scanning", "posture_results"], group_name="scanning", deps=RAW, kinds={"parquet", "duckdb"},
+                     description="Bitbucket posture checks BB-001…BB-033 per repository: pass, fail or "
+                                 "not_evaluable, with evidence."),
+    ]
+
+
+def _severity_counts(rows: list[dict]) -> dict:
+    return {s: sum(1 for r in rows if r.get("base_severity") == s) for s in SEVERITY_ORDER}
+
+
+@dg.multi_asset(specs=_specs(), partitions_def=connections_partitions, pool="scanners", can_subset=False)
+def scan_findings(context: dg.AssetExecutionContext, bitbucket: BitbucketResource):
+    """Scan one connection's selected repositories with every scanner; evaluate posture checks."""
+    name = context.partition_key
+    client = bitbucket.client(name)
+    raw = {t: lake.read_partition("raw", t, name) for t in raw_tables.TABLES}
+    clock = SystemClock()
+    report = scan_repositories(raw["repositories"], bitbucket.git(client), scanners=default_scanners(),
+                               clock=clock, previous_files=lake.read_partition("inventory", "repository_files", name),
+                               progress=context.log.info)
+    lookup = {(name, r["workspace"], r["repository"]): RepoRef(name, r["workspace"], r["repository_uuid"],
+                                                              r["repository"], r["main_head"])
+              for r in raw["repositories"] if r.get("selected")}
+    report.findings["secrets"] += [f.row() for f in variable_findings(raw["pipeline_variables"], lookup,
+                                                                      scanned_at=clock.now())]
+    result = posture.evaluate({**raw, "repository_files": report.repository_files}, connection=name,
+                              now=clock.now())
+    report.findings["posture"] = [f.row() for f in result.findings]
+    imported = sarif.import_directory(data_home() / "imports", lookup)
+    report.findings["sarif"] = [f.row() for f in imported.findings]
+    for path, error in imported.errors.items():
+        if f"/{name}/" in f"/{path}":
+            context.log.warning(f"SARIF import {path}: {error}")
+    for scanner in FINDING_TABLES:
+        lake.write_partition("findings", scanner, name, report.findings.get(scanner, []), FINDING_SCHEMA)
+    lake.write_partition("findings", "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA)
+    lake.write_partition("findings", "posture_results", name, result.results, posture.RESULT_SCHEMA)
+    lake.write_partition("inventory", "components", name, report.extra.get("components", []), COMPONENT_SCHEMA)
+    lake.write_partition("inventory", "repository_files", name, report.repository_files, REPOSITORY_FILES_SCHEMA)
+    errors = [r for r in report.scan_runs if r["status"] == "error"]
+    for run in errors[:20]:
+        context.log.warning(f"{run['scanner']} on {run['workspace']}/{run['repository']}: {run['error']}")
+    for scanner in FINDING_TABLES:
+        rows = report.findings.get(scanner, [])
+        yield dg.MaterializeResult(asset_key=["scanning", f"{scanner}_findings"], metadata={
+            **table_metadata(rows, _columns(FINDING_SCHEMA), preview_columns=8),
+            "severity": dg.MetadataValue.json(_severity_counts(rows))})
+    yield dg.MaterializeResult(asset_key=["scanning", "scan_runs"], metadata={
+        **table_metadata(report.scan_runs, _columns(SCAN_RUN_SCHEMA)),
+        "repositories_cloned": report.cloned, "repositories_from_cache": report.cached_repositories,
+        "errors": len(errors), "seconds": round(report.seconds, 2)})
+    yield dg.MaterializeResult(asset_key=["scanning", "components"], metadata=table_metadata(
+        report.extra.get("components", []), _columns(COMPONENT_SCHEMA)))
+    yield dg.MaterializeResult(asset_key=["scanning", "repository_files"], metadata=table_metadata(
+        report.repository_files, _columns(REPOSITORY_FILES_SCHEMA)))
+    statuses = {s: sum(1 for r in result.results if r["status"] == s) for s in posture.STATUSES}
+    yield dg.MaterializeResult(asset_key=["scanning", "posture_results"], metadata={
+        **table_metadata(result.results, _columns(posture.RESULT_SCHEMA)),
+        "status": dg.MetadataValue.json(statuses)})

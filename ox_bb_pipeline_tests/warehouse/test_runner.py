@@ -1,0 +1,145 @@
+"""The SQL runner: typed inputs over a partial lake, models in dependency order with their headers
+checked, column comments, atomic replacement of the warehouse, and de-duplication across connections."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from ox_bb_pipeline.lake import write_partition
+from ox_bb_pipeline.warehouse.models import SQL_DIR, ModelError, build_order, discover, parse_model
+from ox_bb_pipeline.warehouse.runner import build, warehouse_path
+
+from .conftest import NOW
+
+
+def test_an_empty_lake_builds_every_model_with_typed_empty_tables(lake):
+    result = lake.build()
+    assert set(result.rows) == {m.name for m in discover()}
+    assert set(result.rows.values()) == {0}
+    assert lake.rows("SELECT data_type FROM duckdb_columns() WHERE table_name = 'findings_queue' "
+                     "AND column_name IN ('first_seen', 'sla_due_at')") == [
+        {"data_type": "TIMESTAMP WITH TIME ZONE"}, {"data_type": "TIMESTAMP WITH TIME ZONE"}]
+
+
+def test_older_partitions_missing_columns_read_as_nulls(lake):
+    old_schema = pa.schema([("workspace", pa.string()), ("repository_uuid", pa.string()),
+                            ("repository", pa.string()), ("full_name", pa.string()), ("is_private", pa.bool_())])
+    write_partition("raw", "repositories", "legacy", [{"workspace": "acme", "repository_uuid": "{1}",
+                                                       "repository": "old", "full_name": "acme/old",
+                                                       "is_private": True}], old_schema, home=lake.home)
+    lake.repository("new")
+    lake.build()
+    assert lake.rows("SELECT connection, full_name, main_head, selected FROM repositories ORDER BY 2") == [
+        {"connection": "legacy", "full_name": "acme/old", "main_head": None, "selected": True},
+        {"connection": "main", "full_name": "acme/new", "main_head": "head-new", "selected": True}]
+
+
+def test_the_same_repository_and_finding_through_two_connections_are_one_row(lake):
+    admin = lake.repository("api", connection="admin")
+    lake.repository("api", connection="member")
+    lake.finding(admin, "bandit", "B105", file_path="a.py", connection="admin")
+    lake.finding(admin, "bandit", "B105", file_path="a.py", connection="member")
+    lake.build()
+    assert lake.value("SELECT count(*) FROM repositories") == 1
+    assert lake.value("SELECT count(*) FROM findings") == 1
+    assert lake.value("SELECT count(*) FROM findings_queue") == 1
+
+
+def test_columns_carry_their_documentation_as_comments(lake):
+    lake.build()
+    assert lake.rows("SELECT comment FROM duckdb_columns() WHERE table_name = 'findings_queue' "
+                     "AND column_name = 'status'") == [{"comment": "new | open | resolved | reopened | suppressed"}]
+    assert lake.value("SELECT comment FROM duckdb_tables() WHERE table_name = 'findings_queue'").startswith(
+        "The unified queue: one row per fingerprint ever seen")
+
+
+def test_a_failed_build_leaves_the_previous_warehouse_untouched(lake, tmp_path):
+    repo = lake.repository("api")
+    fid = lake.finding(repo, "bandit", "B105", file_path="a.py")
+    lake.build()
+    before = warehouse_path(lake.home).read_bytes()
+    broken = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, broken)
+    (broken / "zz_broken.sql").write_text("-- breaks at run time\n-- depends: findings\n"
+                                          "SELECT CAST(finding_id AS INTEGER) AS n FROM findings\n")
+    with pytest.raises(duckdb.ConversionException):
+        lake.build(sql_dir=broken)
+    assert warehouse_path(lake.home).read_bytes() == before
+    assert [p.name for p in lake.home.iterdir() if "building" in p.name] == []
+    assert lake.rows("SELECT finding_id, status FROM findings_queue") == [{"finding_id": fid, "status": "new"}]
+
+
+def test_readers_keep_the_old_warehouse_while_a_build_replaces_it(lake):
+    repo = lake.repository("api")
+    lake.finding(repo, "bandit", "B105", file_path="a.py")
+    lake.build()
+    reader = duckdb.connect(str(warehouse_path(lake.home)), read_only=True)
+    try:
+        lake.finding(repo, "bandit", "B106", file_path="b.py")
+        lake.build()
+        assert reader.execute("SELECT count(*) FROM findings").fetchone() == (1,)
+    finally:
+        reader.close()
+    assert lake.value("SELECT count(*) FROM findings") == 2
+
+
+def test_tables_other_code_keeps_in_the_warehouse_survive_a_rebuild(lake):
+    lake.build()
+    con = duckdb.connect(str(warehouse_path(lake.home)))
+    con.execute("CREATE TABLE workflow_actions AS SELECT 'rule-1' AS rule, 'abc' AS finding_id")
+    con.close()
+    lake.build()
+    assert lake.rows("SELECT * FROM workflow_actions") == [{"rule": "rule-1", "finding_id": "abc"}]
+
+
+def test_now_is_the_injected_clock(lake):
+    lake.build(NOW)
+    assert lake.rows("SELECT build_id, now FROM build_context") == [
+        {"build_id": "20261102T060000.000000Z", "now": NOW}]
+
+
+def model(tmp_path: Path, name: str, text: str):
+    path = tmp_path / f"{name}.sql"
+    path.write_text(text)
+    return parse_model(path)
+
+
+def test_model_headers_must_match_what_the_sql_reads(tmp_path):
+    a = model(tmp_path, "a", "-- depends: raw_x\nSELECT * FROM raw_x JOIN raw_y USING (k)\n")
+    b = model(tmp_path, "b", "-- depends: a, raw_x, nowhere\nSELECT * FROM a\n")
+    with pytest.raises(ModelError) as caught:
+        build_order([a, b], {"raw_x", "raw_y"})
+    assert str(caught.value) == ("a.sql: reads raw_y without declaring it in '-- depends:'; "
+                                 "b.sql: depends on unknown nowhere; b.sql: declares nowhere, raw_x but never reads it")
+
+
+def test_models_run_in_dependency_order_and_cycles_are_refused(tmp_path):
+    c = model(tmp_path, "c", "-- depends: b\nSELECT * FROM b\n")
+    b = model(tmp_path, "b", "-- depends: a\nSELECT * FROM a\n")
+    a = model(tmp_path, "a", "-- depends: raw_x\nSELECT * FROM raw_x\n")
+    assert [m.name for m in build_order([c, b, a], {"raw_x"})] == ["a", "b", "c"]
+    loop = model(tmp_path, "a", "-- depends: c\nSELECT * FROM c\n")
+    with pytest.raises(ModelError, match="cycle"):
+        build_order([c, b, loop], set())
+
+
+def test_header_parsing(tmp_path):
+    parsed = model(tmp_path, "queue", "-- The queue.\n-- More words.\n-- depends: x, y\n-- depends: z\n"
+                                      "-- materialized: append\n-- state: id VARCHAR, n INTEGER\n"
+                                      "-- column: id: the key\n-- column: n: a count: of things\n"
+                                      "SELECT 1 -- not a header\n")
+    assert (parsed.description, parsed.depends, parsed.materialized, parsed.state, parsed.columns) == (
+        "The queue. More words.", ["x", "y", "z", "previous_queue"], "append",
+        [("id", "VARCHAR"), ("n", "INTEGER")], {"id": "the key", "n": "a count: of things"})
+
+
+def test_build_uses_the_given_home_only(lake, tmp_path):
+    other = tmp_path / "elsewhere"
+    result = build(other, now=NOW)
+    assert result.path == other / "warehouse.duckdb" and result.path.exists()
+    assert not (lake.home / "warehouse.duckdb").exists()
