@@ -58,3 +58,20 @@ def looks_like_secret(key: str, value: str) -> bool:
     if SECRET_KEY_NAME.search(key) and len(value) >= 6:
         return True
     return len(value) >= 20 and entropy(value) >= 3.5 and not value.startswith(("http://", "https://", "/"))
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a table or a log line: no user info, no query values, and path segments that
+    look like tokens (Slack-style webhook URLs carry their secret in the path) masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    segments = ["REDACTED" if len(s) >= 16 and entropy(s) >= 3.5 else s for s in parts.path.split("/")]
+    query = "&".join(f"{p.split('=', 1)[0]}=REDACTED" for p in parts.query.split("&") if p) if parts.query else ""
+    return urlunsplit((parts.scheme, host, "/".join(segments), query, ""))

@@ -24,7 +24,8 @@ from pathlib import Path
 from ..clock import Clock, SystemClock, isoformat, parse_when
 from ..config import data_home
 from ..files import atomic_write_text
-from ..redaction import looks_like_secret, salted_hash
+from ..redaction import looks_like_secret, redact_url, salted_hash
+from ..scanners.secrets import redact_text
 from .errors import (
     BitbucketError,
     EndpointGoneError,
@@ -354,7 +355,7 @@ class Extractor:
             enabled = config.get("enabled") if config else None
         self.report.rows["pipeline_configs"].append({
             **self._repo_keys(repo), "enabled": enabled, "main_commit": repo["main_head"],
-            "yml_present": yml is not None, "yml": yml})
+            "yml_present": yml is not None, "yml": redact_text(yml)[0] if yml is not None else None})
         if yml is None:
             return  # no pipelines file: runs and environments cannot exist, skip their endpoints
         runs = self._guard("pipeline_runs", ws, repo, lambda: self.client.get_json(
@@ -446,7 +447,8 @@ class Extractor:
     def _hook_row(self, ws: str, repo: dict | None, level: str, h: dict) -> dict:
         return {"connection": self.conn.name, "workspace": ws,
                 "repository_uuid": repo and repo["repository_uuid"], "repository": repo and repo["repository"],
-                "level": level, "hook_uuid": h.get("uuid"), "url": h.get("url"), "description": h.get("description"),
+                "level": level, "hook_uuid": h.get("uuid"), "url": redact_url(h.get("url") or ""),
+                "description": h.get("description"),
                 "events": list(h.get("events") or []), "active": h.get("active"), "secret_set": h.get("secret_set"),
                 "skip_cert_verification": h.get("skip_cert_verification"), "created_at": _ts(h.get("created_at"))}
 

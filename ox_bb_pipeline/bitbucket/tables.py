@@ -59,9 +59,10 @@ TABLES: dict[str, tuple[str, list[tuple[str, pa.DataType, str]]]] = {
         *REPO, ("commit", S, ""), ("parents", LS, ""), ("author", S, "name <email>"), ("author_email", S, ""),
         ("committed_at", T, ""), ("summary", S, "first line of the message"), ("is_merge", B, ""),
         ("pr_id", I, "pull request whose merge commit this is"), ("pr_approvals", I, "approvals on that PR")]),
-    "pipeline_configs": ("Pipelines enabled flag and the raw bitbucket-pipelines.yml at the main head.", [
+    "pipeline_configs": ("Pipelines enabled flag and bitbucket-pipelines.yml at the main head (secrets redacted).", [
         *REPO, ("enabled", B, "null when not readable (admin only)"), ("main_commit", S, ""),
-        ("yml_present", B, ""), ("yml", S, "raw file content")]),
+        ("yml_present", B, ""),
+        ("yml", S, "the file as committed, with literal credentials replaced by REDACTED-<rule>-<hash> markers")]),
     "pipeline_variables": ("Pipeline variables at workspace, repository and deployment level. Values are "
                            "never stored: only whether an unsecured value looks like a secret, and its salted hash.", [
         ("connection", S, ""), ("workspace", S, ""), ("repository_uuid", S, "null at workspace level"),

@@ -186,6 +186,34 @@ def _scan_as_text(path: Path) -> list[PotentialSecret]:
                                                                  filename=str(path.with_suffix(".txt"))))
 
 
+def redact_text(text: str) -> tuple[str, int]:
+    """`text` with every secret detect-secrets finds (read line by line, as the pipeline file is) replaced
+    by `REDACTED-<rule>-<salted-hash prefix>`: still valid YAML, still telling that a literal credential
+    was there (posture check BB-026 reads the markers), never the secret. Returns the text and the count."""
+    lines = text.split("\n")
+    with _SETTINGS_LOCK, transient_settings(_detect_secrets_config()):
+        hits = list(detect_secrets_scan._process_line_based_plugins(list(enumerate(lines, start=1)),
+                                                                     filename="bitbucket-pipelines.txt"))
+    count = 0
+    for hit in sorted(hits, key=lambda h: -len(h.secret_value or "")):
+        value = hit.secret_value
+        if not value:
+            continue
+        index = hit.line_number - 1
+        rule = _rule_of(hit.type, value)
+        if rule == "private-key":
+            block, last = _private_key_block(lines, hit.line_number)
+            marker = f"REDACTED-{rule}-{salted_hash(block)[:8]}"
+            lines[index:last] = [marker] + [""] * (last - index - 1)
+        else:
+            value = _full_token(value, lines[index])
+            if value not in lines[index]:
+                continue
+            lines[index] = lines[index].replace(value, f"REDACTED-{rule}-{salted_hash(value)[:8]}")
+        count += 1
+    return "\n".join(lines), count
+
+
 # -- hits to findings ----------------------------------------------------------------------------------
 def _findings(snapshot: Snapshot, hits: dict[str, list[PotentialSecret]], scanned_at: datetime) -> list[Finding]:
     findings: dict[str, Finding] = {}

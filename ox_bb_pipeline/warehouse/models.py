@@ -12,6 +12,7 @@ Header (comment lines at the top of the file, in any order):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
@@ -107,10 +108,27 @@ def build_order(models: list[Model], inputs: set[str]) -> list[Model]:
 
 
 def _referenced_tables(con: duckdb.DuckDBPyConnection, sql: str) -> set[str] | None:
-    try:
-        return {name.split(".")[-1] for name in con.get_table_names(sql)}
-    except duckdb.Error:
+    """Tables the statement reads (CTE names excluded), from DuckDB's parse tree: nothing is bound,
+    so inputs need not exist yet."""
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+    if tree.get("error"):
         return None
+    tables: set[str] = set()
+    ctes: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                tables.add(node["table_name"])
+            ctes.update(entry["key"] for entry in (node.get("cte_map") or {}).get("map", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return tables - ctes
 
 
 def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None = None) -> str:
@@ -128,6 +146,7 @@ def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None
         lines += ["", "| column | type | description |", "|---|---|---|"]
         table_types = types.get(model.name, {})
         for column in table_types or model.columns:
-            lines.append(f"| `{column}` | {table_types.get(column, '')} | {model.columns.get(column, '')} |")
+            cells = (table_types.get(column, ""), model.columns.get(column, ""))
+            lines.append(f"| `{column}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)

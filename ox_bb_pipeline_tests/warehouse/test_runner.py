@@ -35,8 +35,8 @@ def test_older_partitions_missing_columns_read_as_nulls(lake):
     lake.repository("new")
     lake.build()
     assert lake.rows("SELECT connection, full_name, main_head, selected FROM repositories ORDER BY 2") == [
-        {"connection": "legacy", "full_name": "acme/old", "main_head": None, "selected": True},
-        {"connection": "main", "full_name": "acme/new", "main_head": "head-new", "selected": True}]
+        {"connection": "main", "full_name": "acme/new", "main_head": "head-new", "selected": True},
+        {"connection": "legacy", "full_name": "acme/old", "main_head": None, "selected": True}]
 
 
 def test_the_same_repository_and_finding_through_two_connections_are_one_row(lake):

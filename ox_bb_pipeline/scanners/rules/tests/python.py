@@ -43,6 +43,8 @@ def orders(cur, customer, sort):
     cur.execute(query)
     # ok: ox.python.sql-string
     cur.execute("SELECT * FROM orders WHERE customer = %s", (customer,))
+    # ok: ox.python.sql-string
+    cur.execute(f"SET threads = {sort}")
 
 
 def sessions(blob, raw, fh):
@@ -111,8 +113,14 @@ PASSWORD_ENV = "DB_PASSWORD"
 api_key = os.environ["API_KEY"]
 # ok: ox.python.hardcoded-credential
 password = ""
+# ok: ox.python.hardcoded-credential
+CATEGORY = {"secrets": "secrets", "password": "$REGISTRY_PASSWORD"}
+# ok: ox.python.hardcoded-credential
+RULE_OF = {"python-hardcoded-password": "ox.python.hardcoded-credential"}
 
 
-def connect(psycopg2):
+def connect(psycopg2, oauth):
+    # ok: ox.python.hardcoded-credential
+    oauth.Session("client", token_endpoint_auth_method="client_secret_basic")
     # ruleid: ox.python.hardcoded-credential
     return psycopg2.connect(host="db", password="s3cr3t-Passw0rd")
