@@ -64,7 +64,7 @@ class CheckovScanner:
                 output.error = f"checkov failed on the batch: {type(exc).__name__}: {exc}"
             return outputs
         roots = BatchRoots(snapshots)
-        checks: dict[int, dict[tuple, dict]] = {}
+        checks: dict[int, list[dict]] = {}
         files: dict[int, set[str]] = {}
         parse_errors: dict[int, set[str]] = {}
         for report in reports:
@@ -76,11 +76,7 @@ class CheckovScanner:
                     index, rel = owner
                     files.setdefault(index, set()).add(rel)
                     if kind == "failed_checks":
-                        # with several -d, checkov prints one report per directory, each repeating
-                        # the earlier ones: keep a failed check once
-                        lines = tuple(check.get("file_line_range") or ())
-                        key = (check["check_id"], rel, check.get("resource"), lines)
-                        checks.setdefault(index, {}).setdefault(key, check | {"_path": rel})
+                        checks.setdefault(index, []).append(check | {"_path": rel})
             for path in results.get("parsing_errors") or []:
                 if (owner := roots.owner(path)) is not None:
                     parse_errors.setdefault(owner[0], set()).add(owner[1])
@@ -90,7 +86,7 @@ class CheckovScanner:
             output.files_scanned = len(evaluated)
             output.bytes_scanned = sum((snapshot.root / rel).stat().st_size for rel in evaluated
                                        if (snapshot.root / rel).is_file())
-            output.findings = _findings(snapshot, list(checks.get(index, {}).values()), version, scanned_at)
+            output.findings = _findings(snapshot, checks.get(index, []), version, scanned_at)
             skipped = [skipped_file(snapshot, self.name, rel, "checkov could not parse the file")
                        for rel in sorted(parse_errors.get(index, ()))]
             if not self.helm:
@@ -105,28 +101,20 @@ class CheckovScanner:
         argv = [str(tool_executable("checkov"))]
         for root in roots:
             argv += ["-d", str(root.resolve())]
-        argv += ["--framework", *self.frameworks(), "--skip-download", "--output", "json", "--soft-fail"]
+        argv += ["--framework", *self.frameworks(), "--skip-download", "--soft-fail"]
         env = {**TOOL_ENV, "CHECKOV_WORKERS_NUMBER": str(self.workers)}
         if self.helm:
             env["PATH"] = f"{Path(self.helm).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        # run outside the repositories: checkov reads a .checkov.yaml from its working directory
-        with tempfile.TemporaryDirectory(prefix="ox-checkov-") as cwd:
-            proc = run_tool(argv, timeout=self.timeout, env=env, cwd=Path(cwd))
-        if proc.returncode != 0:  # --soft-fail: failed checks exit 0, anything else is a crash
-            raise RuntimeError(f"exit code {proc.returncode}: {last_line(proc.stderr)}")
-        return _json_documents(proc.stdout)
-
-
-def _json_documents(text: str) -> list[dict]:
-    """checkov prints one JSON document per -d (an object, or a list of them per framework)."""
-    decoder, position, reports = json.JSONDecoder(), 0, []
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position >= len(text):
-            return reports
-        document, position = decoder.raw_decode(text, position)
-        reports += document if isinstance(document, list) else [document]
+        # Run outside the repositories: checkov reads a .checkov.yaml from its working directory.
+        # With several -d, checkov prints a report per directory on stdout, each repeating all the
+        # earlier ones (output grows with the square of the batch); the file holds the final one.
+        with tempfile.TemporaryDirectory(prefix="ox-checkov-") as work:
+            proc = run_tool([*argv, "--output", "json", "--output-file-path", work], timeout=self.timeout,
+                            env=env, cwd=Path(work), keep_stdout=False)
+            if proc.returncode != 0:  # --soft-fail: failed checks exit 0, anything else is a crash
+                raise RuntimeError(f"exit code {proc.returncode}: {last_line(proc.stderr)}")
+            report = json.loads((Path(work) / "results_json.json").read_text())
+        return report if isinstance(report, list) else [report]  # a list holds one report per framework
 
 
 def _findings(snapshot: Snapshot, checks: list[dict], version: str, scanned_at: datetime) -> list[Finding]:

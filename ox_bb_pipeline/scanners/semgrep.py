@@ -87,6 +87,8 @@ class SemgrepScanner:
                 # a repository must not hide code from us: its .gitignore/.semgrepignore are not honoured,
                 # nor semgrep's default ignore list (which skips tests/, where secrets and bugs live too)
                 "--no-git-ignore", "--x-ignore-semgrepignore-files",
+                # installed dependencies are third-party code (the SCA scanner's subject) and slow
+                "--exclude=node_modules",
                 f"--jobs={self.jobs}", f"--timeout={self.rule_timeout:g}",
                 f"--max-target-bytes={self.max_target_bytes}",
                 *(f"--config={path}" for path in self.rule_files()), *(str(root.resolve()) for root in roots)]
@@ -169,12 +171,13 @@ def skipped_file(snapshot: Snapshot, scanner: str, path: str, reason: str) -> di
 
 
 def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
-             cwd: Path | None = None) -> subprocess.CompletedProcess:
+             cwd: Path | None = None, keep_stdout: bool = True) -> subprocess.CompletedProcess:
     """Run a tool-environment executable in its own process group, so that a timeout also kills its
     workers (semgrep-core, checkov's pool), not only the Python entry point; raises TimeoutError."""
     # the main venv's interpreter settings would leak into the tool's own environment
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    with subprocess.Popen(argv, cwd=cwd, env={**base, **(env or {})}, stdout=subprocess.PIPE,
+    with subprocess.Popen(argv, cwd=cwd, env={**base, **(env or {})},
+                          stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                           start_new_session=True) as proc:
         try:

@@ -76,7 +76,8 @@ def query_command(sql: str, fmt: str, max_rows: int) -> None:
     ox-bb query "SELECT status, count(*) FROM findings_queue GROUP BY ALL"
     """
     try:
-        click.echo(query(sql, fmt, max_rows=max_rows))
+        text = query(sql, fmt, max_rows=max_rows)
+        click.echo(text, nl=not text.endswith("\n"))
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
     except duckdb.Error as exc:

@@ -109,7 +109,6 @@ def test_findings_carry_our_severity_and_the_check(outputs):
     assert by_key[("CKV_AWS_18", "terraform/storage.tf")].base_severity == "low"  # hygiene: kept, low
     assert by_key[("CKV_K8S_16", "k8s/node-agent.yaml")].base_severity == "high"
     assert all(f.scanner == "checkov" and f.scanner_version.startswith("checkov ") for f in findings)
-    # checkov repeats earlier reports once per -d directory: each failed check is still one finding
     assert len({f.finding_id for f in findings}) == len(findings)
 
 

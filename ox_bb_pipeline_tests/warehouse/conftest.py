@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from ox_bb_pipeline.lake import write_partition
+from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.finding import Finding
 from ox_bb_pipeline.warehouse.runner import BuildResult, build, lake_inputs
+from ox_bb_pipeline.warehouse.settings import WarehouseSettings, load_settings
 
 NOW = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 CATEGORY = {"secrets": "secrets", "bandit": "sast", "semgrep": "sast", "checkov": "iac", "sca": "sca",
@@ -105,6 +108,11 @@ class Lake:
         path.write_text(textwrap.dedent(text))
         return path
 
+    def small_settings(self) -> WarehouseSettings:
+        """The settings files, with two scanners covering one control each (see `small_catalog`)."""
+        return load_settings().model_copy(update={"scanner_controls": {"secrets": ["CIS-SSC-1.5.1"],
+                                                                       "bandit": ["CIS-SSC-1.5.4"]}})
+
     def build(self, now: datetime = NOW, **kwargs) -> BuildResult:
         self.write()
         return build(self.home, now=now, **kwargs)
@@ -133,3 +141,18 @@ def lake(tmp_path, monkeypatch) -> Lake:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
     return Lake(home)
+
+
+SMALL_CATALOG = [("BB-003", ["CIS-SSC-1.1.16", "SSDF-PS.1.1", "CICD-SEC-1"]),
+                 ("BB-004", ["CIS-SSC-1.1.17", "SSDF-PS.1.1", "CICD-SEC-1"]),
+                 ("BB-M01", ["CIS-SSC-1.3.5", "SSDF-PS.1.1"]),
+                 ("BB-033", ["CIS-SSC-2.4.5"])]
+
+
+@pytest.fixture
+def small_catalog(monkeypatch):
+    """A four-check posture catalog, so expected compliance rows stay readable whatever the real one grows to."""
+    table = pa.Table.from_pylist([{"check_id": c, "title": f"{c} title", "category": "scm_posture",
+                                   "severity": "high", "controls": controls, "rationale": "", "remediation": ""}
+                                  for c, controls in SMALL_CATALOG])
+    monkeypatch.setattr(posture, "catalog_table", lambda: table)

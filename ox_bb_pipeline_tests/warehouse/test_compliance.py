@@ -3,32 +3,11 @@ risk apart, repository and workspace settings shared by the applications they co
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pytest
-
-from ox_bb_pipeline.scanners import posture
-from ox_bb_pipeline.warehouse.settings import load_settings
-
-CATALOG = [("BB-003", ["CIS-SSC-1.1.16", "SSDF-PS.1.1", "CICD-SEC-1"]),
-           ("BB-004", ["CIS-SSC-1.1.17", "SSDF-PS.1.1", "CICD-SEC-1"]),
-           ("BB-M01", ["CIS-SSC-1.3.5", "SSDF-PS.1.1"]),
-           ("BB-033", ["CIS-SSC-2.4.5"])]
 NOTHING = "no posture check or complete scan covers this control for the application"
 
 
-@pytest.fixture
-def small_catalog(monkeypatch):
-    """A four-check catalog, so the expected rows stay readable whatever the real catalog grows to."""
-    table = pa.Table.from_pylist([{"check_id": c, "title": f"{c} title", "category": "scm_posture",
-                                   "severity": "high", "controls": controls, "rationale": "", "remediation": ""}
-                                  for c, controls in CATALOG])
-    monkeypatch.setattr(posture, "catalog_table", lambda: table)
-
-
-def build(lake, **extra):
-    settings = load_settings().model_copy(update={"scanner_controls": {"secrets": ["CIS-SSC-1.5.1"],
-                                                                       "bandit": ["CIS-SSC-1.5.4"]}})
-    return lake.build(settings=settings, **extra)
+def build(lake):
+    return lake.build(settings=lake.small_settings())
 
 
 def report(lake, application: str) -> dict[str, tuple]:

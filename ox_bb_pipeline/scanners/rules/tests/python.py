@@ -60,6 +60,12 @@ def sessions(blob, raw, fh):
     yaml.safe_load(fh)
 
 
+def round_trip(fh, YAML):
+    yaml = YAML(typ="rt")
+    # ok: ox.python.yaml-load
+    return yaml.load(fh)
+
+
 def hash_password(password):
     # ruleid: ox.python.weak-password-hash, ox.python.weak-hash
     return hashlib.md5(password.encode("utf-8")).hexdigest()
@@ -113,6 +119,10 @@ PASSWORD_ENV = "DB_PASSWORD"
 api_key = os.environ["API_KEY"]
 # ok: ox.python.hardcoded-credential
 password = ""
+# ok: ox.python.hardcoded-credential
+SECRETS = "SECRETS"
+# ok: ox.python.hardcoded-credential
+PRODUCT_NAMES = {"secrets": "Secrets"}
 # ok: ox.python.hardcoded-credential
 CATEGORY = {"secrets": "secrets", "password": "$REGISTRY_PASSWORD"}
 # ok: ox.python.hardcoded-credential
