@@ -24,7 +24,6 @@ from .world import (
     Webhook,
     Workspace,
     World,
-    braced_uuid as s_uuid,
 )
 
 

@@ -6,7 +6,6 @@ are masked in evidence and never enter a fingerprint unsalted.
 from __future__ import annotations
 
 import logging
-import re
 import textwrap
 from collections import Counter
 from datetime import UTC, datetime
@@ -18,9 +17,9 @@ from bandit.core import config as bandit_config
 from bandit.core import docs_utils
 from bandit.core import manager as bandit_manager
 
-from ..redaction import entropy, mask, salted_hash
-from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table
-from .finding import Finding, RepoRef, normalise_snippet
+from ..redaction import redact_snippet, redact_with_anchor
+from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table, skipped_file
+from .finding import Finding
 from .snapshot import Snapshot
 
 CONTROLS = ["CIS-SSC-1.5.4", "SSDF-PW.7.2"]
@@ -39,12 +38,6 @@ PASSWORD_TESTS = frozenset({"B105", "B106", "B107"})
 # bandit logs at INFO and draws a progress bar past 50 files when its logger allows INFO: console
 # noise inside a pipeline run. Warnings (files it could not parse) still come through.
 logging.getLogger("bandit").setLevel(logging.WARNING)
-
-# A quoted literal (with an optional r/b/u/f prefix); a quote inside a word ("isn't") opens none.
-_LITERAL = re.compile(r"""(?<!\w)(?P<prefix>[rRbBuUfF]{0,2})(?P<q>'''|\"\"\"|'|")"""
-                      r"""(?P<body>(?:\\.|(?!(?P=q)).)*?)(?P=q)(?!\w)""", re.DOTALL)
-_BARE_TOKEN = re.compile(r"[A-Za-z0-9+/=_\-.~]{20,}")
-
 
 @lru_cache(maxsize=1)
 def scanner_version() -> str:
@@ -81,7 +74,7 @@ class BanditScanner:
         output.files_scanned = len(files) - len(skipped)
         output.bytes_scanned = sum(f.size for f in files if f.path not in skipped)
         if skipped:
-            output.extra["skipped_files"] = [_skipped_file(snapshot.repo, path, why)
+            output.extra["skipped_files"] = [skipped_file(snapshot.repo, "bandit", path, why)
                                              for path, why in sorted(skipped.items())]
         output.findings = _findings(snapshot, root, manager.get_issue_list(), datetime.now(UTC))
         return output
@@ -130,39 +123,9 @@ def _remediation(test_id: str, entry: dict) -> str:
     return f"{text} See {docs_utils.get_url(test_id)}"
 
 
-def _skipped_file(repo: RepoRef, path: str, reason: str) -> dict:
-    """A row of the `skipped_files` extra table (the same shape from every scanner)."""
-    return {"connection": repo.connection, "workspace": repo.workspace, "repository_uuid": repo.repository_uuid,
-            "repository": repo.repository, "commit": repo.commit, "scanner": "bandit", "path": path, "reason": reason}
-
-
 def is_test_path(path: str) -> bool:
     """Under a tests/, fixtures/ or examples/ folder, or a pytest-style test module."""
     parts = PurePosixPath(path).parts
     name = parts[-1]
     return (any(part in TEST_DIRS for part in parts[:-1]) or name.startswith("test_")
             or name.endswith("_test.py") or name == "conftest.py")
-
-
-def redact_with_anchor(snippet: str, min_literal: int = 9) -> tuple[str, str]:
-    """The snippet safe to store, and its fingerprint anchor: the normalised snippet, salted-hashed
-    when redaction had to mask something, so a weak secret cannot be guessed back from a finding id."""
-    redacted = redact_snippet(snippet, min_literal)
-    anchor = normalise_snippet(snippet)
-    return redacted, anchor if redacted == snippet else salted_hash(anchor)
-
-
-def redact_snippet(text: str, min_literal: int = 9) -> str:
-    """Code or tool output safe to store: string literals of `min_literal` characters or more, and bare
-    random-looking tokens of 20 or more (a key in a comment), become masked previews."""
-    def literal(match: re.Match) -> str:
-        body, quote = match.group("body"), match.group("q")
-        return match.group(0) if len(body) < min_literal else f"{match.group('prefix')}{quote}{mask(body)}{quote}"
-
-    def token(match: re.Match) -> str:
-        value = match.group(0)
-        random_looking = (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
-                          and entropy(value) >= 3.5)
-        return mask(value) if random_looking else value
-
-    return _BARE_TOKEN.sub(token, _LITERAL.sub(literal, text))

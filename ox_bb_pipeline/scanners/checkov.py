@@ -13,9 +13,9 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table, tool_executable
+from .base import (SEVERITY_DIR, BatchRoots, ScanOutput, installed_version, last_line, rules_digest, run_tool,
+                   severity_table, skipped_file, tool_executable)
 from .finding import Finding
-from .semgrep import BatchRoots, installed_version, last_line, run_tool, skipped_file
 from .snapshot import Snapshot
 
 # bitbucket_pipelines is left out on purpose: its only check (a ":latest" image) is a weaker copy of
@@ -87,10 +87,10 @@ class CheckovScanner:
             output.bytes_scanned = sum((snapshot.root / rel).stat().st_size for rel in evaluated
                                        if (snapshot.root / rel).is_file())
             output.findings = _findings(snapshot, checks.get(index, []), version, scanned_at)
-            skipped = [skipped_file(snapshot, self.name, rel, "checkov could not parse the file")
+            skipped = [skipped_file(snapshot.repo, self.name, rel, "checkov could not parse the file")
                        for rel in sorted(parse_errors.get(index, ()))]
             if not self.helm:
-                skipped += [skipped_file(snapshot, self.name, rel, "Helm chart template not rendered: no helm "
+                skipped += [skipped_file(snapshot.repo, self.name, rel, "Helm chart template not rendered: no helm "
                                          "binary (semgrep's ox.helm.* rules read it as text)")
                             for rel in helm_templates(snapshot)]
             if skipped:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .bandit import redact_with_anchor
+from ..redaction import redact_with_anchor
 from .finding import Finding, RepoRef
 
 SARIF_VERSION = "2.1.0"

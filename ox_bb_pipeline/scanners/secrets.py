@@ -23,7 +23,7 @@ from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import Settings, transient_settings
 
 from ..redaction import mask, salted_hash
-from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table
+from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table, skipped_file
 from .finding import Finding, RepoRef
 from .snapshot import Snapshot
 
@@ -123,7 +123,7 @@ class SecretsScanner:
                         text_hits[file.path] = _scan_as_text(full)
             except Exception as exc:  # noqa: BLE001 - one unreadable file must not lose the others
                 # Only the exception type: parser messages quote file content, which may be a secret.
-                skipped.append(_skipped_file(snapshot.repo, file.path, f"scan failed: {type(exc).__name__}"))
+                skipped.append(skipped_file(snapshot.repo, "secrets", file.path, f"scan failed: {type(exc).__name__}"))
                 continue
             output.files_scanned += 1
             output.bytes_scanned += file.size
@@ -133,12 +133,6 @@ class SecretsScanner:
         if skipped:
             output.extra["skipped_files"] = skipped
         return output
-
-
-def _skipped_file(repo: RepoRef, path: str, reason: str) -> dict:
-    """A row of the `skipped_files` extra table (the same shape from every scanner)."""
-    return {"connection": repo.connection, "workspace": repo.workspace, "repository_uuid": repo.repository_uuid,
-            "repository": repo.repository, "commit": repo.commit, "scanner": "secrets", "path": path, "reason": reason}
 
 
 def _detect_secrets_config() -> dict:

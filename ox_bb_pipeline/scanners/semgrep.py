@@ -5,18 +5,15 @@ snapshots, its results attributed back to each snapshot by path and mapped to fi
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import tempfile
 import textwrap
 from collections import Counter
 from datetime import UTC, datetime
-from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
-from .base import PACKAGE_DIR, ScanOutput, rules_digest, tool_executable
+from ..redaction import redact_with_anchor
+from .base import (PACKAGE_DIR, BatchRoots, ScanOutput, installed_version, last_line, rules_digest, run_tool,
+                   skipped_file, tool_executable)
 from .finding import SEVERITIES, Finding
 from .snapshot import Snapshot
 
@@ -72,7 +69,7 @@ class SemgrepScanner:
                 kind = kind[0] if isinstance(kind, list) else kind
                 reason = f"semgrep {kind}: {error.get('message', '')}".strip()[:300]
                 outputs[index].extra.setdefault("skipped_files", []).append(
-                    skipped_file(snapshots[index], "semgrep", rel, reason))
+                    skipped_file(snapshots[index].repo, "semgrep", rel, reason))
         results: dict[int, list[tuple[str, dict]]] = {}
         for result in report.get("results", []):
             if (owner := roots.owner(result["path"])) is not None:
@@ -103,7 +100,6 @@ def _findings(snapshot: Snapshot, items: list[tuple[str, dict]], version: str,
               scanned_at: datetime) -> list[Finding]:
     # the same evidence masking as bandit's findings; imported here because importing bandit loads
     # all its plugins (~3 s), which checkov.py (a user of this module's tool helpers) never needs
-    from .bandit import redact_with_anchor
 
     findings: list[tuple[Finding, set[str]]] = []
     texts: dict[str, list[str]] = {}
@@ -140,75 +136,3 @@ def _without_superseded(findings: list[tuple[Finding, set[str]]]) -> list[Findin
                    and f.start_line <= g.end_line for g, replaced in specific)
 
     return [f for f, _ in findings if not superseded(f)]
-
-
-# -- shared with checkov.py: running a tool from its own environment over a batch ------------------
-class BatchRoots:
-    """Attributes an absolute path from a batch run to the snapshot whose root holds it."""
-
-    def __init__(self, snapshots: list[Snapshot]) -> None:
-        # longest first, so a root nested in another root (never expected) still wins
-        self.roots = sorted(((s.root.resolve(), i) for i, s in enumerate(snapshots)),
-                            key=lambda item: len(item[0].parts), reverse=True)
-
-    def owner(self, path: str) -> tuple[int, str] | None:
-        """(snapshot index, repository-relative path), or None for a path outside every root."""
-        if not path:
-            return None
-        resolved = Path(path).resolve()
-        for root, index in self.roots:
-            if resolved.is_relative_to(root):
-                return index, resolved.relative_to(root).as_posix()
-        return None
-
-
-def skipped_file(snapshot: Snapshot, scanner: str, path: str, reason: str) -> dict:
-    """A row of the `skipped_files` extra table (the same shape from every scanner)."""
-    repo = snapshot.repo
-    return {"connection": repo.connection, "workspace": repo.workspace, "repository_uuid": repo.repository_uuid,
-            "repository": repo.repository, "commit": repo.commit, "scanner": scanner, "path": path,
-            "reason": reason}
-
-
-def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
-             cwd: Path | None = None, keep_stdout: bool = True) -> subprocess.CompletedProcess:
-    """Run a tool-environment executable in its own process group, so that a timeout also kills its
-    workers (semgrep-core, checkov's pool), not only the Python entry point; raises TimeoutError."""
-    # the main venv's interpreter settings would leak into the tool's own environment
-    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    with subprocess.Popen(argv, cwd=cwd, env={**base, **(env or {})},
-                          stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                          start_new_session=True) as proc:
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise TimeoutError(f"{Path(argv[0]).name} timed out after {timeout:g} s") from None
-    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
-
-
-def installed_version(tool: str, version_argv: tuple[str, ...] = ("--version",),
-                      env: dict[str, str] | None = None) -> str:
-    """A tool's version, once per process and tool environment: from the environment's package
-    metadata (instant), else from `<tool> --version` (semgrep and checkov take 10-20 s to start)."""
-    return _installed_version(str(tool_executable(tool)), tool, version_argv, tuple(sorted((env or {}).items())))
-
-
-@lru_cache(maxsize=None)
-def _installed_version(executable: str, tool: str, version_argv: tuple[str, ...],
-                       env: tuple[tuple[str, str], ...]) -> str:
-    environment = Path(executable).parent.parent
-    for site in sorted(environment.glob("lib/python*/site-packages")):
-        for dist in metadata.distributions(name=tool, path=[str(site)]):
-            return dist.version
-    proc = run_tool([executable, *version_argv], timeout=120, env=dict(env))
-    if proc.returncode != 0:
-        raise RuntimeError(f"{tool} --version failed: {last_line(proc.stderr)}")
-    return proc.stdout.strip().splitlines()[-1]
-
-
-def last_line(text: str) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1][:500] if lines else ""
