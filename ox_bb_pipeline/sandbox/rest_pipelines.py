@@ -7,6 +7,7 @@ import json
 from . import serializers as s
 from .app import ApiError, Page, RequestContext, json_response, not_found, route
 from ..clock import parse_when
+from .world import braced_uuid
 
 PIPELINE_SORT = {"created_on", "-created_on", "creator.uuid", "-creator.uuid", "run_creation_date",
                  "-run_creation_date"}
@@ -110,7 +111,7 @@ def put_report(ctx: RequestContext, workspace: str, repo_slug: str, commit: str,
     with ctx.world.lock:
         existing = repo.reports.setdefault(sha, {}).get(report_id)
         stored = {
-            "type": "report", "uuid": s.s_uuid("report", f"{repo.full_name}:{sha}:{report_id}"),
+            "type": "report", "uuid": braced_uuid("report", f"{repo.full_name}:{sha}:{report_id}"),
             "external_id": report_id, "title": body["title"], "details": body.get("details", ""),
             "report_type": body["report_type"], "reporter": body.get("reporter", ""),
             "link": body.get("link"), "result": body.get("result"), "data": body.get("data", []),
@@ -164,7 +165,7 @@ def add_annotations(ctx: RequestContext, workspace: str, repo_slug: str, commit:
             existing = bucket.get(external_id)
             stored = {
                 "type": "report_annotation", "external_id": external_id,
-                "uuid": s.s_uuid("annotation", f"{repo.full_name}:{sha}:{report_id}:{external_id}"),
+                "uuid": braced_uuid("annotation", f"{repo.full_name}:{sha}:{report_id}:{external_id}"),
                 "annotation_type": item.get("annotation_type", "VULNERABILITY"),
                 "summary": item["summary"], "details": item.get("details", ""),
                 "path": item.get("path"), "line": item.get("line"), "severity": item.get("severity"),
