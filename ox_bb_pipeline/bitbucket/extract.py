@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from urllib.parse import quote
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -390,7 +391,8 @@ class Extractor:
         cutoff = isoformat(self.now - self.options.settings_max_age)
         chosen = []
         for stamp, repo in sorted(queue, key=lambda item: (item[0], item[1]["repository_uuid"])):
-            cost = (6 if repo.get("has_pipelines_yml") else 5) + (1 if repo.get("_prs_pending") else 0)
+            # restrictions, model, reviewers, keys, hooks (+ variables at repository and deployment level, + PRs)
+            cost = 5 + (4 if repo.get("has_pipelines_yml") else 0) + (1 if repo.get("_prs_pending") else 0)
             due = stamp == "" or (stamp <= cutoff and budget_left >= cost)
             if not due:
                 for table in (*SETTINGS_TABLES, *(("pull_requests",) if repo.get("_prs_pending") else ())):
@@ -442,6 +444,13 @@ class Extractor:
         if repo.get("has_pipelines_yml"):
             for v in paged("pipeline_variables", "pipelines_config/variables"):
                 self.report.rows["pipeline_variables"].append(self._variable_row(ws, repo, "repository", None, v))
+            environments = [e for e in self.report.rows["environments"]
+                            if e["repository_uuid"] == repo["repository_uuid"]]
+            for env in environments:
+                path = f"deployments_config/environments/{quote(env['environment_uuid'])}/variables"
+                for v in paged("pipeline_variables", path):
+                    self.report.rows["pipeline_variables"].append(
+                        self._variable_row(ws, repo, "deployment", env["name"], v))
 
     # -- row builders --------------------------------------------------------------------------
     def _hook_row(self, ws: str, repo: dict | None, level: str, h: dict) -> dict:

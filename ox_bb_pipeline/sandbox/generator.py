@@ -35,6 +35,7 @@ from .world import (
     Webhook,
     Workspace,
     World,
+    braced_uuid,
 )
 
 WORKSPACE_NAMES = ["acme-payments", "acme-platform", "globex-retail", "initech-data", "umbrella-labs",
@@ -473,8 +474,18 @@ def _pipelines(world, ws, repo, rng, anchor, clean, files, history, plant) -> No
                           Variable("DB_PASSWORD", "", secured=True), Variable("APP_ENV", "staging", False)]
         plant("BB-025", "Repository variable AWS_SECRET_ACCESS_KEY is not secured", value=secret,
               setting="pipelines_config/variables/AWS_SECRET_ACCESS_KEY")
-    repo.environments = [Environment("Test", "Test", 0), Environment("Staging", "Staging", 1),
-                         Environment("Production", "Production", 2, admin_only=clean)]
+    repo.environments = [Environment(name, name, rank, admin_only=clean and name == "Production",
+                                     uuid=braced_uuid("environment", f"{repo.full_name}:{name}"))
+                         for rank, name in enumerate(("Test", "Staging", "Production"))]
+    production = repo.environments[-1]
+    if clean:
+        production.variables = [Variable("DEPLOY_TOKEN", "", secured=True)]
+    else:
+        secret = "prod-" + _secret(rng, 28)
+        production.variables = [Variable("PROD_DB_PASSWORD", secret, secured=False),
+                                Variable("REGION", "eu-west-1", secured=False)]
+        plant("BB-025", "Deployment variable PROD_DB_PASSWORD (Production) is not secured", value=secret,
+              setting="deployments_config/environments/Production/variables/PROD_DB_PASSWORD")
     results = ["SUCCESSFUL", "SUCCESSFUL", "FAILED", "SUCCESSFUL", "ERROR"]
     head = history.main_head
     for n in range(1, 6):

@@ -62,6 +62,16 @@ def environments(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     return Page([s.environment_json(e) for e in repo.environments])
 
 
+@route("/repositories/{workspace}/{repo_slug}/deployments_config/environments/{environment_uuid}/variables",
+       scope="pipeline", access="admin")
+def deployment_variables(ctx: RequestContext, workspace: str, repo_slug: str, environment_uuid: str) -> Page:
+    repo = ctx.repository(workspace, repo_slug)
+    env = next((e for e in repo.environments if e.uuid == environment_uuid), None)
+    if env is None:
+        raise not_found(f"Environment {environment_uuid} not found")
+    return Page([s.variable_json(v) for v in env.variables])
+
+
 # -- Code Insights: reports and annotations on a commit -----------------------------------------
 def _report_path(repo, sha: str, report_id: str) -> str:
     return f"/repositories/{repo.full_name}/commit/{sha}/reports/{report_id}"

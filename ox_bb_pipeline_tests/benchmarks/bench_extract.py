@@ -48,7 +48,8 @@ def _floor(server: SandboxServer, selected: list) -> tuple[int, int]:
     per_repo = 0
     for repo in selected:
         has_yml = repo.git.object_kind(repo.mainbranch, "bitbucket-pipelines.yml") == "blob"
-        per_repo += len(PER_REPO_ENDPOINTS) + (len(PIPELINE_ENDPOINTS) if has_yml else 0)
+        # with a pipelines file: its endpoints, plus one deployment-variables listing per environment
+        per_repo += len(PER_REPO_ENDPOINTS) + (len(PIPELINE_ENDPOINTS) + len(repo.environments) if has_yml else 0)
     listings = 2  # /user/workspaces, and the verify-free run has no /user call
     for ws in server.world.workspaces.values():
         repos = len(ws.repositories)

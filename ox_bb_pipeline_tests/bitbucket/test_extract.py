@@ -134,9 +134,11 @@ def test_a_first_extraction_writes_every_raw_table_as_the_sandbox_has_it(tiny, c
         (r.slug, user) for r in repos for user in r.default_reviewers}
     assert {(r["repository"], r["enabled"], r["yml_present"]) for r in rows("pipeline_configs")} == {
         (r.slug, r.pipelines_enabled, r.pipelines_enabled) for r in repos}
-    assert {(r["repository"], r["key"], r["secured"]) for r in rows("pipeline_variables")} == {
-        (None, v.key, v.secured) for v in ws.variables} | {
-        (r.slug, v.key, v.secured) for r in repos for v in r.variables}
+    assert {(r["repository"], r["level"], r["environment"], r["key"], r["secured"])
+            for r in rows("pipeline_variables")} == {
+        (None, "workspace", None, v.key, v.secured) for v in ws.variables} | {
+        (r.slug, "repository", None, v.key, v.secured) for r in repos for v in r.variables} | {
+        (r.slug, "deployment", e.name, v.key, v.secured) for r in repos for e in r.environments for v in e.variables}
     assert {(r["repository"], r["build_number"], r["result"]) for r in rows("pipeline_runs")} == {
         (r.slug, run.build_number, run.result) for r in repos for run in r.pipelines}
     assert {(r["repository"], r["name"]) for r in rows("environments")} == {
