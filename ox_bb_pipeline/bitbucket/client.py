@@ -38,45 +38,59 @@ MAX_BACKOFF = 60.0
 
 
 class RequestBudget:
-    """At most `per_hour` requests in any rolling hour; `acquire` waits (injectable sleep) for a slot."""
+    """At most `per_hour` requests in any rolling hour; `acquire` waits (injectable sleep) for a slot.
+
+    A request counts from `acquire` and is time-stamped at `release` (when its answer came back):
+    the server counts it at arrival, somewhere in between, so this count is never below the server's
+    and a budget equal to Bitbucket's limit draws no 429 even with requests in flight in parallel.
+    """
 
     def __init__(self, per_hour: int, clock: Clock | None = None, sleep: Callable[[float], None] = time.sleep):
         self.per_hour = per_hour
         self.clock = clock or SystemClock()
         self.sleep = sleep
-        self._sent: deque = deque()
+        self._done: deque = deque()  # completion times, oldest first
+        self._in_flight = 0
         self._lock = threading.Lock()
         self.waited_seconds = 0.0
+
+    def _expire(self, now) -> None:
+        while self._done and now - self._done[0] >= timedelta(hours=1):
+            self._done.popleft()
 
     def acquire(self) -> None:
         while True:
             with self._lock:
                 now = self.clock.now()
-                while self._sent and now - self._sent[0] >= timedelta(hours=1):
-                    self._sent.popleft()
-                if len(self._sent) < self.per_hour:
-                    self._sent.append(now)
+                self._expire(now)
+                if len(self._done) + self._in_flight < self.per_hour:
+                    self._in_flight += 1
                     return
-                wait = (self._sent[0] + timedelta(hours=1) - now).total_seconds()
+                wait = (self._done[0] + timedelta(hours=1) - now).total_seconds() if self._done else 0.05
             self.waited_seconds += max(wait, 0.05)
             self.sleep(max(wait, 0.05))
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._done.append(max(self.clock.now(), self._done[-1]) if self._done else self.clock.now())
 
     def preload(self, timestamps: list[str]) -> None:
         """Count requests an earlier run made in the last hour (ISO timestamps)."""
         cutoff = self.clock.now() - timedelta(hours=1)
         with self._lock:
-            earlier = sorted(t for t in (parse_when(x) for x in timestamps) if t and t > cutoff)
-            self._sent = deque(sorted([*earlier, *self._sent]))
+            earlier = [t for t in (parse_when(x) for x in timestamps) if t and t > cutoff]
+            self._done = deque(sorted([*earlier, *self._done]))
 
     def export(self) -> list[str]:
         cutoff = self.clock.now() - timedelta(hours=1)
         with self._lock:
-            return [isoformat(t) for t in self._sent if t > cutoff]
+            return [isoformat(t) for t in self._done if t > cutoff]
 
     @property
     def used(self) -> int:
         with self._lock:
-            return len(self._sent)
+            return len(self._done) + self._in_flight
 
 
 def _item_key(item: dict):
@@ -181,8 +195,11 @@ class BitbucketClient:
                 response = self.session.request(method, url, params=params, json=json_body, auth=self.auth,
                                                 timeout=self.timeout, allow_redirects=True)
             except TRANSIENT as exc:
+                response = None
                 problem = type(exc).__name__
-            else:
+            finally:
+                self.budget.release()
+            if response is not None:
                 status = response.status_code
                 if status == 401 and not refreshed and self.auth.can_refresh():
                     refreshed = True
