@@ -16,9 +16,9 @@
 -- column: status: pass | fail | not_evaluable
 -- column: failing_finding_ids: open findings that fail the control
 -- column: accepted_finding_ids: suppressed findings (accepted risk) that would fail it
--- column: sources: posture checks and scanners that gave evidence
--- column: evidence: what was seen, failures first (at most 20 lines)
--- column: evidence_count: evidence lines in all
+-- column: passed_by: posture checks and scanners that evaluated the control and passed
+-- column: evidence: what did not pass: open and accepted findings (one line per rule), then checks that could not be evaluated and failed scans (at most 20 lines)
+-- column: evidence_count: check results, scans and findings behind the status
 -- column: application_is_relevant: false when the application is irrelevant
 WITH app_repos AS (
     SELECT DISTINCT application, repository_uuid, workspace, full_name
@@ -31,14 +31,14 @@ check_controls AS (
 ),
 
 finding_controls AS (
-    SELECT finding_id, scanner, unnest(controls) AS control_id
+    SELECT DISTINCT scanner, unnest(controls) AS control_id
     FROM enriched_findings
 ),
 
 scanner_controls AS (
     SELECT scanner, control_id FROM config_scanner_controls
     UNION
-    SELECT DISTINCT scanner, control_id FROM finding_controls WHERE scanner <> 'posture'
+    SELECT scanner, control_id FROM finding_controls WHERE scanner <> 'posture'
 ),
 
 controls AS (
@@ -61,17 +61,6 @@ posture_results_per_app AS (
     WHERE pr.repository_uuid IS NULL
 ),
 
-posture_evidence AS (
-    -- fails arrive as findings (below); here the checks that passed or could not be evaluated
-    SELECT pr.application, cc.control_id, pr.status AS outcome, NULL::VARCHAR AS finding_id,
-           pr.check_id AS source,
-           format('{} {} on {}{}', pr.check_id, pr.status, coalesce(pr.workspace || '/' || pr.repository, pr.workspace),
-                  coalesce(': ' || pr.evidence, '')) AS evidence
-    FROM posture_results_per_app AS pr
-    JOIN check_controls AS cc USING (check_id)
-    WHERE pr.status IN ('pass', 'not_evaluable')
-),
-
 scan_scopes AS (
     SELECT repository_uuid, scanner, bool_or(status = 'ok') AS ok,
            any_value(error) FILTER (WHERE status = 'error') AS error
@@ -79,78 +68,104 @@ scan_scopes AS (
     GROUP BY ALL
 ),
 
+check_evidence AS (
+    -- posture fails arrive as findings; here the checks that passed or could not be evaluated
+    SELECT pr.application, cc.control_id,
+           bool_or(pr.status = 'pass') AS has_pass,
+           bool_or(pr.status = 'not_evaluable') AS has_not_evaluable,
+           count(*) AS n,
+           list(pr.check_id) FILTER (WHERE pr.status = 'pass') AS passed,
+           list(CASE WHEN pr.status = 'not_evaluable' THEN format('{} not_evaluable on {}{}', pr.check_id,
+                       coalesce(pr.workspace || '/' || pr.repository, pr.workspace), coalesce(': ' || pr.evidence, ''))
+                END) FILTER (WHERE pr.status = 'not_evaluable') AS problems
+    FROM posture_results_per_app AS pr
+    JOIN check_controls AS cc USING (check_id)
+    WHERE pr.status IN ('pass', 'not_evaluable')
+    GROUP BY ALL
+),
+
 scan_evidence AS (
     SELECT ar.application, sc.control_id,
-           CASE WHEN s.ok THEN 'pass' ELSE 'not_evaluable' END AS outcome,
-           NULL::VARCHAR AS finding_id, s.scanner AS source,
-           CASE WHEN s.ok THEN format('{} scanned {}', s.scanner, ar.full_name)
-                ELSE format('{} failed on {}: {}', s.scanner, ar.full_name, coalesce(s.error, 'error')) END
-               AS evidence
+           bool_or(s.ok) AS has_pass,
+           bool_or(NOT s.ok) AS has_not_evaluable,
+           count(*) AS n,
+           list(s.scanner) FILTER (WHERE s.ok) AS passed,
+           list(CASE WHEN NOT s.ok THEN format('{} failed on {}: {}', s.scanner, ar.full_name, coalesce(s.error, 'error'))
+                END) FILTER (WHERE NOT s.ok) AS problems
     FROM scan_scopes AS s
     JOIN app_repos AS ar USING (repository_uuid)
     JOIN scanner_controls AS sc USING (scanner)
+    GROUP BY ALL
 ),
 
-finding_apps AS (
+open_findings AS (
+    SELECT finding_id, rule_id, status = 'suppressed' AS accepted, application, repository_uuid, workspace,
+           file_path, list_distinct(controls) AS controls,
+           coalesce(repository || '/' || file_path, repository, workspace) AS place,
+           final_severity || ': ' || title
+               || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || suppression_reason ELSE '' END AS detail
+    FROM findings_queue
+    WHERE status IN ('new', 'open', 'reopened', 'suppressed') AND len(controls) > 0
+),
+
+open_finding_controls AS MATERIALIZED (
     -- a file belongs to its application; a repository setting to each application of the
     -- repository; a workspace setting to each application of the workspace
-    SELECT finding_id, application FROM enriched_findings WHERE file_path IS NOT NULL
-    UNION
-    SELECT e.finding_id, ar.application
-    FROM enriched_findings AS e JOIN app_repos AS ar USING (repository_uuid)
-    WHERE e.file_path IS NULL AND e.repository_uuid <> ''
-    UNION
-    SELECT e.finding_id, ar.application
-    FROM enriched_findings AS e JOIN app_repos AS ar USING (workspace)
-    WHERE e.file_path IS NULL AND e.repository_uuid = ''
+    SELECT o.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
+    FROM open_findings AS o
+    WHERE o.file_path IS NOT NULL
+    UNION ALL
+    SELECT ar.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
+    FROM open_findings AS o JOIN app_repos AS ar USING (repository_uuid)
+    WHERE o.file_path IS NULL AND o.repository_uuid <> ''
+    UNION ALL
+    SELECT ar.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
+    FROM open_findings AS o JOIN app_repos AS ar USING (workspace)
+    WHERE o.file_path IS NULL AND o.repository_uuid = ''
 ),
 
-finding_evidence AS (
-    SELECT fa.application, fc.control_id,
-           CASE WHEN q.status = 'suppressed' THEN 'accepted' ELSE 'fail' END AS outcome,
-           q.finding_id, q.scanner AS source,
-           format('{} {}: {} ({}){}', q.rule_id, q.final_severity, q.title,
-                  coalesce(q.repository || '/' || q.file_path, q.repository, q.workspace),
-                  CASE WHEN q.status = 'suppressed' THEN ' suppressed: ' || q.suppression_reason ELSE '' END)
-               AS evidence
-    FROM findings_queue AS q
-    JOIN finding_controls AS fc USING (finding_id)
-    JOIN finding_apps AS fa USING (finding_id)
-    WHERE q.status IN ('new', 'open', 'reopened', 'suppressed')
-),
-
-evidence AS (
-    SELECT * FROM posture_evidence
-    UNION ALL SELECT * FROM scan_evidence
-    UNION ALL SELECT * FROM finding_evidence
-),
-
-per_control AS (
+finding_ids AS (
     SELECT application, control_id,
-           bool_or(outcome = 'fail') AS has_fail,
-           bool_or(outcome = 'not_evaluable') AS has_not_evaluable,
-           bool_or(outcome IN ('pass', 'accepted')) AS has_pass,
-           list(DISTINCT finding_id ORDER BY finding_id) FILTER (WHERE outcome = 'fail') AS failing_finding_ids,
-           list(DISTINCT finding_id ORDER BY finding_id) FILTER (WHERE outcome = 'accepted') AS accepted_finding_ids,
-           list(DISTINCT source ORDER BY source) AS sources,
-           list(evidence ORDER BY CASE outcome WHEN 'fail' THEN 0 WHEN 'not_evaluable' THEN 1
-                                               WHEN 'accepted' THEN 2 ELSE 3 END, evidence) AS evidence
-    FROM evidence
+           list(finding_id) FILTER (WHERE NOT accepted) AS failing,
+           list(finding_id) FILTER (WHERE accepted) AS accepted,
+           count(*) AS n
+    FROM open_finding_controls
+    GROUP BY ALL
+),
+
+finding_lines AS (
+    -- findings of one rule read as one line of evidence
+    SELECT application, control_id,
+           list(CASE WHEN n = 1 THEN format('{} {} ({})', rule_id, detail, place)
+                     ELSE format('{} {} ({} findings, e.g. {})', rule_id, detail, n, place) END
+                ORDER BY accepted, rule_id) AS lines
+    FROM (
+        SELECT application, control_id, rule_id, accepted, count(*) AS n, min(place) AS place, min(detail) AS detail
+        FROM open_finding_controls
+        GROUP BY ALL
+    )
     GROUP BY ALL
 )
 
 SELECT
     a.application, c.framework, c.framework_title, c.control_id,
-    CASE WHEN p.has_fail THEN 'fail'
-         WHEN p.has_not_evaluable OR p.has_pass IS NOT TRUE THEN 'not_evaluable'
-         ELSE 'pass' END AS status,
-    coalesce(p.failing_finding_ids, []) AS failing_finding_ids,
-    coalesce(p.accepted_finding_ids, []) AS accepted_finding_ids,
-    coalesce(p.sources, []) AS sources,
-    coalesce(list_slice(p.evidence, 1, 20),
-             ['no posture check or complete scan covers this control for the application']) AS evidence,
-    coalesce(len(p.evidence), 0) AS evidence_count,
+    CASE WHEN len(f.failing) > 0 THEN 'fail'
+         WHEN ce.has_not_evaluable OR se.has_not_evaluable THEN 'not_evaluable'
+         WHEN ce.has_pass OR se.has_pass OR len(f.accepted) > 0 THEN 'pass'
+         ELSE 'not_evaluable' END AS status,
+    list_sort(coalesce(f.failing, [])) AS failing_finding_ids,
+    list_sort(coalesce(f.accepted, [])) AS accepted_finding_ids,
+    list_sort(list_distinct(list_concat(coalesce(ce.passed, []), coalesce(se.passed, [])))) AS passed_by,
+    CASE WHEN ce.application IS NULL AND se.application IS NULL AND f.application IS NULL
+         THEN ['no posture check or complete scan covers this control for the application']
+         ELSE list_slice(list_concat(coalesce(fl.lines, []), list_sort(coalesce(ce.problems, [])),
+                                     list_sort(coalesce(se.problems, []))), 1, 20)
+    END AS evidence,
+    (coalesce(ce.n, 0) + coalesce(se.n, 0) + coalesce(f.n, 0))::BIGINT AS evidence_count,
     a.is_relevant AS application_is_relevant
 FROM applications AS a
 CROSS JOIN controls AS c
-LEFT JOIN per_control AS p ON p.application = a.application AND p.control_id = c.control_id
+LEFT JOIN check_evidence AS ce ON ce.application = a.application AND ce.control_id = c.control_id
+LEFT JOIN scan_evidence AS se ON se.application = a.application AND se.control_id = c.control_id
+LEFT JOIN finding_ids AS f ON f.application = a.application AND f.control_id = c.control_id
+LEFT JOIN finding_lines AS fl ON fl.application = a.application AND fl.control_id = c.control_id

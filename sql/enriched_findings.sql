@@ -39,33 +39,47 @@
 -- column: severity_factors: factors that apply, in order: {name, direction (up|down|explain), steps, evidence}
 -- column: severity_explanation: one sentence: how the base severity became the final one, and why
 WITH factors AS (
-    SELECT e.finding_id, c.factor_order, c.name, c.direction, c.steps, e.evidence,
-           CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END AS delta,
-           replace(c.sentence, '{evidence}', coalesce(e.evidence, '')) AS phrase
+    -- the catalog's verdict on each condition that holds; factor_order first so lists sort by it
+    SELECT e.scope, e.subject,
+           {'factor_order': c.factor_order, 'name': c.name, 'direction': c.direction, 'steps': c.steps,
+            'evidence': e.evidence, 'categories': e.categories,
+            'delta': CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END,
+            'phrase': replace(c.sentence, '{evidence}', coalesce(e.evidence, ''))} AS factor
     FROM severity_evidence AS e
     JOIN config_severity_factors AS c USING (condition)
 ),
 
-per_finding AS (
-    SELECT finding_id,
-           sum(delta)::INTEGER AS delta,
-           list({'name': name, 'direction': direction, 'steps': steps, 'evidence': evidence}
-                ORDER BY factor_order) AS severity_factors,
-           string_agg(phrase, '; ' ORDER BY factor_order) AS reasons
-    FROM factors
-    GROUP BY finding_id
+repository_factors AS (
+    SELECT subject AS repository_uuid, list(factor) AS factors FROM factors WHERE scope = 'repository' GROUP BY ALL
+),
+
+application_factors AS (
+    SELECT subject AS application, list(factor) AS factors FROM factors WHERE scope = 'application' GROUP BY ALL
+),
+
+finding_factors AS (
+    SELECT subject AS finding_id, list(factor) AS factors FROM factors WHERE scope = 'finding' GROUP BY ALL
+),
+
+applied AS (
+    SELECT f.*,
+           list_sort(list_filter(
+               list_concat(coalesce(r.factors, []), coalesce(a.factors, []), coalesce(x.factors, [])),
+               lambda k: k.categories IS NULL OR list_contains(k.categories, f.category))) AS applied_factors
+    FROM findings AS f
+    LEFT JOIN repository_factors AS r USING (repository_uuid)
+    LEFT JOIN application_factors AS a USING (application)
+    LEFT JOIN finding_factors AS x USING (finding_id)
 ),
 
 ranked AS (
-    SELECT f.*,
+    SELECT a.*,
            coalesce(b.severity_rank, 2) AS base_rank,
-           coalesce(b.label, f.base_severity) AS base_label,
-           coalesce(p.delta, 0) AS delta,
-           p.severity_factors,
-           p.reasons
-    FROM findings AS f
-    LEFT JOIN config_severity_levels AS b ON b.severity = f.base_severity
-    LEFT JOIN per_finding AS p USING (finding_id)
+           coalesce(b.label, a.base_severity) AS base_label,
+           coalesce(list_sum([k.delta FOR k IN a.applied_factors]), 0)::INTEGER AS delta,
+           array_to_string([k.phrase FOR k IN a.applied_factors], '; ') AS reasons
+    FROM applied AS a
+    LEFT JOIN config_severity_levels AS b ON b.severity = a.base_severity
 ),
 
 final AS (
@@ -83,9 +97,10 @@ SELECT
     f.delta AS severity_steps,
     l.severity AS final_severity,
     f.final_rank AS severity_rank,
-    coalesce(f.severity_factors, []) AS severity_factors,
+    [{'name': k.name, 'direction': k.direction, 'steps': k.steps, 'evidence': k.evidence}
+     FOR k IN f.applied_factors] AS severity_factors,
     CASE
-        WHEN f.reasons IS NULL
+        WHEN len(f.applied_factors) = 0
             THEN f.base_label || ': the base severity of rule ' || f.rule_id || '; no severity factor applies'
         WHEN f.final_rank = f.base_rank
             THEN f.base_label || ' (unchanged): ' || f.reasons

@@ -29,7 +29,7 @@
 -- column: scanned_at: when the scan that reported it ran
 -- column: application: application it belongs to
 -- column: parent_application: when the application is a monorepo child, the whole repository's application
-WITH reported AS (
+WITH reported AS NOT MATERIALIZED (
     SELECT * FROM findings_secrets
     UNION ALL BY NAME SELECT * FROM findings_bandit
     UNION ALL BY NAME SELECT * FROM findings_semgrep
@@ -39,38 +39,43 @@ WITH reported AS (
     UNION ALL BY NAME SELECT * FROM findings_sarif
 ),
 
+duplicated AS (
+    SELECT finding_id FROM reported GROUP BY finding_id HAVING count(*) > 1
+),
+
 unique_findings AS (
-    SELECT *
-    FROM reported
+    -- only the few findings reported more than once need choosing: the latest scan's row
+    SELECT * FROM reported ANTI JOIN duplicated USING (finding_id)
+    UNION ALL
+    SELECT * FROM reported SEMI JOIN duplicated USING (finding_id)
     QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY scanned_at DESC NULLS LAST, connection) = 1
 ),
 
-whole AS (
-    SELECT repository_uuid, application
+repository_applications AS (
+    -- per repository: its application, and its monorepo children, most specific glob first
+    SELECT repository_uuid,
+           any_value(application) FILTER (WHERE NOT is_monorepo_child) AS application,
+           list({'path_glob': path_glob, 'application': application, 'parent_application': parent_application}
+                ORDER BY path_specificity DESC, length(path_glob) DESC, application)
+               FILTER (WHERE is_monorepo_child) AS children
     FROM application_mapping
-    WHERE NOT is_monorepo_child
+    GROUP BY repository_uuid
 ),
 
-child AS (
-    SELECT f.finding_id, m.application, m.parent_application
+mapped AS (
+    SELECT f.*, m.application AS whole_application,
+           list_filter(m.children, lambda c: f.file_path GLOB c.path_glob)[1] AS child
     FROM unique_findings AS f
-    JOIN application_mapping AS m
-        ON m.is_monorepo_child
-        AND m.repository_uuid = f.repository_uuid
-        AND f.file_path GLOB m.path_glob
-    QUALIFY row_number() OVER (PARTITION BY f.finding_id
-                               ORDER BY m.path_specificity DESC, length(m.path_glob) DESC, m.application) = 1
+    LEFT JOIN repository_applications AS m USING (repository_uuid)
 )
 
 SELECT
-    f.finding_id, f.scanner, f.scanner_version, f.rule_id, f.title, f.category, f.base_severity,
-    f.connection, f.workspace, f.repository_uuid, f.repository, f.commit, f.file_path,
-    f.start_line, f.end_line, f.evidence, f.remediation, f.cwe, f.package, f.version, f.fixed_version,
-    f.vulnerability_ids, f.controls, f.scanned_at,
-    coalesce(c.application, w.application,
-             CASE WHEN f.repository_uuid = '' THEN 'workspace:' || f.workspace
-                  ELSE f.workspace || '/' || f.repository END) AS application,
-    c.parent_application
-FROM unique_findings AS f
-LEFT JOIN child AS c USING (finding_id)
-LEFT JOIN whole AS w USING (repository_uuid)
+    finding_id, scanner, scanner_version, rule_id, title, category, base_severity,
+    connection, workspace, repository_uuid, repository, commit, file_path,
+    start_line, end_line, evidence, remediation, cwe, package, version, fixed_version,
+    vulnerability_ids, controls, scanned_at,
+    coalesce(child.application, whole_application,
+             CASE WHEN repository_uuid = '' THEN 'workspace:' || workspace
+                  ELSE workspace || '/' || repository END) AS application,
+    child.parent_application
+FROM mapped

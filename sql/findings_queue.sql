@@ -8,12 +8,14 @@
 --   suppressed matches a suppression of suppressions.yaml that has not expired
 -- SLA: due `config_sla.days` (by final severity) after the SLA start (first seen; restarted when
 -- reopened). All times come from build_context.now.
--- depends: enriched_findings, scan_runs, posture_results, config_suppressions, config_sla, build_context
+-- depends: enriched_findings, applications, scan_runs, posture_results, config_suppressions, config_sla
+-- depends: build_context
 -- state: finding_id VARCHAR, status VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
 -- state: status_changed_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, reopened_count INTEGER,
 -- state: sla_started_at TIMESTAMPTZ, application VARCHAR, workspace VARCHAR, repository_uuid VARCHAR,
 -- state: repository VARCHAR, scanner VARCHAR, rule_id VARCHAR, title VARCHAR, category VARCHAR,
--- state: file_path VARCHAR, base_severity VARCHAR, final_severity VARCHAR, severity_explanation VARCHAR
+-- state: file_path VARCHAR, base_severity VARCHAR, final_severity VARCHAR, severity_explanation VARCHAR,
+-- state: controls VARCHAR[]
 -- column: finding_id: stable fingerprint (the key)
 -- column: status: new | open | resolved | reopened | suppressed
 -- column: previous_status: status after the previous build (null: first seen now)
@@ -31,7 +33,8 @@
 -- column: base_severity: the rule's own severity
 -- column: final_severity: severity after severity factors (kept from the last build that saw it)
 -- column: severity_explanation: why the final severity is what it is
--- column: business_priority: the application's business priority (null when not seen in this build)
+-- column: controls: framework controls it fails
+-- column: business_priority: the application's business priority
 -- column: team: the application's team
 -- column: owners: the application's owners
 -- column: application_is_relevant: false when the application is irrelevant
@@ -82,19 +85,26 @@ merged AS (
            coalesce(c.base_severity, p.base_severity) AS base_severity,
            coalesce(c.final_severity, p.final_severity) AS final_severity,
            coalesce(c.severity_explanation, p.severity_explanation) AS severity_explanation,
-           c.business_priority, c.team, c.owners, c.application_is_relevant,
+           coalesce(c.controls, p.controls) AS controls,
            p.first_seen, p.last_seen, p.status_changed_at, p.resolved_at, p.reopened_count, p.sla_started_at
     FROM enriched_findings AS c
     FULL OUTER JOIN previous_findings_queue AS p USING (finding_id)
 ),
 
+suppressible AS (
+    -- every fingerprint of this build and the last, with what suppressions match on
+    SELECT finding_id, rule_id, file_path, workspace, repository FROM enriched_findings
+    UNION ALL
+    SELECT finding_id, rule_id, file_path, workspace, repository FROM previous_findings_queue
+),
+
 suppression_candidates AS (
     SELECT m.finding_id, s.*
-    FROM merged AS m
+    FROM suppressible AS m
     JOIN config_suppressions AS s ON s.fingerprint = m.finding_id
     UNION ALL
     SELECT m.finding_id, s.*
-    FROM merged AS m
+    FROM suppressible AS m
     JOIN config_suppressions AS s
         ON s.rule_id = m.rule_id
         AND coalesce(m.file_path, '') GLOB s.path_glob
@@ -143,10 +153,12 @@ timed AS (
            coalesce(j.reopened_count, 0) + CASE WHEN j.status = 'reopened' THEN 1 ELSE 0 END AS reopened,
            CASE WHEN j.status IN ('new', 'reopened') THEN ctx.now
                 ELSE coalesce(j.sla_started_at, j.first_seen, ctx.now) END AS sla_start,
-           sla.days AS sla_days
+           sla.days AS sla_days,
+           a.business_priority, a.team, a.owners, coalesce(a.is_relevant, true) AS application_is_relevant
     FROM judged AS j
     CROSS JOIN ctx
     LEFT JOIN config_sla AS sla ON sla.severity = j.final_severity
+    LEFT JOIN applications AS a USING (application)
 ),
 
 sla AS (
@@ -165,7 +177,8 @@ sla AS (
 SELECT
     finding_id, status, previous_status, seen, scope_complete,
     application, workspace, repository_uuid, repository, scanner, rule_id, title, category, file_path,
-    base_severity, final_severity, severity_explanation, business_priority, team, owners, application_is_relevant,
+    base_severity, final_severity, severity_explanation, controls, business_priority, team, owners,
+    application_is_relevant,
     first_seen_at AS first_seen,
     last_seen_at AS last_seen,
     changed_at AS status_changed_at,

@@ -1,21 +1,16 @@
--- The conditions severity factors test, evaluated for every finding: one row per finding and
--- condition that holds, with the evidence. config_severity_factors (the catalog) decides what each
--- condition does to the severity; this model only establishes facts.
+-- The conditions severity factors test, with their evidence: one row per subject and condition that
+-- holds. A condition is a fact about a repository (public, deploys to production, inactive…), an
+-- application (business priority) or a single finding (test path, dev-only package, fix available);
+-- evaluating each at its own level keeps the work proportional to repositories, not findings.
+-- config_severity_factors (the catalog) decides what each condition does to the severity.
 -- depends: findings, repositories, applications, components, raw_pipeline_variables, build_context
--- column: finding_id: the finding
+-- column: scope: repository | application | finding: what the condition is about
+-- column: subject: the repository_uuid, application name or finding_id
 -- column: condition: condition id (settings.CONDITIONS)
 -- column: evidence: what shows the condition holds (a path, a repository, an environment, days, keys)
+-- column: categories: finding categories the condition applies to (null: every category)
 WITH ctx AS (
     SELECT * FROM build_context
-),
-
-f AS (
-    SELECT f.finding_id, f.category, f.repository_uuid, f.workspace, f.file_path, f.package, f.version,
-           f.fixed_version, f.application,
-           r.full_name, r.is_public, r.deploys_to_production, r.production_evidence, r.deployments,
-           r.days_since_code_change
-    FROM findings AS f
-    LEFT JOIN repositories AS r USING (repository_uuid)
 ),
 
 dev_only_packages AS (
@@ -45,54 +40,63 @@ unsecured_variables AS (
 test_paths AS (
     -- evidence: the path up to the first test-like directory and any test-like directories right
     -- after it (tests/fixtures/), else the test file itself
-    SELECT finding_id,
+    SELECT finding_id, file_path,
            nullif(regexp_extract(file_path,
                '(?i)^(.*?(?:^|/)(?:tests?|__tests__|testdata|test-data|fixtures?|examples|samples|specs?|mocks?|__mocks__|demos?)/(?:(?:tests?|__tests__|testdata|test-data|fixtures?|examples|samples|specs?|mocks?|__mocks__|demos?)/)*)', 1), '') AS test_directory
-    FROM f
+    FROM findings
     WHERE regexp_matches(file_path, '(?i)(^|/)(tests?|__tests__|testdata|test-data|fixtures?|examples|samples|specs?|mocks?|__mocks__|demos?)/')
        OR regexp_matches(file_path,
               '(^|/)(test_[^/]*\.py|[^/]*_test\.(py|go)|[^/]*\.(test|spec)\.[cm]?[jt]sx?|[^/]*Tests?\.(java|kt|cs))$')
 )
 
-SELECT finding_id, 'public_repository' AS condition, full_name AS evidence
-FROM f WHERE is_public
+SELECT 'repository' AS scope, repository_uuid AS subject, 'public_repository' AS condition,
+       full_name AS evidence, NULL::VARCHAR[] AS categories
+FROM repositories WHERE is_public
 
 UNION ALL
-SELECT finding_id, 'production_deployment', production_evidence
-FROM f WHERE deploys_to_production
+SELECT 'repository' AS scope, repository_uuid AS subject, 'production_deployment' AS condition,
+       production_evidence AS evidence, NULL AS categories
+FROM repositories WHERE deploys_to_production
 
 UNION ALL
-SELECT finding_id, 'not_deployed_to_production', array_to_string(deployments, ', ')
-FROM f WHERE NOT deploys_to_production AND len(deployments) > 0
+SELECT 'repository' AS scope, repository_uuid AS subject, 'not_deployed_to_production' AS condition,
+       array_to_string(deployments, ', ') AS evidence, NULL AS categories
+FROM repositories WHERE NOT deploys_to_production AND len(deployments) > 0
 
 UNION ALL
-SELECT f.finding_id, 'business_priority_critical', array_to_string(a.business_priority_reasons, ', ')
-FROM f JOIN applications AS a USING (application) WHERE a.business_priority = 'critical'
+SELECT 'repository' AS scope, repository_uuid AS subject, 'inactive_repository' AS condition,
+       days_since_code_change || ' days' AS evidence, NULL AS categories
+FROM repositories, ctx WHERE days_since_code_change > ctx.inactive_after_days
 
 UNION ALL
-SELECT f.finding_id, 'business_priority_low', array_to_string(a.business_priority_reasons, ', ')
-FROM f JOIN applications AS a USING (application) WHERE a.business_priority = 'low'
+SELECT 'repository' AS scope, repository_uuid AS subject, 'unsecured_variable' AS condition,
+       keys AS evidence, ['secrets', 'cicd_posture'] AS categories
+FROM unsecured_variables
 
 UNION ALL
-SELECT t.finding_id, 'test_path', coalesce(t.test_directory, f.file_path)
-FROM test_paths AS t JOIN f USING (finding_id)
+SELECT 'application' AS scope, application AS subject, 'business_priority_critical' AS condition,
+       array_to_string(business_priority_reasons, ', ') AS evidence, NULL AS categories
+FROM applications WHERE business_priority = 'critical'
 
 UNION ALL
-SELECT f.finding_id, 'dev_dependency', f.package || '@' || f.version
-FROM f
+SELECT 'application' AS scope, application AS subject, 'business_priority_low' AS condition,
+       array_to_string(business_priority_reasons, ', ') AS evidence, NULL AS categories
+FROM applications WHERE business_priority = 'low'
+
+UNION ALL
+SELECT 'finding' AS scope, finding_id AS subject, 'test_path' AS condition,
+       coalesce(test_directory, file_path) AS evidence, NULL AS categories
+FROM test_paths
+
+UNION ALL
+SELECT 'finding' AS scope, f.finding_id AS subject, 'dev_dependency' AS condition,
+       f.package || '@' || f.version AS evidence, NULL AS categories
+FROM findings AS f
 JOIN dev_only_packages AS d
     ON d.repository_uuid = f.repository_uuid AND d.name = f.package AND d.version = f.version
 WHERE f.category = 'sca'
 
 UNION ALL
-SELECT finding_id, 'fix_available', package || ' to ' || fixed_version
-FROM f WHERE fixed_version IS NOT NULL AND fixed_version <> ''
-
-UNION ALL
-SELECT f.finding_id, 'inactive_repository', f.days_since_code_change || ' days'
-FROM f, ctx WHERE f.days_since_code_change > ctx.inactive_after_days
-
-UNION ALL
-SELECT f.finding_id, 'unsecured_variable', u.keys
-FROM f JOIN unsecured_variables AS u USING (repository_uuid)
-WHERE f.category IN ('secrets', 'cicd_posture')
+SELECT 'finding' AS scope, finding_id AS subject, 'fix_available' AS condition,
+       package || ' to ' || fixed_version AS evidence, NULL AS categories
+FROM findings WHERE fixed_version IS NOT NULL AND fixed_version <> ''

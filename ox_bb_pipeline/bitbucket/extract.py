@@ -276,9 +276,8 @@ class Extractor:
         history, yml = [], None
         if repo["main_head"]:
             try:
-                history = self.history.update(ws, repo["repository"], main, repo["main_head"],
-                                              self.options.history_depth)
-                yml = self.history.read_file(ws, repo["repository"], repo["main_head"], "bitbucket-pipelines.yml")
+                history, yml = self.history.read(ws, repo["repository"], main, repo["main_head"],
+                                                 self.options.history_depth, "bitbucket-pipelines.yml")
             except BitbucketError as exc:
                 self._guard_status(ws, repo, "main_branch_commits", f"{ws}/{repo['repository']}.git", "error",
                                    str(exc))

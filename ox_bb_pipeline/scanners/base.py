@@ -8,6 +8,7 @@ exception that loses the others.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import signal
 import subprocess
@@ -63,6 +64,37 @@ def severity_table(scanner: str) -> dict[str, dict]:
     """`severity/<scanner>.yaml`: rule id -> {severity, title?, remediation?, cwe?}, plus `default`."""
     path = SEVERITY_DIR / f"{scanner}.yaml"
     return yaml.safe_load(path.read_text()) or {}
+
+
+# Aliases let a few lines of YAML stand for billions of nodes ("billion laughs"): a tool that walks the
+# loaded document never finishes, or exhausts memory first (checkov took 12 GB and counting). Real files
+# gain a few hundred nodes through aliases at most.
+YAML_ALIAS_LIMIT = 100_000
+
+
+def yaml_alias_expansion(path: Path) -> float:
+    """How many nodes a YAML file gains once its aliases are expanded (0 without aliases; infinite when
+    it nests deeper than can be followed). Costs the file's size, not its expansion: aliases stay
+    shared nodes in the composed graph, counted once each."""
+    sizes: dict[int, int] = {}
+
+    def expanded(node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 1  # a recursive alias counts once
+            if isinstance(node, yaml.SequenceNode):
+                sizes[id(node)] += sum(expanded(child) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                sizes[id(node)] += sum(expanded(key) + expanded(value) for key, value in node.value)
+        return sizes[id(node)]
+
+    try:
+        documents = list(yaml.compose_all(path.read_text(encoding="utf-8", errors="replace"),
+                                          Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        return sum(expanded(document) for document in documents if document is not None) - len(sizes)
+    except yaml.YAMLError:
+        return 0  # not YAML a tool could load either
+    except RecursionError:
+        return math.inf
 
 
 def rules_digest(*paths: Path) -> str:

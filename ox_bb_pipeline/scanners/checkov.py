@@ -13,8 +13,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from .base import (SEVERITY_DIR, BatchRoots, ScanOutput, installed_version, last_line, rules_digest, run_tool,
-                   severity_table, skipped_file, tool_executable)
+from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, BatchRoots, ScanOutput, installed_version, last_line,
+                   rules_digest, run_tool, severity_table, skipped_file, tool_executable, yaml_alias_expansion)
 from .finding import Finding
 from .snapshot import Snapshot
 
@@ -30,6 +30,7 @@ TOOL_ENV = {
     "CKV_IGNORED_DIRECTORIES": ".git,node_modules,.terraform,.serverless",
 }
 RESULT_KINDS = ("failed_checks", "passed_checks", "skipped_checks")
+YAML_SUFFIXES = (".yml", ".yaml", ".template")  # what checkov's Kubernetes and CloudFormation runners load
 _LINE_SPAN = re.compile(r"\[\d+:\d+\]$")
 
 
@@ -57,8 +58,10 @@ class CheckovScanner:
         if not snapshots:
             return outputs
         try:
+            bombs = [yaml_bombs(s) for s in snapshots]
             version = self.version()
-            reports = self._run([s.root for s in snapshots])
+            reports = self._run([s.root for s in snapshots],
+                                [s.root.resolve() / path for s, paths in zip(snapshots, bombs) for path in paths])
         except Exception as exc:  # noqa: BLE001 - a failed batch is every snapshot's error, never the run's
             for output in outputs:
                 output.error = f"checkov failed on the batch: {type(exc).__name__}: {exc}"
@@ -89,6 +92,9 @@ class CheckovScanner:
             output.findings = _findings(snapshot, checks.get(index, []), version, scanned_at)
             skipped = [skipped_file(snapshot.repo, self.name, rel, "checkov could not parse the file")
                        for rel in sorted(parse_errors.get(index, ()))]
+            skipped += [skipped_file(snapshot.repo, self.name, rel, "YAML whose aliases expand past "
+                                     f"{YAML_ALIAS_LIMIT:,} nodes (a YAML bomb?): not given to checkov")
+                        for rel in bombs[index]]
             if not self.helm:
                 skipped += [skipped_file(snapshot.repo, self.name, rel, "Helm chart template not rendered: no helm "
                                          "binary (semgrep's ox.helm.* rules read it as text)")
@@ -97,10 +103,12 @@ class CheckovScanner:
                 output.extra["skipped_files"] = skipped
         return outputs
 
-    def _run(self, roots: list[Path]) -> list[dict]:
+    def _run(self, roots: list[Path], skip: list[Path] = ()) -> list[dict]:
         argv = [str(tool_executable("checkov"))]
         for root in roots:
             argv += ["-d", str(root.resolve())]
+        for path in skip:  # a regular expression searched in each absolute path checkov walks
+            argv += ["--skip-path", re.escape(str(path)) + "$"]
         argv += ["--framework", *self.frameworks(), "--skip-download", "--soft-fail"]
         env = {**TOOL_ENV, "CHECKOV_WORKERS_NUMBER": str(self.workers)}
         if self.helm:
@@ -155,6 +163,13 @@ def resource_address(resource: str, root: str) -> str:
 def _remediation(entry: dict, guideline: str | None, title: str) -> str:
     parts = [entry.get("remediation") or "", f"See {guideline}" if guideline else ""]
     return " ".join(p for p in parts if p) or title
+
+
+def yaml_bombs(snapshot: Snapshot) -> list[str]:
+    """The snapshot's YAML files that checkov must not load: it expands aliases while walking a
+    document, and a "billion laughs" file held it at 12 GB of memory and growing."""
+    return [f.path for f in snapshot.files if f.path.endswith(YAML_SUFFIXES)
+            and yaml_alias_expansion(snapshot.root / f.path) > YAML_ALIAS_LIMIT]
 
 
 def helm_templates(snapshot: Snapshot) -> list[str]:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-import yaml
 from detect_secrets import SecretsCollection
 from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
 from detect_secrets.core import scan as detect_secrets_scan
@@ -23,7 +22,8 @@ from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import Settings, transient_settings
 
 from ..redaction import mask, salted_hash
-from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table, skipped_file
+from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, ScanOutput, rules_digest, severity_table, skipped_file,
+                   yaml_alias_expansion)
 from .finding import Finding, RepoRef
 from .snapshot import Snapshot
 
@@ -45,10 +45,6 @@ LOCK_FILES = frozenset({
 # Our filters, plugged into detect-secrets' own filter chain by import path (it injects arguments
 # by parameter name), so they apply inside scan_file exactly like its built-in heuristics.
 NOISE_FILTERS = [f"{__name__}.is_placeholder", f"{__name__}.is_content_digest"]
-
-# detect-secrets' YAML transformer walks the alias-expanded tree: a "billion laughs" file would never
-# finish. A YAML file that expands past this many nodes is scanned as plain text instead.
-YAML_NODE_LIMIT = 100_000
 
 # detect-secrets keeps its settings in a process-wide singleton: one scan at a time per process.
 _SETTINGS_LOCK = threading.Lock()
@@ -113,7 +109,8 @@ class SecretsScanner:
                 continue
             full = snapshot.root / file.path
             try:
-                if _is_yaml(file.path) and not _yaml_expands_safely(full):
+                # detect-secrets' YAML transformer walks the alias-expanded tree: a YAML bomb is read as text
+                if _is_yaml(file.path) and yaml_alias_expansion(full) > YAML_ALIAS_LIMIT:
                     text_hits[file.path] = _scan_as_text(full)
                 else:
                     collection.scan_file(file.path)
@@ -145,29 +142,6 @@ def _detect_secrets_config() -> dict:
 
 def _is_yaml(path: str) -> bool:
     return path.endswith((".yml", ".yaml", ".eyaml"))
-
-
-def _yaml_expands_safely(path: Path) -> bool:
-    """False for a YAML file whose aliases expand past YAML_NODE_LIMIT nodes (or nest too deep)."""
-    sizes: dict[int, int] = {}
-
-    def expanded(node) -> int:
-        if id(node) not in sizes:
-            sizes[id(node)] = 1  # a recursive alias counts once
-            if isinstance(node, yaml.SequenceNode):
-                sizes[id(node)] += sum(expanded(child) for child in node.value)
-            elif isinstance(node, yaml.MappingNode):
-                sizes[id(node)] += sum(expanded(key) + expanded(value) for key, value in node.value)
-        return sizes[id(node)]
-
-    try:
-        # Composing keeps aliases as shared nodes, so this costs the file's size, not its expansion.
-        return sum(expanded(doc) for doc in yaml.compose_all(path.read_text(encoding="utf-8", errors="replace"),
-                                                               Loader=yaml.SafeLoader)) <= YAML_NODE_LIMIT
-    except yaml.YAMLError:
-        return True  # detect-secrets cannot parse it either and falls back to plain lines
-    except RecursionError:
-        return False
 
 
 def _scan_as_text(path: Path) -> list[PotentialSecret]:

@@ -2,12 +2,14 @@
 
 Safe by construction: no hooks (empty template, hooksPath to /dev/null), no submodules, only
 http(s) transport (GitAccess's config), symlinks checked out as plain files (core.symlinks=false)
-and never followed by the walker, per-file and per-repository size caps, binary files skipped,
-and a timeout per repository.
+and never followed by the walker, per-file and per-repository size caps, binary files skipped
+(and deleted from the checkout, so the tools that walk it themselves skip them too), and a timeout
+per repository.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -57,7 +59,10 @@ def walk(root: Path, limits: SnapshotLimits) -> tuple[list[SnapshotFile], dict[s
     """Regular text files under `root` within the caps; everything else is listed as skipped."""
     files, skipped, total = [], {}, 0
     for directory, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git" and not os.path.islink(os.path.join(directory, d)))
+        links = {d for d in dirnames if os.path.islink(os.path.join(directory, d))}
+        for name in sorted(links):
+            skipped[(Path(directory) / name).relative_to(root).as_posix()] = "not a regular file"
+        dirnames[:] = sorted(d for d in dirnames if d != ".git" and d not in links)
         for name in sorted(filenames):
             full = Path(directory) / name
             rel = full.relative_to(root).as_posix()
@@ -86,24 +91,35 @@ def take_snapshot(git: GitAccess, repo: RepoRef, branch: str, cache_root: Path,
     limits = limits or SnapshotLimits()
     base = Path(cache_root) / repo.workspace / repo.repository
     target = base / (repo.commit or "head")
-    if not (repo.commit and (base / f".{repo.commit}.complete").exists() and target.is_dir()):
+    reuse = bool(repo.commit and (base / f".{repo.commit}.complete").exists() and target.is_dir())
+    if not reuse:
         staging = base / ".incoming"
         shutil.rmtree(staging, ignore_errors=True)
         base.mkdir(parents=True, exist_ok=True)
         git.timeout = limits.clone_timeout
-        git.run(["clone", "--quiet", "--depth=1", "--single-branch", f"--branch={branch}", "--no-tags",
-                 "--no-recurse-submodules", "--template=", "-c", "core.symlinks=false",
-                 "-c", f"core.hooksPath={os.devnull}", "-c", "core.protectNTFS=true", "-c", "core.protectHFS=true",
-                 git.remote_url(repo.workspace, repo.repository), str(staging)],
-                what=f"{repo.workspace}/{repo.repository}.git clone")
-        head = git.run(["-C", str(staging), "rev-parse", "HEAD"], what="git rev-parse", remote=False).strip()
+        try:
+            git.run(["clone", "--quiet", "--depth=1", "--single-branch", f"--branch={branch}", "--no-tags",
+                     "--no-recurse-submodules", "--template=", "-c", "core.symlinks=false",
+                     "-c", f"core.hooksPath={os.devnull}", "-c", "core.protectNTFS=true",
+                     "-c", "core.protectHFS=true", git.remote_url(repo.workspace, repo.repository), str(staging)],
+                    what=f"{repo.workspace}/{repo.repository}.git clone")
+            head = git.run(["-C", str(staging), "rev-parse", "HEAD"], what="git rev-parse", remote=False).strip()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a clone killed at its timeout leaves files behind
+            raise
         repo.commit = head  # the head may have moved since it was listed; scan what was cloned
         target = base / head
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-        (base / f".{head}.complete").write_text(head)
+    marker = base / f".{target.name}.complete"
     for old in base.iterdir():  # keep only the current commit's checkout
-        if old.name not in (target.name, f".{target.name}.complete"):
+        if old.name not in (target.name, marker.name):
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     files, skipped, total = walk(target, limits)
+    if reuse:  # what was skipped is gone from the checkout; the marker remembers it
+        skipped = json.loads(marker.read_text())
+    else:
+        for path in skipped:  # semgrep and checkov walk the checkout themselves: leave them only what passed
+            (target / path).unlink(missing_ok=True)
+        marker.write_text(json.dumps(skipped))
     return Snapshot(repo=repo, root=target, files=files, skipped=skipped, bytes_total=total)

@@ -22,7 +22,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..bitbucket.errors import BitbucketError
 from ..bitbucket.git import GitAccess
 from ..clock import Clock, SystemClock
 from ..config import data_home
@@ -165,28 +164,35 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
         batch = todo[start:start + batch_size]
         snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions, now,
                                cache)
-        for scanner in scanners:
-            group = [(ref, snap) for ref, snap, wanted in snapshots if scanner in wanted]
-            if not group:
-                continue
-            t0 = time.perf_counter()
-            try:
-                outputs = scanner.scan([snap for _, snap in group])
-            except Exception as exc:  # a scanner bug must not cost the other scanners their results
-                log.exception("%s failed on a batch", scanner.name)
-                outputs = [ScanOutput(ref.repository_uuid, error=f"{type(exc).__name__}: {exc}") for ref, _ in group]
-            per_repo = (time.perf_counter() - t0) / len(group)
-            for (ref, _), output in zip(group, outputs):
-                if output.error is None and not versions[scanner.name].startswith("unavailable"):
-                    cache.put(scanner.name, ref.repository_uuid, ref.commit, versions[scanner.name], output)
-                _record(report, scanner, versions[scanner.name], ref, output, cached=False, seconds=per_repo, now=now)
-        for _, snap, _ in snapshots:
-            shutil.rmtree(snap.root, ignore_errors=True)  # checkouts hold raw secrets: keep none at rest
+        try:
+            for scanner in scanners:
+                _scan_batch(scanner, snapshots, versions[scanner.name], cache, report, now)
+        finally:
+            for _, snap, _ in snapshots:
+                shutil.rmtree(snap.root, ignore_errors=True)  # checkouts hold raw secrets: keep none at rest
         if progress:
             progress(f"scanned {min(start + batch_size, len(todo))}/{len(todo)} repositories")
     report.git_operations = git.operations - git_before
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _scan_batch(scanner: CodeScanner, snapshots, version: str, cache: ResultsCache, report: ScanStageReport,
+                now: datetime) -> None:
+    group = [(ref, snap) for ref, snap, wanted in snapshots if scanner in wanted]
+    if not group:
+        return
+    t0 = time.perf_counter()
+    try:
+        outputs = scanner.scan([snap for _, snap in group])
+    except Exception as exc:  # a scanner bug must not cost the other scanners their results
+        log.exception("%s failed on a batch", scanner.name)
+        outputs = [ScanOutput(ref.repository_uuid, error=f"{type(exc).__name__}: {exc}") for ref, _ in group]
+    per_repo = (time.perf_counter() - t0) / len(group)
+    for (ref, _), output in zip(group, outputs):
+        if output.error is None and not version.startswith("unavailable"):
+            cache.put(scanner.name, ref.repository_uuid, ref.commit, version, output)
+        _record(report, scanner, version, ref, output, cached=False, seconds=per_repo, now=now)
 
 
 def _file_rows(ref: RepoRef, paths: list[str]) -> list[dict]:
@@ -199,7 +205,7 @@ def _snapshots(batch, git, root, limits, workers, report, scanners, versions, no
         ref, row, wanted = item
         try:
             return ref, take_snapshot(git, ref, row.get("mainbranch") or "main", root, limits), wanted
-        except BitbucketError as exc:
+        except Exception as exc:  # noqa: BLE001 - git refused or timed out, or the checkout could not be written
             return ref, exc, wanted
 
     taken = []

@@ -95,7 +95,8 @@ def build_order(models: list[Model], inputs: set[str]) -> list[Model]:
             undeclared = sorted(referenced - set(model.depends))
             unused = sorted(set(model.depends) - referenced)
             if undeclared:
-                problems.append(f"{model.path.name}: reads {', '.join(undeclared)} without declaring it in '-- depends:'")
+                problems.append(f"{model.path.name}: reads {', '.join(undeclared)} "
+                                "without declaring it in '-- depends:'")
             if unused:
                 problems.append(f"{model.path.name}: declares {', '.join(unused)} but never reads it")
     if problems:

@@ -19,7 +19,9 @@ SCHEMA = pa.schema([
     ("step_count", pa.int64()), ("steps", pa.list_(pa.string())), ("images", pa.list_(pa.string())),
     ("pipes", pa.list_(pa.string())), ("deployments", pa.list_(pa.string())), ("manual_steps", pa.int64()),
     ("runners", pa.list_(pa.string())), ("services", pa.list_(pa.string())), ("parse_error", pa.string()),
+    ("yml_sha256", pa.string()),
 ])
+REPOSITORY_COLUMNS = ("connection", "workspace", "repository_uuid", "repository", "main_commit")
 
 
 def definition_rows(parsed: PipelinesFile) -> list[dict]:
@@ -44,19 +46,25 @@ def definition_rows(parsed: PipelinesFile) -> list[dict]:
     return rows
 
 
-def pipeline_definitions(configs: Iterable[dict]) -> pa.Table:
-    """Rows for every `raw_pipeline_configs` row with a file; identical files are parsed once."""
+def pipeline_definitions(configs: Iterable[dict], known: Iterable[dict] = ()) -> pa.Table:
+    """Rows for every `raw_pipeline_configs` row with a file. A file is parsed once however many
+    repositories hold it, and not at all when `known` (the last build's rows) has its hash."""
     parsed: dict[str, list[dict]] = {}
+    holder: dict[str, tuple] = {}  # the one repository whose rows stand for each known file
+    for row in known:
+        key, repository = row.get("yml_sha256"), (row.get("connection"), row.get("repository_uuid"))
+        if key and holder.setdefault(key, repository) == repository:
+            parsed.setdefault(key, []).append({k: v for k, v in row.items() if k not in REPOSITORY_COLUMNS})
     rows = []
     for config in configs:
         text = config.get("yml") or ""
         key = hashlib.sha256(text.encode()).hexdigest()
         if key not in parsed:
             try:
-                parsed[key] = definition_rows(parse(text))
+                parsed[key] = [{**row, "yml_sha256": key} for row in definition_rows(parse(text))]
             except PipelinesYmlError as exc:
-                parsed[key] = [{"parse_error": str(exc)}]
-        base = {k: config.get(k) for k in ("connection", "workspace", "repository_uuid", "repository", "main_commit")}
+                parsed[key] = [{"parse_error": str(exc), "yml_sha256": key}]
+        base = {k: config.get(k) for k in REPOSITORY_COLUMNS}
         rows += [{**base, **row} for row in parsed[key]]
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 

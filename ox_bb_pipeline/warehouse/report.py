@@ -40,7 +40,8 @@ def report_data(con: duckdb.DuckDBPyConnection) -> dict:
         "statuses": {r["status"]: r["n"] for r in _rows(
             con, "SELECT status, count(*) AS n FROM findings_queue GROUP BY ALL")},
         "severities": {r["final_severity"]: r["n"] for r in _rows(
-            con, f"SELECT final_severity, count(*) AS n FROM findings_queue WHERE status IN ({open_list}) GROUP BY ALL")},
+            con, f"SELECT final_severity, count(*) AS n FROM findings_queue WHERE status IN ({open_list}) "
+                 "GROUP BY ALL")},
         "by_application": _rows(con, f"""
             SELECT application, count(*) AS total,
                    {", ".join(f"count(*) FILTER (WHERE final_severity = '{s}') AS {s}" for s in SEVERITY_ORDER)}
@@ -78,8 +79,9 @@ def _bars(rows: list[tuple[str, list[tuple[str, int]]]], width: int = 640, label
     bar_height, gap = 20, 8
     largest = max(sum(v for _, v in segments) for _, segments in rows) or 1
     scale = (width - label_width - 60) / largest
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{len(rows) * (bar_height + gap)}" '
-             'role="img" font-family="sans-serif" font-size="12">']
+    height = len(rows) * (bar_height + gap)
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+              'font-family="sans-serif" font-size="12">')]
     for i, (label, segments) in enumerate(rows):
         y = i * (bar_height + gap)
         parts.append(f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">{escape(label[:34])}</text>')
@@ -88,7 +90,8 @@ def _bars(rows: list[tuple[str, list[tuple[str, int]]]], width: int = 640, label
             if value:
                 w = value * scale
                 parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_height}" '
-                             f'fill="{COLORS.get(segment, "#6b7280")}"><title>{escape(segment)}: {value}</title></rect>')
+                             f'fill="{COLORS.get(segment, "#6b7280")}">'
+                             f'<title>{escape(segment)}: {value}</title></rect>')
                 x += w
         parts.append(f'<text x="{x + 6:.1f}" y="{y + 14}">{sum(v for _, v in segments)}</text>')
     parts.append("</svg>")
@@ -109,15 +112,18 @@ def render_html(data: dict) -> str:
     open_total = sum(statuses.get(s, 0) for s in OPEN)
     tiles = [("applications", f"{data['applications']['total']}",
               f"{data['applications']['relevant']} relevant"),
-             ("open findings", f"{open_total}", f"{statuses.get('new', 0)} new, {statuses.get('reopened', 0)} reopened"),
+             ("open findings", f"{open_total}",
+              f"{statuses.get('new', 0)} new, {statuses.get('reopened', 0)} reopened"),
              ("SLA breached", f"{sla.get('breached', 0)}", f"{sla.get('missed', 0)} resolved late"),
              ("suppressed", f"{statuses.get('suppressed', 0)}", "accepted risk"),
              ("resolved", f"{statuses.get('resolved', 0)}", "no longer seen by a complete scan")]
-    tiles += [(f["framework_title"], _score(f["score"]), f"{f['passed']} pass · {f['failed']} fail · "
-               f"{f['not_evaluable']} not evaluable") for f in data["frameworks"]]
+    tiles += [(f["framework_title"], _score(f["score"]),
+               f"{f['passed']} pass · {f['failed']} fail · {f['not_evaluable']} not evaluable")
+              for f in data["frameworks"]]
     severity_rows = [(s, [(s, data["severities"].get(s, 0))]) for s in SEVERITY_ORDER]
     app_rows = [(r["application"], [(s, r[s]) for s in SEVERITY_ORDER]) for r in data["by_application"]]
-    sla_rows = [(s.replace("_", " "), [(s, sla.get(s, 0))]) for s in ("on_track", "breached", "met", "missed", "exempt")]
+    sla_rows = [(s.replace("_", " "), [(s, sla.get(s, 0))])
+                for s in ("on_track", "breached", "met", "missed", "exempt")]
     control_rows = [(f["framework_title"], [("pass", f["passed"]), ("fail", f["failed"]),
                                             ("not_evaluable", f["not_evaluable"])]) for f in data["frameworks"]]
     scores = "".join(
@@ -147,7 +153,8 @@ Scores: passing controls out of evaluated ones (pass + fail) over relevant appli
 <div class="tiles">{"".join(f'<div class="tile"><b>{escape(v)}</b>{escape(k)}<br><span>{escape(n)}</span></div>'
                             for k, v, n in tiles)}</div>
 <section><h2>Open findings by severity</h2>{_bars(severity_rows)}</section>
-<section><h2>Open findings by application (top {TOP_APPLICATIONS})</h2>{_legend(SEVERITY_ORDER)}{_bars(app_rows)}</section>
+<section><h2>Open findings by application (top {TOP_APPLICATIONS})</h2>
+{_legend(SEVERITY_ORDER)}{_bars(app_rows)}</section>
 <section><h2>SLA status</h2>{_bars(sla_rows)}</section>
 <section><h2>Control pass rates</h2>{_legend(("pass", "fail", "not_evaluable"))}{_bars(control_rows)}</section>
 <section><h2>Scores per application</h2><table><tr><th>application</th><th>CIS SSC</th><th>NIST SSDF</th>

@@ -1,14 +1,19 @@
 """Builds the warehouse: input tables over the lake and the settings, then every model of `sql/` in
-dependency order, into a new database file that replaces `OX_BB_HOME/warehouse.duckdb` only once
-every model has succeeded. Readers keep the old file until the rename; a failed build leaves it as is.
+dependency order, in a copy of `OX_BB_HOME/warehouse.duckdb` that replaces it only once every model
+has succeeded. Readers keep the old file until the rename; a failed build leaves it as it was.
+
+Starting from a copy keeps what must outlive a build where it is: append-only tables (the history)
+only receive new rows, a stateful model's last table becomes its `previous_<model>` input by a rename,
+and tables other code keeps in the warehouse (e.g. a workflow action log) are left alone.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +27,15 @@ from ..lake import lake_root
 from ..scanners.finding import FINDING_SCHEMA
 from . import pipelines
 from .models import SQL_DIR, Model, build_order, discover
-from .settings import (ACTIVITY_WINDOW_DAYS, FRAMEWORKS, INACTIVE_AFTER_DAYS, SEVERITIES, WarehouseSettings,
-                       load_settings)
-
-log = logging.getLogger(__name__)
+from .settings import (
+    ACTIVITY_WINDOW_DAYS,
+    FRAMEWORKS,
+    INACTIVE_AFTER_DAYS,
+    SEVERITIES,
+    ApplicationsFile,
+    WarehouseSettings,
+    load_settings,
+)
 
 SCANNERS = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -73,35 +83,37 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(f".{target.name}.{os.getpid()}.building")
     _remove(building)
+    for source, copy in ((target, building), (_wal(target), _wal(building))):
+        if source.exists():
+            shutil.copyfile(source, copy)
     con = duckdb.connect(str(building))
     result = BuildResult(path=target, build_id=build_id, now=now, seconds=0.0)
     try:
         configure(con, home, memory_limit, threads)
-        has_previous = target.exists()
-        if has_previous:
-            con.execute(f"ATTACH {_literal(target)} AS previous (READ_ONLY)")
-        con.execute("BEGIN")  # one commit for the whole build: catalog changes are cheap inside it
-        inputs = register_lake_inputs(con, home)
-        inputs |= register_settings(con, settings, build_id, now)
-        inputs |= register_pipeline_definitions(con)
         models = discover(sql_dir)
+        config = settings_tables(settings, build_id, now)
+        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions"}
         stateful = {m.previous for m in models if m.state}
         order = build_order(models, inputs | stateful)
-        if has_previous:
-            _carry_foreign_tables(con, {m.name for m in models} | inputs | stateful)
+        with _transaction(con):  # a few commits, not one per catalog change
+            known_pipelines = _previous_pipeline_definitions(con)
+            _clear_previous_build(con, models, inputs)
+            register_lake_inputs(con, home)
+            for name, rows in config.items():
+                create_table(con, name, rows, CONFIG_SCHEMAS.get(name))
+            register_pipeline_definitions(con, known_pipelines)
         for model in order:
             t0 = time.perf_counter()
-            build_model(con, model, has_previous)
+            with _transaction(con):
+                build_model(con, model)
             result.model_seconds[model.name] = time.perf_counter() - t0
             result.rows[model.name] = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0]
             if progress:
                 progress(f"warehouse  {model.name}: {result.rows[model.name]:,} rows "
                          f"({result.model_seconds[model.name]:.1f}s)")
-        for name in stateful:
-            con.execute(f'DROP TABLE "{name}"')
-        con.execute("COMMIT")
-        if has_previous:
-            con.execute("DETACH previous")
+        with _transaction(con):
+            for name in stateful:
+                con.execute(f'DROP TABLE "{name}"')
         con.execute("CHECKPOINT")
         con.close()
         os.replace(building, target)
@@ -118,15 +130,17 @@ def configure(con: duckdb.DuckDBPyConnection, home: Path, memory_limit: str | No
     """Bounded memory (spilling to OX_BB_HOME/cache/duckdb) and UTC dates whatever the machine's zone."""
     spill = home / "cache" / "duckdb"
     spill.mkdir(parents=True, exist_ok=True)
+    memory_limit = memory_limit or os.environ.get("OX_BB_DUCKDB_MEMORY", "1GB")
+    threads = int(threads or os.environ.get("OX_BB_DUCKDB_THREADS") or min(4, os.cpu_count() or 1))
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = {_literal(memory_limit or os.environ.get('OX_BB_DUCKDB_MEMORY', '1GB'))}")
-    con.execute(f"SET threads = {int(threads or os.environ.get('OX_BB_DUCKDB_THREADS') or min(4, os.cpu_count() or 1))}")
+    con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    con.execute(f"SET threads = {threads}")
     con.execute(f"SET temp_directory = {_literal(spill)}")
     con.execute("SET preserve_insertion_order = false")  # lets large CREATE TABLE AS stream instead of buffer
 
 
 # -- inputs ---------------------------------------------------------------------------------------
-def register_lake_inputs(con: duckdb.DuckDBPyConnection, home: Path) -> set[str]:
+def register_lake_inputs(con: duckdb.DuckDBPyConnection, home: Path) -> None:
     """A view per lake table over all its connection partitions, with every column of the known
     schema (missing ones as typed nulls); an empty typed table when nothing was written yet."""
     root = lake_root(home)
@@ -144,57 +158,6 @@ def register_lake_inputs(con: duckdb.DuckDBPyConnection, home: Path) -> set[str]
                               if column not in present)
             con.execute(f'CREATE VIEW "{name}" AS SELECT *{missing} FROM {source}')
         con.unregister("_schema")
-    return set(lake_inputs())
-
-
-def register_settings(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings, build_id: str,
-                      now: datetime) -> set[str]:
-    """The configuration files and catalogs as `config_*` tables, and `build_context` (the clock)."""
-    from ..scanners.posture import catalog_table
-
-    apps = settings.applications
-    tables: dict[str, list[dict] | pa.Table] = {
-        "build_context": [{"build_id": build_id, "now": now, "inactive_after_days": INACTIVE_AFTER_DAYS,
-                           "activity_window_days": ACTIVITY_WINDOW_DAYS,
-                           "default_data_classification": apps.defaults.data_classification}],
-        "config_severity_levels": [{"severity": s, "severity_rank": i, "label": s.capitalize()}
-                                   for i, s in enumerate(SEVERITIES)],
-        "config_sla": [{"severity": s, "days": d} for s, d in settings.sla.sla_days.items()],
-        "config_applications": [
-            {"app_order": i, "application": a.name, "parent_application": parent, "team": a.team,
-             "owners": a.owners, "data_classification": a.data_classification,
-             "business_priority": a.business_priority, "irrelevant_reason": getattr(a, "irrelevant", None)}
-            for i, (a, parent) in enumerate((x, p) for app in apps.applications
-                                            for x, p in [(app, None), *((c, app.name) for c in app.children)])],
-        "config_application_repositories": [
-            {"app_order": i, "match_order": j, "application": a.name, "workspace_glob": m.workspace,
-             "project_glob": m.project, "repository_glob": m.repository}
-            for i, a in enumerate(apps.applications) for j, m in enumerate(a.repositories)],
-        "config_application_paths": [
-            {"application": c.name, "parent_application": a.name, "path_glob": p}
-            for a in apps.applications for c in a.children for p in c.paths],
-        "config_suppressions": [
-            {"suppression_id": f"S{i}", "fingerprint": s.fingerprint, "rule_id": s.rule_id,
-             "path_glob": s.path or "*", "repository_glob": s.repository, "reason": s.reason, "owner": s.owner,
-             "expires": s.expires} for i, s in enumerate(settings.suppressions.suppressions, 1)],
-        "config_severity_factors": [{"factor_order": i, **f.model_dump()}
-                                    for i, f in enumerate(settings.factors.factors, 1)],
-        "config_posture_checks": catalog_table(),
-        "config_scanner_controls": [{"scanner": s, "control_id": c}
-                                    for s, controls in settings.scanner_controls.items() for c in controls],
-        "config_frameworks": [{"framework": k, "prefix": prefix, "title": title}
-                              for k, (prefix, title) in FRAMEWORKS.items()],
-    }
-    for name, rows in tables.items():
-        create_table(con, name, rows, CONFIG_SCHEMAS.get(name))
-    return set(tables)
-
-
-def register_pipeline_definitions(con: duckdb.DuckDBPyConnection) -> set[str]:
-    configs = con.sql("SELECT connection, workspace, repository_uuid, repository, main_commit, yml "
-                      "FROM raw_pipeline_configs WHERE yml_present AND yml IS NOT NULL").to_arrow_table()
-    create_table(con, "pipeline_definitions", pipelines.pipeline_definitions(configs.to_pylist()))
-    return {"pipeline_definitions"}
 
 
 S, I, D, LS = pa.string(), pa.int64(), pa.date32(), pa.list_(pa.string())
@@ -216,6 +179,68 @@ CONFIG_SCHEMAS = {
 }
 
 
+def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -> dict[str, list[dict] | pa.Table]:
+    """The configuration files and catalogs as `config_*` tables, and `build_context` (the clock)."""
+    from ..scanners.posture import catalog_table
+
+    apps = settings.applications
+    return {
+        "build_context": [{"build_id": build_id, "now": now, "inactive_after_days": INACTIVE_AFTER_DAYS,
+                           "activity_window_days": ACTIVITY_WINDOW_DAYS,
+                           "default_data_classification": apps.defaults.data_classification}],
+        "config_severity_levels": [{"severity": s, "severity_rank": i, "label": s.capitalize()}
+                                   for i, s in enumerate(SEVERITIES)],
+        "config_sla": [{"severity": s, "days": d} for s, d in settings.sla.sla_days.items()],
+        "config_applications": _application_rows(apps),
+        "config_application_repositories": [
+            {"app_order": i, "match_order": j, "application": a.name, "workspace_glob": m.workspace,
+             "project_glob": m.project, "repository_glob": m.repository}
+            for i, a in enumerate(apps.applications) for j, m in enumerate(a.repositories)],
+        "config_application_paths": [
+            {"application": c.name, "parent_application": a.name, "path_glob": p}
+            for a in apps.applications for c in a.children for p in c.paths],
+        "config_suppressions": [
+            {"suppression_id": f"S{i}", "fingerprint": s.fingerprint, "rule_id": s.rule_id,
+             "path_glob": s.path or "*", "repository_glob": s.repository, "reason": s.reason, "owner": s.owner,
+             "expires": s.expires} for i, s in enumerate(settings.suppressions.suppressions, 1)],
+        "config_severity_factors": [{"factor_order": i, **f.model_dump()}
+                                    for i, f in enumerate(settings.factors.factors, 1)],
+        "config_posture_checks": catalog_table(),
+        "config_scanner_controls": [{"scanner": s, "control_id": c}
+                                    for s, controls in settings.scanner_controls.items() for c in controls],
+        "config_frameworks": [{"framework": k, "prefix": prefix, "title": title}
+                              for k, (prefix, title) in FRAMEWORKS.items()],
+    }
+
+
+def _application_rows(apps: ApplicationsFile) -> list[dict]:
+    """Applications and their monorepo children, each child naming its parent (it inherits what it leaves unset)."""
+    rows = []
+    for app in apps.applications:
+        for entry, parent in [(app, None), *((child, app.name) for child in app.children)]:
+            rows.append({"app_order": len(rows), "application": entry.name, "parent_application": parent,
+                         "team": entry.team, "owners": entry.owners, "data_classification": entry.data_classification,
+                         "business_priority": entry.business_priority,
+                         "irrelevant_reason": app.irrelevant if parent is None else None})
+    return rows
+
+
+def register_pipeline_definitions(con: duckdb.DuckDBPyConnection, known: list[dict]) -> None:
+    """bitbucket-pipelines.yml parsed in Python (files the last build parsed are taken from it)."""
+    configs = con.sql("SELECT connection, workspace, repository_uuid, repository, main_commit, yml "
+                      "FROM raw_pipeline_configs WHERE yml_present AND yml IS NOT NULL").to_arrow_table()
+    create_table(con, "pipeline_definitions", pipelines.pipeline_definitions(configs.to_pylist(), known))
+
+
+def _previous_pipeline_definitions(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The last build's pipeline_definitions, when it has today's columns."""
+    present = {row[0] for row in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+                                             "AND table_name = 'pipeline_definitions'").fetchall()}
+    if not {f.name for f in pipelines.SCHEMA} <= present:
+        return []
+    return con.sql("SELECT * FROM pipeline_definitions").to_arrow_table().to_pylist()
+
+
 def create_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict] | pa.Table,
                  schema: pa.Schema | None = None) -> None:
     data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
@@ -225,13 +250,40 @@ def create_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict] | p
 
 
 # -- models ---------------------------------------------------------------------------------------
-def build_model(con: duckdb.DuckDBPyConnection, model: Model, has_previous: bool) -> None:
+def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], inputs: set[str]) -> None:
+    """Drop what the last build made and this one makes again (inputs, table models); keep append
+    models; rename each stateful model's table to previous_<model>, with any newly declared state
+    column added (null), or create it empty on the first build."""
+    relations = dict(con.execute("SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE schema_name = 'main' "
+                                 "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() "
+                                 "WHERE schema_name = 'main' AND NOT internal").fetchall())
+    owned = inputs | {m.name for m in models if m.materialized == "table" and not m.state}
+    for name in owned & set(relations):
+        con.execute(f'DROP {relations[name]} "{name}"')
+    for model in models:
+        if not model.state:
+            continue
+        if model.name in relations:
+            con.execute(f'ALTER TABLE "{model.name}" RENAME TO "{model.previous}"')
+            present = {row[0] for row in con.execute(f'DESCRIBE "{model.previous}"').fetchall()}
+            for column, dtype in model.state:
+                if column not in present:
+                    con.execute(f'ALTER TABLE "{model.previous}" ADD COLUMN "{column}" {dtype}')
+        else:
+            columns = ", ".join(f'"{name}" {dtype}' for name, dtype in model.state)
+            con.execute(f'CREATE TABLE "{model.previous}" ({columns})')
+
+
+def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     select = model.sql.strip().rstrip(";")
-    if model.state:
-        _previous_state(con, model, has_previous)
-    if model.materialized == "append" and has_previous and _previous_columns(con, model.name):
-        # History: the previous build's rows, unchanged, then this build's rows after them.
-        con.execute(f'CREATE TABLE "{model.name}" AS SELECT * FROM previous."{model.name}"')
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+                         [model.name]).fetchone()[0]
+    if model.materialized == "append" and exists:
+        # History: the rows of earlier builds stay as they are; this build's rows are added after them.
+        present = {row[0] for row in con.execute(f'DESCRIBE "{model.name}"').fetchall()}
+        for column, dtype, *_ in con.execute(f"DESCRIBE {select}").fetchall():
+            if column not in present:
+                con.execute(f'ALTER TABLE "{model.name}" ADD COLUMN "{column}" {dtype}')
         con.execute(f'INSERT INTO "{model.name}" BY NAME {select}')
     else:
         con.execute(f'CREATE TABLE "{model.name}" AS {select}')
@@ -242,35 +294,25 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model, has_previous: bool
     con.execute(";\n".join(comments))
 
 
-def _previous_state(con: duckdb.DuckDBPyConnection, model: Model, has_previous: bool) -> None:
-    """previous_<model>: the state columns of the last build's table (empty on the first build;
-    columns the last build did not have yet are null)."""
-    columns = ", ".join(f'"{name}" {dtype}' for name, dtype in model.state)
-    con.execute(f'CREATE TABLE "{model.previous}" ({columns})')
-    old = _previous_columns(con, model.name) if has_previous else set()
-    if old:
-        select = ", ".join(f'"{name}"' if name in old else f"NULL::{dtype}" for name, dtype in model.state)
-        con.execute(f'INSERT INTO "{model.previous}" SELECT {select} FROM previous."{model.name}"')
-
-
-def _previous_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {row[0] for row in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'previous' "
-        "AND table_schema = 'main' AND table_name = ?", [table]).fetchall()}
-
-
-def _carry_foreign_tables(con: duckdb.DuckDBPyConnection, owned: set[str]) -> None:
-    """Tables other code keeps in the warehouse (e.g. a workflow action log) survive the rebuild."""
-    for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_catalog = 'previous' "
-                               "AND table_schema = 'main' AND table_type = 'BASE TABLE'").fetchall():
-        if name not in owned:
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM previous."{name}"')
-
-
 def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection):
+    con.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
 def _remove(path: Path) -> None:
-    for candidate in (path, path.with_name(path.name + ".wal")):
+    for candidate in (path, _wal(path)):
         candidate.unlink(missing_ok=True)

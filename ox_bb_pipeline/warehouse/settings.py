@@ -7,7 +7,6 @@ ConfigError that lists every problem, each naming the entry and the field.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from datetime import date
@@ -26,9 +25,9 @@ SCANNER_CONTROLS_PATH = PACKAGE_DIR / "scanner_controls.yaml"
 Severity = Literal["info", "low", "medium", "high", "critical"]  # ordered: the rank is the index
 Priority = Literal["low", "medium", "high", "critical"]
 Classification = Literal["public", "internal", "confidential", "restricted"]
-SEVERITIES, PRIORITIES, CLASSIFICATIONS = get_args(Severity), get_args(Priority), get_args(Classification)
+SEVERITIES = get_args(Severity)
 DEFAULT_SLA_DAYS = {"critical": 7, "high": 30, "medium": 90, "low": 120}
-INACTIVE_AFTER_DAYS = 180  # OX and OpenSSF: no code change in six months makes an application irrelevant
+INACTIVE_AFTER_DAYS = 180  # as OX: no code change in six months makes an application irrelevant
 ACTIVITY_WINDOW_DAYS = 90  # commits and contributors counted for business priority
 
 # The frameworks compliance reports on: key, the prefix of its flattened control ids, its title.
@@ -78,10 +77,6 @@ class RepositoryMatch(_Strict):
     def _globs(cls, value: str) -> str:
         return _check_glob(value)
 
-    def matches(self, workspace: str, project_key: str | None, slug: str) -> bool:
-        return (fnmatch.fnmatchcase(workspace, self.workspace) and fnmatch.fnmatchcase(project_key or "", self.project)
-                and fnmatch.fnmatchcase(slug, self.repository))
-
 
 class _Ownership(_Strict):
     team: str | None = None
@@ -118,7 +113,7 @@ class ApplicationsFile(_Strict):
     applications: list[Application] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "ApplicationsFile":
+    def _unique_names(self) -> ApplicationsFile:
         seen: set[str] = set()
         for app in self.applications:
             for name in (app.name, *(c.name for c in app.children)):
@@ -153,7 +148,7 @@ class Suppression(_Strict):
         return _check_glob(value) if value is not None else value
 
     @model_validator(mode="after")
-    def _one_selector(self) -> "Suppression":
+    def _one_selector(self) -> Suppression:
         if (self.fingerprint is None) == (self.rule_id is None):
             raise ValueError("give exactly one of 'fingerprint' (one finding) or 'rule_id' (+ 'path' glob)")
         if self.fingerprint is not None and self.path is not None:
@@ -196,7 +191,7 @@ class SeverityFactor(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _steps_match_direction(self) -> "SeverityFactor":
+    def _steps_match_direction(self) -> SeverityFactor:
         if (self.direction == "explain") != (self.steps == 0):
             raise ValueError("'explain' factors take 0 steps; 'up' and 'down' factors at least 1")
         return self
@@ -206,7 +201,7 @@ class SeverityFactorCatalog(_Strict):
     factors: list[SeverityFactor]
 
     @model_validator(mode="after")
-    def _unique(self) -> "SeverityFactorCatalog":
+    def _unique(self) -> SeverityFactorCatalog:
         names = [f.name for f in self.factors]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -260,8 +255,8 @@ def _describe(error: dict, data: object) -> str:
     for part in error["loc"]:
         if isinstance(part, int) and isinstance(node, list) and parts:
             node = node[part] if part < len(node) else None
-            label = next((node[k] for k in ("name", "rule_id", "fingerprint") if isinstance(node, dict) and node.get(k)),
-                         None)
+            keys = ("name", "rule_id", "fingerprint")
+            label = next((node[k] for k in keys if isinstance(node, dict) and node.get(k)), None)
             parts[-1] += f"[{part}]" + (f" ({label})" if label else "")
         else:
             node = node.get(part) if isinstance(node, dict) else None

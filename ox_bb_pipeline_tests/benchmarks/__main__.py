@@ -10,9 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import bench_extract
+from . import bench_extract, bench_scan
 
-BENCHMARKS = {"extract": bench_extract.run}
+BENCHMARKS = {"extract": bench_extract.run, "scan": bench_scan.run}
 
 
 def print_table(title: str, rows: list[tuple[str, object, str]]) -> None:

@@ -1,10 +1,17 @@
-"""Scanner fixtures: real snapshots (shallow git clones over HTTP) of every sandbox repository."""
+"""Scanner fixtures: real snapshots (shallow git clones over HTTP) of every sandbox repository, one
+extract pass to feed the scan stage, and a push to a sandbox repository."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from ox_bb_pipeline.bitbucket.client import BitbucketClient
+from ox_bb_pipeline.bitbucket.extract import Extractor
 from ox_bb_pipeline.bitbucket.git import GitAccess
+from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.sandbox.gitrepo import run_git
 from ox_bb_pipeline.scanners.finding import RepoRef
 from ox_bb_pipeline.scanners.snapshot import Snapshot, take_snapshot
 
@@ -24,6 +31,31 @@ def snapshot_all(server, cache_root) -> dict[str, Snapshot]:
             ref = RepoRef("sandbox-token", ws.slug, repo.uuid, repo.slug)
             result[repo.full_name] = take_snapshot(git, ref, repo.mainbranch, cache_root)
     return result
+
+
+def extract(connections_file: Path, name: str = "sandbox-token") -> tuple[dict[str, list[dict]], GitAccess]:
+    """One full extract pass for a connection (OX_BB_HOME must be set): its raw tables, which the scan
+    stage reads from the lake, and the connection's git access, built as the Dagster resource builds it."""
+    connection = load_connections(connections_file).get(name)
+    client = BitbucketClient(connection, sleep=lambda seconds: None)
+    git = GitAccess(name, connection.git_url, client.auth.git_credentials)
+    report = Extractor(client, git, previous={}, state={"repositories": {}}).run()
+    return report.rows, git
+
+
+def push_file(repo, path: str, text: str) -> str:
+    """A push to the main branch of a sandbox repository: a new commit adding the top-level file `path`,
+    written with git plumbing into the bare repository, as receive-pack would leave it. Returns the commit."""
+    git_dir = ["--git-dir", str(repo.git.path)]
+    blob = run_git([*git_dir, "hash-object", "-w", "--stdin"], input=text.encode()).decode().strip()
+    listing = run_git([*git_dir, "ls-tree", f"{repo.mainbranch}^{{tree}}"]).decode()
+    tree = run_git([*git_dir, "mktree"], input=f"{listing}100644 blob {blob}\t{path}\n".encode()).decode().strip()
+    parent = run_git([*git_dir, "rev-parse", repo.mainbranch]).decode().strip()
+    commit = run_git([*git_dir, "-c", "user.name=dev", "-c", "user.email=dev@example.com", "commit-tree", tree,
+                      "-p", parent, "-m", f"add {path}"]).decode().strip()
+    run_git([*git_dir, "update-ref", f"refs/heads/{repo.mainbranch}", commit])
+    repo.git.refresh()
+    return commit
 
 
 @pytest.fixture(scope="session")

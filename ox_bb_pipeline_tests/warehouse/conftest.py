@@ -27,6 +27,11 @@ def days_ago(days: float) -> datetime:
     return NOW - timedelta(days=days)
 
 
+def where(repo: dict) -> dict:
+    """The columns that place a row in a repository."""
+    return {k: repo[k] for k in ("workspace", "repository_uuid", "repository")}
+
+
 class Lake:
     """Rows per (zone, table, connection); `write()` replaces those partitions, `build()` runs the warehouse."""
 
@@ -45,7 +50,8 @@ class Lake:
 
     def repository(self, slug: str, workspace: str = "acme", project: str = "CORE", *, private: bool = True,
                    changed_days_ago: float = 3, connection: str = "main", **extra) -> dict:
-        row = {"workspace": workspace, "repository_uuid": "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{workspace}/{slug}")) + "}",
+        repository_uuid = "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{workspace}/{slug}")) + "}"
+        row = {"workspace": workspace, "repository_uuid": repository_uuid,
                "repository": slug, "full_name": f"{workspace}/{slug}", "name": slug, "project_key": project,
                "project_name": project.title(), "mainbranch": "main", "main_head": f"head-{slug}",
                "is_private": private, "fork_policy": "no_public_forks", "created_on": days_ago(900),
@@ -60,7 +66,8 @@ class Lake:
 
     def finding(self, repo: dict, scanner: str, rule_id: str, *, severity: str = "high", file_path: str | None = None,
                 anchor: str | None = None, connection: str = "main", **extra) -> str:
-        finding = Finding(scanner=scanner, scanner_version="1", rule_id=rule_id, title=extra.pop("title", f"{rule_id} title"),
+        finding = Finding(scanner=scanner, scanner_version="1", rule_id=rule_id,
+                          title=extra.pop("title", f"{rule_id} title"),
                           category=extra.pop("category", CATEGORY[scanner]), base_severity=severity,
                           connection=connection, workspace=repo["workspace"], repository_uuid=repo["repository_uuid"],
                           repository=repo["repository"], anchor=anchor or f"{rule_id}:{file_path}",
@@ -72,8 +79,7 @@ class Lake:
              connection: str = "main") -> None:
         for scanner in scanners:
             self.add("findings", "scan_runs", {
-                "workspace": repo["workspace"], "repository_uuid": repo["repository_uuid"],
-                "repository": repo["repository"], "commit": repo["main_head"], "scanner": scanner,
+                **where(repo), "commit": repo["main_head"], "scanner": scanner,
                 "scanner_version": "1", "status": status, "cached": False, "duration_seconds": 0.1,
                 "files_scanned": files if status == "ok" else 0, "bytes_scanned": 1000, "findings": 0,
                 "error": error if status == "error" else None, "scanned_at": NOW}, connection=connection)
@@ -88,14 +94,14 @@ class Lake:
 
     def pipelines(self, repo: dict, yml: str, connection: str = "main") -> None:
         self.add("raw", "pipeline_configs", {
-            "workspace": repo["workspace"], "repository_uuid": repo["repository_uuid"], "repository": repo["repository"],
-            "enabled": True, "main_commit": repo["main_head"], "yml_present": True, "yml": textwrap.dedent(yml)},
+            **where(repo), "enabled": True, "main_commit": repo["main_head"], "yml_present": True,
+            "yml": textwrap.dedent(yml)},
             connection=connection)
 
     def environment(self, repo: dict, name: str, environment_type: str) -> None:
         self.add("raw", "environments", {
-            "workspace": repo["workspace"], "repository_uuid": repo["repository_uuid"], "repository": repo["repository"],
-            "environment_uuid": "{" + str(uuid.uuid4()) + "}", "name": name, "environment_type": environment_type,
+            **where(repo), "environment_uuid": "{" + str(uuid.uuid4()) + "}", "name": name,
+            "environment_type": environment_type,
             "rank": 0, "admin_only": False, "deployment_gate_enabled": False})
 
     # -- files and builds -------------------------------------------------------------------------

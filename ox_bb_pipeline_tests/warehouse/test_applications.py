@@ -157,7 +157,7 @@ def test_irrelevant_applications_keep_their_findings_flagged(lake):
             irrelevant: decommissioned in 2025
     """)
     stale = lake.repository("stale", changed_days_ago=400)
-    empty = lake.repository("empty", main_head=None)
+    lake.repository("empty", main_head=None)
     broken = lake.repository("broken")
     docs = lake.repository("docs-only")
     lake.repository("legacy-billing")

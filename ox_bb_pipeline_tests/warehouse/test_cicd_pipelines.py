@@ -106,3 +106,23 @@ def test_unreadable_files_give_one_row_with_the_reason(lake):
     assert set(rows) == {"broken", "bomb"}
     assert rows["broken"]["pipeline_key"] is None and "invalid YAML" in rows["broken"]["parse_error"]
     assert rows["bomb"]["pipeline_key"] is None and "YAML bomb" in rows["bomb"]["parse_error"]
+
+
+def test_each_file_is_parsed_once_and_not_again_by_the_next_build(lake, monkeypatch):
+    from ox_bb_pipeline.warehouse import pipelines
+
+    calls = []
+    real_parse = pipelines.parse
+    monkeypatch.setattr(pipelines, "parse", lambda text: calls.append(text) or real_parse(text))
+    same = "pipelines:\n  default:\n    - step: {name: Test, script: [make test]}\n"
+    for slug in ("one", "two"):
+        lake.pipelines(lake.repository(slug), same)
+    lake.build()
+    assert len(calls) == 1
+    assert lake.rows("SELECT repository, pipeline_key, steps FROM cicd_pipelines ORDER BY 1") == [
+        {"repository": "one", "pipeline_key": "default", "steps": ["Test"]},
+        {"repository": "two", "pipeline_key": "default", "steps": ["Test"]}]
+    lake.pipelines(lake.repository("three"), same.replace("Test", "Check"))
+    lake.build()
+    assert len(calls) == 2  # only the new file
+    assert lake.value("SELECT count(*) FROM cicd_pipelines") == 3

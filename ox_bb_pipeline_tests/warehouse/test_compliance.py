@@ -11,7 +11,9 @@ def build(lake):
 
 
 def report(lake, application: str) -> dict[str, tuple]:
-    return {r["control_id"]: (r["status"], r["failing_finding_ids"], r["accepted_finding_ids"], r["evidence"])
+    """control -> (status, failing ids, accepted ids, passed_by, evidence)."""
+    return {r["control_id"]: (r["status"], r["failing_finding_ids"], r["accepted_finding_ids"], r["passed_by"],
+                              r["evidence"])
             for r in lake.rows("SELECT * FROM compliance_report WHERE application = ?", application)}
 
 
@@ -34,27 +36,26 @@ def test_statuses_evidence_and_scores(lake, small_catalog):
     build(lake)
 
     assert report(lake, "acme/api") == {
-        "CICD-SEC-1": ("fail", [force], [], [
-            "BB-004 medium: Main branch can be deleted (api)", "BB-003 pass on acme/api: force pushes prevented"]),
-        "CIS-SSC-1.1.16": ("pass", [], [], ["BB-003 pass on acme/api: force pushes prevented"]),
-        "CIS-SSC-1.1.17": ("fail", [force], [], ["BB-004 medium: Main branch can be deleted (api)"]),
-        "CIS-SSC-1.3.5": ("not_evaluable", [], [], ["BB-M01 not_evaluable on acme: requires admin attestation"]),
-        "CIS-SSC-1.5.1": ("pass", [], [], ["secrets scanned acme/api"]),
-        "CIS-SSC-1.5.4": ("pass", [], [accepted], [
-            "B105 high: Hard-coded password (api/app/settings.py) suppressed: rotated", "bandit scanned acme/api"]),
-        "CIS-SSC-2.4.5": ("not_evaluable", [], [], [NOTHING]),
-        "SSDF-PS.1.1": ("fail", [force], [], [
-            "BB-004 medium: Main branch can be deleted (api)", "BB-M01 not_evaluable on acme: requires admin attestation",
-            "BB-003 pass on acme/api: force pushes prevented"]),
-        "SSDF-PW.7.2": ("pass", [], [accepted], [
-            "B105 high: Hard-coded password (api/app/settings.py) suppressed: rotated", "bandit scanned acme/api"]),
+        "CICD-SEC-1": ("fail", [force], [], ["BB-003"], ["BB-004 medium: Main branch can be deleted (api)"]),
+        "CIS-SSC-1.1.16": ("pass", [], [], ["BB-003"], []),
+        "CIS-SSC-1.1.17": ("fail", [force], [], [], ["BB-004 medium: Main branch can be deleted (api)"]),
+        "CIS-SSC-1.3.5": ("not_evaluable", [], [], [], ["BB-M01 not_evaluable on acme: requires admin attestation"]),
+        "CIS-SSC-1.5.1": ("pass", [], [], ["secrets"], []),
+        "CIS-SSC-1.5.4": ("pass", [], [accepted], ["bandit"], [
+            "B105 high: Hard-coded password, suppressed: rotated (api/app/settings.py)"]),
+        "CIS-SSC-2.4.5": ("not_evaluable", [], [], [], [NOTHING]),
+        "SSDF-PS.1.1": ("fail", [force], [], ["BB-003"], [
+            "BB-004 medium: Main branch can be deleted (api)",
+            "BB-M01 not_evaluable on acme: requires admin attestation"]),
+        "SSDF-PW.7.2": ("pass", [], [accepted], ["bandit"], [
+            "B105 high: Hard-coded password, suppressed: rotated (api/app/settings.py)"]),
     }
     web_rows = report(lake, "acme/web")
     assert {c: s for c, (s, *_) in web_rows.items()} == dict.fromkeys(
         ["CICD-SEC-1", "CIS-SSC-1.1.16", "CIS-SSC-1.1.17", "CIS-SSC-1.3.5", "CIS-SSC-1.5.1", "CIS-SSC-1.5.4",
          "CIS-SSC-2.4.5", "SSDF-PS.1.1", "SSDF-PW.7.2"], "not_evaluable")
-    assert web_rows["CIS-SSC-1.5.1"][3] == ["secrets failed on acme/web: timed out"]
-    assert web_rows["CIS-SSC-1.1.16"][3] == [
+    assert web_rows["CIS-SSC-1.5.1"][4] == ["secrets failed on acme/web: timed out"]
+    assert web_rows["CIS-SSC-1.1.16"][4] == [
         "BB-003 not_evaluable on acme/web: branch_restrictions could not be read (forbidden)"]
 
     assert lake.rows("SELECT application, framework, controls, passed, failed, not_evaluable, score "
@@ -103,4 +104,4 @@ def test_resolved_findings_no_longer_fail(lake, small_catalog):
     assert report(lake, "acme/api")["CIS-SSC-1.5.4"][0] == "fail"
     lake.clear("findings", "bandit")
     build(lake)
-    assert report(lake, "acme/api")["CIS-SSC-1.5.4"] == ("pass", [], [], ["bandit scanned acme/api"])
+    assert report(lake, "acme/api")["CIS-SSC-1.5.4"] == ("pass", [], [], ["bandit"], [])

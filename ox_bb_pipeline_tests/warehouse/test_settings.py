@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ox_bb_pipeline.config import ConfigError
-from ox_bb_pipeline.warehouse.settings import (load_applications, load_settings, load_sla, load_suppressions)
+from ox_bb_pipeline.warehouse.settings import load_applications, load_settings, load_sla, load_suppressions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,8 +89,8 @@ suppressions:
     with pytest.raises(ConfigError) as caught:
         load_suppressions(path)
     assert caught.value.problems == [
-        "suppressions[0] (not-a-hash).fingerprint: a fingerprint is the finding_id: hexadecimal, "
-        "as shown in findings_queue",
+        ("suppressions[0] (not-a-hash).fingerprint: a fingerprint is the finding_id: hexadecimal, "
+         "as shown in findings_queue"),
         "suppressions[1] (B101).reason: is required",
         "suppressions[1] (B101).expires: Input should be a valid date or datetime, input is too short",
         "suppressions[2] (B101): give exactly one of 'fingerprint' (one finding) or 'rule_id' (+ 'path' glob)",
