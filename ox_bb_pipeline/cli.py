@@ -169,7 +169,7 @@ def verify_command(connections_file, only) -> None:
 # -- run ------------------------------------------------------------------------------------------
 @main.command("run")
 @connections_option
-@click.option("--stage", type=click.Choice(["extract", "scan", "all"]), default="all", show_default=True,
+@click.option("--stage", type=click.Choice(["extract", "scan", "warehouse", "all"]), default="all", show_default=True,
               help="Run every stage up to and including this one.")
 @click.option("--connection", "only", help="Run only this connection.")
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks and re-read everything.")
@@ -187,14 +187,14 @@ def run_command(connections_file, stage, only, full_refresh) -> None:
     sys.exit(1 if failed else 0)
 
 
-# -- demo -----------------------------------------------------------------------------------------
-DEMO_CONNECTIONS = ("sandbox-app", "sandbox-token")
+# -- demo ---------------------------------------------------------------------------------------
+DEMO_CONNECTIONS = ("sandbox-app", "sandbox-token")  # two methods: OAuth app and API token
 
 
 @main.command("demo")
 @sandbox_options
 def demo_command(seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos) -> None:
-    """Start the sandbox, run the pipeline once against it, print a summary, stop the sandbox."""
+    """Start the sandbox, run the whole pipeline once against it, print a summary, stop the sandbox."""
     from .config import data_home
     from .runner import run_stages
     from .sandbox.server import SandboxServer
@@ -202,18 +202,57 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     home = data_home()
     click.echo(f"ox-bb demo — data home {home}")
     spec = build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits)
+    results = []
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         click.echo(f"sandbox   {server.api_url}")
         path = server.write_connections(home / "sandbox" / "connections.yaml")
-        results = []
-        for name in DEMO_CONNECTIONS:
-            results += run_stages("all", path, name, progress=click.echo)
-    click.echo("\nSummary")
-    for result in results:
-        status = "ok" if result.success else f"FAILED ({result.error.splitlines()[0]})"
-        counts = ", ".join(f"{table} {meta.get('dagster/row_count', 0)}" for table, meta in result.metadata.items()
-                           if table in ("workspaces", "repositories", "pull_requests", "branch_restrictions",
-                                        "webhooks", "pipeline_runs"))
-        click.echo(f"  {result.connection:<16} {status}  {counts}")
-    click.echo(f"\nOutputs: lake {home / 'lake'} (Parquet, one partition per connection)")
-    sys.exit(0 if all(r.success for r in results) else 1)
+        results = run_stages("all", path, list(DEMO_CONNECTIONS), progress=click.echo)
+    failed = [r for r in results if not r.success]
+    for result in failed:
+        click.echo(f"FAILED {result.stage} {result.connection}: {result.error.splitlines()[0]}")
+    if not any(r.stage == "warehouse" and r.success for r in results):
+        sys.exit(1)
+    print_summary(home, click.echo, accounts=len({r.connection for r in results if r.stage == "extract" and r.success}))
+    sys.exit(1 if failed else 0)
+
+
+def print_summary(home: Path, echo, accounts: int) -> None:
+    """Accounts, repositories, findings by severity, top applications, compliance, where outputs are."""
+    from .warehouse.exports import open_warehouse
+
+    con = open_warehouse(home)
+    one = lambda sql: con.execute(sql).fetchone()  # noqa: E731
+    (repos,) = one("SELECT count(DISTINCT repository_uuid) FROM repositories")
+    echo(f"\nAccounts {accounts}, repositories {repos}")
+    severities = con.execute("""
+        SELECT final_severity, count(*) FROM findings_queue WHERE status IN ('new', 'open', 'reopened')
+        GROUP BY 1 ORDER BY list_position(['critical','high','medium','low','info'], final_severity)""").fetchall()
+    echo("Open findings by severity: " + ", ".join(f"{s} {n}" for s, n in severities))
+    echo("Top applications (open critical + high):")
+    for app, crit, high, total in con.execute("""
+            SELECT application, count(*) FILTER (WHERE final_severity = 'critical'),
+                   count(*) FILTER (WHERE final_severity = 'high'), count(*)
+            FROM findings_queue WHERE status IN ('new', 'open', 'reopened')
+            GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 4 DESC LIMIT 5""").fetchall():
+        echo(f"  {app:<40} critical {crit:>3}  high {high:>3}  open {total:>4}")
+    echo("Compliance score (mean over applications):")
+    for framework, score in con.execute("""
+            SELECT framework_title, round(avg(score), 1) FROM compliance_scores GROUP BY 1 ORDER BY 1""").fetchall():
+        echo(f"  {framework:<40} {score}")
+    con.close()
+    echo(f"\nOutputs under {home}:")
+    echo(f"  warehouse  {home / 'warehouse.duckdb'}   (ox-bb query \"SELECT * FROM findings_queue LIMIT 5\")")
+    echo(f"  exports    {home / 'exports'}/*.parquet")
+    echo(f"  report     {home / 'reports' / 'compliance.html'} and compliance.csv")
+    echo(f"  lake       {home / 'lake'} (raw, findings, inventory; one partition per connection)")
+
+
+# -- analysts -------------------------------------------------------------------------------------
+def _register_warehouse_commands() -> None:
+    from .warehouse.cli import query_command, report_command
+
+    main.add_command(query_command, "query")
+    main.add_command(report_command, "report")
+
+
+_register_warehouse_commands()

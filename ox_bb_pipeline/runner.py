@@ -12,7 +12,8 @@ import dagster as dg
 
 from .config import load_connections
 
-STAGES = ("extract", "scan")
+STAGES = ("extract", "scan", "warehouse")
+CONNECTION_STAGES = ("extract", "scan")  # one run per connection partition; the warehouse runs once
 
 
 @dataclass
@@ -54,7 +55,7 @@ KEPT_METADATA = ("dagster/row_count", "rest_requests", "git_operations", "reposi
                  "repositories_cloned", "repositories_from_cache", "errors", "status")
 
 
-def run_stages(stage: str, connections_file: Path, only: str | None = None, *, full_refresh: bool = False,
+def run_stages(stage: str, connections_file: Path, only: str | list[str] | None = None, *, full_refresh: bool = False,
                progress: Callable[[str], None] = print, dagster_instance: dg.DagsterInstance | None = None,
                log_level: str = "WARNING") -> list[StageResult]:
     """Run every stage up to and including `stage` for each connection (or only one). A failing
@@ -65,10 +66,12 @@ def run_stages(stage: str, connections_file: Path, only: str | None = None, *, f
     if stage not in (*STAGES, "all"):
         raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)} or all")
     config = load_connections(connections_file)
-    names = config.names if only is None else [only]
-    if only is not None and only not in config.names:
-        raise ValueError(f"no connection named {only!r} in {connections_file}; it has: {', '.join(config.names)}")
-    stages = STAGES if stage == "all" else STAGES[: STAGES.index(stage) + 1]
+    names = config.names if only is None else [only] if isinstance(only, str) else list(only)
+    unknown = [n for n in names if n not in config.names]
+    if unknown:
+        raise ValueError(f"no connection named {unknown[0]!r} in {connections_file}; it has: {', '.join(config.names)}")
+    wanted = STAGES if stage == "all" else STAGES[: STAGES.index(stage) + 1]
+    stages = [s for s in wanted if s in CONNECTION_STAGES]
     inst = dagster_instance or instance()
     existing = set(inst.get_dynamic_partitions(connections_partitions.name))
     missing = [n for n in names if n not in existing]
@@ -103,4 +106,33 @@ def run_stages(stage: str, connections_file: Path, only: str | None = None, *, f
             results.append(result)
             if not result.success:
                 break
+    if "warehouse" in wanted:
+        results.append(_warehouse(inst, progress, log_level))
     return results
+
+
+def _warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None], log_level: str) -> StageResult:
+    """Build the warehouse over every connection's partitions, then exports and reports."""
+    from .defs.warehouse.assets import compliance_report, exports, warehouse_models
+
+    progress("warehouse …")
+    outcome = dg.materialize([warehouse_models, exports, compliance_report], instance=inst, raise_on_error=False,
+                             run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
+                             tags={"ox_bb/stage": "warehouse"})
+    result = StageResult("warehouse", "*", outcome.success)
+    if outcome.success:
+        for event in outcome.get_asset_materialization_events():
+            mat = event.event_specific_data.materialization
+            result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items()
+                                                        if k in KEPT_METADATA}
+        rows = {k: v.get("dagster/row_count", 0) for k, v in result.metadata.items()}
+        progress(f"warehouse ok: {rows.get('findings', 0)} findings, {rows.get('findings_queue', 0)} in the queue, "
+                 f"{rows.get('applications', 0)} applications")
+    else:
+        failure = next((e for e in outcome.all_events if e.is_step_failure), None)
+        error = failure.step_failure_data.error if failure else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        result.error = error.message.strip() if error else "run failed"
+        progress(f"warehouse FAILED: {result.error.splitlines()[0]}")
+    return result

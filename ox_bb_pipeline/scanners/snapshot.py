@@ -9,6 +9,7 @@ per repository.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -117,7 +118,8 @@ def take_snapshot(git: GitAccess, repo: RepoRef, branch: str, cache_root: Path,
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     files, skipped, total = walk(target, limits)
     if reuse:  # what was skipped is gone from the checkout; the marker remembers it
-        skipped = json.loads(marker.read_text())
+        with contextlib.suppress(ValueError):  # a marker from before markers held the list
+            skipped = json.loads(marker.read_text())
     else:
         for path in skipped:  # semgrep and checkov walk the checkout themselves: leave them only what passed
             (target / path).unlink(missing_ok=True)

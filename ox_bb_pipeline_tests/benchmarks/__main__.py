@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import bench_extract, bench_scan
 
-BENCHMARKS = {"extract": bench_extract.run, "scan": bench_scan.run}
+BENCHMARKS = {"extract": bench_extract.run, "scan": bench_scan.run, "warehouse": bench_warehouse.run}
 
 
 def print_table(title: str, rows: list[tuple[str, object, str]]) -> None:

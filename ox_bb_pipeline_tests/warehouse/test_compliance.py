@@ -105,3 +105,13 @@ def test_resolved_findings_no_longer_fail(lake, small_catalog):
     lake.clear("findings", "bandit")
     build(lake)
     assert report(lake, "acme/api")["CIS-SSC-1.5.4"] == ("pass", [], [], ["bandit"], [])
+
+
+def test_findings_of_one_rule_read_as_one_line_of_evidence(lake, small_catalog):
+    repo = lake.repository("api")
+    lake.scan(repo, "bandit")
+    ids = sorted(lake.finding(repo, "bandit", "B105", title="Hard-coded password", file_path=path,
+                              controls=["CIS-SSC-1.5.4"]) for path in ("b.py", "a.py"))
+    build(lake)
+    assert report(lake, "acme/api")["CIS-SSC-1.5.4"] == (
+        "fail", ids, [], ["bandit"], ["B105 high: Hard-coded password (2 findings, e.g. api/a.py)"])

@@ -1,0 +1,1 @@
+"""Warehouse stage: SQL models into DuckDB, exports and the compliance report."""
