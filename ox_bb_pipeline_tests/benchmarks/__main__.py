@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import bench_extract, bench_scan
+from . import bench_extract, bench_scan, bench_warehouse
 
 BENCHMARKS = {"extract": bench_extract.run, "scan": bench_scan.run, "warehouse": bench_warehouse.run}
 

@@ -10,7 +10,6 @@ from ...warehouse.exports import export_tables
 from ...warehouse.models import discover
 from ...warehouse.report import write_reports
 from ...warehouse.runner import build
-from ..metadata import table_metadata
 
 SCANNING = [["scanning", t] for t in (
     "secrets_findings", "bandit_findings", "semgrep_findings", "checkov_findings", "sca_findings",
