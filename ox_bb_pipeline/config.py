@@ -91,8 +91,6 @@ class _Connection(BaseModel):
         return any(fnmatch.fnmatchcase(key, g) for g in self.include) and not any(
             fnmatch.fnmatchcase(key, g) for g in self.exclude)
 
-    def secret_fields(self) -> tuple[str, ...]:
-        return ()
 
 
 class AppConnection(_Connection):
@@ -102,8 +100,6 @@ class AppConnection(_Connection):
     client_id: str
     client_secret: SecretStr
 
-    def secret_fields(self) -> tuple[str, ...]:
-        return ("client_secret",)
 
 
 class IdpConnection(_Connection):
@@ -116,8 +112,6 @@ class IdpConnection(_Connection):
     refresh_token: SecretStr
     token_store: Path | None = None  # default: OX_BB_HOME/cache/tokens/<name>.json
 
-    def secret_fields(self) -> tuple[str, ...]:
-        return ("client_secret", "refresh_token")
 
     def token_store_path(self) -> Path:
         return self.token_store or data_home() / "cache" / "tokens" / f"{self.name}.json"
@@ -130,8 +124,6 @@ class TokenConnection(_Connection):
     email: str
     api_token: SecretStr
 
-    def secret_fields(self) -> tuple[str, ...]:
-        return ("api_token",)
 
     @field_validator("email")
     @classmethod
@@ -147,13 +139,11 @@ class AccessTokenConnection(_Connection):
     method: Literal["access_token"]
     token: SecretStr
 
-    def secret_fields(self) -> tuple[str, ...]:
-        return ("token",)
 
 
 Connection = Annotated[Union[AppConnection, IdpConnection, TokenConnection, AccessTokenConnection],
                        Field(discriminator="method")]
-SECRET_FIELDS = {"client_secret", "refresh_token", "api_token", "token"}
+SECRET_FIELDS = {"client_secret", "refresh_token", "api_token", "token"}  # must be ${ENV} references
 METHODS = ("app", "idp", "token", "access_token")
 
 
