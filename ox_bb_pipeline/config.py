@@ -92,14 +92,12 @@ class _Connection(BaseModel):
             fnmatch.fnmatchcase(key, g) for g in self.exclude)
 
 
-
 class AppConnection(_Connection):
     """The Bitbucket App method: an OAuth consumer, client-credentials grant."""
 
     method: Literal["app"]
     client_id: str
     client_secret: SecretStr
-
 
 
 class IdpConnection(_Connection):
