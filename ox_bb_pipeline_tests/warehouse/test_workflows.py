@@ -7,6 +7,7 @@ import json
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -270,3 +271,22 @@ def test_code_insights_and_pr_comments_are_visible_on_the_sandbox(lake, fresh_sa
     assert len(ours) == 1 and finding_id in ours[0]
     merged = [p for p in world_repo.pull_requests if p.state != "OPEN"]
     assert all(not c["raw"].startswith("ox-bb workflow") for p in merged for c in p.comments)
+
+
+def test_the_example_workflows_file_is_valid_and_previews_from_the_cli(tmp_path, monkeypatch):
+    """`ox-bb workflows` previews the committed example without touching anything (dry run)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from ox_bb_pipeline.cli import main
+    from ox_bb_pipeline.warehouse.runner import build
+
+    example = Path(__file__).resolve().parents[2] / "workflows.example.yaml"
+    monkeypatch.setenv("OX_BB_HOME", str(tmp_path))
+    shutil.copy(example, tmp_path / "workflows.yaml")
+    build(tmp_path)
+    result = CliRunner().invoke(main, ["workflows"])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.output.splitlines()] == [
+        "critical-secrets-to-security", "insights-on-scanned-commits", "comment-open-pull-requests"]
