@@ -21,31 +21,6 @@ CHANGE_2770 = {
 }
 
 
-@pytest.fixture(scope="module")
-def world(sandbox):
-    return sandbox.world
-
-
-@pytest.fixture(scope="module")
-def ws(world):
-    return world.workspaces[first_workspace(world)]
-
-
-@pytest.fixture(scope="module")
-def alice(sandbox, creds):
-    return Api(sandbox, creds.token("alice-admin"))
-
-
-@pytest.fixture(scope="module")
-def bob(sandbox, creds):
-    return Api(sandbox, creds.token("bob-member"))
-
-
-@pytest.fixture(scope="module")
-def carol(sandbox, creds):
-    return Api(sandbox, creds.token("carol-limited"))
-
-
 @pytest.mark.parametrize("path", ["/workspaces", "/user/permissions/workspaces", "/user/permissions/repositories",
                                   "/repositories"])
 def test_removed_cross_workspace_endpoints_answer_410(alice, path):

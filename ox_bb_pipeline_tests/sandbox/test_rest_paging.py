@@ -11,24 +11,9 @@ from urllib.parse import quote
 
 import pytest
 
-from .rest_helpers import Api, find_repo, first_workspace, git, query_of, repo_path
+from .rest_helpers import find_repo, git, query_of, repo_path
 
 ALL_STATES = ["OPEN", "MERGED", "DECLINED", "SUPERSEDED"]
-
-
-@pytest.fixture(scope="module")
-def world(sandbox):
-    return sandbox.world
-
-
-@pytest.fixture(scope="module")
-def alice(sandbox, creds):
-    return Api(sandbox, creds.token("alice-admin"))
-
-
-@pytest.fixture(scope="module")
-def ws(world):
-    return world.workspaces[first_workspace(world)]
 
 
 @pytest.fixture(scope="module")

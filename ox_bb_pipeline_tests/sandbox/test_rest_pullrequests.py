@@ -20,16 +20,6 @@ ACTIVITY_KINDS = {"update", "approval", "comment", "changes_requested"}
 
 
 @pytest.fixture(scope="module")
-def world(sandbox):
-    return sandbox.world
-
-
-@pytest.fixture(scope="module")
-def alice(sandbox, creds):
-    return Api(sandbox, creds.token("alice-admin"))
-
-
-@pytest.fixture(scope="module")
 def repo(world):
     """A repository of the first workspace with open, merged and declined pull requests."""
     return find_repo(world, lambda r: {"OPEN", "MERGED", "DECLINED"} <= {p.state for p in r.pull_requests},

@@ -16,29 +16,7 @@ import pytest
 import yaml
 
 from . import openapi
-from .rest_helpers import Api, find_repo, first_workspace, git, git_lines, repo_path
-
-
-@pytest.fixture(scope="module")
-def world(sandbox):
-    return sandbox.world
-
-
-@pytest.fixture(scope="module")
-def alice(sandbox, creds):
-    return Api(sandbox, creds.token("alice-admin"))
-
-
-@pytest.fixture(scope="module")
-def bob(sandbox, creds):
-    """A member without administrator rights."""
-    return Api(sandbox, creds.token("bob-member"))
-
-
-@pytest.fixture(scope="module")
-def ws(world):
-    """The first workspace: every seeded account is a member of it."""
-    return world.workspaces[first_workspace(world)]
+from .rest_helpers import Api, find_repo, git, git_lines, repo_path
 
 
 @pytest.fixture(scope="module")

@@ -63,6 +63,14 @@ def snapshots(sandbox, tmp_path_factory) -> dict[str, Snapshot]:
     return snapshot_all(sandbox, tmp_path_factory.mktemp("snapshots"))
 
 
+@pytest.fixture(scope="module")
+def secret_salt():
+    """A fixed salt, so secret and snippet fingerprints are comparable within a module."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OX_BB_SECRET_SALT", "test-salt")
+        yield
+
+
 @pytest.fixture(scope="session")
 def planted(sandbox) -> list[dict]:
     """The sandbox's planted-issue manifest (for recall tests; the pipeline never reads it)."""

@@ -21,11 +21,7 @@ PLANTED_AS = {"python-eval": "B307", "python-subprocess-shell": "B602", "python-
               "python-hardcoded-password": "B105"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def secret_salt():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OX_BB_SECRET_SALT", "test-salt")
-        yield
+pytestmark = pytest.mark.usefixtures("secret_salt")
 
 
 @pytest.fixture(scope="module")

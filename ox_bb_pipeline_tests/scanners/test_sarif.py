@@ -16,11 +16,7 @@ DATA = Path(__file__).parent / "data"
 WEB = RepoRef("sandbox-token", "acme", "{web-uuid}", "web", "9d5a1f0")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def secret_salt():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OX_BB_SECRET_SALT", "test-salt")
-        yield
+pytestmark = pytest.mark.usefixtures("secret_salt")
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,7 @@ from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 from .conftest import planted_of
 
 
-@pytest.fixture(scope="module", autouse=True)
-def secret_salt():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OX_BB_SECRET_SALT", "test-salt")
-        yield
+pytestmark = pytest.mark.usefixtures("secret_salt")
 
 
 @pytest.fixture(scope="module")

@@ -52,11 +52,7 @@ MOVED = "acme-payments/python-service"
 MOVED_FILES = ("app/views.py", "app/serializers.py", "app/auth.py", "app/db.py", "app/settings.py")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def secret_salt():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OX_BB_SECRET_SALT", "test-salt")
-        yield
+pytestmark = pytest.mark.usefixtures("secret_salt")
 
 
 def snapshot_at(snapshot: Snapshot, root: Path) -> Snapshot:
