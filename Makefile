@@ -8,7 +8,7 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 UV_VERSION  := 0.13.9
 STAMP       := $(VENV)/.installed
-DEBIAN_PKGS := git
+DEBIAN_PKGS := git chromium postgresql redis-server
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps tools demo test bench lock clean
