@@ -8,6 +8,12 @@ PREVIEW_ROWS = 5
 PREVIEW_WIDTH = 40
 
 
+def column_schema(columns: list[tuple[str, str, str]]) -> dg.TableSchema:
+    """`columns` are (name, type, description); shown on the asset page before any run, too."""
+    return dg.TableSchema(columns=[dg.TableColumn(name, type_, description=desc or None)
+                                   for name, type_, desc in columns])
+
+
 def table_metadata(rows: list[dict], columns: list[tuple[str, str, str]], preview_columns: int = 6) -> dict:
     """`columns` are (name, type, description). Preview cells are cut short; secret columns never
     reach a table (the extract stage stores hashes and flags only)."""
@@ -18,7 +24,6 @@ def table_metadata(rows: list[dict], columns: list[tuple[str, str, str]], previe
         lines.append("| " + " | ".join(cells) + " |")
     return {
         "dagster/row_count": dg.MetadataValue.int(len(rows)),
-        "dagster/column_schema": dg.TableSchema(columns=[
-            dg.TableColumn(name, type_, description=desc or None) for name, type_, desc in columns]),
+        "dagster/column_schema": column_schema(columns),
         "preview": dg.MetadataValue.md("\n".join(lines)),
     }

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import dagster as dg
 
+from ... import lake
 from ...bitbucket import tables
 from ...bitbucket.extract import ExtractOptions, Extractor, StateStore
-from ... import lake
-from ..metadata import table_metadata
+from ..metadata import column_schema, table_metadata
 from .partitions import connections_partitions
 from .resources import BitbucketResource
 
@@ -28,7 +28,8 @@ class ExtractConfig(dg.Config):
 
 @dg.multi_asset(
     specs=[dg.AssetSpec(["bitbucket", t], description=tables.description(t), group_name="bitbucket",
-                        kinds={"bitbucket", "parquet"}, owners=["team:data-engineering"])
+                        kinds={"bitbucket", "parquet"}, owners=["team:data-engineering"],
+                        metadata={"dagster/column_schema": column_schema(tables.columns(t))})
            for t in RAW_TABLES],
     partitions_def=connections_partitions,
     pool="bitbucket_api",

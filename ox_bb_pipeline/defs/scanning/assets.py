@@ -11,10 +11,15 @@ from ...scanners import posture, sarif
 from ...scanners.finding import FINDING_SCHEMA, RepoRef
 from ...scanners.sca import COMPONENT_SCHEMA
 from ...scanners.secrets import variable_findings
-from ...scanners.stage import REPOSITORY_FILES_SCHEMA, SCAN_RUN_SCHEMA, default_scanners, scan_repositories
+from ...scanners.stage import (
+    REPOSITORY_FILES_SCHEMA,
+    SCAN_RUN_SCHEMA,
+    default_scanners,
+    scan_repositories,
+)
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
-from ..metadata import table_metadata
+from ..metadata import column_schema, table_metadata
 
 FINDING_TABLES = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -25,24 +30,28 @@ def _columns(schema) -> list[tuple[str, str, str]]:
     return [(f.name, str(f.type), "") for f in schema]
 
 
+def _spec(name: str, schema, description: str, kinds: set[str]) -> dg.AssetSpec:
+    return dg.AssetSpec(["scanning", name], group_name="scanning", deps=RAW, owners=["team:appsec"],
+                        kinds=kinds, description=description,
+                        metadata={"dagster/column_schema": column_schema(_columns(schema))})
+
+
 def _specs() -> list[dg.AssetSpec]:
     # Built in a function: module-level AssetSpecs would be collected as definitions of their own.
     return [
-        *[dg.AssetSpec(["scanning", f"{name}_findings"], group_name="scanning", deps=RAW, owners=["team:appsec"],
-                       kinds={"parquet", "git"} if name not in ("posture", "sarif") else {"parquet"},
-                       description=f"Findings of the {name} scanner in the one finding schema (stable finding_id "
-                                   "fingerprints; evidence redacted, never a raw secret).")
+        *[_spec(f"{name}_findings", FINDING_SCHEMA,
+                f"Findings of the {name} scanner in the one finding schema (stable finding_id "
+                "fingerprints; evidence redacted, never a raw secret).",
+                kinds={"parquet", "git"} if name not in ("posture", "sarif") else {"parquet"})
           for name in FINDING_TABLES],
-        dg.AssetSpec(["scanning", "scan_runs"], group_name="scanning", deps=RAW, kinds={"parquet"},
-                     description="Per repository and scanner: status (ok | error), cached or not, duration, files "
-                                 "and bytes scanned, findings, error."),
-        dg.AssetSpec(["scanning", "components"], group_name="scanning", deps=RAW, kinds={"parquet"},
-                     description="Component inventory (SBOM) parsed from manifests and lock files."),
-        dg.AssetSpec(["scanning", "repository_files"], group_name="scanning", deps=RAW, kinds={"parquet"},
-                     description="Top-level file listing at each main head (posture check BB-019)."),
-        dg.AssetSpec(["scanning", "posture_results"], group_name="scanning", deps=RAW, kinds={"parquet", "duckdb"},
-                     description="Bitbucket posture checks BB-001…BB-033 per repository: pass, fail or "
-                                 "not_evaluable, with evidence."),
+        _spec("scan_runs", SCAN_RUN_SCHEMA, "Per repository and scanner: status (ok | error), cached "
+              "or not, duration, files and bytes scanned, findings, error.", kinds={"parquet"}),
+        _spec("components", COMPONENT_SCHEMA,
+              "Component inventory (SBOM) parsed from manifests and lock files.", kinds={"parquet", "git"}),
+        _spec("repository_files", REPOSITORY_FILES_SCHEMA,
+              "Top-level file listing at each main head (posture check BB-019).", kinds={"parquet", "git"}),
+        _spec("posture_results", posture.RESULT_SCHEMA, "Bitbucket posture checks BB-001…BB-033 per "
+              "repository: pass, fail or not_evaluable, with evidence.", kinds={"parquet", "duckdb"}),
     ]
 
 
