@@ -97,11 +97,7 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
                                                                 if k in KEPT_METADATA}
                 progress(f"{current:<8} {name} ok: {describe(result.metadata)}")
             else:
-                failure = next((e for e in outcome.all_events if e.is_step_failure), None)
-                error = failure.step_failure_data.error if failure else None
-                while error is not None and error.cause is not None:
-                    error = error.cause  # Dagster's step wrapper says nothing; the cause says what to fix
-                result.error = error.message.strip() if error else "run failed"
+                result.error = _failure_message(outcome)
                 progress(f"{current:<8} {name} FAILED: {result.error.splitlines()[0]}")
             results.append(result)
             if not result.success:
@@ -129,10 +125,19 @@ def _warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None], log_le
         progress(f"warehouse ok: {rows.get('findings', 0)} findings, {rows.get('findings_queue', 0)} in the queue, "
                  f"{rows.get('applications', 0)} applications")
     else:
-        failure = next((e for e in outcome.all_events if e.is_step_failure), None)
-        error = failure.step_failure_data.error if failure else None
-        while error is not None and error.cause is not None:
-            error = error.cause
-        result.error = error.message.strip() if error else "run failed"
+        result.error = _failure_message(outcome)
         progress(f"warehouse FAILED: {result.error.splitlines()[0]}")
     return result
+
+
+def root_cause_message(error) -> str:
+    """The innermost message of a Dagster error chain: the step wrapper says nothing, its cause
+    says what to fix."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _failure_message(outcome) -> str:
+    failure = next((e for e in outcome.all_events if e.is_step_failure), None)
+    return root_cause_message(failure.step_failure_data.error) if failure else "run failed"

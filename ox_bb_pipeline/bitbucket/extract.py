@@ -13,14 +13,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
-from urllib.parse import quote
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from ..clock import Clock, SystemClock, isoformat, parse_when
 from ..config import data_home
@@ -54,9 +55,29 @@ REPO_TABLES = ("branches", "branch_restrictions", "branching_models", "default_r
                "deploy_keys", "webhooks")
 
 
+class RepositoryFilter:
+    """Globs on `workspace/repo_slug` (e.g. `acme/payments-*`) narrowing a run to some repositories,
+    for on-demand scans; no globs means every repository. It narrows what is re-read, never what
+    the lake keeps: repositories outside it keep their previous rows."""
+
+    def __init__(self, globs: list[str] | tuple[str, ...] = ()) -> None:
+        bad = [g for g in globs if not isinstance(g, str) or g.count("/") != 1 or not all(g.split("/"))]
+        if bad:
+            raise ValueError(f"repository glob {bad[0]!r} must look like workspace/repo_slug "
+                             "(globs allowed on either side, e.g. acme/payments-* or */api)")
+        self.globs = tuple(globs)
+
+    def __bool__(self) -> bool:
+        return bool(self.globs)
+
+    def matches(self, workspace: str, slug: str) -> bool:
+        return not self.globs or any(fnmatch.fnmatchcase(f"{workspace}/{slug}", g) for g in self.globs)
+
+
 @dataclass
 class ExtractOptions:
     full_refresh: bool = False
+    repositories: RepositoryFilter = field(default_factory=RepositoryFilter)  # re-read only these
     settings_max_age: timedelta = timedelta(hours=24)
     history_depth: int = 200  # main-branch commits kept per repository
     pipeline_runs: int = 20  # recent runs per repository
@@ -125,7 +146,9 @@ class Extractor:
             self._workspace_settings(ws)
             self._repository_permissions(ws, repos)
             for repo in repos:
-                if repo["selected"]:
+                if repo["selected"] and not self.options.repositories.matches(ws, repo["repository"]):
+                    self._keep_previous(repo)
+                elif repo["selected"]:
                     selected.append((ws, repo))
                 else:
                     # Its rows leave the lake, so a later re-selection must read it afresh.
@@ -243,6 +266,15 @@ class Extractor:
 
     def _carry(self, table: str, repo: dict) -> list[dict]:
         return [r for r in self.previous.get(table, []) if r.get("repository_uuid") == repo["repository_uuid"]]
+
+    def _keep_previous(self, repo: dict) -> None:
+        """A selected repository outside this run's filter: its rows, head and state stay as the
+        last run left them (the partition is per connection, so they are written again unchanged)."""
+        before = next((r for r in self.previous.get("repositories", [])
+                       if r["repository_uuid"] == repo["repository_uuid"]), {})
+        repo["main_head"], repo["has_pipelines_yml"] = before.get("main_head"), before.get("has_pipelines_yml")
+        for table in (*REPO_TABLES, "extraction_status"):
+            self.report.rows[table].extend(self._carry(table, repo))
 
     def _repository(self, ws: str, repo: dict, refresh_queue: list) -> None:
         uuid = repo["repository_uuid"]
@@ -414,7 +446,7 @@ class Extractor:
     def _settings(self, repo: dict) -> None:
         ws, base = repo["workspace"], f"/repositories/{repo['workspace']}/{repo['repository']}"
         keys = self._repo_keys(repo)
-        paged = lambda table, path: self._guard(table, ws, repo, lambda: list(  # noqa: E731
+        paged = lambda table, path: self._guard(table, ws, repo, lambda: list(
             self.client.paginate(f"{base}/{path}", pagelen=100)), [])
         for r in paged("branch_restrictions", "branch-restrictions"):
             self.report.rows["branch_restrictions"].append({

@@ -43,6 +43,7 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 
 def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
     """Input name -> (lake zone, table, schema to fall back on when the table has no partition yet)."""
+    from ..run_failures import RUN_FAILURE_SCHEMA
     from ..scanners.posture import RESULT_SCHEMA
     from ..scanners.sca import COMPONENT_SCHEMA
     from ..scanners.stage import SCAN_RUN_SCHEMA
@@ -51,7 +52,8 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
     inputs |= {f"findings_{scanner}": ("findings", scanner, FINDING_SCHEMA) for scanner in SCANNERS}
     inputs |= {"scan_runs": ("findings", "scan_runs", SCAN_RUN_SCHEMA),
                "posture_results": ("findings", "posture_results", RESULT_SCHEMA),
-               "components": ("inventory", "components", COMPONENT_SCHEMA)}
+               "components": ("inventory", "components", COMPONENT_SCHEMA),
+               "run_failures": ("ops", "run_failures", RUN_FAILURE_SCHEMA)}
     return inputs
 
 

@@ -8,10 +8,12 @@ connection's request budget is spent once; each table is still its own asset in 
 from datetime import timedelta
 
 import dagster as dg
+from pydantic import Field
 
 from ... import lake
 from ...bitbucket import tables
-from ...bitbucket.extract import ExtractOptions, Extractor, StateStore
+from ...bitbucket.extract import ExtractOptions, Extractor, RepositoryFilter, StateStore
+from ..automation.retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..metadata import column_schema, table_metadata
 from .partitions import connections_partitions
 from .resources import BitbucketResource
@@ -24,6 +26,9 @@ class ExtractConfig(dg.Config):
     """Ignore watermarks and unchanged-repository shortcuts; re-read everything."""
     settings_max_age_hours: float = 24.0
     """Refresh settings endpoints (restrictions, hooks, keys, variables) older than this."""
+    repositories: list[str] = Field(default_factory=list)
+    """Re-read only repositories matching these `workspace/repo_slug` globs (on-demand scans); the
+    others keep their rows from the last run. Empty: every selected repository."""
 
 
 @dg.multi_asset(
@@ -34,18 +39,24 @@ class ExtractConfig(dg.Config):
     partitions_def=connections_partitions,
     pool="bitbucket_api",
     can_subset=False,
+    retry_policy=STEP_RETRY_POLICY,
 )
 def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfig, bitbucket: BitbucketResource):
-    """Extract one connection (a partition) into lake/raw/<table>/connection=<name>/."""
+    """Extract one connection (a partition) into lake/raw/<table>/connection=<name>/.
+
+    The `bitbucket_api` pool bounds extract steps across runs; one run at a time per connection
+    comes from the run limit on the `dagster/partition` tag in dagster.yaml."""
     name = context.partition_key
-    client = bitbucket.client(name)
-    git = bitbucket.git(client)
-    previous = {t: lake.read_partition("raw", t, name) for t in RAW_TABLES}
-    store = StateStore(name)
-    state = store.load()
-    options = ExtractOptions(full_refresh=config.full_refresh,
-                             settings_max_age=timedelta(hours=config.settings_max_age_hours))
-    report = Extractor(client, git, previous=previous, state=state, options=options).run()
+    with no_retry_for_permanent_errors():
+        client = bitbucket.client(name)
+        git = bitbucket.git(client)
+        previous = {t: lake.read_partition("raw", t, name) for t in RAW_TABLES}
+        store = StateStore(name)
+        state = store.load()
+        options = ExtractOptions(full_refresh=config.full_refresh,
+                                 repositories=RepositoryFilter(config.repositories),
+                                 settings_max_age=timedelta(hours=config.settings_max_age_hours))
+        report = Extractor(client, git, previous=previous, state=state, options=options).run()
     for table in RAW_TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
     store.save(state)  # only after every partition file is in place

@@ -2,21 +2,24 @@
 partition per connection, from one scan pass (snapshots are shared by every scanner)."""
 
 import dagster as dg
+from pydantic import Field
 
 from ... import lake
 from ...bitbucket import tables as raw_tables
+from ...bitbucket.extract import RepositoryFilter
 from ...clock import SystemClock
 from ...config import data_home
 from ...scanners import posture, sarif
 from ...scanners.finding import FINDING_SCHEMA, RepoRef
 from ...scanners.sca import COMPONENT_SCHEMA
-from ...scanners.secrets import variable_findings
+from ...scanners.secrets import VARIABLE_RULE, variable_findings
 from ...scanners.stage import (
     REPOSITORY_FILES_SCHEMA,
     SCAN_RUN_SCHEMA,
     default_scanners,
     scan_repositories,
 )
+from ..automation.retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from ..metadata import column_schema, table_metadata
@@ -55,20 +58,47 @@ def _specs() -> list[dg.AssetSpec]:
     ]
 
 
+class ScanConfig(dg.Config):
+    repositories: list[str] = Field(default_factory=list)
+    """Scan only repositories matching these `workspace/repo_slug` globs (on-demand scans); the others
+    keep their rows from the last scan. Empty: every selected repository."""
+
+
+def _keep_previous(report, name: str, kept: set[str]) -> None:
+    """Carry forward the code-scanner rows of the repositories this run did not scan: the lake
+    partition holds the whole connection. Variable findings, posture and SARIF are recomputed."""
+    def previous(zone: str, table: str) -> list[dict]:
+        return [r for r in lake.read_partition(zone, table, name) if r.get("repository_uuid") in kept]
+
+    for scanner in report.findings:
+        report.findings[scanner] += [r for r in previous("findings", scanner) if r["rule_id"] != VARIABLE_RULE]
+    report.scan_runs += previous("findings", "scan_runs")
+    report.extra.setdefault("components", []).extend(previous("inventory", "components"))
+    report.repository_files += previous("inventory", "repository_files")
+
+
 def _severity_counts(rows: list[dict]) -> dict:
     return {s: sum(1 for r in rows if r.get("base_severity") == s) for s in SEVERITY_ORDER}
 
 
-@dg.multi_asset(specs=_specs(), partitions_def=connections_partitions, pool="scanners", can_subset=False)
-def scan_findings(context: dg.AssetExecutionContext, bitbucket: BitbucketResource):
-    """Scan one connection's selected repositories with every scanner; evaluate posture checks."""
+@dg.multi_asset(specs=_specs(), partitions_def=connections_partitions, pool="scanners", can_subset=False,
+                retry_policy=STEP_RETRY_POLICY)
+def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource):
+    """Scan one connection's selected repositories with every scanner; evaluate posture checks.
+    The `scanners` pool bounds scan steps across runs (each clones and runs tools in processes)."""
     name = context.partition_key
-    client = bitbucket.client(name)
+    with no_retry_for_permanent_errors():
+        client = bitbucket.client(name)
+        wanted = RepositoryFilter(config.repositories)
     raw = {t: lake.read_partition("raw", t, name) for t in raw_tables.TABLES}
     clock = SystemClock()
-    report = scan_repositories(raw["repositories"], bitbucket.git(client), scanners=default_scanners(),
+    chosen = [r for r in raw["repositories"] if wanted.matches(r["workspace"], r["repository"])]
+    report = scan_repositories(chosen, bitbucket.git(client), scanners=default_scanners(),
                                clock=clock, previous_files=lake.read_partition("inventory", "repository_files", name),
                                progress=context.log.info)
+    if wanted:
+        _keep_previous(report, name, {r["repository_uuid"] for r in raw["repositories"]}
+                       - {r["repository_uuid"] for r in chosen})
     lookup = {(name, r["workspace"], r["repository"]): RepoRef(name, r["workspace"], r["repository_uuid"],
                                                               r["repository"], r["main_head"])
               for r in raw["repositories"] if r.get("selected")}
