@@ -1,0 +1,1 @@
+"""Scale-out: the scan stage on Celery workers over a Redis broker (production only)."""

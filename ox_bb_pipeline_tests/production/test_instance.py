@@ -1,0 +1,129 @@
+"""The production instance: the top-level dagster.yaml on a real PostgreSQL server. A pipeline run
+against the sandbox stores its runs, event logs, dynamic partitions and the connections sensor's
+ticks (evaluated by `dagster-daemon run`) in PostgreSQL, and a second process sees them all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from contextlib import closing
+
+import dagster as dg
+import psycopg2
+import pytest
+from dagster._core.scheduler.instigation import InstigatorType
+from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+
+from ox_bb_pipeline.runner import run_stages
+
+from .conftest import STARTUP_DEADLINE, USER
+from .helpers import BIN, dagster_home, deployment_env, sandbox_connections, service
+
+DAEMON_DEADLINE = 180.0  # the daemon loads the code location in a subprocess before its first tick
+
+
+@pytest.fixture
+def instance_env(postgres, pg_database, tmp_path, monkeypatch):
+    """DAGSTER_HOME with the top-level dagster.yaml and the OX_BB_PG_* variables, in this process."""
+    home = dagster_home(tmp_path / "dagster_home")
+    pg_env = postgres.env(pg_database)
+    for name, value in {**pg_env, "DAGSTER_HOME": str(home), "OX_BB_HOME": str(tmp_path / "data")}.items():
+        monkeypatch.setenv(name, value)
+    return home, pg_env
+
+
+def test_the_instance_loads_from_the_top_level_dagster_yaml_on_postgres(instance_env):
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+        assert not instance.telemetry_enabled
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert not instance.run_retries_retry_on_asset_or_op_failure
+        runs = instance.get_concurrency_config().run_queue_config
+        assert runs.max_concurrent_runs == 8
+        assert runs.tag_concurrency_limits == [
+            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 4
+
+
+def stored_tables(pg_env: dict) -> dict[str, int]:
+    """Row counts straight from PostgreSQL, so the test does not take Dagster's word for it."""
+    connection = psycopg2.connect(host=pg_env["OX_BB_PG_HOST"], port=pg_env["OX_BB_PG_PORT"], user=USER,
+                                  password=pg_env["OX_BB_PG_PASSWORD"], dbname=pg_env["OX_BB_PG_DB"])
+    with closing(connection), connection.cursor() as cursor:
+        counts = {}
+        for table in ("runs", "event_logs", "dynamic_partitions", "job_ticks"):
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            counts[table] = cursor.fetchone()[0]
+        return counts
+
+
+def connections_sensor_ticks(instance: dg.DagsterInstance) -> list:
+    states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+              if s.instigator_name == "connections_sensor"]
+    return [t for s in states for t in instance.get_ticks(s.instigator_origin_id, s.selector_id)]
+
+
+def added_partitions(ticks: list) -> list[str]:
+    return sorted(k for t in ticks for r in t.tick_data.dynamic_partitions_request_results
+                  for k in r.added_partitions)
+
+
+def wait_for_partitions_tick(instance: dg.DagsterInstance, daemon, log) -> None:
+    """Until the daemon has stored a tick of connections_sensor that added partitions."""
+    deadline = time.monotonic() + DAEMON_DEADLINE
+    while time.monotonic() < deadline:
+        if added_partitions(connections_sensor_ticks(instance)):
+            return
+        assert daemon.poll() is None, f"dagster-daemon exited:\n{log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    raise AssertionError(f"no connections_sensor tick within {DAEMON_DEADLINE:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+SECOND_PROCESS = """
+import json
+import dagster as dg
+from ox_bb_pipeline_tests.production.test_instance import added_partitions, connections_sensor_ticks
+
+with dg.DagsterInstance.get() as instance:
+    runs = instance.get_runs()
+    print(json.dumps({
+        "storage": type(instance.run_storage).__name__,
+        "runs": sorted((r.tags.get("ox_bb/stage"), r.status.value) for r in runs),
+        "partitions": sorted(instance.get_dynamic_partitions("connections")),
+        "materialized": sorted(instance.get_materialized_partitions(dg.AssetKey(["bitbucket", "repositories"]))),
+        "added": added_partitions(connections_sensor_ticks(instance)),
+    }))
+"""
+
+
+def test_a_pipeline_run_and_a_sensor_tick_are_stored_in_postgres_and_seen_by_a_second_process(
+        instance_env, fresh_sandbox, tmp_path):
+    home, pg_env = instance_env
+    connections = sandbox_connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token", "sandbox-app"])
+
+    with dg.DagsterInstance.get() as instance:
+        results = run_stages("all", connections, "sandbox-token", dagster_instance=instance, progress=lambda _: None)
+        assert [(r.stage, r.success) for r in results] == [("extract", True), ("scan", True), ("warehouse", True)]
+        # The daemon evaluates connections_sensor (RUNNING by default): it adds sandbox-app.
+        env = deployment_env(home, pg_env, OX_BB_CONNECTIONS=str(connections), OX_BB_HOME=str(tmp_path / "data"))
+        log = tmp_path / "daemon.log"
+        with service([str(BIN / "dagster-daemon"), "run"], env, log) as daemon:
+            wait_for_partitions_tick(instance, daemon, log)
+
+    counts = stored_tables(pg_env)
+    assert counts["runs"] == 3 and counts["event_logs"] > 0 and counts["job_ticks"] >= 1
+    assert counts["dynamic_partitions"] == 2
+
+    second = subprocess.run([sys.executable, "-c", SECOND_PROCESS], env=deployment_env(home, pg_env),
+                            capture_output=True, text=True, timeout=STARTUP_DEADLINE * 4, check=False)
+    assert second.returncode == 0, second.stderr
+    seen = json.loads(second.stdout.strip().splitlines()[-1])
+    assert seen["storage"] == "PostgresRunStorage"
+    assert seen["runs"] == [["extract", "SUCCESS"], ["scan", "SUCCESS"], ["warehouse", "SUCCESS"]]
+    assert seen["partitions"] == ["sandbox-app", "sandbox-token"]
+    assert seen["materialized"] == ["sandbox-token"]
+    assert seen["added"] == ["sandbox-app"]
