@@ -7,9 +7,13 @@
 --   reopened   seen again after it was resolved, or its suppression expired or was removed
 --   suppressed matches a suppression of suppressions.yaml that has not expired
 -- SLA: due `config_sla.days` (by final severity) after the SLA start (first seen; restarted when
--- reopened). All times come from build_context.now.
+-- reopened). All times come from build_context.now, so the due date follows the final severity,
+-- a workflow's set_severity included (enriched_findings).
+-- Assignment: a workflow's `assign` (workflow_decisions) names the team or owner of one finding. The
+-- workflow decides from the queue a build made and records its decision; the next build shows it
+-- here (the latest decision per field wins), and every later build keeps showing it.
 -- depends: enriched_findings, applications, scan_runs, posture_results, config_suppressions, config_sla
--- depends: build_context
+-- depends: build_context, workflow_decisions
 -- state: finding_id VARCHAR, status VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
 -- state: status_changed_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, reopened_count INTEGER,
 -- state: sla_started_at TIMESTAMPTZ, application VARCHAR, workspace VARCHAR, repository_uuid VARCHAR,
@@ -37,6 +41,9 @@
 -- column: business_priority: the application's business priority
 -- column: team: the application's team
 -- column: owners: the application's owners
+-- column: assigned_team: the team a workflow assigned the finding to (null: none; see team)
+-- column: assignee: the owner a workflow assigned the finding to (null: none; see owners)
+-- column: assigned_by_rule: the workflow rule(s) behind assigned_team and assignee, comma-separated
 -- column: application_is_relevant: false when the application is irrelevant
 -- column: first_seen: build time it was first seen
 -- column: last_seen: build time it was last seen
@@ -89,6 +96,22 @@ merged AS (
            p.first_seen, p.last_seen, p.status_changed_at, p.resolved_at, p.reopened_count, p.sla_started_at
     FROM enriched_findings AS c
     FULL OUTER JOIN previous_findings_queue AS p USING (finding_id)
+),
+
+latest_assignments AS (
+    SELECT finding_id, field, new, rule
+    FROM workflow_decisions
+    WHERE field IN ('team', 'owner')
+    QUALIFY row_number() OVER (PARTITION BY finding_id, field ORDER BY decided_at DESC, rule) = 1
+),
+
+assignments AS (
+    SELECT finding_id,
+           any_value(new) FILTER (WHERE field = 'team') AS assigned_team,
+           any_value(new) FILTER (WHERE field = 'owner') AS assignee,
+           array_to_string(list_sort(list_distinct(list(rule))), ', ') AS assigned_by_rule
+    FROM latest_assignments
+    GROUP BY finding_id
 ),
 
 suppressible AS (
@@ -178,7 +201,7 @@ SELECT
     finding_id, status, previous_status, seen, scope_complete,
     application, workspace, repository_uuid, repository, scanner, rule_id, title, category, file_path,
     base_severity, final_severity, severity_explanation, controls, business_priority, team, owners,
-    application_is_relevant,
+    assigned_team, assignee, assigned_by_rule, application_is_relevant,
     first_seen_at AS first_seen,
     last_seen_at AS last_seen,
     changed_at AS status_changed_at,
@@ -188,3 +211,4 @@ SELECT
     sla_days, sla_start AS sla_started_at, due_at AS sla_due_at, sla_state AS sla_status,
     sla_state IN ('breached', 'missed') AS sla_breached
 FROM sla
+LEFT JOIN assignments USING (finding_id)

@@ -26,6 +26,7 @@ from ..config import data_home
 from ..lake import lake_root
 from ..scanners.finding import FINDING_SCHEMA
 from . import pipelines
+from .decisions import read_decisions
 from .models import SQL_DIR, Model, build_order, discover
 from .settings import (
     ACTIVITY_WINDOW_DAYS,
@@ -94,7 +95,7 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
         configure(con, home, memory_limit, threads)
         models = discover(sql_dir)
         config = settings_tables(settings, build_id, now)
-        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions"}
+        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions"}
         stateful = {m.previous for m in models if m.state}
         order = build_order(models, inputs | stateful)
         with _transaction(con):  # a few commits, not one per catalog change
@@ -104,6 +105,7 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
             for name, rows in config.items():
                 create_table(con, name, rows, CONFIG_SCHEMAS.get(name))
             register_pipeline_definitions(con, known_pipelines)
+            create_table(con, "workflow_decisions", read_decisions(home))
         for model in order:
             t0 = time.perf_counter()
             with _transaction(con):

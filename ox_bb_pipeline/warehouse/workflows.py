@@ -2,7 +2,9 @@
 
 Dry run by default: `preview` counts what each rule would touch. Once `enabled`, `apply` acts at
 most once per (rule, action, finding) — `workflow_action_log` in the warehouse remembers what was
-done — and records every automated change of a finding in `workflow_audit`.
+done — and records every automated change of a finding in `workflow_audit`. Assignments and
+severity changes also go to OX_BB_HOME/workflows/decisions.parquet, which the next warehouse build
+reads (decisions.py): apply reads the built queue, decides and records; the build reflects it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import duckdb
 import requests
 from pydantic import Field, field_validator, model_validator
 
+from .decisions import decided_keys, record_decisions
 from .settings import (
     SEVERITIES,
     Priority,
@@ -174,7 +177,7 @@ def matching(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[dict]:
     result = con.execute(f"""
         SELECT q.finding_id, q.status, q.sla_status, q.application, q.workspace, q.repository, q.scanner,
                q.rule_id, q.title, q.category, q.file_path, q.final_severity, q.business_priority, q.team,
-               q.owners, e.connection, e."commit", e.start_line
+               q.owners, q.assigned_team, q.assignee, e.connection, e."commit", e.start_line
         FROM findings_queue q LEFT JOIN enriched_findings e USING (finding_id)
         WHERE {TRIGGERS[rule.trigger]}
         ORDER BY q.finding_id""")
@@ -200,16 +203,21 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def apply(con: duckdb.DuckDBPyConnection, settings: WorkflowsFile, clients_by_connection: dict, now: datetime,
-          http_post: Callable = requests.post) -> list[dict]:
+          http_post: Callable = requests.post, home: Path | None = None) -> list[dict]:
     """Run every rule's actions on the findings they have not yet been done for (`con` must be writable).
 
     Returns one summary per (rule, action): how many findings were done, skipped or failed. A failed
     action is logged with status `error` (and tried again by the next apply); it never stops the others.
     Does nothing when the file is not `enabled`.
+
+    Every rule matches the queue as last built: an `assign` or `set_severity` is recorded in
+    OX_BB_HOME/workflows/decisions.parquet (see decisions.py) and shows in `findings_queue` and
+    `enriched_findings` from the next build on, so a later rule of the same apply does not see it.
     """
     if not settings.enabled:
         return []
     ensure_tables(con)
+    decided = decided_keys(home)
     summaries = []
     for rule in settings.rules:
         findings = matching(con, rule)
@@ -217,8 +225,13 @@ def apply(con: duckdb.DuckDBPyConnection, settings: WorkflowsFile, clients_by_co
             done = {row[0] for row in con.execute(
                 "SELECT finding_id FROM workflow_action_log WHERE rule = ? AND action = ? AND status <> 'error'",
                 [rule.name, action.kind]).fetchall()}
+            done |= {fid for r, kind, fid in decided if (r, kind) == (rule.name, action.kind)}
             pending = [f for f in findings if f["finding_id"] not in done]
-            outcomes = ACTIONS[action.kind](con, rule, action.spec, pending, clients_by_connection, now, http_post)
+            if action.kind in DECISIONS:
+                outcomes = _decide(con, rule, action, pending, now, home)
+            else:
+                outcomes = ACTIONS[action.kind](con, rule, action.spec, pending, clients_by_connection, now,
+                                                http_post)
             _insert(con, "workflow_action_log",  # replacing: an error is retried by the next apply
                     [[rule.name, action.kind, fid, status, detail, now] for fid, status, detail in outcomes],
                     verb="INSERT OR REPLACE")
@@ -249,22 +262,30 @@ def _guarded(findings: list[dict], send: Callable[..., str | None], *args) -> li
         return _each(findings, "error", f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _audit(con, rule: Rule, findings: list[dict], field: str, old: Callable[[dict], str | None], new: str,
-           reason: str | None, now: datetime) -> list[Outcome]:
-    _insert(con, "workflow_audit", [[rule.name, f["finding_id"], field, old(f), new, reason, now] for f in findings])
-    return _each(findings, "done")
-
-
-def _assign(con, rule, spec: Assign, findings, clients, now, http_post) -> list[Outcome]:
+def _assignment(spec: Assign, f: dict) -> tuple[str, str | None, str, str]:
+    """(field, old, new, reason): the team or owner the finding has now, and the one assigned."""
     if spec.team is not None:
-        return _audit(con, rule, findings, "team", lambda f: f["team"], spec.team, "assigned by workflow", now)
-    return _audit(con, rule, findings, "owner", lambda f: ", ".join(f["owners"] or []) or None, spec.owner,
-                  "assigned by workflow", now)
+        return "team", f["assigned_team"] or f["team"], spec.team, "assigned by workflow"
+    return "owner", f["assignee"] or ", ".join(f["owners"] or []) or None, spec.owner, "assigned by workflow"
 
 
-def _set_severity(con, rule, spec: SetSeverity, findings, clients, now, http_post) -> list[Outcome]:
-    return _audit(con, rule, findings, "final_severity", lambda f: f["final_severity"], spec.severity, spec.reason,
-                  now)
+def _severity_change(spec: SetSeverity, f: dict) -> tuple[str, str | None, str, str]:
+    return "final_severity", f["final_severity"], spec.severity, spec.reason
+
+
+# Actions that change a finding: decided here, recorded for the models to read, audited.
+DECISIONS = {"assign": _assignment, "set_severity": _severity_change}
+
+
+def _decide(con, rule: Rule, action: Action, findings: list[dict], now: datetime, home: Path | None) -> list[Outcome]:
+    """Record the decisions (durably, first: the action log is only written after them), then audit each."""
+    changes = [(f["finding_id"], *DECISIONS[action.kind](action.spec, f)) for f in findings]
+    record_decisions([{"rule": rule.name, "action": action.kind, "finding_id": fid, "field": field, "old": old,
+                       "new": new, "reason": reason, "decided_at": now}
+                      for fid, field, old, new, reason in changes], home)
+    _insert(con, "workflow_audit", [[rule.name, fid, field, old, new, reason, now]
+                                    for fid, field, old, new, reason in changes])
+    return _each(findings, "done")
 
 
 def _line(f: dict) -> str:
@@ -344,5 +365,4 @@ def _pr_comment(con, rule, spec: BitbucketTarget, findings, clients, now, http_p
     return _bitbucket(findings, clients, spec.connection, comment)
 
 
-ACTIONS = {"assign": _assign, "set_severity": _set_severity, "webhook": _webhook,
-           "code_insights": _code_insights, "pr_comment": _pr_comment}
+ACTIONS = {"webhook": _webhook, "code_insights": _code_insights, "pr_comment": _pr_comment}

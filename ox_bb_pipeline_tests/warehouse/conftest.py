@@ -11,12 +11,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+import yaml
 
 from ox_bb_pipeline.lake import write_partition
 from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.finding import Finding
 from ox_bb_pipeline.warehouse.runner import BuildResult, build, lake_inputs
 from ox_bb_pipeline.warehouse.settings import WarehouseSettings, load_settings
+from ox_bb_pipeline.warehouse.workflows import WorkflowsFile
 
 NOW = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 CATEGORY = {"secrets": "secrets", "bandit": "sast", "semgrep": "sast", "checkov": "iac", "sca": "sca",
@@ -143,7 +145,7 @@ def lake(tmp_path, monkeypatch) -> Lake:
     home.mkdir()
     monkeypatch.setenv("OX_BB_HOME", str(home))
     monkeypatch.chdir(tmp_path)  # no applications.yaml / suppressions.yaml from the working directory
-    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS"):
+    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS", "OX_BB_WORKFLOWS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
     return Lake(home)
@@ -162,3 +164,37 @@ def small_catalog(monkeypatch):
                                    "severity": "high", "controls": controls, "rationale": "", "remediation": ""}
                                   for c, controls in SMALL_CATALOG])
     monkeypatch.setattr(posture, "catalog_table", lambda: table)
+
+
+# -- workflows --------------------------------------------------------------------------------------
+LATER = NOW + timedelta(days=10)  # past the 7-day SLA of critical findings, within high's 30
+
+
+def workflows(text: str) -> WorkflowsFile:
+    return WorkflowsFile.model_validate(yaml.safe_load(textwrap.dedent(text)))
+
+
+def writable(lake: Lake) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(lake.home / "warehouse.duckdb"))
+
+
+@pytest.fixture
+def warehouse(lake) -> dict[str, str]:
+    """payments (api: a critical secret, a high and a medium bandit finding) and web (one low semgrep
+    finding, then one new high one in a second build ten days later)."""
+    lake.config("applications.yaml", """
+        applications:
+          - {name: payments, repositories: [{repository: api}], business_priority: high}
+          - {name: web, repositories: [{repository: web}], business_priority: medium}
+    """)
+    api, web = lake.repository("api"), lake.repository("web")
+    lake.scan(api, "secrets", "bandit")
+    lake.scan(web, "semgrep")
+    ids = {"secret": lake.finding(api, "secrets", "aws-key", severity="critical", file_path="deploy.sh"),
+           "b105": lake.finding(api, "bandit", "B105", severity="high", file_path="app/config.py"),
+           "b311": lake.finding(api, "bandit", "B311", severity="medium", file_path="app/random.py"),
+           "xss": lake.finding(web, "semgrep", "js.xss", severity="low", file_path="web/index.js")}
+    lake.build(NOW)
+    ids["sqli"] = lake.finding(web, "semgrep", "js.sqli", severity="high", file_path="web/db.js")
+    lake.build(LATER)
+    return ids

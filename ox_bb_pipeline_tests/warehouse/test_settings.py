@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from ox_bb_pipeline.config import ConfigError
-from ox_bb_pipeline.warehouse.settings import load_applications, load_settings, load_sla, load_suppressions
+from ox_bb_pipeline.warehouse.settings import (
+    load_applications,
+    load_settings,
+    load_sla,
+    load_suppressions,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-import duckdb
 import pytest
-import yaml
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.config import ConfigError, load_connections
@@ -23,44 +21,7 @@ from ox_bb_pipeline.warehouse.workflows import (
     report_id,
 )
 
-from .conftest import NOW
-
-LATER = NOW + timedelta(days=10)  # past the 7-day SLA of critical findings, within high's 30
-
-
-@pytest.fixture(autouse=True)
-def no_workflows_file(monkeypatch):
-    monkeypatch.delenv("OX_BB_WORKFLOWS", raising=False)
-
-
-def workflows(text: str) -> WorkflowsFile:
-    return WorkflowsFile.model_validate(yaml.safe_load(text))
-
-
-def writable(lake) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(lake.home / "warehouse.duckdb"))
-
-
-@pytest.fixture
-def warehouse(lake):
-    """payments (api: a critical secret, a high and a medium bandit finding) and web (one low semgrep
-    finding, then one new high one in a second build ten days later)."""
-    lake.config("applications.yaml", """
-        applications:
-          - {name: payments, repositories: [{repository: api}], business_priority: high}
-          - {name: web, repositories: [{repository: web}], business_priority: medium}
-    """)
-    api, web = lake.repository("api"), lake.repository("web")
-    lake.scan(api, "secrets", "bandit")
-    lake.scan(web, "semgrep")
-    ids = {"secret": lake.finding(api, "secrets", "aws-key", severity="critical", file_path="deploy.sh"),
-           "b105": lake.finding(api, "bandit", "B105", severity="high", file_path="app/config.py"),
-           "b311": lake.finding(api, "bandit", "B311", severity="medium", file_path="app/random.py"),
-           "xss": lake.finding(web, "semgrep", "js.xss", severity="low", file_path="web/index.js")}
-    lake.build(NOW)
-    ids["sqli"] = lake.finding(web, "semgrep", "js.sqli", severity="high", file_path="web/db.js")
-    lake.build(LATER)
-    return ids
+from .conftest import LATER, NOW, workflows, writable
 
 
 def test_preview_counts_the_findings_each_rule_would_touch(lake, warehouse):
