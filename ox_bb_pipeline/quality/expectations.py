@@ -8,7 +8,9 @@ connection), `findings/<scanner>` (lake/findings, the one finding schema) and `w
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +20,8 @@ from ..scanners.finding import CATEGORIES, SEVERITIES
 from ..warehouse.settings import FRAMEWORKS
 
 MAX_EXAMPLES = 5
-EXAMPLE_WIDTH = 80
+EXAMPLE_WIDTH = 120
+CELL_WIDTH = 40  # one long value may not hide the key beside it
 DEFAULT_MAX_ROW_COUNT_DROP = 0.5
 OPEN_STATUSES = ("new", "open", "reopened")
 QUEUE_STATUSES = (*OPEN_STATUSES, "resolved", "suppressed")
@@ -30,7 +33,8 @@ COMPLIANCE_STATUSES = ("pass", "fail", "not_evaluable")
 class Suite:
     """One table's expectations. Key columns are not null (unless listed in `nullable`) and unique
     together; `allowed` columns are not null and take only the listed values; `required_when` columns
-    are not null on the rows a pandas condition selects; `true_columns` are computed checks (in
+    are not null on the rows whose listed columns all take one of the listed values; `true_columns`
+    are computed checks (in
     `query`) that must hold on every row. `guard_row_count`: the row count may not collapse from one
     run to the next (see `row_count_floor`)."""
 
@@ -38,7 +42,7 @@ class Suite:
     key: tuple[str, ...]
     nullable: tuple[str, ...] = ()
     allowed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    required_when: tuple[tuple[str, str], ...] = ()  # (column, pandas row condition)
+    required_when: tuple[tuple[str, Mapping[str, tuple[str, ...]]], ...] = ()  # (column, {column: values})
     true_columns: tuple[str, ...] = ()
     context: tuple[str, ...] = ()  # extra columns shown beside the key in examples
     guard_row_count: bool = True
@@ -55,7 +59,9 @@ class Suite:
     @property
     def columns(self) -> list[str]:
         """Every column the suite reads, so loaders read nothing else."""
-        names = [*self.key, *self.allowed, *(c for c, _ in self.required_when), *self.true_columns, *self.context]
+        conditions = [c for _, where in self.required_when for c in where]
+        names = [*self.key, *self.allowed, *(c for c, _ in self.required_when), *conditions, *self.true_columns,
+                 *self.context]
         return list(dict.fromkeys(names))
 
 
@@ -112,15 +118,13 @@ FROM findings AS f
 LEFT JOIN (SELECT DISTINCT application FROM applications) AS a USING (application)
 """
 
-OPEN_WITH_SLA = f"status in {list(OPEN_STATUSES)} and final_severity in {list(SLA_SEVERITIES)}"
-
 WAREHOUSE_SUITES = [
     Suite("warehouse/findings", ("finding_id",), allowed={"base_severity": SEVERITIES, "category": CATEGORIES},
           true_columns=("application_mapped",), context=("application",), query=FINDINGS_WITH_APPLICATIONS),
     Suite("warehouse/enriched_findings", ("finding_id",), allowed={"final_severity": SEVERITIES}),
     Suite("warehouse/findings_queue", ("finding_id",),
           allowed={"status": QUEUE_STATUSES, "final_severity": SEVERITIES},
-          required_when=(("sla_due_at", OPEN_WITH_SLA),),
+          required_when=(("sla_due_at", {"status": OPEN_STATUSES, "final_severity": SLA_SEVERITIES}),),
           context=("status",)),
     Suite("warehouse/compliance_report", ("application", "framework", "control_id"),
           allowed={"status": COMPLIANCE_STATUSES, "framework": tuple(FRAMEWORKS)}),
@@ -192,6 +196,7 @@ def expectations(spec: Suite, previous_row_count: int | None = None,
                  max_drop: float = DEFAULT_MAX_ROW_COUNT_DROP) -> list:
     """The suite as GX expectation objects (imported here: GX takes seconds to import)."""
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
 
     required = [c for c in spec.key if c not in spec.nullable] + list(spec.allowed) + list(spec.true_columns)
     built = [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in dict.fromkeys(required)]
@@ -201,8 +206,10 @@ def expectations(spec: Suite, previous_row_count: int | None = None,
         built.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)))
     built += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=list(values)) for c, values in spec.allowed.items()]
     built += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in spec.true_columns]
-    built += [gxe.ExpectColumnValuesToNotBeNull(column=c, row_condition=condition, condition_parser="pandas")
-              for c, condition in spec.required_when]
+    for column, where in spec.required_when:
+        conditions = [Column(c).is_in(list(values)) for c, values in where.items()]
+        built.append(gxe.ExpectColumnValuesToNotBeNull(column=column, row_condition=functools.reduce(
+            operator.and_, conditions)))
     floor = row_count_floor(previous_row_count, max_drop) if spec.guard_row_count else None
     if floor is not None:
         built.append(gxe.ExpectTableRowCountToBeBetween(min_value=floor))
@@ -247,7 +254,7 @@ def _failure(spec: Suite, frame: pd.DataFrame, result, previous_row_count: int |
                                  f"{details.get('observed_value')} rows, expected at least {kwargs['min_value']} "
                                  f"(previous good run: {previous_row_count})")
     examples = _examples(spec, frame, column, details.get("partial_unexpected_index_list") or [])
-    return FailedExpectation(config.type, column, details.get("unexpected_count"), examples, _rule(kwargs))
+    return FailedExpectation(config.type, column, details.get("unexpected_count"), examples, _rule(spec, kwargs))
 
 
 def _exception_message(info) -> str:
@@ -260,29 +267,27 @@ def _exception_message(info) -> str:
     return next((m for m in nested if m), "")
 
 
-def _rule(kwargs: dict) -> str:
-    parts = []
+def _rule(spec: Suite, kwargs: dict) -> str:
     if "value_set" in kwargs:
-        parts.append("allowed: " + ", ".join(map(str, kwargs["value_set"])))
-    condition = kwargs.get("row_condition")
-    if condition:
-        text = condition.get("pass_through_filter", condition) if isinstance(condition, dict) else condition
-        parts.append(f"where {text}")
-    return "; ".join(parts)
+        return "allowed: " + ", ".join(map(str, kwargs["value_set"]))
+    where = dict(spec.required_when).get(kwargs.get("column"))
+    if where and kwargs.get("row_condition"):
+        return "where " + " and ".join(f"{c} in ({', '.join(values)})" for c, values in where.items())
+    return ""
 
 
 def _examples(spec: Suite, frame: pd.DataFrame, column: str | None, positions: list) -> tuple[str, ...]:
     """Up to MAX_EXAMPLES distinct rows: the offending value first, then the row's key and context
     (a computed check column says nothing itself, so only the key and context show for it)."""
-    shown = [c for c in (*spec.key, *spec.context) if c in frame.columns]
-    if column in frame.columns and column not in shown and column not in spec.true_columns:
+    shown = [c for c in (*spec.key, *spec.context) if c in frame.columns and c != column]
+    if column in frame.columns and column not in spec.true_columns:
         shown.insert(0, column)
     examples: list[str] = []
     for position in positions:
         if not isinstance(position, int) or not 0 <= position < len(frame):
             continue
         row = frame.iloc[position]
-        example = _cut(", ".join(f"{c}={_text(row[c])}" for c in shown), EXAMPLE_WIDTH)
+        example = _cut(", ".join(f"{c}={_cut(_text(row[c]), CELL_WIDTH)}" for c in shown), EXAMPLE_WIDTH)
         if example not in examples:
             examples.append(example)
         if len(examples) == MAX_EXAMPLES:
