@@ -19,12 +19,13 @@ from .settings import WarehouseSettings, load_factor_catalog, load_scanner_contr
 DATA_DICTIONARY_PATH = SQL_DIR.parent / "docs" / "data-dictionary.md"
 
 
-def open_warehouse(home: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection (readers never block the next build, which writes a new file)."""
+def open_warehouse(home: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A read-only connection by default (readers never block the next build, which writes a new
+    file); writers (workflow actions) must run where builds cannot (the `duckdb_writer` pool)."""
     path = warehouse_path(home)
     if not path.exists():
         raise FileNotFoundError(f"no warehouse at {path}; build it first (ox-bb run --stage warehouse)")
-    return duckdb.connect(str(path), read_only=True)
+    return duckdb.connect(str(path), read_only=read_only)
 
 
 def export_tables(home: Path | None = None) -> dict[str, Path]:

@@ -21,6 +21,7 @@ import requests
 from pydantic import Field, field_validator, model_validator
 
 from .decisions import decided_keys, record_decisions
+from .exports import open_warehouse
 from .settings import (
     SEVERITIES,
     Priority,
@@ -366,3 +367,23 @@ def _pr_comment(con, rule, spec: BitbucketTarget, findings, clients, now, http_p
 
 
 ACTIONS = {"webhook": _webhook, "code_insights": _code_insights, "pr_comment": _pr_comment}
+
+
+# -- one pass, for the Dagster asset --------------------------------------------------------------
+def bitbucket_connections(settings: WorkflowsFile) -> set[str]:
+    """Connections the rules write back to (code insights, pull request comments)."""
+    return {action.spec.connection for rule in settings.rules for action in rule.actions
+            if isinstance(action.spec, BitbucketTarget)}
+
+
+def run_workflows(settings: WorkflowsFile, clients_by_connection: Callable[[], dict], now: datetime,
+                  home: Path | None = None, http_post: Callable = requests.post) -> dict:
+    """Preview every rule, then apply them when the file is `enabled` (the warehouse is only opened
+    for writing then). `clients_by_connection` is called only when there is something to apply."""
+    con = open_warehouse(home, read_only=not settings.enabled)
+    try:
+        rows = preview(con, settings)
+        applied = apply(con, settings, clients_by_connection(), now, http_post, home) if settings.enabled else []
+        return {"enabled": settings.enabled, "preview": rows, "applied": applied}
+    finally:
+        con.close()

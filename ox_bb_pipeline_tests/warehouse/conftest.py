@@ -3,9 +3,12 @@ Parquet partitions (lake.write_partition) into a temporary OX_BB_HOME, then a re
 
 from __future__ import annotations
 
+import json
 import textwrap
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import duckdb
@@ -198,3 +201,34 @@ def warehouse(lake) -> dict[str, str]:
     ids["sqli"] = lake.finding(web, "semgrep", "js.sqli", severity="high", file_path="web/db.js")
     lake.build(LATER)
     return ids
+
+
+class Hook:
+    """A local Slack-style webhook: records every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook():
+    server = Hook()
+    yield server
+    server.close()

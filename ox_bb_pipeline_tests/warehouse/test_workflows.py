@@ -3,10 +3,7 @@ idempotent apply with its audit, and write-back seen on a real sandbox and a loc
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -86,37 +83,6 @@ def test_no_file_means_no_rules_and_a_dry_run(tmp_path, monkeypatch):
     monkeypatch.setenv("OX_BB_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     assert load_workflows() == WorkflowsFile(enabled=False, rules=[])
-
-
-class Hook:
-    """A local Slack-style webhook: records every JSON body posted to it."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def hook():
-    server = Hook()
-    yield server
-    server.close()
 
 
 def test_apply_acts_once_and_audits_each_change_once(lake, warehouse, hook):

@@ -6,10 +6,12 @@ build runs in the `duckdb_writer` pool (limit it to 1) and writes a copy that re
 
 import dagster as dg
 
-from ...warehouse.exports import export_tables
+from ...warehouse.exports import export_tables, open_warehouse
 from ...warehouse.models import discover
 from ...warehouse.report import write_reports
 from ...warehouse.runner import build
+from ...warehouse.summary import TableSummary, summarize
+from ..metadata import table_metadata
 
 SCANNING = [["scanning", t] for t in (
     "secrets_findings", "bandit_findings", "semgrep_findings", "checkov_findings", "sca_findings",
@@ -28,12 +30,35 @@ def _specs() -> list[dg.AssetSpec]:
 def warehouse_models(context: dg.AssetExecutionContext):
     """Build every SQL model (in dependency order) into a copy of warehouse.duckdb, then swap it in."""
     result = build(progress=context.log.info)
+    con = open_warehouse(result.path.parent)
+    try:
+        summaries = summarize(con, result.models)
+    finally:
+        con.close()
     for model in result.models:
         yield dg.MaterializeResult(asset_key=["warehouse", model.name], metadata={
-            "dagster/row_count": dg.MetadataValue.int(result.rows.get(model.name, 0)),
-            "dagster/column_schema": dg.TableSchema(columns=[
-                dg.TableColumn(name, "", description=desc or None) for name, desc in model.columns.items()]),
-            "seconds": round(result.model_seconds.get(model.name, 0.0), 2)})
+            **_table_metadata(summaries[model.name]), "seconds": round(result.model_seconds.get(model.name, 0.0), 2)})
+
+
+def _table_metadata(summary: TableSummary) -> dict:
+    """Row count, typed and described columns, a preview of the top rows, and the table's counts."""
+    shown = [c for c in summary.columns if c[0] in summary.preview_columns]
+    shown.sort(key=lambda c: summary.preview_columns.index(c[0]))
+    metadata = {
+        "dagster/row_count": dg.MetadataValue.int(summary.rows),
+        "dagster/column_schema": dg.TableSchema(columns=[
+            dg.TableColumn(name, dtype, description=desc or None) for name, dtype, desc in summary.columns]),
+        "preview": table_metadata(summary.preview, shown, preview_columns=len(shown))["preview"],
+    }
+    for title, rows in summary.counts.items():
+        metadata[title] = dg.MetadataValue.md(_markdown(rows))
+    return metadata
+
+
+def _markdown(rows: list[dict]) -> str:
+    head = list(rows[0]) if rows else ["(none)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(row[c]) for c in head) + " |" for row in rows])
 
 
 @dg.asset(key=["reports", "exports"], group_name="reports", kinds={"parquet"},
