@@ -14,8 +14,7 @@ connections (one run each, so the per-connection run limit in dagster.yaml still
 
 import dagster as dg
 
-from ..bitbucket.partitions import connections_partitions
-
+# Both groups are partitioned by connection, so the jobs are too (Dagster infers it).
 EXTRACT_AND_SCAN = dg.AssetSelection.groups("bitbucket", "scanning")
 WAREHOUSE = dg.AssetSelection.groups("warehouse", "reports")
 
@@ -28,14 +27,14 @@ def on_demand_run_config(repositories: list[str], full_refresh: bool = False) ->
 
 
 nightly_scan = dg.define_asset_job(
-    "nightly_scan", selection=EXTRACT_AND_SCAN, partitions_def=connections_partitions,
+    "nightly_scan", selection=EXTRACT_AND_SCAN,
     tags={"ox_bb/stage": "extract+scan"},
     description="Extract and scan one connection (a partition): every selected repository, "
                 "incrementally. The nightly schedule runs it for every connection; the warehouse "
                 "follows once they have all finished.")
 
 scan_on_demand = dg.define_asset_job(
-    "scan_on_demand", selection=EXTRACT_AND_SCAN, partitions_def=connections_partitions,
+    "scan_on_demand", selection=EXTRACT_AND_SCAN,
     config=on_demand_run_config([], full_refresh=False), tags={"ox_bb/stage": "extract+scan"},
     description="Extract and scan one connection, only the repositories matching "
                 "`repositories` (workspace/repo_slug globs, in both ops' config; empty: all); "
