@@ -3,8 +3,6 @@ corrupted table (a duplicated repository, bad findings, a bogus queue status, a 
 reaches a mart, a table that collapsed since the last good run) fails its check, names the
 expectation with examples, and keeps that run's downstream assets from materializing."""
 
-from __future__ import annotations
-
 import dagster as dg
 import duckdb
 import pytest
@@ -17,6 +15,7 @@ from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
 from ox_bb_pipeline.defs.quality.checks import (
     CHECK_NAME,
     bitbucket_raw_expectations,
+    previous_row_count,
     scanning_findings_expectations,
     warehouse_expectations,
 )
@@ -230,3 +229,43 @@ def test_a_bad_lake_row_that_reaches_a_mart_blocks_the_reports_of_that_run(small
                                                                   "base_severity")]
     assert failure["examples"] == [f"base_severity='urgent', finding_id={row['finding_id']!r}, application='acme/web'"]
     assert not checked["warehouse/findings"].passed
+
+
+# -- the row-count baseline -----------------------------------------------------------------------
+class Rows(dg.Config):
+    rows: int
+    fail_later: bool = False
+
+
+def test_the_baseline_is_the_last_successful_run_not_a_failed_one_nor_the_current_one():
+    """A run that failed after materializing a collapsed table must not become the next baseline,
+    or the collapse would pass unnoticed the second time."""
+
+    @dg.asset(key=["warehouse", "applications"])
+    def table(config: Rows) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"dagster/row_count": config.rows})
+
+    @dg.asset(deps=[table])
+    def downstream(config: Rows) -> None:
+        if config.fail_later:
+            raise RuntimeError("a later step failed")
+
+    @dg.asset_check(asset=table)
+    def baseline(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        previous = previous_row_count(context, dg.AssetKey(["warehouse", "applications"]))
+        return dg.AssetCheckResult(passed=True, metadata={"previous": -1 if previous is None else previous})
+
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run(rows: int, fail_later: bool = False) -> int:
+        config = Rows(rows=rows, fail_later=fail_later)
+        result = dg.materialize([table, downstream, baseline], instance=instance, raise_on_error=False,
+                                run_config=dg.RunConfig(ops={"warehouse__applications": config, "downstream": config}))
+        assert result.success != fail_later
+        return result.get_asset_check_evaluations()[0].metadata["previous"].value
+
+    assert run(10) == -1  # first run: nothing before it (its own materialization does not count)
+    assert run(12) == 10
+    assert run(3, fail_later=True) == 12
+    assert run(4) == 12  # the failed run's 3 is not a baseline
+    assert run(4) == 4
