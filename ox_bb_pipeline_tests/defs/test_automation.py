@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -23,6 +24,7 @@ from ox_bb_pipeline import lake
 from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.git import GitAccess
+from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.automation.jobs import on_demand_run_config
@@ -38,6 +40,9 @@ from ox_bb_pipeline.defs.automation.sensors import (
     warehouse_after_scans_sensor,
 )
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
+from ox_bb_pipeline.runner import root_cause_message
+from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"
 NIGHT = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
@@ -188,12 +193,18 @@ def test_a_connection_the_sensor_cannot_read_keeps_its_cursor_and_spoils_no_othe
 
 
 # -- the nightly pipeline end to end ---------------------------------------------------------------------
-def test_nightly_scan_runs_per_connection_then_the_warehouse_even_when_one_account_fails(
-        fresh_sandbox, tmp_path, home, monkeypatch):
-    path = connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"], broken=True)
-    monkeypatch.setenv("OX_BB_CONNECTIONS", str(path))
-    definitions = defs()
-    with dg.instance_for_test() as instance:
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    """One night on a sandbox of its own: the schedule's two runs (sandbox-token, and broken-token
+    whose token is refused), the warehouse sensor ticking between them, the failure recorded by
+    the run-failure sensor, then the warehouse run the sensor asked for. Later tests go on from it."""
+    root = tmp_path_factory.mktemp("night")
+    with (SandboxServer(TINY, clock=ManualClock(ANCHOR)) as server, dg.instance_for_test() as instance,
+          pytest.MonkeyPatch.context() as patch):
+        patch.setenv("OX_BB_HOME", str(root / "home"))
+        path = connections(server, root / "connections.yaml", ["sandbox-token"], broken=True)
+        patch.setenv("OX_BB_CONNECTIONS", str(path))
+        definitions = defs()
         instance.add_dynamic_partitions("connections", ["sandbox-token", "broken-token"])
         broken, good = nightly_scan_schedule(dg.build_schedule_context(instance=instance,
                                                                        scheduled_execution_time=NIGHT))
@@ -206,47 +217,48 @@ def test_nightly_scan_runs_per_connection_then_the_warehouse_even_when_one_accou
         failed = execute(definitions, instance, "nightly_scan", broken)
         ready = warehouse_tick(waiting.cursor)
         done = warehouse_tick(ready.cursor)
-
         run_failures_sensor(dg.build_run_status_sensor_context(
-            sensor_name="run_failures_sensor", dagster_event=failed.get_run_failure_event(), dagster_instance=instance,
-            dagster_run=instance.get_run_by_id(failed.run_id)).for_run_failure())
-        [warehouse_request] = ready.run_requests
-        built = execute(definitions, instance, "build_warehouse", warehouse_request)
+            sensor_name="run_failures_sensor", dagster_event=failed.get_run_failure_event(),
+            dagster_instance=instance, dagster_run=instance.get_run_by_id(failed.run_id)).for_run_failure())
+        built = [execute(definitions, instance, "build_warehouse", r) for r in ready.run_requests]
+        yield SimpleNamespace(server=server, path=path, home=root / "home", instance=instance,
+                              definitions=definitions, scanned=scanned, failed=failed, waiting=waiting,
+                              ready=ready, done=done, built=built)
 
-    assert scanned.success and not failed.success
-    assert waiting.run_requests == []
-    assert warehouse_request.run_key == "nightly:2026-11-02"
-    assert done.run_requests == []
-    assert built.success
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+
+def test_nightly_scan_runs_per_connection_then_the_warehouse_even_when_one_account_fails(night):
+    assert night.scanned.success and not night.failed.success
+    assert night.waiting.run_requests == []
+    assert [r.run_key for r in night.ready.run_requests] == ["nightly:2026-11-02"]
+    assert night.done.run_requests == []
+    assert [b.success for b in night.built] == [True]
+    con = duckdb.connect(str(night.home / "warehouse.duckdb"), read_only=True)
     try:
-        repositories = con.execute("SELECT DISTINCT repository FROM findings WHERE repository <> '' ORDER BY 1").fetchall()
+        repositories = con.execute("SELECT DISTINCT repository FROM findings WHERE repository <> '' "
+                                   "ORDER BY 1").fetchall()
         queue = con.execute("SELECT count(*) FROM findings_queue").fetchone()[0]
-        failures = con.execute("SELECT job_name, connection, night, failed_steps, error FROM pipeline_failures").fetchall()
         compliance = con.execute("SELECT count(*) FROM compliance_report").fetchone()[0]
+        failures = con.execute("SELECT job_name, connection, night, failed_steps, error "
+                               "FROM pipeline_failures").fetchall()
     finally:
         con.close()
     assert repositories == [("node-web",), ("python-service",)]
     assert queue > 0 and compliance > 0
-    [(job, connection, night, steps, error)] = failures
-    assert (job, connection, night, steps) == ("nightly_scan", "broken-token", "2026-11-02", ["bitbucket_raw_tables"])
+    assert (night.home / "reports" / "compliance.html").exists()
+    [(job, connection, night_, steps, error)] = failures
+    assert (job, connection, night_, steps) == ("nightly_scan", "broken-token", "2026-11-02",
+                                                ["bitbucket_raw_tables"])
     assert "refused the credential" in error and BROKEN_TOKEN not in error
-    assert (home / "reports" / "compliance.html").exists()
 
 
-def test_the_warehouse_does_not_wait_for_a_stuck_account_past_the_deadline(fresh_sandbox, tmp_path, home,
-                                                                            monkeypatch):
-    path = connections(fresh_sandbox, tmp_path / "connections.yaml", [], broken=True)
-    monkeypatch.setenv("OX_BB_CONNECTIONS", str(path))
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("connections", ["broken-token", "never-started"])
-        first, _ = nightly_scan_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
-        execute(defs(), instance, "nightly_scan", first)
-        records = instance.get_run_records(dg.RunsFilter(job_name="nightly_scan"))
-    started = records[0].create_timestamp.astimezone(UTC)
+def test_the_warehouse_does_not_wait_past_the_deadline_for_a_run_that_never_finishes(night):
+    records = night.instance.get_run_records(dg.RunsFilter(job_name="nightly_scan"))
+    started = min(r.create_timestamp for r in records).astimezone(UTC)
 
-    assert not night_ready(records, expected=2, now=started + timedelta(hours=1))
-    assert night_ready(records, expected=2, now=started + timedelta(hours=7))
+    # Suppose the night had a third connection whose run is stuck: its two finished runs are not enough...
+    assert not night_ready(records, expected=3, now=started + timedelta(hours=1))
+    # ...until the deadline, when the warehouse is built with what there is.
+    assert night_ready(records, expected=3, now=started + timedelta(hours=7))
 
 
 # -- on demand ---------------------------------------------------------------------------------------------
@@ -254,34 +266,27 @@ def without_timestamps(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("extracted_at", "checked_at", "scanned_at")} for r in rows]
 
 
-def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_others(
-        fresh_sandbox, tmp_path, home, monkeypatch):
-    path = connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"])
-    monkeypatch.setenv("OX_BB_CONNECTIONS", str(path))
-    definitions = defs()
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("connections", ["sandbox-token"])
-        assert execute(definitions, instance, "nightly_scan", dg.RunRequest(partition_key="sandbox-token")).success
+def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_others(night, tmp_path):
+    def of(zone: str, table: str, slug: str) -> list[dict]:
+        rows = without_timestamps([r for r in lake.read_partition(zone, table, "sandbox-token", night.home)
+                                   if r.get("repository") == slug])
+        return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True, default=str))
 
-        def of(zone: str, table: str, slug: str) -> list[dict]:
-            rows = without_timestamps([r for r in lake.read_partition(zone, table, "sandbox-token")
-                                       if r.get("repository") == slug])
-            return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True, default=str))
+    kept = {t: of("raw", t, "node-web") for t in tables.TABLES if t not in ("repositories", "workspaces")}
+    kept_findings = {t: of("findings", t, "node-web") for t in ("secrets", "sca", "semgrep", "scan_runs")}
+    assert kept_findings["sca"] and kept_findings["scan_runs"]
+    requests.post(f"{night.server.base_url}/_sandbox/clock", json={"advance_seconds": 3600}, timeout=10)
+    pushed = push(night.path, "python-service", tmp_path / "work")
+    push(night.path, "node-web", tmp_path / "other")  # changed too, but not asked for
+    on_demand = dg.RunRequest(partition_key="sandbox-token", run_config=on_demand_run_config([f"{WS}/python-*"]))
 
-        kept = {t: of("raw", t, "node-web") for t in tables.TABLES if t not in ("repositories", "workspaces")}
-        kept_findings = {t: of("findings", t, "node-web") for t in ("secrets", "sca", "semgrep", "scan_runs")}
-        assert kept_findings["sca"] and kept_findings["scan_runs"]
-        requests.post(f"{fresh_sandbox.base_url}/_sandbox/clock", json={"advance_seconds": 60}, timeout=10)
-        pushed = push(path, "python-service", tmp_path / "work")
-        push(path, "node-web", tmp_path / "other")  # also changed, but not asked for
-        on_demand = dg.RunRequest(partition_key="sandbox-token",
-                                  run_config=on_demand_run_config([f"{WS}/python-*"]))
-
-        result = execute(definitions, instance, "scan_on_demand", on_demand)
-        follow_up = warehouse_after_scans_sensor(dg.build_sensor_context(instance=instance))
+    result = execute(night.definitions, night.instance, "scan_on_demand", on_demand)
+    follow_up = warehouse_after_scans_sensor(dg.build_sensor_context(instance=night.instance,
+                                                                     cursor=night.ready.cursor))
 
     assert result.success
-    heads = {r["repository"]: r["main_head"] for r in lake.read_partition("raw", "repositories", "sandbox-token")}
+    heads = {r["repository"]: r["main_head"]
+             for r in lake.read_partition("raw", "repositories", "sandbox-token", night.home)}
     assert heads["python-service"] == pushed
     assert {t: of("raw", t, "node-web") for t in kept} == kept
     assert {t: of("findings", t, "node-web") for t in kept_findings} == kept_findings
@@ -289,17 +294,15 @@ def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_ot
     assert [r.run_key for r in follow_up.run_requests] == [f"on_demand:{result.run_id}"]
 
 
-def test_a_repository_glob_that_is_not_workspace_slash_slug_fails_at_once_naming_it(fresh_sandbox, tmp_path,
-                                                                                   home, monkeypatch):
-    path = connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"])
-    monkeypatch.setenv("OX_BB_CONNECTIONS", str(path))
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("connections", ["sandbox-token"])
-        result = execute(defs(), instance, "scan_on_demand", dg.RunRequest(
-            partition_key="sandbox-token", run_config=on_demand_run_config(["python-service"])))
+def test_a_repository_glob_that_is_not_workspace_slash_slug_fails_at_once_naming_it(night):
+    before = lake.partition_path("raw", "repositories", "sandbox-token", night.home).stat().st_mtime_ns
+
+    result = execute(night.definitions, night.instance, "scan_on_demand", dg.RunRequest(
+        partition_key="sandbox-token", run_config=on_demand_run_config(["python-service"])))
 
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "repository glob 'python-service' must look like workspace/repo_slug" in failure.step_failure_data.error.message
-    assert sum(1 for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY) == 0
-    assert not (home / "lake" / "raw").exists()
+    assert "repository glob 'python-service' must look like workspace/repo_slug" in root_cause_message(
+        failure.step_failure_data.error)
+    assert not any(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in result.all_events)
+    assert lake.partition_path("raw", "repositories", "sandbox-token", night.home).stat().st_mtime_ns == before
