@@ -187,6 +187,20 @@ def run_command(connections_file, stage, only, full_refresh) -> None:
     sys.exit(1 if failed else 0)
 
 
+# -- production -----------------------------------------------------------------------------------
+@main.command("preflight")
+@click.option("--celery", is_flag=True, help="Also check the Redis broker in $OX_BB_REDIS_URL.")
+def preflight_command(celery) -> None:
+    """Check the production services (the PostgreSQL behind $DAGSTER_HOME, Redis) before starting."""
+    from .production import PreflightError, preflight
+
+    try:
+        for line in preflight(celery=celery):
+            click.echo(f"ok  {line}")
+    except PreflightError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 # -- demo ---------------------------------------------------------------------------------------
 DEMO_CONNECTIONS = ("sandbox-app", "sandbox-token")  # two methods: OAuth app and API token
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from .config import load_connections
+from .production import check_instance
 
 STAGES = ("extract", "scan", "warehouse")
 CONNECTION_STAGES = ("extract", "scan")  # one run per connection partition; the warehouse runs once
@@ -28,6 +29,7 @@ class StageResult:
 def instance() -> dg.DagsterInstance:
     """The DAGSTER_HOME instance when one is configured (runs show up in the UI), else ephemeral."""
     if os.environ.get("DAGSTER_HOME"):
+        check_instance()  # a PostgreSQL that is down or refuses us says so before anything writes
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
 

@@ -25,8 +25,10 @@ def dagster_home(path: Path) -> Path:
 
 
 def deployment_env(home: Path, pg_env: dict[str, str], **extra: str) -> dict[str, str]:
-    """The process environment of a production service: the instance, the data home, the rest."""
-    env = {**os.environ, **pg_env, "DAGSTER_HOME": str(home), **extra}
+    """The process environment of a production service: the instance, the data home, the rest,
+    with the virtualenv on PATH (dagster-celery starts `celery` by name)."""
+    env = {**os.environ, **pg_env, "DAGSTER_HOME": str(home), **extra,
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     for name in ("OX_BB_REDIS_URL",):
         if name not in extra:
             env.pop(name, None)
