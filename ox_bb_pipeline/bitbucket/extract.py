@@ -9,6 +9,8 @@
   pipeline variables) are refreshed when a repository changes or when older than
   `settings_max_age`, oldest first, within the remaining hourly budget.
 - A 403/404/410 on one repository's endpoint becomes an `extraction_status` row; the run goes on.
+- An on-demand run re-reads only the repositories its `RepositoryFilter` matches; the other
+  selected repositories keep the previous partition's rows, head and state.
 """
 
 from __future__ import annotations
@@ -122,7 +124,12 @@ class Extractor:
         self.client = client
         self.git = git
         self.conn = client.connection
-        self.previous = previous
+        # Rows carried forward are looked up per repository: index them once, not per repository.
+        self._previous_by_repository: dict[str, dict[str, list[dict]]] = {}
+        for table, rows in previous.items():
+            by_repository = self._previous_by_repository[table] = {}
+            for row in rows:
+                by_repository.setdefault(row.get("repository_uuid"), []).append(row)
         self.state = state
         self.clock = clock or SystemClock()
         self.options = options or ExtractOptions()
@@ -265,13 +272,12 @@ class Extractor:
                 "repository_uuid": repo["repository_uuid"], "repository": repo["repository"]}
 
     def _carry(self, table: str, repo: dict) -> list[dict]:
-        return [r for r in self.previous.get(table, []) if r.get("repository_uuid") == repo["repository_uuid"]]
+        return list(self._previous_by_repository.get(table, {}).get(repo["repository_uuid"], []))
 
     def _keep_previous(self, repo: dict) -> None:
         """A selected repository outside this run's filter: its rows, head and state stay as the
         last run left them (the partition is per connection, so they are written again unchanged)."""
-        before = next((r for r in self.previous.get("repositories", [])
-                       if r["repository_uuid"] == repo["repository_uuid"]), {})
+        before = next(iter(self._carry("repositories", repo)), {})
         repo["main_head"], repo["has_pipelines_yml"] = before.get("main_head"), before.get("has_pipelines_yml")
         for table in (*REPO_TABLES, "extraction_status"):
             self.report.rows[table].extend(self._carry(table, repo))

@@ -59,6 +59,7 @@ def bitbucket_changes_sensor(context: dg.SensorEvaluationContext, bitbucket: Bit
     for name in [n for n in configured if n in partitions]:
         try:  # one failing account keeps its cursor and spoils no other
             client = bitbucket.client(name)
+            client.max_retries = 1  # a tick must end well inside 60 s; the next tick asks again
             detector = ChangeDetector(client, bitbucket.git(client), max_repositories=CHANGES_PER_TICK,
                                       baseline=lake.read_partition("raw", "repositories", name))
             poll = detector.poll(cursor.get(name))
