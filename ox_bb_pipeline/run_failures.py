@@ -23,28 +23,58 @@ from .redaction import redact_snippet
 
 NO_CONNECTION = "_pipeline"
 MAX_ERROR_CHARS = 2000
-RUN_FAILURE_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("job_name", pa.string()), ("connection", pa.string()),
-    ("trigger", pa.string()), ("night", pa.string()), ("failed_steps", pa.list_(pa.string())),
-    ("error", pa.string()), ("failed_at", pa.timestamp("us", tz="UTC")),
-])
+RUN_FAILURE_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("job_name", pa.string()),
+        ("connection", pa.string()),
+        ("trigger", pa.string()),
+        ("night", pa.string()),
+        ("failed_steps", pa.list_(pa.string())),
+        ("error", pa.string()),
+        ("failed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 def failure_path(connection: str | None, run_id: str, home: Path | None = None) -> Path:
-    return (lake_root(home) / "ops" / "run_failures" / f"connection={connection or NO_CONNECTION}"
-            / f"run-{run_id}.parquet")
+    return (
+        lake_root(home)
+        / "ops"
+        / "run_failures"
+        / f"connection={connection or NO_CONNECTION}"
+        / f"run-{run_id}.parquet"
+    )
 
 
-def record_run_failure(*, run_id: str, job_name: str, connection: str | None, trigger: str,
-                       night: str | None, failed_steps: list[str], error: str, failed_at: datetime,
-                       home: Path | None = None) -> Path:
+def record_run_failure(
+    *,
+    run_id: str,
+    job_name: str,
+    connection: str | None,
+    trigger: str,
+    night: str | None,
+    failed_steps: list[str],
+    error: str,
+    failed_at: datetime,
+    home: Path | None = None,
+) -> Path:
     """Write the failure's record (replacing an earlier record of the same run)."""
     text = redact_snippet(error.strip())
     if len(text) > MAX_ERROR_CHARS:
         text = text[:MAX_ERROR_CHARS] + " …"
-    row = {"run_id": run_id, "job_name": job_name, "connection": connection or NO_CONNECTION,
-           "trigger": trigger, "night": night, "failed_steps": sorted(failed_steps), "error": text,
-           "failed_at": failed_at}
+    row = {
+        "run_id": run_id,
+        "job_name": job_name,
+        "connection": connection or NO_CONNECTION,
+        "trigger": trigger,
+        "night": night,
+        "failed_steps": sorted(failed_steps),
+        "error": text,
+        "failed_at": failed_at,
+    }
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist([row], schema=RUN_FAILURE_SCHEMA), buffer, compression="zstd")
+    pq.write_table(
+        pa.Table.from_pylist([row], schema=RUN_FAILURE_SCHEMA), buffer, compression="zstd"
+    )
     return atomic_write_bytes(failure_path(connection, run_id, home), buffer.getvalue())

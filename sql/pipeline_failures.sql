@@ -4,7 +4,7 @@
 -- depends: run_failures
 -- column: run_id: Dagster run id (open it in the UI under Runs)
 -- column: job_name: nightly_scan | scan_on_demand | build_warehouse | verify_connectivity | …
--- column: connection: connection partition of the run (null: a run of no connection, e.g. the warehouse)
+-- column: connection: connection partition of the run (null: a run of no connection, the warehouse)
 -- column: trigger: what launched it: a schedule or sensor name, backfill, or manual
 -- column: night: the nightly schedule's date the run belongs to (null: not a nightly run)
 -- column: failed_steps: steps that failed (empty: the run failed outside a step)

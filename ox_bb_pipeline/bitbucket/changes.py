@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from ..clock import isoformat, parse_when
 from .errors import BitbucketError, NotFoundError
 
-LISTING_FIELDS = ("next,values.uuid,values.slug,values.project.key,values.mainbranch.name,"
-                  "values.updated_on")
+LISTING_FIELDS = (
+    "next,values.uuid,values.slug,values.project.key,values.mainbranch.name,values.updated_on"
+)
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,17 @@ class ChangeDetector:
     partition: a workspace seen for the first time starts from what the lake already has, so
     changes since the last extract are found; with no baseline the first poll only looks."""
 
-    def __init__(self, client, git, *, max_repositories: int = 25, baseline: list[dict] = ()) -> None:
+    def __init__(
+        self, client, git, *, max_repositories: int = 25, baseline: list[dict] = ()
+    ) -> None:
         self.client = client
         self.git = git
         self.connection = client.connection
         self.max_repositories = max_repositories
         self.baseline = list(baseline)
-        self.baseline_heads = {(r["workspace"], r["repository"]): r.get("main_head") for r in self.baseline}
+        self.baseline_heads = {
+            (r["workspace"], r["repository"]): r.get("main_head") for r in self.baseline
+        }
 
     def poll(self, cursor: dict | None = None) -> Poll:
         poll = Poll(cursor=copy.deepcopy(cursor or {}))
@@ -72,7 +77,9 @@ class ChangeDetector:
         for ws in workspaces:
             try:
                 budget -= self._poll_workspace(ws, known, budget, poll)
-            except BitbucketError as exc:  # this workspace keeps its cursor and is asked again next time
+            except (
+                BitbucketError
+            ) as exc:  # this workspace keeps its cursor and is asked again next time
                 poll.problems.append(str(exc))
         return poll
 
@@ -80,7 +87,9 @@ class ChangeDetector:
     def _workspaces(self) -> list[str]:
         if self.connection.workspaces:
             return list(self.connection.workspaces)
-        return [w["workspace"]["slug"] for w in self.client.paginate("/user/workspaces", pagelen=100)]
+        return [
+            w["workspace"]["slug"] for w in self.client.paginate("/user/workspaces", pagelen=100)
+        ]
 
     def _poll_workspace(self, ws: str, known: dict, budget: int, poll: Poll) -> int:
         """Handle up to `budget` listed repositories of `ws`; returns how many were handled."""
@@ -108,14 +117,30 @@ class ChangeDetector:
         rows = [r for r in self.baseline if r.get("workspace") == ws and r.get("updated_on")]
         if rows:
             newest = max(_stamp(r["updated_on"]) for r in rows)
-            return {"updated_on": newest, "from_listing": False, "heads": {},
-                    "seen": [r["repository_uuid"] for r in rows if _stamp(r["updated_on"]) == newest]}
-        first = next(iter(self.client.paginate(
-            f"/repositories/{ws}", {"sort": "-updated_on", "fields": LISTING_FIELDS}, pagelen=1)), None)
+            return {
+                "updated_on": newest,
+                "from_listing": False,
+                "heads": {},
+                "seen": [r["repository_uuid"] for r in rows if _stamp(r["updated_on"]) == newest],
+            }
+        first = next(
+            iter(
+                self.client.paginate(
+                    f"/repositories/{ws}",
+                    {"sort": "-updated_on", "fields": LISTING_FIELDS},
+                    pagelen=1,
+                )
+            ),
+            None,
+        )
         if first is None:
             return {"updated_on": None, "seen": [], "heads": {}, "from_listing": True}
-        return {"updated_on": _stamp(first["updated_on"]), "seen": [first["uuid"]], "heads": {},
-                "from_listing": True}
+        return {
+            "updated_on": _stamp(first["updated_on"]),
+            "seen": [first["uuid"]],
+            "heads": {},
+            "from_listing": True,
+        }
 
     def _listed_since(self, ws: str, state: dict, limit: int) -> list[dict]:
         """Repositories updated at or after the watermark, oldest first, minus those handled at
@@ -134,7 +159,9 @@ class ChangeDetector:
                 break
         return found
 
-    def _main_head_change(self, ws: str, repo: dict, state: dict, poll: Poll) -> RepositoryChange | None:
+    def _main_head_change(
+        self, ws: str, repo: dict, state: dict, poll: Poll
+    ) -> RepositoryChange | None:
         """A change when the main head moved (or the repository is new to us); None for activity
         elsewhere, for repositories the connection does not select, and for deleted ones."""
         slug = repo["slug"]

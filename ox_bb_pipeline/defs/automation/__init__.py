@@ -1,1 +1,1 @@
-"""Automation: the nightly scan and on-demand jobs, the nightly schedule, change and failure sensors."""
+"""Automation: nightly and on-demand jobs, the nightly schedule, change and failure sensors."""

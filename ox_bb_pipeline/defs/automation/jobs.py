@@ -21,26 +21,39 @@ WAREHOUSE = dg.AssetSelection.groups("warehouse", "reports")
 
 def on_demand_run_config(repositories: list[str], full_refresh: bool = False) -> dict:
     """Run config of `scan_on_demand`: the same globs for the extract and the scan step."""
-    return {"ops": {"bitbucket_raw_tables": {"config": {"repositories": list(repositories),
-                                                        "full_refresh": full_refresh}},
-                    "scan_findings": {"config": {"repositories": list(repositories)}}}}
+    return {
+        "ops": {
+            "bitbucket_raw_tables": {
+                "config": {"repositories": list(repositories), "full_refresh": full_refresh}
+            },
+            "scan_findings": {"config": {"repositories": list(repositories)}},
+        }
+    }
 
 
 nightly_scan = dg.define_asset_job(
-    "nightly_scan", selection=EXTRACT_AND_SCAN,
+    "nightly_scan",
+    selection=EXTRACT_AND_SCAN,
     tags={"ox_bb/stage": "extract+scan"},
     description="Extract and scan one connection (a partition): every selected repository, "
-                "incrementally. The nightly schedule runs it for every connection; the warehouse "
-                "follows once they have all finished.")
+    "incrementally. The nightly schedule runs it for every connection; the warehouse "
+    "follows once they have all finished.",
+)
 
 scan_on_demand = dg.define_asset_job(
-    "scan_on_demand", selection=EXTRACT_AND_SCAN,
-    config=on_demand_run_config([], full_refresh=False), tags={"ox_bb/stage": "extract+scan"},
+    "scan_on_demand",
+    selection=EXTRACT_AND_SCAN,
+    config=on_demand_run_config([], full_refresh=False),
+    tags={"ox_bb/stage": "extract+scan"},
     description="Extract and scan one connection, only the repositories matching "
-                "`repositories` (workspace/repo_slug globs, in both ops' config; empty: all); "
-                "`full_refresh: true` re-reads them whole. Others keep their rows.")
+    "`repositories` (workspace/repo_slug globs, in both ops' config; empty: all); "
+    "`full_refresh: true` re-reads them whole. Others keep their rows.",
+)
 
 build_warehouse = dg.define_asset_job(
-    "build_warehouse", selection=WAREHOUSE, tags={"ox_bb/stage": "warehouse"},
+    "build_warehouse",
+    selection=WAREHOUSE,
+    tags={"ox_bb/stage": "warehouse"},
     description="Build warehouse.duckdb from every connection's lake partitions, then the exports "
-                "and the compliance report (the `duckdb_writer` pool keeps one writer at a time).")
+    "and the compliance report (the `duckdb_writer` pool keeps one writer at a time).",
+)

@@ -22,11 +22,19 @@ from ...bitbucket.errors import (
     PermissionDeniedError,
 )
 
-STEP_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=60, backoff=dg.Backoff.EXPONENTIAL,
-                                   jitter=dg.Jitter.PLUS_MINUS)
-# ConfigError is a ValueError; a KeyError is mostly a partition whose connection left connections.yaml.
-PERMANENT_ERRORS = (AuthenticationError, MissingScopeError, PermissionDeniedError, NotFoundError,
-                    EndpointGoneError, ValueError, KeyError)
+STEP_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+# ConfigError is a ValueError; a KeyError: a partition whose connection left connections.yaml.
+PERMANENT_ERRORS = (
+    AuthenticationError,
+    MissingScopeError,
+    PermissionDeniedError,
+    NotFoundError,
+    EndpointGoneError,
+    ValueError,
+    KeyError,
+)
 
 
 @contextmanager
