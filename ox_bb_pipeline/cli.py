@@ -207,8 +207,16 @@ DEMO_CONNECTIONS = ("sandbox-app", "sandbox-token")  # two methods: OAuth app an
 
 @main.command("demo")
 @sandbox_options
-def demo_command(seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos) -> None:
-    """Start the sandbox, run the whole pipeline once against it, print a summary, stop the sandbox."""
+@click.option("--ui", is_flag=True, help="Instead of one run: the Dagster UI (dagster dev) on the sandbox, "
+                                         "until Ctrl-C.")
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True,
+              help="Port of the Dagster UI on 127.0.0.1 (with --ui).")
+def demo_command(seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos, ui,
+                 port) -> None:
+    """Start the sandbox, run the whole pipeline once against it, print a summary, stop the sandbox.
+
+    With --ui: start the sandbox and the Dagster UI on it instead, for a click-through.
+    """
     from .config import data_home
     from .runner import run_stages
     from .sandbox.server import SandboxServer
@@ -216,6 +224,8 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     home = data_home()
     click.echo(f"ox-bb demo — data home {home}")
     spec = build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits)
+    if ui:
+        sys.exit(demo_ui(home, spec, list(import_repos), port))
     results = []
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         click.echo(f"sandbox   {server.api_url}")
@@ -230,12 +240,46 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     sys.exit(1 if failed else 0)
 
 
+UI_GUIDE = """\
+Dagster UI  {url}/asset-groups  (answers once Dagster has loaded the code, in a minute or less)
+  1. Lineage: the groups bitbucket -> scanning -> warehouse -> reports; click an asset for its
+     description, owners, kinds and columns.
+  2. bitbucket/repositories -> Materialize... -> Confirm (one step extracts every raw table) ->
+     pick a connection, e.g. sandbox-token -> Launch 1 run; the run page shows each table's rows.
+  3. The same for scanning/secrets_findings (same connection), then warehouse/findings and the
+     reports group (not partitioned): findings by severity and compliance scores as metadata.
+Ctrl-C stops Dagster and the sandbox."""
+
+
+def demo_ui(home: Path, spec, import_repos: list[str], port: int) -> int:
+    """The sandbox and `dagster dev` on it, until Ctrl-C (or SIGTERM); returns dagster dev's status."""
+    import socket
+
+    from .devui import sandbox_ui, stop
+
+    with socket.socket() as probe:  # refuse a taken port before the slow start, not after
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise click.ClickException(f"port {port} on 127.0.0.1 is in use; choose another with --port")
+    with sandbox_ui(home, spec, import_repos) as dev:
+        click.echo(f"sandbox     {dev.sandbox.api_url}  (connections: {dev.connections})")
+        click.echo(f"dagster     DAGSTER_HOME={dev.dagster_home}")
+        click.echo(UI_GUIDE.format(url=dev.url(port)))
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        process = dev.start(port)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop(process)
+
+
 def print_summary(home: Path, echo, accounts: int) -> None:
     """Accounts, repositories, findings by severity, top applications, compliance, where outputs are."""
     from .warehouse.exports import open_warehouse
 
     con = open_warehouse(home)
-    one = lambda sql: con.execute(sql).fetchone()  # noqa: E731
+    one = lambda sql: con.execute(sql).fetchone()
     (repos,) = one("SELECT count(DISTINCT repository_uuid) FROM repositories")
     echo(f"\nAccounts {accounts}, repositories {repos}")
     severities = con.execute("""

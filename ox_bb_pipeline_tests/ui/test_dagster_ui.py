@@ -1,0 +1,146 @@
+"""The Dagster UI, driven by a real browser (Debian's chromium, headless) on `dagster dev` against
+the sandbox, started the way `ox-bb demo --ui` starts it: the asset graph shows the stages, an
+asset explains itself, and a materialization launched from the UI succeeds in the UI.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect, sync_playwright
+
+from ox_bb_pipeline.bitbucket import tables
+from ox_bb_pipeline.devui import sandbox_ui, stop
+from ox_bb_pipeline_tests.conftest import TINY
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (Makefile system-deps); never `playwright install`
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+GROUPS = ("bitbucket", "scanning", "warehouse", "reports")
+PARTITION = "sandbox-token"
+# Generous, because two test workers share two cores: Dagster loads the code in the webserver, the
+# daemon and the run worker, each a fresh Python process.
+STARTUP_SECONDS = 300
+UI_MS = 120_000
+RUN_MS = 360_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Poll the webserver until it answers; fail early, with its log, if dagster dev exits."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{url}/server_info", timeout=5).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)  # polling a server that starts up, not a timed assertion
+    pytest.fail(f"dagster dev did not answer within {STARTUP_SECONDS} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture
+def dagster_ui(tmp_path):
+    """`dagster dev` on a tiny sandbox and a free port; its whole process group is stopped after."""
+    with sandbox_ui(tmp_path / "home", TINY) as dev:
+        port = free_port()
+        log = tmp_path / "dagster-dev.log"
+        with open(log, "wb") as output:
+            process = dev.start(port, stdout=output, stderr=subprocess.STDOUT)
+            try:
+                wait_until_answering(dev.url(port), process, log)
+                yield dev, dev.url(port)
+            finally:
+                stop(process)
+
+
+@pytest.fixture
+def page(tmp_path):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900})
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(UI_MS)
+            expect.set_options(timeout=UI_MS)
+            # "Join the Dagster community" may cover the page on a fresh instance: skip it whenever it shows.
+            page.add_locator_handler(page.get_by_role("button", name="Skip", exact=True),
+                                     lambda skip: skip.click())
+            yield page
+        finally:
+            browser.close()
+
+
+@contextmanager
+def screenshot_on_failure(page: Page, path: Path):
+    try:
+        yield
+    except BaseException:
+        page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot of the failure: {path}")
+        raise
+
+
+def visible_text(page: Page, text: str):
+    # The UI renders some labels twice (a hidden copy measures truncation): take the visible one.
+    return page.get_by_text(text, exact=True).filter(visible=True).first
+
+
+def open_asset_graph(page: Page, url: str) -> None:
+    page.goto(f"{url}/asset-groups")
+    for group in GROUPS:
+        expect(visible_text(page, group)).to_be_visible()
+
+
+def open_repositories_asset(page: Page, url: str) -> None:
+    """The asset page explains the table: its description, owner, kinds and columns."""
+    page.goto(f"{url}/assets/bitbucket/repositories")
+    opening = tables.description("repositories").split(";")[0]  # before the markdown `code`
+    expect(page.get_by_text(opening).first).to_be_visible()
+    expect(visible_text(page, "data-engineering")).to_be_visible()
+    expect(visible_text(page, "main_head")).to_be_visible()
+
+
+def launch_partition(page: Page, partition: str) -> str:
+    """Materialize… → Confirm (the extract is one multi-asset step) → pick the partition → Launch;
+    returns the run page's path from the launch notice."""
+    page.locator("button", has_text=re.compile(r"^Materialize(…|\.\.\.)?$")).first.click()
+    page.get_by_role("button", name="Confirm", exact=True).click()
+    page.get_by_text("Select a partition or create one").click()
+    page.get_by_placeholder("Filter partitions").fill(partition)
+    visible_text(page, partition).click()
+    page.get_by_text(re.compile(r"^Launch runs to materialize")).click()  # closes the partition list
+    page.locator("button", has_text=re.compile(r"^Launch 1 run$")).click()
+    expect(page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))).to_be_visible()
+    return page.get_by_role("link", name="View", exact=True).get_attribute("href")
+
+
+@pytest.mark.timeout(STARTUP_SECONDS + 2 * RUN_MS / 1000)
+def test_the_ui_shows_the_stages_explains_an_asset_and_runs_a_partition(dagster_ui, page, tmp_path):
+    dev, url = dagster_ui
+    with screenshot_on_failure(page, tmp_path / "failure.png"):
+        open_asset_graph(page, url)
+        open_repositories_asset(page, url)
+        run_page = launch_partition(page, PARTITION)
+
+        assert re.fullmatch(r"/runs/[0-9a-f-]{36}", run_page), run_page
+        page.goto(f"{url}{run_page}")
+        expect(visible_text(page, "Success")).to_be_visible(timeout=RUN_MS)
+
+    written = dev.home / "lake" / "raw" / "repositories" / f"connection={PARTITION}"
+    assert any(written.glob("*.parquet")), "the run wrote the partition into the lake"
