@@ -51,6 +51,12 @@ lock:
 demo: install
 	$(BIN)/ox-bb demo
 
+# The Dagster UI on the bundled sandbox for a click-through (http://127.0.0.1:$(UI_PORT)); Ctrl-C stops both.
+UI_PORT ?= 3000
+.PHONY: ui
+ui: install
+	$(BIN)/ox-bb demo --ui --port $(UI_PORT)
+
 test: install
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
