@@ -1,1 +1,1 @@
-"""Data quality: Great Expectations 1.x suites for the lake and the warehouse marts (no Dagster here)."""
+"""Data quality: Great Expectations 1.x suites for the lake and the marts (no Dagster here)."""

@@ -20,7 +20,7 @@ class MissingTableError(LookupError):
 
 
 def lake_frame(spec: Suite, connection: str, home: Path | None = None) -> pd.DataFrame:
-    """The suite's columns of one connection's partition; an empty frame when it was never written."""
+    """The suite's columns of one connection's partition; an empty frame if it was never written."""
     path = lake.partition_path(spec.zone, spec.table, connection, home)
     if not path.exists():
         return pd.DataFrame({c: pd.Series(dtype="object") for c in spec.columns})
@@ -37,11 +37,14 @@ def open_warehouse(home: Path | None = None) -> duckdb.DuckDBPyConnection:
 
 def warehouse_frame(con: duckdb.DuckDBPyConnection, spec: Suite) -> pd.DataFrame:
     """The suite's query (or its columns of the mart) as a DataFrame."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                         [spec.table]).fetchone()[0]
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [spec.table]
+    ).fetchone()[0]
     if not exists:
-        raise MissingTableError(f"warehouse table {spec.table!r} does not exist: build the warehouse (sql/"
-                                f"{spec.table}.sql) before checking it")
+        raise MissingTableError(
+            f"warehouse table {spec.table!r} does not exist: build the warehouse (sql/"
+            f"{spec.table}.sql) before checking it"
+        )
     columns = ", ".join(f'"{c}"' for c in spec.columns)
     sql = spec.query or f'SELECT {columns} FROM "{spec.table}"'
     return con.execute(sql).df()

@@ -42,7 +42,9 @@ def home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("OX_BB_HOME", str(home))
-    monkeypatch.chdir(tmp_path)  # no applications.yaml / suppressions.yaml from the working directory
+    monkeypatch.chdir(
+        tmp_path
+    )  # no applications.yaml / suppressions.yaml from the working directory
     for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
@@ -70,29 +72,47 @@ def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
 
 
 def materialized(result) -> set[str]:
-    return {e.event_specific_data.materialization.asset_key.to_user_string()
-            for e in result.get_asset_materialization_events()}
+    return {
+        e.event_specific_data.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
 
 
 def failed_expectations(evaluation: dg.AssetCheckEvaluation) -> dict[tuple[str, str | None], dict]:
-    return {(f["expectation"], f["column"]): f for f in evaluation.metadata["failed_expectations"].value}
+    return {
+        (f["expectation"], f["column"]): f for f in evaluation.metadata["failed_expectations"].value
+    }
 
 
 def test_every_raw_table_scanner_table_and_mart_has_a_blocking_check():
     graph = defs().resolve_asset_graph()
-    keys = {key.asset_key.to_user_string() for key in graph.asset_check_keys if key.name == CHECK_NAME}
+    keys = {
+        key.asset_key.to_user_string() for key in graph.asset_check_keys if key.name == CHECK_NAME
+    }
 
-    assert keys == ({f"bitbucket/{t}" for t in tables.TABLES}
-                    | {f"scanning/{s.table}_findings" for s in SUITES.values() if s.zone == "findings"}
-                    | {f"warehouse/{s.table}" for s in SUITES.values() if s.zone == "warehouse"})
-    for check in (bitbucket_raw_expectations, scanning_findings_expectations, warehouse_expectations):
+    assert keys == (
+        {f"bitbucket/{t}" for t in tables.TABLES}
+        | {f"scanning/{s.table}_findings" for s in SUITES.values() if s.zone == "findings"}
+        | {f"warehouse/{s.table}" for s in SUITES.values() if s.zone == "warehouse"}
+    )
+    for check in (
+        bitbucket_raw_expectations,
+        scanning_findings_expectations,
+        warehouse_expectations,
+    ):
         assert all(spec.blocking for spec in check.check_specs)
 
 
 # -- raw tables -----------------------------------------------------------------------------------
-def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_scan(home, instance, bitbucket):
-    extracted = dg.materialize([bitbucket_raw_tables, bitbucket_raw_expectations], partition_key=CONNECTION,
-                               instance=instance, resources={"bitbucket": bitbucket})
+def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_scan(
+    home, instance, bitbucket
+):
+    extracted = dg.materialize(
+        [bitbucket_raw_tables, bitbucket_raw_expectations],
+        partition_key=CONNECTION,
+        instance=instance,
+        resources={"bitbucket": bitbucket},
+    )
     assert extracted.success
     checked = evaluations(extracted)
     assert set(checked) == {f"bitbucket/{t}" for t in tables.TABLES}
@@ -101,43 +121,69 @@ def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_sc
     assert checked["bitbucket/repositories"].partition == CONNECTION
 
     repositories = lake.read_partition("raw", "repositories", CONNECTION)
-    lake.write_partition("raw", "repositories", CONNECTION, repositories + repositories[:1],
-                         tables.schema("repositories"))
-    blocked = dg.materialize([bitbucket_raw_tables, bitbucket_raw_expectations, scan_findings],
-                             partition_key=CONNECTION, instance=instance, resources={"bitbucket": bitbucket},
-                             selection=dg.AssetSelection.checks_for_assets(bitbucket_raw_tables)
-                             | dg.AssetSelection.assets(scan_findings), raise_on_error=False)
+    lake.write_partition(
+        "raw",
+        "repositories",
+        CONNECTION,
+        repositories + repositories[:1],
+        tables.schema("repositories"),
+    )
+    blocked = dg.materialize(
+        [bitbucket_raw_tables, bitbucket_raw_expectations, scan_findings],
+        partition_key=CONNECTION,
+        instance=instance,
+        resources={"bitbucket": bitbucket},
+        selection=dg.AssetSelection.checks_for_assets(bitbucket_raw_tables)
+        | dg.AssetSelection.assets(scan_findings),
+        raise_on_error=False,
+    )
 
     assert not blocked.success
     assert not any(key.startswith("scanning/") for key in materialized(blocked))
     checked = evaluations(blocked)
     assert [k for k, e in checked.items() if not e.passed] == ["bitbucket/repositories"]
     duplicated = failed_expectations(checked["bitbucket/repositories"])[
-        ("expect_column_values_to_be_unique", "repository_uuid")]
+        ("expect_column_values_to_be_unique", "repository_uuid")
+    ]
     assert duplicated["unexpected_count"] == 2
     assert duplicated["examples"] == [f"repository_uuid={repositories[0]['repository_uuid']!r}"]
-    assert "expect_column_values_to_be_unique" in checked["bitbucket/repositories"].metadata["failures"].value
+    assert (
+        "expect_column_values_to_be_unique"
+        in checked["bitbucket/repositories"].metadata["failures"].value
+    )
 
 
-def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted(home, instance, bitbucket):
-    assert dg.materialize([bitbucket_raw_tables, bitbucket_raw_expectations], partition_key=CONNECTION,
-                          instance=instance, resources={"bitbucket": bitbucket}).success
+def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted(
+    home, instance, bitbucket
+):
+    assert dg.materialize(
+        [bitbucket_raw_tables, bitbucket_raw_expectations],
+        partition_key=CONNECTION,
+        instance=instance,
+        resources={"bitbucket": bitbucket},
+    ).success
     lake.write_partition("raw", "repositories", CONNECTION, [], tables.schema("repositories"))
 
     def check_only(**config):
         # Checks alone: the partition travels as a run tag, as in a launched run (dg.materialize's
         # partition_key= needs a partitioned asset in the selection).
-        return dg.materialize([bitbucket_raw_tables, bitbucket_raw_expectations], tags={"dagster/partition": CONNECTION},
-                              instance=instance, resources={"bitbucket": bitbucket}, raise_on_error=False,
-                              selection=dg.AssetSelection.checks_for_assets(bitbucket_raw_tables),
-                              run_config=dg.RunConfig(ops={"bitbucket_raw_expectations": {"config": config}}))
+        return dg.materialize(
+            [bitbucket_raw_tables, bitbucket_raw_expectations],
+            tags={"dagster/partition": CONNECTION},
+            instance=instance,
+            resources={"bitbucket": bitbucket},
+            raise_on_error=False,
+            selection=dg.AssetSelection.checks_for_assets(bitbucket_raw_tables),
+            run_config=dg.RunConfig(ops={"bitbucket_raw_expectations": {"config": config}}),
+        )
 
     collapsed = evaluations(check_only())["bitbucket/repositories"]
     assert not collapsed.passed
     assert collapsed.metadata["previous_row_count"].value == 2
     assert collapsed.metadata["row_count"].value == 0
-    assert failed_expectations(collapsed)[("expect_table_row_count_to_be_between", None)]["detail"] == (
-        "0 rows, expected at least 1 (previous good run: 2)")
+    assert failed_expectations(collapsed)[("expect_table_row_count_to_be_between", None)][
+        "detail"
+    ] == ("0 rows, expected at least 1 (previous good run: 2)")
 
     accepted = check_only(compare_row_counts=False)
     assert accepted.success
@@ -146,18 +192,39 @@ def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted
 
 # -- scanner findings -----------------------------------------------------------------------------
 def test_bad_findings_fail_their_check_and_block_the_warehouse(home, instance, bitbucket):
-    repo = {"connection": CONNECTION, "workspace": "acme", "repository_uuid": "{r1}", "repository": "api"}
-    rows = [Finding(scanner="secrets", scanner_version="1", rule_id=f"rule-{i}", title="t", category="secrets",
-                    base_severity="high", anchor=f"a{i}", file_path=f"f{i}.py", **repo).row() for i in range(3)]
+    repo = {
+        "connection": CONNECTION,
+        "workspace": "acme",
+        "repository_uuid": "{r1}",
+        "repository": "api",
+    }
+    rows = [
+        Finding(
+            scanner="secrets",
+            scanner_version="1",
+            rule_id=f"rule-{i}",
+            title="t",
+            category="secrets",
+            base_severity="high",
+            anchor=f"a{i}",
+            file_path=f"f{i}.py",
+            **repo,
+        ).row()
+        for i in range(3)
+    ]
     rows[1]["base_severity"] = "urgent"
     rows.append(dict(rows[0]))  # the same fingerprint twice in one partition
     lake.write_partition("findings", "secrets", CONNECTION, rows, FINDING_SCHEMA)
 
-    result = dg.materialize([scan_findings, scanning_findings_expectations, warehouse_models],
-                            tags={"dagster/partition": CONNECTION}, instance=instance,
-                            resources={"bitbucket": bitbucket},
-                            raise_on_error=False, selection=dg.AssetSelection.checks_for_assets(scan_findings)
-                            | dg.AssetSelection.assets(warehouse_models))
+    result = dg.materialize(
+        [scan_findings, scanning_findings_expectations, warehouse_models],
+        tags={"dagster/partition": CONNECTION},
+        instance=instance,
+        resources={"bitbucket": bitbucket},
+        raise_on_error=False,
+        selection=dg.AssetSelection.checks_for_assets(scan_findings)
+        | dg.AssetSelection.assets(warehouse_models),
+    )
 
     assert not result.success
     assert materialized(result) == set()
@@ -166,9 +233,11 @@ def test_bad_findings_fail_their_check_and_block_the_warehouse(home, instance, b
     assert [k for k, e in checked.items() if not e.passed] == ["scanning/secrets_findings"]
     failures = failed_expectations(checked["scanning/secrets_findings"])
     assert failures[("expect_column_values_to_be_unique", "finding_id")]["examples"] == [
-        f"finding_id={rows[0]['finding_id']!r}, rule_id='rule-0'"]
+        f"finding_id={rows[0]['finding_id']!r}, rule_id='rule-0'"
+    ]
     assert failures[("expect_column_values_to_be_in_set", "base_severity")]["examples"] == [
-        f"base_severity='urgent', finding_id={rows[1]['finding_id']!r}, rule_id='rule-1'"]
+        f"base_severity='urgent', finding_id={rows[1]['finding_id']!r}, rule_id='rule-1'"
+    ]
 
 
 # -- marts ----------------------------------------------------------------------------------------
@@ -181,7 +250,9 @@ def small_lake(home) -> Lake:
     api = built.repository("api", connection=CONNECTION)
     built.scan(api, "bandit", "secrets", connection=CONNECTION)
     built.finding(api, "bandit", "B105", file_path="app/config.py", connection=CONNECTION)
-    built.finding(api, "secrets", "aws-key", file_path="deploy.sh", severity="critical", connection=CONNECTION)
+    built.finding(
+        api, "secrets", "aws-key", file_path="deploy.sh", severity="critical", connection=CONNECTION
+    )
     return built
 
 
@@ -190,32 +261,53 @@ def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake
     built = dg.materialize(WAREHOUSE_RUN, instance=instance)
     assert built.success
     checked = evaluations(built)
-    assert set(checked) == {f"warehouse/{s.table}" for s in SUITES.values() if s.zone == "warehouse"}
+    assert set(checked) == {
+        f"warehouse/{s.table}" for s in SUITES.values() if s.zone == "warehouse"
+    }
     assert all(e.passed for e in checked.values())
     assert REPORTS <= materialized(built)
 
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
-        bogus = con.execute("UPDATE findings_queue SET status = 'bogus' WHERE base_severity = 'critical' "
-                            "RETURNING finding_id").fetchone()[0]
-    blocked = dg.materialize(WAREHOUSE_RUN, instance=instance, raise_on_error=False,
-                             selection=dg.AssetSelection.checks_for_assets(warehouse_models)
-                             | dg.AssetSelection.assets(exports, compliance_report))
+        bogus = con.execute(
+            "UPDATE findings_queue SET status = 'bogus' WHERE base_severity = 'critical' "
+            "RETURNING finding_id"
+        ).fetchone()[0]
+    blocked = dg.materialize(
+        WAREHOUSE_RUN,
+        instance=instance,
+        raise_on_error=False,
+        selection=dg.AssetSelection.checks_for_assets(warehouse_models)
+        | dg.AssetSelection.assets(exports, compliance_report),
+    )
 
     assert not blocked.success
     assert materialized(blocked) == set()
     checked = evaluations(blocked)
     assert [k for k, e in checked.items() if not e.passed] == ["warehouse/findings_queue"]
     failure = failed_expectations(checked["warehouse/findings_queue"])[
-        ("expect_column_values_to_be_in_set", "status")]
+        ("expect_column_values_to_be_in_set", "status")
+    ]
     assert failure["examples"] == [f"status='bogus', finding_id={bogus!r}"]
     assert failure["detail"] == "allowed: new, open, reopened, resolved, suppressed"
 
 
 def test_a_bad_lake_row_that_reaches_a_mart_blocks_the_reports_of_that_run(small_lake, instance):
     api = small_lake.repository("web", connection=CONNECTION)
-    row = Finding(scanner="bandit", scanner_version="1", rule_id="B999", title="t", category="sast",
-                  base_severity="high", connection=CONNECTION, workspace="acme", repository_uuid=api["repository_uuid"],
-                  repository="web", anchor="x", file_path="x.py", scanned_at=NOW).row()
+    row = Finding(
+        scanner="bandit",
+        scanner_version="1",
+        rule_id="B999",
+        title="t",
+        category="sast",
+        base_severity="high",
+        connection=CONNECTION,
+        workspace="acme",
+        repository_uuid=api["repository_uuid"],
+        repository="web",
+        anchor="x",
+        file_path="x.py",
+        scanned_at=NOW,
+    ).row()
     small_lake.add("findings", "bandit", {**row, "base_severity": "urgent"}, connection=CONNECTION)
     small_lake.write()
 
@@ -225,9 +317,12 @@ def test_a_bad_lake_row_that_reaches_a_mart_blocks_the_reports_of_that_run(small
     assert "warehouse/findings" in materialized(result)  # the build ran; what depends on it did not
     assert not REPORTS & materialized(result)
     checked = evaluations(result)
-    failure = failed_expectations(checked["warehouse/findings"])[("expect_column_values_to_be_in_set",
-                                                                  "base_severity")]
-    assert failure["examples"] == [f"base_severity='urgent', finding_id={row['finding_id']!r}, application='acme/web'"]
+    failure = failed_expectations(checked["warehouse/findings"])[
+        ("expect_column_values_to_be_in_set", "base_severity")
+    ]
+    assert failure["examples"] == [
+        f"base_severity='urgent', finding_id={row['finding_id']!r}, application='acme/web'"
+    ]
     assert not checked["warehouse/findings"].passed
 
 
@@ -253,14 +348,20 @@ def test_the_baseline_is_the_last_successful_run_not_a_failed_one_nor_the_curren
     @dg.asset_check(asset=table)
     def baseline(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         previous = previous_row_count(context, dg.AssetKey(["warehouse", "applications"]))
-        return dg.AssetCheckResult(passed=True, metadata={"previous": -1 if previous is None else previous})
+        return dg.AssetCheckResult(
+            passed=True, metadata={"previous": -1 if previous is None else previous}
+        )
 
     instance = dg.DagsterInstance.ephemeral()
 
     def run(rows: int, fail_later: bool = False) -> int:
         config = Rows(rows=rows, fail_later=fail_later)
-        result = dg.materialize([table, downstream, baseline], instance=instance, raise_on_error=False,
-                                run_config=dg.RunConfig(ops={"warehouse__applications": config, "downstream": config}))
+        result = dg.materialize(
+            [table, downstream, baseline],
+            instance=instance,
+            raise_on_error=False,
+            run_config=dg.RunConfig(ops={"warehouse__applications": config, "downstream": config}),
+        )
         assert result.success != fail_later
         return result.get_asset_check_evaluations()[0].metadata["previous"].value
 

@@ -1,1 +1,1 @@
-"""Data quality: blocking Great Expectations checks on the raw tables, the findings and the marts."""
+"""Data quality: blocking Great Expectations checks on raw tables, findings and marts."""

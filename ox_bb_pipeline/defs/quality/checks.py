@@ -31,13 +31,14 @@ BASELINE_LOOKBACK = 20  # materializations searched for the latest one from a su
 
 class QualityConfig(dg.Config):
     max_row_count_drop: float = DEFAULT_MAX_ROW_COUNT_DROP
-    """Largest share of rows a guarded table may lose since the last good run (1.0: only never empty)."""
+    """Largest share of rows a guarded table may lose since the last good run (1.0: never empty)."""
     compare_row_counts: bool = True
     """Set false for one run to accept a legitimate collapse; the run becomes the next baseline."""
 
 
 def asset_key(spec: Suite) -> dg.AssetKey:
-    """The asset a suite guards: bitbucket/<table>, scanning/<scanner>_findings or warehouse/<model>."""
+    """The asset a suite guards: bitbucket/<table>, scanning/<scanner>_findings or
+    warehouse/<model>."""
     if spec.zone == "raw":
         return dg.AssetKey(["bitbucket", spec.table])
     if spec.zone == "findings":
@@ -45,26 +46,41 @@ def asset_key(spec: Suite) -> dg.AssetKey:
     return dg.AssetKey(["warehouse", spec.table])
 
 
-def _specs(suites: list[Suite], partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetCheckSpec]:
+def _specs(
+    suites: list[Suite], partitions_def: dg.PartitionsDefinition | None = None
+) -> list[dg.AssetCheckSpec]:
     # Built in a function (module-level specs would be collected on their own). Partitioned checks
     # are Preview in Dagster 1.13; they record each evaluation against its connection partition.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return [dg.AssetCheckSpec(CHECK_NAME, asset=asset_key(s), blocking=True, partitions_def=partitions_def,
-                                  description=f"Great Expectations suite {s.name} (ox_bb_pipeline/quality)")
-                for s in suites]
+        return [
+            dg.AssetCheckSpec(
+                CHECK_NAME,
+                asset=asset_key(s),
+                blocking=True,
+                partitions_def=partitions_def,
+                description=f"Great Expectations suite {s.name} (ox_bb_pipeline/quality)",
+            )
+            for s in suites
+        ]
 
 
-@dg.multi_asset_check(specs=_specs(RAW_SUITES, connections_partitions), name="bitbucket_raw_expectations")
+@dg.multi_asset_check(
+    specs=_specs(RAW_SUITES, connections_partitions), name="bitbucket_raw_expectations"
+)
 def bitbucket_raw_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
-    """Keys present and unique, enumerations valid, row counts within bounds: one connection's raw tables."""
+    """Keys present and unique, enumerations valid, row counts within bounds: one connection's
+    raw tables."""
     for spec in RAW_SUITES:
         yield _check(context, config, spec, lake_frame(spec, context.partition_key))
 
 
-@dg.multi_asset_check(specs=_specs(FINDING_SUITES, connections_partitions), name="scanning_findings_expectations")
+@dg.multi_asset_check(
+    specs=_specs(FINDING_SUITES, connections_partitions), name="scanning_findings_expectations"
+)
 def scanning_findings_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
-    """finding_id present and unique, severity and category allowed: one connection's findings per scanner."""
+    """finding_id present and unique, severity and category allowed: one connection's findings,
+    per scanner."""
     for spec in FINDING_SUITES:
         yield _check(context, config, spec, lake_frame(spec, context.partition_key))
 
@@ -89,30 +105,53 @@ def warehouse_expectations(context: dg.AssetCheckExecutionContext, config: Quali
             yield _check(context, config, spec, frame)
 
 
-def _check(context: dg.AssetCheckExecutionContext, config: QualityConfig, spec: Suite, frame) -> dg.AssetCheckResult:
+def _check(
+    context: dg.AssetCheckExecutionContext, config: QualityConfig, spec: Suite, frame
+) -> dg.AssetCheckResult:
     key = asset_key(spec)
-    previous = previous_row_count(context, key) if config.compare_row_counts and spec.guard_row_count else None
+    previous = (
+        previous_row_count(context, key)
+        if config.compare_row_counts and spec.guard_row_count
+        else None
+    )
     result = validate(spec.name, frame, previous, config.max_row_count_drop)
-    return dg.AssetCheckResult(asset_key=key, check_name=CHECK_NAME, passed=result.passed,
-                               severity=dg.AssetCheckSeverity.ERROR, description=result.summary(),
-                               metadata=result_metadata(result))
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=CHECK_NAME,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=result.summary(),
+        metadata=result_metadata(result),
+    )
 
 
 def _unavailable(spec: Suite, reason: str) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(asset_key=asset_key(spec), check_name=CHECK_NAME, passed=False,
-                               severity=dg.AssetCheckSeverity.ERROR, description=reason)
+    return dg.AssetCheckResult(
+        asset_key=asset_key(spec),
+        check_name=CHECK_NAME,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=reason,
+    )
 
 
 def previous_row_count(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> int | None:
     """Row count of the latest materialization (this partition) by an earlier run that succeeded."""
     partitions = [context.partition_key] if context.has_partition_key else None
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=BASELINE_LOOKBACK).records
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=BASELINE_LOOKBACK
+    ).records
     earlier = [r for r in records if r.run_id != context.run.run_id]
     if not earlier:
         return None
-    succeeded = {run.run_id for run in context.instance.get_runs(filters=dg.RunsFilter(
-        run_ids=list({r.run_id for r in earlier}), statuses=[dg.DagsterRunStatus.SUCCESS]))}
+    succeeded = {
+        run.run_id
+        for run in context.instance.get_runs(
+            filters=dg.RunsFilter(
+                run_ids=list({r.run_id for r in earlier}), statuses=[dg.DagsterRunStatus.SUCCESS]
+            )
+        )
+    }
     for record in earlier:
         if record.run_id in succeeded:
             count = record.asset_materialization.metadata.get("dagster/row_count")
@@ -137,7 +176,11 @@ def _markdown(result: ValidationResult) -> str:
     lines = ["| expectation | column | unexpected | examples |", "|---|---|---|---|"]
     for f in result.failed:
         examples = "<br>".join(f.examples) or f.detail
-        cells = [f.expectation, f.column or "", "" if f.unexpected_count is None else str(f.unexpected_count),
-                 examples]
+        cells = [
+            f.expectation,
+            f.column or "",
+            "" if f.unexpected_count is None else str(f.unexpected_count),
+            examples,
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
