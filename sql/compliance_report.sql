@@ -7,7 +7,7 @@
 --   pass           every check and scan that covers it passed (suppressed findings are listed apart)
 -- Repository settings and workspace settings count for every application of the repository or
 -- workspace; a finding in a file counts for the application the file belongs to.
--- depends: applications, application_mapping, findings_queue, enriched_findings, posture_results
+-- depends: applications, application_mapping, findings_queue, findings, posture_results
 -- depends: config_posture_checks, config_scanner_controls, config_frameworks, scan_runs
 -- column: application: application name
 -- column: framework: cis_ssc | ssdf | owasp_cicd
@@ -32,7 +32,7 @@ check_controls AS (
 
 finding_controls AS (
     SELECT DISTINCT scanner, unnest(controls) AS control_id
-    FROM enriched_findings
+    FROM findings
 ),
 
 scanner_controls AS (

@@ -2,13 +2,10 @@
 -- condition holds (config_severity_factors, in catalog order), the factors with their evidence, and
 -- one sentence that explains the result, e.g. "Critical → High: only under tests/fixtures/;
 -- application not deployed to production". Every change is explained; nothing changes silently.
--- A workflow's set_severity (workflow_decisions: recorded by `ox-bb workflows --apply` or the
--- reports/workflows asset from the queue of an earlier build) overrides the factors' result from
--- the next build on; the latest decision wins. It is listed last among the factors (name
--- `workflow:<rule>`, its reason as evidence) and ends the sentence: "…; workflow 'x' raised it to
--- Critical: <reason>".
--- depends: findings, severity_evidence, config_severity_factors, config_severity_levels, applications
--- depends: workflow_decisions
+-- A view: findings joined with finding_severities (where the severity is decided and explained,
+-- including a workflow's set_severity), so the finding's wide columns are stored once.
+-- materialized: view
+-- depends: findings, finding_severities
 -- column: finding_id: stable fingerprint
 -- column: scanner: scanner that reported it
 -- column: scanner_version: tool and rules version
@@ -45,105 +42,12 @@
 -- column: severity_factors: factors that apply, in order: {name, direction (up|down|explain), steps, evidence}; a workflow decision last
 -- column: severity_explanation: one sentence: how the base severity became the final one, and why
 -- column: severity_set_by_rule: the workflow rule whose set_severity decided the final severity (null: the factors did)
-WITH factors AS (
-    -- the catalog's verdict on each condition that holds; factor_order first so lists sort by it
-    SELECT e.scope, e.subject,
-           {'factor_order': c.factor_order, 'name': c.name, 'direction': c.direction, 'steps': c.steps,
-            'evidence': e.evidence, 'categories': e.categories,
-            'delta': CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END,
-            'phrase': replace(c.sentence, '{evidence}', coalesce(e.evidence, ''))} AS factor
-    FROM severity_evidence AS e
-    JOIN config_severity_factors AS c USING (condition)
-),
-
-repository_factors AS (
-    SELECT subject AS repository_uuid, list(factor) AS factors FROM factors WHERE scope = 'repository' GROUP BY ALL
-),
-
-application_factors AS (
-    SELECT subject AS application, list(factor) AS factors FROM factors WHERE scope = 'application' GROUP BY ALL
-),
-
-finding_factors AS (
-    SELECT subject AS finding_id, list(factor) AS factors FROM factors WHERE scope = 'finding' GROUP BY ALL
-),
-
-applied AS (
-    SELECT f.*,
-           list_sort(list_filter(
-               list_concat(coalesce(r.factors, []), coalesce(a.factors, []), coalesce(x.factors, [])),
-               lambda k: k.categories IS NULL OR list_contains(k.categories, f.category))) AS applied_factors
-    FROM findings AS f
-    LEFT JOIN repository_factors AS r USING (repository_uuid)
-    LEFT JOIN application_factors AS a USING (application)
-    LEFT JOIN finding_factors AS x USING (finding_id)
-),
-
-ranked AS (
-    SELECT a.*,
-           coalesce(b.severity_rank, 2) AS base_rank,
-           coalesce(b.label, a.base_severity) AS base_label,
-           coalesce(list_sum([k.delta FOR k IN a.applied_factors]), 0)::INTEGER AS delta,
-           array_to_string([k.phrase FOR k IN a.applied_factors], '; ') AS reasons
-    FROM applied AS a
-    LEFT JOIN config_severity_levels AS b ON b.severity = a.base_severity
-),
-
-final AS (
-    -- context never turns a finding into `info`: the floor is low (or info when it started there)
-    SELECT *, greatest(least(base_rank, 1), least(4, base_rank + delta)) AS factor_rank
-    FROM ranked
-),
-
-workflow_severity AS (
-    SELECT d.finding_id, d.rule, d.reason, l.severity_rank
-    FROM workflow_decisions AS d
-    JOIN config_severity_levels AS l ON l.severity = d.new
-    WHERE d.field = 'final_severity'
-    QUALIFY row_number() OVER (PARTITION BY d.finding_id ORDER BY d.decided_at DESC, d.rule) = 1
-),
-
-decided AS (
-    SELECT f.*, w.rule AS workflow_rule, w.reason AS workflow_reason,
-           coalesce(w.severity_rank, f.factor_rank) AS final_rank
-    FROM final AS f
-    LEFT JOIN workflow_severity AS w USING (finding_id)
-)
-
 SELECT
     f.finding_id, f.scanner, f.scanner_version, f.rule_id, f.title, f.category, f.base_severity,
     f.connection, f.workspace, f.repository_uuid, f.repository, f.commit, f.file_path,
     f.start_line, f.end_line, f.evidence, f.remediation, f.cwe, f.package, f.version, f.fixed_version,
     f.vulnerability_ids, f.controls, f.scanned_at, f.application, f.parent_application,
-    a.team, a.owners, a.business_priority, coalesce(a.is_relevant, true) AS application_is_relevant,
-    f.delta AS severity_steps,
-    l.severity AS final_severity,
-    f.final_rank AS severity_rank,
-    list_concat(
-        [{'name': k.name, 'direction': k.direction, 'steps': k.steps, 'evidence': k.evidence}
-         FOR k IN f.applied_factors],
-        CASE WHEN f.workflow_rule IS NOT NULL THEN
-            [{'name': 'workflow:' || f.workflow_rule,
-              'direction': CASE WHEN f.final_rank > f.factor_rank THEN 'up'
-                                WHEN f.final_rank < f.factor_rank THEN 'down' ELSE 'explain' END,
-              'steps': abs(f.final_rank - f.factor_rank), 'evidence': f.workflow_reason}]
-        END) AS severity_factors,
-    CASE
-        WHEN len(f.applied_factors) = 0
-            THEN f.base_label || ': the base severity of rule ' || f.rule_id || '; no severity factor applies'
-        WHEN f.factor_rank = f.base_rank
-            THEN f.base_label || ' (unchanged): ' || f.reasons
-        ELSE f.base_label || ' → ' || fl.label || ': ' || f.reasons
-    END
-    || CASE
-        WHEN f.workflow_rule IS NULL THEN ''
-        ELSE '; workflow ''' || f.workflow_rule || ''' '
-             || CASE WHEN f.final_rank > f.factor_rank THEN 'raised it to '
-                     WHEN f.final_rank < f.factor_rank THEN 'lowered it to ' ELSE 'kept it at ' END
-             || l.label || ': ' || f.workflow_reason
-    END AS severity_explanation,
-    f.workflow_rule AS severity_set_by_rule
-FROM decided AS f
-JOIN config_severity_levels AS fl ON fl.severity_rank = f.factor_rank
-JOIN config_severity_levels AS l ON l.severity_rank = f.final_rank
-LEFT JOIN applications AS a USING (application)
+    s.team, s.owners, s.business_priority, s.application_is_relevant, s.severity_steps, s.final_severity,
+    s.severity_rank, s.severity_factors, s.severity_explanation, s.severity_set_by_rule
+FROM findings AS f
+JOIN finding_severities AS s USING (finding_id)

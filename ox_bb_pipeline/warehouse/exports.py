@@ -36,7 +36,7 @@ def export_tables(home: Path | None = None) -> dict[str, Path]:
     written = {}
     con = open_warehouse(home)
     try:
-        present = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        present = {row[0] for row in con.execute("SELECT DISTINCT table_name FROM duckdb_columns()").fetchall()}
         for model in discover():
             if model.name not in present:
                 continue

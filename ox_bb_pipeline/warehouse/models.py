@@ -5,6 +5,7 @@ Header (comment lines at the top of the file, in any order):
     -- <what the table holds; several lines join into one description>
     -- depends: enriched_findings, scan_runs          inputs: models or registered input tables
     -- materialized: append                           optional: keep old rows, add this build's
+                                                      (or `view`: stored as its query, run on read)
     -- state: finding_id VARCHAR, status VARCHAR      optional: columns carried from the previous
                                                       build, readable as previous_<table>
     -- column: finding_id: stable fingerprint         one per output column (the data dictionary)
@@ -35,7 +36,7 @@ class Model:
     path: Path
     description: str = ""
     depends: list[str] = field(default_factory=list)
-    materialized: str = "table"  # table | append
+    materialized: str = "table"  # table | append | view
     state: list[tuple[str, str]] = field(default_factory=list)  # (column, type) carried across builds
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
 
@@ -69,8 +70,8 @@ def parse_model(path: Path) -> Model:
         elif body:
             description.append(body)
     model.description = " ".join(description)
-    if model.materialized not in ("table", "append"):
-        raise ModelError(f"{path.name}: materialized must be table or append, not {model.materialized!r}")
+    if model.materialized not in ("table", "append", "view"):
+        raise ModelError(f"{path.name}: materialized must be table, append or view, not {model.materialized!r}")
     if model.state and model.previous not in model.depends:
         model.depends.append(model.previous)
     return model
@@ -144,6 +145,8 @@ def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None
         lines.append(f"Inputs: {', '.join(f'`{d}`' for d in model.depends)}." if model.depends else "Inputs: none.")
         if model.materialized == "append":
             lines.append("Append-only: each build adds rows, none is ever rewritten or deleted.")
+        elif model.materialized == "view":
+            lines.append("A view: its rows are computed from the inputs when read.")
         lines += ["", "| column | type | description |", "|---|---|---|"]
         table_types = types.get(model.name, {})
         for column in table_types or model.columns:

@@ -261,7 +261,7 @@ def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], i
     relations = dict(con.execute("SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE schema_name = 'main' "
                                  "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() "
                                  "WHERE schema_name = 'main' AND NOT internal").fetchall())
-    owned = inputs | {m.name for m in models if m.materialized == "table" and not m.state}
+    owned = inputs | {m.name for m in models if m.materialized in ("table", "view") and not m.state}
     for name in owned & set(relations):
         con.execute(f'DROP {relations[name]} "{name}"')
     for model in models:
@@ -280,6 +280,7 @@ def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], i
 
 def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     select = model.sql.strip().rstrip(";")
+    kind = "VIEW" if model.materialized == "view" else "TABLE"
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
                          [model.name]).fetchone()[0]
     if model.materialized == "append" and exists:
@@ -290,9 +291,9 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
                 con.execute(f'ALTER TABLE "{model.name}" ADD COLUMN "{column}" {dtype}')
         con.execute(f'INSERT INTO "{model.name}" BY NAME {select}')
     else:
-        con.execute(f'CREATE TABLE "{model.name}" AS {select}')
+        con.execute(f'CREATE {kind} "{model.name}" AS {select}')
     built = {row[0] for row in con.execute(f'DESCRIBE "{model.name}"').fetchall()}
-    comments = [f'COMMENT ON TABLE "{model.name}" IS {_literal(model.description)}']
+    comments = [f'COMMENT ON {kind} "{model.name}" IS {_literal(model.description)}']
     comments += [f'COMMENT ON COLUMN "{model.name}"."{column}" IS {_literal(text)}'
                  for column, text in model.columns.items() if column in built]
     con.execute(";\n".join(comments))
