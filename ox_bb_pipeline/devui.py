@@ -34,7 +34,7 @@ RUN_LIMITS = [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue":
 
 
 def instance_settings(dagster_home: Path) -> dict:
-    """dagster.yaml of the dev instance: SQLite under the home, no telemetry, production's limits."""
+    """The dev instance's dagster.yaml: SQLite in the home, no telemetry, production's limits."""
     return {
         "telemetry": {"enabled": False},
         "storage": {"sqlite": {"base_dir": str(dagster_home / "storage")}},
@@ -44,9 +44,10 @@ def instance_settings(dagster_home: Path) -> dict:
 
 
 def prepare_dagster_home(dagster_home: Path, partitions: list[str]) -> Path:
-    """Write the dev dagster.yaml and workspace.yaml, set per-pool limits (they live in the instance's storage, not in
-    the file) and register the connection partitions, so assets can be launched at once rather
-    than after the first `connections_sensor` tick. Idempotent: run history is kept."""
+    """Write the dev dagster.yaml and workspace.yaml, set per-pool limits (they live in the
+    instance's storage, not in the file) and register the connection partitions, so assets can
+    be launched at once rather than after the first `connections_sensor` tick. Idempotent: run
+    history is kept."""
     import dagster as dg  # slow import, only when a UI is wanted
 
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def prepare_dagster_home(dagster_home: Path, partitions: list[str]) -> Path:
 
 @dataclass(frozen=True)
 class DevUI:
-    """A running sandbox and a prepared Dagster home: what `dagster dev` needs to show the pipeline."""
+    """A running sandbox and a prepared Dagster home: what `dagster dev` needs to show it all."""
 
     sandbox: SandboxServer
     home: Path
@@ -75,7 +76,7 @@ class DevUI:
     dagster_home: Path
 
     def environment(self) -> dict[str, str]:
-        # Dagster gives a code server 60 s to launch a run; a busy laptop (or CI box) can take longer.
+        # Dagster gives a code server 60 s to launch a run; a busy laptop or CI box needs more.
         return {"DAGSTER_GRPC_TIMEOUT_SECONDS": "180", **os.environ, "OX_BB_HOME": str(self.home),
                 "OX_BB_CONNECTIONS": str(self.connections), "DAGSTER_HOME": str(self.dagster_home)}
 
@@ -108,7 +109,8 @@ def stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
 
 
 @contextmanager
-def sandbox_ui(home: Path, spec: SandboxSpec | None = None, import_repos: list[str] = ()) -> Iterator[DevUI]:
+def sandbox_ui(home: Path, spec: SandboxSpec | None = None,
+               import_repos: list[str] = ()) -> Iterator[DevUI]:
     """Start the sandbox, write its connections file under `home` and prepare the Dagster home;
     the sandbox stops when the block ends."""
     home = Path(home).resolve()

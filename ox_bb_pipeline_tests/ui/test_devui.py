@@ -32,7 +32,8 @@ def test_the_dev_home_has_production_limits_and_the_partitions(tmp_path):
         assert config.pool_config.default_pool_limit == 4  # bitbucket_api, scanners
         assert config.run_queue_config.tag_concurrency_limits == [
             {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
-        assert sorted(instance.get_dynamic_partitions("connections")) == ["cloud-a", "cloud-b", "cloud-c"]
+        partitions = instance.get_dynamic_partitions("connections")
+        assert sorted(partitions) == ["cloud-a", "cloud-b", "cloud-c"]
 
 
 def test_the_sandbox_ui_environment_points_dagster_at_the_sandbox(tmp_path):
@@ -45,7 +46,8 @@ def test_the_sandbox_ui_environment_points_dagster_at_the_sandbox(tmp_path):
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             assert "sandbox-token" in instance.get_dynamic_partitions("connections")
         workspace = yaml.safe_load((dev.dagster_home / "workspace.yaml").read_text())
-        assert workspace["load_from"][0]["python_module"]["module_name"] == "ox_bb_pipeline.definitions"
+        location = workspace["load_from"][0]["python_module"]
+        assert location["module_name"] == "ox_bb_pipeline.definitions"
 
 
 def test_demo_ui_refuses_a_port_in_use_before_starting_anything(tmp_path):
@@ -54,8 +56,8 @@ def test_demo_ui_refuses_a_port_in_use_before_starting_anything(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run([OX_BB, "demo", "--ui", "--port", str(port)], capture_output=True,
-                                text=True, env={**os.environ, "OX_BB_HOME": str(tmp_path)}, timeout=120,
-                                check=False)
+                                text=True, env={**os.environ, "OX_BB_HOME": str(tmp_path)},
+                                timeout=120, check=False)
 
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use; choose another with --port" in result.stderr

@@ -47,14 +47,18 @@ def _specs() -> list[dg.AssetSpec]:
                 "fingerprints; evidence redacted, never a raw secret).",
                 kinds={"parquet", "git"} if name not in ("posture", "sarif") else {"parquet"})
           for name in FINDING_TABLES],
-        _spec("scan_runs", SCAN_RUN_SCHEMA, "Per repository and scanner: status (ok | error), cached "
-              "or not, duration, files and bytes scanned, findings, error.", kinds={"parquet"}),
+        _spec("scan_runs", SCAN_RUN_SCHEMA, "Per repository and scanner: status (ok | error), "
+              "cached or not, duration, files and bytes scanned, findings, error.",
+              kinds={"parquet"}),
         _spec("components", COMPONENT_SCHEMA,
-              "Component inventory (SBOM) parsed from manifests and lock files.", kinds={"parquet", "git"}),
+              "Component inventory (SBOM) parsed from manifests and lock files.",
+              kinds={"parquet", "git"}),
         _spec("repository_files", REPOSITORY_FILES_SCHEMA,
-              "Top-level file listing at each main head (posture check BB-019).", kinds={"parquet", "git"}),
-        _spec("posture_results", posture.RESULT_SCHEMA, "Bitbucket posture checks BB-001…BB-033 per "
-              "repository: pass, fail or not_evaluable, with evidence.", kinds={"parquet", "duckdb"}),
+              "Top-level file listing at each main head (posture check BB-019).",
+              kinds={"parquet", "git"}),
+        _spec("posture_results", posture.RESULT_SCHEMA,
+              "Bitbucket posture checks BB-001…BB-033 per repository: pass, fail or "
+              "not_evaluable, with evidence.", kinds={"parquet", "duckdb"}),
     ]
 
 
