@@ -71,12 +71,15 @@ def check_postgres(keywords: dict) -> None:
                              "OX_BB_PG_DB") from None
 
 
-def check_instance(env: Mapping[str, str] = os.environ) -> None:
-    """Check the PostgreSQL of the DAGSTER_HOME instance, when there is one."""
+def check_instance(env: Mapping[str, str] = os.environ) -> str:
+    """Check the PostgreSQL of the DAGSTER_HOME instance, when there is one; say what was checked."""
     home = env.get("DAGSTER_HOME")
     keywords = postgres_storage(Path(home), env) if home else None
-    if keywords is not None:
-        check_postgres(keywords)
+    if keywords is None:
+        return f"Dagster instance: {home or 'ephemeral (DAGSTER_HOME unset)'}, not PostgreSQL: nothing to check"
+    check_postgres(keywords)
+    return (f"Dagster instance: PostgreSQL at {keywords.get('host')}:{keywords.get('port')} "
+            f"database {keywords.get('dbname')} as user {keywords.get('user')}")
 
 
 def redis_url(env: Mapping[str, str] = os.environ) -> str:
@@ -121,15 +124,7 @@ def celery_settings(env: Mapping[str, str] = os.environ) -> dict:
 
 def preflight(env: Mapping[str, str] = os.environ, *, celery: bool = False) -> list[str]:
     """Every check for this environment; returns one line per service that answered."""
-    checked = []
-    home = env.get("DAGSTER_HOME")
-    keywords = postgres_storage(Path(home), env) if home else None
-    if keywords is None:
-        checked.append(f"Dagster instance: {'SQLite in ' + home if home else 'ephemeral (DAGSTER_HOME unset)'}")
-    else:
-        check_postgres(keywords)
-        checked.append(f"Dagster instance: PostgreSQL at {keywords.get('host')}:{keywords.get('port')} "
-                       f"database {keywords.get('dbname')} as user {keywords.get('user')}")
+    checked = [check_instance(env)]
     if celery or env.get(REDIS_URL_VAR):
         url = redis_url(env)
         check_redis(url)

@@ -23,7 +23,16 @@ import psycopg2
 import pytest
 import redis
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_ROOT = Path("/usr/lib/postgresql")  # Debian's server binaries, one directory per major version
+
+
+def pg_bin() -> Path:
+    versions = sorted(PG_ROOT.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not versions:
+        raise RuntimeError(f"no PostgreSQL server under {PG_ROOT}: run `make install` (Debian package postgresql)")
+    return versions[-1].parent
+
+
 STARTUP_DEADLINE = 30.0  # seconds a service may take to answer before the fixture gives up
 USER, PASSWORD = "ox_bb", "pg-test-secret-5f1c"
 
@@ -34,9 +43,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(ready, what: str) -> None:
-    """Poll `ready()` until it returns true, or fail naming `what` after the deadline."""
-    deadline = time.monotonic() + STARTUP_DEADLINE
+def wait_until(ready, what: str, seconds: float = STARTUP_DEADLINE) -> None:
+    """Poll `ready()` until it returns true, or fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
     error: Exception | None = None
     while time.monotonic() < deadline:
         try:
@@ -45,7 +54,7 @@ def wait_until(ready, what: str) -> None:
         except (OSError, psycopg2.Error, redis.RedisError) as exc:  # not up yet: remember why
             error = exc
         time.sleep(0.05)
-    raise RuntimeError(f"{what} did not become ready within {STARTUP_DEADLINE:.0f} s: {error}")
+    raise RuntimeError(f"{what} did not become ready within {seconds:.0f} s: {error}")
 
 
 def as_postgres(args: list[str]) -> list[str]:
@@ -82,29 +91,29 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres():
-    root = Path(tempfile.mkdtemp(prefix="ox-bb-pg-"))
-    superuser_password = "pg-superuser-" + os.urandom(6).hex()
+    binaries, port = pg_bin(), free_port()
+    root = Path(tempfile.mkdtemp(prefix="ox-bb-pg-"))  # /tmp: the postgres user can reach it
+    data, superuser_password = root / "data", "pg-superuser-" + os.urandom(6).hex()
     (root / "pwfile").write_text(superuser_password + "\n")
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
         shutil.chown(root / "pwfile", "postgres", "postgres")
-    data = root / "data"
-    port = free_port()
-    subprocess.run(as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
-                                "--auth-local=trust", "--auth-host=scram-sha-256",
-                                f"--pwfile={root / 'pwfile'}"]), check=True, capture_output=True)
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    subprocess.run(as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"),
-                                "-o", options, "start"]), check=True, capture_output=True)
     server = Postgres(port=port, root=root, superuser_password=superuser_password)
     try:
+        subprocess.run(as_postgres([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
+                                    "--auth-local=trust", "--auth-host=scram-sha-256",
+                                    f"--pwfile={root / 'pwfile'}"]), check=True, capture_output=True)
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+        subprocess.run(as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"),
+                                    "-o", options, "start"]), check=True, capture_output=True)
         wait_until(lambda: server.admin().close() is None, f"PostgreSQL on port {port}")
         with closing(server.admin()) as conn, conn.cursor() as cursor:
             cursor.execute(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'")
         yield server
     finally:
-        subprocess.run(as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True, check=False)
+        if data.exists():
+            subprocess.run(as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                           capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
