@@ -75,11 +75,10 @@ class ChangeDetector:
         for gone in set(known) - set(workspaces):
             del known[gone]
         for ws in workspaces:
+            # A workspace that fails keeps its cursor and is asked again next time.
             try:
                 budget -= self._poll_workspace(ws, known, budget, poll)
-            except (
-                BitbucketError
-            ) as exc:  # this workspace keeps its cursor and is asked again next time
+            except BitbucketError as exc:
                 poll.problems.append(str(exc))
         return poll
 

@@ -106,16 +106,14 @@ def test_a_push_to_main_is_one_change_once_and_a_saved_cursor_resumes(
     pushed = push(connection_file, "python-service", tmp_path / "work")
     stats(fresh_sandbox, reset=True)
 
-    poll = detector(connection_file).poll(
-        json.loads(saved)
-    )  # a new process, the cursor from storage
+    # A new process, with the cursor from storage.
+    poll = detector(connection_file).poll(json.loads(saved))
 
     assert [(c.full_name, c.main_head) for c in poll.changes] == [(f"{WS}/python-service", pushed)]
     counted = stats(fresh_sandbox)
     assert not any(route.startswith(PER_REPOSITORY) for route in counted["per_route"])
-    assert (
-        counted["per_route"]["/{workspace}/{repo_slug}.git/info/refs"] == 1
-    )  # one ls-remote: the one listed
+    # One ls-remote, for the one repository listed.
+    assert counted["per_route"]["/{workspace}/{repo_slug}.git/info/refs"] == 1
     again = detector(connection_file).poll(json.loads(json.dumps(poll.cursor)))
     assert again.changes == []
 

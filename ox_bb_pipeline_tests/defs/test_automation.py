@@ -49,14 +49,24 @@ NIGHT = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
 BROKEN_TOKEN = "ATATT3xBrokenTokenForTheNightlyTest0042"
 
 
+def schedule_tick(schedule, instance: dg.DagsterInstance, when: datetime = NIGHT):
+    """Evaluate a schedule as the daemon does. The context is closed afterwards: an instance it
+    opened would otherwise stay Dagster's current one and break later definition loads."""
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+        return schedule(context)
+
+
+def sensor_tick(sensor, instance: dg.DagsterInstance, cursor: str | None = None, **resources):
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        return sensor(context)
+
+
 # -- the nightly schedule --------------------------------------------------------------------------
 def test_the_nightly_schedule_asks_for_one_run_per_connection_with_stable_run_keys():
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("connections", ["cloud-b", "cloud-a"])
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT)
-
-        first = nightly_scan_schedule(context)
-        again = nightly_scan_schedule(context)
+        first = schedule_tick(nightly_scan_schedule, instance)
+        again = schedule_tick(nightly_scan_schedule, instance)
 
     assert [(r.partition_key, r.run_key) for r in first] == [
         ("cloud-a", "nightly:2026-11-02:cloud-a"),
@@ -77,25 +87,18 @@ def test_the_nightly_schedule_asks_for_one_run_per_connection_with_stable_run_ke
 
 def test_the_night_is_the_scheduled_date_in_the_schedules_time_zone():
     schedule = build_nightly_schedule("30 0 * * *", "Europe/Berlin")
-    berlin_half_past_midnight = datetime(
-        2026, 11, 2, 0, 30, tzinfo=ZoneInfo("Europe/Berlin")
-    )  # 1 Nov in UTC
+    # 00:30 on 2 November in Berlin is still 1 November in UTC.
+    berlin_half_past_midnight = datetime(2026, 11, 2, 0, 30, tzinfo=ZoneInfo("Europe/Berlin"))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("connections", ["cloud-a"])
-        requests_ = schedule(
-            dg.build_schedule_context(
-                instance=instance, scheduled_execution_time=berlin_half_past_midnight
-            )
-        )
+        requests_ = schedule_tick(schedule, instance, berlin_half_past_midnight)
 
     assert [r.run_key for r in requests_] == ["nightly:2026-11-02:cloud-a"]
 
 
 def test_the_nightly_schedule_skips_while_there_is_no_connection():
     with dg.instance_for_test() as instance:
-        result = nightly_scan_schedule(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT)
-        )
+        result = schedule_tick(nightly_scan_schedule, instance)
 
     assert "connections_sensor" in result.skip_message
 
@@ -111,7 +114,7 @@ def test_nightly_time_and_zone_come_from_the_environment_and_bad_values_say_what
     ):
         nightly_settings({"OX_BB_NIGHTLY_CRON": "0 25 * * *"})
     with pytest.raises(
-        ValueError, match="OX_BB_NIGHTLY_TIMEZONE='Mars/Olympus' is not a time zone.*Europe/Berlin"
+        ValueError, match=r"OX_BB_NIGHTLY_TIMEZONE='Mars/Olympus' is not a time zone.*Europe/Berlin"
     ):
         nightly_settings({"OX_BB_NIGHTLY_TIMEZONE": "Mars/Olympus"})
 
@@ -189,12 +192,10 @@ def test_the_change_sensor_scans_just_the_pushed_repository_once_and_resumes_fro
     fresh_sandbox, tmp_path, home
 ):
     path = connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"])
-    resources = {"bitbucket": BitbucketResource(connections_file=str(path))}
+    bitbucket = BitbucketResource(connections_file=str(path))
 
     def tick(instance, cursor):
-        return bitbucket_changes_sensor(
-            dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-        )
+        return sensor_tick(bitbucket_changes_sensor, instance, cursor, bitbucket=bitbucket)
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("connections", ["sandbox-token"])
@@ -209,23 +210,18 @@ def test_the_change_sensor_scans_just_the_pushed_repository_once_and_resumes_fro
 
         saved = quiet.cursor  # as the daemon stores it
         changed = tick(instance, saved)
-        replayed = tick(
-            instance, saved
-        )  # the same tick evaluated again (say, the daemon restarted)
+        replayed = tick(instance, saved)  # the same tick evaluated again (the daemon restarted)
         after = tick(instance, changed.cursor)
 
     assert first.run_requests == [] and quiet.run_requests == []
-    assert set(per_route) == {
-        "/2.0/user/workspaces",
-        "/2.0/repositories/{workspace}",
-    }  # no per-repository call
+    # One workspace listing and one repository listing: no per-repository call.
+    assert set(per_route) == {"/2.0/user/workspaces", "/2.0/repositories/{workspace}"}
     [request] = changed.run_requests
     assert request.partition_key == "sandbox-token"
     assert request.run_config == on_demand_run_config([f"{WS}/python-service"])
     assert request.tags["ox_bb/trigger"] == "changes"
-    assert [r.run_key for r in replayed.run_requests] == [
-        request.run_key
-    ]  # the same key: launched once
+    # The same key: Dagster launches it once.
+    assert [r.run_key for r in replayed.run_requests] == [request.run_key]
     assert after.run_requests == []
     cursor = json.loads(changed.cursor)
     assert cursor["sandbox-token"]["workspaces"][WS]["heads"]["python-service"] == pushed
@@ -235,13 +231,12 @@ def test_a_connection_the_sensor_cannot_read_keeps_its_cursor_and_spoils_no_othe
     fresh_sandbox, tmp_path, home
 ):
     path = connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"], broken=True)
-    context = dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(),
-        resources={"bitbucket": BitbucketResource(connections_file=str(path))},
-    )
-    context.instance.add_dynamic_partitions("connections", ["sandbox-token", "broken-token"])
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("connections", ["sandbox-token", "broken-token"])
 
-    result = bitbucket_changes_sensor(context)
+    result = sensor_tick(
+        bitbucket_changes_sensor, instance, bitbucket=BitbucketResource(connections_file=str(path))
+    )
 
     cursor = json.loads(result.cursor)
     assert cursor["broken-token"] == {"workspaces": {}}  # nothing learnt: asked afresh next tick
@@ -266,28 +261,23 @@ def night(tmp_path_factory):
         patch.setenv("OX_BB_CONNECTIONS", str(path))
         definitions = defs()
         instance.add_dynamic_partitions("connections", ["sandbox-token", "broken-token"])
-        broken, good = nightly_scan_schedule(
-            dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT)
-        )
+        broken, good = schedule_tick(nightly_scan_schedule, instance)
 
         def warehouse_tick(cursor=None):
-            return warehouse_after_scans_sensor(
-                dg.build_sensor_context(instance=instance, cursor=cursor)
-            )
+            return sensor_tick(warehouse_after_scans_sensor, instance, cursor)
 
         scanned = execute(definitions, instance, "nightly_scan", good)
         waiting = warehouse_tick()  # one of the night's two runs has not run yet
         failed = execute(definitions, instance, "nightly_scan", broken)
         ready = warehouse_tick(waiting.cursor)
         done = warehouse_tick(ready.cursor)
-        run_failures_sensor(
-            dg.build_run_status_sensor_context(
-                sensor_name="run_failures_sensor",
-                dagster_event=failed.get_run_failure_event(),
-                dagster_instance=instance,
-                dagster_run=instance.get_run_by_id(failed.run_id),
-            ).for_run_failure()
-        )
+        with dg.build_run_status_sensor_context(
+            sensor_name="run_failures_sensor",
+            dagster_event=failed.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(failed.run_id),
+        ).for_run_failure() as failure_context:
+            run_failures_sensor(failure_context)
         built = [execute(definitions, instance, "build_warehouse", r) for r in ready.run_requests]
         yield SimpleNamespace(
             server=server,
@@ -389,9 +379,7 @@ def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_ot
     )
 
     result = execute(night.definitions, night.instance, "scan_on_demand", on_demand)
-    follow_up = warehouse_after_scans_sensor(
-        dg.build_sensor_context(instance=night.instance, cursor=night.ready.cursor)
-    )
+    follow_up = sensor_tick(warehouse_after_scans_sensor, night.instance, night.ready.cursor)
 
     assert result.success
     heads = {

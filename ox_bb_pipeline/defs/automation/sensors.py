@@ -27,9 +27,8 @@ from .jobs import on_demand_run_config
 from .schedules import NIGHT_RUNS_TAG, NIGHT_TAG, TRIGGER_TAG
 
 CHANGES_PER_TICK = 25  # changed repositories handled per connection and tick
-NIGHTLY_WAIT = timedelta(
-    hours=6
-)  # then the warehouse is built without the connections still running
+# After this, the warehouse is built without the connections still running.
+NIGHTLY_WAIT = timedelta(hours=6)
 LOOKBACK = timedelta(days=3)  # runs older than this are not looked at again
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
