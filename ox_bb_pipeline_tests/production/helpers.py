@@ -26,13 +26,10 @@ def dagster_home(path: Path) -> Path:
 
 def deployment_env(home: Path, pg_env: dict[str, str], **extra: str) -> dict[str, str]:
     """The process environment of a production service: the instance, the data home, the rest,
-    with the virtualenv on PATH (dagster-celery starts `celery` by name)."""
-    env = {**os.environ, **pg_env, "DAGSTER_HOME": str(home), **extra,
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for name in ("OX_BB_REDIS_URL",):
-        if name not in extra:
-            env.pop(name, None)
-    return env
+    with the virtualenv on PATH (dagster-celery starts `celery` by name). No broker unless given."""
+    env = {name: value for name, value in os.environ.items() if name != "OX_BB_REDIS_URL"}
+    return {**env, **pg_env, "DAGSTER_HOME": str(home), **extra,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def sandbox_connections(server, path: Path, names: list[str]) -> Path:

@@ -10,6 +10,8 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from ox_bb_pipeline.production import PreflightError, preflight
+
 from .conftest import USER, free_port
 from .helpers import BIN, REPO_ROOT, dagster_home, deployment_env, sandbox_connections
 from .test_celery import scan_on_celery_command
@@ -112,3 +114,26 @@ def test_redis_down_is_refused_by_preflight_and_by_the_celery_run_before_any_ste
     for output in (preflight, launch):
         assert REDIS_PASSWORD not in output.stdout + output.stderr
     assert not (data / "lake").exists()
+
+
+def test_an_instance_configured_by_postgres_url_is_checked_and_its_password_masked(postgres, pg_database,
+                                                                                   tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("storage:\n  postgres:\n    postgres_url: {env: DAGSTER_PG_URL}\n")
+    pg = postgres.env(pg_database)
+    url = "postgresql://{user}:{password}@127.0.0.1:{port}/{db}"
+    good = url.format(user=USER, password=pg["OX_BB_PG_PASSWORD"], port=postgres.port, db=pg_database)
+    wrong = url.format(user=USER, password=WRONG_PASSWORD, port=postgres.port, db=pg_database)
+
+    checked = preflight({"DAGSTER_HOME": str(home), "DAGSTER_PG_URL": good})
+    with pytest.raises(PreflightError) as refused:
+        preflight({"DAGSTER_HOME": str(home), "DAGSTER_PG_URL": wrong})
+    with pytest.raises(PreflightError) as unset:
+        preflight({"DAGSTER_HOME": str(home)})
+
+    where = f"127.0.0.1:{postgres.port} database {pg_database} as user {USER}"
+    assert checked == [f"Dagster instance: PostgreSQL at {where}"]
+    assert "password authentication failed" in str(refused.value)
+    assert WRONG_PASSWORD not in str(refused.value)
+    assert str(unset.value).startswith("the PostgreSQL URL comes from $DAGSTER_PG_URL, which is not set")
