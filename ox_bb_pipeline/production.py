@@ -45,9 +45,14 @@ def postgres_storage(dagster_home: Path, env: Mapping[str, str] = os.environ) ->
     if postgres is None:
         return None
     if "postgres_url" in postgres:
+        import psycopg2
         from psycopg2.extensions import parse_dsn
 
-        return parse_dsn(_resolve(postgres["postgres_url"], "the PostgreSQL URL", env))
+        try:
+            return parse_dsn(_resolve(postgres["postgres_url"], "the PostgreSQL URL", env))
+        except psycopg2.ProgrammingError:  # its message would repeat the URL, password included
+            raise PreflightError("the PostgreSQL URL is not a valid postgresql://user:password@host:port/db "
+                                 "URL; fix it") from None
     database = postgres["postgres_db"]
     keywords = {key: _resolve(database[field], f"PostgreSQL {field}", env)
                 for field, key in PG_FIELDS.items() if field in database}

@@ -243,6 +243,10 @@ def test_a_connection_the_sensor_cannot_read_keeps_its_cursor_and_spoils_no_othe
     assert list(cursor["sandbox-token"]["workspaces"]) == [WS]
 
 
+# The first test to use `night` pays for a whole nightly scan (a few minutes on a busy machine).
+NIGHT_TIMEOUT = pytest.mark.timeout(900)
+
+
 # -- the nightly pipeline end to end ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
@@ -294,6 +298,7 @@ def night(tmp_path_factory):
         )
 
 
+@NIGHT_TIMEOUT
 def test_nightly_scan_runs_per_connection_then_the_warehouse_even_when_one_account_fails(night):
     assert night.scanned.success and not night.failed.success
     # A refused token fails at once: retrying it would only spend the budget again.
@@ -329,6 +334,7 @@ def test_nightly_scan_runs_per_connection_then_the_warehouse_even_when_one_accou
     assert "refused the credential" in error and BROKEN_TOKEN not in error
 
 
+@NIGHT_TIMEOUT
 def test_the_warehouse_does_not_wait_past_the_deadline_for_a_run_that_never_finishes(night):
     records = night.instance.get_run_records(dg.RunsFilter(job_name="nightly_scan"))
     started = min(r.create_timestamp for r in records).astimezone(UTC)
@@ -347,6 +353,7 @@ def without_timestamps(rows: list[dict]) -> list[dict]:
     ]
 
 
+@NIGHT_TIMEOUT
 def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_others(
     night, tmp_path
 ):
@@ -393,6 +400,7 @@ def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_ot
     assert [r.run_key for r in follow_up.run_requests] == [f"on_demand:{result.run_id}"]
 
 
+@NIGHT_TIMEOUT
 def test_a_repository_glob_that_is_not_workspace_slash_slug_fails_at_once_naming_it(night):
     before = (
         lake.partition_path("raw", "repositories", "sandbox-token", night.home).stat().st_mtime_ns
