@@ -18,7 +18,13 @@ import yaml
 REDIS_URL_VAR = "OX_BB_REDIS_URL"
 CELERY_YAML = Path(__file__).with_name("celery.yaml")
 CONNECT_TIMEOUT_SECONDS = 5
-PG_FIELDS = {"hostname": "host", "port": "port", "username": "user", "password": "password", "db_name": "dbname"}
+PG_FIELDS = {
+    "hostname": "host",
+    "port": "port",
+    "username": "user",
+    "password": "password",
+    "db_name": "dbname",
+}
 
 
 class PreflightError(ValueError):
@@ -31,7 +37,9 @@ def _resolve(value, what: str, env: Mapping[str, str]) -> str:
     if isinstance(value, dict) and "env" in value:
         name = value["env"]
         if not env.get(name):
-            raise PreflightError(f"{what} comes from ${name}, which is not set; set it (README \"Production\")")
+            raise PreflightError(
+                f'{what} comes from ${name}, which is not set; set it (README "Production")'
+            )
         return env[name]
     return str(value)
 
@@ -51,11 +59,16 @@ def postgres_storage(dagster_home: Path, env: Mapping[str, str] = os.environ) ->
         try:
             return parse_dsn(_resolve(postgres["postgres_url"], "the PostgreSQL URL", env))
         except psycopg2.ProgrammingError:  # its message would repeat the URL, password included
-            raise PreflightError("the PostgreSQL URL is not a valid postgresql://user:password@host:port/db "
-                                 "URL; fix it") from None
+            raise PreflightError(
+                "the PostgreSQL URL is not a valid postgresql://user:password@host:port/db "
+                "URL; fix it"
+            ) from None
     database = postgres["postgres_db"]
-    keywords = {key: _resolve(database[field], f"PostgreSQL {field}", env)
-                for field, key in PG_FIELDS.items() if field in database}
+    keywords = {
+        key: _resolve(database[field], f"PostgreSQL {field}", env)
+        for field, key in PG_FIELDS.items()
+        if field in database
+    }
     keywords.setdefault("port", "5432")
     return keywords
 
@@ -64,36 +77,46 @@ def check_postgres(keywords: dict) -> None:
     """Open and close one connection, or say which server refused and why."""
     import psycopg2
 
-    where = f"PostgreSQL at {keywords.get('host')}:{keywords.get('port')} as user {keywords.get('user')}"
+    host, port, user = keywords.get("host"), keywords.get("port"), keywords.get("user")
+    where = f"PostgreSQL at {host}:{port} as user {user}"
     try:
         psycopg2.connect(**keywords, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
     except psycopg2.Error as exc:
         reason = " ".join(str(exc).split())
         if keywords.get("password"):
             reason = reason.replace(keywords["password"], "***")
-        raise PreflightError(f"cannot reach {where} (database {keywords.get('dbname')}): {reason}; start it, "
-                             "or fix OX_BB_PG_HOST, OX_BB_PG_PORT, OX_BB_PG_USER, OX_BB_PG_PASSWORD, "
-                             "OX_BB_PG_DB") from None
+        raise PreflightError(
+            f"cannot reach {where} (database {keywords.get('dbname')}): {reason}; start it, "
+            "or fix OX_BB_PG_HOST, OX_BB_PG_PORT, OX_BB_PG_USER, OX_BB_PG_PASSWORD, "
+            "OX_BB_PG_DB"
+        ) from None
 
 
 def check_instance(env: Mapping[str, str] = os.environ) -> str:
-    """Check the PostgreSQL of the DAGSTER_HOME instance, when there is one; say what was checked."""
+    """Check the PostgreSQL of the DAGSTER_HOME instance, if it has one; say what was checked."""
     home = env.get("DAGSTER_HOME")
     keywords = postgres_storage(Path(home), env) if home else None
     if keywords is None:
-        return f"Dagster instance: {home or 'ephemeral (DAGSTER_HOME unset)'}, not PostgreSQL: nothing to check"
+        where = home or "ephemeral (DAGSTER_HOME unset)"
+        return f"Dagster instance: {where}, not PostgreSQL: nothing to check"
     check_postgres(keywords)
-    return (f"Dagster instance: PostgreSQL at {keywords.get('host')}:{keywords.get('port')} "
-            f"database {keywords.get('dbname')} as user {keywords.get('user')}")
+    return (
+        f"Dagster instance: PostgreSQL at {keywords.get('host')}:{keywords.get('port')} "
+        f"database {keywords.get('dbname')} as user {keywords.get('user')}"
+    )
 
 
 def redis_url(env: Mapping[str, str] = os.environ) -> str:
     url = env.get(REDIS_URL_VAR, "")
     if not url:
-        raise PreflightError(f"the Celery scale-out needs a Redis broker: set {REDIS_URL_VAR}, "
-                             "e.g. redis://redis-host:6379/0")
+        raise PreflightError(
+            f"the Celery scale-out needs a Redis broker: set {REDIS_URL_VAR}, "
+            "e.g. redis://redis-host:6379/0"
+        )
     if urlsplit(url).scheme not in ("redis", "rediss"):
-        raise PreflightError(f"{REDIS_URL_VAR} must be a redis:// or rediss:// URL, not {masked_url(url)}")
+        raise PreflightError(
+            f"{REDIS_URL_VAR} must be a redis:// or rediss:// URL, not {masked_url(url)}"
+        )
     return url
 
 
@@ -111,11 +134,15 @@ def check_redis(url: str) -> None:
     import redis
 
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                             socket_timeout=CONNECT_TIMEOUT_SECONDS).ping()
+        redis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=CONNECT_TIMEOUT_SECONDS,
+        ).ping()
     except redis.RedisError as exc:
-        raise PreflightError(f"cannot reach Redis at {masked_url(url)}: {exc}; start it, or set "
-                             f"{REDIS_URL_VAR}") from None
+        raise PreflightError(
+            f"cannot reach Redis at {masked_url(url)}: {exc}; start it, or set {REDIS_URL_VAR}"
+        ) from None
 
 
 def celery_settings(env: Mapping[str, str] = os.environ) -> dict:

@@ -29,7 +29,9 @@ PG_ROOT = Path("/usr/lib/postgresql")  # Debian's server binaries, one directory
 def pg_bin() -> Path:
     versions = sorted(PG_ROOT.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     if not versions:
-        raise RuntimeError(f"no PostgreSQL server under {PG_ROOT}: run `make install` (Debian package postgresql)")
+        raise RuntimeError(
+            f"no PostgreSQL server under {PG_ROOT}: run `make install` (Debian package postgresql)"
+        )
     return versions[-1].parent
 
 
@@ -71,8 +73,13 @@ class Postgres:
 
     def admin(self):
         """A superuser connection in autocommit mode (CREATE DATABASE refuses a transaction)."""
-        conn = psycopg2.connect(host=self.host, port=self.port, user="postgres",
-                                password=self.superuser_password, dbname="postgres")
+        conn = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user="postgres",
+            password=self.superuser_password,
+            dbname="postgres",
+        )
         conn.autocommit = True
         return conn
 
@@ -85,8 +92,14 @@ class Postgres:
 
     def env(self, database: str, **overrides: str) -> dict[str, str]:
         """The environment the top-level dagster.yaml reads."""
-        return {"OX_BB_PG_HOST": self.host, "OX_BB_PG_PORT": str(self.port), "OX_BB_PG_USER": USER,
-                "OX_BB_PG_PASSWORD": PASSWORD, "OX_BB_PG_DB": database, **overrides}
+        return {
+            "OX_BB_PG_HOST": self.host,
+            "OX_BB_PG_PORT": str(self.port),
+            "OX_BB_PG_USER": USER,
+            "OX_BB_PG_PASSWORD": PASSWORD,
+            "OX_BB_PG_DB": database,
+            **overrides,
+        }
 
 
 @pytest.fixture(scope="session")
@@ -100,20 +113,52 @@ def postgres():
         shutil.chown(root / "pwfile", "postgres", "postgres")
     server = Postgres(port=port, root=root, superuser_password=superuser_password)
     try:
-        subprocess.run(as_postgres([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
-                                    "--auth-local=trust", "--auth-host=scram-sha-256",
-                                    f"--pwfile={root / 'pwfile'}"]), check=True, capture_output=True)
+        subprocess.run(
+            as_postgres(
+                [
+                    str(binaries / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={root / 'pwfile'}",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-        subprocess.run(as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"),
-                                    "-o", options, "start"]), check=True, capture_output=True)
+        subprocess.run(
+            as_postgres(
+                [
+                    str(binaries / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(root / "server.log"),
+                    "-o",
+                    options,
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         wait_until(lambda: server.admin().close() is None, f"PostgreSQL on port {port}")
         with closing(server.admin()) as conn, conn.cursor() as cursor:
             cursor.execute(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'")
         yield server
     finally:
         if data.exists():
-            subprocess.run(as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                           capture_output=True, check=False)
+            subprocess.run(
+                as_postgres([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                capture_output=True,
+                check=False,
+            )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -134,8 +179,21 @@ class Redis:
 @pytest.fixture(scope="session")
 def redis_server():
     port = free_port()
-    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: redis.Redis(port=port, socket_timeout=1).ping(), f"Redis on port {port}")
         yield Redis(port)

@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 
 
 def dagster_home(path: Path) -> Path:
-    """A DAGSTER_HOME with the repository's production dagster.yaml, as the README says to make one."""
+    """A DAGSTER_HOME holding the repository's production dagster.yaml, as the README makes one."""
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster.yaml", path / "dagster.yaml")
     return path
@@ -28,8 +28,13 @@ def deployment_env(home: Path, pg_env: dict[str, str], **extra: str) -> dict[str
     """The process environment of a production service: the instance, the data home, the rest,
     with the virtualenv on PATH (dagster-celery starts `celery` by name). No broker unless given."""
     env = {name: value for name, value in os.environ.items() if name != "OX_BB_REDIS_URL"}
-    return {**env, **pg_env, "DAGSTER_HOME": str(home), **extra,
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        **env,
+        **pg_env,
+        "DAGSTER_HOME": str(home),
+        **extra,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
 
 
 def sandbox_connections(server, path: Path, names: list[str]) -> Path:
@@ -45,8 +50,9 @@ def sandbox_connections(server, path: Path, names: list[str]) -> Path:
 def service(args: list[str], env: dict[str, str], log: Path, cwd: Path = REPO_ROOT):
     """A long-running command in its own session (it may start children), stopped with its group."""
     with open(log, "wb") as output:
-        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield process
     finally:

@@ -28,14 +28,36 @@ CELERY_YAML = "ox_bb_pipeline/celery.yaml"
 
 def worker_command(name: str) -> list[str]:
     """The README's worker command: one step at a time, on the `dagster` queue."""
-    return [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", CELERY_YAML,
-            "-q", "dagster", "-n", name, "--", "--concurrency=1"]
+    return [
+        str(BIN / "dagster-celery"),
+        "worker",
+        "start",
+        "-A",
+        "dagster_celery.app",
+        "-y",
+        CELERY_YAML,
+        "-q",
+        "dagster",
+        "-n",
+        name,
+        "--",
+        "--concurrency=1",
+    ]
 
 
 def scan_on_celery_command(connection: str) -> list[str]:
     """The README's terminal launch of one connection's scan on the workers."""
-    return [str(BIN / "dagster"), "job", "execute", "-m", "ox_bb_pipeline.definitions", "-j", "scan_on_celery",
-            "--tags", json.dumps({"dagster/partition": connection})]
+    return [
+        str(BIN / "dagster"),
+        "job",
+        "execute",
+        "-m",
+        "ox_bb_pipeline.definitions",
+        "-j",
+        "scan_on_celery",
+        "--tags",
+        json.dumps({"dagster/partition": connection}),
+    ]
 
 
 def wait_for_workers(redis_url: str, names: list[str], processes: list) -> None:
@@ -51,44 +73,78 @@ def wait_for_workers(redis_url: str, names: list[str], processes: list) -> None:
 
 
 def finding_ids(home: Path) -> dict[str, list[str]]:
-    return {f"{table}/{name}": sorted(r["finding_id"] for r in lake.read_partition("findings", table, name, home))
-            for table in FINDING_TABLES for name in CONNECTIONS}
+    return {
+        f"{table}/{name}": sorted(
+            r["finding_id"] for r in lake.read_partition("findings", table, name, home)
+        )
+        for table in FINDING_TABLES
+        for name in CONNECTIONS
+    }
 
 
 def celery_workers_of(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """The worker hostnames the run's engine events name ("Executing steps … in celery worker")."""
+    """The worker hostnames in the run's engine events ("Executing steps … in celery worker")."""
     events = instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-    return [e.dagster_event.engine_event_data.metadata["Celery worker"].value for e in events
-            if "Celery worker" in e.dagster_event.engine_event_data.metadata]
+    return [
+        e.dagster_event.engine_event_data.metadata["Celery worker"].value
+        for e in events
+        if "Celery worker" in e.dagster_event.engine_event_data.metadata
+    ]
 
 
 @pytest.mark.timeout(1200)
 def test_the_scan_stage_runs_on_two_celery_workers_and_writes_what_an_in_process_run_writes(
-        postgres, pg_database, redis_server, fresh_sandbox, tmp_path, monkeypatch):
-    monkeypatch.setenv("OX_BB_SECRET_SALT", "scale-out-salt")  # both homes fingerprint secrets alike
+    postgres, pg_database, redis_server, fresh_sandbox, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(
+        "OX_BB_SECRET_SALT", "scale-out-salt"
+    )  # both homes fingerprint secrets alike
     connections = sandbox_connections(fresh_sandbox, tmp_path / "connections.yaml", CONNECTIONS)
     in_process, on_celery = tmp_path / "in-process", tmp_path / "on-celery"
     monkeypatch.setenv("OX_BB_HOME", str(in_process))
-    results = run_stages("scan", connections, progress=lambda _: None, dagster_instance=dg.DagsterInstance.ephemeral())
+    results = run_stages(
+        "scan",
+        connections,
+        progress=lambda _: None,
+        dagster_instance=dg.DagsterInstance.ephemeral(),
+    )
     assert all(r.success for r in results), [r.error for r in results]
     # The Celery home starts from the same extract, with no findings, inventory or scan cache.
     shutil.copytree(in_process / "lake" / "raw", on_celery / "lake" / "raw")
 
     home = dagster_home(tmp_path / "dagster_home")
-    env = deployment_env(home, postgres.env(pg_database), OX_BB_HOME=str(on_celery),
-                         OX_BB_CONNECTIONS=str(connections), OX_BB_REDIS_URL=redis_server.url)
+    env = deployment_env(
+        home,
+        postgres.env(pg_database),
+        OX_BB_HOME=str(on_celery),
+        OX_BB_CONNECTIONS=str(connections),
+        OX_BB_REDIS_URL=redis_server.url,
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("connections", CONNECTIONS)
-        with service(worker_command(WORKERS[0]), env, tmp_path / "worker-1.log") as first, \
-                service(worker_command(WORKERS[1]), env, tmp_path / "worker-2.log") as second:
+        with (
+            service(worker_command(WORKERS[0]), env, tmp_path / "worker-1.log") as first,
+            service(worker_command(WORKERS[1]), env, tmp_path / "worker-2.log") as second,
+        ):
             wait_for_workers(redis_server.url, WORKERS, [first, second])
-            launches = [subprocess.Popen(scan_on_celery_command(c), env=env, cwd=REPO_ROOT, text=True,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for c in CONNECTIONS]
+            launches = [
+                subprocess.Popen(
+                    scan_on_celery_command(c),
+                    env=env,
+                    cwd=REPO_ROOT,
+                    text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
+                for c in CONNECTIONS
+            ]
             outputs = [p.communicate(timeout=900)[0] for p in launches]
         runs = instance.get_runs(dg.RunsFilter(job_name="scan_on_celery"))
-        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), outputs
+        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), (
+            outputs
+        )
         assert sorted(r.tags["dagster/partition"] for r in runs) == CONNECTIONS
         workers = {r.tags["dagster/partition"]: celery_workers_of(instance, r.run_id) for r in runs}
 
@@ -98,5 +154,7 @@ def test_the_scan_stage_runs_on_two_celery_workers_and_writes_what_an_in_process
     expected = finding_ids(in_process)
     assert sum(len(ids) for ids in expected.values()) > 0
     assert finding_ids(on_celery) == expected
-    # Nothing went through a worker's local disk: step outputs would live under DAGSTER_HOME/storage.
-    assert [p for p in (home / "storage").rglob("*") if p.is_file() and "compute_logs" not in p.parts] == []
+    # Nothing went through a worker's local disk: step outputs would be under DAGSTER_HOME/storage.
+    assert [
+        p for p in (home / "storage").rglob("*") if p.is_file() and "compute_logs" not in p.parts
+    ] == []

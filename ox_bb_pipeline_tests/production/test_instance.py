@@ -27,10 +27,14 @@ DAEMON_DEADLINE = 180.0  # the daemon loads the code location in a subprocess be
 
 @pytest.fixture
 def instance_env(postgres, pg_database, tmp_path, monkeypatch):
-    """DAGSTER_HOME with the top-level dagster.yaml and the OX_BB_PG_* variables, in this process."""
+    """DAGSTER_HOME with the top-level dagster.yaml and the OX_BB_PG_* variables, in-process."""
     home = dagster_home(tmp_path / "dagster_home")
     pg_env = postgres.env(pg_database)
-    for name, value in {**pg_env, "DAGSTER_HOME": str(home), "OX_BB_HOME": str(tmp_path / "data")}.items():
+    for name, value in {
+        **pg_env,
+        "DAGSTER_HOME": str(home),
+        "OX_BB_HOME": str(tmp_path / "data"),
+    }.items():
         monkeypatch.setenv(name, value)
     return home, pg_env
 
@@ -46,14 +50,20 @@ def test_the_instance_loads_from_the_top_level_dagster_yaml_on_postgres(instance
         runs = instance.get_concurrency_config().run_queue_config
         assert runs.max_concurrent_runs == 8
         assert runs.tag_concurrency_limits == [
-            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+        ]
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 4
 
 
 def stored_tables(pg_env: dict) -> dict[str, int]:
     """Row counts straight from PostgreSQL, so the test does not take Dagster's word for it."""
-    connection = psycopg2.connect(host=pg_env["OX_BB_PG_HOST"], port=pg_env["OX_BB_PG_PORT"], user=USER,
-                                  password=pg_env["OX_BB_PG_PASSWORD"], dbname=pg_env["OX_BB_PG_DB"])
+    connection = psycopg2.connect(
+        host=pg_env["OX_BB_PG_HOST"],
+        port=pg_env["OX_BB_PG_PORT"],
+        user=USER,
+        password=pg_env["OX_BB_PG_PASSWORD"],
+        dbname=pg_env["OX_BB_PG_DB"],
+    )
     with closing(connection), connection.cursor() as cursor:
         counts = {}
         for table in ("runs", "event_logs", "dynamic_partitions", "job_ticks"):
@@ -63,14 +73,21 @@ def stored_tables(pg_env: dict) -> dict[str, int]:
 
 
 def connections_sensor_ticks(instance: dg.DagsterInstance) -> list:
-    states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-              if s.instigator_name == "connections_sensor"]
+    states = [
+        s
+        for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+        if s.instigator_name == "connections_sensor"
+    ]
     return [t for s in states for t in instance.get_ticks(s.instigator_origin_id, s.selector_id)]
 
 
 def added_partitions(ticks: list) -> list[str]:
-    return sorted(k for t in ticks for r in t.tick_data.dynamic_partitions_request_results
-                  for k in r.added_partitions)
+    return sorted(
+        k
+        for t in ticks
+        for r in t.tick_data.dynamic_partitions_request_results
+        for k in r.added_partitions
+    )
 
 
 def wait_for_partitions_tick(instance: dg.DagsterInstance, daemon, log) -> None:
@@ -81,13 +98,18 @@ def wait_for_partitions_tick(instance: dg.DagsterInstance, daemon, log) -> None:
             return
         assert daemon.poll() is None, f"dagster-daemon exited:\n{log.read_text()[-3000:]}"
         time.sleep(0.5)
-    raise AssertionError(f"no connections_sensor tick within {DAEMON_DEADLINE:.0f} s:\n{log.read_text()[-3000:]}")
+    raise AssertionError(
+        f"no connections_sensor tick within {DAEMON_DEADLINE:.0f} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 def webserver_runs(url: str) -> list[str]:
     """Run statuses as the UI's GraphQL API reports them, once the webserver answers."""
-    wait_until(lambda: requests.get(f"{url}/server_info", timeout=5).ok, f"dagster-webserver at {url}",
-               DAEMON_DEADLINE)
+    wait_until(
+        lambda: requests.get(f"{url}/server_info", timeout=5).ok,
+        f"dagster-webserver at {url}",
+        DAEMON_DEADLINE,
+    )
     query = "{ runsOrError { ... on Runs { results { status } } } }"
     response = requests.post(f"{url}/graphql", json={"query": query}, timeout=60)
     response.raise_for_status()
@@ -99,6 +121,8 @@ import json
 import dagster as dg
 from ox_bb_pipeline_tests.production.test_instance import added_partitions, connections_sensor_ticks
 
+REPOSITORIES = dg.AssetKey(["bitbucket", "repositories"])
+
 with dg.DagsterInstance.get() as instance:
     runs = instance.get_runs()
     print(json.dumps({
@@ -107,7 +131,7 @@ with dg.DagsterInstance.get() as instance:
         "runs": sorted((r.tags["ox_bb/stage"], r.status.value) for r in runs
                        if r.job_name == "__ephemeral_asset_job__"),
         "partitions": sorted(instance.get_dynamic_partitions("connections")),
-        "materialized": sorted(instance.get_materialized_partitions(dg.AssetKey(["bitbucket", "repositories"]))),
+        "materialized": sorted(instance.get_materialized_partitions(REPOSITORIES)),
         "added": added_partitions(connections_sensor_ticks(instance)),
     }))
 """
@@ -115,25 +139,51 @@ with dg.DagsterInstance.get() as instance:
 
 @pytest.mark.timeout(900)
 def test_a_pipeline_run_and_a_sensor_tick_are_stored_in_postgres_and_seen_by_a_second_process(
-        instance_env, fresh_sandbox, tmp_path):
+    instance_env, fresh_sandbox, tmp_path
+):
     home, pg_env = instance_env
-    connections = sandbox_connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token", "sandbox-app"])
+    connections = sandbox_connections(
+        fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token", "sandbox-app"]
+    )
 
-    env = deployment_env(home, pg_env, OX_BB_CONNECTIONS=str(connections), OX_BB_HOME=str(tmp_path / "data"))
-    for command in (["instance", "migrate"], ["instance", "concurrency", "set", "duckdb_writer", "1"]):
-        done = subprocess.run([str(BIN / "dagster"), *command], env=env, cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=300, check=False)
+    env = deployment_env(
+        home, pg_env, OX_BB_CONNECTIONS=str(connections), OX_BB_HOME=str(tmp_path / "data")
+    )
+    for command in (
+        ["instance", "migrate"],
+        ["instance", "concurrency", "set", "duckdb_writer", "1"],
+    ):
+        done = subprocess.run(
+            [str(BIN / "dagster"), *command],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
 
     with dg.DagsterInstance.get() as instance:
         assert instance.event_log_storage.get_concurrency_info("duckdb_writer").slot_count == 1
-        results = run_stages("all", connections, "sandbox-token", dagster_instance=instance, progress=lambda _: None)
-        assert [(r.stage, r.success) for r in results] == [("extract", True), ("scan", True), ("warehouse", True)]
+        results = run_stages(
+            "all", connections, "sandbox-token", dagster_instance=instance, progress=lambda _: None
+        )
+        assert [(r.stage, r.success) for r in results] == [
+            ("extract", True),
+            ("scan", True),
+            ("warehouse", True),
+        ]
         # The daemon evaluates connections_sensor (RUNNING by default): it adds sandbox-app.
         log, port = tmp_path / "daemon.log", free_port()
-        with service([str(BIN / "dagster-daemon"), "run"], env, log) as daemon, \
-                service([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)], env,
-                        tmp_path / "webserver.log"):
+        with (
+            service([str(BIN / "dagster-daemon"), "run"], env, log) as daemon,
+            service(
+                [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)],
+                env,
+                tmp_path / "webserver.log",
+            ),
+        ):
             wait_for_partitions_tick(instance, daemon, log)
             ui_runs = webserver_runs(f"http://127.0.0.1:{port}")
     assert sum(1 for status in ui_runs if status == "SUCCESS") >= 3
@@ -142,8 +192,14 @@ def test_a_pipeline_run_and_a_sensor_tick_are_stored_in_postgres_and_seen_by_a_s
     assert counts["runs"] >= 3 and counts["event_logs"] > 0 and counts["job_ticks"] >= 1
     assert counts["dynamic_partitions"] == 2
 
-    second = subprocess.run([sys.executable, "-c", SECOND_PROCESS], env=deployment_env(home, pg_env),
-                            capture_output=True, text=True, timeout=STARTUP_DEADLINE * 4, check=False)
+    second = subprocess.run(
+        [sys.executable, "-c", SECOND_PROCESS],
+        env=deployment_env(home, pg_env),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_DEADLINE * 4,
+        check=False,
+    )
     assert second.returncode == 0, second.stderr
     seen = json.loads(second.stdout.strip().splitlines()[-1])
     assert seen["storage"] == "PostgresRunStorage"

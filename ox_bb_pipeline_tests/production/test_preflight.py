@@ -1,5 +1,6 @@
-"""A bad production environment — PostgreSQL down, a wrong password, a missing variable, Redis down
-— gives one clear sentence at start (never a password) and writes nothing: no lake, no instance."""
+"""A bad production environment — PostgreSQL down, a wrong password, a missing variable, Redis
+down — gives one clear sentence at start (never a password) and writes nothing: no lake, no
+instance."""
 
 from __future__ import annotations
 
@@ -21,27 +22,43 @@ REDIS_PASSWORD = "redis-secret-31"
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(args, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        args, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.fixture
 def deployment(postgres, pg_database, fresh_sandbox, tmp_path):
     """A DAGSTER_HOME, a data home and a connections file that would work with good services."""
     home = dagster_home(tmp_path / "dagster_home")
-    connections = sandbox_connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"])
+    connections = sandbox_connections(
+        fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"]
+    )
     data = tmp_path / "data"
 
     def env(**overrides: str) -> dict[str, str]:
-        return deployment_env(home, postgres.env(pg_database, **overrides), OX_BB_HOME=str(data),
-                              OX_BB_CONNECTIONS=str(connections))
+        return deployment_env(
+            home,
+            postgres.env(pg_database, **overrides),
+            OX_BB_HOME=str(data),
+            OX_BB_CONNECTIONS=str(connections),
+        )
+
     return env, data, connections, postgres.env(pg_database)
 
 
 def dagster_tables(pg_env: dict) -> list[str]:
-    connection = psycopg2.connect(host=pg_env["OX_BB_PG_HOST"], port=pg_env["OX_BB_PG_PORT"], user=USER,
-                                  password=pg_env["OX_BB_PG_PASSWORD"], dbname=pg_env["OX_BB_PG_DB"])
+    connection = psycopg2.connect(
+        host=pg_env["OX_BB_PG_HOST"],
+        port=pg_env["OX_BB_PG_PORT"],
+        user=USER,
+        password=pg_env["OX_BB_PG_PASSWORD"],
+        dbname=pg_env["OX_BB_PG_DB"],
+    )
     with closing(connection), connection.cursor() as cursor:
-        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -49,12 +66,16 @@ def test_ox_bb_run_refuses_a_postgres_that_is_down_before_writing(deployment):
     env, data, connections, pg_env = deployment
     port = free_port()  # nothing listens here
 
-    result = run([str(BIN / "ox-bb"), "run", "--stage", "extract", "--connections", str(connections)],
-                 env(OX_BB_PG_PORT=str(port)))
+    result = run(
+        [str(BIN / "ox-bb"), "run", "--stage", "extract", "--connections", str(connections)],
+        env(OX_BB_PG_PORT=str(port)),
+    )
 
     assert result.returncode == 1
     assert f"cannot reach PostgreSQL at 127.0.0.1:{port} as user {USER}" in result.stderr
-    assert "Connection refused" in result.stderr and "start it, or fix OX_BB_PG_HOST" in result.stderr
+    assert (
+        "Connection refused" in result.stderr and "start it, or fix OX_BB_PG_HOST" in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert pg_env["OX_BB_PG_PASSWORD"] not in result.stdout + result.stderr
     assert not data.exists()
@@ -63,8 +84,10 @@ def test_ox_bb_run_refuses_a_postgres_that_is_down_before_writing(deployment):
 def test_ox_bb_run_refuses_a_wrong_password_before_writing(deployment):
     env, data, connections, pg_env = deployment
 
-    result = run([str(BIN / "ox-bb"), "run", "--stage", "extract", "--connections", str(connections)],
-                 env(OX_BB_PG_PASSWORD=WRONG_PASSWORD))
+    result = run(
+        [str(BIN / "ox-bb"), "run", "--stage", "extract", "--connections", str(connections)],
+        env(OX_BB_PG_PASSWORD=WRONG_PASSWORD),
+    )
 
     assert result.returncode == 1
     assert f'password authentication failed for user "{USER}"' in result.stderr
@@ -79,7 +102,10 @@ def test_preflight_names_a_missing_variable_and_checks_every_service(deployment,
     del missing["OX_BB_PG_HOST"]
 
     refused = run([str(BIN / "ox-bb"), "preflight"], missing)
-    passed = run([str(BIN / "ox-bb"), "preflight", "--celery"], {**env(), "OX_BB_REDIS_URL": redis_server.url})
+    passed = run(
+        [str(BIN / "ox-bb"), "preflight", "--celery"],
+        {**env(), "OX_BB_REDIS_URL": redis_server.url},
+    )
 
     assert refused.returncode == 1
     assert "PostgreSQL hostname comes from $OX_BB_PG_HOST, which is not set" in refused.stderr
@@ -89,7 +115,9 @@ def test_preflight_names_a_missing_variable_and_checks_every_service(deployment,
     assert not data.exists()
 
 
-def test_redis_down_is_refused_by_preflight_and_by_the_celery_run_before_any_step(deployment, monkeypatch):
+def test_redis_down_is_refused_by_preflight_and_by_the_celery_run_before_any_step(
+    deployment, monkeypatch
+):
     env, data, _, pg_env = deployment
     port = free_port()  # nothing listens here
     down = {**env(), "OX_BB_REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"}
@@ -116,14 +144,19 @@ def test_redis_down_is_refused_by_preflight_and_by_the_celery_run_before_any_ste
     assert not (data / "lake").exists()
 
 
-def test_an_instance_configured_by_postgres_url_is_checked_and_its_password_masked(postgres, pg_database,
-                                                                                   tmp_path):
+def test_an_instance_configured_by_postgres_url_is_checked_and_its_password_masked(
+    postgres, pg_database, tmp_path
+):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("storage:\n  postgres:\n    postgres_url: {env: DAGSTER_PG_URL}\n")
+    (home / "dagster.yaml").write_text(
+        "storage:\n  postgres:\n    postgres_url: {env: DAGSTER_PG_URL}\n"
+    )
     pg = postgres.env(pg_database)
     url = "postgresql://{user}:{password}@127.0.0.1:{port}/{db}"
-    good = url.format(user=USER, password=pg["OX_BB_PG_PASSWORD"], port=postgres.port, db=pg_database)
+    good = url.format(
+        user=USER, password=pg["OX_BB_PG_PASSWORD"], port=postgres.port, db=pg_database
+    )
     wrong = url.format(user=USER, password=WRONG_PASSWORD, port=postgres.port, db=pg_database)
 
     checked = preflight({"DAGSTER_HOME": str(home), "DAGSTER_PG_URL": good})
@@ -136,4 +169,6 @@ def test_an_instance_configured_by_postgres_url_is_checked_and_its_password_mask
     assert checked == [f"Dagster instance: PostgreSQL at {where}"]
     assert "password authentication failed" in str(refused.value)
     assert WRONG_PASSWORD not in str(refused.value)
-    assert str(unset.value).startswith("the PostgreSQL URL comes from $DAGSTER_PG_URL, which is not set")
+    assert str(unset.value).startswith(
+        "the PostgreSQL URL comes from $DAGSTER_PG_URL, which is not set"
+    )

@@ -22,7 +22,13 @@ def celery_redis_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
 
 
 scan_on_celery = dg.define_asset_job(
-    "scan_on_celery", selection=dg.AssetSelection.assets(scan_findings), partitions_def=connections_partitions,
-    executor_def=celery_redis_executor, tags={"ox_bb/stage": "scan"},
-    description="The scan stage for one connection on Celery workers (needs OX_BB_REDIS_URL, running "
-                "workers and a PostgreSQL instance; see README \"Production\").")
+    "scan_on_celery",
+    selection=dg.AssetSelection.assets(scan_findings),
+    partitions_def=connections_partitions,
+    executor_def=celery_redis_executor,
+    tags={"ox_bb/stage": "scan"},
+    description=(
+        "The scan stage for one connection on Celery workers (needs OX_BB_REDIS_URL, running "
+        'workers and a PostgreSQL instance; see README "Production").'
+    ),
+)
