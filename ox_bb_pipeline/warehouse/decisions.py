@@ -29,7 +29,7 @@ DECISION_SCHEMA = pa.schema([
     ("reason", pa.string()),
     ("decided_at", pa.timestamp("us", tz="UTC")),
 ])
-KEY = ("rule", "action", "finding_id")  # as the action log's: one decision per rule, action, finding
+KEY = ("rule", "action", "finding_id")  # as the action log's: one per rule, action, finding
 
 
 def decisions_path(home: Path | None = None) -> Path:

@@ -16,14 +16,18 @@ _OPEN = ", ".join(f"'{s}'" for s in OPEN)
 _RANK = "list_position(['info', 'low', 'medium', 'high', 'critical'], final_severity)"
 # model -> (columns, ORDER BY) of its preview; other models show their first columns as stored.
 PREVIEWS = {
-    "findings_queue": (("final_severity", "status", "application", "title", "sla_due_at", "finding_id"),
-                       f"status IN ({_OPEN}) DESC, {_RANK} DESC NULLS LAST, sla_due_at, finding_id"),
-    "enriched_findings": (("final_severity", "application", "rule_id", "title", "severity_explanation",
-                           "finding_id"), "severity_rank DESC, finding_id"),
-    "compliance_scores": (("application", "framework", "score", "passed", "failed", "not_evaluable"),
-                          "score NULLS LAST, application, framework"),
-    "compliance_report": (("application", "control_id", "status", "evidence_count", "framework"),
-                          "status = 'fail' DESC, evidence_count DESC, application, control_id"),
+    "findings_queue": (
+        ("final_severity", "status", "application", "title", "sla_due_at", "finding_id"),
+        f"status IN ({_OPEN}) DESC, {_RANK} DESC NULLS LAST, sla_due_at, finding_id"),
+    "enriched_findings": (
+        ("final_severity", "application", "rule_id", "title", "severity_explanation", "finding_id"),
+        "severity_rank DESC, finding_id"),
+    "compliance_scores": (
+        ("application", "framework", "score", "passed", "failed", "not_evaluable"),
+        "score NULLS LAST, application, framework"),
+    "compliance_report": (
+        ("application", "control_id", "status", "evidence_count", "framework"),
+        "status = 'fail' DESC, evidence_count DESC, application, control_id"),
     "applications": (("application", "business_priority", "team", "is_relevant"), "application"),
 }
 HIDDEN = {"evidence"}  # redacted already; still kept out of previews
@@ -33,7 +37,7 @@ HIDDEN = {"evidence"}  # redacted already; still kept out of previews
 class TableSummary:
     rows: int
     columns: list[tuple[str, str, str]]  # (name, type, description)
-    preview_columns: list[str]
+    preview_columns: list[tuple[str, str, str]]  # the preview's, in its order
     preview: list[dict]
     counts: dict[str, list[dict]] = field(default_factory=dict)  # title -> a small table
 
@@ -42,8 +46,8 @@ def summarize(con: duckdb.DuckDBPyConnection, models: list[Model]) -> dict[str, 
     """A summary per model table present in the (built) warehouse behind `con`."""
     types: dict[str, dict[str, str]] = {}
     for table, column, dtype in con.execute(
-            "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
-            "ORDER BY table_name, column_index").fetchall():
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE schema_name = 'main' ORDER BY table_name, column_index").fetchall():
         types.setdefault(table, {})[column] = dtype
     summaries = {}
     for model in models:
@@ -55,12 +59,13 @@ def summarize(con: duckdb.DuckDBPyConnection, models: list[Model]) -> dict[str, 
 def _summary(con: duckdb.DuckDBPyConnection, model: Model, types: dict[str, str]) -> TableSummary:
     shown, order = PREVIEWS.get(model.name, ([c for c in types if c not in HIDDEN][:6], None))
     select = ", ".join(f'"{c}"' for c in shown)
-    preview = _rows(con, f'SELECT {select} FROM "{model.name}"'
-                         f"{f' ORDER BY {order}' if order else ''} LIMIT {PREVIEW_ROWS}")
+    ordered = f" ORDER BY {order}" if order else ""
+    preview = _rows(con, f'SELECT {select} FROM "{model.name}"{ordered} LIMIT {PREVIEW_ROWS}')
+    columns = {name: (name, dtype, model.columns.get(name, "")) for name, dtype in types.items()}
     return TableSummary(
         rows=con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0],
-        columns=[(name, dtype, model.columns.get(name, "")) for name, dtype in types.items()],
-        preview_columns=list(shown), preview=preview, counts=COUNTS.get(model.name, lambda _: {})(con))
+        columns=list(columns.values()), preview_columns=[columns[c] for c in shown],
+        preview=preview, counts=COUNTS.get(model.name, lambda _: {})(con))
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
@@ -70,8 +75,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
 
 
 def _by_severity(con: duckdb.DuckDBPyConnection, table: str, where: str = "true") -> list[dict]:
-    found = dict(con.execute(f"SELECT final_severity, count(*) FROM {table} WHERE {where} GROUP BY ALL").fetchall())
-    return [{"final_severity": severity, "findings": found.get(severity, 0)} for severity in SEVERITY_ORDER]
+    found = dict(con.execute(
+        f"SELECT final_severity, count(*) FROM {table} WHERE {where} GROUP BY ALL").fetchall())
+    return [{"final_severity": s, "findings": found.get(s, 0)} for s in SEVERITY_ORDER]
 
 
 def _frameworks(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict]]:
@@ -87,9 +93,10 @@ def _frameworks(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict]]:
 
 
 COUNTS = {
-    "findings_queue": lambda con: {
-        "open findings by final severity": _by_severity(con, "findings_queue", f"status IN ({_OPEN})")},
-    "enriched_findings": lambda con: {"findings by final severity": _by_severity(con, "enriched_findings")},
+    "findings_queue": lambda con: {"open findings by final severity": _by_severity(
+        con, "findings_queue", f"status IN ({_OPEN})")},
+    "enriched_findings": lambda con: {"findings by final severity": _by_severity(
+        con, "enriched_findings")},
     "compliance_scores": _frameworks,
     "compliance_report": _frameworks,
 }

@@ -267,7 +267,8 @@ def _assignment(spec: Assign, f: dict) -> tuple[str, str | None, str, str]:
     """(field, old, new, reason): the team or owner the finding has now, and the one assigned."""
     if spec.team is not None:
         return "team", f["assigned_team"] or f["team"], spec.team, "assigned by workflow"
-    return "owner", f["assignee"] or ", ".join(f["owners"] or []) or None, spec.owner, "assigned by workflow"
+    owner = f["assignee"] or ", ".join(f["owners"] or []) or None
+    return "owner", owner, spec.owner, "assigned by workflow"
 
 
 def _severity_change(spec: SetSeverity, f: dict) -> tuple[str, str | None, str, str]:
@@ -278,11 +279,12 @@ def _severity_change(spec: SetSeverity, f: dict) -> tuple[str, str | None, str, 
 DECISIONS = {"assign": _assignment, "set_severity": _severity_change}
 
 
-def _decide(con, rule: Rule, action: Action, findings: list[dict], now: datetime, home: Path | None) -> list[Outcome]:
-    """Record the decisions (durably, first: the action log is only written after them), then audit each."""
+def _decide(con, rule: Rule, action: Action, findings: list[dict], now: datetime,
+            home: Path | None) -> list[Outcome]:
+    """Record the decisions (durably and first: the action log is written after them), then audit."""
     changes = [(f["finding_id"], *DECISIONS[action.kind](action.spec, f)) for f in findings]
-    record_decisions([{"rule": rule.name, "action": action.kind, "finding_id": fid, "field": field, "old": old,
-                       "new": new, "reason": reason, "decided_at": now}
+    record_decisions([{"rule": rule.name, "action": action.kind, "finding_id": fid, "field": field,
+                       "old": old, "new": new, "reason": reason, "decided_at": now}
                       for fid, field, old, new, reason in changes], home)
     _insert(con, "workflow_audit", [[rule.name, fid, field, old, new, reason, now]
                                     for fid, field, old, new, reason in changes])
@@ -378,12 +380,14 @@ def bitbucket_connections(settings: WorkflowsFile) -> set[str]:
 
 def run_workflows(settings: WorkflowsFile, clients_by_connection: Callable[[], dict], now: datetime,
                   home: Path | None = None, http_post: Callable = requests.post) -> dict:
-    """Preview every rule, then apply them when the file is `enabled` (the warehouse is only opened
-    for writing then). `clients_by_connection` is called only when there is something to apply."""
+    """Preview every rule, then apply them when the file is `enabled`; only then is the warehouse
+    opened for writing and `clients_by_connection` called (a dry run needs no credential)."""
     con = open_warehouse(home, read_only=not settings.enabled)
     try:
         rows = preview(con, settings)
-        applied = apply(con, settings, clients_by_connection(), now, http_post, home) if settings.enabled else []
+        applied = []
+        if settings.enabled:
+            applied = apply(con, settings, clients_by_connection(), now, http_post, home)
         return {"enabled": settings.enabled, "preview": rows, "applied": applied}
     finally:
         con.close()

@@ -36,18 +36,19 @@ def warehouse_models(context: dg.AssetExecutionContext):
     finally:
         con.close()
     for model in result.models:
-        yield dg.MaterializeResult(asset_key=["warehouse", model.name], metadata={
-            **_table_metadata(summaries[model.name]), "seconds": round(result.model_seconds.get(model.name, 0.0), 2)})
+        seconds = round(result.model_seconds.get(model.name, 0.0), 2)
+        yield dg.MaterializeResult(asset_key=["warehouse", model.name],
+                                   metadata={**_table_metadata(summaries[model.name]), "seconds": seconds})
 
 
 def _table_metadata(summary: TableSummary) -> dict:
     """Row count, typed and described columns, a preview of the top rows, and the table's counts."""
-    shown = [c for c in summary.columns if c[0] in summary.preview_columns]
-    shown.sort(key=lambda c: summary.preview_columns.index(c[0]))
+    shown = summary.preview_columns
     metadata = {
         "dagster/row_count": dg.MetadataValue.int(summary.rows),
         "dagster/column_schema": dg.TableSchema(columns=[
-            dg.TableColumn(name, dtype, description=desc or None) for name, dtype, desc in summary.columns]),
+            dg.TableColumn(name, dtype, description=desc or None)
+            for name, dtype, desc in summary.columns]),
         "preview": table_metadata(summary.preview, shown, preview_columns=len(shown))["preview"],
     }
     for title, rows in summary.counts.items():
@@ -58,7 +59,8 @@ def _table_metadata(summary: TableSummary) -> dict:
 def _markdown(rows: list[dict]) -> str:
     head = list(rows[0]) if rows else ["(none)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(str(row[c]) for c in head) + " |" for row in rows])
+    lines += ["| " + " | ".join(str(row[c]) for c in head) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 @dg.asset(key=["reports", "exports"], group_name="reports", kinds={"parquet"},
