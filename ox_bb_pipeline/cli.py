@@ -241,7 +241,7 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
 
 
 UI_GUIDE = """\
-Dagster UI  {url}/asset-groups  (answers once Dagster has loaded the code, in a minute or less)
+Dagster UI  {url}/asset-groups  (answers once Dagster has loaded the code: a minute or two)
   1. Lineage: the groups bitbucket -> scanning -> warehouse -> reports; click an asset for its
      description, owners, kinds and columns.
   2. bitbucket/repositories -> Materialize... -> Confirm (one step extracts every raw table) ->
@@ -264,6 +264,9 @@ def demo_ui(home: Path, spec, import_repos: list[str], port: int) -> int:
         click.echo(f"sandbox     {dev.sandbox.api_url}  (connections: {dev.connections})")
         click.echo(f"dagster     DAGSTER_HOME={dev.dagster_home}")
         click.echo(UI_GUIDE.format(url=dev.url(port)))
+        # Ctrl-C or SIGTERM ends the command, even if started where SIGINT is ignored (a background
+        # job); dagster dev then inherits the default and shuts down on the SIGINT `stop` sends it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         process = dev.start(port)
         try:

@@ -6,19 +6,17 @@ asset explains itself, and a materialization launched from the UI succeeds in th
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.devui import sandbox_ui, stop
 from ox_bb_pipeline_tests.conftest import TINY
+from ox_bb_pipeline_tests.ui.conftest import free_port, wait_until_answering
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (Makefile system-deps); never `playwright install`
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -28,31 +26,9 @@ PARTITION = "sandbox-token"
 DEV_LOG = "dagster-dev.log"  # in the test's tmp_path: what dagster dev and the runs printed
 # Generous, because two test workers share two cores: Dagster loads the code in the webserver, the
 # daemon and the run worker, each a fresh Python process.
-STARTUP_SECONDS = 300
 UI_MS = 120_000
 RUN_MS = 600_000
 TEST_SECONDS = 1200  # startup, the clicks and the run, with room to spare
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_answering(url: str, process: subprocess.Popen, log: Path) -> None:
-    """Poll the webserver until it answers; fail early, with its log, if dagster dev exits."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if requests.get(f"{url}/server_info", timeout=5).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)  # polling a server that starts up, not a timed assertion
-    pytest.fail(f"no answer within {STARTUP_SECONDS} s:\n{log.read_text()[-4000:]}")
 
 
 @pytest.fixture

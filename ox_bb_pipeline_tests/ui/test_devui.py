@@ -1,19 +1,25 @@
-"""The dev Dagster home behind `ox-bb demo --ui`: production's limits on a SQLite instance of its
-own, connection partitions registered up front, and a clear refusal of a port already taken."""
+"""`ox-bb demo --ui` and the dev Dagster home behind it: production's limits on a SQLite instance
+of its own, connection partitions registered up front, a clear refusal of a port already taken,
+and Ctrl-C stopping Dagster and the sandbox."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
+import requests
 import yaml
 
 from ox_bb_pipeline.devui import prepare_dagster_home, sandbox_ui
 from ox_bb_pipeline_tests.conftest import TINY
+from ox_bb_pipeline_tests.ui.conftest import free_port, wait_until_answering
 
 OX_BB = str(Path(sys.executable).with_name("ox-bb"))
 
@@ -62,3 +68,27 @@ def test_demo_ui_refuses_a_port_in_use_before_starting_anything(tmp_path):
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use; choose another with --port" in result.stderr
     assert not (tmp_path / "dagster").exists()
+
+
+def test_demo_ui_serves_the_ui_and_ctrl_c_stops_dagster_and_the_sandbox(tmp_path):
+    port, log = free_port(), tmp_path / "demo-ui.log"
+    with open(log, "wb") as output:
+        # A session of its own stands in for the terminal; SIGINT to ox-bb alone is Ctrl-C there.
+        process = subprocess.Popen([OX_BB, "demo", "--ui", "--port", str(port), "--workspaces", "1",
+                                    "--repos", "1"], env={**os.environ, "OX_BB_HOME": str(tmp_path)},
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until_answering(f"http://127.0.0.1:{port}", process, log)
+            sandbox = re.search(r"^sandbox\s+(http://127.0.0.1:\d+)", log.read_text(), re.MULTILINE)[1]
+            assert requests.get(f"{sandbox}/_sandbox/stats", timeout=10).ok
+
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=120) == 0
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    for url in (f"http://127.0.0.1:{port}/server_info", f"{sandbox}/_sandbox/stats"):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=10)
