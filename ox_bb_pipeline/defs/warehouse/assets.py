@@ -63,7 +63,7 @@ def _markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(key=["reports", "exports"], group_name="reports", kinds={"parquet"},
+@dg.asset(key=["reports", "exports"], group_name="reports", kinds={"parquet"}, owners=["team:appsec"],
           deps=[["warehouse", m.name] for m in discover()],
           description="Parquet export of every mart table under OX_BB_HOME/exports/ (written atomically).")
 def exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -72,6 +72,7 @@ def exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 
 @dg.asset(key=["reports", "compliance_report"], group_name="reports", kinds={"html", "csv"},
+          owners=["team:appsec"],
           deps=[["warehouse", "compliance_report"], ["warehouse", "findings_queue"]],
           description="reports/compliance.html (opens offline) and reports/compliance.csv.")
 def compliance_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
