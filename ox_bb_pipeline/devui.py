@@ -26,11 +26,13 @@ from .sandbox.server import SandboxServer
 # The location name the repository root's workspace.yaml uses too, so runs look the same in both.
 WORKSPACE = {"load_from": [{"python_module": {"module_name": "ox_bb_pipeline.definitions",
                                               "location_name": "ox_bb_pipeline"}}]}
-# The same limits as production: one run per connection at a time (its API budget), pools
-# `bitbucket_api` and `scanners` at the default limit, and a single DuckDB writer.
+# The same limits as production (dagster.yaml, which the dev home must not read: it needs
+# PostgreSQL): one run per connection at a time (its API budget), pools `bitbucket_api` and
+# `scanners` at the default limit, and a single DuckDB writer.
 POOL_DEFAULT_LIMIT = 4
 POOL_LIMITS = {"duckdb_writer": 1}
-RUN_LIMITS = [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+RUN_LIMITS = {"max_concurrent_runs": 8, "tag_concurrency_limits": [
+    {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]}
 
 
 def instance_settings(dagster_home: Path) -> dict:
@@ -38,8 +40,7 @@ def instance_settings(dagster_home: Path) -> dict:
     return {
         "telemetry": {"enabled": False},
         "storage": {"sqlite": {"base_dir": str(dagster_home / "storage")}},
-        "concurrency": {"pools": {"default_limit": POOL_DEFAULT_LIMIT},
-                        "runs": {"tag_concurrency_limits": RUN_LIMITS}},
+        "concurrency": {"pools": {"default_limit": POOL_DEFAULT_LIMIT}, "runs": RUN_LIMITS},
     }
 
 
@@ -48,13 +49,14 @@ def prepare_dagster_home(dagster_home: Path, partitions: list[str]) -> Path:
     instance's storage, not in the file) and register the connection partitions, so assets can
     be launched at once rather than after the first `connections_sensor` tick. Idempotent: run
     history is kept."""
-    import dagster as dg  # slow import, only when a UI is wanted
+    import dagster as dg  # slow imports, only when a UI is wanted
+
+    from .defs.bitbucket.partitions import connections_partitions
 
     dagster_home.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dagster_home / "dagster.yaml",
                       yaml.safe_dump(instance_settings(dagster_home.resolve()), sort_keys=False))
     atomic_write_text(dagster_home / "workspace.yaml", yaml.safe_dump(WORKSPACE, sort_keys=False))
-    from .defs.bitbucket.partitions import connections_partitions
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for pool, limit in POOL_LIMITS.items():

@@ -36,6 +36,7 @@ def test_the_dev_home_has_production_limits_and_the_partitions(tmp_path):
         assert instance.event_log_storage.get_concurrency_info("duckdb_writer").slot_count == 1
         config = instance.get_concurrency_config()
         assert config.pool_config.default_pool_limit == 4  # bitbucket_api, scanners
+        assert config.run_queue_config.max_concurrent_runs == 8
         assert config.run_queue_config.tag_concurrency_limits == [
             {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
         partitions = instance.get_dynamic_partitions("connections")
