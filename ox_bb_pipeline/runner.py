@@ -35,8 +35,9 @@ def instance() -> dg.DagsterInstance:
 
 
 def _stage_assets() -> dict[str, tuple]:
-    """stage -> (multi-asset, progress line built from its metadata)."""
+    """stage -> (multi-asset and its blocking checks, progress line built from its metadata)."""
     from .defs.bitbucket.assets import bitbucket_raw_tables
+    from .defs.quality.checks import bitbucket_raw_expectations, scanning_findings_expectations
     from .defs.scanning.assets import scan_findings
 
     def extract_line(meta: dict) -> str:
@@ -50,7 +51,8 @@ def _stage_assets() -> dict[str, tuple]:
         return (f"{findings} findings, {runs.get('repositories_cloned', 0)} repositories cloned, "
                 f"{runs.get('repositories_from_cache', 0)} from cache, {runs.get('errors', 0)} scanner errors")
 
-    return {"extract": (bitbucket_raw_tables, extract_line), "scan": (scan_findings, scan_line)}
+    return {"extract": ([bitbucket_raw_tables, bitbucket_raw_expectations], extract_line),
+            "scan": ([scan_findings, scanning_findings_expectations], scan_line)}
 
 
 KEPT_METADATA = ("dagster/row_count", "rest_requests", "git_operations", "repositories_changed", "severity",
@@ -84,41 +86,46 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
     results = []
     for name in names:
         for current in stages:
-            asset, describe = assets[current]
+            definitions, describe = assets[current]
             progress(f"{current:<8} {name} …")
             ops = {"bitbucket_raw_tables": {"config": {"full_refresh": full_refresh}}} if current == "extract" else {}
             outcome = dg.materialize(
-                [asset], partition_key=name, instance=inst, resources=resources, raise_on_error=False,
+                definitions, partition_key=name, instance=inst, resources=resources, raise_on_error=False,
                 run_config=dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}}),
                 tags={"ox_bb/connection": name, "ox_bb/stage": current})
-            result = StageResult(current, name, outcome.success)
-            if outcome.success:
+            failed_checks = _failed_checks(outcome)
+            result = StageResult(current, name, outcome.success and not failed_checks)
+            if result.success:
                 for event in outcome.get_asset_materialization_events():
                     mat = event.event_specific_data.materialization
                     result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items()
                                                                 if k in KEPT_METADATA}
                 progress(f"{current:<8} {name} ok: {describe(result.metadata)}")
             else:
-                result.error = _failure_message(outcome)
+                result.error = failed_checks or _failure_message(outcome)
                 progress(f"{current:<8} {name} FAILED: {result.error.splitlines()[0]}")
             results.append(result)
             if not result.success:
                 break
     if "warehouse" in wanted:
-        results.append(_warehouse(inst, progress, log_level))
+        results.append(run_warehouse(inst, progress, log_level))
     return results
 
 
-def _warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None], log_level: str) -> StageResult:
-    """Build the warehouse over every connection's partitions, then exports and reports."""
+def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = print, log_level: str = "WARNING") -> StageResult:
+    """Build the warehouse over every connection's partitions, check the marts, then exports and
+    reports (a failing mart check blocks them)."""
+    from .defs.quality.checks import warehouse_expectations
     from .defs.warehouse.assets import compliance_report, exports, warehouse_models
 
     progress("warehouse …")
-    outcome = dg.materialize([warehouse_models, exports, compliance_report], instance=inst, raise_on_error=False,
+    outcome = dg.materialize([warehouse_models, warehouse_expectations, exports, compliance_report], instance=inst,
+                             raise_on_error=False,
                              run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
                              tags={"ox_bb/stage": "warehouse"})
-    result = StageResult("warehouse", "*", outcome.success)
-    if outcome.success:
+    failed_checks = _failed_checks(outcome)
+    result = StageResult("warehouse", "*", outcome.success and not failed_checks)
+    if result.success:
         for event in outcome.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
             result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items()
@@ -127,7 +134,7 @@ def _warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None], log_le
         progress(f"warehouse ok: {rows.get('findings', 0)} findings, {rows.get('findings_queue', 0)} in the queue, "
                  f"{rows.get('applications', 0)} applications")
     else:
-        result.error = _failure_message(outcome)
+        result.error = failed_checks or _failure_message(outcome)
         progress(f"warehouse FAILED: {result.error.splitlines()[0]}")
     return result
 
@@ -143,3 +150,18 @@ def root_cause_message(error) -> str:
 def _failure_message(outcome) -> str:
     failure = next((e for e in outcome.all_events if e.is_step_failure), None)
     return root_cause_message(failure.step_failure_data.error) if failure else "run failed"
+
+
+def _failed_checks(outcome) -> str:
+    """One line per failed data-quality check: the table and what it expected (the Dagster UI and
+    the check's metadata hold the examples)."""
+    lines = []
+    for evaluation in outcome.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        failed = evaluation.metadata.get("failed_expectations")
+        names = sorted({f"{f['expectation']}({f['column']})" if f.get("column") else f["expectation"]
+                        for f in failed.value}) if failed else []
+        lines.append(f"data-quality check failed on {evaluation.asset_key.to_user_string()}: "
+                     f"{', '.join(names) or 'see the check in the Dagster UI'}")
+    return "\n".join(lines)
