@@ -58,7 +58,7 @@ ui: install
 	$(BIN)/ox-bb demo --ui --port $(UI_PORT)
 
 test: install
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m ox_bb_pipeline_tests.benchmarks
