@@ -2,7 +2,7 @@
 -- condition holds (config_severity_factors, in catalog order), the factors with their evidence, and
 -- one sentence that explains the result, e.g. "Critical → High: only under tests/fixtures/;
 -- application not deployed to production". Every change is explained; nothing changes silently.
--- A view: findings joined with finding_severities (where the severity is decided and explained,
+-- It joins findings with finding_severities (where the severity is decided and explained,
 -- including a workflow's set_severity), so the finding's wide columns are stored once.
 -- materialized: view
 -- depends: findings, finding_severities
