@@ -108,19 +108,23 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
             if not result.success:
                 break
     if "warehouse" in wanted:
-        results.append(run_warehouse(inst, progress, log_level))
+        results.append(run_warehouse(inst, progress, log_level, connections_file=connections_file))
     return results
 
 
-def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = print, log_level: str = "WARNING") -> StageResult:
-    """Build the warehouse over every connection's partitions, check the marts, then exports and
-    reports (a failing mart check blocks them)."""
+def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = print, log_level: str = "WARNING",
+                  connections_file: Path | None = None) -> StageResult:
+    """Build the warehouse over every connection's partitions, check the marts, then exports,
+    reports and workflows (a failing mart check blocks them) — what the `build_warehouse` job runs."""
+    from .defs.bitbucket.resources import BitbucketResource
     from .defs.quality.checks import warehouse_expectations
     from .defs.warehouse.assets import compliance_report, exports, warehouse_models
+    from .defs.warehouse.workflows import workflows
 
     progress("warehouse …")
-    outcome = dg.materialize([warehouse_models, warehouse_expectations, exports, compliance_report], instance=inst,
-                             raise_on_error=False,
+    bitbucket = BitbucketResource(connections_file=str(connections_file) if connections_file else "")
+    outcome = dg.materialize([warehouse_models, warehouse_expectations, exports, compliance_report, workflows],
+                             instance=inst, resources={"bitbucket": bitbucket}, raise_on_error=False,
                              run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
                              tags={"ox_bb/stage": "warehouse"})
     failed_checks = _failed_checks(outcome)

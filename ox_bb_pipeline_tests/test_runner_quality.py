@@ -41,6 +41,7 @@ def test_the_warehouse_stage_passes_its_checks_and_writes_the_reports(home):
 
     assert result.success, result.error
     assert (home / "reports" / "compliance.html").exists()
+    assert {"findings_queue", "exports", "compliance_report", "workflows"} <= set(result.metadata)
 
 
 def test_a_failing_mart_check_fails_the_stage_names_the_expectation_and_blocks_the_reports(home):
