@@ -82,14 +82,15 @@ def finding_ids(home: Path) -> dict[str, list[str]]:
     }
 
 
-def celery_workers_of(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """The worker hostnames in the run's engine events ("Executing steps … in celery worker")."""
-    events = instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-    return [
-        e.dagster_event.engine_event_data.metadata["Celery worker"].value
-        for e in events
-        if "Celery worker" in e.dagster_event.engine_event_data.metadata
-    ]
+def celery_workers_of(instance: dg.DagsterInstance, run_id: str) -> dict[str, set[str]]:
+    """Step key -> the worker hostnames in the run's engine events ("Executing steps … in celery
+    worker"; the orchestrator repeats each worker's event, so a step may be seen twice)."""
+    steps: dict[str, set[str]] = {}
+    for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        metadata = e.dagster_event.engine_event_data.metadata
+        if "Celery worker" in metadata:
+            steps.setdefault(e.dagster_event.step_key, set()).add(metadata["Celery worker"].value)
+    return steps
 
 
 @pytest.mark.timeout(1200)
@@ -148,9 +149,13 @@ def test_the_scan_stage_runs_on_two_celery_workers_and_writes_what_an_in_process
         assert sorted(r.tags["dagster/partition"] for r in runs) == CONNECTIONS
         workers = {r.tags["dagster/partition"]: celery_workers_of(instance, r.run_id) for r in runs}
 
-    # Each run's one step ran on one worker, and the two runs used both workers.
-    assert all(len(set(names)) == 1 for names in workers.values()), workers
-    assert sorted(names[0].split("@")[0] for names in workers.values()) == WORKERS
+    # Every step (the scan and its data-quality check, per run) ran once, on one worker, and the
+    # runs' steps used both workers.
+    for steps in workers.values():
+        assert set(steps) == {"scan_findings", "scanning_findings_expectations"}, workers
+        assert all(len(names) == 1 for names in steps.values()), workers
+    used = {name.split("@")[0] for steps in workers.values() for names in steps.values() for name in names}
+    assert sorted(used) == WORKERS, workers
     expected = finding_ids(in_process)
     assert sum(len(ids) for ids in expected.values()) > 0
     assert finding_ids(on_celery) == expected
