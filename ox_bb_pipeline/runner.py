@@ -93,16 +93,10 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
                 definitions, partition_key=name, instance=inst, resources=resources, raise_on_error=False,
                 run_config=dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}}),
                 tags={"ox_bb/connection": name, "ox_bb/stage": current})
-            failed_checks = _failed_checks(outcome)
-            result = StageResult(current, name, outcome.success and not failed_checks)
+            result = _stage_result(current, name, outcome)
             if result.success:
-                for event in outcome.get_asset_materialization_events():
-                    mat = event.event_specific_data.materialization
-                    result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items()
-                                                                if k in KEPT_METADATA}
                 progress(f"{current:<8} {name} ok: {describe(result.metadata)}")
             else:
-                result.error = failed_checks or _failure_message(outcome)
                 progress(f"{current:<8} {name} FAILED: {result.error.splitlines()[0]}")
             results.append(result)
             if not result.success:
@@ -127,19 +121,27 @@ def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = pr
                              instance=inst, resources={"bitbucket": bitbucket}, raise_on_error=False,
                              run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
                              tags={"ox_bb/stage": "warehouse"})
-    failed_checks = _failed_checks(outcome)
-    result = StageResult("warehouse", "*", outcome.success and not failed_checks)
+    result = _stage_result("warehouse", "*", outcome)
     if result.success:
-        for event in outcome.get_asset_materialization_events():
-            mat = event.event_specific_data.materialization
-            result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items()
-                                                        if k in KEPT_METADATA}
         rows = {k: v.get("dagster/row_count", 0) for k, v in result.metadata.items()}
         progress(f"warehouse ok: {rows.get('findings', 0)} findings, {rows.get('findings_queue', 0)} in the queue, "
                  f"{rows.get('applications', 0)} applications")
     else:
-        result.error = failed_checks or _failure_message(outcome)
         progress(f"warehouse FAILED: {result.error.splitlines()[0]}")
+    return result
+
+
+def _stage_result(stage: str, connection: str, outcome) -> StageResult:
+    """What a stage's run did: the kept metadata per asset when it and its checks passed, else the
+    failed checks or the root cause of the failed step."""
+    failed_checks = _failed_checks(outcome)
+    result = StageResult(stage, connection, outcome.success and not failed_checks)
+    if not result.success:
+        result.error = failed_checks or _failure_message(outcome)
+        return result
+    for event in outcome.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items() if k in KEPT_METADATA}
     return result
 
 

@@ -50,6 +50,22 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.fixture
+def isolated_home(tmp_path, monkeypatch):
+    """An empty OX_BB_HOME, run from tmp_path (no applications.yaml / suppressions.yaml /
+    workflows.yaml from the working directory), none of the user's settings or Dagster home, and
+    one DuckDB thread."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("OX_BB_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS", "OX_BB_WORKFLOWS",
+                "DAGSTER_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
+    return home
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     """One read-mostly sandbox for the session (system clock). Tests that move time, change

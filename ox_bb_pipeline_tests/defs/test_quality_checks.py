@@ -38,17 +38,8 @@ def tiny_sandbox():
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("OX_BB_HOME", str(home))
-    monkeypatch.chdir(
-        tmp_path
-    )  # no applications.yaml / suppressions.yaml from the working directory
-    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
-    return home
+def home(isolated_home):
+    return isolated_home
 
 
 @pytest.fixture

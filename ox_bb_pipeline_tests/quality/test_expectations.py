@@ -311,17 +311,8 @@ def test_a_missing_warehouse_says_to_build_it(tmp_path):
 
 
 @pytest.fixture
-def lake(tmp_path, monkeypatch) -> Lake:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("OX_BB_HOME", str(home))
-    monkeypatch.chdir(
-        tmp_path
-    )  # no applications.yaml / suppressions.yaml from the working directory
-    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
-    return Lake(home)
+def lake(isolated_home) -> Lake:
+    return Lake(isolated_home)
 
 
 def test_the_mart_suites_hold_on_a_real_build_including_workspace_level_findings(lake):

@@ -143,15 +143,8 @@ class Lake:
 
 
 @pytest.fixture
-def lake(tmp_path, monkeypatch) -> Lake:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("OX_BB_HOME", str(home))
-    monkeypatch.chdir(tmp_path)  # no applications.yaml / suppressions.yaml from the working directory
-    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS", "OX_BB_WORKFLOWS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
-    return Lake(home)
+def lake(isolated_home) -> Lake:
+    return Lake(isolated_home)
 
 
 SMALL_CATALOG = [("BB-003", ["CIS-SSC-1.1.16", "SSDF-PS.1.1", "CICD-SEC-1"]),
