@@ -2,6 +2,7 @@
 #   make demo   run the whole pipeline once against the bundled sandbox
 #   make test   install and run the whole test suite
 #   make bench  run the benchmarks (prints a table, writes bench-results/*.json)
+#   make eval   detection quality on public code with ground truth (writes bench-results/eval-*.json)
 
 PYTHON      ?= $(shell command -v python3.11 || command -v python3)
 VENV        := .venv
@@ -11,7 +12,7 @@ STAMP       := $(VENV)/.installed
 DEBIAN_PKGS := git chromium postgresql redis-server
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps tools demo test bench lock clean
+.PHONY: install system-deps tools demo test bench eval lock clean
 
 TOOLS_DIR   := .tools
 TOOL_LOCKS  := ox_bb_pipeline/scanners/tools
@@ -62,6 +63,10 @@ test: install
 
 bench: install
 	$(BIN)/python -m ox_bb_pipeline_tests.benchmarks
+
+# Repositories come from $$OX_BB_EVAL_REPOS (mirrors named owner+name) or are cloned into a cache.
+eval: install
+	$(BIN)/python -m ox_bb_pipeline_tests.evaluation
 
 clean:
 	rm -rf $(VENV) $(TOOLS_DIR) data bench-results
