@@ -280,6 +280,7 @@ def demo_ui(home: Path, spec, import_repos: list[str], port: int) -> int:
 def print_summary(home: Path, echo, accounts: int) -> None:
     """Accounts, repositories, findings by severity, top applications, compliance, where outputs are."""
     from .warehouse.exports import open_warehouse
+    from .warehouse.summary import severity_drift
 
     con = open_warehouse(home)
     one = lambda sql: con.execute(sql).fetchone()
@@ -289,6 +290,7 @@ def print_summary(home: Path, echo, accounts: int) -> None:
         SELECT final_severity, count(*) FROM findings_queue WHERE status IN ('new', 'open', 'reopened')
         GROUP BY 1 ORDER BY list_position(['critical','high','medium','low','info'], final_severity)""").fetchall()
     echo("Open findings by severity: " + ", ".join(f"{s} {n}" for s, n in severities))
+    echo("Severity factors: " + severity_drift(con).line())
     echo("Top applications (open critical + high):")
     for app, crit, high, total in con.execute("""
             SELECT application, count(*) FILTER (WHERE final_severity = 'critical'),

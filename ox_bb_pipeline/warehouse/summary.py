@@ -100,3 +100,46 @@ COUNTS = {
     "compliance_scores": _frameworks,
     "compliance_report": _frameworks,
 }
+
+
+@dataclass
+class SeverityDrift:
+    """How far the severity factors moved the open queue from the scanners' own severities."""
+
+    open_findings: int
+    changed: int  # final severity differs from the base severity
+    raised: int
+    lowered: int
+    beyond_one_step: int  # moved by more than one level
+    within_one_step_percent: float  # share of open findings at most one level from the base severity
+    transitions: list[dict]  # {base_severity, final_severity, findings}
+    factors: list[dict]  # {factor, findings}: how many open findings each factor applies to
+
+    def line(self) -> str:
+        return (f"{self.within_one_step_percent:.1f}% of {self.open_findings} open findings within one step of "
+                f"the scanner's severity; {self.changed} changed ({self.raised} up, {self.lowered} down), "
+                f"{self.beyond_one_step} by more than one step")
+
+
+def severity_drift(con: duckdb.DuckDBPyConnection) -> SeverityDrift:
+    """Base against final severity over the open queue, and the factors behind the changes (the
+    figure docs/detection-quality.md reports before and after calibration)."""
+    ranked = f"""
+        SELECT q.finding_id, q.base_severity, q.final_severity,
+               list_position({list(SEVERITY_ORDER)!r}, q.base_severity)
+               - list_position({list(SEVERITY_ORDER)!r}, q.final_severity) AS moved
+        FROM findings_queue AS q WHERE q.status IN ({_OPEN})"""
+    total, changed, raised, lowered, beyond = con.execute(f"""
+        SELECT count(*), count(*) FILTER (WHERE moved <> 0), count(*) FILTER (WHERE moved > 0),
+               count(*) FILTER (WHERE moved < 0), count(*) FILTER (WHERE abs(moved) > 1)
+        FROM ({ranked})""").fetchone()
+    transitions = _rows(con, f"""
+        SELECT base_severity, final_severity, count(*) AS findings FROM ({ranked})
+        GROUP BY base_severity, final_severity ORDER BY list_position({list(SEVERITY_ORDER)!r}, base_severity),
+                              list_position({list(SEVERITY_ORDER)!r}, final_severity)""")
+    factors = _rows(con, f"""
+        SELECT k.name AS factor, count(*) AS findings
+        FROM ({ranked}) AS r JOIN enriched_findings AS e USING (finding_id), unnest(e.severity_factors) AS t(k)
+        GROUP BY ALL ORDER BY findings DESC, factor""")
+    within = 100.0 * (total - beyond) / total if total else 100.0
+    return SeverityDrift(total, changed, raised, lowered, beyond, round(within, 1), transitions, factors)
