@@ -1,6 +1,8 @@
 -- The severity half of enriched_findings, one narrow row per finding: the base severity moved by
--- every severity factor whose condition holds (config_severity_factors, in catalog order), the
--- factors with their evidence, and one sentence that explains the result. Kept apart from the
+-- every severity factor whose condition holds and that applies to the finding (its category, and
+-- for some only exploitable weaknesses; none of its `except_when` conditions holds), in catalog
+-- order; raising stops one step above the base severity (a factor's `at_least` excepted), lowering
+-- does not; the factors with their evidence, and one sentence that explains the result. Kept apart from the
 -- finding's own columns so a build writes those once (in findings); enriched_findings joins both.
 -- A workflow's set_severity (workflow_decisions: recorded by `ox-bb workflows --apply` or the
 -- reports/workflows asset from the queue of an earlier build) overrides the factors' result from
@@ -24,11 +26,13 @@ WITH factors AS (
     -- the catalog's verdict on each condition that holds; factor_order first so lists sort by it
     SELECT e.scope, e.subject,
            {'factor_order': c.factor_order, 'name': c.name, 'direction': c.direction, 'steps': c.steps,
-            'evidence': e.evidence, 'categories': e.categories,
+            'evidence': e.evidence, 'condition': c.condition, 'applies_to': c.applies_to,
+            'except_when': c.except_when, 'at_least_rank': l.severity_rank,
             'delta': CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END,
             'phrase': replace(c.sentence, '{evidence}', coalesce(e.evidence, ''))} AS factor
     FROM severity_evidence AS e
     JOIN config_severity_factors AS c USING (condition)
+    LEFT JOIN config_severity_levels AS l ON l.severity = c.at_least
 ),
 
 repository_factors AS (
@@ -43,15 +47,24 @@ finding_factors AS (
     SELECT subject AS finding_id, list(factor) AS factors FROM factors WHERE scope = 'finding' GROUP BY ALL
 ),
 
-applied AS (
-    SELECT f.*,
-           list_sort(list_filter(
-               list_concat(coalesce(r.factors, []), coalesce(a.factors, []), coalesce(x.factors, [])),
-               lambda k: k.categories IS NULL OR list_contains(k.categories, f.category))) AS applied_factors
-    FROM (SELECT finding_id, rule_id, category, base_severity, repository_uuid, application FROM findings) AS f
+candidates AS (
+    SELECT f.*, list_concat(coalesce(r.factors, []), coalesce(a.factors, []), coalesce(x.factors, [])) AS held
+    FROM (SELECT finding_id, rule_id, category, exploitable, base_severity, repository_uuid, application
+          FROM findings) AS f
     LEFT JOIN repository_factors AS r USING (repository_uuid)
     LEFT JOIN application_factors AS a USING (application)
     LEFT JOIN finding_factors AS x USING (finding_id)
+),
+
+applied AS (
+    -- relevant to the finding (a scope names its category, exploitable weaknesses only if it says so)
+    -- and not switched off by another condition that holds for it
+    SELECT c.* EXCLUDE (held),
+           list_sort([k FOR k IN c.held
+                      IF len([s FOR s IN k.applies_to
+                              IF s.category = c.category AND (NOT s.exploitable_only OR c.exploitable)]) > 0
+                      AND NOT list_has_any(k.except_when, [h.condition FOR h IN c.held])]) AS applied_factors
+    FROM candidates AS c
 ),
 
 ranked AS (
@@ -65,8 +78,11 @@ ranked AS (
 ),
 
 final AS (
-    -- context never turns a finding into `info`: the floor is low (or info when it started there)
-    SELECT *, greatest(least(base_rank, 1), least(4, base_rank + delta)) AS factor_rank
+    -- context never turns a finding into `info`: the floor is low (or info when it started there);
+    -- raising stops one step above the base severity, unless a factor lifts it to `at_least`
+    SELECT *,
+           greatest(least(base_rank, 1), least(4, base_rank + 1, base_rank + delta),
+                    coalesce(list_max([k.at_least_rank FOR k IN applied_factors]), 0)) AS factor_rank
     FROM ranked
 ),
 
@@ -107,6 +123,7 @@ SELECT
             THEN f.base_label || ' (unchanged): ' || f.reasons
         ELSE f.base_label || ' → ' || fl.label || ': ' || f.reasons
     END
+    || CASE WHEN least(4, f.base_rank + f.delta) > f.factor_rank THEN ' (raised one step at most)' ELSE '' END
     || CASE
         WHEN f.workflow_rule IS NULL THEN ''
         ELSE '; workflow ''' || f.workflow_rule || ''' '

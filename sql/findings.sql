@@ -1,8 +1,12 @@
 -- Every scanner's findings, one row per fingerprint (finding_id): the same finding seen through two
 -- connections, or reported twice, is one row. Each is mapped to an application: the most specific
--- monorepo child whose path glob matches the file, else its repository's application.
+-- monorepo child whose path glob matches the file, else its repository's application. Each also
+-- gets its weakness family (cwe_families.yaml: by rule, else by CWE) and its code context: the first
+-- rule of scanners/code_context.yaml that matches its path or file markers and covers its category
+-- decides exclude (kept here, never in the open queue) or lower (the code_context severity factor).
 -- depends: findings_secrets, findings_bandit, findings_semgrep, findings_checkov, findings_sca
 -- depends: findings_posture, findings_sarif, application_mapping
+-- depends: config_code_context_rules, config_cwe_families, config_cwe_family_rules
 -- column: finding_id: stable fingerprint: hash of rule, repository, normalised path and content anchor
 -- column: scanner: secrets | bandit | semgrep | checkov | sca | posture | sarif
 -- column: scanner_version: tool and rules version that produced it
@@ -29,6 +33,12 @@
 -- column: scanned_at: when the scan that reported it ran
 -- column: application: application it belongs to
 -- column: parent_application: when the application is a monorepo child, the whole repository's application
+-- column: file_markers: content rules of code_context.yaml its file matched at scan time (e.g. generated-marker)
+-- column: cwe_family: weakness family of its rule or CWE (cwe_families.yaml; null: none)
+-- column: exploitable: its weakness family can be triggered through the application's inputs
+-- column: code_context: what its file is: vendored | minified | bundled | lock_file | generated | test | example (null: own code)
+-- column: code_context_rule: the code_context.yaml rule that decided code_context
+-- column: code_context_effect: exclude (never in the open queue) | lower (severity factor code_context) | none
 WITH reported AS NOT MATERIALIZED (
     SELECT * FROM findings_secrets
     UNION ALL BY NAME SELECT * FROM findings_bandit
@@ -67,6 +77,25 @@ mapped AS (
            list_filter(m.children, lambda c: f.file_path GLOB c.path_glob)[1] AS child
     FROM unique_findings AS f
     LEFT JOIN repository_applications AS m USING (repository_uuid)
+),
+
+contexts AS (
+    -- a rule that matches but does not cover the category still names what the file is (effect none)
+    SELECT f.finding_id, r.name AS rule, r.context,
+           CASE WHEN list_contains(r.categories, f.category) THEN r.decision ELSE 'none' END AS effect
+    FROM unique_findings AS f
+    JOIN config_code_context_rules AS r
+        ON (r.path IS NOT NULL AND f.file_path IS NOT NULL AND regexp_matches(f.file_path, r.path))
+        OR (r.content IS NOT NULL AND list_contains(coalesce(f.file_markers, []), r.name))
+    QUALIFY row_number() OVER (PARTITION BY f.finding_id
+                               ORDER BY list_contains(r.categories, f.category) DESC, r.rule_order) = 1
+),
+
+families AS (
+    SELECT f.finding_id, coalesce(byrule.family, bycwe.family) AS family
+    FROM unique_findings AS f
+    LEFT JOIN config_cwe_family_rules AS byrule ON byrule.scanner = f.scanner AND byrule.rule_id = f.rule_id
+    LEFT JOIN config_cwe_families AS bycwe ON bycwe.cwe = f.cwe
 )
 
 SELECT
@@ -77,5 +106,14 @@ SELECT
     coalesce(child.application, whole_application,
              CASE WHEN repository_uuid = '' THEN 'workspace:' || workspace
                   ELSE workspace || '/' || repository END) AS application,
-    child.parent_application
+    child.parent_application,
+    coalesce(file_markers, []) AS file_markers,
+    w.family AS cwe_family,
+    coalesce(e.exploitable, false) AS exploitable,
+    c.context AS code_context,
+    c.rule AS code_context_rule,
+    coalesce(c.effect, 'none') AS code_context_effect
 FROM mapped
+LEFT JOIN contexts AS c USING (finding_id)
+LEFT JOIN families AS w USING (finding_id)
+LEFT JOIN (SELECT DISTINCT family, exploitable FROM config_cwe_families) AS e ON e.family = w.family

@@ -57,6 +57,7 @@ class Finding:
     vulnerability_ids: list[str] = field(default_factory=list)
     controls: list[str] = field(default_factory=list)
     scanned_at: datetime | None = None
+    file_markers: list[str] = field(default_factory=list)  # code_context.yaml content rules its file matched
     finding_id: str = ""
 
     def __post_init__(self) -> None:
@@ -111,4 +112,5 @@ FINDING_SCHEMA = pa.schema([
     ("remediation", pa.string()), ("cwe", pa.string()), ("package", pa.string()), ("version", pa.string()),
     ("fixed_version", pa.string()), ("vulnerability_ids", pa.list_(pa.string())),
     ("controls", pa.list_(pa.string())), ("scanned_at", pa.timestamp("us", tz="UTC")),
+    ("file_markers", pa.list_(pa.string())),
 ])

@@ -26,6 +26,7 @@ from ..bitbucket.git import GitAccess
 from ..clock import Clock, SystemClock
 from ..config import data_home
 from ..files import atomic_write_bytes
+from . import code_context
 from .base import CodeScanner, ScanOutput
 from .finding import FINDING_SCHEMA, Finding, RepoRef
 from .snapshot import Snapshot, SnapshotLimits, take_snapshot
@@ -72,8 +73,9 @@ class ResultsCache:
             return None
         table = pq.read_table(path)
         meta = json.loads((table.schema.metadata or {}).get(b"ox_bb", b"{}"))
-        if meta.get("commit") != repo.commit or meta.get("version") != version:
-            return None
+        if (meta.get("commit") != repo.commit or meta.get("version") != version
+                or meta.get("code_context") != code_context.rules_version()):
+            return None  # another commit, scanner or rules version, or markers made with other rules
         where = {"connection": repo.connection, "workspace": repo.workspace, "repository": repo.repository}
         findings = [Finding(**{**row, **where, "anchor": ""}) for row in table.to_pylist()]
         extra = {name: [{**r, **where} if isinstance(r, dict) and "connection" in r else r for r in rows]
@@ -97,7 +99,8 @@ class ResultsCache:
     def put(self, scanner: str, repo_uuid: str, commit: str, version: str, output: ScanOutput) -> None:
         rows = [f.row() for f in output.findings]
         table = pa.Table.from_pylist(rows, schema=FINDING_SCHEMA) if rows else FINDING_SCHEMA.empty_table()
-        meta = {"commit": commit, "version": version, "files": output.files_scanned,
+        meta = {"commit": commit, "version": version, "code_context": code_context.rules_version(),
+                "files": output.files_scanned,
                 "bytes": output.bytes_scanned, "extra": output.extra}
         table = table.replace_schema_metadata({b"ox_bb": json.dumps(meta, default=str).encode()})
         sink = pa.BufferOutputStream()
@@ -189,7 +192,8 @@ def _scan_batch(scanner: CodeScanner, snapshots, version: str, cache: ResultsCac
         log.exception("%s failed on a batch", scanner.name)
         outputs = [ScanOutput(ref.repository_uuid, error=f"{type(exc).__name__}: {exc}") for ref, _ in group]
     per_repo = (time.perf_counter() - t0) / len(group)
-    for (ref, _), output in zip(group, outputs):
+    for (ref, snap), output in zip(group, outputs):
+        code_context.mark(output.findings, snap)
         if output.error is None and not version.startswith("unavailable"):
             cache.put(scanner.name, ref.repository_uuid, ref.commit, version, output)
         _record(report, scanner, version, ref, output, cached=False, seconds=per_repo, now=now)

@@ -179,7 +179,16 @@ CONFIG_SCHEMAS = {
     "config_scanner_controls": pa.schema([("scanner", S), ("control_id", S)]),
     "build_context": pa.schema([("build_id", S), ("now", pa.timestamp("us", tz="UTC")),
                                 ("inactive_after_days", I), ("activity_window_days", I),
-                                ("default_data_classification", S)]),
+                                ("default_data_classification", S), ("correlation_line_window", I)]),
+    "config_severity_factors": pa.schema([
+        ("factor_order", I), ("name", S), ("condition", S), ("direction", S), ("steps", I),
+        ("applies_to", pa.list_(pa.struct([("category", S), ("exploitable_only", pa.bool_())]))),
+        ("except_when", LS), ("at_least", S), ("sentence", S), ("rationale", S)]),
+    "config_code_context_rules": pa.schema([("rule_order", I), ("name", S), ("context", S), ("path", S),
+                                            ("content", S), ("decision", S), ("categories", LS),
+                                            ("rationale", S)]),
+    "config_cwe_families": pa.schema([("family", S), ("title", S), ("exploitable", pa.bool_()), ("cwe", S)]),
+    "config_cwe_family_rules": pa.schema([("scanner", S), ("rule_id", S), ("family", S)]),
 }
 
 
@@ -191,7 +200,8 @@ def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -
     return {
         "build_context": [{"build_id": build_id, "now": now, "inactive_after_days": INACTIVE_AFTER_DAYS,
                            "activity_window_days": ACTIVITY_WINDOW_DAYS,
-                           "default_data_classification": apps.defaults.data_classification}],
+                           "default_data_classification": apps.defaults.data_classification,
+                           "correlation_line_window": settings.cwe_families.line_window}],
         "config_severity_levels": [{"severity": s, "severity_rank": i, "label": s.capitalize()}
                                    for i, s in enumerate(SEVERITIES)],
         "config_sla": [{"severity": s, "days": d} for s, d in settings.sla.sla_days.items()],
@@ -209,6 +219,11 @@ def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -
              "expires": s.expires} for i, s in enumerate(settings.suppressions.suppressions, 1)],
         "config_severity_factors": [{"factor_order": i, **f.model_dump()}
                                     for i, f in enumerate(settings.factors.factors, 1)],
+        "config_code_context_rules": [{"rule_order": i, **r} for i, r in enumerate(settings.code_context, 1)],
+        "config_cwe_families": [{"family": name, "title": f.title, "exploitable": f.exploitable, "cwe": cwe}
+                                for name, f in settings.cwe_families.families.items() for cwe in f.cwes],
+        "config_cwe_family_rules": [{"scanner": key.partition("/")[0], "rule_id": key.partition("/")[2],
+                                     "family": family} for key, family in settings.cwe_families.rules.items()],
         "config_posture_checks": catalog_table(),
         "config_scanner_controls": [{"scanner": s, "control_id": c}
                                     for s, controls in settings.scanner_controls.items() for c in controls],

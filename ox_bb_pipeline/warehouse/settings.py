@@ -17,10 +17,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import ConfigError, data_home
+from ..scanners.finding import CATEGORIES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SEVERITY_FACTORS_PATH = PACKAGE_DIR / "severity_factors.yaml"
 SCANNER_CONTROLS_PATH = PACKAGE_DIR / "scanner_controls.yaml"
+CWE_FAMILIES_PATH = PACKAGE_DIR / "cwe_families.yaml"
 
 Severity = Literal["info", "low", "medium", "high", "critical"]  # ordered: the rank is the index
 Priority = Literal["low", "medium", "high", "critical"]
@@ -44,11 +46,11 @@ CONDITIONS = {
     "not_deployed_to_production": "the repository's pipelines deploy, but never to production",
     "business_priority_critical": "the application's business priority is critical",
     "business_priority_low": "the application's business priority is low",
-    "test_path": "the file sits under a test, example, fixture or sample directory (or is a test file)",
+    "code_context_lower": "a scanners/code_context.yaml rule that lowers the finding's category matches its file "
+                          "(test, example or generated code)",
     "dev_dependency": "the vulnerable package is a development-only dependency (SBOM)",
     "fix_available": "the advisory names a fixed version",
     "inactive_repository": "no code change on the main branch for longer than the inactivity threshold",
-    "unsecured_variable": "the repository's pipelines hold a secret-looking value in an unsecured variable",
 }
 
 
@@ -176,24 +178,46 @@ class SlaFile(_Strict):
 
 
 # -- catalogs (shipped with the package) ----------------------------------------------------------
+def _known_condition(value: str) -> str:
+    if value not in CONDITIONS:
+        raise ValueError(f"unknown condition {value!r}; sql/severity_evidence.sql knows {', '.join(CONDITIONS)}")
+    return value
+
+
+class FactorScope(_Strict):
+    """Findings a factor is relevant to: a category, optionally only its exploitable weaknesses."""
+
+    category: Literal[CATEGORIES]
+    exploitable_only: bool = False  # only findings whose CWE family is exploitable (cwe_families.yaml)
+
+
 class SeverityFactor(_Strict):
     name: str
     condition: str
     direction: Literal["up", "down", "explain"]
     steps: int = Field(ge=0, le=4)
+    applies_to: list[FactorScope] = Field(min_length=1)
+    except_when: list[str] = Field(default_factory=list)  # conditions that switch the factor off
+    at_least: Severity | None = None  # lifts the result to this level whatever the one-step cap
     sentence: str = Field(min_length=1)  # a phrase; `{evidence}` is replaced by the condition's evidence
+    rationale: str = Field(min_length=1)  # why an analyst applies it, and to what
 
     @field_validator("condition")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in CONDITIONS:
-            raise ValueError(f"unknown condition {value!r}; sql/severity_evidence.sql knows {', '.join(CONDITIONS)}")
-        return value
+        return _known_condition(value)
+
+    @field_validator("except_when")
+    @classmethod
+    def _known_exceptions(cls, value: list[str]) -> list[str]:
+        return [_known_condition(v) for v in value]
 
     @model_validator(mode="after")
     def _steps_match_direction(self) -> SeverityFactor:
         if (self.direction == "explain") != (self.steps == 0):
             raise ValueError("'explain' factors take 0 steps; 'up' and 'down' factors at least 1")
+        if self.at_least is not None and self.direction != "up":
+            raise ValueError("'at_least' raises: only 'up' factors take it")
         return self
 
 
@@ -209,6 +233,41 @@ class SeverityFactorCatalog(_Strict):
         return self
 
 
+class CweFamily(_Strict):
+    title: str = Field(min_length=1)
+    exploitable: bool
+    cwes: list[str] = Field(min_length=1)
+
+    @field_validator("cwes")
+    @classmethod
+    def _cwe_ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.fullmatch(r"CWE-[0-9]+", v)]
+        if bad:
+            raise ValueError(f"CWE ids look like CWE-89, not {', '.join(map(repr, bad))}")
+        return value
+
+
+class CweFamilyCatalog(_Strict):
+    """Weakness families (cwe_families.yaml): correlation across scanners, exploitable weaknesses."""
+
+    line_window: int = Field(ge=0, le=100)
+    families: dict[str, CweFamily]
+    rules: dict[str, str] = Field(default_factory=dict)  # scanner/rule_id -> family
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CweFamilyCatalog:
+        owners: dict[str, str] = {}
+        for name, family in self.families.items():
+            for cwe in family.cwes:
+                if cwe in owners:
+                    raise ValueError(f"{cwe} is in both {owners[cwe]} and {name}; a CWE belongs to one family")
+                owners[cwe] = name
+        unknown = sorted({f for f in self.rules.values() if f not in self.families})
+        if unknown:
+            raise ValueError(f"rules name unknown families: {', '.join(unknown)}")
+        return self
+
+
 # -- loading --------------------------------------------------------------------------------------
 class WarehouseSettings(BaseModel):
     """Everything a warehouse build reads besides the lake."""
@@ -217,6 +276,8 @@ class WarehouseSettings(BaseModel):
     suppressions: SuppressionsFile = Field(default_factory=SuppressionsFile)
     sla: SlaFile = Field(default_factory=SlaFile)
     factors: SeverityFactorCatalog
+    cwe_families: CweFamilyCatalog = Field(default_factory=lambda: load_cwe_families())
+    code_context: list[dict] = Field(default_factory=lambda: load_code_context_rules())
     scanner_controls: dict[str, list[str]] = Field(default_factory=dict)
 
 
@@ -302,6 +363,17 @@ def load_sla(path: Path | None = None, environ: dict[str, str] | None = None) ->
 
 def load_factor_catalog(path: Path = SEVERITY_FACTORS_PATH) -> SeverityFactorCatalog:
     return _validate(SeverityFactorCatalog, _read_yaml(path), str(path))
+
+
+def load_cwe_families(path: Path = CWE_FAMILIES_PATH) -> CweFamilyCatalog:
+    return _validate(CweFamilyCatalog, _read_yaml(path), str(path))
+
+
+def load_code_context_rules() -> list[dict]:
+    """scanners/code_context.yaml (validated where the scan stage reads it too)."""
+    from ..scanners.code_context import load_rules
+
+    return [rule.model_dump() for rule in load_rules()]
 
 
 def load_scanner_controls(path: Path = SCANNER_CONTROLS_PATH) -> dict[str, list[str]]:
