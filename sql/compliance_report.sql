@@ -105,7 +105,8 @@ open_findings AS (
            final_severity || ': ' || title
                || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || suppression_reason ELSE '' END AS detail
     FROM findings_queue
-    WHERE status IN ('new', 'open', 'reopened', 'suppressed') AND len(controls) > 0
+    -- a correlated finding still fails its own controls; its problem is one queue item
+    WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
 ),
 
 open_finding_controls AS MATERIALIZED (

@@ -32,6 +32,12 @@
 -- column: scanned_at: when the scan ran
 -- column: application: application it belongs to
 -- column: parent_application: for a monorepo child, the whole repository's application
+-- column: file_markers: code_context.yaml content rules its file matched at scan time
+-- column: cwe_family: weakness family of its rule or CWE (cwe_families.yaml)
+-- column: exploitable: its weakness family can be triggered through the application's inputs
+-- column: code_context: vendored | minified | bundled | lock_file | generated | test | example (null: own code)
+-- column: code_context_rule: the code_context.yaml rule that decided code_context
+-- column: code_context_effect: exclude (never in the open queue) | lower (severity factor code_context) | none
 -- column: team: the application's team
 -- column: owners: the application's owners
 -- column: business_priority: the application's business priority
@@ -47,6 +53,7 @@ SELECT
     f.connection, f.workspace, f.repository_uuid, f.repository, f.commit, f.file_path,
     f.start_line, f.end_line, f.evidence, f.remediation, f.cwe, f.package, f.version, f.fixed_version,
     f.vulnerability_ids, f.controls, f.scanned_at, f.application, f.parent_application,
+    f.file_markers, f.cwe_family, f.exploitable, f.code_context, f.code_context_rule, f.code_context_effect,
     s.team, s.owners, s.business_priority, s.application_is_relevant, s.severity_steps, s.final_severity,
     s.severity_rank, s.severity_factors, s.severity_explanation, s.severity_set_by_rule
 FROM findings AS f

@@ -6,13 +6,18 @@
 --              successful latest run (posture: the check evaluated pass or fail on that repository)
 --   reopened   seen again after it was resolved, or its suppression expired or was removed
 --   suppressed matches a suppression of suppressions.yaml that has not expired
+--   excluded   in vendored, minified, bundled or lock-file code (code_context_effect = exclude; the
+--              rule is excluded_by): kept, flagged, never open
+--   correlated another scanner's finding of the same problem is its queue item (correlated_into);
+--              that item lists every scanner and rule in detected_by
 -- SLA: due `config_sla.days` (by final severity) after the SLA start (first seen; restarted when
 -- reopened). All times come from build_context.now, so the due date follows the final severity,
 -- a workflow's set_severity included (enriched_findings).
 -- Assignment: a workflow's `assign` (workflow_decisions) names the team or owner of one finding. The
 -- workflow decides from the queue a build made and records its decision; the next build shows it
 -- here (the latest decision per field wins), and every later build keeps showing it.
--- depends: enriched_findings, applications, scan_runs, posture_results, config_suppressions, config_sla
+-- depends: enriched_findings, finding_correlations, applications, scan_runs, posture_results
+-- depends: config_suppressions, config_sla
 -- depends: build_context, workflow_decisions
 -- state: finding_id VARCHAR, status VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
 -- state: status_changed_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, reopened_count INTEGER,
@@ -21,7 +26,7 @@
 -- state: file_path VARCHAR, base_severity VARCHAR, final_severity VARCHAR, severity_explanation VARCHAR,
 -- state: controls VARCHAR[]
 -- column: finding_id: stable fingerprint (the key)
--- column: status: new | open | resolved | reopened | suppressed
+-- column: status: new | open | resolved | reopened | suppressed | excluded | correlated
 -- column: previous_status: status after the previous build (null: first seen now)
 -- column: seen: reported by this build's scans
 -- column: scope_complete: its repository and scanner were completely scanned (what allows resolving)
@@ -38,6 +43,10 @@
 -- column: final_severity: severity after severity factors (kept from the last build that saw it)
 -- column: severity_explanation: why the final severity is what it is
 -- column: controls: framework controls it fails
+-- column: detected_by: every scanner and rule that saw this problem (scanner:rule_id; several when correlated)
+-- column: correlated_into: for status correlated, the finding_id of the queue item that stands for it
+-- column: excluded_by: for status excluded, the code_context.yaml rule (vendored, minified, bundled or lock file)
+-- column: code_context: vendored | minified | bundled | lock_file | generated | test | example (null: own code)
 -- column: business_priority: the application's business priority
 -- column: team: the application's team
 -- column: owners: the application's owners
@@ -57,7 +66,7 @@
 -- column: sla_days: days allowed for its final severity (null: no SLA, e.g. info)
 -- column: sla_started_at: when the SLA clock started (first seen, or the last reopening)
 -- column: sla_due_at: sla_started_at + sla_days
--- column: sla_status: on_track | breached (open past due) | met | missed (resolved after due) | exempt (suppressed or no SLA)
+-- column: sla_status: on_track | breached (open past due) | met | missed (resolved after due) | exempt (suppressed, excluded, correlated, or no SLA)
 -- column: sla_breached: past its due date while open, or resolved late
 WITH ctx AS (
     SELECT * FROM build_context
@@ -93,8 +102,14 @@ merged AS (
            coalesce(c.final_severity, p.final_severity) AS final_severity,
            coalesce(c.severity_explanation, p.severity_explanation) AS severity_explanation,
            coalesce(c.controls, p.controls) AS controls,
+           coalesce(c.detected_by, [coalesce(c.scanner, p.scanner) || ':' || coalesce(c.rule_id, p.rule_id)])
+               AS detected_by,
+           CASE WHEN NOT c.is_primary THEN c.problem_id END AS correlated_into,
+           CASE WHEN c.code_context_effect = 'exclude' THEN c.code_context_rule END AS excluded_by,
+           c.code_context,
            p.first_seen, p.last_seen, p.status_changed_at, p.resolved_at, p.reopened_count, p.sla_started_at
-    FROM enriched_findings AS c
+    FROM (SELECT e.*, k.problem_id, k.is_primary, k.detected_by
+          FROM enriched_findings AS e LEFT JOIN finding_correlations AS k USING (finding_id)) AS c
     FULL OUTER JOIN previous_findings_queue AS p USING (finding_id)
 ),
 
@@ -156,6 +171,8 @@ judged AS (
     SELECT *,
            CASE
                WHEN NOT seen AND (previous_status = 'resolved' OR scope_complete) THEN 'resolved'
+               WHEN seen AND excluded_by IS NOT NULL THEN 'excluded'
+               WHEN seen AND correlated_into IS NOT NULL THEN 'correlated'
                WHEN suppression_active THEN 'suppressed'
                WHEN previous_status IS NULL THEN 'new'
                WHEN previous_status IN ('resolved', 'suppressed') THEN 'reopened'
@@ -188,7 +205,7 @@ sla AS (
     SELECT *,
            sla_start + to_days(sla_days::INTEGER) AS due_at,
            CASE
-               WHEN sla_days IS NULL OR status = 'suppressed' THEN 'exempt'
+               WHEN sla_days IS NULL OR status IN ('suppressed', 'excluded', 'correlated') THEN 'exempt'
                WHEN status = 'resolved' AND resolved_at_now <= sla_start + to_days(sla_days::INTEGER) THEN 'met'
                WHEN status = 'resolved' THEN 'missed'
                WHEN now > sla_start + to_days(sla_days::INTEGER) THEN 'breached'
@@ -200,7 +217,8 @@ sla AS (
 SELECT
     finding_id, status, previous_status, seen, scope_complete,
     application, workspace, repository_uuid, repository, scanner, rule_id, title, category, file_path,
-    base_severity, final_severity, severity_explanation, controls, business_priority, team, owners,
+    base_severity, final_severity, severity_explanation, controls, detected_by, correlated_into, excluded_by,
+    code_context, business_priority, team, owners,
     assigned_team, assignee, assigned_by_rule, application_is_relevant,
     first_seen_at AS first_seen,
     last_seen_at AS last_seen,

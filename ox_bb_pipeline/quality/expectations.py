@@ -25,7 +25,7 @@ EXAMPLE_WIDTH = 120
 CELL_WIDTH = 40  # one long value may not hide the key beside it
 DEFAULT_MAX_ROW_COUNT_DROP = 0.5
 OPEN_STATUSES = ("new", "open", "reopened")
-QUEUE_STATUSES = (*OPEN_STATUSES, "resolved", "suppressed")
+QUEUE_STATUSES = (*OPEN_STATUSES, "resolved", "suppressed", "excluded", "correlated")
 SLA_SEVERITIES = (
     "low",
     "medium",

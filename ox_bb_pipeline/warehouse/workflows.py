@@ -33,7 +33,7 @@ from .settings import (
     _validate,
 )
 
-Status = Literal["new", "open", "resolved", "reopened", "suppressed"]
+Status = Literal["new", "open", "resolved", "reopened", "suppressed", "excluded", "correlated"]
 # Which queue rows a trigger starts from; conditions narrow them. any_finding includes resolved and
 # suppressed findings: narrow it with `status` when that is not wanted.
 TRIGGERS = {"new_finding": "q.status = 'new'", "any_finding": "true", "sla_breached": "q.sla_status = 'breached'"}

@@ -53,7 +53,7 @@ def test_the_same_repository_and_finding_through_two_connections_are_one_row(lak
 def test_columns_carry_their_documentation_as_comments(lake):
     lake.build()
     assert lake.rows("SELECT comment FROM duckdb_columns() WHERE table_name = 'findings_queue' "
-                     "AND column_name = 'status'") == [{"comment": "new | open | resolved | reopened | suppressed"}]
+                     "AND column_name = 'status'") == [{"comment": "new | open | resolved | reopened | suppressed | excluded | correlated"}]
     assert lake.value("SELECT comment FROM duckdb_tables() WHERE table_name = 'findings_queue'").startswith(
         "The unified queue: one row per fingerprint ever seen")
 

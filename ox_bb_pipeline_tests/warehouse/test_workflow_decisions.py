@@ -132,9 +132,9 @@ def test_a_severity_change_keeps_the_factors_and_adds_the_workflow_last(lake):
     assert row == {
         "final_severity": "high",
         "severity_factors": [
-            {"name": "test_or_example_path", "direction": "down", "steps": 1, "evidence": "tests/fixtures/"},
+            {"name": "code_context", "direction": "down", "steps": 1, "evidence": "test code under tests/fixtures/"},
             {"name": "workflow:fixtures-matter", "direction": "up", "steps": 1, "evidence": "the fixture is shipped"}],
-        "severity_explanation": "High → Medium: only under tests/fixtures/; workflow 'fixtures-matter' raised it to "
+        "severity_explanation": "High → Medium: only in test code under tests/fixtures/; workflow 'fixtures-matter' raised it to "
                                 "High: the fixture is shipped"}
     assert lake.value("SELECT final_severity FROM findings_queue WHERE finding_id = ?", finding) == "high"
 
