@@ -126,6 +126,8 @@ def test_the_allowed_values_follow_the_data_model():
         "reopened",
         "resolved",
         "suppressed",
+        "excluded",
+        "correlated",
     }
     assert set(SUITES["findings/sca"].allowed["category"]) == {
         "secrets",
