@@ -36,7 +36,7 @@
 -- column: file_markers: content rules of code_context.yaml its file matched at scan time (e.g. generated-marker)
 -- column: cwe_family: weakness family of its rule or CWE (cwe_families.yaml; null: none)
 -- column: exploitable: its weakness family can be triggered through the application's inputs
--- column: code_context: what its file is: vendored | minified | bundled | lock_file | generated | test | example (null: own code)
+-- column: code_context: vendored | minified | bundled | lock_file | generated | test | example (null: own code)
 -- column: code_context_rule: the code_context.yaml rule that decided code_context
 -- column: code_context_effect: exclude (never in the open queue) | lower (severity factor code_context) | none
 WITH reported AS NOT MATERIALIZED (

@@ -66,7 +66,7 @@
 -- column: sla_days: days allowed for its final severity (null: no SLA, e.g. info)
 -- column: sla_started_at: when the SLA clock started (first seen, or the last reopening)
 -- column: sla_due_at: sla_started_at + sla_days
--- column: sla_status: on_track | breached (open past due) | met | missed (resolved after due) | exempt (suppressed, excluded, correlated, or no SLA)
+-- column: sla_status: on_track | breached (open past due) | met | missed (resolved after due) | exempt (not open, or no SLA)
 -- column: sla_breached: past its due date while open, or resolved late
 WITH ctx AS (
     SELECT * FROM build_context
