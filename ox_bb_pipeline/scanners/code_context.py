@@ -7,6 +7,8 @@ together (sql/findings.sql) and decides exclude / lower per finding.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -72,11 +74,11 @@ def load_rules(path: Path = RULES_PATH) -> tuple[CodeContextRule, ...]:
         raise ConfigError(str(path), [str(exc)]) from exc
 
 
-def rules_version(path: Path = RULES_PATH) -> str:
-    """Cached scan results carry the markers of the rules they were made with."""
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+def rules_version() -> str:
+    """The content rules' digest: cached scan results carry markers made with these rules (a change of
+    path rules needs no rescan; the warehouse applies them)."""
+    material = json.dumps([(r.name, r.content) for r in load_rules() if r.content is not None])
+    return hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
 def file_markers(snapshot: Snapshot, path: str, rules: tuple[CodeContextRule, ...] | None = None) -> list[str]:

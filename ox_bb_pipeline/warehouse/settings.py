@@ -265,6 +265,9 @@ class CweFamilyCatalog(_Strict):
         unknown = sorted({f for f in self.rules.values() if f not in self.families})
         if unknown:
             raise ValueError(f"rules name unknown families: {', '.join(unknown)}")
+        unqualified = sorted(key for key in self.rules if "/" not in key)
+        if unqualified:
+            raise ValueError(f"rules are keyed scanner/rule_id, e.g. bandit/B307: not {', '.join(unqualified)}")
         return self
 
 
@@ -385,7 +388,8 @@ def load_settings() -> WarehouseSettings:
     """Every file at once, so a build reports the problems of all of them together."""
     loaded, problems = {}, []
     for key, loader in (("applications", load_applications), ("suppressions", load_suppressions),
-                        ("sla", load_sla), ("factors", load_factor_catalog)):
+                        ("sla", load_sla), ("factors", load_factor_catalog), ("cwe_families", load_cwe_families),
+                        ("code_context", load_code_context_rules)):
         try:
             loaded[key] = loader()
         except ConfigError as exc:

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import duckdb
+import pytest
 
+from ox_bb_pipeline.config import ConfigError
+from ox_bb_pipeline.warehouse.settings import load_cwe_families
 from ox_bb_pipeline.warehouse.summary import severity_drift
 
 from .conftest import NOW
@@ -108,3 +111,28 @@ def test_severity_drift_counts_the_open_queue(lake):
     assert drift.factors == [{"factor": "code_context", "findings": 1}, {"factor": "public_repository", "findings": 1}]
     assert drift.line() == ("100.0% of 3 open findings within one step of the scanner's severity; "
                             "2 changed (1 up, 1 down), 0 by more than one step")
+
+
+def test_a_bad_cwe_family_catalog_names_the_problem(tmp_path):
+    path = tmp_path / "families.yaml"
+    path.write_text("""
+line_window: 3
+families:
+  sql_injection: {title: SQL injection, exploitable: true, cwes: [CWE-89]}
+  orm_injection: {title: ORM injection, exploitable: true, cwes: [CWE-89, cwe564]}
+""")
+    with pytest.raises(ConfigError) as caught:
+        load_cwe_families(path)
+    assert caught.value.problems == [
+        "families.orm_injection.cwes: CWE ids look like CWE-89, not 'cwe564'"]
+    path.write_text("""
+line_window: 3
+families:
+  sql_injection: {title: SQL injection, exploitable: true, cwes: [CWE-89]}
+  orm_injection: {title: ORM injection, exploitable: true, cwes: [CWE-89]}
+rules: {B608: sql_injection}
+""")
+    with pytest.raises(ConfigError) as caught:
+        load_cwe_families(path)
+    assert caught.value.problems == [
+        "file: CWE-89 is in both sql_injection and orm_injection; a CWE belongs to one family"]
