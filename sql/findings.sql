@@ -81,12 +81,11 @@ mapped AS (
 
 contexts AS (
     -- a rule that matches but does not cover the category still names what the file is (effect none)
+    -- code_context_matches: the macro the runner makes from the rules (constant patterns, compiled once)
     SELECT f.finding_id, r.name AS rule, r.context,
            CASE WHEN list_contains(r.categories, f.category) THEN r.decision ELSE 'none' END AS effect
-    FROM unique_findings AS f
-    JOIN config_code_context_rules AS r
-        ON (r.path IS NOT NULL AND f.file_path IS NOT NULL AND regexp_matches(f.file_path, r.path))
-        OR (r.content IS NOT NULL AND list_contains(coalesce(f.file_markers, []), r.name))
+    FROM unique_findings AS f, unnest(code_context_matches(f.file_path, coalesce(f.file_markers, []))) AS m(hit)
+    JOIN config_code_context_rules AS r ON r.name = m.hit.rule
     QUALIFY row_number() OVER (PARTITION BY f.finding_id
                                ORDER BY list_contains(r.categories, f.category) DESC, r.rule_order) = 1
 ),

@@ -23,10 +23,11 @@ dev_only_packages AS (
 
 lowering_contexts AS (
     -- evidence: the directory a directory rule matched (tests/fixtures/), else the file; a content
-    -- rule adds its name
+    -- rule adds its name (code_context_matches: the runner's macro over code_context.yaml)
     SELECT f.finding_id, f.file_path, r.name AS rule, r.content IS NOT NULL AS by_content,
            replace(f.code_context, '_', ' ') AS context,
-           CASE WHEN r.path IS NOT NULL THEN ltrim(regexp_extract(f.file_path, r.path), '/') END AS matched
+           ltrim([m.matched FOR m IN code_context_matches(f.file_path, f.file_markers)
+                  IF m.rule = f.code_context_rule][1], '/') AS matched
     FROM findings AS f
     JOIN config_code_context_rules AS r ON r.name = f.code_context_rule
     WHERE f.code_context_effect = 'lower'

@@ -104,6 +104,7 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
             register_lake_inputs(con, home)
             for name, rows in config.items():
                 create_table(con, name, rows, CONFIG_SCHEMAS.get(name))
+            create_code_context_macro(con, settings.code_context)
             register_pipeline_definitions(con, known_pipelines)
             create_table(con, "workflow_decisions", read_decisions(home))
         for model in order:
@@ -230,6 +231,25 @@ def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -
         "config_frameworks": [{"framework": k, "prefix": prefix, "title": title}
                               for k, (prefix, title) in FRAMEWORKS.items()],
     }
+
+
+def create_code_context_macro(con: duckdb.DuckDBPyConnection, rules: list[dict]) -> None:
+    """`code_context_matches(path, markers)`: the code_context.yaml rules a file matches, in catalog
+    order, as {rule, matched} (matched: the part of the path a path rule matched). Made from the data
+    so every pattern is a constant: a pattern read from a table column is compiled again per row,
+    which costs minutes on a million findings; a constant one is compiled once."""
+    items = []
+    for rule in rules:
+        name = _literal(rule["name"])
+        if rule["path"] is not None:
+            pattern = _literal(rule["path"])
+            items.append(f"CASE WHEN regexp_matches(path, {pattern}) "
+                         f"THEN {{'rule': {name}, 'matched': regexp_extract(path, {pattern})}} END")
+        else:
+            items.append(f"CASE WHEN list_contains(markers, {name}) "
+                         f"THEN {{'rule': {name}, 'matched': NULL::VARCHAR}} END")
+    body = f"list_filter([{', '.join(items)}], lambda m: m IS NOT NULL)" if items else "[]"
+    con.execute(f"CREATE OR REPLACE MACRO code_context_matches(path, markers) AS {body}")
 
 
 def _application_rows(apps: ApplicationsFile) -> list[dict]:
