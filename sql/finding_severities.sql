@@ -2,8 +2,9 @@
 -- every severity factor whose condition holds and that applies to the finding (its category, and
 -- for some only exploitable weaknesses; none of its `except_when` conditions holds), in catalog
 -- order; raising stops one step above the base severity (a factor's `at_least` excepted), lowering
--- does not; the factors with their evidence, and one sentence that explains the result. Kept apart from the
--- finding's own columns so a build writes those once (in findings); enriched_findings joins both.
+-- does not; the factors with their evidence, and one sentence that explains the result. Kept apart
+-- from the finding's own columns so a build writes those once (in findings); enriched_findings joins
+-- both.
 -- A workflow's set_severity (workflow_decisions: recorded by `ox-bb workflows --apply` or the
 -- reports/workflows asset from the queue of an earlier build) overrides the factors' result from
 -- the next build on; the latest decision wins. It is listed last among the factors (name
