@@ -5,6 +5,10 @@ http(s) transport (GitAccess's config), symlinks checked out as plain files (cor
 and never followed by the walker, per-file and per-repository size caps, binary files skipped
 (and deleted from the checkout, so the tools that walk it themselves skip them too), and a timeout
 per repository.
+
+Every run checks out into a private working directory of its own (`run-<pid>-<random>`), so two runs
+on one data home never delete each other's checkouts; directories left by runs that died (kill -9)
+hold raw secrets and are removed when the next run starts.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +90,46 @@ def walk(root: Path, limits: SnapshotLimits) -> tuple[list[SnapshotFile], dict[s
             files.append(SnapshotFile(rel, size))
             total += size
     return files, skipped, total
+
+
+_RUN_DIR = re.compile(r"run-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_workdirs(root: Path) -> list[Path]:
+    """Remove what runs that are no longer alive left under `root`: `run-<pid>-*` directories whose
+    process is gone, and anything else (checkouts of the layout before private directories)."""
+    removed = []
+    for entry in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+        match = _RUN_DIR.match(entry.name)
+        if match and _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def private_workdir(root: Path) -> Iterator[Path]:
+    """A directory under `root` for this run alone (mode 0700), removed with everything in it at the end;
+    stale directories of dead runs are removed first."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_workdirs(root)
+    path = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def take_snapshot(git: GitAccess, repo: RepoRef, branch: str, cache_root: Path,

@@ -28,7 +28,7 @@ from ..config import data_home
 from ..files import atomic_write_bytes
 from .base import CodeScanner, ScanOutput
 from .finding import FINDING_SCHEMA, Finding, RepoRef
-from .snapshot import Snapshot, SnapshotLimits, take_snapshot
+from .snapshot import Snapshot, SnapshotLimits, private_workdir, take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,6 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
     clock = clock or SystemClock()
     scanners = scanners if scanners is not None else default_scanners()
     cache = ResultsCache(home / "cache" / "scan")
-    snapshot_root = home / "cache" / "snapshots" / git.connection_name
     versions = {}
     for scanner in scanners:
         try:
@@ -160,18 +159,21 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
             if paths is None:
                 paths = [f["path"] for f in previous_files if f["repository_uuid"] == ref.repository_uuid]
             report.repository_files += _file_rows(ref, paths)
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
-        snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions, now,
-                               cache)
-        try:
-            for scanner in scanners:
-                _scan_batch(scanner, snapshots, versions[scanner.name], cache, report, now)
-        finally:
-            for _, snap, _ in snapshots:
-                shutil.rmtree(snap.root, ignore_errors=True)  # checkouts hold raw secrets: keep none at rest
-        if progress:
-            progress(f"scanned {min(start + batch_size, len(todo))}/{len(todo)} repositories")
+    # checkouts go to a directory of this run alone: another run on the same home never deletes them
+    with private_workdir(home / "cache" / "snapshots") as workdir:
+        snapshot_root = workdir / git.connection_name
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions,
+                                   now, cache)
+            try:
+                for scanner in scanners:
+                    _scan_batch(scanner, snapshots, versions[scanner.name], cache, report, now)
+            finally:
+                for _, snap, _ in snapshots:
+                    shutil.rmtree(snap.root, ignore_errors=True)  # checkouts hold raw secrets: keep none at rest
+            if progress:
+                progress(f"scanned {min(start + batch_size, len(todo))}/{len(todo)} repositories")
     report.git_operations = git.operations - git_before
     report.seconds = time.perf_counter() - started
     return report
@@ -189,7 +191,9 @@ def _scan_batch(scanner: CodeScanner, snapshots, version: str, cache: ResultsCac
         log.exception("%s failed on a batch", scanner.name)
         outputs = [ScanOutput(ref.repository_uuid, error=f"{type(exc).__name__}: {exc}") for ref, _ in group]
     per_repo = (time.perf_counter() - t0) / len(group)
-    for (ref, _), output in zip(group, outputs):
+    for (ref, snap), output in zip(group, outputs):
+        if output.error is None and not snap.root.is_dir():  # whatever was found, it is not the whole checkout
+            output.error = "the checkout vanished during the scan"
         if output.error is None and not version.startswith("unavailable"):
             cache.put(scanner.name, ref.repository_uuid, ref.commit, version, output)
         _record(report, scanner, version, ref, output, cached=False, seconds=per_repo, now=now)
