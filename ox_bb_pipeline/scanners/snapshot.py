@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bitbucket.git import GitAccess
+from ..locks import pid_alive
 from .finding import RepoRef
 
 BINARY_PROBE = 8192
@@ -95,23 +96,13 @@ def walk(root: Path, limits: SnapshotLimits) -> tuple[list[SnapshotFile], dict[s
 _RUN_DIR = re.compile(r"run-(\d+)-")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def remove_stale_workdirs(root: Path) -> list[Path]:
     """Remove what runs that are no longer alive left under `root`: `run-<pid>-*` directories whose
     process is gone, and anything else (checkouts of the layout before private directories)."""
     removed = []
     for entry in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
         match = _RUN_DIR.match(entry.name)
-        if match and _alive(int(match.group(1))):
+        if match and pid_alive(int(match.group(1))):
             continue
         shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
         removed.append(entry)
