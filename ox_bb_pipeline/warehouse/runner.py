@@ -88,9 +88,16 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
     build_id = now.strftime("%Y%m%dT%H%M%S.%fZ")
     target = warehouse_path(home)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with home_lock(target.with_name(".warehouse.lock"), home, "warehouse ", progress):
+    with warehouse_lock(home, "warehouse ", progress):
         remove_stale_builds(target)
         return _build(home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started)
+
+
+def warehouse_lock(home: Path | None, what: str, waiting: Callable[[str], None] | None = None):
+    """Held by every writer of the warehouse file (builds, applied workflows): a write made while a build
+    works on its copy would be lost at the build's rename."""
+    home = home or data_home()
+    return home_lock(warehouse_path(home).with_name(".warehouse.lock"), home, what, waiting)
 
 
 def remove_stale_builds(target: Path) -> list[Path]:
