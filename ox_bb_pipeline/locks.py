@@ -1,6 +1,7 @@
-"""Locks on a data home, held by the process that writes (an advisory `flock` on a lock file: the kernel
-drops it when the holder dies, even by kill -9, so no lock is ever stale), and the liveness test of a
-process id used to clean up what dead runs left behind."""
+"""What runs sharing a data home need: locks held by the process that writes (an advisory `flock` on a lock
+file: the kernel drops it when the holder dies, even by kill -9, so no lock is ever stale), and working
+directories private to one run (`run-<pid>-<random>`), whose leftovers from dead runs are removed when
+the next run starts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -54,3 +58,33 @@ def home_lock(lock_file: Path, home: Path, what: str,
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_RUN_DIR = re.compile(r"run-(\d+)-")
+
+
+def remove_stale_workdirs(root: Path) -> list[Path]:
+    """Remove what runs that are no longer alive left under `root`: `run-<pid>-*` directories whose
+    process is gone, and anything else (checkouts of the layout before private directories)."""
+    removed = []
+    for entry in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+        match = _RUN_DIR.match(entry.name)
+        if match and pid_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def private_workdir(root: Path) -> Iterator[Path]:
+    """A directory under `root` for this run alone (mode 0700), removed with everything in it at the end;
+    stale directories of dead runs are removed first."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_workdirs(root)
+    path = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from ..clock import Clock, SystemClock, isoformat, parse_when
 from ..config import data_home
 from ..files import atomic_write_text
+from ..locks import private_workdir
 from ..redaction import looks_like_secret, redact_url, salted_hash
 from ..scanners.secrets import redact_text
 from .errors import (
@@ -134,7 +135,8 @@ class Extractor:
         self.clock = clock or SystemClock()
         self.options = options or ExtractOptions()
         self.home = home
-        self.history = GitHistory(git, (home or data_home()) / "cache" / "git" / self.conn.name)
+        self._git_root = (home or data_home()) / "cache" / "git"
+        self.history = GitHistory(git, self._git_root / self.conn.name)
         self.now = self.clock.now()
         self.report = ExtractReport(rows={t: [] for t in (
             "workspaces", "projects", "repositories", "repository_permissions", "extraction_status", *REPO_TABLES)})
@@ -160,8 +162,12 @@ class Extractor:
                 else:
                     # Its rows leave the lake, so a later re-selection must read it afresh.
                     self.state["repositories"].pop(repo["repository_uuid"], None)
-        # Per-repository reads are latency-bound: a few at a time (the budget still paces them).
-        with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+        # Per-repository reads are latency-bound: a few at a time (the budget still paces them). History is
+        # fetched into scratch repositories (raw content) in a directory of this run alone; those a killed
+        # run left behind are removed first.
+        with private_workdir(self._git_root) as scratch, \
+                ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+            self.history.root = scratch / self.conn.name
             list(pool.map(lambda item: self._repository(*item, refresh_queue), selected))
             self._refresh_settings(refresh_queue, pool)
         for table, rows in self.report.rows.items():

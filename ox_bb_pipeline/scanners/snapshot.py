@@ -16,15 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bitbucket.git import GitAccess
-from ..locks import pid_alive
 from .finding import RepoRef
 
 BINARY_PROBE = 8192
@@ -91,36 +87,6 @@ def walk(root: Path, limits: SnapshotLimits) -> tuple[list[SnapshotFile], dict[s
             files.append(SnapshotFile(rel, size))
             total += size
     return files, skipped, total
-
-
-_RUN_DIR = re.compile(r"run-(\d+)-")
-
-
-def remove_stale_workdirs(root: Path) -> list[Path]:
-    """Remove what runs that are no longer alive left under `root`: `run-<pid>-*` directories whose
-    process is gone, and anything else (checkouts of the layout before private directories)."""
-    removed = []
-    for entry in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
-        match = _RUN_DIR.match(entry.name)
-        if match and pid_alive(int(match.group(1))):
-            continue
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
-
-
-@contextlib.contextmanager
-def private_workdir(root: Path) -> Iterator[Path]:
-    """A directory under `root` for this run alone (mode 0700), removed with everything in it at the end;
-    stale directories of dead runs are removed first."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    remove_stale_workdirs(root)
-    path = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def take_snapshot(git: GitAccess, repo: RepoRef, branch: str, cache_root: Path,

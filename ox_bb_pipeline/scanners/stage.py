@@ -26,9 +26,10 @@ from ..bitbucket.git import GitAccess
 from ..clock import Clock, SystemClock
 from ..config import data_home
 from ..files import atomic_write_bytes
+from ..locks import private_workdir
 from .base import CodeScanner, ScanOutput
 from .finding import FINDING_SCHEMA, Finding, RepoRef
-from .snapshot import Snapshot, SnapshotLimits, private_workdir, take_snapshot
+from .snapshot import Snapshot, SnapshotLimits, take_snapshot
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,12 @@
 """A credential refused in the middle of a run: git refreshes an expired OAuth token once and goes on, as
 REST does; a git read that still fails keeps the last run's rows (stale, marked by an `extraction_status`
 error row) instead of recording the repository as empty or without a pipelines file, and the next run
-reads it again."""
+reads it again. Scratch repositories a killed run left behind are removed by the next run."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -154,3 +156,20 @@ def test_a_failed_branch_listing_keeps_the_head_and_does_not_resolve_bb_014(fres
     posture = evaluate(report.rows, connection=name, now=datetime(2026, 11, 2, tzinfo=UTC))
     bb_014 = {r["repository"]: r["status"] for r in posture.results if r["check_id"] == "BB-014"}
     assert set(bb_014) == set(head) and "pass" not in bb_014.values()
+
+
+def test_scratch_repositories_of_a_killed_run_are_removed_when_the_next_extract_starts(connections, home):
+    """History is fetched into scratch repositories (raw content, secrets included); a run killed while
+    reading leaves them behind, and the next run removes them before it reads anything."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = home / "cache" / "git" / f"run-{dead.pid}-x1" / "sandbox-token" / f"{WS}-python-service-abc.git"
+    old_layout = home / "cache" / "git" / "sandbox-token" / f"{WS}-node-web-def.git"
+    for directory in (stale, old_layout):
+        directory.mkdir(parents=True)
+        (directory / "objects").write_text("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n")
+
+    extract(connections, "sandbox-token")
+
+    assert not stale.exists() and not old_layout.exists()
+    assert list((home / "cache" / "git").iterdir()) == []
