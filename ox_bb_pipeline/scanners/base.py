@@ -171,6 +171,9 @@ def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = No
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             raise TimeoutError(f"{Path(argv[0]).name} timed out after {timeout:g} s") from None
+        except BaseException:  # Ctrl-C or a stop request: leaving the `with` would wait for the tool to finish
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 

@@ -1,6 +1,7 @@
 """Scanner tools run from `run_tool` never outlive the pipeline: a pipeline process killed with SIGKILL
-(no handler runs) takes the tool and every process the tool started with it. Also what `run_tool` keeps
-from before: exit codes, output, and a timeout that kills the whole tree."""
+(no handler runs) takes the tool and every process the tool started with it, and a stop request leaves
+`run_tool` at once. Also what `run_tool` keeps from before: exit codes, output, and a timeout that kills
+the whole tree."""
 
 from __future__ import annotations
 
@@ -57,6 +58,29 @@ def test_a_tool_and_its_children_die_with_a_killed_pipeline(tmp_path):
         for pid in (int(p) for p in (pids.read_text().split() if pids.exists() else [])):
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stop_request_stops_the_tool_at_once_and_the_pipeline_exits(tmp_path):
+    """A pipeline that turns SIGTERM into SystemExit (to clean up and exit 143) leaves `run_tool` at once,
+    the tool's tree killed: without that, leaving the `with Popen` block waits for the tool to finish."""
+    pids = tmp_path / "pids"
+    tool = ["/bin/sh", "-c", f"sleep 300 & echo $$ $! > {pids}.tmp && mv {pids}.tmp {pids}; wait"]
+    script = ("import signal, sys\n"
+              "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))\n"
+              "from ox_bb_pipeline.scanners.base import run_tool\n"
+              f"run_tool({tool!r}, timeout=600)\n")
+    pipeline = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    try:
+        assert wait_until(pids.exists)
+        tool_pid, child_pid = (int(p) for p in pids.read_text().split())
+
+        pipeline.send_signal(signal.SIGTERM)
+
+        assert wait_until(lambda: pipeline.poll() is not None) and pipeline.returncode == 143
+        assert wait_until(lambda: not running(tool_pid) and not running(child_pid))
+    finally:
+        pipeline.kill()
+        pipeline.wait()
 
 
 def test_exit_codes_and_output_are_the_tool_s():
