@@ -15,13 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from .config import load_connections
 from .files import atomic_write_text
-from .sandbox.generator import SandboxSpec
-from .sandbox.server import SandboxServer
+
+if TYPE_CHECKING:  # the sandbox is started lazily, by the commands that want it (see test_layers.py)
+    from .sandbox.generator import SandboxSpec
+    from .sandbox.server import SandboxServer
 
 # The location name the repository root's workspace.yaml uses too, so runs look the same in both.
 WORKSPACE = {"load_from": [{"python_module": {"module_name": "ox_bb_pipeline.definitions",
@@ -115,6 +118,8 @@ def sandbox_ui(home: Path, spec: SandboxSpec | None = None,
                import_repos: list[str] = ()) -> Iterator[DevUI]:
     """Start the sandbox, write its connections file under `home` and prepare the Dagster home;
     the sandbox stops when the block ends."""
+    from .sandbox.server import SandboxServer
+
     home = Path(home).resolve()
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         connections = server.write_connections(home / "sandbox" / "connections.yaml")

@@ -52,7 +52,7 @@ def component_row(repo: RepoRef, component: Component) -> dict:
 
 
 class ScaScanner:
-    """Dependency vulnerabilities from OSV data (`OX_BB_OSV_PATH`; the sandbox set by default)."""
+    """Dependency vulnerabilities from OSV data (`OX_BB_OSV_PATH`, else the index `ox-bb advisories sync` builds)."""
 
     name = "sca"
     category = "sca"

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from univers.versions import Version
 
-from ...sandbox.content import advisories_dir
 from .ecosystems import ECOSYSTEMS, name_key, osv_version, parse_version
 
 MAX_RECORD_BYTES = 8 * 1024 * 1024
@@ -239,9 +238,9 @@ class AdvisoryDatabase:
 
 def osv_paths() -> list[Path]:
     """`OX_BB_OSV_PATH` (directories of records and/or all.zip files, or single files, separated by
-    the OS path separator); the sandbox's small advisory set when unset."""
+    the OS path separator); empty when unset (then the synced index is used)."""
     value = os.environ.get("OX_BB_OSV_PATH", "").strip()
-    return [Path(p) for p in value.split(os.pathsep) if p] if value else [advisories_dir()]
+    return [Path(p) for p in value.split(os.pathsep) if p]
 
 
 def _sources(paths: Iterable[Path]) -> list[Path]:
