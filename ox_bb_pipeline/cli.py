@@ -308,6 +308,64 @@ def print_summary(home: Path, echo, accounts: int) -> None:
     echo(f"  lake       {home / 'lake'} (raw, findings, inventory; one partition per connection)")
 
 
+# -- advisories -----------------------------------------------------------------------------------
+@main.group()
+def advisories() -> None:
+    """Vulnerability data for SCA: OSV exports, CISA KEV and EPSS, indexed under OX_BB_HOME/advisories."""
+
+
+@advisories.command("sync")
+@click.option("--ecosystem", "ecosystems", multiple=True, metavar="NAME",
+              help="Only this OSV ecosystem (repeatable; default: PyPI, npm, Maven, Go, RubyGems, crates.io, "
+                   "NuGet, Packagist).")
+@click.option("--mirror", help="Base URL holding <Ecosystem>/all.zip (default: $OX_BB_OSV_MIRROR or OSV's bucket).")
+def advisories_sync(ecosystems, mirror) -> None:
+    """Download what changed (conditional requests), check it, and rebuild the index.
+
+    Exit status 1 when an OSV export could not be downloaded or was refused (the previous copy
+    is kept); a missing KEV or EPSS feed is only a warning.
+    """
+    from .advisories.sync import sync
+
+    try:
+        report = sync(ecosystems or None, mirror=mirror, show_progress=sys.stderr.isatty())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    for fetch in report.fetches:
+        size = f" ({fetch.bytes / 1e6:.1f} MB)" if fetch.bytes else ""
+        click.echo(f"{fetch.name:<10} {fetch.outcome}{size}" + (f": {fetch.detail}" if fetch.detail else ""))
+    if report.index:
+        total = sum(report.index.records.values())
+        click.echo(f"index      {total} advisories, digest {report.index.digest}, at {report.index.path}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    sys.exit(1 if report.failed else 0)
+
+
+@advisories.command("status")
+def advisories_status() -> None:
+    """Which advisory data SCA uses, per ecosystem, how old it is, and what is missing."""
+    for line in advisory_lines():
+        click.echo(line)
+
+
+def advisory_lines() -> list[str]:
+    """What `ox-bb advisories status`, `verify`, `run` and the demo say about the advisory data."""
+    import os
+    from datetime import UTC, datetime
+
+    from .advisories import status
+
+    state = status(datetime.now(UTC), osv_path=os.environ.get("OX_BB_OSV_PATH", "").strip())
+    if state.source == "OX_BB_OSV_PATH":
+        return ["advisories: OSV records from OX_BB_OSV_PATH"]
+    lines = []
+    if state.source == "index":
+        per = ", ".join(f"{e} {n}" for e, n in sorted(state.ecosystems.items()))
+        lines.append(f"advisories: index {state.digest}, {state.age_days:.1f} days old; {per}")
+    return lines + [f"warning: {w}" for w in state.warnings]
+
+
 # -- workflows ------------------------------------------------------------------------------------
 @main.command("workflows")
 @connections_option

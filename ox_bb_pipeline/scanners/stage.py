@@ -4,7 +4,9 @@ An unchanged repository (same main head, same scanner and rules versions) is nei
 nor rescanned: its findings come from the results cache. Snapshots are taken in parallel and
 scanned in bounded batches (process-heavy tools run once per batch), then deleted, so memory and
 disk stay bounded whatever the number of repositories. A clone failure, or a scanner failing on
-one batch or repository, becomes a `scan_runs` row with the error; nothing else stops.
+one batch or repository, becomes a `scan_runs` row with the error; nothing else stops. A scan that
+could not judge everything (SCA without advisory data for an ecosystem it met) is `not_evaluable`,
+with the reason, and is not cached: it runs again once the data is there.
 """
 
 from __future__ import annotations
@@ -190,7 +192,7 @@ def _scan_batch(scanner: CodeScanner, snapshots, version: str, cache: ResultsCac
         outputs = [ScanOutput(ref.repository_uuid, error=f"{type(exc).__name__}: {exc}") for ref, _ in group]
     per_repo = (time.perf_counter() - t0) / len(group)
     for (ref, _), output in zip(group, outputs):
-        if output.error is None and not version.startswith("unavailable"):
+        if output.error is None and output.not_evaluable is None and not version.startswith("unavailable"):
             cache.put(scanner.name, ref.repository_uuid, ref.commit, version, output)
         _record(report, scanner, version, ref, output, cached=False, seconds=per_repo, now=now)
 
@@ -236,6 +238,6 @@ def _record(report: ScanStageReport, scanner, version: str, ref: RepoRef, output
     report.scan_runs.append({
         "connection": ref.connection, "workspace": ref.workspace, "repository_uuid": ref.repository_uuid,
         "repository": ref.repository, "commit": ref.commit, "scanner": scanner.name, "scanner_version": version,
-        "status": "error" if output.error else "ok", "cached": cached, "duration_seconds": seconds,
-        "files_scanned": output.files_scanned, "bytes_scanned": output.bytes_scanned,
-        "findings": len(output.findings), "error": output.error, "scanned_at": now})
+        "status": "error" if output.error else "not_evaluable" if output.not_evaluable else "ok", "cached": cached,
+        "duration_seconds": seconds, "files_scanned": output.files_scanned, "bytes_scanned": output.bytes_scanned,
+        "findings": len(output.findings), "error": output.error or output.not_evaluable, "scanned_at": now})

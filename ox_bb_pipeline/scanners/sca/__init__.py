@@ -21,6 +21,7 @@ from ..finding import Finding, RepoRef
 from ..snapshot import Snapshot
 from .ecosystems import display_version, name_key
 from .manifests import Component, ManifestError, format_of, read_inventory
+from ...advisories.settings import SYNC_HINT
 from .osv import AdvisoryDatabase, Match, advisory_digest, load_database, osv_paths
 
 __all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_json"]
@@ -82,16 +83,27 @@ class ScaScanner:
         inventory = read_inventory(snapshot.paths(), snapshot.read_text)
         errors = inventory.errors + [ManifestError(path, f"not scanned: {reason}")
                                      for path, reason in snapshot.skipped.items() if format_of(path)]
-        findings = [_finding(repo, version, component, match) for component in inventory.components
+        findings = [_finding(repo, version, component, match, *database.exploitation(match.advisory))
+                    for component in inventory.components
                     for match in database.matches(component.ecosystem, component.name, component.version)]
+        # No data for an ecosystem is "not evaluated", never a silent "no vulnerabilities".
+        missing = sorted({c.ecosystem for c in inventory.components} - database.ecosystems)
         return ScanOutput(
             repo.repository_uuid, findings, files_scanned=inventory.files, bytes_scanned=inventory.bytes,
+            not_evaluable=not_evaluated_reason(missing, database.source) if missing else None,
             extra={"components": [component_row(repo, c) for c in inventory.components],
                    "manifest_errors": [{**_repository_columns(repo), "manifest": e.manifest, "error": e.error}
                                        for e in errors]})
 
 
-def _finding(repo: RepoRef, scanner_version: str, component: Component, match: Match) -> Finding:
+def not_evaluated_reason(ecosystems: list[str], source: str) -> str:
+    """The scan_runs reason; `ecosystems_not_evaluated` reads the names back from it."""
+    where = "OX_BB_OSV_PATH" if source == "OX_BB_OSV_PATH" else "the advisory index"
+    return f"no advisory data for {', '.join(ecosystems)} in {where}: {SYNC_HINT}"
+
+
+def _finding(repo: RepoRef, scanner_version: str, component: Component, match: Match,
+             known_exploited: bool | None = None, epss: float | None = None) -> Finding:
     advisory, eco = match.advisory, component.ecosystem
     shown = display_version(eco, component.version)
     relation = {True: "direct", False: "transitive", None: "dependency"}[component.direct]
@@ -112,7 +124,8 @@ def _finding(repo: RepoRef, scanner_version: str, component: Component, match: M
                   f"affected by {advisory.id}"),
         remediation=remediation, cwe=advisory.cwe, package=component.name, version=component.version,
         fixed_version=match.fixed_version, vulnerability_ids=[advisory.id, *advisory.aliases],
-        controls=list(CONTROLS))
+        controls=list(CONTROLS), cvss_score=advisory.score, cvss_vector=advisory.vector,
+        known_exploited=known_exploited, epss=epss)
 
 
 # -- CycloneDX --------------------------------------------------------------------------------------
