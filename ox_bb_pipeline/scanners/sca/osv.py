@@ -270,7 +270,11 @@ def load_database(paths: Iterable[Path] | None = None) -> AdvisoryDatabase:
     paths = tuple(Path(p).resolve() for p in (paths or osv_paths()))
     if not paths:
         index = _synced_index()
-        return IndexedAdvisories(index) if index else AdvisoryDatabase([], "none", ecosystems=())
+        if index:
+            return IndexedAdvisories(index)
+        nothing = AdvisoryDatabase([], "none", ecosystems=())
+        nothing.source = "index"  # not synced yet: every ecosystem is missing from the (absent) index
+        return nothing
     return _load(paths, advisory_digest(paths))
 
 
