@@ -163,6 +163,9 @@ def verify_command(connections_file, only) -> None:
                               p.missing, "" if p.ok else p.loses)
             console.print(table)
         worst = max(worst, {"ok": 0, "degraded": 2, "failed": 3}[result.status])
+    console.print()
+    for line in advisory_lines():  # SCA's data is part of "does the pipeline work": say what is missing
+        console.print(line, markup=False, highlight=False)
     sys.exit({0: 0, 2: 2, 3: 1}[worst])
 
 
@@ -177,6 +180,10 @@ def run_command(connections_file, stage, only, full_refresh) -> None:
     """Run the pipeline's Dagster assets in-process (for cron and CI), with progress."""
     path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
     from .runner import run_stages
+
+    if stage != "extract":
+        for line in advisory_lines():
+            click.echo(line)
 
     try:
         results = run_stages(stage, path, only, full_refresh=full_refresh, progress=click.echo)
@@ -199,6 +206,8 @@ def preflight_command(celery) -> None:
             click.echo(f"ok  {line}")
     except PreflightError as exc:
         raise click.ClickException(str(exc)) from exc
+    for line in advisory_lines():  # not a service: a warning, never a refusal to start
+        click.echo(line)
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -229,6 +238,7 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     results = []
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         click.echo(f"sandbox   {server.api_url}")
+        sync_demo_advisories(server, click.echo)
         path = server.write_connections(home / "sandbox" / "connections.yaml")
         results = run_stages("all", path, list(DEMO_CONNECTIONS), progress=click.echo)
     failed = [r for r in results if not r.success]
@@ -238,6 +248,20 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
         sys.exit(1)
     print_summary(home, click.echo, accounts=len({r.connection for r in results if r.stage == "extract" and r.success}))
     sys.exit(1 if failed else 0)
+
+
+def sync_demo_advisories(server, echo) -> None:
+    """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror, as a user syncs from OSV."""
+    from .advisories.sync import sync
+
+    urls = server.advisory_settings()
+    report = sync(mirror=urls["OX_BB_OSV_MIRROR"], kev=urls["OX_BB_KEV_URL"], epss=urls["OX_BB_EPSS_URL"])
+    changed = sum(f.outcome == "downloaded" for f in report.fetches)
+    records = sum(report.index.records.values()) if report.index else None
+    echo(f"advisories synced from the sandbox mirror: {changed} of {len(report.fetches)} files changed"
+         + (f", {records} advisories indexed" if records is not None else ""))
+    for warning in report.warnings:
+        echo(f"warning: {warning}")
 
 
 UI_GUIDE = """\
@@ -277,7 +301,7 @@ def demo_ui(home: Path, spec, import_repos: list[str], port: int) -> int:
             stop(process)
 
 
-def print_summary(home: Path, echo, accounts: int) -> None:
+def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] = DEMO_CONNECTIONS) -> None:
     """Accounts, repositories, findings by severity, top applications, compliance, where outputs are."""
     from .warehouse.exports import open_warehouse
 
@@ -296,6 +320,13 @@ def print_summary(home: Path, echo, accounts: int) -> None:
             FROM findings_queue WHERE status IN ('new', 'open', 'reopened')
             GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 4 DESC LIMIT 5""").fetchall():
         echo(f"  {app:<40} critical {crit:>3}  high {high:>3}  open {total:>4}")
+    from . import lake
+    from .scanners.sca import not_evaluated_line
+
+    runs = [r for c in connections for r in lake.read_partition("findings", "scan_runs", c, home)]
+    missing = not_evaluated_line(runs)
+    if missing:
+        echo(missing)
     echo("Compliance score (mean over applications):")
     for framework, score in con.execute("""
             SELECT framework_title, round(avg(score), 1) FROM compliance_scores GROUP BY 1 ORDER BY 1""").fetchall():

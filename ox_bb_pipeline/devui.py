@@ -82,7 +82,9 @@ class DevUI:
 
     def environment(self) -> dict[str, str]:
         # Dagster gives a code server 60 s to launch a run; a busy laptop or CI box needs more.
-        return {"DAGSTER_GRPC_TIMEOUT_SECONDS": "180", **os.environ, "OX_BB_HOME": str(self.home),
+        # The advisories/osv asset syncs from the sandbox's mirror, as it would from OSV.
+        return {"DAGSTER_GRPC_TIMEOUT_SECONDS": "180", **os.environ, **self.sandbox.advisory_settings(),
+                "OX_BB_HOME": str(self.home),
                 "OX_BB_CONNECTIONS": str(self.connections), "DAGSTER_HOME": str(self.dagster_home)}
 
     def url(self, port: int) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,7 +25,8 @@ from .manifests import Component, ManifestError, format_of, read_inventory
 from ...advisories.settings import SYNC_HINT
 from .osv import AdvisoryDatabase, Match, advisory_digest, load_database, osv_paths
 
-__all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_json"]
+__all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_json",
+           "ecosystems_not_evaluated"]
 
 CONTROLS = ["CIS-SSC-1.5.5", "SSDF-PW.4.4", "SSDF-RV.1.1", "CICD-SEC-3"]
 CODE_VERSION = rules_digest(*sorted(Path(__file__).parent.glob("*.py")))  # parsers and matching logic
@@ -100,6 +102,28 @@ def not_evaluated_reason(ecosystems: list[str], source: str) -> str:
     """The scan_runs reason; `ecosystems_not_evaluated` reads the names back from it."""
     where = "OX_BB_OSV_PATH" if source == "OX_BB_OSV_PATH" else "the advisory index"
     return f"no advisory data for {', '.join(ecosystems)} in {where}: {SYNC_HINT}"
+
+
+_REASON = re.compile(r"^no advisory data for (.+?) in ")
+
+
+def ecosystems_not_evaluated(scan_runs: Iterable[dict]) -> dict[str, int]:
+    """Ecosystem -> repositories whose manifests of it SCA could not evaluate (no advisory data)."""
+    counts: dict[str, int] = {}
+    for run in scan_runs:
+        found = _REASON.match(run.get("error") or "") if run.get("status") == "not_evaluable" else None
+        for ecosystem in found.group(1).split(", ") if found else ():
+            counts[ecosystem] = counts.get(ecosystem, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def not_evaluated_line(scan_runs: Iterable[dict]) -> str | None:
+    """One sentence for terminals and reports, or None when SCA evaluated everything."""
+    counts = ecosystems_not_evaluated(scan_runs)
+    if not counts:
+        return None
+    listed = ", ".join(f"{eco} ({n} repositor{'y' if n == 1 else 'ies'})" for eco, n in counts.items())
+    return f"SCA not evaluated for {listed}: no advisory data; {SYNC_HINT}"
 
 
 def _finding(repo: RepoRef, scanner_version: str, component: Component, match: Match,
