@@ -27,6 +27,7 @@ from ..metadata import column_schema, table_metadata
 FINDING_TABLES = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 RAW = [["bitbucket", t] for t in raw_tables.TABLES]
+ADVISORIES = [["advisories", "osv"]]  # SCA reads the index; its digest is part of the sca scanner_version
 
 
 def _columns(schema) -> list[tuple[str, str, str]]:
@@ -34,7 +35,7 @@ def _columns(schema) -> list[tuple[str, str, str]]:
 
 
 def _spec(name: str, schema, description: str, kinds: set[str]) -> dg.AssetSpec:
-    return dg.AssetSpec(["scanning", name], group_name="scanning", deps=RAW, owners=["team:appsec"],
+    return dg.AssetSpec(["scanning", name], group_name="scanning", deps=RAW + ADVISORIES, owners=["team:appsec"],
                         kinds=kinds, description=description,
                         metadata={"dagster/column_schema": column_schema(_columns(schema))})
 
