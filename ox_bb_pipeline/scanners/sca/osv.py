@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import zipfile
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -95,15 +96,25 @@ def advisory_from_osv(record: dict) -> Advisory | None:
 
 # -- affectedness -----------------------------------------------------------------------------------
 
-def _in_range(ecosystem: str, version: Version, rng: Range) -> bool:
+@lru_cache(maxsize=65536)
+def _ordered_events(ecosystem: str, rng: Range) -> tuple[tuple[Version | None, str], ...] | None:
+    """A range's events in the ecosystem's order (computed once per range: sorting versions is the
+    costly part of matching); None when a bound cannot be ordered."""
     events = []
     for kind, value in rng.events:
         from_start = kind == "introduced" and value == "0"
         bound = None if from_start else parse_version(ecosystem, value)
         if bound is None and not from_start:
-            return False  # a bound we cannot order: the range cannot be judged, so it does not match
+            return None
         events.append((bound, kind))
     events.sort(key=lambda e: (0,) if e[0] is None else (1, e[0]))
+    return tuple(events)
+
+
+def _in_range(ecosystem: str, version: Version, rng: Range) -> bool:
+    events = _ordered_events(ecosystem, rng)
+    if events is None:
+        return False  # a bound we cannot order: the range cannot be judged, so it does not match
     affected = False
     for bound, kind in events:
         if kind == "introduced" and (bound is None or version >= bound):
@@ -119,7 +130,17 @@ def _listed(ecosystem: str, version: str, parsed: Version | None, listed: tuple[
     """In `versions[]`: the same string, or the same version in the ecosystem's order (2.10 == 2.10.0)."""
     if osv_version(ecosystem, version) in listed or version in listed:
         return True
-    return parsed is not None and any(parse_version(ecosystem, v) == parsed for v in listed)
+    if parsed is None:
+        return False
+    ordered = _ordered_listing(ecosystem, listed)
+    at = bisect_left(ordered, parsed)
+    return at < len(ordered) and ordered[at] == parsed
+
+
+@lru_cache(maxsize=16384)
+def _ordered_listing(ecosystem: str, listed: tuple[str, ...]) -> list[Version]:
+    """The listed versions that parse, sorted, for a binary search (long `versions[]` lists are common)."""
+    return sorted(p for v in listed if (p := parse_version(ecosystem, v)) is not None)
 
 
 def describe(rng: Range) -> str:
@@ -201,10 +222,21 @@ class IndexedAdvisories(AdvisoryDatabase):
 
     source = "index"
 
+    MEMO_SIZE = 200_000  # (ecosystem, name, version) answers kept: one scan meets the same pins many times
+
     def __init__(self, index: AdvisoryIndex) -> None:
         super().__init__([], digest=index.digest, ecosystems=index.ecosystems)
         self.index = index
         self._parsed: dict[tuple[str, str], list[Advisory]] = {}
+        self._answers: dict[tuple[str, str, str | None], list[Match]] = {}
+
+    def matches(self, ecosystem: str, name: str, version: str | None) -> list[Match]:
+        key = (ecosystem, name_key(ecosystem, name), version)
+        if key not in self._answers:
+            if len(self._answers) >= self.MEMO_SIZE:
+                self._answers.clear()
+            self._answers[key] = super().matches(ecosystem, name, version)
+        return list(self._answers[key])
 
     def __len__(self) -> int:
         return sum(s["records"] or 0 for s in self.index.sources.values())
