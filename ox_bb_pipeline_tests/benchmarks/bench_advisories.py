@@ -266,8 +266,17 @@ def main() -> None:
             print(f"{label:<55} {value if not isinstance(value, float) else round(value, 3):>14}  {target}")
         return
     outcome = phase_build(args.zip, args.target)
-    outcome["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    outcome["peak_rss_bytes"] = peak_rss_bytes()
     print(json.dumps(outcome))
+
+
+def peak_rss_bytes() -> int:
+    """This process's RSS high-water mark since it started. Not ru_maxrss: Linux carries that across
+    fork + exec, so a child of the parent holding the scaled-up records would report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 if __name__ == "__main__":
