@@ -66,8 +66,7 @@ def check_zip(path: Path) -> ZipCheck:
                 except (ValueError, RecursionError):
                     check.unreadable += 1
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error) as exc:
-        raise IntegrityError(f"{path.name} is not a valid zip archive ({exc}); the download is incomplete "
-                             "or corrupt") from exc
+        raise IntegrityError(f"not a valid zip archive ({exc}): incomplete or corrupt") from exc
     return check
 
 

@@ -105,7 +105,7 @@ def fetch(session: requests.Session, name: str, url: str, dest: Path, check: Cal
         except (IntegrityError, requests.RequestException, OSError) as exc:
             tmp.unlink(missing_ok=True)
             kept = " (the previous copy is kept)" if dest.exists() else ""
-            return Fetch(name, url, "refused", size, f"{exc}{kept}")
+            return Fetch(name, url, "refused", size, f"{url}: {exc}{kept}")
         os.replace(tmp, dest)
         atomic_write_text(_meta_path(dest), json.dumps({
             "url": url, "etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified"),

@@ -191,3 +191,29 @@ def test_stale_data_and_missing_feeds_are_warnings(mirror, home, monkeypatch):
         "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)"]
     assert status(NOW + timedelta(days=2), home).warnings == [
         "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)"]
+
+
+def test_the_sync_command_reports_each_download_and_fails_when_an_export_is_refused(mirror, home, monkeypatch):
+    from click.testing import CliRunner
+
+    from ox_bb_pipeline.cli import main
+
+    for name, value in mirror.advisory_settings().items():
+        monkeypatch.setenv(name, value)
+    first = CliRunner().invoke(main, ["advisories", "sync"])
+    assert first.exit_code == 0, first.output
+    assert "PyPI       downloaded (0.0 MB)" in first.output and "index      22 advisories, digest " in first.output
+    record = json.loads((advisories_dir() / "GHSA-35jh-r3h4-6jhm.json").read_text())
+    requests.post(f"{mirror.base_url}/_sandbox/advisories", json={**record, "modified": "2026-10-30T00:00:00Z"},
+                  timeout=10)
+    requests.post(f"{mirror.base_url}/_sandbox/faults", json={"route": "/osv/npm/all.zip", "kind": "truncate"},
+                  timeout=10)
+    second = CliRunner().invoke(main, ["advisories", "sync", "--ecosystem", "npm", "--ecosystem", "PyPI"])
+    assert second.exit_code == 1
+    assert f"npm        refused (0.0 MB): {mirror.base_url}/osv/npm/all.zip: not a valid zip archive" in second.output
+    assert "PyPI       not_modified" in second.output
+    status_lines = CliRunner().invoke(main, ["advisories", "status"]).output.splitlines()
+    assert status_lines[0].startswith("advisories: index ") and len(status_lines) == 1
+    assert status_lines[0].endswith("Go 3, Maven 4, NuGet 0, Packagist 0, PyPI 9, RubyGems 1, crates.io 1, npm 4")
+    unknown = CliRunner().invoke(main, ["advisories", "sync", "--ecosystem", "pypi"])
+    assert unknown.exit_code == 2 and "unknown ecosystem(s) pypi; use OSV's spelling" in unknown.output
