@@ -289,7 +289,8 @@ class AdvisoryIndex:
         marks = ",".join("?" * len(cves))
         known = None
         if self.has_kev:
-            known = bool(cves) and bool(self._query(f"SELECT 1 FROM known_exploited WHERE cve IN ({marks})", tuple(cves)))
+            known = bool(cves) and bool(self._query(f"SELECT 1 FROM known_exploited WHERE cve IN ({marks})",
+                                                    tuple(cves)))
         epss = None
         if self.has_epss and cves:
             (epss,) = self._query(f"SELECT max(score) FROM epss WHERE cve IN ({marks})", tuple(cves))[0]

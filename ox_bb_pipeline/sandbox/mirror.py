@@ -46,7 +46,8 @@ class AdvisoryMirror:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.records = {r["id"]: r for r in (json.loads(p.read_text()) for p in sorted(advisories_dir().glob("*.json")))}
+        files = sorted(advisories_dir().glob("*.json"))
+        self.records = {r["id"]: r for r in (json.loads(p.read_text()) for p in files)}
         self._built: dict[str, tuple[bytes, str, datetime]] = {}
 
     def put(self, record: dict) -> None:
@@ -81,7 +82,8 @@ class AdvisoryMirror:
         if name == EPSS_PATH:
             cves = sorted({a for r in records for a in r.get("aliases") or [] if a.startswith("CVE-")})
             lines = ["#model_version:v2025.03.14,score_date:2026-11-01T00:00:00+0000", "cve,epss,percentile"]
-            lines += [f"{c},{EPSS_SCORES.get(c, EPSS_DEFAULT):.5f},{0.999 if c in EPSS_SCORES else 0.1:.5f}" for c in cves]
+            lines += [f"{c},{EPSS_SCORES.get(c, EPSS_DEFAULT):.5f},{0.999 if c in EPSS_SCORES else 0.1:.5f}"
+                      for c in cves]
             return gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0), newest
         if name.startswith(OSV_PREFIX) and name.endswith("/all.zip"):
             ecosystem = name[len(OSV_PREFIX):-len("/all.zip")]

@@ -17,16 +17,16 @@ from cyclonedx.output import make_outputter
 from cyclonedx.schema import OutputFormat, SchemaVersion
 from packageurl import PackageURL
 
+from ...advisories.settings import SYNC_HINT
 from ..base import ScanOutput, rules_digest
 from ..finding import Finding, RepoRef
 from ..snapshot import Snapshot
 from .ecosystems import display_version, name_key
 from .manifests import Component, ManifestError, format_of, read_inventory
-from ...advisories.settings import SYNC_HINT
 from .osv import AdvisoryDatabase, Match, advisory_digest, load_database, osv_paths
 
 __all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_json",
-           "ecosystems_not_evaluated"]
+           "ecosystems_not_evaluated", "not_evaluated_line"]
 
 CONTROLS = ["CIS-SSC-1.5.5", "SSDF-PW.4.4", "SSDF-RV.1.1", "CICD-SEC-3"]
 CODE_VERSION = rules_digest(*sorted(Path(__file__).parent.glob("*.py")))  # parsers and matching logic
@@ -55,7 +55,8 @@ def component_row(repo: RepoRef, component: Component) -> dict:
 
 
 class ScaScanner:
-    """Dependency vulnerabilities from OSV data (`OX_BB_OSV_PATH`, else the index `ox-bb advisories sync` builds)."""
+    """Dependency vulnerabilities from OSV data: `OX_BB_OSV_PATH`, else the index `ox-bb advisories sync`
+    builds; manifests of an ecosystem without data make the scan `not_evaluable`."""
 
     name = "sca"
     category = "sca"
