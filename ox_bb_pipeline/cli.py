@@ -387,7 +387,10 @@ def advisory_lines() -> list[str]:
 
     from .advisories import status
 
-    state = status(datetime.now(UTC), osv_path=os.environ.get("OX_BB_OSV_PATH", "").strip())
+    try:
+        state = status(datetime.now(UTC), osv_path=os.environ.get("OX_BB_OSV_PATH", "").strip())
+    except ValueError as exc:  # a bad OX_BB_ADVISORIES_MAX_AGE_DAYS
+        raise click.ClickException(str(exc)) from exc
     if state.source == "OX_BB_OSV_PATH":
         return ["advisories: OSV records from OX_BB_OSV_PATH"]
     lines = []

@@ -191,6 +191,9 @@ def test_stale_data_and_missing_feeds_are_warnings(mirror, home, monkeypatch):
         "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)"]
     assert status(NOW + timedelta(days=2), home).warnings == [
         "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)"]
+    monkeypatch.setenv("OX_BB_ADVISORIES_MAX_AGE_DAYS", "a week")
+    with pytest.raises(ValueError, match="OX_BB_ADVISORIES_MAX_AGE_DAYS must be a positive number of days, not 'a week'"):
+        status(NOW, home)
 
 
 def test_the_sync_command_reports_each_download_and_fails_when_an_export_is_refused(mirror, home, monkeypatch):

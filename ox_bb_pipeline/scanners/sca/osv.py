@@ -314,13 +314,14 @@ def _synced_index() -> AdvisoryIndex | None:
     """The index under OX_BB_HOME, opened once per build (a sync renames a new file into place)."""
     path = index_path()
     try:
-        return _open_index(path, path.stat().st_ino)
+        stat = path.stat()
     except FileNotFoundError:
         return None
+    return _open_index(path, stat.st_ino, stat.st_mtime_ns)
 
 
 @lru_cache(maxsize=4)
-def _open_index(path: Path, inode: int) -> AdvisoryIndex:
+def _open_index(path: Path, inode: int, mtime_ns: int) -> AdvisoryIndex:
     return AdvisoryIndex(path)
 
 
