@@ -192,7 +192,7 @@ def test_stale_data_and_missing_feeds_are_warnings(mirror, home, monkeypatch):
     assert status(NOW + timedelta(days=2), home).warnings == [
         "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)"]
     monkeypatch.setenv("OX_BB_ADVISORIES_MAX_AGE_DAYS", "a week")
-    with pytest.raises(ValueError, match="OX_BB_ADVISORIES_MAX_AGE_DAYS must be a positive number of days, not 'a week'"):
+    with pytest.raises(ValueError, match="ADVISORIES_MAX_AGE_DAYS must be a positive number of days, not 'a week'"):
         status(NOW, home)
 
 
