@@ -6,7 +6,7 @@ scanned in bounded batches (process-heavy tools run once per batch), then delete
 disk stay bounded whatever the number of repositories. A clone failure, or a scanner failing on
 one batch or repository, becomes a `scan_runs` row with the error; nothing else stops. A scan that
 could not judge everything (SCA without advisory data for an ecosystem it met) is `not_evaluable`,
-with the reason, and is not cached: it runs again once the data is there.
+with the reason, cached as such: new advisory data changes the scanner version, which rescans it.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class ResultsCache:
         extra = {name: [{**r, **where} if isinstance(r, dict) and "connection" in r else r for r in rows]
                  for name, rows in (meta.get("extra") or {}).items() if isinstance(rows, list)}
         return ScanOutput(repository_uuid=repo.repository_uuid, findings=findings,
-                          files_scanned=meta.get("files", 0), bytes_scanned=meta.get("bytes", 0), extra=extra)
+                          files_scanned=meta.get("files", 0), bytes_scanned=meta.get("bytes", 0), extra=extra,
+                          not_evaluable=meta.get("not_evaluable"))
 
     def files(self, repo: RepoRef) -> list[str] | None:
         """The shallow file listing recorded when this commit was last cloned."""
@@ -100,7 +101,7 @@ class ResultsCache:
         rows = [f.row() for f in output.findings]
         table = pa.Table.from_pylist(rows, schema=FINDING_SCHEMA) if rows else FINDING_SCHEMA.empty_table()
         meta = {"commit": commit, "version": version, "files": output.files_scanned,
-                "bytes": output.bytes_scanned, "extra": output.extra}
+                "bytes": output.bytes_scanned, "extra": output.extra, "not_evaluable": output.not_evaluable}
         table = table.replace_schema_metadata({b"ox_bb": json.dumps(meta, default=str).encode()})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
@@ -192,7 +193,7 @@ def _scan_batch(scanner: CodeScanner, snapshots, version: str, cache: ResultsCac
         outputs = [ScanOutput(ref.repository_uuid, error=f"{type(exc).__name__}: {exc}") for ref, _ in group]
     per_repo = (time.perf_counter() - t0) / len(group)
     for (ref, _), output in zip(group, outputs):
-        if output.error is None and output.not_evaluable is None and not version.startswith("unavailable"):
+        if output.error is None and not version.startswith("unavailable"):
             cache.put(scanner.name, ref.repository_uuid, ref.commit, version, output)
         _record(report, scanner, version, ref, output, cached=False, seconds=per_repo, now=now)
 

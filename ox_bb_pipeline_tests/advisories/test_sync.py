@@ -159,6 +159,13 @@ def test_an_ecosystem_without_data_is_not_evaluable_never_a_silent_zero(sandbox,
             assert (run["status"], run["error"]) == ("ok", None), name
     assert {r["status"] for r in runs.values()} == {"ok", "not_evaluable"}
     assert {f["package"] for f in scan.findings["sca"]} >= {"PyYAML"}  # PyPI is still evaluated
+    again = scan_repositories(tables["repositories"], git, scanners=[ScaScanner()], home=home)
+    assert [(r["status"], r["error"], r["cached"]) for r in again.scan_runs] == [
+        (r["status"], r["error"], True) for r in scan.scan_runs]  # cached, and still saying so
+    sync_from(sandbox, home)  # the other ecosystems arrive: a new digest, so every repository is rescanned
+    complete = scan_repositories(tables["repositories"], git, scanners=[ScaScanner()], home=home)
+    assert {(r["status"], r["cached"]) for r in complete.scan_runs} == {("ok", False)}
+    assert len(complete.findings["sca"]) > len(scan.findings["sca"])
 
 
 def test_no_advisory_data_at_all_evaluates_nothing(home, tmp_path):
