@@ -252,10 +252,9 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
 
 def sync_demo_advisories(server, echo) -> None:
     """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror, as a user syncs from OSV."""
-    from .advisories.sync import sync
+    from .devui import sync_sandbox_advisories
 
-    urls = server.advisory_settings()
-    report = sync(mirror=urls["OX_BB_OSV_MIRROR"], kev=urls["OX_BB_KEV_URL"], epss=urls["OX_BB_EPSS_URL"])
+    report = sync_sandbox_advisories(server)
     changed = sum(f.outcome == "downloaded" for f in report.fetches)
     records = sum(report.index.records.values()) if report.index else None
     echo(f"advisories synced from the sandbox mirror: {changed} of {len(report.fetches)} files changed"

@@ -115,6 +115,14 @@ def stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
     process.wait()
 
 
+def sync_sandbox_advisories(server: SandboxServer, home: Path | None = None):
+    """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror (the demo's vulnerability data)."""
+    from .advisories.sync import sync
+
+    urls = server.advisory_settings()
+    return sync(home=home, mirror=urls["OX_BB_OSV_MIRROR"], kev=urls["OX_BB_KEV_URL"], epss=urls["OX_BB_EPSS_URL"])
+
+
 @contextmanager
 def sandbox_ui(home: Path, spec: SandboxSpec | None = None,
                import_repos: list[str] = ()) -> Iterator[DevUI]:
@@ -125,5 +133,6 @@ def sandbox_ui(home: Path, spec: SandboxSpec | None = None,
     home = Path(home).resolve()
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         connections = server.write_connections(home / "sandbox" / "connections.yaml")
+        sync_sandbox_advisories(server, home)  # scans in the UI find the index in place
         dagster_home = prepare_dagster_home(home / "dagster", load_connections(connections).names)
         yield DevUI(server, home, connections, dagster_home)
