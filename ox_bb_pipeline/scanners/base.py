@@ -36,6 +36,7 @@ class ScanOutput:
     files_scanned: int = 0
     bytes_scanned: int = 0
     error: str | None = None  # set when the scanner failed or timed out on this snapshot
+    not_evaluable: str | None = None  # why part of it could not be judged (e.g. no advisory data for npm)
     extra: dict = field(default_factory=dict)  # scanner-specific tables (e.g. SCA components)
 
 

@@ -4,7 +4,9 @@ An unchanged repository (same main head, same scanner and rules versions) is nei
 nor rescanned: its findings come from the results cache. Snapshots are taken in parallel and
 scanned in bounded batches (process-heavy tools run once per batch), then deleted, so memory and
 disk stay bounded whatever the number of repositories. A clone failure, or a scanner failing on
-one batch or repository, becomes a `scan_runs` row with the error; nothing else stops.
+one batch or repository, becomes a `scan_runs` row with the error; nothing else stops. A scan that
+could not judge everything (SCA without advisory data for an ecosystem it met) is `not_evaluable`,
+with the reason, cached as such: new advisory data changes the scanner version, which rescans it.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ class ResultsCache:
         extra = {name: [{**r, **where} if isinstance(r, dict) and "connection" in r else r for r in rows]
                  for name, rows in (meta.get("extra") or {}).items() if isinstance(rows, list)}
         return ScanOutput(repository_uuid=repo.repository_uuid, findings=findings,
-                          files_scanned=meta.get("files", 0), bytes_scanned=meta.get("bytes", 0), extra=extra)
+                          files_scanned=meta.get("files", 0), bytes_scanned=meta.get("bytes", 0), extra=extra,
+                          not_evaluable=meta.get("not_evaluable"))
 
     def files(self, repo: RepoRef) -> list[str] | None:
         """The shallow file listing recorded when this commit was last cloned."""
@@ -99,7 +102,7 @@ class ResultsCache:
         rows = [f.row() for f in output.findings]
         table = pa.Table.from_pylist(rows, schema=FINDING_SCHEMA) if rows else FINDING_SCHEMA.empty_table()
         meta = {"commit": commit, "version": version, "files": output.files_scanned,
-                "bytes": output.bytes_scanned, "extra": output.extra}
+                "bytes": output.bytes_scanned, "extra": output.extra, "not_evaluable": output.not_evaluable}
         table = table.replace_schema_metadata({b"ox_bb": json.dumps(meta, default=str).encode()})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
@@ -241,6 +244,6 @@ def _record(report: ScanStageReport, scanner, version: str, ref: RepoRef, output
     report.scan_runs.append({
         "connection": ref.connection, "workspace": ref.workspace, "repository_uuid": ref.repository_uuid,
         "repository": ref.repository, "commit": ref.commit, "scanner": scanner.name, "scanner_version": version,
-        "status": "error" if output.error else "ok", "cached": cached, "duration_seconds": seconds,
-        "files_scanned": output.files_scanned, "bytes_scanned": output.bytes_scanned,
-        "findings": len(output.findings), "error": output.error, "scanned_at": now})
+        "status": "error" if output.error else "not_evaluable" if output.not_evaluable else "ok", "cached": cached,
+        "duration_seconds": seconds, "files_scanned": output.files_scanned, "bytes_scanned": output.bytes_scanned,
+        "findings": len(output.findings), "error": output.error or output.not_evaluable, "scanned_at": now})

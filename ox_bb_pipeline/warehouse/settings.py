@@ -49,6 +49,8 @@ CONDITIONS = {
     "fix_available": "the advisory names a fixed version",
     "inactive_repository": "no code change on the main branch for longer than the inactivity threshold",
     "unsecured_variable": "the repository's pipelines hold a secret-looking value in an unsecured variable",
+    "known_exploited": "the advisory's CVE is in CISA's Known Exploited Vulnerabilities catalogue",
+    "epss_high": "FIRST's EPSS gives the advisory's CVE a probability of exploitation of at least 0.5",
 }
 
 
