@@ -163,6 +163,9 @@ def verify_command(connections_file, only) -> None:
                               p.missing, "" if p.ok else p.loses)
             console.print(table)
         worst = max(worst, {"ok": 0, "degraded": 2, "failed": 3}[result.status])
+    console.print()
+    for line in advisory_lines():  # SCA's data is part of "does the pipeline work": say what is missing
+        console.print(line, markup=False, highlight=False)
     sys.exit({0: 0, 2: 2, 3: 1}[worst])
 
 
@@ -177,6 +180,10 @@ def run_command(connections_file, stage, only, full_refresh) -> None:
     """Run the pipeline's Dagster assets in-process (for cron and CI), with progress."""
     path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
     from .runner import run_stages
+
+    if stage != "extract":
+        for line in advisory_lines():
+            click.echo(line)
 
     try:
         results = run_stages(stage, path, only, full_refresh=full_refresh, progress=click.echo)
@@ -199,6 +206,8 @@ def preflight_command(celery) -> None:
             click.echo(f"ok  {line}")
     except PreflightError as exc:
         raise click.ClickException(str(exc)) from exc
+    for line in advisory_lines():  # not a service: a warning, never a refusal to start
+        click.echo(line)
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -229,6 +238,7 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     results = []
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         click.echo(f"sandbox   {server.api_url}")
+        sync_demo_advisories(server, click.echo)
         path = server.write_connections(home / "sandbox" / "connections.yaml")
         results = run_stages("all", path, list(DEMO_CONNECTIONS), progress=click.echo)
     failed = [r for r in results if not r.success]
@@ -238,6 +248,19 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
         sys.exit(1)
     print_summary(home, click.echo, accounts=len({r.connection for r in results if r.stage == "extract" and r.success}))
     sys.exit(1 if failed else 0)
+
+
+def sync_demo_advisories(server, echo) -> None:
+    """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror, as a user syncs from OSV."""
+    from .devui import sync_sandbox_advisories
+
+    report = sync_sandbox_advisories(server)
+    changed = sum(f.outcome == "downloaded" for f in report.fetches)
+    records = sum(report.index.records.values()) if report.index else None
+    echo(f"advisories synced from the sandbox mirror: {changed} of {len(report.fetches)} files changed"
+         + (f", {records} advisories indexed" if records is not None else ""))
+    for warning in report.warnings:
+        echo(f"warning: {warning}")
 
 
 UI_GUIDE = """\
@@ -277,7 +300,7 @@ def demo_ui(home: Path, spec, import_repos: list[str], port: int) -> int:
             stop(process)
 
 
-def print_summary(home: Path, echo, accounts: int) -> None:
+def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] = DEMO_CONNECTIONS) -> None:
     """Accounts, repositories, findings by severity, top applications, compliance, where outputs are."""
     from .warehouse.exports import open_warehouse
     from .warehouse.summary import severity_drift
@@ -298,6 +321,13 @@ def print_summary(home: Path, echo, accounts: int) -> None:
             FROM findings_queue WHERE status IN ('new', 'open', 'reopened')
             GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 4 DESC LIMIT 5""").fetchall():
         echo(f"  {app:<40} critical {crit:>3}  high {high:>3}  open {total:>4}")
+    from . import lake
+    from .scanners.sca import not_evaluated_line
+
+    runs = [r for c in connections for r in lake.read_partition("findings", "scan_runs", c, home)]
+    missing = not_evaluated_line(runs)
+    if missing:
+        echo(missing)
     echo("Compliance score (mean over applications):")
     for framework, score in con.execute("""
             SELECT framework_title, round(avg(score), 1) FROM compliance_scores GROUP BY 1 ORDER BY 1""").fetchall():
@@ -308,6 +338,67 @@ def print_summary(home: Path, echo, accounts: int) -> None:
     echo(f"  exports    {home / 'exports'}/*.parquet")
     echo(f"  report     {home / 'reports' / 'compliance.html'} and compliance.csv")
     echo(f"  lake       {home / 'lake'} (raw, findings, inventory; one partition per connection)")
+
+
+# -- advisories -----------------------------------------------------------------------------------
+@main.group()
+def advisories() -> None:
+    """Vulnerability data for SCA: OSV exports, CISA KEV and EPSS, indexed under OX_BB_HOME/advisories."""
+
+
+@advisories.command("sync")
+@click.option("--ecosystem", "ecosystems", multiple=True, metavar="NAME",
+              help="Only this OSV ecosystem (repeatable; default: PyPI, npm, Maven, Go, RubyGems, crates.io, "
+                   "NuGet, Packagist).")
+@click.option("--mirror", help="Base URL holding <Ecosystem>/all.zip (default: $OX_BB_OSV_MIRROR or OSV's bucket).")
+def advisories_sync(ecosystems, mirror) -> None:
+    """Download what changed (conditional requests), check it, and rebuild the index.
+
+    Exit status 1 when an OSV export could not be downloaded or was refused (the previous copy
+    is kept); a missing KEV or EPSS feed is only a warning.
+    """
+    from .advisories.sync import sync
+
+    try:
+        report = sync(ecosystems or None, mirror=mirror, show_progress=sys.stderr.isatty())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    for fetch in report.fetches:
+        size = f" ({fetch.bytes / 1e6:.1f} MB)" if fetch.bytes else ""
+        click.echo(f"{fetch.name:<10} {fetch.outcome}{size}" + (f": {fetch.detail}" if fetch.detail else ""))
+    if report.index:
+        total = sum(report.index.records.values())
+        click.echo(f"index      {total} advisories, digest {report.index.digest}, at {report.index.path}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    sys.exit(1 if report.failed else 0)
+
+
+@advisories.command("status")
+def advisories_status() -> None:
+    """Which advisory data SCA uses, per ecosystem, how old it is, and what is missing."""
+    for line in advisory_lines():
+        click.echo(line)
+
+
+def advisory_lines() -> list[str]:
+    """What `ox-bb advisories status`, `verify`, `run` and the demo say about the advisory data."""
+    import os
+    from datetime import UTC, datetime
+
+    from .advisories import status
+
+    try:
+        state = status(datetime.now(UTC), osv_path=os.environ.get("OX_BB_OSV_PATH", "").strip())
+    except ValueError as exc:  # a bad OX_BB_ADVISORIES_MAX_AGE_DAYS
+        raise click.ClickException(str(exc)) from exc
+    if state.source == "OX_BB_OSV_PATH":
+        return ["advisories: OSV records from OX_BB_OSV_PATH"]
+    lines = []
+    if state.source == "index":
+        per = ", ".join(f"{e} {n}" for e, n in sorted(state.ecosystems.items()))
+        lines.append(f"advisories: index {state.digest}, {state.age_days:.1f} days old; {per}")
+    return lines + [f"warning: {w}" for w in state.warnings]
 
 
 # -- workflows ------------------------------------------------------------------------------------

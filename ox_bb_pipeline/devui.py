@@ -15,13 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from .config import load_connections
 from .files import atomic_write_text
-from .sandbox.generator import SandboxSpec
-from .sandbox.server import SandboxServer
+
+if TYPE_CHECKING:  # the sandbox is started lazily, by the commands that want it (see test_layers.py)
+    from .sandbox.generator import SandboxSpec
+    from .sandbox.server import SandboxServer
 
 # The location name the repository root's workspace.yaml uses too, so runs look the same in both.
 WORKSPACE = {"load_from": [{"python_module": {"module_name": "ox_bb_pipeline.definitions",
@@ -79,7 +82,9 @@ class DevUI:
 
     def environment(self) -> dict[str, str]:
         # Dagster gives a code server 60 s to launch a run; a busy laptop or CI box needs more.
-        return {"DAGSTER_GRPC_TIMEOUT_SECONDS": "180", **os.environ, "OX_BB_HOME": str(self.home),
+        # The advisories/osv asset syncs from the sandbox's mirror, as it would from OSV.
+        return {"DAGSTER_GRPC_TIMEOUT_SECONDS": "180", **os.environ, **self.sandbox.advisory_settings(),
+                "OX_BB_HOME": str(self.home),
                 "OX_BB_CONNECTIONS": str(self.connections), "DAGSTER_HOME": str(self.dagster_home)}
 
     def url(self, port: int) -> str:
@@ -110,13 +115,24 @@ def stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
     process.wait()
 
 
+def sync_sandbox_advisories(server: SandboxServer, home: Path | None = None):
+    """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror (the demo's vulnerability data)."""
+    from .advisories.sync import sync
+
+    urls = server.advisory_settings()
+    return sync(home=home, mirror=urls["OX_BB_OSV_MIRROR"], kev=urls["OX_BB_KEV_URL"], epss=urls["OX_BB_EPSS_URL"])
+
+
 @contextmanager
 def sandbox_ui(home: Path, spec: SandboxSpec | None = None,
                import_repos: list[str] = ()) -> Iterator[DevUI]:
     """Start the sandbox, write its connections file under `home` and prepare the Dagster home;
     the sandbox stops when the block ends."""
+    from .sandbox.server import SandboxServer
+
     home = Path(home).resolve()
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         connections = server.write_connections(home / "sandbox" / "connections.yaml")
+        sync_sandbox_advisories(server, home)  # scans in the UI find the index in place
         dagster_home = prepare_dagster_home(home / "dagster", load_connections(connections).names)
         yield DevUI(server, home, connections, dagster_home)

@@ -48,15 +48,20 @@ def _stage_assets() -> dict[str, tuple]:
     def scan_line(meta: dict) -> str:
         runs = meta.get("scan_runs", {})
         findings = sum(v.get("dagster/row_count", 0) for k, v in meta.items() if k.endswith("_findings"))
-        return (f"{findings} findings, {runs.get('repositories_cloned', 0)} repositories cloned, "
+        line = (f"{findings} findings, {runs.get('repositories_cloned', 0)} repositories cloned, "
                 f"{runs.get('repositories_from_cache', 0)} from cache, {runs.get('errors', 0)} scanner errors")
+        missing = runs.get("not_evaluated") or {}
+        if missing:  # never a silent zero: say which ecosystems SCA could not judge, and the fix
+            line += (f"; SCA not evaluated for {', '.join(missing)} (no advisory data: "
+                     "run `ox-bb advisories sync`)")
+        return line
 
     return {"extract": ([bitbucket_raw_tables, bitbucket_raw_expectations], extract_line),
             "scan": ([scan_findings, scanning_findings_expectations], scan_line)}
 
 
 KEPT_METADATA = ("dagster/row_count", "rest_requests", "git_operations", "repositories_changed", "severity",
-                 "repositories_cloned", "repositories_from_cache", "errors", "status")
+                 "repositories_cloned", "repositories_from_cache", "errors", "status", "not_evaluated")
 
 
 def run_stages(stage: str, connections_file: Path, only: str | list[str] | None = None, *, full_refresh: bool = False,

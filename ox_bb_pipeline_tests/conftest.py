@@ -50,6 +50,17 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sandbox_advisories():
+    """The tests' advisory data: the sandbox's own OSV records (product code has no default; the
+    advisories tests unset this to exercise the synced index and `not_evaluable`)."""
+    from ox_bb_pipeline.sandbox.content import advisories_dir
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OX_BB_OSV_PATH", str(advisories_dir()))
+        yield advisories_dir()
+
+
 @pytest.fixture
 def isolated_home(tmp_path, monkeypatch):
     """An empty OX_BB_HOME, run from tmp_path (no applications.yaml / suppressions.yaml /

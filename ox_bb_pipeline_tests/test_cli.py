@@ -79,6 +79,15 @@ def test_verify_exits_0_for_a_connection_with_every_capability(sandbox_files, tm
     assert len(statuses) >= 8 and set(statuses) == {"ok"}
 
 
+def test_verify_says_when_sca_has_no_advisory_data_and_how_to_fix_it(sandbox_files, tmp_path, monkeypatch):
+    monkeypatch.delenv("OX_BB_OSV_PATH")
+    result = ox_bb("verify", "--connections", str(sandbox_files), "--connection", "sandbox-token", home=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr  # a warning: Bitbucket access itself works
+    assert ("warning: no advisory data: SCA is not evaluated; run `ox-bb advisories sync` (or point "
+            "OX_BB_OSV_PATH at OSV records)") in result.stdout
+
+
 def test_verify_exits_1_for_a_connection_with_a_wrong_token(sandbox_files, tmp_path):
     result = ox_bb("verify", "--connections", str(sandbox_files), "--connection", "wrong-token", home=tmp_path)
 

@@ -63,7 +63,9 @@ posture_results_per_app AS (
 
 scan_scopes AS (
     SELECT repository_uuid, scanner, bool_or(status = 'ok') AS ok,
-           any_value(error) FILTER (WHERE status = 'error') AS error
+           -- not_evaluable: e.g. SCA without advisory data for an ecosystem; the error says how to fix it
+           any_value(status) FILTER (WHERE status <> 'ok') AS problem,
+           any_value(error) FILTER (WHERE status IN ('error', 'not_evaluable')) AS error
     FROM scan_runs
     GROUP BY ALL
 ),
@@ -90,7 +92,9 @@ scan_evidence AS (
            bool_or(NOT s.ok) AS has_not_evaluable,
            count(*) AS n,
            list(s.scanner) FILTER (WHERE s.ok) AS passed,
-           list(CASE WHEN NOT s.ok THEN format('{} failed on {}: {}', s.scanner, ar.full_name, coalesce(s.error, 'error'))
+           list(CASE WHEN NOT s.ok THEN format('{} {} on {}: {}', s.scanner,
+                                               if(s.problem = 'not_evaluable', 'not evaluated', 'failed'),
+                                               ar.full_name, coalesce(s.error, 'error'))
                 END) FILTER (WHERE NOT s.ok) AS problems
     FROM scan_scopes AS s
     JOIN app_repos AS ar USING (repository_uuid)

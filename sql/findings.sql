@@ -31,6 +31,10 @@
 -- column: vulnerability_ids: advisory and CVE ids
 -- column: controls: framework controls it fails (CIS-SSC-…, SSDF-…, CICD-SEC-…)
 -- column: scanned_at: when the scan that reported it ran
+-- column: cvss_score: CVSS base score of the advisory (SCA; null for other scanners)
+-- column: cvss_vector: the CVSS vector it was scored from (v2, v3.x or v4)
+-- column: known_exploited: in CISA's Known Exploited Vulnerabilities catalogue (null: no KEV data synced)
+-- column: epss: FIRST's EPSS probability of exploitation in the next 30 days (null: no EPSS data)
 -- column: application: application it belongs to
 -- column: parent_application: when the application is a monorepo child, the whole repository's application
 -- column: file_markers: content rules of code_context.yaml its file matched at scan time (e.g. generated-marker)
@@ -101,7 +105,7 @@ SELECT
     finding_id, scanner, scanner_version, rule_id, title, category, base_severity,
     connection, workspace, repository_uuid, repository, commit, file_path,
     start_line, end_line, evidence, remediation, cwe, package, version, fixed_version,
-    vulnerability_ids, controls, scanned_at,
+    vulnerability_ids, controls, scanned_at, cvss_score, cvss_vector, known_exploited, epss,
     coalesce(child.application, whole_application,
              CASE WHEN repository_uuid = '' THEN 'workspace:' || workspace
                   ELSE workspace || '/' || repository END) AS application,

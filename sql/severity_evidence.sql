@@ -82,3 +82,14 @@ UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'fix_available' AS condition,
        package || ' to ' || fixed_version AS evidence
 FROM findings WHERE fixed_version IS NOT NULL AND fixed_version <> ''
+
+UNION ALL
+SELECT 'finding' AS scope, finding_id AS subject, 'known_exploited' AS condition,
+       coalesce(nullif(array_to_string(list_filter(vulnerability_ids, lambda v: v LIKE 'CVE-%'), ', '), ''), rule_id)
+           AS evidence
+FROM findings WHERE known_exploited
+
+UNION ALL
+SELECT 'finding' AS scope, finding_id AS subject, 'epss_high' AS condition,
+       format('{:.2f}', epss) AS evidence
+FROM findings WHERE epss >= 0.5

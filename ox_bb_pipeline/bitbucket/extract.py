@@ -28,6 +28,7 @@ from urllib.parse import quote
 from ..clock import Clock, SystemClock, isoformat, parse_when
 from ..config import data_home
 from ..files import atomic_write_text
+from ..locks import private_workdir
 from ..redaction import looks_like_secret, redact_url, salted_hash
 from ..scanners.secrets import redact_text
 from .errors import (
@@ -134,7 +135,8 @@ class Extractor:
         self.clock = clock or SystemClock()
         self.options = options or ExtractOptions()
         self.home = home
-        self.history = GitHistory(git, (home or data_home()) / "cache" / "git" / self.conn.name)
+        self._git_root = (home or data_home()) / "cache" / "git"
+        self.history = GitHistory(git, self._git_root / self.conn.name)
         self.now = self.clock.now()
         self.report = ExtractReport(rows={t: [] for t in (
             "workspaces", "projects", "repositories", "repository_permissions", "extraction_status", *REPO_TABLES)})
@@ -160,8 +162,12 @@ class Extractor:
                 else:
                     # Its rows leave the lake, so a later re-selection must read it afresh.
                     self.state["repositories"].pop(repo["repository_uuid"], None)
-        # Per-repository reads are latency-bound: a few at a time (the budget still paces them).
-        with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+        # Per-repository reads are latency-bound: a few at a time (the budget still paces them). History is
+        # fetched into scratch repositories (raw content) in a directory of this run alone; those a killed
+        # run left behind are removed first.
+        with private_workdir(self._git_root) as scratch, \
+                ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+            self.history.root = scratch / self.conn.name
             list(pool.map(lambda item: self._repository(*item, refresh_queue), selected))
             self._refresh_settings(refresh_queue, pool)
         for table, rows in self.report.rows.items():
@@ -288,9 +294,13 @@ class Extractor:
         try:
             heads = self.git.ls_remote(ws, repo["repository"])
         except BitbucketError as exc:
-            # Keep what the last run knew (stale, not lost) and say why it was not refreshed.
-            self._guard_status(ws, repo, "branches", f"{ws}/{repo['repository']}.git", "error", str(exc))
+            # Keep what the last run knew (stale, not lost) and say why it was not refreshed: the head too,
+            # or the repository would read as empty (nothing scanned, BB-014 passing on no history).
+            for table in ("branches", "main_branch_commits"):
+                self._guard_status(ws, repo, table, f"{ws}/{repo['repository']}.git", "error", str(exc))
             self.report.problems.append(str(exc))
+            before = next(iter(self._carry("repositories", repo)), {})
+            repo["main_head"], repo["has_pipelines_yml"] = before.get("main_head"), before.get("has_pipelines_yml")
             for table in REPO_TABLES:
                 self.report.rows[table].extend(self._carry(table, repo))
             if saved:
@@ -311,23 +321,33 @@ class Extractor:
             self.state["repositories"][uuid] = saved
             return
         self.report.repositories_changed += 1
-        history, yml = [], None
+        history, yml, history_failed = [], None, False
         if repo["main_head"]:
             try:
                 history, yml = self.history.read(ws, repo["repository"], main, repo["main_head"],
                                                  self.options.history_depth, "bitbucket-pipelines.yml")
             except BitbucketError as exc:
-                self._guard_status(ws, repo, "main_branch_commits", f"{ws}/{repo['repository']}.git", "error",
-                                   str(exc))
+                history_failed = True
+                for table in ("main_branch_commits", "pipeline_configs"):
+                    self._guard_status(ws, repo, table, f"{ws}/{repo['repository']}.git", "error", str(exc))
                 self.report.problems.append(str(exc))
-        repo["has_pipelines_yml"] = yml is not None
         self._branches(ws, repo, heads, main)
         watermark = None if self.options.full_refresh else saved.get("pr_watermark")
         prs = self._pull_requests(ws, repo, watermark)
-        self._main_commits(repo, history, prs)
-        self._pipelines(ws, repo, yml)
+        if history_failed:
+            # Unread is not absent: the last run's commits and pipelines rows stay (stale, marked by the
+            # status rows), and the state keeps the old head so that the next run reads it again.
+            before = next(iter(self._carry("repositories", repo)), {})
+            repo["has_pipelines_yml"] = saved.get("has_pipelines_yml", before.get("has_pipelines_yml"))
+            for table in ("main_branch_commits", "pipeline_configs", "pipeline_runs", "environments"):
+                self.report.rows[table].extend(self._carry(table, repo))
+        else:
+            repo["has_pipelines_yml"] = yml is not None
+            self._main_commits(repo, history, prs)
+            self._pipelines(ws, repo, yml)
         self.state["repositories"][uuid] = {
-            **saved, "updated_on": isoformat_or_none(repo["updated_on"]), "main_head": repo["main_head"],
+            **saved, "updated_on": isoformat_or_none(repo["updated_on"]),
+            "main_head": saved.get("main_head") if history_failed else repo["main_head"],
             "has_pipelines_yml": repo["has_pipelines_yml"],
             "pr_watermark": max((isoformat(p["updated_on"]) for p in prs if p["updated_on"]),
                                 default=saved.get("pr_watermark"))}

@@ -34,21 +34,28 @@ class RemoteHeads:
 
 
 class GitAccess:
-    """git operations for one connection. `credentials()` returns (user, secret) for Basic auth."""
+    """git operations for one connection. `credentials()` returns (user, secret) for Basic auth.
 
-    def __init__(self, connection_name: str, git_url: str, credentials, timeout: float = 120.0) -> None:
+    `auth` is the connection's auth object (by default the one `credentials` is a method of): when git
+    is refused and it can refresh (OAuth), the token is refreshed once and the command retried, as the
+    REST client does; an expired token mid-run would otherwise fail every later clone and history read."""
+
+    def __init__(self, connection_name: str, git_url: str, credentials, timeout: float = 120.0, *,
+                 auth=None) -> None:
         self.connection_name = connection_name
         self.git_url = git_url.rstrip("/")
         self.credentials = credentials
+        self.auth = auth if auth is not None else getattr(credentials, "__self__", None)
         self.timeout = timeout
         self.operations = 0
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
 
     def remote_url(self, workspace: str, slug: str) -> str:
         return f"{self.git_url}/{workspace}/{slug}.git"
 
-    def env(self) -> dict[str, str]:
-        user, secret = self.credentials()
+    def env(self, credentials: tuple[str, str] | None = None) -> dict[str, str]:
+        user, secret = credentials or self.credentials()
         header = "Authorization: Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
         config = {**SAFE_GIT_CONFIG, "http.extraHeader": header}
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
@@ -61,11 +68,26 @@ class GitAccess:
 
     def run(self, args: list[str], *, what: str, cwd: Path | None = None, remote: bool = True) -> str:
         """Run git; `remote=False` for local-only commands, which are not counted as git operations."""
+        sent = self.credentials()
+        try:
+            return self._run(args, what=what, cwd=cwd, remote=remote, credentials=sent)
+        except AuthenticationError as exc:
+            if not (remote and exc.endpoint == what and self._can_refresh()):  # not the token endpoint's refusal
+                raise
+            with self._refresh_lock:  # threads refused the same token refresh it once
+                if self.credentials() == sent:
+                    self.auth.invalidate()  # the next credentials() fetches a new token
+            return self._run(args, what=what, cwd=cwd, remote=remote, credentials=self.credentials())
+
+    def _can_refresh(self) -> bool:
+        return callable(getattr(self.auth, "can_refresh", None)) and bool(self.auth.can_refresh())
+
+    def _run(self, args: list[str], *, what: str, cwd: Path | None, remote: bool, credentials) -> str:
         if remote:
             with self._lock:
                 self.operations += 1
         try:
-            proc = subprocess.run(["git", *args], cwd=cwd, env=self.env(), capture_output=True, text=True,
+            proc = subprocess.run(["git", *args], cwd=cwd, env=self.env(credentials), capture_output=True, text=True,
                                   timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
             raise BitbucketError(f"connection '{self.connection_name}': git timed out after {self.timeout:.0f}s "

@@ -29,6 +29,13 @@ def admin_handler(app, request: Request) -> Response:
     if path == "/_sandbox/stats/reset" and method == "POST":
         app.stats.reset()
         return _json({"reset": True})
+    if path == "/_sandbox/advisories" and method == "POST":  # add or replace OSV records of the mirror
+        try:
+            for record in body if isinstance(body, list) else [body]:
+                app.mirror.put(record)
+        except ValueError as exc:
+            return _error(str(exc))
+        return _json({"advisories": len(app.mirror.records)})
     if path == "/_sandbox/planted" and method == "GET":
         return _json({"planted": app.world.planted})
     if path == "/_sandbox/faults":

@@ -23,6 +23,7 @@ from ..clock import Clock, SystemClock
 from . import bbql, fields as fieldsmod
 from .auth import AuthError, Authenticator, Identity, OAuthError
 from .control import Faults, RateLimiter, Stats
+from .mirror import EPSS_PATH, KEV_PATH, OSV_PREFIX, AdvisoryMirror, mirror_handler
 from .serializers import Urls, error_body
 from .world import PERMISSION_ORDER, Repository, World, Workspace
 
@@ -159,6 +160,7 @@ class SandboxApp:
         self.stats = Stats()
         self.limiter = RateLimiter(self.clock, rate_limit)
         self.faults = Faults()
+        self.mirror = AdvisoryMirror()
         self.git_handler = git_handler
         self.admin_handler = admin_handler
         self.routes = {f"r{i}": r for i, r in enumerate(ROUTES)}
@@ -181,6 +183,13 @@ class SandboxApp:
             response = self._rest(request, environ)
         elif self.git_handler and ".git/" in path:
             response = self.git_handler(self, request, environ)
+        elif path.startswith(OSV_PREFIX) or path in (KEV_PATH, EPSS_PATH):
+            response = self._inject_transport_fault(request, mirror_handler(self, request))
+            template = "/osv/{ecosystem}/all.zip" if path.startswith(OSV_PREFIX) else path
+            self.stats.record(channel="mirror", route=template, credential=None,
+                              status=response.status_code if response is not None else 0)
+            if response is None:
+                raise ConnectionAbortedError("sandbox fault: connection dropped")
         else:
             response = json_response(404, error_body("Resource not found"))
         return response(environ, start_response)

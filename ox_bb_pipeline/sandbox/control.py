@@ -26,6 +26,7 @@ class Stats:
             self.git_total = 0
             self.rate_limited = 0
             self.oauth_total = 0
+            self.mirror_total = 0  # the OSV / KEV / EPSS mirror
             self.per_route: Counter[str] = Counter()
             self.per_credential: Counter[str] = Counter()
             self.per_status: Counter[str] = Counter()
@@ -37,6 +38,8 @@ class Stats:
                 self.git_total += 1
             elif channel == "oauth":
                 self.oauth_total += 1
+            elif channel == "mirror":
+                self.mirror_total += 1
             else:
                 self.rest_total += 1
             if status == 429:
@@ -57,6 +60,7 @@ class Stats:
                 "rest_total": self.rest_total,
                 "git_total": self.git_total,
                 "oauth_total": self.oauth_total,
+                "mirror_total": self.mirror_total,
                 "rate_limited": self.rate_limited,
                 "per_route": dict(self.per_route),
                 "per_credential": dict(self.per_credential),

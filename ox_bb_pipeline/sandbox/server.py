@@ -67,6 +67,13 @@ class SandboxServer:
     def api_url(self) -> str:
         return f"{self.base_url}/2.0"
 
+    def advisory_settings(self) -> dict[str, str]:
+        """The environment that points `ox-bb advisories sync` at this sandbox's OSV / KEV / EPSS mirror."""
+        from .mirror import EPSS_PATH, KEV_PATH
+
+        return {"OX_BB_OSV_MIRROR": f"{self.base_url}/osv", "OX_BB_KEV_URL": self.base_url + KEV_PATH,
+                "OX_BB_EPSS_URL": self.base_url + EPSS_PATH}
+
     def start(self) -> "SandboxServer":
         # A short poll interval makes `stop()` quick (the default 0.5 s adds up over many test servers).
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

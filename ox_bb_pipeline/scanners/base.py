@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -35,6 +36,7 @@ class ScanOutput:
     files_scanned: int = 0
     bytes_scanned: int = 0
     error: str | None = None  # set when the scanner failed or timed out on this snapshot
+    not_evaluable: str | None = None  # why part of it could not be judged (e.g. no advisory data for npm)
     extra: dict = field(default_factory=dict)  # scanner-specific tables (e.g. SCA components)
 
 
@@ -133,13 +135,34 @@ def skipped_file(repo: RepoRef, scanner: str, path: str, reason: str) -> dict:
             "reason": reason}
 
 
+# The leader of a tool's process group: it asks the kernel for SIGTERM when the pipeline dies (even by
+# SIGKILL, when no handler of ours runs), and then kills the whole group: the tool and its workers. A
+# death signal set on the tool itself would not reach its workers (it is not inherited across fork).
+_GROUP_LEADER = r"""
+import ctypes, os, signal, subprocess, sys
+def stop(*_):
+    os.killpg(0, signal.SIGKILL)
+signal.signal(signal.SIGTERM, stop)
+prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux only
+if prctl is not None:
+    prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):  # the pipeline died before the request was made
+    stop()
+code = subprocess.call(sys.argv[2:])
+sys.exit(128 - code if code < 0 else code)
+"""
+
+
 def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
              cwd: Path | None = None, keep_stdout: bool = True) -> subprocess.CompletedProcess:
     """Run a tool-environment executable in its own process group, so that a timeout also kills its
-    workers (semgrep-core, checkov's pool), not only the Python entry point; raises TimeoutError."""
+    workers (semgrep-core, checkov's pool), not only the Python entry point; raises TimeoutError.
+    The group dies with the pipeline process too (see `_GROUP_LEADER`), so a killed run leaves no tool
+    running over a checkout."""
     # the main venv's interpreter settings would leak into the tool's own environment
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    with subprocess.Popen(argv, cwd=cwd, env={**base, **(env or {})},
+    leader = [sys.executable, "-I", "-c", _GROUP_LEADER, str(os.getpid())]
+    with subprocess.Popen([*leader, *argv], cwd=cwd, env={**base, **(env or {})},
                           stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                           start_new_session=True) as proc:
@@ -149,6 +172,9 @@ def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = No
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             raise TimeoutError(f"{Path(argv[0]).name} timed out after {timeout:g} s") from None
+        except BaseException:  # Ctrl-C or a stop request: leaving the `with` would wait for the tool to finish
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 

@@ -59,6 +59,12 @@ class Finding:
     scanned_at: datetime | None = None
     file_markers: list[str] = field(default_factory=list)  # code_context.yaml content rules its file matched
     finding_id: str = ""
+    # Vulnerability evidence (SCA; other scanners leave them empty): the advisory's CVSS base score and
+    # vector, whether CISA lists it as exploited (None: no KEV data), and its EPSS probability.
+    cvss_score: float | None = None
+    cvss_vector: str | None = None
+    known_exploited: bool | None = None
+    epss: float | None = None
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -112,5 +118,7 @@ FINDING_SCHEMA = pa.schema([
     ("remediation", pa.string()), ("cwe", pa.string()), ("package", pa.string()), ("version", pa.string()),
     ("fixed_version", pa.string()), ("vulnerability_ids", pa.list_(pa.string())),
     ("controls", pa.list_(pa.string())), ("scanned_at", pa.timestamp("us", tz="UTC")),
+    ("cvss_score", pa.float64()), ("cvss_vector", pa.string()), ("known_exploited", pa.bool_()),
+    ("epss", pa.float64()),
     ("file_markers", pa.list_(pa.string())),
 ])

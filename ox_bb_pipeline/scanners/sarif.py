@@ -12,12 +12,14 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..redaction import redact_with_anchor
-from .finding import Finding, RepoRef
+from ..redaction import redact_snippet, redact_url, salted_hash
+from .finding import Finding, RepoRef, normalise_snippet
+from .secrets import redact_text
 
 SARIF_VERSION = "2.1.0"
 SARIF_SUFFIXES = (".sarif", ".sarif.json")
@@ -109,12 +111,12 @@ def _run_findings(run: dict, repo: RepoRef, scanned_at: datetime) -> list[Findin
             raise ValueError("a result has no ruleId, rule.id or ruleIndex")
         message = _text(result.get("message")) or _text(rule.get("shortDescription")) or rule_id
         location = _location(result, base_uris, artifacts)
-        help_uri = rule.get("helpUri") and f"See {rule['helpUri']}"
-        remediation = " ".join(filter(None, [_text(rule.get("help")), help_uri]))
-        # Other tools' messages and snippets may quote a secret (a secrets scanner's, say): mask them.
-        evidence, anchor = redact_with_anchor(message)
+        help_uri = rule.get("helpUri") and f"See {redact_url(rule['helpUri'])}"
+        remediation = " ".join(filter(None, [_safe(_text(rule.get("help"))), help_uri]))
+        # Other tools' texts may quote a secret (a secrets scanner's, say): every one is masked.
+        evidence, anchor = _redact_with_anchor(message)
         if location["snippet"]:
-            snippet, anchor = redact_with_anchor(location["snippet"])
+            snippet, anchor = _redact_with_anchor(location["snippet"])
             evidence += f"\n{snippet}"
         anchor = f"{scanner}\x1f{_tool_anchor(result) or anchor}"  # two tools' rule ids never share identity
         occurrence = (rule_id, location["path"], anchor)
@@ -123,12 +125,27 @@ def _run_findings(run: dict, repo: RepoRef, scanned_at: datetime) -> list[Findin
             anchor = f"{anchor}#{occurrences[occurrence]}"
         findings.append(Finding.at(
             repo, commit=commit, scanner=scanner, scanner_version=version, rule_id=rule_id,
-            title=_text(rule.get("shortDescription")) or rule.get("name") or evidence.splitlines()[0][:200],
+            title=_safe(_text(rule.get("shortDescription")) or str(rule.get("name") or ""))
+            or evidence.splitlines()[0][:200],
             category="external", base_severity=_severity(result, rule), anchor=anchor,
             file_path=location["path"], start_line=location["start_line"], end_line=location["end_line"],
             evidence=evidence[:MAX_TEXT], remediation=remediation[:MAX_TEXT], cwe=_cwe(rule, result),
             scanned_at=scanned_at))
     return findings
+
+
+@lru_cache(maxsize=4096)  # rule texts repeat for every result of the rule
+def _safe(text: str) -> str:
+    """Another tool's text, fit to store: quoted literals and random-looking tokens are masked, then what
+    detect-secrets still recognises (an unquoted keyword assignment, say)."""
+    return redact_text(redact_snippet(text))[0] if text else text
+
+
+def _redact_with_anchor(text: str) -> tuple[str, str]:
+    """`redact_with_anchor` with detect-secrets too: the anchor is salted-hashed whenever anything was masked."""
+    safe = _safe(text)
+    anchor = normalise_snippet(text)
+    return safe, anchor if safe == text else salted_hash(anchor)
 
 
 def _rule_of(result: dict, driver: dict, extensions: list[dict], by_id: dict[str, dict]) -> dict:

@@ -5,6 +5,10 @@ http(s) transport (GitAccess's config), symlinks checked out as plain files (cor
 and never followed by the walker, per-file and per-repository size caps, binary files skipped
 (and deleted from the checkout, so the tools that walk it themselves skip them too), and a timeout
 per repository.
+
+Every run checks out into a private working directory of its own (`run-<pid>-<random>`), so two runs
+on one data home never delete each other's checkouts; directories left by runs that died (kill -9)
+hold raw secrets and are removed when the next run starts.
 """
 
 from __future__ import annotations

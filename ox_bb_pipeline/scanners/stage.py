@@ -4,7 +4,9 @@ An unchanged repository (same main head, same scanner and rules versions) is nei
 nor rescanned: its findings come from the results cache. Snapshots are taken in parallel and
 scanned in bounded batches (process-heavy tools run once per batch), then deleted, so memory and
 disk stay bounded whatever the number of repositories. A clone failure, or a scanner failing on
-one batch or repository, becomes a `scan_runs` row with the error; nothing else stops.
+one batch or repository, becomes a `scan_runs` row with the error; nothing else stops. A scan that
+could not judge everything (SCA without advisory data for an ecosystem it met) is `not_evaluable`,
+with the reason, cached as such: new advisory data changes the scanner version, which rescans it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..clock import Clock, SystemClock
 from ..config import data_home
 from ..files import atomic_write_bytes
 from . import code_context
+from ..locks import private_workdir
 from .base import CodeScanner, ScanOutput
 from .finding import FINDING_SCHEMA, Finding, RepoRef
 from .snapshot import Snapshot, SnapshotLimits, take_snapshot
@@ -81,7 +84,8 @@ class ResultsCache:
         extra = {name: [{**r, **where} if isinstance(r, dict) and "connection" in r else r for r in rows]
                  for name, rows in (meta.get("extra") or {}).items() if isinstance(rows, list)}
         return ScanOutput(repository_uuid=repo.repository_uuid, findings=findings,
-                          files_scanned=meta.get("files", 0), bytes_scanned=meta.get("bytes", 0), extra=extra)
+                          files_scanned=meta.get("files", 0), bytes_scanned=meta.get("bytes", 0), extra=extra,
+                          not_evaluable=meta.get("not_evaluable"))
 
     def files(self, repo: RepoRef) -> list[str] | None:
         """The shallow file listing recorded when this commit was last cloned."""
@@ -100,8 +104,8 @@ class ResultsCache:
         rows = [f.row() for f in output.findings]
         table = pa.Table.from_pylist(rows, schema=FINDING_SCHEMA) if rows else FINDING_SCHEMA.empty_table()
         meta = {"commit": commit, "version": version, "code_context": code_context.rules_version(),
-                "files": output.files_scanned,
-                "bytes": output.bytes_scanned, "extra": output.extra}
+                "files": output.files_scanned, "bytes": output.bytes_scanned, "extra": output.extra,
+                "not_evaluable": output.not_evaluable}
         table = table.replace_schema_metadata({b"ox_bb": json.dumps(meta, default=str).encode()})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
@@ -132,7 +136,6 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
     clock = clock or SystemClock()
     scanners = scanners if scanners is not None else default_scanners()
     cache = ResultsCache(home / "cache" / "scan")
-    snapshot_root = home / "cache" / "snapshots" / git.connection_name
     versions = {}
     for scanner in scanners:
         try:
@@ -163,18 +166,21 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
             if paths is None:
                 paths = [f["path"] for f in previous_files if f["repository_uuid"] == ref.repository_uuid]
             report.repository_files += _file_rows(ref, paths)
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
-        snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions, now,
-                               cache)
-        try:
-            for scanner in scanners:
-                _scan_batch(scanner, snapshots, versions[scanner.name], cache, report, now)
-        finally:
-            for _, snap, _ in snapshots:
-                shutil.rmtree(snap.root, ignore_errors=True)  # checkouts hold raw secrets: keep none at rest
-        if progress:
-            progress(f"scanned {min(start + batch_size, len(todo))}/{len(todo)} repositories")
+    # checkouts go to a directory of this run alone: another run on the same home never deletes them
+    with private_workdir(home / "cache" / "snapshots") as workdir:
+        snapshot_root = workdir / git.connection_name
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions,
+                                   now, cache)
+            try:
+                for scanner in scanners:
+                    _scan_batch(scanner, snapshots, versions[scanner.name], cache, report, now)
+            finally:
+                for _, snap, _ in snapshots:
+                    shutil.rmtree(snap.root, ignore_errors=True)  # checkouts hold raw secrets: keep none at rest
+            if progress:
+                progress(f"scanned {min(start + batch_size, len(todo))}/{len(todo)} repositories")
     report.git_operations = git.operations - git_before
     report.seconds = time.perf_counter() - started
     return report
@@ -193,6 +199,8 @@ def _scan_batch(scanner: CodeScanner, snapshots, version: str, cache: ResultsCac
         outputs = [ScanOutput(ref.repository_uuid, error=f"{type(exc).__name__}: {exc}") for ref, _ in group]
     per_repo = (time.perf_counter() - t0) / len(group)
     for (ref, snap), output in zip(group, outputs):
+        if output.error is None and not snap.root.is_dir():  # whatever was found, it is not the whole checkout
+            output.error = "the checkout vanished during the scan"
         code_context.mark(output.findings, snap)
         if output.error is None and not version.startswith("unavailable"):
             cache.put(scanner.name, ref.repository_uuid, ref.commit, version, output)
@@ -240,6 +248,6 @@ def _record(report: ScanStageReport, scanner, version: str, ref: RepoRef, output
     report.scan_runs.append({
         "connection": ref.connection, "workspace": ref.workspace, "repository_uuid": ref.repository_uuid,
         "repository": ref.repository, "commit": ref.commit, "scanner": scanner.name, "scanner_version": version,
-        "status": "error" if output.error else "ok", "cached": cached, "duration_seconds": seconds,
-        "files_scanned": output.files_scanned, "bytes_scanned": output.bytes_scanned,
-        "findings": len(output.findings), "error": output.error, "scanned_at": now})
+        "status": "error" if output.error else "not_evaluable" if output.not_evaluable else "ok", "cached": cached,
+        "duration_seconds": seconds, "files_scanned": output.files_scanned, "bytes_scanned": output.bytes_scanned,
+        "findings": len(output.findings), "error": output.error or output.not_evaluable, "scanned_at": now})

@@ -11,19 +11,35 @@ from pathlib import Path
 import click
 import duckdb
 
-from .exports import export_tables, open_warehouse
+from ..lake import lake_root
+from .exports import export_tables, open_for_queries
 from .report import write_reports
 
 FORMATS = ("table", "csv", "json")
+# Statements that only read; COPY, EXPORT, ATTACH, SET, INSTALL, CALL, PRAGMA and every write are refused
+# (a read-only database still lets COPY ... TO write files, into the lake included).
+READ_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+class QueryRefused(ValueError):
+    """A query that would write, or read outside the warehouse and the lake."""
 
 
 def query(sql: str, fmt: str = "table", *, home: Path | None = None, max_rows: int = 100) -> str:
     """The result of `sql` as a text table (at most `max_rows` rows shown), CSV or JSON."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    con = open_warehouse(home)
+    con = open_for_queries(home)
     try:
-        result = con.execute(sql)
+        refused = [s.type.name for s in con.extract_statements(sql) if s.type not in READ_STATEMENTS]
+        if refused:
+            raise QueryRefused(f"ox-bb query is read-only: only SELECT (and EXPLAIN) statements run, not "
+                               f"{', '.join(sorted(set(refused)))}; write results with --format csv > FILE")
+        try:
+            result = con.execute(sql)
+        except duckdb.PermissionException as exc:
+            raise QueryRefused(f"ox-bb query reads only the warehouse and the lake "
+                               f"({lake_root(home)}): {str(exc).splitlines()[0]}") from None
         if result.description is None:
             return ""
         columns = [d[0] for d in result.description]
@@ -78,7 +94,7 @@ def query_command(sql: str, fmt: str, max_rows: int) -> None:
     try:
         text = query(sql, fmt, max_rows=max_rows)
         click.echo(text, nl=not text.endswith("\n"))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, QueryRefused) as exc:
         raise click.ClickException(str(exc)) from exc
     except duckdb.Error as exc:
         raise click.ClickException(f"query failed: {exc}") from exc

@@ -12,6 +12,7 @@ import duckdb
 
 from ..config import data_home
 from ..files import atomic_write_text
+from ..lake import lake_root
 from .models import SQL_DIR, data_dictionary, discover
 from .runner import build, warehouse_path
 from .settings import WarehouseSettings, load_factor_catalog, load_scanner_controls
@@ -26,6 +27,21 @@ def open_warehouse(home: Path | None = None, read_only: bool = True) -> duckdb.D
     if not path.exists():
         raise FileNotFoundError(f"no warehouse at {path}; build it first (ox-bb run --stage warehouse)")
     return duckdb.connect(str(path), read_only=read_only)
+
+
+def open_for_queries(home: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that reads no file but the warehouse and the lake (its input views read the
+    lake's Parquet): external access is off with the lake as the only allowed directory, and the
+    configuration is locked so that a query cannot turn it back on."""
+    con = open_warehouse(home)
+    try:
+        con.execute("SET allowed_directories = [?]", [f"{lake_root(home)}/"])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def export_tables(home: Path | None = None) -> dict[str, Path]:

@@ -165,6 +165,15 @@ Scores: passing controls out of evaluated ones (pass + fail) over relevant appli
 """
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet will not run: one starting like a formula gets a leading single quote
+    (OWASP CSV injection). Evidence quotes branch names, descriptions and other text from Bitbucket."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def render_csv(con: duckdb.DuckDBPyConnection) -> str:
     rows = _rows(con, """
         SELECT r.application, r.framework, r.control_id, r.status, r.failing_finding_ids, r.accepted_finding_ids,
@@ -177,10 +186,11 @@ def render_csv(con: duckdb.DuckDBPyConnection) -> str:
     writer.writerow(["application", "framework", "control_id", "status", "failing_finding_ids",
                      "accepted_finding_ids", "evidence", "framework_score", "application_is_relevant"])
     for r in rows:
-        writer.writerow([r["application"], r["framework"], r["control_id"], r["status"],
-                         ";".join(r["failing_finding_ids"]), ";".join(r["accepted_finding_ids"]),
-                         " | ".join(r["evidence"]), "" if r["framework_score"] is None else r["framework_score"],
-                         str(r["application_is_relevant"]).lower()])
+        writer.writerow([spreadsheet_safe(cell) for cell in (
+            r["application"], r["framework"], r["control_id"], r["status"],
+            ";".join(r["failing_finding_ids"]), ";".join(r["accepted_finding_ids"]),
+            " | ".join(r["evidence"]), "" if r["framework_score"] is None else r["framework_score"],
+            str(r["application_is_relevant"]).lower())])
     return out.getvalue()
 
 

@@ -1,6 +1,9 @@
 """Builds the warehouse: input tables over the lake and the settings, then every model of `sql/` in
 dependency order, in a copy of `OX_BB_HOME/warehouse.duckdb` that replaces it only once every model
 has succeeded. Readers keep the old file until the rename; a failed build leaves it as it was.
+Builds on one home are serialized by a lock (`.warehouse.lock`): two at once would each start from the
+same copy and the later rename would drop the other's appended history. Copies left by killed builds
+are removed when the next build starts.
 
 Starting from a copy keeps what must outlive a build where it is: append-only tables (the history)
 only receive new rows, a stateful model's last table becomes its `previous_<model>` input by a rename,
@@ -24,6 +27,7 @@ import pyarrow as pa
 from ..bitbucket import tables as raw_tables
 from ..config import data_home
 from ..lake import lake_root
+from ..locks import home_lock, pid_alive
 from ..scanners.finding import FINDING_SCHEMA
 from . import pipelines
 from .decisions import read_decisions
@@ -84,6 +88,32 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
     build_id = now.strftime("%Y%m%dT%H%M%S.%fZ")
     target = warehouse_path(home)
     target.parent.mkdir(parents=True, exist_ok=True)
+    with warehouse_lock(home, "warehouse ", progress):
+        remove_stale_builds(target)
+        return _build(home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started)
+
+
+def warehouse_lock(home: Path | None, what: str, waiting: Callable[[str], None] | None = None):
+    """Held by every writer of the warehouse file (builds, applied workflows): a write made while a build
+    works on its copy would be lost at the build's rename."""
+    home = home or data_home()
+    return home_lock(warehouse_path(home).with_name(".warehouse.lock"), home, what, waiting)
+
+
+def remove_stale_builds(target: Path) -> list[Path]:
+    """Remove the `.warehouse.duckdb.<pid>.building` copies (and their WAL) of builds whose process is gone."""
+    removed = []
+    for path in target.parent.glob(f".{target.name}.*.building*"):
+        pid = path.name.removeprefix(f".{target.name}.").split(".")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings, sql_dir: Path,
+           memory_limit: str | None, threads: int | None, progress: Callable[[str], None] | None, build_id: str,
+           started: float) -> BuildResult:
     building = target.with_name(f".{target.name}.{os.getpid()}.building")
     _remove(building)
     for source, copy in ((target, building), (_wal(target), _wal(building))):

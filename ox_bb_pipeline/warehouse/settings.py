@@ -51,6 +51,8 @@ CONDITIONS = {
     "dev_dependency": "the vulnerable package is a development-only dependency (SBOM)",
     "fix_available": "the advisory names a fixed version",
     "inactive_repository": "no code change on the main branch for longer than the inactivity threshold",
+    "known_exploited": "the advisory's CVE is in CISA's Known Exploited Vulnerabilities catalogue",
+    "epss_high": "FIRST's EPSS gives the advisory's CVE a probability of exploitation of at least 0.5",
 }
 
 

@@ -9,6 +9,7 @@ reads (decisions.py): apply reads the built queue, decides and records; the buil
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -22,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .decisions import decided_keys, record_decisions
 from .exports import open_warehouse
+from .runner import warehouse_lock
 from .settings import (
     SEVERITIES,
     Priority,
@@ -382,12 +384,13 @@ def run_workflows(settings: WorkflowsFile, clients_by_connection: Callable[[], d
                   home: Path | None = None, http_post: Callable = requests.post) -> dict:
     """Preview every rule, then apply them when the file is `enabled`; only then is the warehouse
     opened for writing and `clients_by_connection` called (a dry run needs no credential)."""
-    con = open_warehouse(home, read_only=not settings.enabled)
-    try:
-        rows = preview(con, settings)
-        applied = []
-        if settings.enabled:
-            applied = apply(con, settings, clients_by_connection(), now, http_post, home)
-        return {"enabled": settings.enabled, "preview": rows, "applied": applied}
-    finally:
-        con.close()
+    with warehouse_lock(home, "workflows") if settings.enabled else contextlib.nullcontext():
+        con = open_warehouse(home, read_only=not settings.enabled)
+        try:
+            rows = preview(con, settings)
+            applied = []
+            if settings.enabled:
+                applied = apply(con, settings, clients_by_connection(), now, http_post, home)
+            return {"enabled": settings.enabled, "preview": rows, "applied": applied}
+        finally:
+            con.close()

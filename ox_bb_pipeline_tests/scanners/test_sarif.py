@@ -122,3 +122,35 @@ def test_a_directory_import_reports_unknown_repositories_and_bad_files_and_goes_
     assert "truncated.sarif: not readable as JSON" in errors["truncated.sarif"]
     assert errors["stray.sarif"] == "not under <connection>/<workspace>/<repo_slug>/"
     assert import_directory(tmp_path / "nothing-here", {}).findings == []
+
+
+GITHUB_TOKEN = "ghp_R4nd0mT0k3nV4lu3xY9zQ8wE7rT6yU5iO4pA3"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+SLACK_PATH = "T0A1B2C3D/B4E5F6G7H/Zq8Wx7Ec6Rv5Tb4Yn3Um2Ik1"
+
+
+def test_a_secret_in_any_text_of_a_rule_or_result_is_masked(tmp_path):
+    """Rule descriptions, names, help texts and links come from another tool and may quote a credential
+    (a secrets scanner's rule text, a leaked token pasted into a message): none reaches a finding."""
+    log = json.loads((DATA / "container-guard.sarif").read_text())
+    rules = log["runs"][0]["tool"]["driver"]["rules"]
+    rules[0]["shortDescription"]["text"] = f"GitHub token {GITHUB_TOKEN} committed in the image"
+    rules[0]["help"]["text"] = f'Rotate AWS_SECRET_ACCESS_KEY="{AWS_SECRET}" and rebuild.'
+    rules[0]["helpUri"] = f"https://hooks.slack.example/services/{SLACK_PATH}?token={GITHUB_TOKEN}"
+    del rules[1]["shortDescription"]
+    rules[1]["name"] = f"leaked-{GITHUB_TOKEN}"
+    log["runs"][0]["results"][0]["message"]["text"] = f"found {AWS_SECRET} in layer 3"
+    path = tmp_path / "leaky.sarif"
+    path.write_text(json.dumps(log))
+
+    findings = import_sarif(path, WEB)
+
+    stored = json.dumps([f.row() for f in findings], default=str)
+    for secret in (GITHUB_TOKEN, AWS_SECRET, SLACK_PATH, "R4nd0mT0k3nV4lu3x"):
+        assert secret not in stored
+    first = findings[0]
+    assert first.title.startswith("GitHub token ghp_") and first.title.endswith("committed in the image")
+    assert first.remediation.startswith("Rotate AWS_SECRET_ACCESS_KEY=")
+    assert "See https://hooks.slack.example/services/" in first.remediation
+    # what needed no masking reads as before
+    assert findings[2].title == rules[2]["shortDescription"]["text"]

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from ox_bb_pipeline.sandbox.content import advisories_dir
-from ox_bb_pipeline.scanners.sca.osv import (AdvisoryDatabase, advisory_digest, advisory_from_osv, cvss3_base_score,
+from ox_bb_pipeline.scanners.sca.osv import (AdvisoryDatabase, advisory_digest, advisory_from_osv,
                                              load_database)
 
 
@@ -175,21 +175,11 @@ def test_boundary_version_equal_to_fixed_is_not_affected(sandbox_db):
 
 # -- severity ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("vector, score", [
-    ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8), ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", 10.0),
-    ("CVSS:3.1/AV:L/AC:H/PR:L/UI:R/S:U/C:H/I:N/A:N", 4.4), ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1),
-    ("CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:N/A:N", 8.6), ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N", 0.0),
-    ("CVSS:3.1/AV:N/AC:L", None), ("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", None),
-])
-def test_cvss3_base_scores(vector, score):
-    assert cvss3_base_score(vector) == score
-
-
 def test_severity_from_vector_then_label_then_default():
     base = record("PyPI", "pkg", [{"introduced": "0"}])
     vector = {"type": "CVSS_V3", "score": "CVSS:3.1/AV:L/AC:H/PR:L/UI:R/S:U/C:H/I:N/A:N"}
     scored = advisory_from_osv({**base, "severity": [vector], "database_specific": {"severity": "CRITICAL"}})
-    assert (scored.severity, scored.score) == ("medium", 4.4)
+    assert (scored.severity, scored.score, scored.vector) == ("medium", 4.4, vector["score"])
     labelled = advisory_from_osv({**base, "severity": [{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N"}],
                                   "database_specific": {"severity": "MODERATE", "cwe_ids": ["CWE-79"]}})
     assert (labelled.severity, labelled.score, labelled.cwe) == ("medium", None, "CWE-79")

@@ -1,10 +1,15 @@
 """The scan stage on a tiny sandbox: a first run clones and scans every selected repository, a run with
 nothing changed clones nothing and starts no scanner, a push rescans only the pushed repository, and a
 repository that cannot be cloned or a scanner that crashes costs only its own rows. No checkout (which
-holds raw secrets) is left on disk after a run."""
+holds raw secrets) is left on disk after a run, nor after a run that was killed once the next one starts.
+Two runs on one data home at once each check out into a private directory: both get every finding, and
+only complete results are cached."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,3 +200,80 @@ def test_a_scanner_that_crashes_on_a_batch_gives_error_rows_for_that_scanner_onl
     # an error is not cached: the next run tries bandit again
     assert not list((home / "cache" / "scan").glob("bandit/*"))
     assert checkouts_left(home) == []
+
+
+class ScaWhileAnotherRunScans(ScaScanner):
+    """SCA whose first batch lets a second run on the same data home scan the same repositories first,
+    as two `ox-bb run` started together would interleave."""
+
+    def __init__(self, other_run) -> None:
+        super().__init__()
+        self.other_run, self.other = other_run, None
+
+    def scan(self, snapshots: list[Snapshot]):
+        if self.other is None:
+            self.other = self.other_run()
+        return super().scan(snapshots)
+
+
+def test_two_runs_on_one_home_at_once_both_get_every_finding_and_cache_only_complete_results(
+        server, tmp_path, home):
+    tables, git = extract(server.write_connections(tmp_path / "connections.yaml"))
+    sca = ScaWhileAnotherRunScans(lambda: scan_repositories(tables["repositories"], git, scanners=[ScaScanner()]))
+
+    first = scan_repositories(tables["repositories"], git, scanners=[sca])
+
+    clean = finding_ids(sca.other)["sca"]
+    assert clean and finding_ids(first)["sca"] == clean
+    assert first.extra.get("manifest_errors", []) == [] and {r["status"] for r in first.scan_runs} == {"ok"}
+    assert sorted(r["name"] for r in first.extra["components"]) == sorted(
+        r["name"] for r in sca.other.extra["components"])
+    # what either run cached is the complete result
+    again = scan_repositories(tables["repositories"], git, scanners=[ScaScanner()])
+    assert again.cloned == 0 and finding_ids(again)["sca"] == clean
+    assert checkouts_left(home) == []
+
+
+def test_a_manifest_that_vanishes_during_the_scan_is_an_error_and_is_not_cached(server, tmp_path, home):
+    tables, git = extract(server.write_connections(tmp_path / "connections.yaml"))
+
+    class Vanishing(ScaScanner):
+        def scan(self, snapshots: list[Snapshot]):
+            for snapshot in snapshots:
+                for path in snapshot.paths():
+                    if path.endswith(("requirements.txt", "package-lock.json", "package.json")):
+                        (snapshot.root / path).unlink()
+            return super().scan(snapshots)
+
+    report = scan_repositories(tables["repositories"], git, scanners=[Vanishing()])
+
+    assert {r["status"] for r in report.scan_runs} == {"error"}
+    assert all("FileNotFoundError" in r["error"] for r in report.scan_runs)
+    assert not list((home / "cache" / "scan").glob("sca/*"))
+
+
+def test_a_checkout_left_by_a_killed_run_is_removed_when_the_next_run_starts(server, tmp_path, home):
+    tables, git = extract(server.write_connections(tmp_path / "connections.yaml"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a run that died: its process is gone, its checkout is not
+    stale = home / "cache" / "snapshots" / f"run-{dead.pid}-x1" / "sandbox-token" / WS / PUSHED / "abc"
+    old_layout = home / "cache" / "snapshots" / "sandbox-token" / WS / PUSHED / ".incoming"
+    for directory in (stale, old_layout):
+        directory.mkdir(parents=True)
+        (directory / "deploy.env").write_text(f"AWS_ACCESS_KEY_ID={PUSHED_KEY}\n")
+    alive = home / "cache" / "snapshots" / f"run-{os.getpid()}-x2"  # a run of a live process is left alone
+    alive.mkdir()
+
+    seen = []
+
+    class Looking(SecretsScanner):
+        def scan(self, snapshots: list[Snapshot]):
+            seen.append(sorted(p.name for p in (home / "cache" / "snapshots").iterdir()))
+            return super().scan(snapshots)
+
+    scan_repositories(tables["repositories"], git, scanners=[Looking()])
+
+    # during the scan: the live run's directory and this run's own, nothing else
+    assert len(seen[0]) == 2 and alive.name in seen[0] and all(n.startswith(f"run-{os.getpid()}-") for n in seen[0])
+    assert not stale.exists() and not old_layout.exists()
+    assert sorted(p.name for p in (home / "cache" / "snapshots").iterdir()) == [alive.name]

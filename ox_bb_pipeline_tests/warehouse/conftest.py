@@ -87,7 +87,7 @@ class Lake:
                 **where(repo), "commit": repo["main_head"], "scanner": scanner,
                 "scanner_version": "1", "status": status, "cached": False, "duration_seconds": 0.1,
                 "files_scanned": files if status == "ok" else 0, "bytes_scanned": 1000, "findings": 0,
-                "error": error if status == "error" else None, "scanned_at": NOW}, connection=connection)
+                "error": error if status != "ok" else None, "scanned_at": NOW}, connection=connection)
 
     def posture(self, repo: dict | None, check_id: str, status: str, evidence: str = "", workspace: str = "acme",
                 connection: str = "main", finding_id: str | None = None) -> None:

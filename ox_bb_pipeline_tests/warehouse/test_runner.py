@@ -3,7 +3,12 @@ checked, column comments, atomic replacement of the warehouse, and de-duplicatio
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import threading
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -143,3 +148,55 @@ def test_build_uses_the_given_home_only(lake, tmp_path):
     result = build(other, now=NOW)
     assert result.path == other / "warehouse.duckdb" and result.path.exists()
     assert not (lake.home / "warehouse.duckdb").exists()
+
+
+def test_two_builds_at_once_keep_both_builds_history(lake):
+    """A second build started while the first one runs waits for it, then builds on its result: neither
+    build's `findings_history` rows are lost (without the lock, the later rename dropped the other's)."""
+    repo = lake.repository("api")
+    first_id = lake.finding(repo, "bandit", "B105", file_path="a.py")
+    second: dict = {}
+    started = threading.Event()
+
+    def second_build() -> None:
+        try:
+            second["result"] = build(lake.home, now=NOW + timedelta(hours=1), progress=second_progress)
+        finally:
+            started.set()
+
+    def second_progress(line: str) -> None:
+        if "waiting" in line:
+            second["waited"] = line
+            started.set()
+
+    def first_progress(line: str) -> None:
+        if line.startswith("warehouse  findings:") and "thread" not in second:
+            second["finding"] = lake.finding(repo, "bandit", "B106", file_path="b.py")
+            lake.write()
+            second["thread"] = threading.Thread(target=second_build)
+            second["thread"].start()
+            assert started.wait(300)  # the second build finished, or waits for this one
+
+    first = lake.build(progress=first_progress)
+    second["thread"].join(300)
+
+    assert f"(pid {os.getpid()})" in second["waited"] and str(lake.home) in second["waited"]
+    later = second["result"].build_id
+    assert sorted(tuple(r.values()) for r in lake.rows("SELECT build_id, finding_id, change FROM findings_history")) \
+        == sorted([(first.build_id, first_id, "new"), (later, first_id, "open"), (later, second["finding"], "new")])
+    assert [p.name for p in lake.home.iterdir() if "building" in p.name] == []
+
+
+def test_a_build_removes_the_files_left_by_a_killed_build(lake):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = lake.home / f".warehouse.duckdb.{dead.pid}.building"
+    lake.home.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half a database")
+    stale.with_name(stale.name + ".wal").write_bytes(b"wal")
+    live = lake.home / f".warehouse.duckdb.{os.getppid()}.building"  # a live process's build is left alone
+    live.write_bytes(b"in progress")
+
+    lake.build()
+
+    assert sorted(p.name for p in lake.home.iterdir() if "building" in p.name) == [live.name]

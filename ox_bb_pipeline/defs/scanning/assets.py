@@ -11,7 +11,7 @@ from ...clock import SystemClock
 from ...config import data_home
 from ...scanners import posture, sarif
 from ...scanners.finding import FINDING_SCHEMA, RepoRef
-from ...scanners.sca import COMPONENT_SCHEMA
+from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
 from ...scanners.secrets import VARIABLE_RULE, variable_findings
 from ...scanners.stage import (
     REPOSITORY_FILES_SCHEMA,
@@ -27,6 +27,7 @@ from ..metadata import column_schema, table_metadata
 FINDING_TABLES = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 RAW = [["bitbucket", t] for t in raw_tables.TABLES]
+ADVISORIES = [["advisories", "osv"]]  # SCA reads the index; its digest is part of the sca scanner_version
 
 
 def _columns(schema) -> list[tuple[str, str, str]]:
@@ -34,7 +35,7 @@ def _columns(schema) -> list[tuple[str, str, str]]:
 
 
 def _spec(name: str, schema, description: str, kinds: set[str]) -> dg.AssetSpec:
-    return dg.AssetSpec(["scanning", name], group_name="scanning", deps=RAW, owners=["team:appsec"],
+    return dg.AssetSpec(["scanning", name], group_name="scanning", deps=RAW + ADVISORIES, owners=["team:appsec"],
                         kinds=kinds, description=description,
                         metadata={"dagster/column_schema": column_schema(_columns(schema))})
 
@@ -47,7 +48,7 @@ def _specs() -> list[dg.AssetSpec]:
                 "fingerprints; evidence redacted, never a raw secret).",
                 kinds={"parquet", "git"} if name not in ("posture", "sarif") else {"parquet"})
           for name in FINDING_TABLES],
-        _spec("scan_runs", SCAN_RUN_SCHEMA, "Per repository and scanner: status (ok | error), "
+        _spec("scan_runs", SCAN_RUN_SCHEMA, "Per repository and scanner: status (ok | error | not_evaluable), "
               "cached or not, duration, files and bytes scanned, findings, error.",
               kinds={"parquet"}),
         _spec("components", COMPONENT_SCHEMA,
@@ -125,6 +126,9 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     errors = [r for r in report.scan_runs if r["status"] == "error"]
     for run in errors[:20]:
         context.log.warning(f"{run['scanner']} on {run['workspace']}/{run['repository']}: {run['error']}")
+    not_evaluated = not_evaluated_line(report.scan_runs)
+    if not_evaluated:
+        context.log.warning(not_evaluated)
     for scanner in FINDING_TABLES:
         rows = report.findings.get(scanner, [])
         yield dg.MaterializeResult(asset_key=["scanning", f"{scanner}_findings"], metadata={
@@ -133,7 +137,9 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     yield dg.MaterializeResult(asset_key=["scanning", "scan_runs"], metadata={
         **table_metadata(report.scan_runs, _columns(SCAN_RUN_SCHEMA)),
         "repositories_cloned": report.cloned, "repositories_from_cache": report.cached_repositories,
-        "errors": len(errors), "seconds": round(report.seconds, 2)})
+        "errors": len(errors), "seconds": round(report.seconds, 2),
+        "not_evaluable": sum(1 for r in report.scan_runs if r["status"] == "not_evaluable"),
+        "not_evaluated": dg.MetadataValue.json(ecosystems_not_evaluated(report.scan_runs))})
     yield dg.MaterializeResult(asset_key=["scanning", "components"], metadata=table_metadata(
         report.extra.get("components", []), _columns(COMPONENT_SCHEMA)))
     yield dg.MaterializeResult(asset_key=["scanning", "repository_files"], metadata=table_metadata(

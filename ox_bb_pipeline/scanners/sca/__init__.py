@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +17,7 @@ from cyclonedx.output import make_outputter
 from cyclonedx.schema import OutputFormat, SchemaVersion
 from packageurl import PackageURL
 
+from ...advisories.settings import SYNC_HINT
 from ..base import ScanOutput, rules_digest
 from ..finding import Finding, RepoRef
 from ..snapshot import Snapshot
@@ -23,7 +25,8 @@ from .ecosystems import display_version, name_key
 from .manifests import Component, ManifestError, format_of, read_inventory
 from .osv import AdvisoryDatabase, Match, advisory_digest, load_database, osv_paths
 
-__all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_json"]
+__all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_json",
+           "ecosystems_not_evaluated", "not_evaluated_line"]
 
 CONTROLS = ["CIS-SSC-1.5.5", "SSDF-PW.4.4", "SSDF-RV.1.1", "CICD-SEC-3"]
 CODE_VERSION = rules_digest(*sorted(Path(__file__).parent.glob("*.py")))  # parsers and matching logic
@@ -52,7 +55,8 @@ def component_row(repo: RepoRef, component: Component) -> dict:
 
 
 class ScaScanner:
-    """Dependency vulnerabilities from OSV data (`OX_BB_OSV_PATH`; the sandbox set by default)."""
+    """Dependency vulnerabilities from OSV data: `OX_BB_OSV_PATH`, else the index `ox-bb advisories sync`
+    builds; manifests of an ecosystem without data make the scan `not_evaluable`."""
 
     name = "sca"
     category = "sca"
@@ -82,16 +86,49 @@ class ScaScanner:
         inventory = read_inventory(snapshot.paths(), snapshot.read_text)
         errors = inventory.errors + [ManifestError(path, f"not scanned: {reason}")
                                      for path, reason in snapshot.skipped.items() if format_of(path)]
-        findings = [_finding(repo, version, component, match) for component in inventory.components
+        findings = [_finding(repo, version, component, match, *database.exploitation(match.advisory))
+                    for component in inventory.components
                     for match in database.matches(component.ecosystem, component.name, component.version)]
+        # No data for an ecosystem is "not evaluated", never a silent "no vulnerabilities".
+        missing = sorted({c.ecosystem for c in inventory.components} - database.ecosystems)
         return ScanOutput(
             repo.repository_uuid, findings, files_scanned=inventory.files, bytes_scanned=inventory.bytes,
+            not_evaluable=not_evaluated_reason(missing, database.source) if missing else None,
             extra={"components": [component_row(repo, c) for c in inventory.components],
                    "manifest_errors": [{**_repository_columns(repo), "manifest": e.manifest, "error": e.error}
                                        for e in errors]})
 
 
-def _finding(repo: RepoRef, scanner_version: str, component: Component, match: Match) -> Finding:
+def not_evaluated_reason(ecosystems: list[str], source: str) -> str:
+    """The scan_runs reason; `ecosystems_not_evaluated` reads the names back from it."""
+    where = "OX_BB_OSV_PATH" if source == "OX_BB_OSV_PATH" else "the advisory index"
+    return f"no advisory data for {', '.join(ecosystems)} in {where}: {SYNC_HINT}"
+
+
+_REASON = re.compile(r"^no advisory data for (.+?) in ")
+
+
+def ecosystems_not_evaluated(scan_runs: Iterable[dict]) -> dict[str, int]:
+    """Ecosystem -> repositories whose manifests of it SCA could not evaluate (no advisory data)."""
+    counts: dict[str, int] = {}
+    for run in scan_runs:
+        found = _REASON.match(run.get("error") or "") if run.get("status") == "not_evaluable" else None
+        for ecosystem in found.group(1).split(", ") if found else ():
+            counts[ecosystem] = counts.get(ecosystem, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def not_evaluated_line(scan_runs: Iterable[dict]) -> str | None:
+    """One sentence for terminals and reports, or None when SCA evaluated everything."""
+    counts = ecosystems_not_evaluated(scan_runs)
+    if not counts:
+        return None
+    listed = ", ".join(f"{eco} ({n} repositor{'y' if n == 1 else 'ies'})" for eco, n in counts.items())
+    return f"SCA not evaluated for {listed}: no advisory data; {SYNC_HINT}"
+
+
+def _finding(repo: RepoRef, scanner_version: str, component: Component, match: Match,
+             known_exploited: bool | None = None, epss: float | None = None) -> Finding:
     advisory, eco = match.advisory, component.ecosystem
     shown = display_version(eco, component.version)
     relation = {True: "direct", False: "transitive", None: "dependency"}[component.direct]
@@ -112,7 +149,8 @@ def _finding(repo: RepoRef, scanner_version: str, component: Component, match: M
                   f"affected by {advisory.id}"),
         remediation=remediation, cwe=advisory.cwe, package=component.name, version=component.version,
         fixed_version=match.fixed_version, vulnerability_ids=[advisory.id, *advisory.aliases],
-        controls=list(CONTROLS))
+        controls=list(CONTROLS), cvss_score=advisory.score, cvss_vector=advisory.vector,
+        known_exploited=known_exploited, epss=epss)
 
 
 # -- CycloneDX --------------------------------------------------------------------------------------

@@ -6,8 +6,6 @@ how a purl is spelled) is looked up here rather than branched on in code.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,14 +13,10 @@ from packageurl import PackageURL
 from univers.versions import (ComposerVersion, GolangVersion, MavenVersion, NugetVersion,
                               PypiVersion, RubygemsVersion, SemverVersion, Version)
 
+# Name rules live with the advisory index, which must key package names the same way.
+from ...advisories.ecosystems import name_key, pep503
 
-def pep503(name: str) -> str:
-    """PyPI's canonical project name: case, `-`, `_` and `.` runs do not distinguish projects."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def exact(name: str) -> str:
-    return name
+__all__ = ["ECOSYSTEMS", "display_version", "name_key", "osv_version", "parse_version", "pep503", "purl"]
 
 
 @dataclass(frozen=True)
@@ -30,25 +24,19 @@ class Ecosystem:
     name: str  # OSV spelling
     purl_type: str
     version_class: type[Version]  # the ecosystem's native ordering (PEP 440, Maven, RubyGems, semver…)
-    normalise: Callable[[str], str] = exact  # the name key two spellings of one package share
     version_prefix: str = ""  # what manifests write before a version and OSV drops (Go's "v")
 
 
 ECOSYSTEMS: dict[str, Ecosystem] = {e.name: e for e in (
-    Ecosystem("PyPI", "pypi", PypiVersion, pep503),
+    Ecosystem("PyPI", "pypi", PypiVersion),
     Ecosystem("npm", "npm", SemverVersion),
     Ecosystem("Maven", "maven", MavenVersion),
     Ecosystem("Go", "golang", GolangVersion, version_prefix="v"),
     Ecosystem("RubyGems", "gem", RubygemsVersion),
     Ecosystem("crates.io", "cargo", SemverVersion),
-    Ecosystem("NuGet", "nuget", NugetVersion, str.lower),
-    Ecosystem("Packagist", "composer", ComposerVersion, str.lower),
+    Ecosystem("NuGet", "nuget", NugetVersion),
+    Ecosystem("Packagist", "composer", ComposerVersion),
 )}
-
-
-def name_key(ecosystem: str, name: str) -> str:
-    eco = ECOSYSTEMS.get(ecosystem)
-    return eco.normalise(name) if eco else name
 
 
 def osv_version(ecosystem: str, version: str) -> str:

@@ -618,9 +618,13 @@ def read_inventory(paths: Iterable[str], read: Callable[[str], str]) -> Inventor
 
 
 def _guarded(inventory: Inventory, path: str, work: Callable):
-    """Run one read or parse; hostile or broken input of any kind becomes an error row, never a crash."""
+    """Run one read or parse; hostile or broken input of any kind becomes an error row, never a crash.
+    A file that cannot be read (gone from the checkout, I/O error) is not the repository's content:
+    it fails the scan of that repository, so that the partial result is neither reported ok nor cached."""
     try:
         return work()
+    except OSError:
+        raise
     except Exception as exc:
         inventory.errors.append(ManifestError(path, f"{type(exc).__name__}: {str(exc)[:300]}"))
         return None

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import zipfile
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from univers.versions import Version
 
-from ...sandbox.content import advisories_dir
+from ...advisories.index import INDEX_FILE, AdvisoryIndex, raw_records
+from ...advisories.settings import advisories_home
+from ...advisories.severity import severity_of
 from .ecosystems import ECOSYSTEMS, name_key, osv_version, parse_version
 
-MAX_RECORD_BYTES = 8 * 1024 * 1024
 RANGE_TYPES = ("ECOSYSTEM", "SEMVER")
-SEVERITY_LABELS = {"CRITICAL": "critical", "HIGH": "high", "MODERATE": "medium", "MEDIUM": "medium", "LOW": "low"}
-DEFAULT_SEVERITY = "medium"
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,8 @@ class Advisory:
     summary: str
     aliases: tuple[str, ...]
     severity: str  # our level: info | low | medium | high | critical
-    score: float | None  # CVSS base score, when a v3 vector was given
+    score: float | None  # CVSS base score, when a valid vector was given
+    vector: str | None  # that CVSS vector
     cwe: str | None
     modified: str
     affected: tuple[AffectedPackage, ...]
@@ -62,57 +62,6 @@ class Match:
     advisory: Advisory
     affected_range: str  # the range(s) the version falls in, in words
     fixed_version: str | None  # smallest fixed version above the installed one that leaves every range
-
-
-# -- severity ---------------------------------------------------------------------------------------
-
-_CVSS3 = {
-    "AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
-    "AC": {"L": 0.77, "H": 0.44},
-    "UI": {"N": 0.85, "R": 0.62},
-    "CIA": {"H": 0.56, "L": 0.22, "N": 0.0},
-}
-_CVSS3_PR = {"U": {"N": 0.85, "L": 0.62, "H": 0.27}, "C": {"N": 0.85, "L": 0.68, "H": 0.5}}
-
-
-def _roundup(value: float) -> float:
-    """CVSS 3.1 Roundup: the smallest one-decimal number >= value, immune to float noise."""
-    scaled = round(value * 100000)
-    return scaled / 100000.0 if scaled % 10000 == 0 else (math.floor(scaled / 10000) + 1) / 10.0
-
-
-def cvss3_base_score(vector: str) -> float | None:
-    """Base score of a CVSS v3.0/v3.1 vector (FIRST's specification formulas); None if malformed."""
-    if not vector.startswith("CVSS:3"):
-        return None
-    metrics = dict(part.split(":", 1) for part in vector.split("/")[1:] if ":" in part)
-    try:
-        scope = metrics["S"]
-        iss = 1 - math.prod(1 - _CVSS3["CIA"][metrics[m]] for m in ("C", "I", "A"))
-        exploitability = (8.22 * _CVSS3["AV"][metrics["AV"]] * _CVSS3["AC"][metrics["AC"]]
-                          * _CVSS3_PR[scope][metrics["PR"]] * _CVSS3["UI"][metrics["UI"]])
-    except KeyError:
-        return None
-    impact = 6.42 * iss if scope == "U" else 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15
-    if impact <= 0:
-        return 0.0
-    total = impact + exploitability if scope == "U" else 1.08 * (impact + exploitability)
-    return _roundup(min(total, 10.0))
-
-
-def severity_of_score(score: float) -> str:
-    return ("critical" if score >= 9.0 else "high" if score >= 7.0 else "medium" if score >= 4.0
-            else "low" if score > 0 else "info")
-
-
-def _severity(record: dict) -> tuple[str, float | None]:
-    """A CVSS v3 vector scores it; otherwise the database's label (GHSA's MODERATE…); else medium."""
-    for entry in record.get("severity") or []:
-        score = cvss3_base_score(str(entry.get("score", ""))) if entry.get("type") == "CVSS_V3" else None
-        if score is not None:
-            return severity_of_score(score), score
-    label = str((record.get("database_specific") or {}).get("severity", "")).upper()
-    return SEVERITY_LABELS.get(label, DEFAULT_SEVERITY), None
 
 
 # -- records ----------------------------------------------------------------------------------------
@@ -137,24 +86,35 @@ def advisory_from_osv(record: dict) -> Advisory | None:
     affected = tuple(a for a in (_affected(e) for e in record.get("affected") or [] if isinstance(e, dict)) if a)
     if not affected:
         return None
-    severity, score = _severity(record)
+    severity = severity_of(record)
     cwes = (record.get("database_specific") or {}).get("cwe_ids") or []
     summary = record.get("summary") or (record.get("details") or "").strip().split("\n", 1)[0][:200]
-    return Advisory(record["id"], summary or record["id"], tuple(record.get("aliases") or ()), severity, score,
-                    cwes[0] if cwes else None, str(record.get("modified", "")), affected)
+    return Advisory(record["id"], summary or record["id"], tuple(record.get("aliases") or ()), severity.level,
+                    severity.score, severity.vector, cwes[0] if cwes else None, str(record.get("modified", "")),
+                    affected)
 
 
 # -- affectedness -----------------------------------------------------------------------------------
 
-def _in_range(ecosystem: str, version: Version, rng: Range) -> bool:
+@lru_cache(maxsize=65536)
+def _ordered_events(ecosystem: str, rng: Range) -> tuple[tuple[Version | None, str], ...] | None:
+    """A range's events in the ecosystem's order (computed once per range: sorting versions is the
+    costly part of matching); None when a bound cannot be ordered."""
     events = []
     for kind, value in rng.events:
         from_start = kind == "introduced" and value == "0"
         bound = None if from_start else parse_version(ecosystem, value)
         if bound is None and not from_start:
-            return False  # a bound we cannot order: the range cannot be judged, so it does not match
+            return None
         events.append((bound, kind))
     events.sort(key=lambda e: (0,) if e[0] is None else (1, e[0]))
+    return tuple(events)
+
+
+def _in_range(ecosystem: str, version: Version, rng: Range) -> bool:
+    events = _ordered_events(ecosystem, rng)
+    if events is None:
+        return False  # a bound we cannot order: the range cannot be judged, so it does not match
     affected = False
     for bound, kind in events:
         if kind == "introduced" and (bound is None or version >= bound):
@@ -170,7 +130,17 @@ def _listed(ecosystem: str, version: str, parsed: Version | None, listed: tuple[
     """In `versions[]`: the same string, or the same version in the ecosystem's order (2.10 == 2.10.0)."""
     if osv_version(ecosystem, version) in listed or version in listed:
         return True
-    return parsed is not None and any(parse_version(ecosystem, v) == parsed for v in listed)
+    if parsed is None:
+        return False
+    ordered = _ordered_listing(ecosystem, listed)
+    at = bisect_left(ordered, parsed)
+    return at < len(ordered) and ordered[at] == parsed
+
+
+@lru_cache(maxsize=16384)
+def _ordered_listing(ecosystem: str, listed: tuple[str, ...]) -> list[Version]:
+    """The listed versions that parse, sorted, for a binary search (long `versions[]` lists are common)."""
+    return sorted(p for v in listed if (p := parse_version(ecosystem, v)) is not None)
 
 
 def describe(rng: Range) -> str:
@@ -198,10 +168,12 @@ def _upgrade_target(ecosystem: str, version: Version, entries: list[AffectedPack
 
 
 class AdvisoryDatabase:
-    """Advisories indexed by (ecosystem, normalised package name)."""
+    """Advisories indexed by (ecosystem, normalised package name), held in memory (OX_BB_OSV_PATH)."""
+
+    source = "OX_BB_OSV_PATH"
 
     def __init__(self, advisories: Iterable[Advisory], digest: str = "", withdrawn: int = 0,
-                 unreadable: int = 0) -> None:
+                 unreadable: int = 0, ecosystems: Iterable[str] | None = None) -> None:
         latest: dict[str, Advisory] = {}
         for advisory in advisories:  # one id in two sources (a record beside a zip): the newest wins
             if advisory.id not in latest or advisory.modified > latest[advisory.id].modified:
@@ -212,9 +184,18 @@ class AdvisoryDatabase:
         for advisory in latest.values():
             for key in dict.fromkeys((a.ecosystem, name_key(a.ecosystem, a.name)) for a in advisory.affected):
                 self._index[key].append(advisory)
+        # The ecosystems this data evaluates: those its records cover, unless the caller knows better.
+        self.ecosystems = set(ecosystems) if ecosystems is not None else {eco for eco, _ in self._index}
 
     def __len__(self) -> int:
         return len(self.advisories)
+
+    def _candidates(self, ecosystem: str, key: str) -> list[Advisory]:
+        return self._index.get((ecosystem, key), [])
+
+    def exploitation(self, advisory: Advisory) -> tuple[bool | None, float | None]:
+        """(in CISA's KEV, EPSS probability) of an advisory's CVEs; None where no feed was synced."""
+        return None, None
 
     def matches(self, ecosystem: str, name: str, version: str | None) -> list[Match]:
         """Every advisory affecting this exact package version, in id order."""
@@ -223,7 +204,7 @@ class AdvisoryDatabase:
         key = name_key(ecosystem, name)
         parsed = parse_version(ecosystem, version)
         found = []
-        for advisory in sorted(self._index.get((ecosystem, key), ()), key=lambda a: a.id):
+        for advisory in sorted(self._candidates(ecosystem, key), key=lambda a: a.id):
             entries = [a for a in advisory.affected if a.ecosystem == ecosystem and name_key(ecosystem, a.name) == key]
             hits = [r for e in entries for r in e.ranges if parsed is not None and _in_range(ecosystem, parsed, r)]
             listed = any(_listed(ecosystem, version, parsed, e.versions) for e in entries)
@@ -235,13 +216,52 @@ class AdvisoryDatabase:
         return found
 
 
+class IndexedAdvisories(AdvisoryDatabase):
+    """Advisories looked up in the index `ox-bb advisories sync` builds: only the records of the
+    packages met are read and parsed."""
+
+    source = "index"
+
+    MEMO_SIZE = 200_000  # (ecosystem, name, version) answers kept: one scan meets the same pins many times
+
+    def __init__(self, index: AdvisoryIndex) -> None:
+        super().__init__([], digest=index.digest, ecosystems=index.ecosystems)
+        self.index = index
+        self._parsed: dict[tuple[str, str], list[Advisory]] = {}
+        self._answers: dict[tuple[str, str, str | None], list[Match]] = {}
+
+    def matches(self, ecosystem: str, name: str, version: str | None) -> list[Match]:
+        key = (ecosystem, name_key(ecosystem, name), version)
+        if key not in self._answers:
+            if len(self._answers) >= self.MEMO_SIZE:
+                self._answers.clear()
+            self._answers[key] = super().matches(ecosystem, name, version)
+        return list(self._answers[key])
+
+    def __len__(self) -> int:
+        return sum(s["records"] or 0 for s in self.index.sources.values())
+
+    def _candidates(self, ecosystem: str, key: str) -> list[Advisory]:
+        if (ecosystem, key) not in self._parsed:
+            parsed = (advisory_from_osv(r) for r in self.index.records(ecosystem, key))
+            self._parsed[(ecosystem, key)] = [a for a in parsed if a]
+        return self._parsed[(ecosystem, key)]
+
+    def exploitation(self, advisory: Advisory) -> tuple[bool | None, float | None]:
+        return self.index.exploitation((advisory.id, *advisory.aliases))
+
+
 # -- loading ----------------------------------------------------------------------------------------
 
 def osv_paths() -> list[Path]:
     """`OX_BB_OSV_PATH` (directories of records and/or all.zip files, or single files, separated by
-    the OS path separator); the sandbox's small advisory set when unset."""
+    the OS path separator); empty when unset (then the synced index is used)."""
     value = os.environ.get("OX_BB_OSV_PATH", "").strip()
-    return [Path(p) for p in value.split(os.pathsep) if p] if value else [advisories_dir()]
+    return [Path(p) for p in value.split(os.pathsep) if p]
+
+
+def index_path(home: Path | None = None) -> Path:
+    return advisories_home(home) / INDEX_FILE
 
 
 def _sources(paths: Iterable[Path]) -> list[Path]:
@@ -258,9 +278,14 @@ def _sources(paths: Iterable[Path]) -> list[Path]:
 
 def advisory_digest(paths: Iterable[Path] | None = None) -> str:
     """A short content hash of the advisory set (zip members by their CRCs, so a large all.zip is not
-    reread): a new or changed advisory invalidates cached SCA results."""
+    reread; the synced index by its recorded digest): a new or changed advisory invalidates cached SCA
+    results. "none" when there is no data at all."""
+    paths = list(paths or osv_paths())
+    if not paths:
+        index = _synced_index()
+        return index.digest if index else "none"
     digest = hashlib.sha256()
-    for source in _sources(paths or osv_paths()):
+    for source in _sources(paths):
         digest.update(source.name.encode())
         if source.suffix == ".zip":
             with zipfile.ZipFile(source) as archive:
@@ -271,30 +296,40 @@ def advisory_digest(paths: Iterable[Path] | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
-def _raw_records(source: Path) -> Iterator[bytes]:
-    if source.suffix == ".zip":
-        with zipfile.ZipFile(source) as archive:
-            for info in archive.infolist():
-                if info.filename.endswith(".json") and info.file_size <= MAX_RECORD_BYTES:
-                    with archive.open(info) as member:
-                        data = member.read(MAX_RECORD_BYTES + 1)  # the header's size may lie
-                    if len(data) <= MAX_RECORD_BYTES:
-                        yield data
-    elif source.stat().st_size <= MAX_RECORD_BYTES:
-        yield source.read_bytes()
-
-
 def load_database(paths: Iterable[Path] | None = None) -> AdvisoryDatabase:
-    """The advisory set at `paths` (default `osv_paths()`), loaded once per content digest."""
+    """The advisory set at `paths` (default `osv_paths()`), loaded once per content digest; without
+    paths, the synced index; without an index, an empty set that evaluates no ecosystem."""
     paths = tuple(Path(p).resolve() for p in (paths or osv_paths()))
+    if not paths:
+        index = _synced_index()
+        if index:
+            return IndexedAdvisories(index)
+        nothing = AdvisoryDatabase([], "none", ecosystems=())
+        nothing.source = "index"  # not synced yet: every ecosystem is missing from the (absent) index
+        return nothing
     return _load(paths, advisory_digest(paths))
+
+
+def _synced_index() -> AdvisoryIndex | None:
+    """The index under OX_BB_HOME, opened once per build (a sync renames a new file into place)."""
+    path = index_path()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return _open_index(path, stat.st_ino, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _open_index(path: Path, inode: int, mtime_ns: int) -> AdvisoryIndex:
+    return AdvisoryIndex(path)
 
 
 @lru_cache(maxsize=4)
 def _load(paths: tuple[Path, ...], digest: str) -> AdvisoryDatabase:
     advisories, withdrawn, unreadable = [], 0, 0
     for source in _sources(paths):
-        for data in _raw_records(source):
+        for data in raw_records(source):
             try:
                 parsed = json.loads(data)
             except (ValueError, RecursionError):

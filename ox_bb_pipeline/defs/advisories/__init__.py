@@ -1,0 +1,1 @@
+"""Advisories stage: OSV exports, CISA KEV and EPSS synced into the index SCA reads, daily."""
