@@ -47,6 +47,11 @@ function session(cookie) {
   return serializer.unserialize(Buffer.from(cookie, "base64").toString());
 }
 
+function sessionAsJson(cookie) {
+  // ok: ox.js.insecure-deserialization
+  return JSON.parse(Buffer.from(cookie, "base64").toString());
+}
+
 function hashPassword(password) {
   // ruleid: ox.js.weak-password-hash, ox.js.weak-hash
   return crypto.createHash("md5").update(password).digest("hex");
