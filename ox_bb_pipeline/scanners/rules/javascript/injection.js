@@ -164,8 +164,5 @@ function updatePrefs(req, res) {
   deepMerge(prefs, req.body.settings);
   // ok: ox.js.prototype-pollution
   _.merge(prefs, { theme: "dark" });
-  const store = {};
-  // ruleid: ox.js.prototype-pollution
-  store[req.body.section][req.body.key] = req.body.value;
   res.json(prefs);
 }
