@@ -205,10 +205,11 @@ def test_version_names_the_tool_and_the_rules():
 
 
 def test_every_rule_has_a_positive_and_a_negative_test_case():
+    """`ruleid:` and `ok:` annotations in the test files beside the rules (rules/<language>/<family>.*)."""
     cases: dict[str, set[str]] = {}
     for path in RULES_DIR.rglob("*"):
         if path.is_file() and (path.suffix != ".yaml" or path.name.endswith(".test.yaml")) and path.suffix != ".md":
-            for kind, ids in re.findall(r"\b(ruleid|ok):\s*([\w.,\s-]+?)\s*$", path.read_text(), re.MULTILINE):
+            for kind, ids in re.findall(r"\b(ruleid|ok):\s*([\w.-]+(?:\s*,\s*[\w.-]+)*)", path.read_text()):
                 for rule_id in ids.split(","):
                     cases.setdefault(rule_id.strip(), set()).add(kind)
     rules = {r["id"] for path in SemgrepScanner().rule_files() for r in yaml.safe_load(path.read_text())["rules"]}
