@@ -77,6 +77,8 @@ function login(req, res) {
   // ruleid: ox.js.nosql-injection
   Orders.deleteMany(req.query);
   // ok: ox.js.nosql-injection
+  Wallet.findOne({ where: { UserId: req.body.UserId } });
+  // ok: ox.js.nosql-injection
   const item = cart.items.find((entry) => entry.id === req.body.id);
   return item;
 }
@@ -101,6 +103,8 @@ function back(req, res) {
   res.redirect("/account/" + req.query.id);
   // ok: ox.js.open-redirect
   res.redirect("/login");
+  // ok: ox.js.open-redirect
+  res.redirect(process.env.BASE_PATH + "/profile");
 }
 
 function research(req, res) {
