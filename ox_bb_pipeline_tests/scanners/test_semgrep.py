@@ -183,6 +183,7 @@ def test_every_language_has_each_issue_family_with_complete_metadata():
         meta = rule["metadata"]
         assert meta["ox_severity"] in SEVERITIES and meta["cwe"].startswith("CWE-"), rule["id"]
         assert meta["title"] and meta["remediation"] and meta["controls"], rule["id"]
+        assert meta["category"] and meta["confidence"] in ("high", "medium", "low"), rule["id"]
         assert set(meta.get("supersedes", [])) <= ids, rule["id"]
 
 
