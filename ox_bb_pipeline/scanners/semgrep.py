@@ -1,4 +1,4 @@
-"""SAST with semgrep and our own rules (`rules/*.yaml`): one offline semgrep process per batch of
+"""SAST with semgrep and our own rules (`rules/<language>/<family>.yaml`): one offline semgrep process per batch of
 snapshots, its results attributed back to each snapshot by path and mapped to findings.
 """
 
@@ -40,7 +40,8 @@ class SemgrepScanner:
         self.max_target_bytes = max_target_bytes
 
     def rule_files(self) -> list[Path]:
-        return sorted(self.rules_dir.glob("*.yaml"))  # top level only: rules/tests/ holds test targets
+        # rules/<language>/<family>.yaml; the semgrep test targets beside them are code, or *.test.yaml
+        return sorted(p for p in self.rules_dir.rglob("*.yaml") if not p.name.endswith(".test.yaml"))
 
     def version(self) -> str:
         tool = installed_version("semgrep", ("--version", *OFFLINE_FLAGS), OFFLINE_ENV)

@@ -5,6 +5,7 @@ fingerprints that survive moved lines, a broken batch reported per snapshot, and
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections import Counter
@@ -182,12 +183,12 @@ def test_every_language_has_each_issue_family_with_complete_metadata():
         meta = rule["metadata"]
         assert meta["ox_severity"] in SEVERITIES and meta["cwe"].startswith("CWE-"), rule["id"]
         assert meta["title"] and meta["remediation"] and meta["controls"], rule["id"]
+        assert meta["category"] and meta["confidence"] in ("high", "medium", "low"), rule["id"]
         assert set(meta.get("supersedes", [])) <= ids, rule["id"]
 
 
 def test_the_rules_pass_their_own_semgrep_tests(tmp_path):
-    argv = [str(tool_executable("semgrep")), "--test", "--json", *OFFLINE_FLAGS, "--config", str(RULES_DIR),
-            str(RULES_DIR / "tests")]
+    argv = [str(tool_executable("semgrep")), "--test", "--json", *OFFLINE_FLAGS, str(RULES_DIR)]
     proc = run_tool(argv, timeout=300, env=OFFLINE_ENV, cwd=tmp_path)
     report = json.loads(proc.stdout)
     failed = {check: result["matches"] for per_file in report["results"].values()
@@ -202,3 +203,15 @@ def test_the_rules_pass_their_own_semgrep_tests(tmp_path):
 def test_version_names_the_tool_and_the_rules():
     version = SemgrepScanner().version()
     assert version.startswith("semgrep 1.185.0+") and version == SemgrepScanner().version()
+
+
+def test_every_rule_has_a_positive_and_a_negative_test_case():
+    """`ruleid:` and `ok:` annotations in the test files beside the rules (rules/<language>/<family>.*)."""
+    cases: dict[str, set[str]] = {}
+    for path in RULES_DIR.rglob("*"):
+        if path.is_file() and (path.suffix != ".yaml" or path.name.endswith(".test.yaml")) and path.suffix != ".md":
+            for kind, ids in re.findall(r"\b(ruleid|ok):\s*([\w.-]+(?:\s*,\s*[\w.-]+)*)", path.read_text()):
+                for rule_id in ids.split(","):
+                    cases.setdefault(rule_id.strip(), set()).add(kind)
+    rules = {r["id"] for path in SemgrepScanner().rule_files() for r in yaml.safe_load(path.read_text())["rules"]}
+    assert {rule: cases.get(rule, set()) for rule in rules} == {rule: {"ruleid", "ok"} for rule in rules}

@@ -61,6 +61,21 @@ public class Cases {
         return engine.eval(code);
     }
 
+    Object constantScript(ScriptEngine engine) throws Exception {
+        // ok: ox.java.script-eval
+        return engine.eval("1 + 2");
+    }
+
+    static byte[] hashPasswordProperly(char[] password, byte[] salt) throws Exception {
+        // ok: ox.java.weak-password-hash
+        return SecretKeyFactory.getInstance("PBKDF2WithHmacSHA256").generateSecret(new PBEKeySpec(password, salt, 600000, 256)).getEncoded();
+    }
+
+    Object decodeJson(ObjectMapper mapper, byte[] raw) throws Exception {
+        // ok: ox.java.insecure-deserialization
+        return mapper.readValue(raw, Map.class);
+    }
+
     static String hash(String password) throws Exception {
         // ruleid: ox.java.weak-password-hash, ox.java.weak-hash
         MessageDigest digest = MessageDigest.getInstance("MD5");
@@ -104,6 +119,23 @@ public class Cases {
                 // ruleid: ox.java.trust-all-certificates
                 public void checkServerTrusted(X509Certificate[] chain, String authType) {
                 }
+            }
+        };
+    }
+
+    X509TrustManager checking(X509TrustManager system) {
+        return new X509TrustManager() {
+            public X509Certificate[] getAcceptedIssuers() {
+                return system.getAcceptedIssuers();
+            }
+
+            public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+                system.checkClientTrusted(chain, authType);
+            }
+
+            // ok: ox.java.trust-all-certificates
+            public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+                system.checkServerTrusted(chain, authType);
             }
         };
     }

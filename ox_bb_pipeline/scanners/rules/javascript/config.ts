@@ -1,7 +1,6 @@
-// Semgrep test cases for javascript.yaml in TypeScript.
+// Semgrep test cases for config.yaml in TypeScript.
 import https from "https";
 import { createHash } from "crypto";
-import { exec } from "child_process";
 
 export function hashPassword(password: string): string {
   // ruleid: ox.js.weak-password-hash, ox.js.weak-hash
@@ -11,11 +10,6 @@ export function hashPassword(password: string): string {
 export function checksum(body: string): string {
   // ok: ox.js.weak-password-hash
   return createHash("sha256").update(body).digest("hex");
-}
-
-export function lookup(domain: string): void {
-  // ruleid: ox.js.os-command
-  exec("nslookup " + domain);
 }
 
 // ruleid: ox.js.tls-verify-disabled

@@ -1,51 +1,8 @@
-// Semgrep test cases for javascript.yaml: `ruleid:` marks a line that must match, `ok:` one that must not.
+// Semgrep test cases for config.yaml: `ruleid:` marks a line that must match, `ok:` one that must not.
 "use strict";
 
 const crypto = require("crypto");
 const https = require("https");
-const vm = require("vm");
-const { exec, execFile } = require("child_process");
-const serializer = require("node-serialize");
-
-function calc(req) {
-  // ruleid: ox.js.eval
-  const value = eval(req.query.expr);
-  // ruleid: ox.js.eval
-  const f = new Function("a", req.body.code);
-  // ruleid: ox.js.eval
-  vm.runInNewContext(req.body.script, {});
-  // ok: ox.js.eval
-  return eval("1 + 2") + value + f;
-}
-
-function lookup(req, res) {
-  // ruleid: ox.js.os-command
-  exec("nslookup " + req.query.domain, (err, stdout) => res.send(stdout));
-  // ruleid: ox.js.os-command
-  require("child_process").execSync(`ping -c 1 ${req.query.host}`);
-  // ok: ox.js.os-command
-  exec("uptime", (err, stdout) => res.send(stdout));
-  // ok: ox.js.os-command
-  execFile("nslookup", [req.query.domain]);
-  // ok: ox.js.os-command
-  /^a+$/.exec(req.query.domain);
-}
-
-async function accounts(db, email, id) {
-  // ruleid: ox.js.sql-string
-  await db.query("SELECT * FROM accounts WHERE email = '" + email + "'");
-  // ruleid: ox.js.sql-string
-  await db.query(`DELETE FROM accounts WHERE id = ${id}`);
-  // ok: ox.js.sql-string
-  await db.query("SELECT * FROM accounts WHERE email = $1", [email]);
-  // ok: ox.js.sql-string
-  await db.query(`SELECT * FROM accounts`);
-}
-
-function session(cookie) {
-  // ruleid: ox.js.insecure-deserialization
-  return serializer.unserialize(Buffer.from(cookie, "base64").toString());
-}
 
 function hashPassword(password) {
   // ruleid: ox.js.weak-password-hash, ox.js.weak-hash

@@ -10,62 +10,6 @@ from Crypto.Cipher import AES, DES
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
 
-def calc(request):
-    # ruleid: ox.python.eval
-    return eval(request.args["expr"])
-
-
-def constant_eval():
-    # ok: ox.python.eval
-    return eval("1 + 2")
-
-
-def ping(host):
-    # ruleid: ox.python.os-command
-    subprocess.run(f"ping -c 1 {host}", shell=True, capture_output=True)
-    # ruleid: ox.python.os-command
-    os.system("nslookup " + host)
-    # ok: ox.python.os-command
-    subprocess.run(["ping", "-c", "1", host])
-    # ok: ox.python.os-command
-    subprocess.run("uptime", shell=True)
-
-
-def orders(cur, customer, sort):
-    # ruleid: ox.python.sql-string
-    cur.execute("SELECT * FROM orders WHERE customer = '%s'" % customer)
-    # ruleid: ox.python.sql-string
-    cur.execute(f"SELECT * FROM orders ORDER BY {sort}")
-    # ruleid: ox.python.sql-string
-    cur.execute("SELECT * FROM orders WHERE customer = '" + customer + "'")
-    query = "DELETE FROM orders WHERE id = %s" % customer
-    # ruleid: ox.python.sql-string
-    cur.execute(query)
-    # ok: ox.python.sql-string
-    cur.execute("SELECT * FROM orders WHERE customer = %s", (customer,))
-    # ok: ox.python.sql-string
-    cur.execute(f"SET threads = {sort}")
-
-
-def sessions(blob, raw, fh):
-    # ruleid: ox.python.pickle
-    pickle.loads(blob)
-    # ruleid: ox.python.yaml-load
-    yaml.load(raw, Loader=yaml.Loader)
-    # ruleid: ox.python.yaml-load
-    yaml.unsafe_load(raw)
-    # ok: ox.python.yaml-load
-    yaml.load(raw, Loader=yaml.SafeLoader)
-    # ok: ox.python.yaml-load
-    yaml.safe_load(fh)
-
-
-def round_trip(fh, YAML):
-    yaml = YAML(typ="rt")
-    # ok: ox.python.yaml-load
-    return yaml.load(fh)
-
-
 def hash_password(password):
     # ruleid: ox.python.weak-password-hash, ox.python.weak-hash
     return hashlib.md5(password.encode("utf-8")).hexdigest()
@@ -74,6 +18,11 @@ def hash_password(password):
 def store_key(user_secret):
     # ruleid: ox.python.weak-password-hash, ox.python.weak-hash
     return hashlib.sha1(user_secret).hexdigest()
+
+
+def hash_password_properly(password, salt):
+    # ok: ox.python.weak-password-hash
+    return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, 600_000)
 
 
 def etag(body):

@@ -58,6 +58,16 @@ func Cipher(key []byte) {
 	des.NewCipher(key)
 }
 
+func strongCipher(key []byte) {
+	// ok: ox.go.weak-cipher
+	aes.NewCipher(key)
+}
+
+func hashPasswordProperly(password []byte) ([]byte, error) {
+	// ok: ox.go.weak-password-hash
+	return bcrypt.GenerateFromPassword(password, 12)
+}
+
 func Client() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{

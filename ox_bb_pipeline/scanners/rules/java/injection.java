@@ -1,0 +1,57 @@
+// Semgrep test cases for injection.yaml: `ruleid:` marks a line that must match, `ok:` one that must not.
+package com.example;
+
+import java.io.File;
+import java.io.IOException;
+import java.net.URL;
+import javax.servlet.http.Cookie;
+import javax.servlet.http.HttpServletRequest;
+import javax.servlet.http.HttpServletResponse;
+import org.apache.commons.io.FilenameUtils;
+import org.owasp.encoder.Encode;
+import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.RequestParam;
+
+public class Cases {
+    void download(HttpServletRequest request, HttpServletResponse response) throws IOException {
+        String name = request.getParameter("name");
+        // ruleid: ox.java.path-traversal
+        File file = new File("/srv/files", name);
+        // ok: ox.java.path-traversal
+        File safe = new File("/srv/files", FilenameUtils.getName(name));
+        // ruleid: ox.java.xss
+        response.getWriter().print("<p>" + name + "</p>");
+        // ok: ox.java.xss
+        response.getWriter().print("<p>" + Encode.forHtml(name) + "</p>");
+        // ruleid: ox.java.open-redirect
+        response.sendRedirect(request.getParameter("next"));
+        // ok: ox.java.open-redirect
+        response.sendRedirect("/home");
+    }
+
+    @GetMapping("/preview")
+    String preview(@RequestParam("url") String url) throws IOException {
+        // ruleid: ox.java.ssrf
+        new URL(url).openStream();
+        // ok: ox.java.ssrf
+        new URL("https://api.example.com/status").openStream();
+        // ruleid: ox.java.open-redirect
+        return "redirect:" + url;
+    }
+
+    void configure(HttpSecurity http) throws Exception {
+        // ruleid: ox.java.csrf-disabled
+        http.csrf().disable();
+        // ok: ox.java.csrf-disabled
+        http.cors().disable();
+    }
+
+    void remember(HttpServletResponse response, String token) {
+        Cookie cookie = new Cookie("remember", token);
+        // ruleid: ox.java.insecure-cookie
+        cookie.setSecure(false);
+        // ok: ox.java.insecure-cookie
+        cookie.setHttpOnly(true);
+        response.addCookie(cookie);
+    }
+}
