@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -105,6 +106,11 @@ def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_reques
 
 
 # -- verify ---------------------------------------------------------------------------------------
+def format_option(fn):
+    return click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+                        show_default=True, help="json: one document on stdout, for cron and monitoring.")(fn)
+
+
 def connections_option(fn):
     return click.option("--connections", "connections_file", type=click.Path(dir_okay=False, path_type=Path),
                         default=None, help="Connections file (default: $OX_BB_CONNECTIONS or ./connections.yaml).")(fn)
@@ -123,7 +129,8 @@ def _load(connections_file):
 @main.command("verify")
 @connections_option
 @click.option("--connection", "only", help="Verify only this connection.")
-def verify_command(connections_file, only) -> None:
+@format_option
+def verify_command(connections_file, only, output_format) -> None:
     """VERIFY CONNECTIVITY: authenticate, list workspaces, probe each capability.
 
     Exit status: 0 every connection fully works; 2 some connection works but is degraded
@@ -142,11 +149,20 @@ def verify_command(connections_file, only) -> None:
         raise click.ClickException(f"no connection named {only!r}; the file has: {', '.join(config.names)}")
     console = Console()
     worst = 0
+    documents = []
     for connection in config.connections:
         if only and connection.name != only:
             continue
         client = BitbucketClient(connection)
         result = verify(client, GitAccess(connection.name, connection.git_url, client.auth.git_credentials))
+        worst = max(worst, {"ok": 0, "degraded": 2, "failed": 3}[result.status])
+        if output_format == "json":
+            documents.append({"connection": connection.name, "method": connection.method, "status": result.status,
+                              "account": result.account, "workspaces": result.workspaces, "error": result.error,
+                              "capabilities": [{"capability": p.capability, "ok": p.ok, "required": p.required,
+                                                "missing": p.missing, "loses": "" if p.ok else p.loses}
+                                               for p in result.probes]})
+            continue
         colour = {"ok": "green", "degraded": "yellow", "failed": "red"}[result.status]
         console.print(f"\n[bold]{connection.name}[/] ({connection.method}) — [{colour}]{result.status}[/]"
                       + (f" as {result.account}" if result.account else "")
@@ -162,7 +178,10 @@ def verify_command(connections_file, only) -> None:
                                                                           else "[yellow]missing[/]"),
                               p.missing, "" if p.ok else p.loses)
             console.print(table)
-        worst = max(worst, {"ok": 0, "degraded": 2, "failed": 3}[result.status])
+    if output_format == "json":
+        status = {0: "ok", 2: "degraded", 3: "failed"}[worst]
+        click.echo(json.dumps({"status": status, "exit_code": {0: 0, 2: 2, 3: 1}[worst], "connections": documents},
+                              indent=1))
     sys.exit({0: 0, 2: 2, 3: 1}[worst])
 
 
@@ -173,18 +192,33 @@ def verify_command(connections_file, only) -> None:
               help="Run every stage up to and including this one.")
 @click.option("--connection", "only", help="Run only this connection.")
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks and re-read everything.")
-def run_command(connections_file, stage, only, full_refresh) -> None:
-    """Run the pipeline's Dagster assets in-process (for cron and CI), with progress."""
-    path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
-    from .runner import run_stages
+@format_option
+def run_command(connections_file, stage, only, full_refresh, output_format) -> None:
+    """Run the pipeline's Dagster assets in-process (for cron and CI), with progress.
 
+    Exit status: 0 every connection ok; 2 some connection degraded (some repositories or scanners
+    failed; the summary names how many and the first errors); 1 some connection (or the warehouse)
+    failed. With --format json the progress goes to stderr and stdout holds one JSON document.
+    """
+    path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
+    from .runner import as_json, exit_code, outcomes, run_stages, summary
+
+    json_output = output_format == "json"
+    progress = (lambda line: click.echo(line, err=True)) if json_output else click.echo
     try:
-        results = run_stages(stage, path, only, full_refresh=full_refresh, progress=click.echo)
+        results = run_stages(stage, path, only, full_refresh=full_refresh, progress=progress)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    failed = [r for r in results if not r.success]
-    click.echo(f"{len(results) - len(failed)} of {len(results)} connection runs succeeded")
-    sys.exit(1 if failed else 0)
+    if json_output:
+        click.echo(json.dumps(as_json(results), indent=1))
+    else:
+        for outcome in outcomes(results):
+            if outcome.status != "ok" and outcome.connection != "*":
+                click.echo(outcome.line())
+                for error in outcome.first_errors:
+                    click.echo(f"  {error.splitlines()[0]}")
+        click.echo(summary(results))
+    sys.exit(exit_code(results))
 
 
 # -- production -----------------------------------------------------------------------------------
@@ -218,7 +252,7 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     With --ui: start the sandbox and the Dagster UI on it instead, for a click-through.
     """
     from .config import data_home
-    from .runner import run_stages
+    from .runner import exit_code, run_stages
     from .sandbox.server import SandboxServer
 
     home = data_home()
@@ -237,7 +271,7 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     if not any(r.stage == "warehouse" and r.success for r in results):
         sys.exit(1)
     print_summary(home, click.echo, accounts=len({r.connection for r in results if r.stage == "extract" and r.success}))
-    sys.exit(1 if failed else 0)
+    sys.exit(exit_code(results))
 
 
 UI_GUIDE = """\

@@ -11,19 +11,96 @@ from pathlib import Path
 import dagster as dg
 
 from .config import load_connections
+from .defs.metadata import FIRST_ERRORS, STATUS_TAG
 from .production import check_instance
 
 STAGES = ("extract", "scan", "warehouse")
 CONNECTION_STAGES = ("extract", "scan")  # one run per connection partition; the warehouse runs once
 
 
+OK, DEGRADED, FAILED = "ok", "degraded", "failed"
+EXIT_CODES = {OK: 0, DEGRADED: 2, FAILED: 1}  # the convention of `ox-bb verify`, for cron and monitoring
+
+
 @dataclass
 class StageResult:
+    """One stage of one connection (or the warehouse, connection `*`). `success` means the stage
+    produced its tables; `status` says whether they are complete (ok) or partly stale (degraded)."""
+
     stage: str
     connection: str
     success: bool
     metadata: dict = field(default_factory=dict)
     error: str = ""
+    status: str = OK
+    problems: dict[str, int] = field(default_factory=dict)  # what failed inside a successful stage, by kind
+    first_errors: list[str] = field(default_factory=list)
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.success:
+            self.status = FAILED
+
+
+@dataclass
+class ConnectionOutcome:
+    """A connection's night: ok only when every stage was; failed when one could not produce its tables."""
+
+    connection: str
+    stages: list[StageResult]
+
+    @property
+    def status(self) -> str:
+        return max((s.status for s in self.stages), key=list(EXIT_CODES).index, default=OK)
+
+    @property
+    def problems(self) -> dict[str, int]:
+        return {k: v for s in self.stages for k, v in s.problems.items()}
+
+    @property
+    def first_errors(self) -> list[str]:
+        failed = [s.error.splitlines()[0] for s in self.stages if not s.success and s.error]
+        return (failed + [e for s in self.stages for e in s.first_errors])[:FIRST_ERRORS]
+
+    def line(self) -> str:
+        counts = ", ".join(f"{n} {kind}" for kind, n in self.problems.items())
+        return f"{self.connection}: {self.status}" + (f" ({counts})" if counts else "")
+
+
+def outcomes(results: list[StageResult]) -> list[ConnectionOutcome]:
+    """Stage results grouped per connection, in run order (the warehouse is `*`)."""
+    grouped: dict[str, list[StageResult]] = {}
+    for result in results:
+        grouped.setdefault(result.connection, []).append(result)
+    return [ConnectionOutcome(name, stages) for name, stages in grouped.items()]
+
+
+def exit_code(results: list[StageResult]) -> int:
+    """0 when everything is ok, 2 when something is degraded, 1 when any connection (or the warehouse) failed."""
+    return max((EXIT_CODES[o.status] for o in outcomes(results)), key=[0, 2, 1].index, default=0)
+
+
+def summary(results: list[StageResult]) -> str:
+    """The closing line: connections, not stages."""
+    found = [o for o in outcomes(results) if o.connection != "*"]
+    counts = {status: sum(1 for o in found if o.status == status) for status in EXIT_CODES}
+    text = f"{len(found)} connection(s): " + ", ".join(f"{n} {status}" for status, n in counts.items())
+    warehouse = next((r for r in results if r.stage == "warehouse"), None)
+    return text + (f"; warehouse {warehouse.status}" if warehouse else "")
+
+
+def as_json(results: list[StageResult]) -> dict:
+    """What `ox-bb run --format json` prints: per connection its status, problem counts, first
+    errors and each stage's kept metadata."""
+    return {
+        "status": {0: OK, 2: DEGRADED, 1: FAILED}[exit_code(results)],
+        "exit_code": exit_code(results),
+        "connections": [{"connection": o.connection, "status": o.status, "problems": o.problems,
+                         "first_errors": o.first_errors,
+                         "stages": [{"stage": s.stage, "status": s.status, "run_id": s.run_id, "error": s.error,
+                                     "metadata": s.metadata} for s in o.stages]}
+                        for o in outcomes(results)],
+    }
 
 
 def instance() -> dg.DagsterInstance:
@@ -56,7 +133,8 @@ def _stage_assets() -> dict[str, tuple]:
 
 
 KEPT_METADATA = ("dagster/row_count", "rest_requests", "git_operations", "repositories_changed", "severity",
-                 "repositories_cloned", "repositories_from_cache", "errors", "status")
+                 "repositories_cloned", "repositories_from_cache", "errors", "status", "problems", "first_problems",
+                 "errors_by_scanner", "first_errors")
 
 
 def run_stages(stage: str, connections_file: Path, only: str | list[str] | None = None, *, full_refresh: bool = False,
@@ -95,12 +173,15 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
                 tags={"ox_bb/connection": name, "ox_bb/stage": current})
             result = _stage_result(current, name, outcome)
             if result.success:
-                progress(f"{current:<8} {name} ok: {describe(result.metadata)}")
+                progress(f"{current:<8} {name} {result.status}: {describe(result.metadata)}")
+                for error in result.first_errors:
+                    progress(f"{'':<8} {name}   {error.splitlines()[0]}")
             else:
                 progress(f"{current:<8} {name} FAILED: {result.error.splitlines()[0]}")
             results.append(result)
             if not result.success:
                 break
+        _record(inst, [r for r in results if r.connection == name], name)
     if "warehouse" in wanted:
         results.append(run_warehouse(inst, progress, log_level, connections_file=connections_file))
     return results
@@ -122,6 +203,7 @@ def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = pr
                              run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
                              tags={"ox_bb/stage": "warehouse"})
     result = _stage_result("warehouse", "*", outcome)
+    _record(inst, [result], None)
     if result.success:
         rows = {k: v.get("dagster/row_count", 0) for k, v in result.metadata.items()}
         progress(f"warehouse ok: {rows.get('findings', 0)} findings, {rows.get('findings_queue', 0)} in the queue, "
@@ -135,14 +217,47 @@ def _stage_result(stage: str, connection: str, outcome) -> StageResult:
     """What a stage's run did: the kept metadata per asset when it and its checks passed, else the
     failed checks or the root cause of the failed step."""
     failed_checks = _failed_checks(outcome)
-    result = StageResult(stage, connection, outcome.success and not failed_checks)
+    result = StageResult(stage, connection, outcome.success and not failed_checks, run_id=outcome.run_id)
     if not result.success:
         result.error = failed_checks or _failure_message(outcome)
         return result
     for event in outcome.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         result.metadata[mat.asset_key.path[-1]] = {k: v.value for k, v in mat.metadata.items() if k in KEPT_METADATA}
+    repositories, scan_runs = result.metadata.get("repositories", {}), result.metadata.get("scan_runs", {})
+    if repositories.get("problems"):
+        result.problems["repositories not refreshed"] = repositories["problems"]
+        result.first_errors += repositories.get("first_problems") or []
+    if scan_runs.get("errors"):
+        result.problems |= {f"{scanner} errors": n for scanner, n in (scan_runs.get("errors_by_scanner") or {}).items()}
+        result.first_errors += scan_runs.get("first_errors") or []
+    result.first_errors = result.first_errors[:FIRST_ERRORS]
+    if result.problems:
+        # every scan of every repository failing (e.g. git unreachable) leaves nothing fresh: failed
+        every = scan_runs.get("errors") and scan_runs["errors"] == scan_runs.get("dagster/row_count")
+        result.status = FAILED if every else DEGRADED
+        if every:
+            result.error = f"every scan failed ({scan_runs['errors']} scanner errors): {result.first_errors[0]}"
     return result
+
+
+def _record(inst: dg.DagsterInstance, results: list[StageResult], connection: str | None) -> None:
+    """The connection's status as a tag on each of its runs (the UI's run list filters on it), and a
+    run-failure record when it failed or degraded, as the run-failure sensor writes for scheduled runs."""
+    from .clock import SystemClock
+    from .run_failures import record_run_failure
+
+    status = ConnectionOutcome(connection or "*", results).status
+    for result in results:
+        if result.run_id:
+            inst.add_run_tags(result.run_id, {STATUS_TAG: status})
+    worst = next((r for r in results if r.status == status), None)
+    if status == OK or worst is None or not worst.run_id:
+        return
+    record_run_failure(run_id=worst.run_id, job_name=f"ox-bb run ({worst.stage})", connection=connection,
+                       trigger="ox-bb run", night=None, failed_steps=[worst.stage] if status == FAILED else [],
+                       error=worst.error or "\n".join(worst.first_errors), failed_at=SystemClock().now(),
+                       status=status)
 
 
 def root_cause_message(error) -> str:

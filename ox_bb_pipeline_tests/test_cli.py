@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -18,9 +20,9 @@ OX_BB = str(Path(sys.executable).with_name("ox-bb"))
 WRONG_TOKEN = "ATATT3x-wrong-token-for-the-cli"
 
 
-def ox_bb(*args: str, home: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+def ox_bb(*args: str, home: Path, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
     # A wide terminal, so rich's tables keep scope names on one line.
-    env = {**os.environ, "OX_BB_HOME": str(home), "COLUMNS": "200"}
+    env = {**os.environ, "OX_BB_HOME": str(home), "COLUMNS": "200", **(env or {})}
     env.pop("DAGSTER_HOME", None)
     return subprocess.run([OX_BB, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
@@ -93,8 +95,44 @@ def test_run_extract_writes_the_connections_partitions(sandbox_files, tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "extract  sandbox-token ok: 2 repositories" in result.stdout
-    assert "1 of 1 connection runs succeeded" in result.stdout
+    assert "1 connection(s): 1 ok, 0 degraded, 0 failed" in result.stdout
     written = tmp_path / "lake" / "raw" / "repositories" / "connection=sandbox-token" / "data.parquet"
     assert written.exists()
     assert {r["repository"] for r in lake.read_partition("raw", "repositories", "sandbox-token", tmp_path)} == {
         "python-service", "node-web"}
+
+
+def test_run_with_one_scanner_failing_is_degraded_exits_2_and_names_the_counts_and_first_errors(
+        sandbox_files, tmp_path):
+    tools = tmp_path / "tools"  # semgrep only: checkov is missing, so every checkov scan fails
+    tools.mkdir()
+    (tools / "semgrep").symlink_to(Path(__file__).parents[1] / ".tools" / "semgrep")
+    result = ox_bb("run", "--stage", "scan", "--connections", str(sandbox_files), "--connection", "sandbox-token",
+                   "--format", "json", home=tmp_path / "home", timeout=600, env={"OX_BB_TOOLS_DIR": str(tools)})
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["status"] == "degraded" and document["exit_code"] == 2
+    [connection] = document["connections"]
+    assert connection["status"] == "degraded"
+    assert connection["problems"] == {"checkov errors": 2}
+    assert "checkov is not installed" in connection["first_errors"][0]
+    assert [s["status"] for s in connection["stages"]] == ["ok", "degraded"]
+    assert "scan     sandbox-token degraded:" in result.stderr  # progress goes to stderr with --format json
+    [record] = pq.read_table(next((tmp_path / "home" / "lake" / "ops" / "run_failures").rglob("*.parquet"))).to_pylist()
+    assert record["status"] == "degraded" and "checkov" in record["error"]
+
+
+def test_run_fails_with_exit_1_not_0_when_the_sandbox_stops_after_extraction(tmp_path):
+    with SandboxServer(TINY) as server:
+        path = server.write_connections(tmp_path / "connections.yaml")
+        extracted = ox_bb("run", "--stage", "extract", "--connections", str(path), "--connection", "sandbox-token",
+                          home=tmp_path / "home", timeout=180)
+    assert extracted.returncode == 0, extracted.stdout + extracted.stderr
+
+    result = ox_bb("run", "--stage", "scan", "--connections", str(path), "--connection", "sandbox-token",
+                   home=tmp_path / "home", timeout=600)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "sandbox-token: failed" in result.stdout
+    assert "1 connection(s): 0 ok, 0 degraded, 1 failed" in result.stdout
