@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -201,12 +202,18 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
     failed. With --format json the progress goes to stderr and stdout holds one JSON document.
     """
     path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
-    from .runner import as_json, exit_code, outcomes, run_stages, summary
+    from .runner import as_json, debug_log_path, exit_code, outcomes, run_stages, summary
 
     json_output = output_format == "json"
     progress = (lambda line: click.echo(line, err=True)) if json_output else click.echo
+    # Dagster's console shows nothing: each failure is one line here, its stack trace goes to the debug
+    # log; the pipeline's own warnings (retries, waits) still reach the terminal, as they happen.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    logging.getLogger("ox_bb_pipeline").addHandler(handler)
+    logging.getLogger("ox_bb_pipeline").setLevel(logging.WARNING)
     try:
-        results = run_stages(stage, path, only, full_refresh=full_refresh, progress=progress)
+        results = run_stages(stage, path, only, full_refresh=full_refresh, progress=progress, log_level="CRITICAL")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if json_output:
@@ -218,6 +225,8 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
                 for error in outcome.first_errors:
                     click.echo(f"  {error.splitlines()[0]}")
         click.echo(summary(results))
+        if any(not r.success for r in results):
+            click.echo(f"(stack traces in {debug_log_path()})")
     sys.exit(exit_code(results))
 
 

@@ -13,6 +13,7 @@ import dagster as dg
 from .config import load_connections
 from .defs.metadata import FIRST_ERRORS, STATUS_TAG
 from .production import check_instance
+from .redaction import redact_snippet
 
 STAGES = ("extract", "scan", "warehouse")
 CONNECTION_STAGES = ("extract", "scan")  # one run per connection partition; the warehouse runs once
@@ -270,7 +271,27 @@ def root_cause_message(error) -> str:
 
 def _failure_message(outcome) -> str:
     failure = next((e for e in outcome.all_events if e.is_step_failure), None)
-    return root_cause_message(failure.step_failure_data.error) if failure else "run failed"
+    if failure is None:
+        return "run failed"
+    _debug_log(f"run {outcome.run_id} step {failure.step_key}:\n{failure.step_failure_data.error.to_string()}")
+    return root_cause_message(failure.step_failure_data.error)
+
+
+def debug_log_path() -> Path:
+    """Where `ox-bb run` keeps the full stack traces it does not print (one line per failure is enough
+    on a terminal; a bug report needs the rest)."""
+    from .config import data_home
+
+    return data_home() / "logs" / "ox-bb-run.log"
+
+
+def _debug_log(text: str) -> None:
+    from .clock import SystemClock
+
+    path = debug_log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as log_file:  # an append-only log; a torn last entry harms nothing
+        log_file.write(f"--- {SystemClock().now().isoformat()} {redact_snippet(text)}\n")
 
 
 def _failed_checks(outcome) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,22 @@ def test_run_fails_with_exit_1_not_0_when_the_sandbox_stops_after_extraction(tmp
     assert result.returncode == 1, result.stdout + result.stderr
     assert "sandbox-token: failed" in result.stdout
     assert "1 connection(s): 0 ok, 0 degraded, 1 failed" in result.stdout
+
+
+def test_a_refused_connection_fails_fast_in_one_line_without_a_stack_trace(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens once the probe is closed
+    path = tmp_path / "connections.yaml"
+    path.write_text(yaml.safe_dump({"connections": [{
+        "name": "nowhere", "method": "token", "host_url": f"http://127.0.0.1:{port}/2.0",
+        "email": "alice@example.com", "api_token": "${OX_BB_NOWHERE_TOKEN}"}]}))
+
+    result = ox_bb("run", "--stage", "extract", "--connections", str(path), home=tmp_path / "home", timeout=120,
+                   env={"OX_BB_NOWHERE_TOKEN": WRONG_TOKEN})
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("extract  nowhere FAILED")]
+    assert f"UnreachableError: connection 'nowhere': cannot reach 127.0.0.1:{port}: connection refused" in line
+    assert "Traceback" not in result.stdout + result.stderr and "retrying" not in result.stderr
+    assert "Traceback" in (tmp_path / "home" / "logs" / "ox-bb-run.log").read_text()  # kept for a bug report

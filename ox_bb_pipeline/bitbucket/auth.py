@@ -18,7 +18,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from ..clock import Clock, SystemClock
 from ..config import AccessTokenConnection, AppConnection, IdpConnection, TokenConnection
 from ..files import atomic_write_text
-from .errors import AuthenticationError
+from .errors import AuthenticationError, NotBitbucketError, unreachable_error, unreachable_reason
 
 EXPIRY_LEEWAY = timedelta(seconds=60)
 
@@ -136,10 +136,21 @@ class OAuthAuth(AuthBase):
                 + (" and re-authorise to get a new refresh token" if self._refresh_token else ""),
                 connection=self.connection_name, endpoint="/site/oauth2/access_token", status=400) from None
         except requests.RequestException as exc:
+            reason = unreachable_reason(exc)
+            if reason:
+                raise unreachable_error(self.connection_name, self.token_url, reason,
+                                        "/site/oauth2/access_token") from None
             raise AuthenticationError(
                 f"connection '{self.connection_name}' ({self.method}): cannot reach the OAuth token endpoint "
                 f"({type(exc).__name__})", connection=self.connection_name,
                 endpoint="/site/oauth2/access_token") from None
+        except ValueError:  # not JSON at all: an HTML page where the token endpoint should be
+            token = {}
+        if not token.get("access_token"):
+            raise NotBitbucketError(
+                f"connection '{self.connection_name}' ({self.method}): {self.token_url} did not answer an OAuth "
+                "token; check host_url (and web_url) in the connections file point at Bitbucket",
+                connection=self.connection_name, endpoint="/site/oauth2/access_token")
         self._access_token = token["access_token"]
         self._expires_at = self.clock.now() + timedelta(seconds=int(token.get("expires_in", 7200)))
         new_refresh = token.get("refresh_token")

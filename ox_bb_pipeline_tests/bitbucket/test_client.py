@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import http.server
 import random
+import socket
 import stat
+import threading
 
 import pytest
 import requests
@@ -22,8 +25,10 @@ from ox_bb_pipeline.bitbucket.errors import (
     MissingScopeError,
     NotFoundError,
     PermissionDeniedError,
+    NotBitbucketError,
     RateLimitedError,
     ServerError,
+    UnreachableError,
 )
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
@@ -348,3 +353,84 @@ def test_no_secret_reaches_a_log_record_or_an_exception(fresh_sandbox, config, c
     assert any("retry 1" in text for text in logged)  # the retries were logged...
     for text in logged + failures:
         assert not any(secret in text for secret in secrets)  # ...and nothing secret with them
+
+
+# -- failure classes: a host that cannot be reached or is not Bitbucket fails fast, once ----------
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens once the probe is closed
+
+
+@pytest.mark.parametrize(("host_url", "reason"), [
+    (f"http://127.0.0.1:{closed_port()}/2.0", "connection refused"),
+    ("http://no-such-host.invalid/2.0", "host name does not resolve (DNS)"),
+    ("https://{sandbox}/2.0", "TLS handshake failed"),  # the sandbox speaks plain HTTP
+])
+@pytest.mark.parametrize("name", ["sandbox-token", "sandbox-app"])
+def test_an_unreachable_host_is_named_and_fails_after_one_short_retry(faulty, faulty_config, host_url, reason,
+                                                                      name):
+    clock = ManualClock(ANCHOR)
+    host_url = host_url.format(sandbox=faulty.base_url.removeprefix("http://"))
+    client = client_for(faulty_config, name, clock=clock, sleep=Sleeps(clock), host_url=host_url,
+                        web_url=host_url.removesuffix("/2.0"))
+
+    with pytest.raises(UnreachableError) as raised:
+        client.get_json(f"/repositories/{WS}")
+
+    assert raised.value.reason == reason and reason in str(raised.value)
+    assert "Bitbucket may be degraded" not in str(raised.value)
+    assert (clock.now() - ANCHOR).total_seconds() <= 1  # one short retry at most, then stop
+    assert client.requests_sent <= 2
+
+
+class NotBitbucket(http.server.BaseHTTPRequestHandler):
+    """A web server that answers every request with a 200 HTML page (a wrong host_url)."""
+
+    def answer(self) -> None:
+        body = b"<html><body>Welcome to nginx!</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def web_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotBitbucket)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("name", ["sandbox-token", "sandbox-app"])
+def test_a_host_that_is_not_bitbucket_is_a_permanent_error_naming_host_url(faulty_config, web_server, name):
+    sleeps = Sleeps()
+    client = client_for(faulty_config, name, sleep=sleeps, host_url=f"{web_server}/2.0", web_url=web_server)
+
+    with pytest.raises(NotBitbucketError) as raised:
+        client.get_json(f"/repositories/{WS}")
+
+    assert "host_url" in str(raised.value) and "access_token" not in str(raised.value).replace("/access_token", "")
+    assert sleeps == []  # the same page would come back: no retry
+
+
+def test_exhausted_retries_say_how_long_they_waited_and_when_to_retry(faulty, faulty_config):
+    clock = ManualClock(ANCHOR)
+    client = client_for(faulty_config, "sandbox-token", clock=clock, sleep=Sleeps(clock), max_retries=3)
+    admin(faulty, "POST", "faults", {"route": LISTING_ROUTE, "kind": "503", "times": 0})
+
+    with pytest.raises(ServerError) as raised:
+        client.get_json(LISTING)
+
+    waited = (clock.now() - ANCHOR).total_seconds()
+    assert f"over {waited:.0f}s of waiting (HTTP 503)" in str(raised.value)
+    assert f"retry after {ANCHOR:%H}:15 UTC" in str(raised.value)

@@ -47,7 +47,7 @@ def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfi
     The `bitbucket_api` pool bounds extract steps across runs; one run at a time per connection
     comes from the run limit on the `dagster/partition` tag in dagster.yaml."""
     name = context.partition_key
-    with no_retry_for_permanent_errors():
+    with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
         git = bitbucket.git(client)
         previous = {t: lake.read_partition("raw", t, name) for t in RAW_TABLES}

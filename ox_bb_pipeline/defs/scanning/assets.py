@@ -94,7 +94,7 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     """Scan one connection's selected repositories with every scanner; evaluate posture checks.
     The `scanners` pool bounds scan steps across runs (each clones and runs tools in processes)."""
     name = context.partition_key
-    with no_retry_for_permanent_errors():
+    with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
         wanted = RepositoryFilter(config.repositories)
     raw = {t: lake.read_partition("raw", t, name) for t in raw_tables.TABLES}
