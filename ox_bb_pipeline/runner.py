@@ -273,7 +273,7 @@ def _failure_message(outcome) -> str:
     failure = next((e for e in outcome.all_events if e.is_step_failure), None)
     if failure is None:
         return "run failed"
-    _debug_log(f"run {outcome.run_id} step {failure.step_key}:\n{failure.step_failure_data.error.to_string()}")
+    _debug_log(f"run {outcome.run_id} step {failure.step_key}", failure.step_failure_data.error.to_string())
     return root_cause_message(failure.step_failure_data.error)
 
 
@@ -285,13 +285,13 @@ def debug_log_path() -> Path:
     return data_home() / "logs" / "ox-bb-run.log"
 
 
-def _debug_log(text: str) -> None:
+def _debug_log(heading: str, text: str) -> None:
     from .clock import SystemClock
 
     path = debug_log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as log_file:  # an append-only log; a torn last entry harms nothing
-        log_file.write(f"--- {SystemClock().now().isoformat()} {redact_snippet(text)}\n")
+        log_file.write(f"--- {SystemClock().now().isoformat()} {heading}\n{redact_snippet(text)}\n")
 
 
 def _failed_checks(outcome) -> str:
