@@ -202,7 +202,8 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
     failed. With --format json the progress goes to stderr and stdout holds one JSON document.
     """
     path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
-    from .runner import as_json, debug_log_path, exit_code, outcomes, run_stages, summary
+    from .runner import (Interrupted, as_json, debug_log_path, exit_code, outcomes, run_stages, stop_on_signals,
+                         summary)
 
     json_output = output_format == "json"
     progress = (lambda line: click.echo(line, err=True)) if json_output else click.echo
@@ -213,9 +214,14 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
     logging.getLogger("ox_bb_pipeline").addHandler(handler)
     logging.getLogger("ox_bb_pipeline").setLevel(logging.WARNING)
     try:
-        results = run_stages(stage, path, only, full_refresh=full_refresh, progress=progress, log_level="CRITICAL")
+        with stop_on_signals() as interrupted:
+            results = run_stages(stage, path, only, full_refresh=full_refresh, progress=progress,
+                                 log_level="CRITICAL", interrupted=interrupted)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    except Interrupted as stop:
+        click.echo(f"interrupted by {stop}: the run stopped there; run it again to complete it", err=True)
+        sys.exit(128 + stop.signum)
     if json_output:
         click.echo(json.dumps(as_json(results), indent=1))
     else:

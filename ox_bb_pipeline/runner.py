@@ -4,7 +4,9 @@ assets as the UI, one connection partition at a time, so one failing account spo
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +106,48 @@ def as_json(results: list[StageResult]) -> dict:
     }
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM: the run stops; the shell convention is exit status 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Callable[[], None]]:
+    """SIGINT and SIGTERM stop the run instead of failing one stage and moving on to the next
+    connection. Dagster swaps in its own handlers while a step runs (the step then fails as
+    interrupted) and they do not say which signal came: the wakeup fd, written by the interpreter
+    for every signal whatever the handler, does. Yields a check that raises `Interrupted`."""
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous_fd = signal.set_wakeup_fd(write)
+
+    def check() -> None:
+        try:
+            received = os.read(read, 512)
+        except BlockingIOError:
+            return
+        stops = [n for n in received if n in (signal.SIGINT, signal.SIGTERM)]
+        if stops:
+            raise Interrupted(stops[0])
+
+    try:
+        yield check
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        os.close(read)
+        os.close(write)
+
+
 def instance() -> dg.DagsterInstance:
     """The DAGSTER_HOME instance when one is configured (runs show up in the UI), else ephemeral."""
     if os.environ.get("DAGSTER_HOME"):
@@ -140,9 +184,10 @@ KEPT_METADATA = ("dagster/row_count", "rest_requests", "git_operations", "reposi
 
 def run_stages(stage: str, connections_file: Path, only: str | list[str] | None = None, *, full_refresh: bool = False,
                progress: Callable[[str], None] = print, dagster_instance: dg.DagsterInstance | None = None,
-               log_level: str = "WARNING") -> list[StageResult]:
+               log_level: str = "WARNING", interrupted: Callable[[], None] = lambda: None) -> list[StageResult]:
     """Run every stage up to and including `stage` for each connection (or only one). A failing
-    stage stops the later stages of that connection only."""
+    stage stops the later stages of that connection only; `interrupted` (see `stop_on_signals`)
+    raises after a stage a signal stopped, so the run ends there."""
     from .defs.bitbucket.partitions import connections_partitions
     from .defs.bitbucket.resources import BitbucketResource
 
@@ -172,6 +217,7 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
                 definitions, partition_key=name, instance=inst, resources=resources, raise_on_error=False,
                 run_config=dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}}),
                 tags={"ox_bb/connection": name, "ox_bb/stage": current})
+            interrupted()
             result = _stage_result(current, name, outcome)
             if result.success:
                 progress(f"{current:<8} {name} {result.status}: {describe(result.metadata)}")
@@ -185,6 +231,7 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
         _record(inst, [r for r in results if r.connection == name], name)
     if "warehouse" in wanted:
         results.append(run_warehouse(inst, progress, log_level, connections_file=connections_file))
+        interrupted()
     return results
 
 

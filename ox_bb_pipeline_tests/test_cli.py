@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from ox_bb_pipeline import lake
+from ox_bb_pipeline.sandbox.control import FaultRule
 from ox_bb_pipeline.sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import TINY
 
@@ -157,3 +159,25 @@ def test_a_refused_connection_fails_fast_in_one_line_without_a_stack_trace(tmp_p
     assert "Traceback" not in result.stdout + result.stderr and "retrying" not in result.stderr
     trace = (tmp_path / "home" / "logs" / "ox-bb-run.log").read_text()
     assert "step bitbucket_raw_tables" in trace and ", in _send" in trace  # kept for a bug report
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_run_with_128_plus_the_signal_and_never_starts_the_next_connection(
+        tmp_path, signum, status):
+    with SandboxServer(TINY, faults=[FaultRule.parse("/2.0/repositories/*=slow:0")]) as server:
+        path = server.write_connections(tmp_path / "connections.yaml")
+        env = {**os.environ, "OX_BB_HOME": str(tmp_path / "home")}
+        env.pop("DAGSTER_HOME", None)
+        process = subprocess.Popen([OX_BB, "run", "--stage", "extract", "--connections", str(path)], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = process.stdout.readline()  # the first connection's extract has begun (its listing is slow)
+            assert first.startswith("extract  sandbox-app …"), first + process.stderr.read()
+            process.send_signal(signum)
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            process.kill()
+
+    assert process.returncode == status, stdout + stderr
+    assert "sandbox-idp" not in stdout  # the next connection never started
+    assert f"interrupted by {signum.name}" in stderr and "Traceback" not in stderr
