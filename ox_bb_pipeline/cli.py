@@ -117,14 +117,30 @@ def connections_option(fn):
                         default=None, help="Connections file (default: $OX_BB_CONNECTIONS or ./connections.yaml).")(fn)
 
 
-def _load(connections_file):
+def _load(connections_file, settings: bool = False):
+    """The connections file, and with `settings` every warehouse settings file too (applications,
+    suppressions, SLA, workflows): all checked before any network call, every problem listed at once."""
     from .config import ConfigError, default_connections_path, load_connections
 
     path = connections_file or default_connections_path()
+    problems, config = [], None
     try:
-        return path, load_connections(path)
+        config = load_connections(path)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        problems += [f"{exc.source}: {p}" for p in exc.problems]
+    if settings:
+        from .warehouse.settings import load_settings
+        from .warehouse.workflows import load_workflows
+
+        for loader in (load_settings, load_workflows):
+            try:
+                loader()
+            except ConfigError as exc:
+                problems += [p if loader is load_settings else f"{exc.source}: {p}" for p in exc.problems]
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in the configuration, nothing was run:\n"
+                                   + "\n".join(f"  - {p}" for p in problems))
+    return path, config
 
 
 @main.command("verify")
@@ -201,7 +217,8 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
     failed; the summary names how many and the first errors); 1 some connection (or the warehouse)
     failed. With --format json the progress goes to stderr and stdout holds one JSON document.
     """
-    path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
+    # Bad files are refused before Dagster's slow import and before any network call.
+    path, _ = _load(connections_file, settings=stage in ("warehouse", "all"))
     from .runner import (Interrupted, as_json, debug_log_path, exit_code, outcomes, run_stages, stop_on_signals,
                          summary)
 

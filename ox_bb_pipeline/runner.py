@@ -257,7 +257,7 @@ def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = pr
         progress(f"warehouse ok: {rows.get('findings', 0)} findings, {rows.get('findings_queue', 0)} in the queue, "
                  f"{rows.get('applications', 0)} applications")
     else:
-        progress(f"warehouse FAILED: {result.error.splitlines()[0]}")
+        progress(f"warehouse FAILED: {result.error}")  # every line: a settings file lists each problem
     return result
 
 

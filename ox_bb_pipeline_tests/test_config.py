@@ -148,7 +148,7 @@ def test_every_problem_is_reported_at_once_naming_connection_and_field(tmp_path)
     problems = raised.value.problems
     expected = {
         "literal secret": ("connection 'literal'", "'api_token'", "literal secret"),
-        "unknown key": ("connection 'typo'", "'clinet_region'", "unknown key"),
+        "unknown key": ("connection 'typo'", "unknown key `clinet_region`"),
         "missing env var": ("connection 'unset'", "'token'", "${NOT_SET_ANYWHERE}", "not set"),
         "unknown method": ("connection 'wrong-method'", "unknown method 'password'", "app, idp, token, access_token"),
         "duplicate name": ("connection 'good-token'", "duplicate name"),
@@ -235,3 +235,76 @@ def test_secrets_never_appear_in_repr_str_or_dumps_of_the_model(tmp_path):
         for secret in SECRETS.values():
             assert secret not in text
     assert "**********" in repr(config.get("cloud-token"))
+
+
+# -- suggestions, URL restrictions, every file checked before any network call --------------------
+TYPOS = """
+connections:
+  - name: no-method
+    methd: token
+    email: alice@example.com
+    api_token: ${GOOD_TOKEN}
+  - name: typo
+    method: token
+    email: bob@example.com
+    api_token: ${GOOD_TOKEN}
+    incude: ["*"]
+  - name: misspelt-method
+    method: tokn
+"""
+
+
+def test_typos_get_suggestions_and_a_missing_method_is_named_as_missing(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        load_connections(write(tmp_path, TYPOS), environ={"GOOD_TOKEN": "t0ken-value"})
+
+    assert raised.value.problems == [
+        "connection 'no-method': missing `method` (found `methd`: did you mean `method`?); "
+        "use one of app, idp, token, access_token",
+        "connection 'misspelt-method': unknown method 'tokn': did you mean `token`? "
+        "(use one of app, idp, token, access_token)",
+        "connection 'typo': unknown key `incude`: did you mean `include`?",
+    ]
+
+
+@pytest.mark.parametrize(("url", "accepted"), [
+    ("https://api.bitbucket.org/2.0", True),
+    ("http://127.0.0.1:8080/2.0", True),
+    ("http://localhost:8080/2.0", True),
+    ("http://[::1]:8080/2.0", True),
+    ("http://bitbucket.example.com/2.0", False),
+    ("http://10.0.0.5/2.0", False),
+    ("https://alice:hunter2secret@bitbucket.example.com/2.0", False),
+    ("https://alice@bitbucket.example.com/2.0", False),
+])
+def test_plain_http_only_for_loopback_and_never_inline_credentials(tmp_path, url, accepted):
+    text = f"connections:\n  - {{name: c, method: access_token, token: '${{T}}', host_url: '{url}'}}\n"
+    if accepted:
+        assert load_connections(write(tmp_path, text), environ={"T": "t"}).get("c").host_url == url
+        return
+    with pytest.raises(ConfigError) as raised:
+        load_connections(write(tmp_path, text), environ={"T": "t"})
+    [problem] = raised.value.problems
+    assert problem.startswith("connection 'c': field 'host_url': ")
+    assert "hunter2secret" not in str(raised.value) and "alice" not in str(raised.value)
+
+
+def test_run_checks_every_settings_file_before_any_network_call_and_lists_every_problem(tmp_path):
+    (tmp_path / "applications.yaml").write_text("applications:\n  - {name: a, repositories: [{}], ownres: [x]}\n")
+    (tmp_path / "workflows.yaml").write_text("rules:\n  - {name: r, trigger: new_finding, actoins: []}\n")
+    (tmp_path / "suppressions.yaml").write_text("suppressions:\n  - {rule_id: x}\n")
+    path = write(tmp_path, "connections:\n  - {name: c, method: access_token, token: '${T}', "
+                           "host_url: 'http://127.0.0.1:9/2.0'}\n")  # nothing answers: a call would fail
+    env = {**os.environ, "OX_BB_HOME": str(tmp_path / "home"), "T": "t"}
+    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_WORKFLOWS", "OX_BB_SLA", "DAGSTER_HOME"):
+        env.pop(var, None)
+
+    run = subprocess.run([OX_BB, "run", "--connections", str(path)], capture_output=True, text=True, env=env,
+                         timeout=120, cwd=tmp_path)
+
+    assert run.returncode == 1
+    assert "problem(s) in the configuration, nothing was run" in run.stderr
+    assert "unknown key `ownres`: did you mean `owners`?" in run.stderr
+    assert "unknown key `actoins`: did you mean `actions`?" in run.stderr
+    assert "suppressions.yaml: suppressions[0]" in run.stderr
+    assert "extract" not in run.stdout and not (tmp_path / "home" / "lake").exists()
