@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import hashlib
 import ipaddress
 import os
 import re
@@ -69,6 +70,38 @@ def _types(annotation: object) -> list:
 def data_home() -> Path:
     """`OX_BB_HOME` (default ./data): lake/, warehouse.duckdb, exports/, reports/, cache/."""
     return Path(os.environ.get("OX_BB_HOME", "data")).resolve()
+
+
+def state_dir() -> Path:
+    """Per-installation secrets state, independent of the current directory and of any data home:
+    rotated identity-provider refresh tokens (tokens/) and the fingerprint salt (secret-salt).
+    `OX_BB_STATE_DIR`, else `$XDG_STATE_HOME/ox-bb`, else `~/.local/state/ox-bb`."""
+    if os.environ.get("OX_BB_STATE_DIR"):
+        return Path(os.environ["OX_BB_STATE_DIR"]).expanduser().resolve()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state") / "ox-bb"
+
+
+LAST_HOME = "last-data-home"  # in the state dir: the home `ox-bb run` last wrote, for a hint elsewhere
+
+
+def remember_data_home(home: Path) -> None:
+    from .files import atomic_write_text
+
+    atomic_write_text(state_dir() / LAST_HOME, str(home))
+
+
+def data_home_hint() -> str:
+    """Why the data home is where it is, and what to set, for a command that found nothing there."""
+    if os.environ.get("OX_BB_HOME"):
+        return f"OX_BB_HOME is {os.environ['OX_BB_HOME']}"
+    try:
+        last = (state_dir() / LAST_HOME).read_text().strip()
+    except OSError:
+        last = ""
+    return (f"OX_BB_HOME is not set, so the data home is ./data in the current directory ({Path.cwd()}); "
+            "set OX_BB_HOME to the data home the pipeline writes"
+            + (f" (ox-bb run last wrote {last})" if last and Path(last) != data_home() else ""))
 
 
 def _loopback(host: str) -> bool:
@@ -163,11 +196,20 @@ class IdpConnection(_Connection):
     client_id: str
     client_secret: SecretStr
     refresh_token: SecretStr
-    token_store: Path | None = None  # default: OX_BB_HOME/cache/tokens/<name>.json
-
+    token_store: Path | None = None  # default: the state dir's tokens/<name>-<consumer>.json
 
     def token_store_path(self) -> Path:
-        return self.token_store or data_home() / "cache" / "tokens" / f"{self.name}.json"
+        """Outside any data home, so a new or cleared home, or another working directory, still finds
+        the live token (after the first rotation the one in the connections file is spent). Named by
+        the consumer and token endpoint too: two projects may both call a connection `idp`."""
+        if self.token_store:
+            return self.token_store
+        consumer = hashlib.sha256(f"{self.token_url} {self.client_id}".encode()).hexdigest()[:12]
+        return state_dir() / "tokens" / f"{self.name}-{consumer}.json"
+
+    def legacy_token_store_path(self) -> Path:
+        """Where releases before the state dir kept it (read once, so an upgrade keeps working)."""
+        return data_home() / "cache" / "tokens" / f"{self.name}.json"
 
 
 class TokenConnection(_Connection):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from .config import load_connections
+from .config import data_home, load_connections, remember_data_home
 from .defs.metadata import FIRST_ERRORS, STATUS_TAG
 from .production import check_instance
 from .redaction import redact_snippet
@@ -194,6 +194,10 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
     if stage not in (*STAGES, "all"):
         raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)} or all")
     config = load_connections(connections_file)
+    try:
+        remember_data_home(data_home())  # so that a command run elsewhere can say where the data is
+    except OSError:
+        pass
     names = config.names if only is None else [only] if isinstance(only, str) else list(only)
     unknown = [n for n in names if n not in config.names]
     if unknown:
@@ -327,8 +331,6 @@ def _failure_message(outcome) -> str:
 def debug_log_path() -> Path:
     """Where `ox-bb run` keeps the full stack traces it does not print (one line per failure is enough
     on a terminal; a bug report needs the rest)."""
-    from .config import data_home
-
     return data_home() / "logs" / "ox-bb-run.log"
 
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ox_bb_pipeline import lake
+from ox_bb_pipeline.config import remember_data_home
 from ox_bb_pipeline.sandbox.control import FaultRule
 from ox_bb_pipeline.sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import TINY
@@ -181,3 +182,19 @@ def test_a_signal_stops_the_run_with_128_plus_the_signal_and_never_starts_the_ne
     assert process.returncode == status, stdout + stderr
     assert "sandbox-idp" not in stdout  # the next connection never started
     assert f"interrupted by {signum.name}" in stderr and "Traceback" not in stderr
+
+
+def test_query_outside_the_project_says_which_setting_is_missing_and_where_the_last_run_wrote(
+        tmp_path, state_dir):
+    remember_data_home(tmp_path / "project" / "data")  # as `ox-bb run` does
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("OX_BB_HOME", "DAGSTER_HOME")}
+
+    result = subprocess.run([OX_BB, "query", "SELECT 1"], capture_output=True, text=True, env=env, cwd=elsewhere,
+                            timeout=60)
+
+    assert result.returncode == 1
+    assert f"OX_BB_HOME is not set, so the data home is ./data in the current directory ({elsewhere})" \
+        in result.stderr
+    assert f"ox-bb run last wrote {tmp_path / 'project' / 'data'}" in result.stderr

@@ -17,6 +17,7 @@ from ox_bb_pipeline.config import (
     IdpConnection,
     TokenConnection,
     load_connections,
+    state_dir,
 )
 
 OX_BB = str(Path(sys.executable).with_name("ox-bb"))
@@ -78,11 +79,31 @@ def test_a_file_with_all_four_methods_loads_typed_connections(tmp_path):
     assert config.get("cloud-token") is token
 
 
-def test_idp_token_store_defaults_to_the_data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "home"))
+def test_idp_token_store_defaults_to_the_state_dir_whatever_the_home_or_directory(tmp_path, monkeypatch):
     text = ALL_METHODS.replace("    token_store: /var/lib/ox-bb/idp.json\n", "")
     idp = load_connections(write(tmp_path, text), environ=SECRETS).get("cloud-idp")
-    assert idp.token_store_path() == tmp_path / "home" / "cache" / "tokens" / "cloud-idp.json"
+    monkeypatch.setenv("OX_BB_STATE_DIR", str(tmp_path / "state"))
+    paths = set()
+    for home, cwd in (("home1", tmp_path), ("home2", tmp_path / "home1")):
+        monkeypatch.setenv("OX_BB_HOME", str(tmp_path / home))
+        (tmp_path / home).mkdir()
+        monkeypatch.chdir(cwd)
+        paths.add(idp.token_store_path())
+    [path] = paths
+    assert path.parent == tmp_path / "state" / "tokens" and path.name.startswith("cloud-idp-")
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"OX_BB_STATE_DIR": "/srv/ox-bb-state"}, Path("/srv/ox-bb-state")),
+    ({"XDG_STATE_HOME": "/home/u/.state"}, Path("/home/u/.state/ox-bb")),
+    ({"HOME": "/home/u"}, Path("/home/u/.local/state/ox-bb")),
+])
+def test_the_state_dir_is_the_setting_else_xdg_else_home(monkeypatch, environ, expected):
+    for var in ("OX_BB_STATE_DIR", "XDG_STATE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in environ.items():
+        monkeypatch.setenv(var, value)
+    assert state_dir() == expected
 
 
 def test_env_file_beside_the_file_fills_references_and_the_environment_wins(tmp_path):

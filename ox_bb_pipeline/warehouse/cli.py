@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import duckdb
 
+from ..config import data_home_hint
 from .exports import export_tables, open_warehouse
 from .report import write_reports
 
@@ -79,7 +80,7 @@ def query_command(sql: str, fmt: str, max_rows: int) -> None:
         text = query(sql, fmt, max_rows=max_rows)
         click.echo(text, nl=not text.endswith("\n"))
     except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
     except duckdb.Error as exc:
         raise click.ClickException(f"query failed: {exc}") from exc
 
@@ -95,7 +96,7 @@ def report_command() -> None:
     try:
         written = report()
     except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
     click.echo(f"compliance report: {written['html']}")
     click.echo(f"compliance CSV:    {written['csv']}")
     exports = [p for k, p in written.items() if k.startswith("export ")]

@@ -172,9 +172,53 @@ def test_idp_persists_the_rotated_refresh_token_and_the_next_client_uses_it(fres
         BitbucketClient(without_store).get_json("/user")
 
 
-def test_idp_token_store_defaults_to_the_data_home(fresh_sandbox, config, home):
+def test_the_idp_connection_keeps_working_with_a_new_data_home_and_from_another_directory(
+        fresh_sandbox, config, home, state_dir, tmp_path, monkeypatch):
+    BitbucketClient(config.get("sandbox-idp")).get_json("/user")  # rotates: the file's token is now spent
+    [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600 and not (home / "cache" / "tokens").exists()
+
+    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "another-home"))
+    monkeypatch.chdir(tmp_path)
+    assert BitbucketClient(config.get("sandbox-idp")).get_json("/user")["username"] == "bob"
+
+
+def test_a_refused_refresh_token_says_where_it_is_stored_and_how_to_reauthorise(
+        fresh_sandbox, config, home, state_dir):
+    connection = config.get("sandbox-idp")
+    BitbucketClient(connection).get_json("/user")
+    [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
+    stored.write_text(json.dumps({**json.loads(stored.read_text()), "refresh_token": "revoked-" + "r" * 30}))
+
+    with pytest.raises(AuthenticationError) as raised:
+        BitbucketClient(connection).get_json("/user")
+
+    message = str(raised.value)
+    assert "invalid_grant" in message and f"stored in {stored}" in message
+    assert "re-authorise" in message and "refresh_token" in message and "revoked-" not in message
+
+
+def test_a_newly_authorised_token_in_the_connections_file_wins_over_the_stored_one(
+        fresh_sandbox, config, home, state_dir, tmp_path):
     BitbucketClient(config.get("sandbox-idp")).get_json("/user")
-    assert (home / "cache" / "tokens" / "sandbox-idp.json").exists()
+    [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
+    stored.write_text(json.dumps({**json.loads(stored.read_text()), "refresh_token": "revoked-" + "r" * 30}))
+
+    # The operator re-authorises: the connections file now holds the live token (the sandbox writes it).
+    reauthorised = load_connections(fresh_sandbox.write_connections(tmp_path / "again.yaml")).get("sandbox-idp")
+
+    assert BitbucketClient(reauthorised).get_json("/user")["username"] == "bob"
+    assert json.loads(stored.read_text())["refresh_token"] == fresh_sandbox.secrets()["OX_BB_SANDBOX_IDP_REFRESH_TOKEN"]
+
+
+def test_a_token_rotated_into_the_old_data_home_is_still_found_after_the_upgrade(
+        fresh_sandbox, config, home, state_dir, tmp_path):
+    connection = config.get("sandbox-idp")
+    BitbucketClient(connection.model_copy(update={"token_store": home / "cache" / "tokens" / "sandbox-idp.json"})
+                    ).get_json("/user")  # where releases before the state dir kept it
+
+    assert BitbucketClient(connection).get_json("/user")["username"] == "bob"
+    assert list((state_dir / "tokens").glob("sandbox-idp-*.json"))
 
 
 # -- typed errors ---------------------------------------------------------------------------------
