@@ -187,14 +187,23 @@ def verify_command(connections_file, only, output_format) -> None:
         if result.error:
             console.print(f"  [red]{result.error}[/]")
         if result.probes:
+            # Scope and permission names are copied into a token or consumer: the table never cuts
+            # them (their column keeps its width, the others wrap), and the missing ones follow the
+            # table as plain lines, whole at any width and when piped.
             table = Table(show_header=True, header_style="bold")
-            for column in ("capability", "status", "missing scope / permission", "what stops working"):
-                table.add_column(column)
+            longest = max(len(p.missing) for p in result.probes)
+            table.add_column("capability", overflow="fold")
+            table.add_column("status", no_wrap=True)
+            table.add_column("scope / permission", no_wrap=True, min_width=longest)
+            table.add_column("what stops working", overflow="fold")
             for p in result.probes:
                 table.add_row(p.capability, "[green]ok[/]" if p.ok else ("[red]missing[/]" if p.required
                                                                           else "[yellow]missing[/]"),
                               p.missing, "" if p.ok else p.loses)
             console.print(table)
+            missing = sorted({p.missing for p in result.probes if not p.ok and p.missing})
+            if missing:
+                click.echo("  missing: " + " ".join(missing))
     if output_format == "json":
         status = {0: "ok", 2: "degraded", 3: "failed"}[worst]
         click.echo(json.dumps({"status": status, "exit_code": {0: 0, 2: 2, 3: 1}[worst], "connections": documents},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -198,3 +199,21 @@ def test_query_outside_the_project_says_which_setting_is_missing_and_where_the_l
     assert f"OX_BB_HOME is not set, so the data home is ./data in the current directory ({elsewhere})" \
         in result.stderr
     assert f"ox-bb run last wrote {tmp_path / 'project' / 'data'}" in result.stderr
+
+
+@pytest.mark.parametrize("columns", ["60", "80", "200", None])  # None: piped with no COLUMNS (rich: 80)
+def test_verify_never_cuts_a_scope_name_at_any_width_or_when_piped(sandbox_files, tmp_path, columns):
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "DAGSTER_HOME")}
+    env |= {"OX_BB_HOME": str(tmp_path)} | ({"COLUMNS": columns} if columns else {})
+    result = subprocess.run([OX_BB, "verify", "--connections", str(sandbox_files), "--connection",
+                             "sandbox-token-limited"], capture_output=True, text=True, env=env, timeout=60)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    scopes = {"read:pullrequest:bitbucket", "read:pipeline:bitbucket", "read:webhook:bitbucket",
+              "admin:repository:bitbucket"}
+    [listed] = [line for line in result.stdout.splitlines() if line.startswith("  missing: ")]
+    assert set(listed.removeprefix("  missing: ").split()) == scopes
+    table_cells = {cell.strip() for line in result.stdout.splitlines() if line.startswith("│")
+                   for cell in line.split("│")[3:4]}
+    assert scopes <= table_cells  # whole in the table too, one line each
+    assert not re.search(r"[a-z]+:[a-z:]*…", result.stdout)  # no cut name anywhere
