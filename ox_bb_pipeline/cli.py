@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,6 +86,11 @@ def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_reques
                                manual_clock=manual_clock, rate_limit=rate_limit, faults=rules)
     except (ValueError, RepositoryImportError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except subprocess.CalledProcessError as exc:  # git could not build a repository in --data-dir
+        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [f"exit {exc.returncode}"]
+        where = data_dir or "a temporary directory"
+        raise click.ClickException(f"cannot generate the sandbox's repositories in {where}: {detail[0]}; "
+                                   "remove that folder or choose another --data-dir") from exc
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
     n_repos = sum(len(w.repositories) for w in server.world.workspaces.values())
