@@ -14,7 +14,7 @@ import dagster as dg
 
 from .config import data_home, load_connections, remember_data_home
 from .defs.metadata import FIRST_ERRORS, STATUS_TAG
-from .production import check_instance
+from .production import check_instance, ensure_pools
 from .redaction import redact_snippet
 
 STAGES = ("extract", "scan", "warehouse")
@@ -152,7 +152,9 @@ def instance() -> dg.DagsterInstance:
     """The DAGSTER_HOME instance when one is configured (runs show up in the UI), else ephemeral."""
     if os.environ.get("DAGSTER_HOME"):
         check_instance()  # a PostgreSQL that is down or refuses us says so before anything writes
-        return dg.DagsterInstance.get()
+        inst = dg.DagsterInstance.get()
+        ensure_pools(inst)
+        return inst
     return dg.DagsterInstance.ephemeral()
 
 
