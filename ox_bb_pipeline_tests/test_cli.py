@@ -217,3 +217,15 @@ def test_verify_never_cuts_a_scope_name_at_any_width_or_when_piped(sandbox_files
                    for cell in line.split("│")[3:4]}
     assert scopes <= table_cells  # whole in the table too, one line each
     assert not re.search(r"[a-z]+:[a-z:]*…", result.stdout)  # no cut name anywhere
+
+
+def test_verify_json_gives_each_connections_status_and_missing_scopes_for_monitoring(sandbox_files, tmp_path):
+    result = ox_bb("verify", "--connections", str(sandbox_files), "--connection", "sandbox-token-limited",
+                   "--format", "json", home=tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    document = json.loads(result.stdout)
+    assert document["status"] == "degraded" and document["exit_code"] == 2
+    [connection] = document["connections"]
+    missing = {c["missing"] for c in connection["capabilities"] if not c["ok"]}
+    assert {"read:pullrequest:bitbucket", "admin:repository:bitbucket"} <= missing
