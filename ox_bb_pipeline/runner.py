@@ -4,6 +4,7 @@ assets as the UI, one connection partition at a time, so one failing account spo
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -319,7 +320,8 @@ def root_cause_message(error) -> str:
     says what to fix."""
     while error.cause is not None:
         error = error.cause
-    return error.message.strip()
+    # "ox_bb_pipeline.bitbucket.errors.UnreachableError: …" reads better without the module path
+    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", error.message.strip())
 
 
 def _failure_message(outcome) -> str:
