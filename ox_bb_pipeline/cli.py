@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -83,6 +86,11 @@ def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_reques
                                manual_clock=manual_clock, rate_limit=rate_limit, faults=rules)
     except (ValueError, RepositoryImportError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except subprocess.CalledProcessError as exc:  # git could not build a repository in --data-dir
+        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [f"exit {exc.returncode}"]
+        where = data_dir or "a temporary directory"
+        raise click.ClickException(f"cannot generate the sandbox's repositories in {where}: {detail[0]}; "
+                                   "remove that folder or choose another --data-dir") from exc
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
     n_repos = sum(len(w.repositories) for w in server.world.workspaces.values())
@@ -105,25 +113,47 @@ def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_reques
 
 
 # -- verify ---------------------------------------------------------------------------------------
+def format_option(fn):
+    return click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+                        show_default=True, help="json: one document on stdout, for cron and monitoring.")(fn)
+
+
 def connections_option(fn):
     return click.option("--connections", "connections_file", type=click.Path(dir_okay=False, path_type=Path),
                         default=None, help="Connections file (default: $OX_BB_CONNECTIONS or ./connections.yaml).")(fn)
 
 
-def _load(connections_file):
+def _load(connections_file, settings: bool = False):
+    """The connections file, and with `settings` every warehouse settings file too (applications,
+    suppressions, SLA, workflows): all checked before any network call, every problem listed at once."""
     from .config import ConfigError, default_connections_path, load_connections
 
     path = connections_file or default_connections_path()
+    problems, config = [], None
     try:
-        return path, load_connections(path)
+        config = load_connections(path)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        problems += [f"{exc.source}: {p}" for p in exc.problems]
+    if settings:
+        from .warehouse.settings import load_settings
+        from .warehouse.workflows import load_workflows
+
+        for loader in (load_settings, load_workflows):
+            try:
+                loader()
+            except ConfigError as exc:
+                problems += [p if loader is load_settings else f"{exc.source}: {p}" for p in exc.problems]
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in the configuration, nothing was run:\n"
+                                   + "\n".join(f"  - {p}" for p in problems))
+    return path, config
 
 
 @main.command("verify")
 @connections_option
 @click.option("--connection", "only", help="Verify only this connection.")
-def verify_command(connections_file, only) -> None:
+@format_option
+def verify_command(connections_file, only, output_format) -> None:
     """VERIFY CONNECTIVITY: authenticate, list workspaces, probe each capability.
 
     Exit status: 0 every connection fully works; 2 some connection works but is degraded
@@ -142,11 +172,20 @@ def verify_command(connections_file, only) -> None:
         raise click.ClickException(f"no connection named {only!r}; the file has: {', '.join(config.names)}")
     console = Console()
     worst = 0
+    documents = []
     for connection in config.connections:
         if only and connection.name != only:
             continue
         client = BitbucketClient(connection)
         result = verify(client, GitAccess(connection.name, connection.git_url, client.auth.git_credentials))
+        worst = max(worst, {"ok": 0, "degraded": 2, "failed": 3}[result.status])
+        if output_format == "json":
+            documents.append({"connection": connection.name, "method": connection.method, "status": result.status,
+                              "account": result.account, "workspaces": result.workspaces, "error": result.error,
+                              "capabilities": [{"capability": p.capability, "ok": p.ok, "required": p.required,
+                                                "missing": p.missing, "loses": "" if p.ok else p.loses}
+                                               for p in result.probes]})
+            continue
         colour = {"ok": "green", "degraded": "yellow", "failed": "red"}[result.status]
         console.print(f"\n[bold]{connection.name}[/] ({connection.method}) — [{colour}]{result.status}[/]"
                       + (f" as {result.account}" if result.account else "")
@@ -154,18 +193,32 @@ def verify_command(connections_file, only) -> None:
         if result.error:
             console.print(f"  [red]{result.error}[/]")
         if result.probes:
+            # Scope and permission names are copied into a token or consumer: the table never cuts
+            # them (their column keeps its width, the others wrap), and the missing ones follow the
+            # table as plain lines, whole at any width and when piped.
             table = Table(show_header=True, header_style="bold")
-            for column in ("capability", "status", "missing scope / permission", "what stops working"):
-                table.add_column(column)
+            longest = max(len(p.missing) for p in result.probes)
+            table.add_column("capability", overflow="fold")
+            table.add_column("status", no_wrap=True)
+            table.add_column("scope / permission", no_wrap=True, min_width=longest)
+            table.add_column("what stops working", overflow="fold")
             for p in result.probes:
                 table.add_row(p.capability, "[green]ok[/]" if p.ok else ("[red]missing[/]" if p.required
                                                                           else "[yellow]missing[/]"),
                               p.missing, "" if p.ok else p.loses)
             console.print(table)
-        worst = max(worst, {"ok": 0, "degraded": 2, "failed": 3}[result.status])
-    console.print()
-    for line in advisory_lines():  # SCA's data is part of "does the pipeline work": say what is missing
-        console.print(line, markup=False, highlight=False)
+            missing = sorted({p.missing for p in result.probes if not p.ok and p.missing})
+            if missing:
+                click.echo("  missing: " + " ".join(missing))
+    advisories = advisory_lines()  # SCA's data is part of "does the pipeline work": say what is missing
+    if output_format == "json":
+        status = {0: "ok", 2: "degraded", 3: "failed"}[worst]
+        click.echo(json.dumps({"status": status, "exit_code": {0: 0, 2: 2, 3: 1}[worst], "connections": documents,
+                               "advisories": advisories}, indent=1))
+    else:
+        console.print()
+        for line in advisories:
+            console.print(line, markup=False, highlight=False)
     sys.exit({0: 0, 2: 2, 3: 1}[worst])
 
 
@@ -176,22 +229,51 @@ def verify_command(connections_file, only) -> None:
               help="Run every stage up to and including this one.")
 @click.option("--connection", "only", help="Run only this connection.")
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks and re-read everything.")
-def run_command(connections_file, stage, only, full_refresh) -> None:
-    """Run the pipeline's Dagster assets in-process (for cron and CI), with progress."""
-    path, _ = _load(connections_file)  # a bad file is refused before Dagster's slow import
-    from .runner import run_stages
+@format_option
+def run_command(connections_file, stage, only, full_refresh, output_format) -> None:
+    """Run the pipeline's Dagster assets in-process (for cron and CI), with progress.
 
+    Exit status: 0 every connection ok; 2 some connection degraded (some repositories or scanners
+    failed; the summary names how many and the first errors); 1 some connection (or the warehouse)
+    failed. With --format json the progress goes to stderr and stdout holds one JSON document.
+    """
+    # Bad files are refused before Dagster's slow import and before any network call.
+    path, _ = _load(connections_file, settings=stage in ("warehouse", "all"))
+    from .runner import (Interrupted, as_json, debug_log_path, exit_code, outcomes, run_stages, stop_on_signals,
+                         summary)
+
+    json_output = output_format == "json"
+    progress = (lambda line: click.echo(line, err=True)) if json_output else click.echo
+    # Dagster's console shows nothing: each failure is one line here, its stack trace goes to the debug
+    # log; the pipeline's own warnings (retries, waits) still reach the terminal, as they happen.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    logging.getLogger("ox_bb_pipeline").addHandler(handler)
+    logging.getLogger("ox_bb_pipeline").setLevel(logging.WARNING)
     if stage != "extract":
         for line in advisory_lines():
-            click.echo(line)
-
+            progress(line)
     try:
-        results = run_stages(stage, path, only, full_refresh=full_refresh, progress=click.echo)
+        with stop_on_signals() as interrupted:
+            results = run_stages(stage, path, only, full_refresh=full_refresh, progress=progress,
+                                 log_level="CRITICAL", interrupted=interrupted)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    failed = [r for r in results if not r.success]
-    click.echo(f"{len(results) - len(failed)} of {len(results)} connection runs succeeded")
-    sys.exit(1 if failed else 0)
+    except Interrupted as stop:
+        click.echo(f"interrupted by {stop}: the run stopped there; run it again to complete it", err=True)
+        sys.exit(128 + stop.signum)
+    if json_output:
+        click.echo(json.dumps(as_json(results), indent=1))
+    else:
+        for outcome in outcomes(results):
+            if outcome.status != "ok" and outcome.connection != "*":
+                click.echo(outcome.line())
+                for error in outcome.first_errors:
+                    click.echo(f"  {error.splitlines()[0]}")
+        click.echo(summary(results))
+        if any(not r.success for r in results):
+            click.echo(f"(stack traces in {debug_log_path()})")
+    sys.exit(exit_code(results))
 
 
 # -- production -----------------------------------------------------------------------------------
@@ -227,7 +309,7 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     With --ui: start the sandbox and the Dagster UI on it instead, for a click-through.
     """
     from .config import data_home
-    from .runner import run_stages
+    from .runner import exit_code, run_stages
     from .sandbox.server import SandboxServer
 
     home = data_home()
@@ -247,7 +329,7 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     if not any(r.stage == "warehouse" and r.success for r in results):
         sys.exit(1)
     print_summary(home, click.echo, accounts=len({r.connection for r in results if r.stage == "extract" and r.success}))
-    sys.exit(1 if failed else 0)
+    sys.exit(exit_code(results))
 
 
 def sync_demo_advisories(server, echo) -> None:

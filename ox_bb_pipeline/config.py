@@ -7,11 +7,16 @@ in a file is reported at once, each naming the connection and field, before anyt
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import hashlib
+import ipaddress
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Literal, Union
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -30,9 +35,82 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+def did_you_mean(word: str, known) -> str:
+    """`: did you mean `include`?` for a near miss among `known`, else nothing."""
+    close = difflib.get_close_matches(str(word), sorted(set(known) - {word}), n=1, cutoff=0.6)
+    return f": did you mean `{close[0]}`?" if close else ""
+
+
+def keys_at(model: type[BaseModel], loc: tuple) -> set[str]:
+    """The keys the model nested at `loc` (pydantic's error location, ending in the key) accepts:
+    the candidates for a misspelt key there."""
+    current: object = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # a list index: the item type is among the annotation's arguments
+        models = [t for t in _types(current) if isinstance(t, type) and issubclass(t, BaseModel)]
+        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        if field is None:
+            return set()
+        current = field.annotation
+    return {info.alias or name for t in _types(current) if isinstance(t, type) and issubclass(t, BaseModel)
+            for name, info in t.model_fields.items()}
+
+
+def _types(annotation: object) -> list:
+    """An annotation and every type inside it (list[X], X | None, Annotated[…])."""
+    found, stack = [], [annotation]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(typing.get_args(current))
+    return found
+
+
 def data_home() -> Path:
     """`OX_BB_HOME` (default ./data): lake/, warehouse.duckdb, exports/, reports/, cache/."""
     return Path(os.environ.get("OX_BB_HOME", "data")).resolve()
+
+
+def state_dir() -> Path:
+    """Per-installation secrets state, independent of the current directory and of any data home:
+    rotated identity-provider refresh tokens (tokens/) and the fingerprint salt (secret-salt).
+    `OX_BB_STATE_DIR`, else `$XDG_STATE_HOME/ox-bb`, else `~/.local/state/ox-bb`."""
+    if os.environ.get("OX_BB_STATE_DIR"):
+        return Path(os.environ["OX_BB_STATE_DIR"]).expanduser().resolve()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state") / "ox-bb"
+
+
+LAST_HOME = "last-data-home"  # in the state dir: the home `ox-bb run` last wrote, for a hint elsewhere
+
+
+def remember_data_home(home: Path) -> None:
+    from .files import atomic_write_text
+
+    atomic_write_text(state_dir() / LAST_HOME, str(home))
+
+
+def data_home_hint() -> str:
+    """Why the data home is where it is, and what to set, for a command that found nothing there."""
+    if os.environ.get("OX_BB_HOME"):
+        return f"OX_BB_HOME is {os.environ['OX_BB_HOME']}"
+    try:
+        last = (state_dir() / LAST_HOME).read_text().strip()
+    except OSError:
+        last = ""
+    return (f"OX_BB_HOME is not set, so the data home is ./data in the current directory ({Path.cwd()}); "
+            "set OX_BB_HOME to the data home the pipeline writes"
+            + (f" (ox-bb run last wrote {last})" if last and Path(last) != data_home() else ""))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Timeouts(BaseModel):
@@ -65,9 +143,19 @@ class _Connection(BaseModel):
     @field_validator("host_url", "web_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        if value is None:
+            return value
+        if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http(s) URL such as https://api.bitbucket.org/2.0")
-        return value.rstrip("/") if value else value
+        parts = urlsplit(value)
+        # Messages never repeat the URL: it may hold the very password they refuse.
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold a user name or password (user:password@host): credentials go in "
+                             "the connection's own fields, as ${ENV_VAR} references")
+        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            raise ValueError("plain http:// is allowed only for this machine (localhost, 127.0.0.1, ::1, e.g. "
+                             "the sandbox); use https:// for any other host")
+        return value.rstrip("/")
 
     @property
     def base_web_url(self) -> str:
@@ -108,11 +196,20 @@ class IdpConnection(_Connection):
     client_id: str
     client_secret: SecretStr
     refresh_token: SecretStr
-    token_store: Path | None = None  # default: OX_BB_HOME/cache/tokens/<name>.json
-
+    token_store: Path | None = None  # default: the state dir's tokens/<name>-<consumer>.json
 
     def token_store_path(self) -> Path:
-        return self.token_store or data_home() / "cache" / "tokens" / f"{self.name}.json"
+        """Outside any data home, so a new or cleared home, or another working directory, still finds
+        the live token (after the first rotation the one in the connections file is spent). Named by
+        the consumer and token endpoint too: two projects may both call a connection `idp`."""
+        if self.token_store:
+            return self.token_store
+        consumer = hashlib.sha256(f"{self.token_url} {self.client_id}".encode()).hexdigest()[:12]
+        return state_dir() / "tokens" / f"{self.name}-{consumer}.json"
+
+    def legacy_token_store_path(self) -> Path:
+        """Where releases before the state dir kept it (read once, so an upgrade keeps working)."""
+        return data_home() / "cache" / "tokens" / f"{self.name}.json"
 
 
 class TokenConnection(_Connection):
@@ -142,6 +239,8 @@ class AccessTokenConnection(_Connection):
 Connection = Annotated[Union[AppConnection, IdpConnection, TokenConnection, AccessTokenConnection],
                        Field(discriminator="method")]
 SECRET_FIELDS = {"client_secret", "refresh_token", "api_token", "token"}  # must be ${ENV} references
+CONNECTION_TYPES = {"app": AppConnection, "idp": IdpConnection, "token": TokenConnection,
+                    "access_token": AccessTokenConnection}
 METHODS = ("app", "idp", "token", "access_token")
 
 
@@ -159,6 +258,15 @@ class ConnectionsFile(BaseModel):
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.connections]
+
+
+def did_you_mean_key(entry: dict, wanted: set[str]) -> str:
+    """For a missing key: the entry's unknown key that is probably it misspelt (`methd` -> method)."""
+    for key in entry:
+        hint = did_you_mean(key, wanted)
+        if hint and key not in wanted:
+            return f" (found `{key}`{hint})"
+    return ""
 
 
 def default_connections_path() -> Path:
@@ -211,8 +319,13 @@ def load_connections(path: Path | None = None, environ: dict[str, str] | None = 
             problems.append(f"{where}: duplicate name; each connection needs its own")
         seen.add(name)
         method = entry.get("method")
+        if method is None:
+            problems.append(f"{where}: missing `method`{did_you_mean_key(entry, {'method'})}; use one of "
+                            f"{', '.join(METHODS)}")
+            continue
         if method not in METHODS:
-            problems.append(f"{where}: unknown method {method!r}; use one of {', '.join(METHODS)}")
+            problems.append(f"{where}: unknown method {method!r}{did_you_mean(method, METHODS)} "
+                            f"(use one of {', '.join(METHODS)})")
             continue
         entry = dict(entry)
         for field, value in entry.items():
@@ -236,10 +349,16 @@ def load_connections(path: Path | None = None, environ: dict[str, str] | None = 
                 loc = ".".join(str(p) for p in error["loc"][3:] if p not in METHODS)
                 message = error["msg"].removeprefix("Value error, ")
                 if error["type"] == "extra_forbidden":
-                    message = "unknown key; check the spelling against connections.example.yaml"
+                    known = keys_at(CONNECTION_TYPES[entry["method"]], tuple(loc.split(".")))
+                    hint = did_you_mean(loc, known) or " (see connections.example.yaml)"
+                    problems.append(f"{where}: unknown key `{loc}`{hint}")
+                    continue
+                if error["type"] == "missing":
+                    problems.append(f"{where}: missing `{loc}`")
+                    continue
                 problems.append(f"{where}: field '{loc}': {message}")
-    for key in raw.keys() - {"connections", "env_file"}:
-        problems.append(f"unknown top-level key '{key}'")
+    for key in sorted(raw.keys() - {"connections", "env_file"}):
+        problems.append(f"unknown top-level key `{key}`{did_you_mean(key, {'connections', 'env_file'})}")
     if problems:
         raise ConfigError(source, problems)
     return ConnectionsFile(env_file=raw.get("env_file"), connections=connections)

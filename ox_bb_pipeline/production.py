@@ -162,3 +162,27 @@ def preflight(env: Mapping[str, str] = os.environ, *, celery: bool = False) -> l
         check_redis(url)
         checked.append(f"Celery broker: Redis at {masked_url(url)}")
     return checked
+
+
+# The pools of the pipeline's steps (`pool=` on the extract and scan assets).
+POOLS = ("bitbucket_api", "scanners")
+
+
+def ensure_pools(instance) -> None:
+    """Create the step pools at their default limit before any run claims them. A run creates a
+    missing pool itself when its first step claims a slot, but on PostgreSQL two runs that start
+    together on a fresh instance both see the pool missing and both create it; Dagster catches
+    the loser's duplicate-key error and then updates inside the aborted transaction
+    (InFailedSqlTransaction), which fails that run. Here the loser of the same race sees the pool
+    the winner made and carries on."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits or instance.global_op_concurrency_default_limit is None:
+        return
+    for pool in POOLS:
+        if pool in {p.name for p in storage.get_pool_limits()}:
+            continue
+        try:
+            storage.initialize_concurrency_limit_to_default(pool)
+        except Exception:  # noqa: BLE001 - whatever the driver raised, the question is whether the pool exists
+            if pool not in {p.name for p in storage.get_pool_limits()}:
+                raise

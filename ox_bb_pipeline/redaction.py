@@ -1,7 +1,7 @@
 """Secrets never leave as themselves: masked previews and salted hashes only.
 
-The salt is per installation (`OX_BB_SECRET_SALT`, else a random file under OX_BB_HOME/cache,
-mode 0600), so hashes are stable across runs for fingerprinting but useless elsewhere.
+The salt is per installation (`OX_BB_SECRET_SALT`, else a random file in the state dir, mode 0600,
+made once), so hashes are stable across runs and data homes for fingerprinting but useless elsewhere.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import math
 import os
 import re
 import secrets as pysecrets
+import tempfile
 from collections import Counter
 from pathlib import Path
 
-from .config import data_home
-from .files import atomic_write_text
+from .config import data_home, state_dir
 from .scanners.finding import normalise_snippet
 
 SECRET_KEY_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
@@ -25,11 +25,25 @@ SECRET_KEY_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[
 
 
 def _salt(home: Path | None = None) -> bytes:
+    """`OX_BB_SECRET_SALT`, else the installation's salt in the state dir, made once (0600). Never
+    per data home: fingerprints must not change when a home is moved or rebuilt. A home from before
+    the state dir hands its salt over, so its findings keep their ids."""
     if os.environ.get("OX_BB_SECRET_SALT"):
         return os.environ["OX_BB_SECRET_SALT"].encode()
-    path = (home or data_home()) / "cache" / "secret-salt"
+    path = state_dir() / "secret-salt"
     if not path.exists():
-        atomic_write_text(path, pysecrets.token_hex(32), mode=0o600)
+        legacy = (home or data_home()) / "cache" / "secret-salt"
+        salt = legacy.read_text().strip() if legacy.exists() else pysecrets.token_hex(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-salt.")  # mode 0600
+        try:
+            os.write(fd, salt.encode())
+            os.close(fd)
+            os.link(tmp, path)  # create-only: of two first runs at once, one salt wins for both
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
     return path.read_text().strip().encode()
 
 

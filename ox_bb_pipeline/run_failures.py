@@ -1,4 +1,4 @@
-"""Failed pipeline runs as rows analysts can query beside the data (`pipeline_failures` in the
+"""Failed (and degraded) pipeline runs as rows analysts can query beside the data (`pipeline_failures` in the
 warehouse), so a connection missing from tonight's findings is explained where they look.
 
 One Parquet file per failed run, `lake/ops/run_failures/connection=<name>/run-<run id>.parquet`
@@ -33,6 +33,7 @@ RUN_FAILURE_SCHEMA = pa.schema(
         ("failed_steps", pa.list_(pa.string())),
         ("error", pa.string()),
         ("failed_at", pa.timestamp("us", tz="UTC")),
+        ("status", pa.string()),  # failed | degraded (the run finished, but some repositories or scanners failed)
     ]
 )
 
@@ -58,6 +59,7 @@ def record_run_failure(
     error: str,
     failed_at: datetime,
     home: Path | None = None,
+    status: str = "failed",
 ) -> Path:
     """Write the failure's record (replacing an earlier record of the same run)."""
     text = redact_snippet(error.strip())
@@ -72,6 +74,7 @@ def record_run_failure(
         "failed_steps": sorted(failed_steps),
         "error": text,
         "failed_at": failed_at,
+        "status": status,
     }
     buffer = io.BytesIO()
     pq.write_table(

@@ -61,6 +61,30 @@ def sandbox_advisories():
         yield advisories_dir()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_state_dir(tmp_path_factory):
+    """Tests never touch the installation's real state dir (refresh tokens, fingerprint salt): the
+    session gets its own, inherited by every subprocess it starts."""
+    import os
+
+    path = tmp_path_factory.mktemp("state")
+    previous = os.environ.get("OX_BB_STATE_DIR")
+    os.environ["OX_BB_STATE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("OX_BB_STATE_DIR", None)
+    else:
+        os.environ["OX_BB_STATE_DIR"] = previous
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch):
+    """A state dir of this test's own (an installation that never ran)."""
+    path = tmp_path / "state"
+    monkeypatch.setenv("OX_BB_STATE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def isolated_home(tmp_path, monkeypatch):
     """An empty OX_BB_HOME, run from tmp_path (no applications.yaml / suppressions.yaml /

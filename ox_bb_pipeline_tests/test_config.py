@@ -17,6 +17,7 @@ from ox_bb_pipeline.config import (
     IdpConnection,
     TokenConnection,
     load_connections,
+    state_dir,
 )
 
 OX_BB = str(Path(sys.executable).with_name("ox-bb"))
@@ -78,11 +79,31 @@ def test_a_file_with_all_four_methods_loads_typed_connections(tmp_path):
     assert config.get("cloud-token") is token
 
 
-def test_idp_token_store_defaults_to_the_data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "home"))
+def test_idp_token_store_defaults_to_the_state_dir_whatever_the_home_or_directory(tmp_path, monkeypatch):
     text = ALL_METHODS.replace("    token_store: /var/lib/ox-bb/idp.json\n", "")
     idp = load_connections(write(tmp_path, text), environ=SECRETS).get("cloud-idp")
-    assert idp.token_store_path() == tmp_path / "home" / "cache" / "tokens" / "cloud-idp.json"
+    monkeypatch.setenv("OX_BB_STATE_DIR", str(tmp_path / "state"))
+    paths = set()
+    for home, cwd in (("home1", tmp_path), ("home2", tmp_path / "home1")):
+        monkeypatch.setenv("OX_BB_HOME", str(tmp_path / home))
+        (tmp_path / home).mkdir()
+        monkeypatch.chdir(cwd)
+        paths.add(idp.token_store_path())
+    [path] = paths
+    assert path.parent == tmp_path / "state" / "tokens" and path.name.startswith("cloud-idp-")
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"OX_BB_STATE_DIR": "/srv/ox-bb-state"}, Path("/srv/ox-bb-state")),
+    ({"XDG_STATE_HOME": "/home/u/.state"}, Path("/home/u/.state/ox-bb")),
+    ({"HOME": "/home/u"}, Path("/home/u/.local/state/ox-bb")),
+])
+def test_the_state_dir_is_the_setting_else_xdg_else_home(monkeypatch, environ, expected):
+    for var in ("OX_BB_STATE_DIR", "XDG_STATE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in environ.items():
+        monkeypatch.setenv(var, value)
+    assert state_dir() == expected
 
 
 def test_env_file_beside_the_file_fills_references_and_the_environment_wins(tmp_path):
@@ -148,7 +169,7 @@ def test_every_problem_is_reported_at_once_naming_connection_and_field(tmp_path)
     problems = raised.value.problems
     expected = {
         "literal secret": ("connection 'literal'", "'api_token'", "literal secret"),
-        "unknown key": ("connection 'typo'", "'clinet_region'", "unknown key"),
+        "unknown key": ("connection 'typo'", "unknown key `clinet_region`"),
         "missing env var": ("connection 'unset'", "'token'", "${NOT_SET_ANYWHERE}", "not set"),
         "unknown method": ("connection 'wrong-method'", "unknown method 'password'", "app, idp, token, access_token"),
         "duplicate name": ("connection 'good-token'", "duplicate name"),
@@ -235,3 +256,76 @@ def test_secrets_never_appear_in_repr_str_or_dumps_of_the_model(tmp_path):
         for secret in SECRETS.values():
             assert secret not in text
     assert "**********" in repr(config.get("cloud-token"))
+
+
+# -- suggestions, URL restrictions, every file checked before any network call --------------------
+TYPOS = """
+connections:
+  - name: no-method
+    methd: token
+    email: alice@example.com
+    api_token: ${GOOD_TOKEN}
+  - name: typo
+    method: token
+    email: bob@example.com
+    api_token: ${GOOD_TOKEN}
+    incude: ["*"]
+  - name: misspelt-method
+    method: tokn
+"""
+
+
+def test_typos_get_suggestions_and_a_missing_method_is_named_as_missing(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        load_connections(write(tmp_path, TYPOS), environ={"GOOD_TOKEN": "t0ken-value"})
+
+    assert raised.value.problems == [
+        "connection 'no-method': missing `method` (found `methd`: did you mean `method`?); "
+        "use one of app, idp, token, access_token",
+        "connection 'misspelt-method': unknown method 'tokn': did you mean `token`? "
+        "(use one of app, idp, token, access_token)",
+        "connection 'typo': unknown key `incude`: did you mean `include`?",
+    ]
+
+
+@pytest.mark.parametrize(("url", "accepted"), [
+    ("https://api.bitbucket.org/2.0", True),
+    ("http://127.0.0.1:8080/2.0", True),
+    ("http://localhost:8080/2.0", True),
+    ("http://[::1]:8080/2.0", True),
+    ("http://bitbucket.example.com/2.0", False),
+    ("http://10.0.0.5/2.0", False),
+    ("https://alice:hunter2secret@bitbucket.example.com/2.0", False),
+    ("https://alice@bitbucket.example.com/2.0", False),
+])
+def test_plain_http_only_for_loopback_and_never_inline_credentials(tmp_path, url, accepted):
+    text = f"connections:\n  - {{name: c, method: access_token, token: '${{T}}', host_url: '{url}'}}\n"
+    if accepted:
+        assert load_connections(write(tmp_path, text), environ={"T": "t"}).get("c").host_url == url
+        return
+    with pytest.raises(ConfigError) as raised:
+        load_connections(write(tmp_path, text), environ={"T": "t"})
+    [problem] = raised.value.problems
+    assert problem.startswith("connection 'c': field 'host_url': ")
+    assert "hunter2secret" not in str(raised.value) and "alice" not in str(raised.value)
+
+
+def test_run_checks_every_settings_file_before_any_network_call_and_lists_every_problem(tmp_path):
+    (tmp_path / "applications.yaml").write_text("applications:\n  - {name: a, repositories: [{}], ownres: [x]}\n")
+    (tmp_path / "workflows.yaml").write_text("rules:\n  - {name: r, trigger: new_finding, actoins: []}\n")
+    (tmp_path / "suppressions.yaml").write_text("suppressions:\n  - {rule_id: x}\n")
+    path = write(tmp_path, "connections:\n  - {name: c, method: access_token, token: '${T}', "
+                           "host_url: 'http://127.0.0.1:9/2.0'}\n")  # nothing answers: a call would fail
+    env = {**os.environ, "OX_BB_HOME": str(tmp_path / "home"), "T": "t"}
+    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_WORKFLOWS", "OX_BB_SLA", "DAGSTER_HOME"):
+        env.pop(var, None)
+
+    run = subprocess.run([OX_BB, "run", "--connections", str(path)], capture_output=True, text=True, env=env,
+                         timeout=120, cwd=tmp_path)
+
+    assert run.returncode == 1
+    assert "problem(s) in the configuration, nothing was run" in run.stderr
+    assert "unknown key `ownres`: did you mean `owners`?" in run.stderr
+    assert "unknown key `actoins`: did you mean `actions`?" in run.stderr
+    assert "suppressions.yaml: suppressions[0]" in run.stderr
+    assert "extract" not in run.stdout and not (tmp_path / "home" / "lake").exists()

@@ -10,6 +10,7 @@
 -- column: failed_steps: steps that failed (empty: the run failed outside a step)
 -- column: error: the error that stopped it, redacted and cut to 2,000 characters
 -- column: failed_at: when the failure was recorded (UTC)
+-- column: status: failed, or degraded (the run finished but some repositories or scanners failed)
 SELECT
     run_id,
     job_name,
@@ -18,6 +19,7 @@ SELECT
     night,
     failed_steps,
     error,
-    failed_at
+    failed_at,
+    COALESCE(status, 'failed') AS status
 FROM run_failures
 ORDER BY failed_at DESC, run_id

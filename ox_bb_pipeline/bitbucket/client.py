@@ -29,12 +29,16 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    NotBitbucketError,
     ServerError,
+    unreachable_error,
+    unreachable_reason,
 )
 
 log = logging.getLogger(__name__)
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 MAX_BACKOFF = 60.0
+UNREACHABLE_RETRY = 1.0  # one short second try for a refused connection (a restarting proxy), then stop
 
 
 class RequestBudget:
@@ -67,6 +71,8 @@ class RequestBudget:
                     self._in_flight += 1
                     return
                 wait = (self._done[0] + timedelta(hours=1) - now).total_seconds() if self._done else 0.05
+            if wait > 1:  # a budget wait can last minutes: say so instead of hanging silently
+                log.warning("hourly request budget of %d spent; waiting %.0fs for a slot", self.per_hour, wait)
             self.waited_seconds += max(wait, 0.05)
             self.sleep(max(wait, 0.05))
 
@@ -185,7 +191,7 @@ class BitbucketClient:
 
     def _send(self, method: str, path: str, *, params=None, json_body=None, expect_json: bool = True):
         url, endpoint = self._full(path), self._endpoint(path)
-        attempt, refreshed = 0, False
+        attempt, refreshed, unreachable, waited = 0, False, 0, 0.0
         while True:
             self.budget.acquire()
             with self._count_lock:
@@ -197,6 +203,14 @@ class BitbucketClient:
             except TRANSIENT as exc:
                 response = None
                 problem = type(exc).__name__
+                reason = unreachable_reason(exc)
+                if reason:
+                    unreachable += 1
+                    if unreachable > 1:
+                        raise unreachable_error(self.name, url, reason, endpoint) from None
+                    log.info("%s %s: %s, one retry in %.0fs", method, endpoint, reason, UNREACHABLE_RETRY)
+                    self.sleep(UNREACHABLE_RETRY)
+                    continue
             finally:
                 self.budget.release()
             if response is not None:
@@ -212,6 +226,12 @@ class BitbucketClient:
                 elif status >= 400:
                     raise self._error(response, endpoint)
                 elif expect_json:
+                    if "json" not in response.headers.get("Content-Type", "json"):
+                        raise NotBitbucketError(
+                            f"connection '{self.name}': {endpoint} answered {response.headers['Content-Type']}, "
+                            f"not JSON: {self.base_url} does not look like a Bitbucket API; check host_url "
+                            "(https://api.bitbucket.org/2.0 for Bitbucket Cloud)", connection=self.name,
+                            endpoint=endpoint, status=status)
                     try:
                         response.json()
                         return response
@@ -220,16 +240,25 @@ class BitbucketClient:
                 else:
                     return response
             if attempt >= self.max_retries:
-                cls = RateLimitedError if problem.startswith("429") else (
-                    InvalidResponseError if "JSON" in problem else ServerError)
-                raise cls(f"connection '{self.name}': {method} {endpoint} failed after {attempt + 1} attempts "
-                          f"({problem}); Bitbucket may be degraded or the hourly limit reached — the run can be "
-                          "retried later", connection=self.name, endpoint=endpoint)
+                raise self._exhausted(method, endpoint, problem, attempt + 1, waited)
             self.retries[problem] += 1
             delay = self._backoff(attempt)
-            log.info("%s %s: %s, retry %d in %.1fs", method, endpoint, problem, attempt + 1, delay)
+            log.warning("%s %s: %s, retry %d of %d in %.0fs", method, endpoint, problem, attempt + 1,
+                        self.max_retries, delay)
             self.sleep(delay)
+            waited += delay
             attempt += 1
+
+    def _exhausted(self, method: str, endpoint: str, problem: str, attempts: int, waited: float) -> BitbucketError:
+        """Retries spent: say what kept failing, how long we waited and when another run may work."""
+        limited = problem.startswith("429")
+        cls = RateLimitedError if limited else InvalidResponseError if "JSON" in problem else ServerError
+        # Bitbucket's limit is a rolling hour; a degraded service usually recovers within minutes.
+        later = self.clock.now() + (timedelta(hours=1) if limited else timedelta(minutes=15))
+        cause = "the hourly request limit is reached" if limited else "Bitbucket is degraded"
+        return cls(f"connection '{self.name}': {method} {endpoint} failed after {attempts} attempts over "
+                   f"{waited:.0f}s of waiting ({problem}); {cause} — retry after {later:%H:%M} UTC",
+                   connection=self.name, endpoint=endpoint)
 
     def _error(self, response: requests.Response, endpoint: str) -> BitbucketError:
         status = response.status_code

@@ -6,6 +6,8 @@ import dagster as dg
 
 PREVIEW_ROWS = 5
 PREVIEW_WIDTH = 40
+FIRST_ERRORS = 3  # errors quoted in metadata and run summaries; the step log has up to 20
+STATUS_TAG = "ox_bb/status"  # ok | degraded | failed, on every run of a connection
 
 
 def column_schema(columns: list[tuple[str, str, str]]) -> dg.TableSchema:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import content
-from .gitrepo import GIT_ENV, GitRepository, run_git
+from .gitrepo import GIT_ENV, GitRepository, replace_bare_repository, run_git
 from .world import (
     AccessToken,
     ApiToken,
@@ -268,6 +268,7 @@ class _FastImport:
 
     def run(self, git_dir: Path) -> dict[int, str]:
         git_dir.parent.mkdir(parents=True, exist_ok=True)
+        replace_bare_repository(git_dir)
         run_git(["init", "--quiet", "--bare", "--initial-branch=main", str(git_dir)])
         marks = git_dir / "ox-marks"
         subprocess.run(["git", "--git-dir", str(git_dir), "fast-import", "--quiet", f"--export-marks={marks}"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -185,3 +186,15 @@ class GitRepository:
         if self._size is None:
             self._size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return self._size
+
+
+def replace_bare_repository(git_dir: Path) -> None:
+    """Make room for a repository the sandbox (re)creates at `git_dir`. A restart on an existing
+    --data-dir regenerates its world, and the world's pull requests and commits refer to the fresh
+    history: an earlier bare repository there (another seed or size, pushes of a past session) is
+    replaced. Anything else at that path is not the sandbox's to delete."""
+    if not git_dir.exists():
+        return
+    if not (git_dir.is_dir() and (git_dir / "HEAD").is_file() and (git_dir / "objects").is_dir()):
+        raise ValueError(f"{git_dir} exists and is not a sandbox repository; remove it or choose another --data-dir")
+    shutil.rmtree(git_dir)

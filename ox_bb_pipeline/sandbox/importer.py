@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .gitrepo import GitError, GitRepository, run_git
+from .gitrepo import GitError, GitRepository, replace_bare_repository, run_git
 from .world import Project, Repository, Workspace, World
 
 SLUG = re.compile(r"[^a-z0-9._-]+")
@@ -38,6 +38,10 @@ def import_repository(world: World, source: Path, target: str | None = None) -> 
         raise RepositoryImportError(f"--import-repo {source}: {ws_slug}/{slug} already exists; choose another =workspace/slug")
     git_dir = world.root / "git" / ws_slug / f"{slug}.git"
     git_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        replace_bare_repository(git_dir)
+    except ValueError as exc:
+        raise RepositoryImportError(f"--import-repo {source}: {exc}") from None
     run_git(["clone", "--quiet", "--bare", "--no-local", str(source), str(git_dir)])
     git = GitRepository(git_dir)
     branches = dict(git.branches())

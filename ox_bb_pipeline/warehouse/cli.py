@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import duckdb
 
+from ..config import data_home_hint
 from ..lake import lake_root
 from .exports import export_tables, open_for_queries
 from .report import write_reports
@@ -94,7 +95,9 @@ def query_command(sql: str, fmt: str, max_rows: int) -> None:
     try:
         text = query(sql, fmt, max_rows=max_rows)
         click.echo(text, nl=not text.endswith("\n"))
-    except (FileNotFoundError, QueryRefused) as exc:
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
+    except QueryRefused as exc:
         raise click.ClickException(str(exc)) from exc
     except duckdb.Error as exc:
         raise click.ClickException(f"query failed: {exc}") from exc
@@ -111,7 +114,7 @@ def report_command() -> None:
     try:
         written = report()
     except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
     click.echo(f"compliance report: {written['html']}")
     click.echo(f"compliance CSV:    {written['csv']}")
     exports = [p for k, p in written.items() if k.startswith("export ")]

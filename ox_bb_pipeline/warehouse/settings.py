@@ -16,7 +16,7 @@ from typing import Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import ConfigError, data_home
+from ..config import ConfigError, data_home, did_you_mean, keys_at
 from ..scanners.finding import CATEGORIES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -310,10 +310,10 @@ def _validate(model: type[BaseModel], data: object, source: str) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(error, data) for error in exc.errors()]) from exc
+        raise ConfigError(source, [_describe(error, data, keys_at(model, error['loc'])) for error in exc.errors()]) from exc
 
 
-def _describe(error: dict, data: object) -> str:
+def _describe(error: dict, data: object, known: set[str] = frozenset()) -> str:
     """`applications[1] (payments).children[0] (api).paths: message`: list entries named by their
     name, rule id or fingerprint, so the reader finds the entry without counting."""
     parts: list[str] = []
@@ -328,8 +328,9 @@ def _describe(error: dict, data: object) -> str:
             node = node.get(part) if isinstance(node, dict) else None
             parts.append(str(part))
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key; check the spelling against the example file"
+    if error["type"] == "extra_forbidden":  # named in the message, not in the path
+        key = parts.pop() if parts else ""
+        message = f"unknown key `{key}`" + (did_you_mean(key, known) or "; check the spelling against the example file")
     elif error["type"] == "missing":
         message = "is required"
     return f"{'.'.join(parts) or 'file'}: {message}"

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import http.server
 import random
+import socket
 import stat
+import threading
 
 import pytest
 import requests
@@ -22,8 +25,10 @@ from ox_bb_pipeline.bitbucket.errors import (
     MissingScopeError,
     NotFoundError,
     PermissionDeniedError,
+    NotBitbucketError,
     RateLimitedError,
     ServerError,
+    UnreachableError,
 )
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
@@ -167,9 +172,53 @@ def test_idp_persists_the_rotated_refresh_token_and_the_next_client_uses_it(fres
         BitbucketClient(without_store).get_json("/user")
 
 
-def test_idp_token_store_defaults_to_the_data_home(fresh_sandbox, config, home):
+def test_the_idp_connection_keeps_working_with_a_new_data_home_and_from_another_directory(
+        fresh_sandbox, config, home, state_dir, tmp_path, monkeypatch):
+    BitbucketClient(config.get("sandbox-idp")).get_json("/user")  # rotates: the file's token is now spent
+    [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600 and not (home / "cache" / "tokens").exists()
+
+    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "another-home"))
+    monkeypatch.chdir(tmp_path)
+    assert BitbucketClient(config.get("sandbox-idp")).get_json("/user")["username"] == "bob"
+
+
+def test_a_refused_refresh_token_says_where_it_is_stored_and_how_to_reauthorise(
+        fresh_sandbox, config, home, state_dir):
+    connection = config.get("sandbox-idp")
+    BitbucketClient(connection).get_json("/user")
+    [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
+    stored.write_text(json.dumps({**json.loads(stored.read_text()), "refresh_token": "revoked-" + "r" * 30}))
+
+    with pytest.raises(AuthenticationError) as raised:
+        BitbucketClient(connection).get_json("/user")
+
+    message = str(raised.value)
+    assert "invalid_grant" in message and f"stored in {stored}" in message
+    assert "re-authorise" in message and "refresh_token" in message and "revoked-" not in message
+
+
+def test_a_newly_authorised_token_in_the_connections_file_wins_over_the_stored_one(
+        fresh_sandbox, config, home, state_dir, tmp_path):
     BitbucketClient(config.get("sandbox-idp")).get_json("/user")
-    assert (home / "cache" / "tokens" / "sandbox-idp.json").exists()
+    [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
+    stored.write_text(json.dumps({**json.loads(stored.read_text()), "refresh_token": "revoked-" + "r" * 30}))
+
+    # The operator re-authorises: the connections file now holds the live token (the sandbox writes it).
+    reauthorised = load_connections(fresh_sandbox.write_connections(tmp_path / "again.yaml")).get("sandbox-idp")
+
+    assert BitbucketClient(reauthorised).get_json("/user")["username"] == "bob"
+    assert json.loads(stored.read_text())["refresh_token"] == fresh_sandbox.secrets()["OX_BB_SANDBOX_IDP_REFRESH_TOKEN"]
+
+
+def test_a_token_rotated_into_the_old_data_home_is_still_found_after_the_upgrade(
+        fresh_sandbox, config, home, state_dir, tmp_path):
+    connection = config.get("sandbox-idp")
+    BitbucketClient(connection.model_copy(update={"token_store": home / "cache" / "tokens" / "sandbox-idp.json"})
+                    ).get_json("/user")  # where releases before the state dir kept it
+
+    assert BitbucketClient(connection).get_json("/user")["username"] == "bob"
+    assert list((state_dir / "tokens").glob("sandbox-idp-*.json"))
 
 
 # -- typed errors ---------------------------------------------------------------------------------
@@ -348,3 +397,84 @@ def test_no_secret_reaches_a_log_record_or_an_exception(fresh_sandbox, config, c
     assert any("retry 1" in text for text in logged)  # the retries were logged...
     for text in logged + failures:
         assert not any(secret in text for secret in secrets)  # ...and nothing secret with them
+
+
+# -- failure classes: a host that cannot be reached or is not Bitbucket fails fast, once ----------
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens once the probe is closed
+
+
+@pytest.mark.parametrize(("host_url", "reason"), [
+    (f"http://127.0.0.1:{closed_port()}/2.0", "connection refused"),
+    ("http://no-such-host.invalid/2.0", "host name does not resolve (DNS)"),
+    ("https://{sandbox}/2.0", "TLS handshake failed"),  # the sandbox speaks plain HTTP
+])
+@pytest.mark.parametrize("name", ["sandbox-token", "sandbox-app"])
+def test_an_unreachable_host_is_named_and_fails_after_one_short_retry(faulty, faulty_config, host_url, reason,
+                                                                      name):
+    clock = ManualClock(ANCHOR)
+    host_url = host_url.format(sandbox=faulty.base_url.removeprefix("http://"))
+    client = client_for(faulty_config, name, clock=clock, sleep=Sleeps(clock), host_url=host_url,
+                        web_url=host_url.removesuffix("/2.0"))
+
+    with pytest.raises(UnreachableError) as raised:
+        client.get_json(f"/repositories/{WS}")
+
+    assert raised.value.reason == reason and reason in str(raised.value)
+    assert "Bitbucket may be degraded" not in str(raised.value)
+    assert (clock.now() - ANCHOR).total_seconds() <= 1  # one short retry at most, then stop
+    assert client.requests_sent <= 2
+
+
+class NotBitbucket(http.server.BaseHTTPRequestHandler):
+    """A web server that answers every request with a 200 HTML page (a wrong host_url)."""
+
+    def answer(self) -> None:
+        body = b"<html><body>Welcome to nginx!</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def web_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotBitbucket)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("name", ["sandbox-token", "sandbox-app"])
+def test_a_host_that_is_not_bitbucket_is_a_permanent_error_naming_host_url(faulty_config, web_server, name):
+    sleeps = Sleeps()
+    client = client_for(faulty_config, name, sleep=sleeps, host_url=f"{web_server}/2.0", web_url=web_server)
+
+    with pytest.raises(NotBitbucketError) as raised:
+        client.get_json(f"/repositories/{WS}")
+
+    assert "host_url" in str(raised.value) and "access_token" not in str(raised.value).replace("/access_token", "")
+    assert sleeps == []  # the same page would come back: no retry
+
+
+def test_exhausted_retries_say_how_long_they_waited_and_when_to_retry(faulty, faulty_config):
+    clock = ManualClock(ANCHOR)
+    client = client_for(faulty_config, "sandbox-token", clock=clock, sleep=Sleeps(clock), max_retries=3)
+    admin(faulty, "POST", "faults", {"route": LISTING_ROUTE, "kind": "503", "times": 0})
+
+    with pytest.raises(ServerError) as raised:
+        client.get_json(LISTING)
+
+    waited = (clock.now() - ANCHOR).total_seconds()
+    assert f"over {waited:.0f}s of waiting (HTTP 503)" in str(raised.value)
+    assert f"retry after {ANCHOR:%H}:15 UTC" in str(raised.value)

@@ -23,11 +23,13 @@ import yaml
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
+from ox_bb_pipeline.bitbucket.errors import NotBitbucketError, ServerError, UnreachableError
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.automation.jobs import on_demand_run_config
+from ox_bb_pipeline.defs.automation.retries import no_retry_for_permanent_errors
 from ox_bb_pipeline.defs.automation.schedules import (
     build_nightly_schedule,
     nightly_scan_schedule,
@@ -426,3 +428,42 @@ def test_a_repository_glob_that_is_not_workspace_slash_slug_fails_at_once_naming
         lake.partition_path("raw", "repositories", "sandbox-token", night.home).stat().st_mtime_ns
         == before
     )
+
+
+# -- step retries: transient errors say when they retry; permanent ones fail at once ---------------
+def _failing_job(error: Exception) -> dg.JobDefinition:
+    @dg.op
+    def read_bitbucket(context) -> None:
+        with no_retry_for_permanent_errors(context, delay=lambda retry: 0):  # no real wait in a test
+            raise error
+
+    @dg.job
+    def read() -> None:
+        read_bitbucket()
+
+    return read
+
+
+def test_a_transient_error_retries_the_step_three_times_saying_when_and_which_attempt(caplog):
+    error = ServerError("connection 'x': GET /repositories failed after 6 attempts (HTTP 503)")
+    with caplog.at_level("WARNING", logger="ox_bb_pipeline"):
+        result = _failing_job(error).execute_in_process(raise_on_error=False)
+
+    assert not result.success
+    retries = [r.getMessage() for r in caplog.records if r.name.startswith("ox_bb_pipeline")]
+    assert [m.rsplit("retrying in ", 1)[1] for m in retries] == [
+        "1 min (attempt 1 of 3)", "1 min (attempt 2 of 3)", "1 min (attempt 3 of 3)"]
+    assert sum(1 for e in result.all_events if e.is_step_failure) == 1
+
+
+@pytest.mark.parametrize("error", [
+    UnreachableError("connection 'x': cannot reach 127.0.0.1:1: connection refused", reason="connection refused"),
+    NotBitbucketError("connection 'x': / answered text/html, not JSON"),
+])
+def test_an_unreachable_or_non_bitbucket_host_is_not_retried_as_a_step(error, caplog):
+    with caplog.at_level("WARNING", logger="ox_bb_pipeline"):
+        result = _failing_job(error).execute_in_process(raise_on_error=False)
+
+    assert not result.success
+    assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from contextlib import closing
 
@@ -17,6 +18,7 @@ import requests
 from dagster._core.scheduler.instigation import InstigatorType
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from ox_bb_pipeline.production import ensure_pools
 from ox_bb_pipeline.runner import run_stages
 
 from .conftest import STARTUP_DEADLINE, USER, free_port, wait_until
@@ -207,3 +209,34 @@ def test_a_pipeline_run_and_a_sensor_tick_are_stored_in_postgres_and_seen_by_a_s
     assert seen["partitions"] == ["sandbox-app", "sandbox-token"]
     assert seen["materialized"] == ["sandbox-token"]
     assert seen["added"] == ["sandbox-app"]
+
+
+def test_runs_starting_together_on_a_fresh_instance_all_get_the_step_pools(instance_env):
+    """The cause of the flaky Celery test: two runs on a fresh PostgreSQL instance both found the
+    `scanners` pool missing and both created it; Dagster's loser fails in an aborted transaction."""
+    with dg.DagsterInstance.get() as instance:
+        instance.event_log_storage.initialize_concurrency_limit_to_default("scanners")
+        with pytest.raises(Exception, match="InFailedSqlTransaction"):  # what the losing run died of
+            instance.event_log_storage.initialize_concurrency_limit_to_default("scanners")
+
+    # ensure_pools (run start: ox-bb run, the Celery executor) is safe in the same race.
+    start, errors = threading.Barrier(4), []
+
+    def starting_run() -> None:
+        with dg.DagsterInstance.get() as own:  # each run has its own instance and connections
+            start.wait()
+            try:
+                ensure_pools(own)
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+    threads = [threading.Thread(target=starting_run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    with dg.DagsterInstance.get() as instance:
+        limits = {p.name: (p.limit, p.from_default) for p in instance.event_log_storage.get_pool_limits()}
+    assert limits == {"bitbucket_api": (4, True), "scanners": (4, True)}

@@ -330,3 +330,37 @@ def test_serve_refuses_a_bad_import_path(tmp_path):
                              "--import-repo", str(missing)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert str(missing) in result.stderr
+
+
+def test_the_sandbox_restarts_on_a_data_dir_whose_repositories_changed(tmp_path):
+    data_dir = tmp_path / "sandbox"
+    with SandboxServer(TINY, data_dir=data_dir):
+        pass
+    changed = dataclasses.replace(TINY, seed=TINY.seed + 1, repos=TINY.repos + 1)
+
+    with SandboxServer(changed, data_dir=data_dir) as server:  # used to stop on a git fast-import traceback
+        served = {r.full_name: sorted(r.git.branches()) for w in server.world.workspaces.values()
+                  for r in w.repositories.values()}
+    fresh = generate(changed, tmp_path / "fresh")  # what a new --data-dir would hold
+
+    assert served == {r.full_name: sorted(r.git.branches()) for w in fresh.workspaces.values()
+                      for r in w.repositories.values()}  # the regenerated history, no branch of the old one
+
+
+def test_a_data_dir_holding_something_else_where_a_repository_goes_is_refused_in_one_line(tmp_path):
+    data_dir = tmp_path / "sandbox"
+    with SandboxServer(TINY, data_dir=data_dir) as server:
+        [ws] = server.world.workspaces.values()
+        slug = next(iter(ws.repositories))
+    target = data_dir / "git" / ws.slug / f"{slug}.git"
+    subprocess.run(["rm", "-rf", str(target)], check=True)
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+
+    result = subprocess.run([str(Path(sys.executable).with_name("ox-bb")), "sandbox", "serve", "--data-dir",
+                             str(data_dir), "--seed", str(TINY.seed), "--workspaces", "1", "--repos", str(TINY.repos)],
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert f"{target} exists and is not a sandbox repository; remove it or choose another --data-dir" in result.stderr
+    assert "Traceback" not in result.stderr and (target / "notes.txt").exists()

@@ -51,10 +51,10 @@ applications:
         "defaults.data_classification: Input should be 'public', 'internal', 'confidential' or 'restricted'",
         "applications[0] (payments).business_priority: Input should be 'low', 'medium', 'high' or 'critical'",
         "applications[0] (payments).repositories: List should have at least 1 item after validation, not 0",
-        "applications[1] (web).repositories[0].repo: unknown key; check the spelling against the example file",
+        "applications[1] (web).repositories[0]: unknown key `repo`; check the spelling against the example file",
         "applications[1] (web).children[0] (web-api).paths: is required",
         "applications[1] (web).children[1] (payments).paths: an empty glob matches nothing; use '*' for everything",
-        "applications[1] (web).owner: unknown key; check the spelling against the example file",
+        "applications[1] (web): unknown key `owner`: did you mean `owners`?",
         "applications[2].name: is required",
         "applications[2].repositories[0].project: unbalanced brackets in glob '[AB'",
     ]

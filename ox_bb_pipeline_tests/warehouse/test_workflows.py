@@ -69,7 +69,7 @@ rules:
     assert caught.value.problems == [
         "rules[0] (a).trigger: Input should be 'new_finding', 'any_finding' or 'sla_breached'",
         "rules[0] (a).conditions.application: an empty glob matches nothing; use '*' for everything",
-        "rules[0] (a).conditions.severity: unknown key; check the spelling against the example file",
+        "rules[0] (a).conditions: unknown key `severity`: did you mean `final_severity`?",
         "rules[0] (a).actions[0].assign: give exactly one of 'team' or 'owner'",
         ("rules[0] (a).actions[1].set_severity.severity: "
          "Input should be 'info', 'low', 'medium', 'high' or 'critical'"),

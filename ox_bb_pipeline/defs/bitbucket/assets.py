@@ -14,7 +14,7 @@ from ... import lake
 from ...bitbucket import tables
 from ...bitbucket.extract import ExtractOptions, Extractor, RepositoryFilter, StateStore
 from ..automation.retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
-from ..metadata import column_schema, table_metadata
+from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
 from .partitions import connections_partitions
 from .resources import BitbucketResource
 
@@ -47,7 +47,7 @@ def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfi
     The `bitbucket_api` pool bounds extract steps across runs; one run at a time per connection
     comes from the run limit on the `dagster/partition` tag in dagster.yaml."""
     name = context.partition_key
-    with no_retry_for_permanent_errors():
+    with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
         git = bitbucket.git(client)
         previous = {t: lake.read_partition("raw", t, name) for t in RAW_TABLES}
@@ -62,6 +62,8 @@ def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfi
     store.save(state)  # only after every partition file is in place
     for problem in report.problems:
         context.log.warning(problem)
+    if report.problems:  # rows kept from the last run stand in for what could not be read: degraded
+        context.instance.add_run_tags(context.run_id, {STATUS_TAG: "degraded"})
     context.log.info(f"{name}: {report.rest_requests} REST requests, {report.git_operations} git operations, "
                      f"{report.repositories_changed}/{report.repositories_selected} repositories changed")
     for table in RAW_TABLES:
@@ -69,5 +71,8 @@ def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfi
             asset_key=["bitbucket", table],
             metadata={**table_metadata(report.rows[table], tables.columns(table)),
                       "rest_requests": report.rest_requests, "git_operations": report.git_operations,
-                      "repositories_changed": report.repositories_changed},
+                      "repositories_changed": report.repositories_changed,
+                      **({"problems": len(report.problems),
+                          "first_problems": dg.MetadataValue.json(report.problems[:FIRST_ERRORS])}
+                         if table == "repositories" else {})},
         )

@@ -17,8 +17,11 @@ from ..scanning.assets import scan_findings
 @dg.executor(name="celery_redis", requirements=dg.multiple_process_executor_requirements())
 def celery_redis_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     """dagster-celery with the broker in OX_BB_REDIS_URL and the workers' own settings. Redis is
-    checked here, at run start, so a broker that is down fails the run before any step is queued."""
-    return CeleryExecutor(retries=RetryMode.ENABLED, **production.celery_settings())
+    checked here, at run start, so a broker that is down fails the run before any step is queued.
+    The step pools are created here too, before runs started together race to create them."""
+    settings = production.celery_settings()
+    production.ensure_pools(init_context.instance)
+    return CeleryExecutor(retries=RetryMode.ENABLED, **settings)
 
 
 scan_on_celery = dg.define_asset_job(

@@ -1,6 +1,8 @@
 """Findings per scanner, scan runs, the component inventory and posture results, one Parquet
 partition per connection, from one scan pass (snapshots are shared by every scanner)."""
 
+from collections import Counter
+
 import dagster as dg
 from pydantic import Field
 
@@ -9,6 +11,7 @@ from ...bitbucket import tables as raw_tables
 from ...bitbucket.extract import RepositoryFilter
 from ...clock import SystemClock
 from ...config import data_home
+from ...redaction import redact_snippet
 from ...scanners import posture, sarif
 from ...scanners.finding import FINDING_SCHEMA, RepoRef
 from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
@@ -22,7 +25,7 @@ from ...scanners.stage import (
 from ..automation.retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
-from ..metadata import column_schema, table_metadata
+from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
 
 FINDING_TABLES = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -92,7 +95,7 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     """Scan one connection's selected repositories with every scanner; evaluate posture checks.
     The `scanners` pool bounds scan steps across runs (each clones and runs tools in processes)."""
     name = context.partition_key
-    with no_retry_for_permanent_errors():
+    with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
         wanted = RepositoryFilter(config.repositories)
     raw = {t: lake.read_partition("raw", t, name) for t in raw_tables.TABLES}
@@ -124,11 +127,15 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     lake.write_partition("inventory", "components", name, report.extra.get("components", []), COMPONENT_SCHEMA)
     lake.write_partition("inventory", "repository_files", name, report.repository_files, REPOSITORY_FILES_SCHEMA)
     errors = [r for r in report.scan_runs if r["status"] == "error"]
-    for run in errors[:20]:
-        context.log.warning(f"{run['scanner']} on {run['workspace']}/{run['repository']}: {run['error']}")
+    described = [redact_snippet(f"{run['scanner']} on {run['workspace']}/{run['repository']}: {run['error']}")
+                 for run in errors]
+    for line in described[:20]:
+        context.log.warning(line)
     not_evaluated = not_evaluated_line(report.scan_runs)
     if not_evaluated:
         context.log.warning(not_evaluated)
+    if errors:  # some repositories or scanners have no fresh result: the connection is degraded
+        context.instance.add_run_tags(context.run_id, {STATUS_TAG: "degraded"})
     for scanner in FINDING_TABLES:
         rows = report.findings.get(scanner, [])
         yield dg.MaterializeResult(asset_key=["scanning", f"{scanner}_findings"], metadata={
@@ -139,7 +146,9 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
         "repositories_cloned": report.cloned, "repositories_from_cache": report.cached_repositories,
         "errors": len(errors), "seconds": round(report.seconds, 2),
         "not_evaluable": sum(1 for r in report.scan_runs if r["status"] == "not_evaluable"),
-        "not_evaluated": dg.MetadataValue.json(ecosystems_not_evaluated(report.scan_runs))})
+        "not_evaluated": dg.MetadataValue.json(ecosystems_not_evaluated(report.scan_runs)),
+        "errors_by_scanner": dg.MetadataValue.json(dict(Counter(r["scanner"] for r in errors))),
+        "first_errors": dg.MetadataValue.json(described[:FIRST_ERRORS])})
     yield dg.MaterializeResult(asset_key=["scanning", "components"], metadata=table_metadata(
         report.extra.get("components", []), _columns(COMPONENT_SCHEMA)))
     yield dg.MaterializeResult(asset_key=["scanning", "repository_files"], metadata=table_metadata(
