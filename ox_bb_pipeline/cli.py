@@ -490,6 +490,7 @@ def advisory_lines() -> list[str]:
               help="Run the actions (only when workflows.yaml says enabled: true); default: preview only.")
 def workflows_command(connections_file, do_apply) -> None:
     """Preview how many findings each workflows.yaml rule would touch; with --apply, act (idempotently)."""
+    import contextlib
     from datetime import UTC, datetime
 
     import duckdb
@@ -497,27 +498,30 @@ def workflows_command(connections_file, do_apply) -> None:
     from .bitbucket.client import BitbucketClient
     from .config import ConfigError
     from .warehouse.exports import open_warehouse
+    from .warehouse.runner import warehouse_lock
     from .warehouse.workflows import apply, load_workflows, preview
 
     try:
         settings = load_workflows()
     except (ConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    con = duckdb.connect(str(_warehouse_file())) if do_apply else open_warehouse()
-    rows = preview(con, settings)
-    if not rows:
-        click.echo("no workflow rules (write workflows.yaml; see workflows.example.yaml)")
-    for row in rows:
-        click.echo(f"{row['rule']:<40} {row['matches']:>6} finding(s)")
-    if do_apply:
-        if not settings.enabled:
-            click.echo("workflows.yaml has enabled: false — dry run, nothing sent")
-        else:
-            _, config = _load(connections_file)
-            clients = {c.name: BitbucketClient(c) for c in config.connections}
-            for outcome in apply(con, settings, clients, datetime.now(UTC)):
-                click.echo(str(outcome))
-    con.close()
+    # An applied workflow writes the warehouse: it holds the builds' lock so neither loses the other's write.
+    with warehouse_lock(None, "workflows", click.echo) if do_apply else contextlib.nullcontext():
+        con = duckdb.connect(str(_warehouse_file())) if do_apply else open_warehouse()
+        rows = preview(con, settings)
+        if not rows:
+            click.echo("no workflow rules (write workflows.yaml; see workflows.example.yaml)")
+        for row in rows:
+            click.echo(f"{row['rule']:<40} {row['matches']:>6} finding(s)")
+        if do_apply:
+            if not settings.enabled:
+                click.echo("workflows.yaml has enabled: false — dry run, nothing sent")
+            else:
+                _, config = _load(connections_file)
+                clients = {c.name: BitbucketClient(c) for c in config.connections}
+                for outcome in apply(con, settings, clients, datetime.now(UTC)):
+                    click.echo(str(outcome))
+        con.close()
 
 
 def _warehouse_file() -> Path:
