@@ -22,6 +22,7 @@ from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import Settings, transient_settings
 
 from ..redaction import mask, salted_hash
+from . import secrets_filters
 from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, ScanOutput, rules_digest, severity_table, skipped_file,
                    yaml_alias_expansion)
 from .finding import Finding, RepoRef
@@ -42,47 +43,21 @@ LOCK_FILES = frozenset({
     "gradle.lockfile", "Package.resolved", "Cartfile.resolved", "conan.lock",
 })
 
-# Our filters, plugged into detect-secrets' own filter chain by import path (it injects arguments
-# by parameter name), so they apply inside scan_file exactly like its built-in heuristics.
-NOISE_FILTERS = [f"{__name__}.is_placeholder", f"{__name__}.is_content_digest"]
+# Our precision filters (data: secrets_filters.yaml), plugged into detect-secrets' own filter chain by import
+# path (it injects arguments by parameter name), so they apply inside scan_file like its built-in heuristics.
+NOISE_FILTERS = [f"{secrets_filters.__name__}.is_known_noise"]
 
 # detect-secrets keeps its settings in a process-wide singleton: one scan at a time per process.
 _SETTINGS_LOCK = threading.Lock()
 
 _AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}")
 _PEM_HEADER = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
-_PLACEHOLDER = re.compile(r"example|placeholder|change[_-]?me|dummy|redacted|replace[_-]?me|your[_-]|"
-                          r"<[^>]+>|\*{3,}|x{6,}|\.\.\.", re.IGNORECASE)
-_PLACEHOLDER_WORDS = frozenset({"secret", "password", "passwd", "token", "apikey", "api_key", "test", "fake",
-                                "sample", "none", "null", "todo"})
-_SRI = re.compile(r"sha(?:1|256|384|512)-[A-Za-z0-9+/]+={0,2}")
-_DIGEST_BEFORE = re.compile(r"(?:(?:sha(?:1|224|256|384|512)|md5)[-:]|h1:)$|(?:integrity|checksum|digest|sha\d*|"
-                            r"hash|etag)[\\\"'\]]*\s*[:=]\s*[\\\"']*$", re.IGNORECASE)
-
-
-# -- noise filters (called by detect-secrets) ----------------------------------------------------------
-def is_placeholder(secret: str) -> bool:
-    """An obvious stand-in, not a credential: `changeme`, `<your-token>`, `AKIA…EXAMPLE`, `****`."""
-    value = secret.strip("'\"`")
-    return bool(_PLACEHOLDER.search(value)) or value.lower() in _PLACEHOLDER_WORDS or len(set(value)) <= 2
-
-
-def is_content_digest(secret: str, line: str, plugin=None) -> bool:
-    """An entropy-only hit that is a content hash: an SRI `integrity` value, an image digest, a
-    checksum. Pattern detectors (keys, tokens) are never silenced by this."""
-    if not isinstance(plugin, HighEntropyStringsPlugin):
-        return False
-    # detect-secrets' eager config-file pass re-quotes values, leaving escaped quotes around them
-    if _SRI.fullmatch(secret.strip("\\\"'")):
-        return True
-    return bool(_DIGEST_BEFORE.search(line[:max(line.find(secret), 0)]))
-
-
 # -- the scanner ---------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def scanner_version() -> str:
     """detect-secrets' version + a digest of this module (filters, settings) and the severity table."""
-    digest = rules_digest(Path(__file__), SEVERITY_DIR / "secrets.yaml")
+    digest = rules_digest(Path(__file__), SEVERITY_DIR / "secrets.yaml", secrets_filters.FILTERS_FILE,
+                          Path(secrets_filters.__file__))
     return f"detect-secrets {DETECT_SECRETS_VERSION}+{digest}"
 
 
@@ -101,6 +76,7 @@ class SecretsScanner:
 
     def _scan_snapshot(self, snapshot: Snapshot) -> ScanOutput:
         output = ScanOutput(snapshot.repo.repository_uuid)
+        secrets_filters.REMOVED.clear()
         collection = SecretsCollection(root=str(snapshot.root))
         text_hits: dict[str, list[PotentialSecret]] = {}
         skipped = []
@@ -127,9 +103,17 @@ class SecretsScanner:
         hits = {path: [*collection.data.get(path, ()), *text_hits.get(path, ())]
                 for path in {*collection.data, *text_hits}}
         output.findings = _findings(snapshot, hits, datetime.now(UTC))
+        output.extra["secrets_filtered"] = _filtered_rows(snapshot.repo)
         if skipped:
             output.extra["skipped_files"] = skipped
         return output
+
+
+def _filtered_rows(repo: RepoRef) -> list[dict]:
+    """What each precision filter removed in this snapshot, per detector (an extra table: counts, no values)."""
+    return [{"repository_uuid": repo.repository_uuid, "filter": name, "detector": secret_type,
+             "rule_id": _rule_by_detector().get(secret_type, secret_type), "removed": count}
+            for (name, secret_type), count in sorted(secrets_filters.REMOVED.items())]
 
 
 def _detect_secrets_config() -> dict:
