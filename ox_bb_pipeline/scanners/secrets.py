@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -22,7 +23,7 @@ from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import Settings, transient_settings
 
 from ..redaction import mask, salted_hash
-from . import secrets_filters
+from . import secrets_detectors, secrets_filters
 from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, ScanOutput, rules_digest, severity_table, skipped_file,
                    yaml_alias_expansion)
 from .finding import Finding, RepoRef
@@ -57,7 +58,8 @@ _PEM_HEADER = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 def scanner_version() -> str:
     """detect-secrets' version + a digest of this module (filters, settings) and the severity table."""
     digest = rules_digest(Path(__file__), SEVERITY_DIR / "secrets.yaml", secrets_filters.FILTERS_FILE,
-                          Path(secrets_filters.__file__))
+                          Path(secrets_filters.__file__), secrets_detectors.DETECTORS_FILE,
+                          Path(secrets_detectors.__file__))
     return f"detect-secrets {DETECT_SECRETS_VERSION}+{digest}"
 
 
@@ -71,7 +73,7 @@ class SecretsScanner:
         return scanner_version()
 
     def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
-        with _SETTINGS_LOCK, transient_settings(_detect_secrets_config()):
+        with _engine():
             return [self._scan_snapshot(snapshot) for snapshot in snapshots]
 
     def _scan_snapshot(self, snapshot: Snapshot) -> ScanOutput:
@@ -116,10 +118,23 @@ def _filtered_rows(repo: RepoRef) -> list[dict]:
             for (name, secret_type), count in sorted(secrets_filters.REMOVED.items())]
 
 
+@contextmanager
+def _engine() -> Iterator[None]:
+    """detect-secrets configured with its plugins, ours and all filters, for one scan at a time."""
+    with _SETTINGS_LOCK, transient_settings(_detect_secrets_config()):
+        # detect-secrets caches its type -> plugin map; ours join it only once the settings name them
+        get_mapping_from_secret_type_to_class.cache_clear()
+        yield
+
+
 def _detect_secrets_config() -> dict:
-    """Every plugin detect-secrets ships, its default heuristic filters, and ours."""
+    """Every plugin detect-secrets ships, ours (loaded by file path, as detect-secrets does for custom
+    plugins), its default heuristic filters, and ours."""
+    built_in = [cls.__name__ for cls in get_mapping_from_secret_type_to_class().values()
+                if cls.__module__.startswith("detect_secrets.")]
+    ours = [{"name": name, "path": f"file://{secrets_detectors.__file__}"} for name in secrets_detectors.load_detectors()]
     return {
-        "plugins_used": [{"name": cls.__name__} for cls in get_mapping_from_secret_type_to_class().values()],
+        "plugins_used": [{"name": name} for name in built_in] + ours,
         "filters_used": [{"path": path} for path in sorted({*Settings().filters, *NOISE_FILTERS})],
     }
 
@@ -143,7 +158,7 @@ def redact_text(text: str) -> tuple[str, int]:
     by `REDACTED-<rule>-<salted-hash prefix>`: still valid YAML, still telling that a literal credential
     was there (posture check BB-026 reads the markers), never the secret. Returns the text and the count."""
     lines = text.split("\n")
-    with _SETTINGS_LOCK, transient_settings(_detect_secrets_config()):
+    with _engine():
         hits = list(detect_secrets_scan._process_line_based_plugins(list(enumerate(lines, start=1)),
                                                                      filename="bitbucket-pipelines.txt"))
     count = 0
@@ -177,7 +192,10 @@ def _findings(snapshot: Snapshot, hits: dict[str, list[PotentialSecret]], scanne
             key = (hit.line_number, _full_token(hit.secret_value or "", line))
             if key not in best or _specificity(hit.type) < _specificity(best[key].type):
                 best[key] = hit
+        superseded = {(line, gone) for (line, _), hit in best.items() for gone in _supersedes(hit.type)}
         for (line_number, value), hit in sorted(best.items(), key=lambda item: item[0]):
+            if (line_number, hit.type) in superseded:
+                continue
             finding = _finding(snapshot.repo, path, hit.type, value, line_number, lines, scanned_at)
             findings.setdefault(finding.finding_id, finding)  # the same secret again in the file: first line
     return list(findings.values())
@@ -223,7 +241,8 @@ def _private_key_block(lines: list[str], line_number: int) -> tuple[str, int]:
 
 @lru_cache(maxsize=1)
 def _rule_by_detector() -> dict[str, str]:
-    return {entry["detector"]: rule for rule, entry in severity_table("secrets").items() if "detector" in entry}
+    return {detector: rule for rule, entry in severity_table("secrets").items()
+            for detector in ([entry["detector"]] if isinstance(entry.get("detector"), str) else entry.get("detector", []))}
 
 
 def _rule_of(secret_type: str, value: str) -> str:
@@ -238,11 +257,18 @@ def _rule_entry(rule: str) -> dict:
 
 
 def _specificity(secret_type: str) -> int:
-    """0 for a pattern detector (it knows what the secret is), 1 for a keyword, 2 for entropy alone."""
+    """-1 for our vendor detectors, 0 for a pattern detector (it knows what the secret is), 1 for a keyword,
+    2 for entropy alone."""
     plugin = get_mapping_from_secret_type_to_class().get(secret_type)
     if plugin is not None and issubclass(plugin, HighEntropyStringsPlugin):
         return 2
-    return 1 if plugin is KeywordDetector else 0
+    return getattr(plugin, "specificity", 1 if plugin is KeywordDetector else 0)
+
+
+def _supersedes(secret_type: str) -> tuple[str, ...]:
+    """Detector types whose hit on the same line a hit of `secret_type` replaces (a GCP key file's line is
+    also a private-key hit)."""
+    return getattr(get_mapping_from_secret_type_to_class().get(secret_type), "supersedes", ())
 
 
 # -- pipeline variables from the extract stage --------------------------------------------------------

@@ -142,7 +142,7 @@ def ordinary() -> tuple[list[list], dict]:
 # -- the credential formats --------------------------------------------------------------------------------
 _ALPHABETS = {
     "hex": "0123456789abcdef", "HEX": "0123456789ABCDEF", "digits": string.digits,
-    "lower": string.ascii_lowercase, "upper": string.ascii_uppercase,
+    "lower": string.ascii_lowercase, "upper": string.ascii_uppercase, "alpha": string.ascii_letters,
     "alnum": string.ascii_letters + string.digits, "lowernum": string.ascii_lowercase + string.digits,
     "uppernum": string.ascii_uppercase + string.digits,
     "b64": string.ascii_letters + string.digits + "+/", "b64url": string.ascii_letters + string.digits + "-_",
