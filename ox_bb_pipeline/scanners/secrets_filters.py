@@ -108,7 +108,9 @@ def _compile(filter_name: str, name: str, raw, named: dict[str, str]):
         if name == "path":
             return tuple([raw] if isinstance(raw, str) else raw)
         if name == "value_words":
-            words = sorted({str(w).lower() for w in raw}, key=len, reverse=True)
+            if not all(isinstance(word, str) for word in raw):  # YAML reads a bare no/yes/null as a bool/None
+                raise TypeError(f"every word must be a string; quote {[w for w in raw if not isinstance(w, str)]}")
+            words = sorted({word.lower() for word in raw}, key=len, reverse=True)
             return re.compile(r"(?:" + "|".join(map(re.escape, words)) + r"|\d+)+")
         return re.compile(named.get(raw, raw))
     except (re.error, TypeError, ValueError) as exc:

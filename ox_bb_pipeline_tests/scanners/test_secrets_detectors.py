@@ -88,3 +88,12 @@ def test_a_gcp_key_file_is_one_finding_not_also_a_private_key(tmp_path):
     [output] = SecretsScanner().scan([repo_with(tmp_path, {"keys/sa.json": text})])
     assert [(f.start_line, f.rule_id, f.base_severity) for f in output.findings] == [
         (3, "gcp-service-account-key", "critical")]
+
+
+def test_atlassian_tokens_are_found_right_after_an_equals_sign(tmp_path):
+    api = sample_value("ATATT3xFfGF0{b64url:140}={HEX:8}", "properties")
+    access = sample_value("ATCTT3xFfGN0{b64url:140}={HEX:8}", "properties")
+    text = f"jira.api.token={api}\nbitbucket.token={access}\n"
+    [output] = SecretsScanner().scan([repo_with(tmp_path, {"config/app.properties": text})])
+    assert [(f.start_line, f.rule_id) for f in output.findings] == [
+        (1, "atlassian-api-token"), (2, "bitbucket-access-token")]

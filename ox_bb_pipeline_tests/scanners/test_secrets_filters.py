@@ -31,7 +31,13 @@ CASES = [
      "github_pat_1234567890ABCDEFGHIJKL_MNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz1234567890ABCDEFGHI", "pattern",
      "known-example-value"),
     ("app.py", "", f'token = "{B64}"', B64, "entropy", None),
+    # code-expression
+    ("auth.go", "", "for user, password := range accounts {", "range accounts {", "keyword", "code-expression"),
+    ("proxy.test.ts", "", "password: `ghp_${makeTestToken()}`,", "ghp_${makeTestToken()}", "keyword",
+     "code-expression"),
+    ("values.yaml", "", "  exporter: |-", "shared:\n  password: Tq7-vR2mZx9", "keyword", "code-expression"),
     # dummy-words
+    ("doc.md", "", 'gin.H{"user": user, "secret": "no secret"}', "no secret", "keyword", "dummy-words"),
     ("values.yaml", "", "password: testpassword", "testpassword", "keyword", "dummy-words"),
     ("x_test.go", "", 'password := "my-super-secret-password"', "my-super-secret-password", "keyword", "dummy-words"),
     ("t.ts", "", 'const secret = "password123";', "password123", "keyword", "dummy-words"),
@@ -123,4 +129,7 @@ def test_a_malformed_filter_file_names_the_filter_and_the_fix(tmp_path):
         load_filters(bad)
     bad.write_text("filters:\n  - name: broken\n    detectors: [entropy]\n    when:\n      - value: '(['\n")
     with pytest.raises(FilterFileError, match="filter 'broken', condition 'value'"):
+        load_filters(bad)
+    bad.write_text("filters:\n  - name: broken\n    detectors: [keyword]\n    when:\n      - value_words: [yes, no]\n")
+    with pytest.raises(FilterFileError, match="filter 'broken', condition 'value_words'.*quote"):
         load_filters(bad)
