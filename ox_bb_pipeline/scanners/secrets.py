@@ -1,6 +1,6 @@
-"""Secrets: detect-secrets as a library over every snapshot file, and the extract stage's unsecured
-pipeline variables. A secret never leaves this module: evidence is a masked preview, and the
-fingerprint anchor is the secret's salted hash.
+"""Secrets: detect-secrets as a library, plus our detectors and precision filters (both data), over every
+snapshot file, and the extract stage's unsecured pipeline variables. A secret never leaves this module:
+evidence is a masked preview, and the fingerprint anchor is the secret's salted hash.
 """
 
 from __future__ import annotations
@@ -53,10 +53,12 @@ _SETTINGS_LOCK = threading.Lock()
 
 _AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}")
 _PEM_HEADER = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+
+
 # -- the scanner ---------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def scanner_version() -> str:
-    """detect-secrets' version + a digest of this module (filters, settings) and the severity table."""
+    """detect-secrets' version + a digest of this module, our detectors and filters, and the severity table."""
     digest = rules_digest(Path(__file__), SEVERITY_DIR / "secrets.yaml", secrets_filters.FILTERS_FILE,
                           Path(secrets_filters.__file__), secrets_detectors.DETECTORS_FILE,
                           Path(secrets_detectors.__file__))
@@ -64,7 +66,7 @@ def scanner_version() -> str:
 
 
 class SecretsScanner:
-    """detect-secrets' default plugin set, no baseline, in-process; see the module docstring."""
+    """detect-secrets' plugins and ours, no baseline, in-process; see the module docstring."""
 
     name = "secrets"
     category = "secrets"
@@ -132,7 +134,8 @@ def _detect_secrets_config() -> dict:
     plugins), its default heuristic filters, and ours."""
     built_in = [cls.__name__ for cls in get_mapping_from_secret_type_to_class().values()
                 if cls.__module__.startswith("detect_secrets.")]
-    ours = [{"name": name, "path": f"file://{secrets_detectors.__file__}"} for name in secrets_detectors.load_detectors()]
+    path = f"file://{secrets_detectors.__file__}"
+    ours = [{"name": name, "path": path} for name in secrets_detectors.load_detectors()]
     return {
         "plugins_used": [{"name": name} for name in built_in] + ours,
         "filters_used": [{"path": path} for path in sorted({*Settings().filters, *NOISE_FILTERS})],
@@ -241,8 +244,12 @@ def _private_key_block(lines: list[str], line_number: int) -> tuple[str, int]:
 
 @lru_cache(maxsize=1)
 def _rule_by_detector() -> dict[str, str]:
-    return {detector: rule for rule, entry in severity_table("secrets").items()
-            for detector in ([entry["detector"]] if isinstance(entry.get("detector"), str) else entry.get("detector", []))}
+    """Detector (secret type) -> rule id; a rule may come from several detectors (a list)."""
+    mapping = {}
+    for rule, entry in severity_table("secrets").items():
+        detectors = entry.get("detector") or []
+        mapping.update({detector: rule for detector in ([detectors] if isinstance(detectors, str) else detectors)})
+    return mapping
 
 
 def _rule_of(secret_type: str, value: str) -> str:
