@@ -60,6 +60,8 @@ CASES = [
     ("docs.md", "", f"see https://github.com/o/r/commit/{HEX32[:12]}", HEX32[:12], "entropy", "git-object-id"),
     ("app.env", "", f"API_TOKEN={HEX40}", HEX40, "entropy", None),
     ("app.env", "", f"DATADOG_KEY={HEX32}", HEX32, "entropy", None),
+    ("app.env", "", f"DD_APP_KEY={HEX40}", HEX40, "entropy", None),
+    ("config.js", "", f'  signingKey: "{HEX64}",', HEX64, "entropy", None),
     # content-digest
     ("index.html", "", f'<script integrity="sha384-{B64}">', f"sha384-{B64}", "entropy", "content-digest"),
     ("Chart.yaml", "", f"digest: sha256:{HEX64}", HEX64, "entropy", "content-digest"),
