@@ -1,13 +1,14 @@
-"""Secrets: detect-secrets as a library over every snapshot file, and the extract stage's unsecured
-pipeline variables. A secret never leaves this module: evidence is a masked preview, and the
-fingerprint anchor is the secret's salted hash.
+"""Secrets: detect-secrets as a library, plus our detectors and precision filters (both data), over every
+snapshot file, and the extract stage's unsecured pipeline variables. A secret never leaves this module:
+evidence is a masked preview, and the fingerprint anchor is the secret's salted hash.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -22,6 +23,7 @@ from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import Settings, transient_settings
 
 from ..redaction import mask, salted_hash
+from . import secrets_detectors, secrets_filters
 from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, ScanOutput, rules_digest, severity_table, skipped_file,
                    yaml_alias_expansion)
 from .finding import Finding, RepoRef
@@ -42,52 +44,29 @@ LOCK_FILES = frozenset({
     "gradle.lockfile", "Package.resolved", "Cartfile.resolved", "conan.lock",
 })
 
-# Our filters, plugged into detect-secrets' own filter chain by import path (it injects arguments
-# by parameter name), so they apply inside scan_file exactly like its built-in heuristics.
-NOISE_FILTERS = [f"{__name__}.is_placeholder", f"{__name__}.is_content_digest"]
+# Our precision filters (data: secrets_filters.yaml), plugged into detect-secrets' own filter chain by import
+# path (it injects arguments by parameter name), so they apply inside scan_file like its built-in heuristics.
+NOISE_FILTERS = [f"{secrets_filters.__name__}.is_known_noise"]
 
 # detect-secrets keeps its settings in a process-wide singleton: one scan at a time per process.
 _SETTINGS_LOCK = threading.Lock()
 
 _AWS_KEY_ID = re.compile(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}")
 _PEM_HEADER = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
-_PLACEHOLDER = re.compile(r"example|placeholder|change[_-]?me|dummy|redacted|replace[_-]?me|your[_-]|"
-                          r"<[^>]+>|\*{3,}|x{6,}|\.\.\.", re.IGNORECASE)
-_PLACEHOLDER_WORDS = frozenset({"secret", "password", "passwd", "token", "apikey", "api_key", "test", "fake",
-                                "sample", "none", "null", "todo"})
-_SRI = re.compile(r"sha(?:1|256|384|512)-[A-Za-z0-9+/]+={0,2}")
-_DIGEST_BEFORE = re.compile(r"(?:(?:sha(?:1|224|256|384|512)|md5)[-:]|h1:)$|(?:integrity|checksum|digest|sha\d*|"
-                            r"hash|etag)[\\\"'\]]*\s*[:=]\s*[\\\"']*$", re.IGNORECASE)
-
-
-# -- noise filters (called by detect-secrets) ----------------------------------------------------------
-def is_placeholder(secret: str) -> bool:
-    """An obvious stand-in, not a credential: `changeme`, `<your-token>`, `AKIA…EXAMPLE`, `****`."""
-    value = secret.strip("'\"`")
-    return bool(_PLACEHOLDER.search(value)) or value.lower() in _PLACEHOLDER_WORDS or len(set(value)) <= 2
-
-
-def is_content_digest(secret: str, line: str, plugin=None) -> bool:
-    """An entropy-only hit that is a content hash: an SRI `integrity` value, an image digest, a
-    checksum. Pattern detectors (keys, tokens) are never silenced by this."""
-    if not isinstance(plugin, HighEntropyStringsPlugin):
-        return False
-    # detect-secrets' eager config-file pass re-quotes values, leaving escaped quotes around them
-    if _SRI.fullmatch(secret.strip("\\\"'")):
-        return True
-    return bool(_DIGEST_BEFORE.search(line[:max(line.find(secret), 0)]))
 
 
 # -- the scanner ---------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def scanner_version() -> str:
-    """detect-secrets' version + a digest of this module (filters, settings) and the severity table."""
-    digest = rules_digest(Path(__file__), SEVERITY_DIR / "secrets.yaml")
+    """detect-secrets' version + a digest of this module, our detectors and filters, and the severity table."""
+    digest = rules_digest(Path(__file__), SEVERITY_DIR / "secrets.yaml", secrets_filters.FILTERS_FILE,
+                          Path(secrets_filters.__file__), secrets_detectors.DETECTORS_FILE,
+                          Path(secrets_detectors.__file__))
     return f"detect-secrets {DETECT_SECRETS_VERSION}+{digest}"
 
 
 class SecretsScanner:
-    """detect-secrets' default plugin set, no baseline, in-process; see the module docstring."""
+    """detect-secrets' plugins and ours, no baseline, in-process; see the module docstring."""
 
     name = "secrets"
     category = "secrets"
@@ -96,11 +75,12 @@ class SecretsScanner:
         return scanner_version()
 
     def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
-        with _SETTINGS_LOCK, transient_settings(_detect_secrets_config()):
+        with _engine():
             return [self._scan_snapshot(snapshot) for snapshot in snapshots]
 
     def _scan_snapshot(self, snapshot: Snapshot) -> ScanOutput:
         output = ScanOutput(snapshot.repo.repository_uuid)
+        secrets_filters.REMOVED.clear()
         collection = SecretsCollection(root=str(snapshot.root))
         text_hits: dict[str, list[PotentialSecret]] = {}
         skipped = []
@@ -127,15 +107,37 @@ class SecretsScanner:
         hits = {path: [*collection.data.get(path, ()), *text_hits.get(path, ())]
                 for path in {*collection.data, *text_hits}}
         output.findings = _findings(snapshot, hits, datetime.now(UTC))
+        output.extra["secrets_filtered"] = _filtered_rows(snapshot.repo)
         if skipped:
             output.extra["skipped_files"] = skipped
         return output
 
 
+def _filtered_rows(repo: RepoRef) -> list[dict]:
+    """What each precision filter removed in this snapshot, per detector (an extra table: counts, no values)."""
+    return [{"repository_uuid": repo.repository_uuid, "filter": name, "detector": secret_type,
+             "rule_id": _rule_by_detector().get(secret_type, secret_type), "removed": count}
+            for (name, secret_type), count in sorted(secrets_filters.REMOVED.items())]
+
+
+@contextmanager
+def _engine() -> Iterator[None]:
+    """detect-secrets configured with its plugins, ours and all filters, for one scan at a time."""
+    with _SETTINGS_LOCK, transient_settings(_detect_secrets_config()):
+        # detect-secrets caches its type -> plugin map; ours join it only once the settings name them
+        get_mapping_from_secret_type_to_class.cache_clear()
+        yield
+
+
 def _detect_secrets_config() -> dict:
-    """Every plugin detect-secrets ships, its default heuristic filters, and ours."""
+    """Every plugin detect-secrets ships, ours (loaded by file path, as detect-secrets does for custom
+    plugins), its default heuristic filters, and ours."""
+    built_in = [cls.__name__ for cls in get_mapping_from_secret_type_to_class().values()
+                if cls.__module__.startswith("detect_secrets.")]
+    path = f"file://{secrets_detectors.__file__}"
+    ours = [{"name": name, "path": path} for name in secrets_detectors.load_detectors()]
     return {
-        "plugins_used": [{"name": cls.__name__} for cls in get_mapping_from_secret_type_to_class().values()],
+        "plugins_used": [{"name": name} for name in built_in] + ours,
         "filters_used": [{"path": path} for path in sorted({*Settings().filters, *NOISE_FILTERS})],
     }
 
@@ -159,7 +161,7 @@ def redact_text(text: str) -> tuple[str, int]:
     by `REDACTED-<rule>-<salted-hash prefix>`: still valid YAML, still telling that a literal credential
     was there (posture check BB-026 reads the markers), never the secret. Returns the text and the count."""
     lines = text.split("\n")
-    with _SETTINGS_LOCK, transient_settings(_detect_secrets_config()):
+    with _engine():
         hits = list(detect_secrets_scan._process_line_based_plugins(list(enumerate(lines, start=1)),
                                                                      filename="bitbucket-pipelines.txt"))
     count = 0
@@ -193,7 +195,10 @@ def _findings(snapshot: Snapshot, hits: dict[str, list[PotentialSecret]], scanne
             key = (hit.line_number, _full_token(hit.secret_value or "", line))
             if key not in best or _specificity(hit.type) < _specificity(best[key].type):
                 best[key] = hit
+        superseded = {(line, gone) for (line, _), hit in best.items() for gone in _supersedes(hit.type)}
         for (line_number, value), hit in sorted(best.items(), key=lambda item: item[0]):
+            if (line_number, hit.type) in superseded:
+                continue
             finding = _finding(snapshot.repo, path, hit.type, value, line_number, lines, scanned_at)
             findings.setdefault(finding.finding_id, finding)  # the same secret again in the file: first line
     return list(findings.values())
@@ -239,7 +244,12 @@ def _private_key_block(lines: list[str], line_number: int) -> tuple[str, int]:
 
 @lru_cache(maxsize=1)
 def _rule_by_detector() -> dict[str, str]:
-    return {entry["detector"]: rule for rule, entry in severity_table("secrets").items() if "detector" in entry}
+    """Detector (secret type) -> rule id; a rule may come from several detectors (a list)."""
+    mapping = {}
+    for rule, entry in severity_table("secrets").items():
+        detectors = entry.get("detector") or []
+        mapping.update({detector: rule for detector in ([detectors] if isinstance(detectors, str) else detectors)})
+    return mapping
 
 
 def _rule_of(secret_type: str, value: str) -> str:
@@ -254,11 +264,18 @@ def _rule_entry(rule: str) -> dict:
 
 
 def _specificity(secret_type: str) -> int:
-    """0 for a pattern detector (it knows what the secret is), 1 for a keyword, 2 for entropy alone."""
+    """-1 for our vendor detectors, 0 for a pattern detector (it knows what the secret is), 1 for a keyword,
+    2 for entropy alone."""
     plugin = get_mapping_from_secret_type_to_class().get(secret_type)
     if plugin is not None and issubclass(plugin, HighEntropyStringsPlugin):
         return 2
-    return 1 if plugin is KeywordDetector else 0
+    return getattr(plugin, "specificity", 1 if plugin is KeywordDetector else 0)
+
+
+def _supersedes(secret_type: str) -> tuple[str, ...]:
+    """Detector types whose hit on the same line a hit of `secret_type` replaces (a GCP key file's line is
+    also a private-key hit)."""
+    return getattr(get_mapping_from_secret_type_to_class().get(secret_type), "supersedes", ())
 
 
 # -- pipeline variables from the extract stage --------------------------------------------------------

@@ -61,11 +61,13 @@ def locate(repo: CorpusRepo) -> Path:
     return _git_dir(target)  # type: ignore[return-value]
 
 
-def checkout(repo: CorpusRepo, into: Path | None = None) -> Path:
-    """The tree of `repo` at its labelled commit, extracted with `git archive` (no hooks, no .git)."""
+def checkout(repo: CorpusRepo, into: Path | None = None, exclude: tuple[str, ...] = ()) -> Path:
+    """The tree of `repo` at its labelled commit, extracted with `git archive` (no hooks, no .git).
+    `exclude` leaves paths out (a mirror may lack its largest files, which no scanner reads anyway)."""
     git_dir = locate(repo)
     into = into or Path(tempfile.mkdtemp(prefix=f"ox-bb-eval-{repo.folder_name}-"))
-    archive = subprocess.run(["git", "-C", str(git_dir), "archive", "--format=tar", repo.commit],
+    pathspec = ["--", ".", *(f":(exclude){path}" for path in exclude)] if exclude else []
+    archive = subprocess.run(["git", "-C", str(git_dir), "archive", "--format=tar", repo.commit, *pathspec],
                              capture_output=True, timeout=600)
     if archive.returncode != 0:
         raise CorpusUnavailable(f"{repo.repository}: commit {repo.commit} is not in {git_dir} "
