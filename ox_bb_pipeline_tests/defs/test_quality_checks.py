@@ -279,7 +279,7 @@ def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake
         ("expect_column_values_to_be_in_set", "status")
     ]
     assert failure["examples"] == [f"status='bogus', finding_id={bogus!r}"]
-    assert failure["detail"] == "allowed: new, open, reopened, resolved, suppressed"
+    assert failure["detail"] == "allowed: new, open, reopened, resolved, suppressed, excluded, correlated"
 
 
 def test_a_bad_lake_row_that_reaches_a_mart_blocks_the_reports_of_that_run(small_lake, instance):
