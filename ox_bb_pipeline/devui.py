@@ -39,9 +39,11 @@ RUN_LIMITS = {"max_concurrent_runs": 8, "tag_concurrency_limits": [
 
 
 def instance_settings(dagster_home: Path) -> dict:
-    """The dev instance's dagster.yaml: SQLite in the home, no telemetry, production's limits."""
+    """The dev instance's dagster.yaml: SQLite in the home, no telemetry, production's limits, and no
+    "Join the Dagster community" dialog (it pops up over whatever dialog is open and blocks clicks)."""
     return {
         "telemetry": {"enabled": False},
+        "nux": {"enabled": False},
         "storage": {"sqlite": {"base_dir": str(dagster_home / "storage")}},
         "concurrency": {"pools": {"default_limit": POOL_DEFAULT_LIMIT}, "runs": RUN_LIMITS},
     }

@@ -56,9 +56,6 @@ def page(tmp_path):
             page = browser.new_page()
             page.set_default_timeout(UI_MS)
             expect.set_options(timeout=UI_MS)
-            # "Join the Dagster community" may cover a fresh instance's pages: skip it if shown.
-            page.add_locator_handler(page.get_by_role("button", name="Skip", exact=True),
-                                     lambda skip: skip.click())
             yield page
         finally:
             browser.close()

@@ -31,6 +31,7 @@ def test_the_dev_home_has_production_limits_and_the_partitions(tmp_path):
 
     settings = yaml.safe_load((home / "dagster.yaml").read_text())
     assert settings["telemetry"] == {"enabled": False}
+    assert settings["nux"] == {"enabled": False}  # no community dialog over the UI's own dialogs
     assert "sqlite" in settings["storage"]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.event_log_storage.get_concurrency_info("duckdb_writer").slot_count == 1
