@@ -407,7 +407,7 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize(("host_url", "reason"), [
-    (f"http://127.0.0.1:{closed_port()}/2.0", "connection refused"),
+    ("http://127.0.0.1:{closed}/2.0", "connection refused"),  # the port is picked when the test runs
     ("http://no-such-host.invalid/2.0", "host name does not resolve (DNS)"),
     ("https://{sandbox}/2.0", "TLS handshake failed"),  # the sandbox speaks plain HTTP
 ])
@@ -415,7 +415,7 @@ def closed_port() -> int:
 def test_an_unreachable_host_is_named_and_fails_after_one_short_retry(faulty, faulty_config, host_url, reason,
                                                                       name):
     clock = ManualClock(ANCHOR)
-    host_url = host_url.format(sandbox=faulty.base_url.removeprefix("http://"))
+    host_url = host_url.format(sandbox=faulty.base_url.removeprefix("http://"), closed=closed_port())
     client = client_for(faulty_config, name, clock=clock, sleep=Sleeps(clock), host_url=host_url,
                         web_url=host_url.removesuffix("/2.0"))
 
