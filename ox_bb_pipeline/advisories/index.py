@@ -101,6 +101,15 @@ def raw_records(path: Path) -> Iterator[bytes]:
         yield path.read_bytes()
 
 
+def json_documents(path: Path) -> Iterator[tuple[bytes, object]]:
+    """Each JSON document of an OSV source with its parsed value (None where it does not parse)."""
+    for data in raw_records(path):
+        try:
+            yield data, json.loads(data)
+        except (ValueError, RecursionError):
+            yield data, None
+
+
 # -- feeds --------------------------------------------------------------------------------------------
 
 def parse_kev(data: bytes) -> set[str]:
@@ -216,10 +225,8 @@ def _index_source(con: sqlite3.Connection, source: Source, summary: IndexSummary
         records.clear()
         packages.clear()
 
-    for data in raw_records(source.path):
-        try:
-            parsed = json.loads(data)
-        except (ValueError, RecursionError):
+    for data, parsed in json_documents(source.path):
+        if parsed is None:
             unreadable += 1
             continue
         for record in parsed if isinstance(parsed, list) else [parsed]:

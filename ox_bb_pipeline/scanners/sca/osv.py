@@ -10,7 +10,6 @@ Withdrawn records are dropped at load time. GIT ranges (commit graphs) are not e
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import zipfile
 from bisect import bisect_left
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from univers.versions import Version
 
-from ...advisories.index import INDEX_FILE, AdvisoryIndex, raw_records
+from ...advisories.index import INDEX_FILE, AdvisoryIndex, json_documents
 from ...advisories.settings import advisories_home
 from ...advisories.severity import severity_of
 from .ecosystems import ECOSYSTEMS, name_key, osv_version, parse_version
@@ -329,10 +328,8 @@ def _open_index(path: Path, inode: int, mtime_ns: int) -> AdvisoryIndex:
 def _load(paths: tuple[Path, ...], digest: str) -> AdvisoryDatabase:
     advisories, withdrawn, unreadable = [], 0, 0
     for source in _sources(paths):
-        for data in raw_records(source):
-            try:
-                parsed = json.loads(data)
-            except (ValueError, RecursionError):
+        for _, parsed in json_documents(source):
+            if parsed is None:
                 unreadable += 1
                 continue
             for record in parsed if isinstance(parsed, list) else [parsed]:
