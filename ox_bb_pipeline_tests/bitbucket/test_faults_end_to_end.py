@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from dagster import DagsterInstance
 
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.bitbucket import tables
@@ -28,6 +29,7 @@ from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, StateSto
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.runner import run_stages
 from ox_bb_pipeline.sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
@@ -71,7 +73,7 @@ def connections_file(server, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def quiet_sandbox(server):
+def quiet_sandbox(server, reference):
     """Each cell starts with no faults, an empty rate-limit window and the normal limit."""
     admin(server, "DELETE", "faults")
     admin(server, "POST", "rate-limit", {"limit": 1000, "reset": True})
@@ -135,19 +137,17 @@ def lake_files(home: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def reference(server, connections_file, tmp_path_factory):
-    """The clean run's rows per connection, computed once."""
-    cache: dict[str, dict] = {}
-
-    def rows_of(name: str) -> dict[str, list[str]]:
-        if name not in cache:
-            home = tmp_path_factory.mktemp("clean")
-            extract(connections_file, home, name, server)
-            cache[name] = snapshot(home, name)
-            assert cache[name]["repositories"] and cache[name]["pull_requests"], "the clean run read nothing"
-        return cache[name]
-
-    return rows_of
+def reference(server, connections_file, tmp_path_factory) -> dict[str, dict[str, list[str]]]:
+    """The clean run's rows per connection, computed once, before any cell installs a fault."""
+    admin(server, "DELETE", "faults")
+    admin(server, "POST", "rate-limit", {"limit": 1000, "reset": True})
+    clean = {}
+    for name in ("sandbox-token", "sandbox-app"):
+        home = tmp_path_factory.mktemp("clean")
+        extract(connections_file, home, name, server)
+        clean[name] = snapshot(home, name)
+        assert clean[name]["repositories"] and clean[name]["pull_requests"], "the clean run read nothing"
+    return clean
 
 
 def outcome(server, connections_file, reference, tmp_path, name="sandbox-token", hook=None):
@@ -155,7 +155,7 @@ def outcome(server, connections_file, reference, tmp_path, name="sandbox-token",
     ("failed", message) when it failed with nothing written; anything else fails the test."""
     home = tmp_path / "home"
     home.mkdir()
-    expected = reference(name)
+    expected = reference[name]
     try:
         extract(connections_file, home, name, server, hook)
     except BitbucketError as exc:
@@ -195,7 +195,7 @@ def test_a_persistent_fault_fails_the_connection_naming_the_endpoint_and_writes_
     assert result == "failed"
     assert "connection 'sandbox-token'" in message and ENDPOINTS[family] in message, message
     cause = {"500": "HTTP 500", "502": "HTTP 502", "503": "HTTP 503", "truncate": "truncated or invalid JSON",
-             "slow": "Timeout", "drop": ""}[kind]
+             "slow": "ReadTimeout", "drop": "ConnectionError"}[kind]
     assert cause in message, message
 
 
@@ -210,7 +210,6 @@ def test_a_next_link_on_every_last_page_is_not_followed_twice(server, connection
 
 def test_a_low_rate_limit_fails_the_connection_saying_the_hourly_limit_is_reached(server, connections_file,
                                                                                   reference, tmp_path):
-    reference("sandbox-token")  # computed before the limit is lowered
     admin(server, "POST", "rate-limit", {"limit": 5, "reset": True})
 
     result, message = outcome(server, connections_file, reference, tmp_path)
@@ -221,9 +220,26 @@ def test_a_low_rate_limit_fails_the_connection_saying_the_hourly_limit_is_reache
 
 def test_an_oauth_token_expiring_mid_run_is_refreshed_and_the_rows_are_the_clean_runs(server, connections_file,
                                                                                        reference, tmp_path):
-    reference("sandbox-app")
     before = admin(server, "GET", "stats")["oauth_total"]
     expire = lambda n: server.clock.advance(3 * 3600) if n == 6 else None  # noqa: E731 - 2 h lifetime
 
     assert outcome(server, connections_file, reference, tmp_path, name="sandbox-app", hook=expire) == ("clean", None)
     assert admin(server, "GET", "stats")["oauth_total"] - before >= 2, "the expired token was never refreshed"
+
+
+def test_the_extract_stage_run_as_dagster_runs_it_retries_a_fault_and_writes_the_clean_rows(
+        server, connections_file, reference, tmp_path, monkeypatch):
+    """The same cell through `run_stages` (the asset, its resource and its retry handling), not the
+    helper above: a 503 on the pull-request route once."""
+    expected = reference["sandbox-token"]
+    home = tmp_path / "home"
+    monkeypatch.setenv("OX_BB_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    admin(server, "POST", "faults", {"route": ROUTES["pull_requests"], "kind": "503", "times": 1})
+
+    [result] = run_stages("extract", connections_file, "sandbox-token", progress=lambda line: None,
+                          dagster_instance=DagsterInstance.ephemeral())
+
+    assert result.success, result.error
+    assert fired(server) == 1
+    assert snapshot(home, "sandbox-token") == expected
