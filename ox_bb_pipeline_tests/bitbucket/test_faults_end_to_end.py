@@ -30,6 +30,7 @@ from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.runner import run_stages
+from ox_bb_pipeline.sandbox.generator import SandboxSpec
 from ox_bb_pipeline.sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
@@ -243,3 +244,32 @@ def test_the_extract_stage_run_as_dagster_runs_it_retries_a_fault_and_writes_the
     assert result.success, result.error
     assert fired(server) == 1
     assert snapshot(home, "sandbox-token") == expected
+
+
+# -- faults that need a second page: one repository with more pull requests than the client's pagelen --
+PAGED = SandboxSpec(seed=11, workspaces=1, projects=1, repos=1, branches=1, pull_requests=55, commits=2,
+                    anchor=ANCHOR)
+
+
+@pytest.fixture(scope="module")
+def paged(tmp_path_factory):
+    """A second small sandbox whose pull-request list spans two pages, with its clean rows."""
+    with SandboxServer(PAGED, clock=ManualClock(ANCHOR)) as running:
+        path = running.write_connections(tmp_path_factory.mktemp("paged") / "connections.yaml")
+        home = tmp_path_factory.mktemp("paged-clean")
+        extract(path, home, "sandbox-token", running)
+        clean = snapshot(home, "sandbox-token")
+        assert len(clean["pull_requests"]) > 50 and len(set(clean["pull_requests"])) == len(clean["pull_requests"])
+        yield running, path, {"sandbox-token": clean}
+
+
+@pytest.mark.parametrize("kind, times", [("repeat", 1), ("repeat", 0), ("next_on_last", 0)])
+def test_a_page_that_repeats_an_item_or_links_past_the_end_neither_duplicates_nor_loses_rows(paged, tmp_path,
+                                                                                            kind, times):
+    server, path, clean = paged
+    admin(server, "DELETE", "faults")
+    admin(server, "POST", "faults", {"route": f"/2.0/repositories/{WS}/*/pullrequests", "kind": kind,
+                                     "times": times})
+
+    assert outcome(server, path, clean, tmp_path) == ("clean", None)
+    assert fired(server) >= 1, "the fault never reached the extract"
