@@ -4,11 +4,10 @@
 -- gets its weakness family (cwe_families.yaml: by rule, else by CWE) and its code context: the first
 -- rule of scanners/code_context.yaml that matches its path or file markers and covers its category
 -- decides exclude (kept here, never in the open queue) or lower (the code_context severity factor).
--- depends: findings_secrets, findings_bandit, findings_semgrep, findings_checkov, findings_sca
--- depends: findings_posture, findings_sarif, application_mapping
+-- depends: {{ scanner_inputs }}, application_mapping
 -- depends: config_code_context_rules, config_cwe_families, config_cwe_family_rules
 -- column: finding_id: stable fingerprint: hash of rule, repository, normalised path and content anchor
--- column: scanner: secrets | bandit | semgrep | checkov | sca | posture | sarif
+-- column: scanner: {{ scanner_names }}
 -- column: scanner_version: tool and rules version that produced it
 -- column: rule_id: the scanner's rule (or posture check BB-0xx)
 -- column: title: what is wrong, in a line
@@ -44,13 +43,8 @@
 -- column: code_context_rule: the code_context.yaml rule that decided code_context
 -- column: code_context_effect: exclude (never in the open queue) | lower (severity factor code_context) | none
 WITH reported AS NOT MATERIALIZED (
-    SELECT * FROM findings_secrets
-    UNION ALL BY NAME SELECT * FROM findings_bandit
-    UNION ALL BY NAME SELECT * FROM findings_semgrep
-    UNION ALL BY NAME SELECT * FROM findings_checkov
-    UNION ALL BY NAME SELECT * FROM findings_sca
-    UNION ALL BY NAME SELECT * FROM findings_posture
-    UNION ALL BY NAME SELECT * FROM findings_sarif
+    -- every scanner of ox_bb_pipeline/scanners/registry.py (findings_union_sql), substituted when read
+    {{ findings_union }}
 ),
 
 duplicated AS (

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..scanners import registry
 from ..scanners.finding import CATEGORIES, SEVERITIES
 from ..warehouse.settings import FRAMEWORKS
 
@@ -128,19 +129,23 @@ RAW_SUITES = [
 # fmt: on
 
 
-def finding_suite(scanner: str) -> Suite:
+def finding_suite(scanner: str, guard_row_count: bool = True) -> Suite:
     """A scanner's findings (scanners/finding.py): fingerprints unique within the partition."""
     return Suite(
         f"findings/{scanner}",
         ("finding_id",),
         context=("rule_id",),
         allowed={"base_severity": SEVERITIES, "category": CATEGORIES},
+        guard_row_count=guard_row_count,
     )
 
 
-FINDING_SUITES = [
-    finding_suite(s) for s in ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
-]
+def finding_suites() -> list[Suite]:
+    """One suite per scanner of the registry (scanners/registry.py), read at call time."""
+    return [finding_suite(s.lake_table, guard_row_count=s.guard_row_count) for s in registry.scanners()]
+
+
+FINDING_SUITES = finding_suites()  # as loaded (the Dagster checks are built from it)
 
 # Every finding belongs to an application: its repository's (application_mapping → applications),
 # or, for a workspace-level settings finding (repository_uuid ''), its workspace (findings.sql).
@@ -186,11 +191,13 @@ SUITES: dict[str, Suite] = {s.name: s for s in (*RAW_SUITES, *FINDING_SUITES, *W
 
 
 def suite(name: str) -> Suite:
-    if name not in SUITES:
+    """The suite of a table; a scanner registered after import has its findings suite too."""
+    known = {**SUITES, **{s.name: s for s in finding_suites()}}
+    if name not in known:
         raise KeyError(
-            f"no expectation suite for table {name!r}; known: {', '.join(sorted(SUITES))}"
+            f"no expectation suite for table {name!r}; known: {', '.join(sorted(known))}"
         )
-    return SUITES[name]
+    return known[name]
 
 
 def row_count_floor(

@@ -28,7 +28,7 @@ from ..bitbucket.git import GitAccess
 from ..clock import Clock, SystemClock
 from ..config import data_home
 from ..files import atomic_write_bytes
-from . import code_context
+from . import code_context, registry
 from ..locks import private_workdir
 from .base import CodeScanner, ScanOutput
 from .finding import FINDING_SCHEMA, Finding, RepoRef
@@ -50,13 +50,8 @@ SCAN_RUN_SCHEMA = pa.schema([
 
 
 def default_scanners() -> list[CodeScanner]:
-    from .bandit import BanditScanner
-    from .checkov import CheckovScanner
-    from .sca import ScaScanner
-    from .secrets import SecretsScanner
-    from .semgrep import SemgrepScanner
-
-    return [SecretsScanner(), BanditScanner(), SemgrepScanner(), CheckovScanner(), ScaScanner()]
+    """A fresh instance of every code scanner of the registry, in its order."""
+    return [entry.create() for entry in registry.code_scanners()]
 
 
 class ResultsCache:

@@ -9,6 +9,10 @@ Header (comment lines at the top of the file, in any order):
     -- state: finding_id VARCHAR, status VARCHAR      optional: columns carried from the previous
                                                       build, readable as previous_<table>
     -- column: finding_id: stable fingerprint         one per output column (the data dictionary)
+
+`{{ name }}` anywhere in a file is replaced when it is read (`render`), from the scanner registry:
+`findings_union` (every scanner's findings, one relation), `scanner_inputs` (their input tables, for
+`depends:`) and `scanner_names` (for a column's text). Adding a scanner then needs no SQL edit.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from pathlib import Path
 
 import duckdb
 
+from ..scanners import registry
+
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 HEADER = re.compile(r"^--\s?(.*)$")
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 class ModelError(ValueError):
@@ -45,8 +52,27 @@ class Model:
         return f"previous_{self.name}" if self.state else None
 
 
+def substitutions() -> dict[str, str]:
+    """What each `{{ name }}` of a model becomes: derived from the scanner registry at call time."""
+    return {"findings_union": registry.findings_union_sql(),
+            "scanner_inputs": ", ".join(registry.warehouse_inputs()),
+            "scanner_names": " | ".join(registry.names())}
+
+
+def render(text: str, path: Path) -> str:
+    values = substitutions()
+
+    def value(match: re.Match) -> str:
+        if match.group(1) not in values:
+            raise ModelError(f"{path.name}: unknown placeholder {match.group(0)}; known: "
+                             f"{', '.join('{{ ' + k + ' }}' for k in values)}")
+        return values[match.group(1)]
+
+    return PLACEHOLDER.sub(value, text)
+
+
 def parse_model(path: Path) -> Model:
-    text = path.read_text()
+    text = render(path.read_text(), path)
     model = Model(name=path.stem, sql=text, path=path)
     description: list[str] = []
     for line in text.splitlines():

@@ -28,6 +28,7 @@ from ..bitbucket import tables as raw_tables
 from ..config import data_home
 from ..lake import lake_root
 from ..locks import home_lock, pid_alive
+from ..scanners import registry
 from ..scanners.finding import FINDING_SCHEMA
 from . import pipelines
 from .decisions import read_decisions
@@ -42,7 +43,7 @@ from .settings import (
     load_settings,
 )
 
-SCANNERS = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
+SCANNERS = registry.names()  # as loaded, for callers that name them; lake_inputs() reads the registry
 WAREHOUSE_FILE = "warehouse.duckdb"
 
 
@@ -54,7 +55,7 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
     from ..scanners.stage import SCAN_RUN_SCHEMA
 
     inputs = {f"raw_{name}": ("raw", name, raw_tables.schema(name)) for name in raw_tables.TABLES}
-    inputs |= {f"findings_{scanner}": ("findings", scanner, FINDING_SCHEMA) for scanner in SCANNERS}
+    inputs |= {s.warehouse_input: ("findings", s.lake_table, FINDING_SCHEMA) for s in registry.scanners()}
     inputs |= {"scan_runs": ("findings", "scan_runs", SCAN_RUN_SCHEMA),
                "posture_results": ("findings", "posture_results", RESULT_SCHEMA),
                "components": ("inventory", "components", COMPONENT_SCHEMA),

@@ -20,6 +20,7 @@ from ...quality.expectations import (
     WAREHOUSE_SUITES,
     Suite,
     ValidationResult,
+    finding_suites,
     validate,
 )
 from ...quality.frames import MissingTableError, lake_frame, open_warehouse, warehouse_frame
@@ -75,14 +76,23 @@ def bitbucket_raw_expectations(context: dg.AssetCheckExecutionContext, config: Q
         yield _check(context, config, spec, lake_frame(spec, context.partition_key))
 
 
-@dg.multi_asset_check(
-    specs=_specs(FINDING_SUITES, connections_partitions), name="scanning_findings_expectations"
-)
-def scanning_findings_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
-    """finding_id present and unique, severity and category allowed: one connection's findings,
-    per scanner."""
-    for spec in FINDING_SUITES:
-        yield _check(context, config, spec, lake_frame(spec, context.partition_key))
+def scanning_findings_expectations_check(suites: list[Suite] | None = None) -> dg.AssetChecksDefinition:
+    """The findings check for the scanners registered now (one suite each, scanners/registry.py)."""
+    suites = finding_suites() if suites is None else suites
+
+    @dg.multi_asset_check(
+        specs=_specs(suites, connections_partitions), name="scanning_findings_expectations"
+    )
+    def scanning_findings_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
+        """finding_id present and unique, severity and category allowed: one connection's findings,
+        per scanner."""
+        for spec in suites:
+            yield _check(context, config, spec, lake_frame(spec, context.partition_key))
+
+    return scanning_findings_expectations
+
+
+scanning_findings_expectations = scanning_findings_expectations_check(FINDING_SUITES)
 
 
 @dg.multi_asset_check(specs=_specs(WAREHOUSE_SUITES), name="warehouse_expectations")

@@ -12,7 +12,7 @@ from ...bitbucket.extract import RepositoryFilter
 from ...clock import SystemClock
 from ...config import data_home
 from ...redaction import redact_snippet
-from ...scanners import posture, sarif
+from ...scanners import posture, registry, sarif
 from ...scanners.finding import FINDING_SCHEMA, RepoRef
 from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
 from ...scanners.secrets import VARIABLE_RULE, variable_findings
@@ -27,7 +27,8 @@ from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
 
-FINDING_TABLES = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
+# The finding tables when the definitions were loaded (scanners/registry.py decides; the asset reads it then).
+FINDING_TABLES = registry.finding_tables()
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 RAW = [["bitbucket", t] for t in raw_tables.TABLES]
 ADVISORIES = [["advisories", "osv"]]  # SCA reads the index; its digest is part of the sca scanner_version
@@ -43,14 +44,14 @@ def _spec(name: str, schema, description: str, kinds: set[str]) -> dg.AssetSpec:
                         metadata={"dagster/column_schema": column_schema(_columns(schema))})
 
 
-def _specs() -> list[dg.AssetSpec]:
+def _specs(scanners: list[registry.Scanner]) -> list[dg.AssetSpec]:
     # Built in a function: module-level AssetSpecs would be collected as definitions of their own.
     return [
-        *[_spec(f"{name}_findings", FINDING_SCHEMA,
-                f"Findings of the {name} scanner in the one finding schema (stable finding_id "
-                "fingerprints; evidence redacted, never a raw secret).",
-                kinds={"parquet", "git"} if name not in ("posture", "sarif") else {"parquet"})
-          for name in FINDING_TABLES],
+        *[_spec(s.asset_name, FINDING_SCHEMA,
+                f"Findings of the {s.name} scanner in the one finding schema (stable finding_id "
+                f"fingerprints; evidence redacted, never a raw secret). {s.description}".strip(),
+                kinds=s.asset_kinds)
+          for s in scanners],
         _spec("scan_runs", SCAN_RUN_SCHEMA, "Per repository and scanner: status (ok | error | not_evaluable), "
               "cached or not, duration, files and bytes scanned, findings, error.",
               kinds={"parquet"}),
@@ -89,11 +90,23 @@ def _severity_counts(rows: list[dict]) -> dict:
     return {s: sum(1 for r in rows if r.get("base_severity") == s) for s in SEVERITY_ORDER}
 
 
-@dg.multi_asset(specs=_specs(), partitions_def=connections_partitions, pool="scanners", can_subset=False,
-                retry_policy=STEP_RETRY_POLICY)
-def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource):
-    """Scan one connection's selected repositories with every scanner; evaluate posture checks.
-    The `scanners` pool bounds scan steps across runs (each clones and runs tools in processes)."""
+def scan_findings_asset() -> dg.AssetsDefinition:
+    """The scan asset for the scanners registered now (one finding table and asset each)."""
+    scanners = registry.scanners()
+    tables = tuple(s.lake_table for s in scanners)
+
+    @dg.multi_asset(specs=_specs(scanners), name="scan_findings", partitions_def=connections_partitions,
+                    pool="scanners", can_subset=False, retry_policy=STEP_RETRY_POLICY)
+    def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource):
+        """Scan one connection's selected repositories with every scanner; evaluate posture checks.
+        The `scanners` pool bounds scan steps across runs (each clones and runs tools in processes)."""
+        yield from _scan_findings(context, config, bitbucket, tables)
+
+    return scan_findings
+
+
+def _scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource,
+                   tables: tuple[str, ...]):
     name = context.partition_key
     with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
@@ -120,7 +133,7 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     for path, error in imported.errors.items():
         if f"/{name}/" in f"/{path}":
             context.log.warning(f"SARIF import {path}: {error}")
-    for scanner in FINDING_TABLES:
+    for scanner in tables:
         lake.write_partition("findings", scanner, name, report.findings.get(scanner, []), FINDING_SCHEMA)
     lake.write_partition("findings", "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA)
     lake.write_partition("findings", "posture_results", name, result.results, posture.RESULT_SCHEMA)
@@ -136,7 +149,7 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
         context.log.warning(not_evaluated)
     if errors:  # some repositories or scanners have no fresh result: the connection is degraded
         context.instance.add_run_tags(context.run_id, {STATUS_TAG: "degraded"})
-    for scanner in FINDING_TABLES:
+    for scanner in tables:
         rows = report.findings.get(scanner, [])
         yield dg.MaterializeResult(asset_key=["scanning", f"{scanner}_findings"], metadata={
             **table_metadata(rows, _columns(FINDING_SCHEMA), preview_columns=8),
@@ -157,3 +170,6 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     yield dg.MaterializeResult(asset_key=["scanning", "posture_results"], metadata={
         **table_metadata(result.results, _columns(posture.RESULT_SCHEMA)),
         "status": dg.MetadataValue.json(statuses)})
+
+
+scan_findings = scan_findings_asset()

@@ -6,6 +6,7 @@ build runs in the `duckdb_writer` pool (limit it to 1) and writes a copy that re
 
 import dagster as dg
 
+from ...scanners import registry
 from ...warehouse.exports import export_tables, open_warehouse
 from ...warehouse.models import discover
 from ...warehouse.report import write_reports
@@ -13,9 +14,9 @@ from ...warehouse.runner import build
 from ...warehouse.summary import TableSummary, summarize
 from ..metadata import table_metadata
 
-SCANNING = [["scanning", t] for t in (
-    "secrets_findings", "bandit_findings", "semgrep_findings", "checkov_findings", "sca_findings",
-    "posture_findings", "sarif_findings", "scan_runs", "components", "posture_results", "repository_files")]
+# Every scanner's findings (scanners/registry.py), then the other tables of the scan asset.
+SCANNING = [["scanning", s.asset_name] for s in registry.scanners()] + [["scanning", t] for t in (
+    "scan_runs", "components", "posture_results", "repository_files")]
 
 
 def _specs() -> list[dg.AssetSpec]:
