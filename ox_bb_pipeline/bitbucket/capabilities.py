@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import catalog
 from .errors import (
     AuthenticationError,
     BitbucketError,
@@ -17,14 +18,36 @@ from .errors import (
 
 @dataclass(frozen=True)
 class Capability:
+    """A permission the pipeline uses, probed by reading one endpoint of the catalog (catalog.py), which
+    says its path and the scope it needs."""
+
     name: str
-    path: str  # {ws} and {repo} are filled with the first visible workspace and repository
-    scope: str  # API-token scope name, as the connector's setup page lists them
-    legacy_scope: str  # OAuth consumer / access-token scope name
+    endpoint: str  # a name in catalog.ENDPOINTS; {ws} and {repo} are the first visible workspace and repository
     required: bool  # without it nothing useful runs; otherwise the connection is degraded
     loses: str  # what stops working without it
-    admin: bool = False
-    single: bool = False  # an object, not a paginated list
+
+    @property
+    def path(self) -> str:
+        return catalog.endpoint(self.endpoint).path
+
+    @property
+    def scope(self) -> str:
+        """API-token scope name, as the connector's setup page lists them."""
+        return catalog.endpoint(self.endpoint).api_token_scope
+
+    @property
+    def legacy_scope(self) -> str:
+        """OAuth consumer / access-token scope name."""
+        return catalog.endpoint(self.endpoint).legacy_scope
+
+    @property
+    def admin(self) -> bool:
+        return catalog.endpoint(self.endpoint).access in ("admin", "ws_admin")
+
+    @property
+    def single(self) -> bool:
+        """An object, not a paginated list."""
+        return catalog.endpoint(self.endpoint).paging == "single"
 
     @property
     def params(self) -> dict | None:
@@ -32,25 +55,18 @@ class Capability:
 
 
 CAPABILITIES: tuple[Capability, ...] = (
-    Capability("read repositories", "/repositories/{ws}", "read:repository:bitbucket", "repository", True,
-               "everything: repositories cannot be listed or scanned"),
-    Capability("read projects", "/workspaces/{ws}/projects", "read:project:bitbucket", "project", False,
+    Capability("read repositories", "repositories", True, "everything: repositories cannot be listed or scanned"),
+    Capability("read projects", "projects", False,
                "projects table; include/exclude globs on PROJECT_KEY see no project names"),
-    Capability("read pull requests", "/repositories/{ws}/{repo}/pullrequests",
-               "read:pullrequest:bitbucket", "pullrequest", False,
+    Capability("read pull requests", "pull_requests", False,
                "pull_requests, default_reviewers; BB-012 and BB-014 (merged without approval)"),
-    Capability("read pipelines", "/repositories/{ws}/{repo}/pipelines", "read:pipeline:bitbucket",
-               "pipeline", False, "pipeline_runs, environments, pipeline_variables; BB-025, BB-030"),
-    Capability("read webhooks", "/repositories/{ws}/{repo}/hooks", "read:webhook:bitbucket", "webhook",
-               False, "webhooks; BB-023, BB-024", admin=True),
-    Capability("admin: branch restrictions", "/repositories/{ws}/{repo}/branch-restrictions",
-               "admin:repository:bitbucket", "repository:admin", False,
-               "branch_restrictions; BB-001…BB-013 become not_evaluable", admin=True),
-    Capability("admin: deploy keys", "/repositories/{ws}/{repo}/deploy-keys",
-               "admin:repository:bitbucket", "repository:admin", False, "deploy_keys; BB-022", admin=True),
-    Capability("admin: pipeline configuration", "/repositories/{ws}/{repo}/pipelines_config",
-               "admin:repository:bitbucket", "repository:admin", False, "pipeline_configs.enabled", admin=True,
-               single=True),
+    Capability("read pipelines", "pipeline_runs", False,
+               "pipeline_runs, environments, pipeline_variables; BB-025, BB-030"),
+    Capability("read webhooks", "repository_hooks", False, "webhooks; BB-023, BB-024"),
+    Capability("admin: branch restrictions", "branch_restrictions", False,
+               "branch_restrictions; BB-001…BB-013 become not_evaluable"),
+    Capability("admin: deploy keys", "deploy_keys", False, "deploy_keys; BB-022"),
+    Capability("admin: pipeline configuration", "pipelines_config", False, "pipeline_configs.enabled"),
 )
 
 
@@ -94,17 +110,17 @@ def verify(client, git=None, workspaces: list[str] | None = None) -> Verificatio
                 result.error = ("access tokens cannot list workspaces: set `workspaces: [<slug>]` on this "
                                 "connection")
                 return result
-            client.get_json(f"/repositories/{result.workspaces[0]}", {"pagelen": 1})
+            client.get_json(catalog.endpoint("repositories").url(ws=result.workspaces[0]), {"pagelen": 1})
             result.account = f"access token for {result.workspaces[0]}"
             try:  # the workspaces table needs the workspace record too
-                client.get_json(f"/workspaces/{result.workspaces[0]}")
+                client.get_json(catalog.endpoint("workspace").url(ws=result.workspaces[0]))
             except MissingScopeError as exc:
                 result.probes.append(Probe("read workspace", False, False, ", ".join(exc.required) or "account",
                                            "workspaces table (name, privacy, forking mode)"))
         else:
-            user = client.get_json("/user")
+            user = client.get_json(catalog.endpoint("user").url())
             result.account = user.get("display_name") or user.get("nickname") or ""
-            listed = [w["workspace"]["slug"] for w in client.paginate("/user/workspaces", pagelen=100)]
+            listed = [w["workspace"]["slug"] for w in client.paginate(catalog.endpoint("user_workspaces").url(), pagelen=100)]
             result.workspaces = [w for w in listed if not workspaces and not conn.workspaces
                                  or w in (workspaces or conn.workspaces)]
         result.authenticated = True
@@ -149,7 +165,7 @@ def verify(client, git=None, workspaces: list[str] | None = None) -> Verificatio
 
 def _first_repository(client, ws: str) -> str | None:
     try:
-        page = client.get_json(f"/repositories/{ws}", {"pagelen": 1, "sort": "slug"})
+        page = client.get_json(catalog.endpoint("repositories").url(ws=ws), {"pagelen": 1, "sort": "slug"})
     except BitbucketError:
         return None
     values = page.get("values") or []

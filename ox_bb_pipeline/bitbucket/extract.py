@@ -31,6 +31,7 @@ from ..files import atomic_write_text
 from ..locks import private_workdir
 from ..redaction import looks_like_secret, redact_url, salted_hash
 from ..scanners.secrets import redact_text
+from .catalog import BRANCH_FIELDS, PR_FIELDS, REPO_FIELDS, endpoint  # noqa: F401 (re-exported)
 from .errors import (
     BitbucketError,
     EndpointGoneError,
@@ -42,14 +43,6 @@ from .gitcache import GitHistory
 
 log = logging.getLogger(__name__)
 PR_STATES = ("OPEN", "MERGED", "DECLINED", "SUPERSEDED")
-REPO_FIELDS = ("next,values.uuid,values.slug,values.full_name,values.name,values.project.key,values.project.name,"
-               "values.mainbranch.name,values.is_private,values.fork_policy,values.language,values.size,"
-               "values.created_on,values.updated_on,values.links.clone,values.parent.full_name")
-PR_FIELDS = ("next,values.id,values.title,values.state,values.author.nickname,values.source.branch.name,"
-             "values.source.commit.hash,values.destination.branch.name,values.destination.commit.hash,"
-             "values.merge_commit.hash,values.closed_by.nickname,values.comment_count,values.task_count,"
-             "values.created_on,values.updated_on,+values.participants,+values.reviewers")
-BRANCH_FIELDS = "next,values.name,values.target.hash,values.target.date"
 # Per-repository settings tables and whether they need the pipelines file to apply.
 SETTINGS_TABLES = ("branch_restrictions", "branching_models", "default_reviewers", "deploy_keys", "webhooks",
                    "pipeline_variables")
@@ -197,7 +190,7 @@ class Extractor:
             listed = [(w, None) for w in wanted or []]
         else:
             listed = [(w["workspace"]["slug"], w.get("administrator"))
-                      for w in self.client.paginate("/user/workspaces", pagelen=100)]
+                      for w in self._paginate("user_workspaces")]
             if wanted:
                 listed = [(w, admin) for w, admin in listed if w in wanted]
                 missing = set(wanted) - {w for w, _ in listed}
@@ -208,7 +201,7 @@ class Extractor:
             # An unreadable workspace record (an access token without the account scope) is recorded
             # as a status row; its repositories may still be readable, so the workspace stays.
             detail = self._guard("workspaces", slug, None,
-                                 lambda s=slug: self.client.get_json(f"/workspaces/{s}"), {})
+                                 lambda s=slug: self._get("workspace", ws=s), {})
             slugs.append(slug)
             self.report.rows["workspaces"].append({
                 "connection": self.conn.name, "workspace": slug, "workspace_uuid": detail.get("uuid"),
@@ -219,7 +212,7 @@ class Extractor:
 
     def _projects(self, ws: str) -> None:
         items = self._guard("projects", ws, None,
-                            lambda: list(self.client.paginate(f"/workspaces/{ws}/projects", pagelen=100)), [])
+                            lambda: list(self._paginate("projects", ws=ws)), [])
         for p in items:
             self.report.rows["projects"].append({
                 "connection": self.conn.name, "workspace": ws, "project_uuid": p.get("uuid"),
@@ -229,7 +222,7 @@ class Extractor:
 
     def _repositories(self, ws: str) -> list[dict]:
         rows = []
-        for r in self.client.paginate(f"/repositories/{ws}", {"fields": REPO_FIELDS}, pagelen=100):
+        for r in self._paginate("repositories", ws=ws):
             clone = next((c["href"] for c in (r.get("links") or {}).get("clone", []) if c.get("name") == "https"), "")
             project = r.get("project") or {}
             row = {
@@ -250,18 +243,18 @@ class Extractor:
 
     def _workspace_settings(self, ws: str) -> None:
         hooks = self._guard("webhooks", ws, None,
-                            lambda: list(self.client.paginate(f"/workspaces/{ws}/hooks", pagelen=100)), [])
+                            lambda: list(self._paginate("workspace_hooks", ws=ws)), [])
         for h in hooks:
             self.report.rows["webhooks"].append(self._hook_row(ws, None, "workspace", h))
         variables = self._guard("pipeline_variables", ws, None, lambda: list(
-            self.client.paginate(f"/workspaces/{ws}/pipelines-config/variables", pagelen=100)), [])
+            self._paginate("workspace_variables", ws=ws)), [])
         for v in variables:
             self.report.rows["pipeline_variables"].append(self._variable_row(ws, None, "workspace", None, v))
 
     def _repository_permissions(self, ws: str, repos: list[dict]) -> None:
         by_slug = {r["repository"]: r for r in repos}
         items = self._guard("repository_permissions", ws, None, lambda: list(
-            self.client.paginate(f"/workspaces/{ws}/permissions/repositories", pagelen=100)), [])
+            self._paginate("repository_permissions", ws=ws)), [])
         for p in items:
             repo = by_slug.get(((p.get("repository") or {}).get("full_name") or "/").split("/", 1)[1]) \
                 or by_slug.get((p.get("repository") or {}).get("name"))
@@ -359,10 +352,9 @@ class Extractor:
             "detail": detail, "checked_at": self.now})
 
     def _branches(self, ws: str, repo: dict, heads, main: str) -> None:
-        base = f"/repositories/{ws}/{repo['repository']}"
         dates = {}
         listed = self._guard("branches", ws, repo, lambda: list(
-            self.client.paginate(f"{base}/refs/branches", {"fields": BRANCH_FIELDS}, pagelen=100)), [])
+            self._paginate("branches", ws=ws, repo=repo["repository"])), [])
         for b in listed:
             dates[b["name"]] = _ts((b.get("target") or {}).get("date"))
         for name, sha in sorted(heads.branches.items()):
@@ -370,12 +362,12 @@ class Extractor:
                                                  "commit_date": dates.get(name), "is_main": name == main})
 
     def _pull_requests(self, ws: str, repo: dict, watermark: str | None) -> list[dict]:
-        params = [("state", s) for s in PR_STATES] + [("sort", "updated_on"), ("fields", PR_FIELDS)]
+        listing = endpoint("pull_requests")
+        params = [("state", s) for s in PR_STATES] + [("sort", "updated_on"), ("fields", listing.fields)]
         if watermark:
             params.append(("q", f"updated_on>={watermark}"))
-        base = f"/repositories/{ws}/{repo['repository']}"
-        fetched = self._guard("pull_requests", ws, repo,
-                              lambda: list(self.client.paginate(f"{base}/pullrequests", params, pagelen=50)), None)
+        fetched = self._guard("pull_requests", ws, repo, lambda: list(self.client.paginate(
+            listing.url(ws=ws, repo=repo["repository"]), params, pagelen=listing.pagelen)), None)
         if fetched is None:
             return self._carry("pull_requests", repo)
         rows = {r["pr_id"]: r for r in (self._carry("pull_requests", repo) if watermark else [])}
@@ -406,10 +398,10 @@ class Extractor:
                 "pr_approvals": pr["approvals"] if pr else None})
 
     def _pipelines(self, ws: str, repo: dict, yml: str | None) -> None:
-        base = f"/repositories/{ws}/{repo['repository']}"
+        at = {"ws": ws, "repo": repo["repository"]}
         enabled = None
         if yml is not None:
-            config = self._guard("pipeline_configs", ws, repo, lambda: self.client.get_json(f"{base}/pipelines_config"))
+            config = self._guard("pipeline_configs", ws, repo, lambda: self._get("pipelines_config", **at))
             enabled = config.get("enabled") if config else None
         self.report.rows["pipeline_configs"].append({
             **self._repo_keys(repo), "enabled": enabled, "main_commit": repo["main_head"],
@@ -417,7 +409,8 @@ class Extractor:
         if yml is None:
             return  # no pipelines file: runs and environments cannot exist, skip their endpoints
         runs = self._guard("pipeline_runs", ws, repo, lambda: self.client.get_json(
-            f"{base}/pipelines", {"sort": "-created_on", "pagelen": self.options.pipeline_runs}), None)
+            endpoint("pipeline_runs").url(**at), {"sort": "-created_on", "pagelen": self.options.pipeline_runs}),
+            None)
         for run in (runs or {}).get("values", []):
             target = run.get("target") or {}
             state = run.get("state") or {}
@@ -431,8 +424,7 @@ class Extractor:
                 "result": (state.get("result") or {}).get("name"), "commit": (target.get("commit") or {}).get("hash"),
                 "created_on": created, "completed_on": completed,
                 "duration_seconds": run.get("build_seconds_used")})
-        envs = self._guard("environments", ws, repo, lambda: list(
-            self.client.paginate(f"{base}/environments", pagelen=100)), [])
+        envs = self._guard("environments", ws, repo, lambda: list(self._paginate("environments", **at)), [])
         for e in envs:
             self.report.rows["environments"].append({
                 **self._repo_keys(repo), "environment_uuid": e.get("uuid"), "name": e.get("name"),
@@ -470,44 +462,53 @@ class Extractor:
         saved["settings_at"] = isoformat(self.now)
 
     def _settings(self, repo: dict) -> None:
-        ws, base = repo["workspace"], f"/repositories/{repo['workspace']}/{repo['repository']}"
+        ws = repo["workspace"]
+        at = {"ws": ws, "repo": repo["repository"]}
         keys = self._repo_keys(repo)
-        paged = lambda table, path: self._guard(table, ws, repo, lambda: list(
-            self.client.paginate(f"{base}/{path}", pagelen=100)), [])
-        for r in paged("branch_restrictions", "branch-restrictions"):
+        paged = lambda table, name, **more: self._guard(table, ws, repo, lambda: list(
+            self._paginate(name, **at, **more)), [])
+        for r in paged("branch_restrictions", "branch_restrictions"):
             self.report.rows["branch_restrictions"].append({
                 **keys, "restriction_id": r.get("id"), "kind": r.get("kind"),
                 "branch_match_kind": r.get("branch_match_kind"), "pattern": r.get("pattern") or None,
                 "branch_type": r.get("branch_type"), "value": r.get("value"),
                 "users": sorted(u.get("nickname", "") for u in r.get("users") or []),
                 "groups": sorted(g.get("slug", "") for g in r.get("groups") or [])})
-        model = self._guard("branching_models", ws, repo, lambda: self.client.get_json(f"{base}/branching-model"))
+        model = self._guard("branching_models", ws, repo, lambda: self._get("branching_model", **at))
         if model:
             self.report.rows["branching_models"].append({
                 **keys, "development_branch": (model.get("development") or {}).get("name"),
                 "production_branch": (model.get("production") or {}).get("name"),
                 "branch_types": json.dumps(model.get("branch_types") or [])})
-        for u in paged("default_reviewers", "default-reviewers"):
+        for u in paged("default_reviewers", "default_reviewers"):
             self.report.rows["default_reviewers"].append({**keys, "user_uuid": u.get("uuid"),
                                                           "nickname": u.get("nickname"),
                                                           "display_name": u.get("display_name")})
-        for k in paged("deploy_keys", "deploy-keys"):
+        for k in paged("deploy_keys", "deploy_keys"):
             self.report.rows["deploy_keys"].append({
                 **keys, "key_id": k.get("id"), "label": k.get("label"), "comment": k.get("comment"),
                 "key_fingerprint": hashlib.sha256((k.get("key") or "").encode()).hexdigest(),
                 "added_on": _ts(k.get("added_on") or k.get("created_on")), "last_used": _ts(k.get("last_used"))})
-        for h in paged("webhooks", "hooks"):
+        for h in paged("webhooks", "repository_hooks"):
             self.report.rows["webhooks"].append(self._hook_row(ws, repo, "repository", h))
         if repo.get("has_pipelines_yml"):
-            for v in paged("pipeline_variables", "pipelines_config/variables"):
+            for v in paged("pipeline_variables", "repository_variables"):
                 self.report.rows["pipeline_variables"].append(self._variable_row(ws, repo, "repository", None, v))
             environments = [e for e in self.report.rows["environments"]
                             if e["repository_uuid"] == repo["repository_uuid"]]
             for env in environments:
-                path = f"deployments_config/environments/{quote(env['environment_uuid'])}/variables"
-                for v in paged("pipeline_variables", path):
+                for v in paged("pipeline_variables", "deployment_variables",
+                               environment=quote(env["environment_uuid"])):
                     self.report.rows["pipeline_variables"].append(
                         self._variable_row(ws, repo, "deployment", env["name"], v))
+
+    # -- requests, as the endpoint catalog declares them ----------------------------------------
+    def _paginate(self, name: str, **values: str):
+        listing = endpoint(name)
+        return self.client.paginate(listing.url(**values), listing.params or None, pagelen=listing.pagelen)
+
+    def _get(self, name: str, **values: str) -> dict:
+        return self.client.get_json(endpoint(name).url(**values))
 
     # -- row builders --------------------------------------------------------------------------
     def _hook_row(self, ws: str, repo: dict | None, level: str, h: dict) -> dict:
