@@ -29,6 +29,7 @@ from ox_bb_pipeline.scanners.finding import CATEGORIES, Finding
 from ox_bb_pipeline.scanners.stage import default_scanners
 from ox_bb_pipeline.warehouse import runner
 from ox_bb_pipeline.warehouse.models import ModelError, discover, parse_model
+from ox_bb_pipeline.warehouse.settings import load_cwe_families, load_scanner_controls
 from ox_bb_pipeline_tests.conftest import TINY
 
 CONNECTION = "sandbox-token"
@@ -63,6 +64,9 @@ def test_every_list_that_names_scanners_is_the_registry():
     assert [s.name for s in FINDING_SUITES] == [s.name for s in finding_suites()] == [f"findings/{n}" for n in names]
     checked = {k.asset_key.to_user_string() for k in scanning_findings_expectations.check_keys}
     assert checked == {f"scanning/{n}_findings" for n in names}
+    # the warehouse's per-scanner settings name registered scanners only (a typo would be ignored silently)
+    assert set(load_scanner_controls()) <= set(names)
+    assert {key.partition("/")[0] for key in load_cwe_families().rules} <= set(names)
     # each entry's own facts hold
     for entry in registry.scanners():
         assert set(entry.categories) <= set(CATEGORIES), entry.name
