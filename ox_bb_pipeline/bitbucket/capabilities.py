@@ -120,7 +120,8 @@ def verify(client, git=None, workspaces: list[str] | None = None) -> Verificatio
         else:
             user = client.get_json(catalog.endpoint("user").url())
             result.account = user.get("display_name") or user.get("nickname") or ""
-            listed = [w["workspace"]["slug"] for w in client.paginate(catalog.endpoint("user_workspaces").url(), pagelen=100)]
+            listing = catalog.endpoint("user_workspaces")
+            listed = [w["workspace"]["slug"] for w in client.paginate(listing.url(), pagelen=listing.pagelen)]
             result.workspaces = [w for w in listed if not workspaces and not conn.workspaces
                                  or w in (workspaces or conn.workspaces)]
         result.authenticated = True
