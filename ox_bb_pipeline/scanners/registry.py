@@ -137,6 +137,13 @@ def findings_union_sql(indent: str = "    ") -> str:
     return f"\n{indent}UNION ALL BY NAME ".join(f"SELECT * FROM {name}" for name in inputs)
 
 
+def dbt_vars() -> dict[str, list[str]]:
+    """The same list for a dbt project, passed by its invoker (`dbt build --vars '<json>'`, or
+    dagster-dbt's `dbt.cli(["build", "--vars", json.dumps(dbt_vars())])`): a macro loops over
+    `var('scanners')` to write the UNION, as `findings_union_sql()` does for the SQL runner."""
+    return {"scanners": list(names())}
+
+
 def register(entry: Scanner) -> None:
     """Add a scanner (tests, plug-ins). Its name must be new."""
     if entry.name in names():

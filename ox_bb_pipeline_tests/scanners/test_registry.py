@@ -56,6 +56,7 @@ def test_every_list_that_names_scanners_is_the_registry():
     # warehouse inputs and the findings model (its header and the tables its SQL reads)
     assert {k for k in runner.lake_inputs() if k.startswith("findings_")} == {f"findings_{n}" for n in names}
     assert runner.SCANNERS == names
+    assert registry.dbt_vars() == {"scanners": list(names)}
     findings = next(m for m in discover() if m.name == "findings")
     assert [d for d in findings.depends if d.startswith("findings_")] == [f"findings_{n}" for n in names]
     assert findings.columns["scanner"] == " | ".join(names)
