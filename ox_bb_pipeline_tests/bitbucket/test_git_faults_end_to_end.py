@@ -25,6 +25,7 @@ import duckdb
 import pytest
 import requests
 import yaml
+from dagster import DagsterInstance
 
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.bitbucket import tables
@@ -33,6 +34,7 @@ from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, StateSto
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.runner import run_stages
 from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.bandit import BanditScanner
 from ox_bb_pipeline.scanners.finding import FINDING_SCHEMA
@@ -349,3 +351,30 @@ def test_scan_an_oauth_token_expiring_between_clones_is_refreshed_and_the_findin
 
     assert admin(server, "GET", "stats")["oauth_total"] > before, "the expired token was never refreshed"
     assert scan_snapshot(home, "sandbox-app") == clean["sandbox-app"]["scan"]
+
+
+# -- through Dagster ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("times", [1, 0])
+def test_the_extract_stage_as_dagster_runs_it_is_ok_after_one_git_fault_and_degraded_naming_the_cause_under_many(
+        server, connections_file, clean, tmp_path, monkeypatch, times):
+    """Two cells through `run_stages` (the asset, its resource and run status), not the helpers above; the
+    resource's git waits its real retry delays (4 s a repository under the persistent fault)."""
+    home = home_from(clean, "sandbox-token", tmp_path)
+    monkeypatch.setenv("OX_BB_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    fault(server, "info_refs", "503", times=times)
+
+    [result] = run_stages("extract", connections_file, "sandbox-token", full_refresh=True,
+                          progress=lambda line: None, dagster_instance=DagsterInstance.ephemeral())
+
+    assert result.success, result.error
+    got, expected = raw_snapshot(home, "sandbox-token"), clean["sandbox-token"]["raw"]
+    assert {t: r for t, r in got.items() if t != "extraction_status"} == \
+        {t: r for t, r in expected.items() if t != "extraction_status"}
+    if times == 1:
+        assert (result.status, got["extraction_status"]) == ("ok", expected["extraction_status"])
+        return
+    assert result.status == "degraded"
+    assert result.first_errors, "a degraded stage must say why"
+    for error in result.first_errors:
+        assert "connection 'sandbox-token'" in error and f"{WS}/" in error and "returned error: 503" in error, error
