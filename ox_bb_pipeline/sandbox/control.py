@@ -116,8 +116,9 @@ class RateLimiter:
 @dataclass
 class FaultRule:
     """Inject `kind` into requests whose path matches `route` (a glob such as
-    `/2.0/repositories/*/*/pullrequests`, or `/*/*.git/git-upload-pack` for git smart HTTP). `times` = how many matching requests get the fault
-    (0 = every one); `after` = how many matching requests pass untouched first."""
+    `/2.0/repositories/*/*/pullrequests`, or `/*/*.git/git-upload-pack` for git smart HTTP).
+    `times` = how many matching requests get the fault (0 = every one); `after` = how many matching
+    requests pass untouched first."""
 
     route: str
     kind: str
