@@ -1,4 +1,5 @@
-"""The Dagster code location: every definition under `defs/` is discovered, none registered by hand."""
+"""The Dagster code location: every definition under `defs/` is discovered, none registered by hand; the
+default executor (multiprocess, creating the step pools first) is set here, for every job."""
 
 from pathlib import Path
 
@@ -7,4 +8,7 @@ import dagster as dg
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parent)
+    from .defs.automation.executors import multiprocess_with_pools
+
+    found = dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parent)
+    return dg.Definitions.merge(found, dg.Definitions(executor=multiprocess_with_pools))

@@ -1,7 +1,8 @@
 """What runs sharing a data home need: locks held by the process that writes (an advisory `flock` on a lock
 file: the kernel drops it when the holder dies, even by kill -9, so no lock is ever stale), and working
-directories private to one run (`run-<pid>-<random>`), whose leftovers from dead runs are removed when
-the next run starts."""
+directories private to one run (`run-<pid>-<host>-<random>`), whose leftovers from dead runs are removed
+when the next run starts. A pid means something only on its own machine: a data home shared by several hosts
+(a network file system) has directories of other hosts' runs, which are never judged, and never removed, here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,16 +62,29 @@ def home_lock(lock_file: Path, home: Path, what: str,
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-_RUN_DIR = re.compile(r"run-(\d+)-")
+def this_host() -> str:
+    """This machine's name as it appears in work-file names (characters safe in a file name only)."""
+    return re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "localhost"
+
+
+def owner_gone(pid: int, host: str | None) -> bool:
+    """Whether the process that made a work file is certainly gone: a dead pid of this host. `host` None: a
+    name from before host names were recorded, taken as this host's (the layout a single host left)."""
+    return (host is None or host == this_host()) and not pid_alive(pid)
+
+
+# run-<pid>-<host>-<random>, or run-<pid>-<random> (before host names); mkdtemp's random part has no "-".
+_RUN_DIR = re.compile(r"run-(?P<pid>\d+)-(?:(?P<host>.+)-)?[a-z0-9_]+$")
 
 
 def remove_stale_workdirs(root: Path) -> list[Path]:
-    """Remove what runs that are no longer alive left under `root`: `run-<pid>-*` directories whose
-    process is gone, and anything else (checkouts of the layout before private directories)."""
+    """Remove what runs that are no longer alive left under `root`: `run-<pid>-<host>-*` directories of this
+    host whose process is gone, and anything else (checkouts of the layout before private directories).
+    Another host's run directories are left alone: its pids cannot be checked from here."""
     removed = []
     for entry in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
-        match = _RUN_DIR.match(entry.name)
-        if match and pid_alive(int(match.group(1))):
+        match = _RUN_DIR.match(entry.name) if entry.name.startswith("run-") else None
+        if match and not owner_gone(int(match["pid"]), match["host"]):
             continue
         shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
         removed.append(entry)
@@ -83,7 +98,7 @@ def private_workdir(root: Path) -> Iterator[Path]:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_workdirs(root)
-    path = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=root))
+    path = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-{this_host()}-", dir=root))
     try:
         yield path
     finally:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +29,34 @@ SAFE_GIT_CONFIG = {
 }
 
 
+# What git prints when the server answered 5xx, dropped the connection or cut an answer short: worth a retry.
+TRANSIENT_GIT = re.compile(r"HTTP 5\d\d|returned error: 5\d\d|curl (?:18|52|55|56)\b|Empty reply|"
+                           r"bytes of body are still expected|early EOF|unexpected disconnect|Connection reset|"
+                           r"transfer closed|Operation timed out|expected flush|protocol error|"
+                           r"remote end hung up|invalid index-pack")
+AUTH_REFUSED = re.compile(r"HTTP 401\b|returned error: 401\b|Authentication failed|could not read Username")
+NOT_FOUND = re.compile(r"HTTP 404\b|returned error: 404\b|not found", re.IGNORECASE)
+RETRY_DELAYS = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a remote command that failed transiently
+
+
+def _cause(stderr: str) -> str:
+    """The line of git's stderr that says why: the HTTP or transport error when there is one (git's last line
+    is often only a consequence, e.g. "expected flush after ref listing" after an HTTP 503), else the last."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    for line in lines:
+        if TRANSIENT_GIT.search(line) or AUTH_REFUSED.search(line) or "unable to access" in line:
+            return line if line == lines[-1] else f"{line} ({lines[-1]})"
+    return lines[-1] if lines else ""
+
+
 @dataclass(frozen=True)
 class RemoteHeads:
     head_branch: str | None  # what HEAD points at (the main branch)
     branches: dict[str, str]  # branch name -> commit hash
+
+
+class TransientGitError(BitbucketError):
+    """git failed on a 5xx, a dropped connection or a cut-short answer (retried; raised after the last try)."""
 
 
 class GitAccess:
@@ -41,12 +67,14 @@ class GitAccess:
     REST client does; an expired token mid-run would otherwise fail every later clone and history read."""
 
     def __init__(self, connection_name: str, git_url: str, credentials, timeout: float = 120.0, *,
-                 auth=None) -> None:
+                 auth=None, sleep=time.sleep, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self.connection_name = connection_name
         self.git_url = git_url.rstrip("/")
         self.credentials = credentials
         self.auth = auth if auth is not None else getattr(credentials, "__self__", None)
         self.timeout = timeout
+        self.sleep = sleep  # injected by tests: retries wait in test time
+        self.retry_delays = retry_delays
         self.operations = 0
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -83,6 +111,18 @@ class GitAccess:
         return callable(getattr(self.auth, "can_refresh", None)) and bool(self.auth.can_refresh())
 
     def _run(self, args: list[str], *, what: str, cwd: Path | None, remote: bool, credentials) -> str:
+        """A remote command that failed transiently (5xx, a dropped or cut-short answer) is tried again after
+        `retry_delays`, as the REST client retries; git itself never retries. The last failure is raised."""
+        for delay in (*self.retry_delays, None) if remote else (None,):
+            try:
+                return self._run_once(args, what=what, cwd=cwd, remote=remote, credentials=credentials)
+            except TransientGitError:
+                if delay is None:
+                    raise
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _run_once(self, args: list[str], *, what: str, cwd: Path | None, remote: bool, credentials) -> str:
         if remote:
             with self._lock:
                 self.operations += 1
@@ -93,13 +133,17 @@ class GitAccess:
             raise BitbucketError(f"connection '{self.connection_name}': git timed out after {self.timeout:.0f}s "
                                  f"on {what}", connection=self.connection_name, endpoint=what) from None
         if proc.returncode != 0:
-            stderr = proc.stderr.strip().splitlines()[-1:] or [""]
-            message = stderr[0]
+            # The whole of stderr is classified: a refusal of the second request (git-upload-pack) ends in a
+            # protocol complaint, and only an earlier line says HTTP 401.
+            message = _cause(proc.stderr)
             kw = {"connection": self.connection_name, "endpoint": what}
-            if "401" in message or "Authentication failed" in message or "could not read Username" in message:
+            if AUTH_REFUSED.search(proc.stderr):
                 raise AuthenticationError(f"connection '{self.connection_name}': git refused the credential on "
                                           f"{what}", **kw)
-            if "404" in message or "not found" in message.lower():
+            if remote and TRANSIENT_GIT.search(proc.stderr):
+                raise TransientGitError(f"connection '{self.connection_name}': git failed on {what}: {message}",
+                                        **kw)
+            if NOT_FOUND.search(message):
                 raise NotFoundError(f"connection '{self.connection_name}': {what} not found over git", **kw)
             raise BitbucketError(f"connection '{self.connection_name}': git failed on {what}: {message}", **kw)
         return proc.stdout

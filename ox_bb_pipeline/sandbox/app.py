@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 from ..clock import Clock, SystemClock
 from . import bbql, fields as fieldsmod
 from .auth import AuthError, Authenticator, Identity, OAuthError
-from .control import Faults, RateLimiter, Stats
+from .control import TRANSPORT_FAULTS, Faults, RateLimiter, Stats
 from .mirror import EPSS_PATH, KEV_PATH, OSV_PREFIX, AdvisoryMirror, mirror_handler
 from .serializers import Urls, error_body
 from .world import PERMISSION_ORDER, Repository, World, Workspace
@@ -254,13 +254,7 @@ class SandboxApp:
         self.stats.record(channel="rest", route=template, credential=identity.credential if identity else None,
                           status=response.status_code if response is not None else 0)
         if response is None:  # a "drop" fault: close the connection without an answer
-            sock = environ.get("werkzeug.socket")
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            raise ConnectionAbortedError("sandbox fault: connection dropped")
+            drop_connection(environ)
         return response
 
     def _dispatch(self, request: Request, route: Route, identity: Identity, args: dict) -> Response:
@@ -333,27 +327,48 @@ class SandboxApp:
         # request.path is decoded: re-encode it, or `{uuid}` paths would hand out links with raw braces.
         return f"{request.host_url.rstrip('/')}{quote(request.path)}?{urlencode(args)}"
 
-    def _inject_transport_fault(self, request: Request, response: Response) -> Response | None:
-        rule = self.faults.take(request.path, ("500", "502", "503", "slow", "drop", "truncate"))
+    def _inject_transport_fault(self, request: Request, response: Response, *, git: bool = False) -> Response | None:
+        """The response with the first matching transport fault applied, or None for `drop`. `git`: the answer is
+        git smart HTTP (a stream from `git http-backend`), so errors are plain text as Bitbucket's git front sends."""
+        rule = self.faults.take(request.path, TRANSPORT_FAULTS)
         if rule is None:
             return response
         self.stats.fault(rule.kind)
-        if rule.kind in ("500", "502", "503"):
-            body = error_body("Something went wrong") if rule.kind == "500" else None
-            if body:
-                body["error"]["id"] = "5a1dbb0c0ffee0000000000000000000"
-                return json_response(500, body)
-            return Response("<html><body>Bad gateway</body></html>" if rule.kind == "502" else
-                            "upstream connect error or disconnect/reset before headers",
-                            status=int(rule.kind), mimetype="text/html" if rule.kind == "502" else "text/plain")
         if rule.kind == "slow":
             time.sleep(rule.delay)  # real time on purpose: the client's read timeout must fire
             return response
         if rule.kind == "truncate":
-            data = response.get_data()
+            data = b"".join(response.response) if git else response.get_data()
+            response.close()
             return Response(data[: max(1, len(data) // 2)], status=response.status_code,
-                            mimetype="application/json")
+                            content_type=response.headers.get("Content-Type") if git else "application/json")
+        response.close()  # replaced: a git answer's backend process is stopped here
+        if rule.kind == "401":
+            if git:
+                return Response("Invalid credentials\n", status=401, mimetype="text/plain",
+                                headers={"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'})
+            return json_response(401, error_body("Token is invalid or expired"),
+                                 {"WWW-Authenticate": 'Bearer realm="Bitbucket.org API"'})
+        if rule.kind in ("500", "502", "503"):
+            body = error_body("Something went wrong") if rule.kind == "500" and not git else None
+            if body:
+                body["error"]["id"] = "5a1dbb0c0ffee0000000000000000000"
+                return json_response(500, body)
+            text = {"500": "Internal Server Error", "502": "<html><body>Bad gateway</body></html>",
+                    "503": "upstream connect error or disconnect/reset before headers"}[rule.kind]
+            return Response(text, status=int(rule.kind), mimetype="text/html" if rule.kind == "502" else "text/plain")
         return None  # drop: the caller closes the connection without an answer
+
+
+def drop_connection(environ) -> None:
+    """Close the client's socket without an answer (a `drop` fault)."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    raise ConnectionAbortedError("sandbox fault: connection dropped")
 
 
 def json_response(status: int, body, headers: dict | None = None) -> Response:

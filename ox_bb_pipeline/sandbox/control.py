@@ -10,7 +10,10 @@ from datetime import timedelta
 
 from ..clock import Clock
 
-FAULT_KINDS = ("500", "502", "503", "slow", "drop", "truncate", "repeat", "next_on_last")
+FAULT_KINDS = ("500", "502", "503", "slow", "drop", "truncate", "repeat", "next_on_last", "401")
+# Faults that replace or damage one answer whatever the route (REST, git smart HTTP, the mirror); `401`
+# refuses the credential as an expired or revoked token would be refused.
+TRANSPORT_FAULTS = ("500", "502", "503", "slow", "drop", "truncate", "401")
 
 
 class Stats:
@@ -113,8 +116,9 @@ class RateLimiter:
 @dataclass
 class FaultRule:
     """Inject `kind` into requests whose path matches `route` (a glob such as
-    `/2.0/repositories/*/*/pullrequests`). `times` = how many matching requests get the fault
-    (0 = every one); `after` = how many matching requests pass untouched first."""
+    `/2.0/repositories/*/*/pullrequests`, or `/*/*.git/git-upload-pack` for git smart HTTP).
+    `times` = how many matching requests get the fault (0 = every one); `after` = how many matching
+    requests pass untouched first."""
 
     route: str
     kind: str

@@ -12,6 +12,7 @@ import threading
 
 from werkzeug.wrappers import Request, Response
 
+from .app import drop_connection
 from .auth import AuthError
 from .gitrepo import GIT_ENV
 
@@ -25,7 +26,23 @@ def _unauthorized(message: str) -> Response:
 
 
 def git_handler(app, request: Request, environ) -> Response:
+    """Serve one git request; the sandbox's transport faults (`/_sandbox/faults` on a path such as
+    `/*/*.git/info/refs` or `/*/*.git/git-upload-pack`) apply to the answer, as on REST routes."""
     match = GIT_PATH.match(request.path)
+    outcome = {"status": 404, "credential": None}
+    try:
+        response = _serve(app, request, environ, match, outcome)
+        faulted = app._inject_transport_fault(request, response, git=True)
+        outcome["status"] = faulted.status_code if faulted is not None else 0
+        if faulted is None:
+            drop_connection(environ)
+        return faulted
+    finally:
+        app.stats.record(channel="git", route="/{workspace}/{repo_slug}.git" + (match["rest"] if match else ""),
+                         credential=outcome["credential"], status=outcome["status"])
+
+
+def _serve(app, request: Request, environ, match, outcome: dict) -> Response:
     status = 404
     credential = None
     try:
@@ -68,8 +85,7 @@ def git_handler(app, request: Request, environ) -> Response:
             repo.updated_on = app.clock.now()
         return response
     finally:
-        app.stats.record(channel="git", route="/{workspace}/{repo_slug}.git" + (match["rest"] if match else ""),
-                         credential=credential, status=status)
+        outcome.update(status=status, credential=credential)
 
 
 def _permission(app, identity, repo) -> str:

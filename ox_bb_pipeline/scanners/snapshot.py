@@ -6,7 +6,7 @@ and never followed by the walker, per-file and per-repository size caps, binary 
 (and deleted from the checkout, so the tools that walk it themselves skip them too), and a timeout
 per repository.
 
-Every run checks out into a private working directory of its own (`run-<pid>-<random>`), so two runs
+Every run checks out into a private working directory of its own (`run-<pid>-<host>-<random>`), so two runs
 on one data home never delete each other's checkouts; directories left by runs that died (kill -9)
 hold raw secrets and are removed when the next run starts.
 """

@@ -3,9 +3,9 @@ compliance report with the Parquet exports."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
+from numbers import Number
 from pathlib import Path
 
 import click
@@ -14,7 +14,7 @@ import duckdb
 from ..config import data_home_hint
 from ..lake import lake_root
 from .exports import export_tables, open_for_queries
-from .report import write_reports
+from .report import csv_text, write_reports
 
 FORMATS = ("table", "csv", "json")
 # Statements that only read; COPY, EXPORT, ATTACH, SET, INSTALL, CALL, PRAGMA and every write are refused
@@ -50,11 +50,9 @@ def query(sql: str, fmt: str = "table", *, home: Path | None = None, max_rows: i
     if fmt == "json":
         return json.dumps([dict(zip(columns, row)) for row in rows], indent=2, default=str)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([_cell(v) for v in row] for row in rows)
-        return out.getvalue()
+        # Written as compliance.csv is: a text cell (or a column alias) starting like a formula gets a leading
+        # single quote, so a result opened in a spreadsheet never runs what Bitbucket held; numbers stay numbers.
+        return csv_text(columns, ([v if isinstance(v, Number) else _cell(v) for v in row] for row in rows))
     return _table(columns, rows, max_rows)
 
 

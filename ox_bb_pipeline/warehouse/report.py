@@ -174,6 +174,19 @@ def spreadsheet_safe(value):
     return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
+def csv_text(header: list[str], rows) -> str:
+    """CSV for spreadsheets (compliance.csv, `ox-bb query --format csv`): every text cell through
+    `spreadsheet_safe`, and a row holding a carriage return fully quoted — with "\n" line ends the csv
+    module leaves a lone CR unquoted, and a reader would split the row there."""
+    out = io.StringIO()
+    plain = csv.writer(out, lineterminator="\n")
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in [header, *rows]:
+        cells = [spreadsheet_safe(cell) for cell in row]
+        (quoted if any(isinstance(c, str) and "\r" in c for c in cells) else plain).writerow(cells)
+    return out.getvalue()
+
+
 def render_csv(con: duckdb.DuckDBPyConnection) -> str:
     rows = _rows(con, """
         SELECT r.application, r.framework, r.control_id, r.status, r.failing_finding_ids, r.accepted_finding_ids,
@@ -181,17 +194,13 @@ def render_csv(con: duckdb.DuckDBPyConnection) -> str:
         FROM compliance_report AS r
         JOIN compliance_scores AS s USING (application, framework)
         ORDER BY r.application, r.framework, r.control_id""")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["application", "framework", "control_id", "status", "failing_finding_ids",
-                     "accepted_finding_ids", "evidence", "framework_score", "application_is_relevant"])
-    for r in rows:
-        writer.writerow([spreadsheet_safe(cell) for cell in (
-            r["application"], r["framework"], r["control_id"], r["status"],
-            ";".join(r["failing_finding_ids"]), ";".join(r["accepted_finding_ids"]),
-            " | ".join(r["evidence"]), "" if r["framework_score"] is None else r["framework_score"],
-            str(r["application_is_relevant"]).lower())])
-    return out.getvalue()
+    header = ["application", "framework", "control_id", "status", "failing_finding_ids", "accepted_finding_ids",
+              "evidence", "framework_score", "application_is_relevant"]
+    return csv_text(header, ([
+        r["application"], r["framework"], r["control_id"], r["status"],
+        ";".join(r["failing_finding_ids"]), ";".join(r["accepted_finding_ids"]),
+        " | ".join(r["evidence"]), "" if r["framework_score"] is None else r["framework_score"],
+        str(r["application_is_relevant"]).lower()] for r in rows))
 
 
 def write_reports(home: Path | None = None) -> dict[str, Path]:

