@@ -532,8 +532,9 @@ def _warehouse_file() -> Path:
 
 # -- analysts -------------------------------------------------------------------------------------
 def _register_warehouse_commands() -> None:
-    from .warehouse.cli import query_command, report_command
+    from .warehouse.cli import export_command, query_command, report_command
 
+    main.add_command(export_command, "export")
     main.add_command(query_command, "query")
     main.add_command(report_command, "report")
 

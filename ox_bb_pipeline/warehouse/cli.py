@@ -120,3 +120,24 @@ def report_command() -> None:
     exports = [p for k, p in written.items() if k.startswith("export ")]
     if exports:
         click.echo(f"exports:           {len(exports)} tables in {exports[0].parent}")
+
+
+@click.command("export")
+@click.argument("fmt", metavar="sarif|cyclonedx", type=click.Choice(("sarif", "cyclonedx")))
+@click.option("--application", default=None, help="Only this application's findings (SARIF: one log for it).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write into (default: OX_BB_HOME/exports/<format>/).")
+def export_command(fmt: str, application: str | None, out: Path | None) -> None:
+    """SARIF 2.1.0 logs (GitHub code scanning, DefectDojo) or CycloneDX SBOMs with vulnerabilities, from the
+    built warehouse: one file per repository, e.g. ox-bb export sarif --application payments"""
+    from .interchange import ExportError, export
+
+    try:
+        written = export(fmt, application=application, out=out)
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"{len(written)} {fmt} file{'s' if len(written) != 1 else ''} written")
