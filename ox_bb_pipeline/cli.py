@@ -532,11 +532,12 @@ def _warehouse_file() -> Path:
 
 # -- analysts -------------------------------------------------------------------------------------
 def _register_warehouse_commands() -> None:
-    from .warehouse.cli import export_command, query_command, report_command
+    from .warehouse.cli import export_command, query_command, report_command, triage_command
 
     main.add_command(export_command, "export")
     main.add_command(query_command, "query")
     main.add_command(report_command, "report")
+    main.add_command(triage_command, "triage")
 
 
 _register_warehouse_commands()

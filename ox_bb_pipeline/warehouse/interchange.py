@@ -61,6 +61,7 @@ def exported_findings(con: duckdb.DuckDBPyConnection, application: str | None = 
                q.workspace || '/' || q.repository AS repository_full_name,
                q.scanner, q.rule_id, q.title, q.category, q.file_path, q.final_severity, q.severity_explanation,
                q.suppression_id, q.suppression_reason, q.suppression_owner, q.suppression_expires,
+               q.triage_status, q.triage_reason,
                f.scanner_version, f.commit, f.start_line, f.end_line, f.remediation, f.cwe, f.package, f.version,
                f.fixed_version, f.vulnerability_ids, f.cvss_score, f.cvss_vector
         FROM findings_queue AS q
@@ -137,9 +138,15 @@ def _sarif_result(row: dict, rule_index: int) -> dict:
                              "application": row["application"], "repository": row["repository_full_name"],
                              "severityExplanation": row["severity_explanation"] or ""}}
     if row["status"] == "suppressed":
-        result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                   "justification": row["suppression_reason"] or "suppressed"}]
+        result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": _justification(row)}]
     return result
+
+
+def _justification(row: dict) -> str:
+    """Why a suppressed finding is: its triage decision when it has an active one, else suppressions.yaml's."""
+    if row["triage_status"] in ("false_positive", "accepted_risk") and not row["suppression_reason"]:
+        return f"{row['triage_status'].replace('_', ' ')}: {row['triage_reason']}"
+    return row["suppression_reason"] or "suppressed"
 
 
 def _sarif_location(row: dict) -> dict:
@@ -198,10 +205,11 @@ def _cdx_vulnerability(row: dict, refs: dict[tuple[str, str], str]) -> Vulnerabi
     cwes = [int(n) for n in re.findall(r"\d+", row["cwe"] or "")][:1]
     ref = refs.get((row["package"], row["version"]))
     analysis = None
-    if row["status"] == "suppressed":
+    if row["status"] == "suppressed" and row["triage_status"] == "false_positive":
+        analysis = VulnerabilityAnalysis(state=ImpactAnalysisState.FALSE_POSITIVE, detail=_justification(row))
+    elif row["status"] == "suppressed":
         analysis = VulnerabilityAnalysis(state=ImpactAnalysisState.EXPLOITABLE,
-                                         responses=[ImpactAnalysisResponse.WILL_NOT_FIX],
-                                         detail=f"accepted risk: {row['suppression_reason'] or 'suppressed'}")
+                                         responses=[ImpactAnalysisResponse.WILL_NOT_FIX], detail=_justification(row))
     return Vulnerability(
         bom_ref=f"{row['finding_id']}", id=ids[0], description=row["title"], recommendation=row["remediation"],
         ratings=ratings, cwes=cwes, analysis=analysis, affects=[BomTarget(ref=ref)] if ref else None,

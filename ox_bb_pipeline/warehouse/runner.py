@@ -41,6 +41,7 @@ from .settings import (
     WarehouseSettings,
     load_settings,
 )
+from .triage import read_triage
 
 SCANNERS = ("secrets", "bandit", "semgrep", "checkov", "sca", "posture", "sarif")
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -125,7 +126,8 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
         configure(con, home, memory_limit, threads)
         models = discover(sql_dir)
         config = settings_tables(settings, build_id, now)
-        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions"}
+        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions",
+                                                          "triage_decisions"}
         stateful = {m.previous for m in models if m.state}
         order = build_order(models, inputs | stateful)
         with _transaction(con):  # a few commits, not one per catalog change
@@ -137,6 +139,7 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
             create_code_context_macro(con, settings.code_context)
             register_pipeline_definitions(con, known_pipelines)
             create_table(con, "workflow_decisions", read_decisions(home))
+            create_table(con, "triage_decisions", read_triage(home))
         for model in order:
             t0 = time.perf_counter()
             with _transaction(con):

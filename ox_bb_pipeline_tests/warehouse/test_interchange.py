@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import jsonschema
@@ -170,3 +171,21 @@ def test_dagster_report_assets_write_both_formats(lake, exported):
              for e in result.get_asset_materialization_events()}
     assert files == {"reports/sarif": 2, "reports/cyclonedx": 1}
     assert (lake.home / "exports" / "cyclonedx" / "acme+api.cdx.json").exists()
+
+
+def test_triage_decisions_reach_both_formats(lake, exported):
+    from ox_bb_pipeline.warehouse.triage import record_triage
+
+    from .conftest import NOW
+
+    record_triage(exported["vuln"], "false_positive", reason="requests is vendored but never imported",
+                  owner="alice", decided_by="bob", now=NOW, home=lake.home)
+    lake.build(NOW + timedelta(days=1))
+    [bom_path] = export("cyclonedx", home=lake.home)
+    [vuln] = json.loads(bom_path.read_text())["vulnerabilities"]
+    assert vuln["analysis"] == {"state": "false_positive",
+                                "detail": "false positive: requests is vendored but never imported"}
+    sarif = json.loads(export("sarif", home=lake.home)[0].read_text())
+    [result] = next(run for run in sarif["runs"] if run["tool"]["driver"]["name"] == "ox-bb sca")["results"]
+    assert result["suppressions"] == [{"kind": "external", "status": "accepted",
+                                       "justification": "false positive: requests is vendored but never imported"}]
