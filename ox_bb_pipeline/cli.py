@@ -406,7 +406,7 @@ def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] 
     from . import lake
     from .scanners.sca import not_evaluated_line
 
-    runs = [r for c in connections for r in lake.read_partition("findings", "scan_runs", c, home)]
+    runs = [r for c in connections for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", c, home)]
     missing = not_evaluated_line(runs)
     if missing:
         echo(missing)

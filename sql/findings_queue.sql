@@ -35,6 +35,7 @@
 -- column: workspace: workspace slug
 -- column: repository_uuid: repository {uuid}
 -- column: repository: repository slug
+-- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
 -- column: scanner: scanner that reported it
 -- column: rule_id: the scanner's rule
 -- column: title: what is wrong
@@ -235,7 +236,8 @@ sla AS (
 
 SELECT
     finding_id, status, previous_status, seen, scope_complete,
-    application, workspace, repository_uuid, repository, scanner, rule_id, title, category, file_path,
+    application, workspace, repository_uuid, repository, workspace || '/' || repository AS repository_full_name,
+    scanner, rule_id, title, category, file_path,
     base_severity, final_severity, severity_explanation, controls, detected_by, correlated_into, excluded_by,
     code_context, business_priority, team, owners,
     assigned_team, assignee, assigned_by_rule, application_is_relevant,

@@ -58,7 +58,7 @@ def exported_findings(con: duckdb.DuckDBPyConnection, application: str | None = 
     where = f"q.status IN ({statuses})" + (" AND q.application = ?" if application else "")
     return _rows(con, f"""
         SELECT q.finding_id, q.status, q.application, q.workspace, q.repository, q.repository_uuid,
-               q.workspace || '/' || q.repository AS repository_full_name,
+               q.repository_full_name,
                q.scanner, q.rule_id, q.title, q.category, q.file_path, q.final_severity, q.severity_explanation,
                q.suppression_id, q.suppression_reason, q.suppression_owner, q.suppression_expires,
                q.triage_status, q.triage_reason,

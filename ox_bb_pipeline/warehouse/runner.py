@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ..bitbucket import tables as raw_tables
 from ..config import data_home
-from ..lake import lake_root
+from ..lake import SCANS_ZONE, lake_root, migrate_layout
 from ..locks import home_lock, pid_alive
 from ..scanners.finding import FINDING_SCHEMA
 from . import pipelines
@@ -56,8 +56,8 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
 
     inputs = {f"raw_{name}": ("raw", name, raw_tables.schema(name)) for name in raw_tables.TABLES}
     inputs |= {f"findings_{scanner}": ("findings", scanner, FINDING_SCHEMA) for scanner in SCANNERS}
-    inputs |= {"scan_runs": ("findings", "scan_runs", SCAN_RUN_SCHEMA),
-               "posture_results": ("findings", "posture_results", RESULT_SCHEMA),
+    inputs |= {"scan_runs": (SCANS_ZONE, "scan_runs", SCAN_RUN_SCHEMA),
+               "posture_results": (SCANS_ZONE, "posture_results", RESULT_SCHEMA),
                "components": ("inventory", "components", COMPONENT_SCHEMA),
                "run_failures": ("ops", "run_failures", RUN_FAILURE_SCHEMA)}
     return inputs
@@ -91,6 +91,7 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
     target.parent.mkdir(parents=True, exist_ok=True)
     with warehouse_lock(home, "warehouse ", progress):
         remove_stale_builds(target)
+        migrate_layout(home)  # an older lake's scan_runs and posture_results move out of findings/
         return _build(home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started)
 
 
