@@ -22,7 +22,7 @@ LATER = NOW + timedelta(days=40)
 
 def questions() -> dict[int, str]:
     text = GUIDE.read_text()
-    found = re.findall(r"^## (\d+)\. .*?\n+```sql\n(.*?)```", text, re.S | re.M)
+    found = re.findall(r"^## (\d+)\. .*?\n+```sql\n(.*?)```", text, re.DOTALL | re.MULTILINE)
     return {int(number): sql for number, sql in found}
 
 
