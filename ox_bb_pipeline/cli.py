@@ -410,10 +410,11 @@ def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] 
     missing = not_evaluated_line(runs)
     if missing:
         echo(missing)
-    echo("Compliance score (mean over applications):")
-    for framework, score in con.execute("""
-            SELECT framework_title, round(avg(score), 1) FROM compliance_scores GROUP BY 1 ORDER BY 1""").fetchall():
-        echo(f"  {framework:<40} {score}")
+    from .warehouse.report import framework_scores
+
+    echo("Compliance score (passing out of evaluated controls, relevant applications; as in the report):")
+    for row in sorted(framework_scores(con), key=lambda r: r["framework_title"]):
+        echo(f"  {row['framework_title']:<40} {row['score']}")
     con.close()
     echo(f"\nOutputs under {home}:")
     echo(f"  warehouse  {home / 'warehouse.duckdb'}   (ox-bb query \"SELECT * FROM findings_queue LIMIT 5\")")

@@ -104,8 +104,12 @@ def query_command(sql: str, fmt: str, max_rows: int) -> None:
 
 
 def report() -> dict[str, Path]:
-    """reports/compliance.html and .csv, and exports/<table>.parquet, from the current warehouse."""
-    return {**write_reports(), **{f"export {name}": path for name, path in export_tables().items()}}
+    """reports/compliance.html and .csv, reports/explorer.html, and exports/<table>.parquet, from the
+    current warehouse."""
+    from .explorer import write_explorer
+
+    return {**write_reports(), "explorer": write_explorer(),
+            **{f"export {name}": path for name, path in export_tables().items()}}
 
 
 @click.command("report")
@@ -117,6 +121,7 @@ def report_command() -> None:
         raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
     click.echo(f"compliance report: {written['html']}")
     click.echo(f"compliance CSV:    {written['csv']}")
+    click.echo(f"explorer:          {written['explorer']}")
     exports = [p for k, p in written.items() if k.startswith("export ")]
     if exports:
         click.echo(f"exports:           {len(exports)} tables in {exports[0].parent}")

@@ -31,6 +31,22 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     return [dict(zip(names, row)) for row in result.fetchall()]
 
 
+# The one definition of a framework's score, shown by the report, the explorer and the demo summary: passing
+# controls out of evaluated ones (pass + fail), pooled over the relevant applications (an irrelevant
+# application, e.g. an archived one, counts in none of them).
+FRAMEWORK_SCORES = """
+    SELECT framework, framework_title,
+           sum(passed)::BIGINT AS passed, sum(failed)::BIGINT AS failed,
+           sum(not_evaluable)::BIGINT AS not_evaluable,
+           round(100.0 * sum(passed) / nullif(sum(passed) + sum(failed), 0), 1) AS score
+    FROM compliance_scores WHERE application_is_relevant
+    GROUP BY ALL ORDER BY framework"""
+
+
+def framework_scores(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    return _rows(con, FRAMEWORK_SCORES)
+
+
 def report_data(con: duckdb.DuckDBPyConnection) -> dict:
     """Every number the report shows, as plain data (the HTML only lays it out)."""
     open_list = ", ".join(f"'{s}'" for s in OPEN)
@@ -50,13 +66,7 @@ def report_data(con: duckdb.DuckDBPyConnection) -> dict:
             GROUP BY ALL ORDER BY total DESC, application LIMIT {TOP_APPLICATIONS}"""),
         "sla": {r["sla_status"]: r["n"] for r in _rows(
             con, "SELECT sla_status, count(*) AS n FROM findings_queue GROUP BY ALL")},
-        "frameworks": _rows(con, """
-            SELECT framework, framework_title,
-                   sum(passed)::BIGINT AS passed, sum(failed)::BIGINT AS failed,
-                   sum(not_evaluable)::BIGINT AS not_evaluable,
-                   round(100.0 * sum(passed) / nullif(sum(passed) + sum(failed), 0), 1) AS score
-            FROM compliance_scores WHERE application_is_relevant
-            GROUP BY ALL ORDER BY framework"""),
+        "frameworks": framework_scores(con),
         "application_scores": _rows(con, """
             SELECT application,
                    max(score) FILTER (WHERE framework = 'cis_ssc') AS cis_ssc,

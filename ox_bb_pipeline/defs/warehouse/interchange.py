@@ -1,5 +1,5 @@
-"""The interchange exports as report assets: SARIF 2.1.0 logs and CycloneDX SBOMs with vulnerabilities, one
-file per repository under OX_BB_HOME/exports/sarif|cyclonedx/ (see warehouse/interchange.py)."""
+"""Report assets read by other tools and people: SARIF 2.1.0 logs and CycloneDX SBOMs with vulnerabilities, one
+file per repository under OX_BB_HOME/exports/sarif|cyclonedx/ (see warehouse/interchange.py), and the explorer page."""
 
 import dagster as dg
 
@@ -28,3 +28,16 @@ def sarif(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                       "components with the SCA vulnerabilities that affect them.")
 def cyclonedx(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return _materialize("cyclonedx")
+
+
+@dg.asset(key=["reports", "explorer"], group_name="reports", kinds={"html"}, owners=["team:appsec"],
+          deps=[["warehouse", "findings_queue"], ["warehouse", "findings_daily"], ["warehouse", "remediation_summary"],
+                ["warehouse", "compliance_daily"]],
+          description="reports/explorer.html: one offline page with trends, filters and a drill-down from "
+                      "application to findings to detail.")
+def explorer(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    from ...warehouse.explorer import write_explorer
+
+    path = write_explorer()
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
+                                          "bytes": dg.MetadataValue.int(path.stat().st_size)})
