@@ -18,6 +18,9 @@ from .exports import open_warehouse
 from .report import SEVERITY_ORDER, _rows, framework_scores
 
 OPEN = ("new", "open", "reopened")
+# The page stays small whatever the queue's size: every count comes from an aggregate (the cube); only the
+# drill-down list carries single findings, at most this many per application (open ones first, worst first).
+FINDINGS_PER_APPLICATION = 100
 
 
 def _index(values: list) -> tuple[list, dict]:
@@ -27,33 +30,52 @@ def _index(values: list) -> tuple[list, dict]:
 
 def explorer_data(con: duckdb.DuckDBPyConnection) -> dict:
     """Everything the page shows, compact: dimension values once, rows as arrays of indexes."""
-    findings = _rows(con, """
+    open_list = ", ".join(f"'{s}'" for s in OPEN)
+    cube = _rows(con, """
+        SELECT application, coalesce(assigned_team, team) AS team, final_severity, category, status,
+               count(*) AS n, count(*) FILTER (WHERE sla_breached) AS breached
+        FROM findings_queue GROUP BY ALL""")
+    findings = _rows(con, f"""
         SELECT q.finding_id, q.application, coalesce(q.assigned_team, q.team) AS team, q.final_severity,
                q.category, q.status, q.sla_breached, q.title, q.repository_full_name, q.file_path, q.rule_id,
                q.severity_explanation, q.controls, coalesce(c.title, '') AS check_title
         FROM findings_queue AS q
         LEFT JOIN config_posture_checks AS c ON q.scanner = 'posture' AND c.check_id = q.rule_id
-        ORDER BY q.finding_id""")
+        QUALIFY row_number() OVER (PARTITION BY q.application
+                                   ORDER BY q.status IN ({open_list}) DESC,
+                                            list_position({list(SEVERITY_ORDER)}, q.final_severity),
+                                            q.sla_due_at NULLS LAST, q.finding_id) <= {FINDINGS_PER_APPLICATION}
+        ORDER BY q.application, q.finding_id""")
     teams = dict(con.execute("SELECT application, team FROM applications").fetchall())
     daily = _rows(con, "SELECT day, application, final_severity, status, findings, sla_breached FROM findings_daily")
-    apps, app_i = _index([f["application"] for f in findings] + [d["application"] for d in daily])
-    team_names, team_i = _index([f["team"] for f in findings] + list(teams.values()))
-    categories, cat_i = _index([f["category"] for f in findings])
-    statuses, status_i = _index([f["status"] for f in findings] + [d["status"] for d in daily])
+    apps, app_i = _index([c["application"] for c in cube] + [d["application"] for d in daily])
+    team_names, team_i = _index([c["team"] for c in cube] + list(teams.values()))
+    categories, cat_i = _index([c["category"] for c in cube])
+    statuses, status_i = _index([c["status"] for c in cube] + [d["status"] for d in daily])
     sev_i = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+    strings: dict[str, int] = {}  # titles, explanations, … repeat: each text once, rows point to it
+
+    def text(value) -> int:
+        return strings.setdefault(value or "", len(strings))
+
     return {
         "build": {k: str(v) for k, v in _rows(con, "SELECT build_id, now FROM build_context")[0].items()},
         "dims": {"application": apps, "team": team_names, "severity": list(SEVERITY_ORDER),
                  "category": categories, "status": statuses},
         "app_team": [team_i.get(teams.get(a), -1) for a in apps],
-        # application, team, severity, category, status, breached, id, title, repository, file, rule,
-        # explanation, controls
+        # application, team, severity, category, status, findings, of them past their SLA
+        "cube": [[app_i[c["application"]], team_i.get(c["team"], -1), sev_i.get(c["final_severity"], 4),
+                  cat_i[c["category"]], status_i[c["status"]], c["n"], c["breached"]] for c in cube],
+        # application, team, severity, category, status, breached, id, then indexes into strings: title,
+        # repository, file, rule, explanation, controls
         "findings": [[app_i[f["application"]], team_i.get(f["team"], -1), sev_i.get(f["final_severity"], 4),
                       cat_i[f["category"]], status_i[f["status"]], int(bool(f["sla_breached"])), f["finding_id"],
-                      f["title"] or "", f["repository_full_name"] or "", f["file_path"] or "", f["rule_id"],
-                      f["severity_explanation"] or "",
-                      " ".join(f["controls"] or []) + (f" ({f['check_title']})" if f["check_title"] else "")]
+                      text(f["title"]), text(f["repository_full_name"]), text(f["file_path"]), text(f["rule_id"]),
+                      text(f["severity_explanation"]),
+                      text(" ".join(f["controls"] or []) + (f" ({f['check_title']})" if f["check_title"] else ""))]
                      for f in findings],
+        "strings": list(strings),
+        "per_application": FINDINGS_PER_APPLICATION,
         "daily": [[d["day"].isoformat(), app_i[d["application"]], sev_i.get(d["final_severity"], 4),
                    status_i[d["status"]], d["findings"], d["sla_breached"]] for d in daily],
         "mttr": _rows(con, "SELECT application, team, resolved, mttr_days, p50_days, p90_days "
@@ -165,20 +187,22 @@ function drawTrends() {
     d => (D.compliance.find(r => r.day === d && r.framework === fw) || {score: null}).score)})),
     cdays, 100, ["#16a34a", "#2563eb", "#9333ea"], "%");
 }
-function drawTiles(rows) {
-  const open = rows.filter(f => OPEN.has(f[4]));
-  const tiles = [["open findings", open.length, "tile-open"],
-                 ["critical open", open.filter(f => f[2] === 0).length, "tile-critical"],
-                 ["SLA breached", open.filter(f => f[5]).length, "tile-breached"]];
+const S = i => D.strings[i];
+const sum = (rows, k) => rows.reduce((s, r) => s + r[k], 0);
+function drawTiles(cube) {  // cube rows: [app, team, sev, cat, status, n, breached]
+  const open = cube.filter(c => OPEN.has(c[4]));
+  const tiles = [["open findings", sum(open, 5), "tile-open"],
+                 ["critical open", sum(open.filter(c => c[2] === 0), 5), "tile-critical"],
+                 ["SLA breached", sum(open, 6), "tile-breached"]];
   for (const fw of D.frameworks) tiles.push([fw.framework_title, fw.score === null ? "–" : fw.score.toFixed(1) + "%",
                                              "tile-" + fw.framework]);
   document.getElementById("tiles").innerHTML = tiles.map(([k, v, id]) =>
     `<div class="tile" id="${id}"><b>${esc(v)}</b>${esc(k)}</div>`).join("");
 }
-function drawApps(rows) {
+function drawApps(cube) {
   const counts = new Map();
-  for (const f of rows) if (OPEN.has(f[4])) {
-    const c = counts.get(f[0]) || [0, 0, 0, 0, 0]; c[f[2]]++; counts.set(f[0], c);
+  for (const r of cube) if (OPEN.has(r[4])) {
+    const c = counts.get(r[0]) || [0, 0, 0, 0, 0]; c[r[2]] += r[5]; counts.set(r[0], c);
   }
   const mttr = new Map(D.mttr.map(m => [m.application, m]));
   const order = [...counts.entries()].sort((a, b) => b[1].reduce((s, v) => s + v) - a[1].reduce((s, v) => s + v));
@@ -192,25 +216,28 @@ function drawApps(rows) {
 }
 function drawFindings() {
   const rows = D.findings.filter(f => keep(f) && (state.drill < 0 || f[0] === state.drill)).slice(0, 500);
+  const total = sum(D.cube.filter(c => keep(c) && (state.drill < 0 || c[0] === state.drill)), 5);
   document.getElementById("findings-title").textContent = "Findings" +
-    (state.drill >= 0 ? " of " + D.dims.application[state.drill] : "") + " (first 500)";
+    (state.drill >= 0 ? " of " + D.dims.application[state.drill] : "") +
+    ` (${rows.length} of ${total} shown: up to ${D.per_application} per application, open and worst first)`;
   document.getElementById("findings").innerHTML =
     "<tr><th>severity</th><th>status</th><th>title</th><th>repository</th><th>file</th></tr>" +
     rows.map(f => `<tr class="click" data-id="${esc(f[6])}"><td>${D.dims.severity[f[2]]}</td>` +
-      `<td>${esc(D.dims.status[f[4]])}</td><td>${esc(f[7])}</td><td>${esc(f[8])}</td>` +
-      `<td>${esc(f[9])}</td></tr>`).join("");
+      `<td>${esc(D.dims.status[f[4]])}</td><td>${esc(S(f[7]))}</td><td>${esc(S(f[8]))}</td>` +
+      `<td>${esc(S(f[9]))}</td></tr>`).join("");
   for (const tr of document.querySelectorAll("#findings tr.click")) tr.onclick = () => showDetail(tr.dataset.id);
 }
 function showDetail(id) {
   const f = D.findings.find(r => r[6] === id), el = document.getElementById("detail");
   el.style.display = "block";
-  el.innerHTML = `<h2>${esc(f[7])}</h2><p><b>finding</b> <code>${esc(f[6])}</code> · <b>rule</b> ${esc(f[10])}` +
-    ` · ${esc(f[8])} ${esc(f[9])}</p><p><b>severity</b> ${D.dims.severity[f[2]]}: ` +
-    `<span id="explanation">${esc(f[11])}</span></p><p><b>controls</b> ${esc(f[12]) || "–"}</p>`;
+  el.innerHTML = `<h2>${esc(S(f[7]))}</h2><p><b>finding</b> <code>${esc(f[6])}</code> · ` +
+    `<b>rule</b> ${esc(S(f[10]))} · ${esc(S(f[8]))} ${esc(S(f[9]))}</p><p><b>severity</b> ` +
+    `${D.dims.severity[f[2]]}: <span id="explanation">${esc(S(f[11]))}</span></p>` +
+    `<p><b>controls</b> ${esc(S(f[12])) || "–"}</p>`;
 }
 function draw() {
-  const rows = D.findings.filter(keep);
-  drawTiles(rows); drawApps(rows); drawFindings(); drawTrends();
+  const cube = D.cube.filter(keep);
+  drawTiles(cube); drawApps(cube); drawFindings(); drawTrends();
 }
 document.getElementById("meta").textContent = `Warehouse build ${D.build.build_id} at ${D.build.now}. ` +
   "Scores: passing controls out of evaluated ones (pass + fail) over relevant applications.";
