@@ -19,8 +19,11 @@ from .report import SEVERITY_ORDER, _rows, framework_scores
 
 OPEN = ("new", "open", "reopened")
 # The page stays small whatever the queue's size: every count comes from an aggregate (the cube); only the
-# drill-down list carries single findings, at most this many per application (open ones first, worst first).
+# drill-down list carries single findings: up to FINDINGS_SHOWN in all, at most FINDINGS_PER_APPLICATION per
+# application (open ones first, worst first); trends of more than DAILY_UP_TO days are drawn week by week.
 FINDINGS_PER_APPLICATION = 100
+FINDINGS_SHOWN = 20_000
+DAILY_UP_TO = 60
 
 
 def _index(values: list) -> tuple[list, dict]:
@@ -35,6 +38,8 @@ def explorer_data(con: duckdb.DuckDBPyConnection) -> dict:
         SELECT application, coalesce(assigned_team, team) AS team, final_severity, category, status,
                count(*) AS n, count(*) FILTER (WHERE sla_breached) AS breached
         FROM findings_queue GROUP BY ALL""")
+    applications = con.execute("SELECT count(DISTINCT application) FROM findings_queue").fetchone()[0] or 1
+    per_application = max(10, min(FINDINGS_PER_APPLICATION, FINDINGS_SHOWN // applications))
     findings = _rows(con, f"""
         SELECT q.finding_id, q.application, coalesce(q.assigned_team, q.team) AS team, q.final_severity,
                q.category, q.status, q.sla_breached, q.title, q.repository_full_name, q.file_path, q.rule_id,
@@ -44,14 +49,21 @@ def explorer_data(con: duckdb.DuckDBPyConnection) -> dict:
         QUALIFY row_number() OVER (PARTITION BY q.application
                                    ORDER BY q.status IN ({open_list}) DESC,
                                             list_position({list(SEVERITY_ORDER)}, q.final_severity),
-                                            q.sla_due_at NULLS LAST, q.finding_id) <= {FINDINGS_PER_APPLICATION}
+                                            q.sla_due_at NULLS LAST, q.finding_id) <= {per_application}
         ORDER BY q.application, q.finding_id""")
     teams = dict(con.execute("SELECT application, team FROM applications").fetchall())
-    daily = _rows(con, "SELECT day, application, final_severity, status, findings, sla_breached FROM findings_daily")
+    # open findings only (what the trends draw), every day, or every 7th day counted back from the last
+    daily = _rows(con, f"""
+        WITH span AS (SELECT max(day) AS last, count(DISTINCT day) AS days FROM findings_daily)
+        SELECT day, application, final_severity, sum(findings)::BIGINT AS findings,
+               sum(sla_breached)::BIGINT AS sla_breached
+        FROM findings_daily, span
+        WHERE status IN ({open_list}) AND (span.days <= {DAILY_UP_TO} OR date_diff('day', day, span.last) % 7 = 0)
+        GROUP BY ALL""")
     apps, app_i = _index([c["application"] for c in cube] + [d["application"] for d in daily])
     team_names, team_i = _index([c["team"] for c in cube] + list(teams.values()))
     categories, cat_i = _index([c["category"] for c in cube])
-    statuses, status_i = _index([c["status"] for c in cube] + [d["status"] for d in daily])
+    statuses, status_i = _index([c["status"] for c in cube])
     sev_i = {s: i for i, s in enumerate(SEVERITY_ORDER)}
     strings: dict[str, int] = {}  # titles, explanations, … repeat: each text once, rows point to it
 
@@ -75,9 +87,9 @@ def explorer_data(con: duckdb.DuckDBPyConnection) -> dict:
                       text(" ".join(f["controls"] or []) + (f" ({f['check_title']})" if f["check_title"] else ""))]
                      for f in findings],
         "strings": list(strings),
-        "per_application": FINDINGS_PER_APPLICATION,
+        "per_application": per_application,
         "daily": [[d["day"].isoformat(), app_i[d["application"]], sev_i.get(d["final_severity"], 4),
-                   status_i[d["status"]], d["findings"], d["sla_breached"]] for d in daily],
+                   d["findings"], d["sla_breached"]] for d in daily],
         "mttr": _rows(con, "SELECT application, team, resolved, mttr_days, p50_days, p90_days "
                            "FROM remediation_summary WHERE final_severity = 'all' ORDER BY application"),
         "compliance": _rows(con, """
@@ -148,10 +160,9 @@ const esc = s => String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", 
 function keep(f) {  // a finding row [app, team, sev, cat, status, ...]
   return DIMS.every((d, i) => state[d] < 0 || f[i] === state[d]);
 }
-function keepDaily(r) {  // [day, app, sev, status, n, breached]: no category in the history
+function keepDaily(r) {  // [day, app, sev, open findings, breached]: no category or status in the trends
   return (state.application < 0 || r[1] === state.application) &&
-         (state.team < 0 || D.app_team[r[1]] === state.team) &&
-         (state.severity < 0 || r[2] === state.severity) && (state.status < 0 || r[3] === state.status);
+         (state.team < 0 || D.app_team[r[1]] === state.team) && (state.severity < 0 || r[2] === state.severity);
 }
 function svgLines(series, labels, max, colors, unit) {
   const w = 460, h = 160, pad = 30, n = labels.length;
@@ -172,8 +183,8 @@ function drawTrends() {
   const days = [...new Set(D.daily.map(r => r[0]))].sort(), di = new Map(days.map((d, i) => [d, i]));
   const bySev = D.dims.severity.map(() => days.map(() => 0)), open = days.map(() => 0), late = days.map(() => 0);
   for (const r of D.daily) {
-    if (!keepDaily(r) || !OPEN.has(r[3])) continue;
-    bySev[r[2]][di.get(r[0])] += r[4]; open[di.get(r[0])] += r[4]; late[di.get(r[0])] += r[5];
+    if (!keepDaily(r)) continue;
+    bySev[r[2]][di.get(r[0])] += r[3]; open[di.get(r[0])] += r[3]; late[di.get(r[0])] += r[4];
   }
   const max = Math.max(1, ...bySev.flat());
   document.getElementById("trend").innerHTML = svgLines(
