@@ -419,8 +419,8 @@ def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] 
     echo(f"\nOutputs under {home}:")
     echo(f"  warehouse  {home / 'warehouse.duckdb'}   (ox-bb query \"SELECT * FROM findings_queue LIMIT 5\")")
     echo(f"  exports    {home / 'exports'}/*.parquet")
-    echo(f"  report     {home / 'reports' / 'compliance.html'} and compliance.csv")
-    echo(f"  lake       {home / 'lake'} (raw, findings, inventory; one partition per connection)")
+    echo(f"  report     {home / 'reports' / 'compliance.html'}, explorer.html and compliance.csv")
+    echo(f"  lake       {home / 'lake'} (raw, findings, scans, inventory; one partition per connection)")
 
 
 # -- advisories -----------------------------------------------------------------------------------
