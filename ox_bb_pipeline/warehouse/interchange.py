@@ -179,7 +179,7 @@ def cyclonedx_documents(con: duckdb.DuckDBPyConnection, application: str | None 
     for repo in repositories:
         components = _rows(con, """
             SELECT * FROM components WHERE repository_uuid = ?
-            -- one commit per repository: the latest scan's (two connections may have scanned it)
+            -- one commit per repository (two connections may have scanned different heads): the greatest
             QUALIFY commit = max(commit) OVER () ORDER BY purl, manifest""", [repo["repository_uuid"]])
         bom = cyclonedx_bom(components)
         refs = {(c["name"], c["version"]): c["purl"] for c in components}
@@ -211,7 +211,7 @@ def _cdx_vulnerability(row: dict, refs: dict[tuple[str, str], str]) -> Vulnerabi
         analysis = VulnerabilityAnalysis(state=ImpactAnalysisState.EXPLOITABLE,
                                          responses=[ImpactAnalysisResponse.WILL_NOT_FIX], detail=_justification(row))
     return Vulnerability(
-        bom_ref=f"{row['finding_id']}", id=ids[0], description=row["title"], recommendation=row["remediation"],
+        bom_ref=row["finding_id"], id=ids[0], description=row["title"], recommendation=row["remediation"],
         ratings=ratings, cwes=cwes, analysis=analysis, affects=[BomTarget(ref=ref)] if ref else None,
         properties=[Property(name="ox-bb:finding_id", value=row["finding_id"]),
                     Property(name="ox-bb:status", value=row["status"]),
