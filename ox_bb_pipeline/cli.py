@@ -406,20 +406,21 @@ def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] 
     from . import lake
     from .scanners.sca import not_evaluated_line
 
-    runs = [r for c in connections for r in lake.read_partition("findings", "scan_runs", c, home)]
+    runs = [r for c in connections for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", c, home)]
     missing = not_evaluated_line(runs)
     if missing:
         echo(missing)
-    echo("Compliance score (mean over applications):")
-    for framework, score in con.execute("""
-            SELECT framework_title, round(avg(score), 1) FROM compliance_scores GROUP BY 1 ORDER BY 1""").fetchall():
-        echo(f"  {framework:<40} {score}")
+    from .warehouse.report import framework_scores
+
+    echo("Compliance score (passing out of evaluated controls, relevant applications; as in the report):")
+    for row in sorted(framework_scores(con), key=lambda r: r["framework_title"]):
+        echo(f"  {row['framework_title']:<40} {row['score']}")
     con.close()
     echo(f"\nOutputs under {home}:")
     echo(f"  warehouse  {home / 'warehouse.duckdb'}   (ox-bb query \"SELECT * FROM findings_queue LIMIT 5\")")
     echo(f"  exports    {home / 'exports'}/*.parquet")
-    echo(f"  report     {home / 'reports' / 'compliance.html'} and compliance.csv")
-    echo(f"  lake       {home / 'lake'} (raw, findings, inventory; one partition per connection)")
+    echo(f"  report     {home / 'reports' / 'compliance.html'}, explorer.html and compliance.csv")
+    echo(f"  lake       {home / 'lake'} (raw, findings, scans, inventory; one partition per connection)")
 
 
 # -- advisories -----------------------------------------------------------------------------------
@@ -532,10 +533,12 @@ def _warehouse_file() -> Path:
 
 # -- analysts -------------------------------------------------------------------------------------
 def _register_warehouse_commands() -> None:
-    from .warehouse.cli import query_command, report_command
+    from .warehouse.cli import export_command, query_command, report_command, triage_command
 
+    main.add_command(export_command, "export")
     main.add_command(query_command, "query")
     main.add_command(report_command, "report")
+    main.add_command(triage_command, "triage")
 
 
 _register_warehouse_commands()

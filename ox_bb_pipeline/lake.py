@@ -1,13 +1,17 @@
 """The Parquet lake between stages: one file per table and connection partition, written atomically.
 
-Layout: `OX_BB_HOME/lake/<zone>/<table>/connection=<name>/data.parquet` (zone = raw | findings).
-A partition is replaced whole (temp file, then rename), so readers never see half a write and
-parallel runs for different connections never touch the same file.
+Layout: `OX_BB_HOME/lake/<zone>/<table>/connection=<name>/data.parquet` (zone = raw | findings | scans |
+inventory | ops). A partition is replaced whole (temp file, then rename), so readers never see half a write
+and parallel runs for different connections never touch the same file. Every table of a zone but `raw`
+has one schema (`findings/*/*/*.parquet` reads findings only): what scans did (scan_runs, posture_results)
+lives under `scans/`, not beside the findings.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -55,3 +59,36 @@ def delete_partition(zone: str, table: str, connection: str, home: Path | None =
 def table_glob(zone: str, table: str, home: Path | None = None) -> str:
     """A DuckDB-readable glob over every partition of a table (hive partitioning on `connection`)."""
     return str(lake_root(home) / zone / table / "connection=*" / "*.parquet")
+
+
+SCANS_ZONE = "scans"
+# Tables that lived under findings/ before (their schema is not the findings'), moved by migrate_layout.
+MOVED_TO_SCANS = ("scan_runs", "posture_results")
+
+
+def migrate_layout(home: Path | None = None) -> list[Path]:
+    """Move the partitions of an older lake's findings/scan_runs and findings/posture_results to scans/
+    (a rename each: atomic, no copy). Safe to call from parallel runs and on every run: a partition
+    already under scans/ is newer than the old one, which is dropped; one another run moved is skipped."""
+    moved = []
+    for table in MOVED_TO_SCANS:
+        old = lake_root(home) / "findings" / table
+        if not old.is_dir():
+            continue
+        new = lake_root(home) / SCANS_ZONE / table
+        new.mkdir(parents=True, exist_ok=True)
+        for partition in sorted(old.glob("connection=*")):
+            target = new / partition.name
+            try:
+                if target.exists():
+                    shutil.rmtree(partition)
+                else:
+                    os.rename(partition, target)
+                    moved.append(target)
+            except FileNotFoundError:
+                continue  # another run moved or dropped it meanwhile
+        try:
+            old.rmdir()
+        except OSError:
+            pass  # gone already, or a stray file the operator should see
+    return moved

@@ -254,11 +254,13 @@ def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = pr
     from .defs.bitbucket.resources import BitbucketResource
     from .defs.quality.checks import warehouse_expectations
     from .defs.warehouse.assets import compliance_report, exports, warehouse_models
+    from .defs.warehouse.interchange import explorer
     from .defs.warehouse.workflows import workflows
 
     progress("warehouse …")
     bitbucket = BitbucketResource(connections_file=str(connections_file) if connections_file else "")
-    outcome = dg.materialize([warehouse_models, warehouse_expectations, exports, compliance_report, workflows],
+    outcome = dg.materialize([warehouse_models, warehouse_expectations, exports, compliance_report, explorer,
+                              workflows],
                              instance=inst, resources={"bitbucket": bitbucket}, raise_on_error=False,
                              run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
                              tags={"ox_bb/stage": "warehouse"})

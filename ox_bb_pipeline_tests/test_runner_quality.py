@@ -35,7 +35,8 @@ def test_the_warehouse_stage_passes_its_checks_and_writes_the_reports(home):
 
     assert result.success, result.error
     assert (home / "reports" / "compliance.html").exists()
-    assert {"findings_queue", "exports", "compliance_report", "workflows"} <= set(result.metadata)
+    assert (home / "reports" / "explorer.html").exists()
+    assert {"findings_queue", "exports", "compliance_report", "explorer", "workflows"} <= set(result.metadata)
 
 
 def test_a_failing_mart_check_fails_the_stage_names_the_expectation_and_blocks_the_reports(home):
@@ -50,4 +51,5 @@ def test_a_failing_mart_check_fails_the_stage_names_the_expectation_and_blocks_t
     assert lines[-1] == f"warehouse FAILED: {result.error}"
     assert (home / "warehouse.duckdb").exists()  # the build ran; what depends on it did not
     assert not (home / "reports" / "compliance.html").exists()
+    assert not (home / "reports" / "explorer.html").exists()
     assert not (home / "exports").exists() or not any((home / "exports").iterdir())

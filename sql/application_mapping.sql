@@ -5,6 +5,7 @@
 -- depends: repositories, config_application_repositories, config_application_paths
 -- column: repository_uuid: repository {uuid}
 -- column: full_name: workspace/slug
+-- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
 -- column: workspace: workspace slug
 -- column: repository: repository slug
 -- column: application: application name
@@ -32,7 +33,7 @@ configured AS (
 ),
 
 whole AS (
-    SELECT r.repository_uuid, r.full_name, r.workspace, r.repository,
+    SELECT r.repository_uuid, r.full_name, r.full_name AS repository_full_name, r.workspace, r.repository,
            coalesce(c.application, r.full_name) AS application,
            NULL::VARCHAR AS parent_application,
            false AS is_monorepo_child,
@@ -45,7 +46,7 @@ whole AS (
 
 SELECT * FROM whole
 UNION ALL
-SELECT w.repository_uuid, w.full_name, w.workspace, w.repository,
+SELECT w.repository_uuid, w.full_name, w.repository_full_name, w.workspace, w.repository,
        p.application,
        w.application AS parent_application,
        true AS is_monorepo_child,

@@ -7,6 +7,7 @@
 -- column: workspace: workspace slug
 -- column: repository_uuid: repository {uuid}
 -- column: repository: repository slug
+-- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
 -- column: main_commit: main-branch commit the file was read at
 -- column: pipeline_key: selector and pattern, e.g. `default`, `branches:main`, `custom:deploy`
 -- column: selector_type: default | branches | pull-requests | tags | bookmarks | custom
@@ -64,7 +65,8 @@ last_runs AS (
 )
 
 SELECT
-    d.connection, d.workspace, d.repository_uuid, d.repository, d.main_commit,
+    d.connection, d.workspace, d.repository_uuid, d.repository,
+    d.workspace || '/' || d.repository AS repository_full_name, d.main_commit,
     d.pipeline_key, d.selector_type, d.selector_pattern, d.imported,
     d.step_count, d.steps, d.images, d.pipes, d.deployments,
     coalesce(p.production_deployments, []) AS production_deployments,

@@ -107,7 +107,8 @@ open_findings AS (
            file_path, list_distinct(controls) AS controls,
            coalesce(repository || '/' || file_path, repository, workspace) AS place,
            final_severity || ': ' || title
-               || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || suppression_reason ELSE '' END AS detail
+               || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || coalesce(suppression_reason, triage_reason)
+                       ELSE '' END AS detail
     FROM findings_queue
     -- a correlated finding still fails its own controls; its problem is one queue item
     WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0

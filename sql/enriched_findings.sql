@@ -17,6 +17,7 @@
 -- column: workspace: workspace slug
 -- column: repository_uuid: repository {uuid}
 -- column: repository: repository slug
+-- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
 -- column: commit: commit scanned
 -- column: file_path: repository-relative path
 -- column: start_line: first line
@@ -50,7 +51,7 @@
 -- column: severity_set_by_rule: the workflow rule whose set_severity decided the final severity (null: the factors did)
 SELECT
     f.finding_id, f.scanner, f.scanner_version, f.rule_id, f.title, f.category, f.base_severity,
-    f.connection, f.workspace, f.repository_uuid, f.repository, f.commit, f.file_path,
+    f.connection, f.workspace, f.repository_uuid, f.repository, f.repository_full_name, f.commit, f.file_path,
     f.start_line, f.end_line, f.evidence, f.remediation, f.cwe, f.package, f.version, f.fixed_version,
     f.vulnerability_ids, f.controls, f.scanned_at, f.application, f.parent_application,
     f.file_markers, f.cwe_family, f.exploitable, f.code_context, f.code_context_rule, f.code_context_effect,

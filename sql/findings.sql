@@ -17,6 +17,7 @@
 -- column: workspace: workspace slug
 -- column: repository_uuid: repository {uuid} ('' for a workspace-level posture finding)
 -- column: repository: repository slug
+-- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
 -- column: commit: commit scanned
 -- column: file_path: repository-relative path (null for settings)
 -- column: start_line: first line (metadata: not part of the identity)
@@ -97,7 +98,8 @@ families AS (
 
 SELECT
     finding_id, scanner, scanner_version, rule_id, title, category, base_severity,
-    connection, workspace, repository_uuid, repository, commit, file_path,
+    connection, workspace, repository_uuid, repository, workspace || '/' || repository AS repository_full_name,
+    commit, file_path,
     start_line, end_line, evidence, remediation, cwe, package, version, fixed_version,
     vulnerability_ids, controls, scanned_at, cvss_score, cvss_vector, known_exploited, epss,
     coalesce(child.application, whole_application,

@@ -12,6 +12,7 @@
 -- column: previous_final_severity: final severity before it
 -- column: application: application at the time
 -- column: repository: repository slug
+-- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
 -- column: rule_id: the scanner's rule
 -- column: change: what changed: the new status, or `severity` when only the final severity moved
 SELECT
@@ -24,6 +25,7 @@ SELECT
     p.final_severity AS previous_final_severity,
     q.application,
     q.repository,
+    q.repository_full_name,
     q.rule_id,
     CASE WHEN q.status IS DISTINCT FROM p.status THEN q.status ELSE 'severity' END AS change
 FROM findings_queue AS q

@@ -5,7 +5,8 @@
 --   resolved   not seen by a complete scan of its scope: the same repository and scanner with a
 --              successful latest run (posture: the check evaluated pass or fail on that repository)
 --   reopened   seen again after it was resolved, or its suppression expired or was removed
---   suppressed matches a suppression of suppressions.yaml that has not expired
+--   suppressed matches a suppression of suppressions.yaml that has not expired, or its latest `ox-bb triage`
+--              decision is false_positive or accepted_risk and has not expired (triage_* columns)
 --   excluded   in vendored, minified, bundled or lock-file code (code_context_effect = exclude; the
 --              rule is excluded_by): kept, flagged, never open
 --   correlated another scanner's finding of the same problem is its queue item (correlated_into);
@@ -18,7 +19,7 @@
 -- here (the latest decision per field wins), and every later build keeps showing it.
 -- depends: enriched_findings, finding_correlations, applications, scan_runs, posture_results
 -- depends: config_suppressions, config_sla
--- depends: build_context, workflow_decisions
+-- depends: build_context, workflow_decisions, triage_decisions
 -- state: finding_id VARCHAR, status VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
 -- state: status_changed_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, reopened_count INTEGER,
 -- state: sla_started_at TIMESTAMPTZ, application VARCHAR, workspace VARCHAR, repository_uuid VARCHAR,
@@ -34,6 +35,7 @@
 -- column: workspace: workspace slug
 -- column: repository_uuid: repository {uuid}
 -- column: repository: repository slug
+-- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
 -- column: scanner: scanner that reported it
 -- column: rule_id: the scanner's rule
 -- column: title: what is wrong
@@ -63,6 +65,12 @@
 -- column: suppression_reason: its reason
 -- column: suppression_owner: who accepted the risk
 -- column: suppression_expires: when the suppression ends (after that day the finding reopens)
+-- column: triage_status: latest `ox-bb triage` decision: false_positive | accepted_risk | open (null: none)
+-- column: triage_reason: why, as given to ox-bb triage
+-- column: triage_owner: who answers for the decision
+-- column: triage_expires: last day the decision holds (null: until withdrawn); after it the finding reopens
+-- column: triage_decided_by: who recorded it
+-- column: triage_decided_at: when it was recorded
 -- column: sla_days: days allowed for its final severity (null: no SLA, e.g. info)
 -- column: sla_started_at: when the SLA clock started (first seen, or the last reopening)
 -- column: sla_due_at: sla_started_at + sla_days
@@ -156,12 +164,24 @@ suppressions AS (
     QUALIFY row_number() OVER (PARTITION BY s.finding_id ORDER BY s.expires DESC, s.suppression_id) = 1
 ),
 
+triage AS (
+    -- the latest decision per finding (OX_BB_HOME/triage/decisions.jsonl); `open` withdraws the earlier one
+    SELECT t.finding_id, t.status AS triage_status, t.reason AS triage_reason, t.owner AS triage_owner,
+           t.expires AS triage_expires, t.decided_by AS triage_decided_by, t.decided_at AS triage_decided_at,
+           t.status <> 'open' AND (t.expires IS NULL OR t.expires >= CAST(ctx.now AS DATE)) AS triage_active
+    FROM triage_decisions AS t, ctx
+    QUALIFY row_number() OVER (PARTITION BY t.finding_id ORDER BY t.decided_at DESC, t.decision_order DESC) = 1
+),
+
 scoped AS (
     SELECT m.*, s.suppression_id, s.reason, s.owner, s.expires, s.active AS suppression_active,
+           t.triage_status, t.triage_reason, t.triage_owner, t.triage_expires, t.triage_decided_by,
+           t.triage_decided_at, t.triage_active,
            CASE WHEN m.scanner = 'posture' THEN coalesce(ps.complete, cs.complete, false)
                 ELSE coalesce(cs.complete, false) END AS scope_complete
     FROM merged AS m
     LEFT JOIN suppressions AS s USING (finding_id)
+    LEFT JOIN triage AS t USING (finding_id)
     LEFT JOIN code_scopes AS cs ON cs.repository_uuid = m.repository_uuid AND cs.scanner = m.scanner
     LEFT JOIN posture_scopes AS ps
         ON ps.workspace = m.workspace AND ps.repository_uuid = m.repository_uuid AND ps.check_id = m.rule_id
@@ -173,7 +193,7 @@ judged AS (
                WHEN NOT seen AND (previous_status = 'resolved' OR scope_complete) THEN 'resolved'
                WHEN seen AND excluded_by IS NOT NULL THEN 'excluded'
                WHEN seen AND correlated_into IS NOT NULL THEN 'correlated'
-               WHEN suppression_active THEN 'suppressed'
+               WHEN suppression_active OR triage_active THEN 'suppressed'
                WHEN previous_status IS NULL THEN 'new'
                WHEN previous_status IN ('resolved', 'suppressed') THEN 'reopened'
                ELSE 'open'
@@ -216,7 +236,8 @@ sla AS (
 
 SELECT
     finding_id, status, previous_status, seen, scope_complete,
-    application, workspace, repository_uuid, repository, scanner, rule_id, title, category, file_path,
+    application, workspace, repository_uuid, repository, workspace || '/' || repository AS repository_full_name,
+    scanner, rule_id, title, category, file_path,
     base_severity, final_severity, severity_explanation, controls, detected_by, correlated_into, excluded_by,
     code_context, business_priority, team, owners,
     assigned_team, assignee, assigned_by_rule, application_is_relevant,
@@ -226,6 +247,7 @@ SELECT
     resolved_at_now AS resolved_at,
     reopened::INTEGER AS reopened_count,
     suppression_id, reason AS suppression_reason, owner AS suppression_owner, expires AS suppression_expires,
+    triage_status, triage_reason, triage_owner, triage_expires, triage_decided_by, triage_decided_at,
     sla_days, sla_start AS sla_started_at, due_at AS sla_due_at, sla_state AS sla_status,
     sla_state IN ('breached', 'missed') AS sla_breached
 FROM sla

@@ -6,6 +6,7 @@
 -- column: workspace: workspace slug
 -- column: repository: repository slug
 -- column: full_name: workspace/slug
+-- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
 -- column: project_key: Bitbucket project key
 -- column: project_name: Bitbucket project name
 -- column: is_private: private repository
@@ -113,7 +114,8 @@ judged AS (
 )
 
 SELECT
-    repository_uuid, connection, workspace, repository, full_name, project_key, project_name,
+    repository_uuid, connection, workspace, repository, full_name, full_name AS repository_full_name,
+    project_key, project_name,
     is_private, is_private IS FALSE AS is_public, fork_policy, language, mainbranch, main_head,
     coalesce(selected, true) AS selected, created_on, updated_on,
     last_code_change_at, days_since_code_change, commits_recent, contributors_recent,

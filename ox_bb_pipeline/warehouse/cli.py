@@ -102,8 +102,12 @@ def query_command(sql: str, fmt: str, max_rows: int) -> None:
 
 
 def report() -> dict[str, Path]:
-    """reports/compliance.html and .csv, and exports/<table>.parquet, from the current warehouse."""
-    return {**write_reports(), **{f"export {name}": path for name, path in export_tables().items()}}
+    """reports/compliance.html and .csv, reports/explorer.html, and exports/<table>.parquet, from the
+    current warehouse."""
+    from .explorer import write_explorer
+
+    return {**write_reports(), "explorer": write_explorer(),
+            **{f"export {name}": path for name, path in export_tables().items()}}
 
 
 @click.command("report")
@@ -115,6 +119,65 @@ def report_command() -> None:
         raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
     click.echo(f"compliance report: {written['html']}")
     click.echo(f"compliance CSV:    {written['csv']}")
+    click.echo(f"explorer:          {written['explorer']}")
     exports = [p for k, p in written.items() if k.startswith("export ")]
     if exports:
         click.echo(f"exports:           {len(exports)} tables in {exports[0].parent}")
+
+
+@click.command("export")
+@click.argument("fmt", metavar="sarif|cyclonedx", type=click.Choice(("sarif", "cyclonedx")))
+@click.option("--application", default=None, help="Only this application's findings (SARIF: one log for it).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write into (default: OX_BB_HOME/exports/<format>/).")
+def export_command(fmt: str, application: str | None, out: Path | None) -> None:
+    """SARIF 2.1.0 logs (GitHub code scanning, DefectDojo) or CycloneDX SBOMs with vulnerabilities, from the
+    built warehouse: one file per repository, e.g. ox-bb export sarif --application payments"""
+    from .interchange import ExportError, export
+
+    try:
+        written = export(fmt, application=application, out=out)
+    except FileNotFoundError as exc:
+        raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"{len(written)} {fmt} file{'s' if len(written) != 1 else ''} written")
+
+
+@click.command("triage")
+@click.argument("fingerprint")
+@click.option("--status", type=click.Choice(("false_positive", "accepted_risk", "open")), required=True,
+              help="false_positive or accepted_risk take the finding out of the open queue; open withdraws that.")
+@click.option("--reason", required=True, help="Why (kept with the decision and shown in the report).")
+@click.option("--owner", required=True, help="Who answers for the decision.")
+@click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last day the decision holds (YYYY-MM-DD); the finding reopens after it.")
+@click.option("--by", "decided_by", default=None, help="Who records it (default: $OX_BB_USER, else the login).")
+def triage_command(fingerprint: str, status: str, reason: str, owner: str, expires, decided_by: str | None) -> None:
+    """Record a triage decision on one finding (its finding_id), applied from the next warehouse build on, e.g.
+
+    ox-bb triage 8cdd28e5b56dc203e7fb58cc2923f46e --status false_positive --reason "test fixture" --owner alice
+    """
+    from .exports import open_warehouse
+    from .triage import TriageError, record_triage, triage_path
+
+    known = None
+    try:
+        con = open_warehouse()
+    except FileNotFoundError:
+        pass  # no warehouse yet: the fingerprint cannot be checked, the decision applies once it is built
+    else:
+        try:
+            known = {row[0] for row in con.execute("SELECT finding_id FROM findings_queue").fetchall()}
+        finally:
+            con.close()
+    try:
+        record = record_triage(fingerprint, status, reason=reason, owner=owner,
+                               expires=expires.date() if expires else None, decided_by=decided_by, known=known)
+    except TriageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    until = f" until {record['expires']}" if record["expires"] else ""
+    click.echo(f"{record['finding_id']}: {status}{until}, recorded in {triage_path()} "
+               "(applied by the next warehouse build: ox-bb run --stage warehouse)")

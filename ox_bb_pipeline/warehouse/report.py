@@ -22,12 +22,29 @@ COLORS = {"critical": "#7f1d1d", "high": "#dc2626", "medium": "#f59e0b", "low": 
           "pass": "#16a34a", "fail": "#dc2626", "not_evaluable": "#9ca3af",
           "on_track": "#16a34a", "breached": "#dc2626", "exempt": "#9ca3af", "met": "#16a34a", "missed": "#f59e0b"}
 TOP_APPLICATIONS = 15
+TRIAGE_SHOWN = 50  # latest triage decisions listed
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     result = con.execute(sql)
     names = [d[0] for d in result.description]
     return [dict(zip(names, row)) for row in result.fetchall()]
+
+
+# The one definition of a framework's score, shown by the report, the explorer and the demo summary: passing
+# controls out of evaluated ones (pass + fail), pooled over the relevant applications (an irrelevant
+# application, e.g. an archived one, counts in none of them).
+FRAMEWORK_SCORES = """
+    SELECT framework, framework_title,
+           sum(passed)::BIGINT AS passed, sum(failed)::BIGINT AS failed,
+           sum(not_evaluable)::BIGINT AS not_evaluable,
+           round(100.0 * sum(passed) / nullif(sum(passed) + sum(failed), 0), 1) AS score
+    FROM compliance_scores WHERE application_is_relevant
+    GROUP BY ALL ORDER BY framework"""
+
+
+def framework_scores(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    return _rows(con, FRAMEWORK_SCORES)
 
 
 def report_data(con: duckdb.DuckDBPyConnection) -> dict:
@@ -49,13 +66,7 @@ def report_data(con: duckdb.DuckDBPyConnection) -> dict:
             GROUP BY ALL ORDER BY total DESC, application LIMIT {TOP_APPLICATIONS}"""),
         "sla": {r["sla_status"]: r["n"] for r in _rows(
             con, "SELECT sla_status, count(*) AS n FROM findings_queue GROUP BY ALL")},
-        "frameworks": _rows(con, """
-            SELECT framework, framework_title,
-                   sum(passed)::BIGINT AS passed, sum(failed)::BIGINT AS failed,
-                   sum(not_evaluable)::BIGINT AS not_evaluable,
-                   round(100.0 * sum(passed) / nullif(sum(passed) + sum(failed), 0), 1) AS score
-            FROM compliance_scores WHERE application_is_relevant
-            GROUP BY ALL ORDER BY framework"""),
+        "frameworks": framework_scores(con),
         "application_scores": _rows(con, """
             SELECT application,
                    max(score) FILTER (WHERE framework = 'cis_ssc') AS cis_ssc,
@@ -68,6 +79,11 @@ def report_data(con: duckdb.DuckDBPyConnection) -> dict:
                    sum(len(failing_finding_ids))::BIGINT AS findings
             FROM compliance_report WHERE status = 'fail' AND application_is_relevant
             GROUP BY ALL ORDER BY applications DESC, control_id LIMIT 20"""),
+        "triage": _rows(con, f"""
+            SELECT finding_id, application, title, status, triage_status, triage_reason, triage_owner,
+                   triage_expires, triage_decided_by, triage_decided_at
+            FROM findings_queue WHERE triage_status IN ('false_positive', 'accepted_risk')
+            ORDER BY triage_decided_at DESC, finding_id LIMIT {TRIAGE_SHOWN}"""),
     }
 
 
@@ -133,6 +149,13 @@ def render_html(data: dict) -> str:
     failing = "".join(
         f"<tr><td>{escape(r['control_id'])}</td><td>{escape(r['framework_title'])}</td>"
         f"<td>{r['applications']}</td><td>{r['findings']}</td></tr>" for r in data["failing_controls"])
+    triage = "".join(
+        f"<tr><td><code>{escape(r['finding_id'])}</code></td><td>{escape(r['application'] or '')}</td>"
+        f"<td>{escape(r['title'] or '')}</td><td>{escape(r['triage_status'].replace('_', ' '))}"
+        f"{'' if r['status'] == 'suppressed' else ' (expired)'}</td><td>{escape(r['triage_reason'] or '')}</td>"
+        f"<td>{escape(r['triage_owner'] or '')}</td><td>{escape(str(r['triage_expires'] or 'never'))}</td>"
+        f"<td>{escape(r['triage_decided_by'] or '')}, {escape(str(r['triage_decided_at'])[:10])}</td></tr>"
+        for r in data["triage"])
     build = data["build"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Compliance report</title>
@@ -161,6 +184,9 @@ Scores: passing controls out of evaluated ones (pass + fail) over relevant appli
 <th>OWASP CI/CD</th><th>failing controls</th></tr>{scores}</table></section>
 <section><h2>Most failed controls</h2><table><tr><th>control</th><th>framework</th><th>applications failing</th>
 <th>findings</th></tr>{failing}</table></section>
+<section id="triage"><h2>Triage decisions (ox-bb triage, latest {TRIAGE_SHOWN})</h2><table><tr><th>finding</th>
+<th>application</th><th>title</th><th>decision</th><th>reason</th><th>owner</th><th>expires</th><th>decided</th>
+</tr>{triage}</table></section>
 </body></html>
 """
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ..bitbucket import tables as raw_tables
 from ..config import data_home
-from ..lake import lake_root
+from ..lake import SCANS_ZONE, lake_root, migrate_layout
 from ..locks import home_lock, owner_gone, this_host
 from ..scanners import registry
 from ..scanners.finding import FINDING_SCHEMA
@@ -43,6 +43,7 @@ from .settings import (
     WarehouseSettings,
     load_settings,
 )
+from .triage import read_triage
 
 SCANNERS = registry.names()  # as loaded, for callers that name them; lake_inputs() reads the registry
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -57,8 +58,8 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
 
     inputs = {f"raw_{name}": ("raw", name, raw_tables.schema(name)) for name in raw_tables.TABLES}
     inputs |= {s.warehouse_input: ("findings", s.lake_table, FINDING_SCHEMA) for s in registry.scanners()}
-    inputs |= {"scan_runs": ("findings", "scan_runs", SCAN_RUN_SCHEMA),
-               "posture_results": ("findings", "posture_results", RESULT_SCHEMA),
+    inputs |= {"scan_runs": (SCANS_ZONE, "scan_runs", SCAN_RUN_SCHEMA),
+               "posture_results": (SCANS_ZONE, "posture_results", RESULT_SCHEMA),
                "components": ("inventory", "components", COMPONENT_SCHEMA),
                "run_failures": ("ops", "run_failures", RUN_FAILURE_SCHEMA)}
     return inputs
@@ -92,6 +93,7 @@ def build(home: Path | None = None, *, now: datetime | None = None, settings: Wa
     target.parent.mkdir(parents=True, exist_ok=True)
     with warehouse_lock(home, "warehouse ", progress):
         remove_stale_builds(target)
+        migrate_layout(home)  # an older lake's scan_runs and posture_results move out of findings/
         return _build(home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started)
 
 
@@ -129,7 +131,8 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
         configure(con, home, memory_limit, threads)
         models = discover(sql_dir)
         config = settings_tables(settings, build_id, now)
-        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions"}
+        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions",
+                                                          "triage_decisions"}
         stateful = {m.previous for m in models if m.state}
         order = build_order(models, inputs | stateful)
         with _transaction(con):  # a few commits, not one per catalog change
@@ -141,6 +144,7 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
             create_code_context_macro(con, settings.code_context)
             register_pipeline_definitions(con, known_pipelines)
             create_table(con, "workflow_decisions", read_decisions(home))
+            create_table(con, "triage_decisions", read_triage(home))
         for model in order:
             t0 = time.perf_counter()
             with _transaction(con):

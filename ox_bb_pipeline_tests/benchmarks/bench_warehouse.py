@@ -105,12 +105,12 @@ def generate(home: Path, findings: int, repositories: int, generation: int = 0) 
     _copy(con, f"""SELECT r.*, 'BB-0' || lpad((k + 1)::VARCHAR, 2, '0') AS check_id,
                           CASE WHEN hash(repo, k) % 10 = 0 THEN 'fail' WHEN hash(repo, k) % 10 = 1 THEN 'not_evaluable'
                                ELSE 'pass' END AS status, 'evidence' AS evidence, {now} AS checked_at
-                   FROM ({repo}) r, range(33) t(k)""", "findings", "posture_results", home)
+                   FROM ({repo}) r, range(33) t(k)""", "scans", "posture_results", home)
     _copy(con, f"""SELECT r.*, md5('head' || repo) AS commit, s AS scanner, '1' AS scanner_version,
                           CASE WHEN hash(repo, s) % 100 = 0 THEN 'error' ELSE 'ok' END AS status, false AS cached,
                           0.5 AS duration_seconds, 40 AS files_scanned, 100000 AS bytes_scanned, 0 AS findings,
                           CASE WHEN hash(repo, s) % 100 = 0 THEN 'timed out' END AS error, {now} AS scanned_at
-                   FROM ({repo}) r, (SELECT unnest({list(CODE_SCANNERS)}) AS s)""", "findings", "scan_runs", home)
+                   FROM ({repo}) r, (SELECT unnest({list(CODE_SCANNERS)}) AS s)""", "scans", "scan_runs", home)
     start = 0
     for scanner in SCANNERS:
         count = round(findings * SHARE[scanner])

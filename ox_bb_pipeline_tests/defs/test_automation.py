@@ -375,7 +375,8 @@ def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_ot
         if t not in ("repositories", "workspaces")
     }
     kept_findings = {
-        t: of("findings", t, "node-web") for t in ("secrets", "sca", "semgrep", "scan_runs")
+        t: of("scans" if t == "scan_runs" else "findings", t, "node-web")
+        for t in ("secrets", "sca", "semgrep", "scan_runs")
     }
     assert kept_findings["sca"] and kept_findings["scan_runs"]
     requests.post(
@@ -397,8 +398,8 @@ def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_ot
     }
     assert heads["python-service"] == pushed
     assert {t: of("raw", t, "node-web") for t in kept} == kept
-    assert {t: of("findings", t, "node-web") for t in kept_findings} == kept_findings
-    assert {r["commit"] for r in of("findings", "scan_runs", "python-service")} == {pushed}
+    assert {t: of("scans" if t == "scan_runs" else "findings", t, "node-web") for t in kept_findings} == kept_findings
+    assert {r["commit"] for r in of("scans", "scan_runs", "python-service")} == {pushed}
     assert [r.run_key for r in follow_up.run_requests] == [f"on_demand:{result.run_id}"]
 
 

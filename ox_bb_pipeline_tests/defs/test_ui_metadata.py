@@ -14,7 +14,7 @@ from ox_bb_pipeline.definitions import defs
 
 STAGE_GROUPS = {"bitbucket", "scanning", "warehouse", "reports"}
 # Kinds the UI shows as badges; each says where data comes from or lands. Add one here on purpose.
-ALLOWED_KINDS = {"bitbucket", "git", "duckdb", "parquet", "html", "csv", "sqlite"}
+ALLOWED_KINDS = {"bitbucket", "git", "duckdb", "parquet", "html", "csv", "sqlite", "json"}
 LAKE_GROUPS = {"bitbucket", "scanning"}  # one Parquet table per asset, schema known up front
 
 DEFINITIONS = defs()

@@ -83,7 +83,7 @@ class Lake:
     def scan(self, repo: dict, *scanners: str, status: str = "ok", files: int = 12, error: str | None = None,
              connection: str = "main") -> None:
         for scanner in scanners:
-            self.add("findings", "scan_runs", {
+            self.add("scans", "scan_runs", {
                 **where(repo), "commit": repo["main_head"], "scanner": scanner,
                 "scanner_version": "1", "status": status, "cached": False, "duration_seconds": 0.1,
                 "files_scanned": files if status == "ok" else 0, "bytes_scanned": 1000, "findings": 0,
@@ -91,7 +91,7 @@ class Lake:
 
     def posture(self, repo: dict | None, check_id: str, status: str, evidence: str = "", workspace: str = "acme",
                 connection: str = "main", finding_id: str | None = None) -> None:
-        self.add("findings", "posture_results", {
+        self.add("scans", "posture_results", {
             "workspace": repo["workspace"] if repo else workspace,
             "repository_uuid": repo["repository_uuid"] if repo else None,
             "repository": repo["repository"] if repo else None, "check_id": check_id, "status": status,
@@ -156,7 +156,7 @@ SMALL_CATALOG = [("BB-003", ["CIS-SSC-1.1.16", "SSDF-PS.1.1", "CICD-SEC-1"]),
 @pytest.fixture
 def small_catalog(monkeypatch):
     """A four-check posture catalog, so expected compliance rows stay readable whatever the real one grows to."""
-    table = pa.Table.from_pylist([{"check_id": c, "title": f"{c} title", "category": "scm_posture",
+    table = pa.Table.from_pylist([{"check_id": c, "title": f"{c} title", "category": "scm_posture", "topic": "access",
                                    "severity": "high", "controls": controls, "rationale": "", "remediation": ""}
                                   for c, controls in SMALL_CATALOG])
     monkeypatch.setattr(posture, "catalog_table", lambda: table)

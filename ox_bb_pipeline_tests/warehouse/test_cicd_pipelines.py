@@ -69,7 +69,8 @@ def test_one_row_per_pipeline_definition_with_its_last_run(lake):
              {**run, "build_number": 40, "selector_type": "pull-requests", "selector_pattern": "**",
               "result": "SUCCESSFUL", "created_on": days_ago(3)})
     lake.build()
-    rows = lake.rows("SELECT * EXCLUDE (connection, workspace, repository_uuid, repository, main_commit, last_run_at) "
+    rows = lake.rows("SELECT * EXCLUDE (connection, workspace, repository_uuid, repository, repository_full_name, "
+                     "main_commit, last_run_at) "
                      "FROM cicd_pipelines ORDER BY pipeline_key")
     base = {"imported": None, "parse_error": None, "last_run_state": None, "last_run_result": None,
             "last_run_build_number": None, "runners": [], "services": [], "pipes": [], "deployments": [],

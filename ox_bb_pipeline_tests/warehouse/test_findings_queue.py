@@ -80,7 +80,7 @@ def test_a_scanner_error_or_a_missing_scan_never_resolves(lake):
 
     lake.clear("findings", "bandit")
     lake.clear("findings", "semgrep")
-    lake.clear("findings", "scan_runs")
+    lake.clear("scans", "scan_runs")
     lake.scan(repo, "bandit", status="error", error="bandit timed out")  # scanned, but not completely
     lake.build(NOW + DAY)  # `other` has no semgrep run at all any more
     assert queue(lake, a, "status", "seen", "scope_complete", "last_seen") == {
@@ -88,7 +88,7 @@ def test_a_scanner_error_or_a_missing_scan_never_resolves(lake):
     assert queue(lake, b, "status", "seen", "scope_complete") == {"status": "open", "seen": False,
                                                                  "scope_complete": False}
 
-    lake.clear("findings", "scan_runs")
+    lake.clear("scans", "scan_runs")
     lake.scan(repo, "bandit")
     lake.build(NOW + 2 * DAY)
     assert queue(lake, a, "status", "resolved_at") == {"status": "resolved", "resolved_at": NOW + 2 * DAY}
@@ -102,12 +102,12 @@ def test_posture_findings_resolve_only_when_the_check_is_evaluated_again(lake):
     lake.build(NOW)
 
     lake.clear("findings", "posture")
-    lake.clear("findings", "posture_results")
+    lake.clear("scans", "posture_results")
     lake.posture(repo, "BB-003", "not_evaluable", "branch_restrictions could not be read (forbidden)")
     lake.build(NOW + DAY)
     assert queue(lake, fid, "status", "scope_complete") == {"status": "open", "scope_complete": False}
 
-    lake.clear("findings", "posture_results")
+    lake.clear("scans", "posture_results")
     lake.posture(repo, "BB-003", "pass", "force pushes prevented")
     lake.build(NOW + 2 * DAY)
     assert queue(lake, fid, "status", "scope_complete") == {"status": "resolved", "scope_complete": True}

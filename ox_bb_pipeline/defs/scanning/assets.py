@@ -81,7 +81,7 @@ def _keep_previous(report, name: str, kept: set[str]) -> None:
 
     for scanner in report.findings:
         report.findings[scanner] += [r for r in previous("findings", scanner) if r["rule_id"] != VARIABLE_RULE]
-    report.scan_runs += previous("findings", "scan_runs")
+    report.scan_runs += previous(lake.SCANS_ZONE, "scan_runs")
     report.extra.setdefault("components", []).extend(previous("inventory", "components"))
     report.repository_files += previous("inventory", "repository_files")
 
@@ -108,6 +108,7 @@ def scan_findings_asset() -> dg.AssetsDefinition:
 def _scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource,
                    tables: tuple[str, ...]):
     name = context.partition_key
+    lake.migrate_layout()  # before _keep_previous reads scan_runs where they now live
     with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
         wanted = RepositoryFilter(config.repositories)
@@ -135,8 +136,8 @@ def _scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuc
             context.log.warning(f"SARIF import {path}: {error}")
     for scanner in tables:
         lake.write_partition("findings", scanner, name, report.findings.get(scanner, []), FINDING_SCHEMA)
-    lake.write_partition("findings", "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA)
-    lake.write_partition("findings", "posture_results", name, result.results, posture.RESULT_SCHEMA)
+    lake.write_partition(lake.SCANS_ZONE, "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA)
+    lake.write_partition(lake.SCANS_ZONE, "posture_results", name, result.results, posture.RESULT_SCHEMA)
     lake.write_partition("inventory", "components", name, report.extra.get("components", []), COMPONENT_SCHEMA)
     lake.write_partition("inventory", "repository_files", name, report.repository_files, REPOSITORY_FILES_SCHEMA)
     errors = [r for r in report.scan_runs if r["status"] == "error"]

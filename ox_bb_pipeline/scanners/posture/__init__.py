@@ -50,6 +50,10 @@ RESULT_SCHEMA = pa.schema([
 ])
 
 
+TOPICS = ("branch_protection", "merged_changes", "repository_settings", "access", "webhooks", "pipelines",
+          "workspace_access")
+
+
 @dataclass(frozen=True)
 class Check:
     id: str
@@ -64,6 +68,7 @@ class Check:
     rationale: str = ""
     remediation: str = ""
     params: dict = field(default_factory=dict)
+    topic: str = ""  # branch_protection, pipelines, access, … (TOPICS): what an analyst asks about
 
     @property
     def control_ids(self) -> list[str]:
@@ -78,6 +83,8 @@ def _validate(check: Check) -> list[str]:
         problems.append(f"category {check.category!r}")
     if check.severity not in SEVERITIES:
         problems.append(f"severity {check.severity!r}")
+    if check.topic not in TOPICS:
+        problems.append(f"topic {check.topic!r} (one of {', '.join(TOPICS)})")
     if not check.scope or set(check.scope) - set(SCOPES):
         problems.append(f"scope {check.scope!r}")
     if not check.control_ids or set(check.controls) - set(CONTROL_PREFIX):
@@ -103,7 +110,7 @@ def load_catalog() -> tuple[Check, ...]:
         scope=tuple(e["scope"]), inputs=tuple(e.get("inputs") or ()),
         requires=tuple(e["requires"] if "requires" in e else e.get("inputs") or ()), logic=e["logic"],
         controls=e.get("controls") or {}, rationale=e.get("rationale", ""), remediation=e.get("remediation", ""),
-        params=e.get("params") or {}) for e in entries)
+        params=e.get("params") or {}, topic=e.get("topic", "")) for e in entries)
     problems = [p for check in catalog for p in _validate(check)]
     ids = [c.id for c in catalog]
     problems += [f"{i}: duplicate id" for i in sorted({i for i in ids if ids.count(i) > 1})]
@@ -121,7 +128,7 @@ def scanner_version() -> str:
 def catalog_table() -> pa.Table:
     """The catalog as a table, for reports that join results to titles, severities and controls."""
     return pa.Table.from_pylist([
-        {"check_id": c.id, "title": c.title, "category": c.category, "severity": c.severity,
+        {"check_id": c.id, "title": c.title, "category": c.category, "topic": c.topic, "severity": c.severity,
          "controls": c.control_ids, "rationale": c.rationale, "remediation": c.remediation} for c in load_catalog()])
 
 

@@ -25,8 +25,8 @@ from .ecosystems import display_version, name_key
 from .manifests import Component, ManifestError, format_of, read_inventory
 from .osv import AdvisoryDatabase, Match, advisory_digest, load_database, osv_paths
 
-__all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_json",
-           "ecosystems_not_evaluated", "not_evaluated_line"]
+__all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_bom", "cyclonedx_json",
+           "cyclonedx_output", "ecosystems_not_evaluated", "not_evaluated_line"]
 
 CONTROLS = ["CIS-SSC-1.5.5", "SSDF-PW.4.4", "SSDF-RV.1.1", "CICD-SEC-3"]
 CODE_VERSION = rules_digest(*sorted(Path(__file__).parent.glob("*.py")))  # parsers and matching logic
@@ -172,6 +172,16 @@ def _cdx_component(row: dict, manifests: list[str]) -> CdxComponent:
 def cyclonedx_json(components: list[dict], spec_version: str = "1.6") -> str:
     """A CycloneDX JSON document for one repository's component rows (as in `extra["components"]`):
     one component per purl, the manifests that state it as properties, direct ones under the root."""
+    return cyclonedx_output(cyclonedx_bom(components), spec_version)
+
+
+def cyclonedx_output(bom: Bom, spec_version: str = "1.6") -> str:
+    version = {"1.5": SchemaVersion.V1_5, "1.6": SchemaVersion.V1_6}[spec_version]
+    return make_outputter(bom, OutputFormat.JSON, version).output_as_string(indent=2)
+
+
+def cyclonedx_bom(components: list[dict]) -> Bom:
+    """The Bom of `cyclonedx_json` (the warehouse's export adds the vulnerabilities to it)."""
     repositories = {row["repository_uuid"] for row in components}
     if len(repositories) > 1:
         raise ValueError(f"cyclonedx_json takes one repository's components, got {len(repositories)}")
@@ -194,5 +204,4 @@ def cyclonedx_json(components: list[dict], spec_version: str = "1.6") -> str:
         if merged["direct"]:
             direct.append(component)
     bom.register_dependency(root, direct)
-    version = {"1.5": SchemaVersion.V1_5, "1.6": SchemaVersion.V1_6}[spec_version]
-    return make_outputter(bom, OutputFormat.JSON, version).output_as_string(indent=2)
+    return bom
