@@ -140,8 +140,8 @@ def scan(server, path: Path, home: Path, name: str, hook=None):
         report.findings["posture"] = [f.row() for f in result.findings]
         for scanner in FINDINGS:
             lake.write_partition("findings", scanner, name, report.findings.get(scanner, []), FINDING_SCHEMA, home)
-        lake.write_partition("findings", "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA, home)
-        lake.write_partition("findings", "posture_results", name, result.results, posture.RESULT_SCHEMA, home)
+        lake.write_partition(lake.SCANS_ZONE, "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA, home)
+        lake.write_partition(lake.SCANS_ZONE, "posture_results", name, result.results, posture.RESULT_SCHEMA, home)
         lake.write_partition("inventory", "repository_files", name, report.repository_files,
                              REPOSITORY_FILES_SCHEMA, home)
         return report
@@ -156,7 +156,7 @@ def raw_snapshot(home: Path, name: str) -> dict[str, list[str]]:
     return {t: rows(home, name, "raw", t) for t in tables.TABLES}
 
 
-SCAN_TABLES = [("findings", t) for t in (*FINDINGS, "scan_runs", "posture_results")] + \
+SCAN_TABLES = [("findings", t) for t in FINDINGS] + [(lake.SCANS_ZONE, t) for t in ("scan_runs", "posture_results")] + \
     [("inventory", "repository_files")]
 
 
@@ -189,7 +189,7 @@ def clean(server, connections_file, tmp_path_factory) -> dict:
                      "queue": queue(home)}
         assert reference["raw"]["main_branch_commits"] and reference["raw"]["pipeline_configs"], "no git rows"
         assert reference["scan"]["findings/secrets"] and reference["queue"], "the clean scan found nothing"
-        assert not [r for r in reference["scan"]["findings/scan_runs"] if '"status": "error"' in r]
+        assert not [r for r in reference["scan"]["scans/scan_runs"] if '"status": "error"' in r]
         homes[name] = reference
     return homes
 
@@ -322,10 +322,10 @@ def test_scan_a_persistent_git_fault_records_clone_errors_and_resolves_no_findin
     assert report.cloned == 0
     for scanner in ("secrets", "bandit"):  # no fresh result, and no rows other than the clean run's
         assert set(got[f"findings/{scanner}"]) <= set(expected[f"findings/{scanner}"])
-    runs = [json.loads(r) for r in got["findings/scan_runs"]]
+    runs = [json.loads(r) for r in got["scans/scan_runs"]]
     assert {(r["repository"], r["scanner"]) for r in runs} == \
-        {(json.loads(r)["repository"], json.loads(r)["scanner"]) for r in expected["findings/scan_runs"]}
-    assert len(runs) == len(expected["findings/scan_runs"]), "duplicated or missing scan_runs rows"
+        {(json.loads(r)["repository"], json.loads(r)["scanner"]) for r in expected["scans/scan_runs"]}
+    assert len(runs) == len(expected["scans/scan_runs"]), "duplicated or missing scan_runs rows"
     for run in runs:
         assert run["status"] == "error", run
         assert run["error"].startswith(f"clone failed: connection '{name}'"), run["error"]

@@ -150,7 +150,7 @@ def test_a_toy_scanner_added_to_the_registry_reaches_the_lake_its_suite_and_the_
     repositories = [r for r in lake.read_partition("raw", "repositories", CONNECTION) if r.get("selected")]
     assert rows and {r["repository_uuid"] for r in rows} <= {r["repository_uuid"] for r in repositories}
     assert {(r["scanner"], r["rule_id"], r["base_severity"]) for r in rows} == {("toy", "TOY-1", "low")}
-    runs = [r for r in lake.read_partition("findings", "scan_runs", CONNECTION) if r["scanner"] == "toy"]
+    runs = [r for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", CONNECTION) if r["scanner"] == "toy"]
     assert {r["status"] for r in runs} == {"ok"} and len(runs) == len(repositories)
 
     # its expectation suite: run as the blocking check, and it catches a bad row of the toy's table
