@@ -8,11 +8,11 @@ from pathlib import Path
 import ox_bb_pipeline
 
 PACKAGE = Path(ox_bb_pipeline.__file__).parent
-SANDBOX = "ox_bb_pipeline.sandbox"
+SANDBOX = "ox_bb_sandbox"
 # The app layer starts the sandbox for `ox-bb sandbox serve`, `ox-bb demo` and the dev UI, importing it
 # inside those commands only. The restructure (issue 13) moves these modules into `app/` and the sandbox
 # into its own package; until then they are the only modules allowed to name it.
-APP_MODULES_THAT_START_THE_SANDBOX = {"ox_bb_pipeline.cli", "ox_bb_pipeline.devui"}
+APP_MODULES_THAT_START_THE_SANDBOX = {"ox_bb_pipeline.app.cli", "ox_bb_pipeline.app.devui"}
 
 
 def _module_name(path: Path) -> str:
@@ -57,8 +57,8 @@ def test_no_product_module_imports_the_sandbox():
 
 
 def test_the_checker_sees_relative_absolute_and_nested_imports():
-    source = ("from ...sandbox.content import advisories_dir\nimport ox_bb_pipeline.sandbox.server\n"
+    source = ("from ox_bb_sandbox.content import advisories_dir\nimport ox_bb_sandbox.server\n"
               "from .ecosystems import name_key\nfrom ... import clock\n"
-              "def f():\n    from ... import sandbox\n")
+              "def f():\n    import ox_bb_sandbox\n")
     assert sandbox_imports(source, "ox_bb_pipeline.scanners.sca.osv") == [(1, True), (2, True), (6, False)]
-    assert sandbox_imports("from .sandbox import server\n", "ox_bb_pipeline", is_package=True) == [(1, True)]
+    assert sandbox_imports("from ox_bb_sandbox import server\n", "ox_bb_pipeline", is_package=True) == [(1, True)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..scanners.finding import CATEGORIES, SEVERITIES
+from ..findings import CATEGORIES, SEVERITIES
 from ..warehouse.settings import FRAMEWORKS
 
 MAX_EXAMPLES = 5
@@ -129,7 +129,7 @@ RAW_SUITES = [
 
 
 def finding_suite(scanner: str) -> Suite:
-    """A scanner's findings (scanners/finding.py): fingerprints unique within the partition."""
+    """A scanner's findings (findings.py): fingerprints unique within the partition."""
     return Suite(
         f"findings/{scanner}",
         ("finding_id",),

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import yaml
 
-from .finding import Finding, RepoRef
+from ..findings import Finding, RepoRef
 from .snapshot import Snapshot
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -28,7 +28,7 @@ from ..bitbucket import tables as raw_tables
 from ..config import data_home
 from ..lake import lake_root
 from ..locks import home_lock, pid_alive
-from ..scanners.finding import FINDING_SCHEMA
+from ..findings import FINDING_SCHEMA
 from . import pipelines
 from .decisions import read_decisions
 from .models import SQL_DIR, Model, build_order, discover

@@ -20,9 +20,9 @@ from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.sandbox.generator import SandboxSpec
-from ox_bb_pipeline.sandbox.gitrepo import run_git
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.gitrepo import run_git
+from ox_bb_sandbox.server import SandboxServer
 
 BUDGET = 900
 PER_REPO_ENDPOINTS = ("refs/branches", "pullrequests", "branch-restrictions", "branching-model",

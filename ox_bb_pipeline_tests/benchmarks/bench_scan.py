@@ -21,10 +21,10 @@ from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.sandbox.generator import SandboxSpec
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.scanners.base import ScanOutput
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.secrets import LOCK_FILES, PIPELINES_FILE, SecretsScanner
 from ox_bb_pipeline.scanners.snapshot import take_snapshot
 from ox_bb_pipeline.scanners.stage import default_scanners, scan_repositories

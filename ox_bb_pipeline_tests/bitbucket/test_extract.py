@@ -21,8 +21,8 @@ from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, ExtractReport, StateStore
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.runner import run_stages
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"

@@ -29,9 +29,9 @@ from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, StateSto
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.runner import run_stages
-from ox_bb_pipeline.sandbox.generator import SandboxSpec
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"

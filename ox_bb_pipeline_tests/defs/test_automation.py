@@ -42,8 +42,8 @@ from ox_bb_pipeline.defs.automation.sensors import (
     warehouse_after_scans_sensor,
 )
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
-from ox_bb_pipeline.runner import root_cause_message
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_pipeline.app.runner import root_cause_message
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"

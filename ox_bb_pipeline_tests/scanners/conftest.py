@@ -11,8 +11,8 @@ from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.sandbox.gitrepo import run_git
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_sandbox.gitrepo import run_git
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.snapshot import Snapshot, take_snapshot
 
 

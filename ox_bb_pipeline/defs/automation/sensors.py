@@ -20,7 +20,7 @@ from ...bitbucket.errors import BitbucketError
 from ...clock import SystemClock
 from ...config import ConfigError
 from ...run_failures import record_run_failure
-from ...runner import root_cause_message
+from ...app.runner import root_cause_message
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from .jobs import on_demand_run_config

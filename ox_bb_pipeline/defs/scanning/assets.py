@@ -13,7 +13,7 @@ from ...clock import SystemClock
 from ...config import data_home
 from ...redaction import redact_snippet
 from ...scanners import posture, sarif
-from ...scanners.finding import FINDING_SCHEMA, RepoRef
+from ...findings import FINDING_SCHEMA, RepoRef
 from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
 from ...scanners.secrets import VARIABLE_RULE, variable_findings
 from ...scanners.stage import (

@@ -13,8 +13,8 @@ import duckdb
 
 from ..config import data_home_hint
 from ..lake import lake_root
-from .exports import export_tables, open_for_queries
-from .report import write_reports
+from ..warehouse.exports import export_tables, open_for_queries
+from ..warehouse.report import write_reports
 
 FORMATS = ("table", "csv", "json")
 # Statements that only read; COPY, EXPORT, ATTACH, SET, INSTALL, CALL, PRAGMA and every write are refused

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from .. import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +28,7 @@ def sandbox() -> None:
 
 def sandbox_options(fn):
     """Generator sizes shared by every command that starts a sandbox."""
-    from .sandbox.generator import SandboxSpec
+    from ox_bb_sandbox.generator import SandboxSpec
 
     d = SandboxSpec()
     options = [
@@ -53,7 +53,7 @@ def sandbox_options(fn):
 
 
 def build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits):
-    from .sandbox.generator import SandboxSpec
+    from ox_bb_sandbox.generator import SandboxSpec
 
     return SandboxSpec(seed=seed, workspaces=workspaces, projects=projects, repos=repos, branches=branches,
                        pull_requests=pull_requests, commits=commits)
@@ -75,9 +75,9 @@ def build_spec(seed, workspaces, projects, repos, branches, pull_requests, commi
 def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos,
                   write_connections, rate_limit, faults, manual_clock, data_dir) -> None:
     """Serve a generated Bitbucket Cloud on 127.0.0.1 until interrupted."""
-    from .sandbox.control import FaultRule
-    from .sandbox.importer import RepositoryImportError
-    from .sandbox.server import SandboxServer
+    from ox_bb_sandbox.control import FaultRule
+    from ox_bb_sandbox.importer import RepositoryImportError
+    from ox_bb_sandbox.server import SandboxServer
 
     try:
         rules = [FaultRule.parse(f) for f in faults]
@@ -126,7 +126,7 @@ def connections_option(fn):
 def _load(connections_file, settings: bool = False):
     """The connections file, and with `settings` every warehouse settings file too (applications,
     suppressions, SLA, workflows): all checked before any network call, every problem listed at once."""
-    from .config import ConfigError, default_connections_path, load_connections
+    from ..config import ConfigError, default_connections_path, load_connections
 
     path = connections_file or default_connections_path()
     problems, config = [], None
@@ -135,8 +135,8 @@ def _load(connections_file, settings: bool = False):
     except ConfigError as exc:
         problems += [f"{exc.source}: {p}" for p in exc.problems]
     if settings:
-        from .warehouse.settings import load_settings
-        from .warehouse.workflows import load_workflows
+        from ..warehouse.settings import load_settings
+        from ..warehouse.workflows import load_workflows
 
         for loader in (load_settings, load_workflows):
             try:
@@ -163,9 +163,9 @@ def verify_command(connections_file, only, output_format) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .bitbucket.capabilities import verify
-    from .bitbucket.client import BitbucketClient
-    from .bitbucket.git import GitAccess
+    from ..bitbucket.capabilities import verify
+    from ..bitbucket.client import BitbucketClient
+    from ..bitbucket.git import GitAccess
 
     _, config = _load(connections_file)
     if only and only not in config.names:
@@ -281,7 +281,7 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
 @click.option("--celery", is_flag=True, help="Also check the Redis broker in $OX_BB_REDIS_URL.")
 def preflight_command(celery) -> None:
     """Check the production services (the PostgreSQL behind $DAGSTER_HOME, Redis) before starting."""
-    from .production import PreflightError, preflight
+    from ..production import PreflightError, preflight
 
     try:
         for line in preflight(celery=celery):
@@ -308,9 +308,9 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
 
     With --ui: start the sandbox and the Dagster UI on it instead, for a click-through.
     """
-    from .config import data_home
+    from ..config import data_home
     from .runner import exit_code, run_stages
-    from .sandbox.server import SandboxServer
+    from ox_bb_sandbox.server import SandboxServer
 
     home = data_home()
     click.echo(f"ox-bb demo — data home {home}")
@@ -384,8 +384,8 @@ def demo_ui(home: Path, spec, import_repos: list[str], port: int) -> int:
 
 def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] = DEMO_CONNECTIONS) -> None:
     """Accounts, repositories, findings by severity, top applications, compliance, where outputs are."""
-    from .warehouse.exports import open_warehouse
-    from .warehouse.summary import severity_drift
+    from ..warehouse.exports import open_warehouse
+    from ..warehouse.summary import severity_drift
 
     con = open_warehouse(home)
     one = lambda sql: con.execute(sql).fetchone()
@@ -403,8 +403,8 @@ def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] 
             FROM findings_queue WHERE status IN ('new', 'open', 'reopened')
             GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 4 DESC LIMIT 5""").fetchall():
         echo(f"  {app:<40} critical {crit:>3}  high {high:>3}  open {total:>4}")
-    from . import lake
-    from .scanners.sca import not_evaluated_line
+    from .. import lake
+    from ..scanners.sca import not_evaluated_line
 
     runs = [r for c in connections for r in lake.read_partition("findings", "scan_runs", c, home)]
     missing = not_evaluated_line(runs)
@@ -439,7 +439,7 @@ def advisories_sync(ecosystems, mirror) -> None:
     Exit status 1 when an OSV export could not be downloaded or was refused (the previous copy
     is kept); a missing KEV or EPSS feed is only a warning.
     """
-    from .advisories.sync import sync
+    from ..advisories.sync import sync
 
     try:
         report = sync(ecosystems or None, mirror=mirror, show_progress=sys.stderr.isatty())
@@ -468,7 +468,7 @@ def advisory_lines() -> list[str]:
     import os
     from datetime import UTC, datetime
 
-    from .advisories import status
+    from ..advisories import status
 
     try:
         state = status(datetime.now(UTC), osv_path=os.environ.get("OX_BB_OSV_PATH", "").strip())
@@ -495,11 +495,11 @@ def workflows_command(connections_file, do_apply) -> None:
 
     import duckdb
 
-    from .bitbucket.client import BitbucketClient
-    from .config import ConfigError
-    from .warehouse.exports import open_warehouse
-    from .warehouse.runner import warehouse_lock
-    from .warehouse.workflows import apply, load_workflows, preview
+    from ..bitbucket.client import BitbucketClient
+    from ..config import ConfigError
+    from ..warehouse.exports import open_warehouse
+    from ..warehouse.runner import warehouse_lock
+    from ..warehouse.workflows import apply, load_workflows, preview
 
     try:
         settings = load_workflows()
@@ -525,14 +525,14 @@ def workflows_command(connections_file, do_apply) -> None:
 
 
 def _warehouse_file() -> Path:
-    from .warehouse.runner import warehouse_path
+    from ..warehouse.runner import warehouse_path
 
     return warehouse_path()
 
 
 # -- analysts -------------------------------------------------------------------------------------
 def _register_warehouse_commands() -> None:
-    from .warehouse.cli import query_command, report_command
+    from .warehouse_cli import query_command, report_command
 
     main.add_command(query_command, "query")
     main.add_command(report_command, "report")
