@@ -4,7 +4,6 @@ assets as the UI, one connection partition at a time, so one failing account spo
 from __future__ import annotations
 
 import os
-import re
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from ..config import data_home, load_connections, remember_data_home
 from ..defs.metadata import FIRST_ERRORS, STATUS_TAG
 from ..production import check_instance, ensure_pools
 from ..redaction import redact_snippet
+from ..run_failures import root_cause_message
 
 STAGES = ("extract", "scan", "warehouse")
 CONNECTION_STAGES = ("extract", "scan")  # one run per connection partition; the warehouse runs once
@@ -318,15 +318,6 @@ def _record(inst: dg.DagsterInstance, results: list[StageResult], connection: st
                        trigger="ox-bb run", night=None, failed_steps=[worst.stage] if status == FAILED else [],
                        error=worst.error or "\n".join(worst.first_errors), failed_at=SystemClock().now(),
                        status=status)
-
-
-def root_cause_message(error) -> str:
-    """The innermost message of a Dagster error chain: the step wrapper says nothing, its cause
-    says what to fix."""
-    while error.cause is not None:
-        error = error.cause
-    # "ox_bb_pipeline.bitbucket.errors.UnreachableError: …" reads better without the module path
-    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", error.message.strip())
 
 
 def _failure_message(outcome) -> str:

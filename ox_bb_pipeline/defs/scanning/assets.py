@@ -22,7 +22,7 @@ from ...scanners.stage import (
     default_scanners,
     scan_repositories,
 )
-from ..automation.retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
+from ..retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
