@@ -43,6 +43,7 @@ def data_files() -> set[str]:
 def wheel(tmp_path_factory) -> Path:
     """The wheel, built from a copy of the checkout (the build writes build/ and *.egg-info beside its input)."""
     tmp = tmp_path_factory.mktemp("wheel")
+    (tmp / "src").mkdir()
     for name in BUILD_INPUTS:
         source = ROOT / name
         if source.is_dir():
