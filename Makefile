@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Re-resolve the pinned lock file after changing pyproject.toml.
 lock:
-	$(BIN)/uv pip compile -q pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra test --extra sandbox --python-version 3.11 -o requirements.lock
 
 demo: install
 	$(BIN)/ox-bb demo

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from .files import atomic_write_text
+
 DEFAULT_HOST_URL = "https://api.bitbucket.org/2.0"
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -86,8 +88,6 @@ LAST_HOME = "last-data-home"  # in the state dir: the home `ox-bb run` last wrot
 
 
 def remember_data_home(home: Path) -> None:
-    from .files import atomic_write_text
-
     atomic_write_text(state_dir() / LAST_HOME, str(home))
 
 

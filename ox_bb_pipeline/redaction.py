@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from .config import data_home, state_dir
-from .scanners.finding import normalise_snippet
+from .findings import normalise_snippet
 
 SECRET_KEY_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
                              r"access[_-]?key|client[_-]?secret|signing|webhook[_-]?secret|dsn|conn(ection)?_?str)",

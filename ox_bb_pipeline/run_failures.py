@@ -11,6 +11,7 @@ short: Bitbucket errors name no secret, but a stack's message from a library mig
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -81,3 +82,12 @@ def record_run_failure(
         pa.Table.from_pylist([row], schema=RUN_FAILURE_SCHEMA), buffer, compression="zstd"
     )
     return atomic_write_bytes(failure_path(connection, run_id, home), buffer.getvalue())
+
+
+def root_cause_message(error) -> str:
+    """The innermost message of a Dagster error chain: the step wrapper says nothing, its cause
+    says what to fix."""
+    while error.cause is not None:
+        error = error.cause
+    # "ox_bb_pipeline.bitbucket.errors.UnreachableError: …" reads better without the module path
+    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", error.message.strip())

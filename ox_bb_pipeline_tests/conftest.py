@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from ox_bb_pipeline.clock import ManualClock
-from ox_bb_pipeline.sandbox.generator import SandboxSpec
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
 SMALL = SandboxSpec(seed=7, workspaces=2, projects=2, repos=6, branches=2, pull_requests=4, commits=4, anchor=ANCHOR)
@@ -54,7 +54,7 @@ def bearer(token: str) -> dict:
 def sandbox_advisories():
     """The tests' advisory data: the sandbox's own OSV records (product code has no default; the
     advisories tests unset this to exercise the synced index and `not_evaluable`)."""
-    from ox_bb_pipeline.sandbox.content import advisories_dir
+    from ox_bb_sandbox.content import advisories_dir
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OX_BB_OSV_PATH", str(advisories_dir()))

@@ -17,8 +17,8 @@ import yaml
 
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.config import remember_data_home
-from ox_bb_pipeline.sandbox.control import FaultRule
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.control import FaultRule
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import TINY
 
 OX_BB = str(Path(sys.executable).with_name("ox-bb"))

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.test_cli import OX_BB
 

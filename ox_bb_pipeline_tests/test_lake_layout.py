@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 
 from ox_bb_pipeline import lake
-from ox_bb_pipeline.scanners.finding import FINDING_SCHEMA
+from ox_bb_pipeline.findings import FINDING_SCHEMA
 from ox_bb_pipeline.scanners.posture import RESULT_SCHEMA
 from ox_bb_pipeline.scanners.stage import SCAN_RUN_SCHEMA
 from ox_bb_pipeline.warehouse.runner import build

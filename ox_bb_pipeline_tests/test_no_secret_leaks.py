@@ -17,8 +17,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from ox_bb_pipeline.runner import run_stages
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import SMALL
 
 CONNECTIONS = ("sandbox-token", "sandbox-app")

@@ -4,8 +4,8 @@ expectation failed, and the reports that depend on it are not written."""
 import dagster as dg
 import pytest
 
-from ox_bb_pipeline.runner import run_warehouse
-from ox_bb_pipeline.scanners.finding import Finding
+from ox_bb_pipeline.app.runner import run_warehouse
+from ox_bb_pipeline.findings import Finding
 from ox_bb_pipeline_tests.warehouse.conftest import NOW, Lake
 
 CONNECTION = "sandbox-token"

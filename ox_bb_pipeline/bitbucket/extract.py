@@ -19,6 +19,7 @@ import fnmatch
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +31,6 @@ from ..config import data_home
 from ..files import atomic_write_text
 from ..locks import private_workdir
 from ..redaction import looks_like_secret, redact_url, salted_hash
-from ..scanners.secrets import redact_text
 from .catalog import BRANCH_FIELDS, PR_FIELDS, REPO_FIELDS, endpoint  # noqa: F401 (re-exported)
 from .errors import (
     BitbucketError,
@@ -40,6 +40,7 @@ from .errors import (
     PermissionDeniedError,
 )
 from .gitcache import GitHistory
+from .tables import TABLES
 
 log = logging.getLogger(__name__)
 PR_STATES = ("OPEN", "MERGED", "DECLINED", "SUPERSEDED")
@@ -113,8 +114,11 @@ def _ts(value) -> datetime | None:
 
 
 class Extractor:
-    def __init__(self, client, git, *, previous: dict[str, list[dict]], state: dict, clock: Clock | None = None,
+    def __init__(self, client, git, *, previous: dict[str, list[dict]], state: dict,
+                 redact_yml: Callable[[str], tuple[str, int]], clock: Clock | None = None,
                  options: ExtractOptions | None = None, home: Path | None = None) -> None:
+        """`redact_yml` replaces every secret in a pipeline file's text (the secrets scanner's `redact_text`,
+        passed in by the caller: the scanners sit above this layer) before it is kept."""
         self.client = client
         self.git = git
         self.conn = client.connection
@@ -125,6 +129,7 @@ class Extractor:
             for row in rows:
                 by_repository.setdefault(row.get("repository_uuid"), []).append(row)
         self.state = state
+        self.redact_yml = redact_yml
         self.clock = clock or SystemClock()
         self.options = options or ExtractOptions()
         self.home = home
@@ -405,7 +410,7 @@ class Extractor:
             enabled = config.get("enabled") if config else None
         self.report.rows["pipeline_configs"].append({
             **self._repo_keys(repo), "enabled": enabled, "main_commit": repo["main_head"],
-            "yml_present": yml is not None, "yml": redact_text(yml)[0] if yml is not None else None})
+            "yml_present": yml is not None, "yml": self.redact_yml(yml)[0] if yml is not None else None})
         if yml is None:
             return  # no pipelines file: runs and environments cannot exist, skip their endpoints
         runs = self._guard("pipeline_runs", ws, repo, lambda: self.client.get_json(
@@ -532,8 +537,6 @@ class Extractor:
 
 def _row_order(table: str):
     """A stable order for a table's rows: by workspace, repository, then the table's own key."""
-    from .tables import TABLES
-
     names = [name for name, _, _ in TABLES[table][1]]
     key_columns = [n for n in ("workspace", "repository", "level") if n in names] + \
         [n for n in names if n not in ("connection", "workspace", "repository_uuid", "repository", "level")][:2]

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..findings import CATEGORIES, SEVERITIES
 from ..scanners import registry
-from ..scanners.finding import CATEGORIES, SEVERITIES
 from ..warehouse.settings import FRAMEWORKS
 
 MAX_EXAMPLES = 5
@@ -130,7 +130,7 @@ RAW_SUITES = [
 
 
 def finding_suite(scanner: str, guard_row_count: bool = True) -> Suite:
-    """A scanner's findings (scanners/finding.py): fingerprints unique within the partition."""
+    """A scanner's findings (findings.py): fingerprints unique within the partition."""
     return Suite(
         f"findings/{scanner}",
         ("finding_id",),

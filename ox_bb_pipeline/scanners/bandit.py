@@ -19,7 +19,7 @@ from bandit.core import manager as bandit_manager
 
 from ..redaction import redact_snippet, redact_with_anchor
 from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table, skipped_file
-from .finding import Finding
+from ..findings import Finding
 from .snapshot import Snapshot
 
 CONTROLS = ["CIS-SSC-1.5.4", "SSDF-PW.7.2"]

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import yaml
 
-from .finding import Finding, RepoRef
+from ..findings import Finding, RepoRef
 from .snapshot import Snapshot
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -51,10 +51,21 @@ class CodeScanner(Protocol):
         """One output per snapshot, in order."""
 
 
+def tools_dir() -> Path:
+    """Where the scanners' own environments are: `OX_BB_TOOLS_DIR`, else `.tools` beside the project when run
+    from a checkout (where `make tools` puts them). An installed package has no such place: it must be set."""
+    configured = os.environ.get("OX_BB_TOOLS_DIR", "").strip()
+    if configured:
+        return Path(configured)
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".tools"
+    raise FileNotFoundError("OX_BB_TOOLS_DIR is not set: point it at the folder holding the semgrep and checkov "
+                            "environments (<dir>/<tool>/bin/<tool>; `make tools` builds them in a checkout)")
+
+
 def tool_executable(tool: str, executable: str | None = None) -> Path:
-    """A tool from its own environment (`.tools/<tool>/bin/<exe>`, made by `make tools`);
-    `OX_BB_TOOLS_DIR` moves the environments elsewhere."""
-    root = Path(os.environ.get("OX_BB_TOOLS_DIR", PROJECT_ROOT / ".tools"))
+    """A tool from its own environment (`<tools_dir()>/<tool>/bin/<exe>`, made by `make tools`)."""
+    root = tools_dir()
     path = root / tool / "bin" / (executable or tool)
     if not path.exists():
         raise FileNotFoundError(f"{tool} is not installed at {path}; run `make tools` (or set OX_BB_TOOLS_DIR)")

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, BatchRoots, ScanOutput, installed_version, last_line,
                    rules_digest, run_tool, severity_table, skipped_file, tool_executable, yaml_alias_expansion)
-from .finding import Finding
+from ..findings import Finding
 from .snapshot import Snapshot
 
 # bitbucket_pipelines is left out on purpose: its only check (a ":latest" image) is a weaker copy of

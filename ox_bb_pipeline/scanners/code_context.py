@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import ConfigError
-from .finding import CATEGORIES, Finding
+from ..findings import CATEGORIES, Finding
 from .snapshot import Snapshot
 
 RULES_PATH = Path(__file__).resolve().parent / "code_context.yaml"

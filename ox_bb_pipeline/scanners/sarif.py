@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..redaction import redact_snippet, redact_url, salted_hash
-from .finding import Finding, RepoRef, normalise_snippet
+from ..findings import Finding, RepoRef, normalise_snippet
 from .secrets import redact_text
 
 SARIF_VERSION = "2.1.0"

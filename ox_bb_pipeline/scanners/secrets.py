@@ -26,7 +26,7 @@ from ..redaction import mask, salted_hash
 from . import secrets_detectors, secrets_filters
 from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, ScanOutput, rules_digest, severity_table, skipped_file,
                    yaml_alias_expansion)
-from .finding import Finding, RepoRef
+from ..findings import Finding, RepoRef
 from .snapshot import Snapshot
 
 PIPELINES_FILE = "bitbucket-pipelines.yml"

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..redaction import redact_with_anchor
 from .base import (PACKAGE_DIR, BatchRoots, ScanOutput, installed_version, last_line, rules_digest, run_tool,
                    skipped_file, tool_executable)
-from .finding import SEVERITIES, Finding
+from ..findings import SEVERITIES, Finding
 from .snapshot import Snapshot
 
 RULES_DIR = PACKAGE_DIR / "rules"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bitbucket.git import GitAccess
-from .finding import RepoRef
+from ..findings import RepoRef
 
 BINARY_PROBE = 8192
 

@@ -31,7 +31,7 @@ from ..files import atomic_write_bytes
 from . import code_context, registry
 from ..locks import private_workdir
 from .base import CodeScanner, ScanOutput
-from .finding import FINDING_SCHEMA, Finding, RepoRef
+from ..findings import FINDING_SCHEMA, Finding, RepoRef
 from .snapshot import Snapshot, SnapshotLimits, take_snapshot
 
 log = logging.getLogger(__name__)

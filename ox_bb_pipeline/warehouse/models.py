@@ -26,8 +26,9 @@ from pathlib import Path
 import duckdb
 
 from ..scanners import registry
+from .project import PackageDataError, sql_project_dir
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = sql_project_dir()
 HEADER = re.compile(r"^--\s?(.*)$")
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
@@ -104,7 +105,13 @@ def parse_model(path: Path) -> Model:
 
 
 def discover(sql_dir: Path = SQL_DIR) -> list[Model]:
-    return [parse_model(path) for path in sorted(Path(sql_dir).glob("*.sql"))]
+    """The models of `sql_dir`; a missing folder, or one without models, is an error (never an empty warehouse)."""
+    if not Path(sql_dir).is_dir():
+        raise PackageDataError(f"no SQL models: {sql_dir} is not a folder (see warehouse/project.py)")
+    models = [parse_model(path) for path in sorted(Path(sql_dir).glob("*.sql"))]
+    if not models:
+        raise PackageDataError(f"no SQL models: {sql_dir} holds no *.sql file")
+    return models
 
 
 def build_order(models: list[Model], inputs: set[str]) -> list[Model]:

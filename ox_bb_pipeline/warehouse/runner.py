@@ -27,10 +27,10 @@ import pyarrow as pa
 
 from ..bitbucket import tables as raw_tables
 from ..config import data_home
+from ..findings import FINDING_SCHEMA
 from ..lake import SCANS_ZONE, lake_root, migrate_layout
 from ..locks import home_lock, owner_gone, this_host
 from ..scanners import registry
-from ..scanners.finding import FINDING_SCHEMA
 from . import pipelines
 from .decisions import read_decisions
 from .models import SQL_DIR, Model, build_order, discover

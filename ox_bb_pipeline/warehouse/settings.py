@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import ConfigError, data_home, did_you_mean, keys_at
-from ..scanners.finding import CATEGORIES
+from ..findings import CATEGORIES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SEVERITY_FACTORS_PATH = PACKAGE_DIR / "severity_factors.yaml"

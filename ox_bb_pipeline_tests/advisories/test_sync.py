@@ -15,10 +15,10 @@ from ox_bb_pipeline.advisories import status
 from ox_bb_pipeline.advisories.index import AdvisoryIndex
 from ox_bb_pipeline.advisories.sync import sync
 from ox_bb_pipeline.clock import ManualClock
-from ox_bb_pipeline.sandbox.content import advisories_dir
-from ox_bb_pipeline.sandbox.generator import SandboxSpec
-from ox_bb_pipeline.sandbox.server import SandboxServer
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_sandbox.content import advisories_dir
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.sca import ScaScanner
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 from ox_bb_pipeline.scanners.stage import scan_repositories
@@ -206,7 +206,7 @@ def test_stale_data_and_missing_feeds_are_warnings(mirror, home, monkeypatch):
 def test_the_sync_command_reports_each_download_and_fails_when_an_export_is_refused(mirror, home, monkeypatch):
     from click.testing import CliRunner
 
-    from ox_bb_pipeline.cli import main
+    from ox_bb_pipeline.app.cli import main
 
     for name, value in mirror.advisory_settings().items():
         monkeypatch.setenv(name, value)

@@ -17,12 +17,13 @@ import requests
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient, RequestBudget
 from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.sandbox.generator import SandboxSpec
-from ox_bb_pipeline.sandbox.gitrepo import run_git
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.gitrepo import run_git
+from ox_bb_sandbox.server import SandboxServer
 
 BUDGET = 900
 PER_REPO_ENDPOINTS = ("refs/branches", "pullrequests", "branch-restrictions", "branching-model",
@@ -85,7 +86,7 @@ def run(quick: bool = False) -> dict:
             nonlocal previous
             requests.post(f"{server.base_url}/_sandbox/stats/reset", timeout=10)
             t0, sim0, git0 = time.perf_counter(), clock.now(), git.operations
-            report = Extractor(client, git, previous=previous, state=state, clock=clock).run()
+            report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state, clock=clock).run()
             stats = requests.get(f"{server.base_url}/_sandbox/stats", timeout=10).json()
             store.save(state)
             previous = report.rows

@@ -19,12 +19,13 @@ from pathlib import Path, PurePosixPath
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.sandbox.generator import SandboxSpec
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.scanners.base import ScanOutput
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.secrets import LOCK_FILES, PIPELINES_FILE, SecretsScanner
 from ox_bb_pipeline.scanners.snapshot import take_snapshot
 from ox_bb_pipeline.scanners.stage import default_scanners, scan_repositories
@@ -135,7 +136,8 @@ def run(quick: bool = False) -> dict:
         client = BitbucketClient(conn, sleep=lambda seconds: None)
         git = GitAccess(conn.name, conn.git_url, client.auth.git_credentials)
         started = time.perf_counter()
-        repositories = Extractor(client, git, previous={}, state={"repositories": {}}).run().rows["repositories"]
+        repositories = Extractor(client, git, redact_yml=redact_text, previous={},
+                                 state={"repositories": {}}).run().rows["repositories"]
         extract_seconds = time.perf_counter() - started
         selected = [r for r in repositories if r["selected"] and r["main_head"]]
 

@@ -13,9 +13,9 @@ import requests
 
 from ox_bb_pipeline.bitbucket import catalog
 from ox_bb_pipeline.bitbucket.capabilities import CAPABILITIES
-from ox_bb_pipeline.sandbox.app import ROUTES
-from ox_bb_pipeline.sandbox.auth import SCOPES as SANDBOX_SCOPES
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.app import ROUTES
+from ox_bb_sandbox.auth import SCOPES as SANDBOX_SCOPES
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import SMALL
 
 from .test_extract import extract

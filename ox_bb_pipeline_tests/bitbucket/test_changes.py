@@ -18,6 +18,7 @@ from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.changes import ChangeDetector
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
 
@@ -76,7 +77,7 @@ def extract(path: Path, name: str = "sandbox-token") -> None:
     client, git = access(path, name)
     store = StateStore(name)
     state = store.load()
-    report = Extractor(client, git, previous={}, state=state).run()
+    report = Extractor(client, git, redact_yml=redact_text, previous={}, state=state).run()
     for table in tables.TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
     store.save(state)

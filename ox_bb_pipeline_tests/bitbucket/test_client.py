@@ -33,7 +33,7 @@ from ox_bb_pipeline.bitbucket.errors import (
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import Timeouts, load_connections
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"

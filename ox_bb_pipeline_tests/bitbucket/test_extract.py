@@ -19,10 +19,11 @@ from ox_bb_pipeline import lake
 from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, ExtractReport, StateStore
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.runner import run_stages
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"
@@ -62,7 +63,8 @@ def extract(path: Path, name: str = "sandbox-token", **options) -> ExtractReport
     previous = {t: lake.read_partition("raw", t, name) for t in tables.TABLES}
     store = StateStore(name)
     state = store.load()
-    report = Extractor(client, git, previous=previous, state=state, options=ExtractOptions(**options)).run()
+    report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state,
+                       options=ExtractOptions(**options)).run()
     for table in tables.TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
     store.save(state)

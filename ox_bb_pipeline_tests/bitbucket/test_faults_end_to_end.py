@@ -26,12 +26,13 @@ from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient, RequestBudget
 from ox_bb_pipeline.bitbucket.errors import BitbucketError
 from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, StateStore
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.runner import run_stages
-from ox_bb_pipeline.sandbox.generator import SandboxSpec
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"
@@ -119,7 +120,8 @@ def _extract(path: Path, home: Path, name: str, server, hook) -> None:
     previous = {t: lake.read_partition("raw", t, name, home) for t in tables.TABLES}
     store = StateStore(name, home)
     state = store.load()
-    report = Extractor(client, git, previous=previous, state=state, options=ExtractOptions()).run()
+    report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state,
+                       options=ExtractOptions()).run()
     for table in tables.TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home)
     store.save(state)

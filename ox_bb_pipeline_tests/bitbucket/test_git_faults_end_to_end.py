@@ -34,13 +34,13 @@ from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, StateSto
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.runner import run_stages
+from ox_bb_pipeline.app.runner import run_stages
 from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.bandit import BanditScanner
-from ox_bb_pipeline.scanners.finding import FINDING_SCHEMA
+from ox_bb_pipeline.findings import FINDING_SCHEMA
 from ox_bb_pipeline.scanners.secrets import SecretsScanner
 from ox_bb_pipeline.scanners.stage import REPOSITORY_FILES_SCHEMA, SCAN_RUN_SCHEMA, scan_repositories
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.warehouse.runner import build, warehouse_path
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 

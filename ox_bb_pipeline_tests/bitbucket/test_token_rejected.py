@@ -17,6 +17,7 @@ from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.errors import AuthenticationError
 from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.scanners.posture import evaluate
@@ -74,7 +75,7 @@ def extract(connections: Path, name: str, git_factory=None):
     previous = {t: lake.read_partition("raw", t, name) for t in tables.TABLES}
     store = StateStore(name)
     state = store.load()
-    report = Extractor(client, git, previous=previous, state=state).run()
+    report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state).run()
     for table in tables.TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
     store.save(state)

@@ -29,7 +29,7 @@ from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.automation.jobs import on_demand_run_config
-from ox_bb_pipeline.defs.automation.retries import no_retry_for_permanent_errors
+from ox_bb_pipeline.defs.retries import no_retry_for_permanent_errors
 from ox_bb_pipeline.defs.automation.schedules import (
     build_nightly_schedule,
     nightly_scan_schedule,
@@ -42,8 +42,8 @@ from ox_bb_pipeline.defs.automation.sensors import (
     warehouse_after_scans_sensor,
 )
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
-from ox_bb_pipeline.runner import root_cause_message
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_pipeline.run_failures import root_cause_message
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"

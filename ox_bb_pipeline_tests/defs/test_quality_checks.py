@@ -22,8 +22,8 @@ from ox_bb_pipeline.defs.quality.checks import (
 from ox_bb_pipeline.defs.scanning.assets import scan_findings
 from ox_bb_pipeline.defs.warehouse.assets import compliance_report, exports, warehouse_models
 from ox_bb_pipeline.quality.expectations import SUITES
-from ox_bb_pipeline.sandbox.server import SandboxServer
-from ox_bb_pipeline.scanners.finding import FINDING_SCHEMA, Finding
+from ox_bb_sandbox.server import SandboxServer
+from ox_bb_pipeline.findings import FINDING_SCHEMA, Finding
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.warehouse.conftest import NOW, Lake
 

@@ -73,7 +73,7 @@ def scan(root: Path, name: str) -> tuple[dict[str, list[Hit]], dict[str, float]]
     """Findings of each SAST scanner on the tree at `root`, and each scanner's wall time in seconds."""
     os.environ.setdefault("OX_BB_SECRET_SALT", "ox-bb-eval")  # fingerprints only; keeps ~/.ox-bb untouched
     from ox_bb_pipeline.scanners.bandit import BanditScanner
-    from ox_bb_pipeline.scanners.finding import RepoRef
+    from ox_bb_pipeline.findings import RepoRef
     from ox_bb_pipeline.scanners.semgrep import SemgrepScanner
     from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 

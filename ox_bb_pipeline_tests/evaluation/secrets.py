@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.secrets import SecretsScanner
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 

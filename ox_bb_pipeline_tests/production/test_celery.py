@@ -16,7 +16,7 @@ from celery import Celery
 
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.defs.scanning.assets import FINDING_TABLES
-from ox_bb_pipeline.runner import run_stages
+from ox_bb_pipeline.app.runner import run_stages
 
 from .conftest import STARTUP_DEADLINE
 from .helpers import BIN, REPO_ROOT, dagster_home, deployment_env, sandbox_connections, service

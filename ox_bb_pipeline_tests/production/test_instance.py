@@ -19,7 +19,7 @@ from dagster._core.scheduler.instigation import InstigatorType
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from ox_bb_pipeline.production import ensure_pools
-from ox_bb_pipeline.runner import run_stages
+from ox_bb_pipeline.app.runner import run_stages
 
 from .conftest import STARTUP_DEADLINE, USER, free_port, wait_until
 from .helpers import BIN, REPO_ROOT, dagster_home, deployment_env, sandbox_connections, service

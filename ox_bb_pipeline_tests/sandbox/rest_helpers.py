@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from ox_bb_pipeline.sandbox.world import Repository, World
+from ox_bb_sandbox.world import Repository, World
 
 NO_REPO_MESSAGE = ("You may not have access to this repository or it no longer exists in this workspace. "
                    "If you think this repository exists and you have access, make sure you are authenticated.")

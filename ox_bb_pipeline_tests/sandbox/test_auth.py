@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from ox_bb_pipeline.sandbox.auth import WWW_AUTHENTICATE
-from ox_bb_pipeline.sandbox.generator import LIMITED_API_TOKEN_SCOPES
-from ox_bb_pipeline.sandbox.world import ApiToken, OAuthConsumer
+from ox_bb_sandbox.auth import WWW_AUTHENTICATE
+from ox_bb_sandbox.generator import LIMITED_API_TOKEN_SCOPES
+from ox_bb_sandbox.world import ApiToken, OAuthConsumer
 from ox_bb_pipeline_tests.conftest import Credentials, bearer
 
 TIMEOUT = 10

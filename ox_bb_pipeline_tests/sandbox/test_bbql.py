@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from ox_bb_pipeline.sandbox.bbql import BBQLError, filter_items, parse, sort_items
+from ox_bb_sandbox.bbql import BBQLError, filter_items, parse, sort_items
 
 
 def _pull_request(id, title, state, updated_on, branch, comment_count, participants, **extra):

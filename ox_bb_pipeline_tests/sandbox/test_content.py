@@ -21,7 +21,7 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from ox_bb_pipeline.sandbox.content import (
+from ox_bb_sandbox.content import (
     CLEAN_PROFILES,
     PROFILES,
     Planted,

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from ox_bb_pipeline.sandbox.fields import apply_fields
+from ox_bb_sandbox.fields import apply_fields
 
 PR_LIST_HIDDEN = ["values.participants", "values.reviewers"]
 

@@ -13,7 +13,7 @@ import json
 import pytest
 import requests
 
-from ox_bb_pipeline.sandbox.control import FAULT_KINDS, FaultRule
+from ox_bb_sandbox.control import FAULT_KINDS, FaultRule
 from ox_bb_pipeline_tests.conftest import Credentials, bearer
 
 TIMEOUT = 10

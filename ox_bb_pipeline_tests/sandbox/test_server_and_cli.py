@@ -22,10 +22,10 @@ import pytest
 import requests
 import yaml
 
-from ox_bb_pipeline.sandbox import content
-from ox_bb_pipeline.sandbox.generator import generate, seeded_secrets
-from ox_bb_pipeline.sandbox.importer import RepositoryImportError, import_repository
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox import content
+from ox_bb_sandbox.generator import generate, seeded_secrets
+from ox_bb_sandbox.importer import RepositoryImportError, import_repository
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import TINY, Credentials
 
 TIMEOUT = 10

@@ -9,10 +9,11 @@ import pytest
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.sandbox.gitrepo import run_git
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_sandbox.gitrepo import run_git
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.snapshot import Snapshot, take_snapshot
 
 
@@ -39,7 +40,7 @@ def extract(connections_file: Path, name: str = "sandbox-token") -> tuple[dict[s
     connection = load_connections(connections_file).get(name)
     client = BitbucketClient(connection, sleep=lambda seconds: None)
     git = GitAccess(name, connection.git_url, client.auth.git_credentials)
-    report = Extractor(client, git, previous={}, state={"repositories": {}}).run()
+    report = Extractor(client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}).run()
     return report.rows, git
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_pipeline.sandbox.content import CLEAN_PROFILES
+from ox_bb_sandbox.content import CLEAN_PROFILES
 from ox_bb_pipeline.scanners.bandit import BanditScanner, redact_snippet, severity_for
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 
 from .conftest import planted_of

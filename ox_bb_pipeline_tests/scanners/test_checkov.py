@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_pipeline.sandbox.content import CLEAN_PROFILES
+from ox_bb_sandbox.content import CLEAN_PROFILES
 from ox_bb_pipeline.scanners.checkov import CheckovScanner, resource_address
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ox_bb_pipeline.scanners.code_context import load_rules, mark
-from ox_bb_pipeline.scanners.finding import Finding, RepoRef
+from ox_bb_pipeline.findings import Finding, RepoRef
 from ox_bb_pipeline.scanners.snapshot import Snapshot
 
 REPO = RepoRef("main", "acme", "{r}", "web", "abc")

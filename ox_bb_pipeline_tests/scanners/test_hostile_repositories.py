@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_pipeline.sandbox.gitrepo import run_git
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.gitrepo import run_git
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.base import ScanOutput
 from ox_bb_pipeline.scanners.checkov import CheckovScanner
-from ox_bb_pipeline.scanners.finding import normalise_path
+from ox_bb_pipeline.findings import normalise_path
 from ox_bb_pipeline.scanners.posture.pipelines_yml import PipelinesYmlError, parse
 from ox_bb_pipeline.scanners.semgrep import SemgrepScanner
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk

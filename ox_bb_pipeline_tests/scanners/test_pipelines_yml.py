@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from ox_bb_pipeline.sandbox import content
+from ox_bb_sandbox import content
 from ox_bb_pipeline.scanners.posture.pipelines_yml import PipelinesYmlError, parse, split_ref
 
 PROFILES_WITH_PIPELINES = [p for p in content.PROFILES

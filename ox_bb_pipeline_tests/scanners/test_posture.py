@@ -15,6 +15,7 @@ import pytest
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.bitbucket.tables import schema
 from ox_bb_pipeline.config import load_connections
@@ -42,7 +43,7 @@ def _extract(home: Path, name: str) -> dict[str, list[dict]]:
     conn = load_connections(home / "connections.yaml").get(name)
     client = BitbucketClient(conn)
     git = GitAccess(conn.name, conn.git_url, client.auth.git_credentials)
-    return Extractor(client, git, previous={}, state={"repositories": {}}, home=home).run().rows
+    return Extractor(client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}, home=home).run().rows
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,10 @@ from ox_bb_pipeline.defs.scanning.assets import FINDING_TABLES, scan_findings, s
 from ox_bb_pipeline.defs.warehouse.assets import SCANNING
 from ox_bb_pipeline.quality.expectations import FINDING_SUITES, finding_suites, suite, validate
 from ox_bb_pipeline.quality.frames import lake_frame
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.scanners import registry
 from ox_bb_pipeline.scanners.base import PACKAGE_DIR, ScanOutput
-from ox_bb_pipeline.scanners.finding import CATEGORIES, Finding
+from ox_bb_pipeline.findings import CATEGORIES, Finding
 from ox_bb_pipeline.scanners.stage import default_scanners
 from ox_bb_pipeline.warehouse import runner
 from ox_bb_pipeline.warehouse.models import ModelError, discover, parse_model

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.sarif import SarifError, import_directory, import_sarif
 
 DATA = Path(__file__).parent / "data"

@@ -10,8 +10,8 @@ import zipfile
 import pyarrow as pa
 import pytest
 
-from ox_bb_pipeline.sandbox.content import advisories_dir
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_sandbox.content import advisories_dir
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.sca import COMPONENT_SCHEMA, MANIFEST_ERROR_SCHEMA, ScaScanner, cyclonedx_json
 from ox_bb_pipeline.scanners.sca.ecosystems import name_key
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from ox_bb_pipeline.sandbox.content import advisories_dir
+from ox_bb_sandbox.content import advisories_dir
 from ox_bb_pipeline.scanners.sca.osv import (AdvisoryDatabase, advisory_digest, advisory_from_osv,
                                              load_database)
 

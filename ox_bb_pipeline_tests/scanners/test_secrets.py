@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ox_bb_pipeline.redaction import salted_hash
-from ox_bb_pipeline.sandbox.content import CLEAN_PROFILES
-from ox_bb_pipeline.scanners.finding import RepoRef
+from ox_bb_sandbox.content import CLEAN_PROFILES
+from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.secrets import SecretsScanner, variable_findings
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 

@@ -14,9 +14,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from ox_bb_pipeline.sandbox.content import CLEAN_PROFILES
+from ox_bb_sandbox.content import CLEAN_PROFILES
 from ox_bb_pipeline.scanners.base import tool_executable
-from ox_bb_pipeline.scanners.finding import SEVERITIES
+from ox_bb_pipeline.findings import SEVERITIES
 from ox_bb_pipeline.scanners.semgrep import OFFLINE_ENV, OFFLINE_FLAGS, RULES_DIR, SemgrepScanner, run_tool
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 

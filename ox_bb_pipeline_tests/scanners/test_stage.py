@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_pipeline.sandbox.server import SandboxServer
+from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.scanners.bandit import BanditScanner
 from ox_bb_pipeline.scanners.sca import ScaScanner
 from ox_bb_pipeline.scanners.secrets import SecretsScanner

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from ox_bb_pipeline.bitbucket import tables
-from ox_bb_pipeline.devui import sandbox_ui, stop
+from ox_bb_sandbox.devui import sandbox_ui, stop
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.ui.conftest import free_port, wait_until_answering
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from ox_bb_pipeline.devui import prepare_dagster_home, sandbox_ui
+from ox_bb_sandbox.devui import prepare_dagster_home, sandbox_ui
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.ui.conftest import free_port, wait_until_answering
 

@@ -18,7 +18,7 @@ import yaml
 
 from ox_bb_pipeline.lake import write_partition
 from ox_bb_pipeline.scanners import posture
-from ox_bb_pipeline.scanners.finding import Finding
+from ox_bb_pipeline.findings import Finding
 from ox_bb_pipeline.warehouse.runner import BuildResult, build, lake_inputs
 from ox_bb_pipeline.warehouse.settings import WarehouseSettings, load_settings
 from ox_bb_pipeline.warehouse.workflows import WorkflowsFile

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ox_bb_pipeline.warehouse.cli import query
+from ox_bb_pipeline.app.warehouse_cli import query
 from ox_bb_pipeline.warehouse.triage import record_triage
 
 from .conftest import NOW

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from ox_bb_pipeline.cli import main
+from ox_bb_pipeline.app.cli import main
 from ox_bb_pipeline.warehouse.interchange import ExportError, export
 
 SCHEMA = Path(__file__).parent / "data" / "sarif-2.1.0-rtm.5.json"

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from ox_bb_pipeline.warehouse.cli import query, query_command, report_command
+from ox_bb_pipeline.app.warehouse_cli import query, query_command, report_command
 from ox_bb_pipeline.warehouse.exports import DATA_DICTIONARY_PATH, export_tables
 from ox_bb_pipeline.warehouse.models import data_dictionary, discover
 from ox_bb_pipeline.warehouse.report import write_reports

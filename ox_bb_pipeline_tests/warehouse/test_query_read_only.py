@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from ox_bb_pipeline.lake import lake_root, partition_path
-from ox_bb_pipeline.warehouse.cli import QueryRefused, query, query_command
+from ox_bb_pipeline.app.warehouse_cli import QueryRefused, query, query_command
 
 
 @pytest.fixture

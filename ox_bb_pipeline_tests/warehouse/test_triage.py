@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 from click.testing import CliRunner
 
-from ox_bb_pipeline.cli import main
+from ox_bb_pipeline.app.cli import main
 from ox_bb_pipeline.config import ConfigError
 from ox_bb_pipeline.warehouse.report import write_reports
 from ox_bb_pipeline.warehouse.triage import TriageError, read_triage, record_triage, triage_path

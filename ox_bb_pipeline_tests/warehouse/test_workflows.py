@@ -206,7 +206,7 @@ def test_the_example_workflows_file_is_valid_and_previews_from_the_cli(tmp_path,
 
     from click.testing import CliRunner
 
-    from ox_bb_pipeline.cli import main
+    from ox_bb_pipeline.app.cli import main
     from ox_bb_pipeline.warehouse.runner import build
 
     example = Path(__file__).resolve().parents[2] / "workflows.example.yaml"

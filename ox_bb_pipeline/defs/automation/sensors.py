@@ -19,8 +19,7 @@ from ...bitbucket.changes import ChangeDetector, RepositoryChange
 from ...bitbucket.errors import BitbucketError
 from ...clock import SystemClock
 from ...config import ConfigError
-from ...run_failures import record_run_failure
-from ...runner import root_cause_message
+from ...run_failures import record_run_failure, root_cause_message
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from .jobs import on_demand_run_config

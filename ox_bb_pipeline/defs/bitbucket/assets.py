@@ -13,7 +13,8 @@ from pydantic import Field
 from ... import lake
 from ...bitbucket import tables
 from ...bitbucket.extract import ExtractOptions, Extractor, RepositoryFilter, StateStore
-from ..automation.retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
+from ...scanners.secrets import redact_text
+from ..retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
 from .partitions import connections_partitions
 from .resources import BitbucketResource
@@ -56,7 +57,7 @@ def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfi
         options = ExtractOptions(full_refresh=config.full_refresh,
                                  repositories=RepositoryFilter(config.repositories),
                                  settings_max_age=timedelta(hours=config.settings_max_age_hours))
-        report = Extractor(client, git, previous=previous, state=state, options=options).run()
+        report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state, options=options).run()
     for table in RAW_TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
     store.save(state)  # only after every partition file is in place

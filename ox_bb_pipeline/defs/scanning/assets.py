@@ -12,8 +12,8 @@ from ...bitbucket.extract import RepositoryFilter
 from ...clock import SystemClock
 from ...config import data_home
 from ...redaction import redact_snippet
+from ...findings import FINDING_SCHEMA, RepoRef
 from ...scanners import posture, registry, sarif
-from ...scanners.finding import FINDING_SCHEMA, RepoRef
 from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
 from ...scanners.secrets import VARIABLE_RULE, variable_findings
 from ...scanners.stage import (
@@ -22,7 +22,7 @@ from ...scanners.stage import (
     default_scanners,
     scan_repositories,
 )
-from ..automation.retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
+from ..retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata

@@ -19,7 +19,7 @@ import yaml
 
 from ...bitbucket.tables import TABLES, schema
 from ..base import rules_digest
-from ..finding import FINDING_SCHEMA, SEVERITIES, Finding
+from ...findings import FINDING_SCHEMA, SEVERITIES, Finding
 from . import checks
 from .checks import query
 

@@ -19,7 +19,7 @@ from packageurl import PackageURL
 
 from ...advisories.settings import SYNC_HINT
 from ..base import ScanOutput, rules_digest
-from ..finding import Finding, RepoRef
+from ...findings import Finding, RepoRef
 from ..snapshot import Snapshot
 from .ecosystems import display_version, name_key
 from .manifests import Component, ManifestError, format_of, read_inventory

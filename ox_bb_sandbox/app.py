@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from ..clock import Clock, SystemClock
+from ox_bb_pipeline.clock import Clock, SystemClock
 from . import bbql, fields as fieldsmod
 from .auth import AuthError, Authenticator, Identity, OAuthError
 from .control import TRANSPORT_FAULTS, Faults, RateLimiter, Stats

@@ -15,16 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
-from .config import load_connections
-from .files import atomic_write_text
+from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.files import atomic_write_text
 
-if TYPE_CHECKING:  # the sandbox is started lazily, by the commands that want it (see test_layers.py)
-    from .sandbox.generator import SandboxSpec
-    from .sandbox.server import SandboxServer
+from .generator import SandboxSpec
+from .server import SandboxServer
 
 # The location name the repository root's workspace.yaml uses too, so runs look the same in both.
 WORKSPACE = {"load_from": [{"python_module": {"module_name": "ox_bb_pipeline.definitions",
@@ -56,7 +54,7 @@ def prepare_dagster_home(dagster_home: Path, partitions: list[str]) -> Path:
     history is kept."""
     import dagster as dg  # slow imports, only when a UI is wanted
 
-    from .defs.bitbucket.partitions import connections_partitions
+    from ox_bb_pipeline.defs.bitbucket.partitions import connections_partitions
 
     dagster_home.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dagster_home / "dagster.yaml",
@@ -119,7 +117,7 @@ def stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
 
 def sync_sandbox_advisories(server: SandboxServer, home: Path | None = None):
     """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror (the demo's vulnerability data)."""
-    from .advisories.sync import sync
+    from ox_bb_pipeline.advisories.sync import sync
 
     urls = server.advisory_settings()
     return sync(home=home, mirror=urls["OX_BB_OSV_MIRROR"], kev=urls["OX_BB_KEV_URL"], epss=urls["OX_BB_EPSS_URL"])
@@ -130,8 +128,6 @@ def sandbox_ui(home: Path, spec: SandboxSpec | None = None,
                import_repos: list[str] = ()) -> Iterator[DevUI]:
     """Start the sandbox, write its connections file under `home` and prepare the Dagster home;
     the sandbox stops when the block ends."""
-    from .sandbox.server import SandboxServer
-
     home = Path(home).resolve()
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         connections = server.write_connections(home / "sandbox" / "connections.yaml")

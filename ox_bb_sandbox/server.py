@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from ..clock import Clock, ManualClock, SystemClock
-from ..files import atomic_write_text
+from ox_bb_pipeline.clock import Clock, ManualClock, SystemClock
+from ox_bb_pipeline.files import atomic_write_text
 from .admin import admin_handler
 from .app import SandboxApp
 from .control import FaultRule

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ..clock import isoformat
+from ox_bb_pipeline.clock import isoformat
 from .gitrepo import Commit
 from .world import (
     DeployKey,

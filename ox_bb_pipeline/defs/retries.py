@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from ...bitbucket.errors import (
+from ..bitbucket.errors import (
     AuthenticationError,
     BitbucketError,
     EndpointGoneError,

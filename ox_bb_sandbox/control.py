@@ -8,7 +8,7 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ..clock import Clock
+from ox_bb_pipeline.clock import Clock
 
 FAULT_KINDS = ("500", "502", "503", "slow", "drop", "truncate", "repeat", "next_on_last", "401")
 # Faults that replace or damage one answer whatever the route (REST, git smart HTTP, the mirror); `401`

@@ -4,112 +4,80 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
 
-from . import __version__
+from .. import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+PLUGIN_GROUP = "ox_bb.cli"  # entry points naming click commands to add to `ox-bb` (the sandbox provides two)
+# Commands a plug-in usually provides, and what to install when it does not.
+PLUGIN_HINTS = {
+    "sandbox": "the local Bitbucket sandbox",
+    "demo": "the demo (it runs the pipeline against the local Bitbucket sandbox)",
+}
+
+
+class PluginGroup(click.Group):
+    """A click group that adds the commands of an entry point group when first asked for its commands. A plug-in
+    that cannot load (its optional dependencies missing) is left out, and naming one of its usual commands says
+    what to install instead of "No such command"."""
+
+    def __init__(self, *args, plugin_group: str = PLUGIN_GROUP, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.plugin_group = plugin_group
+        self.plugin_errors: dict[str, str] = {}
+        self._loaded = False
+
+    def _load_plugins(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for point in entry_points(group=self.plugin_group):
+            if point.name in self.commands:
+                continue  # a command of the product itself wins
+            try:
+                command = point.load()
+            except ImportError as exc:  # the plug-in's extra is not installed
+                self.plugin_errors[point.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            if not isinstance(command, click.Command):
+                raise click.ClickException(f"entry point {point.name} = {point.value} in group {self.plugin_group}"
+                                           " is not a click command; fix or uninstall the package providing it")
+            self.add_command(command, point.name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load_plugins()
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in PLUGIN_HINTS:
+            return _missing_plugin(cmd_name, self.plugin_errors.get(cmd_name))
+        return command
+
+
+def _missing_plugin(name: str, error: str | None) -> click.Command:
+    """A stand-in for a plug-in command that is not installed: it explains, and exits with status 2."""
+    why = f" (it failed to load: {error})" if error else ""
+
+    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                           "help_option_names": []}, add_help_option=False)
+    def missing() -> None:
+        raise click.UsageError(f"`ox-bb {name}` is {PLUGIN_HINTS[name]}, which is not installed{why}. Install it "
+                               "with: pip install 'ox-bb-pipeline[sandbox]' (from a checkout: make install)")
+
+    return missing
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ox-bb")
 def main() -> None:
     """Bitbucket Cloud into an application-security program (Dagster + DuckDB)."""
-
-
-# -- sandbox --------------------------------------------------------------------------------------
-@main.group()
-def sandbox() -> None:
-    """A local Bitbucket Cloud (REST 2.0 + git smart HTTP) for demos and tests."""
-
-
-def sandbox_options(fn):
-    """Generator sizes shared by every command that starts a sandbox."""
-    from .sandbox.generator import SandboxSpec
-
-    d = SandboxSpec()
-    options = [
-        click.option("--seed", type=int, default=d.seed, show_default=True, help="Generator seed."),
-        click.option("--workspaces", type=click.IntRange(1), default=d.workspaces, show_default=True),
-        click.option("--projects", type=click.IntRange(1), default=d.projects, show_default=True,
-                     help="Projects per workspace."),
-        click.option("--repos", type=click.IntRange(0), default=d.repos, show_default=True,
-                     help="Repositories per workspace."),
-        click.option("--branches", type=click.IntRange(0), default=d.branches, show_default=True,
-                     help="Long-lived branches per repository besides main."),
-        click.option("--pull-requests", type=click.IntRange(0), default=d.pull_requests, show_default=True,
-                     help="Pull requests per repository."),
-        click.option("--commits", type=click.IntRange(0), default=d.commits, show_default=True,
-                     help="Direct commits on main per repository."),
-        click.option("--import-repo", "import_repos", multiple=True, metavar="PATH[=WS/SLUG]",
-                     help="Serve a local git repository too (repeatable)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits):
-    from .sandbox.generator import SandboxSpec
-
-    return SandboxSpec(seed=seed, workspaces=workspaces, projects=projects, repos=repos, branches=branches,
-                       pull_requests=pull_requests, commits=commits)
-
-
-@sandbox.command("serve")
-@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0 = a free port).")
-@sandbox_options
-@click.option("--write-connections", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a connections file for the seeded credentials (+ FILE.env with the secrets).")
-@click.option("--rate-limit", type=click.IntRange(1), default=1000, show_default=True,
-              help="REST requests per rolling hour per credential.")
-@click.option("--fault", "faults", multiple=True, metavar="ROUTE=KIND[:TIMES]",
-              help="Inject a fault (500, 502, 503, slow, drop, truncate, repeat, next_on_last) on paths "
-                   "matching the ROUTE glob, e.g. '/2.0/repositories/*=503:2'.")
-@click.option("--manual-clock", is_flag=True, help="Time moves only via POST /_sandbox/clock.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the generated git repositories live (default: a temporary directory).")
-def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos,
-                  write_connections, rate_limit, faults, manual_clock, data_dir) -> None:
-    """Serve a generated Bitbucket Cloud on 127.0.0.1 until interrupted."""
-    from .sandbox.control import FaultRule
-    from .sandbox.importer import RepositoryImportError
-    from .sandbox.server import SandboxServer
-
-    try:
-        rules = [FaultRule.parse(f) for f in faults]
-        server = SandboxServer(build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits),
-                               port=port, data_dir=data_dir, import_repos=list(import_repos),
-                               manual_clock=manual_clock, rate_limit=rate_limit, faults=rules)
-    except (ValueError, RepositoryImportError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    except subprocess.CalledProcessError as exc:  # git could not build a repository in --data-dir
-        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [f"exit {exc.returncode}"]
-        where = data_dir or "a temporary directory"
-        raise click.ClickException(f"cannot generate the sandbox's repositories in {where}: {detail[0]}; "
-                                   "remove that folder or choose another --data-dir") from exc
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
-    n_repos = sum(len(w.repositories) for w in server.world.workspaces.values())
-    click.echo(f"ox-bb sandbox: {len(server.world.workspaces)} workspaces, {n_repos} repositories")
-    click.echo(f"REST API  {server.api_url}")
-    click.echo(f"git       {server.base_url}/<workspace>/<repo>.git")
-    click.echo(f"admin     {server.base_url}/_sandbox/stats")
-    if write_connections:
-        server.write_connections(write_connections)
-        click.echo(f"connections written to {write_connections} (secrets in {write_connections}.env)")
-    click.echo(server.base_url, err=True)
-    sys.stdout.flush()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
 
 
 # -- verify ---------------------------------------------------------------------------------------
@@ -126,7 +94,7 @@ def connections_option(fn):
 def _load(connections_file, settings: bool = False):
     """The connections file, and with `settings` every warehouse settings file too (applications,
     suppressions, SLA, workflows): all checked before any network call, every problem listed at once."""
-    from .config import ConfigError, default_connections_path, load_connections
+    from ..config import ConfigError, default_connections_path, load_connections
 
     path = connections_file or default_connections_path()
     problems, config = [], None
@@ -135,8 +103,8 @@ def _load(connections_file, settings: bool = False):
     except ConfigError as exc:
         problems += [f"{exc.source}: {p}" for p in exc.problems]
     if settings:
-        from .warehouse.settings import load_settings
-        from .warehouse.workflows import load_workflows
+        from ..warehouse.settings import load_settings
+        from ..warehouse.workflows import load_workflows
 
         for loader in (load_settings, load_workflows):
             try:
@@ -163,9 +131,9 @@ def verify_command(connections_file, only, output_format) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .bitbucket.capabilities import verify
-    from .bitbucket.client import BitbucketClient
-    from .bitbucket.git import GitAccess
+    from ..bitbucket.capabilities import verify
+    from ..bitbucket.client import BitbucketClient
+    from ..bitbucket.git import GitAccess
 
     _, config = _load(connections_file)
     if only and only not in config.names:
@@ -281,7 +249,7 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
 @click.option("--celery", is_flag=True, help="Also check the Redis broker in $OX_BB_REDIS_URL.")
 def preflight_command(celery) -> None:
     """Check the production services (the PostgreSQL behind $DAGSTER_HOME, Redis) before starting."""
-    from .production import PreflightError, preflight
+    from ..production import PreflightError, preflight
 
     try:
         for line in preflight(celery=celery):
@@ -292,100 +260,10 @@ def preflight_command(celery) -> None:
         click.echo(line)
 
 
-# -- demo ---------------------------------------------------------------------------------------
-DEMO_CONNECTIONS = ("sandbox-app", "sandbox-token")  # two methods: OAuth app and API token
-
-
-@main.command("demo")
-@sandbox_options
-@click.option("--ui", is_flag=True, help="Instead of one run: the Dagster UI (dagster dev) on the sandbox, "
-                                         "until Ctrl-C.")
-@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True,
-              help="Port of the Dagster UI on 127.0.0.1 (with --ui).")
-def demo_command(seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos, ui,
-                 port) -> None:
-    """Start the sandbox, run the whole pipeline once against it, print a summary, stop the sandbox.
-
-    With --ui: start the sandbox and the Dagster UI on it instead, for a click-through.
-    """
-    from .config import data_home
-    from .runner import exit_code, run_stages
-    from .sandbox.server import SandboxServer
-
-    home = data_home()
-    click.echo(f"ox-bb demo — data home {home}")
-    spec = build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits)
-    if ui:
-        sys.exit(demo_ui(home, spec, list(import_repos), port))
-    results = []
-    with SandboxServer(spec, import_repos=list(import_repos)) as server:
-        click.echo(f"sandbox   {server.api_url}")
-        sync_demo_advisories(server, click.echo)
-        path = server.write_connections(home / "sandbox" / "connections.yaml")
-        results = run_stages("all", path, list(DEMO_CONNECTIONS), progress=click.echo)
-    failed = [r for r in results if not r.success]
-    for result in failed:
-        click.echo(f"FAILED {result.stage} {result.connection}: {result.error.splitlines()[0]}")
-    if not any(r.stage == "warehouse" and r.success for r in results):
-        sys.exit(1)
-    print_summary(home, click.echo, accounts=len({r.connection for r in results if r.stage == "extract" and r.success}))
-    sys.exit(exit_code(results))
-
-
-def sync_demo_advisories(server, echo) -> None:
-    """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror, as a user syncs from OSV."""
-    from .devui import sync_sandbox_advisories
-
-    report = sync_sandbox_advisories(server)
-    changed = sum(f.outcome == "downloaded" for f in report.fetches)
-    records = sum(report.index.records.values()) if report.index else None
-    echo(f"advisories synced from the sandbox mirror: {changed} of {len(report.fetches)} files changed"
-         + (f", {records} advisories indexed" if records is not None else ""))
-    for warning in report.warnings:
-        echo(f"warning: {warning}")
-
-
-UI_GUIDE = """\
-Dagster UI  {url}/asset-groups  (answers once Dagster has loaded the code: a minute or two)
-  1. Lineage: the groups bitbucket -> scanning -> warehouse -> reports; click an asset for its
-     description, owners, kinds and columns.
-  2. bitbucket/repositories -> Materialize... -> Confirm (one step extracts every raw table) ->
-     pick a connection, e.g. sandbox-token -> Launch 1 run; the run page shows each table's rows.
-  3. The same for scanning/secrets_findings (same connection), then warehouse/findings and the
-     reports group (not partitioned): findings by severity and compliance scores as metadata.
-Ctrl-C stops Dagster and the sandbox."""
-
-
-def demo_ui(home: Path, spec, import_repos: list[str], port: int) -> int:
-    """The sandbox and `dagster dev` on it, until Ctrl-C (or SIGTERM); returns dagster dev's status."""
-    import socket
-
-    from .devui import sandbox_ui, stop
-
-    with socket.socket() as probe:  # refuse a taken port before the slow start, not after
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            raise click.ClickException(f"port {port} on 127.0.0.1 is in use; choose another with --port")
-    with sandbox_ui(home, spec, import_repos) as dev:
-        click.echo(f"sandbox     {dev.sandbox.api_url}  (connections: {dev.connections})")
-        click.echo(f"dagster     DAGSTER_HOME={dev.dagster_home}")
-        click.echo(UI_GUIDE.format(url=dev.url(port)))
-        # Ctrl-C or SIGTERM ends the command, even if started where SIGINT is ignored (a background
-        # job); dagster dev then inherits the default and shuts down on the SIGINT `stop` sends it.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        process = dev.start(port)
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            stop(process)
-
-
-def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] = DEMO_CONNECTIONS) -> None:
+def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...]) -> None:
     """Accounts, repositories, findings by severity, top applications, compliance, where outputs are."""
-    from .warehouse.exports import open_warehouse
-    from .warehouse.summary import severity_drift
+    from ..warehouse.exports import open_warehouse
+    from ..warehouse.summary import severity_drift
 
     con = open_warehouse(home)
     one = lambda sql: con.execute(sql).fetchone()
@@ -403,14 +281,14 @@ def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...] 
             FROM findings_queue WHERE status IN ('new', 'open', 'reopened')
             GROUP BY 1 ORDER BY 2 DESC, 3 DESC, 4 DESC LIMIT 5""").fetchall():
         echo(f"  {app:<40} critical {crit:>3}  high {high:>3}  open {total:>4}")
-    from . import lake
-    from .scanners.sca import not_evaluated_line
+    from .. import lake
+    from ..scanners.sca import not_evaluated_line
 
     runs = [r for c in connections for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", c, home)]
     missing = not_evaluated_line(runs)
     if missing:
         echo(missing)
-    from .warehouse.report import framework_scores
+    from ..warehouse.report import framework_scores
 
     echo("Compliance score (passing out of evaluated controls, relevant applications; as in the report):")
     for row in sorted(framework_scores(con), key=lambda r: r["framework_title"]):
@@ -440,7 +318,7 @@ def advisories_sync(ecosystems, mirror) -> None:
     Exit status 1 when an OSV export could not be downloaded or was refused (the previous copy
     is kept); a missing KEV or EPSS feed is only a warning.
     """
-    from .advisories.sync import sync
+    from ..advisories.sync import sync
 
     try:
         report = sync(ecosystems or None, mirror=mirror, show_progress=sys.stderr.isatty())
@@ -469,7 +347,7 @@ def advisory_lines() -> list[str]:
     import os
     from datetime import UTC, datetime
 
-    from .advisories import status
+    from ..advisories import status
 
     try:
         state = status(datetime.now(UTC), osv_path=os.environ.get("OX_BB_OSV_PATH", "").strip())
@@ -496,11 +374,11 @@ def workflows_command(connections_file, do_apply) -> None:
 
     import duckdb
 
-    from .bitbucket.client import BitbucketClient
-    from .config import ConfigError
-    from .warehouse.exports import open_warehouse
-    from .warehouse.runner import warehouse_lock
-    from .warehouse.workflows import apply, load_workflows, preview
+    from ..bitbucket.client import BitbucketClient
+    from ..config import ConfigError
+    from ..warehouse.exports import open_warehouse
+    from ..warehouse.runner import warehouse_lock
+    from ..warehouse.workflows import apply, load_workflows, preview
 
     try:
         settings = load_workflows()
@@ -526,14 +404,14 @@ def workflows_command(connections_file, do_apply) -> None:
 
 
 def _warehouse_file() -> Path:
-    from .warehouse.runner import warehouse_path
+    from ..warehouse.runner import warehouse_path
 
     return warehouse_path()
 
 
 # -- analysts -------------------------------------------------------------------------------------
 def _register_warehouse_commands() -> None:
-    from .warehouse.cli import export_command, query_command, report_command, triage_command
+    from .warehouse_cli import export_command, query_command, report_command, triage_command
 
     main.add_command(export_command, "export")
     main.add_command(query_command, "query")

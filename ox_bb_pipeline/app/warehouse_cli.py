@@ -13,8 +13,8 @@ import duckdb
 
 from ..config import data_home_hint
 from ..lake import lake_root
-from .exports import export_tables, open_for_queries
-from .report import csv_text, write_reports
+from ..warehouse.exports import export_tables, open_for_queries
+from ..warehouse.report import csv_text, write_reports
 
 FORMATS = ("table", "csv", "json")
 # Statements that only read; COPY, EXPORT, ATTACH, SET, INSTALL, CALL, PRAGMA and every write are refused
@@ -104,7 +104,7 @@ def query_command(sql: str, fmt: str, max_rows: int) -> None:
 def report() -> dict[str, Path]:
     """reports/compliance.html and .csv, reports/explorer.html, and exports/<table>.parquet, from the
     current warehouse."""
-    from .explorer import write_explorer
+    from ..warehouse.explorer import write_explorer
 
     return {**write_reports(), "explorer": write_explorer(),
             **{f"export {name}": path for name, path in export_tables().items()}}
@@ -133,7 +133,7 @@ def report_command() -> None:
 def export_command(fmt: str, application: str | None, out: Path | None) -> None:
     """SARIF 2.1.0 logs (GitHub code scanning, DefectDojo) or CycloneDX SBOMs with vulnerabilities, from the
     built warehouse: one file per repository, e.g. ox-bb export sarif --application payments"""
-    from .interchange import ExportError, export
+    from ..warehouse.interchange import ExportError, export
 
     try:
         written = export(fmt, application=application, out=out)
@@ -160,8 +160,8 @@ def triage_command(fingerprint: str, status: str, reason: str, owner: str, expir
 
     ox-bb triage 8cdd28e5b56dc203e7fb58cc2923f46e --status false_positive --reason "test fixture" --owner alice
     """
-    from .exports import open_warehouse
-    from .triage import TriageError, record_triage, triage_path
+    from ..warehouse.exports import open_warehouse
+    from ..warehouse.triage import TriageError, record_triage, triage_path
 
     known = None
     try:

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ..clock import Clock
+from ox_bb_pipeline.clock import Clock
 from .world import IssuedToken, World
 
 ACCESS_TOKEN_LIFETIME = timedelta(hours=2)

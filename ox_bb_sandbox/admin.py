@@ -6,7 +6,7 @@ import json
 
 from werkzeug.wrappers import Request, Response
 
-from ..clock import ManualClock, isoformat
+from ox_bb_pipeline.clock import ManualClock, isoformat
 from .control import FaultRule
 
 

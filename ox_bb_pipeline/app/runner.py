@@ -4,7 +4,6 @@ assets as the UI, one connection partition at a time, so one failing account spo
 from __future__ import annotations
 
 import os
-import re
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,10 +12,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from .config import data_home, load_connections, remember_data_home
-from .defs.metadata import FIRST_ERRORS, STATUS_TAG
-from .production import check_instance, ensure_pools
-from .redaction import redact_snippet
+from ..config import data_home, load_connections, remember_data_home
+from ..defs.metadata import FIRST_ERRORS, STATUS_TAG
+from ..production import check_instance, ensure_pools
+from ..redaction import redact_snippet
+from ..run_failures import root_cause_message
 
 STAGES = ("extract", "scan", "warehouse")
 CONNECTION_STAGES = ("extract", "scan")  # one run per connection partition; the warehouse runs once
@@ -161,9 +161,9 @@ def instance() -> dg.DagsterInstance:
 
 def _stage_assets() -> dict[str, tuple]:
     """stage -> (multi-asset and its blocking checks, progress line built from its metadata)."""
-    from .defs.bitbucket.assets import bitbucket_raw_tables
-    from .defs.quality.checks import bitbucket_raw_expectations, scanning_findings_expectations
-    from .defs.scanning.assets import scan_findings
+    from ..defs.bitbucket.assets import bitbucket_raw_tables
+    from ..defs.quality.checks import bitbucket_raw_expectations, scanning_findings_expectations
+    from ..defs.scanning.assets import scan_findings
 
     def extract_line(meta: dict) -> str:
         repos = meta.get("repositories", {})
@@ -196,8 +196,8 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
     """Run every stage up to and including `stage` for each connection (or only one). A failing
     stage stops the later stages of that connection only; `interrupted` (see `stop_on_signals`)
     raises after a stage a signal stopped, so the run ends there."""
-    from .defs.bitbucket.partitions import connections_partitions
-    from .defs.bitbucket.resources import BitbucketResource
+    from ..defs.bitbucket.partitions import connections_partitions
+    from ..defs.bitbucket.resources import BitbucketResource
 
     if stage not in (*STAGES, "all"):
         raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)} or all")
@@ -251,11 +251,11 @@ def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = pr
                   connections_file: Path | None = None) -> StageResult:
     """Build the warehouse over every connection's partitions, check the marts, then exports,
     reports and workflows (a failing mart check blocks them) — what the `build_warehouse` job runs."""
-    from .defs.bitbucket.resources import BitbucketResource
-    from .defs.quality.checks import warehouse_expectations
-    from .defs.warehouse.assets import compliance_report, exports, warehouse_models
-    from .defs.warehouse.interchange import explorer
-    from .defs.warehouse.workflows import workflows
+    from ..defs.bitbucket.resources import BitbucketResource
+    from ..defs.quality.checks import warehouse_expectations
+    from ..defs.warehouse.assets import compliance_report, exports, warehouse_models
+    from ..defs.warehouse.interchange import explorer
+    from ..defs.warehouse.workflows import workflows
 
     progress("warehouse …")
     bitbucket = BitbucketResource(connections_file=str(connections_file) if connections_file else "")
@@ -306,8 +306,8 @@ def _stage_result(stage: str, connection: str, outcome) -> StageResult:
 def _record(inst: dg.DagsterInstance, results: list[StageResult], connection: str | None) -> None:
     """The connection's status as a tag on each of its runs (the UI's run list filters on it), and a
     run-failure record when it failed or degraded, as the run-failure sensor writes for scheduled runs."""
-    from .clock import SystemClock
-    from .run_failures import record_run_failure
+    from ..clock import SystemClock
+    from ..run_failures import record_run_failure
 
     status = ConnectionOutcome(connection or "*", results).status
     for result in results:
@@ -320,15 +320,6 @@ def _record(inst: dg.DagsterInstance, results: list[StageResult], connection: st
                        trigger="ox-bb run", night=None, failed_steps=[worst.stage] if status == FAILED else [],
                        error=worst.error or "\n".join(worst.first_errors), failed_at=SystemClock().now(),
                        status=status)
-
-
-def root_cause_message(error) -> str:
-    """The innermost message of a Dagster error chain: the step wrapper says nothing, its cause
-    says what to fix."""
-    while error.cause is not None:
-        error = error.cause
-    # "ox_bb_pipeline.bitbucket.errors.UnreachableError: …" reads better without the module path
-    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", error.message.strip())
 
 
 def _failure_message(outcome) -> str:
@@ -346,7 +337,7 @@ def debug_log_path() -> Path:
 
 
 def _debug_log(heading: str, text: str) -> None:
-    from .clock import SystemClock
+    from ..clock import SystemClock
 
     path = debug_log_path()
     path.parent.mkdir(parents=True, exist_ok=True)

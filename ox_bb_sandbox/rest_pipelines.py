@@ -6,7 +6,7 @@ import json
 
 from . import serializers as s
 from .app import ApiError, Page, RequestContext, json_response, not_found, route
-from ..clock import parse_when
+from ox_bb_pipeline.clock import parse_when
 from .world import braced_uuid
 
 PIPELINE_SORT = {"created_on", "-created_on", "creator.uuid", "-creator.uuid", "run_creation_date",

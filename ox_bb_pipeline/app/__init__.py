@@ -1,0 +1,1 @@
+"""The application layer: the `ox-bb` CLI, the in-process runner, the dev UI launcher."""
