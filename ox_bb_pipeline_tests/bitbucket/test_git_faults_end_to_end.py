@@ -38,7 +38,7 @@ from ox_bb_pipeline.app.runner import run_stages
 from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.bandit import BanditScanner
 from ox_bb_pipeline.findings import FINDING_SCHEMA
-from ox_bb_pipeline.scanners.secrets import SecretsScanner
+from ox_bb_pipeline.scanners.secrets import SecretsScanner, redact_text
 from ox_bb_pipeline.scanners.stage import REPOSITORY_FILES_SCHEMA, SCAN_RUN_SCHEMA, scan_repositories
 from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.warehouse.runner import build, warehouse_path
@@ -117,7 +117,7 @@ def extract(server, path: Path, home: Path, name: str, *, full_refresh: bool = F
         previous = {t: lake.read_partition("raw", t, name, home) for t in tables.TABLES}
         store = StateStore(name, home)
         state = store.load()
-        report = Extractor(client, git, previous=previous, state=state, home=home,
+        report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state, home=home,
                            options=ExtractOptions(full_refresh=full_refresh)).run()
         for table in tables.TABLES:
             lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home)
