@@ -28,8 +28,7 @@ LOCATION_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationE
 def clean_environment() -> dict[str, str]:
     """What a fresh shell has: no Dagster home, no ox-bb setting. PYTHONPATH keeps this checkout's
     code first (the shared virtualenv may point elsewhere)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OX_BB_", "DAGSTER_")) and k not in ("PYTHONPATH",)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OX_BB_", "DAGSTER_")) and k not in ("PYTHONPATH",)}
     return env | {"PYTHONPATH": str(REPO_ROOT), "NO_COLOR": "1"}
 
 
@@ -40,8 +39,15 @@ def assert_clean_log(log: str) -> None:
 
 
 def test_definitions_validate_from_the_repository_root_with_no_environment():
-    result = subprocess.run([DAGSTER, "definitions", "validate"], cwd=REPO_ROOT, env=clean_environment(),
-                            capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [DAGSTER, "definitions", "validate"],
+        cwd=REPO_ROOT,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
@@ -67,9 +73,14 @@ def test_dagster_dev_from_the_repository_root_with_no_environment(tmp_path):
     port, log = free_port(), tmp_path / "dagster-dev.log"
     before = set(REPO_ROOT.glob(".tmp_dagster_home_*"))
     with open(log, "wb") as output:
-        process = subprocess.Popen([DAGSTER, "dev", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO_ROOT,
-                                   env=clean_environment(), stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [DAGSTER, "dev", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=clean_environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_answering(url, process, log)
