@@ -51,11 +51,14 @@ class CodeScanner(Protocol):
         """One output per snapshot, in order."""
 
 
-def tool_executable(tool: str, executable: str | None = None) -> Path:
-    """A tool from its own environment (`.tools/<tool>/bin/<exe>`, made by `make tools`);
-    `OX_BB_TOOLS_DIR` moves the environments elsewhere."""
-    root = Path(os.environ.get("OX_BB_TOOLS_DIR", PROJECT_ROOT / ".tools"))
-    path = root / tool / "bin" / (executable or tool)
+def tools_dir() -> Path:
+    """Where the tool environments are: `OX_BB_TOOLS_DIR`, else `.tools/` (made by `make tools`)."""
+    return Path(os.environ.get("OX_BB_TOOLS_DIR", PROJECT_ROOT / ".tools"))
+
+
+def tool_executable(tool: str, executable: str | None = None, root: Path | None = None) -> Path:
+    """A tool from its own environment (`<tools dir>/<tool>/bin/<exe>`); `root` defaults to tools_dir()."""
+    path = (root or tools_dir()) / tool / "bin" / (executable or tool)
     if not path.exists():
         raise FileNotFoundError(f"{tool} is not installed at {path}; run `make tools` (or set OX_BB_TOOLS_DIR)")
     return path
