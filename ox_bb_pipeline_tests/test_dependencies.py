@@ -35,9 +35,20 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", re.split(r"[\[=<>!~; ]", requirement, maxsplit=1)[0]).lower()
 
 
-def declared() -> tuple[set[str], set[str]]:
+def declared() -> tuple[set[str], set[str], set[str]]:
+    """(dependencies, the `test` extra, every other extra) as normalised distribution names."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    return ({_name(r) for r in project["dependencies"]}, {_name(r) for r in project["optional-dependencies"]["test"]})
+    extras = project.get("optional-dependencies", {})
+    return (
+        {_name(r) for r in project["dependencies"]},
+        {_name(r) for r in extras.get("test", [])},
+        {_name(r) for group, rs in extras.items() if group != "test" for r in rs},
+    )
+
+
+def packages() -> list[Path]:
+    """The product packages: ox_bb_pipeline, and ox_bb_sandbox once the sandbox is a package of its own."""
+    return [REPO_ROOT / name for name in ("ox_bb_pipeline", "ox_bb_sandbox") if (REPO_ROOT / name).is_dir()]
 
 
 def third_party_imports(root: Path) -> dict[str, set[str]]:
@@ -72,23 +83,25 @@ def undeclared(imports: dict[str, set[str]], allowed: set[str]) -> dict[str, lis
 
 
 def test_every_product_import_is_a_declared_dependency():
-    runtime, _ = declared()
+    runtime, _, extras = declared()
     assert undeclared(third_party_imports(REPO_ROOT / "ox_bb_pipeline"), runtime) == {}
+    for package in packages()[1:]:  # the sandbox may take its own extra
+        assert undeclared(third_party_imports(package), runtime | extras) == {}
 
 
 def test_every_test_import_is_declared_for_the_tests():
-    runtime, test = declared()
-    assert undeclared(third_party_imports(REPO_ROOT / "ox_bb_pipeline_tests"), runtime | test) == {}
+    runtime, test, extras = declared()
+    assert undeclared(third_party_imports(REPO_ROOT / "ox_bb_pipeline_tests"), runtime | test | extras) == {}
 
 
 def test_every_declared_dependency_is_used():
-    runtime, test = declared()
+    runtime, test, extras = declared()
     distributions = packages_distributions()
     imported = set()
-    for root in ("ox_bb_pipeline", "ox_bb_pipeline_tests"):
-        for module in third_party_imports(REPO_ROOT / root):
+    for root in [*packages(), REPO_ROOT / "ox_bb_pipeline_tests"]:
+        for module in third_party_imports(root):
             imported |= {_name(d) for d in distributions.get(module, [])}
-    assert (runtime | test) - imported - USED_WITHOUT_IMPORT == set()
+    assert (runtime | test | extras) - imported - USED_WITHOUT_IMPORT == set()
 
 
 def test_the_check_names_an_undeclared_import_and_its_distribution():
