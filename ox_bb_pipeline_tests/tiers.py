@@ -47,6 +47,7 @@ UNIT_MODULES = frozenset(
         "warehouse/test_runner.py",
         "warehouse/test_query_read_only.py",
         "warehouse/test_settings.py",
+        "defs/test_storage_resource.py",
     }
 )
 
