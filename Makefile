@@ -1,6 +1,7 @@
 # ox-bb-pipeline — everything a fresh machine needs, installed on first use.
 #   make demo   run the whole pipeline once against the bundled sandbox
 #   make test   install and run the whole test suite
+#   make test-fast  the unit tier only (-m unit; ox_bb_pipeline_tests/tiers.py says which tests), < 2 min
 #   make bench  run the benchmarks (prints a table, writes bench-results/*.json)
 #   make eval   detection quality on public code with ground truth (writes bench-results/eval-*.json)
 
@@ -12,7 +13,7 @@ STAMP       := $(VENV)/.installed
 DEBIAN_PKGS := git chromium postgresql redis-server
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps tools demo test bench eval lock clean
+.PHONY: install system-deps tools demo test test-fast bench eval lock clean
 
 TOOLS_DIR   := .tools
 TOOL_LOCKS  := ox_bb_pipeline/scanners/tools
@@ -60,6 +61,9 @@ ui: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m unit $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m ox_bb_pipeline_tests.benchmarks

@@ -69,9 +69,15 @@ def _types(annotation: object) -> list:
     return found
 
 
+def data_home_setting() -> str | None:
+    """`OX_BB_HOME` as set, or None: the one place that reads it (Dagster assets get the home from
+    the `storage` resource, core functions take it as an argument)."""
+    return os.environ.get("OX_BB_HOME") or None
+
+
 def data_home() -> Path:
     """`OX_BB_HOME` (default ./data): lake/, warehouse.duckdb, exports/, reports/, cache/."""
-    return Path(os.environ.get("OX_BB_HOME", "data")).resolve()
+    return Path(data_home_setting() or "data").resolve()
 
 
 def state_dir() -> Path:
@@ -93,8 +99,8 @@ def remember_data_home(home: Path) -> None:
 
 def data_home_hint() -> str:
     """Why the data home is where it is, and what to set, for a command that found nothing there."""
-    if os.environ.get("OX_BB_HOME"):
-        return f"OX_BB_HOME is {os.environ['OX_BB_HOME']}"
+    if data_home_setting():
+        return f"OX_BB_HOME is {data_home_setting()}"
     try:
         last = (state_dir() / LAST_HOME).read_text().strip()
     except OSError:

@@ -119,3 +119,10 @@ def fresh_sandbox():
     """A tiny private sandbox with a manual clock; use it to move time, limit rates or inject faults."""
     with SandboxServer(TINY, clock=ManualClock(ANCHOR)) as server:
         yield server
+
+
+def pytest_collection_modifyitems(items):
+    """The unit tier (`make test-fast`): the modules listed in tiers.py."""
+    from ox_bb_pipeline_tests.tiers import mark_unit_tier
+
+    mark_unit_tier(items)

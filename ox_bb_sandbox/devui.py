@@ -1,8 +1,8 @@
 """The Dagster UI on the bundled sandbox: a click-through of the whole pipeline with no Bitbucket
 account. `ox-bb demo --ui` and the browser test both start it from here, so they see the same thing.
 
-The dev instance lives in `OX_BB_HOME/dagster/` (SQLite) and never reads the top-level
-dagster.yaml, which describes the production instance.
+The dev instance lives in `OX_BB_HOME/dagster/` (SQLite) with the limits of the repository's
+dagster.yaml (the development instance) and deploy/dagster.yaml (production); a test compares them.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from .server import SandboxServer
 # The location name the repository root's workspace.yaml uses too, so runs look the same in both.
 WORKSPACE = {"load_from": [{"python_module": {"module_name": "ox_bb_pipeline.definitions",
                                               "location_name": "ox_bb_pipeline"}}]}
-# The same limits as production (dagster.yaml, which the dev home must not read: it needs
-# PostgreSQL): one run per connection at a time (its API budget), pools `bitbucket_api` and
+# The same limits as production (deploy/dagster.yaml, not shipped in the wheel, hence repeated here):
+# one run per connection at a time (its API budget), pools `bitbucket_api` and
 # `scanners` at the default limit, and a single DuckDB writer.
 POOL_DEFAULT_LIMIT = 4
 POOL_LIMITS = {"duckdb_writer": 1}

@@ -198,6 +198,7 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
     raises after a stage a signal stopped, so the run ends there."""
     from ..defs.bitbucket.partitions import connections_partitions
     from ..defs.bitbucket.resources import BitbucketResource
+    from ..defs.storage.resources import StorageResource
 
     if stage not in (*STAGES, "all"):
         raise ValueError(f"unknown stage {stage!r}; use one of {', '.join(STAGES)} or all")
@@ -217,7 +218,7 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
     missing = [n for n in names if n not in existing]
     if missing:
         inst.add_dynamic_partitions(connections_partitions.name, missing)
-    resources = {"bitbucket": BitbucketResource(connections_file=str(connections_file))}
+    resources = {"bitbucket": BitbucketResource(connections_file=str(connections_file)), "storage": StorageResource()}
     assets = _stage_assets()
     results = []
     for name in names:

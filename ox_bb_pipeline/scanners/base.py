@@ -63,10 +63,10 @@ def tools_dir() -> Path:
                             "environments (<dir>/<tool>/bin/<tool>; `make tools` builds them in a checkout)")
 
 
-def tool_executable(tool: str, executable: str | None = None) -> Path:
-    """A tool from its own environment (`<tools_dir()>/<tool>/bin/<exe>`, made by `make tools`)."""
-    root = tools_dir()
-    path = root / tool / "bin" / (executable or tool)
+def tool_executable(tool: str, executable: str | None = None, root: Path | None = None) -> Path:
+    """A tool from its own environment (`<tools dir>/<tool>/bin/<exe>`, made by `make tools`); `root` defaults
+    to tools_dir()."""
+    path = (root or tools_dir()) / tool / "bin" / (executable or tool)
     if not path.exists():
         raise FileNotFoundError(f"{tool} is not installed at {path}; run `make tools` (or set OX_BB_TOOLS_DIR)")
     return path

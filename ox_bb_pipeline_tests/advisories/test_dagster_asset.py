@@ -7,13 +7,15 @@ import dagster as dg
 
 from ox_bb_pipeline.defs.advisories.assets import advisories_schedule, osv
 from ox_bb_pipeline.definitions import defs
+from ox_bb_pipeline.defs.storage.resources import StorageResource
 
 
 def test_the_asset_syncs_from_the_mirror_with_its_metadata(sandbox, tmp_path, monkeypatch):
-    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "env-home"))  # the storage resource's home wins
     for name, value in sandbox.advisory_settings().items():
         monkeypatch.setenv(name, value)
-    result = dg.materialize([osv], instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize([osv], instance=dg.DagsterInstance.ephemeral(),
+                            resources={"storage": StorageResource(home=str(tmp_path / "home"))})
     assert result.success
     [materialization] = result.asset_materializations_for_node("advisories__osv")
     meta = {k: v.value for k, v in materialization.metadata.items()}
@@ -23,6 +25,7 @@ def test_the_asset_syncs_from_the_mirror_with_its_metadata(sandbox, tmp_path, mo
     assert (meta["known_exploited_feed"], meta["epss_feed"], meta["warnings"]) == (True, True, [])
     assert 0 <= meta["age_days"] < 1 and len(meta["digest"]) == 12
     assert (tmp_path / "home" / "advisories" / "index.sqlite").is_file()
+    assert not (tmp_path / "env-home").exists()
 
 
 def test_the_scan_assets_are_downstream_and_a_schedule_runs_it_daily():

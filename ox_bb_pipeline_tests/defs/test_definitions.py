@@ -21,6 +21,7 @@ from ox_bb_pipeline.defs.bitbucket.jobs import verify_connectivity
 from ox_bb_pipeline.defs.bitbucket.partitions import connections_partitions
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
 from ox_bb_pipeline.defs.bitbucket.sensors import connections_sensor
+from ox_bb_pipeline.defs.storage.resources import StorageResource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,26 +119,30 @@ def sandbox_connections(server, path: Path, names: list[str], broken: bool = Fal
 
 
 def test_materializing_one_partition_reports_row_counts_and_column_schemas(fresh_sandbox, tmp_path, monkeypatch):
-    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "env-home"))  # the storage resource's home wins
+    home = tmp_path / "home"
     path = sandbox_connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"])
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("connections", ["sandbox-token"])
 
     result = dg.materialize([bitbucket_raw_tables], partition_key="sandbox-token", instance=instance,
-                            resources={"bitbucket": BitbucketResource(connections_file=str(path))})
+                            resources={"bitbucket": BitbucketResource(connections_file=str(path)),
+                                       "storage": StorageResource(home=str(home))})
 
     assert result.success
     reported = {m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node(
         "bitbucket_raw_tables")}
     assert set(reported) == set(tables.TABLES)
     for table, metadata in reported.items():
-        written = lake.read_partition("raw", table, "sandbox-token")
+        written = lake.read_partition("raw", table, "sandbox-token", home)
         assert metadata["dagster/row_count"].value == len(written), table
         assert [c.name for c in metadata["dagster/column_schema"].schema.columns] == [
             name for name, _, _ in tables.columns(table)]
         assert metadata["rest_requests"].value > 0
     assert reported["repositories"]["dagster/row_count"].value == 2
     assert "python-service" in reported["repositories"]["preview"].value
+    assert (home / "cache" / "state" / "extract-sandbox-token.json").is_file()
+    assert not (tmp_path / "env-home" / "lake").exists()
 
 
 def test_the_verify_job_passes_for_a_good_connection_and_fails_for_a_broken_one(fresh_sandbox, tmp_path,

@@ -20,6 +20,7 @@ from ox_bb_pipeline.defs.quality.checks import (
     warehouse_expectations,
 )
 from ox_bb_pipeline.defs.scanning.assets import scan_findings
+from ox_bb_pipeline.defs.storage.resources import StorageResource
 from ox_bb_pipeline.defs.warehouse.assets import compliance_report, exports, warehouse_models
 from ox_bb_pipeline.quality.expectations import SUITES
 from ox_bb_sandbox.server import SandboxServer
@@ -102,7 +103,7 @@ def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_sc
         [bitbucket_raw_tables, bitbucket_raw_expectations],
         partition_key=CONNECTION,
         instance=instance,
-        resources={"bitbucket": bitbucket},
+        resources={"bitbucket": bitbucket, "storage": StorageResource()},
     )
     assert extracted.success
     checked = evaluations(extracted)
@@ -123,7 +124,7 @@ def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_sc
         [bitbucket_raw_tables, bitbucket_raw_expectations, scan_findings],
         partition_key=CONNECTION,
         instance=instance,
-        resources={"bitbucket": bitbucket},
+        resources={"bitbucket": bitbucket, "storage": StorageResource()},
         selection=dg.AssetSelection.checks_for_assets(bitbucket_raw_tables)
         | dg.AssetSelection.assets(scan_findings),
         raise_on_error=False,
@@ -151,7 +152,7 @@ def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted
         [bitbucket_raw_tables, bitbucket_raw_expectations],
         partition_key=CONNECTION,
         instance=instance,
-        resources={"bitbucket": bitbucket},
+        resources={"bitbucket": bitbucket, "storage": StorageResource()},
     ).success
     lake.write_partition("raw", "repositories", CONNECTION, [], tables.schema("repositories"))
 
@@ -162,7 +163,7 @@ def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted
             [bitbucket_raw_tables, bitbucket_raw_expectations],
             tags={"dagster/partition": CONNECTION},
             instance=instance,
-            resources={"bitbucket": bitbucket},
+            resources={"bitbucket": bitbucket, "storage": StorageResource()},
             raise_on_error=False,
             selection=dg.AssetSelection.checks_for_assets(bitbucket_raw_tables),
             run_config=dg.RunConfig(ops={"bitbucket_raw_expectations": {"config": config}}),
@@ -211,7 +212,7 @@ def test_bad_findings_fail_their_check_and_block_the_warehouse(home, instance, b
         [scan_findings, scanning_findings_expectations, warehouse_models],
         tags={"dagster/partition": CONNECTION},
         instance=instance,
-        resources={"bitbucket": bitbucket},
+        resources={"bitbucket": bitbucket, "storage": StorageResource()},
         raise_on_error=False,
         selection=dg.AssetSelection.checks_for_assets(scan_findings)
         | dg.AssetSelection.assets(warehouse_models),

@@ -91,7 +91,7 @@ class Postgres:
         return name
 
     def env(self, database: str, **overrides: str) -> dict[str, str]:
-        """The environment the top-level dagster.yaml reads."""
+        """The environment deploy/dagster.yaml reads."""
         return {
             "OX_BB_PG_HOST": self.host,
             "OX_BB_PG_PORT": str(self.port),

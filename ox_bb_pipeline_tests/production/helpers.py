@@ -1,4 +1,4 @@
-"""What the production tests share: a DAGSTER_HOME holding the top-level dagster.yaml, the
+"""What the production tests share: a DAGSTER_HOME holding deploy/dagster.yaml, the
 environment a deployment sets, and services started the way the README starts them."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ BIN = Path(sys.executable).parent
 
 
 def dagster_home(path: Path) -> Path:
-    """A DAGSTER_HOME holding the repository's production dagster.yaml, as the README makes one."""
+    """A DAGSTER_HOME holding the repository's production deploy/dagster.yaml, as the README makes one."""
     path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO_ROOT / "dagster.yaml", path / "dagster.yaml")
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", path / "dagster.yaml")
     return path
 
 

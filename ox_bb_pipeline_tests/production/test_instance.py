@@ -1,4 +1,4 @@
-"""The production instance: the top-level dagster.yaml on a real PostgreSQL server. A pipeline run
+"""The production instance: deploy/dagster.yaml on a real PostgreSQL server. A pipeline run
 against the sandbox stores its runs, event logs, dynamic partitions and the connections sensor's
 ticks (evaluated by `dagster-daemon run`) in PostgreSQL, and a second process sees them all."""
 
@@ -29,7 +29,7 @@ DAEMON_DEADLINE = 180.0  # the daemon loads the code location in a subprocess be
 
 @pytest.fixture
 def instance_env(postgres, pg_database, tmp_path, monkeypatch):
-    """DAGSTER_HOME with the top-level dagster.yaml and the OX_BB_PG_* variables, in-process."""
+    """DAGSTER_HOME with deploy/dagster.yaml and the OX_BB_PG_* variables, in-process."""
     home = dagster_home(tmp_path / "dagster_home")
     pg_env = postgres.env(pg_database)
     for name, value in {
@@ -41,7 +41,7 @@ def instance_env(postgres, pg_database, tmp_path, monkeypatch):
     return home, pg_env
 
 
-def test_the_instance_loads_from_the_top_level_dagster_yaml_on_postgres(instance_env):
+def test_the_instance_loads_from_deploy_dagster_yaml_on_postgres(instance_env):
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)

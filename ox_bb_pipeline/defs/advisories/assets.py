@@ -13,6 +13,7 @@ from ...advisories import status
 from ...advisories.settings import osv_mirror
 from ...advisories.sync import sync
 from ...clock import SystemClock
+from ..storage.resources import StorageResource
 
 ADVISORIES_CRON_VARIABLE = "OX_BB_ADVISORIES_CRON"
 DEFAULT_ADVISORIES_CRON = "0 1 * * *"  # an hour before the default nightly scan
@@ -22,13 +23,14 @@ DEFAULT_ADVISORIES_CRON = "0 1 * * *"  # an hour before the default nightly scan
           description="OSV advisories per ecosystem (PyPI, npm, Maven, Go, RubyGems, crates.io, NuGet, "
                       "Packagist), CISA KEV and EPSS, indexed in OX_BB_HOME/advisories/index.sqlite for SCA. "
                       "Source: $OX_BB_OSV_MIRROR (default OSV's public bucket).")
-def osv(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def osv(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     """Download what changed since the last sync (conditional requests), check it, rebuild the index."""
     clock = SystemClock()
-    report = sync(clock=clock)
+    home = storage.home_path()
+    report = sync(home=home, clock=clock)
     for fetch in report.fetches:
         context.log.info(f"{fetch.name}: {fetch.outcome}" + (f" ({fetch.detail})" if fetch.detail else ""))
-    state = status(clock.now(), osv_path="")
+    state = status(clock.now(), home, osv_path="")
     if state.source == "none":
         raise dg.Failure(description="no advisory data could be synced: " + "; ".join(report.warnings),
                          allow_retries=True)

@@ -16,6 +16,7 @@ from ...bitbucket.extract import ExtractOptions, Extractor, RepositoryFilter, St
 from ...scanners.secrets import redact_text
 from ..retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
+from ..storage.resources import StorageResource
 from .partitions import connections_partitions
 from .resources import BitbucketResource
 
@@ -42,24 +43,26 @@ class ExtractConfig(dg.Config):
     can_subset=False,
     retry_policy=STEP_RETRY_POLICY,
 )
-def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfig, bitbucket: BitbucketResource):
+def bitbucket_raw_tables(context: dg.AssetExecutionContext, config: ExtractConfig, bitbucket: BitbucketResource,
+                         storage: StorageResource):
     """Extract one connection (a partition) into lake/raw/<table>/connection=<name>/.
 
     The `bitbucket_api` pool bounds extract steps across runs; one run at a time per connection
     comes from the run limit on the `dagster/partition` tag in dagster.yaml."""
-    name = context.partition_key
+    name, home = context.partition_key, storage.home_path()
     with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
         git = bitbucket.git(client)
-        previous = {t: lake.read_partition("raw", t, name) for t in RAW_TABLES}
-        store = StateStore(name)
+        previous = {t: lake.read_partition("raw", t, name, home) for t in RAW_TABLES}
+        store = StateStore(name, home)
         state = store.load()
         options = ExtractOptions(full_refresh=config.full_refresh,
                                  repositories=RepositoryFilter(config.repositories),
                                  settings_max_age=timedelta(hours=config.settings_max_age_hours))
-        report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state, options=options).run()
+        report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state, options=options,
+                           home=home).run()
     for table in RAW_TABLES:
-        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
+        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home)
     store.save(state)  # only after every partition file is in place
     for problem in report.problems:
         context.log.warning(problem)

@@ -10,7 +10,6 @@ from ... import lake
 from ...bitbucket import tables as raw_tables
 from ...bitbucket.extract import RepositoryFilter
 from ...clock import SystemClock
-from ...config import data_home
 from ...redaction import redact_snippet
 from ...findings import FINDING_SCHEMA, RepoRef
 from ...scanners import posture, registry, sarif
@@ -26,6 +25,7 @@ from ..retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
+from ..storage.resources import StorageResource
 
 # The finding tables when the definitions were loaded (scanners/registry.py decides; the asset reads it then).
 FINDING_TABLES = registry.finding_tables()
@@ -73,11 +73,11 @@ class ScanConfig(dg.Config):
     keep their rows from the last scan. Empty: every selected repository."""
 
 
-def _keep_previous(report, name: str, kept: set[str]) -> None:
+def _keep_previous(report, name: str, kept: set[str], home) -> None:
     """Carry forward the code-scanner rows of the repositories this run did not scan: the lake
     partition holds the whole connection. Variable findings, posture and SARIF are recomputed."""
     def previous(zone: str, table: str) -> list[dict]:
-        return [r for r in lake.read_partition(zone, table, name) if r.get("repository_uuid") in kept]
+        return [r for r in lake.read_partition(zone, table, name, home) if r.get("repository_uuid") in kept]
 
     for scanner in report.findings:
         report.findings[scanner] += [r for r in previous("findings", scanner) if r["rule_id"] != VARIABLE_RULE]
@@ -97,30 +97,31 @@ def scan_findings_asset() -> dg.AssetsDefinition:
 
     @dg.multi_asset(specs=_specs(scanners), name="scan_findings", partitions_def=connections_partitions,
                     pool="scanners", can_subset=False, retry_policy=STEP_RETRY_POLICY)
-    def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource):
+    def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource,
+                      storage: StorageResource):
         """Scan one connection's selected repositories with every scanner; evaluate posture checks.
         The `scanners` pool bounds scan steps across runs (each clones and runs tools in processes)."""
-        yield from _scan_findings(context, config, bitbucket, tables)
+        yield from _scan_findings(context, config, bitbucket, storage, tables)
 
     return scan_findings
 
 
 def _scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource,
-                   tables: tuple[str, ...]):
-    name = context.partition_key
-    lake.migrate_layout()  # before _keep_previous reads scan_runs where they now live
+                   storage: StorageResource, tables: tuple[str, ...]):
+    name, home = context.partition_key, storage.home_path()
+    lake.migrate_layout(home)  # before _keep_previous reads scan_runs where they now live
     with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
         wanted = RepositoryFilter(config.repositories)
-    raw = {t: lake.read_partition("raw", t, name) for t in raw_tables.TABLES}
+    raw = {t: lake.read_partition("raw", t, name, home) for t in raw_tables.TABLES}
     clock = SystemClock()
     chosen = [r for r in raw["repositories"] if wanted.matches(r["workspace"], r["repository"])]
-    report = scan_repositories(chosen, bitbucket.git(client), scanners=default_scanners(),
-                               clock=clock, previous_files=lake.read_partition("inventory", "repository_files", name),
-                               progress=context.log.info)
+    previous_files = lake.read_partition("inventory", "repository_files", name, home)
+    report = scan_repositories(chosen, bitbucket.git(client), scanners=default_scanners(), home=home,
+                               clock=clock, previous_files=previous_files, progress=context.log.info)
     if wanted:
         _keep_previous(report, name, {r["repository_uuid"] for r in raw["repositories"]}
-                       - {r["repository_uuid"] for r in chosen})
+                       - {r["repository_uuid"] for r in chosen}, home)
     lookup = {(name, r["workspace"], r["repository"]): RepoRef(name, r["workspace"], r["repository_uuid"],
                                                               r["repository"], r["main_head"])
               for r in raw["repositories"] if r.get("selected")}
@@ -129,17 +130,19 @@ def _scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuc
     result = posture.evaluate({**raw, "repository_files": report.repository_files}, connection=name,
                               now=clock.now())
     report.findings["posture"] = [f.row() for f in result.findings]
-    imported = sarif.import_directory(data_home() / "imports", lookup)
+    imported = sarif.import_directory(home / "imports", lookup)
     report.findings["sarif"] = [f.row() for f in imported.findings]
     for path, error in imported.errors.items():
         if f"/{name}/" in f"/{path}":
             context.log.warning(f"SARIF import {path}: {error}")
     for scanner in tables:
-        lake.write_partition("findings", scanner, name, report.findings.get(scanner, []), FINDING_SCHEMA)
-    lake.write_partition(lake.SCANS_ZONE, "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA)
-    lake.write_partition(lake.SCANS_ZONE, "posture_results", name, result.results, posture.RESULT_SCHEMA)
-    lake.write_partition("inventory", "components", name, report.extra.get("components", []), COMPONENT_SCHEMA)
-    lake.write_partition("inventory", "repository_files", name, report.repository_files, REPOSITORY_FILES_SCHEMA)
+        lake.write_partition("findings", scanner, name, report.findings.get(scanner, []), FINDING_SCHEMA, home)
+    lake.write_partition(lake.SCANS_ZONE, "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA, home)
+    lake.write_partition(lake.SCANS_ZONE, "posture_results", name, result.results, posture.RESULT_SCHEMA, home)
+    lake.write_partition("inventory", "components", name, report.extra.get("components", []), COMPONENT_SCHEMA,
+                         home)
+    lake.write_partition("inventory", "repository_files", name, report.repository_files, REPOSITORY_FILES_SCHEMA,
+                         home)
     errors = [r for r in report.scan_runs if r["status"] == "error"]
     described = [redact_snippet(f"{run['scanner']} on {run['workspace']}/{run['repository']}: {run['error']}")
                  for run in errors]

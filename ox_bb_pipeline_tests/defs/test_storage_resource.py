@@ -1,0 +1,77 @@
+"""The `storage` resource: where assets find the data home and the tools. Empty fields fall back to
+OX_BB_HOME / OX_BB_TOOLS_DIR, which only config.data_home_setting() and scanners.base.tools_dir() read."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ox_bb_pipeline
+from ox_bb_pipeline.definitions import defs
+from ox_bb_pipeline.defs.storage.resources import StorageResource
+
+PACKAGE = Path(ox_bb_pipeline.__file__).parent
+READERS = {"OX_BB_HOME": {"config.py:data_home_setting"}, "OX_BB_TOOLS_DIR": {"scanners/base.py:tools_dir"}}
+
+
+def test_an_empty_resource_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OX_BB_TOOLS_DIR", str(tmp_path / "tools"))
+    storage = StorageResource()
+
+    assert storage.home_path() == tmp_path / "home"
+    assert storage.lake() == tmp_path / "home" / "lake"
+    assert storage.warehouse() == tmp_path / "home" / "warehouse.duckdb"
+    assert storage.tools_path() == tmp_path / "tools"
+
+
+def test_configured_paths_win_over_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "ignored"))
+    storage = StorageResource(home=str(tmp_path / "home"), tools=str(tmp_path / "tools"))
+
+    assert (storage.home_path(), storage.lake(), storage.tools_path()) == (
+        tmp_path / "home",
+        tmp_path / "home" / "lake",
+        tmp_path / "tools",
+    )
+
+
+def test_the_code_location_provides_the_resource():
+    assert isinstance(defs().resources["storage"], StorageResource)
+
+
+def environment_reads(source: str) -> list[tuple[str, str]]:
+    """(variable, enclosing function) for every string constant naming an OX_BB_ path variable that is
+    an argument or subscript of an `os.environ` / `os.getenv` access."""
+    found = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+        if isinstance(node, ast.Call | ast.Subscript):
+            accessed = ast.unparse(node.func if isinstance(node, ast.Call) else node.value)
+            if accessed.startswith(("os.environ", "os.getenv", "environ")):
+                for child in ast.walk(node):
+                    if isinstance(child, ast.Constant) and child.value in READERS:
+                        found.append((child.value, function))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def test_one_function_reads_each_location_variable():
+    readers = {name: set() for name in READERS}
+    for path in PACKAGE.rglob("*.py"):
+        for name, function in environment_reads(path.read_text()):
+            readers[name].add(f"{path.relative_to(PACKAGE).as_posix()}:{function}")
+    assert readers == READERS
+
+
+def test_the_reader_check_sees_get_and_subscript():
+    source = (
+        "import os\ndef a():\n    return os.environ.get('OX_BB_HOME')\n"
+        "def b():\n    return os.environ['OX_BB_TOOLS_DIR']\n"
+    )
+    assert environment_reads(source) == [("OX_BB_HOME", "a"), ("OX_BB_TOOLS_DIR", "b")]
