@@ -16,7 +16,7 @@ UNIT_MODULES = frozenset(
     {
         "test_config.py",
         "test_redaction.py",
-        "test_layers.py",
+        "test_import_contracts.py",
         "test_dependencies.py",
         "test_run_failures.py",
         "test_ruff.py",
