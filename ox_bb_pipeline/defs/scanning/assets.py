@@ -16,11 +16,12 @@ from ...scanners import posture, sarif
 from ...scanners.finding import FINDING_SCHEMA, RepoRef
 from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
 from ...scanners.secrets import VARIABLE_RULE, variable_findings
+from ...scanners.shards import ShardFailure, merge, run_shards, shard_count, split
 from ...scanners.stage import (
     REPOSITORY_FILES_SCHEMA,
     SCAN_RUN_SCHEMA,
+    ScanStageReport,
     default_scanners,
-    scan_repositories,
 )
 from ..automation.retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..bitbucket.partitions import connections_partitions
@@ -72,17 +73,43 @@ class ScanConfig(dg.Config):
     keep their rows from the last scan. Empty: every selected repository."""
 
 
-def _keep_previous(report, name: str, kept: set[str]) -> None:
-    """Carry forward the code-scanner rows of the repositories this run did not scan: the lake
-    partition holds the whole connection. Variable findings, posture and SARIF are recomputed."""
+def _previous(name: str, kept: set[str], scanners: list[str]) -> ScanStageReport:
+    """The last partition's code-scanner rows of the `kept` repositories. Variable findings, posture and
+    SARIF are recomputed every run, so they are not carried."""
     def previous(zone: str, table: str) -> list[dict]:
         return [r for r in lake.read_partition(zone, table, name) if r.get("repository_uuid") in kept]
 
+    return ScanStageReport(
+        findings={s: [r for r in previous("findings", s) if r["rule_id"] != VARIABLE_RULE] for s in scanners},
+        scan_runs=previous("findings", "scan_runs"), extra={"components": previous("inventory", "components")},
+        repository_files=previous("inventory", "repository_files"))
+
+
+def _keep_previous(report, name: str, kept: set[str]) -> None:
+    """Carry forward the rows of the repositories this run did not scan: the partition holds the whole
+    connection."""
+    last = _previous(name, kept, list(report.findings))
     for scanner in report.findings:
-        report.findings[scanner] += [r for r in previous("findings", scanner) if r["rule_id"] != VARIABLE_RULE]
-    report.scan_runs += previous("findings", "scan_runs")
-    report.extra.setdefault("components", []).extend(previous("inventory", "components"))
-    report.repository_files += previous("inventory", "repository_files")
+        report.findings[scanner] += last.findings[scanner]
+    report.scan_runs += last.scan_runs
+    report.extra.setdefault("components", []).extend(last.extra["components"])
+    report.repository_files += last.repository_files
+
+
+def _scan_in_shards(name: str, chosen: list[dict], git, clock, configured: int | None, log):
+    """Split the connection's repositories into shards, scan them side by side (a process pool sized to
+    the cores), and merge; a failed shard marks its repositories and keeps their last findings."""
+    scanners = default_scanners()
+    shards = split(chosen, shard_count(len(chosen), configured))
+    previous_files = lake.read_partition("inventory", "repository_files", name)
+    results = run_shards(shards, git, scanners=scanners, clock=clock, previous_files=previous_files,
+                         progress=log.info if len(shards) == 1 else None)
+    for failure in (r for r in results if isinstance(r, ShardFailure)):
+        log.warning(redact_snippet(f"scan shard {failure.shard + 1} of {len(shards)} failed ({failure.error}); "
+                                   f"its {len(shards[failure.shard])} repositories are marked as errors"))
+    report = merge(results, shards, [s.name for s in scanners],
+                   previous=lambda uuids: _previous(name, uuids, [s.name for s in scanners]), now=clock.now())
+    return report, len(shards), sum(isinstance(r, ShardFailure) for r in results)
 
 
 def _severity_counts(rows: list[dict]) -> dict:
@@ -101,9 +128,8 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     raw = {t: lake.read_partition("raw", t, name) for t in raw_tables.TABLES}
     clock = SystemClock()
     chosen = [r for r in raw["repositories"] if wanted.matches(r["workspace"], r["repository"])]
-    report = scan_repositories(chosen, bitbucket.git(client), scanners=default_scanners(),
-                               clock=clock, previous_files=lake.read_partition("inventory", "repository_files", name),
-                               progress=context.log.info)
+    report, shards, failed_shards = _scan_in_shards(name, chosen, bitbucket.git(client), clock,
+                                                    client.connection.scan_shards, context.log)
     if wanted:
         _keep_previous(report, name, {r["repository_uuid"] for r in raw["repositories"]}
                        - {r["repository_uuid"] for r in chosen})
@@ -144,7 +170,8 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
     yield dg.MaterializeResult(asset_key=["scanning", "scan_runs"], metadata={
         **table_metadata(report.scan_runs, _columns(SCAN_RUN_SCHEMA)),
         "repositories_cloned": report.cloned, "repositories_from_cache": report.cached_repositories,
-        "errors": len(errors), "seconds": round(report.seconds, 2),
+        "errors": len(errors), "seconds": round(report.seconds, 2), "shards": shards,
+        "failed_shards": failed_shards,
         "not_evaluable": sum(1 for r in report.scan_runs if r["status"] == "not_evaluable"),
         "not_evaluated": dg.MetadataValue.json(ecosystems_not_evaluated(report.scan_runs)),
         "errors_by_scanner": dg.MetadataValue.json(dict(Counter(r["scanner"] for r in errors))),
