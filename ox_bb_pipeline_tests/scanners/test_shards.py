@@ -6,8 +6,6 @@ while every other shard's rows stay.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ox_bb_pipeline.sandbox.generator import SandboxSpec

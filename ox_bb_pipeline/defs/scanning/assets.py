@@ -1,7 +1,11 @@
 """Findings per scanner, scan runs, the component inventory and posture results, one Parquet
 partition per connection, from one scan pass (snapshots are shared by every scanner)."""
 
+import inspect
+import pickle
+import shutil
 from collections import Counter
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -11,6 +15,7 @@ from ...bitbucket import tables as raw_tables
 from ...bitbucket.extract import RepositoryFilter
 from ...clock import SystemClock
 from ...config import data_home
+from ...files import atomic_write_bytes
 from ...redaction import redact_snippet
 from ...scanners import posture, sarif
 from ...scanners.finding import FINDING_SCHEMA, RepoRef
@@ -71,6 +76,9 @@ class ScanConfig(dg.Config):
     repositories: list[str] = Field(default_factory=list)
     """Scan only repositories matching these `workspace/repo_slug` globs (on-demand scans); the others
     keep their rows from the last scan. Empty: every selected repository."""
+    local_pool: bool = False
+    """Scan every shard in one step with a process pool sized to the cores (`ox-bb run`), instead of
+    one step per shard (Celery workers, the multiprocess executor)."""
 
 
 def _previous(name: str, kept: set[str], scanners: list[str]) -> ScanStageReport:
@@ -96,43 +104,97 @@ def _keep_previous(report, name: str, kept: set[str]) -> None:
     report.repository_files += last.repository_files
 
 
-def _scan_in_shards(name: str, chosen: list[dict], git, clock, configured: int | None, log):
-    """Split the connection's repositories into shards, scan them side by side (a process pool sized to
-    the cores), and merge; a failed shard marks its repositories and keeps their last findings."""
-    scanners = default_scanners()
+# -- steps: plan the shards, scan each shard (its own step: Celery workers share one connection), merge --
+def _staging(name: str, run_id: str) -> Path:
+    """Where a run's shard plan and shard results wait for the merge: under the data home, which every
+    worker mounts (like the lake), never one worker's own disk."""
+    return data_home() / "staging" / "scan" / name / run_id
+
+
+def _shard_file(staging: Path, index: int) -> Path:
+    return staging / f"shard-{index}.pickle"
+
+
+def _load(path: Path):
+    with open(path, "rb") as handle:
+        return pickle.load(handle)  # our own staging files, written by this run's steps
+
+
+def _in_name(key: list[str]) -> str:
+    return "_".join(key)
+
+
+@dg.op(ins={_in_name(k): dg.In(dg.Nothing) for k in RAW + ADVISORIES}, out=dg.DynamicOut(list),
+       retry_policy=STEP_RETRY_POLICY)
+def plan_scan_shards(context: dg.OpExecutionContext, config: ScanConfig, bitbucket: BitbucketResource):
+    """Split the connection's chosen repositories into shards (stable: a hash of the repository UUID) and
+    hand out one step per shard, or every shard to one step with a local process pool (`local_pool`)."""
+    name = context.partition_key
+    with no_retry_for_permanent_errors(context):
+        configured = bitbucket.client(name).connection.scan_shards
+    wanted = RepositoryFilter(config.repositories)
+    repositories = lake.read_partition("raw", "repositories", name)
+    chosen = [r for r in repositories if wanted.matches(r["workspace"], r["repository"])]
     shards = split(chosen, shard_count(len(chosen), configured))
-    previous_files = lake.read_partition("inventory", "repository_files", name)
-    results = run_shards(shards, git, scanners=scanners, clock=clock, previous_files=previous_files,
-                         progress=log.info if len(shards) == 1 else None)
-    for failure in (r for r in results if isinstance(r, ShardFailure)):
-        log.warning(redact_snippet(f"scan shard {failure.shard + 1} of {len(shards)} failed ({failure.error}); "
-                                   f"its {len(shards[failure.shard])} repositories are marked as errors"))
-    report = merge(results, shards, [s.name for s in scanners],
-                   previous=lambda uuids: _previous(name, uuids, [s.name for s in scanners]), now=clock.now())
-    return report, len(shards), sum(isinstance(r, ShardFailure) for r in results)
+    kept = sorted({r["repository_uuid"] for r in repositories} - {r["repository_uuid"] for r in chosen}) \
+        if wanted else []
+    staging = _staging(name, context.run_id)
+    shutil.rmtree(staging, ignore_errors=True)  # a retried plan starts clean
+    atomic_write_bytes(staging / "plan.pickle", pickle.dumps({"shards": shards, "kept": kept}))
+    context.log.info(f"{len(chosen)} repositories in {len(shards)} shards"
+                     + (" (one step, a local process pool)" if config.local_pool else " (one step each)"))
+    groups = [list(range(len(shards)))] if config.local_pool else [[i] for i in range(len(shards))]
+    for group in groups:
+        yield dg.DynamicOutput(group, mapping_key=f"shard_{group[0]}" if len(group) == 1 else "all_shards")
+
+
+@dg.op(pool="scanners", retry_policy=STEP_RETRY_POLICY)
+def scan_shard(context: dg.OpExecutionContext, indices: list, bitbucket: BitbucketResource) -> list:
+    """Scan one shard's repositories with every scanner (several shards: a process pool sized to the
+    cores). A shard that fails is recorded as failed, never fails the step: the merge marks its
+    repositories. The `scanners` pool bounds these steps across runs."""
+    name = context.partition_key
+    staging = _staging(name, context.run_id)
+    shards = _load(staging / "plan.pickle")["shards"]
+    with no_retry_for_permanent_errors(context):
+        client = bitbucket.client(name)
+    results = run_shards([shards[i] for i in indices], bitbucket.git(client), scanners=default_scanners(),
+                         clock=SystemClock(), previous_files=lake.read_partition("inventory", "repository_files",
+                                                                                 name),
+                         progress=context.log.info if len(indices) == 1 else None)
+    for index, result in zip(indices, results):
+        if isinstance(result, ShardFailure):
+            result = ShardFailure(index, result.error)
+            context.log.warning(redact_snippet(f"scan shard {index + 1} of {len(shards)} failed ({result.error}); "
+                                               f"its {len(shards[index])} repositories are marked as errors"))
+        atomic_write_bytes(_shard_file(staging, index), pickle.dumps(result))
+    return indices
 
 
 def _severity_counts(rows: list[dict]) -> dict:
     return {s: sum(1 for r in rows if r.get("base_severity") == s) for s in SEVERITY_ORDER}
 
 
-@dg.multi_asset(specs=_specs(), partitions_def=connections_partitions, pool="scanners", can_subset=False,
-                retry_policy=STEP_RETRY_POLICY)
-def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbucket: BitbucketResource):
-    """Scan one connection's selected repositories with every scanner; evaluate posture checks.
-    The `scanners` pool bounds scan steps across runs (each clones and runs tools in processes)."""
+
+
+
+@dg.op(out={spec.key.path[-1]: dg.Out(dg.Nothing) for spec in _specs()})
+def merge_scan_shards(context: dg.OpExecutionContext, done: list):
+    """Merge every shard's rows into the connection's partitions (each table replaced at once); add
+    the rows computed per connection (pipeline variables, posture, imported SARIF)."""
     name = context.partition_key
-    with no_retry_for_permanent_errors(context):
-        client = bitbucket.client(name)
-        wanted = RepositoryFilter(config.repositories)
-    raw = {t: lake.read_partition("raw", t, name) for t in raw_tables.TABLES}
+    staging = _staging(name, context.run_id)
+    plan = _load(staging / "plan.pickle")
+    shards = plan["shards"]
+    names = [s.name for s in default_scanners()]
+    results = [_load(_shard_file(staging, i)) if _shard_file(staging, i).exists()
+               else ShardFailure(i, "no result was written") for i in range(len(shards))]
     clock = SystemClock()
-    chosen = [r for r in raw["repositories"] if wanted.matches(r["workspace"], r["repository"])]
-    report, shards, failed_shards = _scan_in_shards(name, chosen, bitbucket.git(client), clock,
-                                                    client.connection.scan_shards, context.log)
-    if wanted:
-        _keep_previous(report, name, {r["repository_uuid"] for r in raw["repositories"]}
-                       - {r["repository_uuid"] for r in chosen})
+    report = merge(results, shards, names, previous=lambda uuids: _previous(name, uuids, names), now=clock.now())
+    if plan["kept"]:
+        _keep_previous(report, name, set(plan["kept"]))
+    failed_shards = sum(isinstance(r, ShardFailure) for r in results)
+    raw = {t: lake.read_partition("raw", t, name) for t in raw_tables.TABLES}
     lookup = {(name, r["workspace"], r["repository"]): RepoRef(name, r["workspace"], r["repository_uuid"],
                                                               r["repository"], r["main_head"])
               for r in raw["repositories"] if r.get("selected")}
@@ -164,23 +226,53 @@ def scan_findings(context: dg.AssetExecutionContext, config: ScanConfig, bitbuck
         context.instance.add_run_tags(context.run_id, {STATUS_TAG: "degraded"})
     for scanner in FINDING_TABLES:
         rows = report.findings.get(scanner, [])
-        yield dg.MaterializeResult(asset_key=["scanning", f"{scanner}_findings"], metadata={
+        yield dg.Output(None, f"{scanner}_findings", metadata={
             **table_metadata(rows, _columns(FINDING_SCHEMA), preview_columns=8),
             "severity": dg.MetadataValue.json(_severity_counts(rows))})
-    yield dg.MaterializeResult(asset_key=["scanning", "scan_runs"], metadata={
+    yield dg.Output(None, "scan_runs", metadata={
         **table_metadata(report.scan_runs, _columns(SCAN_RUN_SCHEMA)),
         "repositories_cloned": report.cloned, "repositories_from_cache": report.cached_repositories,
-        "errors": len(errors), "seconds": round(report.seconds, 2), "shards": shards,
+        "errors": len(errors), "seconds": round(report.seconds, 2), "shards": len(shards),
         "failed_shards": failed_shards,
         "not_evaluable": sum(1 for r in report.scan_runs if r["status"] == "not_evaluable"),
         "not_evaluated": dg.MetadataValue.json(ecosystems_not_evaluated(report.scan_runs)),
         "errors_by_scanner": dg.MetadataValue.json(dict(Counter(r["scanner"] for r in errors))),
         "first_errors": dg.MetadataValue.json(described[:FIRST_ERRORS])})
-    yield dg.MaterializeResult(asset_key=["scanning", "components"], metadata=table_metadata(
+    yield dg.Output(None, "components", metadata=table_metadata(
         report.extra.get("components", []), _columns(COMPONENT_SCHEMA)))
-    yield dg.MaterializeResult(asset_key=["scanning", "repository_files"], metadata=table_metadata(
+    yield dg.Output(None, "repository_files", metadata=table_metadata(
         report.repository_files, _columns(REPOSITORY_FILES_SCHEMA)))
     statuses = {s: sum(1 for r in result.results if r["status"] == s) for s in posture.STATUSES}
-    yield dg.MaterializeResult(asset_key=["scanning", "posture_results"], metadata={
+    yield dg.Output(None, "posture_results", metadata={
         **table_metadata(result.results, _columns(posture.RESULT_SCHEMA)),
         "status": dg.MetadataValue.json(statuses)})
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _asset_outs() -> dict[str, dg.AssetOut]:
+    return {spec.key.path[-1]: dg.AssetOut(key=spec.key, dagster_type=dg.Nothing, description=spec.description,
+                                           owners=list(spec.owners), kinds=set(spec.kinds),
+                                           metadata=dict(spec.metadata))
+            for spec in _specs()}
+
+
+def _scan_config(config: dict) -> dict:
+    """The asset's config (ScanConfig, as before the scan had steps) goes to the op that plans the shards."""
+    return {"plan_scan_shards": {"config": config}}
+
+
+def _compose(**raw):
+    plan = plan_scan_shards(**raw)
+    return merge_scan_shards(plan.map(scan_shard).collect())._asdict()
+
+
+_compose.__signature__ = inspect.Signature(  # one input per upstream asset (raw tables, advisories)
+    [inspect.Parameter(_in_name(k), inspect.Parameter.KEYWORD_ONLY) for k in RAW + ADVISORIES])
+scan_findings = dg.graph_multi_asset(
+    name="scan_findings", outs=_asset_outs(), partitions_def=connections_partitions, can_subset=False,
+    group_name="scanning",
+    ins={_in_name(k): dg.AssetIn(key=k, dagster_type=dg.Nothing) for k in RAW + ADVISORIES},
+    config=dg.ConfigMapping(config_fn=_scan_config, config_schema=ScanConfig.to_config_schema()),
+)(_compose)
+scan_findings.__doc__ = ("Scan one connection's selected repositories with every scanner, one step per repository "
+                         "shard, and evaluate posture checks.")
