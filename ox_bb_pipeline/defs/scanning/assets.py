@@ -1,9 +1,11 @@
 """Findings per scanner, scan runs, the component inventory and posture results, one Parquet
 partition per connection, from one scan pass (snapshots are shared by every scanner)."""
 
+import contextlib
 import inspect
 import pickle
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -105,6 +107,9 @@ def _keep_previous(report, name: str, kept: set[str]) -> None:
 
 
 # -- steps: plan the shards, scan each shard (its own step: Celery workers share one connection), merge --
+STALE_STAGING_SECONDS = 2 * 24 * 3600  # far longer than any scan: a run this old was killed
+
+
 def _staging(name: str, run_id: str) -> Path:
     """Where a run's shard plan and shard results wait for the merge: under the data home, which every
     worker mounts (like the lake), never one worker's own disk."""
@@ -140,6 +145,9 @@ def plan_scan_shards(context: dg.OpExecutionContext, config: ScanConfig, bitbuck
         if wanted else []
     staging = _staging(name, context.run_id)
     shutil.rmtree(staging, ignore_errors=True)  # a retried plan starts clean
+    for stale in staging.parent.glob("*") if staging.parent.is_dir() else ():  # runs killed before their merge
+        if time.time() - stale.stat().st_mtime > STALE_STAGING_SECONDS:
+            shutil.rmtree(stale, ignore_errors=True)
     atomic_write_bytes(staging / "plan.pickle", pickle.dumps({"shards": shards, "kept": kept}))
     context.log.info(f"{len(chosen)} repositories in {len(shards)} shards"
                      + (" (one step, a local process pool)" if config.local_pool else " (one step each)"))
@@ -247,6 +255,8 @@ def merge_scan_shards(context: dg.OpExecutionContext, done: list):
         **table_metadata(result.results, _columns(posture.RESULT_SCHEMA)),
         "status": dg.MetadataValue.json(statuses)})
     shutil.rmtree(staging, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the connection's staging directory, when no other run uses it
+        staging.parent.rmdir()
 
 
 def _asset_outs() -> dict[str, dg.AssetOut]:
