@@ -17,6 +17,8 @@ from ox_bb_pipeline.sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 NAME = "sandbox-token"
+# Two whole extract + scan runs in the module fixture: minutes on a busy 2-core machine (as the nightly test).
+pytestmark = pytest.mark.timeout(1200)
 
 
 def lake_rows(home: Path) -> dict[str, list]:
@@ -54,6 +56,11 @@ def runs(tmp_path_factory):
         return {shards: scan(server, root, shards, patch) for shards in (None, 3)}
 
 
+def failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [f"{e.step_key}: {e.event_specific_data.error.message}" for e in result.all_events
+            if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+
+
 def scan_steps(result: dg.ExecuteInProcessResult) -> list[str]:
     return sorted({e.step_key for e in result.all_events
                    if e.event_type == dg.DagsterEventType.STEP_SUCCESS and ".scan_shard[" in (e.step_key or "")})
@@ -62,7 +69,7 @@ def scan_steps(result: dg.ExecuteInProcessResult) -> list[str]:
 def test_each_shard_is_a_step_of_its_own(runs):
     (single, _), (sharded, _) = runs[None], runs[3]
 
-    assert single.success and sharded.success
+    assert single.success and sharded.success, failures(single) + failures(sharded)
     assert scan_steps(single) == ["scan_findings.scan_shard[shard_0]"]
     assert scan_steps(sharded) == [f"scan_findings.scan_shard[shard_{i}]" for i in range(3)]
 

@@ -146,8 +146,9 @@ def plan_scan_shards(context: dg.OpExecutionContext, config: ScanConfig, bitbuck
     staging = _staging(name, context.run_id)
     shutil.rmtree(staging, ignore_errors=True)  # a retried plan starts clean
     for stale in staging.parent.glob("*") if staging.parent.is_dir() else ():  # runs killed before their merge
-        if time.time() - stale.stat().st_mtime > STALE_STAGING_SECONDS:
-            shutil.rmtree(stale, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another run may be removing it right now
+            if time.time() - stale.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True)
     atomic_write_bytes(staging / "plan.pickle", pickle.dumps({"shards": shards, "kept": kept}))
     context.log.info(f"{len(chosen)} repositories in {len(shards)} shards"
                      + (" (one step, a local process pool)" if config.local_pool else " (one step each)"))
@@ -181,9 +182,6 @@ def scan_shard(context: dg.OpExecutionContext, indices: list, bitbucket: Bitbuck
 
 def _severity_counts(rows: list[dict]) -> dict:
     return {s: sum(1 for r in rows if r.get("base_severity") == s) for s in SEVERITY_ORDER}
-
-
-
 
 
 @dg.op(out={spec.key.path[-1]: dg.Out(dg.Nothing) for spec in _specs()})
