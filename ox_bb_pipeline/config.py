@@ -136,6 +136,8 @@ class _Connection(BaseModel):
     include: list[str] = Field(default_factory=lambda: ["*"])  # globs on workspace/PROJECT_KEY/repo_slug
     exclude: list[str] = Field(default_factory=list)
     requests_per_hour: int = Field(900, ge=1, le=100_000)  # below Bitbucket's ~1,000/h on purpose
+    # Repository shards the scan is split into (None: one per 100 repositories); scanned side by side.
+    scan_shards: int | None = Field(None, ge=1, le=64)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_retries: int = Field(5, ge=0, le=20)
 

@@ -7,7 +7,8 @@ import json
 from werkzeug.wrappers import Request, Response
 
 from ox_bb_pipeline.clock import ManualClock, isoformat
-from .control import FaultRule
+
+from .control import FaultRule, scaled_limit
 
 
 def _json(body, status: int = 200) -> Response:
@@ -79,6 +80,17 @@ def admin_handler(app, request: Request) -> Response:
             if body.get("reset"):
                 app.limiter.reset()
             return _json(app.limiter.describe())
+    if path == "/_sandbox/plan" and method == "POST":  # a workspace's plan and paid seats (scaled limits)
+        ws = app.world.workspaces.get(body.get("workspace", "")) if isinstance(body, dict) else None
+        if ws is None:
+            return _error('expected {"workspace": <slug of a sandbox workspace>, "plan": "premium", "seats": N}')
+        plan, seats = body.get("plan", ws.plan), body.get("seats", ws.paid_seats)
+        if plan not in ("free", "standard", "premium") or isinstance(seats, bool) or not isinstance(seats, int) \
+                or seats < 0:
+            return _error("plan must be free, standard or premium and seats a non-negative integer")
+        ws.plan, ws.paid_seats = plan, seats
+        return _json({"workspace": ws.slug, "plan": ws.plan, "seats": ws.paid_seats,
+                      "access_token_limit": scaled_limit(ws.plan, ws.paid_seats, app.limiter.limit)})
     return _error(f"no sandbox admin route {method} {path}", 404)
 
 

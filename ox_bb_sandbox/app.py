@@ -22,7 +22,16 @@ from werkzeug.wrappers import Request, Response
 from ox_bb_pipeline.clock import Clock, SystemClock
 from . import bbql, fields as fieldsmod
 from .auth import AuthError, Authenticator, Identity, OAuthError
-from .control import TRANSPORT_FAULTS, Faults, RateLimiter, Stats
+from .control import (
+    SCALED_RESOURCE,
+    TRANSPORT_FAULTS,
+    Faults,
+    RateLimiter,
+    Stats,
+    is_scaled_path,
+    scaled_headers,
+    scaled_limit,
+)
 from .mirror import EPSS_PATH, KEV_PATH, OSV_PREFIX, AdvisoryMirror, mirror_handler
 from .serializers import Urls, error_body
 from .world import PERMISSION_ORDER, Repository, World, Workspace
@@ -236,11 +245,15 @@ class SandboxApp:
             route = self.routes[key]
             template = "/2.0" + _display_template(route.template)
             identity = self.auth.identify(request.headers.get("Authorization"), request.args.get("access_token"))
-            if not self.limiter.allow(identity.rate_bucket):
+            bucket, limit, scaled = self._rate_bucket(identity, request.path)
+            allowed, limit, remaining = self.limiter.admit(bucket, limit)
+            if not allowed:
                 response = Response(RATE_LIMIT_BODY, status=429, mimetype="text/plain",
                                     headers={"x-envoy-ratelimited": "true"})
             else:
                 response = self._dispatch(request, route, identity, args)
+            if scaled:
+                response.headers.extend(scaled_headers(limit, remaining))
         except AuthError as exc:
             response = json_response(exc.status, error_body(exc.message, exc.detail), exc.headers)
         except ApiError as exc:
@@ -256,6 +269,15 @@ class SandboxApp:
         if response is None:  # a "drop" fault: close the connection without an answer
             drop_connection(environ)
         return response
+
+    def _rate_bucket(self, identity: Identity, path: str) -> tuple[str, int | None, bool]:
+        """(bucket, limit, scaled): access tokens on /2.0/repositories* count in their own `api` bucket at
+        the workspace's scaled limit; everything else in the credential's bucket at the base limit."""
+        if identity.kind != "access_token" or not is_scaled_path(path):
+            return identity.rate_bucket, None, False
+        ws = self.world.workspaces.get(identity.workspace or "")
+        limit = scaled_limit(ws.plan, ws.paid_seats, self.limiter.limit) if ws else self.limiter.limit
+        return f"{identity.rate_bucket}:{SCALED_RESOURCE}", limit, True
 
     def _dispatch(self, request: Request, route: Route, identity: Identity, args: dict) -> Response:
         if identity.kind == "access_token" and not route.token_allowed:

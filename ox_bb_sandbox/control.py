@@ -10,6 +10,34 @@ from datetime import timedelta
 
 from ox_bb_pipeline.clock import Clock
 
+# Bitbucket's scaled rate limits (support.atlassian.com/bitbucket-cloud/docs/api-request-limits and the
+# "Introducing scaled rate limits" announcement): requests made with an access token (repository, project or
+# workspace) to the `api` resource group, /2.0/repositories and /2.0/repositories/*, are allowed 1,000 per
+# rolling hour plus 10 per paid seat above 100 on Standard and Premium workspaces, at most 10,000. Only those
+# requests carry the three headers below; NearLimit is "true" once less than 20% of the limit remains.
+SCALED_PLANS = ("standard", "premium")
+SCALED_FREE_SEATS, SCALED_PER_SEAT, SCALED_CAP = 100, 10, 10_000
+SCALED_RESOURCE = "api"
+NEAR_LIMIT_SHARE = 0.2
+LIMIT_HEADER, RESOURCE_HEADER, NEAR_LIMIT_HEADER = "X-RateLimit-Limit", "X-RateLimit-Resource", "X-RateLimit-NearLimit"
+
+
+def scaled_limit(plan: str, paid_seats: int, base: int = 1000) -> int:
+    """Requests per hour an access token gets on the `api` resource group of a workspace."""
+    if plan not in SCALED_PLANS or paid_seats <= SCALED_FREE_SEATS:
+        return base
+    return min(SCALED_CAP, base + SCALED_PER_SEAT * (paid_seats - SCALED_FREE_SEATS))
+
+
+def is_scaled_path(path: str) -> bool:
+    return path.rstrip("/") == "/2.0/repositories" or path.startswith("/2.0/repositories/")
+
+
+def scaled_headers(limit: int, remaining: int) -> dict[str, str]:
+    return {LIMIT_HEADER: str(limit), RESOURCE_HEADER: SCALED_RESOURCE,
+            NEAR_LIMIT_HEADER: "true" if remaining < NEAR_LIMIT_SHARE * limit else "false"}
+
+
 FAULT_KINDS = ("500", "502", "503", "slow", "drop", "truncate", "repeat", "next_on_last", "401")
 # Faults that replace or damage one answer whatever the route (REST, git smart HTTP, the mirror); `401`
 # refuses the credential as an expired or revoked token would be refused.
@@ -86,16 +114,22 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def allow(self, bucket: str) -> bool:
+        return self.admit(bucket)[0]
+
+    def admit(self, bucket: str, limit: int | None = None) -> tuple[bool, int, int]:
+        """Count one request of `bucket` if its window has room: (allowed, limit, remaining after it).
+        An override (set through /_sandbox/rate-limit) wins over `limit`: it is how tests lower a limit."""
         now = self.clock.now()
-        limit = self.overrides.get(bucket, self.git_limit if bucket.startswith("git:") else self.limit)
+        default = self.git_limit if bucket.startswith("git:") else self.limit if limit is None else limit
+        limit = self.overrides.get(bucket, default)
         with self._lock:
             hits = self._hits[bucket]
             while hits and now - hits[0] >= self.window:
                 hits.popleft()
             if len(hits) >= limit:
-                return False
+                return False, limit, 0
             hits.append(now)
-            return True
+            return True, limit, limit - len(hits)
 
     def configure(self, limit: int | None = None, overrides: dict[str, int] | None = None) -> None:
         with self._lock:

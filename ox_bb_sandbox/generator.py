@@ -72,6 +72,8 @@ class SandboxSpec:
     pull_requests: int = 4  # per repository
     commits: int = 6  # direct commits on main per repository
     anchor: datetime | None = None  # "today" of the generated timeline; default: today 00:00 UTC
+    plan: str = "free"  # every workspace's plan and paid seats: they set access tokens' scaled rate limit
+    paid_seats: int = 5
 
     def anchor_date(self) -> datetime:
         if self.anchor is not None:
@@ -154,7 +156,8 @@ def _workspace(world: World, spec: SandboxSpec, index: int, anchor: datetime) ->
     if index == 0:
         members |= {"carol": "member", "erin": "collaborator"}
     ws = Workspace(slug=slug, name=slug.replace("-", " ").title(), is_private=True,
-                   created_on=anchor - timedelta(days=1400 - index), members=members)
+                   created_on=anchor - timedelta(days=1400 - index), members=members, plan=spec.plan,
+                   paid_seats=spec.paid_seats)
     ws.groups = {
         "administrators": Group("administrators", "Administrators", [u for u, r in members.items() if r != "member"]),
         "developers": Group("developers", "Developers", [u for u, r in members.items() if r == "member"]),

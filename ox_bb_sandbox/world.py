@@ -255,6 +255,8 @@ class Workspace:
     members: dict[str, str]  # username -> owner | collaborator | member
     forking_mode: str = "allow_forks"
     uuid: str = ""
+    plan: str = "free"  # free | standard | premium: decides the scaled rate limit of its access tokens
+    paid_seats: int = 0
     projects: dict[str, Project] = field(default_factory=dict)
     repositories: dict[str, Repository] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)

@@ -150,6 +150,8 @@ def verify_command(connections_file, only, output_format) -> None:
         if output_format == "json":
             documents.append({"connection": connection.name, "method": connection.method, "status": result.status,
                               "account": result.account, "workspaces": result.workspaces, "error": result.error,
+                              "requests_per_hour": result.requests_per_hour,
+                              "announced_limit": result.announced_limit,
                               "capabilities": [{"capability": p.capability, "ok": p.ok, "required": p.required,
                                                 "missing": p.missing, "loses": "" if p.ok else p.loses}
                                                for p in result.probes]})
@@ -160,6 +162,7 @@ def verify_command(connections_file, only, output_format) -> None:
                       + (f"; workspaces: {', '.join(result.workspaces)}" if result.workspaces else ""))
         if result.error:
             console.print(f"  [red]{result.error}[/]")
+        console.print(f"  {result.limit_line()}", markup=False, highlight=False)
         if result.probes:
             # Scope and permission names are copied into a token or consumer: the table never cuts
             # them (their column keeps its width, the others wrap), and the missing ones follow the

@@ -225,7 +225,8 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
         for current in stages:
             definitions, describe = assets[current]
             progress(f"{current:<8} {name} …")
-            ops = {"bitbucket_raw_tables": {"config": {"full_refresh": full_refresh}}} if current == "extract" else {}
+            ops = ({"bitbucket_raw_tables": {"config": {"full_refresh": full_refresh}}} if current == "extract"
+                   else {"scan_findings": {"config": {"local_pool": True}}})  # shards: a local process pool
             outcome = dg.materialize(
                 definitions, partition_key=name, instance=inst, resources=resources, raise_on_error=False,
                 run_config=dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}}),

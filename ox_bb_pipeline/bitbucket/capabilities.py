@@ -89,6 +89,16 @@ class Verification:
     workspaces: list[str] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
     error: str = ""
+    requests_per_hour: int = 0  # the pace the client settled on: the announced limit within the budget
+    announced_limit: int | None = None  # X-RateLimit-Limit (scaled limits: access tokens only)
+
+    def limit_line(self) -> str:
+        if self.announced_limit is None:
+            return (f"rate limit: {self.requests_per_hour} requests/hour (the configured budget; Bitbucket "
+                    "announced none: scaled limits need an access token on a Standard/Premium workspace)")
+        capped = " (capped by the configured budget)" if self.requests_per_hour < self.announced_limit else ""
+        return (f"rate limit: {self.requests_per_hour} requests/hour; Bitbucket announces "
+                f"{self.announced_limit}{capped}")
 
     @property
     def status(self) -> str:
@@ -100,6 +110,12 @@ class Verification:
 
 def verify(client, git=None, workspaces: list[str] | None = None) -> Verification:
     """Probe one connection. Never raises for Bitbucket answers: they become rows of the result."""
+    result = _verify(client, git, workspaces)
+    result.requests_per_hour, result.announced_limit = client.effective_limit, client.budget.announced
+    return result
+
+
+def _verify(client, git, workspaces: list[str] | None) -> Verification:
     conn = client.connection
     result = Verification(connection=conn.name, method=conn.method)
     legacy = conn.method != "token"

@@ -36,6 +36,8 @@ from .errors import (
 )
 
 log = logging.getLogger(__name__)
+# Bitbucket's scaled rate limit headers (sent to access tokens on the `api` resource group, /2.0/repositories*).
+LIMIT_HEADER, RESOURCE_HEADER, NEAR_LIMIT_HEADER = "X-RateLimit-Limit", "X-RateLimit-Resource", "X-RateLimit-NearLimit"
 TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 MAX_BACKOFF = 60.0
 UNREACHABLE_RETRY = 1.0  # one short second try for a refused connection (a restarting proxy), then stop
@@ -51,6 +53,8 @@ class RequestBudget:
 
     def __init__(self, per_hour: int, clock: Clock | None = None, sleep: Callable[[float], None] = time.sleep):
         self.per_hour = per_hour
+        self.ceiling = per_hour  # the configured budget: an announced limit never raises the pace above it
+        self.announced: int | None = None
         self.clock = clock or SystemClock()
         self.sleep = sleep
         self._done: deque = deque()  # completion times, oldest first
@@ -75,6 +79,16 @@ class RequestBudget:
                 log.warning("hourly request budget of %d spent; waiting %.0fs for a slot", self.per_hour, wait)
             self.waited_seconds += max(wait, 0.05)
             self.sleep(max(wait, 0.05))
+
+    def follow(self, announced: int) -> None:
+        """Pace to a limit Bitbucket announced (X-RateLimit-Limit), within the configured ceiling. A lower
+        one mid-run takes effect for the next `acquire`: requests already counted keep counting."""
+        with self._lock:
+            if announced != self.announced:
+                log.info("Bitbucket announces %d requests per hour; pacing to %d", announced,
+                         min(self.ceiling, announced))
+            self.announced = announced
+            self.per_hour = min(self.ceiling, announced)
 
     def release(self) -> None:
         with self._lock:
@@ -129,6 +143,8 @@ class BitbucketClient:
         self.session.mount("https://", adapter)
         self.session.headers.update({"Accept": "application/json", "User-Agent": "ox-bb-pipeline"})
         self.requests_sent = 0
+        self.near_limit_seen = 0
+        self.rate_limit_resource = ""
         self.retries = Counter()
         self._count_lock = threading.Lock()
 
@@ -214,6 +230,7 @@ class BitbucketClient:
             finally:
                 self.budget.release()
             if response is not None:
+                self._learn_limit(response)
                 status = response.status_code
                 if status == 401 and not refreshed and self.auth.can_refresh():
                     refreshed = True
@@ -248,6 +265,28 @@ class BitbucketClient:
             self.sleep(delay)
             waited += delay
             attempt += 1
+
+    def _learn_limit(self, response: requests.Response) -> None:
+        """Scaled rate limits: Bitbucket announces the hourly limit of access tokens on /2.0/repositories/*
+        in X-RateLimit-Limit (the limit, not what remains); X-RateLimit-NearLimit says under 20% remain."""
+        announced = response.headers.get(LIMIT_HEADER)
+        if announced is None:
+            return
+        try:
+            limit = int(announced)
+        except ValueError:
+            log.warning("%s: ignoring an unreadable %s header", self.name, LIMIT_HEADER)
+            return
+        if limit > 0:
+            self.budget.follow(limit)
+            self.rate_limit_resource = response.headers.get(RESOURCE_HEADER, "")
+        if response.headers.get(NEAR_LIMIT_HEADER, "").lower() == "true":
+            self.near_limit_seen += 1
+
+    @property
+    def effective_limit(self) -> int:
+        """Requests per hour this client paces to: the announced limit within the configured budget."""
+        return self.budget.per_hour
 
     def _exhausted(self, method: str, endpoint: str, problem: str, attempts: int, waited: float) -> BitbucketError:
         """Retries spent: say what kept failing, how long we waited and when another run may work."""

@@ -10,10 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from . import bench_advisories, bench_extract, bench_history, bench_scan, bench_warehouse
+from . import bench_advisories, bench_extract, bench_history, bench_scale, bench_scan, bench_warehouse
 
 BENCHMARKS = {"extract": bench_extract.run, "scan": bench_scan.run, "warehouse": bench_warehouse.run,
-              "advisories": bench_advisories.run, "history": bench_history.run}
+              "advisories": bench_advisories.run, "history": bench_history.run, "scale": bench_scale.run}
 
 
 def print_table(title: str, rows: list[tuple[str, object, str]]) -> None:
