@@ -120,6 +120,15 @@ def _filtered_rows(repo: RepoRef) -> list[dict]:
             for (name, secret_type), count in sorted(secrets_filters.REMOVED.items())]
 
 
+def filtered_summary(rows: Iterable[Mapping]) -> dict[str, int]:
+    """Candidates removed per precision filter, summed over `secrets_filtered` rows (all repositories and
+    detectors of a scan): the shape for the secrets asset's Dagster metadata. Counts only, never a value."""
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["filter"]] = totals.get(row["filter"], 0) + int(row["removed"])
+    return dict(sorted(totals.items()))
+
+
 @contextmanager
 def _engine() -> Iterator[None]:
     """detect-secrets configured with its plugins, ours and all filters, for one scan at a time."""
