@@ -29,6 +29,23 @@ public class Cases {
         response.sendRedirect("/home");
     }
 
+    void lookup(HttpServletRequest request, java.sql.Connection connection) throws Exception {
+        String id = request.getParameter("id");
+        String sql = "SELECT * FROM users WHERE id = '" + id + "'";
+        // ruleid: ox.java.sql-taint
+        connection.createStatement().executeQuery(sql);
+        // ruleid: ox.java.sql-taint
+        connection.prepareCall("{call " + id + "}");
+        java.sql.PreparedStatement statement = connection.prepareStatement("SELECT * FROM users WHERE id = ?");
+        statement.setString(1, id);
+        // ok: ox.java.sql-taint
+        statement.executeQuery();
+        // ok: ox.java.sql-taint
+        connection.createStatement().executeQuery("SELECT * FROM users WHERE id = " + Integer.parseInt(id));
+        // ruleid: ox.java.path-traversal
+        new java.io.File("/srv/files", id);
+    }
+
     @GetMapping("/preview")
     String preview(@RequestParam("url") String url) throws IOException {
         // ruleid: ox.java.ssrf
