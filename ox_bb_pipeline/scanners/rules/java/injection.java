@@ -46,6 +46,21 @@ public class Cases {
         new java.io.File("/srv/files", id);
     }
 
+    void constants(HttpServletRequest request, java.sql.Connection connection) throws Exception {
+        String param = request.getParameter("id");
+        int num = 106;
+        String dead = (7 * 18) + num > 200 ? "1" : param;
+        // ok: ox.java.sql-taint
+        connection.createStatement().executeQuery("SELECT * FROM t WHERE id = " + dead);
+        String live = (7 * 42) - num > 200 ? "1" : param;
+        // ruleid: ox.java.sql-taint
+        connection.createStatement().executeQuery("SELECT * FROM t WHERE id = " + live);
+        String never = "1";
+        if ((500 / 42) + num > 200) never = param;
+        // ok: ox.java.sql-taint
+        connection.createStatement().executeQuery("SELECT * FROM t WHERE id = " + never);
+    }
+
     @GetMapping("/preview")
     String preview(@RequestParam("url") String url) throws IOException {
         // ruleid: ox.java.ssrf
