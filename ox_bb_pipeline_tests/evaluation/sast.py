@@ -175,7 +175,7 @@ def run() -> dict:
     report: dict = {"benchmarks": {}, "apps": {}}
     for bench in spec.get("benchmarks", []):
         repo = CorpusRepo(bench["repository"], bench["commit"])
-        root = checkout(repo)
+        root = checkout(repo, exclude=tuple(bench.get("exclude", ())))
         try:
             hits, seconds = scan(root, repo.folder_name)
             scores = score_benchmark(bench, root, hits)
