@@ -15,7 +15,6 @@ from pathlib import Path, PurePosixPath
 
 from detect_secrets import SecretsCollection
 from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
-from detect_secrets.core import scan as detect_secrets_scan
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.core.potential_secret import PotentialSecret
 from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
@@ -27,6 +26,7 @@ from . import secrets_detectors, secrets_filters
 from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, ScanOutput, rules_digest, severity_table, skipped_file,
                    yaml_alias_expansion)
 from ..findings import Finding, RepoRef
+from .secrets_lines import scan_lines
 from .snapshot import Snapshot
 
 PIPELINES_FILE = "bitbucket-pipelines.yml"
@@ -120,6 +120,15 @@ def _filtered_rows(repo: RepoRef) -> list[dict]:
             for (name, secret_type), count in sorted(secrets_filters.REMOVED.items())]
 
 
+def filtered_summary(rows: Iterable[Mapping]) -> dict[str, int]:
+    """Candidates removed per precision filter, summed over `secrets_filtered` rows (all repositories and
+    detectors of a scan): the shape for the secrets asset's Dagster metadata. Counts only, never a value."""
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["filter"]] = totals.get(row["filter"], 0) + int(row["removed"])
+    return dict(sorted(totals.items()))
+
+
 @contextmanager
 def _engine() -> Iterator[None]:
     """detect-secrets configured with its plugins, ours and all filters, for one scan at a time."""
@@ -149,11 +158,10 @@ def _is_yaml(path: str) -> bool:
 def _scan_as_text(path: Path) -> list[PotentialSecret]:
     """Every line through the plugins and filters, with no file-type transformer in between. The `.txt`
     name makes the keyword plugin use its generic, quotes-required patterns (its YAML ones read
-    `pip install detect-secrets==1.5.0` in a script line as a secret). detect-secrets has no public
-    call for this; its scan_file does exactly this once it has read the lines."""
+    `pip install detect-secrets==1.5.0` in a script line as a secret). secrets_lines says why not
+    detect-secrets' scan_file."""
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return list(detect_secrets_scan._process_line_based_plugins(list(enumerate(lines, start=1)),
-                                                                 filename=str(path.with_suffix(".txt"))))
+    return list(scan_lines(enumerate(lines, start=1), filename=str(path.with_suffix(".txt"))))
 
 
 def redact_text(text: str) -> tuple[str, int]:
@@ -162,8 +170,7 @@ def redact_text(text: str) -> tuple[str, int]:
     was there (posture check BB-026 reads the markers), never the secret. Returns the text and the count."""
     lines = text.split("\n")
     with _engine():
-        hits = list(detect_secrets_scan._process_line_based_plugins(list(enumerate(lines, start=1)),
-                                                                     filename="bitbucket-pipelines.txt"))
+        hits = list(scan_lines(enumerate(lines, start=1), filename="bitbucket-pipelines.txt"))
     count = 0
     for hit in sorted(hits, key=lambda h: -len(h.secret_value or "")):
         value = hit.secret_value

@@ -199,3 +199,30 @@ def test_unsecured_secret_looking_pipeline_variables_become_findings(planted):
     # the identity rides on the value's hash: a rotated value is a new finding
     rotated = variable_findings([{**rows[0], "value_hash": salted_hash("rotated-value-0123456789")}])
     assert rotated[0].finding_id != findings[0].finding_id
+
+
+def test_pipeline_text_is_scanned_line_by_line_through_the_public_api(tmp_path):
+    """The pipeline file's plain-text pass (secrets_lines.scan_lines, detect-secrets' public plugin and filter
+    calls) gives exactly the rows the private line scanner gave: the install line, the documented example
+    key, a ${VAR} reference and a commit id stay silent; an entropy-only string is low."""
+    alphanumeric = string.ascii_letters + string.digits
+    lines = [
+        "image: python:3.11",
+        "pipelines:",
+        "  default:",
+        "    - step:",
+        "        script:",
+        "          - pip install detect-secrets==1.5.0",
+        f"          - export STRIPE_KEY=sk_live_{random_text(alphanumeric, 24, seed=1)}",
+        "          - export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+        f"          - export AWS_ACCESS_KEY_ID=AKIA{random_text(string.ascii_uppercase + '234567', 16, seed=2)}",
+        '          - curl -H "Authorization: Bearer ${TOKEN}" https://example.org',
+        "          - git checkout 898d5b2c0e1f4a7b9c3d6e8f0a1b2c3d4e5f6a7b",
+        f"          - export GITHUB_TOKEN=ghp_{random_text(alphanumeric, 36, seed=4)}",
+        f'          - echo "{random_text(alphanumeric + "+/", 44, seed=5)}"',
+    ]
+    snapshot = repo_with(tmp_path, {"bitbucket-pipelines.yml": "\n".join(lines) + "\n"})
+    [output] = SecretsScanner().scan([snapshot])
+    assert [(f.start_line, f.rule_id, f.base_severity) for f in output.findings] == [
+        (7, "stripe-access-key", "critical"), (9, "aws-access-key", "high"), (12, "github-token", "high"),
+        (13, "base64-high-entropy-string", "low")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ox_bb_pipeline.scanners.secrets import SecretsScanner
+from ox_bb_pipeline.scanners.secrets import SecretsScanner, filtered_summary
 from ox_bb_pipeline.scanners.secrets_filters import Candidate, FilterFileError, first_filter, load_filters
 from ox_bb_pipeline_tests.evaluation.secrets import sample_value
 
@@ -122,6 +122,10 @@ def test_a_scan_reports_what_each_filter_removed_and_never_the_values(tmp_path):
     assert removed[("dummy-words", "keyword")] == 1
     assert removed[("known-example-value", "aws-secret-key")] >= 1
     assert HEX40 not in str(output.extra)
+    summary = filtered_summary(output.extra["secrets_filtered"])
+    assert summary == {name: sum(r["removed"] for r in output.extra["secrets_filtered"] if r["filter"] == name)
+                       for name in ("dummy-words", "git-object-id", "known-example-value")}
+    assert summary["git-object-id"] == 1 and summary["dummy-words"] == 1
 
 
 def test_a_malformed_filter_file_names_the_filter_and_the_fix(tmp_path):

@@ -29,6 +29,38 @@ public class Cases {
         response.sendRedirect("/home");
     }
 
+    void lookup(HttpServletRequest request, java.sql.Connection connection) throws Exception {
+        String id = request.getParameter("id");
+        String sql = "SELECT * FROM users WHERE id = '" + id + "'";
+        // ruleid: ox.java.sql-taint
+        connection.createStatement().executeQuery(sql);
+        // ruleid: ox.java.sql-taint
+        connection.prepareCall("{call " + id + "}");
+        java.sql.PreparedStatement statement = connection.prepareStatement("SELECT * FROM users WHERE id = ?");
+        statement.setString(1, id);
+        // ok: ox.java.sql-taint
+        statement.executeQuery();
+        // ok: ox.java.sql-taint
+        connection.createStatement().executeQuery("SELECT * FROM users WHERE id = " + Integer.parseInt(id));
+        // ruleid: ox.java.path-traversal
+        new java.io.File("/srv/files", id);
+    }
+
+    void constants(HttpServletRequest request, java.sql.Connection connection) throws Exception {
+        String param = request.getParameter("id");
+        int num = 106;
+        String dead = (7 * 18) + num > 200 ? "1" : param;
+        // ok: ox.java.sql-taint
+        connection.createStatement().executeQuery("SELECT * FROM t WHERE id = " + dead);
+        String live = (7 * 42) - num > 200 ? "1" : param;
+        // ruleid: ox.java.sql-taint
+        connection.createStatement().executeQuery("SELECT * FROM t WHERE id = " + live);
+        String never = "1";
+        if ((500 / 42) + num > 200) never = param;
+        // ok: ox.java.sql-taint
+        connection.createStatement().executeQuery("SELECT * FROM t WHERE id = " + never);
+    }
+
     @GetMapping("/preview")
     String preview(@RequestParam("url") String url) throws IOException {
         // ruleid: ox.java.ssrf

@@ -177,3 +177,169 @@ def unpack(upload_path, target):
     with tarfile.open(upload_path) as archive:
         # ok: ox.python.archive-extraction
         archive.extractall(target, filter="data")
+
+
+# Constant conditions semgrep evaluates (constant folding and propagation): the dead branch reaches nothing.
+@app.route("/dead-branch")
+def dead_branch():
+    param = request.args.get("cmd", "")
+    limit = 86
+    if 7 * 42 - limit > 200:
+        command = "uptime"
+    else:
+        command = param
+    # ok: ox.python.os-command
+    os.system(command)
+    chosen = "uptime" if 7 * 18 + limit > 200 else param
+    # ok: ox.python.os-command
+    os.system(chosen)
+    live = "uptime" if 7 * 18 + limit < 200 else param
+    # ruleid: ox.python.os-command
+    os.system(live)
+    if param:
+        maybe = "uptime"
+    else:
+        maybe = param
+    # ruleid: ox.python.os-command
+    os.system(maybe)
+
+
+@app.route("/literal")
+def literal():
+    text = request.form.get("text", "")
+    if not text.startswith("'") or not text.endswith("'") or "'" in text[1:-1]:
+        return "Only a quoted string literal is accepted."
+    # ok: ox.python.eval
+    return eval(text)
+
+
+@app.route("/literal-unchecked")
+def literal_unchecked():
+    text = request.form.get("text", "")
+    if not text.startswith("'"):
+        return "no"
+    # ruleid: ox.python.eval
+    return eval(text)
+
+
+@app.route("/argv")
+def argv():
+    host = request.args.get("host", "")
+    args = []
+    if os.name == "nt":
+        args.append("cmd.exe")
+        args.append("/c")
+    else:
+        args.append("sh")
+        args.append("-c")
+    # ruleid: ox.python.os-command
+    args.append(f"ping {host}")
+    subprocess.run(args, capture_output=True)
+    plain = ["ping"]
+    # ok: ox.python.os-command
+    plain.append(host)
+    subprocess.run(plain)
+
+
+@app.route("/settings")
+def settings():
+    import configparser
+
+    conf = configparser.ConfigParser()
+    conf.add_section("s")
+    conf.set("s", "fixed", "uptime")
+    conf.set("s", "user", request.args.get("cmd", ""))
+    safe = conf.get("s", "fixed")
+    # ok: ox.python.os-command
+    os.system(safe)
+    unsafe = conf.get("s", "user")
+    # ruleid: ox.python.os-command
+    os.system(unsafe)
+
+
+def parse_form(req):
+    return req.form
+
+
+@app.route("/wrapped")
+def wrapped_request():
+    form = parse_form(request)
+    # ruleid: ox.python.os-command
+    os.system(form.get("cmd"))
+
+
+@app.route("/files")
+def files():
+    import pathlib
+
+    name = request.args.get("name", "")
+    base = pathlib.Path("/srv/files")
+    probe = base / name
+    # ruleid: ox.python.path-traversal
+    if probe.exists():
+        return "exists"
+    # ruleid: ox.python.path-traversal
+    if os.path.exists(f"/srv/files/{name}"):
+        return "exists"
+    resolved = (base / name).resolve()
+    if not str(resolved).startswith(str(base)):
+        return "Invalid path"
+    # ok: ox.python.path-traversal
+    return resolved.read_text()
+
+
+@app.route("/files-dots")
+def files_dots():
+    name = request.args.get("name", "")
+    if "../" in name:
+        return "Invalid name"
+    # ok: ox.python.path-traversal
+    return open(f"/srv/files/{name}").read()
+
+
+@app.route("/files-dots-logged")
+def files_dots_logged():
+    name = request.args.get("name", "")
+    if "../" in name:
+        print("suspicious name")
+    # ruleid: ox.python.path-traversal
+    return open(f"/srv/files/{name}").read()
+
+
+@app.route("/go")
+def go():
+    import urllib.parse
+
+    target = request.args.get("next", "/")
+    parsed = urllib.parse.urlparse(target)
+    if parsed.netloc not in ["example.com"] or parsed.scheme != "https":
+        return "Invalid URL"
+    # ok: ox.python.open-redirect
+    return redirect(target)
+
+
+@app.route("/go-unchecked")
+def go_unchecked():
+    import urllib.parse
+
+    target = request.args.get("next", "/")
+    parsed = urllib.parse.urlparse(target)
+    if parsed.netloc not in ["example.com"]:
+        print("leaving the site")
+    # ruleid: ox.python.open-redirect
+    return redirect(target)
+
+
+@app.route("/greet")
+def greet():
+    name = request.args.get("name", "")
+    # ruleid: ox.python.xss
+    return "<p>Hello {0}</p>".format(name)
+
+
+@app.route("/header")
+def header():
+    name = request.args.get("name", "")
+    response = make_response(("See the header.", {"X-Name": name}))
+    # ok: ox.python.xss
+    return response

@@ -1,0 +1,58 @@
+"""Plain-text secret scanning of numbered lines through detect-secrets' public plugin and filter API.
+
+detect-secrets' `scan_file` picks a transformer by file type (a YAML file is read as its mapping values,
+and a file without findings gets a second, "eager" pass through the config-file transformer); its
+`scan_line` scans one line without the neighbouring lines the context filters need. For text that must be
+read line by line as it stands (the pipeline file's `script:` items, a YAML bomb, text to redact) we run
+the same steps scan_file runs on the lines once it has them, with public calls only: every configured
+plugin's `analyze_line`, then the configured filters in detect-secrets' three stages (line, secret,
+context). The filters are selected by the parameters they take (`get_filters_with_parameter`) and called
+with them injected by name (`call_function_with_arguments`), as detect-secrets does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from detect_secrets.core.potential_secret import PotentialSecret
+from detect_secrets.core.scan import get_filters_with_parameter
+from detect_secrets.settings import get_plugins
+from detect_secrets.util.code_snippet import get_code_snippet
+from detect_secrets.util.inject import call_function_with_arguments
+
+
+def scan_lines(lines: Iterable[tuple[int, str]], filename: str) -> Iterator[PotentialSecret]:
+    """Every secret the configured plugins find in `lines` ((line number, text) pairs) and no configured
+    filter removes. Needs detect-secrets' settings in place (`transient_settings`)."""
+    numbered = list(lines)
+    content = [text for _, text in numbered]
+    plugins = get_plugins()
+    for line_number, raw in numbered:
+        line = raw.rstrip()
+        context = get_code_snippet(lines=content, line_number=line_number)
+        if _filtered(("line",), filename=filename, line=line, context=context):
+            continue
+        for plugin in plugins:
+            found = call_function_with_arguments(plugin.analyze_line, filename=filename, line=line,
+                                                 line_number=line_number, context=context)
+            for secret in found or ():
+                if _filtered(("secret",), filename=secret.filename, secret=secret.secret_value, plugin=plugin,
+                             line=line):
+                    continue
+                if _filtered(("context",), filename=secret.filename, secret=secret.secret_value, plugin=plugin,
+                             line=line, context=context):
+                    continue
+                yield secret
+
+
+def _filtered(parameters: tuple[str, ...], **arguments: Any) -> bool:
+    """True when a filter taking at least `parameters` says so. A filter whose other parameters are not on
+    offer here raises TypeError and is skipped (detect-secrets does the same)."""
+    for check in get_filters_with_parameter(*parameters):
+        try:
+            if call_function_with_arguments(check, **arguments):
+                return True
+        except TypeError:
+            continue
+    return False
