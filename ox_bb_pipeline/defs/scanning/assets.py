@@ -21,7 +21,7 @@ from ...redaction import redact_snippet
 from ...findings import FINDING_SCHEMA, RepoRef
 from ...scanners import posture, registry, sarif
 from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
-from ...scanners.secrets import VARIABLE_RULE, variable_findings
+from ...scanners.secrets import VARIABLE_RULE, filtered_summary, variable_findings
 from ...scanners.shards import ShardFailure, merge, run_shards, shard_count, split
 from ...scanners.stage import (
     REPOSITORY_FILES_SCHEMA,
@@ -239,7 +239,10 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
         rows = report.findings.get(scanner, [])
         yield dg.Output(None, f"{scanner}_findings", metadata={
             **table_metadata(rows, _columns(FINDING_SCHEMA), preview_columns=8),
-            "severity": dg.MetadataValue.json(_severity_counts(rows))})
+            "severity": dg.MetadataValue.json(_severity_counts(rows)),
+            # candidates each precision filter removed (issue 11): what the secrets scanner chose not to report
+            **({"filtered": dg.MetadataValue.json(filtered_summary(report.extra.get("secrets_filtered", [])))}
+               if scanner == "secrets" else {})})
     yield dg.Output(None, "scan_runs", metadata={
         **table_metadata(report.scan_runs, _columns(SCAN_RUN_SCHEMA)),
         "repositories_cloned": report.cloned, "repositories_from_cache": report.cached_repositories,
