@@ -14,6 +14,7 @@ from ox_bb_pipeline import lake
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.bitbucket.assets import bitbucket_raw_tables
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
+from ox_bb_pipeline.defs.storage.resources import StorageResource
 from ox_bb_pipeline.defs.quality.checks import (
     scanning_findings_expectations,
     scanning_findings_expectations_check,
@@ -132,7 +133,7 @@ def test_a_toy_scanner_added_to_the_registry_reaches_the_lake_its_suite_and_the_
         toy, tiny_sandbox, isolated_home, tmp_path):
     connections = tmp_path / "connections.yaml"
     tiny_sandbox.write_connections(connections)
-    resources = {"bitbucket": BitbucketResource(connections_file=str(connections))}
+    resources = {"bitbucket": BitbucketResource(connections_file=str(connections)), "storage": StorageResource()}
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("connections", [CONNECTION])
     assert dg.materialize([bitbucket_raw_tables], partition_key=CONNECTION, instance=instance,

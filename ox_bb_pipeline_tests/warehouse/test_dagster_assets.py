@@ -9,6 +9,7 @@ from datetime import timedelta
 import dagster as dg
 
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
+from ox_bb_pipeline.defs.storage.resources import StorageResource
 from ox_bb_pipeline.defs.warehouse.assets import warehouse_models
 from ox_bb_pipeline.defs.warehouse.workflows import workflows as workflows_asset
 from ox_bb_pipeline.warehouse.decisions import decisions_path
@@ -67,7 +68,7 @@ def test_the_workflows_asset_previews_in_a_dry_run_and_acts_once_when_enabled(la
             conditions: {{application: [web]}}
             actions: [{{set_severity: {{severity: high, reason: customer facing}}}}]
     """
-    resources = {"bitbucket": BitbucketResource(connections_file=str(lake.home / "no-connections.yaml"))}
+    resources = {"bitbucket": BitbucketResource(connections_file=str(lake.home / "no-connections.yaml")), "storage": StorageResource()}
 
     lake.config("workflows.yaml", rules)
     dry = materialized(dg.materialize([workflows_asset], resources=resources))["reports/workflows"]
