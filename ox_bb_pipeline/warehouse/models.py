@@ -1,6 +1,8 @@
-"""The SQL models in `sql/`: one `<table>.sql` per table, its header declaring inputs and docs.
+"""The warehouse models. `sql/` is a dbt project (see `project.py`): `models/<layer>/<table>.sql` with its docs,
+columns and state in the layer's `schema.yml`; `discover()` reads them without running dbt. A plain SQL file
+directly in `sql/` (`<table>.sql`, the format before dbt) is still built, after the dbt models, by the runner.
 
-Header (comment lines at the top of the file, in any order):
+Header of a plain SQL file (comment lines at the top of the file, in any order):
 
     -- <what the table holds; several lines join into one description>
     -- depends: enriched_findings, scan_runs          inputs: models or registered input tables
@@ -15,13 +17,17 @@ from __future__ import annotations
 
 import json
 import re
+
+import yaml
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import duckdb
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+from .project import sql_project_dir
+
+SQL_DIR = sql_project_dir()
 HEADER = re.compile(r"^--\s?(.*)$")
 
 
@@ -78,7 +84,43 @@ def parse_model(path: Path) -> Model:
 
 
 def discover(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """The dbt models, then the plain SQL models of the folder (built after the dbt models)."""
+    return dbt_models(sql_dir) + plain_models(sql_dir)
+
+
+def plain_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     return [parse_model(path) for path in sorted(Path(sql_dir).glob("*.sql"))]
+
+
+REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
+SOURCE = re.compile(r"""\bsource\(\s*['"]\w+['"]\s*,\s*['"](\w+)['"]\s*\)""")
+INVOKER = re.compile(r"""\binvoker_input\(\s*['"](\w+)['"]\s*\)""")
+MATERIALIZED = re.compile(r"""materialized\s*=\s*['"](\w+)['"]""")
+
+
+def dbt_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """The models of the dbt project (name order), read from the files: refs, sources and invoker inputs as
+    `depends`, the description, columns and `meta.state` from schema.yml. No dbt run, so it is cheap."""
+    folder = Path(sql_dir) / "models"
+    docs: dict[str, dict] = {}
+    for path in sorted(folder.rglob("*.yml")):
+        for entry in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
+            docs[entry["name"]] = entry
+    scanners = (yaml.safe_load((Path(sql_dir) / "dbt_project.yml").read_text()).get("vars") or {}).get("scanners", [])
+    models = []
+    for path in sorted(folder.rglob("*.sql"), key=lambda p: p.stem):
+        sql = path.read_text()
+        doc = docs.get(path.stem, {})
+        depends = list(dict.fromkeys(REF.findall(sql) + SOURCE.findall(sql) + INVOKER.findall(sql)))
+        if "var('scanners')" in sql:
+            depends = [f"findings_{s}" for s in scanners] + depends
+        kind = (MATERIALIZED.findall(sql) or ["table"])[0]
+        model = Model(name=path.stem, sql=sql, path=path, description=doc.get("description", ""),
+                      depends=depends, materialized={"incremental": "append"}.get(kind, kind),
+                      state=[tuple(s.split(" ", 1)) for s in (doc.get("meta") or {}).get("state", [])],
+                      columns={c["name"]: c.get("description", "") for c in doc.get("columns") or []})
+        models.append(model)
+    return models
 
 
 def build_order(models: list[Model], inputs: set[str]) -> list[Model]:
