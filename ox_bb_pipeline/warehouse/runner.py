@@ -1,6 +1,7 @@
 """Builds the warehouse: input tables over the lake and the settings, then the dbt project of `sql/`
 (`dbt build`: every model in dependency order and its dbt tests; then any plain SQL model of the folder), in a
-copy of `OX_BB_HOME/warehouse.duckdb` that replaces it only once every model and test has succeeded. Readers keep the old file until the rename; a failed build leaves it as it was.
+copy of `OX_BB_HOME/warehouse.duckdb` that replaces it only once every model and test has succeeded.
+Readers keep the old file until the rename; a failed build leaves it as it was.
 Builds on one home are serialized by a lock (`.warehouse.lock`): two at once would each start from the
 same copy and the later rename would drop the other's appended history. Copies left by killed builds
 are removed when the next build starts.
