@@ -179,14 +179,16 @@ def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None
     """Markdown: every model, its description, inputs, and each column with its type and meaning."""
     types = types or {}
     lines = ["# Data dictionary", "",
-             "Generated from the headers of `sql/*.sql` by `ox_bb_pipeline.warehouse.exports.write_data_dictionary`;",
+             "Generated from the dbt project's `sql/models/*/schema.yml` (and the headers of any plain `sql/*.sql`)",
+             "by `ox_bb_pipeline.warehouse.exports.write_data_dictionary`;",
              "do not edit by hand. Every table is in `OX_BB_HOME/warehouse.duckdb` (with these texts as column",
              "comments) and in `OX_BB_HOME/exports/<table>.parquet`.", ""]
     for model in sorted(models, key=lambda m: m.name):
         lines += [f"## {model.name}", "", model.description, ""]
         lines.append(f"Inputs: {', '.join(f'`{d}`' for d in model.depends)}." if model.depends else "Inputs: none.")
         if model.materialized == "append":
-            lines.append("Append-only: each build adds rows, none is ever rewritten or deleted.")
+            lines.append("Append-only (a dbt incremental model, append strategy): each build adds rows, none is ever "
+                         "rewritten or deleted.")
         elif model.materialized == "view":
             lines.append("A view: its rows are computed from the inputs when read.")
         lines += ["", "| column | type | description |", "|---|---|---|"]
