@@ -1,3 +1,11 @@
+{#- Incremental by repository: a build deletes and recomputes the rows of the repositories whose inputs
+    changed (macro changed_repositories) and of any repository no longer reported; the first build, and every
+    build after a change of the catalogs or of this SQL (part of every digest), computes them all. -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE repository_uuid IN "
+                   "{{ changed_repositories() }} OR repository_uuid NOT IN "
+                   "(SELECT repository_uuid FROM {{ ref('findings_repository_digests') }}){% endif %}") }}
+-- depends_on: {{ ref('findings_repository_digests') }}
 WITH reported AS NOT MATERIALIZED (
     -- every scanner of var('scanners') (the invoker passes the scanner registry's list)
     {%- for scanner in var('scanners') %}
@@ -5,15 +13,23 @@ WITH reported AS NOT MATERIALIZED (
     {%- endfor %}
 ),
 
+{% if is_incremental() %}
+rebuilt AS NOT MATERIALIZED (
+    SELECT * FROM reported SEMI JOIN {{ changed_repositories() }} AS c USING (repository_uuid)
+),
+{% else %}
+rebuilt AS NOT MATERIALIZED (SELECT * FROM reported),
+{% endif %}
+
 duplicated AS (
-    SELECT finding_id FROM reported GROUP BY finding_id HAVING count(*) > 1
+    SELECT finding_id FROM rebuilt GROUP BY finding_id HAVING count(*) > 1
 ),
 
 unique_findings AS (
     -- only the few findings reported more than once need choosing: the latest scan's row
-    SELECT * FROM reported ANTI JOIN duplicated USING (finding_id)
+    SELECT * FROM rebuilt ANTI JOIN duplicated USING (finding_id)
     UNION ALL
-    SELECT * FROM reported SEMI JOIN duplicated USING (finding_id)
+    SELECT * FROM rebuilt SEMI JOIN duplicated USING (finding_id)
     QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY scanned_at DESC NULLS LAST, connection) = 1
 ),
 
