@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-
-import yaml
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from .project import sql_project_dir
 

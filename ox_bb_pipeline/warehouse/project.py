@@ -58,7 +58,7 @@ def invoke(command: list[str], *, vars: dict, home: Path | None = None, project_
             "--target-path", str(target_path), "--log-path", str(logs), "--vars", json.dumps(vars, default=str),
             "--no-use-colors", "--log-level", "warn", "--log-level-file", "info", "--no-send-anonymous-usage-stats"]
     env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project_dir)}
-    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=target_path)
+    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=target_path, check=False)
     output = (done.stdout + done.stderr).strip()
     run_results = target_path / "run_results.json"
     manifest = target_path / "manifest.json"

@@ -194,7 +194,8 @@ def phase_build(home: Path, now: str) -> dict:
 def _child(phase: str, home: Path, now: datetime | None = None) -> dict:
     args = [sys.executable, "-m", "ox_bb_pipeline_tests.benchmarks.bench_warehouse", "--phase", phase,
             "--home", str(home)] + (["--now", now.isoformat()] if now else [])
-    output = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "OX_BB_HOME": str(home)})
+    output = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "OX_BB_HOME": str(home)},
+                            check=False)
     if output.returncode:
         raise RuntimeError(f"phase {phase} failed (exit {output.returncode}): {output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])

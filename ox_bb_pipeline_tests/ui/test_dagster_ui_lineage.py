@@ -20,8 +20,8 @@ NOT_UPSTREAM = ("bandit_findings", "secrets_findings", "repository_files", "find
 
 
 @pytest.mark.timeout(TEST_SECONDS)
-def test_findings_queue_shows_the_models_it_reads_and_its_dbt_tests(dagster_ui, page, tmp_path):
-    dev, url = dagster_ui
+def test_findings_queue_shows_the_models_it_reads_and_its_dbt_tests(dagster_ui, page, tmp_path):  # noqa: F811
+    _dev, url = dagster_ui
     with screenshot_on_failure(page, tmp_path / "failure.png"):
         page.goto(f"{url}/assets/warehouse/findings_queue?view=lineage&lineageScope=upstream&lineageDepth=1")
         for name in UPSTREAM:

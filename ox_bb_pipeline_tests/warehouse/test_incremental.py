@@ -16,7 +16,7 @@ STATELESS = ("findings", "findings_repository_digests", "severity_evidence", "fi
 
 
 def table(lake: Lake, name: str) -> list[tuple]:
-    return sorted((tuple(map(repr, row.values())) for row in lake.rows(f'SELECT * FROM "{name}"')))
+    return sorted(tuple(map(repr, row.values())) for row in lake.rows(f'SELECT * FROM "{name}"'))
 
 
 def test_an_incremental_build_equals_a_full_build_and_rebuilds_only_changed_repositories(lake, tmp_path):
