@@ -34,4 +34,5 @@ def test_findings_queue_shows_the_models_it_reads_and_its_dbt_tests(dagster_ui, 
         expect(page.get_by_text("accepted_values_findings_queue_status").filter(visible=True).first).to_be_visible()
 
         page.goto(f"{url}/assets/warehouse/findings_queue")
-        expect(page.get_by_text("The unified queue: one row per fingerprint").filter(visible=True).first).to_be_visible()
+        description = page.get_by_text("The unified queue: one row per fingerprint").filter(visible=True)
+        expect(description.first).to_be_visible()

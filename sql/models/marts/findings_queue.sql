@@ -39,7 +39,8 @@ merged AS (
            c.code_context,
            p.first_seen, p.last_seen, p.status_changed_at, p.resolved_at, p.reopened_count, p.sla_started_at
     FROM (SELECT e.*, k.problem_id, k.is_primary, k.detected_by
-          FROM {{ ref('enriched_findings') }} AS e LEFT JOIN {{ ref('finding_correlations') }} AS k USING (finding_id)) AS c
+          FROM {{ ref('enriched_findings') }} AS e
+          LEFT JOIN {{ ref('finding_correlations') }} AS k USING (finding_id)) AS c
     FULL OUTER JOIN {{ invoker_input('previous_findings_queue') }} AS p USING (finding_id)
 ),
 

@@ -65,7 +65,8 @@ contexts AS (
 families AS (
     SELECT f.finding_id, coalesce(byrule.family, bycwe.family) AS family
     FROM unique_findings AS f
-    LEFT JOIN {{ invoker_input('config_cwe_family_rules') }} AS byrule ON byrule.scanner = f.scanner AND byrule.rule_id = f.rule_id
+    LEFT JOIN {{ invoker_input('config_cwe_family_rules') }} AS byrule
+        ON byrule.scanner = f.scanner AND byrule.rule_id = f.rule_id
     LEFT JOIN {{ invoker_input('config_cwe_families') }} AS bycwe ON bycwe.cwe = f.cwe
 )
 
@@ -87,4 +88,5 @@ SELECT
 FROM mapped
 LEFT JOIN contexts AS c USING (finding_id)
 LEFT JOIN families AS w USING (finding_id)
-LEFT JOIN (SELECT DISTINCT family, exploitable FROM {{ invoker_input('config_cwe_families') }}) AS e ON e.family = w.family
+LEFT JOIN (SELECT DISTINCT family, exploitable FROM {{ invoker_input('config_cwe_families') }}) AS e
+    ON e.family = w.family
