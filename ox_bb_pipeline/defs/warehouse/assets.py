@@ -40,6 +40,19 @@ class WarehouseTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         return spec.replace_attributes(kinds={"duckdb"})
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project) -> dg.AssetCheckSpec | None:
+        """A dbt test as a check that says what it checks (its meta.description, else the test and its column)."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        test = manifest["nodes"][unique_id]
+        kind = (test.get("test_metadata") or {}).get("name", "test")
+        column = test.get("column_name")
+        text = (f"dbt test {kind}" + (f" on column {column}" if column else "")
+                + f" ({test['name']}), run on the build's copy before the swap")
+        return dg.AssetCheckSpec(spec.name, asset=spec.asset_key, description=text, blocking=spec.blocking,
+                                 additional_deps=spec.additional_deps, metadata=spec.metadata)
+
 
 TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
