@@ -2,7 +2,7 @@
 
 Every dbt model is its own asset `warehouse/<model>` (dagster-dbt, from the manifest `dbt parse` writes under
 OX_BB_HOME/dbt/manifests at definitions load), with edges to the models it refs and, through the sources'
-`meta.dagster.asset_key`, to the bitbucket and scanning assets it reads; dbt tests are its asset checks.
+`meta.dagster.asset_key`, to the bitbucket and scanning assets it reads; its dbt tests' outcome is metadata.
 Not partitioned: it reads every connection's lake partitions. DuckDB has one writer, so the build runs in
 the `duckdb_writer` pool (limit it to 1) and writes a copy that replaces the file.
 """
@@ -40,21 +40,11 @@ class WarehouseTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         return spec.replace_attributes(kinds={"duckdb"})
 
-    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project) -> dg.AssetCheckSpec | None:
-        """A dbt test as a check that says what it checks (its meta.description, else the test and its column)."""
-        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
-        if spec is None or spec.description:
-            return spec
-        test = manifest["nodes"][unique_id]
-        kind = (test.get("test_metadata") or {}).get("name", "test")
-        column = test.get("column_name")
-        text = (f"dbt test {kind}" + (f" on column {column}" if column else "")
-                + f" ({test['name']}), run on the build's copy before the swap")
-        return dg.AssetCheckSpec(spec.name, asset=spec.asset_key, description=text, blocking=spec.blocking,
-                                 additional_deps=spec.additional_deps, metadata=spec.metadata)
 
-
-TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+# dbt tests run inside the build (`dbt build` on the copy: a failing test keeps the old warehouse) and their
+# outcome is each model's "dbt tests" metadata; they are not separate asset checks, so each mart keeps one
+# check, the Great Expectations suite (defs/quality), which a run of checks alone can evaluate.
+TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=False))
 
 
 @dbt_assets(manifest=manifest_path(scanners=SCANNERS), dagster_dbt_translator=TRANSLATOR, name="warehouse_models",
@@ -74,14 +64,12 @@ def warehouse_models(context: dg.AssetExecutionContext):
         if key not in selected:
             continue
         seconds = round(result.model_seconds.get(model.name, 0.0), 2)
-        yield dg.MaterializeResult(asset_key=key,
-                                   metadata={**_table_metadata(summaries[model.name]), "seconds": seconds})
-    checks = context.selected_asset_check_keys
-    for test, status in result.tests.items():
-        key = dg.AssetCheckKey(dg.AssetKey(["warehouse", result.test_models.get(test, "")]), test)
-        if key in checks:
-            yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=test, passed=status == "pass",
-                                      metadata={"dbt status": status})
+        tests = [{"dbt test": name, "status": status} for name, status in sorted(result.tests.items())
+                 if result.test_models.get(name) == model.name]
+        metadata = {**_table_metadata(summaries[model.name]), "seconds": seconds}
+        if tests:
+            metadata["dbt tests"] = dg.MetadataValue.md(_markdown(tests))
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
 # Written by the run_failures sensor, never by a run: declared (module level, so it is collected) so that
