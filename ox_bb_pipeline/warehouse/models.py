@@ -1,6 +1,8 @@
-"""The SQL models in `sql/`: one `<table>.sql` per table, its header declaring inputs and docs.
+"""The warehouse models. `sql/` is a dbt project (see `project.py`): `models/<layer>/<table>.sql` with its docs,
+columns and state in the layer's `schema.yml`; `discover()` reads them without running dbt. A plain SQL file
+directly in `sql/` (`<table>.sql`, the format before dbt) is still built, after the dbt models, by the runner.
 
-Header (comment lines at the top of the file, in any order):
+Header of a plain SQL file (comment lines at the top of the file, in any order):
 
     -- <what the table holds; several lines join into one description>
     -- depends: enriched_findings, scan_runs          inputs: models or registered input tables
@@ -24,6 +26,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from ..scanners import registry
 from .project import PackageDataError, sql_project_dir
@@ -105,12 +108,48 @@ def parse_model(path: Path) -> Model:
 
 
 def discover(sql_dir: Path = SQL_DIR) -> list[Model]:
-    """The models of `sql_dir`; a missing folder, or one without models, is an error (never an empty warehouse)."""
+    """The dbt models, then the plain SQL models of the folder (built after the dbt models); a missing folder,
+    or one without models, is an error (never an empty warehouse)."""
     if not Path(sql_dir).is_dir():
         raise PackageDataError(f"no SQL models: {sql_dir} is not a folder (see warehouse/project.py)")
-    models = [parse_model(path) for path in sorted(Path(sql_dir).glob("*.sql"))]
+    models = dbt_models(sql_dir) + plain_models(sql_dir)
     if not models:
-        raise PackageDataError(f"no SQL models: {sql_dir} holds no *.sql file")
+        raise PackageDataError(f"no SQL models: {sql_dir} holds no dbt or plain SQL model")
+    return models
+
+
+def plain_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    return [parse_model(path) for path in sorted(Path(sql_dir).glob("*.sql"))]
+
+
+REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
+SOURCE = re.compile(r"""\bsource\(\s*['"]\w+['"]\s*,\s*['"](\w+)['"]\s*\)""")
+INVOKER = re.compile(r"""\binvoker_input\(\s*['"](\w+)['"]\s*\)""")
+MATERIALIZED = re.compile(r"""materialized\s*=\s*['"](\w+)['"]""")
+
+
+def dbt_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """The models of the dbt project (name order), read from the files: refs, sources and invoker inputs as
+    `depends`, the description, columns and `meta.state` from schema.yml. No dbt run, so it is cheap."""
+    folder = Path(sql_dir) / "models"
+    docs: dict[str, dict] = {}
+    for path in sorted(folder.rglob("*.yml")):
+        for entry in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
+            docs[entry["name"]] = entry
+    scanners = (yaml.safe_load((Path(sql_dir) / "dbt_project.yml").read_text()).get("vars") or {}).get("scanners", [])
+    models = []
+    for path in sorted(folder.rglob("*.sql"), key=lambda p: p.stem):
+        sql = path.read_text()
+        doc = docs.get(path.stem, {})
+        depends = list(dict.fromkeys(REF.findall(sql) + SOURCE.findall(sql) + INVOKER.findall(sql)))
+        if "var('scanners')" in sql:
+            depends = [f"findings_{s}" for s in scanners] + depends
+        kind = (MATERIALIZED.findall(sql) or ["table"])[0]
+        model = Model(name=path.stem, sql=sql, path=path, description=doc.get("description", ""),
+                      depends=depends, materialized={"incremental": "append"}.get(kind, kind),
+                      state=[tuple(s.split(" ", 1)) for s in (doc.get("meta") or {}).get("state", [])],
+                      columns={c["name"]: c.get("description", "") for c in doc.get("columns") or []})
+        models.append(model)
     return models
 
 
@@ -170,14 +209,16 @@ def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None
     """Markdown: every model, its description, inputs, and each column with its type and meaning."""
     types = types or {}
     lines = ["# Data dictionary", "",
-             "Generated from the headers of `sql/*.sql` by `ox_bb_pipeline.warehouse.exports.write_data_dictionary`;",
+             "Generated from the dbt project's `sql/models/*/schema.yml` (and the headers of any plain `sql/*.sql`)",
+             "by `ox_bb_pipeline.warehouse.exports.write_data_dictionary`;",
              "do not edit by hand. Every table is in `OX_BB_HOME/warehouse.duckdb` (with these texts as column",
              "comments) and in `OX_BB_HOME/exports/<table>.parquet`.", ""]
     for model in sorted(models, key=lambda m: m.name):
         lines += [f"## {model.name}", "", model.description, ""]
         lines.append(f"Inputs: {', '.join(f'`{d}`' for d in model.depends)}." if model.depends else "Inputs: none.")
         if model.materialized == "append":
-            lines.append("Append-only: each build adds rows, none is ever rewritten or deleted.")
+            lines.append("Append-only (a dbt incremental model, append strategy): each build adds rows, none is ever "
+                         "rewritten or deleted.")
         elif model.materialized == "view":
             lines.append("A view: its rows are computed from the inputs when read.")
         lines += ["", "| column | type | description |", "|---|---|---|"]

@@ -1,6 +1,7 @@
-"""Builds the warehouse: input tables over the lake and the settings, then every model of `sql/` in
-dependency order, in a copy of `OX_BB_HOME/warehouse.duckdb` that replaces it only once every model
-has succeeded. Readers keep the old file until the rename; a failed build leaves it as it was.
+"""Builds the warehouse: input tables over the lake and the settings, then the dbt project of `sql/`
+(`dbt build`: every model in dependency order and its dbt tests; then any plain SQL model of the folder), in a
+copy of `OX_BB_HOME/warehouse.duckdb` that replaces it only once every model and test has succeeded.
+Readers keep the old file until the rename; a failed build leaves it as it was.
 Builds on one home are serialized by a lock (`.warehouse.lock`): two at once would each start from the
 same copy and the later rename would drop the other's appended history. Copies left by killed builds
 are removed when the next build starts.
@@ -33,7 +34,8 @@ from ..locks import home_lock, owner_gone, this_host
 from ..scanners import registry
 from . import pipelines
 from .decisions import read_decisions
-from .models import SQL_DIR, Model, build_order, discover
+from .models import SQL_DIR, Model, build_order, dbt_models, plain_models
+from .project import DbtError, failures, invoke
 from .settings import (
     ACTIVITY_WINDOW_DAYS,
     FRAMEWORKS,
@@ -78,6 +80,8 @@ class BuildResult:
     rows: dict[str, int] = field(default_factory=dict)  # model -> rows after the build
     model_seconds: dict[str, float] = field(default_factory=dict)
     models: list[Model] = field(default_factory=list)  # in build order
+    tests: dict[str, str] = field(default_factory=dict)  # dbt test -> pass | fail | error (the dbt build's)
+    test_models: dict[str, str] = field(default_factory=dict)  # dbt test -> the model it tests
 
 
 def build(home: Path | None = None, *, now: datetime | None = None, settings: WarehouseSettings | None = None,
@@ -129,12 +133,13 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
     result = BuildResult(path=target, build_id=build_id, now=now, seconds=0.0)
     try:
         configure(con, home, memory_limit, threads)
-        models = discover(sql_dir)
+        dbt, plain = dbt_models(sql_dir), plain_models(sql_dir)
+        models = dbt + plain
         config = settings_tables(settings, build_id, now)
         inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions",
                                                           "triage_decisions"}
         stateful = {m.previous for m in models if m.state}
-        order = build_order(models, inputs | stateful)
+        plain_order = build_order(plain, inputs | stateful | {m.name for m in dbt})
         with _transaction(con):  # a few commits, not one per catalog change
             known_pipelines = _previous_pipeline_definitions(con)
             _clear_previous_build(con, models, inputs)
@@ -145,15 +150,25 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
             register_pipeline_definitions(con, known_pipelines)
             create_table(con, "workflow_decisions", read_decisions(home))
             create_table(con, "triage_decisions", read_triage(home))
-        for model in order:
+        con.execute("CHECKPOINT")
+        con.close()  # dbt opens the copy itself
+        order = run_dbt(building, home, sql_dir, dbt, result, memory_limit, threads, progress)
+        con = duckdb.connect(str(building))
+        configure(con, home, memory_limit, threads)
+        with _transaction(con):
+            for model in order:
+                describe(con, model)
+        for model in plain_order:
             t0 = time.perf_counter()
             with _transaction(con):
                 build_model(con, model)
             result.model_seconds[model.name] = time.perf_counter() - t0
+        order += plain_order
+        for model in order:
             result.rows[model.name] = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0]
             if progress:
                 progress(f"warehouse  {model.name}: {result.rows[model.name]:,} rows "
-                         f"({result.model_seconds[model.name]:.1f}s)")
+                         f"({result.model_seconds.get(model.name, 0.0):.1f}s)")
         with _transaction(con):
             for name in stateful:
                 con.execute(f'DROP TABLE "{name}"')
@@ -169,12 +184,45 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
     return result
 
 
-def configure(con: duckdb.DuckDBPyConnection, home: Path, memory_limit: str | None, threads: int | None) -> None:
-    """Bounded memory (spilling to OX_BB_HOME/cache/duckdb) and UTC dates whatever the machine's zone."""
+def run_dbt(building: Path, home: Path, sql_dir: Path, models: list[Model], result: BuildResult,
+            memory_limit: str | None, threads: int | None, progress: Callable[[str], None] | None) -> list[Model]:
+    """`dbt build` on the copy: every model, then its tests; a model that fails or a test that fails stops
+    the build (DbtError naming them), so the copy is never swapped in. Returns the models in build order."""
+    if not models:
+        return []
+    memory_limit, threads, spill = duckdb_settings(home, memory_limit, threads)
+    vars = {"warehouse_path": str(building), "memory_limit": memory_limit, "duckdb_threads": threads,
+            "temp_directory": str(spill), "scanners": list(SCANNERS)}
+    outcome = invoke(["build"], vars=vars, home=home, project_dir=sql_dir)
+    problems = failures(outcome)
+    if problems or not outcome.success:
+        raise DbtError("the warehouse build failed, the previous warehouse is unchanged: "
+                       + ("; ".join(problems) or outcome.output[-2000:]))
+    by_name = {m.name: m for m in models}
+    order = []
+    for node in outcome.results:
+        kind, _, name, *_ = node["unique_id"].split(".")  # model.<project>.<name> | test.<project>.<name>.<hash>
+        if kind == "model" and name in by_name:
+            order.append(by_name[name])
+            result.model_seconds[name] = node["execution_time"]
+        elif kind == "test":
+            result.tests[name] = node["status"]
+            attached = outcome.nodes.get(node["unique_id"], {}).get("attached_node") or ""
+            result.test_models[name] = attached.rsplit(".", 1)[-1]
+    return order
+
+
+def duckdb_settings(home: Path, memory_limit: str | None, threads: int | None) -> tuple[str, int, Path]:
     spill = home / "cache" / "duckdb"
     spill.mkdir(parents=True, exist_ok=True)
     memory_limit = memory_limit or os.environ.get("OX_BB_DUCKDB_MEMORY", "1GB")
     threads = int(threads or os.environ.get("OX_BB_DUCKDB_THREADS") or min(4, os.cpu_count() or 1))
+    return memory_limit, threads, spill
+
+
+def configure(con: duckdb.DuckDBPyConnection, home: Path, memory_limit: str | None, threads: int | None) -> None:
+    """Bounded memory (spilling to OX_BB_HOME/cache/duckdb) and UTC dates whatever the machine's zone."""
+    memory_limit, threads, spill = duckdb_settings(home, memory_limit, threads)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = {_literal(memory_limit)}")
     con.execute(f"SET threads = {threads}")
@@ -365,6 +413,12 @@ def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
         con.execute(f'INSERT INTO "{model.name}" BY NAME {select}')
     else:
         con.execute(f'CREATE {kind} "{model.name}" AS {select}')
+    describe(con, model)
+
+
+def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """The model's description and column descriptions as comments (the warehouse documents itself)."""
+    kind = "VIEW" if model.materialized == "view" else "TABLE"
     built = {row[0] for row in con.execute(f'DESCRIBE "{model.name}"').fetchall()}
     comments = [f'COMMENT ON {kind} "{model.name}" IS {_literal(model.description)}']
     comments += [f'COMMENT ON COLUMN "{model.name}"."{column}" IS {_literal(text)}'

@@ -259,7 +259,7 @@ def test_every_factor_has_a_rationale_and_a_scope():
 
 
 def test_catalog_conditions_are_exactly_those_the_sql_evaluates():
-    sql = (SQL_DIR / "severity_evidence.sql").read_text()
+    sql = (SQL_DIR / "models" / "intermediate" / "severity_evidence.sql").read_text()
     assert set(re.findall(r"'([a-z_]+)' AS condition", sql)) == set(CONDITIONS)
     assert {f.condition for f in load_factor_catalog().factors} == set(CONDITIONS)
 

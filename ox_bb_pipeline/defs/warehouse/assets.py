@@ -1,45 +1,83 @@
-"""Warehouse stage: the SQL models in sql/ built into warehouse.duckdb, then exports and reports.
+"""Warehouse stage: the dbt project in sql/ built into warehouse.duckdb, then exports and reports.
 
-Not partitioned: it reads every connection's lake partitions. DuckDB has one writer, so the
-build runs in the `duckdb_writer` pool (limit it to 1) and writes a copy that replaces the file.
+Every dbt model is its own asset `warehouse/<model>` (dagster-dbt, from the manifest `dbt parse` writes under
+OX_BB_HOME/dbt/manifests at definitions load), with edges to the models it refs and, through the sources'
+`meta.dagster.asset_key`, to the bitbucket and scanning assets it reads; its dbt tests' outcome is metadata.
+Not partitioned: it reads every connection's lake partitions. DuckDB has one writer, so the build runs in
+the `duckdb_writer` pool (limit it to 1) and writes a copy that replaces the file.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
 from ...scanners import registry
 from ...warehouse.exports import export_tables, open_warehouse
 from ...warehouse.models import discover
+from ...warehouse.project import manifest_path
 from ...warehouse.report import write_reports
-from ...warehouse.runner import build
+from ...warehouse.runner import SCANNERS, build
 from ...warehouse.summary import TableSummary, summarize
 from ..metadata import table_metadata
 
-# Every scanner's findings (scanners/registry.py), then the other tables of the scan asset.
-SCANNING = [["scanning", s.asset_name] for s in registry.scanners()] + [["scanning", t] for t in (
-    "scan_runs", "components", "posture_results", "repository_files")]
+
+class WarehouseTranslator(DagsterDbtTranslator):
+    """dbt models as `warehouse/<model>` in the warehouse group (the keys the rest of the pipeline uses)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "model":
+            return dg.AssetKey(["warehouse", dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)  # sources: meta.dagster.asset_key
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "warehouse"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return ["team:appsec"]
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        return spec.replace_attributes(kinds={"duckdb"})
 
 
-def _specs() -> list[dg.AssetSpec]:
-    # Built in a function: module-level AssetSpecs would be collected as definitions of their own.
-    return [dg.AssetSpec(["warehouse", m.name], group_name="warehouse", kinds={"duckdb"},
-                         description=m.description or f"SQL model sql/{m.name}.sql", owners=["team:appsec"],
-                         deps=SCANNING + [["bitbucket", "repositories"]])
-            for m in discover()]
+# dbt tests run inside the build (`dbt build` on the copy: a failing test keeps the old warehouse) and their
+# outcome is each model's "dbt tests" metadata; they are not separate asset checks, so each mart keeps one
+# check, the Great Expectations suite (defs/quality), which a run of checks alone can evaluate.
+TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=False))
 
 
-@dg.multi_asset(specs=_specs(), pool="duckdb_writer", can_subset=False)
+@dbt_assets(manifest=manifest_path(scanners=SCANNERS), dagster_dbt_translator=TRANSLATOR, name="warehouse_models",
+            pool="duckdb_writer")
 def warehouse_models(context: dg.AssetExecutionContext):
-    """Build every SQL model (in dependency order) into a copy of warehouse.duckdb, then swap it in."""
+    """Build every dbt model and its tests into a copy of warehouse.duckdb, then swap it in (the whole project
+    is built whatever the selection: the copy must be complete to replace the file)."""
     result = build(progress=context.log.info)
     con = open_warehouse(result.path.parent)
     try:
         summaries = summarize(con, result.models)
     finally:
         con.close()
+    selected = context.selected_asset_keys
     for model in result.models:
+        key = dg.AssetKey(["warehouse", model.name])
+        if key not in selected:
+            continue
         seconds = round(result.model_seconds.get(model.name, 0.0), 2)
-        yield dg.MaterializeResult(asset_key=["warehouse", model.name],
-                                   metadata={**_table_metadata(summaries[model.name]), "seconds": seconds})
+        tests = [{"dbt test": name, "status": status} for name, status in sorted(result.tests.items())
+                 if result.test_models.get(name) == model.name]
+        metadata = {**_table_metadata(summaries[model.name]), "seconds": seconds}
+        if tests:
+            metadata["dbt tests"] = dg.MetadataValue.md(_markdown(tests))
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+# Written by the run_failures sensor, never by a run: declared (module level, so it is collected) so that
+# warehouse/pipeline_failures has a real upstream.
+RUN_FAILURES = dg.AssetSpec(["ops", "run_failures"], group_name="ops", kinds={"parquet"}, owners=["team:appsec"],
+                            description="lake/ops/run_failures: failed Dagster runs, written by the run_failures "
+                                        "sensor (read by warehouse/pipeline_failures).")
 
 
 def _table_metadata(summary: TableSummary) -> dict:

@@ -1,23 +1,7 @@
--- One problem, one queue item: findings of different scanners that describe the same weakness at the
--- same place. Same repository and file, same weakness family (cwe_families.yaml, by rule or CWE), line
--- ranges that overlap or lie within build_context.correlation_line_window lines of each other (we
--- know no enclosing function, so lines stand for it). Per file and family, findings sorted by line
--- form islands: one starts where a finding begins beyond the window after every earlier one ends.
--- An island seen by one scanner only is not a correlation (one scanner's two findings are two
--- problems). Excluded findings (code_context_effect = exclude) never join. The problem's key is its
--- primary finding: the highest final severity, then the first line, scanner and fingerprint; the
--- others stay in findings and enriched_findings, and in findings_queue with status `correlated`.
--- depends: enriched_findings, build_context
--- column: finding_id: a finding that is part of a correlated problem
--- column: problem_id: the primary finding's finding_id (the problem's queue item)
--- column: is_primary: this finding is the queue item
--- column: cwe_family: the weakness family they share
--- column: detected_by: every scanner and rule that saw the problem, as scanner:rule_id, sorted
--- column: problem_finding_ids: every finding of the problem, the primary first
 WITH candidates AS (
     SELECT finding_id, scanner, rule_id, repository_uuid, file_path, cwe_family, severity_rank,
            start_line, greatest(start_line, coalesce(end_line, start_line)) AS end_line
-    FROM enriched_findings
+    FROM {{ ref('enriched_findings') }}
     WHERE cwe_family IS NOT NULL AND file_path IS NOT NULL AND start_line IS NOT NULL
       AND code_context_effect <> 'exclude'
 ),
@@ -35,7 +19,7 @@ islands AS (
                     THEN 1 ELSE 0 END)
                OVER (PARTITION BY r.repository_uuid, r.file_path, r.cwe_family ORDER BY r.start_line, r.finding_id
                      ROWS UNBOUNDED PRECEDING) AS island
-    FROM reaches AS r, build_context AS ctx
+    FROM reaches AS r, {{ invoker_input('build_context') }} AS ctx
 ),
 
 problems AS (

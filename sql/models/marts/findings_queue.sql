@@ -1,95 +1,17 @@
--- The unified queue: one row per fingerprint ever seen, with its lifecycle across builds.
---   new        first seen in this build
---   open       seen again (or not seen, but its scope was not completely scanned: a scanner error
---              or a missing scan never resolves anything)
---   resolved   not seen by a complete scan of its scope: the same repository and scanner with a
---              successful latest run (posture: the check evaluated pass or fail on that repository)
---   reopened   seen again after it was resolved, or its suppression expired or was removed
---   suppressed matches a suppression of suppressions.yaml that has not expired, or its latest `ox-bb triage`
---              decision is false_positive or accepted_risk and has not expired (triage_* columns)
---   excluded   in vendored, minified, bundled or lock-file code (code_context_effect = exclude; the
---              rule is excluded_by): kept, flagged, never open
---   correlated another scanner's finding of the same problem is its queue item (correlated_into);
---              that item lists every scanner and rule in detected_by
--- SLA: due `config_sla.days` (by final severity) after the SLA start (first seen; restarted when
--- reopened). All times come from build_context.now, so the due date follows the final severity,
--- a workflow's set_severity included (enriched_findings).
--- Assignment: a workflow's `assign` (workflow_decisions) names the team or owner of one finding. The
--- workflow decides from the queue a build made and records its decision; the next build shows it
--- here (the latest decision per field wins), and every later build keeps showing it.
--- depends: enriched_findings, finding_correlations, applications, scan_runs, posture_results
--- depends: config_suppressions, config_sla
--- depends: build_context, workflow_decisions, triage_decisions
--- state: finding_id VARCHAR, status VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
--- state: status_changed_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, reopened_count INTEGER,
--- state: sla_started_at TIMESTAMPTZ, application VARCHAR, workspace VARCHAR, repository_uuid VARCHAR,
--- state: repository VARCHAR, scanner VARCHAR, rule_id VARCHAR, title VARCHAR, category VARCHAR,
--- state: file_path VARCHAR, base_severity VARCHAR, final_severity VARCHAR, severity_explanation VARCHAR,
--- state: controls VARCHAR[]
--- column: finding_id: stable fingerprint (the key)
--- column: status: new | open | resolved | reopened | suppressed | excluded | correlated
--- column: previous_status: status after the previous build (null: first seen now)
--- column: seen: reported by this build's scans
--- column: scope_complete: its repository and scanner were completely scanned (what allows resolving)
--- column: application: application it belongs to
--- column: workspace: workspace slug
--- column: repository_uuid: repository {uuid}
--- column: repository: repository slug
--- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
--- column: scanner: scanner that reported it
--- column: rule_id: the scanner's rule
--- column: title: what is wrong
--- column: category: finding category
--- column: file_path: repository-relative path
--- column: base_severity: the rule's own severity
--- column: final_severity: severity after severity factors (kept from the last build that saw it)
--- column: severity_explanation: why the final severity is what it is
--- column: controls: framework controls it fails
--- column: detected_by: every scanner and rule that saw this problem (scanner:rule_id; several when correlated)
--- column: correlated_into: for status correlated, the finding_id of the queue item that stands for it
--- column: excluded_by: for status excluded, the code_context.yaml rule (vendored, minified, bundled or lock file)
--- column: code_context: vendored | minified | bundled | lock_file | generated | test | example (null: own code)
--- column: business_priority: the application's business priority
--- column: team: the application's team
--- column: owners: the application's owners
--- column: assigned_team: the team a workflow assigned the finding to (null: none; see team)
--- column: assignee: the owner a workflow assigned the finding to (null: none; see owners)
--- column: assigned_by_rule: the workflow rule(s) behind assigned_team and assignee, comma-separated
--- column: application_is_relevant: false when the application is irrelevant
--- column: first_seen: build time it was first seen
--- column: last_seen: build time it was last seen
--- column: status_changed_at: build time its status last changed
--- column: resolved_at: build time it was resolved (null unless resolved)
--- column: reopened_count: how many times it was reopened
--- column: suppression_id: the matching suppression (S<n>: its position in suppressions.yaml), active or expired
--- column: suppression_reason: its reason
--- column: suppression_owner: who accepted the risk
--- column: suppression_expires: when the suppression ends (after that day the finding reopens)
--- column: triage_status: latest `ox-bb triage` decision: false_positive | accepted_risk | open (null: none)
--- column: triage_reason: why, as given to ox-bb triage
--- column: triage_owner: who answers for the decision
--- column: triage_expires: last day the decision holds (null: until withdrawn); after it the finding reopens
--- column: triage_decided_by: who recorded it
--- column: triage_decided_at: when it was recorded
--- column: sla_days: days allowed for its final severity (null: no SLA, e.g. info)
--- column: sla_started_at: when the SLA clock started (first seen, or the last reopening)
--- column: sla_due_at: sla_started_at + sla_days
--- column: sla_status: on_track | breached (open past due) | met | missed (resolved after due) | exempt (not open, or no SLA)
--- column: sla_breached: past its due date while open, or resolved late
 WITH ctx AS (
-    SELECT * FROM build_context
+    SELECT * FROM {{ invoker_input('build_context') }}
 ),
 
 code_scopes AS (
     SELECT repository_uuid, scanner, bool_or(status = 'ok') AS complete
-    FROM scan_runs
+    FROM {{ source('lake', 'scan_runs') }}
     GROUP BY ALL
 ),
 
 posture_scopes AS (
     SELECT workspace, coalesce(repository_uuid, '') AS repository_uuid, check_id,
            bool_or(status IN ('pass', 'fail')) AS complete
-    FROM posture_results
+    FROM {{ source('lake', 'posture_results') }}
     GROUP BY ALL
 ),
 
@@ -117,13 +39,14 @@ merged AS (
            c.code_context,
            p.first_seen, p.last_seen, p.status_changed_at, p.resolved_at, p.reopened_count, p.sla_started_at
     FROM (SELECT e.*, k.problem_id, k.is_primary, k.detected_by
-          FROM enriched_findings AS e LEFT JOIN finding_correlations AS k USING (finding_id)) AS c
-    FULL OUTER JOIN previous_findings_queue AS p USING (finding_id)
+          FROM {{ ref('enriched_findings') }} AS e
+          LEFT JOIN {{ ref('finding_correlations') }} AS k USING (finding_id)) AS c
+    FULL OUTER JOIN {{ invoker_input('previous_findings_queue') }} AS p USING (finding_id)
 ),
 
 latest_assignments AS (
     SELECT finding_id, field, new, rule
-    FROM workflow_decisions
+    FROM {{ invoker_input('workflow_decisions') }}
     WHERE field IN ('team', 'owner')
     QUALIFY row_number() OVER (PARTITION BY finding_id, field ORDER BY decided_at DESC, rule) = 1
 ),
@@ -139,19 +62,19 @@ assignments AS (
 
 suppressible AS (
     -- every fingerprint of this build and the last, with what suppressions match on
-    SELECT finding_id, rule_id, file_path, workspace, repository FROM enriched_findings
+    SELECT finding_id, rule_id, file_path, workspace, repository FROM {{ ref('enriched_findings') }}
     UNION ALL
-    SELECT finding_id, rule_id, file_path, workspace, repository FROM previous_findings_queue
+    SELECT finding_id, rule_id, file_path, workspace, repository FROM {{ invoker_input('previous_findings_queue') }}
 ),
 
 suppression_candidates AS (
     SELECT m.finding_id, s.*
     FROM suppressible AS m
-    JOIN config_suppressions AS s ON s.fingerprint = m.finding_id
+    JOIN {{ invoker_input('config_suppressions') }} AS s ON s.fingerprint = m.finding_id
     UNION ALL
     SELECT m.finding_id, s.*
     FROM suppressible AS m
-    JOIN config_suppressions AS s
+    JOIN {{ invoker_input('config_suppressions') }} AS s
         ON s.rule_id = m.rule_id
         AND coalesce(m.file_path, '') GLOB s.path_glob
         AND (m.workspace || '/' || m.repository) GLOB s.repository_glob
@@ -169,7 +92,7 @@ triage AS (
     SELECT t.finding_id, t.status AS triage_status, t.reason AS triage_reason, t.owner AS triage_owner,
            t.expires AS triage_expires, t.decided_by AS triage_decided_by, t.decided_at AS triage_decided_at,
            t.status <> 'open' AND (t.expires IS NULL OR t.expires >= CAST(ctx.now AS DATE)) AS triage_active
-    FROM triage_decisions AS t, ctx
+    FROM {{ invoker_input('triage_decisions') }} AS t, ctx
     QUALIFY row_number() OVER (PARTITION BY t.finding_id ORDER BY t.decided_at DESC, t.decision_order DESC) = 1
 ),
 
@@ -217,8 +140,8 @@ timed AS (
            a.business_priority, a.team, a.owners, coalesce(a.is_relevant, true) AS application_is_relevant
     FROM judged AS j
     CROSS JOIN ctx
-    LEFT JOIN config_sla AS sla ON sla.severity = j.final_severity
-    LEFT JOIN applications AS a USING (application)
+    LEFT JOIN {{ invoker_input('config_sla') }} AS sla ON sla.severity = j.final_severity
+    LEFT JOIN {{ ref('applications') }} AS a USING (application)
 ),
 
 sla AS (

@@ -1,28 +1,3 @@
--- The severity half of enriched_findings, one narrow row per finding: the base severity moved by
--- every severity factor whose condition holds and that applies to the finding (its category, and
--- for some only exploitable weaknesses; none of its `except_when` conditions holds), in catalog
--- order; raising stops one step above the base severity (a factor's `at_least` excepted), lowering
--- does not; the factors with their evidence, and one sentence that explains the result. Kept apart
--- from the finding's own columns so a build writes those once (in findings); enriched_findings joins
--- both.
--- A workflow's set_severity (workflow_decisions: recorded by `ox-bb workflows --apply` or the
--- reports/workflows asset from the queue of an earlier build) overrides the factors' result from
--- the next build on; the latest decision wins. It is listed last among the factors (name
--- `workflow:<rule>`, its reason as evidence) and ends the sentence: "…; workflow 'x' raised it to
--- Critical: <reason>".
--- depends: findings, severity_evidence, config_severity_factors, config_severity_levels, applications
--- depends: workflow_decisions
--- column: finding_id: stable fingerprint
--- column: team: the application's team
--- column: owners: the application's owners
--- column: business_priority: the application's business priority
--- column: application_is_relevant: false when the application is irrelevant (the finding stays, flagged)
--- column: severity_steps: net levels the factors moved the severity (before keeping it within low..critical)
--- column: final_severity: severity after the factors and any workflow decision: info | low | medium | high | critical
--- column: severity_rank: final severity as a number, 0 (info) to 4 (critical), for sorting
--- column: severity_factors: factors that apply, in order: {name, direction (up|down|explain), steps, evidence}; a workflow decision last
--- column: severity_explanation: one sentence: how the base severity became the final one, and why
--- column: severity_set_by_rule: the workflow rule whose set_severity decided the final severity (null: the factors did)
 WITH factors AS (
     -- the catalog's verdict on each condition that holds; factor_order first so lists sort by it
     SELECT e.scope, e.subject,
@@ -31,9 +6,9 @@ WITH factors AS (
             'except_when': c.except_when, 'at_least_rank': l.severity_rank,
             'delta': CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END,
             'phrase': replace(c.sentence, '{evidence}', coalesce(e.evidence, ''))} AS factor
-    FROM severity_evidence AS e
-    JOIN config_severity_factors AS c USING (condition)
-    LEFT JOIN config_severity_levels AS l ON l.severity = c.at_least
+    FROM {{ ref('severity_evidence') }} AS e
+    JOIN {{ invoker_input('config_severity_factors') }} AS c USING (condition)
+    LEFT JOIN {{ invoker_input('config_severity_levels') }} AS l ON l.severity = c.at_least
 ),
 
 repository_factors AS (
@@ -51,7 +26,7 @@ finding_factors AS (
 candidates AS (
     SELECT f.*, list_concat(coalesce(r.factors, []), coalesce(a.factors, []), coalesce(x.factors, [])) AS held
     FROM (SELECT finding_id, rule_id, category, exploitable, base_severity, repository_uuid, application
-          FROM findings) AS f
+          FROM {{ ref('findings') }}) AS f
     LEFT JOIN repository_factors AS r USING (repository_uuid)
     LEFT JOIN application_factors AS a USING (application)
     LEFT JOIN finding_factors AS x USING (finding_id)
@@ -75,7 +50,7 @@ ranked AS (
            coalesce(list_sum([k.delta FOR k IN a.applied_factors]), 0)::INTEGER AS delta,
            array_to_string([k.phrase FOR k IN a.applied_factors], '; ') AS reasons
     FROM applied AS a
-    LEFT JOIN config_severity_levels AS b ON b.severity = a.base_severity
+    LEFT JOIN {{ invoker_input('config_severity_levels') }} AS b ON b.severity = a.base_severity
 ),
 
 final AS (
@@ -89,8 +64,8 @@ final AS (
 
 workflow_severity AS (
     SELECT d.finding_id, d.rule, d.reason, l.severity_rank
-    FROM workflow_decisions AS d
-    JOIN config_severity_levels AS l ON l.severity = d.new
+    FROM {{ invoker_input('workflow_decisions') }} AS d
+    JOIN {{ invoker_input('config_severity_levels') }} AS l ON l.severity = d.new
     WHERE d.field = 'final_severity'
     QUALIFY row_number() OVER (PARTITION BY d.finding_id ORDER BY d.decided_at DESC, d.rule) = 1
 ),
@@ -134,6 +109,6 @@ SELECT
     END AS severity_explanation,
     f.workflow_rule AS severity_set_by_rule
 FROM decided AS f
-JOIN config_severity_levels AS fl ON fl.severity_rank = f.factor_rank
-JOIN config_severity_levels AS l ON l.severity_rank = f.final_rank
-LEFT JOIN applications AS a USING (application)
+JOIN {{ invoker_input('config_severity_levels') }} AS fl ON fl.severity_rank = f.factor_rank
+JOIN {{ invoker_input('config_severity_levels') }} AS l ON l.severity_rank = f.final_rank
+LEFT JOIN {{ ref('applications') }} AS a USING (application)

@@ -1,35 +1,10 @@
--- One row per application: its repositories, owners, data classification, business priority (set in
--- applications.yaml, else computed from production deployment, commit activity, contributors and
--- data classification, with the reasons) and whether it is relevant. An irrelevant application's
--- findings stay in every table, flagged.
--- depends: application_mapping, repositories, config_applications, build_context
--- column: application: application name (workspace/slug when applications.yaml does not name it)
--- column: parent_application: for a monorepo child, the application of the whole repository
--- column: is_monorepo_child: covers part of a repository (see application_mapping.path_glob)
--- column: repositories: full names of its repositories
--- column: repository_count: number of repositories
--- column: team: owning team (a child inherits its parent's)
--- column: owners: owners (a child inherits its parent's)
--- column: data_classification: public | internal | confidential | restricted (applications.yaml, else the default)
--- column: is_public: one of its repositories is public
--- column: deploys_to_production: one of its repositories' pipelines deploys to production
--- column: production_evidence: which pipelines deploy to production
--- column: commits_recent: main-branch commits in the activity window, over its repositories
--- column: contributors_recent: commit authors in the activity window, summed over its repositories
--- column: days_since_code_change: days since the most recent code change in any of its repositories
--- column: business_priority_computed: from the summed signal weights: critical ≥ 4, high 2–3, medium 0–1, low below 0
--- column: business_priority: the override from applications.yaml, else the computed priority
--- column: business_priority_source: override | computed
--- column: business_priority_reasons: the signals behind the priority, each with its weight
--- column: irrelevant_reasons: why the application is irrelevant (empty when relevant)
--- column: is_relevant: counts in reports as a live application
 WITH ctx AS (
-    SELECT * FROM build_context
+    SELECT * FROM {{ invoker_input('build_context') }}
 ),
 
 members AS (
     SELECT DISTINCT m.application, m.parent_application, m.is_monorepo_child, m.repository_uuid
-    FROM application_mapping AS m
+    FROM {{ ref('application_mapping') }} AS m
 ),
 
 signals AS (
@@ -48,7 +23,7 @@ signals AS (
            bool_and(NOT r.is_relevant) AS all_irrelevant,
            list_sort(list_distinct(flatten(list(r.irrelevant_reasons)))) AS repository_reasons
     FROM members AS m
-    JOIN repositories AS r USING (repository_uuid)
+    JOIN {{ ref('repositories') }} AS r USING (repository_uuid)
     GROUP BY m.application
 ),
 
@@ -59,8 +34,8 @@ configured AS (
            coalesce(c.data_classification, p.data_classification) AS data_classification,
            coalesce(c.business_priority, p.business_priority) AS business_priority,
            coalesce(c.irrelevant_reason, p.irrelevant_reason) AS irrelevant_reason
-    FROM config_applications AS c
-    LEFT JOIN config_applications AS p ON p.application = c.parent_application
+    FROM {{ invoker_input('config_applications') }} AS c
+    LEFT JOIN {{ invoker_input('config_applications') }} AS p ON p.application = c.parent_application
 ),
 
 weighed AS (

@@ -1,22 +1,6 @@
--- Repositories → applications. Each selected repository belongs to one application: the first
--- entry of applications.yaml whose globs match it, else an application of its own named
--- workspace/slug. A monorepo's application may be split by path into child applications: one row
--- per child and path glob; a finding goes to the most specific child whose glob matches its path.
--- depends: repositories, config_application_repositories, config_application_paths
--- column: repository_uuid: repository {uuid}
--- column: full_name: workspace/slug
--- column: repository_full_name: workspace/slug (a slug alone is ambiguous: two workspaces may both have it)
--- column: workspace: workspace slug
--- column: repository: repository slug
--- column: application: application name
--- column: parent_application: for a monorepo child, the application of the whole repository
--- column: is_monorepo_child: the row maps part of the repository (path_glob) to a child application
--- column: path_glob: for a monorepo child, the glob on repository-relative paths it covers
--- column: path_specificity: length of the glob's literal prefix (a longer one is more specific)
--- column: mapped_by: the rule that mapped it, in words
 WITH selected AS (
     SELECT repository_uuid, full_name, workspace, repository, project_key
-    FROM repositories
+    FROM {{ ref('repositories') }}
     WHERE selected
 ),
 
@@ -25,7 +9,7 @@ configured AS (
            format('applications.yaml: {} (workspace {}, project {}, repository {})',
                   m.application, m.workspace_glob, m.project_glob, m.repository_glob) AS mapped_by
     FROM selected AS r
-    JOIN config_application_repositories AS m
+    JOIN {{ invoker_input('config_application_repositories') }} AS m
         ON r.workspace GLOB m.workspace_glob
         AND coalesce(r.project_key, '') GLOB m.project_glob
         AND r.repository GLOB m.repository_glob
@@ -54,4 +38,4 @@ SELECT w.repository_uuid, w.full_name, w.repository_full_name, w.workspace, w.re
        length(regexp_extract(p.path_glob, '^[^*?\[]*')) AS path_specificity,
        format('applications.yaml: part of {} under {}', w.application, p.path_glob) AS mapped_by
 FROM whole AS w
-JOIN config_application_paths AS p ON p.parent_application = w.application
+JOIN {{ invoker_input('config_application_paths') }} AS p ON p.parent_application = w.application

@@ -1,22 +1,11 @@
--- The conditions severity factors test, with their evidence: one row per subject and condition that
--- holds. A condition is a fact about a repository (public, deploys to production, inactive…), an
--- application (business priority) or a single finding (test or generated code, dev-only package, fix
--- available); evaluating each at its own level keeps the work proportional to repositories, not
--- findings. config_severity_factors (the catalog) decides what each condition does, and to which
--- findings.
--- depends: findings, repositories, applications, components, build_context, config_code_context_rules
--- column: scope: repository | application | finding: what the condition is about
--- column: subject: the repository_uuid, application name or finding_id
--- column: condition: condition id (settings.CONDITIONS)
--- column: evidence: what shows the condition holds (a path, a repository, an environment, days, keys)
 WITH ctx AS (
-    SELECT * FROM build_context
+    SELECT * FROM {{ invoker_input('build_context') }}
 ),
 
 dev_only_packages AS (
     -- dev-only only when every occurrence of the package version in the repository is dev-only
     SELECT repository_uuid, name, version
-    FROM components
+    FROM {{ source('lake', 'components') }}
     GROUP BY ALL
     HAVING bool_and(dev_only)
 ),
@@ -28,41 +17,41 @@ lowering_contexts AS (
            replace(f.code_context, '_', ' ') AS context,
            ltrim([m.matched FOR m IN code_context_matches(f.file_path, f.file_markers)
                   IF m.rule = f.code_context_rule][1], '/') AS matched
-    FROM findings AS f
-    JOIN config_code_context_rules AS r ON r.name = f.code_context_rule
+    FROM {{ ref('findings') }} AS f
+    JOIN {{ invoker_input('config_code_context_rules') }} AS r ON r.name = f.code_context_rule
     WHERE f.code_context_effect = 'lower'
 )
 
 SELECT 'repository' AS scope, repository_uuid AS subject, 'public_repository' AS condition,
        full_name AS evidence
-FROM repositories WHERE is_public
+FROM {{ ref('repositories') }} WHERE is_public
 
 UNION ALL
 SELECT 'repository' AS scope, repository_uuid AS subject, 'production_deployment' AS condition,
        production_evidence AS evidence
-FROM repositories WHERE deploys_to_production
+FROM {{ ref('repositories') }} WHERE deploys_to_production
 
 UNION ALL
 SELECT 'repository' AS scope, repository_uuid AS subject, 'not_deployed_to_production' AS condition,
        array_to_string(deployments, ', ') AS evidence
-FROM repositories WHERE NOT deploys_to_production AND len(deployments) > 0
+FROM {{ ref('repositories') }} WHERE NOT deploys_to_production AND len(deployments) > 0
 
 UNION ALL
 SELECT 'repository' AS scope, repository_uuid AS subject, 'inactive_repository' AS condition,
        days_since_code_change || ' days' AS evidence
-FROM repositories, ctx WHERE days_since_code_change > ctx.inactive_after_days
+FROM {{ ref('repositories') }}, ctx WHERE days_since_code_change > ctx.inactive_after_days
 
 UNION ALL
 SELECT 'application' AS scope, application AS subject, 'business_priority_critical' AS condition,
        array_to_string(business_priority_reasons, ', ') AS evidence
-FROM applications
+FROM {{ ref('applications') }}
 -- a computed priority that counts production deployment would count that fact a second time
 WHERE business_priority = 'critical' AND (business_priority_source = 'override' OR NOT deploys_to_production)
 
 UNION ALL
 SELECT 'application' AS scope, application AS subject, 'business_priority_low' AS condition,
        array_to_string(business_priority_reasons, ', ') AS evidence
-FROM applications WHERE business_priority = 'low'
+FROM {{ ref('applications') }} WHERE business_priority = 'low'
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'code_context_lower' AS condition,
@@ -73,7 +62,7 @@ FROM lowering_contexts
 UNION ALL
 SELECT 'finding' AS scope, f.finding_id AS subject, 'dev_dependency' AS condition,
        f.package || '@' || f.version AS evidence
-FROM findings AS f
+FROM {{ ref('findings') }} AS f
 JOIN dev_only_packages AS d
     ON d.repository_uuid = f.repository_uuid AND d.name = f.package AND d.version = f.version
 WHERE f.category = 'sca'
@@ -81,15 +70,15 @@ WHERE f.category = 'sca'
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'fix_available' AS condition,
        package || ' to ' || fixed_version AS evidence
-FROM findings WHERE fixed_version IS NOT NULL AND fixed_version <> ''
+FROM {{ ref('findings') }} WHERE fixed_version IS NOT NULL AND fixed_version <> ''
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'known_exploited' AS condition,
        coalesce(nullif(array_to_string(list_filter(vulnerability_ids, lambda v: v LIKE 'CVE-%'), ', '), ''), rule_id)
            AS evidence
-FROM findings WHERE known_exploited
+FROM {{ ref('findings') }} WHERE known_exploited
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'epss_high' AS condition,
        format('{:.2f}', epss) AS evidence
-FROM findings WHERE epss >= 0.5
+FROM {{ ref('findings') }} WHERE epss >= 0.5

@@ -1,42 +1,20 @@
--- Compliance per application and framework control (CIS Software Supply Chain Security Guide,
--- NIST SSDF SP 800-218, OWASP Top 10 CI/CD Security Risks). Evidence comes from three places:
--- posture check results (through the catalog's control mappings), open findings carrying the
--- control, and the scanners that completely scanned the application's repositories.
---   fail           an open finding carries the control
---   not_evaluable  no fail, but a check could not be evaluated or a scanner failed, or nothing covers it
---   pass           every check and scan that covers it passed (suppressed findings are listed apart)
--- Repository settings and workspace settings count for every application of the repository or
--- workspace; a finding in a file counts for the application the file belongs to.
--- depends: applications, application_mapping, findings_queue, findings, posture_results
--- depends: config_posture_checks, config_scanner_controls, config_frameworks, scan_runs
--- column: application: application name
--- column: framework: cis_ssc | ssdf | owasp_cicd
--- column: framework_title: the framework's name
--- column: control_id: flattened control id, e.g. CIS-SSC-1.1.16, SSDF-PS.1.1, CICD-SEC-1
--- column: status: pass | fail | not_evaluable
--- column: failing_finding_ids: open findings that fail the control
--- column: accepted_finding_ids: suppressed findings (accepted risk) that would fail it
--- column: passed_by: posture checks and scanners that evaluated the control and passed
--- column: evidence: what did not pass: open and accepted findings (one line per rule), then checks that could not be evaluated and failed scans (at most 20 lines)
--- column: evidence_count: check results, scans and findings behind the status
--- column: application_is_relevant: false when the application is irrelevant
 WITH app_repos AS (
     SELECT DISTINCT application, repository_uuid, workspace, full_name
-    FROM application_mapping
+    FROM {{ ref('application_mapping') }}
 ),
 
 check_controls AS (
     SELECT check_id, unnest(controls) AS control_id
-    FROM config_posture_checks
+    FROM {{ invoker_input('config_posture_checks') }}
 ),
 
 finding_controls AS (
     SELECT DISTINCT scanner, unnest(controls) AS control_id
-    FROM findings
+    FROM {{ ref('findings') }}
 ),
 
 scanner_controls AS (
-    SELECT scanner, control_id FROM config_scanner_controls
+    SELECT scanner, control_id FROM {{ invoker_input('config_scanner_controls') }}
     UNION
     SELECT scanner, control_id FROM finding_controls WHERE scanner <> 'posture'
 ),
@@ -48,16 +26,16 @@ controls AS (
         UNION SELECT control_id FROM scanner_controls
         UNION SELECT control_id FROM finding_controls
     ) AS c
-    JOIN config_frameworks AS fw ON starts_with(c.control_id, fw.prefix)
+    JOIN {{ invoker_input('config_frameworks') }} AS fw ON starts_with(c.control_id, fw.prefix)
 ),
 
 posture_results_per_app AS (
     -- a workspace-level result (no repository) counts for every application of the workspace
     SELECT ar.application, pr.*
-    FROM posture_results AS pr JOIN app_repos AS ar USING (repository_uuid)
+    FROM {{ source('lake', 'posture_results') }} AS pr JOIN app_repos AS ar USING (repository_uuid)
     UNION ALL
     SELECT ar.application, pr.*
-    FROM posture_results AS pr JOIN app_repos AS ar USING (workspace)
+    FROM {{ source('lake', 'posture_results') }} AS pr JOIN app_repos AS ar USING (workspace)
     WHERE pr.repository_uuid IS NULL
 ),
 
@@ -66,7 +44,7 @@ scan_scopes AS (
            -- not_evaluable: e.g. SCA without advisory data for an ecosystem; the error says how to fix it
            any_value(status) FILTER (WHERE status <> 'ok') AS problem,
            any_value(error) FILTER (WHERE status IN ('error', 'not_evaluable')) AS error
-    FROM scan_runs
+    FROM {{ source('lake', 'scan_runs') }}
     GROUP BY ALL
 ),
 
@@ -109,7 +87,7 @@ open_findings AS (
            final_severity || ': ' || title
                || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || coalesce(suppression_reason, triage_reason)
                        ELSE '' END AS detail
-    FROM findings_queue
+    FROM {{ ref('findings_queue') }}
     -- a correlated finding still fails its own controls; its problem is one queue item
     WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
 ),
@@ -169,7 +147,7 @@ SELECT
     END AS evidence,
     (coalesce(ce.n, 0) + coalesce(se.n, 0) + coalesce(f.n, 0))::BIGINT AS evidence_count,
     a.is_relevant AS application_is_relevant
-FROM applications AS a
+FROM {{ ref('applications') }} AS a
 CROSS JOIN controls AS c
 LEFT JOIN check_evidence AS ce ON ce.application = a.application AND ce.control_id = c.control_id
 LEFT JOIN scan_evidence AS se ON se.application = a.application AND se.control_id = c.control_id
