@@ -192,7 +192,7 @@ def run_dbt(building: Path, home: Path, sql_dir: Path, models: list[Model], resu
         return []
     memory_limit, threads, spill = duckdb_settings(home, memory_limit, threads)
     vars = {"warehouse_path": str(building), "memory_limit": memory_limit, "duckdb_threads": threads,
-            "temp_directory": str(spill), "scanners": list(SCANNERS)}
+            "temp_directory": str(spill), **registry.dbt_vars()}  # the registry now, not as loaded
     outcome = invoke(["build"], vars=vars, home=home, project_dir=sql_dir)
     problems = failures(outcome)
     if problems or not outcome.success:
