@@ -152,7 +152,9 @@ def test_the_scan_stage_runs_on_two_celery_workers_and_writes_what_an_in_process
     # Every step (the scan and its data-quality check, per run) ran once, on one worker, and the
     # runs' steps used both workers.
     for steps in workers.values():
-        assert set(steps) == {"scan_findings", "scanning_findings_expectations"}, workers
+        # the scan is a graph of steps (plan, one step per repository shard, merge), then its check
+        assert {step.split(".")[0] for step in steps} == {"scan_findings", "scanning_findings_expectations"}, workers
+        assert {"scan_findings.plan_scan_shards", "scan_findings.merge_scan_shards"} <= set(steps), workers
         assert all(len(names) == 1 for names in steps.values()), workers
     used = {name.split("@")[0] for steps in workers.values() for names in steps.values() for name in names}
     assert sorted(used) == WORKERS, workers

@@ -34,7 +34,7 @@ def pooled_jobs() -> dict[str, dg.JobDefinition]:
     """The code location's jobs with a step in one of the pools (the implicit asset job included)."""
     repository = defs().get_repository_def()
     return {job.name: job for job in repository.get_all_jobs()
-            if any(getattr(node.definition, "pool", None) in POOLS for node in job.nodes)}
+            if any(getattr(op, "pool", None) in POOLS for op in job.graph.iterate_op_defs())}  # graphs too
 
 
 def start_run(job: dg.JobDefinition, instance: dg.DagsterInstance) -> dg.Executor:

@@ -261,6 +261,7 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
         **table_metadata(result.results, _columns(posture.RESULT_SCHEMA)),
         "status": dg.MetadataValue.json(statuses)})
     shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(home / "staging" / "io" / context.run_id, ignore_errors=True)  # the shard numbers' step outputs
     with contextlib.suppress(OSError):  # the connection's staging directory, when no other run uses it
         staging.parent.rmdir()
 

@@ -33,6 +33,12 @@ class StorageResource(dg.ConfigurableResource):
         return Path(self.tools).resolve() if self.tools else tools_dir()
 
 
+def step_io_manager(home: Path | None = None) -> dg.FilesystemIOManager:
+    """Where steps hand each other values (only the scan's shard numbers; every asset writes the lake and returns
+    nothing): under the data home, which every worker mounts like the lake, never DAGSTER_HOME/storage."""
+    return dg.FilesystemIOManager(base_dir=str((home or data_home()) / "staging" / "io"))
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"storage": StorageResource()})
+    return dg.Definitions(resources={"storage": StorageResource(), "io_manager": step_io_manager()})
