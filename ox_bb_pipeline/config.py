@@ -15,7 +15,7 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -55,8 +55,12 @@ def keys_at(model: type[BaseModel], loc: tuple) -> set[str]:
         if field is None:
             return set()
         current = field.annotation
-    return {info.alias or name for t in _types(current) if isinstance(t, type) and issubclass(t, BaseModel)
-            for name, info in t.model_fields.items()}
+    return {
+        info.alias or name
+        for t in _types(current)
+        if isinstance(t, type) and issubclass(t, BaseModel)
+        for name, info in t.model_fields.items()
+    }
 
 
 def _types(annotation: object) -> list:
@@ -105,9 +109,11 @@ def data_home_hint() -> str:
         last = (state_dir() / LAST_HOME).read_text().strip()
     except OSError:
         last = ""
-    return (f"OX_BB_HOME is not set, so the data home is ./data in the current directory ({Path.cwd()}); "
-            "set OX_BB_HOME to the data home the pipeline writes"
-            + (f" (ox-bb run last wrote {last})" if last and Path(last) != data_home() else ""))
+    return (
+        f"OX_BB_HOME is not set, so the data home is ./data in the current directory ({Path.cwd()}); "
+        "set OX_BB_HOME to the data home the pipeline writes"
+        + (f" (ox-bb run last wrote {last})" if last and Path(last) != data_home() else "")
+    )
 
 
 def _loopback(host: str) -> bool:
@@ -158,11 +164,15 @@ class _Connection(BaseModel):
         parts = urlsplit(value)
         # Messages never repeat the URL: it may hold the very password they refuse.
         if parts.username is not None or parts.password is not None:
-            raise ValueError("must not hold a user name or password (user:password@host): credentials go in "
-                             "the connection's own fields, as ${ENV_VAR} references")
+            raise ValueError(
+                "must not hold a user name or password (user:password@host): credentials go in "
+                "the connection's own fields, as ${ENV_VAR} references"
+            )
         if parts.scheme == "http" and not _loopback(parts.hostname or ""):
-            raise ValueError("plain http:// is allowed only for this machine (localhost, 127.0.0.1, ::1, e.g. "
-                             "the sandbox); use https:// for any other host")
+            raise ValueError(
+                "plain http:// is allowed only for this machine (localhost, 127.0.0.1, ::1, e.g. "
+                "the sandbox); use https:// for any other host"
+            )
         return value.rstrip("/")
 
     @property
@@ -185,7 +195,8 @@ class _Connection(BaseModel):
         """Whether `workspace/PROJECT_KEY/repo_slug` is selected by include and not excluded."""
         key = f"{workspace}/{project_key}/{slug}"
         return any(fnmatch.fnmatchcase(key, g) for g in self.include) and not any(
-            fnmatch.fnmatchcase(key, g) for g in self.exclude)
+            fnmatch.fnmatchcase(key, g) for g in self.exclude
+        )
 
 
 class AppConnection(_Connection):
@@ -227,7 +238,6 @@ class TokenConnection(_Connection):
     email: str
     api_token: SecretStr
 
-
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
@@ -243,12 +253,16 @@ class AccessTokenConnection(_Connection):
     token: SecretStr
 
 
-
-Connection = Annotated[Union[AppConnection, IdpConnection, TokenConnection, AccessTokenConnection],
-                       Field(discriminator="method")]
+Connection = Annotated[
+    AppConnection | IdpConnection | TokenConnection | AccessTokenConnection, Field(discriminator="method")
+]
 SECRET_FIELDS = {"client_secret", "refresh_token", "api_token", "token"}  # must be ${ENV} references
-CONNECTION_TYPES = {"app": AppConnection, "idp": IdpConnection, "token": TokenConnection,
-                    "access_token": AccessTokenConnection}
+CONNECTION_TYPES = {
+    "app": AppConnection,
+    "idp": IdpConnection,
+    "token": TokenConnection,
+    "access_token": AccessTokenConnection,
+}
 METHODS = ("app", "idp", "token", "access_token")
 
 
@@ -328,19 +342,23 @@ def load_connections(path: Path | None = None, environ: dict[str, str] | None = 
         seen.add(name)
         method = entry.get("method")
         if method is None:
-            problems.append(f"{where}: missing `method`{did_you_mean_key(entry, {'method'})}; use one of "
-                            f"{', '.join(METHODS)}")
+            problems.append(
+                f"{where}: missing `method`{did_you_mean_key(entry, {'method'})}; use one of {', '.join(METHODS)}"
+            )
             continue
         if method not in METHODS:
-            problems.append(f"{where}: unknown method {method!r}{did_you_mean(method, METHODS)} "
-                            f"(use one of {', '.join(METHODS)})")
+            problems.append(
+                f"{where}: unknown method {method!r}{did_you_mean(method, METHODS)} (use one of {', '.join(METHODS)})"
+            )
             continue
         entry = dict(entry)
         for field, value in entry.items():
             match = ENV_REF.match(value) if isinstance(value, str) else None
             if field in SECRET_FIELDS and match is None:
-                problems.append(f"{where}: field '{field}' holds a literal secret; write it as ${{ENV_VAR}} "
-                                "and put the value in the environment or the env_file")
+                problems.append(
+                    f"{where}: field '{field}' holds a literal secret; write it as ${{ENV_VAR}} "
+                    "and put the value in the environment or the env_file"
+                )
                 entry[field] = "x"  # keep validating the rest
             elif match and not env.get(match.group(1)):
                 problems.append(f"{where}: field '{field}' refers to ${{{match.group(1)}}}, which is not set")

@@ -72,13 +72,20 @@ class Finding:
         if self.base_severity not in SEVERITIES:
             raise ValueError(f"finding severity {self.base_severity!r} is not one of {SEVERITIES}")
         self.file_path = normalise_path(self.file_path) if self.file_path else self.file_path
-        self.finding_id = self.finding_id or fingerprint(self.rule_id, self.repository_uuid, self.file_path,
-                                                         self.anchor)
+        self.finding_id = self.finding_id or fingerprint(
+            self.rule_id, self.repository_uuid, self.file_path, self.anchor
+        )
 
     @classmethod
-    def at(cls, repo: RepoRef, **fields) -> "Finding":
-        return cls(connection=repo.connection, workspace=repo.workspace, repository_uuid=repo.repository_uuid,
-                   repository=repo.repository, commit=fields.pop("commit", repo.commit), **fields)
+    def at(cls, repo: RepoRef, **fields) -> Finding:
+        return cls(
+            connection=repo.connection,
+            workspace=repo.workspace,
+            repository_uuid=repo.repository_uuid,
+            repository=repo.repository,
+            commit=fields.pop("commit", repo.commit),
+            **fields,
+        )
 
     def row(self) -> dict:
         row = asdict(self)
@@ -109,16 +116,36 @@ def fingerprint(rule_id: str, repository_uuid: str, file_path: str | None, ancho
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-FINDING_SCHEMA = pa.schema([
-    ("finding_id", pa.string()), ("scanner", pa.string()), ("scanner_version", pa.string()),
-    ("rule_id", pa.string()), ("title", pa.string()), ("category", pa.string()), ("base_severity", pa.string()),
-    ("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
-    ("repository", pa.string()), ("commit", pa.string()), ("file_path", pa.string()),
-    ("start_line", pa.int64()), ("end_line", pa.int64()), ("evidence", pa.string()),
-    ("remediation", pa.string()), ("cwe", pa.string()), ("package", pa.string()), ("version", pa.string()),
-    ("fixed_version", pa.string()), ("vulnerability_ids", pa.list_(pa.string())),
-    ("controls", pa.list_(pa.string())), ("scanned_at", pa.timestamp("us", tz="UTC")),
-    ("cvss_score", pa.float64()), ("cvss_vector", pa.string()), ("known_exploited", pa.bool_()),
-    ("epss", pa.float64()),
-    ("file_markers", pa.list_(pa.string())),
-])
+FINDING_SCHEMA = pa.schema(
+    [
+        ("finding_id", pa.string()),
+        ("scanner", pa.string()),
+        ("scanner_version", pa.string()),
+        ("rule_id", pa.string()),
+        ("title", pa.string()),
+        ("category", pa.string()),
+        ("base_severity", pa.string()),
+        ("connection", pa.string()),
+        ("workspace", pa.string()),
+        ("repository_uuid", pa.string()),
+        ("repository", pa.string()),
+        ("commit", pa.string()),
+        ("file_path", pa.string()),
+        ("start_line", pa.int64()),
+        ("end_line", pa.int64()),
+        ("evidence", pa.string()),
+        ("remediation", pa.string()),
+        ("cwe", pa.string()),
+        ("package", pa.string()),
+        ("version", pa.string()),
+        ("fixed_version", pa.string()),
+        ("vulnerability_ids", pa.list_(pa.string())),
+        ("controls", pa.list_(pa.string())),
+        ("scanned_at", pa.timestamp("us", tz="UTC")),
+        ("cvss_score", pa.float64()),
+        ("cvss_vector", pa.string()),
+        ("known_exploited", pa.bool_()),
+        ("epss", pa.float64()),
+        ("file_markers", pa.list_(pa.string())),
+    ]
+)

@@ -30,8 +30,9 @@ def partition_path(zone: str, table: str, connection: str, home: Path | None = N
     return lake_root(home) / zone / table / f"connection={connection}" / "data.parquet"
 
 
-def write_partition(zone: str, table: str, connection: str, rows: Iterable[dict], schema: pa.Schema,
-                    home: Path | None = None) -> Path:
+def write_partition(
+    zone: str, table: str, connection: str, rows: Iterable[dict], schema: pa.Schema, home: Path | None = None
+) -> Path:
     """Replace the partition with `rows` (conformed to `schema`; missing keys become nulls)."""
     rows = list(rows)
     columns = {f.name: [row.get(f.name) for row in rows] for f in schema}

@@ -38,8 +38,7 @@ def _holder(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def home_lock(lock_file: Path, home: Path, what: str,
-              waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+def home_lock(lock_file: Path, home: Path, what: str, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold `lock_file` exclusively for `what`, waiting for another holder (in this process or another)
     to finish; `waiting` is told once who holds it. Each holder writes its pid into the file."""
     lock_file = Path(lock_file)
@@ -48,8 +47,10 @@ def home_lock(lock_file: Path, home: Path, what: str,
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            message = (f"{what} waiting: another run holds the lock on {home} (pid {_holder(lock_file)}); "
-                       "this one starts when it ends (stop that process to start now)")
+            message = (
+                f"{what} waiting: another run holds the lock on {home} (pid {_holder(lock_file)}); "
+                "this one starts when it ends (stop that process to start now)"
+            )
             (waiting or log.warning)(message)
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -37,9 +37,7 @@ def _resolve(value, what: str, env: Mapping[str, str]) -> str:
     if isinstance(value, dict) and "env" in value:
         name = value["env"]
         if not env.get(name):
-            raise PreflightError(
-                f'{what} comes from ${name}, which is not set; set it (README "Production")'
-            )
+            raise PreflightError(f'{what} comes from ${name}, which is not set; set it (README "Production")')
         return env[name]
     return str(value)
 
@@ -60,8 +58,7 @@ def postgres_storage(dagster_home: Path, env: Mapping[str, str] = os.environ) ->
             return parse_dsn(_resolve(postgres["postgres_url"], "the PostgreSQL URL", env))
         except psycopg2.ProgrammingError:  # its message would repeat the URL, password included
             raise PreflightError(
-                "the PostgreSQL URL is not a valid postgresql://user:password@host:port/db "
-                "URL; fix it"
+                "the PostgreSQL URL is not a valid postgresql://user:password@host:port/db URL; fix it"
             ) from None
     database = postgres["postgres_db"]
     keywords = {
@@ -110,13 +107,10 @@ def redis_url(env: Mapping[str, str] = os.environ) -> str:
     url = env.get(REDIS_URL_VAR, "")
     if not url:
         raise PreflightError(
-            f"the Celery scale-out needs a Redis broker: set {REDIS_URL_VAR}, "
-            "e.g. redis://redis-host:6379/0"
+            f"the Celery scale-out needs a Redis broker: set {REDIS_URL_VAR}, e.g. redis://redis-host:6379/0"
         )
     if urlsplit(url).scheme not in ("redis", "rediss"):
-        raise PreflightError(
-            f"{REDIS_URL_VAR} must be a redis:// or rediss:// URL, not {masked_url(url)}"
-        )
+        raise PreflightError(f"{REDIS_URL_VAR} must be a redis:// or rediss:// URL, not {masked_url(url)}")
     return url
 
 

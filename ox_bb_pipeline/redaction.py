@@ -19,9 +19,11 @@ from pathlib import Path
 from .config import data_home, state_dir
 from .findings import normalise_snippet
 
-SECRET_KEY_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
-                             r"access[_-]?key|client[_-]?secret|signing|webhook[_-]?secret|dsn|conn(ection)?_?str)",
-                             re.IGNORECASE)
+SECRET_KEY_NAME = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
+    r"access[_-]?key|client[_-]?secret|signing|webhook[_-]?secret|dsn|conn(ection)?_?str)",
+    re.IGNORECASE,
+)
 
 
 def _salt(home: Path | None = None) -> bytes:
@@ -93,8 +95,11 @@ def redact_url(url: str) -> str:
 
 
 # A quoted literal (with an optional r/b/u/f prefix); a quote inside a word ("isn't") opens none.
-_LITERAL = re.compile(r"""(?<!\w)(?P<prefix>[rRbBuUfF]{0,2})(?P<q>'''|\"\"\"|'|")"""
-                      r"""(?P<body>(?:\\.|(?!(?P=q)).)*?)(?P=q)(?!\w)""", re.DOTALL)
+_LITERAL = re.compile(
+    r"""(?<!\w)(?P<prefix>[rRbBuUfF]{0,2})(?P<q>'''|\"\"\"|'|")"""
+    r"""(?P<body>(?:\\.|(?!(?P=q)).)*?)(?P=q)(?!\w)""",
+    re.DOTALL,
+)
 _BARE_TOKEN = re.compile(r"[A-Za-z0-9+/=_\-.~]{20,}")
 
 
@@ -109,14 +114,14 @@ def redact_with_anchor(snippet: str, min_literal: int = 9) -> tuple[str, str]:
 def redact_snippet(text: str, min_literal: int = 9) -> str:
     """Code or tool output safe to store: string literals of `min_literal` characters or more, and bare
     random-looking tokens of 20 or more (a key in a comment), become masked previews."""
+
     def literal(match: re.Match) -> str:
         body, quote = match.group("body"), match.group("q")
         return match.group(0) if len(body) < min_literal else f"{match.group('prefix')}{quote}{mask(body)}{quote}"
 
     def token(match: re.Match) -> str:
         value = match.group(0)
-        random_looking = (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
-                          and entropy(value) >= 3.5)
+        random_looking = any(c.isdigit() for c in value) and any(c.isalpha() for c in value) and entropy(value) >= 3.5
         return mask(value) if random_looking else value
 
     return _BARE_TOKEN.sub(token, _LITERAL.sub(literal, text))

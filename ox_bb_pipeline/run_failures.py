@@ -41,11 +41,7 @@ RUN_FAILURE_SCHEMA = pa.schema(
 
 def failure_path(connection: str | None, run_id: str, home: Path | None = None) -> Path:
     return (
-        lake_root(home)
-        / "ops"
-        / "run_failures"
-        / f"connection={connection or NO_CONNECTION}"
-        / f"run-{run_id}.parquet"
+        lake_root(home) / "ops" / "run_failures" / f"connection={connection or NO_CONNECTION}" / f"run-{run_id}.parquet"
     )
 
 
@@ -78,9 +74,7 @@ def record_run_failure(
         "status": status,
     }
     buffer = io.BytesIO()
-    pq.write_table(
-        pa.Table.from_pylist([row], schema=RUN_FAILURE_SCHEMA), buffer, compression="zstd"
-    )
+    pq.write_table(pa.Table.from_pylist([row], schema=RUN_FAILURE_SCHEMA), buffer, compression="zstd")
     return atomic_write_bytes(failure_path(connection, run_id, home), buffer.getvalue())
 
 

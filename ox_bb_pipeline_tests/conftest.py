@@ -36,8 +36,9 @@ class Credentials:
             form = {"grant_type": "client_credentials"}
         else:
             form = {"grant_type": "refresh_token", "refresh_token": self.server.secrets()[f"{prefix}_REFRESH_TOKEN"]}
-        response = requests.post(f"{self.server.base_url}/site/oauth2/access_token", data=form, auth=(key, secret),
-                                 timeout=10)
+        response = requests.post(
+            f"{self.server.base_url}/site/oauth2/access_token", data=form, auth=(key, secret), timeout=10
+        )
         response.raise_for_status()
         body = response.json()
         return body["access_token"]
@@ -94,8 +95,14 @@ def isolated_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("OX_BB_HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS", "OX_BB_WORKFLOWS",
-                "DAGSTER_HOME"):
+    for var in (
+        "OX_BB_APPLICATIONS",
+        "OX_BB_SUPPRESSIONS",
+        "OX_BB_SLA",
+        "OX_BB_SLA_DAYS",
+        "OX_BB_WORKFLOWS",
+        "DAGSTER_HOME",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OX_BB_DUCKDB_THREADS", "1")
     return home

@@ -46,9 +46,11 @@ def test_without_plugins_the_product_cli_works_and_says_what_to_install():
 
 def test_a_plugin_whose_extra_is_missing_is_left_out_with_the_reason():
     # A real interpreter in which werkzeug (a [sandbox] dependency) cannot be imported.
-    code = ("import sys; sys.modules['werkzeug'] = None\n"
-            "from ox_bb_pipeline.app.cli import main\n"
-            "main(sys.argv[1:], prog_name='ox-bb')\n")
+    code = (
+        "import sys; sys.modules['werkzeug'] = None\n"
+        "from ox_bb_pipeline.app.cli import main\n"
+        "main(sys.argv[1:], prog_name='ox-bb')\n"
+    )
     demo = subprocess.run([sys.executable, "-c", code, "demo"], capture_output=True, text=True, timeout=120)
     assert demo.returncode == 2, demo.stderr
     assert "`ox-bb demo` is the demo" in demo.stderr and INSTALL_HINT in demo.stderr

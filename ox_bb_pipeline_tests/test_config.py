@@ -48,9 +48,13 @@ connections:
     requests_per_hour: 500
     timeouts: {connect: 2, read: 10}
 """
-SECRETS = {"APP_SECRET": "app-secret-value-1", "IDP_SECRET": "idp-secret-value-2",
-           "IDP_REFRESH": "idp-refresh-value-3", "API_TOKEN": "ATATT3x-api-token-value-4",
-           "ACCESS_TOKEN": "ATCTT3x-access-token-value-5"}
+SECRETS = {
+    "APP_SECRET": "app-secret-value-1",
+    "IDP_SECRET": "idp-secret-value-2",
+    "IDP_REFRESH": "idp-refresh-value-3",
+    "API_TOKEN": "ATATT3x-api-token-value-4",
+    "ACCESS_TOKEN": "ATCTT3x-access-token-value-5",
+}
 
 
 def write(tmp_path: Path, text: str, name: str = "connections.yaml") -> Path:
@@ -65,7 +69,11 @@ def test_a_file_with_all_four_methods_loads_typed_connections(tmp_path):
     app, idp, token, access = config.connections
     assert config.names == ["cloud-app", "cloud-idp", "cloud-token", "cloud-access-token"]
     assert (type(app), type(idp), type(token), type(access)) == (
-        AppConnection, IdpConnection, TokenConnection, AccessTokenConnection)
+        AppConnection,
+        IdpConnection,
+        TokenConnection,
+        AccessTokenConnection,
+    )
     assert app.client_secret.get_secret_value() == "app-secret-value-1"
     assert idp.refresh_token.get_secret_value() == "idp-refresh-value-3"
     assert idp.token_store_path() == Path("/var/lib/ox-bb/idp.json")
@@ -93,11 +101,14 @@ def test_idp_token_store_defaults_to_the_state_dir_whatever_the_home_or_director
     assert path.parent == tmp_path / "state" / "tokens" and path.name.startswith("cloud-idp-")
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({"OX_BB_STATE_DIR": "/srv/ox-bb-state"}, Path("/srv/ox-bb-state")),
-    ({"XDG_STATE_HOME": "/home/u/.state"}, Path("/home/u/.state/ox-bb")),
-    ({"HOME": "/home/u"}, Path("/home/u/.local/state/ox-bb")),
-])
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"OX_BB_STATE_DIR": "/srv/ox-bb-state"}, Path("/srv/ox-bb-state")),
+        ({"XDG_STATE_HOME": "/home/u/.state"}, Path("/home/u/.state/ox-bb")),
+        ({"HOME": "/home/u"}, Path("/home/u/.local/state/ox-bb")),
+    ],
+)
 def test_the_state_dir_is_the_setting_else_xdg_else_home(monkeypatch, environ, expected):
     for var in ("OX_BB_STATE_DIR", "XDG_STATE_HOME"):
         monkeypatch.delenv(var, raising=False)
@@ -108,12 +119,16 @@ def test_the_state_dir_is_the_setting_else_xdg_else_home(monkeypatch, environ, e
 
 def test_env_file_beside_the_file_fills_references_and_the_environment_wins(tmp_path):
     (tmp_path / "conf").mkdir()
-    write(tmp_path / "conf", "# secrets for the connections file\n"
-          "export APP_SECRET=from-env-file\n"
-          "IDP_SECRET='quoted-idp'\n"
-          'IDP_REFRESH="quoted-refresh"\n'
-          "API_TOKEN=file-token\n"
-          "ACCESS_TOKEN=file-access\n", name="secrets.env")
+    write(
+        tmp_path / "conf",
+        "# secrets for the connections file\n"
+        "export APP_SECRET=from-env-file\n"
+        "IDP_SECRET='quoted-idp'\n"
+        'IDP_REFRESH="quoted-refresh"\n'
+        "API_TOKEN=file-token\n"
+        "ACCESS_TOKEN=file-access\n",
+        name="secrets.env",
+    )
     path = write(tmp_path / "conf", "env_file: secrets.env\n" + ALL_METHODS)
 
     config = load_connections(path, environ={"API_TOKEN": "process-env-token"})
@@ -189,10 +204,16 @@ def test_the_cli_refuses_a_bad_file_with_a_nonzero_exit_and_extracts_nothing(tmp
     home = tmp_path / "home"
     env = {**os.environ, "OX_BB_HOME": str(home), "GOOD_TOKEN": "t0ken-value"}
 
-    verify = subprocess.run([OX_BB, "verify", "--connections", str(path)], capture_output=True, text=True,
-                            env=env, timeout=60)
-    run = subprocess.run([OX_BB, "run", "--stage", "extract", "--connections", str(path)], capture_output=True,
-                         text=True, env=env, timeout=60)
+    verify = subprocess.run(
+        [OX_BB, "verify", "--connections", str(path)], capture_output=True, text=True, env=env, timeout=60
+    )
+    run = subprocess.run(
+        [OX_BB, "run", "--stage", "extract", "--connections", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
     for result in (verify, run):
         assert result.returncode != 0
@@ -218,24 +239,34 @@ def test_the_sandbox_overrides_every_derived_url(sandbox, tmp_path):
     assert app.base_web_url == app.git_url == sandbox.base_url
     assert app.token_url == f"{sandbox.base_url}/site/oauth2/access_token"
     # The derived token URL is the sandbox's real token endpoint.
-    granted = requests.post(app.token_url, data={"grant_type": "client_credentials"},
-                            auth=(app.client_id, app.client_secret.get_secret_value()), timeout=10)
+    granted = requests.post(
+        app.token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(app.client_id, app.client_secret.get_secret_value()),
+        timeout=10,
+    )
     assert granted.status_code == 200 and granted.json()["access_token"]
 
 
 def test_an_explicit_web_url_wins_over_the_derived_one(tmp_path):
-    text = ALL_METHODS.replace("    client_secret: ${APP_SECRET}\n",
-                               "    client_secret: ${APP_SECRET}\n    web_url: https://bb.example.com/\n", 1)
+    text = ALL_METHODS.replace(
+        "    client_secret: ${APP_SECRET}\n",
+        "    client_secret: ${APP_SECRET}\n    web_url: https://bb.example.com/\n",
+        1,
+    )
     app = load_connections(write(tmp_path, text), environ=SECRETS).get("cloud-app")
     assert app.token_url == "https://bb.example.com/site/oauth2/access_token"
 
 
-@pytest.mark.parametrize(("key", "selected"), [
-    ("acme-payments/CORE/python-service", True),
-    ("acme-payments/CORE/legacy-billing", False),  # excluded wins over included
-    ("acme-payments/WEB/node-web", False),  # not included
-    ("acme-platform/CORE/python-service", False),
-])
+@pytest.mark.parametrize(
+    ("key", "selected"),
+    [
+        ("acme-payments/CORE/python-service", True),
+        ("acme-payments/CORE/legacy-billing", False),  # excluded wins over included
+        ("acme-payments/WEB/node-web", False),  # not included
+        ("acme-platform/CORE/python-service", False),
+    ],
+)
 def test_selects_applies_include_then_exclude_globs(tmp_path, key, selected):
     token = load_connections(write(tmp_path, ALL_METHODS), environ=SECRETS).get("cloud-token")
     assert token.selects(*key.split("/")) is selected
@@ -288,16 +319,19 @@ def test_typos_get_suggestions_and_a_missing_method_is_named_as_missing(tmp_path
     ]
 
 
-@pytest.mark.parametrize(("url", "accepted"), [
-    ("https://api.bitbucket.org/2.0", True),
-    ("http://127.0.0.1:8080/2.0", True),
-    ("http://localhost:8080/2.0", True),
-    ("http://[::1]:8080/2.0", True),
-    ("http://bitbucket.example.com/2.0", False),
-    ("http://10.0.0.5/2.0", False),
-    ("https://alice:hunter2secret@bitbucket.example.com/2.0", False),
-    ("https://alice@bitbucket.example.com/2.0", False),
-])
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://api.bitbucket.org/2.0", True),
+        ("http://127.0.0.1:8080/2.0", True),
+        ("http://localhost:8080/2.0", True),
+        ("http://[::1]:8080/2.0", True),
+        ("http://bitbucket.example.com/2.0", False),
+        ("http://10.0.0.5/2.0", False),
+        ("https://alice:hunter2secret@bitbucket.example.com/2.0", False),
+        ("https://alice@bitbucket.example.com/2.0", False),
+    ],
+)
 def test_plain_http_only_for_loopback_and_never_inline_credentials(tmp_path, url, accepted):
     text = f"connections:\n  - {{name: c, method: access_token, token: '${{T}}', host_url: '{url}'}}\n"
     if accepted:
@@ -314,14 +348,17 @@ def test_run_checks_every_settings_file_before_any_network_call_and_lists_every_
     (tmp_path / "applications.yaml").write_text("applications:\n  - {name: a, repositories: [{}], ownres: [x]}\n")
     (tmp_path / "workflows.yaml").write_text("rules:\n  - {name: r, trigger: new_finding, actoins: []}\n")
     (tmp_path / "suppressions.yaml").write_text("suppressions:\n  - {rule_id: x}\n")
-    path = write(tmp_path, "connections:\n  - {name: c, method: access_token, token: '${T}', "
-                           "host_url: 'http://127.0.0.1:9/2.0'}\n")  # nothing answers: a call would fail
+    path = write(
+        tmp_path,
+        "connections:\n  - {name: c, method: access_token, token: '${T}', host_url: 'http://127.0.0.1:9/2.0'}\n",
+    )  # nothing answers: a call would fail
     env = {**os.environ, "OX_BB_HOME": str(tmp_path / "home"), "T": "t"}
     for var in ("OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_WORKFLOWS", "OX_BB_SLA", "DAGSTER_HOME"):
         env.pop(var, None)
 
-    run = subprocess.run([OX_BB, "run", "--connections", str(path)], capture_output=True, text=True, env=env,
-                         timeout=120, cwd=tmp_path)
+    run = subprocess.run(
+        [OX_BB, "run", "--connections", str(path)], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+    )
 
     assert run.returncode == 1
     assert "problem(s) in the configuration, nothing was run" in run.stderr

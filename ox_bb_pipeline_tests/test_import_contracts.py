@@ -21,8 +21,14 @@ PACKAGES = ("ox_bb_pipeline", "ox_bb_sandbox")
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     # --no-cache: nothing written into the checkout; PYTHONPATH: the packages under `root`, not an installed copy
-    return subprocess.run([LINT_IMPORTS, "--config", str(ROOT / "pyproject.toml"), "--no-cache"], cwd=root,
-                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [LINT_IMPORTS, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_code_keeps_every_import_contract():
@@ -33,19 +39,31 @@ def test_the_code_keeps_every_import_contract():
 
 PLANTED = {  # case: (file, code appended to it, what the report must say)
     "upward import (bitbucket -> scanners)": (
-        "ox_bb_pipeline/bitbucket/errors.py", "\nfrom ..scanners import base  # noqa\n",
-        ["ox_bb_pipeline.bitbucket is not allowed to import ox_bb_pipeline.scanners",
-         "ox_bb_pipeline.bitbucket.errors -> ox_bb_pipeline.scanners.base"]),
+        "ox_bb_pipeline/bitbucket/errors.py",
+        "\nfrom ..scanners import base  # noqa\n",
+        [
+            "ox_bb_pipeline.bitbucket is not allowed to import ox_bb_pipeline.scanners",
+            "ox_bb_pipeline.bitbucket.errors -> ox_bb_pipeline.scanners.base",
+        ],
+    ),
     "the product imports the sandbox, inside a function": (
-        "ox_bb_pipeline/scanners/sca/osv.py", "\ndef _planted():\n    from ox_bb_sandbox.content import advisories_dir\n",
-        ["The product never imports the sandbox BROKEN", "ox_bb_pipeline.scanners.sca.osv -> ox_bb_sandbox.content"]),
+        "ox_bb_pipeline/scanners/sca/osv.py",
+        "\ndef _planted():\n    from ox_bb_sandbox.content import advisories_dir\n",
+        ["The product never imports the sandbox BROKEN", "ox_bb_pipeline.scanners.sca.osv -> ox_bb_sandbox.content"],
+    ),
     "a cycle between two sibling modules": (
-        "ox_bb_pipeline/scanners/planted_a.py", "from . import planted_b  # noqa\n",
-        ["No import cycles between sibling packages or modules BROKEN", "No cycles are allowed in "
-         "ox_bb_pipeline.scanners"]),
+        "ox_bb_pipeline/scanners/planted_a.py",
+        "from . import planted_b  # noqa\n",
+        [
+            "No import cycles between sibling packages or modules BROKEN",
+            "No cycles are allowed in ox_bb_pipeline.scanners",
+        ],
+    ),
     "a top-level module the layers do not place": (
-        "ox_bb_pipeline/planted.py", "X = 1\n",
-        ["The following modules are not listed as layers:", "- ox_bb_pipeline.planted"]),
+        "ox_bb_pipeline/planted.py",
+        "X = 1\n",
+        ["The following modules are not listed as layers:", "- ox_bb_pipeline.planted"],
+    ),
 }
 
 

@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.test_cli import OX_BB
+from ox_bb_sandbox.server import SandboxServer
 
 CONNECTION = "sandbox-token"
 WAREHOUSE_TABLES = ("findings", "findings_queue")
@@ -37,8 +37,14 @@ class Run:
 
     def __init__(self, connections: Path, home: Path) -> None:
         env = {**os.environ, "OX_BB_HOME": str(home), "OX_BB_DUCKDB_THREADS": "1", "COLUMNS": "200"}
-        for var in ("DAGSTER_HOME", "OX_BB_APPLICATIONS", "OX_BB_SUPPRESSIONS", "OX_BB_SLA", "OX_BB_SLA_DAYS",
-                    "OX_BB_WORKFLOWS"):
+        for var in (
+            "DAGSTER_HOME",
+            "OX_BB_APPLICATIONS",
+            "OX_BB_SUPPRESSIONS",
+            "OX_BB_SLA",
+            "OX_BB_SLA_DAYS",
+            "OX_BB_WORKFLOWS",
+        ):
             env.pop(var, None)
         home.mkdir(parents=True, exist_ok=True)
         self.stderr_path = home.parent / f"{home.name}.stderr"
@@ -46,8 +52,13 @@ class Run:
         with open(self.stderr_path, "w") as stderr:
             self.process = subprocess.Popen(
                 [OX_BB, "run", "--stage", "all", "--connections", str(connections), "--connection", CONNECTION],
-                env=env, cwd=connections.parent, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                start_new_session=True)
+                env=env,
+                cwd=connections.parent,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                start_new_session=True,
+            )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -94,7 +105,7 @@ def _stat(pid: int) -> tuple[int, str, str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
     return int(fields[1]), fields[0], fields[19]
 
 
@@ -134,16 +145,27 @@ def _scanner_running(run: Run) -> bool:
     """A slow-starting scanner (semgrep or checkov: 10-20 s to start) runs under its process-group
     leader (`scanners.base.run_tool`), so it is still there when the kill comes."""
     processes = _descendants(run.process.pid)
-    leaders = {pid for pid, _ in processes if "PR_SET_PDEATHSIG" in (line := _cmdline(pid))
-               and re.search(r"/(semgrep|checkov) ", line)}
+    leaders = {
+        pid
+        for pid, _ in processes
+        if "PR_SET_PDEATHSIG" in (line := _cmdline(pid)) and re.search(r"/(semgrep|checkov) ", line)
+    }
     return any((stat := _stat(pid)) is not None and stat[0] in leaders for pid, _ in processes)
 
 
 def _stable(table: pa.Table) -> list[str]:
     """The table's rows without the volatile columns, as sorted JSON lines."""
-    keep = [f.name for f in table.schema if not VOLATILE.search(f.name)
-            and not (pa.types.is_timestamp(f.type) or pa.types.is_date(f.type) or pa.types.is_time(f.type)
-                     or pa.types.is_duration(f.type))]
+    keep = [
+        f.name
+        for f in table.schema
+        if not VOLATILE.search(f.name)
+        and not (
+            pa.types.is_timestamp(f.type)
+            or pa.types.is_date(f.type)
+            or pa.types.is_time(f.type)
+            or pa.types.is_duration(f.type)
+        )
+    ]
     return sorted(json.dumps(row, sort_keys=True, default=str) for row in table.select(keep).to_pylist())
 
 
@@ -151,8 +173,9 @@ def read_back(home: Path) -> dict[str, list[str]]:
     """Every lake table (all partitions) and the warehouse's findings tables, as comparable rows."""
     tables: dict[str, list[str]] = {}
     for path in sorted((home / "lake").rglob("*.parquet")):
-        name = "lake/" + "/".join(p for p in path.relative_to(home / "lake").parent.parts
-                                  if not p.startswith("connection="))
+        name = "lake/" + "/".join(
+            p for p in path.relative_to(home / "lake").parent.parts if not p.startswith("connection=")
+        )
         tables.setdefault(name, []).extend(_stable(pq.read_table(path)))
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         for name in WAREHOUSE_TABLES:

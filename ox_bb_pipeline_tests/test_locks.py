@@ -48,10 +48,12 @@ def test_only_dead_runs_of_this_host_are_reaped(tmp_path):
     removed = remove_stale_workdirs(tmp_path)
 
     assert sorted(p.name for p in removed) == sorted(
-        names[k] for k in ("dead here", "dead, before host names", "old layout"))
+        names[k] for k in ("dead here", "dead, before host names", "old layout")
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        names[k] for k in ("alive here", "dead pid on another host", "alive pid on another host",
-                           "alive, before host names"))
+        names[k]
+        for k in ("alive here", "dead pid on another host", "alive pid on another host", "alive, before host names")
+    )
 
 
 def test_a_run_started_here_keeps_another_hosts_directories(tmp_path):
@@ -79,6 +81,8 @@ def test_only_dead_builds_of_this_host_are_removed(tmp_path):
     removed = remove_stale_builds(target)
 
     assert sorted(p.name for p in removed) == sorted(
-        files[k] for k in ("dead here", "dead here wal", "dead, before host names"))
+        files[k] for k in ("dead here", "dead here wal", "dead, before host names")
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        files[k] for k in ("alive here", "dead pid on another host"))
+        files[k] for k in ("alive here", "dead pid on another host")
+    )

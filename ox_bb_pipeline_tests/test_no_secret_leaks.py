@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ox_bb_pipeline.app.runner import run_stages
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import SMALL
+from ox_bb_sandbox.server import SandboxServer
 
 CONNECTIONS = ("sandbox-token", "sandbox-app")
 
@@ -38,8 +38,11 @@ def searchable_forms(path: Path) -> list[bytes]:
 
 def git_objects(repository: Path) -> bytes:
     """Every object of a git repository (packed ones too), decompressed."""
-    return subprocess.run(["git", "--git-dir", str(repository), "cat-file", "--batch-all-objects", "--batch"],
-                          capture_output=True, check=True).stdout
+    return subprocess.run(
+        ["git", "--git-dir", str(repository), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
+        check=True,
+    ).stdout
 
 
 def needles(value: str) -> list[str]:
@@ -53,20 +56,24 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("leaks")
     home, dagster_home = root / "home", root / "dagster"
     dagster_home.mkdir()
-    with SandboxServer(SMALL) as server, pytest.MonkeyPatch.context() as patch, \
-            dg.DagsterInstance.local_temp(str(dagster_home)) as instance:
+    with (
+        SandboxServer(SMALL) as server,
+        pytest.MonkeyPatch.context() as patch,
+        dg.DagsterInstance.local_temp(str(dagster_home)) as instance,
+    ):
         patch.setenv("OX_BB_HOME", str(home))
         patch.delenv("OX_BB_SECRET_SALT", raising=False)  # the installation's own salt file, as in production
         connections = server.write_connections(root / "connections.yaml")  # outside both homes: holds credentials
-        results = [result for name in CONNECTIONS
-                   for result in run_stages("scan", connections, name, progress=lambda line: None,
-                                            dagster_instance=instance)]
+        results = [
+            result
+            for name in CONNECTIONS
+            for result in run_stages("scan", connections, name, progress=lambda line: None, dagster_instance=instance)
+        ]
         planted = [p for p in server.world.planted if p.get("value")]
         planted += [{"kind": "credential", "rule": name, "value": value} for name, value in server.secrets().items()]
         runs = instance.get_runs()
         events = {run.run_id: str(instance.all_logs(run.run_id)) for run in runs}
-        yield {"results": results, "planted": planted, "home": home, "dagster_home": dagster_home,
-               "events": events}
+        yield {"results": results, "planted": planted, "home": home, "dagster_home": dagster_home, "events": events}
 
 
 def leaks(pipeline, where: dict[str, list[bytes]]) -> list[tuple[str, str, str]]:
@@ -82,7 +89,8 @@ def leaks(pipeline, where: dict[str, list[bytes]]) -> list[tuple[str, str, str]]
 def test_the_pipeline_ran_and_found_the_planted_secrets(pipeline):
     # Without this, an empty home would pass the searches below.
     assert [(r.stage, r.connection, r.success) for r in pipeline["results"]] == [
-        (stage, name, True) for name in CONNECTIONS for stage in ("extract", "scan")]
+        (stage, name, True) for name in CONNECTIONS for stage in ("extract", "scan")
+    ]
     assert pipeline["events"] and all(pipeline["events"].values())
     findings = pq.read_table(pipeline["home"] / "lake/findings/secrets/connection=sandbox-token/data.parquet")
     assert findings.num_rows >= len([p for p in pipeline["planted"] if p["kind"] == "secret"])
@@ -100,8 +108,7 @@ def test_no_planted_secret_in_any_file_under_the_data_home(pipeline):
 
 def test_no_planted_secret_in_the_dagster_home_or_event_log(pipeline):
     dagster_home = pipeline["dagster_home"]
-    files = {str(p.relative_to(dagster_home)): [p.read_bytes()] for p in sorted(dagster_home.rglob("*"))
-             if p.is_file()}
+    files = {str(p.relative_to(dagster_home)): [p.read_bytes()] for p in sorted(dagster_home.rglob("*")) if p.is_file()}
     events = {f"event log of run {run_id}": [text.encode()] for run_id, text in pipeline["events"].items()}
 
     assert files and len(events) == 2 * len(CONNECTIONS)

@@ -9,7 +9,8 @@ from ox_bb_pipeline.redaction import salted_hash
 
 
 def test_without_a_configured_salt_one_is_made_once_in_the_state_dir_and_every_home_shares_it(
-        tmp_path, monkeypatch, state_dir):
+    tmp_path, monkeypatch, state_dir
+):
     monkeypatch.delenv("OX_BB_SECRET_SALT", raising=False)
     hashes = set()
     for home in ("home1", "home2"):
@@ -24,7 +25,8 @@ def test_without_a_configured_salt_one_is_made_once_in_the_state_dir_and_every_h
 
 
 def test_a_home_from_before_the_state_dir_hands_its_salt_over_so_fingerprints_keep_their_ids(
-        tmp_path, monkeypatch, state_dir):
+    tmp_path, monkeypatch, state_dir
+):
     monkeypatch.delenv("OX_BB_SECRET_SALT", raising=False)
     old = tmp_path / "old-home"
     (old / "cache").mkdir(parents=True)

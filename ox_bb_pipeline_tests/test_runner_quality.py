@@ -20,10 +20,21 @@ def lake_with(home, severity: str) -> None:
     lake = Lake(home)
     web = lake.repository("web", connection=CONNECTION)
     lake.scan(web, "bandit", connection=CONNECTION)
-    row = Finding(scanner="bandit", scanner_version="1", rule_id="B105", title="hardcoded password",
-                  category="sast", base_severity="high", connection=CONNECTION, workspace="acme",
-                  repository_uuid=web["repository_uuid"], repository="web", anchor="x", file_path="x.py",
-                  scanned_at=NOW).row()
+    row = Finding(
+        scanner="bandit",
+        scanner_version="1",
+        rule_id="B105",
+        title="hardcoded password",
+        category="sast",
+        base_severity="high",
+        connection=CONNECTION,
+        workspace="acme",
+        repository_uuid=web["repository_uuid"],
+        repository="web",
+        anchor="x",
+        file_path="x.py",
+        scanned_at=NOW,
+    ).row()
     lake.add("findings", "bandit", {**row, "base_severity": severity}, connection=CONNECTION)
     lake.write()
 
@@ -46,8 +57,9 @@ def test_a_failing_mart_check_fails_the_stage_names_the_expectation_and_blocks_t
     result = run_warehouse(dg.DagsterInstance.ephemeral(), progress=lines.append)
 
     assert not result.success
-    assert result.error == ("data-quality check failed on warehouse/findings: "
-                            "expect_column_values_to_be_in_set(base_severity)")
+    assert result.error == (
+        "data-quality check failed on warehouse/findings: expect_column_values_to_be_in_set(base_severity)"
+    )
     assert lines[-1] == f"warehouse FAILED: {result.error}"
     assert (home / "warehouse.duckdb").exists()  # the build ran; what depends on it did not
     assert not (home / "reports" / "compliance.html").exists()

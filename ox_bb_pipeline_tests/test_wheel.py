@@ -18,8 +18,20 @@ ROOT = Path(__file__).resolve().parents[1]
 UV = str(Path(sys.executable).with_name("uv"))
 PACKAGES = ("ox_bb_pipeline", "ox_bb_sandbox")
 BUILD_INPUTS = ("pyproject.toml", "README.md", "sql", *PACKAGES)
-DEMO_SIZES = ["--workspaces", "1", "--projects", "1", "--repos", "2", "--branches", "0", "--pull-requests", "1",
-              "--commits", "1"]
+DEMO_SIZES = [
+    "--workspaces",
+    "1",
+    "--projects",
+    "1",
+    "--repos",
+    "2",
+    "--branches",
+    "0",
+    "--pull-requests",
+    "1",
+    "--commits",
+    "1",
+]
 
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -50,8 +62,21 @@ def wheel(tmp_path_factory) -> Path:
             shutil.copytree(source, tmp / "src" / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, tmp / "src" / name)
-    run([UV, "build", "--quiet", "--wheel", "--no-build-isolation", "--python", sys.executable,
-         "--out-dir", str(tmp / "dist"), str(tmp / "src")], timeout=600)
+    run(
+        [
+            UV,
+            "build",
+            "--quiet",
+            "--wheel",
+            "--no-build-isolation",
+            "--python",
+            sys.executable,
+            "--out-dir",
+            str(tmp / "dist"),
+            str(tmp / "src"),
+        ],
+        timeout=600,
+    )
     (built,) = (tmp / "dist").glob("*.whl")
     return built
 
@@ -61,8 +86,11 @@ def test_the_wheel_holds_every_data_file_and_the_sql_project(wheel):
     missing = data_files() - names
     assert missing == set()
     sql = {n for n in names if n.startswith("ox_bb_pipeline/warehouse/sql/")}
-    assert {f"ox_bb_pipeline/warehouse/sql/{p.relative_to(ROOT / 'sql').as_posix()}"
-            for p in (ROOT / "sql").rglob("*") if p.is_file()} <= sql
+    assert {
+        f"ox_bb_pipeline/warehouse/sql/{p.relative_to(ROOT / 'sql').as_posix()}"
+        for p in (ROOT / "sql").rglob("*")
+        if p.is_file()
+    } <= sql
     assert "ox_bb_pipeline/scanners/tools/semgrep.lock" in names
     assert "ox_bb_sandbox/templates/python-service/.gitignore.tmpl" in names  # dotfiles too
     assert not any(n.startswith("ox_bb_pipeline_tests/") for n in names)
@@ -77,17 +105,26 @@ def test_a_wheel_install_runs_the_demo_outside_the_repository(wheel, tmp_path):
     run([UV, "venv", "--quiet", "--python", sys.executable, str(venv)], timeout=300)
     python = str(venv / "bin" / "python")
     # The locked versions, as `make install` does, then the wheel alone: no checkout, no editable install.
-    run([UV, "pip", "install", "--quiet", "--python", python, "--no-deps", "-r", str(ROOT / "requirements.lock")],
-        timeout=900)
+    run(
+        [UV, "pip", "install", "--quiet", "--python", python, "--no-deps", "-r", str(ROOT / "requirements.lock")],
+        timeout=900,
+    )
     run([UV, "pip", "install", "--quiet", "--python", python, "--no-deps", str(wheel)], timeout=300)
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith(("OX_BB_", "DAGSTER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith(("OX_BB_", "DAGSTER_"))
+    }
     env |= {"OX_BB_HOME": str(tmp_path / "home"), "OX_BB_TOOLS_DIR": str(ROOT / ".tools")}
-    where = run([python, "-c", "import ox_bb_pipeline, ox_bb_sandbox; print(ox_bb_pipeline.__file__)"],
-                cwd=outside, env=env, timeout=120)
+    where = run(
+        [python, "-c", "import ox_bb_pipeline, ox_bb_sandbox; print(ox_bb_pipeline.__file__)"],
+        cwd=outside,
+        env=env,
+        timeout=120,
+    )
     assert where.stdout.strip().startswith(str(venv)), where.stdout
 
     demo = run([str(venv / "bin" / "ox-bb"), "demo", *DEMO_SIZES], cwd=outside, env=env, timeout=1700)

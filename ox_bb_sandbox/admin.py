@@ -48,8 +48,10 @@ def admin_handler(app, request: Request) -> Response:
         if method == "POST":
             specs = body if isinstance(body, list) else [body]
             try:
-                rules = [FaultRule(**{k: v for k, v in spec.items() if k in ("route", "kind", "times", "after", "delay")})
-                         for spec in specs]
+                rules = [
+                    FaultRule(**{k: v for k, v in spec.items() if k in ("route", "kind", "times", "after", "delay")})
+                    for spec in specs
+                ]
             except (TypeError, ValueError, AttributeError) as exc:
                 return _error(f"invalid fault rule: {exc}")
             for rule in rules:
@@ -60,8 +62,11 @@ def admin_handler(app, request: Request) -> Response:
             return _json({"now": isoformat(app.clock.now()), "manual": isinstance(app.clock, ManualClock)})
         if method == "POST":
             if not isinstance(app.clock, ManualClock):
-                return _error("the sandbox was started with the system clock; start it with a manual clock "
-                              "(`--manual-clock`) to move time", 409)
+                return _error(
+                    "the sandbox was started with the system clock; start it with a manual clock "
+                    "(`--manual-clock`) to move time",
+                    409,
+                )
             body = {} if body is None else body
             seconds = body.get("advance_seconds", 0) if isinstance(body, dict) else None
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
@@ -85,12 +90,22 @@ def admin_handler(app, request: Request) -> Response:
         if ws is None:
             return _error('expected {"workspace": <slug of a sandbox workspace>, "plan": "premium", "seats": N}')
         plan, seats = body.get("plan", ws.plan), body.get("seats", ws.paid_seats)
-        if plan not in ("free", "standard", "premium") or isinstance(seats, bool) or not isinstance(seats, int) \
-                or seats < 0:
+        if (
+            plan not in ("free", "standard", "premium")
+            or isinstance(seats, bool)
+            or not isinstance(seats, int)
+            or seats < 0
+        ):
             return _error("plan must be free, standard or premium and seats a non-negative integer")
         ws.plan, ws.paid_seats = plan, seats
-        return _json({"workspace": ws.slug, "plan": ws.plan, "seats": ws.paid_seats,
-                      "access_token_limit": scaled_limit(ws.plan, ws.paid_seats, app.limiter.limit)})
+        return _json(
+            {
+                "workspace": ws.slug,
+                "plan": ws.plan,
+                "seats": ws.paid_seats,
+                "access_token_limit": scaled_limit(ws.plan, ws.paid_seats, app.limiter.limit),
+            }
+        )
     return _error(f"no sandbox admin route {method} {path}", 404)
 
 

@@ -11,8 +11,8 @@ import json
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import quote, urlencode
 
 from werkzeug.exceptions import HTTPException
@@ -20,8 +20,10 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ox_bb_pipeline.clock import Clock, SystemClock
-from . import bbql, fields as fieldsmod
-from .auth import AuthError, Authenticator, Identity, OAuthError
+
+from . import bbql
+from . import fields as fieldsmod
+from .auth import Authenticator, AuthError, Identity, OAuthError
 from .control import (
     SCALED_RESOURCE,
     TRANSPORT_FAULTS,
@@ -34,12 +36,14 @@ from .control import (
 )
 from .mirror import EPSS_PATH, KEV_PATH, OSV_PREFIX, AdvisoryMirror, mirror_handler
 from .serializers import Urls, error_body
-from .world import PERMISSION_ORDER, Repository, World, Workspace
+from .world import PERMISSION_ORDER, Repository, Workspace, World
 
 RATE_LIMIT_BODY = "Rate limit for this resource has been exceeded"
-NO_REPO_MESSAGE = ("You may not have access to this repository or it no longer exists in this workspace. "
-                   "If you think this repository exists and you have access, make sure you are "
-                   "authenticated.")
+NO_REPO_MESSAGE = (
+    "You may not have access to this repository or it no longer exists in this workspace. "
+    "If you think this repository exists and you have access, make sure you are "
+    "authenticated."
+)
 
 
 @dataclass
@@ -64,8 +68,9 @@ def route(template: str, *, methods=("GET",), scope: str | None, access: str = "
     """Register a REST handler. `template` uses Bitbucket's `{name}` placeholders."""
 
     def register(fn: Callable) -> Callable:
-        ROUTES.append(Route(template=template, handler=fn, methods=tuple(methods), scope=scope,
-                            access=access, **options))
+        ROUTES.append(
+            Route(template=template, handler=fn, methods=tuple(methods), scope=scope, access=access, **options)
+        )
         return fn
 
     return register
@@ -96,7 +101,7 @@ class RequestContext:
     world: World
     identity: Identity
     urls: Urls
-    app: "SandboxApp"
+    app: SandboxApp
     route: Route
 
     @property
@@ -122,7 +127,9 @@ class RequestContext:
         if not visible:
             raise not_found(f"No workspace with identifier '{ref}'.")
         if access == "ws_admin":
-            admin = (ident.token_permission() == "admin") if ident.kind == "access_token" else ws.is_admin(ident.username)
+            admin = (
+                (ident.token_permission() == "admin") if ident.kind == "access_token" else ws.is_admin(ident.username)
+            )
             if not admin:
                 raise ApiError(403, "Access denied. You must be an administrator of this workspace.")
         return ws
@@ -148,8 +155,9 @@ class RequestContext:
 
 def _bitbucket_template_to_werkzeug(template: str) -> str:
     """`/repositories/{workspace}/{repo_slug}/src/{commit}/{path:path}` -> werkzeug's `<…>` rules."""
-    return re.sub(r"\{(\w+)(?::(\w+))?\}",
-                  lambda m: f"<{m.group(2)}:{m.group(1)}>" if m.group(2) else f"<{m.group(1)}>", template)
+    return re.sub(
+        r"\{(\w+)(?::(\w+))?\}", lambda m: f"<{m.group(2)}:{m.group(1)}>" if m.group(2) else f"<{m.group(1)}>", template
+    )
 
 
 def _display_template(template: str) -> str:
@@ -159,9 +167,10 @@ def _display_template(template: str) -> str:
 class SandboxApp:
     """WSGI callable. `git_handler` serves /{ws}/{repo}.git/… (see githttp.py)."""
 
-    def __init__(self, world: World, *, clock: Clock | None = None, rate_limit: int = 1000,
-                 git_handler=None, admin_handler=None) -> None:
-        from . import rest_identity, rest_repositories, rest_pullrequests, rest_pipelines, rest_settings  # noqa: F401
+    def __init__(
+        self, world: World, *, clock: Clock | None = None, rate_limit: int = 1000, git_handler=None, admin_handler=None
+    ) -> None:
+        from . import rest_identity, rest_pipelines, rest_pullrequests, rest_repositories, rest_settings  # noqa: F401
 
         self.world = world
         self.clock = clock or SystemClock()
@@ -174,8 +183,10 @@ class SandboxApp:
         self.admin_handler = admin_handler
         self.routes = {f"r{i}": r for i, r in enumerate(ROUTES)}
         self.url_map = Map(
-            [Rule(_bitbucket_template_to_werkzeug("/2.0" + r.template), endpoint=key, methods=list(r.methods))
-             for key, r in self.routes.items()],
+            [
+                Rule(_bitbucket_template_to_werkzeug("/2.0" + r.template), endpoint=key, methods=list(r.methods))
+                for key, r in self.routes.items()
+            ],
             strict_slashes=False,
             merge_slashes=False,
         )
@@ -195,8 +206,12 @@ class SandboxApp:
         elif path.startswith(OSV_PREFIX) or path in (KEV_PATH, EPSS_PATH):
             response = self._inject_transport_fault(request, mirror_handler(self, request))
             template = "/osv/{ecosystem}/all.zip" if path.startswith(OSV_PREFIX) else path
-            self.stats.record(channel="mirror", route=template, credential=None,
-                              status=response.status_code if response is not None else 0)
+            self.stats.record(
+                channel="mirror",
+                route=template,
+                credential=None,
+                status=response.status_code if response is not None else 0,
+            )
             if response is None:
                 raise ConnectionAbortedError("sandbox fault: connection dropped")
         else:
@@ -248,8 +263,9 @@ class SandboxApp:
             bucket, limit, scaled = self._rate_bucket(identity, request.path)
             allowed, limit, remaining = self.limiter.admit(bucket, limit)
             if not allowed:
-                response = Response(RATE_LIMIT_BODY, status=429, mimetype="text/plain",
-                                    headers={"x-envoy-ratelimited": "true"})
+                response = Response(
+                    RATE_LIMIT_BODY, status=429, mimetype="text/plain", headers={"x-envoy-ratelimited": "true"}
+                )
             else:
                 response = self._dispatch(request, route, identity, args)
             if scaled:
@@ -264,8 +280,12 @@ class SandboxApp:
             response.headers["x-oauth-scopes"] = ", ".join(sorted(identity.scopes))
             response.headers["x-credential-type"] = identity.credential_type
         response = self._inject_transport_fault(request, response)
-        self.stats.record(channel="rest", route=template, credential=identity.credential if identity else None,
-                          status=response.status_code if response is not None else 0)
+        self.stats.record(
+            channel="rest",
+            route=template,
+            credential=identity.credential if identity else None,
+            status=response.status_code if response is not None else 0,
+        )
         if response is None:  # a "drop" fault: close the connection without an answer
             drop_connection(environ)
         return response
@@ -284,8 +304,11 @@ class SandboxApp:
             raise ApiError(403, "This API is not accessible by this authentication mechanism")
         if route.scope and not identity.has_scope(route.scope):
             required = identity.scope_name(route.scope)
-            raise ApiError(403, "Your credentials lack one or more required privilege scopes.",
-                           detail={"granted": sorted(identity.scopes), "required": [required]})
+            raise ApiError(
+                403,
+                "Your credentials lack one or more required privilege scopes.",
+                detail={"granted": sorted(identity.scopes), "required": [required]},
+            )
         ctx = RequestContext(request, self.world, identity, self.urls_for(request), self, route)
         if route.access == "ws_admin" or route.access == "ws_member":
             ctx.workspace(args["workspace"], route.access)
@@ -320,7 +343,7 @@ class SandboxApp:
         # `_start` exists only in links the sandbox made after a "repeat" fault shifted the window.
         shifted = request.args.get("_start")
         start = _int_arg(request, "_start", 0) if shifted is not None else (page - 1) * pagelen
-        values = items[start:start + pagelen]
+        values = items[start : start + pagelen]
         next_start = start + pagelen
         next_link = None
         if next_start < len(items):
@@ -362,22 +385,33 @@ class SandboxApp:
         if rule.kind == "truncate":
             data = b"".join(response.response) if git else response.get_data()
             response.close()
-            return Response(data[: max(1, len(data) // 2)], status=response.status_code,
-                            content_type=response.headers.get("Content-Type") if git else "application/json")
+            return Response(
+                data[: max(1, len(data) // 2)],
+                status=response.status_code,
+                content_type=response.headers.get("Content-Type") if git else "application/json",
+            )
         response.close()  # replaced: a git answer's backend process is stopped here
         if rule.kind == "401":
             if git:
-                return Response("Invalid credentials\n", status=401, mimetype="text/plain",
-                                headers={"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'})
-            return json_response(401, error_body("Token is invalid or expired"),
-                                 {"WWW-Authenticate": 'Bearer realm="Bitbucket.org API"'})
+                return Response(
+                    "Invalid credentials\n",
+                    status=401,
+                    mimetype="text/plain",
+                    headers={"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'},
+                )
+            return json_response(
+                401, error_body("Token is invalid or expired"), {"WWW-Authenticate": 'Bearer realm="Bitbucket.org API"'}
+            )
         if rule.kind in ("500", "502", "503"):
             body = error_body("Something went wrong") if rule.kind == "500" and not git else None
             if body:
                 body["error"]["id"] = "5a1dbb0c0ffee0000000000000000000"
                 return json_response(500, body)
-            text = {"500": "Internal Server Error", "502": "<html><body>Bad gateway</body></html>",
-                    "503": "upstream connect error or disconnect/reset before headers"}[rule.kind]
+            text = {
+                "500": "Internal Server Error",
+                "502": "<html><body>Bad gateway</body></html>",
+                "503": "upstream connect error or disconnect/reset before headers",
+            }[rule.kind]
             return Response(text, status=int(rule.kind), mimetype="text/html" if rule.kind == "502" else "text/plain")
         return None  # drop: the caller closes the connection without an answer
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ox_bb_pipeline.clock import Clock
+
 from .world import IssuedToken, World
 
 ACCESS_TOKEN_LIFETIME = timedelta(hours=2)
@@ -186,7 +187,7 @@ class Authenticator:
         raise unauthorized()
 
     # -- OAuth 2.0 token endpoint --------------------------------------------------------------
-    def client(self, authorization: str | None, form: dict) -> "object":
+    def client(self, authorization: str | None, form: dict) -> object:
         key, secret = form.get("client_id"), form.get("client_secret")
         if authorization and authorization.lower().startswith("basic "):
             key, secret = _decode_basic(authorization.split(" ", 1)[1])

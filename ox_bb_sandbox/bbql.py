@@ -7,7 +7,7 @@ import operator
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lark import Lark, Token, Transformer, v_args
@@ -78,7 +78,7 @@ def _to_datetime(value: Any) -> datetime | None:
             return None
     else:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _unescape(literal: str) -> str:
@@ -122,11 +122,7 @@ def _equals(actual: Any, expected: Any) -> bool:
 
 
 def _contains(actual: Any, expected: Any) -> bool:
-    return (
-        isinstance(actual, str)
-        and isinstance(expected, str)
-        and expected.casefold() in actual.casefold()
-    )
+    return isinstance(actual, str) and isinstance(expected, str) and expected.casefold() in actual.casefold()
 
 
 def _comparable(actual: Any, expected: Any) -> tuple[Any, Any] | None:

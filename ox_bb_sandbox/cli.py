@@ -28,18 +28,40 @@ def sandbox_options(fn):
     options = [
         click.option("--seed", type=int, default=d.seed, show_default=True, help="Generator seed."),
         click.option("--workspaces", type=click.IntRange(1), default=d.workspaces, show_default=True),
-        click.option("--projects", type=click.IntRange(1), default=d.projects, show_default=True,
-                     help="Projects per workspace."),
-        click.option("--repos", type=click.IntRange(0), default=d.repos, show_default=True,
-                     help="Repositories per workspace."),
-        click.option("--branches", type=click.IntRange(0), default=d.branches, show_default=True,
-                     help="Long-lived branches per repository besides main."),
-        click.option("--pull-requests", type=click.IntRange(0), default=d.pull_requests, show_default=True,
-                     help="Pull requests per repository."),
-        click.option("--commits", type=click.IntRange(0), default=d.commits, show_default=True,
-                     help="Direct commits on main per repository."),
-        click.option("--import-repo", "import_repos", multiple=True, metavar="PATH[=WS/SLUG]",
-                     help="Serve a local git repository too (repeatable)."),
+        click.option(
+            "--projects", type=click.IntRange(1), default=d.projects, show_default=True, help="Projects per workspace."
+        ),
+        click.option(
+            "--repos", type=click.IntRange(0), default=d.repos, show_default=True, help="Repositories per workspace."
+        ),
+        click.option(
+            "--branches",
+            type=click.IntRange(0),
+            default=d.branches,
+            show_default=True,
+            help="Long-lived branches per repository besides main.",
+        ),
+        click.option(
+            "--pull-requests",
+            type=click.IntRange(0),
+            default=d.pull_requests,
+            show_default=True,
+            help="Pull requests per repository.",
+        ),
+        click.option(
+            "--commits",
+            type=click.IntRange(0),
+            default=d.commits,
+            show_default=True,
+            help="Direct commits on main per repository.",
+        ),
+        click.option(
+            "--import-repo",
+            "import_repos",
+            multiple=True,
+            metavar="PATH[=WS/SLUG]",
+            help="Serve a local git repository too (repeatable).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -49,25 +71,62 @@ def sandbox_options(fn):
 def build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits):
     from .generator import SandboxSpec
 
-    return SandboxSpec(seed=seed, workspaces=workspaces, projects=projects, repos=repos, branches=branches,
-                       pull_requests=pull_requests, commits=commits)
+    return SandboxSpec(
+        seed=seed,
+        workspaces=workspaces,
+        projects=projects,
+        repos=repos,
+        branches=branches,
+        pull_requests=pull_requests,
+        commits=commits,
+    )
 
 
 @sandbox.command("serve")
 @click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0 = a free port).")
 @sandbox_options
-@click.option("--write-connections", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a connections file for the seeded credentials (+ FILE.env with the secrets).")
-@click.option("--rate-limit", type=click.IntRange(1), default=1000, show_default=True,
-              help="REST requests per rolling hour per credential.")
-@click.option("--fault", "faults", multiple=True, metavar="ROUTE=KIND[:TIMES]",
-              help="Inject a fault (500, 502, 503, slow, drop, truncate, repeat, next_on_last) on paths "
-                   "matching the ROUTE glob, e.g. '/2.0/repositories/*=503:2'.")
+@click.option(
+    "--write-connections",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a connections file for the seeded credentials (+ FILE.env with the secrets).",
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="REST requests per rolling hour per credential.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="ROUTE=KIND[:TIMES]",
+    help="Inject a fault (500, 502, 503, slow, drop, truncate, repeat, next_on_last) on paths "
+    "matching the ROUTE glob, e.g. '/2.0/repositories/*=503:2'.",
+)
 @click.option("--manual-clock", is_flag=True, help="Time moves only via POST /_sandbox/clock.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the generated git repositories live (default: a temporary directory).")
-def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos,
-                  write_connections, rate_limit, faults, manual_clock, data_dir) -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the generated git repositories live (default: a temporary directory).",
+)
+def sandbox_serve(
+    port,
+    seed,
+    workspaces,
+    projects,
+    repos,
+    branches,
+    pull_requests,
+    commits,
+    import_repos,
+    write_connections,
+    rate_limit,
+    faults,
+    manual_clock,
+    data_dir,
+) -> None:
     """Serve a generated Bitbucket Cloud on 127.0.0.1 until interrupted."""
     from .control import FaultRule
     from .importer import RepositoryImportError
@@ -75,16 +134,24 @@ def sandbox_serve(port, seed, workspaces, projects, repos, branches, pull_reques
 
     try:
         rules = [FaultRule.parse(f) for f in faults]
-        server = SandboxServer(build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits),
-                               port=port, data_dir=data_dir, import_repos=list(import_repos),
-                               manual_clock=manual_clock, rate_limit=rate_limit, faults=rules)
+        server = SandboxServer(
+            build_spec(seed, workspaces, projects, repos, branches, pull_requests, commits),
+            port=port,
+            data_dir=data_dir,
+            import_repos=list(import_repos),
+            manual_clock=manual_clock,
+            rate_limit=rate_limit,
+            faults=rules,
+        )
     except (ValueError, RepositoryImportError) as exc:
         raise click.UsageError(str(exc)) from exc
     except subprocess.CalledProcessError as exc:  # git could not build a repository in --data-dir
         detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [f"exit {exc.returncode}"]
         where = data_dir or "a temporary directory"
-        raise click.ClickException(f"cannot generate the sandbox's repositories in {where}: {detail[0]}; "
-                                   "remove that folder or choose another --data-dir") from exc
+        raise click.ClickException(
+            f"cannot generate the sandbox's repositories in {where}: {detail[0]}; "
+            "remove that folder or choose another --data-dir"
+        ) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
     n_repos = sum(len(w.repositories) for w in server.world.workspaces.values())
@@ -112,12 +179,17 @@ DEMO_CONNECTIONS = ("sandbox-app", "sandbox-token")  # two methods: OAuth app an
 
 @click.command("demo")
 @sandbox_options
-@click.option("--ui", is_flag=True, help="Instead of one run: the Dagster UI (dagster dev) on the sandbox, "
-                                         "until Ctrl-C.")
-@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True,
-              help="Port of the Dagster UI on 127.0.0.1 (with --ui).")
-def demo_command(seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos, ui,
-                 port) -> None:
+@click.option(
+    "--ui", is_flag=True, help="Instead of one run: the Dagster UI (dagster dev) on the sandbox, until Ctrl-C."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=3000,
+    show_default=True,
+    help="Port of the Dagster UI on 127.0.0.1 (with --ui).",
+)
+def demo_command(seed, workspaces, projects, repos, branches, pull_requests, commits, import_repos, ui, port) -> None:
     """Start the sandbox, run the whole pipeline once against it, print a summary, stop the sandbox.
 
     With --ui: start the sandbox and the Dagster UI on it instead, for a click-through.
@@ -144,8 +216,12 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
         click.echo(f"FAILED {result.stage} {result.connection}: {result.error.splitlines()[0]}")
     if not any(r.stage == "warehouse" and r.success for r in results):
         sys.exit(1)
-    print_summary(home, click.echo, accounts=len({r.connection for r in results if r.stage == "extract" and r.success}),
-                  connections=DEMO_CONNECTIONS)
+    print_summary(
+        home,
+        click.echo,
+        accounts=len({r.connection for r in results if r.stage == "extract" and r.success}),
+        connections=DEMO_CONNECTIONS,
+    )
     sys.exit(exit_code(results))
 
 
@@ -156,8 +232,10 @@ def sync_demo_advisories(server, echo) -> None:
     report = sync_sandbox_advisories(server)
     changed = sum(f.outcome == "downloaded" for f in report.fetches)
     records = sum(report.index.records.values()) if report.index else None
-    echo(f"advisories synced from the sandbox mirror: {changed} of {len(report.fetches)} files changed"
-         + (f", {records} advisories indexed" if records is not None else ""))
+    echo(
+        f"advisories synced from the sandbox mirror: {changed} of {len(report.fetches)} files changed"
+        + (f", {records} advisories indexed" if records is not None else "")
+    )
     for warning in report.warnings:
         echo(f"warning: {warning}")
 

@@ -72,8 +72,14 @@ def _draw(rng: random.Random, alphabet: str, n: int) -> str:
 def _password(rng: random.Random) -> str:
     # Mixed classes so it never looks like an identifier or a placeholder.
     core = _draw(rng, _ALNUM, 17)
-    return (core[:6] + rng.choice(string.digits) + core[6:12] + rng.choice("!#*") + core[12:]
-            + rng.choice(string.ascii_uppercase))
+    return (
+        core[:6]
+        + rng.choice(string.digits)
+        + core[6:12]
+        + rng.choice("!#*")
+        + core[12:]
+        + rng.choice(string.ascii_uppercase)
+    )
 
 
 def _rsa_private_key(rng: random.Random) -> str:
@@ -81,7 +87,7 @@ def _rsa_private_key(rng: random.Random) -> str:
     # secret scanners (they match the PEM armour), never a usable key.
     der = bytes.fromhex("308204a40201000282010100") + rng.randbytes(1180)
     body = base64.b64encode(der).decode("ascii")
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     label = "RSA " + "PRIVATE KEY"  # split so this module is not itself a secret-scanner hit
     return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"])
 
@@ -90,11 +96,14 @@ _SECRET_MAKERS = {
     "aws_access_key_id": lambda rng: "AKIA" + _draw(rng, _B32, 16),
     "aws_secret_access_key": lambda rng: _draw(rng, _ALNUM + "/+", 40),
     "github_token": lambda rng: "ghp_" + _draw(rng, _ALNUM, 36),
-    "slack_token": lambda rng: "-".join((
-        "xoxb",
-        rng.choice("123456789") + _draw(rng, string.digits, 11),
-        rng.choice("123456789") + _draw(rng, string.digits, 12),
-        _draw(rng, _ALNUM, 24))),
+    "slack_token": lambda rng: "-".join(
+        (
+            "xoxb",
+            rng.choice("123456789") + _draw(rng, string.digits, 11),
+            rng.choice("123456789") + _draw(rng, string.digits, 12),
+            _draw(rng, _ALNUM, 24),
+        )
+    ),
     "stripe_key": lambda rng: "sk_live_" + _draw(rng, _ALNUM, 24),
     "password": _password,
     "private_key": _rsa_private_key,
@@ -160,8 +169,7 @@ def _templates(profile: str) -> tuple[tuple[str, str], ...]:
 
 
 PROFILES: tuple[str, ...] = tuple(_manifest()["profiles"])
-CLEAN_PROFILES: tuple[str, ...] = tuple(
-    name for name, spec in _manifest()["profiles"].items() if spec.get("clean"))
+CLEAN_PROFILES: tuple[str, ...] = tuple(name for name, spec in _manifest()["profiles"].items() if spec.get("clean"))
 
 
 def advisories_dir() -> pathlib.Path:
@@ -186,8 +194,7 @@ def _in_test_path(path: str) -> bool:
     return any(part in _TEST_DIRS for part in path.split("/")[:-1])
 
 
-def render_profile(profile: str, rng: random.Random, *, repo_slug: str
-                   ) -> tuple[dict[str, bytes], list[Planted]]:
+def render_profile(profile: str, rng: random.Random, *, repo_slug: str) -> tuple[dict[str, bytes], list[Planted]]:
     """Files of a repository's initial tree (path -> bytes) and what was planted in them.
 
     Deterministic for a given rng state. Secrets are fresh per call (drawn from rng), well-formed
@@ -204,6 +211,7 @@ def render_profile(profile: str, rng: random.Random, *, repo_slug: str
     texts: dict[str, str] = {}
 
     for path, template in _templates(profile):
+
         def substitute(m: re.Match[str], _path: str = path) -> str:
             if m.group("var") == "slug":
                 return repo_slug
@@ -262,15 +270,20 @@ def render_profile(profile: str, rng: random.Random, *, repo_slug: str
             raise ValueError(f"{where}: needs marker, match, value_of or whole_file")
         if kind == "secret" and value is None:
             raise ValueError(f"{where}: a secret plant must name its secret")
-        planted.append(Planted(
-            kind=kind, rule=str(p["rule"]), path=path, line=line,
-            detail=" ".join(str(p["detail"]).split()),
-            value=value,
-            package=p.get("package"),
-            version=None if p.get("version") is None else str(p["version"]),
-            ecosystem=p.get("ecosystem"),
-            in_test_path=_in_test_path(path),
-            dev_only=bool(p.get("dev_only", False)),
-        ))
+        planted.append(
+            Planted(
+                kind=kind,
+                rule=str(p["rule"]),
+                path=path,
+                line=line,
+                detail=" ".join(str(p["detail"]).split()),
+                value=value,
+                package=p.get("package"),
+                version=None if p.get("version") is None else str(p["version"]),
+                ecosystem=p.get("ecosystem"),
+                in_test_path=_in_test_path(path),
+                dev_only=bool(p.get("dev_only", False)),
+            )
+        )
 
     return {path: text.encode("utf-8") for path, text in texts.items()}, planted

@@ -34,8 +34,11 @@ def is_scaled_path(path: str) -> bool:
 
 
 def scaled_headers(limit: int, remaining: int) -> dict[str, str]:
-    return {LIMIT_HEADER: str(limit), RESOURCE_HEADER: SCALED_RESOURCE,
-            NEAR_LIMIT_HEADER: "true" if remaining < NEAR_LIMIT_SHARE * limit else "false"}
+    return {
+        LIMIT_HEADER: str(limit),
+        RESOURCE_HEADER: SCALED_RESOURCE,
+        NEAR_LIMIT_HEADER: "true" if remaining < NEAR_LIMIT_SHARE * limit else "false",
+    }
 
 
 FAULT_KINDS = ("500", "502", "503", "slow", "drop", "truncate", "repeat", "next_on_last", "401")
@@ -103,8 +106,9 @@ class Stats:
 class RateLimiter:
     """Bitbucket's rolling one-hour window, counted per credential bucket."""
 
-    def __init__(self, clock: Clock, limit: int = 1000, window: timedelta = timedelta(hours=1),
-                 git_limit: int = 60_000) -> None:
+    def __init__(
+        self, clock: Clock, limit: int = 1000, window: timedelta = timedelta(hours=1), git_limit: int = 60_000
+    ) -> None:
         self.clock = clock
         self.limit = limit
         self.git_limit = git_limit  # git over HTTPS has its own, much larger bucket
@@ -172,12 +176,13 @@ class FaultRule:
         for name, cast in (("times", int), ("after", int), ("delay", float)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or cast(value) != value:
-                raise ValueError(f"{name} must be a non-negative {'integer' if cast is int else 'number'}, "
-                                 f"not {value!r}")
+                raise ValueError(
+                    f"{name} must be a non-negative {'integer' if cast is int else 'number'}, not {value!r}"
+                )
             setattr(self, name, cast(value))
 
     @classmethod
-    def parse(cls, spec: str) -> "FaultRule":
+    def parse(cls, spec: str) -> FaultRule:
         """`ROUTE=KIND[:TIMES]`, e.g. `/2.0/repositories/*=503:2` (the CLI's --fault)."""
         route, sep, rest = spec.rpartition("=")
         if not sep or not route:
@@ -188,8 +193,15 @@ class FaultRule:
         return cls(route=route, kind=kind, times=int(times) if times else 1)
 
     def as_dict(self) -> dict:
-        return {"route": self.route, "kind": self.kind, "times": self.times, "after": self.after,
-                "delay": self.delay, "seen": self.seen, "fired": self.fired}
+        return {
+            "route": self.route,
+            "kind": self.kind,
+            "times": self.times,
+            "after": self.after,
+            "delay": self.delay,
+            "seen": self.seen,
+            "fired": self.fired,
+        }
 
 
 class Faults:

@@ -25,15 +25,18 @@ from .generator import SandboxSpec
 from .server import SandboxServer
 
 # The location name the repository root's workspace.yaml uses too, so runs look the same in both.
-WORKSPACE = {"load_from": [{"python_module": {"module_name": "ox_bb_pipeline.definitions",
-                                              "location_name": "ox_bb_pipeline"}}]}
+WORKSPACE = {
+    "load_from": [{"python_module": {"module_name": "ox_bb_pipeline.definitions", "location_name": "ox_bb_pipeline"}}]
+}
 # The same limits as production (deploy/dagster.yaml, not shipped in the wheel, hence repeated here):
 # one run per connection at a time (its API budget), pools `bitbucket_api` and
 # `scanners` at the default limit, and a single DuckDB writer.
 POOL_DEFAULT_LIMIT = 4
 POOL_LIMITS = {"duckdb_writer": 1}
-RUN_LIMITS = {"max_concurrent_runs": 8, "tag_concurrency_limits": [
-    {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]}
+RUN_LIMITS = {
+    "max_concurrent_runs": 8,
+    "tag_concurrency_limits": [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}],
+}
 
 
 def instance_settings(dagster_home: Path) -> dict:
@@ -57,8 +60,9 @@ def prepare_dagster_home(dagster_home: Path, partitions: list[str]) -> Path:
     from ox_bb_pipeline.defs.bitbucket.partitions import connections_partitions
 
     dagster_home.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(dagster_home / "dagster.yaml",
-                      yaml.safe_dump(instance_settings(dagster_home.resolve()), sort_keys=False))
+    atomic_write_text(
+        dagster_home / "dagster.yaml", yaml.safe_dump(instance_settings(dagster_home.resolve()), sort_keys=False)
+    )
     atomic_write_text(dagster_home / "workspace.yaml", yaml.safe_dump(WORKSPACE, sort_keys=False))
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
@@ -83,9 +87,14 @@ class DevUI:
     def environment(self) -> dict[str, str]:
         # Dagster gives a code server 60 s to launch a run; a busy laptop or CI box needs more.
         # The advisories/osv asset syncs from the sandbox's mirror, as it would from OSV.
-        return {"DAGSTER_GRPC_TIMEOUT_SECONDS": "180", **os.environ, **self.sandbox.advisory_settings(),
-                "OX_BB_HOME": str(self.home),
-                "OX_BB_CONNECTIONS": str(self.connections), "DAGSTER_HOME": str(self.dagster_home)}
+        return {
+            "DAGSTER_GRPC_TIMEOUT_SECONDS": "180",
+            **os.environ,
+            **self.sandbox.advisory_settings(),
+            "OX_BB_HOME": str(self.home),
+            "OX_BB_CONNECTIONS": str(self.connections),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
 
     def url(self, port: int) -> str:
         return f"http://127.0.0.1:{port}"
@@ -94,8 +103,16 @@ class DevUI:
         """`dagster dev` in a process group of its own, so `stop` reaches its webserver, daemon,
         code servers and runs too."""
         dagster = Path(sys.executable).with_name("dagster")
-        command = [str(dagster), "dev", "-w", str(self.dagster_home / "workspace.yaml"),
-                   "--host", "127.0.0.1", "--port", str(port)]
+        command = [
+            str(dagster),
+            "dev",
+            "-w",
+            str(self.dagster_home / "workspace.yaml"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         return subprocess.Popen(command, env=self.environment(), start_new_session=True, **popen)
 
 
@@ -124,8 +141,7 @@ def sync_sandbox_advisories(server: SandboxServer, home: Path | None = None):
 
 
 @contextmanager
-def sandbox_ui(home: Path, spec: SandboxSpec | None = None,
-               import_repos: list[str] = ()) -> Iterator[DevUI]:
+def sandbox_ui(home: Path, spec: SandboxSpec | None = None, import_repos: list[str] = ()) -> Iterator[DevUI]:
     """Start the sandbox, write its connections file under `home` and prepare the Dagster home;
     the sandbox stops when the block ends."""
     home = Path(home).resolve()

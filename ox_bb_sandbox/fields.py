@@ -44,9 +44,7 @@ def _covers(pattern: _Pattern, path: _Pattern) -> bool:
 
 def _leads_to(pattern: _Pattern, path: _Pattern) -> bool:
     """Whether `path` is a strict ancestor of something `pattern` names."""
-    return len(pattern) > len(path) and all(
-        segment in ("*", "**", key) for segment, key in zip(pattern, path)
-    )
+    return len(pattern) > len(path) and all(segment in ("*", "**", key) for segment, key in zip(pattern, path))
 
 
 def _reveals(pattern: _Pattern, hidden_depth: int) -> bool:

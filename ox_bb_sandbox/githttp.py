@@ -21,8 +21,12 @@ PUSH_SERVICE = "git-receive-pack"
 
 
 def _unauthorized(message: str) -> Response:
-    return Response(message + "\n", status=401, mimetype="text/plain",
-                    headers={"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'})
+    return Response(
+        message + "\n",
+        status=401,
+        mimetype="text/plain",
+        headers={"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'},
+    )
 
 
 def git_handler(app, request: Request, environ) -> Response:
@@ -38,8 +42,12 @@ def git_handler(app, request: Request, environ) -> Response:
             drop_connection(environ)
         return faulted
     finally:
-        app.stats.record(channel="git", route="/{workspace}/{repo_slug}.git" + (match["rest"] if match else ""),
-                         credential=outcome["credential"], status=outcome["status"])
+        app.stats.record(
+            channel="git",
+            route="/{workspace}/{repo_slug}.git" + (match["rest"] if match else ""),
+            credential=outcome["credential"],
+            status=outcome["status"],
+        )
 
 
 def _serve(app, request: Request, environ, match, outcome: dict) -> Response:
@@ -70,14 +78,14 @@ def _serve(app, request: Request, environ, match, outcome: dict) -> Response:
             return Response("Repository not found\n", status=404, mimetype="text/plain")
         if push and level not in ("write", "admin"):
             status = 403
-            return Response("You do not have write access to this repository.\n", status=403,
-                            mimetype="text/plain")
+            return Response("You do not have write access to this repository.\n", status=403, mimetype="text/plain")
         scope = "repository:write" if push else "repository"
         if identity is not None and identity.kind != "access_token" and not identity.has_scope(scope):
             # A user's credential acts within its scopes: a read-only API token or OAuth token can't push.
             status = 403
-            return Response(f"Your credentials lack the {identity.scope_name(scope)} scope.\n", status=403,
-                            mimetype="text/plain")
+            return Response(
+                f"Your credentials lack the {identity.scope_name(scope)} scope.\n", status=403, mimetype="text/plain"
+            )
         response = _run_backend(app, request, environ, repo, match["rest"])
         status = response.status_code
         if push and match["rest"] == f"/{PUSH_SERVICE}" and status == 200:
@@ -124,8 +132,9 @@ def _run_backend(app, request: Request, environ, repo, rest: str) -> Response:
         env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
     body = request.get_data() if request.method == "POST" else b""
     env["CONTENT_LENGTH"] = str(len(body))
-    proc = subprocess.Popen(["git", "http-backend"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["git", "http-backend"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     # Feed stdin from a thread so a large pack can't deadlock against a full stdout pipe.
     feeder = threading.Thread(target=_feed, args=(proc, body), daemon=True)
     feeder.start()

@@ -24,8 +24,9 @@ def import_repository(world: World, source: Path, target: str | None = None) -> 
     except GitError as exc:
         raise RepositoryImportError(f"--import-repo {source}: not a git repository ({exc})") from exc
     if prefix:  # a folder inside a work tree: cloning it would import the enclosing repository
-        raise RepositoryImportError(f"--import-repo {source}: not the top of a git repository "
-                                    f"(it is {prefix.rstrip('/')!r} inside one)")
+        raise RepositoryImportError(
+            f"--import-repo {source}: not the top of a git repository (it is {prefix.rstrip('/')!r} inside one)"
+        )
     if target:
         if target.count("/") != 1:
             raise RepositoryImportError(f"--import-repo {source}={target}: the target must look like workspace/slug")
@@ -35,7 +36,9 @@ def import_repository(world: World, source: Path, target: str | None = None) -> 
     slug = SLUG.sub("-", slug.lower()).strip("-") or "imported"
     ws = world.workspaces.get(ws_slug) or _new_workspace(world, ws_slug)
     if slug in ws.repositories:
-        raise RepositoryImportError(f"--import-repo {source}: {ws_slug}/{slug} already exists; choose another =workspace/slug")
+        raise RepositoryImportError(
+            f"--import-repo {source}: {ws_slug}/{slug} already exists; choose another =workspace/slug"
+        )
     git_dir = world.root / "git" / ws_slug / f"{slug}.git"
     git_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -52,12 +55,24 @@ def import_repository(world: World, source: Path, target: str | None = None) -> 
     commits = git.all_commits().values()
     first = min(c.date for c in commits)
     last = max(c.date for c in commits)
-    project = ws.projects.get("IMPORTED") or Project("IMPORTED", "Imported", "Repositories imported from disk",
-                                                     True, first, last)
+    project = ws.projects.get("IMPORTED") or Project(
+        "IMPORTED", "Imported", "Repositories imported from disk", True, first, last
+    )
     ws.projects.setdefault("IMPORTED", project)
-    repo = Repository(workspace=ws_slug, slug=slug, name=source.name, project_key="IMPORTED",
-                      description=f"Imported from {source.name}", is_private=True, fork_policy="no_public_forks",
-                      language="", created_on=first, updated_on=last, git=git, mainbranch=mainbranch)
+    repo = Repository(
+        workspace=ws_slug,
+        slug=slug,
+        name=source.name,
+        project_key="IMPORTED",
+        description=f"Imported from {source.name}",
+        is_private=True,
+        fork_policy="no_public_forks",
+        language="",
+        created_on=first,
+        updated_on=last,
+        git=git,
+        mainbranch=mainbranch,
+    )
     repo.group_permissions = {"administrators": "admin"} if "administrators" in ws.groups else {}
     repo.user_permissions = {"bob": "read"} if "bob" in ws.members else {}
     ws.repositories[slug] = repo
@@ -67,7 +82,8 @@ def import_repository(world: World, source: Path, target: str | None = None) -> 
 def _new_workspace(world: World, slug: str) -> Workspace:
     owner = "alice" if "alice" in world.users else next(iter(world.users))
     created = min((u.created_on for u in world.users.values()), default=None)
-    ws = Workspace(slug=slug, name=slug.replace("-", " ").title(), is_private=True, created_on=created,
-                   members={owner: "owner"})
+    ws = Workspace(
+        slug=slug, name=slug.replace("-", " ").title(), is_private=True, created_on=created, members={owner: "owner"}
+    )
     world.workspaces[slug] = ws
     return ws

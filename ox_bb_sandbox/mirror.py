@@ -27,8 +27,12 @@ KEV_PATH = "/kev/known_exploited_vulnerabilities.json"
 EPSS_PATH = "/epss/epss_scores-current.csv.gz"
 # Which of the set's CVEs the feeds call exploited / likely exploited (both are in CISA's real catalogue).
 KNOWN_EXPLOITED = ("CVE-2021-44228", "CVE-2022-22965")
-EPSS_SCORES = {"CVE-2021-44228": 0.94358, "CVE-2022-22965": 0.94468, "CVE-2022-42889": 0.93898,
-               "CVE-2021-44906": 0.01042}
+EPSS_SCORES = {
+    "CVE-2021-44228": 0.94358,
+    "CVE-2022-22965": 0.94468,
+    "CVE-2022-42889": 0.93898,
+    "CVE-2021-44906": 0.01042,
+}
 EPSS_DEFAULT = 0.00043
 # OSV's bucket has an export for every ecosystem, empty or not; so has the mirror, for these.
 ECOSYSTEMS = ("PyPI", "npm", "Maven", "Go", "RubyGems", "crates.io", "NuGet", "Packagist")
@@ -76,17 +80,22 @@ class AdvisoryMirror:
         newest = max((_modified(r) for r in records), default=datetime(2026, 1, 1, tzinfo=UTC))
         if name == KEV_PATH:
             cves = sorted({a for r in records for a in r.get("aliases") or [] if a in KNOWN_EXPLOITED})
-            body = {"title": "CISA Catalog of Known Exploited Vulnerabilities (sandbox)", "catalogVersion": "sandbox",
-                    "count": len(cves), "vulnerabilities": [{"cveID": c, "vendorProject": "sandbox"} for c in cves]}
+            body = {
+                "title": "CISA Catalog of Known Exploited Vulnerabilities (sandbox)",
+                "catalogVersion": "sandbox",
+                "count": len(cves),
+                "vulnerabilities": [{"cveID": c, "vendorProject": "sandbox"} for c in cves],
+            }
             return json.dumps(body, indent=1).encode(), newest
         if name == EPSS_PATH:
             cves = sorted({a for r in records for a in r.get("aliases") or [] if a.startswith("CVE-")})
             lines = ["#model_version:v2025.03.14,score_date:2026-11-01T00:00:00+0000", "cve,epss,percentile"]
-            lines += [f"{c},{EPSS_SCORES.get(c, EPSS_DEFAULT):.5f},{0.999 if c in EPSS_SCORES else 0.1:.5f}"
-                      for c in cves]
+            lines += [
+                f"{c},{EPSS_SCORES.get(c, EPSS_DEFAULT):.5f},{0.999 if c in EPSS_SCORES else 0.1:.5f}" for c in cves
+            ]
             return gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0), newest
         if name.startswith(OSV_PREFIX) and name.endswith("/all.zip"):
-            ecosystem = name[len(OSV_PREFIX):-len("/all.zip")]
+            ecosystem = name[len(OSV_PREFIX) : -len("/all.zip")]
             chosen = [r for r in records if ecosystem in self.ecosystems(r)]
             if not chosen and ecosystem not in ECOSYSTEMS:
                 return None
@@ -109,8 +118,9 @@ def mirror_handler(app, request: Request) -> Response:
     headers = {"ETag": etag, "Last-Modified": format_datetime(modified.astimezone(UTC), usegmt=True)}
     if request.headers.get("If-None-Match") == etag or _not_modified_since(request, modified):
         return Response(status=304, headers=headers)
-    mimetype = {".zip": "application/zip", ".json": "application/json"}.get(request.path[request.path.rfind("."):],
-                                                                             "application/gzip")
+    mimetype = {".zip": "application/zip", ".json": "application/json"}.get(
+        request.path[request.path.rfind(".") :], "application/gzip"
+    )
     return Response(body, status=200, mimetype=mimetype, headers=headers)
 
 

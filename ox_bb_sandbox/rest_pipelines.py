@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 
+from ox_bb_pipeline.clock import parse_when
+
 from . import serializers as s
 from .app import ApiError, Page, RequestContext, json_response, not_found, route
-from ox_bb_pipeline.clock import parse_when
 from .world import braced_uuid
 
-PIPELINE_SORT = {"created_on", "-created_on", "creator.uuid", "-creator.uuid", "run_creation_date",
-                 "-run_creation_date"}
+PIPELINE_SORT = {
+    "created_on",
+    "-created_on",
+    "creator.uuid",
+    "-creator.uuid",
+    "run_creation_date",
+    "-run_creation_date",
+}
 REPORT_TYPES = ("SECURITY", "COVERAGE", "TEST", "BUG")
 REPORT_RESULTS = ("PASSED", "FAILED", "PENDING")
 ANNOTATION_TYPES = ("VULNERABILITY", "CODE_SMELL", "BUG")
@@ -20,8 +27,11 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 @route("/repositories/{workspace}/{repo_slug}/pipelines_config", scope="repository:admin", access="admin")
 def pipelines_config(ctx: RequestContext, workspace: str, repo_slug: str) -> dict:
     repo = ctx.repository(workspace, repo_slug)
-    return {"type": "repository_pipelines_configuration", "enabled": repo.pipelines_enabled,
-            "repository": s.repository_summary(ctx.urls, repo)}
+    return {
+        "type": "repository_pipelines_configuration",
+        "enabled": repo.pipelines_enabled,
+        "repository": s.repository_summary(ctx.urls, repo),
+    }
 
 
 @route("/repositories/{workspace}/{repo_slug}/pipelines_config/variables", scope="pipeline", access="admin")
@@ -37,7 +47,7 @@ def pipelines(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     args = ctx.request.args
     sort = args.get("sort", "created_on")
     if sort not in PIPELINE_SORT:
-        raise ApiError(400, f"Invalid sort field: \"{sort}\"")
+        raise ApiError(400, f'Invalid sort field: "{sort}"')
     runs = list(repo.pipelines)
     if args.get("status"):
         wanted = {v.upper() for v in args.getlist("status")}
@@ -62,8 +72,11 @@ def environments(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     return Page([s.environment_json(e) for e in repo.environments])
 
 
-@route("/repositories/{workspace}/{repo_slug}/deployments_config/environments/{environment_uuid}/variables",
-       scope="pipeline", access="admin")
+@route(
+    "/repositories/{workspace}/{repo_slug}/deployments_config/environments/{environment_uuid}/variables",
+    scope="pipeline",
+    access="admin",
+)
 def deployment_variables(ctx: RequestContext, workspace: str, repo_slug: str, environment_uuid: str) -> Page:
     repo = ctx.repository(workspace, repo_slug)
     env = next((e for e in repo.environments if e.uuid == environment_uuid), None)
@@ -101,8 +114,12 @@ def report(ctx: RequestContext, workspace: str, repo_slug: str, commit: str, rep
     return found
 
 
-@route("/repositories/{workspace}/{repo_slug}/commit/{commit}/reports/{report_id}", methods=("PUT",),
-       scope="repository:write", access="write")
+@route(
+    "/repositories/{workspace}/{repo_slug}/commit/{commit}/reports/{report_id}",
+    methods=("PUT",),
+    scope="repository:write",
+    access="write",
+)
 def put_report(ctx: RequestContext, workspace: str, repo_slug: str, commit: str, report_id: str) -> dict:
     """Create or replace a report (idempotent by report id, as Bitbucket's PUT is)."""
     repo = ctx.repository(workspace, repo_slug)
@@ -121,11 +138,18 @@ def put_report(ctx: RequestContext, workspace: str, repo_slug: str, commit: str,
     with ctx.world.lock:
         existing = repo.reports.setdefault(sha, {}).get(report_id)
         stored = {
-            "type": "report", "uuid": braced_uuid("report", f"{repo.full_name}:{sha}:{report_id}"),
-            "external_id": report_id, "title": body["title"], "details": body.get("details", ""),
-            "report_type": body["report_type"], "reporter": body.get("reporter", ""),
-            "link": body.get("link"), "result": body.get("result"), "data": body.get("data", []),
-            "created_on": existing["created_on"] if existing else now, "updated_on": now,
+            "type": "report",
+            "uuid": braced_uuid("report", f"{repo.full_name}:{sha}:{report_id}"),
+            "external_id": report_id,
+            "title": body["title"],
+            "details": body.get("details", ""),
+            "report_type": body["report_type"],
+            "reporter": body.get("reporter", ""),
+            "link": body.get("link"),
+            "result": body.get("result"),
+            "data": body.get("data", []),
+            "created_on": existing["created_on"] if existing else now,
+            "updated_on": now,
             "links": {"self": ctx.urls.link(_report_path(repo, sha, report_id))},
         }
         repo.reports[sha][report_id] = stored
@@ -134,8 +158,7 @@ def put_report(ctx: RequestContext, workspace: str, repo_slug: str, commit: str,
     return stored
 
 
-@route("/repositories/{workspace}/{repo_slug}/commit/{commit}/reports/{report_id}/annotations",
-       scope="repository")
+@route("/repositories/{workspace}/{repo_slug}/commit/{commit}/reports/{report_id}/annotations", scope="repository")
 def annotations(ctx: RequestContext, workspace: str, repo_slug: str, commit: str, report_id: str) -> Page:
     repo = ctx.repository(workspace, repo_slug)
     sha = _commit_sha(repo, commit)
@@ -144,8 +167,12 @@ def annotations(ctx: RequestContext, workspace: str, repo_slug: str, commit: str
     return Page(list(repo.annotations.get((sha, report_id), {}).values()))
 
 
-@route("/repositories/{workspace}/{repo_slug}/commit/{commit}/reports/{report_id}/annotations",
-       methods=("POST",), scope="repository:write", access="write")
+@route(
+    "/repositories/{workspace}/{repo_slug}/commit/{commit}/reports/{report_id}/annotations",
+    methods=("POST",),
+    scope="repository:write",
+    access="write",
+)
 def add_annotations(ctx: RequestContext, workspace: str, repo_slug: str, commit: str, report_id: str):
     """Bulk create or update (by external_id), at most 100 per request, as Bitbucket allows."""
     repo = ctx.repository(workspace, repo_slug)
@@ -174,13 +201,19 @@ def add_annotations(ctx: RequestContext, workspace: str, repo_slug: str, commit:
             external_id = item["external_id"]
             existing = bucket.get(external_id)
             stored = {
-                "type": "report_annotation", "external_id": external_id,
+                "type": "report_annotation",
+                "external_id": external_id,
                 "uuid": braced_uuid("annotation", f"{repo.full_name}:{sha}:{report_id}:{external_id}"),
                 "annotation_type": item.get("annotation_type", "VULNERABILITY"),
-                "summary": item["summary"], "details": item.get("details", ""),
-                "path": item.get("path"), "line": item.get("line"), "severity": item.get("severity"),
-                "result": item.get("result"), "link": item.get("link"),
-                "created_on": existing["created_on"] if existing else now, "updated_on": now,
+                "summary": item["summary"],
+                "details": item.get("details", ""),
+                "path": item.get("path"),
+                "line": item.get("line"),
+                "severity": item.get("severity"),
+                "result": item.get("result"),
+                "link": item.get("link"),
+                "created_on": existing["created_on"] if existing else now,
+                "updated_on": now,
             }
             bucket[external_id] = stored
             stored_items.append(stored)

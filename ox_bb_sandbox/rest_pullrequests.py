@@ -6,10 +6,26 @@ from . import serializers as s
 from .app import ApiError, Page, RequestContext, not_found, route
 
 PR_STATES = ("OPEN", "MERGED", "DECLINED", "SUPERSEDED")
-PR_FILTERABLE = ("id", "title", "description", "state", "created_on", "updated_on", "draft",
-                 "source.branch.name", "destination.branch.name", "source.commit.hash",
-                 "destination.commit.hash", "merge_commit.hash", "author.uuid", "author.nickname",
-                 "author.display_name", "closed_by.uuid", "reviewers.uuid", "participants.user.uuid")
+PR_FILTERABLE = (
+    "id",
+    "title",
+    "description",
+    "state",
+    "created_on",
+    "updated_on",
+    "draft",
+    "source.branch.name",
+    "destination.branch.name",
+    "source.commit.hash",
+    "destination.commit.hash",
+    "merge_commit.hash",
+    "author.uuid",
+    "author.nickname",
+    "author.display_name",
+    "closed_by.uuid",
+    "reviewers.uuid",
+    "participants.user.uuid",
+)
 PR_SORTABLE = ("id", "created_on", "updated_on", "title", "state")
 PR_HIDDEN = ("values.participants", "values.reviewers")
 
@@ -21,8 +37,14 @@ def _pull_request(repo, pull_request_id: str):
     return pr
 
 
-@route("/repositories/{workspace}/{repo_slug}/pullrequests", scope="pullrequest", max_pagelen=50,
-       filterable=PR_FILTERABLE, sortable=PR_SORTABLE, hidden=PR_HIDDEN)
+@route(
+    "/repositories/{workspace}/{repo_slug}/pullrequests",
+    scope="pullrequest",
+    max_pagelen=50,
+    filterable=PR_FILTERABLE,
+    sortable=PR_SORTABLE,
+    hidden=PR_HIDDEN,
+)
 def pull_requests(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     """`state` is repeatable and defaults to OPEN; a `q` mentioning state replaces that default."""
     repo = ctx.repository(workspace, repo_slug)
@@ -42,23 +64,33 @@ def pull_request(ctx: RequestContext, workspace: str, repo_slug: str, pull_reque
     return s.pull_request_json(ctx.urls, ctx.world, repo, _pull_request(repo, pull_request_id))
 
 
-@route("/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/activity", scope="pullrequest",
-       max_pagelen=50, cursor=True)
+@route(
+    "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/activity",
+    scope="pullrequest",
+    max_pagelen=50,
+    cursor=True,
+)
 def pull_request_activity(ctx: RequestContext, workspace: str, repo_slug: str, pull_request_id: str) -> Page:
     repo = ctx.repository(workspace, repo_slug)
     return Page(s.pull_request_activity(ctx.urls, ctx.world, repo, _pull_request(repo, pull_request_id)))
 
 
-@route("/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/comments", scope="pullrequest",
-       max_pagelen=100)
+@route(
+    "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/comments",
+    scope="pullrequest",
+    max_pagelen=100,
+)
 def pull_request_comments(ctx: RequestContext, workspace: str, repo_slug: str, pull_request_id: str) -> Page:
     repo = ctx.repository(workspace, repo_slug)
     pr = _pull_request(repo, pull_request_id)
     return Page([s.comment_json(ctx.urls, ctx.world, repo, pr, c) for c in pr.comments])
 
 
-@route("/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/comments", methods=("POST",),
-       scope="pullrequest:write")
+@route(
+    "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/comments",
+    methods=("POST",),
+    scope="pullrequest:write",
+)
 def add_pull_request_comment(ctx: RequestContext, workspace: str, repo_slug: str, pull_request_id: str) -> dict:
     repo = ctx.repository(workspace, repo_slug)
     pr = _pull_request(repo, pull_request_id)
@@ -67,9 +99,13 @@ def add_pull_request_comment(ctx: RequestContext, workspace: str, repo_slug: str
     if not isinstance(raw, str) or not raw.strip():
         raise ApiError(400, "Comment content is required", detail="content.raw must be a non-empty string")
     with ctx.world.lock:
-        comment = {"id": 1000 + sum(len(p.comments) for p in repo.pull_requests) + 1, "raw": raw,
-                   "user": ctx.identity.username or _token_user(ctx), "_created": ctx.clock.now(),
-                   "inline": body.get("inline")}
+        comment = {
+            "id": 1000 + sum(len(p.comments) for p in repo.pull_requests) + 1,
+            "raw": raw,
+            "user": ctx.identity.username or _token_user(ctx),
+            "_created": ctx.clock.now(),
+            "inline": body.get("inline"),
+        }
         pr.comments.append(comment)
     return s.comment_json(ctx.urls, ctx.world, repo, pr, comment)
 
@@ -80,8 +116,12 @@ def _token_user(ctx: RequestContext) -> str:
     return next(u for u, role in ws.members.items() if role == "owner")
 
 
-@route("/repositories/{workspace}/{repo_slug}/commit/{commit}/pullrequests", scope="pullrequest",
-       max_pagelen=50, hidden=PR_HIDDEN)
+@route(
+    "/repositories/{workspace}/{repo_slug}/commit/{commit}/pullrequests",
+    scope="pullrequest",
+    max_pagelen=50,
+    hidden=PR_HIDDEN,
+)
 def commit_pull_requests(ctx: RequestContext, workspace: str, repo_slug: str, commit: str) -> Page:
     """Pull requests that contain the commit or merged it."""
     repo = ctx.repository(workspace, repo_slug)

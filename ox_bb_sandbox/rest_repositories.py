@@ -10,15 +10,36 @@ from werkzeug.wrappers import Response
 from . import serializers as s
 from .app import ApiError, Page, RequestContext, not_found, route
 
-REPO_FILTERABLE = ("name", "slug", "full_name", "uuid", "is_private", "language", "project.key", "project.name",
-                   "project.uuid", "updated_on", "created_on", "fork_policy", "mainbranch.name", "has_issues",
-                   "has_wiki", "description", "parent.full_name")
+REPO_FILTERABLE = (
+    "name",
+    "slug",
+    "full_name",
+    "uuid",
+    "is_private",
+    "language",
+    "project.key",
+    "project.name",
+    "project.uuid",
+    "updated_on",
+    "created_on",
+    "fork_policy",
+    "mainbranch.name",
+    "has_issues",
+    "has_wiki",
+    "description",
+    "parent.full_name",
+)
 REPO_SORTABLE = ("name", "slug", "full_name", "updated_on", "created_on", "size", "language")
 ROLE_LEVEL = {"member": "read", "contributor": "write", "admin": "admin", "owner": "admin"}
 
 
-@route("/repositories/{workspace}", scope="repository", access="ws_member",
-       filterable=REPO_FILTERABLE, sortable=REPO_SORTABLE)
+@route(
+    "/repositories/{workspace}",
+    scope="repository",
+    access="ws_member",
+    filterable=REPO_FILTERABLE,
+    sortable=REPO_SORTABLE,
+)
 def repositories(ctx: RequestContext, workspace: str) -> Page:
     ws = ctx.workspace(workspace)
     role = ctx.request.args.get("role")
@@ -52,14 +73,19 @@ REF_FILTERABLE = ("name", "target.hash", "target.date", "target.author.raw", "ta
 REF_SORTABLE = ("name", "target.date")
 
 
-@route("/repositories/{workspace}/{repo_slug}/refs", scope="repository",
-       filterable=REF_FILTERABLE, sortable=REF_SORTABLE)
+@route(
+    "/repositories/{workspace}/{repo_slug}/refs", scope="repository", filterable=REF_FILTERABLE, sortable=REF_SORTABLE
+)
 def refs(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     return Page(_refs(ctx, ctx.repository(workspace, repo_slug), ("branch", "tag")))
 
 
-@route("/repositories/{workspace}/{repo_slug}/refs/branches", scope="repository",
-       filterable=REF_FILTERABLE, sortable=REF_SORTABLE)
+@route(
+    "/repositories/{workspace}/{repo_slug}/refs/branches",
+    scope="repository",
+    filterable=REF_FILTERABLE,
+    sortable=REF_SORTABLE,
+)
 def branches(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     return Page(_refs(ctx, ctx.repository(workspace, repo_slug), ("branch",)))
 
@@ -69,28 +95,42 @@ def branch(ctx: RequestContext, workspace: str, repo_slug: str, name: str) -> di
     repo = ctx.repository(workspace, repo_slug)
     sha = dict(repo.git.branches()).get(name)
     if sha is None:
-        raise not_found(f"Branch \"{name}\" does not exist.")
+        raise not_found(f'Branch "{name}" does not exist.')
     return s.branch_json(ctx.urls, ctx.world, repo, name, sha)
 
 
-@route("/repositories/{workspace}/{repo_slug}/refs/tags", scope="repository",
-       filterable=REF_FILTERABLE, sortable=REF_SORTABLE)
+@route(
+    "/repositories/{workspace}/{repo_slug}/refs/tags",
+    scope="repository",
+    filterable=REF_FILTERABLE,
+    sortable=REF_SORTABLE,
+)
 def tags(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     return Page(_refs(ctx, ctx.repository(workspace, repo_slug), ("tag",)))
 
 
-@route("/repositories/{workspace}/{repo_slug}/branch-restrictions", scope="repository:admin", access="admin",
-       filterable=("kind", "pattern", "branch_match_kind"))
+@route(
+    "/repositories/{workspace}/{repo_slug}/branch-restrictions",
+    scope="repository:admin",
+    access="admin",
+    filterable=("kind", "pattern", "branch_match_kind"),
+)
 def branch_restrictions(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     repo = ctx.repository(workspace, repo_slug)
     kind, pattern = ctx.request.args.get("kind"), ctx.request.args.get("pattern")
-    items = [s.branch_restriction_json(ctx.urls, ctx.world, repo, r) for r in repo.branch_restrictions
-             if (kind is None or r["kind"] == kind) and (pattern is None or r.get("pattern") == pattern)]
+    items = [
+        s.branch_restriction_json(ctx.urls, ctx.world, repo, r)
+        for r in repo.branch_restrictions
+        if (kind is None or r["kind"] == kind) and (pattern is None or r.get("pattern") == pattern)
+    ]
     return Page(items)
 
 
-@route("/repositories/{workspace}/{repo_slug}/branch-restrictions/{restriction_id}", scope="repository:admin",
-       access="admin")
+@route(
+    "/repositories/{workspace}/{repo_slug}/branch-restrictions/{restriction_id}",
+    scope="repository:admin",
+    access="admin",
+)
 def branch_restriction(ctx: RequestContext, workspace: str, repo_slug: str, restriction_id: str) -> dict:
     repo = ctx.repository(workspace, repo_slug)
     rule = next((r for r in repo.branch_restrictions if str(r["id"]) == restriction_id), None)
@@ -153,14 +193,22 @@ def src_root_redirect(ctx: RequestContext, workspace: str, repo_slug: str) -> Re
     return Response(status=302, headers={"Location": location})
 
 
-@route("/repositories/{workspace}/{repo_slug}/src/{commit}/", scope="repository",
-       filterable=("path", "size", "type"), sortable=("path", "size"))
+@route(
+    "/repositories/{workspace}/{repo_slug}/src/{commit}/",
+    scope="repository",
+    filterable=("path", "size", "type"),
+    sortable=("path", "size"),
+)
 def src_root(ctx: RequestContext, workspace: str, repo_slug: str, commit: str):
     return _src(ctx, ctx.repository(workspace, repo_slug), commit, "")
 
 
-@route("/repositories/{workspace}/{repo_slug}/src/{commit}/{path:path}", scope="repository",
-       filterable=("path", "size", "type"), sortable=("path", "size"))
+@route(
+    "/repositories/{workspace}/{repo_slug}/src/{commit}/{path:path}",
+    scope="repository",
+    filterable=("path", "size", "type"),
+    sortable=("path", "size"),
+)
 def src_path(ctx: RequestContext, workspace: str, repo_slug: str, commit: str, path: str):
     return _src(ctx, ctx.repository(workspace, repo_slug), commit, path.rstrip("/"))
 
@@ -194,8 +242,11 @@ def _is_text(data: bytes) -> bool:
 
 
 def _commit_stub(ctx: RequestContext, repo, sha: str) -> dict:
-    return {"type": "commit", "hash": sha,
-            "links": {"self": ctx.urls.link(f"/repositories/{repo.full_name}/commit/{sha}")}}
+    return {
+        "type": "commit",
+        "hash": sha,
+        "links": {"self": ctx.urls.link(f"/repositories/{repo.full_name}/commit/{sha}")},
+    }
 
 
 def _file_entry(ctx: RequestContext, repo, sha: str, entry) -> dict:
@@ -215,8 +266,11 @@ def _file_entry(ctx: RequestContext, repo, sha: str, entry) -> dict:
         "size": entry.size or 0,
         "mimetype": mimetypes.guess_type(entry.path)[0],
         "attributes": attributes,
-        "links": {"self": ctx.urls.link(base), "meta": ctx.urls.link(f"{base}?format=meta"),
-                  "history": ctx.urls.link(f"/repositories/{repo.full_name}/filehistory/{sha}/{quote(entry.path)}")},
+        "links": {
+            "self": ctx.urls.link(base),
+            "meta": ctx.urls.link(f"{base}?format=meta"),
+            "history": ctx.urls.link(f"/repositories/{repo.full_name}/filehistory/{sha}/{quote(entry.path)}"),
+        },
     }
 
 

@@ -24,25 +24,39 @@ def repository_hooks(ctx: RequestContext, workspace: str, repo_slug: str) -> Pag
 def permissions_users(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     """Explicit grants only (no BBQL on this endpoint, as on bitbucket.org)."""
     repo = ctx.repository(workspace, repo_slug)
-    return Page([
-        {"type": "repository_user_permission", "permission": level,
-         "user": s.user_summary(ctx.urls, ctx.world.users[username]),
-         "repository": s.repository_summary(ctx.urls, repo),
-         "links": {"self": ctx.urls.link(f"/repositories/{repo.full_name}/permissions-config/users/"
-                                         f"{ctx.world.users[username].account_id}")}}
-        for username, level in sorted(repo.user_permissions.items())
-    ])
+    return Page(
+        [
+            {
+                "type": "repository_user_permission",
+                "permission": level,
+                "user": s.user_summary(ctx.urls, ctx.world.users[username]),
+                "repository": s.repository_summary(ctx.urls, repo),
+                "links": {
+                    "self": ctx.urls.link(
+                        f"/repositories/{repo.full_name}/permissions-config/users/"
+                        f"{ctx.world.users[username].account_id}"
+                    )
+                },
+            }
+            for username, level in sorted(repo.user_permissions.items())
+        ]
+    )
 
 
-@route("/repositories/{workspace}/{repo_slug}/permissions-config/groups", scope="repository:admin",
-       access="admin")
+@route("/repositories/{workspace}/{repo_slug}/permissions-config/groups", scope="repository:admin", access="admin")
 def permissions_groups(ctx: RequestContext, workspace: str, repo_slug: str) -> Page:
     repo = ctx.repository(workspace, repo_slug)
     ws = ctx.world.workspaces[repo.workspace]
-    return Page([
-        {"type": "repository_group_permission", "permission": level,
-         "group": s.group_json(ctx.urls, ws, ws.groups[slug]),
-         "repository": s.repository_summary(ctx.urls, repo),
-         "links": {"self": ctx.urls.link(f"/repositories/{repo.full_name}/permissions-config/groups/{slug}")}}
-        for slug, level in sorted(repo.group_permissions.items()) if slug in ws.groups
-    ])
+    return Page(
+        [
+            {
+                "type": "repository_group_permission",
+                "permission": level,
+                "group": s.group_json(ctx.urls, ws, ws.groups[slug]),
+                "repository": s.repository_summary(ctx.urls, repo),
+                "links": {"self": ctx.urls.link(f"/repositories/{repo.full_name}/permissions-config/groups/{slug}")},
+            }
+            for slug, level in sorted(repo.group_permissions.items())
+            if slug in ws.groups
+        ]
+    )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from ox_bb_pipeline.clock import isoformat
+
 from .gitrepo import Commit
 from .world import (
     DeployKey,
@@ -169,8 +170,13 @@ def repository_full(urls: Urls, world: World, repo: Repository, clone_user: str 
         "description": repo.description,
         "scm": "git",
         "website": None,
-        "owner": {"type": "team", "uuid": ws.uuid, "username": ws.slug, "display_name": ws.name,
-                  "links": {"self": urls.link(f"/workspaces/{ws.slug}")}},
+        "owner": {
+            "type": "team",
+            "uuid": ws.uuid,
+            "username": ws.slug,
+            "display_name": ws.name,
+            "links": {"self": urls.link(f"/workspaces/{ws.slug}")},
+        },
         "workspace": workspace_summary(urls, ws),
         "is_private": repo.is_private,
         "project": project_summary(urls, ws, project),
@@ -214,11 +220,14 @@ def commit_json(urls: Urls, world: World, repo: Repository, commit: Commit) -> d
         "date": ts(commit.date),
         "author": author(urls, world, commit),
         "message": commit.message,
-        "summary": {"type": "rendered", "raw": commit.message, "markup": "markdown",
-                    "html": f"<p>{commit.message.strip()}</p>"},
+        "summary": {
+            "type": "rendered",
+            "raw": commit.message,
+            "markup": "markdown",
+            "html": f"<p>{commit.message.strip()}</p>",
+        },
         "parents": [
-            {"type": "commit", "hash": p, "links": {"self": urls.link(f"{base}/commit/{p}")}}
-            for p in commit.parents
+            {"type": "commit", "hash": p, "links": {"self": urls.link(f"{base}/commit/{p}")}} for p in commit.parents
         ],
         "repository": repository_summary(urls, repo),
         "links": {
@@ -234,8 +243,11 @@ def commit_json(urls: Urls, world: World, repo: Repository, commit: Commit) -> d
 def commit_ref(urls: Urls, repo: Repository, sha: str | None) -> dict | None:
     if sha is None:
         return None
-    return {"type": "commit", "hash": sha[:12],
-            "links": {"self": urls.link(f"/repositories/{repo.full_name}/commit/{sha}")}}
+    return {
+        "type": "commit",
+        "hash": sha[:12],
+        "links": {"self": urls.link(f"/repositories/{repo.full_name}/commit/{sha}")},
+    }
 
 
 def branch_json(urls: Urls, world: World, repo: Repository, name: str, sha: str, kind: str = "branch") -> dict:
@@ -301,8 +313,9 @@ def branching_model_json(urls: Urls, repo: Repository) -> dict:
         return {
             "name": branch_name,
             "use_mainbranch": use_main,
-            "branch": {"type": "branch", "name": branch_name,
-                       "target": {"type": "commit", "hash": target or sha}} if target or sha else None,
+            "branch": {"type": "branch", "name": branch_name, "target": {"type": "commit", "hash": target or sha}}
+            if target or sha
+            else None,
         }
 
     return {
@@ -329,18 +342,26 @@ def pull_request_json(urls: Urls, world: World, repo: Repository, pr: PullReques
     base = f"/repositories/{repo.full_name}/pullrequests/{pr.id}"
 
     def endpoint(branch: str, sha: str) -> dict:
-        return {"branch": {"name": branch}, "commit": commit_ref(urls, repo, sha),
-                "repository": repository_summary(urls, repo)}
+        return {
+            "branch": {"name": branch},
+            "commit": commit_ref(urls, repo, sha),
+            "repository": repository_summary(urls, repo),
+        }
 
     return {
         "type": "pullrequest",
         "id": pr.id,
         "title": pr.title,
         "description": pr.description,
-        "summary": {"type": "rendered", "raw": pr.description, "markup": "markdown",
-                    "html": f"<p>{pr.description}</p>"},
-        "rendered": {"title": {"type": "rendered", "raw": pr.title, "markup": "markdown",
-                               "html": f"<p>{pr.title}</p>"}},
+        "summary": {
+            "type": "rendered",
+            "raw": pr.description,
+            "markup": "markdown",
+            "html": f"<p>{pr.description}</p>",
+        },
+        "rendered": {
+            "title": {"type": "rendered", "raw": pr.title, "markup": "markdown", "html": f"<p>{pr.title}</p>"}
+        },
         "state": pr.state,
         "draft": pr.draft,
         "queued": False,
@@ -375,35 +396,78 @@ def pull_request_json(urls: Urls, world: World, repo: Repository, pr: PullReques
 
 def pull_request_activity(urls: Urls, world: World, repo: Repository, pr: PullRequest) -> list[dict]:
     """Newest first, as Bitbucket lists it: updates, approvals, change requests and comments."""
-    summary = {"type": "pullrequest", "id": pr.id, "title": pr.title,
-               "links": {"self": urls.link(f"/repositories/{repo.full_name}/pullrequests/{pr.id}")}}
-    events: list[tuple] = [(pr.created_on, {"update": {
-        "state": "OPEN", "date": ts(pr.created_on), "author": user_summary(urls, world.users[pr.author]),
-        "title": pr.title, "description": pr.description,
-        "source": {"branch": {"name": pr.source_branch}, "commit": commit_ref(urls, repo, pr.source_commit)},
-        "destination": {"branch": {"name": pr.destination_branch},
-                        "commit": commit_ref(urls, repo, pr.destination_commit)},
-        "reason": "", "changes": {}}})]
+    summary = {
+        "type": "pullrequest",
+        "id": pr.id,
+        "title": pr.title,
+        "links": {"self": urls.link(f"/repositories/{repo.full_name}/pullrequests/{pr.id}")},
+    }
+    events: list[tuple] = [
+        (
+            pr.created_on,
+            {
+                "update": {
+                    "state": "OPEN",
+                    "date": ts(pr.created_on),
+                    "author": user_summary(urls, world.users[pr.author]),
+                    "title": pr.title,
+                    "description": pr.description,
+                    "source": {
+                        "branch": {"name": pr.source_branch},
+                        "commit": commit_ref(urls, repo, pr.source_commit),
+                    },
+                    "destination": {
+                        "branch": {"name": pr.destination_branch},
+                        "commit": commit_ref(urls, repo, pr.destination_commit),
+                    },
+                    "reason": "",
+                    "changes": {},
+                }
+            },
+        )
+    ]
     for p in pr.participants:
         if p.participated_on is None:
             continue
         who = user_summary(urls, world.users[p.username])
         if p.approved:
-            events.append((p.participated_on, {"approval": {"date": ts(p.participated_on), "user": who,
-                                                            "pullrequest": summary}}))
+            events.append(
+                (p.participated_on, {"approval": {"date": ts(p.participated_on), "user": who, "pullrequest": summary}})
+            )
         elif p.state == "changes_requested":
-            events.append((p.participated_on, {"changes_requested": {"date": ts(p.participated_on),
-                                                                     "user": who, "pullrequest": summary}}))
+            events.append(
+                (
+                    p.participated_on,
+                    {"changes_requested": {"date": ts(p.participated_on), "user": who, "pullrequest": summary}},
+                )
+            )
     for comment in pr.comments:
         events.append((comment["_created"], {"comment": comment_json(urls, world, repo, pr, comment)}))
     if pr.state != "OPEN":
-        events.append((pr.updated_on, {"update": {
-            "state": pr.state, "date": ts(pr.updated_on),
-            "author": user_summary(urls, world.users[pr.closed_by or pr.author]),
-            "title": pr.title, "description": pr.description, "reason": pr.reason, "changes": {},
-            "source": {"branch": {"name": pr.source_branch}, "commit": commit_ref(urls, repo, pr.source_commit)},
-            "destination": {"branch": {"name": pr.destination_branch},
-                            "commit": commit_ref(urls, repo, pr.destination_commit)}}}))
+        events.append(
+            (
+                pr.updated_on,
+                {
+                    "update": {
+                        "state": pr.state,
+                        "date": ts(pr.updated_on),
+                        "author": user_summary(urls, world.users[pr.closed_by or pr.author]),
+                        "title": pr.title,
+                        "description": pr.description,
+                        "reason": pr.reason,
+                        "changes": {},
+                        "source": {
+                            "branch": {"name": pr.source_branch},
+                            "commit": commit_ref(urls, repo, pr.source_commit),
+                        },
+                        "destination": {
+                            "branch": {"name": pr.destination_branch},
+                            "commit": commit_ref(urls, repo, pr.destination_commit),
+                        },
+                    }
+                },
+            )
+        )
     events.sort(key=lambda e: e[0], reverse=True)
     return [{**body, "pull_request": summary} for _, body in events]
 
@@ -412,8 +476,12 @@ def comment_json(urls: Urls, world: World, repo: Repository, pr: PullRequest, co
     result = {
         "type": "pullrequest_comment",
         "id": comment["id"],
-        "content": {"type": "rendered", "raw": comment["raw"], "markup": "markdown",
-                    "html": f"<p>{comment['raw']}</p>"},
+        "content": {
+            "type": "rendered",
+            "raw": comment["raw"],
+            "markup": "markdown",
+            "html": f"<p>{comment['raw']}</p>",
+        },
         "user": user_summary(urls, world.users[comment["user"]]) if comment.get("user") else None,
         "created_on": ts(comment["_created"]),
         "updated_on": ts(comment["_created"]),
@@ -436,21 +504,35 @@ def variable_json(variable: Variable) -> dict:
 
 def pipeline_json(urls: Urls, world: World, repo: Repository, run: PipelineRun) -> dict:
     if run.state == "COMPLETED":
-        state = {"type": "pipeline_state_completed", "name": "COMPLETED",
-                 "result": {"type": f"pipeline_state_completed_{run.result.lower()}", "name": run.result}}
+        state = {
+            "type": "pipeline_state_completed",
+            "name": "COMPLETED",
+            "result": {"type": f"pipeline_state_completed_{run.result.lower()}", "name": run.result},
+        }
     elif run.state == "IN_PROGRESS":
-        state = {"type": "pipeline_state_in_progress", "name": "IN_PROGRESS",
-                 "stage": {"type": "pipeline_state_in_progress_running", "name": "RUNNING"}}
+        state = {
+            "type": "pipeline_state_in_progress",
+            "name": "IN_PROGRESS",
+            "stage": {"type": "pipeline_state_in_progress_running", "name": "RUNNING"},
+        }
     else:
         state = {"type": "pipeline_state_pending", "name": "PENDING"}
     if run.selector_type == "pull-requests":
-        target = {"type": "pipeline_pullrequest_target", "source": run.ref_name, "destination": repo.mainbranch,
-                  "commit": {"type": "commit", "hash": run.commit},
-                  "selector": {"type": "pull-requests", "pattern": "**"}}
+        target = {
+            "type": "pipeline_pullrequest_target",
+            "source": run.ref_name,
+            "destination": repo.mainbranch,
+            "commit": {"type": "commit", "hash": run.commit},
+            "selector": {"type": "pull-requests", "pattern": "**"},
+        }
     else:
-        target = {"type": "pipeline_ref_target", "ref_type": "branch", "ref_name": run.ref_name,
-                  "commit": {"type": "commit", "hash": run.commit},
-                  "selector": {"type": run.selector_type, "pattern": run.ref_name}}
+        target = {
+            "type": "pipeline_ref_target",
+            "ref_type": "branch",
+            "ref_name": run.ref_name,
+            "commit": {"type": "commit", "hash": run.commit},
+            "selector": {"type": run.selector_type, "pattern": run.ref_name},
+        }
     duration = int((run.completed_on - run.created_on).total_seconds()) if run.completed_on else 0
     return {
         "type": "pipeline",
@@ -476,8 +558,11 @@ def environment_json(env: Environment) -> dict:
         "name": env.name,
         "slug": env.name.lower().replace(" ", "-"),
         "rank": env.rank,
-        "environment_type": {"type": "deployment_environment_type", "name": env.environment_type,
-                             "rank": {"Test": 0, "Staging": 1, "Production": 2}[env.environment_type]},
+        "environment_type": {
+            "type": "deployment_environment_type",
+            "name": env.environment_type,
+            "rank": {"Test": 0, "Staging": 1, "Production": 2}[env.environment_type],
+        },
         "category": {"name": env.environment_type},
         "hidden": False,
         "restrictions": {"type": "deployment_restrictions_configuration", "admin_only": env.admin_only},
@@ -498,8 +583,12 @@ def deploy_key_json(urls: Urls, world: World, repo: Repository, key: DeployKey) 
         "created_on": ts(key.added_on),
         "last_used": ts(key.last_used),
         "repository": repository_summary(urls, repo),
-        "owner": {"type": "team", "uuid": world.workspaces[repo.workspace].uuid,
-                  "username": repo.workspace, "display_name": world.workspaces[repo.workspace].name},
+        "owner": {
+            "type": "team",
+            "uuid": world.workspaces[repo.workspace].uuid,
+            "username": repo.workspace,
+            "display_name": world.workspaces[repo.workspace].name,
+        },
         "links": {"self": urls.link(f"/repositories/{repo.full_name}/deploy-keys/{key.id}")},
     }
 

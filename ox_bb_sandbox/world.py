@@ -181,7 +181,7 @@ class Environment:
     rank: int
     admin_only: bool = False
     uuid: str = ""
-    variables: list["Variable"] = field(default_factory=list)  # deployment variables
+    variables: list[Variable] = field(default_factory=list)  # deployment variables
 
     def __post_init__(self) -> None:
         self.uuid = self.uuid or braced_uuid("environment", self.name + str(self.rank))

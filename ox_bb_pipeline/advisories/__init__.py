@@ -44,19 +44,28 @@ def status(now: datetime, home: Path | None = None, osv_path: str = "") -> Advis
         return AdvisoryStatus("none", warnings=[f"no advisory data: SCA is not evaluated; {SYNC_HINT}"])
     index = AdvisoryIndex(path)
     try:
-        result = AdvisoryStatus("index", index.digest, {e: s["records"] or 0 for e, s in index.sources.items()},
-                                index.built_at, known_exploited=index.has_kev, epss=index.has_epss)
+        result = AdvisoryStatus(
+            "index",
+            index.digest,
+            {e: s["records"] or 0 for e, s in index.sources.items()},
+            index.built_at,
+            known_exploited=index.has_kev,
+            epss=index.has_epss,
+        )
     finally:
         index.close()
     if result.built_at is not None:
         result.age_days = (now - result.built_at) / timedelta(days=1)
         if result.age_days > max_age_days():
-            result.warnings.append(f"advisory data is {result.age_days:.0f} days old (more than "
-                                   f"{max_age_days():g}, OX_BB_ADVISORIES_MAX_AGE_DAYS); run `ox-bb advisories sync`")
+            result.warnings.append(
+                f"advisory data is {result.age_days:.0f} days old (more than "
+                f"{max_age_days():g}, OX_BB_ADVISORIES_MAX_AGE_DAYS); run `ox-bb advisories sync`"
+            )
     missing = result.missing()
     if missing:
-        result.warnings.append(f"no advisory data for {', '.join(missing)}: manifests of these ecosystems are "
-                               f"not evaluated; {SYNC_HINT}")
+        result.warnings.append(
+            f"no advisory data for {', '.join(missing)}: manifests of these ecosystems are not evaluated; {SYNC_HINT}"
+        )
     if not result.known_exploited:
         result.warnings.append("no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)")
     if not result.epss:

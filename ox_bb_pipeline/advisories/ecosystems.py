@@ -11,8 +11,16 @@ def pep503(name: str) -> str:
 
 
 # OSV spelling -> how its package names compare (others compare exactly).
-NAME_RULES = {"PyPI": pep503, "npm": None, "Maven": None, "Go": None, "RubyGems": None, "crates.io": None,
-              "NuGet": str.lower, "Packagist": str.lower}
+NAME_RULES = {
+    "PyPI": pep503,
+    "npm": None,
+    "Maven": None,
+    "Go": None,
+    "RubyGems": None,
+    "crates.io": None,
+    "NuGet": str.lower,
+    "Packagist": str.lower,
+}
 ECOSYSTEMS = tuple(NAME_RULES)
 
 

@@ -112,6 +112,7 @@ def json_documents(path: Path) -> Iterator[tuple[bytes, object]]:
 
 # -- feeds --------------------------------------------------------------------------------------------
 
+
 def parse_kev(data: bytes) -> set[str]:
     """CVE ids of CISA's Known Exploited Vulnerabilities catalogue (JSON, `vulnerabilities[].cveID`)."""
     try:
@@ -145,6 +146,7 @@ def parse_epss(data: bytes) -> dict[str, tuple[float, float | None]]:
 
 # -- build --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Source:
     """One OSV source to index: an ecosystem's all.zip (or a folder), with where it came from."""
@@ -167,8 +169,14 @@ class IndexSummary:
     epss: int | None = None
 
 
-def build_index(sources: Iterable[Source], target: Path, *, kev: bytes | None = None, epss: bytes | None = None,
-                built_at: datetime | None = None) -> IndexSummary:
+def build_index(
+    sources: Iterable[Source],
+    target: Path,
+    *,
+    kev: bytes | None = None,
+    epss: bytes | None = None,
+    built_at: datetime | None = None,
+) -> IndexSummary:
     """Index `sources` (and the feeds, when given) into a new file, then rename it over `target`."""
     sources = list(sources)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -191,13 +199,16 @@ def build_index(sources: Iterable[Source], target: Path, *, kev: bytes | None = 
             digest.update(b"kev:" + hashlib.sha256(kev).digest())
         if epss is not None:
             scores = parse_epss(epss)
-            con.executemany("INSERT OR REPLACE INTO epss VALUES (?, ?, ?)",
-                            ((c, s, p) for c, (s, p) in scores.items()))
+            con.executemany("INSERT OR REPLACE INTO epss VALUES (?, ?, ?)", ((c, s, p) for c, (s, p) in scores.items()))
             summary.epss = len(scores)
             digest.update(b"epss:" + hashlib.sha256(epss).digest())
         summary.digest = digest.hexdigest()[:12]
-        meta = {"digest": summary.digest, "built_at": (built_at or datetime.now(UTC)).isoformat(),
-                "kev": "" if kev is None else "1", "epss": "" if epss is None else "1"}
+        meta = {
+            "digest": summary.digest,
+            "built_at": (built_at or datetime.now(UTC)).isoformat(),
+            "kev": "" if kev is None else "1",
+            "epss": "" if epss is None else "1",
+        }
         con.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
         con.commit()
         con.close()
@@ -218,9 +229,12 @@ def _index_source(con: sqlite3.Connection, source: Source, summary: IndexSummary
     count, withdrawn, unreadable, records, packages = 0, 0, 0, [], []
 
     def flush():
-        con.executemany("""INSERT INTO records VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE
+        con.executemany(
+            """INSERT INTO records VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE
                            SET modified = excluded.modified, record = excluded.record
-                           WHERE excluded.modified > records.modified""", records)
+                           WHERE excluded.modified > records.modified""",
+            records,
+        )
         con.executemany("INSERT OR IGNORE INTO packages VALUES (?, ?, ?)", packages)
         records.clear()
         packages.clear()
@@ -236,9 +250,13 @@ def _index_source(con: sqlite3.Connection, source: Source, summary: IndexSummary
             if record.get("withdrawn"):
                 withdrawn += 1
                 continue
-            keys = {(p.get("ecosystem"), name_key(p["ecosystem"], p["name"]))
-                    for a in record.get("affected") or [] if isinstance(a, dict)
-                    for p in [a.get("package") or {}] if p.get("ecosystem") in ECOSYSTEMS and p.get("name")}
+            keys = {
+                (p.get("ecosystem"), name_key(p["ecosystem"], p["name"]))
+                for a in record.get("affected") or []
+                if isinstance(a, dict)
+                for p in [a.get("package") or {}]
+                if p.get("ecosystem") in ECOSYSTEMS and p.get("name")
+            }
             if not keys:
                 continue
             count += 1
@@ -248,15 +266,25 @@ def _index_source(con: sqlite3.Connection, source: Source, summary: IndexSummary
             if len(records) >= BATCH:
                 flush()
     flush()
-    con.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (source.ecosystem, source.origin or str(source.path), source.fetched_at, source.sha256, count,
-                 withdrawn, unreadable))
+    con.execute(
+        "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            source.ecosystem,
+            source.origin or str(source.path),
+            source.fetched_at,
+            source.sha256,
+            count,
+            withdrawn,
+            unreadable,
+        ),
+    )
     summary.withdrawn += withdrawn
     summary.unreadable += unreadable
     return count
 
 
 # -- lookups ------------------------------------------------------------------------------------------
+
 
 class AdvisoryIndex:
     """Read-only lookups in a built index (thread-safe)."""
@@ -271,8 +299,10 @@ class AdvisoryIndex:
         self.digest = meta.get("digest", "")
         self.built_at = datetime.fromisoformat(meta["built_at"]) if meta.get("built_at") else None
         self.has_kev, self.has_epss = bool(meta.get("kev")), bool(meta.get("epss"))
-        self.sources = {row[0]: {"source": row[1], "fetched_at": row[2], "records": row[3]}
-                        for row in self._query("SELECT ecosystem, source, fetched_at, records FROM sources")}
+        self.sources = {
+            row[0]: {"source": row[1], "fetched_at": row[2], "records": row[3]}
+            for row in self._query("SELECT ecosystem, source, fetched_at, records FROM sources")
+        }
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -285,9 +315,11 @@ class AdvisoryIndex:
 
     def records(self, ecosystem: str, name: str) -> list[dict]:
         """The OSV records affecting this package (any version), in id order."""
-        rows = self._query("""SELECT r.record FROM packages p JOIN records r USING (id)
+        rows = self._query(
+            """SELECT r.record FROM packages p JOIN records r USING (id)
                               WHERE p.ecosystem = ? AND p.name_key = ? ORDER BY r.id""",
-                           (ecosystem, name_key(ecosystem, name)))
+            (ecosystem, name_key(ecosystem, name)),
+        )
         return [json.loads(zlib.decompress(blob)) for (blob,) in rows]
 
     def exploitation(self, ids: Iterable[str]) -> tuple[bool | None, float | None]:
@@ -296,8 +328,9 @@ class AdvisoryIndex:
         marks = ",".join("?" * len(cves))
         known = None
         if self.has_kev:
-            known = bool(cves) and bool(self._query(f"SELECT 1 FROM known_exploited WHERE cve IN ({marks})",
-                                                    tuple(cves)))
+            known = bool(cves) and bool(
+                self._query(f"SELECT 1 FROM known_exploited WHERE cve IN ({marks})", tuple(cves))
+            )
         epss = None
         if self.has_epss and cves:
             (epss,) = self._query(f"SELECT max(score) FROM epss WHERE cve IN ({marks})", tuple(cves))[0]

@@ -23,8 +23,17 @@ class Severity:
 
 def level_of_score(score: float) -> str:
     """CVSS's qualitative rating (the same bands in v3 and v4; v2 has no critical band of its own)."""
-    return ("critical" if score >= 9.0 else "high" if score >= 7.0 else "medium" if score >= 4.0
-            else "low" if score > 0 else "info")
+    return (
+        "critical"
+        if score >= 9.0
+        else "high"
+        if score >= 7.0
+        else "medium"
+        if score >= 4.0
+        else "low"
+        if score > 0
+        else "info"
+    )
 
 
 def cvss_score(kind: str, vector: str) -> float | None:

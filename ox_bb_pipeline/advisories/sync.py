@@ -67,8 +67,15 @@ def read_meta(path: Path) -> dict:
         return {}
 
 
-def fetch(session: requests.Session, name: str, url: str, dest: Path, check: Callable[[Path], object],
-          clock: Clock, progress=None) -> Fetch:
+def fetch(
+    session: requests.Session,
+    name: str,
+    url: str,
+    dest: Path,
+    check: Callable[[Path], object],
+    clock: Clock,
+    progress=None,
+) -> Fetch:
     """Download `url` to `dest` if it changed since the last download; `check(tmp)` must pass first."""
     meta = read_meta(dest) if dest.exists() else {}
     headers = {}
@@ -107,9 +114,19 @@ def fetch(session: requests.Session, name: str, url: str, dest: Path, check: Cal
             kept = " (the previous copy is kept)" if dest.exists() else ""
             return Fetch(name, url, "refused", size, f"{url}: {exc}{kept}")
         os.replace(tmp, dest)
-        atomic_write_text(_meta_path(dest), json.dumps({
-            "url": url, "etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified"),
-            "fetched_at": clock.now().isoformat(), "sha256": digest.hexdigest(), "bytes": size}))
+        atomic_write_text(
+            _meta_path(dest),
+            json.dumps(
+                {
+                    "url": url,
+                    "etag": response.headers.get("ETag"),
+                    "last_modified": response.headers.get("Last-Modified"),
+                    "fetched_at": clock.now().isoformat(),
+                    "sha256": digest.hexdigest(),
+                    "bytes": size,
+                }
+            ),
+        )
         return Fetch(name, url, "downloaded", size)
 
 
@@ -117,9 +134,17 @@ def _check_feed(parse: Callable[[bytes], object]) -> Callable[[Path], object]:
     return lambda path: parse(path.read_bytes())
 
 
-def sync(ecosystems: Iterable[str] | None = None, *, home: Path | None = None, mirror: str | None = None,
-         kev: str | None = None, epss: str | None = None, session: requests.Session | None = None,
-         clock: Clock | None = None, show_progress: bool = False) -> SyncReport:
+def sync(
+    ecosystems: Iterable[str] | None = None,
+    *,
+    home: Path | None = None,
+    mirror: str | None = None,
+    kev: str | None = None,
+    epss: str | None = None,
+    session: requests.Session | None = None,
+    clock: Clock | None = None,
+    show_progress: bool = False,
+) -> SyncReport:
     """Bring the OSV exports of `ecosystems` (default: all we understand) and the feeds up to date,
     and rebuild the index when anything changed. Never raises for a download problem: see the report."""
     root = advisories_home(home)
@@ -130,13 +155,24 @@ def sync(ecosystems: Iterable[str] | None = None, *, home: Path | None = None, m
     if unknown:
         raise ValueError(f"unknown ecosystem(s) {', '.join(unknown)}; use OSV's spelling: {', '.join(ECOSYSTEMS)}")
     base = (mirror or osv_mirror()).rstrip("/")
-    feeds = {"KEV": (kev or kev_url(), root / "feeds" / "kev.json", parse_kev),
-             "EPSS": (epss or epss_url(), root / "feeds" / "epss.csv", parse_epss)}
+    feeds = {
+        "KEV": (kev or kev_url(), root / "feeds" / "kev.json", parse_kev),
+        "EPSS": (epss or epss_url(), root / "feeds" / "epss.csv", parse_epss),
+    }
     report = SyncReport()
     with _progress(show_progress) as progress:
         for ecosystem in wanted:
-            report.fetches.append(fetch(session, ecosystem, f"{base}/{ecosystem}/all.zip", osv_zip(root, ecosystem),
-                                        check_zip, clock, progress))
+            report.fetches.append(
+                fetch(
+                    session,
+                    ecosystem,
+                    f"{base}/{ecosystem}/all.zip",
+                    osv_zip(root, ecosystem),
+                    check_zip,
+                    clock,
+                    progress,
+                )
+            )
         for name, (url, dest, parse) in feeds.items():
             result = fetch(session, name, url, dest, _check_feed(parse), clock, progress)
             report.fetches.append(result)
@@ -157,12 +193,16 @@ def rebuild_index(root: Path, clock: Clock | None = None) -> IndexSummary:
         path = osv_zip(root, ecosystem)
         if path.exists():
             meta = read_meta(path)
-            sources.append(Source(ecosystem, path, meta.get("url", ""), meta.get("fetched_at", ""),
-                                  meta.get("sha256", "")))
-    feed = {name: (root / "feeds" / name).read_bytes() if (root / "feeds" / name).exists() else None
-            for name in ("kev.json", "epss.csv")}
-    return build_index(sources, root / INDEX_FILE, kev=feed["kev.json"], epss=feed["epss.csv"],
-                       built_at=(clock or SystemClock()).now())
+            sources.append(
+                Source(ecosystem, path, meta.get("url", ""), meta.get("fetched_at", ""), meta.get("sha256", ""))
+            )
+    feed = {
+        name: (root / "feeds" / name).read_bytes() if (root / "feeds" / name).exists() else None
+        for name in ("kev.json", "epss.csv")
+    }
+    return build_index(
+        sources, root / INDEX_FILE, kev=feed["kev.json"], epss=feed["epss.csv"], built_at=(clock or SystemClock()).now()
+    )
 
 
 class _progress:
@@ -177,8 +217,7 @@ class _progress:
             return None
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-        self.bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn())
+        self.bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
         self.bar.start()
         return self.bar
 

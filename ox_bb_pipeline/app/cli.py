@@ -12,7 +12,6 @@ import click
 
 from .. import __version__
 
-
 PLUGIN_GROUP = "ox_bb.cli"  # entry points naming click commands to add to `ox-bb` (the sandbox provides two)
 # Commands a plug-in usually provides, and what to install when it does not.
 PLUGIN_HINTS = {
@@ -45,8 +44,10 @@ class PluginGroup(click.Group):
                 self.plugin_errors[point.name] = f"{type(exc).__name__}: {exc}"
                 continue
             if not isinstance(command, click.Command):
-                raise click.ClickException(f"entry point {point.name} = {point.value} in group {self.plugin_group}"
-                                           " is not a click command; fix or uninstall the package providing it")
+                raise click.ClickException(
+                    f"entry point {point.name} = {point.value} in group {self.plugin_group}"
+                    " is not a click command; fix or uninstall the package providing it"
+                )
             self.add_command(command, point.name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -65,11 +66,16 @@ def _missing_plugin(name: str, error: str | None) -> click.Command:
     """A stand-in for a plug-in command that is not installed: it explains, and exits with status 2."""
     why = f" (it failed to load: {error})" if error else ""
 
-    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                           "help_option_names": []}, add_help_option=False)
+    @click.command(
+        name,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+        add_help_option=False,
+    )
     def missing() -> None:
-        raise click.UsageError(f"`ox-bb {name}` is {PLUGIN_HINTS[name]}, which is not installed{why}. Install it "
-                               "with: pip install 'ox-bb-pipeline[sandbox]' (from a checkout: make install)")
+        raise click.UsageError(
+            f"`ox-bb {name}` is {PLUGIN_HINTS[name]}, which is not installed{why}. Install it "
+            "with: pip install 'ox-bb-pipeline[sandbox]' (from a checkout: make install)"
+        )
 
     return missing
 
@@ -82,13 +88,24 @@ def main() -> None:
 
 # -- verify ---------------------------------------------------------------------------------------
 def format_option(fn):
-    return click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-                        show_default=True, help="json: one document on stdout, for cron and monitoring.")(fn)
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: one document on stdout, for cron and monitoring.",
+    )(fn)
 
 
 def connections_option(fn):
-    return click.option("--connections", "connections_file", type=click.Path(dir_okay=False, path_type=Path),
-                        default=None, help="Connections file (default: $OX_BB_CONNECTIONS or ./connections.yaml).")(fn)
+    return click.option(
+        "--connections",
+        "connections_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Connections file (default: $OX_BB_CONNECTIONS or ./connections.yaml).",
+    )(fn)
 
 
 def _load(connections_file, settings: bool = False):
@@ -112,8 +129,10 @@ def _load(connections_file, settings: bool = False):
             except ConfigError as exc:
                 problems += [p if loader is load_settings else f"{exc.source}: {p}" for p in exc.problems]
     if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) in the configuration, nothing was run:\n"
-                                   + "\n".join(f"  - {p}" for p in problems))
+        raise click.ClickException(
+            f"{len(problems)} problem(s) in the configuration, nothing was run:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
     return path, config
 
 
@@ -148,18 +167,35 @@ def verify_command(connections_file, only, output_format) -> None:
         result = verify(client, GitAccess(connection.name, connection.git_url, client.auth.git_credentials))
         worst = max(worst, {"ok": 0, "degraded": 2, "failed": 3}[result.status])
         if output_format == "json":
-            documents.append({"connection": connection.name, "method": connection.method, "status": result.status,
-                              "account": result.account, "workspaces": result.workspaces, "error": result.error,
-                              "requests_per_hour": result.requests_per_hour,
-                              "announced_limit": result.announced_limit,
-                              "capabilities": [{"capability": p.capability, "ok": p.ok, "required": p.required,
-                                                "missing": p.missing, "loses": "" if p.ok else p.loses}
-                                               for p in result.probes]})
+            documents.append(
+                {
+                    "connection": connection.name,
+                    "method": connection.method,
+                    "status": result.status,
+                    "account": result.account,
+                    "workspaces": result.workspaces,
+                    "error": result.error,
+                    "requests_per_hour": result.requests_per_hour,
+                    "announced_limit": result.announced_limit,
+                    "capabilities": [
+                        {
+                            "capability": p.capability,
+                            "ok": p.ok,
+                            "required": p.required,
+                            "missing": p.missing,
+                            "loses": "" if p.ok else p.loses,
+                        }
+                        for p in result.probes
+                    ],
+                }
+            )
             continue
         colour = {"ok": "green", "degraded": "yellow", "failed": "red"}[result.status]
-        console.print(f"\n[bold]{connection.name}[/] ({connection.method}) — [{colour}]{result.status}[/]"
-                      + (f" as {result.account}" if result.account else "")
-                      + (f"; workspaces: {', '.join(result.workspaces)}" if result.workspaces else ""))
+        console.print(
+            f"\n[bold]{connection.name}[/] ({connection.method}) — [{colour}]{result.status}[/]"
+            + (f" as {result.account}" if result.account else "")
+            + (f"; workspaces: {', '.join(result.workspaces)}" if result.workspaces else "")
+        )
         if result.error:
             console.print(f"  [red]{result.error}[/]")
         console.print(f"  {result.limit_line()}", markup=False, highlight=False)
@@ -174,9 +210,12 @@ def verify_command(connections_file, only, output_format) -> None:
             table.add_column("scope / permission", no_wrap=True, min_width=longest)
             table.add_column("what stops working", overflow="fold")
             for p in result.probes:
-                table.add_row(p.capability, "[green]ok[/]" if p.ok else ("[red]missing[/]" if p.required
-                                                                          else "[yellow]missing[/]"),
-                              p.missing, "" if p.ok else p.loses)
+                table.add_row(
+                    p.capability,
+                    "[green]ok[/]" if p.ok else ("[red]missing[/]" if p.required else "[yellow]missing[/]"),
+                    p.missing,
+                    "" if p.ok else p.loses,
+                )
             console.print(table)
             missing = sorted({p.missing for p in result.probes if not p.ok and p.missing})
             if missing:
@@ -184,8 +223,17 @@ def verify_command(connections_file, only, output_format) -> None:
     advisories = advisory_lines()  # SCA's data is part of "does the pipeline work": say what is missing
     if output_format == "json":
         status = {0: "ok", 2: "degraded", 3: "failed"}[worst]
-        click.echo(json.dumps({"status": status, "exit_code": {0: 0, 2: 2, 3: 1}[worst], "connections": documents,
-                               "advisories": advisories}, indent=1))
+        click.echo(
+            json.dumps(
+                {
+                    "status": status,
+                    "exit_code": {0: 0, 2: 2, 3: 1}[worst],
+                    "connections": documents,
+                    "advisories": advisories,
+                },
+                indent=1,
+            )
+        )
     else:
         console.print()
         for line in advisories:
@@ -196,8 +244,13 @@ def verify_command(connections_file, only, output_format) -> None:
 # -- run ------------------------------------------------------------------------------------------
 @main.command("run")
 @connections_option
-@click.option("--stage", type=click.Choice(["extract", "scan", "warehouse", "all"]), default="all", show_default=True,
-              help="Run every stage up to and including this one.")
+@click.option(
+    "--stage",
+    type=click.Choice(["extract", "scan", "warehouse", "all"]),
+    default="all",
+    show_default=True,
+    help="Run every stage up to and including this one.",
+)
 @click.option("--connection", "only", help="Run only this connection.")
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks and re-read everything.")
 @format_option
@@ -210,8 +263,7 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
     """
     # Bad files are refused before Dagster's slow import and before any network call.
     path, _ = _load(connections_file, settings=stage in ("warehouse", "all"))
-    from .runner import (Interrupted, as_json, debug_log_path, exit_code, outcomes, run_stages, stop_on_signals,
-                         summary)
+    from .runner import Interrupted, as_json, debug_log_path, exit_code, outcomes, run_stages, stop_on_signals, summary
 
     json_output = output_format == "json"
     progress = (lambda line: click.echo(line, err=True)) if json_output else click.echo
@@ -226,8 +278,15 @@ def run_command(connections_file, stage, only, full_refresh, output_format) -> N
             progress(line)
     try:
         with stop_on_signals() as interrupted:
-            results = run_stages(stage, path, only, full_refresh=full_refresh, progress=progress,
-                                 log_level="CRITICAL", interrupted=interrupted)
+            results = run_stages(
+                stage,
+                path,
+                only,
+                full_refresh=full_refresh,
+                progress=progress,
+                log_level="CRITICAL",
+                interrupted=interrupted,
+            )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     except Interrupted as stop:
@@ -269,7 +328,10 @@ def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...])
     from ..warehouse.summary import severity_drift
 
     con = open_warehouse(home)
-    one = lambda sql: con.execute(sql).fetchone()
+
+    def one(sql):
+        return con.execute(sql).fetchone()
+
     (repos,) = one("SELECT count(DISTINCT repository_uuid) FROM repositories")
     echo(f"\nAccounts {accounts}, repositories {repos}")
     severities = con.execute("""
@@ -298,7 +360,7 @@ def print_summary(home: Path, echo, accounts: int, connections: tuple[str, ...])
         echo(f"  {row['framework_title']:<40} {row['score']}")
     con.close()
     echo(f"\nOutputs under {home}:")
-    echo(f"  warehouse  {home / 'warehouse.duckdb'}   (ox-bb query \"SELECT * FROM findings_queue LIMIT 5\")")
+    echo(f'  warehouse  {home / "warehouse.duckdb"}   (ox-bb query "SELECT * FROM findings_queue LIMIT 5")')
     echo(f"  exports    {home / 'exports'}/*.parquet")
     echo(f"  report     {home / 'reports' / 'compliance.html'}, explorer.html and compliance.csv")
     echo(f"  lake       {home / 'lake'} (raw, findings, scans, inventory; one partition per connection)")
@@ -311,9 +373,13 @@ def advisories() -> None:
 
 
 @advisories.command("sync")
-@click.option("--ecosystem", "ecosystems", multiple=True, metavar="NAME",
-              help="Only this OSV ecosystem (repeatable; default: PyPI, npm, Maven, Go, RubyGems, crates.io, "
-                   "NuGet, Packagist).")
+@click.option(
+    "--ecosystem",
+    "ecosystems",
+    multiple=True,
+    metavar="NAME",
+    help="Only this OSV ecosystem (repeatable; default: PyPI, npm, Maven, Go, RubyGems, crates.io, NuGet, Packagist).",
+)
 @click.option("--mirror", help="Base URL holding <Ecosystem>/all.zip (default: $OX_BB_OSV_MIRROR or OSV's bucket).")
 def advisories_sync(ecosystems, mirror) -> None:
     """Download what changed (conditional requests), check it, and rebuild the index.
@@ -368,8 +434,12 @@ def advisory_lines() -> list[str]:
 # -- workflows ------------------------------------------------------------------------------------
 @main.command("workflows")
 @connections_option
-@click.option("--apply", "do_apply", is_flag=True,
-              help="Run the actions (only when workflows.yaml says enabled: true); default: preview only.")
+@click.option(
+    "--apply",
+    "do_apply",
+    is_flag=True,
+    help="Run the actions (only when workflows.yaml says enabled: true); default: preview only.",
+)
 def workflows_command(connections_file, do_apply) -> None:
     """Preview how many findings each workflows.yaml rule would touch; with --apply, act (idempotently)."""
     import contextlib

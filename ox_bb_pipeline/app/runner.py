@@ -99,11 +99,19 @@ def as_json(results: list[StageResult]) -> dict:
     return {
         "status": {0: OK, 2: DEGRADED, 1: FAILED}[exit_code(results)],
         "exit_code": exit_code(results),
-        "connections": [{"connection": o.connection, "status": o.status, "problems": o.problems,
-                         "first_errors": o.first_errors,
-                         "stages": [{"stage": s.stage, "status": s.status, "run_id": s.run_id, "error": s.error,
-                                     "metadata": s.metadata} for s in o.stages]}
-                        for o in outcomes(results)],
+        "connections": [
+            {
+                "connection": o.connection,
+                "status": o.status,
+                "problems": o.problems,
+                "first_errors": o.first_errors,
+                "stages": [
+                    {"stage": s.stage, "status": s.status, "run_id": s.run_id, "error": s.error, "metadata": s.metadata}
+                    for s in o.stages
+                ],
+            }
+            for o in outcomes(results)
+        ],
     }
 
 
@@ -121,6 +129,7 @@ def stop_on_signals() -> Iterator[Callable[[], None]]:
     connection. Dagster swaps in its own handlers while a step runs (the step then fails as
     interrupted) and they do not say which signal came: the wakeup fd, written by the interpreter
     for every signal whatever the handler, does. Yields a check that raises `Interrupted`."""
+
     def handler(signum, _frame):
         raise Interrupted(signum)
 
@@ -167,32 +176,58 @@ def _stage_assets() -> dict[str, tuple]:
 
     def extract_line(meta: dict) -> str:
         repos = meta.get("repositories", {})
-        return (f"{repos.get('dagster/row_count', 0)} repositories, {repos.get('rest_requests', 0)} REST requests, "
-                f"{repos.get('git_operations', 0)} git operations")
+        return (
+            f"{repos.get('dagster/row_count', 0)} repositories, {repos.get('rest_requests', 0)} REST requests, "
+            f"{repos.get('git_operations', 0)} git operations"
+        )
 
     def scan_line(meta: dict) -> str:
         runs = meta.get("scan_runs", {})
         findings = sum(v.get("dagster/row_count", 0) for k, v in meta.items() if k.endswith("_findings"))
-        line = (f"{findings} findings, {runs.get('repositories_cloned', 0)} repositories cloned, "
-                f"{runs.get('repositories_from_cache', 0)} from cache, {runs.get('errors', 0)} scanner errors")
+        line = (
+            f"{findings} findings, {runs.get('repositories_cloned', 0)} repositories cloned, "
+            f"{runs.get('repositories_from_cache', 0)} from cache, {runs.get('errors', 0)} scanner errors"
+        )
         missing = runs.get("not_evaluated") or {}
         if missing:  # never a silent zero: say which ecosystems SCA could not judge, and the fix
-            line += (f"; SCA not evaluated for {', '.join(missing)} (no advisory data: "
-                     "run `ox-bb advisories sync`)")
+            line += f"; SCA not evaluated for {', '.join(missing)} (no advisory data: run `ox-bb advisories sync`)"
         return line
 
-    return {"extract": ([bitbucket_raw_tables, bitbucket_raw_expectations], extract_line),
-            "scan": ([scan_findings, scanning_findings_expectations], scan_line)}
+    return {
+        "extract": ([bitbucket_raw_tables, bitbucket_raw_expectations], extract_line),
+        "scan": ([scan_findings, scanning_findings_expectations], scan_line),
+    }
 
 
-KEPT_METADATA = ("dagster/row_count", "rest_requests", "git_operations", "repositories_changed", "severity",
-                 "repositories_cloned", "repositories_from_cache", "errors", "status", "not_evaluated", "problems",
-                 "first_problems", "errors_by_scanner", "first_errors")
+KEPT_METADATA = (
+    "dagster/row_count",
+    "rest_requests",
+    "git_operations",
+    "repositories_changed",
+    "severity",
+    "repositories_cloned",
+    "repositories_from_cache",
+    "errors",
+    "status",
+    "not_evaluated",
+    "problems",
+    "first_problems",
+    "errors_by_scanner",
+    "first_errors",
+)
 
 
-def run_stages(stage: str, connections_file: Path, only: str | list[str] | None = None, *, full_refresh: bool = False,
-               progress: Callable[[str], None] = print, dagster_instance: dg.DagsterInstance | None = None,
-               log_level: str = "WARNING", interrupted: Callable[[], None] = lambda: None) -> list[StageResult]:
+def run_stages(
+    stage: str,
+    connections_file: Path,
+    only: str | list[str] | None = None,
+    *,
+    full_refresh: bool = False,
+    progress: Callable[[str], None] = print,
+    dagster_instance: dg.DagsterInstance | None = None,
+    log_level: str = "WARNING",
+    interrupted: Callable[[], None] = lambda: None,
+) -> list[StageResult]:
     """Run every stage up to and including `stage` for each connection (or only one). A failing
     stage stops the later stages of that connection only; `interrupted` (see `stop_on_signals`)
     raises after a stage a signal stopped, so the run ends there."""
@@ -225,12 +260,20 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
         for current in stages:
             definitions, describe = assets[current]
             progress(f"{current:<8} {name} …")
-            ops = ({"bitbucket_raw_tables": {"config": {"full_refresh": full_refresh}}} if current == "extract"
-                   else {"scan_findings": {"config": {"local_pool": True}}})  # shards: a local process pool
+            ops = (
+                {"bitbucket_raw_tables": {"config": {"full_refresh": full_refresh}}}
+                if current == "extract"
+                else {"scan_findings": {"config": {"local_pool": True}}}
+            )  # shards: a local process pool
             outcome = dg.materialize(
-                definitions, partition_key=name, instance=inst, resources=resources, raise_on_error=False,
+                definitions,
+                partition_key=name,
+                instance=inst,
+                resources=resources,
+                raise_on_error=False,
                 run_config=dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}}),
-                tags={"ox_bb/connection": name, "ox_bb/stage": current})
+                tags={"ox_bb/connection": name, "ox_bb/stage": current},
+            )
             interrupted()
             result = _stage_result(current, name, outcome)
             if result.success:
@@ -249,8 +292,12 @@ def run_stages(stage: str, connections_file: Path, only: str | list[str] | None 
     return results
 
 
-def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = print, log_level: str = "WARNING",
-                  connections_file: Path | None = None) -> StageResult:
+def run_warehouse(
+    inst: dg.DagsterInstance,
+    progress: Callable[[str], None] = print,
+    log_level: str = "WARNING",
+    connections_file: Path | None = None,
+) -> StageResult:
     """Build the warehouse over every connection's partitions, check the marts, then exports,
     reports and workflows (a failing mart check blocks them) — what the `build_warehouse` job runs."""
     from ..defs.bitbucket.resources import BitbucketResource
@@ -261,17 +308,22 @@ def run_warehouse(inst: dg.DagsterInstance, progress: Callable[[str], None] = pr
 
     progress("warehouse …")
     bitbucket = BitbucketResource(connections_file=str(connections_file) if connections_file else "")
-    outcome = dg.materialize([warehouse_models, warehouse_expectations, exports, compliance_report, explorer,
-                              workflows],
-                             instance=inst, resources={"bitbucket": bitbucket}, raise_on_error=False,
-                             run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
-                             tags={"ox_bb/stage": "warehouse"})
+    outcome = dg.materialize(
+        [warehouse_models, warehouse_expectations, exports, compliance_report, explorer, workflows],
+        instance=inst,
+        resources={"bitbucket": bitbucket},
+        raise_on_error=False,
+        run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
+        tags={"ox_bb/stage": "warehouse"},
+    )
     result = _stage_result("warehouse", "*", outcome)
     _record(inst, [result], None)
     if result.success:
         rows = {k: v.get("dagster/row_count", 0) for k, v in result.metadata.items()}
-        progress(f"warehouse ok: {rows.get('findings', 0)} findings, {rows.get('findings_queue', 0)} in the queue, "
-                 f"{rows.get('applications', 0)} applications")
+        progress(
+            f"warehouse ok: {rows.get('findings', 0)} findings, {rows.get('findings_queue', 0)} in the queue, "
+            f"{rows.get('applications', 0)} applications"
+        )
     else:
         progress(f"warehouse FAILED: {result.error}")  # every line: a settings file lists each problem
     return result
@@ -318,10 +370,17 @@ def _record(inst: dg.DagsterInstance, results: list[StageResult], connection: st
     worst = next((r for r in results if r.status == status), None)
     if status == OK or worst is None or not worst.run_id:
         return
-    record_run_failure(run_id=worst.run_id, job_name=f"ox-bb run ({worst.stage})", connection=connection,
-                       trigger="ox-bb run", night=None, failed_steps=[worst.stage] if status == FAILED else [],
-                       error=worst.error or "\n".join(worst.first_errors), failed_at=SystemClock().now(),
-                       status=status)
+    record_run_failure(
+        run_id=worst.run_id,
+        job_name=f"ox-bb run ({worst.stage})",
+        connection=connection,
+        trigger="ox-bb run",
+        night=None,
+        failed_steps=[worst.stage] if status == FAILED else [],
+        error=worst.error or "\n".join(worst.first_errors),
+        failed_at=SystemClock().now(),
+        status=status,
+    )
 
 
 def _failure_message(outcome) -> str:
@@ -355,8 +414,15 @@ def _failed_checks(outcome) -> str:
         if evaluation.passed:
             continue
         failed = evaluation.metadata.get("failed_expectations")
-        names = sorted({f"{f['expectation']}({f['column']})" if f.get("column") else f["expectation"]
-                        for f in failed.value}) if failed else []
-        lines.append(f"data-quality check failed on {evaluation.asset_key.to_user_string()}: "
-                     f"{', '.join(names) or 'see the check in the Dagster UI'}")
+        names = (
+            sorted(
+                {f"{f['expectation']}({f['column']})" if f.get("column") else f["expectation"] for f in failed.value}
+            )
+            if failed
+            else []
+        )
+        lines.append(
+            f"data-quality check failed on {evaluation.asset_key.to_user_string()}: "
+            f"{', '.join(names) or 'see the check in the Dagster UI'}"
+        )
     return "\n".join(lines)

@@ -34,13 +34,16 @@ def query(sql: str, fmt: str = "table", *, home: Path | None = None, max_rows: i
     try:
         refused = [s.type.name for s in con.extract_statements(sql) if s.type not in READ_STATEMENTS]
         if refused:
-            raise QueryRefused(f"ox-bb query is read-only: only SELECT (and EXPLAIN) statements run, not "
-                               f"{', '.join(sorted(set(refused)))}; write results with --format csv > FILE")
+            raise QueryRefused(
+                f"ox-bb query is read-only: only SELECT (and EXPLAIN) statements run, not "
+                f"{', '.join(sorted(set(refused)))}; write results with --format csv > FILE"
+            )
         try:
             result = con.execute(sql)
         except duckdb.PermissionException as exc:
-            raise QueryRefused(f"ox-bb query reads only the warehouse and the lake "
-                               f"({lake_root(home)}): {str(exc).splitlines()[0]}") from None
+            raise QueryRefused(
+                f"ox-bb query reads only the warehouse and the lake ({lake_root(home)}): {str(exc).splitlines()[0]}"
+            ) from None
         if result.description is None:
             return ""
         columns = [d[0] for d in result.description]
@@ -76,15 +79,21 @@ def _table(columns: list[str], rows: list[tuple], max_rows: int) -> str:
     text = console.export_text()
     more = len(rows) - max_rows
     note = f"{len(rows)} row{'s' if len(rows) != 1 else ''}" + (
-        f", {more} not shown (use --format csv or --max-rows)" if more > 0 else "")
+        f", {more} not shown (use --format csv or --max-rows)" if more > 0 else ""
+    )
     return text + note
 
 
 @click.command("query")
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--max-rows", type=click.IntRange(1), default=100, show_default=True,
-              help="Rows shown in table format (csv and json print all).")
+@click.option(
+    "--max-rows",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Rows shown in table format (csv and json print all).",
+)
 def query_command(sql: str, fmt: str, max_rows: int) -> None:
     """Run SQL against OX_BB_HOME/warehouse.duckdb (read-only), e.g.
 
@@ -106,8 +115,11 @@ def report() -> dict[str, Path]:
     current warehouse."""
     from ..warehouse.explorer import write_explorer
 
-    return {**write_reports(), "explorer": write_explorer(),
-            **{f"export {name}": path for name, path in export_tables().items()}}
+    return {
+        **write_reports(),
+        "explorer": write_explorer(),
+        **{f"export {name}": path for name, path in export_tables().items()},
+    }
 
 
 @click.command("report")
@@ -128,8 +140,12 @@ def report_command() -> None:
 @click.command("export")
 @click.argument("fmt", metavar="sarif|cyclonedx", type=click.Choice(("sarif", "cyclonedx")))
 @click.option("--application", default=None, help="Only this application's findings (SARIF: one log for it).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write into (default: OX_BB_HOME/exports/<format>/).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write into (default: OX_BB_HOME/exports/<format>/).",
+)
 def export_command(fmt: str, application: str | None, out: Path | None) -> None:
     """SARIF 2.1.0 logs (GitHub code scanning, DefectDojo) or CycloneDX SBOMs with vulnerabilities, from the
     built warehouse: one file per repository, e.g. ox-bb export sarif --application payments"""
@@ -148,12 +164,20 @@ def export_command(fmt: str, application: str | None, out: Path | None) -> None:
 
 @click.command("triage")
 @click.argument("fingerprint")
-@click.option("--status", type=click.Choice(("false_positive", "accepted_risk", "open")), required=True,
-              help="false_positive or accepted_risk take the finding out of the open queue; open withdraws that.")
+@click.option(
+    "--status",
+    type=click.Choice(("false_positive", "accepted_risk", "open")),
+    required=True,
+    help="false_positive or accepted_risk take the finding out of the open queue; open withdraws that.",
+)
 @click.option("--reason", required=True, help="Why (kept with the decision and shown in the report).")
 @click.option("--owner", required=True, help="Who answers for the decision.")
-@click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Last day the decision holds (YYYY-MM-DD); the finding reopens after it.")
+@click.option(
+    "--expires",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Last day the decision holds (YYYY-MM-DD); the finding reopens after it.",
+)
 @click.option("--by", "decided_by", default=None, help="Who records it (default: $OX_BB_USER, else the login).")
 def triage_command(fingerprint: str, status: str, reason: str, owner: str, expires, decided_by: str | None) -> None:
     """Record a triage decision on one finding (its finding_id), applied from the next warehouse build on, e.g.
@@ -174,10 +198,19 @@ def triage_command(fingerprint: str, status: str, reason: str, owner: str, expir
         finally:
             con.close()
     try:
-        record = record_triage(fingerprint, status, reason=reason, owner=owner,
-                               expires=expires.date() if expires else None, decided_by=decided_by, known=known)
+        record = record_triage(
+            fingerprint,
+            status,
+            reason=reason,
+            owner=owner,
+            expires=expires.date() if expires else None,
+            decided_by=decided_by,
+            known=known,
+        )
     except TriageError as exc:
         raise click.ClickException(str(exc)) from exc
     until = f" until {record['expires']}" if record["expires"] else ""
-    click.echo(f"{record['finding_id']}: {status}{until}, recorded in {triage_path()} "
-               "(applied by the next warehouse build: ox-bb run --stage warehouse)")
+    click.echo(
+        f"{record['finding_id']}: {status}{until}, recorded in {triage_path()} "
+        "(applied by the next warehouse build: ox-bb run --stage warehouse)"
+    )

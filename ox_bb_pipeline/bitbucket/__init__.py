@@ -14,7 +14,15 @@ from .errors import (
 )
 
 __all__ = [
-    "BitbucketClient", "RequestBudget", "BitbucketError", "AuthenticationError", "MissingScopeError",
-    "PermissionDeniedError", "NotFoundError", "EndpointGoneError", "RateLimitedError", "ServerError",
+    "BitbucketClient",
+    "RequestBudget",
+    "BitbucketError",
+    "AuthenticationError",
+    "MissingScopeError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "EndpointGoneError",
+    "RateLimitedError",
+    "ServerError",
     "InvalidResponseError",
 ]

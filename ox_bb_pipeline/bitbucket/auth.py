@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from ..clock import Clock, SystemClock
@@ -94,10 +94,19 @@ class OAuthAuth(AuthBase):
 
     kind = "oauth"
 
-    def __init__(self, *, connection_name: str, token_url: str, client_id: str, client_secret: str,
-                 refresh_token: str | None = None, store: RefreshTokenStore | None = None,
-                 clock: Clock | None = None, timeout: tuple[float, float] = (5.0, 30.0),
-                 method: str = "app") -> None:
+    def __init__(
+        self,
+        *,
+        connection_name: str,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str | None = None,
+        store: RefreshTokenStore | None = None,
+        clock: Clock | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        method: str = "app",
+    ) -> None:
         self.connection_name = connection_name
         self.method = method  # the connection's method (app | idp), for messages
         self.token_url = token_url
@@ -124,8 +133,11 @@ class OAuthAuth(AuthBase):
 
     def access_token(self) -> str:
         with self._lock:
-            if self._access_token is None or self._expires_at is None or \
-                    self.clock.now() >= self._expires_at - EXPIRY_LEEWAY:
+            if (
+                self._access_token is None
+                or self._expires_at is None
+                or self.clock.now() >= self._expires_at - EXPIRY_LEEWAY
+            ):
                 self._fetch()
             return self._access_token
 
@@ -143,38 +155,49 @@ class OAuthAuth(AuthBase):
         self.token_requests += 1
         try:
             if self._refresh_token:
-                token = self._oauth.refresh_token(self.token_url, refresh_token=self._refresh_token,
-                                                  timeout=self.timeout)
+                token = self._oauth.refresh_token(
+                    self.token_url, refresh_token=self._refresh_token, timeout=self.timeout
+                )
             else:
-                token = self._oauth.fetch_token(self.token_url, grant_type="client_credentials",
-                                                timeout=self.timeout)
+                token = self._oauth.fetch_token(self.token_url, grant_type="client_credentials", timeout=self.timeout)
         except OAuthError as exc:
             where = f"the refresh token {self._token_source}"
             raise AuthenticationError(
                 f"connection '{self.connection_name}' ({self.method}): the OAuth token endpoint refused the "
                 f"{self.grant} grant ({exc.error}); "
-                + (f"{where} is no longer valid: re-authorise to get a new refresh token and put it in the "
-                   "connection's refresh_token (its ${ENV} variable); it then replaces the stored one"
-                   + (f" in {self.store.path}" if self.store else "")
-                   if self._refresh_token and exc.error == "invalid_grant" else "check the consumer key/secret"
-                   + (" and re-authorise to get a new refresh token" if self._refresh_token else "")),
-                connection=self.connection_name, endpoint="/site/oauth2/access_token", status=400) from None
+                + (
+                    f"{where} is no longer valid: re-authorise to get a new refresh token and put it in the "
+                    "connection's refresh_token (its ${ENV} variable); it then replaces the stored one"
+                    + (f" in {self.store.path}" if self.store else "")
+                    if self._refresh_token and exc.error == "invalid_grant"
+                    else "check the consumer key/secret"
+                    + (" and re-authorise to get a new refresh token" if self._refresh_token else "")
+                ),
+                connection=self.connection_name,
+                endpoint="/site/oauth2/access_token",
+                status=400,
+            ) from None
         except requests.RequestException as exc:
             reason = unreachable_reason(exc)
             if reason:
-                raise unreachable_error(self.connection_name, self.token_url, reason,
-                                        "/site/oauth2/access_token") from None
+                raise unreachable_error(
+                    self.connection_name, self.token_url, reason, "/site/oauth2/access_token"
+                ) from None
             raise AuthenticationError(
                 f"connection '{self.connection_name}' ({self.method}): cannot reach the OAuth token endpoint "
-                f"({type(exc).__name__})", connection=self.connection_name,
-                endpoint="/site/oauth2/access_token") from None
+                f"({type(exc).__name__})",
+                connection=self.connection_name,
+                endpoint="/site/oauth2/access_token",
+            ) from None
         except ValueError:  # not JSON at all: an HTML page where the token endpoint should be
             token = {}
         if not token.get("access_token"):
             raise NotBitbucketError(
                 f"connection '{self.connection_name}' ({self.method}): {self.token_url} did not answer an OAuth "
                 "token; check host_url (and web_url) in the connections file point at Bitbucket",
-                connection=self.connection_name, endpoint="/site/oauth2/access_token")
+                connection=self.connection_name,
+                endpoint="/site/oauth2/access_token",
+            )
         self._access_token = token["access_token"]
         self._expires_at = self.clock.now() + timedelta(seconds=int(token.get("expires_in", 7200)))
         new_refresh = token.get("refresh_token")
@@ -196,14 +219,26 @@ def auth_for(connection, clock: Clock | None = None) -> AuthBase:
     if isinstance(connection, AccessTokenConnection):
         return BearerAuth(connection.token.get_secret_value())
     if isinstance(connection, AppConnection):
-        return OAuthAuth(connection_name=connection.name, token_url=connection.token_url,
-                         client_id=connection.client_id, client_secret=connection.client_secret.get_secret_value(),
-                         clock=clock, timeout=timeout, method="app")
+        return OAuthAuth(
+            connection_name=connection.name,
+            token_url=connection.token_url,
+            client_id=connection.client_id,
+            client_secret=connection.client_secret.get_secret_value(),
+            clock=clock,
+            timeout=timeout,
+            method="app",
+        )
     if isinstance(connection, IdpConnection):
         legacy = None if connection.token_store else connection.legacy_token_store_path()
-        return OAuthAuth(connection_name=connection.name, token_url=connection.token_url,
-                         client_id=connection.client_id, client_secret=connection.client_secret.get_secret_value(),
-                         refresh_token=connection.refresh_token.get_secret_value(),
-                         store=RefreshTokenStore(connection.token_store_path(), legacy), clock=clock,
-                         timeout=timeout, method="idp")
+        return OAuthAuth(
+            connection_name=connection.name,
+            token_url=connection.token_url,
+            client_id=connection.client_id,
+            client_secret=connection.client_secret.get_secret_value(),
+            refresh_token=connection.refresh_token.get_secret_value(),
+            store=RefreshTokenStore(connection.token_store_path(), legacy),
+            clock=clock,
+            timeout=timeout,
+            method="idp",
+        )
     raise TypeError(f"unknown connection type {type(connection).__name__}")

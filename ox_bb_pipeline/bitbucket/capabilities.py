@@ -56,15 +56,25 @@ class Capability:
 
 CAPABILITIES: tuple[Capability, ...] = (
     Capability("read repositories", "repositories", True, "everything: repositories cannot be listed or scanned"),
-    Capability("read projects", "projects", False,
-               "projects table; include/exclude globs on PROJECT_KEY see no project names"),
-    Capability("read pull requests", "pull_requests", False,
-               "pull_requests, default_reviewers; BB-012 and BB-014 (merged without approval)"),
-    Capability("read pipelines", "pipeline_runs", False,
-               "pipeline_runs, environments, pipeline_variables; BB-025, BB-030"),
+    Capability(
+        "read projects", "projects", False, "projects table; include/exclude globs on PROJECT_KEY see no project names"
+    ),
+    Capability(
+        "read pull requests",
+        "pull_requests",
+        False,
+        "pull_requests, default_reviewers; BB-012 and BB-014 (merged without approval)",
+    ),
+    Capability(
+        "read pipelines", "pipeline_runs", False, "pipeline_runs, environments, pipeline_variables; BB-025, BB-030"
+    ),
     Capability("read webhooks", "repository_hooks", False, "webhooks; BB-023, BB-024"),
-    Capability("admin: branch restrictions", "branch_restrictions", False,
-               "branch_restrictions; BB-001…BB-013 become not_evaluable"),
+    Capability(
+        "admin: branch restrictions",
+        "branch_restrictions",
+        False,
+        "branch_restrictions; BB-001…BB-013 become not_evaluable",
+    ),
     Capability("admin: deploy keys", "deploy_keys", False, "deploy_keys; BB-022"),
     Capability("admin: pipeline configuration", "pipelines_config", False, "pipeline_configs.enabled"),
 )
@@ -94,11 +104,12 @@ class Verification:
 
     def limit_line(self) -> str:
         if self.announced_limit is None:
-            return (f"rate limit: {self.requests_per_hour} requests/hour (the configured budget; Bitbucket "
-                    "announced none: scaled limits need an access token on a Standard/Premium workspace)")
+            return (
+                f"rate limit: {self.requests_per_hour} requests/hour (the configured budget; Bitbucket "
+                "announced none: scaled limits need an access token on a Standard/Premium workspace)"
+            )
         capped = " (capped by the configured budget)" if self.requests_per_hour < self.announced_limit else ""
-        return (f"rate limit: {self.requests_per_hour} requests/hour; Bitbucket announces "
-                f"{self.announced_limit}{capped}")
+        return f"rate limit: {self.requests_per_hour} requests/hour; Bitbucket announces {self.announced_limit}{capped}"
 
     @property
     def status(self) -> str:
@@ -123,23 +134,30 @@ def _verify(client, git, workspaces: list[str] | None) -> Verification:
         if conn.method == "access_token":
             result.workspaces = list(conn.workspaces or [])
             if not result.workspaces:
-                result.error = ("access tokens cannot list workspaces: set `workspaces: [<slug>]` on this "
-                                "connection")
+                result.error = "access tokens cannot list workspaces: set `workspaces: [<slug>]` on this connection"
                 return result
             client.get_json(catalog.endpoint("repositories").url(ws=result.workspaces[0]), {"pagelen": 1})
             result.account = f"access token for {result.workspaces[0]}"
             try:  # the workspaces table needs the workspace record too
                 client.get_json(catalog.endpoint("workspace").url(ws=result.workspaces[0]))
             except MissingScopeError as exc:
-                result.probes.append(Probe("read workspace", False, False, ", ".join(exc.required) or "account",
-                                           "workspaces table (name, privacy, forking mode)"))
+                result.probes.append(
+                    Probe(
+                        "read workspace",
+                        False,
+                        False,
+                        ", ".join(exc.required) or "account",
+                        "workspaces table (name, privacy, forking mode)",
+                    )
+                )
         else:
             user = client.get_json(catalog.endpoint("user").url())
             result.account = user.get("display_name") or user.get("nickname") or ""
             listing = catalog.endpoint("user_workspaces")
             listed = [w["workspace"]["slug"] for w in client.paginate(listing.url(), pagelen=listing.pagelen)]
-            result.workspaces = [w for w in listed if not workspaces and not conn.workspaces
-                                 or w in (workspaces or conn.workspaces)]
+            result.workspaces = [
+                w for w in listed if not workspaces and not conn.workspaces or w in (workspaces or conn.workspaces)
+            ]
         result.authenticated = True
     except AuthenticationError as exc:
         result.error = str(exc)
@@ -155,8 +173,9 @@ def _verify(client, git, workspaces: list[str] | None) -> Verification:
     repo = _first_repository(client, ws)
     for cap in CAPABILITIES:
         if "{repo}" in cap.path and repo is None:
-            result.probes.append(Probe(cap.name, False, cap.required, "", cap.loses,
-                                       "no repository visible to probe with"))
+            result.probes.append(
+                Probe(cap.name, False, cap.required, "", cap.loses, "no repository visible to probe with")
+            )
             continue
         scope = cap.legacy_scope if legacy else cap.scope
         try:
@@ -175,8 +194,16 @@ def _verify(client, git, workspaces: list[str] | None) -> Verification:
             git.ls_remote(ws, repo)
             result.probes.append(Probe("git clone (read code)", True, True))
         except BitbucketError as exc:
-            result.probes.append(Probe("git clone (read code)", False, True, "read:repository:bitbucket",
-                                       "every code scanner (secrets, SAST, IaC, SCA)", str(exc)))
+            result.probes.append(
+                Probe(
+                    "git clone (read code)",
+                    False,
+                    True,
+                    "read:repository:bitbucket",
+                    "every code scanner (secrets, SAST, IaC, SCA)",
+                    str(exc),
+                )
+            )
     return result
 
 

@@ -27,13 +27,17 @@ SCOPES: dict[str, tuple[str, str]] = {
     "webhook": ("read:webhook:bitbucket", "webhook"),
 }
 
-REPO_FIELDS = ("next,values.uuid,values.slug,values.full_name,values.name,values.project.key,values.project.name,"
-               "values.mainbranch.name,values.is_private,values.fork_policy,values.language,values.size,"
-               "values.created_on,values.updated_on,values.links.clone,values.parent.full_name")
-PR_FIELDS = ("next,values.id,values.title,values.state,values.author.nickname,values.source.branch.name,"
-             "values.source.commit.hash,values.destination.branch.name,values.destination.commit.hash,"
-             "values.merge_commit.hash,values.closed_by.nickname,values.comment_count,values.task_count,"
-             "values.created_on,values.updated_on,+values.participants,+values.reviewers")
+REPO_FIELDS = (
+    "next,values.uuid,values.slug,values.full_name,values.name,values.project.key,values.project.name,"
+    "values.mainbranch.name,values.is_private,values.fork_policy,values.language,values.size,"
+    "values.created_on,values.updated_on,values.links.clone,values.parent.full_name"
+)
+PR_FIELDS = (
+    "next,values.id,values.title,values.state,values.author.nickname,values.source.branch.name,"
+    "values.source.commit.hash,values.destination.branch.name,values.destination.commit.hash,"
+    "values.merge_commit.hash,values.closed_by.nickname,values.comment_count,values.task_count,"
+    "values.created_on,values.updated_on,+values.participants,+values.reviewers"
+)
 BRANCH_FIELDS = "next,values.name,values.target.hash,values.target.date"
 
 

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from ..clock import isoformat, parse_when
 from .errors import BitbucketError, NotFoundError
 
-LISTING_FIELDS = (
-    "next,values.uuid,values.slug,values.project.key,values.mainbranch.name,values.updated_on"
-)
+LISTING_FIELDS = "next,values.uuid,values.slug,values.project.key,values.mainbranch.name,values.updated_on"
 
 
 @dataclass(frozen=True)
@@ -51,17 +49,13 @@ class ChangeDetector:
     partition: a workspace seen for the first time starts from what the lake already has, so
     changes since the last extract are found; with no baseline the first poll only looks."""
 
-    def __init__(
-        self, client, git, *, max_repositories: int = 25, baseline: list[dict] = ()
-    ) -> None:
+    def __init__(self, client, git, *, max_repositories: int = 25, baseline: list[dict] = ()) -> None:
         self.client = client
         self.git = git
         self.connection = client.connection
         self.max_repositories = max_repositories
         self.baseline = list(baseline)
-        self.baseline_heads = {
-            (r["workspace"], r["repository"]): r.get("main_head") for r in self.baseline
-        }
+        self.baseline_heads = {(r["workspace"], r["repository"]): r.get("main_head") for r in self.baseline}
 
     def poll(self, cursor: dict | None = None) -> Poll:
         poll = Poll(cursor=copy.deepcopy(cursor or {}))
@@ -86,9 +80,7 @@ class ChangeDetector:
     def _workspaces(self) -> list[str]:
         if self.connection.workspaces:
             return list(self.connection.workspaces)
-        return [
-            w["workspace"]["slug"] for w in self.client.paginate("/user/workspaces", pagelen=100)
-        ]
+        return [w["workspace"]["slug"] for w in self.client.paginate("/user/workspaces", pagelen=100)]
 
     def _poll_workspace(self, ws: str, known: dict, budget: int, poll: Poll) -> int:
         """Handle up to `budget` listed repositories of `ws`; returns how many were handled."""
@@ -158,9 +150,7 @@ class ChangeDetector:
                 break
         return found
 
-    def _main_head_change(
-        self, ws: str, repo: dict, state: dict, poll: Poll
-    ) -> RepositoryChange | None:
+    def _main_head_change(self, ws: str, repo: dict, state: dict, poll: Poll) -> RepositoryChange | None:
         """A change when the main head moved (or the repository is new to us); None for activity
         elsewhere, for repositories the connection does not select, and for deleted ones."""
         slug = repo["slug"]

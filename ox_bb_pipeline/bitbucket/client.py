@@ -26,10 +26,10 @@ from .errors import (
     EndpointGoneError,
     InvalidResponseError,
     MissingScopeError,
+    NotBitbucketError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
-    NotBitbucketError,
     ServerError,
     unreachable_error,
     unreachable_reason,
@@ -85,8 +85,9 @@ class RequestBudget:
         one mid-run takes effect for the next `acquire`: requests already counted keep counting."""
         with self._lock:
             if announced != self.announced:
-                log.info("Bitbucket announces %d requests per hour; pacing to %d", announced,
-                         min(self.ceiling, announced))
+                log.info(
+                    "Bitbucket announces %d requests per hour; pacing to %d", announced, min(self.ceiling, announced)
+                )
             self.announced = announced
             self.per_hour = min(self.ceiling, announced)
 
@@ -123,9 +124,16 @@ def _item_key(item: dict):
 class BitbucketClient:
     """REST access for one connection. Counts every request it sends (`requests_sent`)."""
 
-    def __init__(self, connection, *, auth=None, clock: Clock | None = None,
-                 sleep: Callable[[float], None] = time.sleep, budget: RequestBudget | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        connection,
+        *,
+        auth=None,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        budget: RequestBudget | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.connection = connection
         self.name = connection.name
         self.clock = clock or SystemClock()
@@ -158,8 +166,14 @@ class BitbucketClient:
     def get_raw(self, path: str, params: dict | None = None) -> bytes:
         return self._send("GET", path, params=params, expect_json=False).content
 
-    def paginate(self, path: str, params: dict | list | None = None, *, pagelen: int | None = None,
-                 key: Callable[[dict], object] = _item_key) -> Iterator[dict]:
+    def paginate(
+        self,
+        path: str,
+        params: dict | list | None = None,
+        *,
+        pagelen: int | None = None,
+        key: Callable[[dict], object] = _item_key,
+    ) -> Iterator[dict]:
         """Every item of a paginated collection. Follows `next` verbatim; stops on a repeated or
         foreign `next`, and drops items already seen (some endpoints repeat items across pages)."""
         query = list(params.items()) if isinstance(params, dict) else list(params or [])
@@ -174,8 +188,11 @@ class BitbucketClient:
             visited.add(response.url)
             page = response.json()
             if not isinstance(page, dict) or not isinstance(page.get("values"), list):
-                raise InvalidResponseError(f"connection '{self.name}': {self._endpoint(url)} did not answer a "
-                                           "paginated list", connection=self.name, endpoint=self._endpoint(url))
+                raise InvalidResponseError(
+                    f"connection '{self.name}': {self._endpoint(url)} did not answer a paginated list",
+                    connection=self.name,
+                    endpoint=self._endpoint(url),
+                )
             for item in page["values"]:
                 k = key(item)
                 if k in seen:
@@ -187,9 +204,12 @@ class BitbucketClient:
             if not next_url or next_url in visited or not page["values"]:
                 break
             if urlsplit(next_url)[:2] != self._origin:
-                raise InvalidResponseError(f"connection '{self.name}': refusing to follow a `next` link to another "
-                                           f"host ({urlsplit(next_url).netloc})", connection=self.name,
-                                           endpoint=self._endpoint(url))
+                raise InvalidResponseError(
+                    f"connection '{self.name}': refusing to follow a `next` link to another "
+                    f"host ({urlsplit(next_url).netloc})",
+                    connection=self.name,
+                    endpoint=self._endpoint(url),
+                )
             url = next_url
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -203,7 +223,7 @@ class BitbucketClient:
         return path.removeprefix(urlsplit(self.base_url).path) or "/"
 
     def _backoff(self, attempt: int) -> float:
-        return self.rng.uniform(0, min(MAX_BACKOFF, 2.0 ** attempt))  # exponential, full jitter
+        return self.rng.uniform(0, min(MAX_BACKOFF, 2.0**attempt))  # exponential, full jitter
 
     def _send(self, method: str, path: str, *, params=None, json_body=None, expect_json: bool = True):
         url, endpoint = self._full(path), self._endpoint(path)
@@ -214,8 +234,15 @@ class BitbucketClient:
                 self.requests_sent += 1
             problem: str
             try:
-                response = self.session.request(method, url, params=params, json=json_body, auth=self.auth,
-                                                timeout=self.timeout, allow_redirects=True)
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    auth=self.auth,
+                    timeout=self.timeout,
+                    allow_redirects=True,
+                )
             except TRANSIENT as exc:
                 response = None
                 problem = type(exc).__name__
@@ -247,8 +274,11 @@ class BitbucketClient:
                         raise NotBitbucketError(
                             f"connection '{self.name}': {endpoint} answered {response.headers['Content-Type']}, "
                             f"not JSON: {self.base_url} does not look like a Bitbucket API; check host_url "
-                            "(https://api.bitbucket.org/2.0 for Bitbucket Cloud)", connection=self.name,
-                            endpoint=endpoint, status=status)
+                            "(https://api.bitbucket.org/2.0 for Bitbucket Cloud)",
+                            connection=self.name,
+                            endpoint=endpoint,
+                            status=status,
+                        )
                     try:
                         response.json()
                         return response
@@ -260,8 +290,9 @@ class BitbucketClient:
                 raise self._exhausted(method, endpoint, problem, attempt + 1, waited)
             self.retries[problem] += 1
             delay = self._backoff(attempt)
-            log.warning("%s %s: %s, retry %d of %d in %.0fs", method, endpoint, problem, attempt + 1,
-                        self.max_retries, delay)
+            log.warning(
+                "%s %s: %s, retry %d of %d in %.0fs", method, endpoint, problem, attempt + 1, self.max_retries, delay
+            )
             self.sleep(delay)
             waited += delay
             attempt += 1
@@ -295,9 +326,12 @@ class BitbucketClient:
         # Bitbucket's limit is a rolling hour; a degraded service usually recovers within minutes.
         later = self.clock.now() + (timedelta(hours=1) if limited else timedelta(minutes=15))
         cause = "the hourly request limit is reached" if limited else "Bitbucket is degraded"
-        return cls(f"connection '{self.name}': {method} {endpoint} failed after {attempts} attempts over "
-                   f"{waited:.0f}s of waiting ({problem}); {cause} — retry after {later:%H:%M} UTC",
-                   connection=self.name, endpoint=endpoint)
+        return cls(
+            f"connection '{self.name}': {method} {endpoint} failed after {attempts} attempts over "
+            f"{waited:.0f}s of waiting ({problem}); {cause} — retry after {later:%H:%M} UTC",
+            connection=self.name,
+            endpoint=endpoint,
+        )
 
     def _error(self, response: requests.Response, endpoint: str) -> BitbucketError:
         status = response.status_code
@@ -314,23 +348,34 @@ class BitbucketClient:
                 f"{who}: Bitbucket refused the credential on {endpoint} ({message})"
                 + ("; an OAuth refresh was tried once" if self.auth.can_refresh() else "")
                 + " — check that it is valid, not expired, and (for API tokens) sent with the account email",
-                **kw)
+                **kw,
+            )
         if status == 403 and isinstance(detail, dict) and "required" in detail:
             granted, required = list(detail.get("granted", [])), list(detail.get("required", []))
             return MissingScopeError(
                 f"{who}: {endpoint} needs scope {', '.join(required)} which the credential lacks "
                 f"(granted: {', '.join(granted) or 'none'}); add it to the token or consumer",
-                granted=granted, required=required, **kw)
+                granted=granted,
+                required=required,
+                **kw,
+            )
         if status == 403:
-            return PermissionDeniedError(f"{who}: {endpoint} is not allowed for this account ({message}); it needs "
-                                         "admin rights on the repository or workspace, or a plan with the feature",
-                                         **kw)
+            return PermissionDeniedError(
+                f"{who}: {endpoint} is not allowed for this account ({message}); it needs "
+                "admin rights on the repository or workspace, or a plan with the feature",
+                **kw,
+            )
         if status == 404:
             return NotFoundError(f"{who}: {endpoint} not found, or private and not visible to this account", **kw)
         if status == 410:
             replacement = next((new for old, new in REPLACEMENTS.items() if endpoint.rstrip("/") == old), None)
             return EndpointGoneError(
                 f"{who}: {endpoint} was removed by Bitbucket ({message})"
-                + (f"; use {replacement} instead" if replacement else ""), replacement=replacement, **kw)
-        return BitbucketError(f"{who}: {endpoint} answered {status}: {message}"
-                              + (f" ({detail})" if isinstance(detail, str) else ""), **kw)
+                + (f"; use {replacement} instead" if replacement else ""),
+                replacement=replacement,
+                **kw,
+            )
+        return BitbucketError(
+            f"{who}: {endpoint} answered {status}: {message}" + (f" ({detail})" if isinstance(detail, str) else ""),
+            **kw,
+        )

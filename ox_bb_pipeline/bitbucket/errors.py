@@ -100,6 +100,10 @@ def unreachable_reason(exc: Exception) -> str | None:
 
 def unreachable_error(connection: str, url: str, reason: str, endpoint: str = "") -> UnreachableError:
     host = urlsplit(url).netloc
-    return UnreachableError(f"connection '{connection}': cannot reach {host}: {reason}; check host_url in the "
-                            "connections file, the network or proxy, and that the server is up (not retried)",
-                            reason=reason, connection=connection, endpoint=endpoint)
+    return UnreachableError(
+        f"connection '{connection}': cannot reach {host}: {reason}; check host_url in the "
+        "connections file, the network or proxy, and that the server is up (not retried)",
+        reason=reason,
+        connection=connection,
+        endpoint=endpoint,
+    )

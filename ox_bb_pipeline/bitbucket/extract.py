@@ -45,11 +45,28 @@ from .tables import TABLES
 log = logging.getLogger(__name__)
 PR_STATES = ("OPEN", "MERGED", "DECLINED", "SUPERSEDED")
 # Per-repository settings tables and whether they need the pipelines file to apply.
-SETTINGS_TABLES = ("branch_restrictions", "branching_models", "default_reviewers", "deploy_keys", "webhooks",
-                   "pipeline_variables")
-REPO_TABLES = ("branches", "branch_restrictions", "branching_models", "default_reviewers", "pull_requests",
-               "main_branch_commits", "pipeline_configs", "pipeline_variables", "pipeline_runs", "environments",
-               "deploy_keys", "webhooks")
+SETTINGS_TABLES = (
+    "branch_restrictions",
+    "branching_models",
+    "default_reviewers",
+    "deploy_keys",
+    "webhooks",
+    "pipeline_variables",
+)
+REPO_TABLES = (
+    "branches",
+    "branch_restrictions",
+    "branching_models",
+    "default_reviewers",
+    "pull_requests",
+    "main_branch_commits",
+    "pipeline_configs",
+    "pipeline_variables",
+    "pipeline_runs",
+    "environments",
+    "deploy_keys",
+    "webhooks",
+)
 
 
 class RepositoryFilter:
@@ -60,8 +77,10 @@ class RepositoryFilter:
     def __init__(self, globs: list[str] | tuple[str, ...] = ()) -> None:
         bad = [g for g in globs if not isinstance(g, str) or g.count("/") != 1 or not all(g.split("/"))]
         if bad:
-            raise ValueError(f"repository glob {bad[0]!r} must look like workspace/repo_slug "
-                             "(globs allowed on either side, e.g. acme/payments-* or */api)")
+            raise ValueError(
+                f"repository glob {bad[0]!r} must look like workspace/repo_slug "
+                "(globs allowed on either side, e.g. acme/payments-* or */api)"
+            )
         self.globs = tuple(globs)
 
     def __bool__(self) -> bool:
@@ -114,9 +133,18 @@ def _ts(value) -> datetime | None:
 
 
 class Extractor:
-    def __init__(self, client, git, *, previous: dict[str, list[dict]], state: dict,
-                 redact_yml: Callable[[str], tuple[str, int]], clock: Clock | None = None,
-                 options: ExtractOptions | None = None, home: Path | None = None) -> None:
+    def __init__(
+        self,
+        client,
+        git,
+        *,
+        previous: dict[str, list[dict]],
+        state: dict,
+        redact_yml: Callable[[str], tuple[str, int]],
+        clock: Clock | None = None,
+        options: ExtractOptions | None = None,
+        home: Path | None = None,
+    ) -> None:
         """`redact_yml` replaces every secret in a pipeline file's text (the secrets scanner's `redact_text`,
         passed in by the caller: the scanners sit above this layer) before it is kept."""
         self.client = client
@@ -136,8 +164,19 @@ class Extractor:
         self._git_root = (home or data_home()) / "cache" / "git"
         self.history = GitHistory(git, self._git_root / self.conn.name)
         self.now = self.clock.now()
-        self.report = ExtractReport(rows={t: [] for t in (
-            "workspaces", "projects", "repositories", "repository_permissions", "extraction_status", *REPO_TABLES)})
+        self.report = ExtractReport(
+            rows={
+                t: []
+                for t in (
+                    "workspaces",
+                    "projects",
+                    "repositories",
+                    "repository_permissions",
+                    "extraction_status",
+                    *REPO_TABLES,
+                )
+            }
+        )
 
     # -- entry ---------------------------------------------------------------------------------
     def run(self) -> ExtractReport:
@@ -163,8 +202,7 @@ class Extractor:
         # Per-repository reads are latency-bound: a few at a time (the budget still paces them). History is
         # fetched into scratch repositories (raw content) in a directory of this run alone; those a killed
         # run left behind are removed first.
-        with private_workdir(self._git_root) as scratch, \
-                ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+        with private_workdir(self._git_root) as scratch, ThreadPoolExecutor(max_workers=self.options.workers) as pool:
             self.history.root = scratch / self.conn.name
             list(pool.map(lambda item: self._repository(*item, refresh_queue), selected))
             self._refresh_settings(refresh_queue, pool)
@@ -180,12 +218,25 @@ class Extractor:
         try:
             return fn()
         except (PermissionDeniedError, MissingScopeError, NotFoundError, EndpointGoneError) as exc:
-            status = {PermissionDeniedError: "forbidden", MissingScopeError: "missing_scope",
-                      NotFoundError: "not_found", EndpointGoneError: "gone"}[type(exc)]
-            self.report.rows["extraction_status"].append({
-                "connection": self.conn.name, "workspace": ws, "repository_uuid": repo and repo["repository_uuid"],
-                "repository": repo and repo["repository"], "table_name": table, "endpoint": exc.endpoint,
-                "status": status, "detail": str(exc), "checked_at": self.now})
+            status = {
+                PermissionDeniedError: "forbidden",
+                MissingScopeError: "missing_scope",
+                NotFoundError: "not_found",
+                EndpointGoneError: "gone",
+            }[type(exc)]
+            self.report.rows["extraction_status"].append(
+                {
+                    "connection": self.conn.name,
+                    "workspace": ws,
+                    "repository_uuid": repo and repo["repository_uuid"],
+                    "repository": repo and repo["repository"],
+                    "table_name": table,
+                    "endpoint": exc.endpoint,
+                    "status": status,
+                    "detail": str(exc),
+                    "checked_at": self.now,
+                }
+            )
             return default
 
     # -- workspace level -----------------------------------------------------------------------
@@ -194,8 +245,7 @@ class Extractor:
         if self.conn.method == "access_token":
             listed = [(w, None) for w in wanted or []]
         else:
-            listed = [(w["workspace"]["slug"], w.get("administrator"))
-                      for w in self._paginate("user_workspaces")]
+            listed = [(w["workspace"]["slug"], w.get("administrator")) for w in self._paginate("user_workspaces")]
             if wanted:
                 listed = [(w, admin) for w, admin in listed if w in wanted]
                 missing = set(wanted) - {w for w, _ in listed}
@@ -205,25 +255,39 @@ class Extractor:
         for slug, admin in listed:
             # An unreadable workspace record (an access token without the account scope) is recorded
             # as a status row; its repositories may still be readable, so the workspace stays.
-            detail = self._guard("workspaces", slug, None,
-                                 lambda s=slug: self._get("workspace", ws=s), {})
+            detail = self._guard("workspaces", slug, None, lambda s=slug: self._get("workspace", ws=s), {})
             slugs.append(slug)
-            self.report.rows["workspaces"].append({
-                "connection": self.conn.name, "workspace": slug, "workspace_uuid": detail.get("uuid"),
-                "name": detail.get("name"), "is_private": detail.get("is_private"),
-                "forking_mode": detail.get("forking_mode"), "administrator": admin,
-                "created_on": _ts(detail.get("created_on")), "extracted_at": self.now})
+            self.report.rows["workspaces"].append(
+                {
+                    "connection": self.conn.name,
+                    "workspace": slug,
+                    "workspace_uuid": detail.get("uuid"),
+                    "name": detail.get("name"),
+                    "is_private": detail.get("is_private"),
+                    "forking_mode": detail.get("forking_mode"),
+                    "administrator": admin,
+                    "created_on": _ts(detail.get("created_on")),
+                    "extracted_at": self.now,
+                }
+            )
         return slugs
 
     def _projects(self, ws: str) -> None:
-        items = self._guard("projects", ws, None,
-                            lambda: list(self._paginate("projects", ws=ws)), [])
+        items = self._guard("projects", ws, None, lambda: list(self._paginate("projects", ws=ws)), [])
         for p in items:
-            self.report.rows["projects"].append({
-                "connection": self.conn.name, "workspace": ws, "project_uuid": p.get("uuid"),
-                "project_key": p.get("key"), "name": p.get("name"), "is_private": p.get("is_private"),
-                "has_publicly_visible_repos": p.get("has_publicly_visible_repos"),
-                "created_on": _ts(p.get("created_on")), "updated_on": _ts(p.get("updated_on"))})
+            self.report.rows["projects"].append(
+                {
+                    "connection": self.conn.name,
+                    "workspace": ws,
+                    "project_uuid": p.get("uuid"),
+                    "project_key": p.get("key"),
+                    "name": p.get("name"),
+                    "is_private": p.get("is_private"),
+                    "has_publicly_visible_repos": p.get("has_publicly_visible_repos"),
+                    "created_on": _ts(p.get("created_on")),
+                    "updated_on": _ts(p.get("updated_on")),
+                }
+            )
 
     def _repositories(self, ws: str) -> list[dict]:
         rows = []
@@ -231,15 +295,28 @@ class Extractor:
             clone = next((c["href"] for c in (r.get("links") or {}).get("clone", []) if c.get("name") == "https"), "")
             project = r.get("project") or {}
             row = {
-                "connection": self.conn.name, "workspace": ws, "repository_uuid": r["uuid"],
-                "repository": r["slug"], "full_name": r.get("full_name"), "name": r.get("name"),
-                "project_key": project.get("key"), "project_name": project.get("name"),
-                "mainbranch": (r.get("mainbranch") or {}).get("name"), "main_head": None,
-                "is_private": r.get("is_private"), "fork_policy": r.get("fork_policy"),
-                "language": r.get("language"), "size": r.get("size"), "created_on": _ts(r.get("created_on")),
-                "updated_on": _ts(r.get("updated_on")), "clone_url": _strip_userinfo(clone),
-                "parent": (r.get("parent") or {}).get("full_name"), "has_pipelines_yml": None,
-                "selected": self.conn.selects(ws, project.get("key") or "", r["slug"]), "extracted_at": self.now}
+                "connection": self.conn.name,
+                "workspace": ws,
+                "repository_uuid": r["uuid"],
+                "repository": r["slug"],
+                "full_name": r.get("full_name"),
+                "name": r.get("name"),
+                "project_key": project.get("key"),
+                "project_name": project.get("name"),
+                "mainbranch": (r.get("mainbranch") or {}).get("name"),
+                "main_head": None,
+                "is_private": r.get("is_private"),
+                "fork_policy": r.get("fork_policy"),
+                "language": r.get("language"),
+                "size": r.get("size"),
+                "created_on": _ts(r.get("created_on")),
+                "updated_on": _ts(r.get("updated_on")),
+                "clone_url": _strip_userinfo(clone),
+                "parent": (r.get("parent") or {}).get("full_name"),
+                "has_pipelines_yml": None,
+                "selected": self.conn.selects(ws, project.get("key") or "", r["slug"]),
+                "extracted_at": self.now,
+            }
             rows.append(row)
         self.report.repositories_seen += len(rows)
         self.report.repositories_selected += sum(r["selected"] for r in rows)
@@ -247,33 +324,44 @@ class Extractor:
         return rows
 
     def _workspace_settings(self, ws: str) -> None:
-        hooks = self._guard("webhooks", ws, None,
-                            lambda: list(self._paginate("workspace_hooks", ws=ws)), [])
+        hooks = self._guard("webhooks", ws, None, lambda: list(self._paginate("workspace_hooks", ws=ws)), [])
         for h in hooks:
             self.report.rows["webhooks"].append(self._hook_row(ws, None, "workspace", h))
-        variables = self._guard("pipeline_variables", ws, None, lambda: list(
-            self._paginate("workspace_variables", ws=ws)), [])
+        variables = self._guard(
+            "pipeline_variables", ws, None, lambda: list(self._paginate("workspace_variables", ws=ws)), []
+        )
         for v in variables:
             self.report.rows["pipeline_variables"].append(self._variable_row(ws, None, "workspace", None, v))
 
     def _repository_permissions(self, ws: str, repos: list[dict]) -> None:
         by_slug = {r["repository"]: r for r in repos}
-        items = self._guard("repository_permissions", ws, None, lambda: list(
-            self._paginate("repository_permissions", ws=ws)), [])
+        items = self._guard(
+            "repository_permissions", ws, None, lambda: list(self._paginate("repository_permissions", ws=ws)), []
+        )
         for p in items:
-            repo = by_slug.get(((p.get("repository") or {}).get("full_name") or "/").split("/", 1)[1]) \
-                or by_slug.get((p.get("repository") or {}).get("name"))
+            repo = by_slug.get(((p.get("repository") or {}).get("full_name") or "/").split("/", 1)[1]) or by_slug.get(
+                (p.get("repository") or {}).get("name")
+            )
             if repo is None or not repo["selected"]:
                 continue
             user = p.get("user") or {}
-            self.report.rows["repository_permissions"].append({
-                **self._repo_keys(repo), "user_uuid": user.get("uuid"), "nickname": user.get("nickname"),
-                "permission": p.get("permission")})
+            self.report.rows["repository_permissions"].append(
+                {
+                    **self._repo_keys(repo),
+                    "user_uuid": user.get("uuid"),
+                    "nickname": user.get("nickname"),
+                    "permission": p.get("permission"),
+                }
+            )
 
     # -- repository level ----------------------------------------------------------------------
     def _repo_keys(self, repo: dict) -> dict:
-        return {"connection": self.conn.name, "workspace": repo["workspace"],
-                "repository_uuid": repo["repository_uuid"], "repository": repo["repository"]}
+        return {
+            "connection": self.conn.name,
+            "workspace": repo["workspace"],
+            "repository_uuid": repo["repository_uuid"],
+            "repository": repo["repository"],
+        }
 
     def _carry(self, table: str, repo: dict) -> list[dict]:
         return list(self._previous_by_repository.get(table, {}).get(repo["repository_uuid"], []))
@@ -306,8 +394,12 @@ class Extractor:
             return
         main = repo["mainbranch"] or heads.head_branch
         repo["main_head"] = heads.branches.get(main)
-        changed = (self.options.full_refresh or saved.get("updated_on") != isoformat_or_none(repo["updated_on"])
-                   or saved.get("main_head") != repo["main_head"] or not saved)
+        changed = (
+            self.options.full_refresh
+            or saved.get("updated_on") != isoformat_or_none(repo["updated_on"])
+            or saved.get("main_head") != repo["main_head"]
+            or not saved
+        )
         if not changed:
             repo["has_pipelines_yml"] = saved.get("has_pipelines_yml")
             for table in ("branches", "main_branch_commits", "pipeline_configs", "pipeline_runs", "environments"):
@@ -322,8 +414,14 @@ class Extractor:
         history, yml, history_failed = [], None, False
         if repo["main_head"]:
             try:
-                history, yml = self.history.read(ws, repo["repository"], main, repo["main_head"],
-                                                 self.options.history_depth, "bitbucket-pipelines.yml")
+                history, yml = self.history.read(
+                    ws,
+                    repo["repository"],
+                    main,
+                    repo["main_head"],
+                    self.options.history_depth,
+                    "bitbucket-pipelines.yml",
+                )
             except BitbucketError as exc:
                 history_failed = True
                 for table in ("main_branch_commits", "pipeline_configs"):
@@ -344,51 +442,85 @@ class Extractor:
             self._main_commits(repo, history, prs)
             self._pipelines(ws, repo, yml)
         self.state["repositories"][uuid] = {
-            **saved, "updated_on": isoformat_or_none(repo["updated_on"]),
+            **saved,
+            "updated_on": isoformat_or_none(repo["updated_on"]),
             "main_head": saved.get("main_head") if history_failed else repo["main_head"],
             "has_pipelines_yml": repo["has_pipelines_yml"],
-            "pr_watermark": max((isoformat(p["updated_on"]) for p in prs if p["updated_on"]),
-                                default=saved.get("pr_watermark"))}
+            "pr_watermark": max(
+                (isoformat(p["updated_on"]) for p in prs if p["updated_on"]), default=saved.get("pr_watermark")
+            ),
+        }
         refresh_queue.append(("", repo))  # changed repositories refresh their settings first
 
     def _guard_status(self, ws, repo, table, endpoint, status, detail) -> None:
-        self.report.rows["extraction_status"].append({
-            **self._repo_keys(repo), "table_name": table, "endpoint": endpoint, "status": status,
-            "detail": detail, "checked_at": self.now})
+        self.report.rows["extraction_status"].append(
+            {
+                **self._repo_keys(repo),
+                "table_name": table,
+                "endpoint": endpoint,
+                "status": status,
+                "detail": detail,
+                "checked_at": self.now,
+            }
+        )
 
     def _branches(self, ws: str, repo: dict, heads, main: str) -> None:
         dates = {}
-        listed = self._guard("branches", ws, repo, lambda: list(
-            self._paginate("branches", ws=ws, repo=repo["repository"])), [])
+        listed = self._guard(
+            "branches", ws, repo, lambda: list(self._paginate("branches", ws=ws, repo=repo["repository"])), []
+        )
         for b in listed:
             dates[b["name"]] = _ts((b.get("target") or {}).get("date"))
         for name, sha in sorted(heads.branches.items()):
-            self.report.rows["branches"].append({**self._repo_keys(repo), "branch": name, "commit": sha,
-                                                 "commit_date": dates.get(name), "is_main": name == main})
+            self.report.rows["branches"].append(
+                {
+                    **self._repo_keys(repo),
+                    "branch": name,
+                    "commit": sha,
+                    "commit_date": dates.get(name),
+                    "is_main": name == main,
+                }
+            )
 
     def _pull_requests(self, ws: str, repo: dict, watermark: str | None) -> list[dict]:
         listing = endpoint("pull_requests")
         params = [("state", s) for s in PR_STATES] + [("sort", "updated_on"), ("fields", listing.fields)]
         if watermark:
             params.append(("q", f"updated_on>={watermark}"))
-        fetched = self._guard("pull_requests", ws, repo, lambda: list(self.client.paginate(
-            listing.url(ws=ws, repo=repo["repository"]), params, pagelen=listing.pagelen)), None)
+        fetched = self._guard(
+            "pull_requests",
+            ws,
+            repo,
+            lambda: list(
+                self.client.paginate(listing.url(ws=ws, repo=repo["repository"]), params, pagelen=listing.pagelen)
+            ),
+            None,
+        )
         if fetched is None:
             return self._carry("pull_requests", repo)
         rows = {r["pr_id"]: r for r in (self._carry("pull_requests", repo) if watermark else [])}
         for pr in fetched:
             approvers = sorted(p["user"]["nickname"] for p in pr.get("participants") or [] if p.get("approved"))
             rows[pr["id"]] = {
-                **self._repo_keys(repo), "pr_id": pr["id"], "title": pr.get("title"), "state": pr.get("state"),
+                **self._repo_keys(repo),
+                "pr_id": pr["id"],
+                "title": pr.get("title"),
+                "state": pr.get("state"),
                 "author": (pr.get("author") or {}).get("nickname"),
-                "source_branch": pr["source"]["branch"]["name"], "source_commit": (pr["source"].get("commit") or {}).get("hash"),
+                "source_branch": pr["source"]["branch"]["name"],
+                "source_commit": (pr["source"].get("commit") or {}).get("hash"),
                 "destination_branch": pr["destination"]["branch"]["name"],
                 "destination_commit": (pr["destination"].get("commit") or {}).get("hash"),
                 "merge_commit": (pr.get("merge_commit") or {}).get("hash"),
-                "closed_by": (pr.get("closed_by") or {}).get("nickname"), "approvals": len(approvers),
-                "approvers": approvers, "reviewers": sorted(r.get("nickname", "") for r in pr.get("reviewers") or []),
-                "comment_count": pr.get("comment_count"), "task_count": pr.get("task_count"),
-                "created_on": _ts(pr.get("created_on")), "updated_on": _ts(pr.get("updated_on"))}
+                "closed_by": (pr.get("closed_by") or {}).get("nickname"),
+                "approvals": len(approvers),
+                "approvers": approvers,
+                "reviewers": sorted(r.get("nickname", "") for r in pr.get("reviewers") or []),
+                "comment_count": pr.get("comment_count"),
+                "task_count": pr.get("task_count"),
+                "created_on": _ts(pr.get("created_on")),
+                "updated_on": _ts(pr.get("updated_on")),
+            }
         result = sorted(rows.values(), key=lambda r: r["pr_id"])
         self.report.rows["pull_requests"].extend(result)
         return result
@@ -398,9 +530,14 @@ class Extractor:
         for c in history:
             # Bitbucket reports merge commits by a 12-character prefix.
             pr = next((p for short, p in merged.items() if c["commit"].startswith(short)), None)
-            self.report.rows["main_branch_commits"].append({
-                **self._repo_keys(repo), **c, "pr_id": pr["pr_id"] if pr else None,
-                "pr_approvals": pr["approvals"] if pr else None})
+            self.report.rows["main_branch_commits"].append(
+                {
+                    **self._repo_keys(repo),
+                    **c,
+                    "pr_id": pr["pr_id"] if pr else None,
+                    "pr_approvals": pr["approvals"] if pr else None,
+                }
+            )
 
     def _pipelines(self, ws: str, repo: dict, yml: str | None) -> None:
         at = {"ws": ws, "repo": repo["repository"]}
@@ -408,34 +545,61 @@ class Extractor:
         if yml is not None:
             config = self._guard("pipeline_configs", ws, repo, lambda: self._get("pipelines_config", **at))
             enabled = config.get("enabled") if config else None
-        self.report.rows["pipeline_configs"].append({
-            **self._repo_keys(repo), "enabled": enabled, "main_commit": repo["main_head"],
-            "yml_present": yml is not None, "yml": self.redact_yml(yml)[0] if yml is not None else None})
+        self.report.rows["pipeline_configs"].append(
+            {
+                **self._repo_keys(repo),
+                "enabled": enabled,
+                "main_commit": repo["main_head"],
+                "yml_present": yml is not None,
+                "yml": self.redact_yml(yml)[0] if yml is not None else None,
+            }
+        )
         if yml is None:
             return  # no pipelines file: runs and environments cannot exist, skip their endpoints
-        runs = self._guard("pipeline_runs", ws, repo, lambda: self.client.get_json(
-            endpoint("pipeline_runs").url(**at), {"sort": "-created_on", "pagelen": self.options.pipeline_runs}),
-            None)
+        runs = self._guard(
+            "pipeline_runs",
+            ws,
+            repo,
+            lambda: self.client.get_json(
+                endpoint("pipeline_runs").url(**at), {"sort": "-created_on", "pagelen": self.options.pipeline_runs}
+            ),
+            None,
+        )
         for run in (runs or {}).get("values", []):
             target = run.get("target") or {}
             state = run.get("state") or {}
             created, completed = _ts(run.get("created_on")), _ts(run.get("completed_on"))
-            self.report.rows["pipeline_runs"].append({
-                **self._repo_keys(repo), "pipeline_uuid": run.get("uuid"), "build_number": run.get("build_number"),
-                "target_type": target.get("type"), "ref_name": target.get("ref_name") or target.get("source"),
-                "selector_type": (target.get("selector") or {}).get("type"),
-                "selector_pattern": (target.get("selector") or {}).get("pattern"),
-                "trigger": (run.get("trigger") or {}).get("name"), "state": state.get("name"),
-                "result": (state.get("result") or {}).get("name"), "commit": (target.get("commit") or {}).get("hash"),
-                "created_on": created, "completed_on": completed,
-                "duration_seconds": run.get("build_seconds_used")})
+            self.report.rows["pipeline_runs"].append(
+                {
+                    **self._repo_keys(repo),
+                    "pipeline_uuid": run.get("uuid"),
+                    "build_number": run.get("build_number"),
+                    "target_type": target.get("type"),
+                    "ref_name": target.get("ref_name") or target.get("source"),
+                    "selector_type": (target.get("selector") or {}).get("type"),
+                    "selector_pattern": (target.get("selector") or {}).get("pattern"),
+                    "trigger": (run.get("trigger") or {}).get("name"),
+                    "state": state.get("name"),
+                    "result": (state.get("result") or {}).get("name"),
+                    "commit": (target.get("commit") or {}).get("hash"),
+                    "created_on": created,
+                    "completed_on": completed,
+                    "duration_seconds": run.get("build_seconds_used"),
+                }
+            )
         envs = self._guard("environments", ws, repo, lambda: list(self._paginate("environments", **at)), [])
         for e in envs:
-            self.report.rows["environments"].append({
-                **self._repo_keys(repo), "environment_uuid": e.get("uuid"), "name": e.get("name"),
-                "environment_type": (e.get("environment_type") or {}).get("name"), "rank": e.get("rank"),
-                "admin_only": (e.get("restrictions") or {}).get("admin_only"),
-                "deployment_gate_enabled": e.get("deployment_gate_enabled")})
+            self.report.rows["environments"].append(
+                {
+                    **self._repo_keys(repo),
+                    "environment_uuid": e.get("uuid"),
+                    "name": e.get("name"),
+                    "environment_type": (e.get("environment_type") or {}).get("name"),
+                    "rank": e.get("rank"),
+                    "admin_only": (e.get("restrictions") or {}).get("admin_only"),
+                    "deployment_gate_enabled": e.get("deployment_gate_enabled"),
+                }
+            )
 
     # -- settings, on a cadence ----------------------------------------------------------------
     def _refresh_settings(self, queue: list[tuple[str, dict]], pool: ThreadPoolExecutor) -> None:
@@ -462,50 +626,79 @@ class Extractor:
         saved = self.state["repositories"].setdefault(repo["repository_uuid"], {})
         if repo.pop("_prs_pending", False):
             prs = self._pull_requests(repo["workspace"], repo, saved.get("pr_watermark"))
-            saved["pr_watermark"] = max((isoformat(p["updated_on"]) for p in prs if p["updated_on"]),
-                                        default=saved.get("pr_watermark"))
+            saved["pr_watermark"] = max(
+                (isoformat(p["updated_on"]) for p in prs if p["updated_on"]), default=saved.get("pr_watermark")
+            )
         saved["settings_at"] = isoformat(self.now)
 
     def _settings(self, repo: dict) -> None:
         ws = repo["workspace"]
         at = {"ws": ws, "repo": repo["repository"]}
         keys = self._repo_keys(repo)
-        paged = lambda table, name, **more: self._guard(table, ws, repo, lambda: list(
-            self._paginate(name, **at, **more)), [])
+
+        def paged(table, name, **more):
+            return self._guard(table, ws, repo, lambda: list(self._paginate(name, **at, **more)), [])
+
         for r in paged("branch_restrictions", "branch_restrictions"):
-            self.report.rows["branch_restrictions"].append({
-                **keys, "restriction_id": r.get("id"), "kind": r.get("kind"),
-                "branch_match_kind": r.get("branch_match_kind"), "pattern": r.get("pattern") or None,
-                "branch_type": r.get("branch_type"), "value": r.get("value"),
-                "users": sorted(u.get("nickname", "") for u in r.get("users") or []),
-                "groups": sorted(g.get("slug", "") for g in r.get("groups") or [])})
+            self.report.rows["branch_restrictions"].append(
+                {
+                    **keys,
+                    "restriction_id": r.get("id"),
+                    "kind": r.get("kind"),
+                    "branch_match_kind": r.get("branch_match_kind"),
+                    "pattern": r.get("pattern") or None,
+                    "branch_type": r.get("branch_type"),
+                    "value": r.get("value"),
+                    "users": sorted(u.get("nickname", "") for u in r.get("users") or []),
+                    "groups": sorted(g.get("slug", "") for g in r.get("groups") or []),
+                }
+            )
         model = self._guard("branching_models", ws, repo, lambda: self._get("branching_model", **at))
         if model:
-            self.report.rows["branching_models"].append({
-                **keys, "development_branch": (model.get("development") or {}).get("name"),
-                "production_branch": (model.get("production") or {}).get("name"),
-                "branch_types": json.dumps(model.get("branch_types") or [])})
+            self.report.rows["branching_models"].append(
+                {
+                    **keys,
+                    "development_branch": (model.get("development") or {}).get("name"),
+                    "production_branch": (model.get("production") or {}).get("name"),
+                    "branch_types": json.dumps(model.get("branch_types") or []),
+                }
+            )
         for u in paged("default_reviewers", "default_reviewers"):
-            self.report.rows["default_reviewers"].append({**keys, "user_uuid": u.get("uuid"),
-                                                          "nickname": u.get("nickname"),
-                                                          "display_name": u.get("display_name")})
+            self.report.rows["default_reviewers"].append(
+                {
+                    **keys,
+                    "user_uuid": u.get("uuid"),
+                    "nickname": u.get("nickname"),
+                    "display_name": u.get("display_name"),
+                }
+            )
         for k in paged("deploy_keys", "deploy_keys"):
-            self.report.rows["deploy_keys"].append({
-                **keys, "key_id": k.get("id"), "label": k.get("label"), "comment": k.get("comment"),
-                "key_fingerprint": hashlib.sha256((k.get("key") or "").encode()).hexdigest(),
-                "added_on": _ts(k.get("added_on") or k.get("created_on")), "last_used": _ts(k.get("last_used"))})
+            self.report.rows["deploy_keys"].append(
+                {
+                    **keys,
+                    "key_id": k.get("id"),
+                    "label": k.get("label"),
+                    "comment": k.get("comment"),
+                    "key_fingerprint": hashlib.sha256((k.get("key") or "").encode()).hexdigest(),
+                    "added_on": _ts(k.get("added_on") or k.get("created_on")),
+                    "last_used": _ts(k.get("last_used")),
+                }
+            )
         for h in paged("webhooks", "repository_hooks"):
             self.report.rows["webhooks"].append(self._hook_row(ws, repo, "repository", h))
         if repo.get("has_pipelines_yml"):
             for v in paged("pipeline_variables", "repository_variables"):
                 self.report.rows["pipeline_variables"].append(self._variable_row(ws, repo, "repository", None, v))
-            environments = [e for e in self.report.rows["environments"]
-                            if e["repository_uuid"] == repo["repository_uuid"]]
+            environments = [
+                e for e in self.report.rows["environments"] if e["repository_uuid"] == repo["repository_uuid"]
+            ]
             for env in environments:
-                for v in paged("pipeline_variables", "deployment_variables",
-                               environment=quote(env["environment_uuid"])):
+                for v in paged(
+                    "pipeline_variables", "deployment_variables", environment=quote(env["environment_uuid"])
+                ):
                     self.report.rows["pipeline_variables"].append(
-                        self._variable_row(ws, repo, "deployment", env["name"], v))
+                        self._variable_row(ws, repo, "deployment", env["name"], v)
+                    )
 
     # -- requests, as the endpoint catalog declares them ----------------------------------------
     def _paginate(self, name: str, **values: str):
@@ -517,29 +710,46 @@ class Extractor:
 
     # -- row builders --------------------------------------------------------------------------
     def _hook_row(self, ws: str, repo: dict | None, level: str, h: dict) -> dict:
-        return {"connection": self.conn.name, "workspace": ws,
-                "repository_uuid": repo and repo["repository_uuid"], "repository": repo and repo["repository"],
-                "level": level, "hook_uuid": h.get("uuid"), "url": redact_url(h.get("url") or ""),
-                "description": h.get("description"),
-                "events": list(h.get("events") or []), "active": h.get("active"), "secret_set": h.get("secret_set"),
-                "skip_cert_verification": h.get("skip_cert_verification"), "created_at": _ts(h.get("created_at"))}
+        return {
+            "connection": self.conn.name,
+            "workspace": ws,
+            "repository_uuid": repo and repo["repository_uuid"],
+            "repository": repo and repo["repository"],
+            "level": level,
+            "hook_uuid": h.get("uuid"),
+            "url": redact_url(h.get("url") or ""),
+            "description": h.get("description"),
+            "events": list(h.get("events") or []),
+            "active": h.get("active"),
+            "secret_set": h.get("secret_set"),
+            "skip_cert_verification": h.get("skip_cert_verification"),
+            "created_at": _ts(h.get("created_at")),
+        }
 
     def _variable_row(self, ws: str, repo: dict | None, level: str, environment: str | None, v: dict) -> dict:
         value = v.get("value") if not v.get("secured") else None
-        return {"connection": self.conn.name, "workspace": ws,
-                "repository_uuid": repo and repo["repository_uuid"], "repository": repo and repo["repository"],
-                "level": level, "environment": environment, "variable_uuid": v.get("uuid"), "key": v.get("key"),
-                "secured": bool(v.get("secured")),
-                "value_looks_secret": looks_like_secret(v.get("key", ""), value) if value else None,
-                "value_hash": salted_hash(value, self.home) if value else None,
-                "value_length": len(value) if value else None}
+        return {
+            "connection": self.conn.name,
+            "workspace": ws,
+            "repository_uuid": repo and repo["repository_uuid"],
+            "repository": repo and repo["repository"],
+            "level": level,
+            "environment": environment,
+            "variable_uuid": v.get("uuid"),
+            "key": v.get("key"),
+            "secured": bool(v.get("secured")),
+            "value_looks_secret": looks_like_secret(v.get("key", ""), value) if value else None,
+            "value_hash": salted_hash(value, self.home) if value else None,
+            "value_length": len(value) if value else None,
+        }
 
 
 def _row_order(table: str):
     """A stable order for a table's rows: by workspace, repository, then the table's own key."""
     names = [name for name, _, _ in TABLES[table][1]]
-    key_columns = [n for n in ("workspace", "repository", "level") if n in names] + \
-        [n for n in names if n not in ("connection", "workspace", "repository_uuid", "repository", "level")][:2]
+    key_columns = [n for n in ("workspace", "repository", "level") if n in names] + [
+        n for n in names if n not in ("connection", "workspace", "repository_uuid", "repository", "level")
+    ][:2]
     return lambda row: tuple("" if row.get(c) is None else str(row.get(c)) for c in key_columns)
 
 

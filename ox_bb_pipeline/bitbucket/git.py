@@ -30,10 +30,12 @@ SAFE_GIT_CONFIG = {
 
 
 # What git prints when the server answered 5xx, dropped the connection or cut an answer short: worth a retry.
-TRANSIENT_GIT = re.compile(r"HTTP 5\d\d|returned error: 5\d\d|curl (?:18|52|55|56)\b|Empty reply|"
-                           r"bytes of body are still expected|early EOF|unexpected disconnect|Connection reset|"
-                           r"transfer closed|Operation timed out|expected flush|protocol error|"
-                           r"remote end hung up|invalid index-pack")
+TRANSIENT_GIT = re.compile(
+    r"HTTP 5\d\d|returned error: 5\d\d|curl (?:18|52|55|56)\b|Empty reply|"
+    r"bytes of body are still expected|early EOF|unexpected disconnect|Connection reset|"
+    r"transfer closed|Operation timed out|expected flush|protocol error|"
+    r"remote end hung up|invalid index-pack"
+)
 AUTH_REFUSED = re.compile(r"HTTP 401\b|returned error: 401\b|Authentication failed|could not read Username")
 NOT_FOUND = re.compile(r"HTTP 404\b|returned error: 404\b|not found", re.IGNORECASE)
 RETRY_DELAYS = (1.0, 3.0)  # seconds before the 2nd and 3rd attempt of a remote command that failed transiently
@@ -66,8 +68,17 @@ class GitAccess:
     is refused and it can refresh (OAuth), the token is refreshed once and the command retried, as the
     REST client does; an expired token mid-run would otherwise fail every later clone and history read."""
 
-    def __init__(self, connection_name: str, git_url: str, credentials, timeout: float = 120.0, *,
-                 auth=None, sleep=time.sleep, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+    def __init__(
+        self,
+        connection_name: str,
+        git_url: str,
+        credentials,
+        timeout: float = 120.0,
+        *,
+        auth=None,
+        sleep=time.sleep,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
         self.connection_name = connection_name
         self.git_url = git_url.rstrip("/")
         self.credentials = credentials
@@ -87,8 +98,16 @@ class GitAccess:
         header = "Authorization: Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
         config = {**SAFE_GIT_CONFIG, "http.extraHeader": header}
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-                    "GIT_ASKPASS": "true", "LC_ALL": "C", "GIT_CONFIG_COUNT": str(len(config))})
+        env.update(
+            {
+                "GIT_TERMINAL_PROMPT": "0",
+                "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_CONFIG_GLOBAL": os.devnull,
+                "GIT_ASKPASS": "true",
+                "LC_ALL": "C",
+                "GIT_CONFIG_COUNT": str(len(config)),
+            }
+        )
         for i, (key, value) in enumerate(config.items()):
             env[f"GIT_CONFIG_KEY_{i}"] = key
             env[f"GIT_CONFIG_VALUE_{i}"] = value
@@ -127,22 +146,32 @@ class GitAccess:
             with self._lock:
                 self.operations += 1
         try:
-            proc = subprocess.run(["git", *args], cwd=cwd, env=self.env(credentials), capture_output=True, text=True,
-                                  timeout=self.timeout, check=False)
+            proc = subprocess.run(
+                ["git", *args],
+                cwd=cwd,
+                env=self.env(credentials),
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
-            raise BitbucketError(f"connection '{self.connection_name}': git timed out after {self.timeout:.0f}s "
-                                 f"on {what}", connection=self.connection_name, endpoint=what) from None
+            raise BitbucketError(
+                f"connection '{self.connection_name}': git timed out after {self.timeout:.0f}s on {what}",
+                connection=self.connection_name,
+                endpoint=what,
+            ) from None
         if proc.returncode != 0:
             # The whole of stderr is classified: a refusal of the second request (git-upload-pack) ends in a
             # protocol complaint, and only an earlier line says HTTP 401.
             message = _cause(proc.stderr)
             kw = {"connection": self.connection_name, "endpoint": what}
             if AUTH_REFUSED.search(proc.stderr):
-                raise AuthenticationError(f"connection '{self.connection_name}': git refused the credential on "
-                                          f"{what}", **kw)
+                raise AuthenticationError(
+                    f"connection '{self.connection_name}': git refused the credential on {what}", **kw
+                )
             if remote and TRANSIENT_GIT.search(proc.stderr):
-                raise TransientGitError(f"connection '{self.connection_name}': git failed on {what}: {message}",
-                                        **kw)
+                raise TransientGitError(f"connection '{self.connection_name}': git failed on {what}: {message}", **kw)
             if NOT_FOUND.search(message):
                 raise NotFoundError(f"connection '{self.connection_name}': {what} not found over git", **kw)
             raise BitbucketError(f"connection '{self.connection_name}': git failed on {what}: {message}", **kw)
@@ -150,8 +179,10 @@ class GitAccess:
 
     def ls_remote(self, workspace: str, slug: str) -> RemoteHeads:
         """Branch heads and the main branch in one git request (no REST call)."""
-        out = self.run(["ls-remote", "--symref", self.remote_url(workspace, slug), "HEAD", "refs/heads/*"],
-                       what=f"{workspace}/{slug}.git")
+        out = self.run(
+            ["ls-remote", "--symref", self.remote_url(workspace, slug), "HEAD", "refs/heads/*"],
+            what=f"{workspace}/{slug}.git",
+        )
         head, branches = None, {}
         for line in out.splitlines():
             if line.startswith("ref: "):

@@ -24,23 +24,37 @@ class GitHistory:
         self.git = git
         self.root = Path(root)  # where scratch repositories live while they are read
 
-    def read(self, workspace: str, slug: str, branch: str, head: str, depth: int,
-             path: str) -> tuple[list[dict], str | None]:
+    def read(
+        self, workspace: str, slug: str, branch: str, head: str, depth: int, path: str
+    ) -> tuple[list[dict], str | None]:
         """The last `depth` commits up to `head`, and the text of `path` at `head` (None when absent)."""
         self.root.mkdir(parents=True, exist_ok=True)
         repo = Path(tempfile.mkdtemp(prefix=f"{workspace}-{slug}-", suffix=".git", dir=self.root))
         try:
             self.git.run(["init", "--quiet", "--bare", "--template=", str(repo)], what="git init", remote=False)
-            self.git.run(["--git-dir", str(repo), "fetch", "--quiet", "--no-tags", f"--depth={depth}",
-                          self.git.remote_url(workspace, slug), f"+refs/heads/{branch}:refs/heads/{branch}"],
-                         what=f"{workspace}/{slug}.git fetch")
+            self.git.run(
+                [
+                    "--git-dir",
+                    str(repo),
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    f"--depth={depth}",
+                    self.git.remote_url(workspace, slug),
+                    f"+refs/heads/{branch}:refs/heads/{branch}",
+                ],
+                what=f"{workspace}/{slug}.git fetch",
+            )
             return self._commits(repo, workspace, slug, head, depth), self._file(repo, workspace, slug, head, path)
         finally:
             shutil.rmtree(repo, ignore_errors=True)
 
     def _commits(self, repo: Path, workspace: str, slug: str, head: str, depth: int) -> list[dict]:
-        out = self.git.run(["--git-dir", str(repo), "log", f"--max-count={depth}", f"--format={LOG_FORMAT}", head],
-                           what=f"{workspace}/{slug}.git log", remote=False)
+        out = self.git.run(
+            ["--git-dir", str(repo), "log", f"--max-count={depth}", f"--format={LOG_FORMAT}", head],
+            what=f"{workspace}/{slug}.git log",
+            remote=False,
+        )
         commits = []
         for record in out.split("\x1e"):
             record = record.strip("\n")
@@ -48,14 +62,23 @@ class GitHistory:
                 continue
             sha, parents, author, email, date, summary = record.split("\x1f", 5)
             parent_list = parents.split()
-            commits.append({"commit": sha, "parents": parent_list, "author": author, "author_email": email,
-                            "committed_at": datetime.fromisoformat(date), "summary": summary,
-                            "is_merge": len(parent_list) > 1})
+            commits.append(
+                {
+                    "commit": sha,
+                    "parents": parent_list,
+                    "author": author,
+                    "author_email": email,
+                    "committed_at": datetime.fromisoformat(date),
+                    "summary": summary,
+                    "is_merge": len(parent_list) > 1,
+                }
+            )
         return commits
 
     def _file(self, repo: Path, workspace: str, slug: str, head: str, path: str) -> str | None:
         try:
-            return self.git.run(["--git-dir", str(repo), "show", f"{head}:{path}"], what=f"{workspace}/{slug}:{path}",
-                                remote=False)
+            return self.git.run(
+                ["--git-dir", str(repo), "show", f"{head}:{path}"], what=f"{workspace}/{slug}:{path}", remote=False
+            )
         except BitbucketError:
             return None

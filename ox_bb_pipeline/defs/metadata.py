@@ -12,8 +12,9 @@ STATUS_TAG = "ox_bb/status"  # ok | degraded | failed, on every run of a connect
 
 def column_schema(columns: list[tuple[str, str, str]]) -> dg.TableSchema:
     """`columns` are (name, type, description); shown on the asset page before any run, too."""
-    return dg.TableSchema(columns=[dg.TableColumn(name, type_, description=desc or None)
-                                   for name, type_, desc in columns])
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, type_, description=desc or None) for name, type_, desc in columns]
+    )
 
 
 def table_metadata(rows: list[dict], columns: list[tuple[str, str, str]], preview_columns: int = 6) -> dict:

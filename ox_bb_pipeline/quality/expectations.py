@@ -49,9 +49,7 @@ class Suite:
     key: tuple[str, ...]
     nullable: tuple[str, ...] = ()
     allowed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    required_when: tuple[
-        tuple[str, Mapping[str, tuple[str, ...]]], ...
-    ] = ()  # (column, {column: values})
+    required_when: tuple[tuple[str, Mapping[str, tuple[str, ...]]], ...] = ()  # (column, {column: values})
     true_columns: tuple[str, ...] = ()
     context: tuple[str, ...] = ()  # extra columns shown beside the key in examples
     guard_row_count: bool = True
@@ -172,9 +170,7 @@ WAREHOUSE_SUITES = [
         "warehouse/findings_queue",
         ("finding_id",),
         allowed={"status": QUEUE_STATUSES, "final_severity": SEVERITIES},
-        required_when=(
-            ("sla_due_at", {"status": OPEN_STATUSES, "final_severity": SLA_SEVERITIES}),
-        ),
+        required_when=(("sla_due_at", {"status": OPEN_STATUSES, "final_severity": SLA_SEVERITIES}),),
         context=("status",),
     ),
     # These two follow applications.yaml: regrouping repositories may shrink them for good reasons.
@@ -194,15 +190,11 @@ def suite(name: str) -> Suite:
     """The suite of a table; a scanner registered after import has its findings suite too."""
     known = {**SUITES, **{s.name: s for s in finding_suites()}}
     if name not in known:
-        raise KeyError(
-            f"no expectation suite for table {name!r}; known: {', '.join(sorted(known))}"
-        )
+        raise KeyError(f"no expectation suite for table {name!r}; known: {', '.join(sorted(known))}")
     return known[name]
 
 
-def row_count_floor(
-    previous_row_count: int | None, max_drop: float = DEFAULT_MAX_ROW_COUNT_DROP
-) -> int | None:
+def row_count_floor(previous_row_count: int | None, max_drop: float = DEFAULT_MAX_ROW_COUNT_DROP) -> int | None:
     """The fewest rows this run may have, given the previous good run's count.
 
     A table that had rows may not come back empty, nor lose more than `max_drop` of them (0.5:
@@ -254,9 +246,7 @@ class ValidationResult:
             where = f" on {f.column}" if f.column else ""
             count = f", {f.unexpected_count} unexpected" if f.unexpected_count is not None else ""
             examples = f", e.g. {'; '.join(f.examples)}" if f.examples else ""
-            lines.append(
-                f"- {f.expectation}{where}{count}{examples}{f' ({f.detail})' if f.detail else ''}"
-            )
+            lines.append(f"- {f.expectation}{where}{count}{examples}{f' ({f.detail})' if f.detail else ''}")
         return "\n".join(lines)
 
 
@@ -268,29 +258,18 @@ def expectations(
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
 
-    required = (
-        [c for c in spec.key if c not in spec.nullable]
-        + list(spec.allowed)
-        + list(spec.true_columns)
-    )
+    required = [c for c in spec.key if c not in spec.nullable] + list(spec.allowed) + list(spec.true_columns)
     built = [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in dict.fromkeys(required)]
     if len(spec.key) == 1:
         built.append(gxe.ExpectColumnValuesToBeUnique(column=spec.key[0]))
     elif spec.key:
         built.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key)))
-    built += [
-        gxe.ExpectColumnValuesToBeInSet(column=c, value_set=list(values))
-        for c, values in spec.allowed.items()
-    ]
-    built += [
-        gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in spec.true_columns
-    ]
+    built += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=list(values)) for c, values in spec.allowed.items()]
+    built += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in spec.true_columns]
     for column, where in spec.required_when:
         conditions = [Column(c).is_in(list(values)) for c, values in where.items()]
         built.append(
-            gxe.ExpectColumnValuesToNotBeNull(
-                column=column, row_condition=functools.reduce(operator.and_, conditions)
-            )
+            gxe.ExpectColumnValuesToNotBeNull(column=column, row_condition=functools.reduce(operator.and_, conditions))
         )
     floor = row_count_floor(previous_row_count, max_drop) if spec.guard_row_count else None
     if floor is not None:
@@ -319,20 +298,14 @@ def validate(
         .add_batch_definition_whole_dataframe("whole")
     )
     gx_suite = context.suites.add(
-        gx.ExpectationSuite(
-            name=spec.name, expectations=expectations(spec, previous_row_count, max_drop)
-        )
+        gx.ExpectationSuite(name=spec.name, expectations=expectations(spec, previous_row_count, max_drop))
     )
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=spec.name, data=batch, suite=gx_suite)
-    )
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=spec.name, data=batch, suite=gx_suite))
     outcome = definition.run(
         batch_parameters={"dataframe": frame},
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
     )
-    failed = tuple(
-        _failure(spec, frame, r, previous_row_count) for r in outcome.results if not r.success
-    )
+    failed = tuple(_failure(spec, frame, r, previous_row_count) for r in outcome.results if not r.success)
     return ValidationResult(
         table=spec.name,
         passed=bool(outcome.success),
@@ -343,20 +316,14 @@ def validate(
     )
 
 
-def _failure(
-    spec: Suite, frame: pd.DataFrame, result, previous_row_count: int | None
-) -> FailedExpectation:
+def _failure(spec: Suite, frame: pd.DataFrame, result, previous_row_count: int | None) -> FailedExpectation:
     config = result.expectation_config
     kwargs = config.kwargs
     details = result.result or {}
-    column = kwargs.get("column") or (
-        ", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None
-    )
+    column = kwargs.get("column") or (", ".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
     error = _exception_message(result.exception_info)
     if error:
-        return FailedExpectation(
-            config.type, column, None, (), _cut(f"could not evaluate: {error}", 200)
-        )
+        return FailedExpectation(config.type, column, None, (), _cut(f"could not evaluate: {error}", 200))
     if config.type == "expect_table_row_count_to_be_between":
         return FailedExpectation(
             config.type,
@@ -367,9 +334,7 @@ def _failure(
             f"(previous good run: {previous_row_count})",
         )
     examples = _examples(spec, frame, column, details.get("partial_unexpected_index_list") or [])
-    return FailedExpectation(
-        config.type, column, details.get("unexpected_count"), examples, _rule(spec, kwargs)
-    )
+    return FailedExpectation(config.type, column, details.get("unexpected_count"), examples, _rule(spec, kwargs))
 
 
 def _exception_message(info) -> str:
@@ -387,15 +352,11 @@ def _rule(spec: Suite, kwargs: dict) -> str:
         return "allowed: " + ", ".join(map(str, kwargs["value_set"]))
     where = dict(spec.required_when).get(kwargs.get("column"))
     if where and kwargs.get("row_condition"):
-        return "where " + " and ".join(
-            f"{c} in ({', '.join(values)})" for c, values in where.items()
-        )
+        return "where " + " and ".join(f"{c} in ({', '.join(values)})" for c, values in where.items())
     return ""
 
 
-def _examples(
-    spec: Suite, frame: pd.DataFrame, column: str | None, positions: list
-) -> tuple[str, ...]:
+def _examples(spec: Suite, frame: pd.DataFrame, column: str | None, positions: list) -> tuple[str, ...]:
     """Up to MAX_EXAMPLES distinct rows: the offending value first, then the row's key and context
     (a computed check column says nothing itself, so only the key and context show for it)."""
     shown = [c for c in (*spec.key, *spec.context) if c in frame.columns and c != column]
@@ -406,9 +367,7 @@ def _examples(
         if not isinstance(position, numbers.Integral) or not 0 <= position < len(frame):
             continue
         row = frame.iloc[position]
-        example = _cut(
-            ", ".join(f"{c}={_cut(_text(row[c]), CELL_WIDTH)}" for c in shown), EXAMPLE_WIDTH
-        )
+        example = _cut(", ".join(f"{c}={_cut(_text(row[c]), CELL_WIDTH)}" for c in shown), EXAMPLE_WIDTH)
         if example not in examples:
             examples.append(example)
         if len(examples) == MAX_EXAMPLES:

@@ -17,9 +17,9 @@ from bandit.core import config as bandit_config
 from bandit.core import docs_utils
 from bandit.core import manager as bandit_manager
 
+from ..findings import Finding
 from ..redaction import redact_snippet, redact_with_anchor
 from .base import SEVERITY_DIR, ScanOutput, rules_digest, severity_table, skipped_file
-from ..findings import Finding
 from .snapshot import Snapshot
 
 CONTROLS = ["CIS-SSC-1.5.4", "SSDF-PW.7.2"]
@@ -38,6 +38,7 @@ PASSWORD_TESTS = frozenset({"B105", "B106", "B107"})
 # bandit logs at INFO and draws a progress bar past 50 files when its logger allows INFO: console
 # noise inside a pipeline run. Warnings (files it could not parse) still come through.
 logging.getLogger("bandit").setLevel(logging.WARNING)
+
 
 @lru_cache(maxsize=1)
 def scanner_version() -> str:
@@ -74,8 +75,9 @@ class BanditScanner:
         output.files_scanned = len(files) - len(skipped)
         output.bytes_scanned = sum(f.size for f in files if f.path not in skipped)
         if skipped:
-            output.extra["skipped_files"] = [skipped_file(snapshot.repo, "bandit", path, why)
-                                             for path, why in sorted(skipped.items())]
+            output.extra["skipped_files"] = [
+                skipped_file(snapshot.repo, "bandit", path, why) for path, why in sorted(skipped.items())
+            ]
         output.findings = _findings(snapshot, root, manager.get_issue_list(), datetime.now(UTC))
         return output
 
@@ -91,7 +93,7 @@ def _findings(snapshot: Snapshot, root: Path, issues, scanned_at: datetime) -> l
         lines = texts.setdefault(path, snapshot.read_text(path).splitlines())
         start = min(issue.linerange or [issue.lineno])
         end = min(max(issue.linerange or [issue.lineno]), start + MAX_SNIPPET_LINES - 1)
-        snippet = textwrap.dedent("\n".join(lines[start - 1:end]))
+        snippet = textwrap.dedent("\n".join(lines[start - 1 : end]))
         redacted, anchor = redact_with_anchor(snippet, min_literal=1 if issue.test_id in PASSWORD_TESTS else 9)
         occurrence = (issue.test_id, path, anchor)
         occurrences[occurrence] += 1
@@ -100,13 +102,26 @@ def _findings(snapshot: Snapshot, root: Path, issues, scanned_at: datetime) -> l
         entry = severity_table("bandit").get(issue.test_id, {})
         # bandit's own message quotes the literal for the password tests; elsewhere it is fixed text.
         message = "" if issue.test_id in PASSWORD_TESTS else redact_snippet(issue.text) + "\n"
-        findings.append(Finding.at(
-            snapshot.repo, scanner="bandit", scanner_version=scanner_version(), rule_id=issue.test_id,
-            title=entry.get("title") or f"{issue.test_id} {issue.test}".replace("_", " "), category="sast",
-            base_severity=severity_for(issue.test_id, issue.severity, issue.confidence), anchor=anchor,
-            file_path=path, start_line=start, end_line=end, evidence=message + redacted,
-            remediation=_remediation(issue.test_id, entry), cwe=f"CWE-{issue.cwe.id}" if issue.cwe.id else None,
-            controls=CONTROLS, scanned_at=scanned_at))
+        findings.append(
+            Finding.at(
+                snapshot.repo,
+                scanner="bandit",
+                scanner_version=scanner_version(),
+                rule_id=issue.test_id,
+                title=entry.get("title") or f"{issue.test_id} {issue.test}".replace("_", " "),
+                category="sast",
+                base_severity=severity_for(issue.test_id, issue.severity, issue.confidence),
+                anchor=anchor,
+                file_path=path,
+                start_line=start,
+                end_line=end,
+                evidence=message + redacted,
+                remediation=_remediation(issue.test_id, entry),
+                cwe=f"CWE-{issue.cwe.id}" if issue.cwe.id else None,
+                controls=CONTROLS,
+                scanned_at=scanned_at,
+            )
+        )
     return findings
 
 
@@ -127,5 +142,9 @@ def is_test_path(path: str) -> bool:
     """Under a tests/, fixtures/ or examples/ folder, or a pytest-style test module."""
     parts = PurePosixPath(path).parts
     name = parts[-1]
-    return (any(part in TEST_DIRS for part in parts[:-1]) or name.startswith("test_")
-            or name.endswith("_test.py") or name == "conftest.py")
+    return (
+        any(part in TEST_DIRS for part in parts[:-1])
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+    )

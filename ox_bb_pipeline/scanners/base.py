@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Protocol
@@ -59,8 +59,10 @@ def tools_dir() -> Path:
         return Path(configured)
     if (PROJECT_ROOT / "pyproject.toml").is_file():
         return PROJECT_ROOT / ".tools"
-    raise FileNotFoundError("OX_BB_TOOLS_DIR is not set: point it at the folder holding the semgrep and checkov "
-                            "environments (<dir>/<tool>/bin/<tool>; `make tools` builds them in a checkout)")
+    raise FileNotFoundError(
+        "OX_BB_TOOLS_DIR is not set: point it at the folder holding the semgrep and checkov "
+        "environments (<dir>/<tool>/bin/<tool>; `make tools` builds them in a checkout)"
+    )
 
 
 def tool_executable(tool: str, executable: str | None = None, root: Path | None = None) -> Path:
@@ -72,7 +74,7 @@ def tool_executable(tool: str, executable: str | None = None, root: Path | None 
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def severity_table(scanner: str) -> dict[str, dict]:
     """`severity/<scanner>.yaml`: rule id -> {severity, title?, remediation?, cwe?}, plus `default`."""
     path = SEVERITY_DIR / f"{scanner}.yaml"
@@ -101,8 +103,11 @@ def yaml_alias_expansion(path: Path) -> float:
         return sizes[id(node)]
 
     try:
-        documents = list(yaml.compose_all(path.read_text(encoding="utf-8", errors="replace"),
-                                          Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        documents = list(
+            yaml.compose_all(
+                path.read_text(encoding="utf-8", errors="replace"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            )
+        )
         return sum(expanded(document) for document in documents if document is not None) - len(sizes)
     except yaml.YAMLError:
         return 0  # not YAML a tool could load either
@@ -125,8 +130,9 @@ class BatchRoots:
 
     def __init__(self, snapshots: list[Snapshot]) -> None:
         # longest first, so a root nested in another root (never expected) still wins
-        self.roots = sorted(((s.root.resolve(), i) for i, s in enumerate(snapshots)),
-                            key=lambda item: len(item[0].parts), reverse=True)
+        self.roots = sorted(
+            ((s.root.resolve(), i) for i, s in enumerate(snapshots)), key=lambda item: len(item[0].parts), reverse=True
+        )
 
     def owner(self, path: str) -> tuple[int, str] | None:
         """(snapshot index, repository-relative path), or None for a path outside every root."""
@@ -141,9 +147,16 @@ class BatchRoots:
 
 def skipped_file(repo: RepoRef, scanner: str, path: str, reason: str) -> dict:
     """A row of the `skipped_files` extra table (the same shape from every scanner)."""
-    return {"connection": repo.connection, "workspace": repo.workspace, "repository_uuid": repo.repository_uuid,
-            "repository": repo.repository, "commit": repo.commit, "scanner": scanner, "path": path,
-            "reason": reason}
+    return {
+        "connection": repo.connection,
+        "workspace": repo.workspace,
+        "repository_uuid": repo.repository_uuid,
+        "repository": repo.repository,
+        "commit": repo.commit,
+        "scanner": scanner,
+        "path": path,
+        "reason": reason,
+    }
 
 
 # The leader of a tool's process group: it asks the kernel for SIGTERM when the pipeline dies (even by
@@ -164,8 +177,14 @@ sys.exit(128 - code if code < 0 else code)
 """
 
 
-def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = None,
-             cwd: Path | None = None, keep_stdout: bool = True) -> subprocess.CompletedProcess:
+def run_tool(
+    argv: list[str],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    keep_stdout: bool = True,
+) -> subprocess.CompletedProcess:
     """Run a tool-environment executable in its own process group, so that a timeout also kills its
     workers (semgrep-core, checkov's pool), not only the Python entry point; raises TimeoutError.
     The group dies with the pipeline process too (see `_GROUP_LEADER`), so a killed run leaves no tool
@@ -173,10 +192,16 @@ def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = No
     # the main venv's interpreter settings would leak into the tool's own environment
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     leader = [sys.executable, "-I", "-c", _GROUP_LEADER, str(os.getpid())]
-    with subprocess.Popen([*leader, *argv], cwd=cwd, env={**base, **(env or {})},
-                          stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                          start_new_session=True) as proc:
+    with subprocess.Popen(
+        [*leader, *argv],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -189,16 +214,18 @@ def run_tool(argv: list[str], *, timeout: float, env: dict[str, str] | None = No
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
-def installed_version(tool: str, version_argv: tuple[str, ...] = ("--version",),
-                      env: dict[str, str] | None = None) -> str:
+def installed_version(
+    tool: str, version_argv: tuple[str, ...] = ("--version",), env: dict[str, str] | None = None
+) -> str:
     """A tool's version, once per process and tool environment: from the environment's package
     metadata (instant), else from `<tool> --version` (semgrep and checkov take 10-20 s to start)."""
     return _installed_version(str(tool_executable(tool)), tool, version_argv, tuple(sorted((env or {}).items())))
 
 
-@lru_cache(maxsize=None)
-def _installed_version(executable: str, tool: str, version_argv: tuple[str, ...],
-                       env: tuple[tuple[str, str], ...]) -> str:
+@cache
+def _installed_version(
+    executable: str, tool: str, version_argv: tuple[str, ...], env: tuple[tuple[str, str], ...]
+) -> str:
     environment = Path(executable).parent.parent
     for site in sorted(environment.glob("lib/python*/site-packages")):
         for dist in metadata.distributions(name=tool, path=[str(site)]):

@@ -13,9 +13,21 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, BatchRoots, ScanOutput, installed_version, last_line,
-                   rules_digest, run_tool, severity_table, skipped_file, tool_executable, yaml_alias_expansion)
 from ..findings import Finding
+from .base import (
+    SEVERITY_DIR,
+    YAML_ALIAS_LIMIT,
+    BatchRoots,
+    ScanOutput,
+    installed_version,
+    last_line,
+    rules_digest,
+    run_tool,
+    severity_table,
+    skipped_file,
+    tool_executable,
+    yaml_alias_expansion,
+)
 from .snapshot import Snapshot
 
 # bitbucket_pipelines is left out on purpose: its only check (a ":latest" image) is a weaker copy of
@@ -60,8 +72,10 @@ class CheckovScanner:
         try:
             bombs = [yaml_bombs(s) for s in snapshots]
             version = self.version()
-            reports = self._run([s.root for s in snapshots],
-                                [s.root.resolve() / path for s, paths in zip(snapshots, bombs) for path in paths])
+            reports = self._run(
+                [s.root for s in snapshots],
+                [s.root.resolve() / path for s, paths in zip(snapshots, bombs) for path in paths],
+            )
         except Exception as exc:  # noqa: BLE001 - a failed batch is every snapshot's error, never the run's
             for output in outputs:
                 output.error = f"checkov failed on the batch: {type(exc).__name__}: {exc}"
@@ -87,18 +101,33 @@ class CheckovScanner:
         for index, (snapshot, output) in enumerate(zip(snapshots, outputs)):
             evaluated = files.get(index, set())
             output.files_scanned = len(evaluated)
-            output.bytes_scanned = sum((snapshot.root / rel).stat().st_size for rel in evaluated
-                                       if (snapshot.root / rel).is_file())
+            output.bytes_scanned = sum(
+                (snapshot.root / rel).stat().st_size for rel in evaluated if (snapshot.root / rel).is_file()
+            )
             output.findings = _findings(snapshot, checks.get(index, []), version, scanned_at)
-            skipped = [skipped_file(snapshot.repo, self.name, rel, "checkov could not parse the file")
-                       for rel in sorted(parse_errors.get(index, ()))]
-            skipped += [skipped_file(snapshot.repo, self.name, rel, "YAML whose aliases expand past "
-                                     f"{YAML_ALIAS_LIMIT:,} nodes (a YAML bomb?): not given to checkov")
-                        for rel in bombs[index]]
+            skipped = [
+                skipped_file(snapshot.repo, self.name, rel, "checkov could not parse the file")
+                for rel in sorted(parse_errors.get(index, ()))
+            ]
+            skipped += [
+                skipped_file(
+                    snapshot.repo,
+                    self.name,
+                    rel,
+                    f"YAML whose aliases expand past {YAML_ALIAS_LIMIT:,} nodes (a YAML bomb?): not given to checkov",
+                )
+                for rel in bombs[index]
+            ]
             if not self.helm:
-                skipped += [skipped_file(snapshot.repo, self.name, rel, "Helm chart template not rendered: no helm "
-                                         "binary (semgrep's ox.helm.* rules read it as text)")
-                            for rel in helm_templates(snapshot)]
+                skipped += [
+                    skipped_file(
+                        snapshot.repo,
+                        self.name,
+                        rel,
+                        "Helm chart template not rendered: no helm binary (semgrep's ox.helm.* rules read it as text)",
+                    )
+                    for rel in helm_templates(snapshot)
+                ]
             if skipped:
                 output.extra["skipped_files"] = skipped
         return outputs
@@ -117,8 +146,13 @@ class CheckovScanner:
         # With several -d, checkov prints a report per directory on stdout, each repeating all the
         # earlier ones (output grows with the square of the batch); the file holds the final one.
         with tempfile.TemporaryDirectory(prefix="ox-checkov-") as work:
-            proc = run_tool([*argv, "--output", "json", "--output-file-path", work], timeout=self.timeout,
-                            env=env, cwd=Path(work), keep_stdout=False)
+            proc = run_tool(
+                [*argv, "--output", "json", "--output-file-path", work],
+                timeout=self.timeout,
+                env=env,
+                cwd=Path(work),
+                keep_stdout=False,
+            )
             if proc.returncode != 0:  # --soft-fail: failed checks exit 0, anything else is a crash
                 raise RuntimeError(f"exit code {proc.returncode}: {last_line(proc.stderr)}")
             report = json.loads((Path(work) / "results_json.json").read_text())
@@ -145,12 +179,26 @@ def _findings(snapshot: Snapshot, checks: list[dict], version: str, scanned_at: 
         start, end = (check.get("file_line_range") or [None, None])[:2]
         keys = (check.get("check_result") or {}).get("evaluated_keys") or []
         evidence = f"{resource}: {title}" + (f" (evaluated: {', '.join(map(str, keys))})" if keys else "")
-        findings.append(Finding.at(
-            snapshot.repo, scanner="checkov", scanner_version=version, rule_id=check_id, title=title,
-            category="iac", base_severity=entry.get("severity") or default["severity"], anchor=anchor,
-            file_path=path, start_line=start or None, end_line=end or None, evidence=evidence,
-            remediation=_remediation(entry, check.get("guideline"), title), cwe=entry.get("cwe"),
-            controls=[*default.get("controls", []), *entry.get("controls", [])], scanned_at=scanned_at))
+        findings.append(
+            Finding.at(
+                snapshot.repo,
+                scanner="checkov",
+                scanner_version=version,
+                rule_id=check_id,
+                title=title,
+                category="iac",
+                base_severity=entry.get("severity") or default["severity"],
+                anchor=anchor,
+                file_path=path,
+                start_line=start or None,
+                end_line=end or None,
+                evidence=evidence,
+                remediation=_remediation(entry, check.get("guideline"), title),
+                cwe=entry.get("cwe"),
+                controls=[*default.get("controls", []), *entry.get("controls", [])],
+                scanned_at=scanned_at,
+            )
+        )
     return findings
 
 
@@ -168,12 +216,16 @@ def _remediation(entry: dict, guideline: str | None, title: str) -> str:
 def yaml_bombs(snapshot: Snapshot) -> list[str]:
     """The snapshot's YAML files that checkov must not load: it expands aliases while walking a
     document, and a "billion laughs" file held it at 12 GB of memory and growing."""
-    return [f.path for f in snapshot.files if f.path.endswith(YAML_SUFFIXES)
-            and yaml_alias_expansion(snapshot.root / f.path) > YAML_ALIAS_LIMIT]
+    return [
+        f.path
+        for f in snapshot.files
+        if f.path.endswith(YAML_SUFFIXES) and yaml_alias_expansion(snapshot.root / f.path) > YAML_ALIAS_LIMIT
+    ]
 
 
 def helm_templates(snapshot: Snapshot) -> list[str]:
     """Template files of every Helm chart (a folder with Chart.yaml) in the snapshot."""
     charts = [PurePosixPath(p).parent for p in snapshot.paths() if PurePosixPath(p).name == "Chart.yaml"]
-    return [p for p in snapshot.paths()
-            if any(PurePosixPath(p).is_relative_to(chart / "templates") for chart in charts)]
+    return [
+        p for p in snapshot.paths() if any(PurePosixPath(p).is_relative_to(chart / "templates") for chart in charts)
+    ]

@@ -86,7 +86,7 @@ def file_markers(snapshot: Snapshot, path: str, rules: tuple[CodeContextRule, ..
     rules = load_rules() if rules is None else rules
     content_rules = [r for r in rules if r.content is not None]
     root = snapshot.root.resolve()
-    file = (snapshot.root / path)
+    file = snapshot.root / path
     if not content_rules or file.is_symlink() or not file.resolve().is_relative_to(root) or not file.is_file():
         return []
     with file.open("rb") as handle:

@@ -74,8 +74,10 @@ class Scanner:
         try:
             return getattr(importlib.import_module(module, __package__), attribute)()
         except (ImportError, AttributeError) as exc:
-            raise ImportError(f"scanner {self.name}: cannot load its factory {self.factory!r} ({exc}); "
-                              "fix its entry in ox_bb_pipeline/scanners/registry.py") from exc
+            raise ImportError(
+                f"scanner {self.name}: cannot load its factory {self.factory!r} ({exc}); "
+                "fix its entry in ox_bb_pipeline/scanners/registry.py"
+            ) from exc
 
 
 # fmt: off

@@ -12,13 +12,13 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from ..redaction import redact_snippet, redact_url, salted_hash
 from ..findings import Finding, RepoRef, normalise_snippet
+from ..redaction import redact_snippet, redact_url, salted_hash
 from .secrets import redact_text
 
 SARIF_VERSION = "2.1.0"
@@ -94,16 +94,22 @@ def _run_findings(run: dict, repo: RepoRef, scanned_at: datetime) -> list[Findin
     version = driver.get("semanticVersion") or driver.get("version") or ""
     extensions = tool.get("extensions") or []
     by_id = {rule["id"]: rule for component in [driver, *extensions] for rule in component.get("rules") or []}
-    base_uris = {name: _uri_path((value or {}).get("uri", "")) for name, value in
-                 (run.get("originalUriBaseIds") or {}).items()}
+    base_uris = {
+        name: _uri_path((value or {}).get("uri", "")) for name, value in (run.get("originalUriBaseIds") or {}).items()
+    }
     artifacts = run.get("artifacts") or []
-    commit = next((p.get("revisionId") for p in run.get("versionControlProvenance") or [] if p.get("revisionId")),
-                  None) or repo.commit
+    commit = (
+        next((p.get("revisionId") for p in run.get("versionControlProvenance") or [] if p.get("revisionId")), None)
+        or repo.commit
+    )
     findings = []
     occurrences: Counter = Counter()
     for result in run.get("results") or []:
-        if (result.get("kind", "fail") in SKIPPED_KINDS or _suppressed(result)
-                or result.get("baselineState") == "absent"):  # absent: gone since the tool's baseline
+        if (
+            result.get("kind", "fail") in SKIPPED_KINDS
+            or _suppressed(result)
+            or result.get("baselineState") == "absent"
+        ):  # absent: gone since the tool's baseline
             continue
         rule = _rule_of(result, driver, extensions, by_id)
         rule_id = result.get("ruleId") or (result.get("rule") or {}).get("id") or rule.get("id")
@@ -123,14 +129,27 @@ def _run_findings(run: dict, repo: RepoRef, scanned_at: datetime) -> list[Findin
         occurrences[occurrence] += 1
         if occurrences[occurrence] > 1:  # the same rule, file and anchor again: number it
             anchor = f"{anchor}#{occurrences[occurrence]}"
-        findings.append(Finding.at(
-            repo, commit=commit, scanner=scanner, scanner_version=version, rule_id=rule_id,
-            title=_safe(_text(rule.get("shortDescription")) or str(rule.get("name") or ""))
-            or evidence.splitlines()[0][:200],
-            category="external", base_severity=_severity(result, rule), anchor=anchor,
-            file_path=location["path"], start_line=location["start_line"], end_line=location["end_line"],
-            evidence=evidence[:MAX_TEXT], remediation=remediation[:MAX_TEXT], cwe=_cwe(rule, result),
-            scanned_at=scanned_at))
+        findings.append(
+            Finding.at(
+                repo,
+                commit=commit,
+                scanner=scanner,
+                scanner_version=version,
+                rule_id=rule_id,
+                title=_safe(_text(rule.get("shortDescription")) or str(rule.get("name") or ""))
+                or evidence.splitlines()[0][:200],
+                category="external",
+                base_severity=_severity(result, rule),
+                anchor=anchor,
+                file_path=location["path"],
+                start_line=location["start_line"],
+                end_line=location["end_line"],
+                evidence=evidence[:MAX_TEXT],
+                remediation=remediation[:MAX_TEXT],
+                cwe=_cwe(rule, result),
+                scanned_at=scanned_at,
+            )
+        )
     return findings
 
 
@@ -176,8 +195,17 @@ def _severity(result: dict, rule: dict) -> str:
                 score = float(properties["security-severity"])
             except (TypeError, ValueError):
                 continue
-            return ("critical" if score >= 9 else "high" if score >= 7 else "medium" if score >= 4
-                    else "low" if score > 0 else "info")
+            return (
+                "critical"
+                if score >= 9
+                else "high"
+                if score >= 7
+                else "medium"
+                if score >= 4
+                else "low"
+                if score > 0
+                else "info"
+            )
     level = result.get("level") or (rule.get("defaultConfiguration") or {}).get("level")
     if level is None and result.get("kind", "fail") != "fail":
         level = "none"  # review / open / informational results default to level none
@@ -202,11 +230,15 @@ def _location(result: dict, base_uris: dict[str, str], artifacts: list[dict]) ->
     path = _uri_path(uri) if uri else None
     base = base_uris.get(artifact.get("uriBaseId", ""), "")
     if path and base and path.startswith(base.rstrip("/") + "/"):
-        path = path[len(base.rstrip("/")) + 1:]
+        path = path[len(base.rstrip("/")) + 1 :]
     region = physical.get("region") or {}
     start = region.get("startLine")
-    return {"path": path or None, "start_line": start, "end_line": region.get("endLine", start),
-            "snippet": _text(region.get("snippet"))}
+    return {
+        "path": path or None,
+        "start_line": start,
+        "end_line": region.get("endLine", start),
+        "snippet": _text(region.get("snippet")),
+    }
 
 
 def _uri_path(uri: str) -> str:

@@ -21,11 +21,18 @@ from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import Settings, transient_settings
 
+from ..findings import Finding, RepoRef
 from ..redaction import mask, salted_hash
 from . import secrets_detectors, secrets_filters
-from .base import (SEVERITY_DIR, YAML_ALIAS_LIMIT, ScanOutput, rules_digest, severity_table, skipped_file,
-                   yaml_alias_expansion)
-from ..findings import Finding, RepoRef
+from .base import (
+    SEVERITY_DIR,
+    YAML_ALIAS_LIMIT,
+    ScanOutput,
+    rules_digest,
+    severity_table,
+    skipped_file,
+    yaml_alias_expansion,
+)
 from .secrets_lines import scan_lines
 from .snapshot import Snapshot
 
@@ -37,12 +44,32 @@ VARIABLE_RULE = "unsecured-pipeline-variable"
 
 # Lock and checksum files hold hashes and registry URLs, never credentials; detect-secrets' own
 # list (is_lock_file) misses several of these.
-LOCK_FILES = frozenset({
-    "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock",
-    "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock", "go.sum", "Cargo.lock", "Gemfile.lock",
-    "composer.lock", "Podfile.lock", "packages.lock.json", "mix.lock", "pubspec.lock", "flake.lock",
-    "gradle.lockfile", "Package.resolved", "Cartfile.resolved", "conan.lock",
-})
+LOCK_FILES = frozenset(
+    {
+        "package-lock.json",
+        "npm-shrinkwrap.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "bun.lock",
+        "Pipfile.lock",
+        "poetry.lock",
+        "uv.lock",
+        "pdm.lock",
+        "go.sum",
+        "Cargo.lock",
+        "Gemfile.lock",
+        "composer.lock",
+        "Podfile.lock",
+        "packages.lock.json",
+        "mix.lock",
+        "pubspec.lock",
+        "flake.lock",
+        "gradle.lockfile",
+        "Package.resolved",
+        "Cartfile.resolved",
+        "conan.lock",
+    }
+)
 
 # Our precision filters (data: secrets_filters.yaml), plugged into detect-secrets' own filter chain by import
 # path (it injects arguments by parameter name), so they apply inside scan_file like its built-in heuristics.
@@ -59,9 +86,14 @@ _PEM_HEADER = re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 @lru_cache(maxsize=1)
 def scanner_version() -> str:
     """detect-secrets' version + a digest of this module, our detectors and filters, and the severity table."""
-    digest = rules_digest(Path(__file__), SEVERITY_DIR / "secrets.yaml", secrets_filters.FILTERS_FILE,
-                          Path(secrets_filters.__file__), secrets_detectors.DETECTORS_FILE,
-                          Path(secrets_detectors.__file__))
+    digest = rules_digest(
+        Path(__file__),
+        SEVERITY_DIR / "secrets.yaml",
+        secrets_filters.FILTERS_FILE,
+        Path(secrets_filters.__file__),
+        secrets_detectors.DETECTORS_FILE,
+        Path(secrets_detectors.__file__),
+    )
     return f"detect-secrets {DETECT_SECRETS_VERSION}+{digest}"
 
 
@@ -104,8 +136,9 @@ class SecretsScanner:
                 continue
             output.files_scanned += 1
             output.bytes_scanned += file.size
-        hits = {path: [*collection.data.get(path, ()), *text_hits.get(path, ())]
-                for path in {*collection.data, *text_hits}}
+        hits = {
+            path: [*collection.data.get(path, ()), *text_hits.get(path, ())] for path in {*collection.data, *text_hits}
+        }
         output.findings = _findings(snapshot, hits, datetime.now(UTC))
         output.extra["secrets_filtered"] = _filtered_rows(snapshot.repo)
         if skipped:
@@ -115,9 +148,16 @@ class SecretsScanner:
 
 def _filtered_rows(repo: RepoRef) -> list[dict]:
     """What each precision filter removed in this snapshot, per detector (an extra table: counts, no values)."""
-    return [{"repository_uuid": repo.repository_uuid, "filter": name, "detector": secret_type,
-             "rule_id": _rule_by_detector().get(secret_type, secret_type), "removed": count}
-            for (name, secret_type), count in sorted(secrets_filters.REMOVED.items())]
+    return [
+        {
+            "repository_uuid": repo.repository_uuid,
+            "filter": name,
+            "detector": secret_type,
+            "rule_id": _rule_by_detector().get(secret_type, secret_type),
+            "removed": count,
+        }
+        for (name, secret_type), count in sorted(secrets_filters.REMOVED.items())
+    ]
 
 
 def filtered_summary(rows: Iterable[Mapping]) -> dict[str, int]:
@@ -141,8 +181,11 @@ def _engine() -> Iterator[None]:
 def _detect_secrets_config() -> dict:
     """Every plugin detect-secrets ships, ours (loaded by file path, as detect-secrets does for custom
     plugins), its default heuristic filters, and ours."""
-    built_in = [cls.__name__ for cls in get_mapping_from_secret_type_to_class().values()
-                if cls.__module__.startswith("detect_secrets.")]
+    built_in = [
+        cls.__name__
+        for cls in get_mapping_from_secret_type_to_class().values()
+        if cls.__module__.startswith("detect_secrets.")
+    ]
     path = f"file://{secrets_detectors.__file__}"
     ours = [{"name": name, "path": path} for name in secrets_detectors.load_detectors()]
     return {
@@ -211,8 +254,9 @@ def _findings(snapshot: Snapshot, hits: dict[str, list[PotentialSecret]], scanne
     return list(findings.values())
 
 
-def _finding(repo: RepoRef, path: str, secret_type: str, value: str, line_number: int, lines: list[str],
-             scanned_at: datetime) -> Finding:
+def _finding(
+    repo: RepoRef, path: str, secret_type: str, value: str, line_number: int, lines: list[str], scanned_at: datetime
+) -> Finding:
     rule = _rule_of(secret_type, value)
     entry = _rule_entry(rule)
     end_line = line_number
@@ -220,14 +264,28 @@ def _finding(repo: RepoRef, path: str, secret_type: str, value: str, line_number
     if rule == "private-key":
         value, end_line = _private_key_block(lines, line_number)
         header = _PEM_HEADER.search(value)
-        evidence = (f"{header.group(0) if header else 'PEM'} block of {end_line - line_number + 1} lines"
-                    f" ({secret_type} detector)")
+        evidence = (
+            f"{header.group(0) if header else 'PEM'} block of {end_line - line_number + 1} lines"
+            f" ({secret_type} detector)"
+        )
     return Finding.at(
-        repo, scanner="secrets", scanner_version=scanner_version(), rule_id=rule, title=entry["title"],
-        category="secrets", base_severity=entry["severity"], anchor=salted_hash(value), file_path=path,
-        start_line=line_number, end_line=end_line, evidence=evidence, remediation=entry["remediation"],
-        cwe=entry.get("cwe"), controls=PIPELINE_FILE_CONTROLS if path == PIPELINES_FILE else CONTROLS,
-        scanned_at=scanned_at)
+        repo,
+        scanner="secrets",
+        scanner_version=scanner_version(),
+        rule_id=rule,
+        title=entry["title"],
+        category="secrets",
+        base_severity=entry["severity"],
+        anchor=salted_hash(value),
+        file_path=path,
+        start_line=line_number,
+        end_line=end_line,
+        evidence=evidence,
+        remediation=entry["remediation"],
+        cwe=entry.get("cwe"),
+        controls=PIPELINE_FILE_CONTROLS if path == PIPELINES_FILE else CONTROLS,
+        scanned_at=scanned_at,
+    )
 
 
 def _full_token(value: str, line: str) -> str:
@@ -245,7 +303,7 @@ def _private_key_block(lines: list[str], line_number: int) -> tuple[str, int]:
     start = line_number - 1
     for index in range(start, min(start + 200, len(lines))):
         if "-----END" in lines[index]:
-            return "\n".join(lines[start:index + 1]), index + 1
+            return "\n".join(lines[start : index + 1]), index + 1
     return lines[start] if 0 <= start < len(lines) else "", line_number
 
 
@@ -286,8 +344,11 @@ def _supersedes(secret_type: str) -> tuple[str, ...]:
 
 
 # -- pipeline variables from the extract stage --------------------------------------------------------
-def variable_findings(rows: Iterable[Mapping], repo_lookup: Mapping[tuple[str, str, str], RepoRef] | None = None,
-                      scanned_at: datetime | None = None) -> list[Finding]:
+def variable_findings(
+    rows: Iterable[Mapping],
+    repo_lookup: Mapping[tuple[str, str, str], RepoRef] | None = None,
+    scanned_at: datetime | None = None,
+) -> list[Finding]:
     """Findings for the unsecured pipeline variables whose value looks like a secret.
 
     `rows` are the extract stage's `pipeline_variables` rows: they carry the value's salted hash, never
@@ -300,17 +361,36 @@ def variable_findings(rows: Iterable[Mapping], repo_lookup: Mapping[tuple[str, s
         if row.get("secured") or not row.get("value_looks_secret") or not row.get("value_hash"):
             continue
         repo = (repo_lookup or {}).get((row["connection"], row["workspace"], row.get("repository"))) or RepoRef(
-            row["connection"], row["workspace"], row.get("repository_uuid") or "", row.get("repository") or "")
+            row["connection"], row["workspace"], row.get("repository_uuid") or "", row.get("repository") or ""
+        )
         scope = row["level"] + (f" ({row['environment']})" if row.get("environment") else "")
         # The value's hash plus where the variable lives: the same value in two variables is two things to fix,
         # and a workspace-level variable has no repository to tell two workspaces apart.
-        anchor = "|".join([row["workspace"] if not repo.repository_uuid else "", row["level"],
-                           row.get("environment") or "", row["key"], row["value_hash"]])
-        findings.append(Finding.at(
-            repo, scanner="secrets", scanner_version=scanner_version(), rule_id=VARIABLE_RULE, title=entry["title"],
-            category="secrets", base_severity=entry["severity"], anchor=anchor,
-            evidence=f"{scope} pipeline variable {row['key']} is not secured and its value looks like a secret"
-                     f" ({row.get('value_length') or '?'} chars)",
-            remediation=entry["remediation"], cwe=entry.get("cwe"), controls=VARIABLE_CONTROLS,
-            scanned_at=scanned_at))
+        anchor = "|".join(
+            [
+                row["workspace"] if not repo.repository_uuid else "",
+                row["level"],
+                row.get("environment") or "",
+                row["key"],
+                row["value_hash"],
+            ]
+        )
+        findings.append(
+            Finding.at(
+                repo,
+                scanner="secrets",
+                scanner_version=scanner_version(),
+                rule_id=VARIABLE_RULE,
+                title=entry["title"],
+                category="secrets",
+                base_severity=entry["severity"],
+                anchor=anchor,
+                evidence=f"{scope} pipeline variable {row['key']} is not secured and its value looks like a secret"
+                f" ({row.get('value_length') or '?'} chars)",
+                remediation=entry["remediation"],
+                cwe=entry.get("cwe"),
+                controls=VARIABLE_CONTROLS,
+                scanned_at=scanned_at,
+            )
+        )
     return findings

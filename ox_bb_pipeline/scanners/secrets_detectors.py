@@ -54,9 +54,14 @@ def load_detectors(path: Path = DETECTORS_FILE) -> dict[str, type[DataDetector]]
             raise ValueError(f"{path.name}: detector {secret_type!r}: bad or missing `patterns` ({exc})") from None
         kind = entry.get("kind", "pattern")
         # a vendor format outranks every built-in detector; a secret-named assignment only the keyword plugin
-        attributes = {"secret_type": secret_type, "denylist": patterns, "kind": kind,
-                      "specificity": -1 if kind == "pattern" else 0.5,
-                      "files": tuple(entry.get("files") or ()), "supersedes": tuple(entry.get("supersedes") or ())}
+        attributes = {
+            "secret_type": secret_type,
+            "denylist": patterns,
+            "kind": kind,
+            "specificity": -1 if kind == "pattern" else 0.5,
+            "files": tuple(entry.get("files") or ()),
+            "supersedes": tuple(entry.get("supersedes") or ()),
+        }
         classes[_class_name(secret_type)] = type(_class_name(secret_type), (DataDetector,), attributes)
     return classes
 

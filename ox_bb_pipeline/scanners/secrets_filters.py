@@ -41,6 +41,7 @@ class FilterFileError(ValueError):
 @dataclass(frozen=True)
 class Candidate:
     """What a filter looks at: the value, the line it sits on, the line before it, the file, the detector."""
+
     value: str
     line: str = ""
     previous_line: str = ""
@@ -114,8 +115,9 @@ def _compile(filter_name: str, name: str, raw, named: dict[str, str]):
             return re.compile(r"(?:" + "|".join(map(re.escape, words)) + r"|\d+)+")
         return re.compile(named.get(raw, raw))
     except (re.error, TypeError, ValueError) as exc:
-        raise FilterFileError(f"{FILTERS_FILE.name}: filter {filter_name!r}, condition {name!r}: {exc}; "
-                              f"fix the pattern") from None
+        raise FilterFileError(
+            f"{FILTERS_FILE.name}: filter {filter_name!r}, condition {name!r}: {exc}; fix the pattern"
+        ) from None
 
 
 @lru_cache(maxsize=4)
@@ -132,8 +134,10 @@ def load_filters(path: Path = FILTERS_FILE) -> tuple[NoiseFilter, ...]:
         clauses = []
         for clause in entry.get("when") or []:
             if unknown := set(clause) - CONDITIONS:
-                raise FilterFileError(f"{Path(path).name}: filter {name!r}: unknown condition(s) {sorted(unknown)}; "
-                                      f"use {sorted(CONDITIONS)}")
+                raise FilterFileError(
+                    f"{Path(path).name}: filter {name!r}: unknown condition(s) {sorted(unknown)}; "
+                    f"use {sorted(CONDITIONS)}"
+                )
             clauses.append(Clause(tuple((k, _compile(name, k, v, named)) for k, v in clause.items())))
         if not clauses:
             raise FilterFileError(f"{Path(path).name}: filter {name!r} has no `when` clause")
@@ -167,4 +171,3 @@ def is_known_noise(secret: str, line: str, plugin, filename: str, context) -> bo
         return False
     REMOVED[(name, getattr(plugin, "secret_type", "?"))] += 1
     return True
-

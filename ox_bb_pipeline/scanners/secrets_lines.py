@@ -34,14 +34,22 @@ def scan_lines(lines: Iterable[tuple[int, str]], filename: str) -> Iterator[Pote
         if _filtered(("line",), filename=filename, line=line, context=context):
             continue
         for plugin in plugins:
-            found = call_function_with_arguments(plugin.analyze_line, filename=filename, line=line,
-                                                 line_number=line_number, context=context)
+            found = call_function_with_arguments(
+                plugin.analyze_line, filename=filename, line=line, line_number=line_number, context=context
+            )
             for secret in found or ():
-                if _filtered(("secret",), filename=secret.filename, secret=secret.secret_value, plugin=plugin,
-                             line=line):
+                if _filtered(
+                    ("secret",), filename=secret.filename, secret=secret.secret_value, plugin=plugin, line=line
+                ):
                     continue
-                if _filtered(("context",), filename=secret.filename, secret=secret.secret_value, plugin=plugin,
-                             line=line, context=context):
+                if _filtered(
+                    ("context",),
+                    filename=secret.filename,
+                    secret=secret.secret_value,
+                    plugin=plugin,
+                    line=line,
+                    context=context,
+                ):
                     continue
                 yield secret
 

@@ -11,10 +11,19 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..redaction import redact_with_anchor
-from .base import (PACKAGE_DIR, BatchRoots, ScanOutput, installed_version, last_line, rules_digest, run_tool,
-                   skipped_file, tool_executable)
 from ..findings import SEVERITIES, Finding
+from ..redaction import redact_with_anchor
+from .base import (
+    PACKAGE_DIR,
+    BatchRoots,
+    ScanOutput,
+    installed_version,
+    last_line,
+    rules_digest,
+    run_tool,
+    skipped_file,
+    tool_executable,
+)
 from .snapshot import Snapshot
 
 RULES_DIR = PACKAGE_DIR / "rules"
@@ -31,8 +40,15 @@ class SemgrepScanner:
     name = "semgrep"
     category = "sast"
 
-    def __init__(self, rules_dir: Path = RULES_DIR, *, timeout: float = 1800.0, jobs: int = 2,
-                 rule_timeout: float = 10.0, max_target_bytes: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        rules_dir: Path = RULES_DIR,
+        *,
+        timeout: float = 1800.0,
+        jobs: int = 2,
+        rule_timeout: float = 10.0,
+        max_target_bytes: int = 1_000_000,
+    ) -> None:
         self.rules_dir = Path(rules_dir)
         self.timeout = timeout  # the whole batch
         self.jobs = jobs
@@ -70,7 +86,8 @@ class SemgrepScanner:
                 kind = kind[0] if isinstance(kind, list) else kind
                 reason = f"semgrep {kind}: {error.get('message', '')}".strip()[:300]
                 outputs[index].extra.setdefault("skipped_files", []).append(
-                    skipped_file(snapshots[index].repo, "semgrep", rel, reason))
+                    skipped_file(snapshots[index].repo, "semgrep", rel, reason)
+                )
         results: dict[int, list[tuple[str, dict]]] = {}
         for result in report.get("results", []):
             if (owner := roots.owner(result["path"])) is not None:
@@ -81,15 +98,24 @@ class SemgrepScanner:
         return outputs
 
     def _run(self, roots: list[Path]) -> dict:
-        argv = [str(tool_executable("semgrep")), "scan", "--json", *OFFLINE_FLAGS, "--no-rewrite-rule-ids",
-                # a repository must not hide code from us: its .gitignore/.semgrepignore are not honoured,
-                # nor semgrep's default ignore list (which skips tests/, where secrets and bugs live too)
-                "--no-git-ignore", "--x-ignore-semgrepignore-files",
-                # installed dependencies are third-party code (the SCA scanner's subject) and slow
-                "--exclude=node_modules",
-                f"--jobs={self.jobs}", f"--timeout={self.rule_timeout:g}",
-                f"--max-target-bytes={self.max_target_bytes}",
-                *(f"--config={path}" for path in self.rule_files()), *(str(root.resolve()) for root in roots)]
+        argv = [
+            str(tool_executable("semgrep")),
+            "scan",
+            "--json",
+            *OFFLINE_FLAGS,
+            "--no-rewrite-rule-ids",
+            # a repository must not hide code from us: its .gitignore/.semgrepignore are not honoured,
+            # nor semgrep's default ignore list (which skips tests/, where secrets and bugs live too)
+            "--no-git-ignore",
+            "--x-ignore-semgrepignore-files",
+            # installed dependencies are third-party code (the SCA scanner's subject) and slow
+            "--exclude=node_modules",
+            f"--jobs={self.jobs}",
+            f"--timeout={self.rule_timeout:g}",
+            f"--max-target-bytes={self.max_target_bytes}",
+            *(f"--config={path}" for path in self.rule_files()),
+            *(str(root.resolve()) for root in roots),
+        ]
         with tempfile.TemporaryDirectory(prefix="ox-semgrep-") as cwd:  # no stray config from the cwd
             proc = run_tool(argv, timeout=self.timeout, env=OFFLINE_ENV, cwd=Path(cwd))
         if proc.returncode not in (0, 1):  # 1: findings with --error; anything else is a failed run
@@ -97,8 +123,7 @@ class SemgrepScanner:
         return json.loads(proc.stdout)
 
 
-def _findings(snapshot: Snapshot, items: list[tuple[str, dict]], version: str,
-              scanned_at: datetime) -> list[Finding]:
+def _findings(snapshot: Snapshot, items: list[tuple[str, dict]], version: str, scanned_at: datetime) -> list[Finding]:
     # the same evidence masking as bandit's findings; imported here because importing bandit loads
     # all its plugins (~3 s), which checkov.py (a user of this module's tool helpers) never needs
 
@@ -110,20 +135,36 @@ def _findings(snapshot: Snapshot, items: list[tuple[str, dict]], version: str,
         start, end = result["start"]["line"], result["end"]["line"]
         # semgrep's own `extra.lines` says "requires login" since 1.100: read the lines ourselves
         lines = texts.setdefault(path, snapshot.read_text(path).splitlines())
-        snippet = textwrap.dedent("\n".join(lines[start - 1:min(end, start + MAX_SNIPPET_LINES - 1)]))
+        snippet = textwrap.dedent("\n".join(lines[start - 1 : min(end, start + MAX_SNIPPET_LINES - 1)]))
         redacted, anchor = redact_with_anchor(snippet, min_literal=1 if meta.get("mask_literals") == "all" else 9)
         occurrence = (result["check_id"], path, anchor)
         occurrences[occurrence] += 1
         if occurrences[occurrence] > 1:  # the same snippet again in the file
             anchor = f"{anchor}#{occurrences[occurrence]}"
         severity = meta.get("ox_severity")
-        findings.append((Finding.at(
-            snapshot.repo, scanner="semgrep", scanner_version=version, rule_id=result["check_id"],
-            title=meta.get("title") or result["extra"].get("message", result["check_id"]), category="sast",
-            base_severity=severity if severity in SEVERITIES else "medium", anchor=anchor, file_path=path,
-            start_line=start, end_line=end, evidence=redacted, remediation=meta.get("remediation", ""),
-            cwe=meta.get("cwe"), controls=list(meta.get("controls") or []), scanned_at=scanned_at),
-            set(meta.get("supersedes") or [])))
+        findings.append(
+            (
+                Finding.at(
+                    snapshot.repo,
+                    scanner="semgrep",
+                    scanner_version=version,
+                    rule_id=result["check_id"],
+                    title=meta.get("title") or result["extra"].get("message", result["check_id"]),
+                    category="sast",
+                    base_severity=severity if severity in SEVERITIES else "medium",
+                    anchor=anchor,
+                    file_path=path,
+                    start_line=start,
+                    end_line=end,
+                    evidence=redacted,
+                    remediation=meta.get("remediation", ""),
+                    cwe=meta.get("cwe"),
+                    controls=list(meta.get("controls") or []),
+                    scanned_at=scanned_at,
+                ),
+                set(meta.get("supersedes") or []),
+            )
+        )
     return _without_superseded(findings)
 
 
@@ -133,7 +174,12 @@ def _without_superseded(findings: list[tuple[Finding, set[str]]]) -> list[Findin
     specific = [(f, replaced) for f, replaced in findings if replaced]
 
     def superseded(f: Finding) -> bool:
-        return any(f.rule_id in replaced and g.file_path == f.file_path and g.start_line <= f.end_line
-                   and f.start_line <= g.end_line for g, replaced in specific)
+        return any(
+            f.rule_id in replaced
+            and g.file_path == f.file_path
+            and g.start_line <= f.end_line
+            and f.start_line <= g.end_line
+            for g, replaced in specific
+        )
 
     return [f for f, _ in findings if not superseded(f)]

@@ -52,8 +52,13 @@ class ShardFailure:
     error: str
 
 
-def merge(results: list[ScanStageReport | ShardFailure], shards: list[list[dict]], scanner_names: list[str],
-          previous: Callable[[set[str]], ScanStageReport] | None = None, now=None) -> ScanStageReport:
+def merge(
+    results: list[ScanStageReport | ShardFailure],
+    shards: list[list[dict]],
+    scanner_names: list[str],
+    previous: Callable[[set[str]], ScanStageReport] | None = None,
+    now=None,
+) -> ScanStageReport:
     """One report from every shard's. A failed shard's repositories get an `error` scan run per scanner
     and, from `previous` (the last partition's rows of those repositories), their last findings."""
     merged = ScanStageReport(findings={name: [] for name in scanner_names})
@@ -87,11 +92,23 @@ def merge(results: list[ScanStageReport | ShardFailure], shards: list[list[dict]
 
 
 def _failed_run(row: dict, scanner: str, failure: ShardFailure, now) -> dict:
-    return {"connection": row["connection"], "workspace": row["workspace"],
-            "repository_uuid": row["repository_uuid"], "repository": row["repository"],
-            "commit": row["main_head"], "scanner": scanner, "scanner_version": "", "status": "error",
-            "cached": False, "duration_seconds": 0.0, "files_scanned": 0, "bytes_scanned": 0, "findings": 0,
-            "error": f"shard {failure.shard} failed: {failure.error}"[:500], "scanned_at": now}
+    return {
+        "connection": row["connection"],
+        "workspace": row["workspace"],
+        "repository_uuid": row["repository_uuid"],
+        "repository": row["repository"],
+        "commit": row["main_head"],
+        "scanner": scanner,
+        "scanner_version": "",
+        "status": "error",
+        "cached": False,
+        "duration_seconds": 0.0,
+        "files_scanned": 0,
+        "bytes_scanned": 0,
+        "findings": 0,
+        "error": f"shard {failure.shard} failed: {failure.error}"[:500],
+        "scanned_at": now,
+    }
 
 
 # -- running the shards --------------------------------------------------------------------------
@@ -103,9 +120,14 @@ def _scan_one(index: int) -> ScanStageReport:
     return scan_repositories(job["shards"][index], job["git"], **job["options"])
 
 
-def run_shards(shards: list[list[dict]], git, *, workers: int | None = None,
-               scan: Callable[[int], ScanStageReport] | None = None,
-               **options) -> list[ScanStageReport | ShardFailure]:
+def run_shards(
+    shards: list[list[dict]],
+    git,
+    *,
+    workers: int | None = None,
+    scan: Callable[[int], ScanStageReport] | None = None,
+    **options,
+) -> list[ScanStageReport | ShardFailure]:
     """Scan every shard, `workers` at a time in forked processes (default: the cores), each shard's
     outcome a report or a ShardFailure. `scan` replaces the per-shard scan (tests inject a failure)."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(shards)))

@@ -89,8 +89,9 @@ def walk(root: Path, limits: SnapshotLimits) -> tuple[list[SnapshotFile], dict[s
     return files, skipped, total
 
 
-def take_snapshot(git: GitAccess, repo: RepoRef, branch: str, cache_root: Path,
-                  limits: SnapshotLimits | None = None) -> Snapshot:
+def take_snapshot(
+    git: GitAccess, repo: RepoRef, branch: str, cache_root: Path, limits: SnapshotLimits | None = None
+) -> Snapshot:
     """Check out `branch` at depth 1 into cache_root/<workspace>/<slug>/<commit>; reuse it when the
     commit is already there. Older checkouts of the repository are removed."""
     limits = limits or SnapshotLimits()
@@ -103,11 +104,29 @@ def take_snapshot(git: GitAccess, repo: RepoRef, branch: str, cache_root: Path,
         base.mkdir(parents=True, exist_ok=True)
         git.timeout = limits.clone_timeout
         try:
-            git.run(["clone", "--quiet", "--depth=1", "--single-branch", f"--branch={branch}", "--no-tags",
-                     "--no-recurse-submodules", "--template=", "-c", "core.symlinks=false",
-                     "-c", f"core.hooksPath={os.devnull}", "-c", "core.protectNTFS=true",
-                     "-c", "core.protectHFS=true", git.remote_url(repo.workspace, repo.repository), str(staging)],
-                    what=f"{repo.workspace}/{repo.repository}.git clone")
+            git.run(
+                [
+                    "clone",
+                    "--quiet",
+                    "--depth=1",
+                    "--single-branch",
+                    f"--branch={branch}",
+                    "--no-tags",
+                    "--no-recurse-submodules",
+                    "--template=",
+                    "-c",
+                    "core.symlinks=false",
+                    "-c",
+                    f"core.hooksPath={os.devnull}",
+                    "-c",
+                    "core.protectNTFS=true",
+                    "-c",
+                    "core.protectHFS=true",
+                    git.remote_url(repo.workspace, repo.repository),
+                    str(staging),
+                ],
+                what=f"{repo.workspace}/{repo.repository}.git clone",
+            )
             head = git.run(["-C", str(staging), "rev-parse", "HEAD"], what="git rev-parse", remote=False).strip()
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # a clone killed at its timeout leaves files behind

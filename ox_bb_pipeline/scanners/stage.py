@@ -28,25 +28,43 @@ from ..bitbucket.git import GitAccess
 from ..clock import Clock, SystemClock
 from ..config import data_home
 from ..files import atomic_write_bytes
-from . import code_context, registry
-from ..locks import private_workdir
-from .base import CodeScanner, ScanOutput
 from ..findings import FINDING_SCHEMA, Finding, RepoRef
+from ..locks import private_workdir
+from . import code_context, registry
+from .base import CodeScanner, ScanOutput
 from .snapshot import Snapshot, SnapshotLimits, take_snapshot
 
 log = logging.getLogger(__name__)
 
-REPOSITORY_FILES_SCHEMA = pa.schema([
-    ("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
-    ("repository", pa.string()), ("commit", pa.string()), ("path", pa.string()),
-])
-SCAN_RUN_SCHEMA = pa.schema([
-    ("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
-    ("repository", pa.string()), ("commit", pa.string()), ("scanner", pa.string()),
-    ("scanner_version", pa.string()), ("status", pa.string()), ("cached", pa.bool_()),
-    ("duration_seconds", pa.float64()), ("files_scanned", pa.int64()), ("bytes_scanned", pa.int64()),
-    ("findings", pa.int64()), ("error", pa.string()), ("scanned_at", pa.timestamp("us", tz="UTC")),
-])
+REPOSITORY_FILES_SCHEMA = pa.schema(
+    [
+        ("connection", pa.string()),
+        ("workspace", pa.string()),
+        ("repository_uuid", pa.string()),
+        ("repository", pa.string()),
+        ("commit", pa.string()),
+        ("path", pa.string()),
+    ]
+)
+SCAN_RUN_SCHEMA = pa.schema(
+    [
+        ("connection", pa.string()),
+        ("workspace", pa.string()),
+        ("repository_uuid", pa.string()),
+        ("repository", pa.string()),
+        ("commit", pa.string()),
+        ("scanner", pa.string()),
+        ("scanner_version", pa.string()),
+        ("status", pa.string()),
+        ("cached", pa.bool_()),
+        ("duration_seconds", pa.float64()),
+        ("files_scanned", pa.int64()),
+        ("bytes_scanned", pa.int64()),
+        ("findings", pa.int64()),
+        ("error", pa.string()),
+        ("scanned_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 def default_scanners() -> list[CodeScanner]:
@@ -71,16 +89,27 @@ class ResultsCache:
             return None
         table = pq.read_table(path)
         meta = json.loads((table.schema.metadata or {}).get(b"ox_bb", b"{}"))
-        if (meta.get("commit") != repo.commit or meta.get("version") != version
-                or meta.get("code_context") != code_context.rules_version()):
+        if (
+            meta.get("commit") != repo.commit
+            or meta.get("version") != version
+            or meta.get("code_context") != code_context.rules_version()
+        ):
             return None  # another commit, scanner or rules version, or markers made with other rules
         where = {"connection": repo.connection, "workspace": repo.workspace, "repository": repo.repository}
         findings = [Finding(**{**row, **where, "anchor": ""}) for row in table.to_pylist()]
-        extra = {name: [{**r, **where} if isinstance(r, dict) and "connection" in r else r for r in rows]
-                 for name, rows in (meta.get("extra") or {}).items() if isinstance(rows, list)}
-        return ScanOutput(repository_uuid=repo.repository_uuid, findings=findings,
-                          files_scanned=meta.get("files", 0), bytes_scanned=meta.get("bytes", 0), extra=extra,
-                          not_evaluable=meta.get("not_evaluable"))
+        extra = {
+            name: [{**r, **where} if isinstance(r, dict) and "connection" in r else r for r in rows]
+            for name, rows in (meta.get("extra") or {}).items()
+            if isinstance(rows, list)
+        }
+        return ScanOutput(
+            repository_uuid=repo.repository_uuid,
+            findings=findings,
+            files_scanned=meta.get("files", 0),
+            bytes_scanned=meta.get("bytes", 0),
+            extra=extra,
+            not_evaluable=meta.get("not_evaluable"),
+        )
 
     def files(self, repo: RepoRef) -> list[str] | None:
         """The shallow file listing recorded when this commit was last cloned."""
@@ -92,15 +121,23 @@ class ResultsCache:
         return saved["paths"] if saved.get("commit") == repo.commit else None
 
     def put_files(self, repo: RepoRef, paths: list[str]) -> None:
-        atomic_write_bytes(self.root / "_files" / f"{repo.repository_uuid.strip('{}')}.json",
-                           json.dumps({"commit": repo.commit, "paths": paths}).encode())
+        atomic_write_bytes(
+            self.root / "_files" / f"{repo.repository_uuid.strip('{}')}.json",
+            json.dumps({"commit": repo.commit, "paths": paths}).encode(),
+        )
 
     def put(self, scanner: str, repo_uuid: str, commit: str, version: str, output: ScanOutput) -> None:
         rows = [f.row() for f in output.findings]
         table = pa.Table.from_pylist(rows, schema=FINDING_SCHEMA) if rows else FINDING_SCHEMA.empty_table()
-        meta = {"commit": commit, "version": version, "code_context": code_context.rules_version(),
-                "files": output.files_scanned, "bytes": output.bytes_scanned, "extra": output.extra,
-                "not_evaluable": output.not_evaluable}
+        meta = {
+            "commit": commit,
+            "version": version,
+            "code_context": code_context.rules_version(),
+            "files": output.files_scanned,
+            "bytes": output.bytes_scanned,
+            "extra": output.extra,
+            "not_evaluable": output.not_evaluable,
+        }
         table = table.replace_schema_metadata({b"ox_bb": json.dumps(meta, default=str).encode()})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
@@ -119,11 +156,19 @@ class ScanStageReport:
     seconds: float = 0.0
 
 
-def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: list[CodeScanner] | None = None,
-                      home: Path | None = None, clock: Clock | None = None, batch_size: int = 20,
-                      clone_workers: int = 4, limits: SnapshotLimits | None = None,
-                      previous_files: list[dict] = (),
-                      progress: Callable[[str], None] | None = None) -> ScanStageReport:
+def scan_repositories(
+    repositories: list[dict],
+    git: GitAccess,
+    *,
+    scanners: list[CodeScanner] | None = None,
+    home: Path | None = None,
+    clock: Clock | None = None,
+    batch_size: int = 20,
+    clone_workers: int = 4,
+    limits: SnapshotLimits | None = None,
+    previous_files: list[dict] = (),
+    progress: Callable[[str], None] | None = None,
+) -> ScanStageReport:
     """Scan the selected rows of the `repositories` raw table (they carry `main_head`).
     `previous_files` (the last `repository_files`) is carried forward for repositories not cloned."""
     started = time.perf_counter()
@@ -144,8 +189,7 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
     for row in repositories:
         if not row.get("selected") or not row.get("main_head"):
             continue
-        ref = RepoRef(row["connection"], row["workspace"], row["repository_uuid"], row["repository"],
-                      row["main_head"])
+        ref = RepoRef(row["connection"], row["workspace"], row["repository_uuid"], row["repository"], row["main_head"])
         missing = []
         for scanner in scanners:
             hit = cache.get(scanner.name, ref, versions[scanner.name])
@@ -165,9 +209,10 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
     with private_workdir(home / "cache" / "snapshots") as workdir:
         snapshot_root = workdir / git.connection_name
         for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            snapshots = _snapshots(batch, git, snapshot_root, limits, clone_workers, report, scanners, versions,
-                                   now, cache)
+            batch = todo[start : start + batch_size]
+            snapshots = _snapshots(
+                batch, git, snapshot_root, limits, clone_workers, report, scanners, versions, now, cache
+            )
             try:
                 for scanner in scanners:
                     _scan_batch(scanner, snapshots, versions[scanner.name], cache, report, now)
@@ -181,8 +226,9 @@ def scan_repositories(repositories: list[dict], git: GitAccess, *, scanners: lis
     return report
 
 
-def _scan_batch(scanner: CodeScanner, snapshots, version: str, cache: ResultsCache, report: ScanStageReport,
-                now: datetime) -> None:
+def _scan_batch(
+    scanner: CodeScanner, snapshots, version: str, cache: ResultsCache, report: ScanStageReport, now: datetime
+) -> None:
     group = [(ref, snap) for ref, snap, wanted in snapshots if scanner in wanted]
     if not group:
         return
@@ -203,8 +249,17 @@ def _scan_batch(scanner: CodeScanner, snapshots, version: str, cache: ResultsCac
 
 
 def _file_rows(ref: RepoRef, paths: list[str]) -> list[dict]:
-    return [{"connection": ref.connection, "workspace": ref.workspace, "repository_uuid": ref.repository_uuid,
-             "repository": ref.repository, "commit": ref.commit, "path": path} for path in paths]
+    return [
+        {
+            "connection": ref.connection,
+            "workspace": ref.workspace,
+            "repository_uuid": ref.repository_uuid,
+            "repository": ref.repository,
+            "commit": ref.commit,
+            "path": path,
+        }
+        for path in paths
+    ]
 
 
 def _snapshots(batch, git, root, limits, workers, report, scanners, versions, now, cache):
@@ -226,23 +281,52 @@ def _snapshots(batch, git, root, limits, workers, report, scanners, versions, no
                 report.repository_files += _file_rows(ref, paths)
                 continue
             for scanner in wanted:  # a repository that cannot be cloned: a scan-error row per scanner
-                _record(report, scanner, versions[scanner.name], ref,
-                        ScanOutput(ref.repository_uuid, error=f"clone failed: {result}"), cached=False,
-                        seconds=0.0, now=now)
+                _record(
+                    report,
+                    scanner,
+                    versions[scanner.name],
+                    ref,
+                    ScanOutput(ref.repository_uuid, error=f"clone failed: {result}"),
+                    cached=False,
+                    seconds=0.0,
+                    now=now,
+                )
     return taken
 
 
-def _record(report: ScanStageReport, scanner, version: str, ref: RepoRef, output: ScanOutput, *, cached: bool,
-            seconds: float, now: datetime) -> None:
+def _record(
+    report: ScanStageReport,
+    scanner,
+    version: str,
+    ref: RepoRef,
+    output: ScanOutput,
+    *,
+    cached: bool,
+    seconds: float,
+    now: datetime,
+) -> None:
     for finding in output.findings:
         finding.scanned_at = finding.scanned_at or now
     report.findings.setdefault(scanner.name, []).extend(f.row() for f in output.findings)
     for table, rows in (output.extra or {}).items():
         if isinstance(rows, list):
             report.extra.setdefault(table, []).extend(rows)
-    report.scan_runs.append({
-        "connection": ref.connection, "workspace": ref.workspace, "repository_uuid": ref.repository_uuid,
-        "repository": ref.repository, "commit": ref.commit, "scanner": scanner.name, "scanner_version": version,
-        "status": "error" if output.error else "not_evaluable" if output.not_evaluable else "ok", "cached": cached,
-        "duration_seconds": seconds, "files_scanned": output.files_scanned, "bytes_scanned": output.bytes_scanned,
-        "findings": len(output.findings), "error": output.error or output.not_evaluable, "scanned_at": now})
+    report.scan_runs.append(
+        {
+            "connection": ref.connection,
+            "workspace": ref.workspace,
+            "repository_uuid": ref.repository_uuid,
+            "repository": ref.repository,
+            "commit": ref.commit,
+            "scanner": scanner.name,
+            "scanner_version": version,
+            "status": "error" if output.error else "not_evaluable" if output.not_evaluable else "ok",
+            "cached": cached,
+            "duration_seconds": seconds,
+            "files_scanned": output.files_scanned,
+            "bytes_scanned": output.bytes_scanned,
+            "findings": len(output.findings),
+            "error": output.error or output.not_evaluable,
+            "scanned_at": now,
+        }
+    )

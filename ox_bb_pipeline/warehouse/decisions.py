@@ -19,16 +19,18 @@ import pyarrow.parquet as pq
 from ..config import ConfigError, data_home
 from ..files import atomic_write_bytes
 
-DECISION_SCHEMA = pa.schema([
-    ("rule", pa.string()),  # the workflows.yaml rule that decided
-    ("action", pa.string()),  # assign | set_severity
-    ("finding_id", pa.string()),
-    ("field", pa.string()),  # team | owner | final_severity
-    ("old", pa.string()),  # what the built queue showed when it was decided
-    ("new", pa.string()),
-    ("reason", pa.string()),
-    ("decided_at", pa.timestamp("us", tz="UTC")),
-])
+DECISION_SCHEMA = pa.schema(
+    [
+        ("rule", pa.string()),  # the workflows.yaml rule that decided
+        ("action", pa.string()),  # assign | set_severity
+        ("finding_id", pa.string()),
+        ("field", pa.string()),  # team | owner | final_severity
+        ("old", pa.string()),  # what the built queue showed when it was decided
+        ("new", pa.string()),
+        ("reason", pa.string()),
+        ("decided_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 KEY = ("rule", "action", "finding_id")  # as the action log's: one per rule, action, finding
 
 
@@ -44,9 +46,11 @@ def read_decisions(home: Path | None = None) -> pa.Table:
     try:
         return pq.read_table(path).select(DECISION_SCHEMA.names).cast(DECISION_SCHEMA)
     except (pa.ArrowException, KeyError) as exc:
-        problem = (f"not a readable decisions file ({exc}); restore it from a backup, or delete it "
-                   "to drop every assignment and severity change made by workflows (the "
-                   "warehouse's workflow_audit lists them)")
+        problem = (
+            f"not a readable decisions file ({exc}); restore it from a backup, or delete it "
+            "to drop every assignment and severity change made by workflows (the "
+            "warehouse's workflow_audit lists them)"
+        )
         raise ConfigError(str(path), [problem]) from exc
 
 

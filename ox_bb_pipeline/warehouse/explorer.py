@@ -34,13 +34,18 @@ def _index(values: list) -> tuple[list, dict]:
 def explorer_data(con: duckdb.DuckDBPyConnection) -> dict:
     """Everything the page shows, compact: dimension values once, rows as arrays of indexes."""
     open_list = ", ".join(f"'{s}'" for s in OPEN)
-    cube = _rows(con, """
+    cube = _rows(
+        con,
+        """
         SELECT application, coalesce(assigned_team, team) AS team, final_severity, category, status,
                count(*) AS n, count(*) FILTER (WHERE sla_breached) AS breached
-        FROM findings_queue GROUP BY ALL""")
+        FROM findings_queue GROUP BY ALL""",
+    )
     applications = con.execute("SELECT count(DISTINCT application) FROM findings_queue").fetchone()[0] or 1
     per_application = max(10, min(FINDINGS_PER_APPLICATION, FINDINGS_SHOWN // applications))
-    findings = _rows(con, f"""
+    findings = _rows(
+        con,
+        f"""
         SELECT q.finding_id, q.application, coalesce(q.assigned_team, q.team) AS team, q.final_severity,
                q.category, q.status, q.sla_breached, q.title, q.repository_full_name, q.file_path, q.rule_id,
                q.severity_explanation, q.controls, coalesce(c.title, '') AS check_title
@@ -50,16 +55,20 @@ def explorer_data(con: duckdb.DuckDBPyConnection) -> dict:
                                    ORDER BY q.status IN ({open_list}) DESC,
                                             list_position({list(SEVERITY_ORDER)}, q.final_severity),
                                             q.sla_due_at NULLS LAST, q.finding_id) <= {per_application}
-        ORDER BY q.application, q.finding_id""")
+        ORDER BY q.application, q.finding_id""",
+    )
     teams = dict(con.execute("SELECT application, team FROM applications").fetchall())
     # open findings only (what the trends draw), every day, or every 7th day counted back from the last
-    daily = _rows(con, f"""
+    daily = _rows(
+        con,
+        f"""
         WITH span AS (SELECT max(day) AS last, count(DISTINCT day) AS days FROM findings_daily)
         SELECT day, application, final_severity, sum(findings)::BIGINT AS findings,
                sum(sla_breached)::BIGINT AS sla_breached
         FROM findings_daily, span
         WHERE status IN ({open_list}) AND (span.days <= {DAILY_UP_TO} OR date_diff('day', day, span.last) % 7 = 0)
-        GROUP BY ALL""")
+        GROUP BY ALL""",
+    )
     apps, app_i = _index([c["application"] for c in cube] + [d["application"] for d in daily])
     team_names, team_i = _index([c["team"] for c in cube] + list(teams.values()))
     categories, cat_i = _index([c["category"] for c in cube])
@@ -72,29 +81,70 @@ def explorer_data(con: duckdb.DuckDBPyConnection) -> dict:
 
     return {
         "build": {k: str(v) for k, v in _rows(con, "SELECT build_id, now FROM build_context")[0].items()},
-        "dims": {"application": apps, "team": team_names, "severity": list(SEVERITY_ORDER),
-                 "category": categories, "status": statuses},
+        "dims": {
+            "application": apps,
+            "team": team_names,
+            "severity": list(SEVERITY_ORDER),
+            "category": categories,
+            "status": statuses,
+        },
         "app_team": [team_i.get(teams.get(a), -1) for a in apps],
         # application, team, severity, category, status, findings, of them past their SLA
-        "cube": [[app_i[c["application"]], team_i.get(c["team"], -1), sev_i.get(c["final_severity"], 4),
-                  cat_i[c["category"]], status_i[c["status"]], c["n"], c["breached"]] for c in cube],
+        "cube": [
+            [
+                app_i[c["application"]],
+                team_i.get(c["team"], -1),
+                sev_i.get(c["final_severity"], 4),
+                cat_i[c["category"]],
+                status_i[c["status"]],
+                c["n"],
+                c["breached"],
+            ]
+            for c in cube
+        ],
         # application, team, severity, category, status, breached, id, then indexes into strings: title,
         # repository, file, rule, explanation, controls
-        "findings": [[app_i[f["application"]], team_i.get(f["team"], -1), sev_i.get(f["final_severity"], 4),
-                      cat_i[f["category"]], status_i[f["status"]], int(bool(f["sla_breached"])), f["finding_id"],
-                      text(f["title"]), text(f["repository_full_name"]), text(f["file_path"]), text(f["rule_id"]),
-                      text(f["severity_explanation"]),
-                      text(" ".join(f["controls"] or []) + (f" ({f['check_title']})" if f["check_title"] else ""))]
-                     for f in findings],
+        "findings": [
+            [
+                app_i[f["application"]],
+                team_i.get(f["team"], -1),
+                sev_i.get(f["final_severity"], 4),
+                cat_i[f["category"]],
+                status_i[f["status"]],
+                int(bool(f["sla_breached"])),
+                f["finding_id"],
+                text(f["title"]),
+                text(f["repository_full_name"]),
+                text(f["file_path"]),
+                text(f["rule_id"]),
+                text(f["severity_explanation"]),
+                text(" ".join(f["controls"] or []) + (f" ({f['check_title']})" if f["check_title"] else "")),
+            ]
+            for f in findings
+        ],
         "strings": list(strings),
         "per_application": per_application,
-        "daily": [[d["day"].isoformat(), app_i[d["application"]], sev_i.get(d["final_severity"], 4),
-                   d["findings"], d["sla_breached"]] for d in daily],
-        "mttr": _rows(con, "SELECT application, team, resolved, mttr_days, p50_days, p90_days "
-                           "FROM remediation_summary WHERE final_severity = 'all' ORDER BY application"),
-        "compliance": _rows(con, """
+        "daily": [
+            [
+                d["day"].isoformat(),
+                app_i[d["application"]],
+                sev_i.get(d["final_severity"], 4),
+                d["findings"],
+                d["sla_breached"],
+            ]
+            for d in daily
+        ],
+        "mttr": _rows(
+            con,
+            "SELECT application, team, resolved, mttr_days, p50_days, p90_days "
+            "FROM remediation_summary WHERE final_severity = 'all' ORDER BY application",
+        ),
+        "compliance": _rows(
+            con,
+            """
             SELECT day, framework, round(100.0 * sum(passed) / nullif(sum(passed) + sum(failed), 0), 1) AS score
-            FROM compliance_daily WHERE application_is_relevant GROUP BY ALL ORDER BY day, framework"""),
+            FROM compliance_daily WHERE application_is_relevant GROUP BY ALL ORDER BY day, framework""",
+        ),
         "frameworks": framework_scores(con),
     }
 
@@ -104,6 +154,7 @@ def _json(data: dict) -> str:
         if isinstance(value, (date, datetime)):
             return value.isoformat()
         return str(value)
+
     # inside <script>: no "</" may close it early
     return json.dumps(data, default=default, separators=(",", ":")).replace("</", "<\\/")
 

@@ -74,8 +74,9 @@ def export_tables(home: Path | None = None) -> dict[str, Path]:
 def column_types(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     types: dict[str, dict[str, str]] = {}
     for table, column, dtype in con.execute(
-            "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
-            "ORDER BY table_name, column_index").fetchall():
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' "
+        "ORDER BY table_name, column_index"
+    ).fetchall():
         types.setdefault(table, {})[column] = dtype
     return types
 

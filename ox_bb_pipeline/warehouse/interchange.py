@@ -56,7 +56,9 @@ def exported_findings(con: duckdb.DuckDBPyConnection, application: str | None = 
     """The queue's findings to export (open or suppressed), with their location and remediation; no evidence."""
     statuses = ", ".join(f"'{s}'" for s in EXPORTED_STATUSES)
     where = f"q.status IN ({statuses})" + (" AND q.application = ?" if application else "")
-    return _rows(con, f"""
+    return _rows(
+        con,
+        f"""
         SELECT q.finding_id, q.status, q.application, q.workspace, q.repository, q.repository_uuid,
                q.repository_full_name,
                q.scanner, q.rule_id, q.title, q.category, q.file_path, q.final_severity, q.severity_explanation,
@@ -68,16 +70,24 @@ def exported_findings(con: duckdb.DuckDBPyConnection, application: str | None = 
         LEFT JOIN findings AS f USING (finding_id)
         WHERE {where}
         ORDER BY q.workspace, q.repository, q.scanner, q.rule_id, q.file_path, f.start_line, q.finding_id
-    """, [application] if application else [])
+    """,
+        [application] if application else [],
+    )
 
 
 def _known_application(con: duckdb.DuckDBPyConnection, application: str) -> None:
-    names = [r[0] for r in con.execute("SELECT DISTINCT application FROM findings_queue "
-                                       "WHERE application IS NOT NULL ORDER BY 1").fetchall()]
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT application FROM findings_queue WHERE application IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
     if application not in names:
         shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
-        raise ExportError(f"no application {application!r} in the warehouse's findings_queue; "
-                          f"known: {shown or '(none)'} (see applications.yaml)")
+        raise ExportError(
+            f"no application {application!r} in the warehouse's findings_queue; "
+            f"known: {shown or '(none)'} (see applications.yaml)"
+        )
 
 
 # -- SARIF ------------------------------------------------------------------------------------------------
@@ -87,8 +97,11 @@ def sarif_log(findings: list[dict]) -> dict:
     runs: dict[tuple[str, str], list[dict]] = {}
     for row in findings:
         runs.setdefault((row["repository_full_name"], row["scanner"]), []).append(row)
-    return {"$schema": SARIF_SCHEMA_URI, "version": "2.1.0",
-            "runs": [_sarif_run(repository, scanner, rows) for (repository, scanner), rows in runs.items()]}
+    return {
+        "$schema": SARIF_SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [_sarif_run(repository, scanner, rows) for (repository, scanner), rows in runs.items()],
+    }
 
 
 def _sarif_run(repository: str, scanner: str, rows: list[dict]) -> dict:
@@ -99,14 +112,18 @@ def _sarif_run(repository: str, scanner: str, rows: list[dict]) -> dict:
             rule["severity"] = row["final_severity"]
     index = {rule_id: i for i, rule_id in enumerate(rules)}
     versions = sorted({r["scanner_version"] for r in rows if r["scanner_version"]})
-    driver = {"name": f"ox-bb {scanner}", "rules": [_sarif_rule(rule_id, r["row"], r["severity"])
-                                                   for rule_id, r in rules.items()]}
+    driver = {
+        "name": f"ox-bb {scanner}",
+        "rules": [_sarif_rule(rule_id, r["row"], r["severity"]) for rule_id, r in rules.items()],
+    }
     if versions:
         driver["version"] = versions[-1]
-    run = {"tool": {"driver": driver},
-           "automationDetails": {"id": f"ox-bb/{scanner}/{repository}/"},
-           "originalUriBaseIds": {"SRCROOT": {"description": {"text": f"the root of repository {repository}"}}},
-           "results": [_sarif_result(row, index[row["rule_id"]]) for row in rows]}
+    run = {
+        "tool": {"driver": driver},
+        "automationDetails": {"id": f"ox-bb/{scanner}/{repository}/"},
+        "originalUriBaseIds": {"SRCROOT": {"description": {"text": f"the root of repository {repository}"}}},
+        "results": [_sarif_result(row, index[row["rule_id"]]) for row in rows],
+    }
     commits = sorted({r["commit"] for r in rows if r["commit"]})
     if commits:
         run["properties"] = {"repository": repository, "commits": commits}
@@ -119,24 +136,39 @@ def _sarif_rule(rule_id: str, row: dict, severity: str) -> dict:
         number = re.sub(r"\D", "", row["cwe"])
         if number:
             tags.append(f"external/cwe/cwe-{number}")
-    rule = {"id": rule_id, "name": rule_id, "shortDescription": {"text": row["title"] or rule_id},
-            "defaultConfiguration": {"level": LEVEL[severity]},
-            "properties": {"tags": tags, "security-severity": f"{SECURITY_SEVERITY[severity]:.1f}",
-                           "precision": "high" if row["scanner"] in ("secrets", "sca", "posture") else "medium"}}
+    rule = {
+        "id": rule_id,
+        "name": rule_id,
+        "shortDescription": {"text": row["title"] or rule_id},
+        "defaultConfiguration": {"level": LEVEL[severity]},
+        "properties": {
+            "tags": tags,
+            "security-severity": f"{SECURITY_SEVERITY[severity]:.1f}",
+            "precision": "high" if row["scanner"] in ("secrets", "sca", "posture") else "medium",
+        },
+    }
     if row["remediation"]:
         rule["help"] = {"text": row["remediation"]}
     return rule
 
 
 def _sarif_result(row: dict, rule_index: int) -> dict:
-    result = {"ruleId": row["rule_id"], "ruleIndex": rule_index, "level": LEVEL[row["final_severity"]],
-              "message": {"text": row["title"] or row["rule_id"]},
-              "locations": [_sarif_location(row)],
-              "partialFingerprints": {FINGERPRINT_KEY: row["finding_id"]},
-              "properties": {"security-severity": f"{SECURITY_SEVERITY[row['final_severity']]:.1f}",
-                             "severity": row["final_severity"], "status": row["status"],
-                             "application": row["application"], "repository": row["repository_full_name"],
-                             "severityExplanation": row["severity_explanation"] or ""}}
+    result = {
+        "ruleId": row["rule_id"],
+        "ruleIndex": rule_index,
+        "level": LEVEL[row["final_severity"]],
+        "message": {"text": row["title"] or row["rule_id"]},
+        "locations": [_sarif_location(row)],
+        "partialFingerprints": {FINGERPRINT_KEY: row["finding_id"]},
+        "properties": {
+            "security-severity": f"{SECURITY_SEVERITY[row['final_severity']]:.1f}",
+            "severity": row["final_severity"],
+            "status": row["status"],
+            "application": row["application"],
+            "repository": row["repository_full_name"],
+            "severityExplanation": row["severity_explanation"] or "",
+        },
+    }
     if row["status"] == "suppressed":
         result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": _justification(row)}]
     return result
@@ -170,17 +202,25 @@ def cyclonedx_documents(con: duckdb.DuckDBPyConnection, application: str | None 
     for row in exported_findings(con, application):
         if row["scanner"] == "sca":
             vulnerabilities.setdefault(row["repository_uuid"], []).append(row)
-    repositories = _rows(con, """
+    repositories = _rows(
+        con,
+        """
         SELECT DISTINCT c.repository_uuid FROM components AS c
         WHERE ? IS NULL OR c.repository_uuid IN (SELECT repository_uuid FROM findings_queue WHERE application = ?)
            OR c.repository_uuid IN (SELECT repository_uuid FROM application_mapping WHERE application = ?)
-        ORDER BY 1""", [application] * 3)
+        ORDER BY 1""",
+        [application] * 3,
+    )
     documents = {}
     for repo in repositories:
-        components = _rows(con, """
+        components = _rows(
+            con,
+            """
             SELECT * FROM components WHERE repository_uuid = ?
             -- one commit per repository (two connections may have scanned different heads): the greatest
-            QUALIFY commit = max(commit) OVER () ORDER BY purl, manifest""", [repo["repository_uuid"]])
+            QUALIFY commit = max(commit) OVER () ORDER BY purl, manifest""",
+            [repo["repository_uuid"]],
+        )
         bom = cyclonedx_bom(components)
         refs = {(c["name"], c["version"]): c["purl"] for c in components}
         for row in vulnerabilities.get(repo["repository_uuid"], []):
@@ -192,30 +232,53 @@ def cyclonedx_documents(con: duckdb.DuckDBPyConnection, application: str | None 
 
 def _cdx_vulnerability(row: dict, refs: dict[tuple[str, str], str]) -> Vulnerability:
     ids = row["vulnerability_ids"] or [row["rule_id"]]
-    rating = VulnerabilityRating(severity=VulnerabilitySeverity(row["final_severity"]),
-                                 method=VulnerabilityScoreSource.OTHER, justification=row["severity_explanation"])
+    rating = VulnerabilityRating(
+        severity=VulnerabilitySeverity(row["final_severity"]),
+        method=VulnerabilityScoreSource.OTHER,
+        justification=row["severity_explanation"],
+    )
     ratings = [rating]
     if row["cvss_score"] is not None:
-        method = (VulnerabilityScoreSource.CVSS_V4 if (row["cvss_vector"] or "").startswith("CVSS:4")
-                  else VulnerabilityScoreSource.CVSS_V3_1 if (row["cvss_vector"] or "").startswith("CVSS:3.1")
-                  else VulnerabilityScoreSource.CVSS_V3 if (row["cvss_vector"] or "").startswith("CVSS:3")
-                  else VulnerabilityScoreSource.CVSS_V2 if row["cvss_vector"] else VulnerabilityScoreSource.OTHER)
-        ratings.append(VulnerabilityRating(score=Decimal(str(row["cvss_score"])), method=method,
-                                           vector=row["cvss_vector"]))
+        method = (
+            VulnerabilityScoreSource.CVSS_V4
+            if (row["cvss_vector"] or "").startswith("CVSS:4")
+            else VulnerabilityScoreSource.CVSS_V3_1
+            if (row["cvss_vector"] or "").startswith("CVSS:3.1")
+            else VulnerabilityScoreSource.CVSS_V3
+            if (row["cvss_vector"] or "").startswith("CVSS:3")
+            else VulnerabilityScoreSource.CVSS_V2
+            if row["cvss_vector"]
+            else VulnerabilityScoreSource.OTHER
+        )
+        ratings.append(
+            VulnerabilityRating(score=Decimal(str(row["cvss_score"])), method=method, vector=row["cvss_vector"])
+        )
     cwes = [int(n) for n in re.findall(r"\d+", row["cwe"] or "")][:1]
     ref = refs.get((row["package"], row["version"]))
     analysis = None
     if row["status"] == "suppressed" and row["triage_status"] == "false_positive":
         analysis = VulnerabilityAnalysis(state=ImpactAnalysisState.FALSE_POSITIVE, detail=_justification(row))
     elif row["status"] == "suppressed":
-        analysis = VulnerabilityAnalysis(state=ImpactAnalysisState.EXPLOITABLE,
-                                         responses=[ImpactAnalysisResponse.WILL_NOT_FIX], detail=_justification(row))
+        analysis = VulnerabilityAnalysis(
+            state=ImpactAnalysisState.EXPLOITABLE,
+            responses=[ImpactAnalysisResponse.WILL_NOT_FIX],
+            detail=_justification(row),
+        )
     return Vulnerability(
-        bom_ref=row["finding_id"], id=ids[0], description=row["title"], recommendation=row["remediation"],
-        ratings=ratings, cwes=cwes, analysis=analysis, affects=[BomTarget(ref=ref)] if ref else None,
-        properties=[Property(name="ox-bb:finding_id", value=row["finding_id"]),
-                    Property(name="ox-bb:status", value=row["status"]),
-                    *(Property(name="ox-bb:alias", value=alias) for alias in ids[1:])])
+        bom_ref=row["finding_id"],
+        id=ids[0],
+        description=row["title"],
+        recommendation=row["remediation"],
+        ratings=ratings,
+        cwes=cwes,
+        analysis=analysis,
+        affects=[BomTarget(ref=ref)] if ref else None,
+        properties=[
+            Property(name="ox-bb:finding_id", value=row["finding_id"]),
+            Property(name="ox-bb:status", value=row["status"]),
+            *(Property(name="ox-bb:alias", value=alias) for alias in ids[1:]),
+        ],
+    )
 
 
 # -- files ------------------------------------------------------------------------------------------------
@@ -223,8 +286,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name.replace("/", "+")).strip("_") or "unnamed"
 
 
-def export(fmt: str, *, application: str | None = None, out: Path | None = None,
-           home: Path | None = None) -> list[Path]:
+def export(
+    fmt: str, *, application: str | None = None, out: Path | None = None, home: Path | None = None
+) -> list[Path]:
     """Write `fmt` files from the warehouse into `out` (default OX_BB_HOME/exports/<fmt>/).
 
     sarif: one log per repository (`<workspace>+<slug>.sarif`), or with `application` one log for it
@@ -245,11 +309,14 @@ def export(fmt: str, *, application: str | None = None, out: Path | None = None,
                 by_repository: dict[str, list[dict]] = {}
                 for row in findings:
                     by_repository.setdefault(row["repository_full_name"], []).append(row)
-                documents = {f"{_safe(name)}.sarif": json.dumps(sarif_log(rows), indent=2)
-                             for name, rows in by_repository.items()}
+                documents = {
+                    f"{_safe(name)}.sarif": json.dumps(sarif_log(rows), indent=2)
+                    for name, rows in by_repository.items()
+                }
         else:
-            documents = {f"{_safe(name)}.cdx.json": text
-                         for name, text in cyclonedx_documents(con, application).items()}
+            documents = {
+                f"{_safe(name)}.cdx.json": text for name, text in cyclonedx_documents(con, application).items()
+            }
     finally:
         con.close()
     return [atomic_write_text(out / name, text) for name, text in sorted(documents.items())]

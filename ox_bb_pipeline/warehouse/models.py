@@ -58,9 +58,11 @@ class Model:
 
 def substitutions() -> dict[str, str]:
     """What each `{{ name }}` of a model becomes: derived from the scanner registry at call time."""
-    return {"findings_union": registry.findings_union_sql(),
-            "scanner_inputs": ", ".join(registry.warehouse_inputs()),
-            "scanner_names": " | ".join(registry.names())}
+    return {
+        "findings_union": registry.findings_union_sql(),
+        "scanner_inputs": ", ".join(registry.warehouse_inputs()),
+        "scanner_names": " | ".join(registry.names()),
+    }
 
 
 def render(text: str, path: Path) -> str:
@@ -68,8 +70,10 @@ def render(text: str, path: Path) -> str:
 
     def value(match: re.Match) -> str:
         if match.group(1) not in values:
-            raise ModelError(f"{path.name}: unknown placeholder {match.group(0)}; known: "
-                             f"{', '.join('{{ ' + k + ' }}' for k in values)}")
+            raise ModelError(
+                f"{path.name}: unknown placeholder {match.group(0)}; known: "
+                f"{', '.join('{{ ' + k + ' }}' for k in values)}"
+            )
         return values[match.group(1)]
 
     return PLACEHOLDER.sub(value, text)
@@ -145,10 +149,16 @@ def dbt_models(sql_dir: Path = SQL_DIR) -> list[Model]:
         if "var('scanners')" in sql:
             depends = [f"findings_{s}" for s in scanners] + depends
         kind = (MATERIALIZED.findall(sql) or ["table"])[0]
-        model = Model(name=path.stem, sql=sql, path=path, description=doc.get("description", ""),
-                      depends=depends, materialized={"incremental": "append"}.get(kind, kind),
-                      state=[tuple(s.split(" ", 1)) for s in (doc.get("meta") or {}).get("state", [])],
-                      columns={c["name"]: c.get("description", "") for c in doc.get("columns") or []})
+        model = Model(
+            name=path.stem,
+            sql=sql,
+            path=path,
+            description=doc.get("description", ""),
+            depends=depends,
+            materialized={"incremental": "append"}.get(kind, kind),
+            state=[tuple(s.split(" ", 1)) for s in (doc.get("meta") or {}).get("state", [])],
+            columns={c["name"]: c.get("description", "") for c in doc.get("columns") or []},
+        )
         models.append(model)
     return models
 
@@ -168,8 +178,9 @@ def build_order(models: list[Model], inputs: set[str]) -> list[Model]:
             undeclared = sorted(referenced - set(model.depends))
             unused = sorted(set(model.depends) - referenced)
             if undeclared:
-                problems.append(f"{model.path.name}: reads {', '.join(undeclared)} "
-                                "without declaring it in '-- depends:'")
+                problems.append(
+                    f"{model.path.name}: reads {', '.join(undeclared)} without declaring it in '-- depends:'"
+                )
             if unused:
                 problems.append(f"{model.path.name}: declares {', '.join(unused)} but never reads it")
     if problems:
@@ -208,17 +219,23 @@ def _referenced_tables(con: duckdb.DuckDBPyConnection, sql: str) -> set[str] | N
 def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None = None) -> str:
     """Markdown: every model, its description, inputs, and each column with its type and meaning."""
     types = types or {}
-    lines = ["# Data dictionary", "",
-             "Generated from the dbt project's `sql/models/*/schema.yml` (and the headers of any plain `sql/*.sql`)",
-             "by `ox_bb_pipeline.warehouse.exports.write_data_dictionary`;",
-             "do not edit by hand. Every table is in `OX_BB_HOME/warehouse.duckdb` (with these texts as column",
-             "comments) and in `OX_BB_HOME/exports/<table>.parquet`.", ""]
+    lines = [
+        "# Data dictionary",
+        "",
+        "Generated from the dbt project's `sql/models/*/schema.yml` (and the headers of any plain `sql/*.sql`)",
+        "by `ox_bb_pipeline.warehouse.exports.write_data_dictionary`;",
+        "do not edit by hand. Every table is in `OX_BB_HOME/warehouse.duckdb` (with these texts as column",
+        "comments) and in `OX_BB_HOME/exports/<table>.parquet`.",
+        "",
+    ]
     for model in sorted(models, key=lambda m: m.name):
         lines += [f"## {model.name}", "", model.description, ""]
         lines.append(f"Inputs: {', '.join(f'`{d}`' for d in model.depends)}." if model.depends else "Inputs: none.")
         if model.materialized == "append":
-            lines.append("Append-only (a dbt incremental model, append strategy): each build adds rows, none is ever "
-                         "rewritten or deleted.")
+            lines.append(
+                "Append-only (a dbt incremental model, append strategy): each build adds rows, none is ever "
+                "rewritten or deleted."
+            )
         elif model.materialized == "view":
             lines.append("A view: its rows are computed from the inputs when read.")
         lines += ["", "| column | type | description |", "|---|---|---|"]

@@ -12,15 +12,29 @@ import pyarrow as pa
 
 from ..scanners.posture.pipelines_yml import PipelinesFile, PipelinesYmlError, parse
 
-SCHEMA = pa.schema([
-    ("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
-    ("repository", pa.string()), ("main_commit", pa.string()), ("pipeline_key", pa.string()),
-    ("selector_type", pa.string()), ("selector_pattern", pa.string()), ("imported", pa.string()),
-    ("step_count", pa.int64()), ("steps", pa.list_(pa.string())), ("images", pa.list_(pa.string())),
-    ("pipes", pa.list_(pa.string())), ("deployments", pa.list_(pa.string())), ("manual_steps", pa.int64()),
-    ("runners", pa.list_(pa.string())), ("services", pa.list_(pa.string())), ("parse_error", pa.string()),
-    ("yml_sha256", pa.string()),
-])
+SCHEMA = pa.schema(
+    [
+        ("connection", pa.string()),
+        ("workspace", pa.string()),
+        ("repository_uuid", pa.string()),
+        ("repository", pa.string()),
+        ("main_commit", pa.string()),
+        ("pipeline_key", pa.string()),
+        ("selector_type", pa.string()),
+        ("selector_pattern", pa.string()),
+        ("imported", pa.string()),
+        ("step_count", pa.int64()),
+        ("steps", pa.list_(pa.string())),
+        ("images", pa.list_(pa.string())),
+        ("pipes", pa.list_(pa.string())),
+        ("deployments", pa.list_(pa.string())),
+        ("manual_steps", pa.int64()),
+        ("runners", pa.list_(pa.string())),
+        ("services", pa.list_(pa.string())),
+        ("parse_error", pa.string()),
+        ("yml_sha256", pa.string()),
+    ]
+)
 REPOSITORY_COLUMNS = ("connection", "workspace", "repository_uuid", "repository", "main_commit")
 
 
@@ -30,19 +44,25 @@ def definition_rows(parsed: PipelinesFile) -> list[dict]:
     rows = []
     for pipeline in parsed.pipelines:
         steps = pipeline.steps
-        rows.append({
-            "pipeline_key": pipeline.section if pipeline.pattern is None else f"{pipeline.section}:{pipeline.pattern}",
-            "selector_type": pipeline.section, "selector_pattern": pipeline.pattern, "imported": pipeline.imported,
-            "step_count": len(steps),
-            "steps": [s.name or f"step {i}" for i, s in enumerate(steps, 1)],
-            "images": _unique(s.image.ref.text if s.image else global_image for s in steps),
-            "pipes": _unique(p.ref.text for s in steps for p in s.pipes),
-            "deployments": _unique(str(s.deployment) for s in steps if s.deployment),
-            "manual_steps": sum(1 for s in steps if s.trigger == "manual"),
-            "runners": _unique("+".join(s.runs_on) for s in steps if s.runs_on),
-            "services": _unique(v for s in steps for v in s.services),
-            "parse_error": None,
-        })
+        rows.append(
+            {
+                "pipeline_key": pipeline.section
+                if pipeline.pattern is None
+                else f"{pipeline.section}:{pipeline.pattern}",
+                "selector_type": pipeline.section,
+                "selector_pattern": pipeline.pattern,
+                "imported": pipeline.imported,
+                "step_count": len(steps),
+                "steps": [s.name or f"step {i}" for i, s in enumerate(steps, 1)],
+                "images": _unique(s.image.ref.text if s.image else global_image for s in steps),
+                "pipes": _unique(p.ref.text for s in steps for p in s.pipes),
+                "deployments": _unique(str(s.deployment) for s in steps if s.deployment),
+                "manual_steps": sum(1 for s in steps if s.trigger == "manual"),
+                "runners": _unique("+".join(s.runs_on) for s in steps if s.runs_on),
+                "services": _unique(v for s in steps for v in s.services),
+                "parse_error": None,
+            }
+        )
     return rows
 
 

@@ -37,9 +37,11 @@ def sql_project_dir() -> Path:
     letting the warehouse load with no models."""
     path = Path(str(files(__package__) / "sql")).resolve()
     if not path.is_dir():
-        raise PackageDataError(f"the warehouse SQL project is missing: {path} is not a folder. Reinstall "
-                               "ox-bb-pipeline (its wheel ships sql/ as package data), or in a checkout restore "
-                               "sql/ and the symlink ox_bb_pipeline/warehouse/sql -> ../../sql")
+        raise PackageDataError(
+            f"the warehouse SQL project is missing: {path} is not a folder. Reinstall "
+            "ox-bb-pipeline (its wheel ships sql/ as package data), or in a checkout restore "
+            "sql/ and the symlink ox_bb_pipeline/warehouse/sql -> ../../sql"
+        )
     return path
 
 
@@ -55,8 +57,14 @@ class DbtResult:
     output: str  # dbt's console output (warnings and errors)
 
 
-def invoke(command: list[str], *, vars: dict, home: Path | None = None, project_dir: Path | None = None,
-           target_path: Path | None = None) -> DbtResult:
+def invoke(
+    command: list[str],
+    *,
+    vars: dict,
+    home: Path | None = None,
+    project_dir: Path | None = None,
+    target_path: Path | None = None,
+) -> DbtResult:
     """Run one dbt command in a child process and read its run results. A child, not dbtRunner in this
     process: dbt-duckdb keeps its DuckDB connection open after a command (the next build would write through
     it into the file that was swapped in), and dbt's global state is not safe across threads."""
@@ -68,9 +76,26 @@ def invoke(command: list[str], *, vars: dict, home: Path | None = None, project_
     (target_path / "run_results.json").unlink(missing_ok=True)
     vars = {"lake_sources": lake_source_tables(project_dir), **vars}
     executable = Path(sys.executable).with_name("dbt")
-    args = [str(executable), *command, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
-            "--target-path", str(target_path), "--log-path", str(logs), "--vars", json.dumps(vars, default=str),
-            "--no-use-colors", "--log-level", "warn", "--log-level-file", "info", "--no-send-anonymous-usage-stats"]
+    args = [
+        str(executable),
+        *command,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(logs),
+        "--vars",
+        json.dumps(vars, default=str),
+        "--no-use-colors",
+        "--log-level",
+        "warn",
+        "--log-level-file",
+        "info",
+        "--no-send-anonymous-usage-stats",
+    ]
     env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project_dir)}
     done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=target_path, check=False)
     output = (done.stdout + done.stderr).strip()
@@ -92,8 +117,11 @@ def lake_source_tables(project_dir: Path | None = None) -> list[str]:
 
 def failures(result: DbtResult) -> list[str]:
     """`<node>: <message>` for each model that errored or test that failed or errored."""
-    return [f"{r['unique_id'].split('.')[-1]}: {r.get('message') or r['status']}" for r in result.results
-            if r["status"] in ("error", "fail", "runtime error")]
+    return [
+        f"{r['unique_id'].split('.')[-1]}: {r.get('message') or r['status']}"
+        for r in result.results
+        if r["status"] in ("error", "fail", "runtime error")
+    ]
 
 
 def parse_vars(home: Path | None = None, scanners: tuple[str, ...] | None = None) -> dict:

@@ -18,9 +18,21 @@ from .exports import open_warehouse
 
 OPEN = ("new", "open", "reopened")
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
-COLORS = {"critical": "#7f1d1d", "high": "#dc2626", "medium": "#f59e0b", "low": "#3b82f6", "info": "#9ca3af",
-          "pass": "#16a34a", "fail": "#dc2626", "not_evaluable": "#9ca3af",
-          "on_track": "#16a34a", "breached": "#dc2626", "exempt": "#9ca3af", "met": "#16a34a", "missed": "#f59e0b"}
+COLORS = {
+    "critical": "#7f1d1d",
+    "high": "#dc2626",
+    "medium": "#f59e0b",
+    "low": "#3b82f6",
+    "info": "#9ca3af",
+    "pass": "#16a34a",
+    "fail": "#dc2626",
+    "not_evaluable": "#9ca3af",
+    "on_track": "#16a34a",
+    "breached": "#dc2626",
+    "exempt": "#9ca3af",
+    "met": "#16a34a",
+    "missed": "#f59e0b",
+}
 TOP_APPLICATIONS = 15
 TRIAGE_SHOWN = 50  # latest triage decisions listed
 
@@ -52,38 +64,58 @@ def report_data(con: duckdb.DuckDBPyConnection) -> dict:
     open_list = ", ".join(f"'{s}'" for s in OPEN)
     return {
         "build": _rows(con, "SELECT build_id, now FROM build_context")[0],
-        "applications": _rows(con, "SELECT count(*) AS total, count(*) FILTER (WHERE is_relevant) AS relevant "
-                                   "FROM applications")[0],
-        "statuses": {r["status"]: r["n"] for r in _rows(
-            con, "SELECT status, count(*) AS n FROM findings_queue GROUP BY ALL")},
-        "severities": {r["final_severity"]: r["n"] for r in _rows(
-            con, f"SELECT final_severity, count(*) AS n FROM findings_queue WHERE status IN ({open_list}) "
-                 "GROUP BY ALL")},
-        "by_application": _rows(con, f"""
+        "applications": _rows(
+            con, "SELECT count(*) AS total, count(*) FILTER (WHERE is_relevant) AS relevant FROM applications"
+        )[0],
+        "statuses": {
+            r["status"]: r["n"] for r in _rows(con, "SELECT status, count(*) AS n FROM findings_queue GROUP BY ALL")
+        },
+        "severities": {
+            r["final_severity"]: r["n"]
+            for r in _rows(
+                con,
+                f"SELECT final_severity, count(*) AS n FROM findings_queue WHERE status IN ({open_list}) GROUP BY ALL",
+            )
+        },
+        "by_application": _rows(
+            con,
+            f"""
             SELECT application, count(*) AS total,
                    {", ".join(f"count(*) FILTER (WHERE final_severity = '{s}') AS {s}" for s in SEVERITY_ORDER)}
             FROM findings_queue WHERE status IN ({open_list})
-            GROUP BY ALL ORDER BY total DESC, application LIMIT {TOP_APPLICATIONS}"""),
-        "sla": {r["sla_status"]: r["n"] for r in _rows(
-            con, "SELECT sla_status, count(*) AS n FROM findings_queue GROUP BY ALL")},
+            GROUP BY ALL ORDER BY total DESC, application LIMIT {TOP_APPLICATIONS}""",
+        ),
+        "sla": {
+            r["sla_status"]: r["n"]
+            for r in _rows(con, "SELECT sla_status, count(*) AS n FROM findings_queue GROUP BY ALL")
+        },
         "frameworks": framework_scores(con),
-        "application_scores": _rows(con, """
+        "application_scores": _rows(
+            con,
+            """
             SELECT application,
                    max(score) FILTER (WHERE framework = 'cis_ssc') AS cis_ssc,
                    max(score) FILTER (WHERE framework = 'ssdf') AS ssdf,
                    max(score) FILTER (WHERE framework = 'owasp_cicd') AS owasp_cicd,
                    sum(failed)::BIGINT AS failed, bool_and(application_is_relevant) AS relevant
-            FROM compliance_scores GROUP BY ALL ORDER BY failed DESC, application"""),
-        "failing_controls": _rows(con, """
+            FROM compliance_scores GROUP BY ALL ORDER BY failed DESC, application""",
+        ),
+        "failing_controls": _rows(
+            con,
+            """
             SELECT control_id, framework_title, count(*) AS applications,
                    sum(len(failing_finding_ids))::BIGINT AS findings
             FROM compliance_report WHERE status = 'fail' AND application_is_relevant
-            GROUP BY ALL ORDER BY applications DESC, control_id LIMIT 20"""),
-        "triage": _rows(con, f"""
+            GROUP BY ALL ORDER BY applications DESC, control_id LIMIT 20""",
+        ),
+        "triage": _rows(
+            con,
+            f"""
             SELECT finding_id, application, title, status, triage_status, triage_reason, triage_owner,
                    triage_expires, triage_decided_by, triage_decided_at
             FROM findings_queue WHERE triage_status IN ('false_positive', 'accepted_risk')
-            ORDER BY triage_decided_at DESC, finding_id LIMIT {TRIAGE_SHOWN}"""),
+            ORDER BY triage_decided_at DESC, finding_id LIMIT {TRIAGE_SHOWN}""",
+        ),
     }
 
 
@@ -96,8 +128,12 @@ def _bars(rows: list[tuple[str, list[tuple[str, int]]]], width: int = 640, label
     largest = max(sum(v for _, v in segments) for _, segments in rows) or 1
     scale = (width - label_width - 60) / largest
     height = len(rows) * (bar_height + gap)
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-              'font-family="sans-serif" font-size="12">')]
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            'font-family="sans-serif" font-size="12">'
+        )
+    ]
     for i, (label, segments) in enumerate(rows):
         y = i * (bar_height + gap)
         parts.append(f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">{escape(label[:34])}</text>')
@@ -105,9 +141,11 @@ def _bars(rows: list[tuple[str, list[tuple[str, int]]]], width: int = 640, label
         for segment, value in segments:
             if value:
                 w = value * scale
-                parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_height}" '
-                             f'fill="{COLORS.get(segment, "#6b7280")}">'
-                             f'<title>{escape(segment)}: {value}</title></rect>')
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_height}" '
+                    f'fill="{COLORS.get(segment, "#6b7280")}">'
+                    f"<title>{escape(segment)}: {value}</title></rect>"
+                )
                 x += w
         parts.append(f'<text x="{x + 6:.1f}" y="{y + 14}">{sum(v for _, v in segments)}</text>')
     parts.append("</svg>")
@@ -115,8 +153,11 @@ def _bars(rows: list[tuple[str, list[tuple[str, int]]]], width: int = 640, label
 
 
 def _legend(keys: tuple[str, ...]) -> str:
-    return '<p class="legend">' + " ".join(
-        f'<span><i style="background:{COLORS[k]}"></i>{escape(k.replace("_", " "))}</span>' for k in keys) + "</p>"
+    return (
+        '<p class="legend">'
+        + " ".join(f'<span><i style="background:{COLORS[k]}"></i>{escape(k.replace("_", " "))}</span>' for k in keys)
+        + "</p>"
+    )
 
 
 def _score(value) -> str:
@@ -126,36 +167,49 @@ def _score(value) -> str:
 def render_html(data: dict) -> str:
     statuses, sla = data["statuses"], data["sla"]
     open_total = sum(statuses.get(s, 0) for s in OPEN)
-    tiles = [("applications", f"{data['applications']['total']}",
-              f"{data['applications']['relevant']} relevant"),
-             ("open findings", f"{open_total}",
-              f"{statuses.get('new', 0)} new, {statuses.get('reopened', 0)} reopened"),
-             ("SLA breached", f"{sla.get('breached', 0)}", f"{sla.get('missed', 0)} resolved late"),
-             ("suppressed", f"{statuses.get('suppressed', 0)}", "accepted risk"),
-             ("resolved", f"{statuses.get('resolved', 0)}", "no longer seen by a complete scan")]
-    tiles += [(f["framework_title"], _score(f["score"]),
-               f"{f['passed']} pass · {f['failed']} fail · {f['not_evaluable']} not evaluable")
-              for f in data["frameworks"]]
+    tiles = [
+        ("applications", f"{data['applications']['total']}", f"{data['applications']['relevant']} relevant"),
+        ("open findings", f"{open_total}", f"{statuses.get('new', 0)} new, {statuses.get('reopened', 0)} reopened"),
+        ("SLA breached", f"{sla.get('breached', 0)}", f"{sla.get('missed', 0)} resolved late"),
+        ("suppressed", f"{statuses.get('suppressed', 0)}", "accepted risk"),
+        ("resolved", f"{statuses.get('resolved', 0)}", "no longer seen by a complete scan"),
+    ]
+    tiles += [
+        (
+            f["framework_title"],
+            _score(f["score"]),
+            f"{f['passed']} pass · {f['failed']} fail · {f['not_evaluable']} not evaluable",
+        )
+        for f in data["frameworks"]
+    ]
     severity_rows = [(s, [(s, data["severities"].get(s, 0))]) for s in SEVERITY_ORDER]
     app_rows = [(r["application"], [(s, r[s]) for s in SEVERITY_ORDER]) for r in data["by_application"]]
-    sla_rows = [(s.replace("_", " "), [(s, sla.get(s, 0))])
-                for s in ("on_track", "breached", "met", "missed", "exempt")]
-    control_rows = [(f["framework_title"], [("pass", f["passed"]), ("fail", f["failed"]),
-                                            ("not_evaluable", f["not_evaluable"])]) for f in data["frameworks"]]
+    sla_rows = [
+        (s.replace("_", " "), [(s, sla.get(s, 0))]) for s in ("on_track", "breached", "met", "missed", "exempt")
+    ]
+    control_rows = [
+        (f["framework_title"], [("pass", f["passed"]), ("fail", f["failed"]), ("not_evaluable", f["not_evaluable"])])
+        for f in data["frameworks"]
+    ]
     scores = "".join(
         f"<tr{'' if r['relevant'] else ' class=irrelevant'}><td>{escape(r['application'])}</td>"
         f"<td>{_score(r['cis_ssc'])}</td><td>{_score(r['ssdf'])}</td><td>{_score(r['owasp_cicd'])}</td>"
-        f"<td>{r['failed']}</td></tr>" for r in data["application_scores"])
+        f"<td>{r['failed']}</td></tr>"
+        for r in data["application_scores"]
+    )
     failing = "".join(
         f"<tr><td>{escape(r['control_id'])}</td><td>{escape(r['framework_title'])}</td>"
-        f"<td>{r['applications']}</td><td>{r['findings']}</td></tr>" for r in data["failing_controls"])
+        f"<td>{r['applications']}</td><td>{r['findings']}</td></tr>"
+        for r in data["failing_controls"]
+    )
     triage = "".join(
         f"<tr><td><code>{escape(r['finding_id'])}</code></td><td>{escape(r['application'] or '')}</td>"
         f"<td>{escape(r['title'] or '')}</td><td>{escape(r['triage_status'].replace('_', ' '))}"
         f"{'' if r['status'] == 'suppressed' else ' (expired)'}</td><td>{escape(r['triage_reason'] or '')}</td>"
         f"<td>{escape(r['triage_owner'] or '')}</td><td>{escape(str(r['triage_expires'] or 'never'))}</td>"
         f"<td>{escape(r['triage_decided_by'] or '')}, {escape(str(r['triage_decided_at'])[:10])}</td></tr>"
-        for r in data["triage"])
+        for r in data["triage"]
+    )
     build = data["build"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Compliance report</title>
@@ -171,10 +225,13 @@ tr.irrelevant {{ color: #9ca3af; }} .legend span {{ margin-right: 1rem; font-siz
 .legend i {{ display: inline-block; width: .8rem; height: .8rem; margin-right: .3rem; vertical-align: middle; }}
 </style></head><body>
 <h1>Compliance report</h1>
-<p class="meta">Warehouse build {escape(str(build['build_id']))} at {escape(str(build['now']))}.
+<p class="meta">Warehouse build {escape(str(build["build_id"]))} at {escape(str(build["now"]))}.
 Scores: passing controls out of evaluated ones (pass + fail) over relevant applications.</p>
-<div class="tiles">{"".join(f'<div class="tile"><b>{escape(v)}</b>{escape(k)}<br><span>{escape(n)}</span></div>'
-                            for k, v, n in tiles)}</div>
+<div class="tiles">{
+        "".join(
+            f'<div class="tile"><b>{escape(v)}</b>{escape(k)}<br><span>{escape(n)}</span></div>' for k, v, n in tiles
+        )
+    }</div>
 <section><h2>Open findings by severity</h2>{_bars(severity_rows)}</section>
 <section><h2>Open findings by application (top {TOP_APPLICATIONS})</h2>
 {_legend(SEVERITY_ORDER)}{_bars(app_rows)}</section>
@@ -214,19 +271,43 @@ def csv_text(header: list[str], rows) -> str:
 
 
 def render_csv(con: duckdb.DuckDBPyConnection) -> str:
-    rows = _rows(con, """
+    rows = _rows(
+        con,
+        """
         SELECT r.application, r.framework, r.control_id, r.status, r.failing_finding_ids, r.accepted_finding_ids,
                r.evidence, s.score AS framework_score, r.application_is_relevant
         FROM compliance_report AS r
         JOIN compliance_scores AS s USING (application, framework)
-        ORDER BY r.application, r.framework, r.control_id""")
-    header = ["application", "framework", "control_id", "status", "failing_finding_ids", "accepted_finding_ids",
-              "evidence", "framework_score", "application_is_relevant"]
-    return csv_text(header, ([
-        r["application"], r["framework"], r["control_id"], r["status"],
-        ";".join(r["failing_finding_ids"]), ";".join(r["accepted_finding_ids"]),
-        " | ".join(r["evidence"]), "" if r["framework_score"] is None else r["framework_score"],
-        str(r["application_is_relevant"]).lower()] for r in rows))
+        ORDER BY r.application, r.framework, r.control_id""",
+    )
+    header = [
+        "application",
+        "framework",
+        "control_id",
+        "status",
+        "failing_finding_ids",
+        "accepted_finding_ids",
+        "evidence",
+        "framework_score",
+        "application_is_relevant",
+    ]
+    return csv_text(
+        header,
+        (
+            [
+                r["application"],
+                r["framework"],
+                r["control_id"],
+                r["status"],
+                ";".join(r["failing_finding_ids"]),
+                ";".join(r["accepted_finding_ids"]),
+                " | ".join(r["evidence"]),
+                "" if r["framework_score"] is None else r["framework_score"],
+                str(r["application_is_relevant"]).lower(),
+            ]
+            for r in rows
+        ),
+    )
 
 
 def write_reports(home: Path | None = None) -> dict[str, Path]:
@@ -237,5 +318,7 @@ def write_reports(home: Path | None = None) -> dict[str, Path]:
     finally:
         con.close()
     folder = home / "reports"
-    return {"html": atomic_write_text(folder / "compliance.html", html),
-            "csv": atomic_write_text(folder / "compliance.csv", table)}
+    return {
+        "html": atomic_write_text(folder / "compliance.html", html),
+        "csv": atomic_write_text(folder / "compliance.csv", table),
+    }

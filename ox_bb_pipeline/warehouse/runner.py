@@ -60,10 +60,12 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
 
     inputs = {f"raw_{name}": ("raw", name, raw_tables.schema(name)) for name in raw_tables.TABLES}
     inputs |= {s.warehouse_input: ("findings", s.lake_table, FINDING_SCHEMA) for s in registry.scanners()}
-    inputs |= {"scan_runs": (SCANS_ZONE, "scan_runs", SCAN_RUN_SCHEMA),
-               "posture_results": (SCANS_ZONE, "posture_results", RESULT_SCHEMA),
-               "components": ("inventory", "components", COMPONENT_SCHEMA),
-               "run_failures": ("ops", "run_failures", RUN_FAILURE_SCHEMA)}
+    inputs |= {
+        "scan_runs": (SCANS_ZONE, "scan_runs", SCAN_RUN_SCHEMA),
+        "posture_results": (SCANS_ZONE, "posture_results", RESULT_SCHEMA),
+        "components": ("inventory", "components", COMPONENT_SCHEMA),
+        "run_failures": ("ops", "run_failures", RUN_FAILURE_SCHEMA),
+    }
     return inputs
 
 
@@ -84,9 +86,16 @@ class BuildResult:
     test_models: dict[str, str] = field(default_factory=dict)  # dbt test -> the model it tests
 
 
-def build(home: Path | None = None, *, now: datetime | None = None, settings: WarehouseSettings | None = None,
-          sql_dir: Path = SQL_DIR, memory_limit: str | None = None, threads: int | None = None,
-          progress: Callable[[str], None] | None = None) -> BuildResult:
+def build(
+    home: Path | None = None,
+    *,
+    now: datetime | None = None,
+    settings: WarehouseSettings | None = None,
+    sql_dir: Path = SQL_DIR,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
     """Build every model; `now` is the build's clock (models never read the system time)."""
     started = time.perf_counter()
     home = home or data_home()
@@ -121,9 +130,18 @@ def remove_stale_builds(target: Path) -> list[Path]:
     return removed
 
 
-def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings, sql_dir: Path,
-           memory_limit: str | None, threads: int | None, progress: Callable[[str], None] | None, build_id: str,
-           started: float) -> BuildResult:
+def _build(
+    home: Path,
+    target: Path,
+    now: datetime,
+    settings: WarehouseSettings,
+    sql_dir: Path,
+    memory_limit: str | None,
+    threads: int | None,
+    progress: Callable[[str], None] | None,
+    build_id: str,
+    started: float,
+) -> BuildResult:
     building = target.with_name(f".{target.name}.{os.getpid()}-{this_host()}.building")
     _remove(building)
     for source, copy in ((target, building), (_wal(target), _wal(building))):
@@ -136,8 +154,7 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
         dbt, plain = dbt_models(sql_dir), plain_models(sql_dir)
         models = dbt + plain
         config = settings_tables(settings, build_id, now)
-        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions",
-                                                          "triage_decisions"}
+        inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions", "triage_decisions"}
         stateful = {m.previous for m in models if m.state}
         plain_order = build_order(plain, inputs | stateful | {m.name for m in dbt})
         with _transaction(con):  # a few commits, not one per catalog change
@@ -167,8 +184,10 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
         for model in order:
             result.rows[model.name] = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0]
             if progress:
-                progress(f"warehouse  {model.name}: {result.rows[model.name]:,} rows "
-                         f"({result.model_seconds.get(model.name, 0.0):.1f}s)")
+                progress(
+                    f"warehouse  {model.name}: {result.rows[model.name]:,} rows "
+                    f"({result.model_seconds.get(model.name, 0.0):.1f}s)"
+                )
         with _transaction(con):
             for name in stateful:
                 con.execute(f'DROP TABLE "{name}"')
@@ -184,20 +203,35 @@ def _build(home: Path, target: Path, now: datetime, settings: WarehouseSettings,
     return result
 
 
-def run_dbt(building: Path, home: Path, sql_dir: Path, models: list[Model], result: BuildResult,
-            memory_limit: str | None, threads: int | None, progress: Callable[[str], None] | None) -> list[Model]:
+def run_dbt(
+    building: Path,
+    home: Path,
+    sql_dir: Path,
+    models: list[Model],
+    result: BuildResult,
+    memory_limit: str | None,
+    threads: int | None,
+    progress: Callable[[str], None] | None,
+) -> list[Model]:
     """`dbt build` on the copy: every model, then its tests; a model that fails or a test that fails stops
     the build (DbtError naming them), so the copy is never swapped in. Returns the models in build order."""
     if not models:
         return []
     memory_limit, threads, spill = duckdb_settings(home, memory_limit, threads)
-    vars = {"warehouse_path": str(building), "memory_limit": memory_limit, "duckdb_threads": threads,
-            "temp_directory": str(spill), **registry.dbt_vars()}  # the registry now, not as loaded
+    vars = {
+        "warehouse_path": str(building),
+        "memory_limit": memory_limit,
+        "duckdb_threads": threads,
+        "temp_directory": str(spill),
+        **registry.dbt_vars(),
+    }  # the registry now, not as loaded
     outcome = invoke(["build"], vars=vars, home=home, project_dir=sql_dir)
     problems = failures(outcome)
     if problems or not outcome.success:
-        raise DbtError("the warehouse build failed, the previous warehouse is unchanged: "
-                       + ("; ".join(problems) or outcome.output[-2000:]))
+        raise DbtError(
+            "the warehouse build failed, the previous warehouse is unchanged: "
+            + ("; ".join(problems) or outcome.output[-2000:])
+        )
     by_name = {m.name: m for m in models}
     order = []
     for node in outcome.results:
@@ -242,11 +276,14 @@ def register_lake_inputs(con: duckdb.DuckDBPyConnection, home: Path) -> None:
         if not any(folder.glob("connection=*/*.parquet")):
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _schema')
         else:
-            source = (f"read_parquet({_literal(folder / 'connection=*' / '*.parquet')}, "
-                      "hive_partitioning = true, union_by_name = true)")
+            source = (
+                f"read_parquet({_literal(folder / 'connection=*' / '*.parquet')}, "
+                "hive_partitioning = true, union_by_name = true)"
+            )
             present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-            missing = "".join(f', NULL::{dtype} AS "{column}"' for column, dtype in types.items()
-                              if column not in present)
+            missing = "".join(
+                f', NULL::{dtype} AS "{column}"' for column, dtype in types.items() if column not in present
+            )
             con.execute(f'CREATE VIEW "{name}" AS SELECT *{missing} FROM {source}')
         con.unregister("_schema")
 
@@ -254,26 +291,78 @@ def register_lake_inputs(con: duckdb.DuckDBPyConnection, home: Path) -> None:
 S, I, D, LS = pa.string(), pa.int64(), pa.date32(), pa.list_(pa.string())
 # Typed explicitly: an empty file must still give typed columns.
 CONFIG_SCHEMAS = {
-    "config_applications": pa.schema([("app_order", I), ("application", S), ("parent_application", S),
-                                      ("team", S), ("owners", LS), ("data_classification", S),
-                                      ("business_priority", S), ("irrelevant_reason", S)]),
-    "config_application_repositories": pa.schema([("app_order", I), ("match_order", I), ("application", S),
-                                                  ("workspace_glob", S), ("project_glob", S),
-                                                  ("repository_glob", S)]),
+    "config_applications": pa.schema(
+        [
+            ("app_order", I),
+            ("application", S),
+            ("parent_application", S),
+            ("team", S),
+            ("owners", LS),
+            ("data_classification", S),
+            ("business_priority", S),
+            ("irrelevant_reason", S),
+        ]
+    ),
+    "config_application_repositories": pa.schema(
+        [
+            ("app_order", I),
+            ("match_order", I),
+            ("application", S),
+            ("workspace_glob", S),
+            ("project_glob", S),
+            ("repository_glob", S),
+        ]
+    ),
     "config_application_paths": pa.schema([("application", S), ("parent_application", S), ("path_glob", S)]),
-    "config_suppressions": pa.schema([("suppression_id", S), ("fingerprint", S), ("rule_id", S), ("path_glob", S),
-                                      ("repository_glob", S), ("reason", S), ("owner", S), ("expires", D)]),
+    "config_suppressions": pa.schema(
+        [
+            ("suppression_id", S),
+            ("fingerprint", S),
+            ("rule_id", S),
+            ("path_glob", S),
+            ("repository_glob", S),
+            ("reason", S),
+            ("owner", S),
+            ("expires", D),
+        ]
+    ),
     "config_scanner_controls": pa.schema([("scanner", S), ("control_id", S)]),
-    "build_context": pa.schema([("build_id", S), ("now", pa.timestamp("us", tz="UTC")),
-                                ("inactive_after_days", I), ("activity_window_days", I),
-                                ("default_data_classification", S), ("correlation_line_window", I)]),
-    "config_severity_factors": pa.schema([
-        ("factor_order", I), ("name", S), ("condition", S), ("direction", S), ("steps", I),
-        ("applies_to", pa.list_(pa.struct([("category", S), ("exploitable_only", pa.bool_())]))),
-        ("except_when", LS), ("at_least", S), ("sentence", S), ("rationale", S)]),
-    "config_code_context_rules": pa.schema([("rule_order", I), ("name", S), ("context", S), ("path", S),
-                                            ("content", S), ("decision", S), ("categories", LS),
-                                            ("rationale", S)]),
+    "build_context": pa.schema(
+        [
+            ("build_id", S),
+            ("now", pa.timestamp("us", tz="UTC")),
+            ("inactive_after_days", I),
+            ("activity_window_days", I),
+            ("default_data_classification", S),
+            ("correlation_line_window", I),
+        ]
+    ),
+    "config_severity_factors": pa.schema(
+        [
+            ("factor_order", I),
+            ("name", S),
+            ("condition", S),
+            ("direction", S),
+            ("steps", I),
+            ("applies_to", pa.list_(pa.struct([("category", S), ("exploitable_only", pa.bool_())]))),
+            ("except_when", LS),
+            ("at_least", S),
+            ("sentence", S),
+            ("rationale", S),
+        ]
+    ),
+    "config_code_context_rules": pa.schema(
+        [
+            ("rule_order", I),
+            ("name", S),
+            ("context", S),
+            ("path", S),
+            ("content", S),
+            ("decision", S),
+            ("categories", LS),
+            ("rationale", S),
+        ]
+    ),
     "config_cwe_families": pa.schema([("family", S), ("title", S), ("exploitable", pa.bool_()), ("cwe", S)]),
     "config_cwe_family_rules": pa.schema([("scanner", S), ("rule_id", S), ("family", S)]),
 }
@@ -285,37 +374,72 @@ def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -
 
     apps = settings.applications
     return {
-        "build_context": [{"build_id": build_id, "now": now, "inactive_after_days": INACTIVE_AFTER_DAYS,
-                           "activity_window_days": ACTIVITY_WINDOW_DAYS,
-                           "default_data_classification": apps.defaults.data_classification,
-                           "correlation_line_window": settings.cwe_families.line_window}],
-        "config_severity_levels": [{"severity": s, "severity_rank": i, "label": s.capitalize()}
-                                   for i, s in enumerate(SEVERITIES)],
+        "build_context": [
+            {
+                "build_id": build_id,
+                "now": now,
+                "inactive_after_days": INACTIVE_AFTER_DAYS,
+                "activity_window_days": ACTIVITY_WINDOW_DAYS,
+                "default_data_classification": apps.defaults.data_classification,
+                "correlation_line_window": settings.cwe_families.line_window,
+            }
+        ],
+        "config_severity_levels": [
+            {"severity": s, "severity_rank": i, "label": s.capitalize()} for i, s in enumerate(SEVERITIES)
+        ],
         "config_sla": [{"severity": s, "days": d} for s, d in settings.sla.sla_days.items()],
         "config_applications": _application_rows(apps),
         "config_application_repositories": [
-            {"app_order": i, "match_order": j, "application": a.name, "workspace_glob": m.workspace,
-             "project_glob": m.project, "repository_glob": m.repository}
-            for i, a in enumerate(apps.applications) for j, m in enumerate(a.repositories)],
+            {
+                "app_order": i,
+                "match_order": j,
+                "application": a.name,
+                "workspace_glob": m.workspace,
+                "project_glob": m.project,
+                "repository_glob": m.repository,
+            }
+            for i, a in enumerate(apps.applications)
+            for j, m in enumerate(a.repositories)
+        ],
         "config_application_paths": [
             {"application": c.name, "parent_application": a.name, "path_glob": p}
-            for a in apps.applications for c in a.children for p in c.paths],
+            for a in apps.applications
+            for c in a.children
+            for p in c.paths
+        ],
         "config_suppressions": [
-            {"suppression_id": f"S{i}", "fingerprint": s.fingerprint, "rule_id": s.rule_id,
-             "path_glob": s.path or "*", "repository_glob": s.repository, "reason": s.reason, "owner": s.owner,
-             "expires": s.expires} for i, s in enumerate(settings.suppressions.suppressions, 1)],
-        "config_severity_factors": [{"factor_order": i, **f.model_dump()}
-                                    for i, f in enumerate(settings.factors.factors, 1)],
+            {
+                "suppression_id": f"S{i}",
+                "fingerprint": s.fingerprint,
+                "rule_id": s.rule_id,
+                "path_glob": s.path or "*",
+                "repository_glob": s.repository,
+                "reason": s.reason,
+                "owner": s.owner,
+                "expires": s.expires,
+            }
+            for i, s in enumerate(settings.suppressions.suppressions, 1)
+        ],
+        "config_severity_factors": [
+            {"factor_order": i, **f.model_dump()} for i, f in enumerate(settings.factors.factors, 1)
+        ],
         "config_code_context_rules": [{"rule_order": i, **r} for i, r in enumerate(settings.code_context, 1)],
-        "config_cwe_families": [{"family": name, "title": f.title, "exploitable": f.exploitable, "cwe": cwe}
-                                for name, f in settings.cwe_families.families.items() for cwe in f.cwes],
-        "config_cwe_family_rules": [{"scanner": key.partition("/")[0], "rule_id": key.partition("/")[2],
-                                     "family": family} for key, family in settings.cwe_families.rules.items()],
+        "config_cwe_families": [
+            {"family": name, "title": f.title, "exploitable": f.exploitable, "cwe": cwe}
+            for name, f in settings.cwe_families.families.items()
+            for cwe in f.cwes
+        ],
+        "config_cwe_family_rules": [
+            {"scanner": key.partition("/")[0], "rule_id": key.partition("/")[2], "family": family}
+            for key, family in settings.cwe_families.rules.items()
+        ],
         "config_posture_checks": catalog_table(),
-        "config_scanner_controls": [{"scanner": s, "control_id": c}
-                                    for s, controls in settings.scanner_controls.items() for c in controls],
-        "config_frameworks": [{"framework": k, "prefix": prefix, "title": title}
-                              for k, (prefix, title) in FRAMEWORKS.items()],
+        "config_scanner_controls": [
+            {"scanner": s, "control_id": c} for s, controls in settings.scanner_controls.items() for c in controls
+        ],
+        "config_frameworks": [
+            {"framework": k, "prefix": prefix, "title": title} for k, (prefix, title) in FRAMEWORKS.items()
+        ],
     }
 
 
@@ -329,11 +453,14 @@ def create_code_context_macro(con: duckdb.DuckDBPyConnection, rules: list[dict])
         name = _literal(rule["name"])
         if rule["path"] is not None:
             pattern = _literal(rule["path"])
-            items.append(f"CASE WHEN regexp_matches(path, {pattern}) "
-                         f"THEN {{'rule': {name}, 'matched': regexp_extract(path, {pattern})}} END")
+            items.append(
+                f"CASE WHEN regexp_matches(path, {pattern}) "
+                f"THEN {{'rule': {name}, 'matched': regexp_extract(path, {pattern})}} END"
+            )
         else:
-            items.append(f"CASE WHEN list_contains(markers, {name}) "
-                         f"THEN {{'rule': {name}, 'matched': NULL::VARCHAR}} END")
+            items.append(
+                f"CASE WHEN list_contains(markers, {name}) THEN {{'rule': {name}, 'matched': NULL::VARCHAR}} END"
+            )
     body = f"list_filter([{', '.join(items)}], lambda m: m IS NOT NULL)" if items else "[]"
     con.execute(f"CREATE OR REPLACE MACRO code_context_matches(path, markers) AS {body}")
 
@@ -343,31 +470,47 @@ def _application_rows(apps: ApplicationsFile) -> list[dict]:
     rows = []
     for app in apps.applications:
         for entry, parent in [(app, None), *((child, app.name) for child in app.children)]:
-            rows.append({"app_order": len(rows), "application": entry.name, "parent_application": parent,
-                         "team": entry.team, "owners": entry.owners, "data_classification": entry.data_classification,
-                         "business_priority": entry.business_priority,
-                         "irrelevant_reason": app.irrelevant if parent is None else None})
+            rows.append(
+                {
+                    "app_order": len(rows),
+                    "application": entry.name,
+                    "parent_application": parent,
+                    "team": entry.team,
+                    "owners": entry.owners,
+                    "data_classification": entry.data_classification,
+                    "business_priority": entry.business_priority,
+                    "irrelevant_reason": app.irrelevant if parent is None else None,
+                }
+            )
     return rows
 
 
 def register_pipeline_definitions(con: duckdb.DuckDBPyConnection, known: list[dict]) -> None:
     """bitbucket-pipelines.yml parsed in Python (files the last build parsed are taken from it)."""
-    configs = con.sql("SELECT connection, workspace, repository_uuid, repository, main_commit, yml "
-                      "FROM raw_pipeline_configs WHERE yml_present AND yml IS NOT NULL").to_arrow_table()
+    configs = con.sql(
+        "SELECT connection, workspace, repository_uuid, repository, main_commit, yml "
+        "FROM raw_pipeline_configs WHERE yml_present AND yml IS NOT NULL"
+    ).to_arrow_table()
     create_table(con, "pipeline_definitions", pipelines.pipeline_definitions(configs.to_pylist(), known))
 
 
 def _previous_pipeline_definitions(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """The last build's pipeline_definitions, when it has today's columns."""
-    present = {row[0] for row in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' "
-                                             "AND table_name = 'pipeline_definitions'").fetchall()}
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+            "AND table_name = 'pipeline_definitions'"
+        ).fetchall()
+    }
     if not {f.name for f in pipelines.SCHEMA} <= present:
         return []
     return con.sql("SELECT * FROM pipeline_definitions").to_arrow_table().to_pylist()
 
 
-def create_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict] | pa.Table,
-                 schema: pa.Schema | None = None) -> None:
+def create_table(
+    con: duckdb.DuckDBPyConnection, name: str, rows: list[dict] | pa.Table, schema: pa.Schema | None = None
+) -> None:
     data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
     con.register("_rows", data)
     con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _rows')
@@ -379,9 +522,13 @@ def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], i
     """Drop what the last build made and this one makes again (inputs, table models); keep append
     models; rename each stateful model's table to previous_<model>, with any newly declared state
     column added (null), or create it empty on the first build."""
-    relations = dict(con.execute("SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE schema_name = 'main' "
-                                 "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() "
-                                 "WHERE schema_name = 'main' AND NOT internal").fetchall())
+    relations = dict(
+        con.execute(
+            "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE schema_name = 'main' "
+            "UNION ALL SELECT view_name, 'VIEW' FROM duckdb_views() "
+            "WHERE schema_name = 'main' AND NOT internal"
+        ).fetchall()
+    )
     owned = inputs | {m.name for m in models if m.materialized in ("table", "view") and not m.state}
     for name in owned & set(relations):
         con.execute(f'DROP {relations[name]} "{name}"')
@@ -402,8 +549,9 @@ def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], i
 def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     select = model.sql.strip().rstrip(";")
     kind = "VIEW" if model.materialized == "view" else "TABLE"
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
-                         [model.name]).fetchone()[0]
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [model.name]
+    ).fetchone()[0]
     if model.materialized == "append" and exists:
         # History: the rows of earlier builds stay as they are; this build's rows are added after them.
         present = {row[0] for row in con.execute(f'DESCRIBE "{model.name}"').fetchall()}
@@ -421,8 +569,11 @@ def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     kind = "VIEW" if model.materialized == "view" else "TABLE"
     built = {row[0] for row in con.execute(f'DESCRIBE "{model.name}"').fetchall()}
     comments = [f'COMMENT ON {kind} "{model.name}" IS {_literal(model.description)}']
-    comments += [f'COMMENT ON COLUMN "{model.name}"."{column}" IS {_literal(text)}'
-                 for column, text in model.columns.items() if column in built]
+    comments += [
+        f'COMMENT ON COLUMN "{model.name}"."{column}" IS {_literal(text)}'
+        for column, text in model.columns.items()
+        if column in built
+    ]
     con.execute(";\n".join(comments))
 
 

@@ -47,7 +47,7 @@ CONDITIONS = {
     "business_priority_critical": "the application's business priority is critical",
     "business_priority_low": "the application's business priority is low",
     "code_context_lower": "a scanners/code_context.yaml rule that lowers the finding's category matches its file "
-                          "(test, example or generated code)",
+    "(test, example or generated code)",
     "dev_dependency": "the vulnerable package is a development-only dependency (SBOM)",
     "fix_available": "the advisory names a fixed version",
     "inactive_repository": "no code change on the main branch for longer than the inactivity threshold",
@@ -310,7 +310,9 @@ def _validate(model: type[BaseModel], data: object, source: str) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(error, data, keys_at(model, error['loc'])) for error in exc.errors()]) from exc
+        raise ConfigError(
+            source, [_describe(error, data, keys_at(model, error["loc"])) for error in exc.errors()]
+        ) from exc
 
 
 def _describe(error: dict, data: object, known: set[str] = frozenset()) -> str:
@@ -390,9 +392,14 @@ def load_scanner_controls(path: Path = SCANNER_CONTROLS_PATH) -> dict[str, list[
 def load_settings() -> WarehouseSettings:
     """Every file at once, so a build reports the problems of all of them together."""
     loaded, problems = {}, []
-    for key, loader in (("applications", load_applications), ("suppressions", load_suppressions),
-                        ("sla", load_sla), ("factors", load_factor_catalog), ("cwe_families", load_cwe_families),
-                        ("code_context", load_code_context_rules)):
+    for key, loader in (
+        ("applications", load_applications),
+        ("suppressions", load_suppressions),
+        ("sla", load_sla),
+        ("factors", load_factor_catalog),
+        ("cwe_families", load_cwe_families),
+        ("code_context", load_code_context_rules),
+    ):
         try:
             loaded[key] = loader()
         except ConfigError as exc:

@@ -24,16 +24,18 @@ from ..files import atomic_write_text
 from ..locks import home_lock
 
 STATUSES = ("false_positive", "accepted_risk", "open")
-TRIAGE_SCHEMA = pa.schema([
-    ("decision_order", pa.int64()),  # line number in the file: the later line wins at the same decided_at
-    ("finding_id", pa.string()),
-    ("status", pa.string()),  # false_positive | accepted_risk | open (withdraws the earlier decision)
-    ("reason", pa.string()),
-    ("owner", pa.string()),  # who answers for the decision (the risk owner)
-    ("expires", pa.date32()),  # last day the decision holds (null: until withdrawn)
-    ("decided_by", pa.string()),  # who ran the command
-    ("decided_at", pa.timestamp("us", tz="UTC")),
-])
+TRIAGE_SCHEMA = pa.schema(
+    [
+        ("decision_order", pa.int64()),  # line number in the file: the later line wins at the same decided_at
+        ("finding_id", pa.string()),
+        ("status", pa.string()),  # false_positive | accepted_risk | open (withdraws the earlier decision)
+        ("reason", pa.string()),
+        ("owner", pa.string()),  # who answers for the decision (the risk owner)
+        ("expires", pa.date32()),  # last day the decision holds (null: until withdrawn)
+        ("decided_by", pa.string()),  # who ran the command
+        ("decided_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -56,24 +58,35 @@ def read_triage(home: Path | None = None) -> pa.Table:
             continue
         try:
             record = json.loads(line)
-            rows.append({"decision_order": number, "finding_id": record["finding_id"], "status": record["status"],
-                         "reason": record.get("reason"), "owner": record.get("owner"),
-                         "expires": date.fromisoformat(record["expires"]) if record.get("expires") else None,
-                         "decided_by": record.get("decided_by"),
-                         "decided_at": datetime.fromisoformat(record["decided_at"])})
+            rows.append(
+                {
+                    "decision_order": number,
+                    "finding_id": record["finding_id"],
+                    "status": record["status"],
+                    "reason": record.get("reason"),
+                    "owner": record.get("owner"),
+                    "expires": date.fromisoformat(record["expires"]) if record.get("expires") else None,
+                    "decided_by": record.get("decided_by"),
+                    "decided_at": datetime.fromisoformat(record["decided_at"]),
+                }
+            )
         except (ValueError, KeyError, TypeError) as exc:
-            problem = (f"line {number} is not a triage decision ({type(exc).__name__}: {exc}); fix or remove "
-                       "that line (the file is append-only: every other line is kept as it is)")
+            problem = (
+                f"line {number} is not a triage decision ({type(exc).__name__}: {exc}); fix or remove "
+                "that line (the file is append-only: every other line is kept as it is)"
+            )
             raise ConfigError(str(path), [problem]) from exc
     return pa.Table.from_pylist(rows, schema=TRIAGE_SCHEMA)
 
 
-def validate(finding_id: str, status: str, reason: str | None, owner: str | None, expires: date | None,
-             now: datetime) -> None:
+def validate(
+    finding_id: str, status: str, reason: str | None, owner: str | None, expires: date | None, now: datetime
+) -> None:
     problems = []
     if not FINGERPRINT.match(finding_id or ""):
-        problems.append(f"fingerprint {finding_id!r} is not a finding_id (32 hex characters, as in "
-                        "findings_queue.finding_id)")
+        problems.append(
+            f"fingerprint {finding_id!r} is not a finding_id (32 hex characters, as in findings_queue.finding_id)"
+        )
     if status not in STATUSES:
         problems.append(f"status {status!r} is not one of {', '.join(STATUSES)}")
     if not (reason or "").strip():
@@ -88,20 +101,36 @@ def validate(finding_id: str, status: str, reason: str | None, owner: str | None
         raise TriageError("; ".join(problems))
 
 
-def record_triage(finding_id: str, status: str, *, reason: str, owner: str, expires: date | None = None,
-                  decided_by: str | None = None, now: datetime | None = None, home: Path | None = None,
-                  known: set[str] | None = None) -> dict:
+def record_triage(
+    finding_id: str,
+    status: str,
+    *,
+    reason: str,
+    owner: str,
+    expires: date | None = None,
+    decided_by: str | None = None,
+    now: datetime | None = None,
+    home: Path | None = None,
+    known: set[str] | None = None,
+) -> dict:
     """Append one decision (validated; `known`: the warehouse's fingerprints, when it was built) and return it."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     finding_id = (finding_id or "").strip().lower()
     validate(finding_id, status, reason, owner, expires, now)
     if known is not None and finding_id not in known:
-        raise TriageError(f"no finding {finding_id} in the warehouse's findings_queue; copy the finding_id from "
-                          "`ox-bb query \"SELECT finding_id, title FROM findings_queue\"`")
-    record = {"finding_id": finding_id, "status": status, "reason": reason.strip(), "owner": owner.strip(),
-              "expires": expires.isoformat() if expires else None,
-              "decided_by": decided_by or os.environ.get("OX_BB_USER") or getpass.getuser(),
-              "decided_at": now.isoformat()}
+        raise TriageError(
+            f"no finding {finding_id} in the warehouse's findings_queue; copy the finding_id from "
+            '`ox-bb query "SELECT finding_id, title FROM findings_queue"`'
+        )
+    record = {
+        "finding_id": finding_id,
+        "status": status,
+        "reason": reason.strip(),
+        "owner": owner.strip(),
+        "expires": expires.isoformat() if expires else None,
+        "decided_by": decided_by or os.environ.get("OX_BB_USER") or getpass.getuser(),
+        "decided_at": now.isoformat(),
+    }
     path = triage_path(home)
     with home_lock(path.with_name(".decisions.lock"), home or data_home(), "triage "):
         old = path.read_text() if path.exists() else ""

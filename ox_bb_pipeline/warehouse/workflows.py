@@ -149,7 +149,9 @@ class Rule(_Strict):
         kinds = [a.kind for a in self.actions]
         repeated = sorted({k for k in kinds if kinds.count(k) > 1})
         if repeated:
-            raise ValueError(f"each action at most once per rule (the action log is keyed by it): {', '.join(repeated)}")
+            raise ValueError(
+                f"each action at most once per rule (the action log is keyed by it): {', '.join(repeated)}"
+            )
         return self
 
 
@@ -205,8 +207,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         "at" TIMESTAMPTZ)""")
 
 
-def apply(con: duckdb.DuckDBPyConnection, settings: WorkflowsFile, clients_by_connection: dict, now: datetime,
-          http_post: Callable = requests.post, home: Path | None = None) -> list[dict]:
+def apply(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkflowsFile,
+    clients_by_connection: dict,
+    now: datetime,
+    http_post: Callable = requests.post,
+    home: Path | None = None,
+) -> list[dict]:
     """Run every rule's actions on the findings they have not yet been done for (`con` must be writable).
 
     Returns one summary per (rule, action): how many findings were done, skipped or failed. A failed
@@ -225,19 +233,25 @@ def apply(con: duckdb.DuckDBPyConnection, settings: WorkflowsFile, clients_by_co
     for rule in settings.rules:
         findings = matching(con, rule)
         for action in rule.actions:
-            done = {row[0] for row in con.execute(
-                "SELECT finding_id FROM workflow_action_log WHERE rule = ? AND action = ? AND status <> 'error'",
-                [rule.name, action.kind]).fetchall()}
+            done = {
+                row[0]
+                for row in con.execute(
+                    "SELECT finding_id FROM workflow_action_log WHERE rule = ? AND action = ? AND status <> 'error'",
+                    [rule.name, action.kind],
+                ).fetchall()
+            }
             done |= {fid for r, kind, fid in decided if (r, kind) == (rule.name, action.kind)}
             pending = [f for f in findings if f["finding_id"] not in done]
             if action.kind in DECISIONS:
                 outcomes = _decide(con, rule, action, pending, now, home)
             else:
-                outcomes = ACTIONS[action.kind](con, rule, action.spec, pending, clients_by_connection, now,
-                                                http_post)
-            _insert(con, "workflow_action_log",  # replacing: an error is retried by the next apply
-                    [[rule.name, action.kind, fid, status, detail, now] for fid, status, detail in outcomes],
-                    verb="INSERT OR REPLACE")
+                outcomes = ACTIONS[action.kind](con, rule, action.spec, pending, clients_by_connection, now, http_post)
+            _insert(
+                con,
+                "workflow_action_log",  # replacing: an error is retried by the next apply
+                [[rule.name, action.kind, fid, status, detail, now] for fid, status, detail in outcomes],
+                verb="INSERT OR REPLACE",
+            )
             counts = {"done": 0, "skipped": 0, "error": 0}
             for _, status, _ in outcomes:
                 counts[status] += 1
@@ -281,23 +295,40 @@ def _severity_change(spec: SetSeverity, f: dict) -> tuple[str, str | None, str, 
 DECISIONS = {"assign": _assignment, "set_severity": _severity_change}
 
 
-def _decide(con, rule: Rule, action: Action, findings: list[dict], now: datetime,
-            home: Path | None) -> list[Outcome]:
+def _decide(con, rule: Rule, action: Action, findings: list[dict], now: datetime, home: Path | None) -> list[Outcome]:
     """Record the decisions (durably and first: the action log is written after them), then audit."""
     changes = [(f["finding_id"], *DECISIONS[action.kind](action.spec, f)) for f in findings]
-    record_decisions([{"rule": rule.name, "action": action.kind, "finding_id": fid, "field": field,
-                       "old": old, "new": new, "reason": reason, "decided_at": now}
-                      for fid, field, old, new, reason in changes], home)
-    _insert(con, "workflow_audit", [[rule.name, fid, field, old, new, reason, now]
-                                    for fid, field, old, new, reason in changes])
+    record_decisions(
+        [
+            {
+                "rule": rule.name,
+                "action": action.kind,
+                "finding_id": fid,
+                "field": field,
+                "old": old,
+                "new": new,
+                "reason": reason,
+                "decided_at": now,
+            }
+            for fid, field, old, new, reason in changes
+        ],
+        home,
+    )
+    _insert(
+        con,
+        "workflow_audit",
+        [[rule.name, fid, field, old, new, reason, now] for fid, field, old, new, reason in changes],
+    )
     return _each(findings, "done")
 
 
 def _line(f: dict) -> str:
     """One finding for people: never its evidence, so a secret cannot leak into a message."""
     where = f"{f['workspace']}/{f['repository']}" + (f" {f['file_path']}" if f["file_path"] else "")
-    return f"[{(f['final_severity'] or '').upper()}] {f['title']} — {f['application'] or 'no application'}, " \
-           f"{where} ({f['finding_id']})"
+    return (
+        f"[{(f['final_severity'] or '').upper()}] {f['title']} — {f['application'] or 'no application'}, "
+        f"{where} ({f['finding_id']})"
+    )
 
 
 def _message(rule: Rule, findings: list[dict]) -> str:
@@ -343,15 +374,31 @@ def report_id(rule: Rule) -> str:
 def _code_insights(con, rule, spec: BitbucketTarget, findings, clients, now, http_post) -> list[Outcome]:
     def publish(client, workspace, repository, commit, group) -> str:
         path = f"/repositories/{workspace}/{repository}/commit/{commit}/reports/{report_id(rule)}"
-        client.send_json("PUT", path, {"title": f"ox-bb: {rule.name}", "report_type": "SECURITY",
-                                       "reporter": "ox-bb-pipeline", "result": "FAILED",
-                                       "details": f"Findings matched by the workflow rule '{rule.name}'."})
-        annotations = [{"external_id": f["finding_id"], "summary": f["title"][:450],
-                        "details": _line(f), "path": f["file_path"], "line": f["start_line"],
-                        "severity": ANNOTATION_SEVERITY.get(f["final_severity"], "LOW"),
-                        "annotation_type": "VULNERABILITY"} for f in group]
+        client.send_json(
+            "PUT",
+            path,
+            {
+                "title": f"ox-bb: {rule.name}",
+                "report_type": "SECURITY",
+                "reporter": "ox-bb-pipeline",
+                "result": "FAILED",
+                "details": f"Findings matched by the workflow rule '{rule.name}'.",
+            },
+        )
+        annotations = [
+            {
+                "external_id": f["finding_id"],
+                "summary": f["title"][:450],
+                "details": _line(f),
+                "path": f["file_path"],
+                "line": f["start_line"],
+                "severity": ANNOTATION_SEVERITY.get(f["final_severity"], "LOW"),
+                "annotation_type": "VULNERABILITY",
+            }
+            for f in group
+        ]
         for start in range(0, len(annotations), MAX_ANNOTATIONS):
-            client.send_json("POST", f"{path}/annotations", annotations[start:start + MAX_ANNOTATIONS])
+            client.send_json("POST", f"{path}/annotations", annotations[start : start + MAX_ANNOTATIONS])
         return f"report {report_id(rule)} on {commit}"
 
     return _bitbucket(findings, clients, spec.connection, publish)
@@ -360,11 +407,13 @@ def _code_insights(con, rule, spec: BitbucketTarget, findings, clients, now, htt
 def _pr_comment(con, rule, spec: BitbucketTarget, findings, clients, now, http_post) -> list[Outcome]:
     def comment(client, workspace, repository, commit, group) -> str:
         base = f"/repositories/{workspace}/{repository}"
-        open_prs = [pr["id"] for pr in client.paginate(f"{base}/commit/{commit}/pullrequests")
-                    if pr.get("state") == "OPEN"]
+        open_prs = [
+            pr["id"] for pr in client.paginate(f"{base}/commit/{commit}/pullrequests") if pr.get("state") == "OPEN"
+        ]
         for pr_id in open_prs:
-            client.send_json("POST", f"{base}/pullrequests/{pr_id}/comments",
-                             {"content": {"raw": _message(rule, group)}})
+            client.send_json(
+                "POST", f"{base}/pullrequests/{pr_id}/comments", {"content": {"raw": _message(rule, group)}}
+            )
         return f"commented on pull request(s) {', '.join(map(str, open_prs))}" if open_prs else "no open pull request"
 
     return _bitbucket(findings, clients, spec.connection, comment)
@@ -376,12 +425,21 @@ ACTIONS = {"webhook": _webhook, "code_insights": _code_insights, "pr_comment": _
 # -- one pass, for the Dagster asset --------------------------------------------------------------
 def bitbucket_connections(settings: WorkflowsFile) -> set[str]:
     """Connections the rules write back to (code insights, pull request comments)."""
-    return {action.spec.connection for rule in settings.rules for action in rule.actions
-            if isinstance(action.spec, BitbucketTarget)}
+    return {
+        action.spec.connection
+        for rule in settings.rules
+        for action in rule.actions
+        if isinstance(action.spec, BitbucketTarget)
+    }
 
 
-def run_workflows(settings: WorkflowsFile, clients_by_connection: Callable[[], dict], now: datetime,
-                  home: Path | None = None, http_post: Callable = requests.post) -> dict:
+def run_workflows(
+    settings: WorkflowsFile,
+    clients_by_connection: Callable[[], dict],
+    now: datetime,
+    home: Path | None = None,
+    http_post: Callable = requests.post,
+) -> dict:
     """Preview every rule, then apply them when the file is `enabled`; only then is the warehouse
     opened for writing and `clients_by_connection` called (a dry run needs no credential)."""
     with warehouse_lock(home, "workflows") if settings.enabled else contextlib.nullcontext():

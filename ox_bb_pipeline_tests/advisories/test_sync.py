@@ -15,13 +15,13 @@ from ox_bb_pipeline.advisories import status
 from ox_bb_pipeline.advisories.index import AdvisoryIndex
 from ox_bb_pipeline.advisories.sync import sync
 from ox_bb_pipeline.clock import ManualClock
-from ox_bb_sandbox.content import advisories_dir
-from ox_bb_sandbox.generator import SandboxSpec
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.sca import ScaScanner
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 from ox_bb_pipeline.scanners.stage import scan_repositories
+from ox_bb_sandbox.content import advisories_dir
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
 
 from ..scanners.conftest import extract
 
@@ -48,8 +48,14 @@ def home(tmp_path, monkeypatch):
 
 def sync_from(server, home, ecosystems=None, clock=None):
     urls = server.advisory_settings()
-    return sync(ecosystems, home=home, mirror=urls["OX_BB_OSV_MIRROR"], kev=urls["OX_BB_KEV_URL"],
-                epss=urls["OX_BB_EPSS_URL"], clock=clock or ManualClock(NOW))
+    return sync(
+        ecosystems,
+        home=home,
+        mirror=urls["OX_BB_OSV_MIRROR"],
+        kev=urls["OX_BB_KEV_URL"],
+        epss=urls["OX_BB_EPSS_URL"],
+        clock=clock or ManualClock(NOW),
+    )
 
 
 def stats(server) -> dict:
@@ -72,8 +78,16 @@ def test_first_sync_downloads_every_export_and_feed_and_builds_the_index(mirror,
     assert outcomes(report) == {**{e: "downloaded" for e in ALL}, "KEV": "downloaded", "EPSS": "downloaded"}
     assert report.warnings == [] and report.failed == []
     # 22 live records of the sandbox set (one more is withdrawn), by the ecosystem they affect
-    assert report.index.records == {"PyPI": 9, "npm": 4, "Maven": 4, "Go": 3, "RubyGems": 1, "crates.io": 1,
-                                    "NuGet": 0, "Packagist": 0}
+    assert report.index.records == {
+        "PyPI": 9,
+        "npm": 4,
+        "Maven": 4,
+        "Go": 3,
+        "RubyGems": 1,
+        "crates.io": 1,
+        "NuGet": 0,
+        "Packagist": 0,
+    }
     assert (report.index.withdrawn, report.index.unreadable) == (1, 0)
     assert (report.index.known_exploited, report.index.epss) == (2, 22)
     index = AdvisoryIndex(home / "advisories" / "index.sqlite")
@@ -114,7 +128,11 @@ def test_a_changed_record_is_picked_up_and_scored_from_its_cvss_v4_vector(mirror
     assert scanner.version().endswith(f"+osv-{second.index.digest}")  # cached SCA results are rescanned
     [after] = scanner.scan([repo])[0].findings
     assert (after.rule_id, after.base_severity, after.cvss_score, after.cvss_vector) == (
-        FLASK, "critical", 9.3, V4_CRITICAL)
+        FLASK,
+        "critical",
+        9.3,
+        V4_CRITICAL,
+    )
 
 
 def test_a_truncated_download_is_refused_and_the_old_data_and_index_kept(mirror, home):
@@ -123,10 +141,12 @@ def test_a_truncated_download_is_refused_and_the_old_data_and_index_kept(mirror,
     kept = index_file.read_bytes()
     old_zip = (home / "advisories" / "osv" / "PyPI" / "all.zip").read_bytes()
     record = json.loads((advisories_dir() / f"{FLASK}.json").read_text())
-    requests.post(f"{mirror.base_url}/_sandbox/advisories", json={**record, "modified": "2026-10-30T00:00:00Z"},
-                  timeout=10)
-    requests.post(f"{mirror.base_url}/_sandbox/faults", json={"route": "/osv/PyPI/all.zip", "kind": "truncate"},
-                  timeout=10)
+    requests.post(
+        f"{mirror.base_url}/_sandbox/advisories", json={**record, "modified": "2026-10-30T00:00:00Z"}, timeout=10
+    )
+    requests.post(
+        f"{mirror.base_url}/_sandbox/faults", json={"route": "/osv/PyPI/all.zip", "kind": "truncate"}, timeout=10
+    )
     report = sync_from(mirror, home)
     assert outcomes(report)["PyPI"] == "refused"
     [failed] = report.failed
@@ -152,16 +172,21 @@ def test_an_ecosystem_without_data_is_not_evaluable_never_a_silent_zero(sandbox,
     for name, run in runs.items():
         missing = sorted(components.get(name, set()) - {"PyPI"})
         if missing:
-            assert (run["status"], run["error"]) == ("not_evaluable", (
-                f"no advisory data for {', '.join(missing)} in the advisory index: run `ox-bb advisories sync` "
-                "(or point OX_BB_OSV_PATH at OSV records)")), name
+            assert (run["status"], run["error"]) == (
+                "not_evaluable",
+                (
+                    f"no advisory data for {', '.join(missing)} in the advisory index: run `ox-bb advisories sync` "
+                    "(or point OX_BB_OSV_PATH at OSV records)"
+                ),
+            ), name
         else:
             assert (run["status"], run["error"]) == ("ok", None), name
     assert {r["status"] for r in runs.values()} == {"ok", "not_evaluable"}
     assert {f["package"] for f in scan.findings["sca"]} >= {"PyYAML"}  # PyPI is still evaluated
     again = scan_repositories(tables["repositories"], git, scanners=[ScaScanner()], home=home)
     assert [(r["status"], r["error"], r["cached"]) for r in again.scan_runs] == [
-        (r["status"], r["error"], True) for r in scan.scan_runs]  # cached, and still saying so
+        (r["status"], r["error"], True) for r in scan.scan_runs
+    ]  # cached, and still saying so
     sync_from(sandbox, home)  # the other ecosystems arrive: a new digest, so every repository is rescanned
     complete = scan_repositories(tables["repositories"], git, scanners=[ScaScanner()], home=home)
     assert {(r["status"], r["cached"]) for r in complete.scan_runs} == {("ok", False)}
@@ -179,25 +204,39 @@ def test_no_advisory_data_at_all_evaluates_nothing(home, tmp_path):
 
 def test_known_exploited_and_epss_reach_the_finding(mirror, home, tmp_path):
     sync_from(mirror, home)
-    pom = ("<project><dependencies><dependency><groupId>org.apache.logging.log4j</groupId>"
-           "<artifactId>log4j-core</artifactId><version>2.14.1</version></dependency></dependencies></project>\n")
+    pom = (
+        "<project><dependencies><dependency><groupId>org.apache.logging.log4j</groupId>"
+        "<artifactId>log4j-core</artifactId><version>2.14.1</version></dependency></dependencies></project>\n"
+    )
     [finding] = ScaScanner().scan([snapshot(tmp_path, {"pom.xml": pom})])[0].findings
     assert (finding.rule_id, finding.known_exploited, finding.epss, finding.base_severity, finding.cvss_score) == (
-        "GHSA-jfh8-c2jp-5v3q", True, 0.94358, "critical", 10.0)
+        "GHSA-jfh8-c2jp-5v3q",
+        True,
+        0.94358,
+        "critical",
+        10.0,
+    )
 
 
 def test_stale_data_and_missing_feeds_are_warnings(mirror, home, monkeypatch):
     urls = mirror.advisory_settings()
-    report = sync(home=home, mirror=urls["OX_BB_OSV_MIRROR"], kev=f"{mirror.base_url}/kev/missing.json",
-                  epss=urls["OX_BB_EPSS_URL"], clock=ManualClock(NOW))
+    report = sync(
+        home=home,
+        mirror=urls["OX_BB_OSV_MIRROR"],
+        kev=f"{mirror.base_url}/kev/missing.json",
+        epss=urls["OX_BB_EPSS_URL"],
+        clock=ManualClock(NOW),
+    )
     assert report.failed == [] and report.index is not None
     assert report.warnings == [f"KEV feed not updated: HTTP 404 from {mirror.base_url}/kev/missing.json"]
     monkeypatch.setenv("OX_BB_ADVISORIES_MAX_AGE_DAYS", "3")
     assert status(NOW + timedelta(days=4), home).warnings == [
         "advisory data is 4 days old (more than 3, OX_BB_ADVISORIES_MAX_AGE_DAYS); run `ox-bb advisories sync`",
-        "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)"]
+        "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)",
+    ]
     assert status(NOW + timedelta(days=2), home).warnings == [
-        "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)"]
+        "no CISA KEV data: findings are not marked known-exploited (OX_BB_KEV_URL)"
+    ]
     monkeypatch.setenv("OX_BB_ADVISORIES_MAX_AGE_DAYS", "a week")
     with pytest.raises(ValueError, match="ADVISORIES_MAX_AGE_DAYS must be a positive number of days, not 'a week'"):
         status(NOW, home)
@@ -214,10 +253,12 @@ def test_the_sync_command_reports_each_download_and_fails_when_an_export_is_refu
     assert first.exit_code == 0, first.output
     assert "PyPI       downloaded (0.0 MB)" in first.output and "index      22 advisories, digest " in first.output
     record = json.loads((advisories_dir() / "GHSA-35jh-r3h4-6jhm.json").read_text())
-    requests.post(f"{mirror.base_url}/_sandbox/advisories", json={**record, "modified": "2026-10-30T00:00:00Z"},
-                  timeout=10)
-    requests.post(f"{mirror.base_url}/_sandbox/faults", json={"route": "/osv/npm/all.zip", "kind": "truncate"},
-                  timeout=10)
+    requests.post(
+        f"{mirror.base_url}/_sandbox/advisories", json={**record, "modified": "2026-10-30T00:00:00Z"}, timeout=10
+    )
+    requests.post(
+        f"{mirror.base_url}/_sandbox/faults", json={"route": "/osv/npm/all.zip", "kind": "truncate"}, timeout=10
+    )
     second = CliRunner().invoke(main, ["advisories", "sync", "--ecosystem", "npm", "--ecosystem", "PyPI"])
     assert second.exit_code == 1
     assert f"npm        refused (0.0 MB): {mirror.base_url}/osv/npm/all.zip: not a valid zip archive" in second.output

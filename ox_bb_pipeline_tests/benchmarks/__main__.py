@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark, print a table per benchmark, write bench-results/<name>.json.
 
-    python -m ox_bb_pipeline_tests.benchmarks [--quick] [NAME ...]
+python -m ox_bb_pipeline_tests.benchmarks [--quick] [NAME ...]
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ from pathlib import Path
 
 from . import bench_advisories, bench_extract, bench_history, bench_scale, bench_scan, bench_warehouse
 
-BENCHMARKS = {"extract": bench_extract.run, "scan": bench_scan.run, "warehouse": bench_warehouse.run,
-              "advisories": bench_advisories.run, "history": bench_history.run, "scale": bench_scale.run}
+BENCHMARKS = {
+    "extract": bench_extract.run,
+    "scan": bench_scan.run,
+    "warehouse": bench_warehouse.run,
+    "advisories": bench_advisories.run,
+    "history": bench_history.run,
+    "scale": bench_scale.run,
+}
 
 
 def print_table(title: str, rows: list[tuple[str, object, str]]) -> None:

@@ -60,11 +60,17 @@ def pypa_records() -> list[dict]:
     root = os.environ.get("OX_BB_EVAL_REPOS")
     git_dir = _git_dir(Path(root) / REPOSITORY) if root else None
     if git_dir is None:
-        raise DataUnavailable(f"the PyPA advisory database is not at hand; set OX_BB_EVAL_REPOS to a folder holding "
-                              f"{REPOSITORY} (git clone --bare https://github.com/pypa/advisory-database "
-                              "$OX_BB_EVAL_REPOS/pypa+advisory-database)")
-    archive = subprocess.run(["git", "-C", str(git_dir), "archive", "--format=tar", "HEAD", "vulns"],
-                             capture_output=True, check=True, timeout=600).stdout
+        raise DataUnavailable(
+            f"the PyPA advisory database is not at hand; set OX_BB_EVAL_REPOS to a folder holding "
+            f"{REPOSITORY} (git clone --bare https://github.com/pypa/advisory-database "
+            "$OX_BB_EVAL_REPOS/pypa+advisory-database)"
+        )
+    archive = subprocess.run(
+        ["git", "-C", str(git_dir), "archive", "--format=tar", "HEAD", "vulns"],
+        capture_output=True,
+        check=True,
+        timeout=600,
+    ).stdout
     records = []
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         for member in tar:
@@ -157,8 +163,11 @@ def candidates_from_json_files(records_dir: Path, workload: list[list[tuple[str,
         by_name: dict[str, int] = {}
         for path in records_dir.iterdir():
             record = json.loads(path.read_bytes())
-            for key in {name_key("PyPI", a["package"]["name"]) for a in record.get("affected") or []
-                        if (a.get("package") or {}).get("ecosystem") == "PyPI"}:
+            for key in {
+                name_key("PyPI", a["package"]["name"])
+                for a in record.get("affected") or []
+                if (a.get("package") or {}).get("ecosystem") == "PyPI"
+            }:
                 by_name[key] = by_name.get(key, 0) + 1
         found += sum(by_name.get(key, 0) for key in wanted)
     seconds = time.perf_counter() - started
@@ -180,28 +189,51 @@ def scan_json_files(records_dir: Path, workload: list[list[tuple[str, str]]]) ->
 def phase_build(zip_path: Path, target: Path) -> dict:
     started = time.perf_counter()
     summary = build_index([Source("PyPI", zip_path)], target)
-    return {"seconds": time.perf_counter() - started, "records": summary.records["PyPI"],
-            "withdrawn": summary.withdrawn, "unreadable": summary.unreadable}
+    return {
+        "seconds": time.perf_counter() - started,
+        "records": summary.records["PyPI"],
+        "withdrawn": summary.withdrawn,
+        "unreadable": summary.unreadable,
+    }
 
 
 def _child_build(zip_path: Path, target: Path) -> dict:
-    args = [sys.executable, "-m", "ox_bb_pipeline_tests.benchmarks.bench_advisories", "--phase", "build",
-            "--zip", str(zip_path), "--target", str(target)]
+    args = [
+        sys.executable,
+        "-m",
+        "ox_bb_pipeline_tests.benchmarks.bench_advisories",
+        "--phase",
+        "build",
+        "--zip",
+        str(zip_path),
+        "--target",
+        str(target),
+    ]
     output = subprocess.run(args, check=True, capture_output=True, text=True)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def _dataset(label: str, records: list[dict], root: Path, workload_size: int, baseline: bool,
-             retrieval_sample: int = BASELINE_MANIFESTS) -> dict:
+def _dataset(
+    label: str,
+    records: list[dict],
+    root: Path,
+    workload_size: int,
+    baseline: bool,
+    retrieval_sample: int = BASELINE_MANIFESTS,
+) -> dict:
     folder = root / label
     folder.mkdir()
     zip_path, records_dir = write_sources(records, folder)
     build = _child_build(zip_path, folder / "index.sqlite")
     workload = manifests(records, workload_size)
-    result = {"records": len(records), "zip_mb": zip_path.stat().st_size / 2**20,
-              "json_mb": sum(p.stat().st_size for p in records_dir.iterdir()) / 2**20,
-              "index_mb": (folder / "index.sqlite").stat().st_size / 2**20, "build": build,
-              "lookups": lookups(folder / "index.sqlite", workload)}
+    result = {
+        "records": len(records),
+        "zip_mb": zip_path.stat().st_size / 2**20,
+        "json_mb": sum(p.stat().st_size for p in records_dir.iterdir()) / 2**20,
+        "index_mb": (folder / "index.sqlite").stat().st_size / 2**20,
+        "build": build,
+        "lookups": lookups(folder / "index.sqlite", workload),
+    }
     if baseline:
         sample = workload[:BASELINE_MANIFESTS]
         result["json_scan"] = scan_json_files(records_dir, sample)
@@ -210,8 +242,9 @@ def _dataset(label: str, records: list[dict], root: Path, workload_size: int, ba
         result["sample_matches_agree"] = indexed["matches"] == result["json_scan"]["matches"]
     result["retrieval_index"] = candidates_from_index(folder / "index.sqlite", workload)
     result["retrieval_json"] = candidates_from_json_files(records_dir, workload[:retrieval_sample])
-    result["retrieval_speedup"] = (result["retrieval_json"]["seconds_per_manifest"]
-                                   / result["retrieval_index"]["seconds_per_manifest"])
+    result["retrieval_speedup"] = (
+        result["retrieval_json"]["seconds_per_manifest"] / result["retrieval_index"]["seconds_per_manifest"]
+    )
     shutil.rmtree(records_dir)
     return result
 
@@ -221,8 +254,11 @@ def run(quick: bool = False) -> dict:
         records = pypa_records()
     except DataUnavailable as exc:  # the other benchmarks of `make bench` still run
         print(f"bench_advisories: {exc}", file=sys.stderr)
-        return {"title": "advisories: not run", "table": [("PyPA advisory database", "not at hand", str(exc))],
-                "json": {"skipped": str(exc)}}
+        return {
+            "title": "advisories: not run",
+            "table": [("PyPA advisory database", "not at hand", str(exc))],
+            "json": {"skipped": str(exc)},
+        }
     root = Path(tempfile.mkdtemp(prefix="ox-bb-bench-advisories-"))
     scale = 4 if quick else SCALE
     workload = 100 if quick else MANIFESTS
@@ -235,33 +271,56 @@ def run(quick: bool = False) -> dict:
     table = [
         ("PyPA records (OSV JSON)", real["records"], "git HEAD of pypa/advisory-database, vulns/**/*.yaml"),
         ("  all.zip / JSON files (MB)", f"{real['zip_mb']:.1f} / {real['json_mb']:.1f}", ""),
-        ("  index build (s)", real["build"]["seconds"], f"{real['build']['records']:,} indexed, "
-                                                        f"{real['build']['withdrawn']} withdrawn"),
+        (
+            "  index build (s)",
+            real["build"]["seconds"],
+            f"{real['build']['records']:,} indexed, {real['build']['withdrawn']} withdrawn",
+        ),
         ("  index size (MB)", real["index_mb"], "SQLite, records zlib-compressed"),
         ("  index build peak RSS (GB)", real["build"]["peak_rss_bytes"] / gb, "target ≤ 1 GB"),
-        (f"  lookups: {workload:,} manifests × {COMPONENTS} components (s)", real["lookups"]["seconds"],
-         f"{real['lookups']['manifests_per_second']:,.0f} manifests/s, {real['lookups']['matches']:,} matches"),
-        ("  scanning the JSON files, per manifest (s)", real["json_scan"]["seconds_per_manifest"],
-         f"sample of {BASELINE_MANIFESTS} manifests"),
-        ("  record retrieval: index vs scanning JSON files", real["retrieval_speedup"],
-         f"target ≥ 10× faster ({real['retrieval_index']['seconds_per_manifest'] * 1000:.2f} ms vs "
-         f"{real['retrieval_json']['seconds_per_manifest'] * 1000:.0f} ms per manifest)"),
-        ("  end to end with version matching: index vs JSON files", real["speedup"],
-         f"same matches: {real['sample_matches_agree']}; matching (univers) is shared by both"),
+        (
+            f"  lookups: {workload:,} manifests × {COMPONENTS} components (s)",
+            real["lookups"]["seconds"],
+            f"{real['lookups']['manifests_per_second']:,.0f} manifests/s, {real['lookups']['matches']:,} matches",
+        ),
+        (
+            "  scanning the JSON files, per manifest (s)",
+            real["json_scan"]["seconds_per_manifest"],
+            f"sample of {BASELINE_MANIFESTS} manifests",
+        ),
+        (
+            "  record retrieval: index vs scanning JSON files",
+            real["retrieval_speedup"],
+            f"target ≥ 10× faster ({real['retrieval_index']['seconds_per_manifest'] * 1000:.2f} ms vs "
+            f"{real['retrieval_json']['seconds_per_manifest'] * 1000:.0f} ms per manifest)",
+        ),
+        (
+            "  end to end with version matching: index vs JSON files",
+            real["speedup"],
+            f"same matches: {real['sample_matches_agree']}; matching (univers) is shared by both",
+        ),
         (f"scale-up ×{scale} records", big["records"], "ids and package names suffixed (GHSA-database size)"),
         ("  all.zip (MB)", big["zip_mb"], ""),
         ("  index build (s)", big["build"]["seconds"], ""),
         ("  index size (MB)", big["index_mb"], ""),
         ("  index build peak RSS (GB)", big["build"]["peak_rss_bytes"] / gb, "target ≤ 1 GB"),
-        (f"  lookups: {workload:,} manifests (s)", big["lookups"]["seconds"],
-         f"{big['lookups']['manifests_per_second']:,.0f} manifests/s"),
-        ("  record retrieval: index vs scanning JSON files", big["retrieval_speedup"],
-         f"target ≥ 10× faster ({big['retrieval_index']['seconds_per_manifest'] * 1000:.2f} ms vs "
-         f"{big['retrieval_json']['seconds_per_manifest'] * 1000:.0f} ms per manifest; sample of 2)"),
+        (
+            f"  lookups: {workload:,} manifests (s)",
+            big["lookups"]["seconds"],
+            f"{big['lookups']['manifests_per_second']:,.0f} manifests/s",
+        ),
+        (
+            "  record retrieval: index vs scanning JSON files",
+            big["retrieval_speedup"],
+            f"target ≥ 10× faster ({big['retrieval_index']['seconds_per_manifest'] * 1000:.2f} ms vs "
+            f"{big['retrieval_json']['seconds_per_manifest'] * 1000:.0f} ms per manifest; sample of 2)",
+        ),
     ]
-    return {"title": "advisories: index build, size, memory and lookups on the PyPA advisory database",
-            "table": table, "json": {"pypa": real, f"pypa_x{scale}": big, "manifests": workload,
-                                     "components_per_manifest": COMPONENTS}}
+    return {
+        "title": "advisories: index build, size, memory and lookups on the PyPA advisory database",
+        "table": table,
+        "json": {"pypa": real, f"pypa_x{scale}": big, "manifests": workload, "components_per_manifest": COMPONENTS},
+    }
 
 
 def main() -> None:

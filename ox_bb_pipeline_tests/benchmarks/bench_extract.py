@@ -17,17 +17,24 @@ import requests
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient, RequestBudget
 from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
-from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_sandbox.generator import SandboxSpec
 from ox_bb_sandbox.gitrepo import run_git
 from ox_bb_sandbox.server import SandboxServer
 
 BUDGET = 900
-PER_REPO_ENDPOINTS = ("refs/branches", "pullrequests", "branch-restrictions", "branching-model",
-                      "default-reviewers", "deploy-keys", "hooks")
+PER_REPO_ENDPOINTS = (
+    "refs/branches",
+    "pullrequests",
+    "branch-restrictions",
+    "branching-model",
+    "default-reviewers",
+    "deploy-keys",
+    "hooks",
+)
 PIPELINE_ENDPOINTS = ("pipelines_config", "pipelines", "environments", "pipelines_config/variables")
 
 
@@ -36,8 +43,26 @@ def _touch(server: SandboxServer, repo) -> None:
     git_dir = str(repo.git.path)
     tree = run_git(["--git-dir", git_dir, "rev-parse", f"{repo.mainbranch}^{{tree}}"]).decode().strip()
     parent = run_git(["--git-dir", git_dir, "rev-parse", repo.mainbranch]).decode().strip()
-    commit = run_git(["--git-dir", git_dir, "-c", "user.name=bench", "-c", "user.email=bench@example.com",
-                      "commit-tree", tree, "-p", parent, "-m", "benchmark push"]).decode().strip()
+    commit = (
+        run_git(
+            [
+                "--git-dir",
+                git_dir,
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@example.com",
+                "commit-tree",
+                tree,
+                "-p",
+                parent,
+                "-m",
+                "benchmark push",
+            ]
+        )
+        .decode()
+        .strip()
+    )
     run_git(["--git-dir", git_dir, "update-ref", f"refs/heads/{repo.mainbranch}", commit])
     repo.git.refresh()
     repo.updated_on = server.clock.now()
@@ -54,15 +79,26 @@ def _floor(server: SandboxServer, selected: list) -> tuple[int, int]:
     listings = 2  # /user/workspaces, and the verify-free run has no /user call
     for ws in server.world.workspaces.values():
         repos = len(ws.repositories)
-        perms = sum(1 for r in ws.repositories.values() for u in server.world.users
-                    if server.world.permission(u, r) != "none" and (u in ws.members or r.is_private))
+        perms = sum(
+            1
+            for r in ws.repositories.values()
+            for u in server.world.users
+            if server.world.permission(u, r) != "none" and (u in ws.members or r.is_private)
+        )
         listings += 1 + 1 + math.ceil(repos / 100) + 1 + 1 + max(1, math.ceil(perms / 100))
     return per_repo, listings
 
 
 def run(quick: bool = False) -> dict:
-    spec = SandboxSpec(seed=42, workspaces=3, repos=20 if quick else 200, branches=10, pull_requests=30,
-                       commits=10, anchor=datetime(2026, 11, 1, tzinfo=UTC))
+    spec = SandboxSpec(
+        seed=42,
+        workspaces=3,
+        repos=20 if quick else 200,
+        branches=10,
+        pull_requests=30,
+        commits=10,
+        anchor=datetime(2026, 11, 1, tzinfo=UTC),
+    )
     home = Path(tempfile.mkdtemp(prefix="ox-bb-bench-"))
     os.environ["OX_BB_HOME"] = str(home)
     clock = ManualClock(datetime(2026, 11, 2, tzinfo=UTC))
@@ -91,16 +127,19 @@ def run(quick: bool = False) -> dict:
             store.save(state)
             previous = report.rows
             runs[label] = {
-                "rest_requests": stats["rest_total"], "rate_limited": stats["rate_limited"],
-                "git_operations": git.operations - git0, "changed": report.repositories_changed,
-                "settings_refreshed": report.settings_refreshed, "wall_seconds": time.perf_counter() - t0,
+                "rest_requests": stats["rest_total"],
+                "rate_limited": stats["rate_limited"],
+                "git_operations": git.operations - git0,
+                "changed": report.repositories_changed,
+                "settings_refreshed": report.settings_refreshed,
+                "wall_seconds": time.perf_counter() - t0,
                 "simulated_hours": (clock.now() - sim0).total_seconds() / 3600,
             }
 
         extract("first")
         clock.advance(3600)
         extract("unchanged")
-        for repo in repos[:: 20]:  # 5%
+        for repo in repos[::20]:  # 5%
             _touch(server, repo)
         clock.advance(3600)
         extract("changed_5pct")
@@ -129,6 +168,14 @@ def run(quick: bool = False) -> dict:
         ("5% changed: wall time (s)", changed["wall_seconds"], ""),
         ("429 answers, all runs", sum(r["rate_limited"] for r in runs.values()), "target 0"),
     ]
-    return {"title": "extract: REST requests against the floor", "table": table,
-            "json": {"spec": spec.__dict__, "repositories": n, "floor": {"per_repository_endpoints": per_repo_floor,
-                     "workspace_listings": listing_floor}, "runs": runs, "generation_seconds": generated}}
+    return {
+        "title": "extract: REST requests against the floor",
+        "table": table,
+        "json": {
+            "spec": spec.__dict__,
+            "repositories": n,
+            "floor": {"per_repository_endpoints": per_repo_floor, "workspace_listings": listing_floor},
+            "runs": runs,
+            "generation_seconds": generated,
+        },
+    }

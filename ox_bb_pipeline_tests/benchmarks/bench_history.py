@@ -23,8 +23,14 @@ from ox_bb_pipeline.warehouse.runner import build_model, configure
 
 from . import bench_warehouse
 
-HISTORY_MODELS = ("finding_states", "findings_daily", "sla_breach_daily", "remediation_times", "remediation_summary",
-                  "compliance_daily")
+HISTORY_MODELS = (
+    "finding_states",
+    "findings_daily",
+    "sla_breach_daily",
+    "remediation_times",
+    "remediation_summary",
+    "compliance_daily",
+)
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -68,8 +74,9 @@ def open_seconds(path: Path) -> float:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             page = browser.new_page()
             page.set_default_timeout(120_000)
@@ -112,19 +119,33 @@ def run(quick: bool = False) -> dict:
         size = page.stat().st_size
         opened = open_seconds(page)
     marts = sum(seconds.values())
-    table = [("findings (queue)", first["rows"]["findings_queue"], ""),
-             ("nights", nights, ""), ("findings_history rows", history_rows, ""),
-             ("findings_daily rows", daily_rows, ""),
-             ("history marts build (s)", round(marts, 2), ""),
-             *((f"  {name} (s)", value, "") for name, value in seconds.items()),
-             ("explorer write (s)", round(explorer_seconds, 2), ""),
-             ("explorer size (MB)", round(size / 1e6, 2), "target ≤ 5"),
-             ("explorer open in chromium (s)", round(opened, 2), "target ≤ 2")]
-    return {"title": f"History marts and explorer: {nights} nights × {findings:,} findings", "table": table,
-            "json": {"findings": first["rows"]["findings_queue"], "nights": nights, "history_rows": history_rows,
-                     "findings_daily_rows": daily_rows, "marts_seconds": marts, "model_seconds": seconds,
-                     "explorer_seconds": explorer_seconds, "explorer_bytes": size, "open_seconds": opened,
-                     "first_build_seconds": first["seconds"]}}
+    table = [
+        ("findings (queue)", first["rows"]["findings_queue"], ""),
+        ("nights", nights, ""),
+        ("findings_history rows", history_rows, ""),
+        ("findings_daily rows", daily_rows, ""),
+        ("history marts build (s)", round(marts, 2), ""),
+        *((f"  {name} (s)", value, "") for name, value in seconds.items()),
+        ("explorer write (s)", round(explorer_seconds, 2), ""),
+        ("explorer size (MB)", round(size / 1e6, 2), "target ≤ 5"),
+        ("explorer open in chromium (s)", round(opened, 2), "target ≤ 2"),
+    ]
+    return {
+        "title": f"History marts and explorer: {nights} nights × {findings:,} findings",
+        "table": table,
+        "json": {
+            "findings": first["rows"]["findings_queue"],
+            "nights": nights,
+            "history_rows": history_rows,
+            "findings_daily_rows": daily_rows,
+            "marts_seconds": marts,
+            "model_seconds": seconds,
+            "explorer_seconds": explorer_seconds,
+            "explorer_bytes": size,
+            "open_seconds": opened,
+            "first_build_seconds": first["seconds"],
+        },
+    }
 
 
 def main() -> None:

@@ -19,16 +19,15 @@ from pathlib import Path, PurePosixPath
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
-from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_sandbox.generator import SandboxSpec
-from ox_bb_sandbox.server import SandboxServer
-from ox_bb_pipeline.scanners.base import ScanOutput
 from ox_bb_pipeline.findings import RepoRef
-from ox_bb_pipeline.scanners.secrets import LOCK_FILES, PIPELINES_FILE, SecretsScanner
+from ox_bb_pipeline.scanners.base import ScanOutput
+from ox_bb_pipeline.scanners.secrets import LOCK_FILES, PIPELINES_FILE, SecretsScanner, redact_text
 from ox_bb_pipeline.scanners.snapshot import take_snapshot
 from ox_bb_pipeline.scanners.stage import default_scanners, scan_repositories
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
 
 UNLIMITED = 100_000  # requests an hour: the extract is a prerequisite here, not what is measured
 COMPARED_REPOSITORIES = 8  # snapshots kept for the detect-secrets CLI comparison
@@ -87,17 +86,31 @@ def per_scanner(scan_runs: list[dict]) -> dict[str, dict]:
 
 def compare_with_cli(git: GitAccess, repositories: list[dict], root: Path) -> dict:
     """Our secrets scanner and `detect-secrets scan --all-files` over the same kept snapshots."""
-    snapshots = [take_snapshot(git, RepoRef(r["connection"], r["workspace"], r["repository_uuid"], r["repository"],
-                                            r["main_head"]), r["mainbranch"] or "main", root)
-                 for r in repositories]
+    snapshots = [
+        take_snapshot(
+            git,
+            RepoRef(r["connection"], r["workspace"], r["repository_uuid"], r["repository"], r["main_head"]),
+            r["mainbranch"] or "main",
+            root,
+        )
+        for r in repositories
+    ]
     started = time.perf_counter()
     outputs = SecretsScanner().scan(snapshots)
     ours_seconds = time.perf_counter() - started
-    ours = {(s.repo.workspace, s.repo.repository, f.file_path, f.start_line)
-            for s, o in zip(snapshots, outputs) for f in o.findings}
+    ours = {
+        (s.repo.workspace, s.repo.repository, f.file_path, f.start_line)
+        for s, o in zip(snapshots, outputs)
+        for f in o.findings
+    }
     started = time.perf_counter()
-    proc = subprocess.run([str(DETECT_SECRETS), "scan", "--all-files", "--exclude-files", r"(^|/)\.git/|\.complete$",
-                           "."], cwd=root, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [str(DETECT_SECRETS), "scan", "--all-files", "--exclude-files", r"(^|/)\.git/|\.complete$", "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     cli_seconds = time.perf_counter() - started
     cli: dict[tuple, list[str]] = {}
     for name, hits in json.loads(proc.stdout)["results"].items():
@@ -107,26 +120,48 @@ def compare_with_cli(git: GitAccess, repositories: list[dict], root: Path) -> di
     files = {(s.repo.workspace, s.repo.repository, f.path) for s in snapshots for f in s.files}
     why_cli_only: dict[str, int] = {}
     for key in set(cli) - ours:
-        reason = ("lock file (our LOCK_FILES filter)" if PurePosixPath(key[2]).name in LOCK_FILES
-                  else "not in the snapshot (binary or over a cap)" if key[:3] not in files
-                  else "our noise filters (placeholder, content digest), or a secret repeated in the file")
+        reason = (
+            "lock file (our LOCK_FILES filter)"
+            if PurePosixPath(key[2]).name in LOCK_FILES
+            else "not in the snapshot (binary or over a cap)"
+            if key[:3] not in files
+            else "our noise filters (placeholder, content digest), or a secret repeated in the file"
+        )
         why_cli_only[reason] = why_cli_only.get(reason, 0) + 1
     why_ours_only: dict[str, int] = {}
     for key in ours - set(cli):
-        reason = ("pipelines file read as plain text too (script: items)" if key[2] == PIPELINES_FILE
-                  else "YAML read as plain text" if key[2].endswith((".yml", ".yaml")) else "other")
+        reason = (
+            "pipelines file read as plain text too (script: items)"
+            if key[2] == PIPELINES_FILE
+            else "YAML read as plain text"
+            if key[2].endswith((".yml", ".yaml"))
+            else "other"
+        )
         why_ours_only[reason] = why_ours_only.get(reason, 0) + 1
     return {
-        "repositories": len(snapshots), "files": sum(len(s.files) for s in snapshots),
-        "ours_seconds": ours_seconds, "cli_seconds": cli_seconds, "time_ratio_cli_over_ours": cli_seconds / ours_seconds,
-        "ours_lines": len(ours), "cli_lines": len(cli), "same_lines": len(ours & set(cli)),
-        "cli_only": why_cli_only, "ours_only": why_ours_only,
+        "repositories": len(snapshots),
+        "files": sum(len(s.files) for s in snapshots),
+        "ours_seconds": ours_seconds,
+        "cli_seconds": cli_seconds,
+        "time_ratio_cli_over_ours": cli_seconds / ours_seconds,
+        "ours_lines": len(ours),
+        "cli_lines": len(cli),
+        "same_lines": len(ours & set(cli)),
+        "cli_only": why_cli_only,
+        "ours_only": why_ours_only,
     }
 
 
 def run(quick: bool = False) -> dict:
-    spec = SandboxSpec(seed=42, workspaces=3, repos=10 if quick else 200, branches=10, pull_requests=30,
-                       commits=10, anchor=datetime(2026, 11, 1, tzinfo=UTC))
+    spec = SandboxSpec(
+        seed=42,
+        workspaces=3,
+        repos=10 if quick else 200,
+        branches=10,
+        pull_requests=30,
+        commits=10,
+        anchor=datetime(2026, 11, 1, tzinfo=UTC),
+    )
     home = Path(tempfile.mkdtemp(prefix="ox-bb-bench-scan-"))
     os.environ["OX_BB_HOME"] = str(home)
     server = SandboxServer(spec, rate_limit=UNLIMITED).start()
@@ -136,8 +171,11 @@ def run(quick: bool = False) -> dict:
         client = BitbucketClient(conn, sleep=lambda seconds: None)
         git = GitAccess(conn.name, conn.git_url, client.auth.git_credentials)
         started = time.perf_counter()
-        repositories = Extractor(client, git, redact_yml=redact_text, previous={},
-                                 state={"repositories": {}}).run().rows["repositories"]
+        repositories = (
+            Extractor(client, git, redact_yml=redact_text, previous={}, state={"repositories": {}})
+            .run()
+            .rows["repositories"]
+        )
         extract_seconds = time.perf_counter() - started
         selected = [r for r in repositories if r["selected"] and r["main_head"]]
 
@@ -170,18 +208,35 @@ def run(quick: bool = False) -> dict:
         ("first run: clones, walks, cache (s)", first.seconds - scanner_seconds, "stage time outside scanners"),
     ]
     for name, s in scanners_stats.items():
-        table.append((f"{name}: files/s · KB/s", f"{s['files_per_second']:,.0f} · {s['kb_per_second']:,.0f}",
-                      f"{s['files']:,} files, {s['seconds']:.1f} s, {first_batches[name]} batches"
-                      + (f", {s['errors']} errors" if s["errors"] else "")))
+        table.append(
+            (
+                f"{name}: files/s · KB/s",
+                f"{s['files_per_second']:,.0f} · {s['kb_per_second']:,.0f}",
+                f"{s['files']:,} files, {s['seconds']:.1f} s, {first_batches[name]} batches"
+                + (f", {s['errors']} errors" if s["errors"] else ""),
+            )
+        )
     table += [
-        ("secrets vs detect-secrets CLI: time ratio", comparison["time_ratio_cli_over_ours"],
-         f"CLI s / ours s over {comparison['files']} files of {comparison['repositories']} repositories"),
-        ("secrets vs CLI: same (file, line)", f"{comparison['same_lines']} of {comparison['cli_lines']} CLI",
-         f"ours {comparison['ours_lines']}"),
-        ("secrets vs CLI: CLI only", sum(comparison["cli_only"].values()),
-         "; ".join(f"{k}: {v}" for k, v in comparison["cli_only"].items()) or "none"),
-        ("secrets vs CLI: ours only", sum(comparison["ours_only"].values()),
-         "; ".join(f"{k}: {v}" for k, v in comparison["ours_only"].items()) or "none"),
+        (
+            "secrets vs detect-secrets CLI: time ratio",
+            comparison["time_ratio_cli_over_ours"],
+            f"CLI s / ours s over {comparison['files']} files of {comparison['repositories']} repositories",
+        ),
+        (
+            "secrets vs CLI: same (file, line)",
+            f"{comparison['same_lines']} of {comparison['cli_lines']} CLI",
+            f"ours {comparison['ours_lines']}",
+        ),
+        (
+            "secrets vs CLI: CLI only",
+            sum(comparison["cli_only"].values()),
+            "; ".join(f"{k}: {v}" for k, v in comparison["cli_only"].items()) or "none",
+        ),
+        (
+            "secrets vs CLI: ours only",
+            sum(comparison["ours_only"].values()),
+            "; ".join(f"{k}: {v}" for k, v in comparison["ours_only"].items()) or "none",
+        ),
         ("unchanged run: repositories cloned", second.cloned, "target 0"),
         ("unchanged run: scanner batches started", second_batches, "target 0"),
         ("unchanged run: wall time (s)", second.seconds, ""),
@@ -189,12 +244,29 @@ def run(quick: bool = False) -> dict:
         ("peak RSS, this process (MB)", peak_self, "sandbox + extract + in-process scanners"),
         ("peak RSS, largest child (MB)", peak_children, "semgrep, checkov, git"),
     ]
-    return {"title": "scan: throughput per scanner, detect-secrets CLI, unchanged run", "table": table,
-            "json": {"spec": spec.__dict__, "repositories": n, "extract_seconds": extract_seconds,
-                     "first": {"seconds": first.seconds, "cloned": first.cloned, "files": census.files,
-                               "bytes": census.bytes, "scanners": scanners_stats, "batches": first_batches},
-                     "unchanged": {"seconds": second.seconds, "cloned": second.cloned,
-                                   "scanner_batches": second_batches, "git_operations": second.git_operations,
-                                   "share_of_first": second.seconds / first.seconds},
-                     "secrets_vs_cli": comparison,
-                     "peak_rss_mb": {"self": peak_self, "children": peak_children}}}
+    return {
+        "title": "scan: throughput per scanner, detect-secrets CLI, unchanged run",
+        "table": table,
+        "json": {
+            "spec": spec.__dict__,
+            "repositories": n,
+            "extract_seconds": extract_seconds,
+            "first": {
+                "seconds": first.seconds,
+                "cloned": first.cloned,
+                "files": census.files,
+                "bytes": census.bytes,
+                "scanners": scanners_stats,
+                "batches": first_batches,
+            },
+            "unchanged": {
+                "seconds": second.seconds,
+                "cloned": second.cloned,
+                "scanner_batches": second_batches,
+                "git_operations": second.git_operations,
+                "share_of_first": second.seconds / first.seconds,
+            },
+            "secrets_vs_cli": comparison,
+            "peak_rss_mb": {"self": peak_self, "children": peak_children},
+        },
+    }

@@ -28,8 +28,7 @@ from ox_bb_pipeline.warehouse.runner import SCANNERS, lake_inputs
 
 CONNECTIONS = 4
 NOW = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
-SHARE = {"secrets": 0.10, "bandit": 0.20, "semgrep": 0.15, "checkov": 0.10, "sca": 0.30, "posture": 0.10,
-         "sarif": 0.05}
+SHARE = {"secrets": 0.10, "bandit": 0.20, "semgrep": 0.15, "checkov": 0.10, "sca": 0.30, "posture": 0.10, "sarif": 0.05}
 CODE_SCANNERS = ("secrets", "bandit", "semgrep", "checkov", "sca")
 MEMORY_LIMIT = "1GB"
 PIPELINES_YML = """image: python:3.12
@@ -70,10 +69,14 @@ def generate(home: Path, findings: int, repositories: int, generation: int = 0) 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     now = f"TIMESTAMPTZ '{NOW.isoformat()}'"
-    repo = (f"SELECT i AS repo, 'ws' || (i % 20) AS workspace, "
-            f"'{{' || md5('repo' || i)[:8] || '-r' || i || '}}' AS repository_uuid, "
-            f"'repo-' || i AS repository FROM range({repositories}) t(i)")
-    _copy(con, f"""SELECT r.*, 'c' || (repo % {CONNECTIONS}) AS connection,
+    repo = (
+        f"SELECT i AS repo, 'ws' || (i % 20) AS workspace, "
+        f"'{{' || md5('repo' || i)[:8] || '-r' || i || '}}' AS repository_uuid, "
+        f"'repo-' || i AS repository FROM range({repositories}) t(i)"
+    )
+    _copy(
+        con,
+        f"""SELECT r.*, 'c' || (repo % {CONNECTIONS}) AS connection,
                           workspace || '/' || repository AS full_name, repository AS name,
                           'P' || (repo % 7) AS project_key, 'Project ' || (repo % 7) AS project_name,
                           'main' AS mainbranch, md5('head' || repo) AS main_head, (repo % 20 <> 0) AS is_private,
@@ -81,42 +84,101 @@ def generate(home: Path, findings: int, repositories: int, generation: int = 0) 
                           {now} - INTERVAL 900 DAY AS created_on,
                           {now} - to_days((hash(repo) % 400)::INTEGER) AS updated_on,
                           (repo % 3 = 0) AS has_pipelines_yml, true AS selected, {now} AS extracted_at
-                   FROM ({repo}) r""", "raw", "repositories", home)
-    _copy(con, f"""SELECT r.*, 'main' AS branch, md5('head' || repo) AS commit,
+                   FROM ({repo}) r""",
+        "raw",
+        "repositories",
+        home,
+    )
+    _copy(
+        con,
+        f"""SELECT r.*, 'main' AS branch, md5('head' || repo) AS commit,
                           {now} - to_days((hash(repo) % 400)::INTEGER) AS commit_date, true AS is_main
-                   FROM ({repo}) r""", "raw", "branches", home)
-    _copy(con, f"""SELECT r.*, md5('c' || repo || '-' || k) AS commit, 'dev' || (hash(repo, k) % 6) AS author,
+                   FROM ({repo}) r""",
+        "raw",
+        "branches",
+        home,
+    )
+    _copy(
+        con,
+        f"""SELECT r.*, md5('c' || repo || '-' || k) AS commit, 'dev' || (hash(repo, k) % 6) AS author,
                           'dev' || (hash(repo, k) % 6) || '@example.com' AS author_email,
                           {now} - to_days((k * 7 + hash(repo) % 200)::INTEGER) AS committed_at, 'change' AS summary
-                   FROM ({repo}) r, range(20) t(k)""", "raw", "main_branch_commits", home)
+                   FROM ({repo}) r, range(20) t(k)""",
+        "raw",
+        "main_branch_commits",
+        home,
+    )
     yml = PIPELINES_YML.replace("'", "''")
-    _copy(con, f"""SELECT r.*, true AS enabled, md5('head' || repo) AS main_commit, true AS yml_present,
+    _copy(
+        con,
+        f"""SELECT r.*, true AS enabled, md5('head' || repo) AS main_commit, true AS yml_present,
                           replace(replace('{yml}', '{{n}}', repository),
                                   '{{env}}', CASE WHEN repo % 2 = 0 THEN 'production' ELSE 'staging' END) AS yml
-                   FROM ({repo}) r WHERE repo % 3 = 0""", "raw", "pipeline_configs", home)
-    _copy(con, f"""SELECT r.*, 'Production' AS environment_type, 'production' AS name, 2 AS rank
-                   FROM ({repo}) r WHERE repo % 3 = 0""", "raw", "environments", home)
-    _copy(con, f"""SELECT r.*, 'repository' AS level, 'KEY_' || repo AS key, (repo % 10 <> 0) AS secured,
+                   FROM ({repo}) r WHERE repo % 3 = 0""",
+        "raw",
+        "pipeline_configs",
+        home,
+    )
+    _copy(
+        con,
+        f"""SELECT r.*, 'Production' AS environment_type, 'production' AS name, 2 AS rank
+                   FROM ({repo}) r WHERE repo % 3 = 0""",
+        "raw",
+        "environments",
+        home,
+    )
+    _copy(
+        con,
+        f"""SELECT r.*, 'repository' AS level, 'KEY_' || repo AS key, (repo % 10 <> 0) AS secured,
                           (repo % 10 = 0) AS value_looks_secret
-                   FROM ({repo}) r WHERE repo % 5 = 0""", "raw", "pipeline_variables", home)
-    _copy(con, f"""SELECT r.*, 'PyPI' AS ecosystem, 'pkg' || k AS name, '1.' || k || '.0' AS version, true AS direct,
+                   FROM ({repo}) r WHERE repo % 5 = 0""",
+        "raw",
+        "pipeline_variables",
+        home,
+    )
+    _copy(
+        con,
+        f"""SELECT r.*, 'PyPI' AS ecosystem, 'pkg' || k AS name, '1.' || k || '.0' AS version, true AS direct,
                           (k % 4 = 0) AS dev_only, 'requirements.txt' AS manifest
-                   FROM ({repo}) r, range(30) t(k)""", "inventory", "components", home)
-    _copy(con, f"""SELECT r.*, 'BB-0' || lpad((k + 1)::VARCHAR, 2, '0') AS check_id,
+                   FROM ({repo}) r, range(30) t(k)""",
+        "inventory",
+        "components",
+        home,
+    )
+    _copy(
+        con,
+        f"""SELECT r.*, 'BB-0' || lpad((k + 1)::VARCHAR, 2, '0') AS check_id,
                           CASE WHEN hash(repo, k) % 10 = 0 THEN 'fail' WHEN hash(repo, k) % 10 = 1 THEN 'not_evaluable'
                                ELSE 'pass' END AS status, 'evidence' AS evidence, {now} AS checked_at
-                   FROM ({repo}) r, range(33) t(k)""", "scans", "posture_results", home)
-    _copy(con, f"""SELECT r.*, md5('head' || repo) AS commit, s AS scanner, '1' AS scanner_version,
+                   FROM ({repo}) r, range(33) t(k)""",
+        "scans",
+        "posture_results",
+        home,
+    )
+    _copy(
+        con,
+        f"""SELECT r.*, md5('head' || repo) AS commit, s AS scanner, '1' AS scanner_version,
                           CASE WHEN hash(repo, s) % 100 = 0 THEN 'error' ELSE 'ok' END AS status, false AS cached,
                           0.5 AS duration_seconds, 40 AS files_scanned, 100000 AS bytes_scanned, 0 AS findings,
                           CASE WHEN hash(repo, s) % 100 = 0 THEN 'timed out' END AS error, {now} AS scanned_at
-                   FROM ({repo}) r, (SELECT unnest({list(CODE_SCANNERS)}) AS s)""", "scans", "scan_runs", home)
+                   FROM ({repo}) r, (SELECT unnest({list(CODE_SCANNERS)}) AS s)""",
+        "scans",
+        "scan_runs",
+        home,
+    )
     start = 0
     for scanner in SCANNERS:
         count = round(findings * SHARE[scanner])
-        category = {"secrets": "secrets", "sca": "sca", "checkov": "iac", "posture": "scm_posture",
-                    "sarif": "external"}.get(scanner, "sast")
-        _copy(con, f"""
+        category = {
+            "secrets": "secrets",
+            "sca": "sca",
+            "checkov": "iac",
+            "posture": "scm_posture",
+            "sarif": "external",
+        }.get(scanner, "sast")
+        _copy(
+            con,
+            f"""
             SELECT i % {repositories} AS repo,
                    md5('{scanner}' || i || CASE WHEN i % 100 = 0 THEN '-g{generation}' ELSE '' END)[:32] AS finding_id,
                    '{scanner}' AS scanner, '1' AS scanner_version,
@@ -139,7 +201,11 @@ def generate(home: Path, findings: int, repositories: int, generation: int = 0) 
                    CASE WHEN '{scanner}' = 'sca' THEN ['GHSA-' || (i % 999), 'CVE-2026-' || (i % 999)]
                         ELSE [] END AS vulnerability_ids,
                    ['CIS-SSC-1.5.' || (1 + i % 5), 'SSDF-PW.7.2'] AS controls, {now} AS scanned_at
-            FROM range({start}, {start + count}) t(i)""", "findings", scanner, home)
+            FROM range({start}, {start + count}) t(i)""",
+            "findings",
+            scanner,
+            home,
+        )
         start += count
     con.close()
 
@@ -162,8 +228,10 @@ def phase_read(home: Path) -> dict:
         folder = lake_root(home) / zone / table
         if not any(folder.glob("connection=*/*.parquet")):
             continue
-        reader = con.sql(f"SELECT * FROM read_parquet('{folder}/connection=*/*.parquet', hive_partitioning = true, "
-                         "union_by_name = true)").to_arrow_reader(batch_size=100_000)
+        reader = con.sql(
+            f"SELECT * FROM read_parquet('{folder}/connection=*/*.parquet', hive_partitioning = true, "
+            "union_by_name = true)"
+        ).to_arrow_reader(batch_size=100_000)
         for batch in reader:
             rows += batch.num_rows
     return {"seconds": time.perf_counter() - started, "cpu_seconds": _cpu() - cpu, "rows": rows}
@@ -185,17 +253,36 @@ def phase_build(home: Path, now: str) -> dict:
         last[0] = _cpu()
 
     cpu = _cpu()
-    result = build(home, now=datetime.fromisoformat(now), settings=settings, memory_limit=MEMORY_LIMIT, threads=2,
-                   progress=progress)
-    return {"seconds": result.seconds, "cpu_seconds": _cpu() - cpu, "rows": result.rows,
-            "model_seconds": {k: round(v, 2) for k, v in result.model_seconds.items()}, "model_cpu_seconds": model_cpu}
+    result = build(
+        home,
+        now=datetime.fromisoformat(now),
+        settings=settings,
+        memory_limit=MEMORY_LIMIT,
+        threads=2,
+        progress=progress,
+    )
+    return {
+        "seconds": result.seconds,
+        "cpu_seconds": _cpu() - cpu,
+        "rows": result.rows,
+        "model_seconds": {k: round(v, 2) for k, v in result.model_seconds.items()},
+        "model_cpu_seconds": model_cpu,
+    }
 
 
 def _child(phase: str, home: Path, now: datetime | None = None) -> dict:
-    args = [sys.executable, "-m", "ox_bb_pipeline_tests.benchmarks.bench_warehouse", "--phase", phase,
-            "--home", str(home)] + (["--now", now.isoformat()] if now else [])
-    output = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "OX_BB_HOME": str(home)},
-                            check=False)
+    args = [
+        sys.executable,
+        "-m",
+        "ox_bb_pipeline_tests.benchmarks.bench_warehouse",
+        "--phase",
+        phase,
+        "--home",
+        str(home),
+    ] + (["--now", now.isoformat()] if now else [])
+    output = subprocess.run(
+        args, capture_output=True, text=True, env={**os.environ, "OX_BB_HOME": str(home)}, check=False
+    )
     if output.returncode:
         raise RuntimeError(f"phase {phase} failed (exit {output.returncode}): {output.stderr[-3000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -222,8 +309,9 @@ def run(quick: bool = False) -> dict:
         warehouse_mb = (home / "warehouse.duckdb").stat().st_size / 2**20
         queue = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
         statuses = dict(queue.execute("SELECT status, count(*) FROM findings_queue GROUP BY ALL").fetchall())
-        appended = queue.execute("SELECT count(*) FROM findings_history WHERE recorded_at = ?",
-                                 [NOW + timedelta(days=1)]).fetchone()[0]
+        appended = queue.execute(
+            "SELECT count(*) FROM findings_history WHERE recorded_at = ?", [NOW + timedelta(days=1)]
+        ).fetchone()[0]
         queue.close()
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -238,23 +326,40 @@ def run(quick: bool = False) -> dict:
         ("full build, all models (s)", first["seconds"], ""),
         ("build / read, wall time", ratio, "target ≤ 8×"),
         ("build / read, CPU time", cpu_ratio, "less sensitive to other load on the machine"),
-        ("full build peak RSS (GB)", first["peak_rss_bytes"] / gb,
-         f"target ≤ 2 GB (DuckDB memory_limit {MEMORY_LIMIT})"),
+        (
+            "full build peak RSS (GB)",
+            first["peak_rss_bytes"] / gb,
+            f"target ≤ 2 GB (DuckDB memory_limit {MEMORY_LIMIT})",
+        ),
         ("full build: costliest models (s)", _costliest(first), "and before them: inputs and settings"),
         ("second build, 1% of findings changed (s)", second["seconds"], "previous queue and history carried over"),
         ("second build peak RSS (GB)", second["peak_rss_bytes"] / gb, "target ≤ 2 GB"),
         ("warehouse.duckdb after two builds (MB)", warehouse_mb, "history and state included"),
         ("second build: history rows appended", appended, "new→open for all, plus resolved and new"),
-        ("second build: resolved / new", f"{statuses.get('resolved', 0):,} / {statuses.get('new', 0):,}",
-         f"{findings // 100:,} re-keyed"),
+        (
+            "second build: resolved / new",
+            f"{statuses.get('resolved', 0):,} / {statuses.get('new', 0):,}",
+            f"{findings // 100:,} re-keyed",
+        ),
     ]
-    return {"title": "warehouse: build time against a plain read, memory, incremental build", "table": table,
-            "json": {"findings": findings, "repositories": repositories, "lake_mb": lake_mb,
-                     "warehouse_mb": warehouse_mb,
-                     "generation_seconds": generated, "read": read, "first_build": first, "second_build": second,
-                     "build_read_ratio": ratio, "build_read_cpu_ratio": cpu_ratio,
-                     "statuses_after_second_build": statuses,
-                     "history_rows_appended_second_build": appended}}
+    return {
+        "title": "warehouse: build time against a plain read, memory, incremental build",
+        "table": table,
+        "json": {
+            "findings": findings,
+            "repositories": repositories,
+            "lake_mb": lake_mb,
+            "warehouse_mb": warehouse_mb,
+            "generation_seconds": generated,
+            "read": read,
+            "first_build": first,
+            "second_build": second,
+            "build_read_ratio": ratio,
+            "build_read_cpu_ratio": cpu_ratio,
+            "statuses_after_second_build": statuses,
+            "history_rows_appended_second_build": appended,
+        },
+    }
 
 
 def main() -> None:
@@ -271,8 +376,9 @@ def main() -> None:
         return
     outcome = phase_read(args.home) if args.phase == "read" else phase_build(args.home, args.now)
     # Linux: KiB; the larger of this process and its largest child (dbt's build)
-    outcome["peak_rss_bytes"] = max(resource.getrusage(who).ru_maxrss
-                                    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) * 1024
+    outcome["peak_rss_bytes"] = (
+        max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) * 1024
+    )
     print(json.dumps(outcome, default=str))
 
 

@@ -13,10 +13,10 @@ import requests
 
 from ox_bb_pipeline.bitbucket import catalog
 from ox_bb_pipeline.bitbucket.capabilities import CAPABILITIES
+from ox_bb_pipeline_tests.conftest import SMALL
 from ox_bb_sandbox.app import ROUTES
 from ox_bb_sandbox.auth import SCOPES as SANDBOX_SCOPES
 from ox_bb_sandbox.server import SandboxServer
-from ox_bb_pipeline_tests.conftest import SMALL
 
 from .test_extract import extract
 
@@ -61,8 +61,10 @@ def places(session, small) -> list[dict]:
             path = f"/repositories/{ws}/{repo['slug']}/environments"
             response = session.get(small.api_url + path, params={"pagelen": 100}, timeout=10)
             if response.status_code == 200:
-                found += [{"ws": ws, "repo": repo["slug"], "environment": quote(e["uuid"])}
-                          for e in response.json().get("values", [])]
+                found += [
+                    {"ws": ws, "repo": repo["slug"], "environment": quote(e["uuid"])}
+                    for e in response.json().get("values", [])
+                ]
     return found
 
 

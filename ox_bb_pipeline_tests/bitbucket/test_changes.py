@@ -18,9 +18,9 @@ from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.changes import ChangeDetector
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
-from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.scanners.secrets import redact_text
 
 WS = "acme-payments"
 LISTING = "/2.0/repositories/{workspace}"
@@ -52,9 +52,7 @@ def stats(server, reset: bool = False) -> dict:
 
 def advance(server, seconds: float = 60) -> None:
     """Later pushes get later `updated_on` stamps (the sandbox's clock is manual)."""
-    requests.post(
-        f"{server.base_url}/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10
-    ).raise_for_status()
+    requests.post(f"{server.base_url}/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10).raise_for_status()
 
 
 def push(path: Path, slug: str, work: Path, branch: str = "main") -> str:
@@ -67,9 +65,7 @@ def push(path: Path, slug: str, work: Path, branch: str = "main") -> str:
         what="commit",
         remote=False,
     )
-    git.run(
-        ["-C", str(work), "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}"], what="push"
-    )
+    git.run(["-C", str(work), "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}"], what="push")
     return git.run(["-C", str(work), "rev-parse", "HEAD"], what="rev-parse", remote=False).strip()
 
 
@@ -83,9 +79,7 @@ def extract(path: Path, name: str = "sandbox-token") -> None:
     store.save(state)
 
 
-def test_a_quiet_poll_lists_each_workspace_once_and_reads_no_repository(
-    fresh_sandbox, connection_file
-):
+def test_a_quiet_poll_lists_each_workspace_once_and_reads_no_repository(fresh_sandbox, connection_file):
     first = detector(connection_file).poll(None)
     stats(fresh_sandbox, reset=True)
 
@@ -99,9 +93,7 @@ def test_a_quiet_poll_lists_each_workspace_once_and_reads_no_repository(
     assert quiet.cursor == first.cursor
 
 
-def test_a_push_to_main_is_one_change_once_and_a_saved_cursor_resumes(
-    fresh_sandbox, connection_file, tmp_path
-):
+def test_a_push_to_main_is_one_change_once_and_a_saved_cursor_resumes(fresh_sandbox, connection_file, tmp_path):
     saved = json.dumps(detector(connection_file).poll(None).cursor)
     advance(fresh_sandbox)
     pushed = push(connection_file, "python-service", tmp_path / "work")
@@ -121,25 +113,19 @@ def test_a_push_to_main_is_one_change_once_and_a_saved_cursor_resumes(
 
 def test_activity_off_the_main_branch_is_no_change(fresh_sandbox, connection_file, tmp_path):
     extract(connection_file)
-    cursor = detector(
-        connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")
-    ).poll()
+    cursor = detector(connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")).poll()
     advance(fresh_sandbox)
     push(connection_file, "node-web", tmp_path / "work", branch="feature/new-login")
 
-    poll = detector(
-        connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")
-    ).poll(cursor.cursor)
-
-    assert poll.changes == []
-    assert (
-        poll.cursor["workspaces"][WS]["updated_on"] > cursor.cursor["workspaces"][WS]["updated_on"]
+    poll = detector(connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")).poll(
+        cursor.cursor
     )
 
+    assert poll.changes == []
+    assert poll.cursor["workspaces"][WS]["updated_on"] > cursor.cursor["workspaces"][WS]["updated_on"]
 
-def test_the_first_poll_after_an_extract_finds_what_changed_since(
-    fresh_sandbox, connection_file, tmp_path
-):
+
+def test_the_first_poll_after_an_extract_finds_what_changed_since(fresh_sandbox, connection_file, tmp_path):
     extract(connection_file)
     before = next(
         r["main_head"]
@@ -149,23 +135,16 @@ def test_the_first_poll_after_an_extract_finds_what_changed_since(
     advance(fresh_sandbox)
     pushed = push(connection_file, "node-web", tmp_path / "work")
 
-    poll = detector(
-        connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")
-    ).poll()
+    poll = detector(connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")).poll()
 
-    assert [(c.repository, c.previous_head, c.main_head) for c in poll.changes] == [
-        ("node-web", before, pushed)
-    ]
+    assert [(c.repository, c.previous_head, c.main_head) for c in poll.changes] == [("node-web", before, pushed)]
 
 
 def test_a_bounded_poll_leaves_the_rest_for_the_next(fresh_sandbox, connection_file, tmp_path):
     cursor = detector(connection_file).poll().cursor
     advance(fresh_sandbox)
     # Both pushes at the same instant: the cursor must tell tied updated_on stamps apart.
-    heads = {
-        slug: push(connection_file, slug, tmp_path / slug)
-        for slug in ("python-service", "node-web")
-    }
+    heads = {slug: push(connection_file, slug, tmp_path / slug) for slug in ("python-service", "node-web")}
 
     found = []
     for _ in range(3):
@@ -177,13 +156,9 @@ def test_a_bounded_poll_leaves_the_rest_for_the_next(fresh_sandbox, connection_f
     assert sorted(found[0] + found[1]) == sorted(heads.items())
 
 
-def test_a_repository_outside_the_selection_is_never_a_change(
-    fresh_sandbox, connection_file, tmp_path
-):
+def test_a_repository_outside_the_selection_is_never_a_change(fresh_sandbox, connection_file, tmp_path):
     document = yaml.safe_load(connection_file.read_text())
-    next(c for c in document["connections"] if c["name"] == "sandbox-token")["exclude"] = [
-        "*/*/node-web"
-    ]
+    next(c for c in document["connections"] if c["name"] == "sandbox-token")["exclude"] = ["*/*/node-web"]
     connection_file.write_text(yaml.safe_dump(document, sort_keys=False))
     cursor = detector(connection_file).poll().cursor
     advance(fresh_sandbox)

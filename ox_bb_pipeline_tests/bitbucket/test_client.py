@@ -5,10 +5,10 @@ request budget. Time never passes for real: clocks are injected and `sleep` only
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import math
-import http.server
 import random
 import socket
 import stat
@@ -23,9 +23,9 @@ from ox_bb_pipeline.bitbucket.errors import (
     AuthenticationError,
     EndpointGoneError,
     MissingScopeError,
+    NotBitbucketError,
     NotFoundError,
     PermissionDeniedError,
-    NotBitbucketError,
     RateLimitedError,
     ServerError,
     UnreachableError,
@@ -33,8 +33,8 @@ from ox_bb_pipeline.bitbucket.errors import (
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import Timeouts, load_connections
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
+from ox_bb_sandbox.server import SandboxServer
 
 WS = "acme-payments"
 LISTING = f"/workspaces/{WS}/permissions/repositories"  # ~10 items in the tiny sandbox, many more in SMALL
@@ -65,8 +65,7 @@ def admin(server, method: str, path: str, body=None) -> dict:
 def client_for(config, name: str, *, clock=None, sleep=None, **changes) -> BitbucketClient:
     """A client for a connection of the file, optionally with some of its settings changed."""
     connection = config.get(name).model_copy(update=changes)
-    return BitbucketClient(connection, clock=clock, sleep=Sleeps() if sleep is None else sleep,
-                           rng=random.Random(1))
+    return BitbucketClient(connection, clock=clock, sleep=Sleeps() if sleep is None else sleep, rng=random.Random(1))
 
 
 @pytest.fixture
@@ -109,12 +108,15 @@ def faulty_config(faulty, tmp_path, home):
 
 
 # -- the four methods -----------------------------------------------------------------------------
-@pytest.mark.parametrize(("name", "credential"), [
-    ("sandbox-app", "oauth:ox-app"),
-    ("sandbox-idp", "oauth:ox-idp"),
-    ("sandbox-token", "api_token:alice-admin"),
-    ("sandbox-access-token", "access_token:workspace-token"),
-])
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("sandbox-app", "oauth:ox-app"),
+        ("sandbox-idp", "oauth:ox-idp"),
+        ("sandbox-token", "api_token:alice-admin"),
+        ("sandbox-access-token", "access_token:workspace-token"),
+    ],
+)
 def test_each_connection_method_authenticates(sandbox, shared_config, name, credential):
     client = client_for(shared_config, name)
     before = admin(sandbox, "GET", "stats")["per_credential"].get(credential, 0)
@@ -173,7 +175,8 @@ def test_idp_persists_the_rotated_refresh_token_and_the_next_client_uses_it(fres
 
 
 def test_the_idp_connection_keeps_working_with_a_new_data_home_and_from_another_directory(
-        fresh_sandbox, config, home, state_dir, tmp_path, monkeypatch):
+    fresh_sandbox, config, home, state_dir, tmp_path, monkeypatch
+):
     BitbucketClient(config.get("sandbox-idp")).get_json("/user")  # rotates: the file's token is now spent
     [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600 and not (home / "cache" / "tokens").exists()
@@ -183,8 +186,7 @@ def test_the_idp_connection_keeps_working_with_a_new_data_home_and_from_another_
     assert BitbucketClient(config.get("sandbox-idp")).get_json("/user")["username"] == "bob"
 
 
-def test_a_refused_refresh_token_says_where_it_is_stored_and_how_to_reauthorise(
-        fresh_sandbox, config, home, state_dir):
+def test_a_refused_refresh_token_says_where_it_is_stored_and_how_to_reauthorise(fresh_sandbox, config, home, state_dir):
     connection = config.get("sandbox-idp")
     BitbucketClient(connection).get_json("/user")
     [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
@@ -199,7 +201,8 @@ def test_a_refused_refresh_token_says_where_it_is_stored_and_how_to_reauthorise(
 
 
 def test_a_newly_authorised_token_in_the_connections_file_wins_over_the_stored_one(
-        fresh_sandbox, config, home, state_dir, tmp_path):
+    fresh_sandbox, config, home, state_dir, tmp_path
+):
     BitbucketClient(config.get("sandbox-idp")).get_json("/user")
     [stored] = (state_dir / "tokens").glob("sandbox-idp-*.json")
     stored.write_text(json.dumps({**json.loads(stored.read_text()), "refresh_token": "revoked-" + "r" * 30}))
@@ -212,24 +215,28 @@ def test_a_newly_authorised_token_in_the_connections_file_wins_over_the_stored_o
 
 
 def test_a_token_rotated_into_the_old_data_home_is_still_found_after_the_upgrade(
-        fresh_sandbox, config, home, state_dir, tmp_path):
+    fresh_sandbox, config, home, state_dir, tmp_path
+):
     connection = config.get("sandbox-idp")
-    BitbucketClient(connection.model_copy(update={"token_store": home / "cache" / "tokens" / "sandbox-idp.json"})
-                    ).get_json("/user")  # where releases before the state dir kept it
+    BitbucketClient(
+        connection.model_copy(update={"token_store": home / "cache" / "tokens" / "sandbox-idp.json"})
+    ).get_json("/user")  # where releases before the state dir kept it
 
     assert BitbucketClient(connection).get_json("/user")["username"] == "bob"
     assert list((state_dir / "tokens").glob("sandbox-idp-*.json"))
 
 
 # -- typed errors ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(("name", "field", "method"), [
-    ("sandbox-token", "api_token", "token"),
-    ("sandbox-access-token", "token", "access_token"),
-    ("sandbox-app", "client_secret", "app"),
-    ("sandbox-idp", "refresh_token", "idp"),
-])
-def test_a_refused_credential_names_connection_and_method_never_the_secret(sandbox, shared_config, name, field,
-                                                                            method):
+@pytest.mark.parametrize(
+    ("name", "field", "method"),
+    [
+        ("sandbox-token", "api_token", "token"),
+        ("sandbox-access-token", "token", "access_token"),
+        ("sandbox-app", "client_secret", "app"),
+        ("sandbox-idp", "refresh_token", "idp"),
+    ],
+)
+def test_a_refused_credential_names_connection_and_method_never_the_secret(sandbox, shared_config, name, field, method):
     client = client_for(shared_config, name, **{field: SecretStr(WRONG)})
 
     with pytest.raises(AuthenticationError) as raised:
@@ -295,11 +302,18 @@ def test_paging_follows_next_across_many_pages(sandbox, shared_config):
 
 
 # -- faults: retried or handled, nothing lost, nothing twice --------------------------------------
-@pytest.mark.parametrize(("kind", "retried"), [
-    ("500", True), ("502", True), ("503", True), ("drop", True), ("truncate", True),
-    ("repeat", False),  # the next page starts with this page's last item again
-    ("next_on_last", False),  # the last page links to itself
-])
+@pytest.mark.parametrize(
+    ("kind", "retried"),
+    [
+        ("500", True),
+        ("502", True),
+        ("503", True),
+        ("drop", True),
+        ("truncate", True),
+        ("repeat", False),  # the next page starts with this page's last item again
+        ("next_on_last", False),  # the last page links to itself
+    ],
+)
 def test_faults_lose_and_duplicate_nothing(faulty, faulty_config, kind, retried):
     sleeps = Sleeps()
     client = client_for(faulty_config, "sandbox-token", sleep=sleeps)
@@ -337,7 +351,7 @@ def test_retries_back_off_with_jitter_then_raise_server_error(faulty, faulty_con
         client.get_json(LISTING)
 
     assert client.requests_sent == 4
-    assert len(sleeps) == 3 and all(0 <= wait <= 2 ** i for i, wait in enumerate(sleeps))
+    assert len(sleeps) == 3 and all(0 <= wait <= 2**i for i, wait in enumerate(sleeps))
     assert len(set(sleeps)) == 3  # jitter: no two waits alike
     assert "after 4 attempts" in str(raised.value) and LISTING in str(raised.value)
 
@@ -387,7 +401,8 @@ def test_no_secret_reaches_a_log_record_or_an_exception(fresh_sandbox, config, c
         failures.append(str(raised.value))
         with pytest.raises(AuthenticationError) as raised:
             GitAccess(name, bad.connection.git_url, lambda: ("x-bitbucket-api-token-auth", WRONG)).ls_remote(
-                WS, "python-service")
+                WS, "python-service"
+            )
         failures.append(str(raised.value))
 
     world = fresh_sandbox.world
@@ -406,18 +421,21 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # nothing listens once the probe is closed
 
 
-@pytest.mark.parametrize(("host_url", "reason"), [
-    ("http://127.0.0.1:{closed}/2.0", "connection refused"),  # the port is picked when the test runs
-    ("http://no-such-host.invalid/2.0", "host name does not resolve (DNS)"),
-    ("https://{sandbox}/2.0", "TLS handshake failed"),  # the sandbox speaks plain HTTP
-])
+@pytest.mark.parametrize(
+    ("host_url", "reason"),
+    [
+        ("http://127.0.0.1:{closed}/2.0", "connection refused"),  # the port is picked when the test runs
+        ("http://no-such-host.invalid/2.0", "host name does not resolve (DNS)"),
+        ("https://{sandbox}/2.0", "TLS handshake failed"),  # the sandbox speaks plain HTTP
+    ],
+)
 @pytest.mark.parametrize("name", ["sandbox-token", "sandbox-app"])
-def test_an_unreachable_host_is_named_and_fails_after_one_short_retry(faulty, faulty_config, host_url, reason,
-                                                                      name):
+def test_an_unreachable_host_is_named_and_fails_after_one_short_retry(faulty, faulty_config, host_url, reason, name):
     clock = ManualClock(ANCHOR)
     host_url = host_url.format(sandbox=faulty.base_url.removeprefix("http://"), closed=closed_port())
-    client = client_for(faulty_config, name, clock=clock, sleep=Sleeps(clock), host_url=host_url,
-                        web_url=host_url.removesuffix("/2.0"))
+    client = client_for(
+        faulty_config, name, clock=clock, sleep=Sleeps(clock), host_url=host_url, web_url=host_url.removesuffix("/2.0")
+    )
 
     with pytest.raises(UnreachableError) as raised:
         client.get_json(f"/repositories/{WS}")

@@ -16,15 +16,15 @@ import yaml
 from dagster import DagsterInstance
 
 from ox_bb_pipeline import lake
+from ox_bb_pipeline.app.runner import run_stages
 from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, ExtractReport, StateStore
-from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.app.runner import run_stages
-from ox_bb_sandbox.server import SandboxServer
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
+from ox_bb_sandbox.server import SandboxServer
 
 WS = "acme-payments"
 REPO_ROUTES = "/2.0/repositories/{workspace}/{repo_slug}/"  # per-repository endpoints, as the stats name them
@@ -63,8 +63,9 @@ def extract(path: Path, name: str = "sandbox-token", **options) -> ExtractReport
     previous = {t: lake.read_partition("raw", t, name) for t in tables.TABLES}
     store = StateStore(name)
     state = store.load()
-    report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state,
-                       options=ExtractOptions(**options)).run()
+    report = Extractor(
+        client, git, redact_yml=redact_text, previous=previous, state=state, options=ExtractOptions(**options)
+    ).run()
     for table in tables.TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
     store.save(state)
@@ -113,45 +114,69 @@ def test_a_first_extraction_writes_every_raw_table_as_the_sandbox_has_it(tiny, c
     assert report.problems == [] and rows("extraction_status") == []  # alice is an admin with every scope
 
     assert {(r["workspace"], r["workspace_uuid"], r["administrator"]) for r in rows("workspaces")} == {
-        (w.slug, w.uuid, True) for w in world.workspaces.values()}
+        (w.slug, w.uuid, True) for w in world.workspaces.values()
+    }
     assert {r["project_key"] for r in rows("projects")} == set(ws.projects)
-    assert {(r["repository_uuid"], r["repository"], r["project_key"], r["mainbranch"], r["is_private"],
-             r["fork_policy"], r["selected"]) for r in rows("repositories")} == {
-        (r.uuid, r.slug, r.project_key, r.mainbranch, r.is_private, r.fork_policy, True) for r in repos}
-    assert all(r["clone_url"].endswith(f"/{WS}/{r['repository']}.git") and "@" not in r["clone_url"]
-               for r in rows("repositories"))
+    assert {
+        (
+            r["repository_uuid"],
+            r["repository"],
+            r["project_key"],
+            r["mainbranch"],
+            r["is_private"],
+            r["fork_policy"],
+            r["selected"],
+        )
+        for r in rows("repositories")
+    } == {(r.uuid, r.slug, r.project_key, r.mainbranch, r.is_private, r.fork_policy, True) for r in repos}
+    assert all(
+        r["clone_url"].endswith(f"/{WS}/{r['repository']}.git") and "@" not in r["clone_url"]
+        for r in rows("repositories")
+    )
     assert {(r["repository"], r["branch"], r["commit"]) for r in rows("branches")} == {
-        (r.slug, name, sha) for r in repos for name, sha in r.git.branches()}
+        (r.slug, name, sha) for r in repos for name, sha in r.git.branches()
+    }
     assert {(r["repository"], r["pr_id"], r["state"]) for r in rows("pull_requests")} == {
-        (r.slug, pr.id, pr.state) for r in repos for pr in r.pull_requests}
+        (r.slug, pr.id, pr.state) for r in repos for pr in r.pull_requests
+    }
     assert {(r["repository"], r["commit"]) for r in rows("main_branch_commits")} == {
-        (r.slug, sha) for r in repos for sha in r.git.rev_list([r.mainbranch])}
+        (r.slug, sha) for r in repos for sha in r.git.rev_list([r.mainbranch])
+    }
     merged = {(r.slug, pr.merge_commit): pr.id for r in repos for pr in r.pull_requests if pr.merge_commit}
-    assert {(r["repository"], r["commit"]): r["pr_id"] for r in rows("main_branch_commits")
-            if r["pr_id"] is not None} == merged  # each merge commit knows its pull request
+    assert {
+        (r["repository"], r["commit"]): r["pr_id"] for r in rows("main_branch_commits") if r["pr_id"] is not None
+    } == merged  # each merge commit knows its pull request
     assert {(r["repository"], r["restriction_id"]) for r in rows("branch_restrictions")} == {
-        (r.slug, rule["id"]) for r in repos for rule in r.branch_restrictions}
+        (r.slug, rule["id"]) for r in repos for rule in r.branch_restrictions
+    }
     assert {r["repository"] for r in rows("branching_models")} == {r.slug for r in repos}
     assert {(r["repository"], r["nickname"]) for r in rows("default_reviewers")} == {
-        (r.slug, user) for r in repos for user in r.default_reviewers}
+        (r.slug, user) for r in repos for user in r.default_reviewers
+    }
     assert {(r["repository"], r["enabled"], r["yml_present"]) for r in rows("pipeline_configs")} == {
-        (r.slug, r.pipelines_enabled, r.pipelines_enabled) for r in repos}
-    assert {(r["repository"], r["level"], r["environment"], r["key"], r["secured"])
-            for r in rows("pipeline_variables")} == {
-        (None, "workspace", None, v.key, v.secured) for v in ws.variables} | {
-        (r.slug, "repository", None, v.key, v.secured) for r in repos for v in r.variables} | {
-        (r.slug, "deployment", e.name, v.key, v.secured) for r in repos for e in r.environments for v in e.variables}
+        (r.slug, r.pipelines_enabled, r.pipelines_enabled) for r in repos
+    }
+    assert {
+        (r["repository"], r["level"], r["environment"], r["key"], r["secured"]) for r in rows("pipeline_variables")
+    } == {(None, "workspace", None, v.key, v.secured) for v in ws.variables} | {
+        (r.slug, "repository", None, v.key, v.secured) for r in repos for v in r.variables
+    } | {(r.slug, "deployment", e.name, v.key, v.secured) for r in repos for e in r.environments for v in e.variables}
     assert {(r["repository"], r["build_number"], r["result"]) for r in rows("pipeline_runs")} == {
-        (r.slug, run.build_number, run.result) for r in repos for run in r.pipelines}
+        (r.slug, run.build_number, run.result) for r in repos for run in r.pipelines
+    }
     assert {(r["repository"], r["name"]) for r in rows("environments")} == {
-        (r.slug, e.name) for r in repos for e in r.environments}
+        (r.slug, e.name) for r in repos for e in r.environments
+    }
     assert {(r["repository"], r["key_id"]) for r in rows("deploy_keys")} == {
-        (r.slug, k.id) for r in repos for k in r.deploy_keys}
+        (r.slug, k.id) for r in repos for k in r.deploy_keys
+    }
     assert {(r["repository"], r["url"], r["secret_set"]) for r in rows("webhooks")} == {
-        (None, h.url, h.secret_set) for h in ws.hooks} | {(r.slug, h.url, h.secret_set) for r in repos for h in r.hooks}
+        (None, h.url, h.secret_set) for h in ws.hooks
+    } | {(r.slug, h.url, h.secret_set) for r in repos for h in r.hooks}
     permissions = rows("repository_permissions")
-    assert permissions and all(p["permission"] == world.permission(p["nickname"], ws.repositories[p["repository"]])
-                               for p in permissions)
+    assert permissions and all(
+        p["permission"] == world.permission(p["nickname"], ws.repositories[p["repository"]]) for p in permissions
+    )
     # The sandbox plants data in every table but default reviewers (no clean repository in TINY).
     empty = {t for t in tables.TABLES if not rows(t)}
     assert empty == {"default_reviewers", "extraction_status"}
@@ -211,8 +236,9 @@ def push_a_commit(path: Path, slug: str, work: Path) -> str:
     git = GitAccess(connection.name, connection.git_url, client.auth.git_credentials)
     git.run(["clone", "--quiet", git.remote_url(WS, slug), str(work)], what="clone")
     identity = ["-c", "user.name=Test Pusher", "-c", "user.email=pusher@example.com"]
-    git.run(["-C", str(work), *identity, "commit", "--quiet", "--allow-empty", "-m", "Hotfix"], what="commit",
-            remote=False)
+    git.run(
+        ["-C", str(work), *identity, "commit", "--quiet", "--allow-empty", "-m", "Hotfix"], what="commit", remote=False
+    )
     git.run(["-C", str(work), "push", "--quiet", "origin", "HEAD:main"], what="push")
     return git.run(["-C", str(work), "rev-parse", "HEAD"], what="rev-parse", remote=False).strip()
 
@@ -242,21 +268,18 @@ def test_pull_requests_resume_from_the_watermark(fresh_sandbox, own_connections_
 
 
 # -- selection ------------------------------------------------------------------------------------
-def test_selection_marks_repositories_and_a_changed_selection_deselects_without_dropping(
-        connections_file, home):
+def test_selection_marks_repositories_and_a_changed_selection_deselects_without_dropping(connections_file, home):
     set_selection(connections_file, "sandbox-token", include=["*"], exclude=["*/*/node-web"])
     extract(connections_file)
 
-    assert {r["repository"]: r["selected"] for r in rows("repositories")} == {"python-service": True,
-                                                                              "node-web": False}
+    assert {r["repository"]: r["selected"] for r in rows("repositories")} == {"python-service": True, "node-web": False}
     assert {r["repository"] for r in rows("branches")} == {"python-service"}
 
     # The next run follows the file: python-service leaves the selection, node-web joins it.
     set_selection(connections_file, "sandbox-token", include=[f"{WS}/*/node-web"], exclude=[])
     extract(connections_file)
 
-    assert {r["repository"]: r["selected"] for r in rows("repositories")} == {"python-service": False,
-                                                                              "node-web": True}
+    assert {r["repository"]: r["selected"] for r in rows("repositories")} == {"python-service": False, "node-web": True}
     for table in tables.TABLES:
         if table not in ("repositories", "workspaces", "projects"):
             assert not of(table, "python-service"), f"{table} still has rows of a deselected repository"
@@ -284,13 +307,13 @@ def test_pipeline_variable_values_never_reach_the_lake(tiny, connections_file, h
             assert p["value"].encode() not in raw and p["value"] not in cells, file
     flagged = {(r["level"], r["key"]) for r in rows("pipeline_variables") if r["value_looks_secret"]}
     assert {("workspace", "NPM_TOKEN"), ("repository", "AWS_SECRET_ACCESS_KEY")} <= flagged
-    assert all(r["value_hash"] and len(r["value_hash"]) == 64 for r in rows("pipeline_variables")
-               if r["value_looks_secret"])
+    assert all(
+        r["value_hash"] and len(r["value_hash"]) == 64 for r in rows("pipeline_variables") if r["value_looks_secret"]
+    )
     assert all(r["value_hash"] is None for r in rows("pipeline_variables") if r["secured"])
 
 
-def test_admin_endpoints_refused_to_a_member_become_status_rows_and_the_run_goes_on(
-        tiny, connections_file, home):
+def test_admin_endpoints_refused_to_a_member_become_status_rows_and_the_run_goes_on(tiny, connections_file, home):
     report = extract(connections_file, "sandbox-token-member")  # bob: a member, not an admin
 
     status = rows("extraction_status", "sandbox-token-member")
@@ -318,14 +341,19 @@ def several_connections(tiny, tmp_path_factory):
         path = tiny.write_connections(root / "connections.yaml")
         document = yaml.safe_load(path.read_text())
         document["connections"] = [c for c in document["connections"] if c["name"] in SEVERAL] + [
-            {"name": "broken-token", "method": "token", "host_url": tiny.api_url, "email": "alice@example.com",
-             "api_token": "${OX_BB_BROKEN_TOKEN}"}]
+            {
+                "name": "broken-token",
+                "method": "token",
+                "host_url": tiny.api_url,
+                "email": "alice@example.com",
+                "api_token": "${OX_BB_BROKEN_TOKEN}",
+            }
+        ]
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         with open(root / "connections.yaml.env", "a") as env_file:
             env_file.write("OX_BB_BROKEN_TOKEN=ATATT3x-not-a-valid-token\n")
         progress: list[str] = []
-        results = run_stages("extract", path, progress=progress.append,
-                             dagster_instance=DagsterInstance.ephemeral())
+        results = run_stages("extract", path, progress=progress.append, dagster_instance=DagsterInstance.ephemeral())
         yield {r.connection: r for r in results}, progress, root / "home"
     shutil.rmtree(root, ignore_errors=True)
 

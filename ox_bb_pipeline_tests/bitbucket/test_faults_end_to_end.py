@@ -22,18 +22,18 @@ import yaml
 from dagster import DagsterInstance
 
 from ox_bb_pipeline import lake
+from ox_bb_pipeline.app.runner import run_stages
 from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient, RequestBudget
 from ox_bb_pipeline.bitbucket.errors import BitbucketError
 from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, StateStore
-from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_pipeline.scanners.secrets import redact_text
+from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 from ox_bb_sandbox.generator import SandboxSpec
 from ox_bb_sandbox.server import SandboxServer
-from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 
 WS = "acme-payments"
 VOLATILE = ("extracted_at", "checked_at")
@@ -120,8 +120,9 @@ def _extract(path: Path, home: Path, name: str, server, hook) -> None:
     previous = {t: lake.read_partition("raw", t, name, home) for t in tables.TABLES}
     store = StateStore(name, home)
     state = store.load()
-    report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state,
-                       options=ExtractOptions()).run()
+    report = Extractor(
+        client, git, redact_yml=redact_text, previous=previous, state=state, options=ExtractOptions()
+    ).run()
     for table in tables.TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home)
     store.save(state)
@@ -129,9 +130,13 @@ def _extract(path: Path, home: Path, name: str, server, hook) -> None:
 
 def snapshot(home: Path, name: str) -> dict[str, list[str]]:
     """Every raw table of the connection, rows as canonical JSON, sorted (duplicates kept)."""
-    return {t: sorted(json.dumps({k: v for k, v in r.items() if k not in VOLATILE}, sort_keys=True, default=str)
-                      for r in lake.read_partition("raw", t, name, home))
-            for t in tables.TABLES}
+    return {
+        t: sorted(
+            json.dumps({k: v for k, v in r.items() if k not in VOLATILE}, sort_keys=True, default=str)
+            for r in lake.read_partition("raw", t, name, home)
+        )
+        for t in tables.TABLES
+    }
 
 
 def lake_files(home: Path) -> list[Path]:
@@ -177,8 +182,9 @@ def fired(server) -> int:
 # -- the matrix -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", [*TRANSIENT, "next_on_last"])
 @pytest.mark.parametrize("family", list(ROUTES))
-def test_a_fault_once_is_retried_and_the_rows_are_the_clean_runs(server, connections_file, reference, tmp_path,
-                                                                 family, kind):
+def test_a_fault_once_is_retried_and_the_rows_are_the_clean_runs(
+    server, connections_file, reference, tmp_path, family, kind
+):
     admin(server, "POST", "faults", {"route": ROUTES[family], "kind": kind, "times": 1, "delay": SLOW_DELAY})
 
     result, message = outcome(server, connections_file, reference, tmp_path)
@@ -190,29 +196,36 @@ def test_a_fault_once_is_retried_and_the_rows_are_the_clean_runs(server, connect
 @pytest.mark.parametrize("kind", TRANSIENT)
 @pytest.mark.parametrize("family", list(ROUTES))
 def test_a_persistent_fault_fails_the_connection_naming_the_endpoint_and_writes_nothing(
-        server, connections_file, reference, tmp_path, family, kind):
+    server, connections_file, reference, tmp_path, family, kind
+):
     admin(server, "POST", "faults", {"route": ROUTES[family], "kind": kind, "times": 0, "delay": SLOW_DELAY})
 
     result, message = outcome(server, connections_file, reference, tmp_path)
 
     assert result == "failed"
     assert "connection 'sandbox-token'" in message and ENDPOINTS[family] in message, message
-    cause = {"500": "HTTP 500", "502": "HTTP 502", "503": "HTTP 503", "truncate": "truncated or invalid JSON",
-             "slow": "ReadTimeout", "drop": "ConnectionError"}[kind]
+    cause = {
+        "500": "HTTP 500",
+        "502": "HTTP 502",
+        "503": "HTTP 503",
+        "truncate": "truncated or invalid JSON",
+        "slow": "ReadTimeout",
+        "drop": "ConnectionError",
+    }[kind]
     assert cause in message, message
 
 
 @pytest.mark.parametrize("family", list(ROUTES))
-def test_a_next_link_on_every_last_page_is_not_followed_twice(server, connections_file, reference, tmp_path,
-                                                              family):
+def test_a_next_link_on_every_last_page_is_not_followed_twice(server, connections_file, reference, tmp_path, family):
     admin(server, "POST", "faults", {"route": ROUTES[family], "kind": "next_on_last", "times": 0})
 
     assert outcome(server, connections_file, reference, tmp_path) == ("clean", None)
     assert fired(server) >= 1
 
 
-def test_a_low_rate_limit_fails_the_connection_saying_the_hourly_limit_is_reached(server, connections_file,
-                                                                                  reference, tmp_path):
+def test_a_low_rate_limit_fails_the_connection_saying_the_hourly_limit_is_reached(
+    server, connections_file, reference, tmp_path
+):
     admin(server, "POST", "rate-limit", {"limit": 5, "reset": True})
 
     result, message = outcome(server, connections_file, reference, tmp_path)
@@ -221,8 +234,9 @@ def test_a_low_rate_limit_fails_the_connection_saying_the_hourly_limit_is_reache
     assert "connection 'sandbox-token'" in message and "429" in message and "hourly request limit" in message
 
 
-def test_an_oauth_token_expiring_mid_run_is_refreshed_and_the_rows_are_the_clean_runs(server, connections_file,
-                                                                                       reference, tmp_path):
+def test_an_oauth_token_expiring_mid_run_is_refreshed_and_the_rows_are_the_clean_runs(
+    server, connections_file, reference, tmp_path
+):
     before = admin(server, "GET", "stats")["oauth_total"]
     expire = lambda n: server.clock.advance(3 * 3600) if n == 6 else None  # noqa: E731 - 2 h lifetime
 
@@ -231,7 +245,8 @@ def test_an_oauth_token_expiring_mid_run_is_refreshed_and_the_rows_are_the_clean
 
 
 def test_the_extract_stage_run_as_dagster_runs_it_retries_a_fault_and_writes_the_clean_rows(
-        server, connections_file, reference, tmp_path, monkeypatch):
+    server, connections_file, reference, tmp_path, monkeypatch
+):
     """The same cell through `run_stages` (the asset, its resource and its retry handling), not the
     helper above: a 503 on the pull-request route once."""
     expected = reference["sandbox-token"]
@@ -240,8 +255,13 @@ def test_the_extract_stage_run_as_dagster_runs_it_retries_a_fault_and_writes_the
     monkeypatch.chdir(tmp_path)
     admin(server, "POST", "faults", {"route": ROUTES["pull_requests"], "kind": "503", "times": 1})
 
-    [result] = run_stages("extract", connections_file, "sandbox-token", progress=lambda line: None,
-                          dagster_instance=DagsterInstance.ephemeral())
+    [result] = run_stages(
+        "extract",
+        connections_file,
+        "sandbox-token",
+        progress=lambda line: None,
+        dagster_instance=DagsterInstance.ephemeral(),
+    )
 
     assert result.success, result.error
     assert fired(server) == 1
@@ -249,8 +269,7 @@ def test_the_extract_stage_run_as_dagster_runs_it_retries_a_fault_and_writes_the
 
 
 # -- faults that need a second page: one repository with more pull requests than the client's pagelen --
-PAGED = SandboxSpec(seed=11, workspaces=1, projects=1, repos=1, branches=1, pull_requests=55, commits=2,
-                    anchor=ANCHOR)
+PAGED = SandboxSpec(seed=11, workspaces=1, projects=1, repos=1, branches=1, pull_requests=55, commits=2, anchor=ANCHOR)
 
 
 @pytest.fixture(scope="module")
@@ -266,12 +285,12 @@ def paged(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind, times", [("repeat", 1), ("repeat", 0), ("next_on_last", 0)])
-def test_a_page_that_repeats_an_item_or_links_past_the_end_neither_duplicates_nor_loses_rows(paged, tmp_path,
-                                                                                            kind, times):
+def test_a_page_that_repeats_an_item_or_links_past_the_end_neither_duplicates_nor_loses_rows(
+    paged, tmp_path, kind, times
+):
     server, path, clean = paged
     admin(server, "DELETE", "faults")
-    admin(server, "POST", "faults", {"route": f"/2.0/repositories/{WS}/*/pullrequests", "kind": kind,
-                                     "times": times})
+    admin(server, "POST", "faults", {"route": f"/2.0/repositories/{WS}/*/pullrequests", "kind": kind, "times": times})
 
     assert outcome(server, path, clean, tmp_path) == ("clean", None)
     assert fired(server) >= 1, "the fault never reached the extract"

@@ -28,21 +28,21 @@ import yaml
 from dagster import DagsterInstance
 
 from ox_bb_pipeline import lake
+from ox_bb_pipeline.app.runner import run_stages
 from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, StateStore
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
-from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_pipeline.findings import FINDING_SCHEMA
 from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.bandit import BanditScanner
-from ox_bb_pipeline.findings import FINDING_SCHEMA
 from ox_bb_pipeline.scanners.secrets import SecretsScanner, redact_text
 from ox_bb_pipeline.scanners.stage import REPOSITORY_FILES_SCHEMA, SCAN_RUN_SCHEMA, scan_repositories
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.warehouse.runner import build, warehouse_path
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
+from ox_bb_sandbox.server import SandboxServer
 
 WS = "acme-payments"
 ROUTES = {"info_refs": "/*/*.git/info/refs", "upload_pack": "/*/*.git/git-upload-pack"}
@@ -50,9 +50,14 @@ KINDS = ("500", "502", "503", "slow", "drop", "truncate", "401")
 SLOW_DELAY = 0.3
 VOLATILE = ("extracted_at", "checked_at", "scanned_at", "duration_seconds", "detected_at")
 # The cause each persistent fault must be reported with (git's own words for it, kept in the message).
-CAUSES = {"500": "returned error: 500", "502": "returned error: 502", "503": "returned error: 503",
-          "drop": "Empty reply from server",
-          "truncate": ("expected flush", "bytes of body are still expected"), "401": "refused the credential"}
+CAUSES = {
+    "500": "returned error: 500",
+    "502": "returned error: 502",
+    "503": "returned error: 503",
+    "drop": "Empty reply from server",
+    "truncate": ("expected flush", "bytes of body are still expected"),
+    "401": "refused the credential",
+}
 SCANNERS = (SecretsScanner, BanditScanner)  # in-process and one small tool: clone faults do not depend on which
 FINDINGS = ("secrets", "bandit", "posture")
 
@@ -117,8 +122,15 @@ def extract(server, path: Path, home: Path, name: str, *, full_refresh: bool = F
         previous = {t: lake.read_partition("raw", t, name, home) for t in tables.TABLES}
         store = StateStore(name, home)
         state = store.load()
-        report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state, home=home,
-                           options=ExtractOptions(full_refresh=full_refresh)).run()
+        report = Extractor(
+            client,
+            git,
+            redact_yml=redact_text,
+            previous=previous,
+            state=state,
+            home=home,
+            options=ExtractOptions(full_refresh=full_refresh),
+        ).run()
         for table in tables.TABLES:
             lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home)
         store.save(state)
@@ -132,32 +144,44 @@ def scan(server, path: Path, home: Path, name: str, hook=None):
         patch.setenv("OX_BB_HOME", str(home))
         _, git = clients(server, path, name, hook)
         raw = {t: lake.read_partition("raw", t, name, home) for t in tables.TABLES}
-        report = scan_repositories(raw["repositories"], git, scanners=[s() for s in SCANNERS], home=home,
-                                   clock=server.clock,
-                                   previous_files=lake.read_partition("inventory", "repository_files", name, home))
-        result = posture.evaluate({**raw, "repository_files": report.repository_files}, connection=name,
-                                  now=server.clock.now())
+        report = scan_repositories(
+            raw["repositories"],
+            git,
+            scanners=[s() for s in SCANNERS],
+            home=home,
+            clock=server.clock,
+            previous_files=lake.read_partition("inventory", "repository_files", name, home),
+        )
+        result = posture.evaluate(
+            {**raw, "repository_files": report.repository_files}, connection=name, now=server.clock.now()
+        )
         report.findings["posture"] = [f.row() for f in result.findings]
         for scanner in FINDINGS:
             lake.write_partition("findings", scanner, name, report.findings.get(scanner, []), FINDING_SCHEMA, home)
         lake.write_partition(lake.SCANS_ZONE, "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA, home)
         lake.write_partition(lake.SCANS_ZONE, "posture_results", name, result.results, posture.RESULT_SCHEMA, home)
-        lake.write_partition("inventory", "repository_files", name, report.repository_files,
-                             REPOSITORY_FILES_SCHEMA, home)
+        lake.write_partition(
+            "inventory", "repository_files", name, report.repository_files, REPOSITORY_FILES_SCHEMA, home
+        )
         return report
 
 
 def rows(home: Path, name: str, zone: str, table: str) -> list[str]:
-    return sorted(json.dumps({k: v for k, v in r.items() if k not in VOLATILE}, sort_keys=True, default=str)
-                  for r in lake.read_partition(zone, table, name, home))
+    return sorted(
+        json.dumps({k: v for k, v in r.items() if k not in VOLATILE}, sort_keys=True, default=str)
+        for r in lake.read_partition(zone, table, name, home)
+    )
 
 
 def raw_snapshot(home: Path, name: str) -> dict[str, list[str]]:
     return {t: rows(home, name, "raw", t) for t in tables.TABLES}
 
 
-SCAN_TABLES = [("findings", t) for t in FINDINGS] + [(lake.SCANS_ZONE, t) for t in ("scan_runs", "posture_results")] + \
-    [("inventory", "repository_files")]
+SCAN_TABLES = (
+    [("findings", t) for t in FINDINGS]
+    + [(lake.SCANS_ZONE, t) for t in ("scan_runs", "posture_results")]
+    + [("inventory", "repository_files")]
+)
 
 
 def scan_snapshot(home: Path, name: str) -> dict[str, list[str]]:
@@ -185,8 +209,12 @@ def clean(server, connections_file, tmp_path_factory) -> dict:
         extract(server, connections_file, home, name)
         scan(server, connections_file, home, name)
         warehouse(home, server.clock.now())
-        reference = {"home": home, "raw": raw_snapshot(home, name), "scan": scan_snapshot(home, name),
-                     "queue": queue(home)}
+        reference = {
+            "home": home,
+            "raw": raw_snapshot(home, name),
+            "scan": scan_snapshot(home, name),
+            "queue": queue(home),
+        }
         assert reference["raw"]["main_branch_commits"] and reference["raw"]["pipeline_configs"], "no git rows"
         assert reference["scan"]["findings/secrets"] and reference["queue"], "the clean scan found nothing"
         assert not [r for r in reference["scan"]["scans/scan_runs"] if '"status": "error"' in r]
@@ -223,8 +251,9 @@ def assert_cause(kind: str, text: str) -> None:
 # -- extract ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("route", list(ROUTES))
-def test_extract_a_git_fault_once_is_retried_and_the_rows_are_the_clean_runs(server, connections_file, clean,
-                                                                             tmp_path, route, kind):
+def test_extract_a_git_fault_once_is_retried_and_the_rows_are_the_clean_runs(
+    server, connections_file, clean, tmp_path, route, kind
+):
     name = connection_for(kind)
     home = home_from(clean, name, tmp_path)
     fault(server, route, kind, times=1)
@@ -239,7 +268,8 @@ def test_extract_a_git_fault_once_is_retried_and_the_rows_are_the_clean_runs(ser
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "slow"])
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_extract_a_persistent_git_fault_keeps_the_last_rows_names_each_repository_and_a_rerun_converges(
-        server, connections_file, clean, tmp_path, route, kind):
+    server, connections_file, clean, tmp_path, route, kind
+):
     name = connection_for(kind)
     home = home_from(clean, name, tmp_path)
     expected = clean[name]["raw"]
@@ -279,12 +309,12 @@ def expire_before(call: int, server):
 
 
 def test_extract_an_oauth_token_expiring_between_git_reads_is_refreshed_and_the_rows_are_the_clean_runs(
-        server, connections_file, clean, tmp_path):
+    server, connections_file, clean, tmp_path
+):
     home = home_from(clean, "sandbox-app", tmp_path)
     before = admin(server, "GET", "stats")["oauth_total"]
 
-    report = extract(server, connections_file, home, "sandbox-app", full_refresh=True,
-                     hook=expire_before(2, server))
+    report = extract(server, connections_file, home, "sandbox-app", full_refresh=True, hook=expire_before(2, server))
 
     assert report.problems == []
     assert admin(server, "GET", "stats")["oauth_total"] > before, "the expired token was never refreshed"
@@ -295,7 +325,8 @@ def test_extract_an_oauth_token_expiring_between_git_reads_is_refreshed_and_the_
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_scan_a_git_fault_once_on_a_clone_is_retried_and_every_findings_table_is_the_clean_runs(
-        server, connections_file, clean, tmp_path, route, kind):
+    server, connections_file, clean, tmp_path, route, kind
+):
     name = connection_for(kind)
     home = home_from(clean, name, tmp_path, rescan=True)
     fault(server, route, kind, times=1)
@@ -310,7 +341,8 @@ def test_scan_a_git_fault_once_on_a_clone_is_retried_and_every_findings_table_is
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "slow"])
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_scan_a_persistent_git_fault_records_clone_errors_and_resolves_no_finding(
-        server, connections_file, clean, tmp_path, route, kind):
+    server, connections_file, clean, tmp_path, route, kind
+):
     name = connection_for(kind)
     home = home_from(clean, name, tmp_path, rescan=True)
     expected = clean[name]["scan"]
@@ -323,8 +355,9 @@ def test_scan_a_persistent_git_fault_records_clone_errors_and_resolves_no_findin
     for scanner in ("secrets", "bandit"):  # no fresh result, and no rows other than the clean run's
         assert set(got[f"findings/{scanner}"]) <= set(expected[f"findings/{scanner}"])
     runs = [json.loads(r) for r in got["scans/scan_runs"]]
-    assert {(r["repository"], r["scanner"]) for r in runs} == \
-        {(json.loads(r)["repository"], json.loads(r)["scanner"]) for r in expected["scans/scan_runs"]}
+    assert {(r["repository"], r["scanner"]) for r in runs} == {
+        (json.loads(r)["repository"], json.loads(r)["scanner"]) for r in expected["scans/scan_runs"]
+    }
     assert len(runs) == len(expected["scans/scan_runs"]), "duplicated or missing scan_runs rows"
     for run in runs:
         assert run["status"] == "error", run
@@ -343,7 +376,8 @@ def test_scan_a_persistent_git_fault_records_clone_errors_and_resolves_no_findin
 
 
 def test_scan_an_oauth_token_expiring_between_clones_is_refreshed_and_the_findings_are_the_clean_runs(
-        server, connections_file, clean, tmp_path):
+    server, connections_file, clean, tmp_path
+):
     home = home_from(clean, "sandbox-app", tmp_path, rescan=True)
     before = admin(server, "GET", "stats")["oauth_total"]
 
@@ -356,7 +390,8 @@ def test_scan_an_oauth_token_expiring_between_clones_is_refreshed_and_the_findin
 # -- through Dagster ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("times", [1, 0])
 def test_the_extract_stage_as_dagster_runs_it_is_ok_after_one_git_fault_and_degraded_naming_the_cause_under_many(
-        server, connections_file, clean, tmp_path, monkeypatch, times):
+    server, connections_file, clean, tmp_path, monkeypatch, times
+):
     """Two cells through `run_stages` (the asset, its resource and run status), not the helpers above; the
     resource's git waits its real retry delays (4 s a repository under the persistent fault)."""
     home = home_from(clean, "sandbox-token", tmp_path)
@@ -364,13 +399,20 @@ def test_the_extract_stage_as_dagster_runs_it_is_ok_after_one_git_fault_and_degr
     monkeypatch.chdir(tmp_path)
     fault(server, "info_refs", "503", times=times)
 
-    [result] = run_stages("extract", connections_file, "sandbox-token", full_refresh=True,
-                          progress=lambda line: None, dagster_instance=DagsterInstance.ephemeral())
+    [result] = run_stages(
+        "extract",
+        connections_file,
+        "sandbox-token",
+        full_refresh=True,
+        progress=lambda line: None,
+        dagster_instance=DagsterInstance.ephemeral(),
+    )
 
     assert result.success, result.error
     got, expected = raw_snapshot(home, "sandbox-token"), clean["sandbox-token"]["raw"]
-    assert {t: r for t, r in got.items() if t != "extraction_status"} == \
-        {t: r for t, r in expected.items() if t != "extraction_status"}
+    assert {t: r for t, r in got.items() if t != "extraction_status"} == {
+        t: r for t, r in expected.items() if t != "extraction_status"
+    }
     if times == 1:
         assert (result.status, got["extraction_status"]) == ("ok", expected["extraction_status"])
         return

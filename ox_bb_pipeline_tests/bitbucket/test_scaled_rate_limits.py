@@ -50,20 +50,25 @@ def rate_limited(server) -> int:
     return requests.get(f"{server.base_url}/_sandbox/stats", timeout=10).json()["rate_limited"]
 
 
-@pytest.mark.parametrize(("seats", "ceiling", "effective"), [
-    (250, 10_000, 2500),  # the announced limit, below the budget
-    (2000, 10_000, 10_000),
-    (2000, 900, 900),  # the configured budget stays the ceiling
-])
-def test_the_client_paces_to_the_announced_limit_within_its_budget(fresh_sandbox, config, seats, ceiling,
-                                                                    effective):
+@pytest.mark.parametrize(
+    ("seats", "ceiling", "effective"),
+    [
+        (250, 10_000, 2500),  # the announced limit, below the budget
+        (2000, 10_000, 10_000),
+        (2000, 900, 900),  # the configured budget stays the ceiling
+    ],
+)
+def test_the_client_paces_to_the_announced_limit_within_its_budget(fresh_sandbox, config, seats, ceiling, effective):
     admin(fresh_sandbox, "plan", {"workspace": WS, "plan": "premium", "seats": seats})
     client, _ = token_client(fresh_sandbox, config, ceiling)
 
     client.get_json(f"/repositories/{WS}", {"pagelen": 1})
 
     assert (client.effective_limit, client.budget.announced, client.rate_limit_resource) == (
-        effective, min(1000 + 10 * (seats - 100), 10_000), "api")
+        effective,
+        min(1000 + 10 * (seats - 100), 10_000),
+        "api",
+    )
 
 
 def test_an_announced_limit_is_never_exceeded(fresh_sandbox, config):
@@ -118,10 +123,13 @@ def test_verify_reports_each_connections_effective_limit(fresh_sandbox, tmp_path
 
     result = ox_bb("verify", "--connections", str(path), "--format", "json", home=tmp_path / "home")
 
-    limits = {c["connection"]: (c["requests_per_hour"], c["announced_limit"])
-              for c in json.loads(result.stdout)["connections"]}
+    limits = {
+        c["connection"]: (c["requests_per_hour"], c["announced_limit"])
+        for c in json.loads(result.stdout)["connections"]
+    }
     assert limits["sandbox-access-token"] == (2500, 2500)
     assert limits["sandbox-token"] == (900, None)  # API tokens get no scaled limit: the configured budget
-    text = ox_bb("verify", "--connections", str(path), "--connection", "sandbox-access-token",
-                 home=tmp_path / "home").stdout
+    text = ox_bb(
+        "verify", "--connections", str(path), "--connection", "sandbox-access-token", home=tmp_path / "home"
+    ).stdout
     assert "rate limit: 2500 requests/hour; Bitbucket announces 2500" in text

@@ -17,10 +17,10 @@ from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.errors import AuthenticationError
 from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
-from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.scanners.posture import evaluate
+from ox_bb_pipeline.scanners.secrets import redact_text
 
 from .test_extract import WS, push_a_commit, without_timestamps
 
@@ -63,8 +63,11 @@ class Refusing(GitAccess):
 
     def run(self, args, *, what, cwd=None, remote=True):
         if self.refused in args:
-            raise AuthenticationError(f"connection '{self.connection_name}': git refused the credential on {what}",
-                                      connection=self.connection_name, endpoint=what)
+            raise AuthenticationError(
+                f"connection '{self.connection_name}': git refused the credential on {what}",
+                connection=self.connection_name,
+                endpoint=what,
+            )
         return super().run(args, what=what, cwd=cwd, remote=remote)
 
 
@@ -107,34 +110,53 @@ def test_a_token_that_expires_mid_run_loses_no_commit_and_no_pipelines_file(fres
     pushed = push_a_commit(connections, "python-service", tmp_path / "work")
     clean_yml = {r["repository"]: r["yml_present"] for r in lake.read_partition("raw", "pipeline_configs", name)}
 
-    report, client = extract(connections, name, lambda c: GitAccess(
-        name, load_connections(connections).get(name).git_url, ExpiresOnFirstGitUse(fresh_sandbox, c.auth),
-        auth=c.auth))
+    report, client = extract(
+        connections,
+        name,
+        lambda c: GitAccess(
+            name,
+            load_connections(connections).get(name).git_url,
+            ExpiresOnFirstGitUse(fresh_sandbox, c.auth),
+            auth=c.auth,
+        ),
+    )
 
     assert report.problems == [] and lake.read_partition("raw", "extraction_status", name) == []
     assert pushed in {c["commit"] for c in of("main_branch_commits", "python-service", name)}
-    assert {r["repository"]: r["yml_present"] for r in lake.read_partition("raw", "pipeline_configs", name)} \
-        == clean_yml
+    assert {
+        r["repository"]: r["yml_present"] for r in lake.read_partition("raw", "pipeline_configs", name)
+    } == clean_yml
     assert client.auth.token_requests == 2
 
 
 def test_a_failed_history_read_keeps_the_last_rows_marks_the_repository_and_is_read_again(
-        fresh_sandbox, connections, tmp_path):
+    fresh_sandbox, connections, tmp_path
+):
     name = "sandbox-token"
     extract(connections, name)
-    before = {t: of(t, "python-service", name) for t in ("main_branch_commits", "pipeline_configs",
-                                                         "pipeline_runs", "environments")}
+    before = {
+        t: of(t, "python-service", name)
+        for t in ("main_branch_commits", "pipeline_configs", "pipeline_runs", "environments")
+    }
     assert before["main_branch_commits"] and before["pipeline_configs"]
     pushed = push_a_commit(connections, "python-service", tmp_path / "work")
 
-    report, _ = extract(connections, name, lambda c: Refusing(
-        name, load_connections(connections).get(name).git_url, c.auth.git_credentials, refused="fetch"))
+    report, _ = extract(
+        connections,
+        name,
+        lambda c: Refusing(
+            name, load_connections(connections).get(name).git_url, c.auth.git_credentials, refused="fetch"
+        ),
+    )
 
     assert {t: of(t, "python-service", name) for t in before} == before  # stale, not lost
-    marked = {(s["repository"], s["table_name"], s["status"])
-              for s in lake.read_partition("raw", "extraction_status", name)}
-    assert marked == {("python-service", "main_branch_commits", "error"),
-                      ("python-service", "pipeline_configs", "error")}
+    marked = {
+        (s["repository"], s["table_name"], s["status"]) for s in lake.read_partition("raw", "extraction_status", name)
+    }
+    assert marked == {
+        ("python-service", "main_branch_commits", "error"),
+        ("python-service", "pipeline_configs", "error"),
+    }
     assert any("refused the credential" in p for p in report.problems)
 
     extract(connections, name)  # git works again: the repository is read afresh, not carried as it was
@@ -146,12 +168,19 @@ def test_a_failed_history_read_keeps_the_last_rows_marks_the_repository_and_is_r
 def test_a_failed_branch_listing_keeps_the_head_and_does_not_resolve_bb_014(fresh_sandbox, connections):
     name = "sandbox-token"
     extract(connections, name)
-    head = {r["repository"]: (r["main_head"], r["has_pipelines_yml"])
-            for r in lake.read_partition("raw", "repositories", name)}
+    head = {
+        r["repository"]: (r["main_head"], r["has_pipelines_yml"])
+        for r in lake.read_partition("raw", "repositories", name)
+    }
     assert all(h for h, _ in head.values())
 
-    report, _ = extract(connections, name, lambda c: Refusing(
-        name, load_connections(connections).get(name).git_url, c.auth.git_credentials, refused="ls-remote"))
+    report, _ = extract(
+        connections,
+        name,
+        lambda c: Refusing(
+            name, load_connections(connections).get(name).git_url, c.auth.git_credentials, refused="ls-remote"
+        ),
+    )
 
     assert {r["repository"]: (r["main_head"], r["has_pipelines_yml"]) for r in report.rows["repositories"]} == head
     posture = evaluate(report.rows, connection=name, now=datetime(2026, 11, 2, tzinfo=UTC))

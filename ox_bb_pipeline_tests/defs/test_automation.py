@@ -29,7 +29,6 @@ from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.automation.jobs import on_demand_run_config
-from ox_bb_pipeline.defs.retries import no_retry_for_permanent_errors
 from ox_bb_pipeline.defs.automation.schedules import (
     build_nightly_schedule,
     nightly_scan_schedule,
@@ -42,9 +41,10 @@ from ox_bb_pipeline.defs.automation.sensors import (
     warehouse_after_scans_sensor,
 )
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
+from ox_bb_pipeline.defs.retries import no_retry_for_permanent_errors
 from ox_bb_pipeline.run_failures import root_cause_message
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
+from ox_bb_sandbox.server import SandboxServer
 
 WS = "acme-payments"
 NIGHT = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
@@ -107,17 +107,14 @@ def test_the_nightly_schedule_skips_while_there_is_no_connection():
 
 def test_nightly_time_and_zone_come_from_the_environment_and_bad_values_say_what_to_do():
     assert nightly_settings({}) == ("0 2 * * *", "UTC")
-    assert nightly_settings(
-        {"OX_BB_NIGHTLY_CRON": "30 23 * * 1-5", "OX_BB_NIGHTLY_TIMEZONE": "Europe/Berlin"}
-    ) == ("30 23 * * 1-5", "Europe/Berlin")
+    assert nightly_settings({"OX_BB_NIGHTLY_CRON": "30 23 * * 1-5", "OX_BB_NIGHTLY_TIMEZONE": "Europe/Berlin"}) == (
+        "30 23 * * 1-5",
+        "Europe/Berlin",
+    )
 
-    with pytest.raises(
-        ValueError, match=r"OX_BB_NIGHTLY_CRON='0 25 \* \* \*' is not a cron schedule"
-    ):
+    with pytest.raises(ValueError, match=r"OX_BB_NIGHTLY_CRON='0 25 \* \* \*' is not a cron schedule"):
         nightly_settings({"OX_BB_NIGHTLY_CRON": "0 25 * * *"})
-    with pytest.raises(
-        ValueError, match=r"OX_BB_NIGHTLY_TIMEZONE='Mars/Olympus' is not a time zone.*Europe/Berlin"
-    ):
+    with pytest.raises(ValueError, match=r"OX_BB_NIGHTLY_TIMEZONE='Mars/Olympus' is not a time zone.*Europe/Berlin"):
         nightly_settings({"OX_BB_NIGHTLY_TIMEZONE": "Mars/Olympus"})
 
 
@@ -151,9 +148,7 @@ def connections(server, path: Path, names: list[str], broken: bool = False) -> P
 
 def push(path: Path, slug: str, work: Path) -> str:
     connection = load_connections(path).get("sandbox-token")
-    git = GitAccess(
-        connection.name, connection.git_url, BitbucketClient(connection).auth.git_credentials
-    )
+    git = GitAccess(connection.name, connection.git_url, BitbucketClient(connection).auth.git_credentials)
     git.run(["clone", "--quiet", git.remote_url(WS, slug), str(work)], what="clone")
     identity = ["-c", "user.name=Test Pusher", "-c", "user.email=pusher@example.com"]
     git.run(
@@ -205,9 +200,7 @@ def test_the_change_sensor_scans_just_the_pushed_repository_once_and_resumes_fro
         stats(fresh_sandbox, reset=True)
         quiet = tick(instance, first.cursor)
         per_route = stats(fresh_sandbox)["per_route"]
-        requests.post(
-            f"{fresh_sandbox.base_url}/_sandbox/clock", json={"advance_seconds": 60}, timeout=10
-        )
+        requests.post(f"{fresh_sandbox.base_url}/_sandbox/clock", json={"advance_seconds": 60}, timeout=10)
         pushed = push(path, "python-service", tmp_path / "work")
 
         saved = quiet.cursor  # as the daemon stores it
@@ -229,16 +222,12 @@ def test_the_change_sensor_scans_just_the_pushed_repository_once_and_resumes_fro
     assert cursor["sandbox-token"]["workspaces"][WS]["heads"]["python-service"] == pushed
 
 
-def test_a_connection_the_sensor_cannot_read_keeps_its_cursor_and_spoils_no_other(
-    fresh_sandbox, tmp_path, home
-):
+def test_a_connection_the_sensor_cannot_read_keeps_its_cursor_and_spoils_no_other(fresh_sandbox, tmp_path, home):
     path = connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"], broken=True)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("connections", ["sandbox-token", "broken-token"])
 
-    result = sensor_tick(
-        bitbucket_changes_sensor, instance, bitbucket=BitbucketResource(connections_file=str(path))
-    )
+    result = sensor_tick(bitbucket_changes_sensor, instance, bitbucket=BitbucketResource(connections_file=str(path)))
 
     cursor = json.loads(result.cursor)
     assert cursor["broken-token"] == {"workspaces": {}}  # nothing learnt: asked afresh next tick
@@ -304,9 +293,7 @@ def night(tmp_path_factory):
 def test_nightly_scan_runs_per_connection_then_the_warehouse_even_when_one_account_fails(night):
     assert night.scanned.success and not night.failed.success
     # A refused token fails at once: retrying it would only spend the budget again.
-    assert not any(
-        e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in night.failed.all_events
-    )
+    assert not any(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in night.failed.all_events)
     assert night.waiting.run_requests == []
     assert [r.run_key for r in night.ready.run_requests] == ["nightly:2026-11-02"]
     assert night.done.run_requests == []
@@ -349,52 +336,34 @@ def test_the_warehouse_does_not_wait_past_the_deadline_for_a_run_that_never_fini
 
 # -- on demand -------------------------------------------------------------------------------------
 def without_timestamps(rows: list[dict]) -> list[dict]:
-    return [
-        {k: v for k, v in r.items() if k not in ("extracted_at", "checked_at", "scanned_at")}
-        for r in rows
-    ]
+    return [{k: v for k, v in r.items() if k not in ("extracted_at", "checked_at", "scanned_at")} for r in rows]
 
 
 @NIGHT_TIMEOUT
-def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_others(
-    night, tmp_path
-):
+def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_others(night, tmp_path):
     def of(zone: str, table: str, slug: str) -> list[dict]:
         rows = without_timestamps(
-            [
-                r
-                for r in lake.read_partition(zone, table, "sandbox-token", night.home)
-                if r.get("repository") == slug
-            ]
+            [r for r in lake.read_partition(zone, table, "sandbox-token", night.home) if r.get("repository") == slug]
         )
         return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True, default=str))
 
-    kept = {
-        t: of("raw", t, "node-web")
-        for t in tables.TABLES
-        if t not in ("repositories", "workspaces")
-    }
+    kept = {t: of("raw", t, "node-web") for t in tables.TABLES if t not in ("repositories", "workspaces")}
     kept_findings = {
         t: of("scans" if t == "scan_runs" else "findings", t, "node-web")
         for t in ("secrets", "sca", "semgrep", "scan_runs")
     }
     assert kept_findings["sca"] and kept_findings["scan_runs"]
-    requests.post(
-        f"{night.server.base_url}/_sandbox/clock", json={"advance_seconds": 3600}, timeout=10
-    )
+    requests.post(f"{night.server.base_url}/_sandbox/clock", json={"advance_seconds": 3600}, timeout=10)
     pushed = push(night.path, "python-service", tmp_path / "work")
     push(night.path, "node-web", tmp_path / "other")  # changed too, but not asked for
-    on_demand = dg.RunRequest(
-        partition_key="sandbox-token", run_config=on_demand_run_config([f"{WS}/python-*"])
-    )
+    on_demand = dg.RunRequest(partition_key="sandbox-token", run_config=on_demand_run_config([f"{WS}/python-*"]))
 
     result = execute(night.definitions, night.instance, "scan_on_demand", on_demand)
     follow_up = sensor_tick(warehouse_after_scans_sensor, night.instance, night.ready.cursor)
 
     assert result.success
     heads = {
-        r["repository"]: r["main_head"]
-        for r in lake.read_partition("raw", "repositories", "sandbox-token", night.home)
+        r["repository"]: r["main_head"] for r in lake.read_partition("raw", "repositories", "sandbox-token", night.home)
     }
     assert heads["python-service"] == pushed
     assert {t: of("raw", t, "node-web") for t in kept} == kept
@@ -405,30 +374,22 @@ def test_scan_on_demand_rescans_only_the_repositories_asked_for_and_keeps_the_ot
 
 @NIGHT_TIMEOUT
 def test_a_repository_glob_that_is_not_workspace_slash_slug_fails_at_once_naming_it(night):
-    before = (
-        lake.partition_path("raw", "repositories", "sandbox-token", night.home).stat().st_mtime_ns
-    )
+    before = lake.partition_path("raw", "repositories", "sandbox-token", night.home).stat().st_mtime_ns
 
     result = execute(
         night.definitions,
         night.instance,
         "scan_on_demand",
-        dg.RunRequest(
-            partition_key="sandbox-token", run_config=on_demand_run_config(["python-service"])
-        ),
+        dg.RunRequest(partition_key="sandbox-token", run_config=on_demand_run_config(["python-service"])),
     )
 
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert (
-        "repository glob 'python-service' must look like workspace/repo_slug"
-        in root_cause_message(failure.step_failure_data.error)
+    assert "repository glob 'python-service' must look like workspace/repo_slug" in root_cause_message(
+        failure.step_failure_data.error
     )
     assert not any(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in result.all_events)
-    assert (
-        lake.partition_path("raw", "repositories", "sandbox-token", night.home).stat().st_mtime_ns
-        == before
-    )
+    assert lake.partition_path("raw", "repositories", "sandbox-token", night.home).stat().st_mtime_ns == before
 
 
 # -- step retries: transient errors say when they retry; permanent ones fail at once ---------------
@@ -453,14 +414,20 @@ def test_a_transient_error_retries_the_step_three_times_saying_when_and_which_at
     assert not result.success
     retries = [r.getMessage() for r in caplog.records if r.name.startswith("ox_bb_pipeline")]
     assert [m.rsplit("retrying in ", 1)[1] for m in retries] == [
-        "1 min (attempt 1 of 3)", "1 min (attempt 2 of 3)", "1 min (attempt 3 of 3)"]
+        "1 min (attempt 1 of 3)",
+        "1 min (attempt 2 of 3)",
+        "1 min (attempt 3 of 3)",
+    ]
     assert sum(1 for e in result.all_events if e.is_step_failure) == 1
 
 
-@pytest.mark.parametrize("error", [
-    UnreachableError("connection 'x': cannot reach 127.0.0.1:1: connection refused", reason="connection refused"),
-    NotBitbucketError("connection 'x': / answered text/html, not JSON"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnreachableError("connection 'x': cannot reach 127.0.0.1:1: connection refused", reason="connection refused"),
+        NotBitbucketError("connection 'x': / answered text/html, not JSON"),
+    ],
+)
 def test_an_unreachable_or_non_bitbucket_host_is_not_retried_as_a_step(error, caplog):
     with caplog.at_level("WARNING", logger="ox_bb_pipeline"):
         result = _failing_job(error).execute_in_process(raise_on_error=False)

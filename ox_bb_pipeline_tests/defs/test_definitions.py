@@ -32,8 +32,14 @@ def test_definitions_are_loadable():
 
 def test_dagster_cli_validates_the_code_location_from_the_repository_root(tmp_path):
     dagster = Path(sys.executable).with_name("dagster")
-    result = subprocess.run([str(dagster), "definitions", "validate"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, env={**os.environ, "DAGSTER_HOME": str(tmp_path)}, timeout=180)
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
 
@@ -58,15 +64,25 @@ def test_the_verify_job_and_the_connections_sensor_are_registered():
 # -- partitions follow connections.yaml -----------------------------------------------------------
 def write_connections(path: Path, names: list[str]) -> Path:
     path.with_name(path.name + ".env").write_text("SOME_TOKEN=t0ken\n")
-    path.write_text(yaml.safe_dump({"env_file": path.name + ".env", "connections": [
-        {"name": n, "method": "token", "email": "alice@example.com", "api_token": "${SOME_TOKEN}"} for n in names]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "env_file": path.name + ".env",
+                "connections": [
+                    {"name": n, "method": "token", "email": "alice@example.com", "api_token": "${SOME_TOKEN}"}
+                    for n in names
+                ],
+            }
+        )
+    )
     return path
 
 
 def sensor_tick(instance: dg.DagsterInstance, path: Path) -> dg.SensorResult:
     """Evaluate the sensor and apply its partition requests, as the sensor daemon does."""
-    context = dg.build_sensor_context(instance=instance,
-                                      resources={"bitbucket": BitbucketResource(connections_file=str(path))})
+    context = dg.build_sensor_context(
+        instance=instance, resources={"bitbucket": BitbucketResource(connections_file=str(path))}
+    )
     result = connections_sensor(context)
     for request in result.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
@@ -110,8 +126,15 @@ def sandbox_connections(server, path: Path, names: list[str], broken: bool = Fal
     document = yaml.safe_load(path.read_text())
     document["connections"] = [c for c in document["connections"] if c["name"] in names]
     if broken:
-        document["connections"].append({"name": "broken-token", "method": "token", "host_url": server.api_url,
-                                        "email": "alice@example.com", "api_token": "${OX_BB_BROKEN_TOKEN}"})
+        document["connections"].append(
+            {
+                "name": "broken-token",
+                "method": "token",
+                "host_url": server.api_url,
+                "email": "alice@example.com",
+                "api_token": "${OX_BB_BROKEN_TOKEN}",
+            }
+        )
         with open(path.with_name(path.name + ".env"), "a") as env_file:
             env_file.write("OX_BB_BROKEN_TOKEN=ATATT3x-not-a-valid-token\n")
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -125,19 +148,27 @@ def test_materializing_one_partition_reports_row_counts_and_column_schemas(fresh
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("connections", ["sandbox-token"])
 
-    result = dg.materialize([bitbucket_raw_tables], partition_key="sandbox-token", instance=instance,
-                            resources={"bitbucket": BitbucketResource(connections_file=str(path)),
-                                       "storage": StorageResource(home=str(home))})
+    result = dg.materialize(
+        [bitbucket_raw_tables],
+        partition_key="sandbox-token",
+        instance=instance,
+        resources={
+            "bitbucket": BitbucketResource(connections_file=str(path)),
+            "storage": StorageResource(home=str(home)),
+        },
+    )
 
     assert result.success
-    reported = {m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node(
-        "bitbucket_raw_tables")}
+    reported = {
+        m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node("bitbucket_raw_tables")
+    }
     assert set(reported) == set(tables.TABLES)
     for table, metadata in reported.items():
         written = lake.read_partition("raw", table, "sandbox-token", home)
         assert metadata["dagster/row_count"].value == len(written), table
         assert [c.name for c in metadata["dagster/column_schema"].schema.columns] == [
-            name for name, _, _ in tables.columns(table)]
+            name for name, _, _ in tables.columns(table)
+        ]
         assert metadata["rest_requests"].value > 0
     assert reported["repositories"]["dagster/row_count"].value == 2
     assert "python-service" in reported["repositories"]["preview"].value
@@ -145,21 +176,24 @@ def test_materializing_one_partition_reports_row_counts_and_column_schemas(fresh
     assert not (tmp_path / "env-home" / "lake").exists()
 
 
-def test_the_verify_job_passes_for_a_good_connection_and_fails_for_a_broken_one(fresh_sandbox, tmp_path,
-                                                                                monkeypatch):
+def test_the_verify_job_passes_for_a_good_connection_and_fails_for_a_broken_one(fresh_sandbox, tmp_path, monkeypatch):
     monkeypatch.setenv("OX_BB_HOME", str(tmp_path / "home"))
     good = sandbox_connections(fresh_sandbox, tmp_path / "good.yaml", ["sandbox-token"])
     bad = sandbox_connections(fresh_sandbox, tmp_path / "bad.yaml", ["sandbox-token"], broken=True)
 
     passed = verify_connectivity.execute_in_process(
-        resources={"bitbucket": BitbucketResource(connections_file=str(good))})
+        resources={"bitbucket": BitbucketResource(connections_file=str(good))}
+    )
     failed = verify_connectivity.execute_in_process(
-        resources={"bitbucket": BitbucketResource(connections_file=str(bad))}, raise_on_error=False)
+        resources={"bitbucket": BitbucketResource(connections_file=str(bad))}, raise_on_error=False
+    )
 
     assert passed.success
     assert passed.output_for_node("verify_connections") == {"sandbox-token": "ok"}
     assert not failed.success
     failure = next(e for e in failed.all_events if e.is_step_failure)
     assert failure.step_failure_data.user_failure_data.metadata["status"].value == {
-        "sandbox-token": "ok", "broken-token": "failed"}
+        "sandbox-token": "ok",
+        "broken-token": "failed",
+    }
     assert not (tmp_path / "home" / "lake").exists()  # verifying writes no data

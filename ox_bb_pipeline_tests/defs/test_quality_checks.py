@@ -22,11 +22,11 @@ from ox_bb_pipeline.defs.quality.checks import (
 from ox_bb_pipeline.defs.scanning.assets import scan_findings
 from ox_bb_pipeline.defs.storage.resources import StorageResource
 from ox_bb_pipeline.defs.warehouse.assets import compliance_report, exports, warehouse_models
-from ox_bb_pipeline.quality.expectations import SUITES
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.findings import FINDING_SCHEMA, Finding
+from ox_bb_pipeline.quality.expectations import SUITES
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.warehouse.conftest import NOW, Lake
+from ox_bb_sandbox.server import SandboxServer
 
 CONNECTION = "sandbox-token"
 REPORTS = {"reports/exports", "reports/compliance_report"}
@@ -71,16 +71,12 @@ def materialized(result) -> set[str]:
 
 
 def failed_expectations(evaluation: dg.AssetCheckEvaluation) -> dict[tuple[str, str | None], dict]:
-    return {
-        (f["expectation"], f["column"]): f for f in evaluation.metadata["failed_expectations"].value
-    }
+    return {(f["expectation"], f["column"]): f for f in evaluation.metadata["failed_expectations"].value}
 
 
 def test_every_raw_table_scanner_table_and_mart_has_a_blocking_check():
     graph = defs().resolve_asset_graph()
-    keys = {
-        key.asset_key.to_user_string() for key in graph.asset_check_keys if key.name == CHECK_NAME
-    }
+    keys = {key.asset_key.to_user_string() for key in graph.asset_check_keys if key.name == CHECK_NAME}
 
     assert keys == (
         {f"bitbucket/{t}" for t in tables.TABLES}
@@ -96,9 +92,7 @@ def test_every_raw_table_scanner_table_and_mart_has_a_blocking_check():
 
 
 # -- raw tables -----------------------------------------------------------------------------------
-def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_scan(
-    home, instance, bitbucket
-):
+def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_scan(home, instance, bitbucket):
     extracted = dg.materialize(
         [bitbucket_raw_tables, bitbucket_raw_expectations],
         partition_key=CONNECTION,
@@ -125,8 +119,7 @@ def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_sc
         partition_key=CONNECTION,
         instance=instance,
         resources={"bitbucket": bitbucket, "storage": StorageResource()},
-        selection=dg.AssetSelection.checks_for_assets(bitbucket_raw_tables)
-        | dg.AssetSelection.assets(scan_findings),
+        selection=dg.AssetSelection.checks_for_assets(bitbucket_raw_tables) | dg.AssetSelection.assets(scan_findings),
         raise_on_error=False,
     )
 
@@ -139,15 +132,10 @@ def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_sc
     ]
     assert duplicated["unexpected_count"] == 2
     assert duplicated["examples"] == [f"repository_uuid={repositories[0]['repository_uuid']!r}"]
-    assert (
-        "expect_column_values_to_be_unique"
-        in checked["bitbucket/repositories"].metadata["failures"].value
-    )
+    assert "expect_column_values_to_be_unique" in checked["bitbucket/repositories"].metadata["failures"].value
 
 
-def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted(
-    home, instance, bitbucket
-):
+def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted(home, instance, bitbucket):
     assert dg.materialize(
         [bitbucket_raw_tables, bitbucket_raw_expectations],
         partition_key=CONNECTION,
@@ -173,9 +161,9 @@ def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted
     assert not collapsed.passed
     assert collapsed.metadata["previous_row_count"].value == 2
     assert collapsed.metadata["row_count"].value == 0
-    assert failed_expectations(collapsed)[("expect_table_row_count_to_be_between", None)][
-        "detail"
-    ] == ("0 rows, expected at least 1 (previous good run: 2)")
+    assert failed_expectations(collapsed)[("expect_table_row_count_to_be_between", None)]["detail"] == (
+        "0 rows, expected at least 1 (previous good run: 2)"
+    )
 
     accepted = check_only(compare_row_counts=False)
     assert accepted.success
@@ -214,8 +202,7 @@ def test_bad_findings_fail_their_check_and_block_the_warehouse(home, instance, b
         instance=instance,
         resources={"bitbucket": bitbucket, "storage": StorageResource()},
         raise_on_error=False,
-        selection=dg.AssetSelection.checks_for_assets(scan_findings)
-        | dg.AssetSelection.assets(warehouse_models),
+        selection=dg.AssetSelection.checks_for_assets(scan_findings) | dg.AssetSelection.assets(warehouse_models),
     )
 
     assert not result.success
@@ -242,9 +229,7 @@ def small_lake(home) -> Lake:
     api = built.repository("api", connection=CONNECTION)
     built.scan(api, "bandit", "secrets", connection=CONNECTION)
     built.finding(api, "bandit", "B105", file_path="app/config.py", connection=CONNECTION)
-    built.finding(
-        api, "secrets", "aws-key", file_path="deploy.sh", severity="critical", connection=CONNECTION
-    )
+    built.finding(api, "secrets", "aws-key", file_path="deploy.sh", severity="critical", connection=CONNECTION)
     return built
 
 
@@ -253,16 +238,13 @@ def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake
     built = dg.materialize(WAREHOUSE_RUN, instance=instance)
     assert built.success
     checked = evaluations(built)
-    assert set(checked) == {
-        f"warehouse/{s.table}" for s in SUITES.values() if s.zone == "warehouse"
-    }
+    assert set(checked) == {f"warehouse/{s.table}" for s in SUITES.values() if s.zone == "warehouse"}
     assert all(e.passed for e in checked.values())
     assert REPORTS <= materialized(built)
 
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
         bogus = con.execute(
-            "UPDATE findings_queue SET status = 'bogus' WHERE base_severity = 'critical' "
-            "RETURNING finding_id"
+            "UPDATE findings_queue SET status = 'bogus' WHERE base_severity = 'critical' RETURNING finding_id"
         ).fetchone()[0]
     blocked = dg.materialize(
         WAREHOUSE_RUN,
@@ -276,9 +258,7 @@ def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake
     assert materialized(blocked) == set()
     checked = evaluations(blocked)
     assert [k for k, e in checked.items() if not e.passed] == ["warehouse/findings_queue"]
-    failure = failed_expectations(checked["warehouse/findings_queue"])[
-        ("expect_column_values_to_be_in_set", "status")
-    ]
+    failure = failed_expectations(checked["warehouse/findings_queue"])[("expect_column_values_to_be_in_set", "status")]
     assert failure["examples"] == [f"status='bogus', finding_id={bogus!r}"]
     assert failure["detail"] == "allowed: new, open, reopened, resolved, suppressed, excluded, correlated"
 
@@ -309,12 +289,8 @@ def test_a_bad_lake_row_that_reaches_a_mart_blocks_the_reports_of_that_run(small
     assert "warehouse/findings" in materialized(result)  # the build ran; what depends on it did not
     assert not REPORTS & materialized(result)
     checked = evaluations(result)
-    failure = failed_expectations(checked["warehouse/findings"])[
-        ("expect_column_values_to_be_in_set", "base_severity")
-    ]
-    assert failure["examples"] == [
-        f"base_severity='urgent', finding_id={row['finding_id']!r}, application='acme/web'"
-    ]
+    failure = failed_expectations(checked["warehouse/findings"])[("expect_column_values_to_be_in_set", "base_severity")]
+    assert failure["examples"] == [f"base_severity='urgent', finding_id={row['finding_id']!r}, application='acme/web'"]
     assert not checked["warehouse/findings"].passed
 
 
@@ -340,9 +316,7 @@ def test_the_baseline_is_the_last_successful_run_not_a_failed_one_nor_the_curren
     @dg.asset_check(asset=table)
     def baseline(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         previous = previous_row_count(context, dg.AssetKey(["warehouse", "applications"]))
-        return dg.AssetCheckResult(
-            passed=True, metadata={"previous": -1 if previous is None else previous}
-        )
+        return dg.AssetCheckResult(passed=True, metadata={"previous": -1 if previous is None else previous})
 
     instance = dg.DagsterInstance.ephemeral()
 

@@ -13,8 +13,8 @@ import yaml
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.defs.scanning.assets import FINDING_TABLES
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
+from ox_bb_sandbox.server import SandboxServer
 
 NAME = "sandbox-token"
 # Two whole extract + scan runs in the module fixture: minutes on a busy 2-core machine (as the nightly test).
@@ -22,12 +22,16 @@ pytestmark = pytest.mark.timeout(1200)
 
 
 def lake_rows(home: Path) -> dict[str, list]:
-    tables = {t: sorted(r["finding_id"] for r in lake.read_partition("findings", t, NAME, home))
-              for t in FINDING_TABLES}
-    tables["scan_runs"] = sorted((r["repository"], r["scanner"], r["status"], r["findings"])
-                                 for r in lake.read_partition("findings", "scan_runs", NAME, home))
+    tables = {
+        t: sorted(r["finding_id"] for r in lake.read_partition("findings", t, NAME, home)) for t in FINDING_TABLES
+    }
+    tables["scan_runs"] = sorted(
+        (r["repository"], r["scanner"], r["status"], r["findings"])
+        for r in lake.read_partition("findings", "scan_runs", NAME, home)
+    )
     tables["repository_files"] = sorted(
-        (r["repository"], r["path"]) for r in lake.read_partition("inventory", "repository_files", NAME, home))
+        (r["repository"], r["path"]) for r in lake.read_partition("inventory", "repository_files", NAME, home)
+    )
     return tables
 
 
@@ -44,8 +48,11 @@ def scan(server, root: Path, shards: int | None, patch) -> tuple[dg.ExecuteInPro
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("connections", [NAME])
-        result = defs().resolve_job_def("nightly_scan").execute_in_process(
-            instance=instance, partition_key=NAME, raise_on_error=False)
+        result = (
+            defs()
+            .resolve_job_def("nightly_scan")
+            .execute_in_process(instance=instance, partition_key=NAME, raise_on_error=False)
+        )
     return result, home
 
 
@@ -57,13 +64,21 @@ def runs(tmp_path_factory):
 
 
 def failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    return [f"{e.step_key}: {e.event_specific_data.error.message}" for e in result.all_events
-            if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    return [
+        f"{e.step_key}: {e.event_specific_data.error.message}"
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.STEP_FAILURE
+    ]
 
 
 def scan_steps(result: dg.ExecuteInProcessResult) -> list[str]:
-    return sorted({e.step_key for e in result.all_events
-                   if e.event_type == dg.DagsterEventType.STEP_SUCCESS and ".scan_shard[" in (e.step_key or "")})
+    return sorted(
+        {
+            e.step_key
+            for e in result.all_events
+            if e.event_type == dg.DagsterEventType.STEP_SUCCESS and ".scan_shard[" in (e.step_key or "")
+        }
+    )
 
 
 def test_each_shard_is_a_step_of_its_own(runs):

@@ -64,6 +64,9 @@ def test_every_job_schedule_and_sensor_has_a_description():
 
 def test_every_asset_check_says_what_it_checks():
     graph = DEFINITIONS.resolve_asset_graph()
-    missing = sorted(key.to_user_string() for key in graph.asset_check_keys
-                     if not (graph.get_check_spec(key).description or "").strip())
+    missing = sorted(
+        key.to_user_string()
+        for key in graph.asset_check_keys
+        if not (graph.get_check_spec(key).description or "").strip()
+    )
     assert not missing, f"add a description to the checks: {', '.join(missing)}"

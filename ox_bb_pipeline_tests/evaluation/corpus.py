@@ -17,8 +17,26 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-TEXT_SUFFIXES_SKIPPED = {".png", ".jpg", ".jpeg", ".gif", ".ico", ".woff", ".woff2", ".ttf", ".eot", ".pdf",
-                         ".zip", ".gz", ".jar", ".class", ".mp4", ".mp3", ".webp", ".svgz"}
+TEXT_SUFFIXES_SKIPPED = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".ico",
+    ".woff",
+    ".woff2",
+    ".ttf",
+    ".eot",
+    ".pdf",
+    ".zip",
+    ".gz",
+    ".jar",
+    ".class",
+    ".mp4",
+    ".mp3",
+    ".webp",
+    ".svgz",
+}
 
 
 class CorpusUnavailable(RuntimeError):
@@ -52,12 +70,14 @@ def locate(repo: CorpusRepo) -> Path:
     if not _git_dir(target):
         cache.mkdir(parents=True, exist_ok=True)
         url = f"https://github.com/{repo.repository}.git"
-        result = subprocess.run(["git", "clone", "--quiet", "--bare", url, str(target)],
-                                capture_output=True, text=True, timeout=1800)
+        result = subprocess.run(
+            ["git", "clone", "--quiet", "--bare", url, str(target)], capture_output=True, text=True, timeout=1800
+        )
         if result.returncode != 0:
             raise CorpusUnavailable(
                 f"{repo.repository}: not in OX_BB_EVAL_REPOS and cloning {url} failed "
-                f"({result.stderr.strip()[:200]}); put a clone at $OX_BB_EVAL_REPOS/{repo.folder_name}")
+                f"({result.stderr.strip()[:200]}); put a clone at $OX_BB_EVAL_REPOS/{repo.folder_name}"
+            )
     return _git_dir(target)  # type: ignore[return-value]
 
 
@@ -67,11 +87,14 @@ def checkout(repo: CorpusRepo, into: Path | None = None, exclude: tuple[str, ...
     git_dir = locate(repo)
     into = into or Path(tempfile.mkdtemp(prefix=f"ox-bb-eval-{repo.folder_name}-"))
     pathspec = ["--", ".", *(f":(exclude){path}" for path in exclude)] if exclude else []
-    archive = subprocess.run(["git", "-C", str(git_dir), "archive", "--format=tar", repo.commit, *pathspec],
-                             capture_output=True, timeout=600)
+    archive = subprocess.run(
+        ["git", "-C", str(git_dir), "archive", "--format=tar", repo.commit, *pathspec], capture_output=True, timeout=600
+    )
     if archive.returncode != 0:
-        raise CorpusUnavailable(f"{repo.repository}: commit {repo.commit} is not in {git_dir} "
-                                f"({archive.stderr.decode(errors='replace').strip()[:200]}); fetch it first")
+        raise CorpusUnavailable(
+            f"{repo.repository}: commit {repo.commit} is not in {git_dir} "
+            f"({archive.stderr.decode(errors='replace').strip()[:200]}); fetch it first"
+        )
     tar_path = into.parent / f".{into.name}.tar"
     tar_path.write_bytes(archive.stdout)
     with tarfile.open(tar_path) as tar:

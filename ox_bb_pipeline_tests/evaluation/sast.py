@@ -53,8 +53,18 @@ FAMILIES: dict[str, set[str]] = {
     "trustbound": {"CWE-501"},
 }
 # The issue's categories for the vulnerable apps: findings outside these families are not scored there.
-APP_CATEGORIES = ("cmdi", "codeinj", "sqli", "nosqli", "pathtraver", "redirect", "xss", "ssrf",
-                  "deserialization", "protopollution")
+APP_CATEGORIES = (
+    "cmdi",
+    "codeinj",
+    "sqli",
+    "nosqli",
+    "pathtraver",
+    "redirect",
+    "xss",
+    "ssrf",
+    "deserialization",
+    "protopollution",
+)
 HEADER = ["corpus / scanner / category", "tp", "fp", "fn", "tn", "precision", "recall", "youden"]
 
 
@@ -75,14 +85,15 @@ def family_of(cwe: str | None) -> set[str]:
 def scan(root: Path, name: str) -> tuple[dict[str, list[Hit]], dict[str, float]]:
     """Findings of each SAST scanner on the tree at `root`, and each scanner's wall time in seconds."""
     os.environ.setdefault("OX_BB_SECRET_SALT", "ox-bb-eval")  # fingerprints only; keeps ~/.ox-bb untouched
-    from ox_bb_pipeline.scanners.bandit import BanditScanner
     from ox_bb_pipeline.findings import RepoRef
+    from ox_bb_pipeline.scanners.bandit import BanditScanner
     from ox_bb_pipeline.scanners.semgrep import SemgrepScanner
     from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 
     files, skipped, total = walk(root, SnapshotLimits())
-    snapshot = Snapshot(repo=RepoRef("eval", "eval", name, name), root=root, files=files, skipped=skipped,
-                        bytes_total=total)
+    snapshot = Snapshot(
+        repo=RepoRef("eval", "eval", name, name), root=root, files=files, skipped=skipped, bytes_total=total
+    )
     hits: dict[str, list[Hit]] = {}
     seconds: dict[str, float] = {}
     for scanner in (SemgrepScanner(), BanditScanner()):
@@ -91,8 +102,10 @@ def scan(root: Path, name: str) -> tuple[dict[str, list[Hit]], dict[str, float]]
         seconds[scanner.name] = round(time.perf_counter() - started, 1)
         if output.error:
             raise RuntimeError(f"{scanner.name} on {name}: {output.error}")
-        hits[scanner.name] = [Hit(scanner.name, f.rule_id, f.file_path or "", f.start_line or 0,
-                                  f.end_line or f.start_line or 0, f.cwe) for f in output.findings]
+        hits[scanner.name] = [
+            Hit(scanner.name, f.rule_id, f.file_path or "", f.start_line or 0, f.end_line or f.start_line or 0, f.cwe)
+            for f in output.findings
+        ]
     return hits, seconds
 
 
@@ -110,8 +123,13 @@ def score_benchmark(spec: dict, root: Path, hits: dict[str, list[Hit]]) -> dict[
             flagged = category in by_file.get(spec["test_file"].format(test=test.strip()), set())
             vulnerable = real.strip().lower() == "true"
             per[category.strip()] = per[category.strip()].add(
-                Score(tp=int(flagged and vulnerable), fp=int(flagged and not vulnerable),
-                      fn=int(not flagged and vulnerable), tn=int(not flagged and not vulnerable)))
+                Score(
+                    tp=int(flagged and vulnerable),
+                    fp=int(flagged and not vulnerable),
+                    fn=int(not flagged and vulnerable),
+                    tn=int(not flagged and not vulnerable),
+                )
+            )
         scores[scanner] = dict(sorted(per.items()))
     return scores
 
@@ -125,8 +143,14 @@ def score_app(labels: list[dict], hits: dict[str, list[Hit]]) -> tuple[dict[str,
         matched_hits: set[Hit] = set()
         for label, record in zip(labels, found_by):
             start, end = label["lines"]
-            matches = [h for h in found if h.path == label["path"] and label["category"] in family_of(h.cwe)
-                       and h.start <= end and start <= h.end]
+            matches = [
+                h
+                for h in found
+                if h.path == label["path"]
+                and label["category"] in family_of(h.cwe)
+                and h.start <= end
+                and start <= h.end
+            ]
             matched_hits.update(matches)
             per[label["category"]] = per[label["category"]].add(Score(tp=int(bool(matches)), fn=int(not matches)))
             if scanner != "all":
@@ -139,33 +163,64 @@ def score_app(labels: list[dict], hits: dict[str, list[Hit]]) -> tuple[dict[str,
     return scores, found_by
 
 
-def _rows(corpus: str, scores: dict[str, dict[str, Score]], claimed: list[str] | None,
-          attempted: list[str] | None = None) -> list[list[object]]:
+def _rows(
+    corpus: str, scores: dict[str, dict[str, Score]], claimed: list[str] | None, attempted: list[str] | None = None
+) -> list[list[object]]:
     rows: list[list[object]] = []
     for scanner, per in scores.items():
         for category, score in per.items():
             mark = "*" if claimed and category in claimed else "+" if attempted and category in attempted else ""
-            rows.append([f"{corpus} / {scanner} / {category}{mark}", score.tp, score.fp, score.fn,
-                         score.tn if claimed is not None else None, score.precision, score.recall,
-                         score.youden if claimed is not None else None])
+            rows.append(
+                [
+                    f"{corpus} / {scanner} / {category}{mark}",
+                    score.tp,
+                    score.fp,
+                    score.fn,
+                    score.tn if claimed is not None else None,
+                    score.precision,
+                    score.recall,
+                    score.youden if claimed is not None else None,
+                ]
+            )
         total = Score()
         for score in per.values():
             total = total.add(score)
         if claimed is not None:  # benchmark: the average of the per-category Youden (OWASP's scorecard)
-            groups = (("claimed", [c for c in per if c in claimed]),
-                      ("claimed+attempted", [c for c in per if c in claimed or c in (attempted or [])]),
-                      ("all", list(per)))
+            groups = (
+                ("claimed", [c for c in per if c in claimed]),
+                ("claimed+attempted", [c for c in per if c in claimed or c in (attempted or [])]),
+                ("all", list(per)),
+            )
             for label, names in groups:
                 values = [per[c].youden for c in names if per[c].youden is not None]
                 picked = Score()
                 for c in names:
                     picked = picked.add(per[c])
-                rows.append([f"{corpus} / {scanner} / = {label} (mean youden)", picked.tp, picked.fp, picked.fn,
-                             picked.tn, picked.precision, picked.recall,
-                             sum(values) / len(values) if values else None])
+                rows.append(
+                    [
+                        f"{corpus} / {scanner} / = {label} (mean youden)",
+                        picked.tp,
+                        picked.fp,
+                        picked.fn,
+                        picked.tn,
+                        picked.precision,
+                        picked.recall,
+                        sum(values) / len(values) if values else None,
+                    ]
+                )
         else:
-            rows.append([f"{corpus} / {scanner} / = total", total.tp, total.fp, total.fn, None,
-                         total.precision, total.recall, None])
+            rows.append(
+                [
+                    f"{corpus} / {scanner} / = total",
+                    total.tp,
+                    total.fp,
+                    total.fn,
+                    None,
+                    total.precision,
+                    total.recall,
+                    None,
+                ]
+            )
     return rows
 
 
@@ -183,9 +238,12 @@ def run() -> dict:
             shutil.rmtree(root, ignore_errors=True)
         rows += _rows(repo.repository.split("/")[-1], scores, bench["claimed"], bench.get("attempted"))
         report["benchmarks"][repo.repository] = {
-            "commit": repo.commit, "claimed": bench["claimed"], "attempted": bench.get("attempted", []),
+            "commit": repo.commit,
+            "claimed": bench["claimed"],
+            "attempted": bench.get("attempted", []),
             "seconds": seconds,
-            "scores": {s: {c: v.as_dict() for c, v in per.items()} for s, per in scores.items()}}
+            "scores": {s: {c: v.as_dict() for c, v in per.items()} for s, per in scores.items()},
+        }
     for app in spec.get("apps", []):
         repo = CorpusRepo(app["repository"], app["commit"])
         root = checkout(repo)
@@ -195,12 +253,21 @@ def run() -> dict:
             shutil.rmtree(root, ignore_errors=True)
         scores, labels = score_app(app["labels"], hits)
         rows += _rows(repo.repository.split("/")[-1], scores, None)
-        missed = [f"{label['path']}:{label['lines'][0]} ({label['category']})" for label in labels
-                  if not label["found_by"]]
+        missed = [
+            f"{label['path']}:{label['lines'][0]} ({label['category']})" for label in labels if not label["found_by"]
+        ]
         report["apps"][repo.repository] = {
-            "commit": repo.commit, "seconds": seconds, "labels": labels, "missed": missed,
-            "scores": {s: {c: v.as_dict() for c, v in per.items()} for s, per in scores.items()}}
+            "commit": repo.commit,
+            "seconds": seconds,
+            "labels": labels,
+            "missed": missed,
+            "scores": {s: {c: v.as_dict() for c, v in per.items()} for s, per in scores.items()},
+        }
         for miss in missed:
             print(f"missed in {repo.repository}: {miss}")
-    return {"title": "SAST detection quality (* = claimed category, + = attempted; app fp = unlabelled findings)",
-            "header": HEADER, "rows": rows, "json": report}
+    return {
+        "title": "SAST detection quality (* = claimed category, + = attempted; app fp = unlabelled findings)",
+        "header": HEADER,
+        "rows": rows,
+        "json": report,
+    }

@@ -35,5 +35,10 @@ class Score:
         return self.recall - self.fpr
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "precision": self.precision, "recall": self.recall, "fpr": self.fpr,
-                "youden": self.youden}
+        return {
+            **asdict(self),
+            "precision": self.precision,
+            "recall": self.recall,
+            "fpr": self.fpr,
+            "youden": self.youden,
+        }

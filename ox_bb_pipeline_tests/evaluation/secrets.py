@@ -37,8 +37,20 @@ LABELS = Path(__file__).parent / "labels"
 ORDINARY_LABELS = LABELS / "secrets-ordinary.yaml"
 CREDENTIAL_LABELS = LABELS / "secrets-credentials.yaml"
 LINES_PER_RATE = 50_000
-HEADER = ["corpus", "detector", "lines", "candidates", "reported", "TP", "FP", "FN", "unlabelled", "precision",
-          "recall", "FP/50k lines"]
+HEADER = [
+    "corpus",
+    "detector",
+    "lines",
+    "candidates",
+    "reported",
+    "TP",
+    "FP",
+    "FN",
+    "unlabelled",
+    "precision",
+    "recall",
+    "FP/50k lines",
+]
 
 
 # -- scanning a tree --------------------------------------------------------------------------------------
@@ -79,16 +91,23 @@ def score_findings(findings: list, labels: list[dict]) -> tuple[dict[str, Score]
             score.fp += 1
             if verdict is None:
                 unlabelled[finding.rule_id] += 1
-                unknown.append({"path": finding.file_path, "line": finding.start_line, "detector": finding.rule_id,
-                                "evidence": finding.evidence})
+                unknown.append(
+                    {
+                        "path": finding.file_path,
+                        "line": finding.start_line,
+                        "detector": finding.rule_id,
+                        "evidence": finding.evidence,
+                    }
+                )
     for key, verdict in verdicts.items():
         if verdict and key not in seen:
             scores.setdefault(key[2], Score()).fn += 1
     return scores, dict(unlabelled), unknown
 
 
-def _rows(corpus: str, lines: int, scores: dict[str, Score], unlabelled: dict[str, int],
-          removed: Counter) -> list[list]:
+def _rows(
+    corpus: str, lines: int, scores: dict[str, Score], unlabelled: dict[str, int], removed: Counter
+) -> list[list]:
     rows = []
     for rule in sorted({*scores, *removed}):
         score = scores.get(rule, Score())
@@ -103,8 +122,20 @@ def _rows(corpus: str, lines: int, scores: dict[str, Score], unlabelled: dict[st
 def _row(corpus: str, detector: str, lines: int, score: Score, unlabelled: int, removed: int) -> list:
     reported = score.tp + score.fp
     rate = score.fp * LINES_PER_RATE / lines if lines else None
-    return [corpus, detector, lines, reported + removed, reported, score.tp, score.fp, score.fn, unlabelled,
-            score.precision, score.recall, rate]
+    return [
+        corpus,
+        detector,
+        lines,
+        reported + removed,
+        reported,
+        score.tp,
+        score.fp,
+        score.fn,
+        unlabelled,
+        score.precision,
+        score.recall,
+        rate,
+    ]
 
 
 # -- the ordinary repositories -----------------------------------------------------------------------------
@@ -127,8 +158,13 @@ def ordinary() -> tuple[list[list], dict]:
         scores, unlabelled, unknown = score_findings(findings, entry.get("labels") or [])
         removed, by_filter = _removed_by_rule(extra)
         rows += [r for r in _rows(repo.repository, lines, scores, unlabelled, removed) if r[1] == "(all)"]
-        report[repo.repository] = {"commit": repo.commit, "lines": lines, "unlabelled": unknown,
-                                   "filtered": dict(by_filter), "rules": {k: v.as_dict() for k, v in scores.items()}}
+        report[repo.repository] = {
+            "commit": repo.commit,
+            "lines": lines,
+            "unlabelled": unknown,
+            "filtered": dict(by_filter),
+            "rules": {k: v.as_dict() for k, v in scores.items()},
+        }
         filters.update({f"{repo.repository}|{k}": v for k, v in by_filter.items()})
         all_lines += lines
         all_unlabelled.update(unlabelled)
@@ -141,11 +177,17 @@ def ordinary() -> tuple[list[list], dict]:
 
 # -- the credential formats --------------------------------------------------------------------------------
 _ALPHABETS = {
-    "hex": "0123456789abcdef", "HEX": "0123456789ABCDEF", "digits": string.digits,
-    "lower": string.ascii_lowercase, "upper": string.ascii_uppercase, "alpha": string.ascii_letters,
-    "alnum": string.ascii_letters + string.digits, "lowernum": string.ascii_lowercase + string.digits,
+    "hex": "0123456789abcdef",
+    "HEX": "0123456789ABCDEF",
+    "digits": string.digits,
+    "lower": string.ascii_lowercase,
+    "upper": string.ascii_uppercase,
+    "alpha": string.ascii_letters,
+    "alnum": string.ascii_letters + string.digits,
+    "lowernum": string.ascii_lowercase + string.digits,
     "uppernum": string.ascii_uppercase + string.digits,
-    "b64": string.ascii_letters + string.digits + "+/", "b64url": string.ascii_letters + string.digits + "-_",
+    "b64": string.ascii_letters + string.digits + "+/",
+    "b64url": string.ascii_letters + string.digits + "-_",
 }
 _PART = re.compile(r"\{(\w+):(\d+)\}")
 
@@ -154,8 +196,7 @@ def sample_value(template: str, seed: str) -> str:
     """`template` with each `{alphabet:N}` replaced by N random characters of that alphabet, seeded by
     `seed` so a sample is the same on every run (and never a real credential)."""
     rng = random.Random(seed)
-    return _PART.sub(lambda m: "".join(rng.choice(_ALPHABETS[m.group(1)]) for _ in range(int(m.group(2)))),
-                     template)
+    return _PART.sub(lambda m: "".join(rng.choice(_ALPHABETS[m.group(1)]) for _ in range(int(m.group(2)))), template)
 
 
 def credential_tree(root: Path) -> tuple[list[dict], list[dict]]:
@@ -169,8 +210,14 @@ def credential_tree(root: Path) -> tuple[list[dict], list[dict]]:
             value = sample_value(sample.get("value", ""), f"{kind}-{index}-{sample.get('detector')}")
             lines = [line.replace("{value}", value) for line in sample["text"].rstrip("\n").split("\n")]
             file_lines = files.setdefault(path, [])
-            expected[kind].append({"path": path, "line": len(file_lines) + 1 + sample.get("line", 0),
-                                   "detector": sample.get("detector"), "verdict": kind == "positives"})
+            expected[kind].append(
+                {
+                    "path": path,
+                    "line": len(file_lines) + 1 + sample.get("line", 0),
+                    "detector": sample.get("detector"),
+                    "verdict": kind == "positives",
+                }
+            )
             file_lines += lines
     for path, lines in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -189,14 +236,23 @@ def credentials() -> tuple[list[list], dict]:
     scores, unlabelled, unknown = score_findings(findings, positives)
     removed, by_filter = _removed_by_rule(extra)
     # a positive found under another rule is a miss of its own detector and an unlabelled hit elsewhere
-    missed = [p for p in positives
-              if not any((f.file_path, f.start_line, f.rule_id) == (p["path"], p["line"], p["detector"])
-                         for f in findings)]
+    missed = [
+        p
+        for p in positives
+        if not any((f.file_path, f.start_line, f.rule_id) == (p["path"], p["line"], p["detector"]) for f in findings)
+    ]
     negative_hits = [u for u in unknown if any((u["path"], u["line"]) == (n["path"], n["line"]) for n in negatives)]
     rows = _rows("credential formats", lines, scores, unlabelled, removed)
-    return rows, {"lines": lines, "positives": len(positives), "negatives": len(negatives),
-                  "missed": missed, "negatives_reported": negative_hits, "unlabelled": unknown,
-                  "filtered": dict(by_filter), "rules": {k: v.as_dict() for k, v in scores.items()}}
+    return rows, {
+        "lines": lines,
+        "positives": len(positives),
+        "negatives": len(negatives),
+        "missed": missed,
+        "negatives_reported": negative_hits,
+        "unlabelled": unknown,
+        "filtered": dict(by_filter),
+        "rules": {k: v.as_dict() for k, v in scores.items()},
+    }
 
 
 def run() -> dict:
@@ -209,7 +265,14 @@ def run() -> dict:
     print("\nsecrets: candidates removed by each precision filter (ordinary repositories / credential formats)")
     for name in sorted({*filters, *credential_json["filtered"]}):
         print(f"  {name:<28} {filters.get(name, 0):>6} {credential_json['filtered'].get(name, 0):>6}")
-    return {"title": "secrets: hand-labelled ordinary repositories and generated credential formats",
-            "header": HEADER, "rows": ordinary_rows + credential_rows,
-            "json": {"header": HEADER, "rows": ordinary_rows + credential_rows,
-                     "ordinary": ordinary_json, "credentials": credential_json}}
+    return {
+        "title": "secrets: hand-labelled ordinary repositories and generated credential formats",
+        "header": HEADER,
+        "rows": ordinary_rows + credential_rows,
+        "json": {
+            "header": HEADER,
+            "rows": ordinary_rows + credential_rows,
+            "ordinary": ordinary_json,
+            "credentials": credential_json,
+        },
+    }

@@ -29,9 +29,7 @@ PG_ROOT = Path("/usr/lib/postgresql")  # Debian's server binaries, one directory
 def pg_bin() -> Path:
     versions = sorted(PG_ROOT.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     if not versions:
-        raise RuntimeError(
-            f"no PostgreSQL server under {PG_ROOT}: run `make install` (Debian package postgresql)"
-        )
+        raise RuntimeError(f"no PostgreSQL server under {PG_ROOT}: run `make install` (Debian package postgresql)")
     return versions[-1].parent
 
 

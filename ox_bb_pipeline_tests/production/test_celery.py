@@ -15,8 +15,8 @@ import pytest
 from celery import Celery
 
 from ox_bb_pipeline import lake
-from ox_bb_pipeline.defs.scanning.assets import FINDING_TABLES
 from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_pipeline.defs.scanning.assets import FINDING_TABLES
 
 from .conftest import STARTUP_DEADLINE
 from .helpers import BIN, REPO_ROOT, dagster_home, deployment_env, sandbox_connections, service
@@ -74,9 +74,7 @@ def wait_for_workers(redis_url: str, names: list[str], processes: list) -> None:
 
 def finding_ids(home: Path) -> dict[str, list[str]]:
     return {
-        f"{table}/{name}": sorted(
-            r["finding_id"] for r in lake.read_partition("findings", table, name, home)
-        )
+        f"{table}/{name}": sorted(r["finding_id"] for r in lake.read_partition("findings", table, name, home))
         for table in FINDING_TABLES
         for name in CONNECTIONS
     }
@@ -97,9 +95,7 @@ def celery_workers_of(instance: dg.DagsterInstance, run_id: str) -> dict[str, se
 def test_the_scan_stage_runs_on_two_celery_workers_and_writes_what_an_in_process_run_writes(
     postgres, pg_database, redis_server, fresh_sandbox, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv(
-        "OX_BB_SECRET_SALT", "scale-out-salt"
-    )  # both homes fingerprint secrets alike
+    monkeypatch.setenv("OX_BB_SECRET_SALT", "scale-out-salt")  # both homes fingerprint secrets alike
     connections = sandbox_connections(fresh_sandbox, tmp_path / "connections.yaml", CONNECTIONS)
     in_process, on_celery = tmp_path / "in-process", tmp_path / "on-celery"
     monkeypatch.setenv("OX_BB_HOME", str(in_process))
@@ -143,9 +139,7 @@ def test_the_scan_stage_runs_on_two_celery_workers_and_writes_what_an_in_process
             ]
             outputs = [p.communicate(timeout=900)[0] for p in launches]
         runs = instance.get_runs(dg.RunsFilter(job_name="scan_on_celery"))
-        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), (
-            outputs
-        )
+        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), outputs
         assert sorted(r.tags["dagster/partition"] for r in runs) == CONNECTIONS
         workers = {r.tags["dagster/partition"]: celery_workers_of(instance, r.run_id) for r in runs}
 
@@ -162,6 +156,4 @@ def test_the_scan_stage_runs_on_two_celery_workers_and_writes_what_an_in_process
     assert sum(len(ids) for ids in expected.values()) > 0
     assert finding_ids(on_celery) == expected
     # Nothing went through a worker's local disk: step outputs would be under DAGSTER_HOME/storage.
-    assert [
-        p for p in (home / "storage").rglob("*") if p.is_file() and "compute_logs" not in p.parts
-    ] == []
+    assert [p for p in (home / "storage").rglob("*") if p.is_file() and "compute_logs" not in p.parts] == []

@@ -18,8 +18,8 @@ import requests
 from dagster._core.scheduler.instigation import InstigatorType
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from ox_bb_pipeline.production import ensure_pools
 from ox_bb_pipeline.app.runner import run_stages
+from ox_bb_pipeline.production import ensure_pools
 
 from .conftest import STARTUP_DEADLINE, USER, free_port, wait_until
 from .helpers import BIN, REPO_ROOT, dagster_home, deployment_env, sandbox_connections, service
@@ -84,12 +84,7 @@ def connections_sensor_ticks(instance: dg.DagsterInstance) -> list:
 
 
 def added_partitions(ticks: list) -> list[str]:
-    return sorted(
-        k
-        for t in ticks
-        for r in t.tick_data.dynamic_partitions_request_results
-        for k in r.added_partitions
-    )
+    return sorted(k for t in ticks for r in t.tick_data.dynamic_partitions_request_results for k in r.added_partitions)
 
 
 def wait_for_partitions_tick(instance: dg.DagsterInstance, daemon, log) -> None:
@@ -100,9 +95,7 @@ def wait_for_partitions_tick(instance: dg.DagsterInstance, daemon, log) -> None:
             return
         assert daemon.poll() is None, f"dagster-daemon exited:\n{log.read_text()[-3000:]}"
         time.sleep(0.5)
-    raise AssertionError(
-        f"no connections_sensor tick within {DAEMON_DEADLINE:.0f} s:\n{log.read_text()[-3000:]}"
-    )
+    raise AssertionError(f"no connections_sensor tick within {DAEMON_DEADLINE:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def webserver_runs(url: str) -> list[str]:
@@ -144,13 +137,9 @@ def test_a_pipeline_run_and_a_sensor_tick_are_stored_in_postgres_and_seen_by_a_s
     instance_env, fresh_sandbox, tmp_path
 ):
     home, pg_env = instance_env
-    connections = sandbox_connections(
-        fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token", "sandbox-app"]
-    )
+    connections = sandbox_connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token", "sandbox-app"])
 
-    env = deployment_env(
-        home, pg_env, OX_BB_CONNECTIONS=str(connections), OX_BB_HOME=str(tmp_path / "data")
-    )
+    env = deployment_env(home, pg_env, OX_BB_CONNECTIONS=str(connections), OX_BB_HOME=str(tmp_path / "data"))
     for command in (
         ["instance", "migrate"],
         ["instance", "concurrency", "set", "duckdb_writer", "1"],
@@ -168,9 +157,7 @@ def test_a_pipeline_run_and_a_sensor_tick_are_stored_in_postgres_and_seen_by_a_s
 
     with dg.DagsterInstance.get() as instance:
         assert instance.event_log_storage.get_concurrency_info("duckdb_writer").slot_count == 1
-        results = run_stages(
-            "all", connections, "sandbox-token", dagster_instance=instance, progress=lambda _: None
-        )
+        results = run_stages("all", connections, "sandbox-token", dagster_instance=instance, progress=lambda _: None)
         assert [(r.stage, r.success) for r in results] == [
             ("extract", True),
             ("scan", True),

@@ -22,8 +22,11 @@ from .helpers import dagster_home
 def fresh_instance(postgres, pg_database, tmp_path, monkeypatch):
     """DAGSTER_HOME with the top-level dagster.yaml on a new PostgreSQL database (no pools yet)."""
     home = dagster_home(tmp_path / "dagster_home")
-    for name, value in {**postgres.env(pg_database), "DAGSTER_HOME": str(home),
-                        "OX_BB_HOME": str(tmp_path / "data")}.items():
+    for name, value in {
+        **postgres.env(pg_database),
+        "DAGSTER_HOME": str(home),
+        "OX_BB_HOME": str(tmp_path / "data"),
+    }.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.get() as instance:
         assert instance.event_log_storage.get_pool_limits() == []
@@ -33,23 +36,30 @@ def fresh_instance(postgres, pg_database, tmp_path, monkeypatch):
 def pooled_jobs() -> dict[str, dg.JobDefinition]:
     """The code location's jobs with a step in one of the pools (the implicit asset job included)."""
     repository = defs().get_repository_def()
-    return {job.name: job for job in repository.get_all_jobs()
-            if any(getattr(op, "pool", None) in POOLS for op in job.graph.iterate_op_defs())}  # graphs too
+    return {
+        job.name: job
+        for job in repository.get_all_jobs()
+        if any(getattr(op, "pool", None) in POOLS for op in job.graph.iterate_op_defs())
+    }  # graphs too
 
 
 def start_run(job: dg.JobDefinition, instance: dg.DagsterInstance) -> dg.Executor:
     """What a run worker does at run start: its executor, made from the job's resolved run config."""
     config = dg.validate_run_config(job, {})["execution"][job.executor_def.name]
-    return job.executor_def.executor_creation_fn(dg.InitExecutorContext(
-        job=InMemoryJob(job), executor_def=job.executor_def, executor_config=config, instance=instance))
+    return job.executor_def.executor_creation_fn(
+        dg.InitExecutorContext(
+            job=InMemoryJob(job), executor_def=job.executor_def, executor_config=config, instance=instance
+        )
+    )
 
 
 def test_every_pooled_job_but_celerys_runs_on_the_executor_that_creates_the_pools():
     jobs = pooled_jobs()
 
     assert {"__ASSET_JOB", "nightly_scan", "scan_on_demand", "scan_on_celery"} <= set(jobs)
-    assert {name for name, job in jobs.items() if job.executor_def is not multiprocess_with_pools} == \
-        {"scan_on_celery"}  # its own executor calls ensure_pools (defs/scale_out/jobs.py)
+    assert {name for name, job in jobs.items() if job.executor_def is not multiprocess_with_pools} == {
+        "scan_on_celery"
+    }  # its own executor calls ensure_pools (defs/scale_out/jobs.py)
 
 
 def test_runs_starting_together_on_a_fresh_instance_create_the_pools_before_any_step(fresh_instance):

@@ -22,18 +22,14 @@ REDIS_PASSWORD = "redis-secret-31"
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        args, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False
-    )
+    return subprocess.run(args, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture
 def deployment(postgres, pg_database, fresh_sandbox, tmp_path):
     """A DAGSTER_HOME, a data home and a connections file that would work with good services."""
     home = dagster_home(tmp_path / "dagster_home")
-    connections = sandbox_connections(
-        fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"]
-    )
+    connections = sandbox_connections(fresh_sandbox, tmp_path / "connections.yaml", ["sandbox-token"])
     data = tmp_path / "data"
 
     def env(**overrides: str) -> dict[str, str]:
@@ -56,9 +52,7 @@ def dagster_tables(pg_env: dict) -> list[str]:
         dbname=pg_env["OX_BB_PG_DB"],
     )
     with closing(connection), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
-        )
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -73,9 +67,7 @@ def test_ox_bb_run_refuses_a_postgres_that_is_down_before_writing(deployment):
 
     assert result.returncode == 1
     assert f"cannot reach PostgreSQL at 127.0.0.1:{port} as user {USER}" in result.stderr
-    assert (
-        "Connection refused" in result.stderr and "start it, or fix OX_BB_PG_HOST" in result.stderr
-    )
+    assert "Connection refused" in result.stderr and "start it, or fix OX_BB_PG_HOST" in result.stderr
     assert "Traceback" not in result.stderr
     assert pg_env["OX_BB_PG_PASSWORD"] not in result.stdout + result.stderr
     assert not data.exists()
@@ -115,9 +107,7 @@ def test_preflight_names_a_missing_variable_and_checks_every_service(deployment,
     assert not data.exists()
 
 
-def test_redis_down_is_refused_by_preflight_and_by_the_celery_run_before_any_step(
-    deployment, monkeypatch
-):
+def test_redis_down_is_refused_by_preflight_and_by_the_celery_run_before_any_step(deployment, monkeypatch):
     env, data, _, pg_env = deployment
     port = free_port()  # nothing listens here
     down = {**env(), "OX_BB_REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"}
@@ -144,19 +134,13 @@ def test_redis_down_is_refused_by_preflight_and_by_the_celery_run_before_any_ste
     assert not (data / "lake").exists()
 
 
-def test_an_instance_configured_by_postgres_url_is_checked_and_its_password_masked(
-    postgres, pg_database, tmp_path
-):
+def test_an_instance_configured_by_postgres_url_is_checked_and_its_password_masked(postgres, pg_database, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(
-        "storage:\n  postgres:\n    postgres_url: {env: DAGSTER_PG_URL}\n"
-    )
+    (home / "dagster.yaml").write_text("storage:\n  postgres:\n    postgres_url: {env: DAGSTER_PG_URL}\n")
     pg = postgres.env(pg_database)
     url = "postgresql://{user}:{password}@127.0.0.1:{port}/{db}"
-    good = url.format(
-        user=USER, password=pg["OX_BB_PG_PASSWORD"], port=postgres.port, db=pg_database
-    )
+    good = url.format(user=USER, password=pg["OX_BB_PG_PASSWORD"], port=postgres.port, db=pg_database)
     wrong = url.format(user=USER, password=WRONG_PASSWORD, port=postgres.port, db=pg_database)
 
     checked = preflight({"DAGSTER_HOME": str(home), "DAGSTER_PG_URL": good})
@@ -169,6 +153,4 @@ def test_an_instance_configured_by_postgres_url_is_checked_and_its_password_mask
     assert checked == [f"Dagster instance: PostgreSQL at {where}"]
     assert "password authentication failed" in str(refused.value)
     assert WRONG_PASSWORD not in str(refused.value)
-    assert str(unset.value).startswith(
-        "the PostgreSQL URL comes from $DAGSTER_PG_URL, which is not set"
-    )
+    assert str(unset.value).startswith("the PostgreSQL URL comes from $DAGSTER_PG_URL, which is not set")

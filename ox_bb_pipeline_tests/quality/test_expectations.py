@@ -50,11 +50,7 @@ def good_frame(name: str, rows: int = 6) -> pd.DataFrame:
 
 def failure(result, expectation: str, column: str | None = None):
     """The one failed expectation of that type (and column), or an assertion naming what failed."""
-    matches = [
-        f
-        for f in result.failed
-        if f.expectation == expectation and (column is None or f.column == column)
-    ]
+    matches = [f for f in result.failed if f.expectation == expectation and (column is None or f.column == column)]
     assert matches, f"{expectation} on {column} did not fail:\n{result.summary()}"
     return matches[0]
 
@@ -83,11 +79,7 @@ def test_every_expectation_of_a_suite_fails_on_its_targeted_corruption(name):
     result = validate(name, frame)
 
     assert not result.passed and result.success_percent < 100
-    unique = (
-        "expect_column_values_to_be_unique"
-        if len(spec.key) == 1
-        else "expect_compound_columns_to_be_unique"
-    )
+    unique = "expect_column_values_to_be_unique" if len(spec.key) == 1 else "expect_compound_columns_to_be_unique"
     duplicated = failure(result, unique)
     assert duplicated.unexpected_count == 2
     assert f"{spec.key[0]}={good[spec.key[0]][2]!r}" in duplicated.examples[0]
@@ -185,32 +177,23 @@ def test_a_missing_column_fails_and_says_which():
     result = validate("raw/repositories", frame)
 
     assert not result.passed
-    assert all(
-        "could not evaluate" in f.detail and '"repository_uuid"' in f.detail for f in result.failed
-    )
+    assert all("could not evaluate" in f.detail and '"repository_uuid"' in f.detail for f in result.failed)
 
 
 def test_examples_are_few_and_short():
     frame = good_frame("findings/bandit", rows=40)
     frame["base_severity"] = "x" * 500  # every row wrong, and far too long to show
 
-    failed = failure(
-        validate("findings/bandit", frame), "expect_column_values_to_be_in_set", "base_severity"
-    )
+    failed = failure(validate("findings/bandit", frame), "expect_column_values_to_be_in_set", "base_severity")
 
     assert failed.unexpected_count == 40
     assert len(failed.examples) == MAX_EXAMPLES
     assert all(len(e) <= EXAMPLE_WIDTH for e in failed.examples)
-    assert (
-        failed.examples[0]
-        == f"base_severity='{'x' * 38}…, finding_id='finding_id-0', rule_id='rule_id-0'"
-    )
+    assert failed.examples[0] == f"base_severity='{'x' * 38}…, finding_id='finding_id-0', rule_id='rule_id-0'"
 
 
 def test_an_unknown_table_is_named_with_the_known_ones():
-    with pytest.raises(
-        KeyError, match="no expectation suite for table 'raw/nope'.*raw/repositories"
-    ):
+    with pytest.raises(KeyError, match="no expectation suite for table 'raw/nope'.*raw/repositories"):
         validate("raw/nope", pd.DataFrame())
 
 
@@ -228,13 +211,9 @@ def test_the_row_count_floor():
 
 
 def test_losing_more_than_half_the_rows_fails_half_passes():
-    assert validate(
-        "raw/repositories", good_frame("raw/repositories", rows=5), previous_row_count=10
-    ).passed
+    assert validate("raw/repositories", good_frame("raw/repositories", rows=5), previous_row_count=10).passed
 
-    result = validate(
-        "raw/repositories", good_frame("raw/repositories", rows=4), previous_row_count=10
-    )
+    result = validate("raw/repositories", good_frame("raw/repositories", rows=4), previous_row_count=10)
 
     failed = failure(result, "expect_table_row_count_to_be_between")
     assert failed.detail == "4 rows, expected at least 5 (previous good run: 10)"
@@ -247,9 +226,7 @@ def test_an_empty_table_fails_when_it_had_rows_even_when_any_drop_is_allowed():
     assert validate("findings/secrets", empty).passed  # no previous run
     result = validate("findings/secrets", empty, previous_row_count=3, max_drop=1.0)
 
-    assert failure(result, "expect_table_row_count_to_be_between").detail.startswith(
-        "0 rows, expected at least 1"
-    )
+    assert failure(result, "expect_table_row_count_to_be_between").detail.startswith("0 rows, expected at least 1")
 
 
 def test_tables_that_may_shrink_for_good_reasons_have_no_row_count_guard():
@@ -272,9 +249,7 @@ def test_a_lake_frame_reads_only_the_suites_columns(tmp_path):
             "yml": "image: python",
         }
     ]
-    lake_io.write_partition(
-        "raw", "pipeline_configs", "c", rows, tables.schema("pipeline_configs"), home=tmp_path
-    )
+    lake_io.write_partition("raw", "pipeline_configs", "c", rows, tables.schema("pipeline_configs"), home=tmp_path)
 
     frame = lake_frame(spec, "c", home=tmp_path)
 
@@ -299,16 +274,12 @@ def test_every_mart_suite_names_a_model_and_columns_of_sql():
     for spec in WAREHOUSE_SUITES:
         assert spec.table in models, f"{spec.name}: no sql/{spec.table}.sql"
         computed = set(spec.true_columns)
-        missing = [
-            c for c in spec.columns if c not in computed and c not in models[spec.table].columns
-        ]
+        missing = [c for c in spec.columns if c not in computed and c not in models[spec.table].columns]
         assert not missing, f"{spec.name}: sql/{spec.table}.sql declares no column {missing}"
 
 
 def test_a_missing_warehouse_says_to_build_it(tmp_path):
-    with pytest.raises(
-        MissingTableError, match="warehouse.duckdb does not exist: materialize the warehouse"
-    ):
+    with pytest.raises(MissingTableError, match="warehouse.duckdb does not exist: materialize the warehouse"):
         open_warehouse(tmp_path)
 
 
@@ -323,19 +294,12 @@ def test_the_mart_suites_hold_on_a_real_build_including_workspace_level_findings
     lake.finding(api, "bandit", "B105", file_path="app/config.py", severity="high")
     lake.finding(api, "secrets", "aws-key", file_path="deploy.sh", severity="info")  # no SLA
     workspace = {"workspace": "acme", "repository_uuid": "", "repository": "", "main_head": None}
-    lake.finding(
-        workspace, "posture", "BB-030", anchor="workspace setting"
-    )  # belongs to the workspace
+    lake.finding(workspace, "posture", "BB-030", anchor="workspace setting")  # belongs to the workspace
     lake.build(NOW)
 
     with open_warehouse(lake.home) as con:
         results = {s.name: validate(s.name, warehouse_frame(con, s)) for s in WAREHOUSE_SUITES}
-        assert (
-            warehouse_frame(con, suite("warehouse/findings"))["application"]
-            .tolist()
-            .count("workspace:acme")
-            == 1
-        )
+        assert warehouse_frame(con, suite("warehouse/findings"))["application"].tolist().count("workspace:acme") == 1
 
     assert all(r.passed for r in results.values()), "\n".join(r.summary() for r in results.values())
     assert results["warehouse/findings"].row_count == 3

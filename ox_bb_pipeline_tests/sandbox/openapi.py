@@ -9,7 +9,7 @@ open, so the rest of each schema is enforced as published. Extra fields are allo
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
@@ -19,9 +19,13 @@ from referencing import Registry, Resource
 
 SPEC = Path(__file__).parent / "data" / "bitbucket-cloud-schemas.yml"
 NEWER_RESTRICTION_KINDS = [
-    "require_default_reviewer_approvals_to_merge", "require_review_group_approvals_to_merge",
-    "require_no_changes_requested", "require_all_comments_resolved", "require_commits_behind",
-    "smart_reset_pullrequest_approvals", "reset_pullrequest_changes_requested_on_change",
+    "require_default_reviewer_approvals_to_merge",
+    "require_review_group_approvals_to_merge",
+    "require_no_changes_requested",
+    "require_all_comments_resolved",
+    "require_commits_behind",
+    "smart_reset_pullrequest_approvals",
+    "reset_pullrequest_changes_requested_on_change",
     "allow_auto_merge_when_builds_pass",
 ]
 
@@ -36,7 +40,7 @@ def _spec() -> dict:
     return spec
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(schema_name: str) -> OAS30Validator:
     registry = Registry().with_resource("urn:bitbucket", Resource.opaque(_spec()))
     schema = {"$ref": f"urn:bitbucket#/components/schemas/{schema_name}"}
@@ -58,8 +62,10 @@ def validate(body: dict, schema_name: str) -> None:
 
 
 def errors(body: dict, schema_name: str) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in _validator(schema_name).iter_errors(drop_nulls(copy.deepcopy(body)))]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in _validator(schema_name).iter_errors(drop_nulls(copy.deepcopy(body)))
+    ]
 
 
 __all__ = ["validate", "errors", "ValidationError"]

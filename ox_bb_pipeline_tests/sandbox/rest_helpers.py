@@ -13,8 +13,10 @@ import requests
 
 from ox_bb_sandbox.world import Repository, World
 
-NO_REPO_MESSAGE = ("You may not have access to this repository or it no longer exists in this workspace. "
-                   "If you think this repository exists and you have access, make sure you are authenticated.")
+NO_REPO_MESSAGE = (
+    "You may not have access to this repository or it no longer exists in this workspace. "
+    "If you think this repository exists and you have access, make sure you are authenticated."
+)
 
 
 class Api:
@@ -71,8 +73,7 @@ def query_of(url: str) -> list[tuple[str, str]]:
 
 def git(repo: Repository, *args: str) -> bytes:
     """Ask git itself (not the sandbox) about a repository's bare directory."""
-    return subprocess.run(["git", "--git-dir", str(repo.git.path), *args], check=True,
-                          capture_output=True).stdout
+    return subprocess.run(["git", "--git-dir", str(repo.git.path), *args], check=True, capture_output=True).stdout
 
 
 def git_lines(repo: Repository, *args: str) -> list[str]:

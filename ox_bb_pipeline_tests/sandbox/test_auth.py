@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from ox_bb_pipeline_tests.conftest import Credentials, bearer
 from ox_bb_sandbox.auth import WWW_AUTHENTICATE
 from ox_bb_sandbox.generator import LIMITED_API_TOKEN_SCOPES
 from ox_bb_sandbox.world import ApiToken, OAuthConsumer
-from ox_bb_pipeline_tests.conftest import Credentials, bearer
 
 TIMEOUT = 10
 OWN_WS = "acme-payments"  # the workspace the seeded access token belongs to
@@ -87,9 +87,12 @@ def test_client_credentials_grant_needs_a_private_consumer(fresh_sandbox):
 
 def test_authorization_code_flow_redirects_with_code_and_state_and_the_code_works_once(fresh_sandbox):
     key, secret = consumer(fresh_sandbox, "IDP")
-    authorize = requests.get(f"{fresh_sandbox.base_url}/site/oauth2/authorize",
-                             params={"client_id": key, "response_type": "code", "state": "s"},
-                             allow_redirects=False, timeout=TIMEOUT)
+    authorize = requests.get(
+        f"{fresh_sandbox.base_url}/site/oauth2/authorize",
+        params={"client_id": key, "response_type": "code", "state": "s"},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
     assert authorize.status_code == 302
     location = urlsplit(authorize.headers["Location"])
     callback = next(c for c in fresh_sandbox.world.consumers if c.key == key).callback_url
@@ -113,8 +116,9 @@ def test_authorization_code_flow_redirects_with_code_and_state_and_the_code_work
 def test_authorize_rejects_an_unknown_client_or_a_response_type_other_than_code(fresh_sandbox):
     key, _ = consumer(fresh_sandbox, "IDP")
     for params in ({"client_id": "nope", "response_type": "code"}, {"client_id": key, "response_type": "token"}):
-        response = requests.get(f"{fresh_sandbox.base_url}/site/oauth2/authorize", params=params,
-                                allow_redirects=False, timeout=TIMEOUT)
+        response = requests.get(
+            f"{fresh_sandbox.base_url}/site/oauth2/authorize", params=params, allow_redirects=False, timeout=TIMEOUT
+        )
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_request"
 
@@ -134,8 +138,9 @@ def test_refresh_token_grant_rotates_the_refresh_token(fresh_sandbox):
     assert reused.status_code == 400
     assert reused.json()["error"] == "invalid_grant"
 
-    rotated = token_endpoint(fresh_sandbox, {"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]},
-                             client)
+    rotated = token_endpoint(
+        fresh_sandbox, {"grant_type": "refresh_token", "refresh_token": grant["refresh_token"]}, client
+    )
     assert rotated.status_code == 200
     # The sandbox's secrets always name the live refresh token (what the connections file needs).
     assert fresh_sandbox.secrets()["OX_BB_SANDBOX_IDP_REFRESH_TOKEN"] == rotated.json()["refresh_token"]
@@ -143,8 +148,9 @@ def test_refresh_token_grant_rotates_the_refresh_token(fresh_sandbox):
 
 def test_refresh_token_of_another_consumer_is_an_invalid_grant(fresh_sandbox):
     seeded = fresh_sandbox.secrets()["OX_BB_SANDBOX_IDP_REFRESH_TOKEN"]
-    response = token_endpoint(fresh_sandbox, {"grant_type": "refresh_token", "refresh_token": seeded},
-                              consumer(fresh_sandbox, "APP"))
+    response = token_endpoint(
+        fresh_sandbox, {"grant_type": "refresh_token", "refresh_token": seeded}, consumer(fresh_sandbox, "APP")
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -242,8 +248,7 @@ def test_oauth_token_expires_when_the_clock_is_moved_over_http(fresh_sandbox):
     token = Credentials(fresh_sandbox).oauth("app")
     before = requests.get(f"{fresh_sandbox.base_url}/_sandbox/clock", timeout=TIMEOUT).json()
     assert before["manual"] is True
-    moved = requests.post(f"{fresh_sandbox.base_url}/_sandbox/clock", json={"advance_seconds": 7200},
-                          timeout=TIMEOUT)
+    moved = requests.post(f"{fresh_sandbox.base_url}/_sandbox/clock", json={"advance_seconds": 7200}, timeout=TIMEOUT)
     assert moved.status_code == 200
     assert moved.json()["now"] == "2026-11-01T02:00:00.000000+00:00"
     response = get(fresh_sandbox, "/user", headers=bearer(token))
@@ -252,8 +257,7 @@ def test_oauth_token_expires_when_the_clock_is_moved_over_http(fresh_sandbox):
 
 
 def test_the_clock_cannot_be_moved_on_a_system_clock(sandbox):
-    response = requests.post(f"{sandbox.base_url}/_sandbox/clock", json={"advance_seconds": 7200},
-                             timeout=TIMEOUT)
+    response = requests.post(f"{sandbox.base_url}/_sandbox/clock", json={"advance_seconds": 7200}, timeout=TIMEOUT)
     assert response.status_code == 409
     assert requests.get(f"{sandbox.base_url}/_sandbox/clock", timeout=TIMEOUT).json()["manual"] is False
 
@@ -267,18 +271,24 @@ def test_bad_client_secret_at_the_token_endpoint_is_invalid_client(sandbox):
 
 def test_client_may_authenticate_with_form_fields_instead_of_basic(sandbox):
     key, secret = consumer(sandbox, "APP")
-    response = requests.post(f"{sandbox.base_url}/site/oauth2/access_token", timeout=TIMEOUT,
-                             data={"grant_type": "client_credentials", "client_id": key, "client_secret": secret})
+    response = requests.post(
+        f"{sandbox.base_url}/site/oauth2/access_token",
+        timeout=TIMEOUT,
+        data={"grant_type": "client_credentials", "client_id": key, "client_secret": secret},
+    )
     assert response.status_code == 200
 
 
 # -- scopes ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("path", "required", "accepted"), [
-    (f"/repositories/{REPO}/pullrequests", "read:pullrequest:bitbucket", "pullrequest"),
-    (f"/repositories/{REPO}/pipelines", "read:pipeline:bitbucket", "pipeline"),
-    (f"/repositories/{REPO}/hooks", "read:webhook:bitbucket", "webhook"),
-    (f"/repositories/{REPO}/branch-restrictions", "admin:repository:bitbucket", "repository:admin"),
-])
+@pytest.mark.parametrize(
+    ("path", "required", "accepted"),
+    [
+        (f"/repositories/{REPO}/pullrequests", "read:pullrequest:bitbucket", "pullrequest"),
+        (f"/repositories/{REPO}/pipelines", "read:pipeline:bitbucket", "pipeline"),
+        (f"/repositories/{REPO}/hooks", "read:webhook:bitbucket", "webhook"),
+        (f"/repositories/{REPO}/branch-restrictions", "admin:repository:bitbucket", "repository:admin"),
+    ],
+)
 def test_limited_api_token_gets_403_naming_granted_and_required_scopes(sandbox, creds, path, required, accepted):
     response = get(sandbox, path, auth=creds.token("carol-limited"))
     assert response.status_code == 403
@@ -301,8 +311,11 @@ def test_scope_headers_name_each_credential_kind(sandbox, creds):
     oauth = get(sandbox, f"/repositories/{REPO}", headers=bearer(creds.oauth("app")))
     token = get(sandbox, f"/repositories/{REPO}", headers=bearer(creds.access_token()))
     assert [r.status_code for r in (api, oauth, token)] == [200, 200, 200]
-    assert [r.headers["x-credential-type"] for r in (api, oauth, token)] == \
-        ["apikey", "oauth2", "workspace_access_token"]
+    assert [r.headers["x-credential-type"] for r in (api, oauth, token)] == [
+        "apikey",
+        "oauth2",
+        "workspace_access_token",
+    ]
     # API tokens report the new scope names, OAuth and access tokens the legacy ones.
     assert "read:repository:bitbucket" in api.headers["x-oauth-scopes"].split(", ")
     assert "repository:admin" in oauth.headers["x-oauth-scopes"].split(", ")
@@ -311,8 +324,15 @@ def test_scope_headers_name_each_credential_kind(sandbox, creds):
 
 
 def test_legacy_oauth_scopes_imply_weaker_ones(fresh_sandbox):
-    fresh_sandbox.world.consumers.append(OAuthConsumer("admin-only", key="adminonlykey", secret="adminonlysecret",
-                                                       owner="alice", scopes=frozenset({"repository:admin"})))
+    fresh_sandbox.world.consumers.append(
+        OAuthConsumer(
+            "admin-only",
+            key="adminonlykey",
+            secret="adminonlysecret",
+            owner="alice",
+            scopes=frozenset({"repository:admin"}),
+        )
+    )
     grant = token_endpoint(fresh_sandbox, {"grant_type": "client_credentials"}, ("adminonlykey", "adminonlysecret"))
     headers = bearer(grant.json()["access_token"])
 
@@ -328,7 +348,8 @@ def test_legacy_oauth_scopes_imply_weaker_ones(fresh_sandbox):
 
 def test_api_token_scopes_imply_nothing(fresh_sandbox):
     fresh_sandbox.world.api_tokens.append(
-        ApiToken("admin-only", "alice", "ATATT3xadminonly", frozenset({"admin:repository:bitbucket"})))
+        ApiToken("admin-only", "alice", "ATATT3xadminonly", frozenset({"admin:repository:bitbucket"}))
+    )
     auth = ("alice@example.com", "ATATT3xadminonly")
     assert get(fresh_sandbox, f"/repositories/{REPO}/branch-restrictions", auth=auth).status_code == 200
     repo = get(fresh_sandbox, f"/repositories/{REPO}", auth=auth)

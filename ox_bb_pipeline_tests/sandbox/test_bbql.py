@@ -27,36 +27,76 @@ def _pull_request(id, title, state, updated_on, branch, comment_count, participa
 
 PULL_REQUESTS = [
     _pull_request(
-        1, "Fix login redirect", "OPEN", "2026-01-02T10:00:00.000000+00:00", "bugfix/login", 3,
+        1,
+        "Fix login redirect",
+        "OPEN",
+        "2026-01-02T10:00:00.000000+00:00",
+        "bugfix/login",
+        3,
         [("alice", "REVIEWER", True), ("bob", "PARTICIPANT", False)],
-        close_source_branch=True, reason=None,
+        close_source_branch=True,
+        reason=None,
     ),
     _pull_request(
-        2, 'Bump "requests" to 2.32', "MERGED", "2025-12-31T23:59:59.999999+00:00", "deps/requests", 0,
+        2,
+        'Bump "requests" to 2.32',
+        "MERGED",
+        "2025-12-31T23:59:59.999999+00:00",
+        "deps/requests",
+        0,
         [("carol", "REVIEWER", True)],
-        close_source_branch=False, reason="",
+        close_source_branch=False,
+        reason="",
     ),
     _pull_request(
-        3, "WIP: new billing API", "OPEN", "2026-01-15T08:30:00.058566+00:00", "feature/billing", 12,
+        3,
+        "WIP: new billing API",
+        "OPEN",
+        "2026-01-15T08:30:00.058566+00:00",
+        "feature/billing",
+        12,
         [],
         close_source_branch=False,
     ),
     _pull_request(
-        4, "Revert C:\\temp paths", "DECLINED", "2026-01-01T01:00:00+05:00", "revert/paths", 1,
+        4,
+        "Revert C:\\temp paths",
+        "DECLINED",
+        "2026-01-01T01:00:00+05:00",
+        "revert/paths",
+        1,
         [("bob", "REVIEWER", False)],
-        close_source_branch=True, reason="superseded",
+        close_source_branch=True,
+        reason="superseded",
     ),
 ]
 
 REPOSITORIES = [
-    {"slug": "api", "project": {"key": "CORE"}, "is_private": True, "size": 2048,
-     "updated_on": "2026-01-10T12:00:00.123456+00:00", "language": "python"},
-    {"slug": "web", "project": {"key": "FRONT"}, "is_private": False, "size": 512,
-     "updated_on": "2025-06-01T00:00:00+00:00", "language": "typescript"},
-    {"slug": "infra", "project": {"key": "CORE"}, "is_private": True, "size": 0,
-     "updated_on": "2026-01-10T13:00:00+02:00", "language": ""},
-    {"slug": "legacy", "project": None, "is_private": False, "size": 4096.5,
-     "updated_on": None},
+    {
+        "slug": "api",
+        "project": {"key": "CORE"},
+        "is_private": True,
+        "size": 2048,
+        "updated_on": "2026-01-10T12:00:00.123456+00:00",
+        "language": "python",
+    },
+    {
+        "slug": "web",
+        "project": {"key": "FRONT"},
+        "is_private": False,
+        "size": 512,
+        "updated_on": "2025-06-01T00:00:00+00:00",
+        "language": "typescript",
+    },
+    {
+        "slug": "infra",
+        "project": {"key": "CORE"},
+        "is_private": True,
+        "size": 0,
+        "updated_on": "2026-01-10T13:00:00+02:00",
+        "language": "",
+    },
+    {"slug": "legacy", "project": None, "is_private": False, "size": 4096.5, "updated_on": None},
 ]
 
 
@@ -113,7 +153,7 @@ def test_keywords_are_case_insensitive():
 
 
 def test_keyword_lookalike_field_names_are_fields():
-    query = parse('origin = 1 AND index = 2 OR android = true AND nullable = null')
+    query = parse("origin = 1 AND index = 2 OR android = true AND nullable = null")
     assert query.fields == {"origin", "index", "android", "nullable"}
 
 
@@ -158,7 +198,7 @@ def test_quoted_strings_unescape_backslashes():
 
 def test_string_never_equals_a_number():
     assert pr_ids('id = "1"') == []
-    assert pr_ids('title = 1') == []
+    assert pr_ids("title = 1") == []
 
 
 def test_booleans():
@@ -326,7 +366,7 @@ def test_filter_rejects_a_field_that_does_not_support_filtering():
 def test_filterable_paths_match_exactly():
     # "source.branch.name" being filterable does not make "source.branch" or "source" filterable.
     with pytest.raises(BBQLError, match=r'^Field "source.branch" does not support filtering$'):
-        filter_items(PULL_REQUESTS, 'source.branch = null', PR_FILTERABLE)
+        filter_items(PULL_REQUESTS, "source.branch = null", PR_FILTERABLE)
 
 
 def test_filter_reports_syntax_errors():
@@ -384,7 +424,9 @@ def test_no_sort_keeps_order(sort):
     assert result is not REPOSITORIES
 
 
-@pytest.mark.parametrize(("sort", "field"), [("language", "language"), ("-language", "language"), ("project", "project")])
+@pytest.mark.parametrize(
+    ("sort", "field"), [("language", "language"), ("-language", "language"), ("project", "project")]
+)
 def test_sort_rejects_unknown_fields(sort, field):
     with pytest.raises(BBQLError) as err:
         sort_items(REPOSITORIES, sort, REPO_SORTABLE)

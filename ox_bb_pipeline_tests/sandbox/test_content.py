@@ -30,8 +30,17 @@ from ox_bb_sandbox.content import (
 )
 
 SLUG = "orders-api"
-REQUIRED_PROFILES = {"python-service", "node-web", "java-api", "go-worker", "infra", "ruby-rust",
-                     "clean-python", "clean-node", "docs"}
+REQUIRED_PROFILES = {
+    "python-service",
+    "node-web",
+    "java-api",
+    "go-worker",
+    "infra",
+    "ruby-rust",
+    "clean-python",
+    "clean-node",
+    "docs",
+}
 KINDS = {"secret", "dependency", "sast", "iac", "pipeline"}
 PIPELINE_RULES = {f"BB-0{n}" for n in range(26, 34)}
 WHOLE_FILE_RULES = {"BB-032", "BB-033"}
@@ -46,7 +55,7 @@ SECRET_FORMATS = {
     "slack-token": r"xoxb-[0-9]{10,13}-[0-9]{10,13}-[A-Za-z0-9]{24}",
     "stripe-key": r"sk_live_[A-Za-z0-9]{24,}",
     "private-key": r"-----BEGIN RSA PRIVATE[ ]KEY-----\n(?:[A-Za-z0-9+/=]{1,64}\n){10,}"
-                   r"-----END RSA PRIVATE[ ]KEY-----",
+    r"-----END RSA PRIVATE[ ]KEY-----",
     "password-assignment": r"[A-Za-z0-9!#*]{16,}",
 }
 # What the planted line must contain, per rule (an oracle independent of the markers).
@@ -59,21 +68,21 @@ CONSTRUCTS = {
     "python-weak-hash": "hashlib.md5(",
     "python-hardcoded-password": "_password = ",
     "js-eval": "eval(",
-    "js-child-process-exec": "exec(\"",
-    "js-weak-hash": "createHash(\"md5\")",
+    "js-child-process-exec": 'exec("',
+    "js-weak-hash": 'createHash("md5")',
     "js-tls-reject-unauthorized": "rejectUnauthorized: false",
     "java-command-injection": "Runtime.getRuntime().exec(",
-    "java-weak-hash": "MessageDigest.getInstance(\"MD5\")",
+    "java-weak-hash": 'MessageDigest.getInstance("MD5")',
     "java-deserialization": ".readObject()",
-    "java-sql-injection": "executeQuery(\"SELECT",
+    "java-sql-injection": 'executeQuery("SELECT',
     "java-trust-all-certs": "checkServerTrusted(",
-    "go-command-injection": "\"sh\", \"-c\"",
-    "go-sql-injection": "QueryRow(\"SELECT",
+    "go-command-injection": '"sh", "-c"',
+    "go-sql-injection": 'QueryRow("SELECT',
     "go-weak-hash": "md5.Sum(",
     "go-tls-skip-verify": "InsecureSkipVerify: true",
-    "terraform-s3-public": "\"public-read\"",
+    "terraform-s3-public": '"public-read"',
     "terraform-ebs-unencrypted": "encrypted         = false",
-    "terraform-sg-open-ssh": "\"0.0.0.0/0\"",
+    "terraform-sg-open-ssh": '"0.0.0.0/0"',
     "terraform-rds-unencrypted": "storage_encrypted   = false",
     "cloudformation-s3-public": "AccessControl: PublicRead",
     "k8s-privileged": "privileged: true",
@@ -97,9 +106,24 @@ SECRET_LIKE = [
     re.compile(r"sk_live_"),
     re.compile(r"(?i)(password|passwd|secret|token|api_?key)\w*\s*[:=]+\s*[\"'][^\"'\s$]{6,}[\"']"),
 ]
-INSECURE_IN_CLEAN = ["eval(", "shell=True", "verify=False", "pickle", "yaml.load(", "md5", "MD5",
-                     "rejectUnauthorized", "InsecureSkipVerify", "readObject", ":latest",
-                     "privileged", "self.hosted", "| bash", "| sh", "USER root"]
+INSECURE_IN_CLEAN = [
+    "eval(",
+    "shell=True",
+    "verify=False",
+    "pickle",
+    "yaml.load(",
+    "md5",
+    "MD5",
+    "rejectUnauthorized",
+    "InsecureSkipVerify",
+    "readObject",
+    ":latest",
+    "privileged",
+    "self.hosted",
+    "| bash",
+    "| sh",
+    "USER root",
+]
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -120,8 +144,7 @@ def rendered() -> dict[str, tuple[dict[str, str], list[Planted]]]:
 
 @functools.lru_cache(maxsize=1)
 def advisories() -> tuple[dict, ...]:
-    return tuple(json.loads(p.read_text(encoding="utf-8"))
-                 for p in sorted(advisories_dir().glob("*.json")))
+    return tuple(json.loads(p.read_text(encoding="utf-8")) for p in sorted(advisories_dir().glob("*.json")))
 
 
 def norm_name(ecosystem: str, name: str) -> str:
@@ -152,14 +175,16 @@ def vcmp(ecosystem: str, a: str, b: str) -> int:
 
 def in_range(ecosystem: str, version: str, events: list[dict]) -> bool:
     def key(ev: dict):
-        (_, val), = ev.items()
+        ((_, val),) = ev.items()
         return functools.cmp_to_key(
-            lambda x, y: -1 if x == "0" and y != "0" else 1 if y == "0" and x != "0"
-            else 0 if x == y else vcmp(ecosystem, x, y))(val)
+            lambda x, y: (
+                -1 if x == "0" and y != "0" else 1 if y == "0" and x != "0" else 0 if x == y else vcmp(ecosystem, x, y)
+            )
+        )(val)
 
     affected = False
     for ev in sorted(events, key=key):
-        (kind, val), = ev.items()
+        ((kind, val),) = ev.items()
         if kind == "introduced":
             if val == "0" or vcmp(ecosystem, val, version) <= 0:
                 affected = True
@@ -181,8 +206,7 @@ def in_range(ecosystem: str, version: str, events: list[dict]) -> bool:
 def affects(adv: dict, ecosystem: str, name: str, version: str) -> bool:
     for a in adv["affected"]:
         pkg = a["package"]
-        if pkg["ecosystem"] != ecosystem or norm_name(ecosystem, pkg["name"]) != \
-                norm_name(ecosystem, name):
+        if pkg["ecosystem"] != ecosystem or norm_name(ecosystem, pkg["name"]) != norm_name(ecosystem, name):
             continue
         if version in a.get("versions", []):
             return True
@@ -231,8 +255,7 @@ def declared_dependencies(files: dict[str, str]) -> set[tuple[str, str, str, str
         elif base == "pom.xml":
             ns = {"m": "http://maven.apache.org/POM/4.0.0"}
             for dep in ET.fromstring(text).iterfind("m:dependencies/m:dependency", ns):
-                g, a, v = (dep.findtext(f"m:{t}", namespaces=ns) for t in
-                           ("groupId", "artifactId", "version"))
+                g, a, v = (dep.findtext(f"m:{t}", namespaces=ns) for t in ("groupId", "artifactId", "version"))
                 scope = dep.findtext("m:scope", default="compile", namespaces=ns)
                 found.add(("Maven", f"{g}:{a}", v, path, scope == "test"))
     return found
@@ -278,8 +301,7 @@ def test_render_is_deterministic_for_a_seed(profile):
 def test_secrets_are_fresh_per_seed_and_nothing_else_changes(profile):
     files_a, plants_a = render(profile, 7)
     files_b, plants_b = render(profile, 8)
-    assert [(p.kind, p.rule, p.path, p.line) for p in plants_a] == \
-        [(p.kind, p.rule, p.path, p.line) for p in plants_b]
+    assert [(p.kind, p.rule, p.path, p.line) for p in plants_a] == [(p.kind, p.rule, p.path, p.line) for p in plants_b]
     for a, b in zip(plants_a, plants_b):
         if a.value is not None:
             assert a.value != b.value, (profile, a.rule, a.path)
@@ -311,8 +333,12 @@ def test_every_plant_has_a_line_unless_whole_file(rendered):
         if p.rule in WHOLE_FILE_RULES:
             assert p.line is None, (profile, p.rule)
         else:
-            assert isinstance(p.line, int) and 1 <= p.line <= len(files[p.path].split("\n")), \
-                (profile, p.rule, p.path, p.line)
+            assert isinstance(p.line, int) and 1 <= p.line <= len(files[p.path].split("\n")), (
+                profile,
+                p.rule,
+                p.path,
+                p.line,
+            )
         assert p.detail and p.detail.endswith(".") and "\n" not in p.detail, (profile, p.rule)
 
 
@@ -336,8 +362,7 @@ def test_bb026_duplicates_a_secret_plant_of_the_pipeline_file(rendered):
         if p.rule == "BB-026":
             _, plants = rendered[profile]
             assert p.path == "bitbucket-pipelines.yml"
-            assert any(s.kind == "secret" and s.value == p.value and s.line == p.line
-                       for s in plants), profile
+            assert any(s.kind == "secret" and s.value == p.value and s.line == p.line for s in plants), profile
 
 
 def test_construct_plants_point_at_the_construct(rendered):
@@ -352,7 +377,7 @@ def test_dependency_plants_point_at_the_package(rendered):
         assert p.package and p.version and p.ecosystem in ECOSYSTEMS, (profile, p)
         short = re.split(r"[:/]", p.package)[-1].lower()
         assert short in line_at(files, p).lower().replace("_", "-"), (profile, p.rule, p.path)
-        window = "\n".join(files[p.path].split("\n")[p.line - 1:p.line + 12])
+        window = "\n".join(files[p.path].split("\n")[p.line - 1 : p.line + 12])
         assert p.version in window, (profile, p.rule, p.package, p.version)
 
 
@@ -421,8 +446,11 @@ def test_every_planted_dependency_is_affected_by_its_advisory(rendered):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_dependency_plants_are_exactly_the_affected_declarations(rendered, profile):
     files, plants = rendered[profile]
-    planted = {(p.rule, norm_name(p.ecosystem, p.package), p.version, p.path, p.dev_only)
-               for p in plants if p.kind == "dependency"}
+    planted = {
+        (p.rule, norm_name(p.ecosystem, p.package), p.version, p.path, p.dev_only)
+        for p in plants
+        if p.kind == "dependency"
+    }
     assert len(planted) == sum(p.kind == "dependency" for p in plants)
     assert planted == expected_dependency_findings(files)
 
@@ -431,10 +459,8 @@ def test_withdrawn_record_targets_a_planted_package(rendered):
     withdrawn = [a for a in advisories() if a.get("withdrawn")]
     assert [a["id"] for a in withdrawn] == [WITHDRAWN_ID]
     record = withdrawn[0]
-    assert "sandbox test record" in record["details"].lower() or \
-        "sandbox" in record["summary"].lower()
-    planted = {(p.ecosystem, p.package, p.version)
-               for _pr, _f, p in plants_of(rendered, "dependency")}
+    assert "sandbox test record" in record["details"].lower() or "sandbox" in record["summary"].lower()
+    planted = {(p.ecosystem, p.package, p.version) for _pr, _f, p in plants_of(rendered, "dependency")}
     assert any(affects(record, eco, name, ver) for eco, name, ver in planted)
     assert all(p.rule != WITHDRAWN_ID for _pr, _f, p in plants_of(rendered))
 
@@ -457,13 +483,14 @@ def test_every_live_advisory_is_exercised(rendered):
 
 
 def test_clean_pins_cover_advisory_packages_at_fixed_versions(rendered):
-    advisory_packages = {(a["package"]["ecosystem"], norm_name(a["package"]["ecosystem"],
-                                                               a["package"]["name"]))
-                         for adv in live_advisories() for a in adv["affected"]}
+    advisory_packages = {
+        (a["package"]["ecosystem"], norm_name(a["package"]["ecosystem"], a["package"]["name"]))
+        for adv in live_advisories()
+        for a in adv["affected"]
+    }
     clean_declared = set()
     for profile in CLEAN_PROFILES:
-        clean_declared |= {(eco, norm_name(eco, name))
-                           for eco, name, *_ in declared_dependencies(rendered[profile][0])}
+        clean_declared |= {(eco, norm_name(eco, name)) for eco, name, *_ in declared_dependencies(rendered[profile][0])}
     assert len(clean_declared & advisory_packages) >= 5
 
 
@@ -471,11 +498,9 @@ def test_range_helper_sanity():
     assert in_range("npm", "4.17.15", [{"introduced": "0"}, {"fixed": "4.17.20"}])
     assert not in_range("npm", "4.17.20", [{"introduced": "0"}, {"fixed": "4.17.20"}])
     assert in_range("Maven", "5.3.17", [{"introduced": "5.3.0"}, {"fixed": "5.3.18"}])
-    assert not in_range("Maven", "5.2.20.RELEASE",
-                        [{"introduced": "0"}, {"fixed": "5.2.20.RELEASE"}])
+    assert not in_range("Maven", "5.2.20.RELEASE", [{"introduced": "0"}, {"fixed": "5.2.20.RELEASE"}])
     assert in_range("RubyGems", "2.2.3", [{"introduced": "2.2"}, {"fixed": "2.2.3.1"}])
-    assert not in_range("npm", "5.0.0",
-                        [{"introduced": "5.0.0-alpha.1"}, {"fixed": "5.0.0-beta.3"}])
+    assert not in_range("npm", "5.0.0", [{"introduced": "5.0.0-alpha.1"}, {"fixed": "5.0.0-beta.3"}])
     assert in_range("PyPI", "2.19.1", [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}])
     assert in_range("Go", "1.6.3", [{"introduced": "0"}, {"last_affected": "1.6.3"}])
 
@@ -507,8 +532,9 @@ def test_advisory_records_are_well_formed():
             for r in a["ranges"]:
                 assert r["type"] in {"ECOSYSTEM", "SEMVER"}
                 assert "introduced" in r["events"][0]
-                assert all(len(ev) == 1 and set(ev) <= {"introduced", "fixed", "last_affected",
-                                                        "limit"} for ev in r["events"])
+                assert all(
+                    len(ev) == 1 and set(ev) <= {"introduced", "fixed", "last_affected", "limit"} for ev in r["events"]
+                )
                 if r["type"] == "SEMVER":
                     assert all(not v.startswith("v") for ev in r["events"] for v in ev.values())
         if adv["id"].startswith("GHSA-"):
@@ -621,8 +647,19 @@ def pipeline_findings(text: str) -> set[tuple[str, int | None]]:
         if "self.hosted" in line and section == "pull-requests":
             out.add(("BB-031", i))
     low = text.lower()
-    scanners = ("security scan", "bandit", "semgrep", "gosec", "govulncheck", "checkov",
-                "npm audit", "pip-audit", "detect-secrets", "trivy", "grype")
+    scanners = (
+        "security scan",
+        "bandit",
+        "semgrep",
+        "gosec",
+        "govulncheck",
+        "checkov",
+        "npm audit",
+        "pip-audit",
+        "detect-secrets",
+        "trivy",
+        "grype",
+    )
     if not any(s in low for s in scanners):
         out.add(("BB-032", None))
     if "cyclonedx" not in low and "sbom" not in low:

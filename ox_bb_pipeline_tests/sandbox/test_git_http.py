@@ -37,12 +37,15 @@ def git(tmp_path):
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_TERMINAL_PROMPT": "0",
         "LC_ALL": "C",
-        "GIT_AUTHOR_NAME": "Test Pusher", "GIT_AUTHOR_EMAIL": "alice@example.com",
-        "GIT_COMMITTER_NAME": "Test Pusher", "GIT_COMMITTER_EMAIL": "alice@example.com",
+        "GIT_AUTHOR_NAME": "Test Pusher",
+        "GIT_AUTHOR_EMAIL": "alice@example.com",
+        "GIT_COMMITTER_NAME": "Test Pusher",
+        "GIT_COMMITTER_EMAIL": "alice@example.com",
     }
 
-    def run(*args: str, cwd: Path | None = None, auth: tuple[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, cwd: Path | None = None, auth: tuple[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         prefix = ["git"]
         if auth is not None:
             basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
@@ -106,8 +109,9 @@ def test_the_email_is_not_a_git_user(sandbox, creds, git, tmp_path):
     email, token = creds.token("alice-admin")
     cloned = git("clone", "--quiet", clone_url(sandbox), str(tmp_path / "clone"), auth=(email, token), check=False)
     assert cloned.returncode != 0
-    refs = requests.get(f"{clone_url(sandbox)}/info/refs", params={"service": "git-upload-pack"},
-                        auth=(email, token), timeout=TIMEOUT)
+    refs = requests.get(
+        f"{clone_url(sandbox)}/info/refs", params={"service": "git-upload-pack"}, auth=(email, token), timeout=TIMEOUT
+    )
     assert refs.status_code == 401
 
 
@@ -116,21 +120,26 @@ def test_clone_agrees_with_rest_on_heads_and_history(sandbox, creds, git, tmp_pa
     git("clone", "--quiet", clone_url(sandbox), str(tmp_path / "clone"), auth=("alice", alice[1]))
     clone = tmp_path / "clone"
 
-    remote_heads = dict(reversed(line.split("\t")) for line in
-                        git("ls-remote", "--heads", "origin", cwd=clone, auth=("alice", alice[1]))
-                        .stdout.splitlines())
-    rest_heads = {f"refs/heads/{b['name']}": b["target"]["hash"]
-                  for b in all_values(sandbox, f"/repositories/{WS}/{PRIVATE}/refs/branches?pagelen=100", alice)}
+    remote_heads = dict(
+        reversed(line.split("\t"))
+        for line in git("ls-remote", "--heads", "origin", cwd=clone, auth=("alice", alice[1])).stdout.splitlines()
+    )
+    rest_heads = {
+        f"refs/heads/{b['name']}": b["target"]["hash"]
+        for b in all_values(sandbox, f"/repositories/{WS}/{PRIVATE}/refs/branches?pagelen=100", alice)
+    }
     assert remote_heads == rest_heads
 
     history = git("log", "--topo-order", "--format=%H", "HEAD", cwd=clone).stdout.split()
-    rest_history = [c["hash"] for c in all_values(sandbox, f"/repositories/{WS}/{PRIVATE}/commits/main?pagelen=5",
-                                                  alice)]
+    rest_history = [
+        c["hash"] for c in all_values(sandbox, f"/repositories/{WS}/{PRIVATE}/commits/main?pagelen=5", alice)
+    ]
     assert rest_history == history
 
     everything = set(git("rev-list", "--all", cwd=clone).stdout.split())
-    assert {c["hash"] for c in all_values(sandbox, f"/repositories/{WS}/{PRIVATE}/commits?pagelen=100",
-                                          alice)} == everything
+    assert {
+        c["hash"] for c in all_values(sandbox, f"/repositories/{WS}/{PRIVATE}/commits?pagelen=100", alice)
+    } == everything
 
     top = rest(sandbox, f"/repositories/{WS}/{PRIVATE}/commit/{history[0]}", alice).json()
     assert top["message"].rstrip("\n") == git("log", "-1", "--format=%B", cwd=clone).stdout.rstrip("\n")
@@ -155,8 +164,10 @@ def test_push_with_write_permission_updates_rest_and_other_clones(fresh_sandbox,
     git("push", "--quiet", "origin", "HEAD:main", "HEAD:refs/heads/feature/pushed", cwd=work, auth=git_auth)
 
     assert main_head(fresh_sandbox, alice) == pushed
-    branches = {b["name"]: b["target"]["hash"]
-                for b in all_values(fresh_sandbox, f"/repositories/{WS}/{PRIVATE}/refs/branches", alice)}
+    branches = {
+        b["name"]: b["target"]["hash"]
+        for b in all_values(fresh_sandbox, f"/repositories/{WS}/{PRIVATE}/refs/branches", alice)
+    }
     assert branches["feature/pushed"] == pushed
     commits = rest(fresh_sandbox, f"/repositories/{WS}/{PRIVATE}/commits", alice).json()["values"]
     assert commits[0]["hash"] == pushed
@@ -184,8 +195,9 @@ def test_a_push_larger_than_gits_post_buffer_arrives_whole(fresh_sandbox, git, t
     git("push", "--quiet", "origin", "HEAD:main", cwd=work, auth=git_auth)
     pushed = git("rev-parse", "HEAD", cwd=work).stdout.strip()
     assert main_head(fresh_sandbox, alice) == pushed
-    served = requests.get(f"{fresh_sandbox.api_url}/repositories/{WS}/{PRIVATE}/src/{pushed}/big.bin", auth=alice,
-                          timeout=TIMEOUT)
+    served = requests.get(
+        f"{fresh_sandbox.api_url}/repositories/{WS}/{PRIVATE}/src/{pushed}/big.bin", auth=alice, timeout=TIMEOUT
+    )
     assert served.content == blob
 
 
@@ -210,8 +222,9 @@ def test_push_without_write_permission_is_403(fresh_sandbox, git, tmp_path):
     assert pushed.returncode != 0
     assert "403" in pushed.stderr
     assert main_head(fresh_sandbox, creds.token()) == head
-    advert = requests.get(f"{clone_url(fresh_sandbox)}/info/refs", params={"service": "git-receive-pack"},
-                          auth=bob, timeout=TIMEOUT)
+    advert = requests.get(
+        f"{clone_url(fresh_sandbox)}/info/refs", params={"service": "git-receive-pack"}, auth=bob, timeout=TIMEOUT
+    )
     assert advert.status_code == 403
 
 
@@ -219,8 +232,9 @@ def test_push_without_write_permission_is_403(fresh_sandbox, git, tmp_path):
 def test_push_needs_a_write_scope_even_with_write_permission(fresh_sandbox, git, tmp_path, who):
     """carol and bob may write to the repository, but their credentials are read-only."""
     creds = Credentials(fresh_sandbox)
-    git_auth = (("carol", creds.token("carol-limited")[1]) if who.startswith("carol")
-                else ("x-token-auth", creds.oauth("idp")))
+    git_auth = (
+        ("carol", creds.token("carol-limited")[1]) if who.startswith("carol") else ("x-token-auth", creds.oauth("idp"))
+    )
     head = main_head(fresh_sandbox, creds.token())
     work = tmp_path / "work"
     git("clone", "--quiet", clone_url(fresh_sandbox), str(work), auth=git_auth)
@@ -246,25 +260,35 @@ def test_wrong_token_is_401(sandbox, git, tmp_path):
     wrong = ("x-bitbucket-api-token-auth", "ATATT3xwrong")
     cloned = git("clone", "--quiet", clone_url(sandbox), str(tmp_path / "clone"), auth=wrong, check=False)
     assert cloned.returncode != 0  # git is challenged again and may not prompt
-    refs = requests.get(f"{clone_url(sandbox)}/info/refs", params={"service": "git-upload-pack"}, auth=wrong,
-                        timeout=TIMEOUT)
+    refs = requests.get(
+        f"{clone_url(sandbox)}/info/refs", params={"service": "git-upload-pack"}, auth=wrong, timeout=TIMEOUT
+    )
     assert refs.status_code == 401
 
 
-@pytest.mark.parametrize(("ws", "repo", "who"), [
-    (WS, "no-such-repo", "alice"),  # unknown repository
-    ("no-such-workspace", PRIVATE, "alice"),  # unknown workspace
-    (WS, "go-worker", "bob"),  # private, and bob has no access
-    ("acme-platform", "go-worker", "access-token"),  # another workspace than the token's
-])
+@pytest.mark.parametrize(
+    ("ws", "repo", "who"),
+    [
+        (WS, "no-such-repo", "alice"),  # unknown repository
+        ("no-such-workspace", PRIVATE, "alice"),  # unknown workspace
+        (WS, "go-worker", "bob"),  # private, and bob has no access
+        ("acme-platform", "go-worker", "access-token"),  # another workspace than the token's
+    ],
+)
 def test_unknown_or_inaccessible_repository_is_404(sandbox, creds, git, tmp_path, ws, repo, who):
-    git_auth = (("x-token-auth", creds.access_token()) if who == "access-token" else
-                ("x-bitbucket-api-token-auth", creds.token({"alice": "alice-admin", "bob": "bob-member"}[who])[1]))
-    refs = requests.get(f"{clone_url(sandbox, repo, ws)}/info/refs", params={"service": "git-upload-pack"},
-                        auth=git_auth, timeout=TIMEOUT)
+    git_auth = (
+        ("x-token-auth", creds.access_token())
+        if who == "access-token"
+        else ("x-bitbucket-api-token-auth", creds.token({"alice": "alice-admin", "bob": "bob-member"}[who])[1])
+    )
+    refs = requests.get(
+        f"{clone_url(sandbox, repo, ws)}/info/refs",
+        params={"service": "git-upload-pack"},
+        auth=git_auth,
+        timeout=TIMEOUT,
+    )
     assert refs.status_code == 404
-    cloned = git("clone", "--quiet", clone_url(sandbox, repo, ws), str(tmp_path / "clone"), auth=git_auth,
-                 check=False)
+    cloned = git("clone", "--quiet", clone_url(sandbox, repo, ws), str(tmp_path / "clone"), auth=git_auth, check=False)
     assert cloned.returncode != 0
     assert "not found" in cloned.stderr.lower()
 
@@ -273,8 +297,9 @@ def test_public_repository_clones_anonymously_but_refuses_anonymous_push(sandbox
     work = tmp_path / "clone"
     git("clone", "--quiet", clone_url(sandbox, PUBLIC), str(work))
     assert git("rev-parse", "HEAD", cwd=work).stdout.strip() == main_head(sandbox, creds.token(), PUBLIC)
-    refs = requests.get(f"{clone_url(sandbox, PUBLIC)}/info/refs", params={"service": "git-receive-pack"},
-                        timeout=TIMEOUT)
+    refs = requests.get(
+        f"{clone_url(sandbox, PUBLIC)}/info/refs", params={"service": "git-receive-pack"}, timeout=TIMEOUT
+    )
     assert refs.status_code == 401
 
 
@@ -283,8 +308,13 @@ def test_git_requests_are_counted_apart_from_rest(fresh_sandbox, git, tmp_path):
     creds = Credentials(fresh_sandbox)
     base = fresh_sandbox.base_url
     requests.post(f"{base}/_sandbox/stats/reset", timeout=TIMEOUT)
-    git("clone", "--quiet", clone_url(fresh_sandbox), str(tmp_path / "clone"),
-        auth=("x-bitbucket-api-token-auth", creds.token()[1]))
+    git(
+        "clone",
+        "--quiet",
+        clone_url(fresh_sandbox),
+        str(tmp_path / "clone"),
+        auth=("x-bitbucket-api-token-auth", creds.token()[1]),
+    )
     stats = requests.get(f"{base}/_sandbox/stats", timeout=TIMEOUT).json()
     assert stats["rest_total"] == 0
     assert stats["git_total"] >= 2  # the ref advertisement and at least one upload-pack exchange
@@ -296,9 +326,14 @@ def test_git_requests_are_counted_apart_from_rest(fresh_sandbox, git, tmp_path):
 # -- faults on the git routes ----------------------------------------------------------------------
 GIT_FAULT_ROUTES = {"info/refs": "/*/*.git/info/refs", "git-upload-pack": "/*/*.git/git-upload-pack"}
 # What the real git client reports for each fault (the pipeline's messages keep these words).
-GIT_FAULT_SAYS = {"500": "error: 500", "502": "error: 502", "503": "error: 503", "drop": "Empty reply from server",
-                  "truncate": ("expected flush", "bytes of body are still expected"),
-                  "401": ("error: 401", "could not read Username")}
+GIT_FAULT_SAYS = {
+    "500": "error: 500",
+    "502": "error: 502",
+    "503": "error: 503",
+    "drop": "Empty reply from server",
+    "truncate": ("expected flush", "bytes of body are still expected"),
+    "401": ("error: 401", "could not read Username"),
+}
 
 
 @pytest.fixture
@@ -316,8 +351,7 @@ def injected(sandbox) -> dict:
 
 @pytest.mark.parametrize("route", list(GIT_FAULT_ROUTES))
 @pytest.mark.parametrize("kind", list(GIT_FAULT_SAYS))
-def test_a_git_route_fault_fails_one_clone_and_the_next_clone_succeeds(sandbox, faults, git, tmp_path,
-                                                                       route, kind):
+def test_a_git_route_fault_fails_one_clone_and_the_next_clone_succeeds(sandbox, faults, git, tmp_path, route, kind):
     """Injected through the same control API as REST faults; `times` 1 fires once."""
     auth = ("x-bitbucket-api-token-auth", Credentials(sandbox).token()[1])
     before = injected(sandbox).get(kind, 0)
@@ -337,8 +371,12 @@ def test_a_persistent_git_fault_fires_until_deleted_and_slow_only_delays(sandbox
     before = injected(sandbox)
     faults({"route": "/*/*.git/git-upload-pack", "kind": "503", "times": 0})
     for attempt in range(2):
-        assert git("clone", "--quiet", clone_url(sandbox), str(tmp_path / f"c{attempt}"), auth=auth,
-                   check=False).returncode != 0
+        assert (
+            git(
+                "clone", "--quiet", clone_url(sandbox), str(tmp_path / f"c{attempt}"), auth=auth, check=False
+            ).returncode
+            != 0
+        )
     requests.delete(f"{sandbox.base_url}/_sandbox/faults", timeout=TIMEOUT)
     faults({"route": "/*/*.git/*", "kind": "slow", "times": 0, "delay": 0.2})
 

@@ -13,8 +13,8 @@ import json
 import pytest
 import requests
 
-from ox_bb_sandbox.control import FAULT_KINDS, FaultRule
 from ox_bb_pipeline_tests.conftest import Credentials, bearer
+from ox_bb_sandbox.control import FAULT_KINDS, FaultRule
 
 TIMEOUT = 10
 WS = "acme-payments"
@@ -255,9 +255,12 @@ def test_stats_count_rest_and_git_requests_by_route_and_credential(api):
     api.get(REPO_PATH, auth=None, headers=bearer(api.creds.access_token()))
     api.get(REPO_PATH, auth=None)  # anonymous: 401, no credential
     _, token = api.creds.token()
-    git = requests.get(f"{api.server.base_url}/{WS}/python-service.git/info/refs",
-                       params={"service": "git-upload-pack"}, auth=("x-bitbucket-api-token-auth", token),
-                       timeout=TIMEOUT)
+    git = requests.get(
+        f"{api.server.base_url}/{WS}/python-service.git/info/refs",
+        params={"service": "git-upload-pack"},
+        auth=("x-bitbucket-api-token-auth", token),
+        timeout=TIMEOUT,
+    )
     assert git.status_code == 200
 
     stats = api.stats()
@@ -282,8 +285,11 @@ def test_stats_never_contain_a_secret(api):
     assert stats["per_credential"]["oauth:ox-app"] == 1
     assert stats["oauth_total"] == 1
     text = json.dumps(stats)
-    for name, value in [*api.server.secrets().items(), ("oauth access token", oauth_token),
-                        ("wrong secret", "ATATT3xwrong-secret")]:
+    for name, value in [
+        *api.server.secrets().items(),
+        ("oauth access token", oauth_token),
+        ("wrong secret", "ATATT3xwrong-secret"),
+    ]:
         assert value not in text, name
 
 

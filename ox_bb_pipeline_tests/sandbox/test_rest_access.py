@@ -21,16 +21,26 @@ CHANGE_2770 = {
 }
 
 
-@pytest.mark.parametrize("path", ["/workspaces", "/user/permissions/workspaces", "/user/permissions/repositories",
-                                  "/repositories"])
+@pytest.mark.parametrize(
+    "path", ["/workspaces", "/user/permissions/workspaces", "/user/permissions/repositories", "/repositories"]
+)
 def test_removed_cross_workspace_endpoints_answer_410(alice, path):
     body = alice.json(path, status=410)
     assert body == CHANGE_2770
     openapi.validate(body, "error")
 
 
-@pytest.mark.parametrize("suffix", ["branch-restrictions", "deploy-keys", "hooks", "pipelines_config",
-                                    "permissions-config/users", "permissions-config/groups"])
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "branch-restrictions",
+        "deploy-keys",
+        "hooks",
+        "pipelines_config",
+        "permissions-config/users",
+        "permissions-config/groups",
+    ],
+)
 def test_a_member_without_admin_rights_gets_403_on_repository_settings(bob, world, ws, suffix):
     target = find_repo(world, lambda r: world.permission("bob", r) == "write", ws.slug)
     body = bob.json(f"{repo_path(target)}/{suffix}", status=403)
@@ -65,7 +75,8 @@ def test_carol_only_sees_the_first_workspace(carol, world):
         carol.error(f"/workspaces/{other}", status=404)
         carol.error(f"/repositories/{other}", status=404)
     assert {r["slug"] for r in carol.values(f"/repositories/{first}")} == {
-        r.slug for r in world.workspaces[first].repositories.values() if world.permission("carol", r) != "none"}
+        r.slug for r in world.workspaces[first].repositories.values() if world.permission("carol", r) != "none"
+    }
 
 
 def test_missing_scopes_are_403_with_granted_and_required(carol, world, ws):
@@ -85,13 +96,15 @@ def test_bad_or_missing_credentials_are_401_with_a_basic_challenge(sandbox, auth
     openapi.validate(response.json(), "error")
 
 
-@pytest.mark.parametrize(("path", "params"), [
-    ("/repositories/{ws}", {"pagelen": 101}),
-    ("/repositories/{ws}", {"q": "slug =="}),
-    ("/repositories/{ws}", {"fields": "values.bad name"}),
-])
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/repositories/{ws}", {"pagelen": 101}),
+        ("/repositories/{ws}", {"q": "slug =="}),
+        ("/repositories/{ws}", {"fields": "values.bad name"}),
+    ],
+)
 def test_bad_requests_are_400_error_bodies(alice, ws, path, params):
     body = alice.json(path.format(ws=ws.slug), params, status=400)
     openapi.validate(body, "error")
     assert body["error"]["message"]
-

@@ -34,13 +34,16 @@ def test_pagelen_defaults_to_10(alice, many):
     assert page["size"] > 10 and "next" in page and "previous" not in page
 
 
-@pytest.mark.parametrize(("path", "most"), [
-    ("/repositories/{ws}", 100),
-    ("/repositories/{repo}/refs/branches", 100),
-    ("/repositories/{repo}/commits", 100),
-    ("/repositories/{repo}/pullrequests", 50),
-    ("/repositories/{repo}/pullrequests/1/activity", 50),
-])
+@pytest.mark.parametrize(
+    ("path", "most"),
+    [
+        ("/repositories/{ws}", 100),
+        ("/repositories/{repo}/refs/branches", 100),
+        ("/repositories/{repo}/commits", 100),
+        ("/repositories/{repo}/pullrequests", 50),
+        ("/repositories/{repo}/pullrequests/1/activity", 50),
+    ],
+)
 def test_pagelen_above_the_endpoint_maximum_is_400_not_a_clamp(alice, ws, repo, path, most):
     path = path.format(ws=ws.slug, repo=repo.full_name)
     assert alice.json(path, {"pagelen": most})["pagelen"] == most
@@ -49,9 +52,14 @@ def test_pagelen_above_the_endpoint_maximum_is_400_not_a_clamp(alice, ws, repo, 
 
 
 def test_next_carries_the_query_verbatim(alice, repo):
-    sent = [("state", "MERGED"), ("state", "DECLINED"), ("q", "updated_on >= 2020-01-01T00:00:00+00:00"),
-            ("sort", "-updated_on"), ("fields", "values.id,values.state,next,+values.participants"),
-            ("pagelen", "1")]
+    sent = [
+        ("state", "MERGED"),
+        ("state", "DECLINED"),
+        ("q", "updated_on >= 2020-01-01T00:00:00+00:00"),
+        ("sort", "-updated_on"),
+        ("fields", "values.id,values.state,next,+values.participants"),
+        ("pagelen", "1"),
+    ]
     page = alice.json(f"{repo_path(repo)}/pullrequests", sent)
     params = query_of(page["next"])
     assert [p for p in params if p[0] != "page"] == sent
@@ -163,10 +171,14 @@ REPO_QUERIES = [
     ('project.key = "{project}"', lambda r, p: r.project_key == p.project_key),
     ("is_private = false", lambda r, p: not r.is_private),
     ('description ~ "{slug} SERVICE"', lambda r, p: f"{p.slug} service" in r.description),  # quoted, spaced
-    ('(project.key = "{project}" OR is_private = false) AND slug != "{slug}"',
-     lambda r, p: (r.project_key == p.project_key or not r.is_private) and r.slug != p.slug),
-    ('slug = "{slug}" OR project.key = "{project}" AND updated_on < {when}',  # AND binds tighter
-     lambda r, p: r.slug == p.slug or (r.project_key == p.project_key and r.updated_on < p.updated_on)),
+    (
+        '(project.key = "{project}" OR is_private = false) AND slug != "{slug}"',
+        lambda r, p: (r.project_key == p.project_key or not r.is_private) and r.slug != p.slug,
+    ),
+    (
+        'slug = "{slug}" OR project.key = "{project}" AND updated_on < {when}',  # AND binds tighter
+        lambda r, p: r.slug == p.slug or (r.project_key == p.project_key and r.updated_on < p.updated_on),
+    ),
 ]
 
 
@@ -174,15 +186,25 @@ REPO_QUERIES = [
 def test_bbql_on_repositories(alice, ws, template, predicate):
     repos = sorted(ws.repositories.values(), key=lambda r: r.slug)
     pivot = sorted(repos, key=lambda r: r.updated_on)[len(repos) // 2]
-    q = template.format(slug=pivot.slug, shout=pivot.slug.split("-")[0].upper(), project=pivot.project_key,
-                        when=pivot.updated_on.isoformat())
+    q = template.format(
+        slug=pivot.slug,
+        shout=pivot.slug.split("-")[0].upper(),
+        project=pivot.project_key,
+        when=pivot.updated_on.isoformat(),
+    )
     slugs = [r["slug"] for r in alice.values(f"/repositories/{ws.slug}", {"q": q})]
     assert slugs == [r.slug for r in repos if predicate(r, pivot)]
 
 
-@pytest.mark.parametrize(("sort", "key", "reverse"), [("updated_on", "updated_on", False),
-                                                      ("-updated_on", "updated_on", True),
-                                                      ("-name", "name", True), ("created_on", "created_on", False)])
+@pytest.mark.parametrize(
+    ("sort", "key", "reverse"),
+    [
+        ("updated_on", "updated_on", False),
+        ("-updated_on", "updated_on", True),
+        ("-name", "name", True),
+        ("created_on", "created_on", False),
+    ],
+)
 def test_sort_on_repositories(alice, ws, sort, key, reverse):
     repos = sorted(ws.repositories.values(), key=lambda r: r.slug)
     slugs = [r["slug"] for r in alice.values(f"/repositories/{ws.slug}", {"sort": sort})]
@@ -191,8 +213,10 @@ def test_sort_on_repositories(alice, ws, sort, key, reverse):
 
 # -- BBQL on branches ----------------------------------------------------------------------------------
 def branch_dates(repo) -> dict[str, datetime]:
-    return {name: datetime.fromisoformat(git(repo, "show", "-s", "--format=%aI", sha).decode().strip())
-            for name, sha in repo.git.branches()}
+    return {
+        name: datetime.fromisoformat(git(repo, "show", "-s", "--format=%aI", sha).decode().strip())
+        for name, sha in repo.git.branches()
+    }
 
 
 BRANCH_QUERIES = [
@@ -202,8 +226,10 @@ BRANCH_QUERIES = [
     ('name ~ "rel" OR name = "develop"', lambda n, d, w: "rel" in n or n == "develop"),
     ("target.date >= {when}", lambda n, d, w: d >= w),
     ("target.date < {when}", lambda n, d, w: d < w),
-    ('(name ~ "feature" OR name ~ "release") AND target.date <= {when}',
-     lambda n, d, w: ("feature" in n or "release" in n) and d <= w),
+    (
+        '(name ~ "feature" OR name ~ "release") AND target.date <= {when}',
+        lambda n, d, w: ("feature" in n or "release" in n) and d <= w,
+    ),
 ]
 
 
@@ -211,8 +237,10 @@ BRANCH_QUERIES = [
 def test_bbql_on_branches(alice, repo, template, predicate):
     dates = branch_dates(repo)
     when = sorted(dates.values())[len(dates) // 2]
-    names = [b["name"] for b in alice.values(f"{repo_path(repo)}/refs/branches",
-                                             {"q": template.format(when=when.isoformat())})]
+    names = [
+        b["name"]
+        for b in alice.values(f"{repo_path(repo)}/refs/branches", {"q": template.format(when=when.isoformat())})
+    ]
     assert names == [n for n, _ in repo.git.branches() if predicate(n, dates[n], when)]
 
 
@@ -226,8 +254,10 @@ def test_branches_sorted_by_target_date_descending(alice, repo):
 PR_QUERIES = [
     ('source.branch.name = "{branch}"', lambda p, x: p.source_branch == x.source_branch),
     ('state = "MERGED" OR state = "DECLINED"', lambda p, x: p.state in ("MERGED", "DECLINED")),
-    ('(state = "MERGED" OR state = "DECLINED") AND updated_on >= {when}',
-     lambda p, x: p.state in ("MERGED", "DECLINED") and p.updated_on >= x.updated_on),
+    (
+        '(state = "MERGED" OR state = "DECLINED") AND updated_on >= {when}',
+        lambda p, x: p.state in ("MERGED", "DECLINED") and p.updated_on >= x.updated_on,
+    ),
     ("id >= 2 AND id <= 3", lambda p, x: 2 <= p.id <= 3),
     ("id > 1 AND id < 4", lambda p, x: 1 < p.id < 4),
     ('author.nickname = "{author}"', lambda p, x: p.author == x.author),
@@ -240,8 +270,7 @@ PR_QUERIES = [
 def test_bbql_on_pull_requests(alice, repo, template, predicate):
     prs = sorted(repo.pull_requests, key=lambda p: p.id, reverse=True)
     pivot = sorted(prs, key=lambda p: p.updated_on)[len(prs) // 2]
-    q = template.format(branch=pivot.source_branch, when=pivot.updated_on.isoformat(), author=pivot.author,
-                        id=pivot.id)
+    q = template.format(branch=pivot.source_branch, when=pivot.updated_on.isoformat(), author=pivot.author, id=pivot.id)
     found = [p["id"] for p in alice.values(f"{repo_path(repo)}/pullrequests", {"q": q, "state": ALL_STATES})]
     assert found == [p.id for p in prs if predicate(p, pivot)]
 
@@ -249,8 +278,7 @@ def test_bbql_on_pull_requests(alice, repo, template, predicate):
 def test_the_incremental_pull_request_query_peers_use(alice, repo):
     """Every state, updated since a watermark, oldest change first, 50 a page (reference §2)."""
     watermark = sorted(p.updated_on for p in repo.pull_requests)[1]
-    params = {"state": ALL_STATES, "q": f"updated_on>={watermark.isoformat()}", "sort": "updated_on",
-              "pagelen": 50}
+    params = {"state": ALL_STATES, "q": f"updated_on>={watermark.isoformat()}", "sort": "updated_on", "pagelen": 50}
     found = [p["id"] for p in alice.values(f"{repo_path(repo)}/pullrequests", params)]
     newer = [p for p in sorted(repo.pull_requests, key=lambda p: p.id, reverse=True) if p.updated_on >= watermark]
     assert found == [p.id for p in sorted(newer, key=lambda p: p.updated_on)]
@@ -261,24 +289,29 @@ def test_the_incremental_pull_request_query_peers_use(alice, repo):
 def test_sort_on_pull_requests(alice, repo, sort, reverse):
     key = sort.lstrip("-")
     found = [p["id"] for p in alice.values(f"{repo_path(repo)}/pullrequests", {"sort": sort, "state": ALL_STATES})]
-    ordered = sorted(sorted(repo.pull_requests, key=lambda p: p.id, reverse=True),
-                     key=lambda p: getattr(p, key), reverse=reverse)
+    ordered = sorted(
+        sorted(repo.pull_requests, key=lambda p: p.id, reverse=True), key=lambda p: getattr(p, key), reverse=reverse
+    )
     assert found == [p.id for p in ordered]
 
 
 # -- BBQL errors ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("path", "q"), [
-    ("/repositories/{ws}", 'links.html.href ~ "x"'),
-    ("/repositories/{repo}/refs/branches", 'merge_strategies = "squash"'),
-    ("/repositories/{repo}/pullrequests", "closed_on > 2026-01-01T00:00:00+00:00"),
-])
+@pytest.mark.parametrize(
+    ("path", "q"),
+    [
+        ("/repositories/{ws}", 'links.html.href ~ "x"'),
+        ("/repositories/{repo}/refs/branches", 'merge_strategies = "squash"'),
+        ("/repositories/{repo}/pullrequests", "closed_on > 2026-01-01T00:00:00+00:00"),
+    ],
+)
 def test_filtering_on_an_unsupported_field_is_400(alice, ws, repo, path, q):
     message = alice.error(path.format(ws=ws.slug, repo=repo.full_name), {"q": q}, status=400)
     assert "does not support filtering" in message
 
 
-@pytest.mark.parametrize("q", ['slug =', '(slug = "a"', 'slug == "a"', 'slug = "unterminated', 'slug = "a" AND',
-                               'slug "a"'])
+@pytest.mark.parametrize(
+    "q", ["slug =", '(slug = "a"', 'slug == "a"', 'slug = "unterminated', 'slug = "a" AND', 'slug "a"']
+)
 def test_bad_bbql_syntax_is_400(alice, ws, q):
     assert alice.error(f"/repositories/{ws.slug}", {"q": q}, status=400).startswith("Invalid query")
 

@@ -22,13 +22,17 @@ ACTIVITY_KINDS = {"update", "approval", "comment", "changes_requested"}
 @pytest.fixture(scope="module")
 def repo(world):
     """A repository of the first workspace with open, merged and declined pull requests."""
-    return find_repo(world, lambda r: {"OPEN", "MERGED", "DECLINED"} <= {p.state for p in r.pull_requests},
-                     first_workspace(world))
+    return find_repo(
+        world, lambda r: {"OPEN", "MERGED", "DECLINED"} <= {p.state for p in r.pull_requests}, first_workspace(world)
+    )
 
 
 def pr_of(repo, state: str, approved: bool | None = None):
-    return next(p for p in repo.pull_requests if p.state == state
-                and (approved is None or any(x.approved for x in p.participants) == approved))
+    return next(
+        p
+        for p in repo.pull_requests
+        if p.state == state and (approved is None or any(x.approved for x in p.participants) == approved)
+    )
 
 
 def ids(repo, states) -> list[int]:
@@ -63,7 +67,8 @@ def test_pull_request_list_hides_participants_unless_added_with_plus(alice, repo
     for item in added:
         assert "reviewers" not in item
         assert [(x["user"]["nickname"], x["approved"]) for x in item["participants"]] == [
-            (x.username, x.approved) for x in by_id[item["id"]].participants]
+            (x.username, x.approved) for x in by_id[item["id"]].participants
+        ]
     both = alice.values(path, {**everything, "fields": "+values.participants,+values.reviewers"})
     assert all("participants" in p and "reviewers" in p for p in both)
 
@@ -85,7 +90,11 @@ def test_pull_request_detail(alice, world, repo, state):
     body = alice.json(f"{repo_path(repo)}/pullrequests/{pr.id}")
     openapi.validate(body, "pullrequest")
     assert (body["id"], body["title"], body["state"], body["author"]["nickname"]) == (
-        pr.id, pr.title, pr.state, pr.author)
+        pr.id,
+        pr.title,
+        pr.state,
+        pr.author,
+    )
     assert body["source"]["branch"]["name"] == pr.source_branch
     assert pr.source_commit.startswith(body["source"]["commit"]["hash"])
     assert body["destination"]["branch"]["name"] == pr.destination_branch
@@ -107,7 +116,11 @@ def test_pull_request_detail_carries_participants_and_reviewers(alice, repo):
     for item, participant in zip(body["participants"], pr.participants, strict=True):
         openapi.validate(item, "participant")
         assert (item["user"]["nickname"], item["role"], item["approved"], item["state"]) == (
-            participant.username, participant.role, participant.approved, participant.state)
+            participant.username,
+            participant.role,
+            participant.approved,
+            participant.state,
+        )
     assert any(p["approved"] and p["state"] == "approved" for p in body["participants"])
 
 
@@ -135,8 +148,12 @@ def test_activity_pages_with_an_opaque_cursor_and_no_size(alice, repo, state):
     assert len(items) == expected_activity(pr)
     for item in items:
         assert len(ACTIVITY_KINDS & set(item)) == 1 and item["pull_request"]["id"] == pr.id
-    dates = [datetime.fromisoformat(next(item[k]["date"] if k != "comment" else item[k]["created_on"]
-                                         for k in ACTIVITY_KINDS & set(item))) for item in items]
+    dates = [
+        datetime.fromisoformat(
+            next(item[k]["date"] if k != "comment" else item[k]["created_on"] for k in ACTIVITY_KINDS & set(item))
+        )
+        for item in items
+    ]
     assert dates == sorted(dates, reverse=True)
     assert items[0]["update"]["state"] == state  # newest first: the closing update
     assert items[-1]["update"]["state"] == "OPEN"
@@ -144,12 +161,17 @@ def test_activity_pages_with_an_opaque_cursor_and_no_size(alice, repo, state):
 
 def test_activity_shows_approvals_and_change_requests(alice, repo):
     merged, declined = pr_of(repo, "MERGED", approved=True), pr_of(repo, "DECLINED")
-    approvals = [i["approval"]["user"]["nickname"]
-                 for i in alice.values(f"{repo_path(repo)}/pullrequests/{merged.id}/activity") if "approval" in i]
+    approvals = [
+        i["approval"]["user"]["nickname"]
+        for i in alice.values(f"{repo_path(repo)}/pullrequests/{merged.id}/activity")
+        if "approval" in i
+    ]
     assert approvals == [p.username for p in merged.participants if p.approved]
-    requests_ = [i["changes_requested"]["user"]["nickname"]
-                 for i in alice.values(f"{repo_path(repo)}/pullrequests/{declined.id}/activity")
-                 if "changes_requested" in i]
+    requests_ = [
+        i["changes_requested"]["user"]["nickname"]
+        for i in alice.values(f"{repo_path(repo)}/pullrequests/{declined.id}/activity")
+        if "changes_requested" in i
+    ]
     assert requests_ == [p.username for p in declined.participants if p.state == "changes_requested"]
 
 
@@ -177,8 +199,14 @@ def test_a_source_commit_maps_to_the_pull_request_that_carries_it(alice, repo):
 
 
 # -- Code Insights reports (write) -------------------------------------------------------------------
-REPORT = {"title": "Security scan", "details": "2 findings", "report_type": "SECURITY", "reporter": "ox",
-          "result": "FAILED", "data": [{"title": "Findings", "type": "NUMBER", "value": 2}]}
+REPORT = {
+    "title": "Security scan",
+    "details": "2 findings",
+    "report_type": "SECURITY",
+    "reporter": "ox",
+    "result": "FAILED",
+    "data": [{"title": "Findings", "type": "NUMBER", "value": 2}],
+}
 
 
 @pytest.fixture
@@ -191,7 +219,11 @@ def report_path(repo):
 def test_put_report_creates_then_replaces_it(alice, report_path):
     created = alice.put(report_path, REPORT)
     assert (created["type"], created["title"], created["report_type"], created["result"]) == (
-        "report", "Security scan", "SECURITY", "FAILED")
+        "report",
+        "Security scan",
+        "SECURITY",
+        "FAILED",
+    )
     assert created["external_id"] == report_path.rsplit("/", 1)[1]
     assert alice.json(report_path) == created
     replaced = alice.put(report_path, {**REPORT, "title": "Security scan (rerun)", "result": "PASSED"})
@@ -201,8 +233,11 @@ def test_put_report_creates_then_replaces_it(alice, report_path):
     assert [r["title"] for r in listed if r["external_id"] == created["external_id"]] == ["Security scan (rerun)"]
 
 
-@pytest.mark.parametrize("body", [{"report_type": "SECURITY"}, {**REPORT, "report_type": "LINT"},
-                                  {**REPORT, "result": "MAYBE"}], ids=["no-title", "bad-type", "bad-result"])
+@pytest.mark.parametrize(
+    "body",
+    [{"report_type": "SECURITY"}, {**REPORT, "report_type": "LINT"}, {**REPORT, "result": "MAYBE"}],
+    ids=["no-title", "bad-type", "bad-result"],
+)
 def test_put_report_validates_the_body(alice, report_path, body):
     response = alice.session.put(alice.url(report_path), json=body, timeout=10)
     assert response.status_code == 400 and response.json()["type"] == "error"
@@ -215,8 +250,15 @@ def test_reports_on_an_unknown_commit_are_404(alice, repo):
 
 
 def annotation(n: int, **extra) -> dict:
-    return {"external_id": f"finding-{n}", "summary": f"Finding {n}", "annotation_type": "VULNERABILITY",
-            "severity": "HIGH", "path": "app/settings.py", "line": n, **extra}
+    return {
+        "external_id": f"finding-{n}",
+        "summary": f"Finding {n}",
+        "annotation_type": "VULNERABILITY",
+        "severity": "HIGH",
+        "path": "app/settings.py",
+        "line": n,
+        **extra,
+    }
 
 
 def test_annotations_are_bulk_upserted_by_external_id(alice, report_path):
@@ -230,14 +272,18 @@ def test_annotations_are_bulk_upserted_by_external_id(alice, report_path):
     assert stored == {"finding-1": "Finding 1", "finding-2": "Finding 2, revised"}
 
 
-@pytest.mark.parametrize("body", [
-    {"external_id": "x", "summary": "not a list"},
-    [],
-    [annotation(1, summary="")],
-    [annotation(1, severity="URGENT")],
-    [annotation(1, annotation_type="STYLE")],
-    [annotation(1), annotation(2, external_id="")],
-], ids=["object", "empty", "no-summary", "bad-severity", "bad-type", "one-bad-in-batch"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"external_id": "x", "summary": "not a list"},
+        [],
+        [annotation(1, summary="")],
+        [annotation(1, severity="URGENT")],
+        [annotation(1, annotation_type="STYLE")],
+        [annotation(1), annotation(2, external_id="")],
+    ],
+    ids=["object", "empty", "no-summary", "bad-severity", "bad-type", "one-bad-in-batch"],
+)
 def test_invalid_annotations_are_400_and_store_nothing(alice, report_path, body):
     alice.put(report_path, REPORT)
     response = alice.session.post(alice.url(f"{report_path}/annotations"), json=body, timeout=10)
@@ -267,8 +313,14 @@ def test_annotations_of_an_unknown_report_are_404(alice, report_path):
 
 def test_a_member_with_read_access_cannot_put_a_report(fresh_sandbox):
     world = fresh_sandbox.world
-    target = next((r for r in (r for w in world.workspaces.values() for r in w.repositories.values())
-                   if world.permission("bob", r) == "read"), None)
+    target = next(
+        (
+            r
+            for r in (r for w in world.workspaces.values() for r in w.repositories.values())
+            if world.permission("bob", r) == "read"
+        ),
+        None,
+    )
     if target is None:
         # The generator's `developers` group gives bob write everywhere he is granted anything;
         # drop that group grant on one repository so his explicit read grant is what counts.

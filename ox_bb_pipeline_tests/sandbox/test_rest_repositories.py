@@ -22,8 +22,17 @@ from .rest_helpers import Api, find_repo, git, git_lines, repo_path
 @pytest.fixture(scope="module")
 def repo(world, ws):
     """A repository of the first workspace with pipelines, an unsecured variable, hooks and a deploy key."""
-    return find_repo(world, lambda r: r.pipelines and any(not v.secured for v in r.variables)
-                     and any(v.secured for v in r.variables) and r.hooks and r.deploy_keys, ws.slug)
+    return find_repo(
+        world,
+        lambda r: (
+            r.pipelines
+            and any(not v.secured for v in r.variables)
+            and any(v.secured for v in r.variables)
+            and r.hooks
+            and r.deploy_keys
+        ),
+        ws.slug,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +40,36 @@ def main_head(repo):
     return dict(repo.git.branches())[repo.mainbranch]
 
 
-SCHEMAS = ["account", "branch", "branching_model", "branchrestriction", "commit", "commit_file", "deploy_key",
-           "error", "paginated_branches", "paginated_branchrestrictions", "paginated_deploy_keys",
-           "paginated_environments", "paginated_pipeline_variables", "paginated_pipelines", "paginated_projects",
-           "paginated_pullrequests", "paginated_repositories", "paginated_repository_permissions", "paginated_tags",
-           "paginated_treeentries", "paginated_users", "participant", "pipeline_variable", "pipelines_config",
-           "project", "pullrequest", "repository", "webhook_subscription"]
+SCHEMAS = [
+    "account",
+    "branch",
+    "branching_model",
+    "branchrestriction",
+    "commit",
+    "commit_file",
+    "deploy_key",
+    "error",
+    "paginated_branches",
+    "paginated_branchrestrictions",
+    "paginated_deploy_keys",
+    "paginated_environments",
+    "paginated_pipeline_variables",
+    "paginated_pipelines",
+    "paginated_projects",
+    "paginated_pullrequests",
+    "paginated_repositories",
+    "paginated_repository_permissions",
+    "paginated_tags",
+    "paginated_treeentries",
+    "paginated_users",
+    "participant",
+    "pipeline_variable",
+    "pipelines_config",
+    "project",
+    "pullrequest",
+    "repository",
+    "webhook_subscription",
+]
 
 
 def test_the_schemas_these_tests_use_are_in_the_stored_spec():
@@ -57,8 +90,9 @@ def test_user_is_the_account_behind_the_api_token(alice, world):
 
 def test_user_workspaces_lists_workspace_access_items_without_names(alice, world):
     values = alice.json("/user/workspaces")["values"]
-    assert [v["workspace"]["slug"] for v in values] == sorted(w for w, x in world.workspaces.items()
-                                                               if "alice" in x.members)
+    assert [v["workspace"]["slug"] for v in values] == sorted(
+        w for w, x in world.workspaces.items() if "alice" in x.members
+    )
     for item in values:
         assert item["type"] == "workspace_access" and item["administrator"] is True
         workspace = item["workspace"]
@@ -73,14 +107,16 @@ def test_user_workspaces_sorts_by_slug(alice, world, sort, reverse):
     assert slugs == sorted(world.workspaces, reverse=reverse)
 
 
-@pytest.mark.parametrize(("who", "administrator"), [("alice", "true"), ("alice", "false"),
-                                                    ("bob", "true"), ("bob", "false")])
+@pytest.mark.parametrize(
+    ("who", "administrator"), [("alice", "true"), ("alice", "false"), ("bob", "true"), ("bob", "false")]
+)
 def test_user_workspaces_filters_on_administrator(sandbox, creds, world, who, administrator):
     api = Api(sandbox, creds.token({"alice": "alice-admin", "bob": "bob-member"}[who]))
     values = api.json("/user/workspaces", {"administrator": administrator})["values"]
     wanted = administrator == "true"
     assert [v["workspace"]["slug"] for v in values] == sorted(
-        slug for slug, w in world.workspaces.items() if who in w.members and w.is_admin(who) == wanted)
+        slug for slug, w in world.workspaces.items() if who in w.members and w.is_admin(who) == wanted
+    )
     assert all(v["administrator"] is wanted for v in values)
 
 
@@ -108,7 +144,8 @@ def test_projects_list_every_project_with_visibility_flags(alice, ws):
         project = ws.projects[item["key"]]
         assert (item["uuid"], item["name"], item["is_private"]) == (project.uuid, project.name, project.is_private)
         assert item["has_publicly_visible_repos"] == any(
-            not r.is_private for r in ws.repositories.values() if r.project_key == project.key)
+            not r.is_private for r in ws.repositories.values() if r.project_key == project.key
+        )
         assert datetime.fromisoformat(item["updated_on"]) == project.updated_on
     detail = alice.json(f"/workspaces/{ws.slug}/projects/{page['values'][0]['key']}")
     openapi.validate(detail, "project")
@@ -144,7 +181,8 @@ def test_workspace_variables_hide_secured_values(alice, ws):
 def test_workspace_hooks_never_return_the_secret(alice, ws):
     values = alice.values(f"/workspaces/{ws.slug}/hooks")
     assert [(v["url"], v["events"], v["secret_set"]) for v in values] == [
-        (h.url, h.events, h.secret_set) for h in ws.hooks]
+        (h.url, h.events, h.secret_set) for h in ws.hooks
+    ]
     assert all(v["subject_type"] == "workspace" and "secret" not in v for v in values)
 
 
@@ -156,13 +194,15 @@ def test_repository_list_has_every_repository_of_the_workspace(alice, ws):
     assert page["size"] == len(ws.repositories)
 
 
-@pytest.mark.parametrize(("role", "at_least"), [("member", "read"), ("contributor", "write"), ("admin", "admin"),
-                                                ("owner", "admin")])
+@pytest.mark.parametrize(
+    ("role", "at_least"), [("member", "read"), ("contributor", "write"), ("admin", "admin"), ("owner", "admin")]
+)
 def test_repository_list_role_keeps_repositories_where_the_caller_has_that_access(bob, world, ws, role, at_least):
     order = ["none", "read", "write", "admin"]
     slugs = [r["slug"] for r in bob.values(f"/repositories/{ws.slug}", {"role": role})]
-    assert slugs == sorted(r.slug for r in ws.repositories.values()
-                           if order.index(world.permission("bob", r)) >= order.index(at_least))
+    assert slugs == sorted(
+        r.slug for r in ws.repositories.values() if order.index(world.permission("bob", r)) >= order.index(at_least)
+    )
 
 
 def test_repository_detail(alice, world, repo):
@@ -217,7 +257,8 @@ def test_branch_restrictions_list_every_rule(alice, ws):
         page = alice.json(f"{repo_path(target)}/branch-restrictions", {"pagelen": 100})
         openapi.validate(page, "paginated_branchrestrictions")
         assert [(r["id"], r["kind"], r["value"]) for r in page["values"]] == [
-            (r["id"], r["kind"], r.get("value")) for r in target.branch_restrictions]
+            (r["id"], r["kind"], r.get("value")) for r in target.branch_restrictions
+        ]
         for rule in page["values"]:
             openapi.validate(rule, "branchrestriction")
             assert rule["type"] == "branchrestriction"
@@ -233,8 +274,9 @@ def test_branch_restrictions_filter_on_kind(alice, world, kind):
 
 
 def test_branching_model_rules_name_a_branch_type_instead_of_a_pattern(alice, world):
-    target = find_repo(world, lambda r: any(x.get("branch_match_kind") == "branching_model"
-                                            for x in r.branch_restrictions))
+    target = find_repo(
+        world, lambda r: any(x.get("branch_match_kind") == "branching_model" for x in r.branch_restrictions)
+    )
     for rule in alice.values(f"{repo_path(target)}/branch-restrictions"):
         assert rule["branch_match_kind"] == "branching_model"
         assert rule["branch_type"] == "production" and not rule["pattern"]
@@ -266,8 +308,9 @@ def test_default_reviewers_are_paginated_users(alice, world):
 def test_deploy_keys(alice, repo):
     page = alice.json(f"{repo_path(repo)}/deploy-keys")
     openapi.validate(page, "paginated_deploy_keys")
-    assert [(k["id"], k["key"], k["label"]) for k in page["values"]] == [(k.id, k.key, k.label)
-                                                                          for k in repo.deploy_keys]
+    assert [(k["id"], k["key"], k["label"]) for k in page["values"]] == [
+        (k.id, k.key, k.label) for k in repo.deploy_keys
+    ]
     for item, key in zip(page["values"], repo.deploy_keys):
         openapi.validate(item, "deploy_key")
         assert datetime.fromisoformat(item["last_used"]) == key.last_used
@@ -277,7 +320,8 @@ def test_deploy_keys(alice, repo):
 def test_repository_hooks_never_return_the_secret(alice, repo):
     values = alice.values(f"{repo_path(repo)}/hooks")
     assert [(v["url"], v["events"], v["active"], v["secret_set"], v["skip_cert_verification"]) for v in values] == [
-        (h.url, h.events, h.active, h.secret_set, h.skip_cert_verification) for h in repo.hooks]
+        (h.url, h.events, h.active, h.secret_set, h.skip_cert_verification) for h in repo.hooks
+    ]
     for item in values:
         openapi.validate(item, "webhook_subscription")
         assert item["subject_type"] == "repository" and "secret" not in item
@@ -324,8 +368,9 @@ def test_commits_include_and_exclude(alice, repo, style):
 def test_commit_detail_matches_git(alice, repo, main_head):
     body = alice.json(f"{repo_path(repo)}/commit/{main_head}")
     openapi.validate(body, "commit")
-    sha, parents, author, date, message = git(
-        repo, "show", "-s", "--format=%H%x00%P%x00%an <%ae>%x00%aI%x00%B", main_head).decode().split("\0")
+    sha, parents, author, date, message = (
+        git(repo, "show", "-s", "--format=%H%x00%P%x00%an <%ae>%x00%aI%x00%B", main_head).decode().split("\0")
+    )
     assert body["hash"] == sha and [p["hash"] for p in body["parents"]] == parents.split()
     assert body["author"]["raw"] == author and body["author"]["user"]["type"] == "user"
     assert datetime.fromisoformat(body["date"]) == datetime.fromisoformat(date)
@@ -343,8 +388,7 @@ def test_src_file_is_the_raw_bytes_git_has(alice, repo, main_head):
         response = alice.get(f"{repo_path(repo)}/src/{main_head}/{path}")
         assert response.status_code == 200
         assert response.content == git(repo, "show", f"{main_head}:{path}")
-    assert alice.get(f"{repo_path(repo)}/src/{main_head}/README.md").headers["Content-Type"].startswith(
-        "text/markdown")
+    assert alice.get(f"{repo_path(repo)}/src/{main_head}/README.md").headers["Content-Type"].startswith("text/markdown")
 
 
 def test_src_file_meta_describes_the_file(alice, repo, main_head):
@@ -360,8 +404,10 @@ def _tree(repo, sha: str, path: str = "") -> dict[str, str]:
     """{path: "commit_file" | "commit_directory"} of one directory level, from git ls-tree."""
     out = git(repo, "ls-tree", f"{sha}:{path}" if path else sha).decode().splitlines()
     prefix = f"{path}/" if path else ""
-    return {prefix + line.split("\t", 1)[1]: "commit_directory" if line.split()[1] == "tree" else "commit_file"
-            for line in out}
+    return {
+        prefix + line.split("\t", 1)[1]: "commit_directory" if line.split()[1] == "tree" else "commit_file"
+        for line in out
+    }
 
 
 def test_src_root_lists_the_top_level_entries(alice, repo, main_head):
@@ -441,4 +487,5 @@ def test_environments(alice, repo):
     page = alice.json(f"{repo_path(repo)}/environments")
     openapi.validate(page, "paginated_environments")
     assert [(e["name"], e["environment_type"]["name"], e["uuid"]) for e in page["values"]] == [
-        (e.name, e.environment_type, e.uuid) for e in repo.environments]
+        (e.name, e.environment_type, e.uuid) for e in repo.environments
+    ]

@@ -33,14 +33,17 @@ def token(fresh_sandbox) -> dict:
     return bearer(Credentials(fresh_sandbox).access_token())
 
 
-@pytest.mark.parametrize(("plan", "seats", "limit"), [
-    ("free", 5, 1000),
-    ("free", 500, 1000),  # scaling is for paid plans only
-    ("standard", 100, 1000),  # up to 100 seats: the base
-    ("standard", 250, 2500),  # the documented example: 1,000 + 150 × 10
-    ("premium", 1000, 10_000),
-    ("premium", 5000, 10_000),  # capped
-])
+@pytest.mark.parametrize(
+    ("plan", "seats", "limit"),
+    [
+        ("free", 5, 1000),
+        ("free", 500, 1000),  # scaling is for paid plans only
+        ("standard", 100, 1000),  # up to 100 seats: the base
+        ("standard", 250, 2500),  # the documented example: 1,000 + 150 × 10
+        ("premium", 1000, 10_000),
+        ("premium", 5000, 10_000),  # capped
+    ],
+)
 def test_an_access_token_gets_the_documented_scaled_limit_and_headers(fresh_sandbox, token, plan, seats, limit):
     admin(fresh_sandbox, "plan", {"workspace": WS, "plan": plan, "seats": seats})
 
@@ -48,18 +51,23 @@ def test_an_access_token_gets_the_documented_scaled_limit_and_headers(fresh_sand
 
     assert response.status_code == 200
     assert {h: response.headers.get(h) for h in DOCUMENTED} == {
-        "X-RateLimit-Limit": str(limit), "X-RateLimit-Resource": "api", "X-RateLimit-NearLimit": "false"}
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Resource": "api",
+        "X-RateLimit-NearLimit": "false",
+    }
 
 
 def test_the_headers_come_only_with_access_tokens_on_repositories_endpoints(fresh_sandbox, token):
     creds = Credentials(fresh_sandbox)
     answers = {
         "access token, /2.0/repositories/{ws}/{slug}/commits": get(
-            fresh_sandbox, f"/repositories/{WS}/python-service/commits", headers=token),
+            fresh_sandbox, f"/repositories/{WS}/python-service/commits", headers=token
+        ),
         "access token, /2.0/workspaces/{ws}": get(fresh_sandbox, f"/workspaces/{WS}", headers=token),
         "API token, /2.0/repositories/{ws}": get(fresh_sandbox, f"/repositories/{WS}", auth=creds.token()),
-        "OAuth consumer, /2.0/repositories/{ws}": get(fresh_sandbox, f"/repositories/{WS}",
-                                                      headers=bearer(creds.oauth("app"))),
+        "OAuth consumer, /2.0/repositories/{ws}": get(
+            fresh_sandbox, f"/repositories/{WS}", headers=bearer(creds.oauth("app"))
+        ),
     }
 
     assert {what: [h for h in DOCUMENTED if h in r.headers] for what, r in answers.items()} == {
@@ -70,8 +78,7 @@ def test_the_headers_come_only_with_access_tokens_on_repositories_endpoints(fres
     }
 
 
-def test_near_limit_turns_true_once_less_than_a_fifth_remains_and_a_429_still_names_the_limit(
-        fresh_sandbox, token):
+def test_near_limit_turns_true_once_less_than_a_fifth_remains_and_a_429_still_names_the_limit(fresh_sandbox, token):
     admin(fresh_sandbox, "rate-limit", {"overrides": {"access_token:workspace-token:api": 10}})
 
     answers = [get(fresh_sandbox, f"/repositories/{WS}", headers=token) for _ in range(11)]
@@ -92,8 +99,9 @@ def test_the_scaled_group_is_counted_apart_from_the_tokens_other_requests(fresh_
 
 def test_a_plan_change_names_the_workspace_and_values_it_accepts(fresh_sandbox):
     response = requests.post(f"{fresh_sandbox.base_url}/_sandbox/plan", json={"workspace": "nope"}, timeout=10)
-    bad_plan = requests.post(f"{fresh_sandbox.base_url}/_sandbox/plan",
-                             json={"workspace": WS, "plan": "enterprise"}, timeout=10)
+    bad_plan = requests.post(
+        f"{fresh_sandbox.base_url}/_sandbox/plan", json={"workspace": WS, "plan": "enterprise"}, timeout=10
+    )
 
     assert response.status_code == 400 and "workspace" in response.json()["error"]["message"]
     assert bad_plan.status_code == 400 and "free, standard or premium" in bad_plan.json()["error"]["message"]

@@ -22,11 +22,11 @@ import pytest
 import requests
 import yaml
 
+from ox_bb_pipeline_tests.conftest import TINY, Credentials
 from ox_bb_sandbox import content
 from ox_bb_sandbox.generator import generate, seeded_secrets
 from ox_bb_sandbox.importer import RepositoryImportError, import_repository
 from ox_bb_sandbox.server import SandboxServer
-from ox_bb_pipeline_tests.conftest import TINY, Credentials
 
 TIMEOUT = 10
 OX_BB = str(Path(sys.executable).with_name("ox-bb"))
@@ -35,18 +35,27 @@ CONTENT_KINDS = {"secret", "dependency", "sast", "iac", "pipeline"}
 # branch restrictions 001-004, 006-008, 013; default reviewers 012; merged without approval or pushed
 # to main 014; public 015; forks 016; inactive 017; stale branch 018; no SECURITY.md 019; admin
 # count 020; inactive writer 021; deploy key 022; webhooks 023-024; unsecured variables 025.
-GENERATOR_POSTURE_RULES = {f"BB-{n:03d}" for n in (1, 2, 3, 4, 6, 7, 8, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-                                                   22, 23, 24, 25)}
+GENERATOR_POSTURE_RULES = {
+    f"BB-{n:03d}" for n in (1, 2, 3, 4, 6, 7, 8, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25)
+}
 # What a repository's profile decides (as opposed to its history): absent from clean profiles.
 PROFILE_POSTURE_RULES = {f"BB-{n:03d}" for n in (1, 2, 3, 4, 6, 7, 8, 12, 13, 22, 23, 24, 25)}
 CLEAN_SLUGS = set(content.CLEAN_PROFILES)
 
 
 def git_env(home: Path) -> dict:
-    return {"PATH": os.environ["PATH"], "HOME": str(home), "GIT_CONFIG_GLOBAL": "/dev/null",
-            "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C",
-            "GIT_AUTHOR_NAME": "Importer", "GIT_AUTHOR_EMAIL": "importer@example.com",
-            "GIT_COMMITTER_NAME": "Importer", "GIT_COMMITTER_EMAIL": "importer@example.com"}
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_TERMINAL_PROMPT": "0",
+        "LC_ALL": "C",
+        "GIT_AUTHOR_NAME": "Importer",
+        "GIT_AUTHOR_EMAIL": "importer@example.com",
+        "GIT_COMMITTER_NAME": "Importer",
+        "GIT_COMMITTER_EMAIL": "importer@example.com",
+    }
 
 
 def git(*args: str, cwd: Path | None = None, env: dict) -> str:
@@ -57,8 +66,11 @@ def git(*args: str, cwd: Path | None = None, env: dict) -> str:
 
 # -- the generated world --------------------------------------------------------------------------
 def _heads(world) -> dict[str, dict[str, str]]:
-    return {repo.full_name: dict(repo.git.branches())
-            for ws in world.workspaces.values() for repo in ws.repositories.values()}
+    return {
+        repo.full_name: dict(repo.git.branches())
+        for ws in world.workspaces.values()
+        for repo in ws.repositories.values()
+    }
 
 
 def test_same_seed_and_anchor_give_the_same_world(tmp_path):
@@ -101,18 +113,25 @@ def test_planted_secrets_carry_their_value_and_sit_where_the_manifest_says(sandb
     assert secrets
     for p in secrets:
         assert p["value"], p
-        response = requests.get(f"{sandbox.api_url}/repositories/{p['workspace']}/{p['repository']}/src/main/"
-                                f"{p['path']}", auth=creds.token(), timeout=TIMEOUT)
+        response = requests.get(
+            f"{sandbox.api_url}/repositories/{p['workspace']}/{p['repository']}/src/main/{p['path']}",
+            auth=creds.token(),
+            timeout=TIMEOUT,
+        )
         assert response.status_code == 200, p
         lines = response.text.splitlines()
         first_line = p["value"].splitlines()[0]  # a private key spans several lines from `line` on
         assert first_line in lines[p["line"] - 1], p
-        assert p["value"] in "\n".join(lines[p["line"] - 1:]), p
+        assert p["value"] in "\n".join(lines[p["line"] - 1 :]), p
 
 
 def test_clean_profiles_plant_nothing(sandbox, planted):
-    clean_repos = {(ws.slug, repo.slug) for ws in sandbox.world.workspaces.values()
-                   for repo in ws.repositories.values() if repo.slug in CLEAN_SLUGS}
+    clean_repos = {
+        (ws.slug, repo.slug)
+        for ws in sandbox.world.workspaces.values()
+        for repo in ws.repositories.values()
+        if repo.slug in CLEAN_SLUGS
+    }
     assert clean_repos  # the session sandbox has some
     for p in planted:
         if (p["workspace"], p["repository"]) in clean_repos:
@@ -155,22 +174,33 @@ def test_imported_repository_is_served_by_rest_and_git(scratch_repo, tmp_path):
         assert meta["is_private"] is True
         assert meta["project"]["key"] == "IMPORTED"
 
-        source = requests.get(f"{api}/repositories/acme-payments/imported-tool/src/trunk/src/tool.py", auth=alice,
-                              timeout=TIMEOUT)
+        source = requests.get(
+            f"{api}/repositories/acme-payments/imported-tool/src/trunk/src/tool.py", auth=alice, timeout=TIMEOUT
+        )
         assert source.status_code == 200 and source.text == "print('hello')\n"
-        commits = requests.get(f"{api}/repositories/acme-payments/imported-tool/commits/trunk", auth=alice,
-                               timeout=TIMEOUT).json()["values"]
+        commits = requests.get(
+            f"{api}/repositories/acme-payments/imported-tool/commits/trunk", auth=alice, timeout=TIMEOUT
+        ).json()["values"]
         assert [c["hash"] for c in commits] == history
 
         # A new workspace is made for a target that does not exist yet, owned by alice.
         tool = requests.get(f"{api}/repositories/lab/tool", auth=alice, timeout=TIMEOUT)
         assert tool.status_code == 200
-        assert requests.get(f"{api}/repositories/lab/tool", auth=creds.token("bob-member"),
-                            timeout=TIMEOUT).status_code == 404
+        assert (
+            requests.get(f"{api}/repositories/lab/tool", auth=creds.token("bob-member"), timeout=TIMEOUT).status_code
+            == 404
+        )
 
         clone = tmp_path / "clone"
-        git("-c", f"http.extraHeader=Authorization: Basic {_basic('x-bitbucket-api-token-auth', alice[1])}",
-            "clone", "--quiet", f"{server.base_url}/acme-payments/imported-tool.git", str(clone), env=env)
+        git(
+            "-c",
+            f"http.extraHeader=Authorization: Basic {_basic('x-bitbucket-api-token-auth', alice[1])}",
+            "clone",
+            "--quiet",
+            f"{server.base_url}/acme-payments/imported-tool.git",
+            str(clone),
+            env=env,
+        )
         assert git("rev-parse", "HEAD", cwd=clone, env=env).strip() == history[0]
         assert (clone / "README.md").read_text() == "# My tool\n"
 
@@ -264,9 +294,24 @@ class Lines:
 
 def test_serve_prints_its_url_writes_connections_and_stops_on_sigterm(tmp_path):
     connections = tmp_path / "connections.yaml"
-    proc = subprocess.Popen([OX_BB, "sandbox", "serve", "--port", "0", "--write-connections", str(connections),
-                             "--repos", "2", "--workspaces", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            OX_BB,
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--write-connections",
+            str(connections),
+            "--repos",
+            "2",
+            "--workspaces",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = Lines(proc.stdout), Lines(proc.stderr)
         base_url = err.next()
@@ -294,8 +339,11 @@ def test_serve_prints_its_url_writes_connections_and_stops_on_sigterm(tmp_path):
             assert entry["host_url"] == f"{base_url}/2.0"
 
         # The written credentials work against the printed URL.
-        me = requests.get(f"{base_url}/2.0/user", auth=("alice@example.com", values["OX_BB_SANDBOX_TOKEN_ALICE_ADMIN"]),
-                          timeout=TIMEOUT)
+        me = requests.get(
+            f"{base_url}/2.0/user",
+            auth=("alice@example.com", values["OX_BB_SANDBOX_TOKEN_ALICE_ADMIN"]),
+            timeout=TIMEOUT,
+        )
         assert me.status_code == 200 and me.json()["username"] == "alice"
 
         started = time.monotonic()
@@ -317,8 +365,9 @@ def test_serve_help():
 
 def test_serve_refuses_a_bad_fault_spec():
     """(Every way a spec can be wrong is covered by FaultRule.parse's own test.)"""
-    result = subprocess.run([OX_BB, "sandbox", "serve", "--fault", "/2.0/repositories/*=teapot"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [OX_BB, "sandbox", "serve", "--fault", "/2.0/repositories/*=teapot"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2  # click's usage error
     assert "Usage: ox-bb sandbox serve" in result.stderr
     assert "unknown fault kind 'teapot'" in result.stderr
@@ -326,8 +375,12 @@ def test_serve_refuses_a_bad_fault_spec():
 
 def test_serve_refuses_a_bad_import_path(tmp_path):
     missing = tmp_path / "missing-repo"
-    result = subprocess.run([OX_BB, "sandbox", "serve", "--repos", "1", "--workspaces", "1",
-                             "--import-repo", str(missing)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [OX_BB, "sandbox", "serve", "--repos", "1", "--workspaces", "1", "--import-repo", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert str(missing) in result.stderr
 
@@ -339,12 +392,16 @@ def test_the_sandbox_restarts_on_a_data_dir_whose_repositories_changed(tmp_path)
     changed = dataclasses.replace(TINY, seed=TINY.seed + 1, repos=TINY.repos + 1)
 
     with SandboxServer(changed, data_dir=data_dir) as server:  # used to stop on a git fast-import traceback
-        served = {r.full_name: sorted(r.git.branches()) for w in server.world.workspaces.values()
-                  for r in w.repositories.values()}
+        served = {
+            r.full_name: sorted(r.git.branches())
+            for w in server.world.workspaces.values()
+            for r in w.repositories.values()
+        }
     fresh = generate(changed, tmp_path / "fresh")  # what a new --data-dir would hold
 
-    assert served == {r.full_name: sorted(r.git.branches()) for w in fresh.workspaces.values()
-                      for r in w.repositories.values()}  # the regenerated history, no branch of the old one
+    assert served == {
+        r.full_name: sorted(r.git.branches()) for w in fresh.workspaces.values() for r in w.repositories.values()
+    }  # the regenerated history, no branch of the old one
 
 
 def test_a_data_dir_holding_something_else_where_a_repository_goes_is_refused_in_one_line(tmp_path):
@@ -357,9 +414,24 @@ def test_a_data_dir_holding_something_else_where_a_repository_goes_is_refused_in
     target.mkdir()
     (target / "notes.txt").write_text("mine")
 
-    result = subprocess.run([str(Path(sys.executable).with_name("ox-bb")), "sandbox", "serve", "--data-dir",
-                             str(data_dir), "--seed", str(TINY.seed), "--workspaces", "1", "--repos", str(TINY.repos)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ox-bb")),
+            "sandbox",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--seed",
+            str(TINY.seed),
+            "--workspaces",
+            "1",
+            "--repos",
+            str(TINY.repos),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 2
     assert f"{target} exists and is not a sandbox repository; remove it or choose another --data-dir" in result.stderr

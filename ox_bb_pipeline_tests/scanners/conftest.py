@@ -9,12 +9,12 @@ import pytest
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
-from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
-from ox_bb_sandbox.gitrepo import run_git
 from ox_bb_pipeline.findings import RepoRef
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.scanners.snapshot import Snapshot, take_snapshot
+from ox_bb_sandbox.gitrepo import run_git
 
 
 def git_access(server) -> GitAccess:
@@ -52,8 +52,25 @@ def push_file(repo, path: str, text: str) -> str:
     listing = run_git([*git_dir, "ls-tree", f"{repo.mainbranch}^{{tree}}"]).decode()
     tree = run_git([*git_dir, "mktree"], input=f"{listing}100644 blob {blob}\t{path}\n".encode()).decode().strip()
     parent = run_git([*git_dir, "rev-parse", repo.mainbranch]).decode().strip()
-    commit = run_git([*git_dir, "-c", "user.name=dev", "-c", "user.email=dev@example.com", "commit-tree", tree,
-                      "-p", parent, "-m", f"add {path}"]).decode().strip()
+    commit = (
+        run_git(
+            [
+                *git_dir,
+                "-c",
+                "user.name=dev",
+                "-c",
+                "user.email=dev@example.com",
+                "commit-tree",
+                tree,
+                "-p",
+                parent,
+                "-m",
+                f"add {path}",
+            ]
+        )
+        .decode()
+        .strip()
+    )
     run_git([*git_dir, "update-ref", f"refs/heads/{repo.mainbranch}", commit])
     repo.git.refresh()
     return commit

@@ -8,17 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_sandbox.content import CLEAN_PROFILES
-from ox_bb_pipeline.scanners.bandit import BanditScanner, redact_snippet, severity_for
 from ox_bb_pipeline.findings import RepoRef
+from ox_bb_pipeline.scanners.bandit import BanditScanner, redact_snippet, severity_for
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
+from ox_bb_sandbox.content import CLEAN_PROFILES
 
 from .conftest import planted_of
 
 # What bandit calls each Python issue the sandbox plants (profiles.yaml, python-service).
-PLANTED_AS = {"python-eval": "B307", "python-subprocess-shell": "B602", "python-tls-verify-disabled": "B501",
-              "python-pickle": "B301", "python-yaml-load": "B506", "python-weak-hash": "B324",
-              "python-hardcoded-password": "B105"}
+PLANTED_AS = {
+    "python-eval": "B307",
+    "python-subprocess-shell": "B602",
+    "python-tls-verify-disabled": "B501",
+    "python-pickle": "B301",
+    "python-yaml-load": "B506",
+    "python-weak-hash": "B324",
+    "python-hardcoded-password": "B105",
+}
 
 
 pytestmark = pytest.mark.usefixtures("secret_salt")
@@ -48,9 +54,12 @@ def test_every_planted_python_sast_issue_is_found_on_its_line(outputs, planted):
     findings = [f for o in outputs.values() for f in o.findings]
 
     def matched(p) -> bool:
-        return any((f.workspace, f.repository, f.file_path, f.rule_id) ==
-                   (p["workspace"], p["repository"], p["path"], PLANTED_AS[p["rule"]])
-                   and f.start_line <= p["line"] <= f.end_line for f in findings)
+        return any(
+            (f.workspace, f.repository, f.file_path, f.rule_id)
+            == (p["workspace"], p["repository"], p["path"], PLANTED_AS[p["rule"]])
+            and f.start_line <= p["line"] <= f.end_line
+            for f in findings
+        )
 
     missed = [(p["repository"], p["rule"]) for p in plants if not matched(p)]
     print(f"bandit recall {1 - len(missed) / len(plants):.2f} ({len(plants) - len(missed)}/{len(plants)})")
@@ -64,8 +73,12 @@ def test_clean_repositories_have_nothing_high_or_critical(outputs, sandbox):
 
     clean = [k for k in outputs if profile(k) in CLEAN_PROFILES]
     assert any(outputs[k].files_scanned for k in clean)  # clean-python has Python to scan
-    serious = [(k, f.file_path, f.rule_id) for k in clean for f in outputs[k].findings
-               if f.base_severity in ("high", "critical")]
+    serious = [
+        (k, f.file_path, f.rule_id)
+        for k in clean
+        for f in outputs[k].findings
+        if f.base_severity in ("high", "critical")
+    ]
     assert serious == []
 
 
@@ -106,16 +119,20 @@ def test_fingerprints_stay_when_an_unrelated_file_changes(snapshots, outputs, tm
     (tmp_path / "changed" / "app" / "__init__.py").write_text('"""Order API."""\n')
     (tmp_path / "changed" / "app" / "health.py").write_text("def ok():\n    return True\n")
     [changed] = BanditScanner().scan([snapshot_at(original.repo, tmp_path / "changed")])
-    assert ({f.finding_id for f in changed.findings} ==
-            {f.finding_id for f in outputs["acme-payments/python-service"].findings})
+    assert {f.finding_id for f in changed.findings} == {
+        f.finding_id for f in outputs["acme-payments/python-service"].findings
+    }
 
 
 def test_test_only_checks_are_skipped_in_test_code_and_kept_elsewhere(tmp_path):
-    snapshot = repo_with(tmp_path, {
-        "app/limits.py": "def check(n):\n    assert n > 0\n    return n\n",
-        "tests/test_limits.py": 'password = "hunter2-for-tests"\n\ndef test_check():\n    assert True\n',
-        "conftest.py": "import random\nSEED = random.random()\n",
-    })
+    snapshot = repo_with(
+        tmp_path,
+        {
+            "app/limits.py": "def check(n):\n    assert n > 0\n    return n\n",
+            "tests/test_limits.py": 'password = "hunter2-for-tests"\n\ndef test_check():\n    assert True\n',
+            "conftest.py": "import random\nSEED = random.random()\n",
+        },
+    )
     [output] = BanditScanner().scan([snapshot])
     assert sorted((f.file_path, f.rule_id) for f in output.findings) == [("app/limits.py", "B101")]
 
@@ -132,7 +149,8 @@ def test_a_file_bandit_cannot_parse_is_listed_and_the_rest_is_scanned(tmp_path):
     [output] = BanditScanner().scan([snapshot])
     assert output.error is None and output.files_scanned == 1
     assert [(s["scanner"], s["repository"], s["path"]) for s in output.extra["skipped_files"]] == [
-        ("bandit", "repo", "legacy.py")]
+        ("bandit", "repo", "legacy.py")
+    ]
     assert [f.rule_id for f in output.findings] == ["B605"]
 
 

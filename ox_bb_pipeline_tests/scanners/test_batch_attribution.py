@@ -30,8 +30,10 @@ def test_a_batch_attributes_every_finding_to_its_repository_as_scanning_each_alo
     started = time.perf_counter()
     alone = [scanner().scan([snapshot])[0] for snapshot in chosen]
     alone_seconds = time.perf_counter() - started
-    print(f"{scanner.__name__}: {BATCH} repositories in one process {batch_seconds:.1f}s, "
-          f"one process each {alone_seconds:.1f}s")
+    print(
+        f"{scanner.__name__}: {BATCH} repositories in one process {batch_seconds:.1f}s, "
+        f"one process each {alone_seconds:.1f}s"
+    )
 
     assert all(o.error is None for o in batched + alone)
     assert rows(batched) == rows(alone)

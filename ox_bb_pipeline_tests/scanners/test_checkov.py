@@ -12,28 +12,43 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_sandbox.content import CLEAN_PROFILES
 from ox_bb_pipeline.scanners.checkov import CheckovScanner, resource_address
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
+from ox_bb_sandbox.content import CLEAN_PROFILES
 
 from .conftest import planted_of
 
 # The check that reports each IaC issue the sandbox plants (profiles.yaml).
 PLANTED_AS = {
-    "terraform-s3-public": "CKV_AWS_20", "terraform-ebs-unencrypted": "CKV_AWS_3",
-    "terraform-sg-open-ssh": "CKV_AWS_24", "terraform-rds-unencrypted": "CKV_AWS_16",
-    "cloudformation-s3-public": "CKV_AWS_20", "k8s-privileged": "CKV_K8S_16", "k8s-run-as-root": "CKV_K8S_23",
-    "k8s-host-network": "CKV_K8S_19", "k8s-image-latest": "CKV_K8S_14", "dockerfile-latest": "CKV_DOCKER_7",
-    "dockerfile-add-url": "CKV_DOCKER_4", "dockerfile-root": "CKV_DOCKER_8",
+    "terraform-s3-public": "CKV_AWS_20",
+    "terraform-ebs-unencrypted": "CKV_AWS_3",
+    "terraform-sg-open-ssh": "CKV_AWS_24",
+    "terraform-rds-unencrypted": "CKV_AWS_16",
+    "cloudformation-s3-public": "CKV_AWS_20",
+    "k8s-privileged": "CKV_K8S_16",
+    "k8s-run-as-root": "CKV_K8S_23",
+    "k8s-host-network": "CKV_K8S_19",
+    "k8s-image-latest": "CKV_K8S_14",
+    "dockerfile-latest": "CKV_DOCKER_7",
+    "dockerfile-add-url": "CKV_DOCKER_4",
+    "dockerfile-root": "CKV_DOCKER_8",
 }
 # What checkov cannot see here, and who covers it instead.
 KNOWN_GAPS = {
-    ("charts/edge-proxy/templates/daemonset.yaml", "k8s-privileged"):
-        "Helm charts need a helm binary to render; semgrep's ox.helm.privileged-container covers the template",
+    (
+        "charts/edge-proxy/templates/daemonset.yaml",
+        "k8s-privileged",
+    ): "Helm charts need a helm binary to render; semgrep's ox.helm.privileged-container covers the template",
 }
 MOVED = "acme-payments/infra"
-MOVED_FILES = ("terraform/storage.tf", "terraform/network.tf", "terraform/database.tf", "k8s/node-agent.yaml",
-               "cloudformation/static-site.yaml", "docker/bastion/Dockerfile")
+MOVED_FILES = (
+    "terraform/storage.tf",
+    "terraform/network.tf",
+    "terraform/database.tf",
+    "k8s/node-agent.yaml",
+    "cloudformation/static-site.yaml",
+    "docker/bastion/Dockerfile",
+)
 
 
 def snapshot_at(snapshot: Snapshot, root: Path) -> Snapshot:
@@ -78,14 +93,17 @@ def test_every_planted_iac_issue_is_found_by_its_check_on_its_lines(batch, outpu
     gaps = {} if batch["helm"] else KNOWN_GAPS
 
     def matched(p) -> bool:
-        return any((f.file_path, f.rule_id) == (p["path"], PLANTED_AS[p["rule"]])
-                   and f.start_line <= p["line"] <= f.end_line
-                   for f in outputs[f"{p['workspace']}/{p['repository']}"].findings)
+        return any(
+            (f.file_path, f.rule_id) == (p["path"], PLANTED_AS[p["rule"]]) and f.start_line <= p["line"] <= f.end_line
+            for f in outputs[f"{p['workspace']}/{p['repository']}"].findings
+        )
 
     expected = [p for p in plants if (p["path"], p["rule"]) not in gaps]
     missed = [(p["repository"], p["path"], p["rule"]) for p in expected if not matched(p)]
-    print(f"checkov recall {len(expected) - len(missed)}/{len(expected)} "
-          f"(+{len(plants) - len(expected)} known gaps: {sorted(set(gaps.values()))})")
+    print(
+        f"checkov recall {len(expected) - len(missed)}/{len(expected)} "
+        f"(+{len(plants) - len(expected)} known gaps: {sorted(set(gaps.values()))})"
+    )
     assert missed == []
 
 
@@ -94,7 +112,8 @@ def test_helm_templates_without_a_helm_binary_are_listed_as_skipped(batch, outpu
         pytest.skip("a helm binary is installed: checkov renders the chart")
     skipped = outputs[MOVED].extra["skipped_files"]
     assert [(row["path"], row["scanner"]) for row in skipped] == [
-        ("charts/edge-proxy/templates/daemonset.yaml", "checkov")]
+        ("charts/edge-proxy/templates/daemonset.yaml", "checkov")
+    ]
     assert "helm" in skipped[0]["reason"]
 
 
@@ -115,8 +134,12 @@ def test_findings_carry_our_severity_and_the_check(outputs):
 def test_clean_repositories_have_nothing_high_or_critical(outputs, sandbox):
     clean = [k for k in outputs if profile_of(sandbox, k) in CLEAN_PROFILES]
     assert any(outputs[k].files_scanned for k in clean)  # clean-python has a Dockerfile
-    serious = [(k, f.file_path, f.rule_id) for k in clean for f in outputs[k].findings
-               if f.base_severity in ("high", "critical")]
+    serious = [
+        (k, f.file_path, f.rule_id)
+        for k in clean
+        for f in outputs[k].findings
+        if f.base_severity in ("high", "critical")
+    ]
     assert serious == []
 
 
@@ -129,8 +152,10 @@ def test_fingerprints_follow_the_resource_not_the_line(batch):
 
 def test_resource_address_drops_checkout_paths_and_line_spans():
     root = "/data/cache/snapshots/acme/infra/0123abc"
-    assert resource_address(f"{root}/bitbucket-pipelines.yml.[{{image:image}}].CKV_X[1:49]", root) == \
-        "/bitbucket-pipelines.yml.[{image:image}].CKV_X"
+    assert (
+        resource_address(f"{root}/bitbucket-pipelines.yml.[{{image:image}}].CKV_X[1:49]", root)
+        == "/bitbucket-pipelines.yml.[{image:image}].CKV_X"
+    )
     assert resource_address("aws_s3_bucket.exports", root) == "aws_s3_bucket.exports"
 
 

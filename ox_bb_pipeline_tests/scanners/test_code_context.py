@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import os
 
-from ox_bb_pipeline.scanners.code_context import load_rules, mark
 from ox_bb_pipeline.findings import Finding, RepoRef
+from ox_bb_pipeline.scanners.code_context import load_rules, mark
 from ox_bb_pipeline.scanners.snapshot import Snapshot
 
 REPO = RepoRef("main", "acme", "{r}", "web", "abc")
 
 
 def finding(path: str) -> Finding:
-    return Finding.at(REPO, scanner="semgrep", scanner_version="1", rule_id="r", title="t", category="sast",
-                      base_severity="high", anchor=path, file_path=path)
+    return Finding.at(
+        REPO,
+        scanner="semgrep",
+        scanner_version="1",
+        rule_id="r",
+        title="t",
+        category="sast",
+        base_severity="high",
+        anchor=path,
+        file_path=path,
+    )
 
 
 def test_markers_name_the_content_rules_each_file_matches(tmp_path):
@@ -25,11 +34,18 @@ def test_markers_name_the_content_rules_each_file_matches(tmp_path):
     (root / "src/own.py").write_text("import os\n")
     (tmp_path / "outside.js").write_text("// @generated\n")
     os.symlink(tmp_path / "outside.js", root / "src/link.js")
-    findings = [finding(p) for p in ("src/api.go", "src/app.js", "src/own.py", "src/link.js", "../outside.js",
-                                     "src/api.go")]
+    findings = [
+        finding(p) for p in ("src/api.go", "src/app.js", "src/own.py", "src/link.js", "../outside.js", "src/api.go")
+    ]
     mark(findings, Snapshot(repo=REPO, root=root))
     assert [f.file_markers for f in findings] == [
-        ["generated-marker"], ["minified-content"], [], [], [], ["generated-marker"]]
+        ["generated-marker"],
+        ["minified-content"],
+        [],
+        [],
+        [],
+        ["generated-marker"],
+    ]
     assert findings[0].row()["file_markers"] == ["generated-marker"]
 
 

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_sandbox.gitrepo import run_git
-from ox_bb_sandbox.server import SandboxServer
+from ox_bb_pipeline.findings import normalise_path
 from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.base import ScanOutput
 from ox_bb_pipeline.scanners.checkov import CheckovScanner
-from ox_bb_pipeline.findings import normalise_path
 from ox_bb_pipeline.scanners.posture.pipelines_yml import PipelinesYmlError, parse
 from ox_bb_pipeline.scanners.semgrep import SemgrepScanner
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
 from ox_bb_pipeline.scanners.stage import default_scanners, scan_repositories
 from ox_bb_pipeline_tests.conftest import TINY
+from ox_bb_sandbox.gitrepo import run_git
+from ox_bb_sandbox.server import SandboxServer
 
 from .conftest import extract
 
@@ -39,18 +39,28 @@ PASSWD_LINE = Path("/etc/passwd").read_text().splitlines()[0]  # root:x:0:0:…
 # from the checkout, home/cache/snapshots/<connection>/<workspace>/<slug>/<commit>, to the outside file
 ESCAPE = "../" * 7 + "outside-secret.txt"
 LAUGHS = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'] + [
-    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]  # 9^10 nodes once expanded
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)
+]  # 9^10 nodes once expanded
 LINKS = {"passwd-link": "/etc/passwd", "outside-link": "../../outside-secret.txt", "escape-link": ESCAPE}
 ODD_NAMES = [
-    "ünïcödé файл 名前.py", "name with spaces.py", "-leading-dash.py", "--output=pwned.py",
-    "l" + "o" * 240 + "ng.py", "new\nline.py", "tab\tand 'quotes\".py", "back\\slash.py",
+    "ünïcödé файл 名前.py",
+    "name with spaces.py",
+    "-leading-dash.py",
+    "--output=pwned.py",
+    "l" + "o" * 240 + "ng.py",
+    "new\nline.py",
+    "tab\tand 'quotes\".py",
+    "back\\slash.py",
 ]
 ODD_CODE = "import subprocess\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
 
 
 def git(repo: Path, *args: str) -> str:
-    return run_git(["-C", str(repo), "-c", "user.name=mallory", "-c", "user.email=mallory@example.com",
-                    *args]).decode().strip()
+    return (
+        run_git(["-C", str(repo), "-c", "user.name=mallory", "-c", "user.email=mallory@example.com", *args])
+        .decode()
+        .strip()
+    )
 
 
 def write(root: Path, path: str, content: str | bytes) -> None:
@@ -78,10 +88,19 @@ def build_hostile_repository(tmp_path: Path) -> Path:
     os.symlink("/etc", repo / "etc-dir-link")
     write(repo, "huge.py", f"KEY = '{HUGE_KEY}'\n" + "eval(input())\n" * (LIMITS.max_file_bytes // 14 + 1))
     write(repo, "blob.bin", b"\x89PNG\r\n\x1a\n\0\0\0" + f"aws_access_key_id={BINARY_KEY}\n".encode() + b"\0" * 64)
-    write(repo, "bitbucket-pipelines.yml",
-          "\n".join([*LAUGHS, "pipelines:", "  default:", "    - step:", "        script: [*a9]"]) + "\n")
-    write(repo, "k8s/bomb.yaml", "\n".join(["apiVersion: v1", "kind: ConfigMap", "metadata: {name: bomb}",
-                                             "data:", *(f"  {line}" for line in LAUGHS)]) + "\n")
+    write(
+        repo,
+        "bitbucket-pipelines.yml",
+        "\n".join([*LAUGHS, "pipelines:", "  default:", "    - step:", "        script: [*a9]"]) + "\n",
+    )
+    write(
+        repo,
+        "k8s/bomb.yaml",
+        "\n".join(
+            ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: bomb}", "data:", *(f"  {line}" for line in LAUGHS)]
+        )
+        + "\n",
+    )
     for name in ODD_NAMES:
         write(repo, f"odd/{name}", ODD_CODE)
     # Committed hooks and a committed git config: git never runs the first nor reads the second (a
@@ -91,9 +110,21 @@ def build_hostile_repository(tmp_path: Path) -> Path:
     write(repo, ".gitconfig", "[core]\n\thooksPath = .githooks\n")
     git(repo, "config", "core.hooksPath", ".githooks")  # the source's own config: not pushed, not cloned
     # submodules over local transports: ext:: would run a command, file:// would read this machine
-    write(repo, ".gitmodules", "\n".join([
-        '[submodule "ext"]', "\tpath = vendor/ext", f"\turl = ext::sh -c touch% {tmp_path}/ext-transport-ran",
-        '[submodule "local"]', "\tpath = vendor/local", f"\turl = file://{module}", ""]))
+    write(
+        repo,
+        ".gitmodules",
+        "\n".join(
+            [
+                '[submodule "ext"]',
+                "\tpath = vendor/ext",
+                f"\turl = ext::sh -c touch% {tmp_path}/ext-transport-ran",
+                '[submodule "local"]',
+                "\tpath = vendor/local",
+                f"\turl = file://{module}",
+                "",
+            ]
+        ),
+    )
     git(repo, "add", "-A")
     module_head = git(module, "rev-parse", "HEAD")
     for path in ("vendor/ext", "vendor/local"):
@@ -105,7 +136,7 @@ def build_hostile_repository(tmp_path: Path) -> Path:
 def hook_template(tmp_path: Path) -> tuple[Path, Path]:
     """A git template whose post-checkout hook writes a marker file; (template dir, marker path)."""
     marker = tmp_path / "template-hook-ran"
-    write(tmp_path, "template/hooks/post-checkout", f"#!/bin/sh\necho \"$PWD\" >> {marker}\n")
+    write(tmp_path, "template/hooks/post-checkout", f'#!/bin/sh\necho "$PWD" >> {marker}\n')
     (tmp_path / "template/hooks/post-checkout").chmod(0o755)
     return tmp_path / "template", marker
 
@@ -124,15 +155,21 @@ class Witness:
     def scan(self, snapshots: list[Snapshot]):
         for s in snapshots:
             on_disk = [p for p in s.root.rglob("*") if p.relative_to(s.root).parts[0] != ".git"]
-            self.seen.append({
-                "paths": s.paths(), "skipped": dict(s.skipped),
-                "symlinks": [p for p in on_disk if p.is_symlink()],
-                "on_disk": [p.relative_to(s.root).as_posix() for p in on_disk if p.is_file()],
-                "submodule_dirs": {d: sorted(os.listdir(s.root / d)) for d in ("vendor/ext", "vendor/local")
-                                   if (s.root / d).is_dir()},
-                "hooks": sorted(os.listdir(s.root / ".git" / "hooks")) if (s.root / ".git/hooks").is_dir() else [],
-                "link_texts": {name: (s.root / name).read_text() for name in LINKS},
-            })
+            self.seen.append(
+                {
+                    "paths": s.paths(),
+                    "skipped": dict(s.skipped),
+                    "symlinks": [p for p in on_disk if p.is_symlink()],
+                    "on_disk": [p.relative_to(s.root).as_posix() for p in on_disk if p.is_file()],
+                    "submodule_dirs": {
+                        d: sorted(os.listdir(s.root / d))
+                        for d in ("vendor/ext", "vendor/local")
+                        if (s.root / d).is_dir()
+                    },
+                    "hooks": sorted(os.listdir(s.root / ".git" / "hooks")) if (s.root / ".git/hooks").is_dir() else [],
+                    "link_texts": {name: (s.root / name).read_text() for name in LINKS},
+                }
+            )
         return [ScanOutput(s.repo.repository_uuid) for s in snapshots]
 
 
@@ -156,8 +193,7 @@ def hostile(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("hostile")
     source = build_hostile_repository(tmp_path)
     template, hook_marker = hook_template(tmp_path)
-    with SandboxServer(TINY, import_repos=[f"{source}={WS}/{SLUG}"]) as server, \
-            pytest.MonkeyPatch.context() as patch:
+    with SandboxServer(TINY, import_repos=[f"{source}={WS}/{SLUG}"]) as server, pytest.MonkeyPatch.context() as patch:
         server.world.workspaces[WS].repositories[SLUG].pipelines_enabled = True  # so its pipelines file counts
         home = tmp_path / "home"
         patch.setenv("OX_BB_HOME", str(home))
@@ -166,8 +202,12 @@ def hostile(tmp_path_factory):
         tables, git_access = extract(server.write_connections(tmp_path / "connections.yaml"))
         rows = [r for r in tables["repositories"] if r["repository"] == SLUG]
         witness, audit = Witness(), OpenAudit()
-        scanners = [witness, *[s for s in default_scanners() if s.name not in ("semgrep", "checkov")],
-                    SemgrepScanner(timeout=BATCH_TIMEOUT), CheckovScanner(timeout=BATCH_TIMEOUT)]
+        scanners = [
+            witness,
+            *[s for s in default_scanners() if s.name not in ("semgrep", "checkov")],
+            SemgrepScanner(timeout=BATCH_TIMEOUT),
+            CheckovScanner(timeout=BATCH_TIMEOUT),
+        ]
         started = time.perf_counter()
         audit.active = True
         try:
@@ -175,19 +215,36 @@ def hostile(tmp_path_factory):
         finally:
             audit.active = False
         seconds = time.perf_counter() - started
-        result = posture.evaluate({**tables, "repository_files": report.repository_files}, connection="sandbox-token",
-                                  now=server.clock.now())
-        yield {"report": report, "seconds": seconds, "seen": witness.seen[0], "opened": audit.opened,
-               "posture": [r for r in result.results if r["repository"] == SLUG], "tables": tables,
-               "home": home, "tmp": tmp_path, "hook_marker": hook_marker, "template": template, "source": source}
+        result = posture.evaluate(
+            {**tables, "repository_files": report.repository_files}, connection="sandbox-token", now=server.clock.now()
+        )
+        yield {
+            "report": report,
+            "seconds": seconds,
+            "seen": witness.seen[0],
+            "opened": audit.opened,
+            "posture": [r for r in result.results if r["repository"] == SLUG],
+            "tables": tables,
+            "home": home,
+            "tmp": tmp_path,
+            "hook_marker": hook_marker,
+            "template": template,
+            "source": source,
+        }
 
 
 def everything_written(hostile) -> str:
     """Every output of the run as text: findings, scan runs, extra tables, posture results, and every
     file under OX_BB_HOME."""
     report = hostile["report"]
-    parts = [repr(report.findings), repr(report.scan_runs), repr(report.extra), repr(report.repository_files),
-             repr(hostile["posture"]), repr(hostile["tables"])]
+    parts = [
+        repr(report.findings),
+        repr(report.scan_runs),
+        repr(report.extra),
+        repr(report.repository_files),
+        repr(hostile["posture"]),
+        repr(hostile["tables"]),
+    ]
     parts += [p.read_bytes().decode("utf-8", "replace") for p in hostile["home"].rglob("*") if p.is_file()]
     return "\n".join(parts)
 
@@ -198,8 +255,9 @@ def test_every_scanner_completes_on_the_hostile_repository_in_bounded_time(hosti
     assert runs == {name: ("ok", None) for name in ("witness", "secrets", "bandit", "sca", "semgrep", "checkov")}
     assert hostile["seconds"] < BATCH_TIMEOUT / 2
     # peak memory of this process and of the tools it started (a bomb expanded in memory would be GBs)
-    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
     assert peak_kib < 2 * 1024 * 1024
 
 
@@ -234,8 +292,11 @@ def test_a_checkout_with_real_symlinks_is_walked_without_following_them(tmp_path
     files, skipped, _ = walk(root, SnapshotLimits())
 
     assert [f.path for f in files] == ["app.py"]
-    assert skipped == {"passwd-link": "not a regular file", "outside-link": "not a regular file",
-                       "etc-dir-link": "not a regular file"}
+    assert skipped == {
+        "passwd-link": "not a regular file",
+        "outside-link": "not a regular file",
+        "etc-dir-link": "not a regular file",
+    }
 
 
 def test_the_huge_file_and_the_binary_are_skipped_by_every_scanner(hostile):
@@ -253,8 +314,9 @@ def test_the_huge_file_and_the_binary_are_skipped_by_every_scanner(hostile):
 
 def test_yaml_bombs_are_refused_with_a_clear_error(hostile):
     # checkov expands aliases (it held 12 GB and growing on this file): it is not given the bombs at all
-    refused = {(r["scanner"], r["path"]) for r in hostile["report"].extra["skipped_files"]
-               if "YAML bomb" in r["reason"]}
+    refused = {
+        (r["scanner"], r["path"]) for r in hostile["report"].extra["skipped_files"] if "YAML bomb" in r["reason"]
+    }
     assert refused == {("checkov", "bitbucket-pipelines.yml"), ("checkov", "k8s/bomb.yaml")}
     # the posture checks' parser refuses the pipelines file with a clear error
     with pytest.raises(PipelinesYmlError, match="YAML bomb"):
@@ -271,8 +333,11 @@ def test_odd_file_names_are_scanned_like_any_other(hostile):
     # bandit and semgrep both find the shell=True call in every one of them. The finding model reads a
     # backslash as a Windows separator (normalise_path), so `back\slash.py` is reported as `back/slash.py`.
     for scanner, rule in (("bandit", "B602"), ("semgrep", None)):
-        hits = {f["file_path"] for f in hostile["report"].findings[scanner]
-                if f["file_path"].startswith("odd/") and (rule is None or f["rule_id"] == rule)}
+        hits = {
+            f["file_path"]
+            for f in hostile["report"].findings[scanner]
+            if f["file_path"].startswith("odd/") and (rule is None or f["rule_id"] == rule)
+        }
         assert hits == {normalise_path(f"odd/{name}") for name in ODD_NAMES}, scanner
 
 

@@ -8,11 +8,14 @@ import time
 import pytest
 import yaml
 
-from ox_bb_sandbox import content
 from ox_bb_pipeline.scanners.posture.pipelines_yml import PipelinesYmlError, parse, split_ref
+from ox_bb_sandbox import content
 
-PROFILES_WITH_PIPELINES = [p for p in content.PROFILES
-                           if "bitbucket-pipelines.yml" in content.render_profile(p, random.Random(1), repo_slug=p)[0]]
+PROFILES_WITH_PIPELINES = [
+    p
+    for p in content.PROFILES
+    if "bitbucket-pipelines.yml" in content.render_profile(p, random.Random(1), repo_slug=p)[0]
+]
 
 
 @pytest.mark.parametrize("profile", PROFILES_WITH_PIPELINES)
@@ -86,13 +89,16 @@ pipelines:
     assert any(p.imported == "shared-pipelines:master:nightly" for p in parsed.pipelines)
 
 
-@pytest.mark.parametrize("text, name, tag, digest", [
-    ("node", "node", None, None),
-    ("python:3.12-slim", "python", "3.12-slim", None),
-    ("python:3.12-slim@sha256:0f0e", "python", "3.12-slim", "sha256:0f0e"),
-    ("registry.example.com:5000/team/app", "registry.example.com:5000/team/app", None, None),
-    ("docker://acme/pipe:2.0.1", "acme/pipe", "2.0.1", None),
-])
+@pytest.mark.parametrize(
+    "text, name, tag, digest",
+    [
+        ("node", "node", None, None),
+        ("python:3.12-slim", "python", "3.12-slim", None),
+        ("python:3.12-slim@sha256:0f0e", "python", "3.12-slim", "sha256:0f0e"),
+        ("registry.example.com:5000/team/app", "registry.example.com:5000/team/app", None, None),
+        ("docker://acme/pipe:2.0.1", "acme/pipe", "2.0.1", None),
+    ],
+)
 def test_image_and_pipe_references_split_into_name_tag_and_digest(text, name, tag, digest):
     ref = split_ref(text)
     assert (ref.name, ref.tag, ref.digest) == (name, tag, digest)
@@ -141,11 +147,14 @@ def test_ten_megabyte_file_is_refused_quickly():
     _refused_quickly("# padding\n" * 1_000_000, "limit")
 
 
-@pytest.mark.parametrize("text", [
-    "[" * 500_000,  # flow nesting at the size limit
-    "a: " + "[" * 100 + "]" * 100 + "\n",  # balanced, just too deep
-    "- " * 200_000,  # block nesting
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 500_000,  # flow nesting at the size limit
+        "a: " + "[" * 100 + "]" * 100 + "\n",  # balanced, just too deep
+        "- " * 200_000,  # block nesting
+    ],
+)
 def test_absurd_nesting_is_refused_quickly(text):
     _refused_quickly(text, "nest")
 
@@ -160,14 +169,17 @@ def test_python_object_tags_are_refused():
     _refused_quickly("!!python/object/apply:os.system ['touch /tmp/pwned']\n", "invalid YAML")
 
 
-@pytest.mark.parametrize("text", [
-    "pipelines: {default: [{stage: [1, 2]}]}",
-    "pipelines: {default: [{parallel: 5}]}",
-    "pipelines: {default: [{step: {name: 7, deployment: 1, trigger: MANUAL, script: [1, {x: y}], runs-on: 3}}]}",
-    "definitions: {services: {db: 5}, caches: [a]}\npipelines: {}",
-    "image: {aws: x}\npipelines: {}",
-    "pipelines: {custom: {x: {import: 1}}, branches: {'*': []}}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pipelines: {default: [{stage: [1, 2]}]}",
+        "pipelines: {default: [{parallel: 5}]}",
+        "pipelines: {default: [{step: {name: 7, deployment: 1, trigger: MANUAL, script: [1, {x: y}], runs-on: 3}}]}",
+        "definitions: {services: {db: 5}, caches: [a]}\npipelines: {}",
+        "image: {aws: x}\npipelines: {}",
+        "pipelines: {custom: {x: {import: 1}}, branches: {'*': []}}",
+    ],
+)
 def test_odd_shapes_parse_or_fail_clearly(text):
     try:
         parse(text)
@@ -175,11 +187,14 @@ def test_odd_shapes_parse_or_fail_clearly(text):
         assert str(exc).startswith("bitbucket-pipelines.yml: ")
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("- just\n- a list\n", "top level must be a mapping"),
-    ("image: node\n", "'pipelines' is missing"),
-    ("pipelines:\n  nightly: []\n", "unknown pipelines section 'nightly'"),
-    ("pipelines:\n  branches:\n    main: make build\n", "must be a list of steps"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("- just\n- a list\n", "top level must be a mapping"),
+        ("image: node\n", "'pipelines' is missing"),
+        ("pipelines:\n  nightly: []\n", "unknown pipelines section 'nightly'"),
+        ("pipelines:\n  branches:\n    main: make build\n", "must be a list of steps"),
+    ],
+)
 def test_structural_errors_are_clear(text, fragment):
     _refused_quickly(text, fragment)

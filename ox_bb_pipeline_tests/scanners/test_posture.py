@@ -15,7 +15,6 @@ import pytest
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
-from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.bitbucket.tables import schema
 from ox_bb_pipeline.config import load_connections
@@ -28,6 +27,7 @@ from ox_bb_pipeline.scanners.posture import (
     scanner_version,
 )
 from ox_bb_pipeline.scanners.posture.checks import CHECKS, main_branch_restrictions
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline_tests.conftest import ANCHOR
 
 NOW = ANCHOR + timedelta(days=1)
@@ -54,15 +54,27 @@ def extracted(sandbox, tmp_path_factory) -> dict[str, dict[str, list[dict]]]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("OX_BB_HOME", str(home))
         sandbox.write_connections(home / "connections.yaml")
-        yield {"admin": _extract(home, "sandbox-token"), "admin-again": _extract(home, "sandbox-app"),
-               "member": _extract(home, "sandbox-token-member")}
+        yield {
+            "admin": _extract(home, "sandbox-token"),
+            "admin-again": _extract(home, "sandbox-app"),
+            "member": _extract(home, "sandbox-token-member"),
+        }
 
 
 @pytest.fixture(scope="module")
 def repository_files(snapshots) -> list[dict]:
     """Paths at each main head, as the scan stage's snapshots list them (BB-019 reads them)."""
-    return [{"connection": "sandbox-token", "workspace": s.repo.workspace, "repository_uuid": s.repo.repository_uuid,
-             "repository": s.repo.repository, "path": path} for s in snapshots.values() for path in s.paths()]
+    return [
+        {
+            "connection": "sandbox-token",
+            "workspace": s.repo.workspace,
+            "repository_uuid": s.repo.repository_uuid,
+            "repository": s.repo.repository,
+            "path": path,
+        }
+        for s in snapshots.values()
+        for path in s.paths()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +96,12 @@ def _status(result) -> dict[tuple[str, str | None], str]:
 
 
 def _expected_planted(planted: list[dict]) -> list[dict]:
-    return [p for p in planted if (p["kind"] in POSTURE_KINDS and re.fullmatch(r"BB-0\d\d", p["rule"]))
-            or (p["kind"] == "pipeline" and p["rule"] in PIPELINE_CHECKS)]
+    return [
+        p
+        for p in planted
+        if (p["kind"] in POSTURE_KINDS and re.fullmatch(r"BB-0\d\d", p["rule"]))
+        or (p["kind"] == "pipeline" and p["rule"] in PIPELINE_CHECKS)
+    ]
 
 
 # -- recall and precision on the sandbox -----------------------------------------------------------
@@ -99,10 +115,12 @@ def test_every_planted_posture_issue_fails_its_check(admin, extracted, planted):
         per_check[p["rule"]][0] += found
         per_check[p["rule"]][1] += 1
         if not found:
-            missed.append(f"{p['rule']} {p['workspace']}/{p['repository']}: {status.get((p['rule'], target))} "
-                          f"({p.get('detail')})")
-    table = "\n".join(f"{rule}  recall {hit}/{total} = {hit / total:.2f}"
-                      for rule, (hit, total) in sorted(per_check.items()))
+            missed.append(
+                f"{p['rule']} {p['workspace']}/{p['repository']}: {status.get((p['rule'], target))} ({p.get('detail')})"
+            )
+    table = "\n".join(
+        f"{rule}  recall {hit}/{total} = {hit / total:.2f}" for rule, (hit, total) in sorted(per_check.items())
+    )
     assert not missed, f"per-check recall:\n{table}\nmissed:\n" + "\n".join(missed)
     # The manifest plants every check but these, so recall covers the catalog rather than a sample.
     assert {f"BB-0{n:02d}" for n in range(1, 34)} - set(per_check) <= {"BB-005", "BB-009", "BB-010", "BB-011"}
@@ -116,9 +134,13 @@ def test_unapproved_history_names_each_planted_commit(admin, extracted, planted)
 
 
 def test_clean_repositories_pass_restriction_and_pipeline_checks(admin):
-    dirty = [(r["check_id"], r["repository"], r["status"], r["evidence"]) for r in admin.results
-             if r["repository"] in CLEAN_PROFILES and r["check_id"] in RESTRICTION_CHECKS | PIPELINE_CHECKS
-             and r["status"] != "pass"]
+    dirty = [
+        (r["check_id"], r["repository"], r["status"], r["evidence"])
+        for r in admin.results
+        if r["repository"] in CLEAN_PROFILES
+        and r["check_id"] in RESTRICTION_CHECKS | PIPELINE_CHECKS
+        and r["status"] != "pass"
+    ]
     assert not dirty
 
 
@@ -129,8 +151,9 @@ def test_one_result_per_check_and_selected_repository_or_workspace(admin, extrac
     for r in admin.results:
         rows[r["check_id"]].append(r["repository_uuid"] or r["workspace"])
     for check in load_catalog():
-        expected = (repos if "repository" in check.scope else set()) | \
-                   (workspaces if "workspace" in check.scope else set())
+        expected = (repos if "repository" in check.scope else set()) | (
+            workspaces if "workspace" in check.scope else set()
+        )
         assert sorted(rows[check.id]) == sorted(expected), check.id
     assert not [r for r in admin.results if r["evidence"].startswith("check failed")]
     assert {r["status"] for r in admin.results} <= {"pass", "fail", "not_evaluable"}
@@ -173,8 +196,9 @@ def test_member_and_admin_agree_wherever_both_could_evaluate(member, admin):
 
 # -- identity and metadata ------------------------------------------------------------------------
 def test_finding_identities_are_equal_across_two_extractions(admin, extracted, repository_files):
-    again = evaluate({**extracted["admin-again"], "repository_files": repository_files},
-                     connection="sandbox-app", now=NOW)
+    again = evaluate(
+        {**extracted["admin-again"], "repository_files": repository_files}, connection="sandbox-app", now=NOW
+    )
     first = {f.finding_id: (f.rule_id, f.repository_uuid, f.anchor) for f in admin.findings}
     second = {f.finding_id: (f.rule_id, f.repository_uuid, f.anchor) for f in again.findings}
     assert first == second
@@ -184,14 +208,21 @@ def test_finding_identities_are_equal_across_two_extractions(admin, extracted, r
 def test_findings_carry_catalog_metadata_and_setting_anchors(admin, extracted):
     catalog = {c.id: c for c in load_catalog()}
     commits = {c["commit"] for c in extracted["admin"]["main_branch_commits"]}
-    failing = {(r["check_id"], r["repository_uuid"] or r["workspace"]): r["finding_id"]
-               for r in admin.results if r["status"] == "fail"}
+    failing = {
+        (r["check_id"], r["repository_uuid"] or r["workspace"]): r["finding_id"]
+        for r in admin.results
+        if r["status"] == "fail"
+    }
     assert len(failing) == len(admin.findings)
     for f in admin.findings:
         check = catalog[f.rule_id]
         assert (f.scanner, f.scanner_version) == ("posture", scanner_version())
-        assert (f.title, f.category, f.base_severity, f.controls) == (check.title, check.category, check.severity,
-                                                                      check.control_ids)
+        assert (f.title, f.category, f.base_severity, f.controls) == (
+            check.title,
+            check.category,
+            check.severity,
+            check.control_ids,
+        )
         assert f.evidence and f.remediation == check.remediation
         assert not any(c[:12] in f.anchor for c in commits) and not re.search(r"\d+:\d+", f.anchor)
         assert f.file_path == ("bitbucket-pipelines.yml" if f.rule_id in PIPELINE_CHECKS else None)
@@ -239,11 +270,15 @@ def test_time_based_checks_read_the_injected_now(extracted):
 def test_unparseable_pipelines_file_is_not_evaluable_with_the_error(extracted):
     rows = dict(extracted["admin"])
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(9))
-    victims = {r["repository_uuid"]: text for r, text in zip(
-        [c for c in rows["pipeline_configs"] if c["yml_present"]], ["pipelines: [unclosed\n", bomb])}
-    rows["pipeline_configs"] = [{**c, "yml": victims.get(c["repository_uuid"], c["yml"])}
-                                for c in rows["pipeline_configs"]]
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(9)
+    )
+    victims = {
+        r["repository_uuid"]: text
+        for r, text in zip([c for c in rows["pipeline_configs"] if c["yml_present"]], ["pipelines: [unclosed\n", bomb])
+    }
+    rows["pipeline_configs"] = [
+        {**c, "yml": victims.get(c["repository_uuid"], c["yml"])} for c in rows["pipeline_configs"]
+    ]
     started = time.perf_counter()
     result = evaluate(rows, connection="sandbox-token", now=NOW)
     assert time.perf_counter() - started < 10
@@ -267,8 +302,12 @@ def test_catalog_is_complete_and_every_check_has_logic():
         elif check.logic != "manual":
             assert CHECKS[check.id].__name__ == check.logic
     severities = {c.id: c.severity for c in catalog}
-    assert (severities["BB-015"], severities["BB-026"], severities["BB-001"], severities["BB-033"]) == \
-        ("critical", "critical", "high", "low")
+    assert (severities["BB-015"], severities["BB-026"], severities["BB-001"], severities["BB-033"]) == (
+        "critical",
+        "critical",
+        "high",
+        "low",
+    )
     assert "CIS-SSC-1.1.16" in {c.id: c for c in catalog}["BB-003"].control_ids
     assert catalog_table().num_rows == len(catalog)
 
@@ -276,25 +315,69 @@ def test_catalog_is_complete_and_every_check_has_logic():
 def test_restrictions_match_main_by_glob_and_by_branching_model():
     con = duckdb.connect()
     keys = {"connection": "c", "workspace": "ws"}
-    con.register("selected_repositories", pa.Table.from_pylist([
-        {**keys, "repository_uuid": "{1}", "repository": "a", "mainbranch": "release/2.0"},
-        {**keys, "repository_uuid": "{2}", "repository": "b", "mainbranch": "trunk"}]))
-    con.register("branching_models", pa.Table.from_pylist([
-        {**keys, "repository_uuid": "{2}", "repository": "b", "development_branch": "trunk",
-         "production_branch": None, "branch_types": '[{"kind": "release", "prefix": "release/"}]'},
-        {**keys, "repository_uuid": "{1}", "repository": "a", "development_branch": "develop",
-         "production_branch": "main", "branch_types": '[{"kind": "release", "prefix": "release/"}]'}],
-        schema=schema("branching_models")))
-    def rule(uuid, rid, **kw):
-        return {**keys, "repository_uuid": uuid, "restriction_id": rid, "kind": "force", "branch_match_kind": "glob",
-                **kw}
+    con.register(
+        "selected_repositories",
+        pa.Table.from_pylist(
+            [
+                {**keys, "repository_uuid": "{1}", "repository": "a", "mainbranch": "release/2.0"},
+                {**keys, "repository_uuid": "{2}", "repository": "b", "mainbranch": "trunk"},
+            ]
+        ),
+    )
+    con.register(
+        "branching_models",
+        pa.Table.from_pylist(
+            [
+                {
+                    **keys,
+                    "repository_uuid": "{2}",
+                    "repository": "b",
+                    "development_branch": "trunk",
+                    "production_branch": None,
+                    "branch_types": '[{"kind": "release", "prefix": "release/"}]',
+                },
+                {
+                    **keys,
+                    "repository_uuid": "{1}",
+                    "repository": "a",
+                    "development_branch": "develop",
+                    "production_branch": "main",
+                    "branch_types": '[{"kind": "release", "prefix": "release/"}]',
+                },
+            ],
+            schema=schema("branching_models"),
+        ),
+    )
 
-    con.register("branch_restrictions", pa.Table.from_pylist([
-        rule("{1}", 1, pattern="release/*"), rule("{1}", 2, pattern="main"),
-        rule("{1}", 3, branch_match_kind="branching_model", branch_type="release"),
-        rule("{1}", 4, branch_match_kind="branching_model", branch_type="production"),
-        rule("{2}", 5, branch_match_kind="branching_model", branch_type="development"),
-        rule("{2}", 6, pattern="t*k"), rule("{2}", 7, pattern="Trunk")], schema=schema("branch_restrictions")))
+    def rule(uuid, rid, **kw):
+        return {
+            **keys,
+            "repository_uuid": uuid,
+            "restriction_id": rid,
+            "kind": "force",
+            "branch_match_kind": "glob",
+            **kw,
+        }
+
+    con.register(
+        "branch_restrictions",
+        pa.Table.from_pylist(
+            [
+                rule("{1}", 1, pattern="release/*"),
+                rule("{1}", 2, pattern="main"),
+                rule("{1}", 3, branch_match_kind="branching_model", branch_type="release"),
+                rule("{1}", 4, branch_match_kind="branching_model", branch_type="production"),
+                rule("{2}", 5, branch_match_kind="branching_model", branch_type="development"),
+                rule("{2}", 6, pattern="t*k"),
+                rule("{2}", 7, pattern="Trunk"),
+            ],
+            schema=schema("branch_restrictions"),
+        ),
+    )
     matched = {(r["restriction_id"], r["matched_by"]) for r in main_branch_restrictions(con).to_pylist()}
-    assert matched == {(1, "pattern 'release/*'"), (3, "branching model type release"),
-                       (5, "branching model type development"), (6, "pattern 't*k'")}
+    assert matched == {
+        (1, "pattern 'release/*'"),
+        (3, "branching model type release"),
+        (5, "branching model type development"),
+        (6, "pattern 't*k'"),
+    }

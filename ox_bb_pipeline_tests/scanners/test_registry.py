@@ -14,24 +14,24 @@ from ox_bb_pipeline import lake
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.bitbucket.assets import bitbucket_raw_tables
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
-from ox_bb_pipeline.defs.storage.resources import StorageResource
 from ox_bb_pipeline.defs.quality.checks import (
     scanning_findings_expectations,
     scanning_findings_expectations_check,
 )
 from ox_bb_pipeline.defs.scanning.assets import FINDING_TABLES, scan_findings, scan_findings_asset
-from ox_bb_pipeline.warehouse.project import lake_source_tables
+from ox_bb_pipeline.defs.storage.resources import StorageResource
+from ox_bb_pipeline.findings import CATEGORIES, Finding
 from ox_bb_pipeline.quality.expectations import FINDING_SUITES, finding_suites, suite, validate
 from ox_bb_pipeline.quality.frames import lake_frame
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.scanners import registry
 from ox_bb_pipeline.scanners.base import PACKAGE_DIR, ScanOutput
-from ox_bb_pipeline.findings import CATEGORIES, Finding
 from ox_bb_pipeline.scanners.stage import default_scanners
 from ox_bb_pipeline.warehouse import runner
-from ox_bb_pipeline.warehouse.models import ModelError, discover, parse_model
+from ox_bb_pipeline.warehouse.models import ModelError, parse_model
+from ox_bb_pipeline.warehouse.project import lake_source_tables
 from ox_bb_pipeline.warehouse.settings import load_cwe_families, load_scanner_controls
 from ox_bb_pipeline_tests.conftest import TINY
+from ox_bb_sandbox.server import SandboxServer
 
 CONNECTION = "sandbox-token"
 
@@ -104,19 +104,36 @@ class ToyScanner:
     def scan(self, snapshots) -> list[ScanOutput]:
         outputs = []
         for snapshot in snapshots:
-            found = [Finding.at(snapshot.repo, scanner="toy", scanner_version="toy 1", rule_id="TOY-1",
-                                title="a README", category="sast", base_severity="low", anchor=path,
-                                file_path=path, start_line=1, end_line=1)
-                     for path in snapshot.paths() if path.lower().startswith("readme")]
-            outputs.append(ScanOutput(repository_uuid=snapshot.repo.repository_uuid, findings=found,
-                                      files_scanned=len(snapshot.files)))
+            found = [
+                Finding.at(
+                    snapshot.repo,
+                    scanner="toy",
+                    scanner_version="toy 1",
+                    rule_id="TOY-1",
+                    title="a README",
+                    category="sast",
+                    base_severity="low",
+                    anchor=path,
+                    file_path=path,
+                    start_line=1,
+                    end_line=1,
+                )
+                for path in snapshot.paths()
+                if path.lower().startswith("readme")
+            ]
+            outputs.append(
+                ScanOutput(
+                    repository_uuid=snapshot.repo.repository_uuid, findings=found, files_scanned=len(snapshot.files)
+                )
+            )
         return outputs
 
 
 @pytest.fixture
 def toy():
-    with registry.registered(registry.Scanner("toy", "code", ("sast",), ToyScanner,
-                                              description="A test scanner.")) as entry:
+    with registry.registered(
+        registry.Scanner("toy", "code", ("sast",), ToyScanner, description="A test scanner.")
+    ) as entry:
         yield entry
 
 
@@ -127,14 +144,16 @@ def tiny_sandbox():
 
 
 def test_a_toy_scanner_added_to_the_registry_reaches_the_lake_its_suite_and_the_warehouse(
-        toy, tiny_sandbox, isolated_home, tmp_path):
+    toy, tiny_sandbox, isolated_home, tmp_path
+):
     connections = tmp_path / "connections.yaml"
     tiny_sandbox.write_connections(connections)
     resources = {"bitbucket": BitbucketResource(connections_file=str(connections)), "storage": StorageResource()}
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("connections", [CONNECTION])
-    assert dg.materialize([bitbucket_raw_tables], partition_key=CONNECTION, instance=instance,
-                          resources=resources).success
+    assert dg.materialize(
+        [bitbucket_raw_tables], partition_key=CONNECTION, instance=instance, resources=resources
+    ).success
 
     # The definitions rebuilt from the registry: the scan asset and its check now have the toy scanner.
     scan, check = scan_findings_asset(), scanning_findings_expectations_check()
@@ -163,8 +182,9 @@ def test_a_toy_scanner_added_to_the_registry_reaches_the_lake_its_suite_and_the_
     built = runner.build(isolated_home)
     con = duckdb.connect(str(built.path), read_only=True)
     try:
-        in_warehouse = con.execute("SELECT finding_id, rule_id FROM findings WHERE scanner = 'toy' "
-                                   "ORDER BY finding_id").fetchall()
+        in_warehouse = con.execute(
+            "SELECT finding_id, rule_id FROM findings WHERE scanner = 'toy' ORDER BY finding_id"
+        ).fetchall()
         others = con.execute("SELECT count(DISTINCT scanner) FROM findings WHERE scanner <> 'toy'").fetchone()[0]
     finally:
         con.close()

@@ -42,7 +42,8 @@ def test_a_tool_and_its_children_die_with_a_killed_pipeline(tmp_path):
     tool = ["/bin/sh", "-c", f"sleep 300 & echo $$ $! > {pids}.tmp && mv {pids}.tmp {pids}; wait"]
     pipeline = subprocess.Popen(
         [sys.executable, "-c", f"from ox_bb_pipeline.scanners.base import run_tool; run_tool({tool!r}, timeout=600)"],
-        env={**os.environ, "PYTHONPATH": str(PROJECT)})
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+    )
     try:
         assert wait_until(pids.exists)
         tool_pid, child_pid = (int(p) for p in pids.read_text().split())
@@ -65,10 +66,12 @@ def test_a_stop_request_stops_the_tool_at_once_and_the_pipeline_exits(tmp_path):
     the tool's tree killed: without that, leaving the `with Popen` block waits for the tool to finish."""
     pids = tmp_path / "pids"
     tool = ["/bin/sh", "-c", f"sleep 300 & echo $$ $! > {pids}.tmp && mv {pids}.tmp {pids}; wait"]
-    script = ("import signal, sys\n"
-              "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))\n"
-              "from ox_bb_pipeline.scanners.base import run_tool\n"
-              f"run_tool({tool!r}, timeout=600)\n")
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))\n"
+        "from ox_bb_pipeline.scanners.base import run_tool\n"
+        f"run_tool({tool!r}, timeout=600)\n"
+    )
     pipeline = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(PROJECT)})
     try:
         assert wait_until(pids.exists)

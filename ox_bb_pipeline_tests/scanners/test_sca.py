@@ -10,11 +10,11 @@ import zipfile
 import pyarrow as pa
 import pytest
 
-from ox_bb_sandbox.content import advisories_dir
 from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.sca import COMPONENT_SCHEMA, MANIFEST_ERROR_SCHEMA, ScaScanner, cyclonedx_json
 from ox_bb_pipeline.scanners.sca.ecosystems import name_key
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
+from ox_bb_sandbox.content import advisories_dir
 
 from .conftest import planted_of
 
@@ -32,8 +32,9 @@ def scanned(snapshots) -> dict[str, object]:
 def _package_key(output, finding) -> tuple[str, str]:
     """(ecosystem, normalised name) of a finding, from the component it was raised on."""
     stated = (finding.file_path, finding.package, finding.version)
-    ecosystem = next(c["ecosystem"] for c in output.extra["components"]
-                     if (c["manifest"], c["name"], c["version"]) == stated)
+    ecosystem = next(
+        c["ecosystem"] for c in output.extra["components"] if (c["manifest"], c["name"], c["version"]) == stated
+    )
     return ecosystem, name_key(ecosystem, finding.package)
 
 
@@ -44,11 +45,21 @@ def test_every_planted_dependency_is_found_with_its_line_and_scope(scanned, plan
     for plant in plants:
         output = scanned[f"{plant['workspace']}/{plant['repository']}"]
         package = name_key(plant["ecosystem"], plant["package"])
-        hits = [f for f in output.findings
-                if (f.rule_id, f.file_path, _package_key(output, f), f.version, f.start_line)
-                == (plant["rule"], plant["path"], (plant["ecosystem"], package), plant["version"], plant["line"])]
-        component = next((c for c in output.extra["components"] if (c["manifest"], c["version"]) ==
-                          (plant["path"], plant["version"]) and name_key(c["ecosystem"], c["name"]) == package), {})
+        hits = [
+            f
+            for f in output.findings
+            if (f.rule_id, f.file_path, _package_key(output, f), f.version, f.start_line)
+            == (plant["rule"], plant["path"], (plant["ecosystem"], package), plant["version"], plant["line"])
+        ]
+        component = next(
+            (
+                c
+                for c in output.extra["components"]
+                if (c["manifest"], c["version"]) == (plant["path"], plant["version"])
+                and name_key(c["ecosystem"], c["name"]) == package
+            ),
+            {},
+        )
         if len(hits) != 1 or component.get("dev_only") != plant["dev_only"]:
             missed.append(plant)
     assert missed == []
@@ -56,10 +67,15 @@ def test_every_planted_dependency_is_found_with_its_line_and_scope(scanned, plan
 
 
 def test_nothing_is_reported_beyond_the_planted_dependencies(scanned, planted):
-    expected = {(p["workspace"], p["repository"], p["rule"], p["path"], name_key(p["ecosystem"], p["package"]),
-                 p["version"]) for p in planted_of(planted, "dependency")}
-    reported = {(f.workspace, f.repository, f.rule_id, f.file_path, _package_key(output, f)[1], f.version)
-                for output in scanned.values() for f in output.findings}
+    expected = {
+        (p["workspace"], p["repository"], p["rule"], p["path"], name_key(p["ecosystem"], p["package"]), p["version"])
+        for p in planted_of(planted, "dependency")
+    }
+    reported = {
+        (f.workspace, f.repository, f.rule_id, f.file_path, _package_key(output, f)[1], f.version)
+        for output in scanned.values()
+        for f in output.findings
+    }
     assert reported == expected
 
 
@@ -129,6 +145,7 @@ def test_cyclonedx_export_is_valid_json_with_purls(scanned):
 
 
 # -- without the sandbox ----------------------------------------------------------------------------
+
 
 def _snapshot(root, uuid="{repo-1}") -> Snapshot:
     files, skipped, total = walk(root, SnapshotLimits(max_file_bytes=4096))

@@ -23,6 +23,7 @@ def _inventory(files: dict[str, str]) -> m.Inventory:
 
 # -- Python -----------------------------------------------------------------------------------------
 
+
 def test_requirements_pins_become_versions_and_ranges_stay_unpinned():
     text = textwrap.dedent("""\
         # comment
@@ -41,14 +42,25 @@ def test_requirements_pins_become_versions_and_ranges_stay_unpinned():
         """)
     components = m.parse_requirements(text, "requirements.txt")
     assert _rows(components) == [
-        ("Flask", "1.0.2", 2, True, False), ("requests", None, 3, True, False), ("Django", "3.2.4", 7, True, False),
-        ("numpy", None, 8, True, False), ("PyYAML", "5.3.1", 9, True, False), ("pkg", None, 12, True, False)]
+        ("Flask", "1.0.2", 2, True, False),
+        ("requests", None, 3, True, False),
+        ("Django", "3.2.4", 7, True, False),
+        ("numpy", None, 8, True, False),
+        ("PyYAML", "5.3.1", 9, True, False),
+        ("pkg", None, 12, True, False),
+    ]
     assert components[1].requirement == ">=2.20" and components[3].requirement == "==1.*"
 
 
 def test_requirements_file_name_says_dev_only():
-    for path, dev in (("requirements-dev.txt", True), ("dev-requirements.txt", True), ("requirements/test.txt", True),
-                      ("requirements_docs.txt", True), ("requirements.txt", False), ("requirements/base.txt", False)):
+    for path, dev in (
+        ("requirements-dev.txt", True),
+        ("dev-requirements.txt", True),
+        ("requirements/test.txt", True),
+        ("requirements_docs.txt", True),
+        ("requirements.txt", False),
+        ("requirements/base.txt", False),
+    ):
         assert m.parse_requirements("black==22.3.0\n", path)[0].dev_only is dev, path
 
 
@@ -67,7 +79,10 @@ def test_pip_compile_via_notes_tell_direct_from_transitive():
             #   flask
         """)
     assert [(c.name, c.direct) for c in m.parse_requirements(text, "requirements.txt")] == [
-        ("flask", True), ("jinja2", False), ("click", True)]
+        ("flask", True),
+        ("jinja2", False),
+        ("click", True),
+    ]
 
 
 PIPFILE_LOCK = """\
@@ -102,8 +117,10 @@ def test_pipfile_lock_sections_and_direct_from_the_pipfile():
     assert inventory.errors == []
     assert _rows(inventory.components) == [
         ("django", "3.2.4", 4, True, False),  # in both sections: not dev-only
-        ("urllib3", "1.23", 7, False, False), ("localpkg", None, 8, False, False),
-        ("coverage", "6.4.1", 12, True, True)]
+        ("urllib3", "1.23", 7, False, False),
+        ("localpkg", None, 8, False, False),
+        ("coverage", "6.4.1", 12, True, True),
+    ]
     assert all(c.manifest == "app/Pipfile.lock" for c in inventory.components)  # the Pipfile only marks
 
 
@@ -144,48 +161,81 @@ def test_poetry_lock_with_categories_groups_and_pyproject():
         """)
     inventory = _inventory({"poetry.lock": lock, "pyproject.toml": pyproject})
     assert _rows(inventory.components) == [
-        ("requests", "2.19.1", 2, True, False), ("pytest", "7.0.0", 7, False, True),
-        ("idna", "2.7", 12, False, False), ("ruff", "0.1.0", 17, True, True)]
+        ("requests", "2.19.1", 2, True, False),
+        ("pytest", "7.0.0", 7, False, True),
+        ("idna", "2.7", 12, False, False),
+        ("ruff", "0.1.0", 17, True, True),
+    ]
 
 
 # -- JavaScript -------------------------------------------------------------------------------------
 
-PACKAGE_JSON = json.dumps({"dependencies": {"express": "^4.17.1", "@babel/core": "7.0.0"},
-                           "devDependencies": {"minimist": "1.2.5"}}, indent=2)
+PACKAGE_JSON = json.dumps(
+    {"dependencies": {"express": "^4.17.1", "@babel/core": "7.0.0"}, "devDependencies": {"minimist": "1.2.5"}}, indent=2
+)
 
 
 def test_package_lock_v3_packages_direct_dev_nested_scoped_alias_and_links():
-    lock = json.dumps({"lockfileVersion": 3, "packages": {
-        "": {"dependencies": {"express": "^4.17.1", "@babel/core": "7.0.0", "str": "npm:string-width@4.2.0"},
-             "devDependencies": {"minimist": "1.2.5"}},
-        "node_modules/express": {"version": "4.17.1"},
-        "node_modules/@babel/core": {"version": "7.0.0"},
-        "node_modules/str": {"name": "string-width", "version": "4.2.0"},
-        "node_modules/minimist": {"version": "1.2.5", "dev": True},
-        "node_modules/express/node_modules/minimist": {"version": "0.0.8"},
-        "node_modules/admin-ui": {"resolved": "packages/admin-ui", "link": True},
-        "packages/admin-ui": {"version": "0.9.2"},
-    }}, indent=2)
+    lock = json.dumps(
+        {
+            "lockfileVersion": 3,
+            "packages": {
+                "": {
+                    "dependencies": {"express": "^4.17.1", "@babel/core": "7.0.0", "str": "npm:string-width@4.2.0"},
+                    "devDependencies": {"minimist": "1.2.5"},
+                },
+                "node_modules/express": {"version": "4.17.1"},
+                "node_modules/@babel/core": {"version": "7.0.0"},
+                "node_modules/str": {"name": "string-width", "version": "4.2.0"},
+                "node_modules/minimist": {"version": "1.2.5", "dev": True},
+                "node_modules/express/node_modules/minimist": {"version": "0.0.8"},
+                "node_modules/admin-ui": {"resolved": "packages/admin-ui", "link": True},
+                "packages/admin-ui": {"version": "0.9.2"},
+            },
+        },
+        indent=2,
+    )
     components = m.parse_package_lock(lock, "package-lock.json")
     assert [(c.name, c.version, c.direct, c.dev_only) for c in components] == [
-        ("express", "4.17.1", True, False), ("@babel/core", "7.0.0", True, False),
-        ("string-width", "4.2.0", True, False), ("minimist", "1.2.5", True, True), ("minimist", "0.0.8", False, False)]
+        ("express", "4.17.1", True, False),
+        ("@babel/core", "7.0.0", True, False),
+        ("string-width", "4.2.0", True, False),
+        ("minimist", "1.2.5", True, True),
+        ("minimist", "0.0.8", False, False),
+    ]
     assert [lock.splitlines()[c.line - 1].split(":")[0].strip() for c in components] == [
-        '"node_modules/express"', '"node_modules/@babel/core"', '"node_modules/str"', '"node_modules/minimist"',
-        '"node_modules/express/node_modules/minimist"']
+        '"node_modules/express"',
+        '"node_modules/@babel/core"',
+        '"node_modules/str"',
+        '"node_modules/minimist"',
+        '"node_modules/express/node_modules/minimist"',
+    ]
 
 
 def test_package_lock_v1_nested_dependencies_marked_from_package_json():
-    lock = json.dumps({"lockfileVersion": 1, "dependencies": {
-        "express": {"version": "4.17.1", "requires": {"minimist": "^1.2.0"},
-                    "dependencies": {"minimist": {"version": "1.2.0"}}},
-        "minimist": {"version": "1.2.5", "dev": True},
-        "ms": {"version": "2.0.0"},
-    }}, indent=2)
+    lock = json.dumps(
+        {
+            "lockfileVersion": 1,
+            "dependencies": {
+                "express": {
+                    "version": "4.17.1",
+                    "requires": {"minimist": "^1.2.0"},
+                    "dependencies": {"minimist": {"version": "1.2.0"}},
+                },
+                "minimist": {"version": "1.2.5", "dev": True},
+                "ms": {"version": "2.0.0"},
+            },
+        },
+        indent=2,
+    )
     inventory = _inventory({"package-lock.json": lock, "package.json": PACKAGE_JSON})
     rows = [(c.name, c.version, c.direct, c.dev_only) for c in inventory.components]
-    assert rows == [("express", "4.17.1", True, False), ("minimist", "1.2.0", False, False),
-                    ("minimist", "1.2.5", True, True), ("ms", "2.0.0", False, False)]
+    assert rows == [
+        ("express", "4.17.1", True, False),
+        ("minimist", "1.2.0", False, False),
+        ("minimist", "1.2.5", True, True),
+        ("ms", "2.0.0", False, False),
+    ]
     lines = lock.splitlines()
     assert all('"' + c.name + '": {' in lines[c.line - 1] for c in inventory.components)
 
@@ -207,8 +257,10 @@ def test_yarn_lock_v1_and_berry_entries():
           version "4.2.3"
         """)
     assert _rows(m.parse_yarn_lock(v1, "yarn.lock")) == [
-        ("@babel/core", "7.1.2", 4, None, False), ("lodash", "4.17.20", 9, None, False),
-        ("string-width", "4.2.3", 12, None, False)]
+        ("@babel/core", "7.1.2", 4, None, False),
+        ("lodash", "4.17.20", 9, None, False),
+        ("string-width", "4.2.3", 12, None, False),
+    ]
     berry = textwrap.dedent("""\
         __metadata:
           version: 6
@@ -224,17 +276,25 @@ def test_yarn_lock_v1_and_berry_entries():
 
 
 def test_yarn_lock_direct_and_dev_from_package_json():
-    lock = "".join(f'{name}@{v}:\n  version "{v}"\n\n' for name, v in (("express", "4.17.1"), ("minimist", "1.2.5"),
-                                                                        ("ms", "2.0.0")))
+    lock = "".join(
+        f'{name}@{v}:\n  version "{v}"\n\n'
+        for name, v in (("express", "4.17.1"), ("minimist", "1.2.5"), ("ms", "2.0.0"))
+    )
     inventory = _inventory({"web/yarn.lock": lock, "web/package.json": PACKAGE_JSON})
     assert [(c.name, c.direct, c.dev_only) for c in inventory.components] == [
-        ("express", True, False), ("minimist", True, True), ("ms", False, False)]
+        ("express", True, False),
+        ("minimist", True, True),
+        ("ms", False, False),
+    ]
 
 
 def test_package_json_alone_keeps_exact_versions_only():
     components = _inventory({"package.json": PACKAGE_JSON}).components
     assert [(c.name, c.version, c.requirement, c.dev_only) for c in components] == [
-        ("express", None, "^4.17.1", False), ("@babel/core", "7.0.0", None, False), ("minimist", "1.2.5", None, True)]
+        ("express", None, "^4.17.1", False),
+        ("@babel/core", "7.0.0", None, False),
+        ("minimist", "1.2.5", None, True),
+    ]
     assert [c.line for c in components] == [3, 4, 7]
 
 
@@ -307,15 +367,20 @@ def test_pom_properties_managed_versions_test_scope_and_ranges():
         ("org.apache.commons:commons-text", "1.9", 26, True, False),
         ("org.example:sibling", "9.1", 30, True, False),  # the parent's groupId and version
         ("junit:junit", None, 35, True, True),
-        ("org.example:unknown", None, 41, True, False)]
+        ("org.example:unknown", None, 41, True, False),
+    ]
     assert components[3].requirement == "[4.12,5.0)" and components[4].requirement == "${undefined.version}"
 
 
-@pytest.mark.parametrize("hostile", [
-    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><project>&lol2;</project>',
-    '<?xml version="1.0"?><!DOCTYPE p [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><project>&xxe;</project>',
-    "<project><dependencies><dependency>",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
+        "<project>&lol2;</project>",
+        '<?xml version="1.0"?><!DOCTYPE p [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><project>&xxe;</project>',
+        "<project><dependencies><dependency>",
+    ],
+)
 def test_hostile_pom_is_an_error_row(hostile):
     inventory = _inventory({"pom.xml": hostile})
     assert inventory.components == [] and [e.manifest for e in inventory.errors] == ["pom.xml"]
@@ -343,15 +408,19 @@ replace example.com/local => ./local
 
 def test_go_mod_requires_indirect_and_replacements():
     assert _rows(m.parse_go_mod(GO_MOD, "go.mod")) == [
-        ("github.com/gin-gonic/gin", "1.6.3", 5, True, False), ("golang.org/x/text", "0.3.7", 8, False, False),
-        ("github.com/new/dep", "1.2.0", 9, True, False)]
+        ("github.com/gin-gonic/gin", "1.6.3", 5, True, False),
+        ("golang.org/x/text", "0.3.7", 8, False, False),
+        ("github.com/new/dep", "1.2.0", 9, True, False),
+    ]
 
 
 def test_go_sum_only_adds_modules_go_mod_does_not_list():
-    go_sum = ("github.com/gin-gonic/gin v1.6.3 h1:aaa=\n"
-              "github.com/gin-gonic/gin v1.6.3/go.mod h1:bbb=\n"
-              "github.com/json-iterator/go v1.1.9 h1:ccc=\n"
-              "github.com/unused/mod v0.1.0/go.mod h1:ddd=\n")
+    go_sum = (
+        "github.com/gin-gonic/gin v1.6.3 h1:aaa=\n"
+        "github.com/gin-gonic/gin v1.6.3/go.mod h1:bbb=\n"
+        "github.com/json-iterator/go v1.1.9 h1:ccc=\n"
+        "github.com/unused/mod v0.1.0/go.mod h1:ddd=\n"
+    )
     inventory = _inventory({"go.mod": GO_MOD, "go.sum": go_sum})
     extra = [(c.manifest, c.name, c.version, c.line, c.direct) for c in inventory.components if c.manifest == "go.sum"]
     assert extra == [("go.sum", "github.com/json-iterator/go", "1.1.9", 3, False)]
@@ -391,8 +460,11 @@ end
 def test_gemfile_lock_platforms_direct_and_dev_groups():
     inventory = _inventory({"Gemfile.lock": GEMFILE_LOCK, "Gemfile": GEMFILE})
     assert _rows(inventory.components) == [
-        ("nokogiri", "1.13.6", 4, True, False), ("racc", "1.6.0", 6, False, False), ("rack", "2.2.3", 7, True, False),
-        ("rspec", "3.11.0", 8, True, True)]
+        ("nokogiri", "1.13.6", 4, True, False),
+        ("racc", "1.6.0", 6, False, False),
+        ("rack", "2.2.3", 7, True, False),
+        ("rspec", "3.11.0", 8, True, True),
+    ]
 
 
 def test_cargo_lock_skips_workspace_crates_and_reads_cargo_toml():
@@ -422,15 +494,24 @@ def test_cargo_lock_skips_workspace_crates_and_reads_cargo_toml():
     cargo_toml = '[dependencies]\nregex = "1.5"\n\n[dev-dependencies]\nproptest = { version = "1" }\n'
     inventory = _inventory({"Cargo.lock": lock, "Cargo.toml": cargo_toml})
     assert _rows(inventory.components) == [
-        ("regex", "1.5.4", 9, True, False), ("proptest", "1.0.0", 14, True, True),
-        ("memchr", "2.4.1", 19, False, False)]
+        ("regex", "1.5.4", 9, True, False),
+        ("proptest", "1.0.0", 14, True, True),
+        ("memchr", "2.4.1", 19, False, False),
+    ]
 
 
 # -- dispatch ---------------------------------------------------------------------------------------
 
+
 def test_broken_files_become_error_rows_and_others_still_count():
-    inventory = _inventory({"package-lock.json": "{not json", "Cargo.lock": "[[package]\n",
-                            "poetry.lock": '[[package]]\nversion = "1"\n', "requirements.txt": "Flask==1.0.2\n"})
+    inventory = _inventory(
+        {
+            "package-lock.json": "{not json",
+            "Cargo.lock": "[[package]\n",
+            "poetry.lock": '[[package]]\nversion = "1"\n',
+            "requirements.txt": "Flask==1.0.2\n",
+        }
+    )
     assert sorted(e.manifest for e in inventory.errors) == ["Cargo.lock", "package-lock.json", "poetry.lock"]
     assert [c.name for c in inventory.components] == ["Flask"]
 
@@ -444,8 +525,13 @@ def test_broken_companion_manifest_keeps_the_lock_file():
 
 def test_size_cap_and_installed_package_folders(monkeypatch):
     monkeypatch.setattr(m, "MAX_MANIFEST_BYTES", 20)
-    inventory = _inventory({"requirements.txt": "Flask==1.0.2\n" * 3, "node_modules/x/package.json": "{}",
-                            "vendor/github.com/a/b/go.mod": "module b\n"})
+    inventory = _inventory(
+        {
+            "requirements.txt": "Flask==1.0.2\n" * 3,
+            "node_modules/x/package.json": "{}",
+            "vendor/github.com/a/b/go.mod": "module b\n",
+        }
+    )
     assert inventory.components == [] and [e.manifest for e in inventory.errors] == ["requirements.txt"]
     assert "larger than 20 bytes" in inventory.errors[0].error
 
@@ -455,15 +541,28 @@ def test_deep_json_nesting_is_an_error_not_a_crash():
     assert [e.manifest for e in inventory.errors] == ["package-lock.json"]
 
 
-@pytest.mark.parametrize("path, text", [
-    ("requirements.txt", "a" + " " * 300_000 + "b==1\n"),
-    ("Gemfile", "group" + " " * 300_000 + "x\n"),
-    ("package-lock.json", '{"packages": {' + ", ".join(  # escaped keys: no raw-text line to find
-        f'"node_modules/\\u{i:04x}": {{"version": "1.0.0"}}' for i in range(1, 20_000)) + "}}"),
-    ("pom.xml", "<project><properties>" + "".join(f"<p{i}>" + f"${{p{i + 1}}}" * 50 + f"</p{i}>" for i in range(10))
-     + "<p10>1.0</p10></properties><dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId>"
-     "<version>${p0}</version></dependency></dependencies></project>"),
-])
+@pytest.mark.parametrize(
+    "path, text",
+    [
+        ("requirements.txt", "a" + " " * 300_000 + "b==1\n"),
+        ("Gemfile", "group" + " " * 300_000 + "x\n"),
+        (
+            "package-lock.json",
+            '{"packages": {'
+            + ", ".join(  # escaped keys: no raw-text line to find
+                f'"node_modules/\\u{i:04x}": {{"version": "1.0.0"}}' for i in range(1, 20_000)
+            )
+            + "}}",
+        ),
+        (
+            "pom.xml",
+            "<project><properties>"
+            + "".join(f"<p{i}>" + f"${{p{i + 1}}}" * 50 + f"</p{i}>" for i in range(10))
+            + "<p10>1.0</p10></properties><dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId>"
+            "<version>${p0}</version></dependency></dependencies></project>",
+        ),
+    ],
+)
 def test_hostile_inputs_stay_fast(path, text):
     started = time.perf_counter()
     files = {path: text, "Gemfile.lock": "GEM\n  specs:\n    rack (2.2.3)\n"} if path == "Gemfile" else {path: text}
@@ -475,8 +574,10 @@ def test_purls_follow_each_ecosystem_spelling():
     assert purl("PyPI", "PyYAML", "5.3.1") == "pkg:pypi/pyyaml@5.3.1"
     assert purl("PyPI", "zope_interface", "5.0") == "pkg:pypi/zope-interface@5.0"
     assert purl("npm", "@babel/core", "7.1.2") == "pkg:npm/%40babel/core@7.1.2"
-    assert purl("Maven", "org.apache.logging.log4j:log4j-core", "2.14.1") == \
-        "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"
+    assert (
+        purl("Maven", "org.apache.logging.log4j:log4j-core", "2.14.1")
+        == "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"
+    )
     assert purl("Go", "golang.org/x/net", "0.10.0") == "pkg:golang/golang.org/x/net@v0.10.0"
     assert purl("RubyGems", "rack", "2.2.3") == "pkg:gem/rack@2.2.3"
     assert purl("crates.io", "regex", "1.5.4") == "pkg:cargo/regex@1.5.4"

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_pipeline.redaction import salted_hash
-from ox_bb_sandbox.content import CLEAN_PROFILES
 from ox_bb_pipeline.findings import RepoRef
+from ox_bb_pipeline.redaction import salted_hash
 from ox_bb_pipeline.scanners.secrets import SecretsScanner, variable_findings
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
+from ox_bb_sandbox.content import CLEAN_PROFILES
 
 from .conftest import planted_of
-
 
 pytestmark = pytest.mark.usefixtures("secret_salt")
 
@@ -62,22 +61,31 @@ def test_every_planted_secret_is_found_at_its_path_and_line(outputs, planted):
 
 
 def test_secrets_in_pipeline_script_lines_are_found(outputs):
-    in_pipelines = {(f.start_line, f.rule_id) for f in outputs["acme-payments/python-service"].findings
-                    if f.file_path == "bitbucket-pipelines.yml"}
+    in_pipelines = {
+        (f.start_line, f.rule_id)
+        for f in outputs["acme-payments/python-service"].findings
+        if f.file_path == "bitbucket-pipelines.yml"
+    }
     # line 44 is a `script:` list item, which detect-secrets' YAML reading alone never sees
     assert in_pipelines == {(35, "aws-secret-key"), (44, "aws-access-key")}
 
 
 def test_one_finding_per_secret_with_the_most_specific_rule(outputs):
-    settings = sorted((f.start_line, f.rule_id, f.base_severity)
-                      for f in outputs["acme-payments/python-service"].findings if f.file_path == "app/settings.py")
+    settings = sorted(
+        (f.start_line, f.rule_id, f.base_severity)
+        for f in outputs["acme-payments/python-service"].findings
+        if f.file_path == "app/settings.py"
+    )
     # line 11 is also a keyword hit and a base64 entropy hit in detect-secrets: one finding remains
     assert settings == [(10, "aws-access-key", "high"), (11, "aws-secret-key", "critical")]
 
 
 def test_findings_in_test_fixtures_are_kept(outputs):
-    fixture = [f for f in outputs["acme-payments/python-service"].findings
-               if f.file_path == "tests/fixtures/legacy_settings.py"]
+    fixture = [
+        f
+        for f in outputs["acme-payments/python-service"].findings
+        if f.file_path == "tests/fixtures/legacy_settings.py"
+    ]
     assert [f.rule_id for f in fixture] == ["slack-token"]
 
 
@@ -127,32 +135,40 @@ def test_fingerprints_stay_when_an_unrelated_file_changes(snapshots, outputs, tm
 
 
 def test_lock_file_hashes_are_not_reported(outputs, snapshots):
-    lock_files = {f.path for s in snapshots.values() for f in s.files
-                  if f.path.rsplit("/", 1)[-1] in {"package-lock.json", "yarn.lock", "Pipfile.lock", "go.sum",
-                                                   "Cargo.lock", "Gemfile.lock"}}
+    lock_files = {
+        f.path
+        for s in snapshots.values()
+        for f in s.files
+        if f.path.rsplit("/", 1)[-1]
+        in {"package-lock.json", "yarn.lock", "Pipfile.lock", "go.sum", "Cargo.lock", "Gemfile.lock"}
+    }
     assert len(lock_files) >= 6  # the sandbox has them, with SRI and checksum hashes
     assert not [f for o in outputs.values() for f in o.findings if f.file_path in lock_files]
 
 
 def test_known_noise_is_filtered_and_a_real_secret_beside_it_is_not(tmp_path):
     stripe = "sk_live_" + random_text(string.ascii_letters + string.digits, 24)
-    snapshot = repo_with(tmp_path, {
-        "web/index.html": '<script src="https://cdn.example.org/lib.js" '
-                          'integrity="sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC" '
-                          'crossorigin="anonymous"></script>\n',
-        "pnpm-lock.yaml": "packages:\n  /lodash@4.17.21:\n    resolution: {integrity: sha512-v2kDEe57lecTulaDIuNTP"
-                          "y3Ry4gLGJ6Z1O3vE1krgXZNrsQ+LFTGHVxVjcXPs17LhbZVGedAJv8XZ1tvj5FvSg==}\n",
-        "config/app.json": '{"tenant_id": "3f2504e0-4f89-11d3-9a0c-0305e82c3301",\n'
-                           ' "api_key": "<your-api-key>", "password": "changeme"}\n',
-        "deploy/values.yaml": 'image: "nginx@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b93'
-                              '4ca495991b7852b855"\n',
-        "tools/fetch.py": 'CHECKSUM = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"\n'
-                          'AWS_DOCS_KEY = "AKIAIOSFODNN7EXAMPLE"\n',
-        "billing/keys.py": f'STRIPE = "{stripe}"\n',
-    })
+    snapshot = repo_with(
+        tmp_path,
+        {
+            "web/index.html": '<script src="https://cdn.example.org/lib.js" '
+            'integrity="sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC" '
+            'crossorigin="anonymous"></script>\n',
+            "pnpm-lock.yaml": "packages:\n  /lodash@4.17.21:\n    resolution: {integrity: sha512-v2kDEe57lecTulaDIuNTP"
+            "y3Ry4gLGJ6Z1O3vE1krgXZNrsQ+LFTGHVxVjcXPs17LhbZVGedAJv8XZ1tvj5FvSg==}\n",
+            "config/app.json": '{"tenant_id": "3f2504e0-4f89-11d3-9a0c-0305e82c3301",\n'
+            ' "api_key": "<your-api-key>", "password": "changeme"}\n',
+            "deploy/values.yaml": 'image: "nginx@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b93'
+            '4ca495991b7852b855"\n',
+            "tools/fetch.py": 'CHECKSUM = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"\n'
+            'AWS_DOCS_KEY = "AKIAIOSFODNN7EXAMPLE"\n',
+            "billing/keys.py": f'STRIPE = "{stripe}"\n',
+        },
+    )
     [output] = SecretsScanner().scan([snapshot])
     assert [(f.file_path, f.start_line, f.rule_id) for f in output.findings] == [
-        ("billing/keys.py", 1, "stripe-access-key")]
+        ("billing/keys.py", 1, "stripe-access-key")
+    ]
     assert output.files_scanned == 5  # the lock file is never read
 
 
@@ -177,21 +193,43 @@ def test_unsecured_secret_looking_pipeline_variables_become_findings(planted):
     npm = planted_of(planted, "pipeline_variable")
     assert len(npm) == 2  # one per workspace, same key, different values
     web = RepoRef("sandbox-token", "acme-payments", "{web-uuid}", "node-web", "ab12cd")
-    rows = [{"connection": "sandbox-token", "workspace": p["workspace"], "repository_uuid": None, "repository": None,
-             "level": "workspace", "environment": None, "variable_uuid": "{v}", "key": p["setting"].rsplit("/", 1)[-1],
-             "secured": False, "value_looks_secret": True, "value_hash": salted_hash(p["value"]),
-             "value_length": len(p["value"])} for p in npm]
-    repo_row = {**rows[0], "repository_uuid": "{web-uuid}", "repository": "node-web", "level": "deployment",
-                "environment": "production", "key": "DEPLOY_TOKEN"}
-    ignored = [{**rows[0], "secured": True, "value_looks_secret": None, "value_hash": None},
-               {**rows[0], "key": "AWS_REGION", "value_looks_secret": False}]
+    rows = [
+        {
+            "connection": "sandbox-token",
+            "workspace": p["workspace"],
+            "repository_uuid": None,
+            "repository": None,
+            "level": "workspace",
+            "environment": None,
+            "variable_uuid": "{v}",
+            "key": p["setting"].rsplit("/", 1)[-1],
+            "secured": False,
+            "value_looks_secret": True,
+            "value_hash": salted_hash(p["value"]),
+            "value_length": len(p["value"]),
+        }
+        for p in npm
+    ]
+    repo_row = {
+        **rows[0],
+        "repository_uuid": "{web-uuid}",
+        "repository": "node-web",
+        "level": "deployment",
+        "environment": "production",
+        "key": "DEPLOY_TOKEN",
+    }
+    ignored = [
+        {**rows[0], "secured": True, "value_looks_secret": None, "value_hash": None},
+        {**rows[0], "key": "AWS_REGION", "value_looks_secret": False},
+    ]
 
     findings = variable_findings([*rows, repo_row, *ignored], {("sandbox-token", "acme-payments", "node-web"): web})
 
     assert [(f.workspace, f.repository, f.commit, f.rule_id, f.file_path, f.base_severity) for f in findings] == [
         ("acme-payments", "", None, "unsecured-pipeline-variable", None, "high"),
         ("acme-platform", "", None, "unsecured-pipeline-variable", None, "high"),
-        ("acme-payments", "node-web", "ab12cd", "unsecured-pipeline-variable", None, "high")]
+        ("acme-payments", "node-web", "ab12cd", "unsecured-pipeline-variable", None, "high"),
+    ]
     assert "workspace pipeline variable NPM_TOKEN" in findings[0].evidence
     assert "deployment (production) pipeline variable DEPLOY_TOKEN" in findings[2].evidence
     assert len({f.finding_id for f in findings}) == 3
@@ -224,5 +262,8 @@ def test_pipeline_text_is_scanned_line_by_line_through_the_public_api(tmp_path):
     snapshot = repo_with(tmp_path, {"bitbucket-pipelines.yml": "\n".join(lines) + "\n"})
     [output] = SecretsScanner().scan([snapshot])
     assert [(f.start_line, f.rule_id, f.base_severity) for f in output.findings] == [
-        (7, "stripe-access-key", "critical"), (9, "aws-access-key", "high"), (12, "github-token", "high"),
-        (13, "base64-high-entropy-string", "low")]
+        (7, "stripe-access-key", "critical"),
+        (9, "aws-access-key", "high"),
+        (12, "github-token", "high"),
+        (13, "base64-high-entropy-string", "low"),
+    ]

@@ -17,43 +17,96 @@ pytestmark = pytest.mark.usefixtures("secret_salt")
 
 # rule -> (file, template of the line with {value}, value template, look-alike lines that must stay silent)
 CASES = {
-    "atlassian-api-token": ("jira.sh", "curl -u bot@acme.io:{value} https://acme.atlassian.net",
-                            "ATATT3xFfGF0{b64url:150}={HEX:8}",
-                            ["Atlassian API tokens start with ATATT3, see the docs.", "token = ATATT3xFfGF0short"]),
-    "bitbucket-app-password": ("clone.sh", "git clone https://ci:{value}@bitbucket.org/acme/web.git",
-                               "ATBB{alnum:24}{HEX:8}", ["prefix ATBB marks app passwords", "ATBBshort1234"]),
-    "bitbucket-access-token": ("deploy.sh", 'curl -H "Authorization: Bearer {value}" https://api.bitbucket.org',
-                               "ATCTT3xFfGN0{b64url:150}={HEX:8}", ["ATCTT3 is the access-token prefix"]),
-    "bitbucket-oauth-consumer": ("bitbucket.env", "BITBUCKET_CLIENT_SECRET={value}", "{alnum:32}",
-                                 ["BITBUCKET_CLIENT_SECRET=${BITBUCKET_CLIENT_SECRET}",
-                                  "BITBUCKET_CLIENT_SECRET=<your-consumer-secret>", "BITBUCKET_COMMIT=abc123"]),
-    "bitbucket-pipelines-variable": ("bitbucket-pipelines.yml", "              PASSWORD: '{value}'", "{lowernum:12}",
-                                     ["              PASSWORD: $FTP_PASSWORD", "              USER: deploy"]),
-    "aws-secret-key": ("aws.env", "aws_secret_access_key={value}", "{b64:40}",
-                       ["aws_secret_access_key=${AWS_SECRET_ACCESS_KEY}"]),
-    "github-fine-grained-token": ("gh.sh", "export GH_PAT={value}", "github_pat_{alnum:22}_{alnum:59}",
-                                  ["github_pat_ tokens are fine-grained"]),
-    "gcp-service-account-key": ("sa.json", '  "private_key": "-----BEGIN PRIVATE KEY-----\\n{value}\\n'
-                                           '-----END PRIVATE KEY-----\\n",', "{b64:64}",
-                                ['  "private_key": "",', '  "private_key_id": "abc"']),
+    "atlassian-api-token": (
+        "jira.sh",
+        "curl -u bot@acme.io:{value} https://acme.atlassian.net",
+        "ATATT3xFfGF0{b64url:150}={HEX:8}",
+        ["Atlassian API tokens start with ATATT3, see the docs.", "token = ATATT3xFfGF0short"],
+    ),
+    "bitbucket-app-password": (
+        "clone.sh",
+        "git clone https://ci:{value}@bitbucket.org/acme/web.git",
+        "ATBB{alnum:24}{HEX:8}",
+        ["prefix ATBB marks app passwords", "ATBBshort1234"],
+    ),
+    "bitbucket-access-token": (
+        "deploy.sh",
+        'curl -H "Authorization: Bearer {value}" https://api.bitbucket.org',
+        "ATCTT3xFfGN0{b64url:150}={HEX:8}",
+        ["ATCTT3 is the access-token prefix"],
+    ),
+    "bitbucket-oauth-consumer": (
+        "bitbucket.env",
+        "BITBUCKET_CLIENT_SECRET={value}",
+        "{alnum:32}",
+        [
+            "BITBUCKET_CLIENT_SECRET=${BITBUCKET_CLIENT_SECRET}",
+            "BITBUCKET_CLIENT_SECRET=<your-consumer-secret>",
+            "BITBUCKET_COMMIT=abc123",
+        ],
+    ),
+    "bitbucket-pipelines-variable": (
+        "bitbucket-pipelines.yml",
+        "              PASSWORD: '{value}'",
+        "{lowernum:12}",
+        ["              PASSWORD: $FTP_PASSWORD", "              USER: deploy"],
+    ),
+    "aws-secret-key": (
+        "aws.env",
+        "aws_secret_access_key={value}",
+        "{b64:40}",
+        ["aws_secret_access_key=${AWS_SECRET_ACCESS_KEY}"],
+    ),
+    "github-fine-grained-token": (
+        "gh.sh",
+        "export GH_PAT={value}",
+        "github_pat_{alnum:22}_{alnum:59}",
+        ["github_pat_ tokens are fine-grained"],
+    ),
+    "gcp-service-account-key": (
+        "sa.json",
+        '  "private_key": "-----BEGIN PRIVATE KEY-----\\n{value}\\n-----END PRIVATE KEY-----\\n",',
+        "{b64:64}",
+        ['  "private_key": "",', '  "private_key_id": "abc"'],
+    ),
     "gcp-api-key": ("maps.js", 'const MAPS = "{value}";', "AIza{b64url:35}", ['const prefix = "AIza";']),
-    "azure-ad-client-secret": ("azure.yaml", "client_secret: {value}", "{alnum:3}8Q~{alnum:31}",
-                               ["client_secret: ${AZURE_CLIENT_SECRET}"]),
+    "azure-ad-client-secret": (
+        "azure.yaml",
+        "client_secret: {value}",
+        "{alnum:3}8Q~{alnum:31}",
+        ["client_secret: ${AZURE_CLIENT_SECRET}"],
+    ),
     "vault-token": ("vault.sh", "export VAULT_TOKEN={value}", "hvs.{alnum:24}", ["vault login -method=oidc"]),
     "databricks-token": ("etl.py", 'TOKEN = "{value}"', "dapi{hex:32}", ['URL = "https://dapi.example"']),
-    "digitalocean-token": ("do.tf", '  token = "{value}"', "dop_v1_{hex:64}", ['  token = var.do_token']),
-    "openai-token": ("llm.py", "OPENAI = '{value}'", "sk-proj-{b64url:74}T3BlbkFJ{b64url:74}",
-                     ["OPENAI = os.environ['OPENAI_API_KEY']"]),
+    "digitalocean-token": ("do.tf", '  token = "{value}"', "dop_v1_{hex:64}", ["  token = var.do_token"]),
+    "openai-token": (
+        "llm.py",
+        "OPENAI = '{value}'",
+        "sk-proj-{b64url:74}T3BlbkFJ{b64url:74}",
+        ["OPENAI = os.environ['OPENAI_API_KEY']"],
+    ),
     "anthropic-api-key": ("llm.py", "ANTHROPIC = '{value}'", "sk-ant-api03-{b64url:93}AA", ["model = 'sk-ant'"]),
     "huggingface-token": ("models.py", 'HF = "{value}"', "hf_{alpha:34}", ['HF = "hf_hub_download"']),
     "shopify-token": ("shop.rb", "TOKEN = '{value}'", "shpat_{hex:32}", ["TOKEN = ENV['SHOPIFY']"]),
-    "postman-api-key": ("newman.sh", "newman run c.json --postman-api-key {value}", "PMAK-{hex:24}-{hex:34}",
-                        ["newman run c.json --postman-api-key $POSTMAN_KEY"]),
-    "grafana-token": ("grafana.env", "GRAFANA_SA_TOKEN={value}", "glsa_{alnum:32}_{hex:8}",
-                      ["GRAFANA_SA_TOKEN=${GRAFANA_SA_TOKEN}"]),
+    "postman-api-key": (
+        "newman.sh",
+        "newman run c.json --postman-api-key {value}",
+        "PMAK-{hex:24}-{hex:34}",
+        ["newman run c.json --postman-api-key $POSTMAN_KEY"],
+    ),
+    "grafana-token": (
+        "grafana.env",
+        "GRAFANA_SA_TOKEN={value}",
+        "glsa_{alnum:32}_{hex:8}",
+        ["GRAFANA_SA_TOKEN=${GRAFANA_SA_TOKEN}"],
+    ),
     "newrelic-key": ("newrelic.yml", "api_key: {value}", "NRAK-{uppernum:27}", ["api_key: <%= ENV['NR_KEY'] %>"]),
-    "doppler-token": ("doppler.sh", "export DOPPLER_TOKEN={value}", "dp.st.prd.{alnum:40}",
-                      ["doppler run -- ./start.sh"]),
+    "doppler-token": (
+        "doppler.sh",
+        "export DOPPLER_TOKEN={value}",
+        "dp.st.prd.{alnum:40}",
+        ["doppler run -- ./start.sh"],
+    ),
 }
 
 
@@ -70,17 +123,22 @@ def test_a_detector_reports_its_format_and_not_the_look_alikes(rule, tmp_path):
     files = {f"src/{path}": template.replace("{value}", value) + "\n", f"other/{path}": "\n".join(negatives) + "\n"}
     [output] = SecretsScanner().scan([repo_with(tmp_path, files)])
     assert [(f.file_path, f.start_line, f.rule_id, f.base_severity) for f in output.findings] == [
-        (f"src/{path}", 1, rule, severity_table("secrets")[rule]["severity"])]
+        (f"src/{path}", 1, rule, severity_table("secrets")[rule]["severity"])
+    ]
     assert value not in str(output.findings[0].row())
 
 
 def test_a_gcp_key_file_is_one_finding_not_also_a_private_key(tmp_path):
     key = sample_value("{b64:64}", "gcp")
-    text = ('{\n  "type": "service_account",\n  "private_key": "-----BEGIN PRIVATE KEY-----\\n' + key +
-            '\\n-----END PRIVATE KEY-----\\n"\n}\n')
+    text = (
+        '{\n  "type": "service_account",\n  "private_key": "-----BEGIN PRIVATE KEY-----\\n'
+        + key
+        + '\\n-----END PRIVATE KEY-----\\n"\n}\n'
+    )
     [output] = SecretsScanner().scan([repo_with(tmp_path, {"keys/sa.json": text})])
     assert [(f.start_line, f.rule_id, f.base_severity) for f in output.findings] == [
-        (3, "gcp-service-account-key", "critical")]
+        (3, "gcp-service-account-key", "critical")
+    ]
 
 
 def test_atlassian_tokens_are_found_right_after_an_equals_sign(tmp_path):
@@ -89,4 +147,6 @@ def test_atlassian_tokens_are_found_right_after_an_equals_sign(tmp_path):
     text = f"jira.api.token={api}\nbitbucket.token={access}\n"
     [output] = SecretsScanner().scan([repo_with(tmp_path, {"config/app.properties": text})])
     assert [(f.start_line, f.rule_id) for f in output.findings] == [
-        (1, "atlassian-api-token"), (2, "bitbucket-access-token")]
+        (1, "atlassian-api-token"),
+        (2, "bitbucket-access-token"),
+    ]

@@ -22,19 +22,42 @@ B64 = sample_value("{b64:44}", "b64")
 # (path, line before, line, value, detector kind) -> the filter that removes it, or None (kept)
 CASES = [
     # known-example-value
-    ("docs/aws.md", "", "aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "pattern",
-     "known-example-value"),
-    ("docs/aws.md", "", "secret = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-     "pattern", "known-example-value"),
+    (
+        "docs/aws.md",
+        "",
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "AKIAIOSFODNN7EXAMPLE",
+        "pattern",
+        "known-example-value",
+    ),
+    (
+        "docs/aws.md",
+        "",
+        "secret = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "pattern",
+        "known-example-value",
+    ),
     ("app.py", "", 'token = "<your-token>"', "<your-token>", "keyword", "known-example-value"),
-    ("app.ts", "", '"github_pat_1234567890ABCDEFGHIJKL_MNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz1234567890ABCDEFGHI"',
-     "github_pat_1234567890ABCDEFGHIJKL_MNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz1234567890ABCDEFGHI", "pattern",
-     "known-example-value"),
+    (
+        "app.ts",
+        "",
+        '"github_pat_1234567890ABCDEFGHIJKL_MNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz1234567890ABCDEFGHI"',
+        "github_pat_1234567890ABCDEFGHIJKL_MNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz1234567890ABCDEFGHI",
+        "pattern",
+        "known-example-value",
+    ),
     ("app.py", "", f'token = "{B64}"', B64, "entropy", None),
     # code-expression
     ("auth.go", "", "for user, password := range accounts {", "range accounts {", "keyword", "code-expression"),
-    ("proxy.test.ts", "", "password: `ghp_${makeTestToken()}`,", "ghp_${makeTestToken()}", "keyword",
-     "code-expression"),
+    (
+        "proxy.test.ts",
+        "",
+        "password: `ghp_${makeTestToken()}`,",
+        "ghp_${makeTestToken()}",
+        "keyword",
+        "code-expression",
+    ),
     ("values.yaml", "", "  exporter: |-", "shared:\n  password: Tq7-vR2mZx9", "keyword", "code-expression"),
     # dummy-words
     ("doc.md", "", 'gin.H{"user": user, "secret": "no secret"}', "no secret", "keyword", "dummy-words"),
@@ -45,8 +68,14 @@ CASES = [
     ("settings.py", "", 'db_password = "Tq7-vR2mZx9"', "Tq7-vR2mZx9", "keyword", None),
     ("tokens.py", "", "STRIPE = 'sk_live_testpassword'", "sk_live_testpassword", "pattern", None),
     # secret-reference
-    ("values.yaml", "", "  secretName: prometheus-node-exporter-tls", "prometheus-node-exporter-tls", "keyword",
-     "secret-reference"),
+    (
+        "values.yaml",
+        "",
+        "  secretName: prometheus-node-exporter-tls",
+        "prometheus-node-exporter-tls",
+        "keyword",
+        "secret-reference",
+    ),
     ("values.yaml", "", "  passwordKey: admin-password", "admin-password", "keyword", "secret-reference"),
     ("values.yaml", "", '  existingSecret: "my-data-source"', "my-data-source", "keyword", "secret-reference"),
     ("values.yaml", "", "secretConfig: true", "true", "keyword", "secret-reference"),
@@ -68,37 +97,82 @@ CASES = [
     ("test_low.py", "", f"b'WWW-Authenticate: Digest nonce=\"{HEX32}\"'", HEX32, "entropy", "content-digest"),
     ("README.md", "", f'"sha-256": "{HEX40}"', HEX40, "entropy", "content-digest"),
     # lock-file-integrity
-    ("vendor/web/pnpm-lock.yaml", "", f"    resolution: {{integrity: sha512-{B64}}}", B64, "entropy",
-     "lock-file-integrity"),
+    (
+        "vendor/web/pnpm-lock.yaml",
+        "",
+        f"    resolution: {{integrity: sha512-{B64}}}",
+        B64,
+        "entropy",
+        "lock-file-integrity",
+    ),
     ("deps/custom.lock", "", f'checksum = "{HEX64[:50]}"', HEX64[:50], "entropy", "lock-file-integrity"),
     # sarif-fingerprint
-    ("scan.sarif", "", f'  "primaryLocationLineHash": "{HEX32[:16]}:1"', f"{HEX32[:16]}:1", "entropy",
-     "sarif-fingerprint"),
+    (
+        "scan.sarif",
+        "",
+        f'  "primaryLocationLineHash": "{HEX32[:16]}:1"',
+        f"{HEX32[:16]}:1",
+        "entropy",
+        "sarif-fingerprint",
+    ),
     ("results.json", "", f'      "guid": "{HEX32}",', HEX32, "entropy", "sarif-fingerprint"),
     ("scan.sarif", "", f'      "text": "{B64}"', B64, "entropy", "sarif-fingerprint"),
     ("scan.sarif", "", f'      "apiToken": "{B64}"', B64, "entropy", None),
     # uuid
-    ("config.json", "", f'{{"tenant": "{{{HEX32[:8]}-{HEX32[8:12]}-{HEX32[12:16]}-{HEX32[16:20]}-{HEX32[20:]}}}"}}',
-     f"{{{HEX32[:8]}-{HEX32[8:12]}-{HEX32[12:16]}-{HEX32[16:20]}-{HEX32[20:]}}}", "entropy", "uuid"),
+    (
+        "config.json",
+        "",
+        f'{{"tenant": "{{{HEX32[:8]}-{HEX32[8:12]}-{HEX32[12:16]}-{HEX32[16:20]}-{HEX32[20:]}}}"}}',
+        f"{{{HEX32[:8]}-{HEX32[8:12]}-{HEX32[12:16]}-{HEX32[16:20]}-{HEX32[20:]}}}",
+        "entropy",
+        "uuid",
+    ),
     # encoded-public-material
-    ("main.tf", "", 'cluster_auth_base64 = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM1ekND"',
-     "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM1ekND", "entropy", "encoded-public-material"),
-    ("main.tf", "", 'key_b64 = "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlF"',
-     "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlF", "entropy", None),
+    (
+        "main.tf",
+        "",
+        'cluster_auth_base64 = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM1ekND"',
+        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM1ekND",
+        "entropy",
+        "encoded-public-material",
+    ),
+    (
+        "main.tf",
+        "",
+        'key_b64 = "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlF"',
+        "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlF",
+        "entropy",
+        None,
+    ),
     # minified-bundle
     ("static/js/app.min.js", "", f'var k="{B64}";', B64, "entropy", "minified-bundle"),
     ("dashboards/node.yaml", "", '{"panels":[' + "1," * 300 + f'"{B64}"]}}', B64, "entropy", "minified-bundle"),
-    ("static/js/app.min.js", "", "var k='sk_live_Zq81mVx03LrT5k0a9Bc7Dd2E';", "sk_live_Zq81mVx03LrT5k0a9Bc7Dd2E",
-     "pattern", None),
+    (
+        "static/js/app.min.js",
+        "",
+        "var k='sk_live_Zq81mVx03LrT5k0a9Bc7Dd2E';",
+        "sk_live_Zq81mVx03LrT5k0a9Bc7Dd2E",
+        "pattern",
+        None,
+    ),
     # prose
-    ("HISTORY.md", "", "When proxies are defined with user info (`https://user:hunter2x@proxy:8080`), Requests",
-     "hunter2x", "keyword", "prose"),
+    (
+        "HISTORY.md",
+        "",
+        "When proxies are defined with user info (`https://user:hunter2x@proxy:8080`), Requests",
+        "hunter2x",
+        "keyword",
+        "prose",
+    ),
     ("docs/setup.md", "", "db_password: Tq7-vR2mZx9", "Tq7-vR2mZx9", "keyword", None),
 ]
 
 
-@pytest.mark.parametrize(("path", "previous", "line", "value", "kind", "expected"), CASES,
-                         ids=[f"{c[5] or 'kept'}:{c[2][:40]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("path", "previous", "line", "value", "kind", "expected"),
+    CASES,
+    ids=[f"{c[5] or 'kept'}:{c[2][:40]}" for c in CASES],
+)
 def test_each_filter_removes_its_noise_and_keeps_the_rest(path, previous, line, value, kind, expected):
     assert first_filter(Candidate(value, line, previous, path, kind)) == expected
 
@@ -110,11 +184,14 @@ def test_every_filter_in_the_data_file_has_a_case_and_a_reason():
 
 
 def test_a_scan_reports_what_each_filter_removed_and_never_the_values(tmp_path):
-    snapshot = repo_with(tmp_path, {
-        "infra/main.tf": f'  tags = {{\n    git_commit = "{HEX40}"\n  }}\n',
-        "docs/aws.md": "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
-        "charts/values.yaml": "auth:\n  password: testpassword\n",
-    })
+    snapshot = repo_with(
+        tmp_path,
+        {
+            "infra/main.tf": f'  tags = {{\n    git_commit = "{HEX40}"\n  }}\n',
+            "docs/aws.md": "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+            "charts/values.yaml": "auth:\n  password: testpassword\n",
+        },
+    )
     [output] = SecretsScanner().scan([snapshot])
     assert output.findings == []
     removed = {(r["filter"], r["rule_id"]): r["removed"] for r in output.extra["secrets_filtered"]}
@@ -123,8 +200,10 @@ def test_a_scan_reports_what_each_filter_removed_and_never_the_values(tmp_path):
     assert removed[("known-example-value", "aws-secret-key")] >= 1
     assert HEX40 not in str(output.extra)
     summary = filtered_summary(output.extra["secrets_filtered"])
-    assert summary == {name: sum(r["removed"] for r in output.extra["secrets_filtered"] if r["filter"] == name)
-                       for name in ("dummy-words", "git-object-id", "known-example-value")}
+    assert summary == {
+        name: sum(r["removed"] for r in output.extra["secrets_filtered"] if r["filter"] == name)
+        for name in ("dummy-words", "git-object-id", "known-example-value")
+    }
     assert summary["git-object-id"] == 1 and summary["dummy-words"] == 1
 
 

@@ -14,40 +14,89 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from ox_bb_sandbox.content import CLEAN_PROFILES
-from ox_bb_pipeline.scanners.base import tool_executable
 from ox_bb_pipeline.findings import SEVERITIES
+from ox_bb_pipeline.scanners.base import tool_executable
 from ox_bb_pipeline.scanners.semgrep import OFFLINE_ENV, OFFLINE_FLAGS, RULES_DIR, SemgrepScanner, run_tool
 from ox_bb_pipeline.scanners.snapshot import Snapshot, SnapshotLimits, walk
+from ox_bb_sandbox.content import CLEAN_PROFILES
 
 from .conftest import planted_of
 
 # Our rule for each SAST issue the sandbox plants (profiles.yaml).
 PLANTED_AS = {
-    "python-eval": "ox.python.eval", "python-subprocess-shell": "ox.python.os-command",
-    "python-tls-verify-disabled": "ox.python.tls-verify-disabled", "python-pickle": "ox.python.pickle",
-    "python-yaml-load": "ox.python.yaml-load", "python-weak-hash": "ox.python.weak-password-hash",
+    "python-eval": "ox.python.eval",
+    "python-subprocess-shell": "ox.python.os-command",
+    "python-tls-verify-disabled": "ox.python.tls-verify-disabled",
+    "python-pickle": "ox.python.pickle",
+    "python-yaml-load": "ox.python.yaml-load",
+    "python-weak-hash": "ox.python.weak-password-hash",
     "python-hardcoded-password": "ox.python.hardcoded-credential",
-    "js-eval": "ox.js.eval", "js-child-process-exec": "ox.js.os-command", "js-weak-hash": "ox.js.weak-password-hash",
+    "js-eval": "ox.js.eval",
+    "js-child-process-exec": "ox.js.os-command",
+    "js-weak-hash": "ox.js.weak-password-hash",
     "js-tls-reject-unauthorized": "ox.js.tls-verify-disabled",
-    "java-command-injection": "ox.java.os-command", "java-weak-hash": "ox.java.weak-password-hash",
-    "java-deserialization": "ox.java.insecure-deserialization", "java-sql-injection": "ox.java.sql-string",
+    "java-command-injection": "ox.java.os-command",
+    "java-weak-hash": "ox.java.weak-password-hash",
+    "java-deserialization": "ox.java.insecure-deserialization",
+    "java-sql-injection": "ox.java.sql-string",
     "java-trust-all-certs": "ox.java.trust-all-certificates",
-    "go-command-injection": "ox.go.os-command", "go-sql-injection": "ox.go.sql-string",
-    "go-weak-hash": "ox.go.weak-password-hash", "go-tls-skip-verify": "ox.go.tls-skip-verify",
+    "go-command-injection": "ox.go.os-command",
+    "go-sql-injection": "ox.go.sql-string",
+    "go-weak-hash": "ox.go.weak-password-hash",
+    "go-tls-skip-verify": "ox.go.tls-skip-verify",
 }
-LANGUAGE_OF = {".py": "python", ".js": "javascript/typescript", ".ts": "javascript/typescript",
-               ".java": "java", ".go": "go"}
+LANGUAGE_OF = {
+    ".py": "python",
+    ".js": "javascript/typescript",
+    ".ts": "javascript/typescript",
+    ".java": "java",
+    ".go": "go",
+}
 # The issue families every language must cover (rule id suffixes), per the scanner's brief.
 REQUIRED_RULES = {
-    "python": {"eval", "os-command", "sql-string", "pickle", "yaml-load", "weak-hash", "weak-password-hash",
-               "weak-cipher", "tls-verify-disabled", "hardcoded-credential"},
-    "js": {"eval", "os-command", "sql-string", "insecure-deserialization", "weak-hash", "weak-password-hash",
-           "weak-cipher", "tls-verify-disabled", "hardcoded-credential"},
-    "java": {"os-command", "sql-string", "insecure-deserialization", "script-eval", "weak-hash",
-             "weak-password-hash", "weak-cipher", "trust-all-certificates", "hardcoded-credential"},
-    "go": {"os-command", "sql-string", "weak-hash", "weak-password-hash", "weak-cipher", "tls-skip-verify",
-           "hardcoded-credential"},
+    "python": {
+        "eval",
+        "os-command",
+        "sql-string",
+        "pickle",
+        "yaml-load",
+        "weak-hash",
+        "weak-password-hash",
+        "weak-cipher",
+        "tls-verify-disabled",
+        "hardcoded-credential",
+    },
+    "js": {
+        "eval",
+        "os-command",
+        "sql-string",
+        "insecure-deserialization",
+        "weak-hash",
+        "weak-password-hash",
+        "weak-cipher",
+        "tls-verify-disabled",
+        "hardcoded-credential",
+    },
+    "java": {
+        "os-command",
+        "sql-string",
+        "insecure-deserialization",
+        "script-eval",
+        "weak-hash",
+        "weak-password-hash",
+        "weak-cipher",
+        "trust-all-certificates",
+        "hardcoded-credential",
+    },
+    "go": {
+        "os-command",
+        "sql-string",
+        "weak-hash",
+        "weak-password-hash",
+        "weak-cipher",
+        "tls-skip-verify",
+        "hardcoded-credential",
+    },
 }
 MOVED = "acme-payments/python-service"
 MOVED_FILES = ("app/views.py", "app/serializers.py", "app/auth.py", "app/db.py", "app/settings.py")
@@ -99,9 +148,12 @@ def test_every_planted_sast_issue_is_found_by_its_rule_on_its_line(outputs, plan
     findings = [f for o in outputs.values() for f in o.findings]
 
     def matched(p) -> bool:
-        return any((f.workspace, f.repository, f.file_path, f.rule_id) ==
-                   (p["workspace"], p["repository"], p["path"], PLANTED_AS[p["rule"]])
-                   and f.start_line <= p["line"] <= f.end_line for f in findings)
+        return any(
+            (f.workspace, f.repository, f.file_path, f.rule_id)
+            == (p["workspace"], p["repository"], p["path"], PLANTED_AS[p["rule"]])
+            and f.start_line <= p["line"] <= f.end_line
+            for f in findings
+        )
 
     total, found = Counter(), Counter()
     for p in plants:
@@ -116,16 +168,22 @@ def test_the_helm_template_checkov_cannot_render_is_covered(outputs, planted):
     plants = [p for p in planted_of(planted, "iac") if "/templates/" in p["path"]]
     assert plants
     for p in plants:
-        assert any(f.rule_id == "ox.helm.privileged-container" and f.file_path == p["path"]
-                   and f.start_line == p["line"] for f in outputs[f"{p['workspace']}/{p['repository']}"].findings)
+        assert any(
+            f.rule_id == "ox.helm.privileged-container" and f.file_path == p["path"] and f.start_line == p["line"]
+            for f in outputs[f"{p['workspace']}/{p['repository']}"].findings
+        )
 
 
 def test_clean_repositories_have_nothing_high_or_critical(outputs, sandbox):
     clean = [k for k in outputs if profile_of(sandbox, k) in CLEAN_PROFILES]
     assert {profile_of(sandbox, k) for k in clean} == set(CLEAN_PROFILES)
     assert all(outputs[k].files_scanned for k in clean if profile_of(sandbox, k) != "docs")
-    serious = [(k, f.file_path, f.rule_id) for k in clean for f in outputs[k].findings
-               if f.base_severity in ("high", "critical")]
+    serious = [
+        (k, f.file_path, f.rule_id)
+        for k in clean
+        for f in outputs[k].findings
+        if f.base_severity in ("high", "critical")
+    ]
     assert serious == []
 
 
@@ -134,7 +192,11 @@ def test_findings_carry_the_rules_metadata(outputs):
     by_rule = {f.rule_id: f for f in findings}
     pickle = by_rule["ox.python.pickle"]
     assert (pickle.category, pickle.base_severity, pickle.cwe, pickle.title) == (
-        "sast", "high", "CWE-502", "Insecure deserialization: pickle")
+        "sast",
+        "high",
+        "CWE-502",
+        "Insecure deserialization: pickle",
+    )
     assert "SSDF-PW.7.2" in pickle.controls and "CIS-SSC-1.5.4" in pickle.controls
     assert "JSON" in pickle.remediation
     assert pickle.evidence == "return pickle.loads(blob)"
@@ -191,12 +253,17 @@ def test_the_rules_pass_their_own_semgrep_tests(tmp_path):
     argv = [str(tool_executable("semgrep")), "--test", "--json", *OFFLINE_FLAGS, str(RULES_DIR)]
     proc = run_tool(argv, timeout=300, env=OFFLINE_ENV, cwd=tmp_path)
     report = json.loads(proc.stdout)
-    failed = {check: result["matches"] for per_file in report["results"].values()
-              for check, result in per_file["checks"].items() if not result["passed"]}
+    failed = {
+        check: result["matches"]
+        for per_file in report["results"].values()
+        for check, result in per_file["checks"].items()
+        if not result["passed"]
+    }
     assert (failed, report["config_with_errors"], report["config_missing_tests"]) == ({}, [], [])
     tested = {check for per_file in report["results"].values() for check in per_file["checks"]}
-    assert tested == {r["id"] for path in SemgrepScanner().rule_files()
-                      for r in yaml.safe_load(path.read_text())["rules"]}
+    assert tested == {
+        r["id"] for path in SemgrepScanner().rule_files() for r in yaml.safe_load(path.read_text())["rules"]
+    }
     assert proc.returncode == 0
 
 

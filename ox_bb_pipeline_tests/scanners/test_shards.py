@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from ox_bb_sandbox.generator import SandboxSpec
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.scanners import shards as shardmod
 from ox_bb_pipeline.scanners.bandit import BanditScanner
 from ox_bb_pipeline.scanners.sca import ScaScanner
 from ox_bb_pipeline.scanners.secrets import SecretsScanner
 from ox_bb_pipeline.scanners.stage import ScanStageReport, scan_repositories
 from ox_bb_pipeline_tests.conftest import ANCHOR
+from ox_bb_sandbox.generator import SandboxSpec
+from ox_bb_sandbox.server import SandboxServer
 
 from .conftest import extract
 
@@ -30,11 +30,20 @@ def scanners():
 
 def rows(report: ScanStageReport, uuids: set[str] | None = None) -> dict[str, list[tuple]]:
     """Every table of a report as sorted rows without the timing columns (optionally some repositories)."""
-    tables = {**{f"findings:{k}": v for k, v in report.findings.items()}, "scan_runs": report.scan_runs,
-              "repository_files": report.repository_files, **{f"extra:{k}": v for k, v in report.extra.items()}}
-    return {name: sorted(tuple(sorted((k, repr(v)) for k, v in r.items() if k not in VOLATILE)) for r in table
-                         if uuids is None or r.get("repository_uuid") in uuids)
-            for name, table in tables.items()}
+    tables = {
+        **{f"findings:{k}": v for k, v in report.findings.items()},
+        "scan_runs": report.scan_runs,
+        "repository_files": report.repository_files,
+        **{f"extra:{k}": v for k, v in report.extra.items()},
+    }
+    return {
+        name: sorted(
+            tuple(sorted((k, repr(v)) for k, v in r.items() if k not in VOLATILE))
+            for r in table
+            if uuids is None or r.get("repository_uuid") in uuids
+        )
+        for name, table in tables.items()
+    }
 
 
 def failing_second_shard(index: int) -> ScanStageReport:
@@ -56,31 +65,45 @@ def scans(tmp_path_factory) -> dict:
         parts = shardmod.split(repositories, SHARDS)
         sharded = shardmod.merge(
             shardmod.run_shards(parts, git, workers=2, scanners=scanners(), home=root / "sharded"),
-            parts, ["secrets", "bandit", "sca"])
-        failing = shardmod.run_shards(parts, git, workers=2, scan=failing_second_shard, scanners=scanners(),
-                                      home=root / "failing")
+            parts,
+            ["secrets", "bandit", "sca"],
+        )
+        failing = shardmod.run_shards(
+            parts, git, workers=2, scan=failing_second_shard, scanners=scanners(), home=root / "failing"
+        )
         lost = {r["repository_uuid"] for r in parts[1]}
-        partial = shardmod.merge(failing, parts, ["secrets", "bandit", "sca"],
-                                 previous=lambda uuids: _only(single, uuids))
-    return {"single": single, "sharded": sharded, "partial": partial, "parts": parts, "lost": lost,
-            "failing": failing, "repositories": repositories}
+        partial = shardmod.merge(
+            failing, parts, ["secrets", "bandit", "sca"], previous=lambda uuids: _only(single, uuids)
+        )
+    return {
+        "single": single,
+        "sharded": sharded,
+        "partial": partial,
+        "parts": parts,
+        "lost": lost,
+        "failing": failing,
+        "repositories": repositories,
+    }
 
 
 def _only(report: ScanStageReport, uuids: set[str]) -> ScanStageReport:
-    return ScanStageReport(findings={k: [r for r in v if r["repository_uuid"] in uuids]
-                                     for k, v in report.findings.items()},
-                           repository_files=[r for r in report.repository_files if r["repository_uuid"] in uuids])
+    return ScanStageReport(
+        findings={k: [r for r in v if r["repository_uuid"] in uuids] for k, v in report.findings.items()},
+        repository_files=[r for r in report.repository_files if r["repository_uuid"] in uuids],
+    )
 
 
 def test_the_assignment_is_stable_and_puts_each_repository_in_exactly_one_shard(scans):
     parts, repositories = scans["parts"], scans["repositories"]
 
     assert sorted(r["repository_uuid"] for part in parts for r in part) == sorted(
-        r["repository_uuid"] for r in repositories)
+        r["repository_uuid"] for r in repositories
+    )
     assert all(len(part) > 0 for part in parts)  # this sandbox's six repositories fill all three shards
     assert shardmod.split(list(reversed(repositories)), SHARDS) == [list(reversed(p)) for p in parts]
     assert shardmod.shard_of("{0a1b2c3d-0000-4000-8000-000000000001}", 16) == shardmod.shard_of(
-        "0A1B2C3D-0000-4000-8000-000000000001", 16)  # braces and case do not move a repository
+        "0A1B2C3D-0000-4000-8000-000000000001", 16
+    )  # braces and case do not move a repository
 
 
 def test_shards_merge_to_exactly_the_rows_of_a_single_step_scan(scans):
@@ -99,7 +122,8 @@ def test_a_failed_shard_marks_its_repositories_and_keeps_the_others_rows(scans):
     assert rows(partial, others) == rows(single, others)
     marked = [r for r in partial.scan_runs if r["repository_uuid"] in lost]
     assert sorted((r["repository_uuid"], r["scanner"]) for r in marked) == sorted(
-        (u, s) for u in lost for s in ("secrets", "bandit", "sca"))
+        (u, s) for u in lost for s in ("secrets", "bandit", "sca")
+    )
     assert {(r["status"], r["error"]) for r in marked} == {("error", "shard 1 failed: RuntimeError: worker lost")}
     # the lost repositories' last findings are carried forward: nothing of theirs looks fixed
     assert rows(partial, lost)["findings:secrets"] == rows(single, lost)["findings:secrets"]

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from ox_bb_sandbox.server import SandboxServer
 from ox_bb_pipeline.scanners.bandit import BanditScanner
 from ox_bb_pipeline.scanners.sca import ScaScanner
 from ox_bb_pipeline.scanners.secrets import SecretsScanner
 from ox_bb_pipeline.scanners.snapshot import Snapshot
 from ox_bb_pipeline.scanners.stage import ScanStageReport, scan_repositories
 from ox_bb_pipeline_tests.conftest import TINY
+from ox_bb_sandbox.server import SandboxServer
 
 from .conftest import extract, push_file
 
@@ -102,8 +102,11 @@ def story(server, tmp_path_factory) -> dict[str, Run]:
 
         scan("first")
         scan("unchanged")
-        push_file(server.world.workspaces[WS].repositories[PUSHED], "deploy.env",
-                  f"AWS_ACCESS_KEY_ID={PUSHED_KEY}\nREGION=eu-west-1\n")
+        push_file(
+            server.world.workspaces[WS].repositories[PUSHED],
+            "deploy.env",
+            f"AWS_ACCESS_KEY_ID={PUSHED_KEY}\nREGION=eu-west-1\n",
+        )
         scan("pushed")
     return runs
 
@@ -121,13 +124,15 @@ def test_a_first_scan_clones_every_selected_repository_and_runs_every_scanner(st
     assert first.report.cloned == len(repositories) == 2
     assert first.report.cached_repositories == 0
     assert {(r["repository"], r["scanner"]) for r in first.report.scan_runs} == {
-        (repo, scanner) for repo in repositories for scanner in ("secrets", "bandit", "sca")}
+        (repo, scanner) for repo in repositories for scanner in ("secrets", "bandit", "sca")
+    }
     assert {r["status"] for r in first.report.scan_runs} == {"ok"}
     assert not any(r["cached"] for r in first.report.scan_runs)
     assert all(r["files_scanned"] > 0 for r in runs_of(first.report, scanner="secrets"))
     # one batch per scanner holds both repositories (process-heavy tools start once per batch)
     assert {name: [sorted(b) for b in batches] for name, batches in first.batches.items()} == {
-        name: [sorted(repositories)] for name in ("secrets", "bandit", "sca")}
+        name: [sorted(repositories)] for name in ("secrets", "bandit", "sca")
+    }
 
 
 def test_nothing_changed_means_no_clone_no_scanner_and_the_same_findings(story):
@@ -140,14 +145,19 @@ def test_nothing_changed_means_no_clone_no_scanner_and_the_same_findings(story):
     assert {(r["status"], r["cached"]) for r in unchanged.report.scan_runs} == {("ok", True)}
     assert finding_ids(unchanged.report) == finding_ids(first.report)
     assert sum(len(ids) for ids in finding_ids(first.report).values()) > 0
+
     # the counts a cached row reports are those of the scan that produced it
     def counts(run: Run) -> list[tuple]:
-        return sorted((r["repository"], r["scanner"], r["files_scanned"], r["bytes_scanned"], r["findings"])
-                      for r in run.report.scan_runs)
+        return sorted(
+            (r["repository"], r["scanner"], r["files_scanned"], r["bytes_scanned"], r["findings"])
+            for r in run.report.scan_runs
+        )
+
     assert counts(unchanged) == counts(first)
     # the top-level file listing (posture BB-019) is still complete without a clone
     assert sorted(r["path"] for r in unchanged.report.repository_files) == sorted(
-        r["path"] for r in first.report.repository_files)
+        r["path"] for r in first.report.repository_files
+    )
 
 
 def test_a_push_rescans_only_the_pushed_repository(story):
@@ -156,7 +166,9 @@ def test_a_push_rescans_only_the_pushed_repository(story):
     assert pushed.report.cloned == 1
     assert pushed.batches == {"secrets": [[PUSHED]], "bandit": [[PUSHED]], "sca": [[PUSHED]]}
     assert {(r["repository"], r["cached"]) for r in pushed.report.scan_runs} == {
-        (PUSHED, False), ("python-service", True)}
+        (PUSHED, False),
+        ("python-service", True),
+    }
     new = [f for f in pushed.report.findings["secrets"] if f["file_path"] == "deploy.env"]
     assert [(f["repository"], f["rule_id"], f["start_line"]) for f in new] == [(PUSHED, "aws-access-key", 1)]
     assert PUSHED_KEY not in str(pushed.report.findings)  # evidence is masked
@@ -172,15 +184,22 @@ def test_no_checkout_is_left_on_disk_after_a_run(story):
 
 def test_a_repository_that_cannot_be_cloned_gives_error_rows_and_the_others_still_scan(server, tmp_path, home):
     tables, git = extract(server.write_connections(tmp_path / "connections.yaml"))
-    gone = {**tables["repositories"][0], "repository": "deleted-since-listing",
-            "repository_uuid": "{00000000-0000-0000-0000-000000000000}"}
+    gone = {
+        **tables["repositories"][0],
+        "repository": "deleted-since-listing",
+        "repository_uuid": "{00000000-0000-0000-0000-000000000000}",
+    }
 
-    report = scan_repositories([gone, *tables["repositories"]], git,
-                               scanners=[SecretsScanner(), BanditScanner(), ScaScanner()])
+    report = scan_repositories(
+        [gone, *tables["repositories"]], git, scanners=[SecretsScanner(), BanditScanner(), ScaScanner()]
+    )
 
     failed = runs_of(report, repository="deleted-since-listing")
-    assert [(r["scanner"], r["status"]) for r in failed] == [("secrets", "error"), ("bandit", "error"),
-                                                             ("sca", "error")]
+    assert [(r["scanner"], r["status"]) for r in failed] == [
+        ("secrets", "error"),
+        ("bandit", "error"),
+        ("sca", "error"),
+    ]
     assert all(r["error"].startswith("clone failed:") and "deleted-since-listing" in r["error"] for r in failed)
     others = [r for r in report.scan_runs if r["repository"] != "deleted-since-listing"]
     assert len(others) == 6 and {r["status"] for r in others} == {"ok"}
@@ -191,11 +210,13 @@ def test_a_repository_that_cannot_be_cloned_gives_error_rows_and_the_others_stil
 def test_a_scanner_that_crashes_on_a_batch_gives_error_rows_for_that_scanner_only(server, tmp_path, home):
     tables, git = extract(server.write_connections(tmp_path / "connections.yaml"))
 
-    report = scan_repositories(tables["repositories"], git,
-                               scanners=[SecretsScanner(), CrashingBandit(), ScaScanner()])
+    report = scan_repositories(tables["repositories"], git, scanners=[SecretsScanner(), CrashingBandit(), ScaScanner()])
 
     assert {(r["scanner"], r["status"], r["error"]) for r in report.scan_runs} == {
-        ("secrets", "ok", None), ("sca", "ok", None), ("bandit", "error", "RuntimeError: bandit crashed")}
+        ("secrets", "ok", None),
+        ("sca", "ok", None),
+        ("bandit", "error", "RuntimeError: bandit crashed"),
+    }
     assert report.findings["secrets"] and report.findings["sca"]
     # an error is not cached: the next run tries bandit again
     assert not list((home / "cache" / "scan").glob("bandit/*"))
@@ -216,8 +237,7 @@ class ScaWhileAnotherRunScans(ScaScanner):
         return super().scan(snapshots)
 
 
-def test_two_runs_on_one_home_at_once_both_get_every_finding_and_cache_only_complete_results(
-        server, tmp_path, home):
+def test_two_runs_on_one_home_at_once_both_get_every_finding_and_cache_only_complete_results(server, tmp_path, home):
     tables, git = extract(server.write_connections(tmp_path / "connections.yaml"))
     sca = ScaWhileAnotherRunScans(lambda: scan_repositories(tables["repositories"], git, scanners=[ScaScanner()]))
 
@@ -227,7 +247,8 @@ def test_two_runs_on_one_home_at_once_both_get_every_finding_and_cache_only_comp
     assert clean and finding_ids(first)["sca"] == clean
     assert first.extra.get("manifest_errors", []) == [] and {r["status"] for r in first.scan_runs} == {"ok"}
     assert sorted(r["name"] for r in first.extra["components"]) == sorted(
-        r["name"] for r in sca.other.extra["components"])
+        r["name"] for r in sca.other.extra["components"]
+    )
     # what either run cached is the complete result
     again = scan_repositories(tables["repositories"], git, scanners=[ScaScanner()])
     assert again.cloned == 0 and finding_ids(again)["sca"] == clean

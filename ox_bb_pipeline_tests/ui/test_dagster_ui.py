@@ -14,13 +14,19 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from ox_bb_pipeline.bitbucket import tables
-from ox_bb_sandbox.devui import sandbox_ui, stop
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.ui.conftest import free_port, wait_until_answering
+from ox_bb_sandbox.devui import sandbox_ui, stop
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (Makefile system-deps); never `playwright install`
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 GROUPS = ("bitbucket", "scanning", "warehouse", "reports")
 PARTITION = "sandbox-token"
 DEV_LOG = "dagster-dev.log"  # in the test's tmp_path: what dagster dev and the runs printed
@@ -50,8 +56,12 @@ def dagster_ui(tmp_path):
 def page(tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
         try:
             page = browser.new_page()
             page.set_default_timeout(UI_MS)
@@ -66,7 +76,7 @@ def run_error(tmp_path: Path) -> str:
     log = (tmp_path / DEV_LOG).read_text(errors="replace")
     if "RUN_FAILURE" not in log:
         return f"see {tmp_path / DEV_LOG}"
-    return log[log.find("RUN_FAILURE"):][:2000]
+    return log[log.find("RUN_FAILURE") :][:2000]
 
 
 @contextmanager

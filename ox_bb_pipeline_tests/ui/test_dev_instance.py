@@ -15,8 +15,8 @@ import pytest
 import requests
 import yaml
 
-from ox_bb_sandbox.devui import instance_settings, stop
 from ox_bb_pipeline_tests.ui.conftest import STARTUP_SECONDS, free_port, wait_until_answering
+from ox_bb_sandbox.devui import instance_settings, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -17,9 +17,9 @@ import pytest
 import requests
 import yaml
 
-from ox_bb_sandbox.devui import prepare_dagster_home, sandbox_ui
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.ui.conftest import free_port, wait_until_answering
+from ox_bb_sandbox.devui import prepare_dagster_home, sandbox_ui
 
 OX_BB = str(Path(sys.executable).with_name("ox-bb"))
 
@@ -39,7 +39,8 @@ def test_the_dev_home_has_production_limits_and_the_partitions(tmp_path):
         assert config.pool_config.default_pool_limit == 4  # bitbucket_api, scanners
         assert config.run_queue_config.max_concurrent_runs == 8
         assert config.run_queue_config.tag_concurrency_limits == [
-            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+            {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+        ]
         partitions = instance.get_dynamic_partitions("connections")
         assert sorted(partitions) == ["cloud-a", "cloud-b", "cloud-c"]
 
@@ -63,9 +64,14 @@ def test_demo_ui_refuses_a_port_in_use_before_starting_anything(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([OX_BB, "demo", "--ui", "--port", str(port)], capture_output=True,
-                                text=True, env={**os.environ, "OX_BB_HOME": str(tmp_path)},
-                                timeout=120, check=False)
+        result = subprocess.run(
+            [OX_BB, "demo", "--ui", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OX_BB_HOME": str(tmp_path)},
+            timeout=120,
+            check=False,
+        )
 
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use; choose another with --port" in result.stderr
@@ -76,9 +82,13 @@ def test_demo_ui_serves_the_ui_and_ctrl_c_stops_dagster_and_the_sandbox(tmp_path
     port, log = free_port(), tmp_path / "demo-ui.log"
     with open(log, "wb") as output:
         # A session of its own stands in for the terminal; SIGINT to ox-bb alone is Ctrl-C there.
-        process = subprocess.Popen([OX_BB, "demo", "--ui", "--port", str(port), "--workspaces", "1",
-                                    "--repos", "1"], env={**os.environ, "OX_BB_HOME": str(tmp_path)},
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [OX_BB, "demo", "--ui", "--port", str(port), "--workspaces", "1", "--repos", "1"],
+            env={**os.environ, "OX_BB_HOME": str(tmp_path)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             wait_until_answering(f"http://127.0.0.1:{port}", process, log)
             sandbox = re.search(r"^sandbox\s+(http://127.0.0.1:\d+)", log.read_text(), re.MULTILINE)[1]

@@ -16,16 +16,23 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from ox_bb_pipeline.findings import Finding
 from ox_bb_pipeline.lake import write_partition
 from ox_bb_pipeline.scanners import posture
-from ox_bb_pipeline.findings import Finding
 from ox_bb_pipeline.warehouse.runner import BuildResult, build, lake_inputs
 from ox_bb_pipeline.warehouse.settings import WarehouseSettings, load_settings
 from ox_bb_pipeline.warehouse.workflows import WorkflowsFile
 
 NOW = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
-CATEGORY = {"secrets": "secrets", "bandit": "sast", "semgrep": "sast", "checkov": "iac", "sca": "sca",
-            "posture": "scm_posture", "sarif": "external"}
+CATEGORY = {
+    "secrets": "secrets",
+    "bandit": "sast",
+    "semgrep": "sast",
+    "checkov": "iac",
+    "sca": "sca",
+    "posture": "scm_posture",
+    "sarif": "external",
+}
 
 
 def days_ago(days: float) -> datetime:
@@ -47,67 +54,175 @@ class Lake:
 
     # -- rows -------------------------------------------------------------------------------------
     def add(self, zone: str, table: str, *rows: dict, connection: str = "main") -> None:
-        self.tables.setdefault((zone, table, connection), []).extend(
-            {"connection": connection, **row} for row in rows)
+        self.tables.setdefault((zone, table, connection), []).extend({"connection": connection, **row} for row in rows)
 
     def clear(self, zone: str, table: str, connection: str = "main") -> None:
         self.tables[(zone, table, connection)] = []
 
-    def repository(self, slug: str, workspace: str = "acme", project: str = "CORE", *, private: bool = True,
-                   changed_days_ago: float = 3, connection: str = "main", **extra) -> dict:
+    def repository(
+        self,
+        slug: str,
+        workspace: str = "acme",
+        project: str = "CORE",
+        *,
+        private: bool = True,
+        changed_days_ago: float = 3,
+        connection: str = "main",
+        **extra,
+    ) -> dict:
         repository_uuid = "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{workspace}/{slug}")) + "}"
-        row = {"workspace": workspace, "repository_uuid": repository_uuid,
-               "repository": slug, "full_name": f"{workspace}/{slug}", "name": slug, "project_key": project,
-               "project_name": project.title(), "mainbranch": "main", "main_head": f"head-{slug}",
-               "is_private": private, "fork_policy": "no_public_forks", "created_on": days_ago(900),
-               "updated_on": days_ago(changed_days_ago), "selected": True, "extracted_at": NOW, **extra}
+        row = {
+            "workspace": workspace,
+            "repository_uuid": repository_uuid,
+            "repository": slug,
+            "full_name": f"{workspace}/{slug}",
+            "name": slug,
+            "project_key": project,
+            "project_name": project.title(),
+            "mainbranch": "main",
+            "main_head": f"head-{slug}",
+            "is_private": private,
+            "fork_policy": "no_public_forks",
+            "created_on": days_ago(900),
+            "updated_on": days_ago(changed_days_ago),
+            "selected": True,
+            "extracted_at": NOW,
+            **extra,
+        }
         self.add("raw", "repositories", row, connection=connection)
         if row["main_head"]:
-            self.add("raw", "branches", {"workspace": workspace, "repository_uuid": row["repository_uuid"],
-                                         "repository": slug, "branch": "main", "commit": row["main_head"],
-                                         "commit_date": days_ago(changed_days_ago), "is_main": True},
-                     connection=connection)
+            self.add(
+                "raw",
+                "branches",
+                {
+                    "workspace": workspace,
+                    "repository_uuid": row["repository_uuid"],
+                    "repository": slug,
+                    "branch": "main",
+                    "commit": row["main_head"],
+                    "commit_date": days_ago(changed_days_ago),
+                    "is_main": True,
+                },
+                connection=connection,
+            )
         return row
 
-    def finding(self, repo: dict, scanner: str, rule_id: str, *, severity: str = "high", file_path: str | None = None,
-                anchor: str | None = None, connection: str = "main", **extra) -> str:
-        finding = Finding(scanner=scanner, scanner_version="1", rule_id=rule_id,
-                          title=extra.pop("title", f"{rule_id} title"),
-                          category=extra.pop("category", CATEGORY[scanner]), base_severity=severity,
-                          connection=connection, workspace=repo["workspace"], repository_uuid=repo["repository_uuid"],
-                          repository=repo["repository"], anchor=anchor or f"{rule_id}:{file_path}",
-                          commit=repo["main_head"], file_path=file_path, scanned_at=NOW, **extra)
+    def finding(
+        self,
+        repo: dict,
+        scanner: str,
+        rule_id: str,
+        *,
+        severity: str = "high",
+        file_path: str | None = None,
+        anchor: str | None = None,
+        connection: str = "main",
+        **extra,
+    ) -> str:
+        finding = Finding(
+            scanner=scanner,
+            scanner_version="1",
+            rule_id=rule_id,
+            title=extra.pop("title", f"{rule_id} title"),
+            category=extra.pop("category", CATEGORY[scanner]),
+            base_severity=severity,
+            connection=connection,
+            workspace=repo["workspace"],
+            repository_uuid=repo["repository_uuid"],
+            repository=repo["repository"],
+            anchor=anchor or f"{rule_id}:{file_path}",
+            commit=repo["main_head"],
+            file_path=file_path,
+            scanned_at=NOW,
+            **extra,
+        )
         self.add("findings", scanner, finding.row(), connection=connection)
         return finding.finding_id
 
-    def scan(self, repo: dict, *scanners: str, status: str = "ok", files: int = 12, error: str | None = None,
-             connection: str = "main") -> None:
+    def scan(
+        self,
+        repo: dict,
+        *scanners: str,
+        status: str = "ok",
+        files: int = 12,
+        error: str | None = None,
+        connection: str = "main",
+    ) -> None:
         for scanner in scanners:
-            self.add("scans", "scan_runs", {
-                **where(repo), "commit": repo["main_head"], "scanner": scanner,
-                "scanner_version": "1", "status": status, "cached": False, "duration_seconds": 0.1,
-                "files_scanned": files if status == "ok" else 0, "bytes_scanned": 1000, "findings": 0,
-                "error": error if status != "ok" else None, "scanned_at": NOW}, connection=connection)
+            self.add(
+                "scans",
+                "scan_runs",
+                {
+                    **where(repo),
+                    "commit": repo["main_head"],
+                    "scanner": scanner,
+                    "scanner_version": "1",
+                    "status": status,
+                    "cached": False,
+                    "duration_seconds": 0.1,
+                    "files_scanned": files if status == "ok" else 0,
+                    "bytes_scanned": 1000,
+                    "findings": 0,
+                    "error": error if status != "ok" else None,
+                    "scanned_at": NOW,
+                },
+                connection=connection,
+            )
 
-    def posture(self, repo: dict | None, check_id: str, status: str, evidence: str = "", workspace: str = "acme",
-                connection: str = "main", finding_id: str | None = None) -> None:
-        self.add("scans", "posture_results", {
-            "workspace": repo["workspace"] if repo else workspace,
-            "repository_uuid": repo["repository_uuid"] if repo else None,
-            "repository": repo["repository"] if repo else None, "check_id": check_id, "status": status,
-            "evidence": evidence, "checked_at": NOW, "finding_id": finding_id}, connection=connection)
+    def posture(
+        self,
+        repo: dict | None,
+        check_id: str,
+        status: str,
+        evidence: str = "",
+        workspace: str = "acme",
+        connection: str = "main",
+        finding_id: str | None = None,
+    ) -> None:
+        self.add(
+            "scans",
+            "posture_results",
+            {
+                "workspace": repo["workspace"] if repo else workspace,
+                "repository_uuid": repo["repository_uuid"] if repo else None,
+                "repository": repo["repository"] if repo else None,
+                "check_id": check_id,
+                "status": status,
+                "evidence": evidence,
+                "checked_at": NOW,
+                "finding_id": finding_id,
+            },
+            connection=connection,
+        )
 
     def pipelines(self, repo: dict, yml: str, connection: str = "main") -> None:
-        self.add("raw", "pipeline_configs", {
-            **where(repo), "enabled": True, "main_commit": repo["main_head"], "yml_present": True,
-            "yml": textwrap.dedent(yml)},
-            connection=connection)
+        self.add(
+            "raw",
+            "pipeline_configs",
+            {
+                **where(repo),
+                "enabled": True,
+                "main_commit": repo["main_head"],
+                "yml_present": True,
+                "yml": textwrap.dedent(yml),
+            },
+            connection=connection,
+        )
 
     def environment(self, repo: dict, name: str, environment_type: str) -> None:
-        self.add("raw", "environments", {
-            **where(repo), "environment_uuid": "{" + str(uuid.uuid4()) + "}", "name": name,
-            "environment_type": environment_type,
-            "rank": 0, "admin_only": False, "deployment_gate_enabled": False})
+        self.add(
+            "raw",
+            "environments",
+            {
+                **where(repo),
+                "environment_uuid": "{" + str(uuid.uuid4()) + "}",
+                "name": name,
+                "environment_type": environment_type,
+                "rank": 0,
+                "admin_only": False,
+                "deployment_gate_enabled": False,
+            },
+        )
 
     # -- files and builds -------------------------------------------------------------------------
     def write(self) -> None:
@@ -121,8 +236,9 @@ class Lake:
 
     def small_settings(self) -> WarehouseSettings:
         """The settings files, with two scanners covering one control each (see `small_catalog`)."""
-        return load_settings().model_copy(update={"scanner_controls": {"secrets": ["CIS-SSC-1.5.1"],
-                                                                       "bandit": ["CIS-SSC-1.5.4"]}})
+        return load_settings().model_copy(
+            update={"scanner_controls": {"secrets": ["CIS-SSC-1.5.1"], "bandit": ["CIS-SSC-1.5.4"]}}
+        )
 
     def build(self, now: datetime = NOW, **kwargs) -> BuildResult:
         self.write()
@@ -147,18 +263,32 @@ def lake(isolated_home) -> Lake:
     return Lake(isolated_home)
 
 
-SMALL_CATALOG = [("BB-003", ["CIS-SSC-1.1.16", "SSDF-PS.1.1", "CICD-SEC-1"]),
-                 ("BB-004", ["CIS-SSC-1.1.17", "SSDF-PS.1.1", "CICD-SEC-1"]),
-                 ("BB-M01", ["CIS-SSC-1.3.5", "SSDF-PS.1.1"]),
-                 ("BB-033", ["CIS-SSC-2.4.5"])]
+SMALL_CATALOG = [
+    ("BB-003", ["CIS-SSC-1.1.16", "SSDF-PS.1.1", "CICD-SEC-1"]),
+    ("BB-004", ["CIS-SSC-1.1.17", "SSDF-PS.1.1", "CICD-SEC-1"]),
+    ("BB-M01", ["CIS-SSC-1.3.5", "SSDF-PS.1.1"]),
+    ("BB-033", ["CIS-SSC-2.4.5"]),
+]
 
 
 @pytest.fixture
 def small_catalog(monkeypatch):
     """A four-check posture catalog, so expected compliance rows stay readable whatever the real one grows to."""
-    table = pa.Table.from_pylist([{"check_id": c, "title": f"{c} title", "category": "scm_posture", "topic": "access",
-                                   "severity": "high", "controls": controls, "rationale": "", "remediation": ""}
-                                  for c, controls in SMALL_CATALOG])
+    table = pa.Table.from_pylist(
+        [
+            {
+                "check_id": c,
+                "title": f"{c} title",
+                "category": "scm_posture",
+                "topic": "access",
+                "severity": "high",
+                "controls": controls,
+                "rationale": "",
+                "remediation": "",
+            }
+            for c, controls in SMALL_CATALOG
+        ]
+    )
     monkeypatch.setattr(posture, "catalog_table", lambda: table)
 
 
@@ -178,18 +308,23 @@ def writable(lake: Lake) -> duckdb.DuckDBPyConnection:
 def warehouse(lake) -> dict[str, str]:
     """payments (api: a critical secret, a high and a medium bandit finding) and web (one low semgrep
     finding, then one new high one in a second build ten days later)."""
-    lake.config("applications.yaml", """
+    lake.config(
+        "applications.yaml",
+        """
         applications:
           - {name: payments, repositories: [{repository: api}], business_priority: high}
           - {name: web, repositories: [{repository: web}], business_priority: medium}
-    """)
+    """,
+    )
     api, web = lake.repository("api"), lake.repository("web")
     lake.scan(api, "secrets", "bandit")
     lake.scan(web, "semgrep")
-    ids = {"secret": lake.finding(api, "secrets", "aws-key", severity="critical", file_path="deploy.sh"),
-           "b105": lake.finding(api, "bandit", "B105", severity="high", file_path="app/config.py"),
-           "b311": lake.finding(api, "bandit", "B311", severity="medium", file_path="app/random.py"),
-           "xss": lake.finding(web, "semgrep", "js.xss", severity="low", file_path="web/index.js")}
+    ids = {
+        "secret": lake.finding(api, "secrets", "aws-key", severity="critical", file_path="deploy.sh"),
+        "b105": lake.finding(api, "bandit", "B105", severity="high", file_path="app/config.py"),
+        "b311": lake.finding(api, "bandit", "B311", severity="medium", file_path="app/random.py"),
+        "xss": lake.finding(web, "semgrep", "js.xss", severity="low", file_path="web/index.js"),
+    }
     lake.build(NOW)
     ids["sqli"] = lake.finding(web, "semgrep", "js.sqli", severity="high", file_path="web/db.js")
     lake.build(LATER)

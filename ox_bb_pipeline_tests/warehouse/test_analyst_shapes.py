@@ -16,10 +16,12 @@ def test_repository_full_name_tells_two_infra_repositories_apart(lake):
     for table in ("findings", "enriched_findings", "findings_queue", "findings_history"):
         assert lake.rows(f"SELECT repository, repository_full_name FROM {table} ORDER BY 2") == [
             {"repository": "infra", "repository_full_name": "acme/infra"},
-            {"repository": "infra", "repository_full_name": "ops/infra"}], table
+            {"repository": "infra", "repository_full_name": "ops/infra"},
+        ], table
     for table in ("repositories", "application_mapping"):
-        assert [r["repository_full_name"] for r in lake.rows(
-            f"SELECT repository_full_name FROM {table} ORDER BY 1")] == ["acme/infra", "ops/infra"], table
+        assert [
+            r["repository_full_name"] for r in lake.rows(f"SELECT repository_full_name FROM {table} ORDER BY 1")
+        ] == ["acme/infra", "ops/infra"], table
     columns: dict[str, set[str]] = {}
     for r in lake.rows("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main'"):
         columns.setdefault(r["table_name"], set()).add(r["column_name"])
@@ -43,14 +45,44 @@ def test_posture_checks_count_a_repository_once_with_its_topic(lake):
     assert lake.rows("""
         SELECT repository_full_name, application, check_id, topic, status, evidence, connections
         FROM posture_checks ORDER BY workspace, repository_full_name NULLS LAST, check_id""") == [
-        {"repository_full_name": "acme/api", "application": "core", "check_id": "BB-003",
-         "topic": "branch_protection", "status": "fail", "evidence": "force push allowed",
-         "connections": ["main", "second"]},
-        {"repository_full_name": "acme/api", "application": "core", "check_id": "BB-027", "topic": "pipelines",
-         "status": "pass", "evidence": "", "connections": ["main", "second"]},
-        {"repository_full_name": "acme/web", "application": "acme/web", "check_id": "BB-003",
-         "topic": "branch_protection", "status": "pass", "evidence": "", "connections": ["main", "second"]},
-        {"repository_full_name": None, "application": None, "check_id": "BB-M01", "topic": "workspace_access",
-         "status": "fail", "evidence": "no IP allowlist", "connections": ["main"]}]
-    assert lake.rows("SELECT count(DISTINCT repository_full_name) AS n FROM posture_checks "
-                     "WHERE topic = 'branch_protection' AND status = 'fail'") == [{"n": 1}]
+        {
+            "repository_full_name": "acme/api",
+            "application": "core",
+            "check_id": "BB-003",
+            "topic": "branch_protection",
+            "status": "fail",
+            "evidence": "force push allowed",
+            "connections": ["main", "second"],
+        },
+        {
+            "repository_full_name": "acme/api",
+            "application": "core",
+            "check_id": "BB-027",
+            "topic": "pipelines",
+            "status": "pass",
+            "evidence": "",
+            "connections": ["main", "second"],
+        },
+        {
+            "repository_full_name": "acme/web",
+            "application": "acme/web",
+            "check_id": "BB-003",
+            "topic": "branch_protection",
+            "status": "pass",
+            "evidence": "",
+            "connections": ["main", "second"],
+        },
+        {
+            "repository_full_name": None,
+            "application": None,
+            "check_id": "BB-M01",
+            "topic": "workspace_access",
+            "status": "fail",
+            "evidence": "no IP allowlist",
+            "connections": ["main"],
+        },
+    ]
+    assert lake.rows(
+        "SELECT count(DISTINCT repository_full_name) AS n FROM posture_checks "
+        "WHERE topic = 'branch_protection' AND status = 'fail'"
+    ) == [{"n": 1}]

@@ -61,46 +61,123 @@ def test_one_row_per_pipeline_definition_with_its_last_run(lake):
     lake.environment(repo, "prod-eu", "Production")
     lake.environment(repo, "staging", "Staging")
     run = {"workspace": "acme", "repository_uuid": repo["repository_uuid"], "repository": "api", "state": "COMPLETED"}
-    lake.add("raw", "pipeline_runs",
-             {**run, "build_number": 41, "selector_type": "branches", "selector_pattern": "main", "result": "FAILED",
-              "created_on": days_ago(2)},
-             {**run, "build_number": 42, "selector_type": "branches", "selector_pattern": "main",
-              "result": "SUCCESSFUL", "created_on": days_ago(1)},
-             {**run, "build_number": 40, "selector_type": "pull-requests", "selector_pattern": "**",
-              "result": "SUCCESSFUL", "created_on": days_ago(3)})
+    lake.add(
+        "raw",
+        "pipeline_runs",
+        {
+            **run,
+            "build_number": 41,
+            "selector_type": "branches",
+            "selector_pattern": "main",
+            "result": "FAILED",
+            "created_on": days_ago(2),
+        },
+        {
+            **run,
+            "build_number": 42,
+            "selector_type": "branches",
+            "selector_pattern": "main",
+            "result": "SUCCESSFUL",
+            "created_on": days_ago(1),
+        },
+        {
+            **run,
+            "build_number": 40,
+            "selector_type": "pull-requests",
+            "selector_pattern": "**",
+            "result": "SUCCESSFUL",
+            "created_on": days_ago(3),
+        },
+    )
     lake.build()
-    rows = lake.rows("SELECT * EXCLUDE (connection, workspace, repository_uuid, repository, repository_full_name, "
-                     "main_commit, last_run_at) "
-                     "FROM cicd_pipelines ORDER BY pipeline_key")
-    base = {"imported": None, "parse_error": None, "last_run_state": None, "last_run_result": None,
-            "last_run_build_number": None, "runners": [], "services": [], "pipes": [], "deployments": [],
-            "production_deployments": [], "deploys_to_production": False, "manual_steps": 0,
-            "uses_self_hosted_runner": False}
+    rows = lake.rows(
+        "SELECT * EXCLUDE (connection, workspace, repository_uuid, repository, repository_full_name, "
+        "main_commit, last_run_at) "
+        "FROM cicd_pipelines ORDER BY pipeline_key"
+    )
+    base = {
+        "imported": None,
+        "parse_error": None,
+        "last_run_state": None,
+        "last_run_result": None,
+        "last_run_build_number": None,
+        "runners": [],
+        "services": [],
+        "pipes": [],
+        "deployments": [],
+        "production_deployments": [],
+        "deploys_to_production": False,
+        "manual_steps": 0,
+        "uses_self_hosted_runner": False,
+    }
     assert rows == [
-        {**base, "pipeline_key": "branches:main", "selector_type": "branches", "selector_pattern": "main",
-         "step_count": 4, "steps": ["Test", "Lint", "Upload", "Notify"], "images": ["python:3.12", "node:20"],
-         "pipes": ["atlassian/aws-s3-deploy:1.1.0"], "deployments": ["prod-eu"], "production_deployments": ["prod-eu"],
-         "deploys_to_production": True, "manual_steps": 2, "last_run_state": "COMPLETED",
-         "last_run_result": "SUCCESSFUL", "last_run_build_number": 42},
-        {**base, "pipeline_key": "custom:rotate-keys", "selector_type": "custom", "selector_pattern": "rotate-keys",
-         "step_count": 1, "steps": ["Rotate"], "images": ["python:3.12"], "deployments": ["staging"]},
-        {**base, "pipeline_key": "default", "selector_type": "default", "selector_pattern": None, "step_count": 1,
-         "steps": ["Test"], "images": ["python:3.12"]},
-        {**base, "pipeline_key": "pull-requests:**", "selector_type": "pull-requests", "selector_pattern": "**",
-         "step_count": 1, "steps": ["PR checks"], "images": ["python:3.12"], "runners": ["self.hosted+linux"],
-         "uses_self_hosted_runner": True, "services": ["docker"], "last_run_state": "COMPLETED",
-         "last_run_result": "SUCCESSFUL", "last_run_build_number": 40},
+        {
+            **base,
+            "pipeline_key": "branches:main",
+            "selector_type": "branches",
+            "selector_pattern": "main",
+            "step_count": 4,
+            "steps": ["Test", "Lint", "Upload", "Notify"],
+            "images": ["python:3.12", "node:20"],
+            "pipes": ["atlassian/aws-s3-deploy:1.1.0"],
+            "deployments": ["prod-eu"],
+            "production_deployments": ["prod-eu"],
+            "deploys_to_production": True,
+            "manual_steps": 2,
+            "last_run_state": "COMPLETED",
+            "last_run_result": "SUCCESSFUL",
+            "last_run_build_number": 42,
+        },
+        {
+            **base,
+            "pipeline_key": "custom:rotate-keys",
+            "selector_type": "custom",
+            "selector_pattern": "rotate-keys",
+            "step_count": 1,
+            "steps": ["Rotate"],
+            "images": ["python:3.12"],
+            "deployments": ["staging"],
+        },
+        {
+            **base,
+            "pipeline_key": "default",
+            "selector_type": "default",
+            "selector_pattern": None,
+            "step_count": 1,
+            "steps": ["Test"],
+            "images": ["python:3.12"],
+        },
+        {
+            **base,
+            "pipeline_key": "pull-requests:**",
+            "selector_type": "pull-requests",
+            "selector_pattern": "**",
+            "step_count": 1,
+            "steps": ["PR checks"],
+            "images": ["python:3.12"],
+            "runners": ["self.hosted+linux"],
+            "uses_self_hosted_runner": True,
+            "services": ["docker"],
+            "last_run_state": "COMPLETED",
+            "last_run_result": "SUCCESSFUL",
+            "last_run_build_number": 40,
+        },
     ]
     assert lake.rows("SELECT deployments, deploys_to_production, production_evidence FROM repositories") == [
-        {"deployments": ["prod-eu", "staging"], "deploys_to_production": True,
-         "production_evidence": "branches:main → prod-eu"}]
+        {
+            "deployments": ["prod-eu", "staging"],
+            "deploys_to_production": True,
+            "production_evidence": "branches:main → prod-eu",
+        }
+    ]
 
 
 def test_unreadable_files_give_one_row_with_the_reason(lake):
     broken, bomb = lake.repository("broken"), lake.repository("bomb")
     lake.pipelines(broken, "pipelines:\n  default: [\n")
     levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
-        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(7)]
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(7)
+    ]
     lake.pipelines(bomb, "\n".join(levels) + "\npipelines: {default: [{step: {script: [*h]}}]}\n")
     lake.build()
     rows = {r["repository"]: r for r in lake.rows("SELECT repository, pipeline_key, parse_error FROM cicd_pipelines")}
@@ -122,7 +199,8 @@ def test_each_file_is_parsed_once_and_not_again_by_the_next_build(lake, monkeypa
     assert len(calls) == 1
     assert lake.rows("SELECT repository, pipeline_key, steps FROM cicd_pipelines ORDER BY 1") == [
         {"repository": "one", "pipeline_key": "default", "steps": ["Test"]},
-        {"repository": "two", "pipeline_key": "default", "steps": ["Test"]}]
+        {"repository": "two", "pipeline_key": "default", "steps": ["Test"]},
+    ]
     lake.pipelines(lake.repository("three"), same.replace("Test", "Check"))
     lake.build()
     assert len(calls) == 2  # only the new file

@@ -12,27 +12,50 @@ def build(lake):
 
 def report(lake, application: str) -> dict[str, tuple]:
     """control -> (status, failing ids, accepted ids, passed_by, evidence)."""
-    return {r["control_id"]: (r["status"], r["failing_finding_ids"], r["accepted_finding_ids"], r["passed_by"],
-                              r["evidence"])
-            for r in lake.rows("SELECT * FROM compliance_report WHERE application = ?", application)}
+    return {
+        r["control_id"]: (
+            r["status"],
+            r["failing_finding_ids"],
+            r["accepted_finding_ids"],
+            r["passed_by"],
+            r["evidence"],
+        )
+        for r in lake.rows("SELECT * FROM compliance_report WHERE application = ?", application)
+    }
 
 
 def test_statuses_evidence_and_scores(lake, small_catalog):
     api, web = lake.repository("api"), lake.repository("web")
-    force = lake.finding(api, "posture", "BB-004", anchor="bb-004", title="Main branch can be deleted",
-                         severity="medium", controls=["CIS-SSC-1.1.17", "SSDF-PS.1.1", "CICD-SEC-1"])
+    force = lake.finding(
+        api,
+        "posture",
+        "BB-004",
+        anchor="bb-004",
+        title="Main branch can be deleted",
+        severity="medium",
+        controls=["CIS-SSC-1.1.17", "SSDF-PS.1.1", "CICD-SEC-1"],
+    )
     lake.posture(api, "BB-003", "pass", "force pushes prevented")
     lake.posture(api, "BB-004", "fail", "no delete restriction", finding_id=force)
     lake.posture(web, "BB-003", "not_evaluable", "branch_restrictions could not be read (forbidden)")
     lake.posture(None, "BB-M01", "not_evaluable", "requires admin attestation")
     lake.scan(api, "secrets", "bandit")
     lake.scan(web, "secrets", status="error", error="timed out")
-    accepted = lake.finding(api, "bandit", "B105", title="Hard-coded password", file_path="app/settings.py",
-                            controls=["CIS-SSC-1.5.4", "SSDF-PW.7.2"])
-    lake.config("suppressions.yaml", f"""
+    accepted = lake.finding(
+        api,
+        "bandit",
+        "B105",
+        title="Hard-coded password",
+        file_path="app/settings.py",
+        controls=["CIS-SSC-1.5.4", "SSDF-PW.7.2"],
+    )
+    lake.config(
+        "suppressions.yaml",
+        f"""
         suppressions:
           - {{fingerprint: {accepted}, reason: rotated, owner: alice, expires: 2027-01-01}}
-    """)
+    """,
+    )
     build(lake)
 
     assert report(lake, "acme/api") == {
@@ -41,59 +64,139 @@ def test_statuses_evidence_and_scores(lake, small_catalog):
         "CIS-SSC-1.1.17": ("fail", [force], [], [], ["BB-004 medium: Main branch can be deleted (api)"]),
         "CIS-SSC-1.3.5": ("not_evaluable", [], [], [], ["BB-M01 not_evaluable on acme: requires admin attestation"]),
         "CIS-SSC-1.5.1": ("pass", [], [], ["secrets"], []),
-        "CIS-SSC-1.5.4": ("pass", [], [accepted], ["bandit"], [
-            "B105 high: Hard-coded password, suppressed: rotated (api/app/settings.py)"]),
+        "CIS-SSC-1.5.4": (
+            "pass",
+            [],
+            [accepted],
+            ["bandit"],
+            ["B105 high: Hard-coded password, suppressed: rotated (api/app/settings.py)"],
+        ),
         "CIS-SSC-2.4.5": ("not_evaluable", [], [], [], [NOTHING]),
-        "SSDF-PS.1.1": ("fail", [force], [], ["BB-003"], [
-            "BB-004 medium: Main branch can be deleted (api)",
-            "BB-M01 not_evaluable on acme: requires admin attestation"]),
-        "SSDF-PW.7.2": ("pass", [], [accepted], ["bandit"], [
-            "B105 high: Hard-coded password, suppressed: rotated (api/app/settings.py)"]),
+        "SSDF-PS.1.1": (
+            "fail",
+            [force],
+            [],
+            ["BB-003"],
+            [
+                "BB-004 medium: Main branch can be deleted (api)",
+                "BB-M01 not_evaluable on acme: requires admin attestation",
+            ],
+        ),
+        "SSDF-PW.7.2": (
+            "pass",
+            [],
+            [accepted],
+            ["bandit"],
+            ["B105 high: Hard-coded password, suppressed: rotated (api/app/settings.py)"],
+        ),
     }
     web_rows = report(lake, "acme/web")
     assert {c: s for c, (s, *_) in web_rows.items()} == dict.fromkeys(
-        ["CICD-SEC-1", "CIS-SSC-1.1.16", "CIS-SSC-1.1.17", "CIS-SSC-1.3.5", "CIS-SSC-1.5.1", "CIS-SSC-1.5.4",
-         "CIS-SSC-2.4.5", "SSDF-PS.1.1", "SSDF-PW.7.2"], "not_evaluable")
+        [
+            "CICD-SEC-1",
+            "CIS-SSC-1.1.16",
+            "CIS-SSC-1.1.17",
+            "CIS-SSC-1.3.5",
+            "CIS-SSC-1.5.1",
+            "CIS-SSC-1.5.4",
+            "CIS-SSC-2.4.5",
+            "SSDF-PS.1.1",
+            "SSDF-PW.7.2",
+        ],
+        "not_evaluable",
+    )
     assert web_rows["CIS-SSC-1.5.1"][4] == ["secrets failed on acme/web: timed out"]
     assert web_rows["CIS-SSC-1.1.16"][4] == [
-        "BB-003 not_evaluable on acme/web: branch_restrictions could not be read (forbidden)"]
+        "BB-003 not_evaluable on acme/web: branch_restrictions could not be read (forbidden)"
+    ]
 
-    assert lake.rows("SELECT application, framework, controls, passed, failed, not_evaluable, score "
-                     "FROM compliance_scores ORDER BY application, framework") == [
-        {"application": "acme/api", "framework": "cis_ssc", "controls": 6, "passed": 3, "failed": 1,
-         "not_evaluable": 2, "score": 75.0},
-        {"application": "acme/api", "framework": "owasp_cicd", "controls": 1, "passed": 0, "failed": 1,
-         "not_evaluable": 0, "score": 0.0},
-        {"application": "acme/api", "framework": "ssdf", "controls": 2, "passed": 1, "failed": 1,
-         "not_evaluable": 0, "score": 50.0},
-        {"application": "acme/web", "framework": "cis_ssc", "controls": 6, "passed": 0, "failed": 0,
-         "not_evaluable": 6, "score": None},
-        {"application": "acme/web", "framework": "owasp_cicd", "controls": 1, "passed": 0, "failed": 0,
-         "not_evaluable": 1, "score": None},
-        {"application": "acme/web", "framework": "ssdf", "controls": 2, "passed": 0, "failed": 0,
-         "not_evaluable": 2, "score": None},
+    assert lake.rows(
+        "SELECT application, framework, controls, passed, failed, not_evaluable, score "
+        "FROM compliance_scores ORDER BY application, framework"
+    ) == [
+        {
+            "application": "acme/api",
+            "framework": "cis_ssc",
+            "controls": 6,
+            "passed": 3,
+            "failed": 1,
+            "not_evaluable": 2,
+            "score": 75.0,
+        },
+        {
+            "application": "acme/api",
+            "framework": "owasp_cicd",
+            "controls": 1,
+            "passed": 0,
+            "failed": 1,
+            "not_evaluable": 0,
+            "score": 0.0,
+        },
+        {
+            "application": "acme/api",
+            "framework": "ssdf",
+            "controls": 2,
+            "passed": 1,
+            "failed": 1,
+            "not_evaluable": 0,
+            "score": 50.0,
+        },
+        {
+            "application": "acme/web",
+            "framework": "cis_ssc",
+            "controls": 6,
+            "passed": 0,
+            "failed": 0,
+            "not_evaluable": 6,
+            "score": None,
+        },
+        {
+            "application": "acme/web",
+            "framework": "owasp_cicd",
+            "controls": 1,
+            "passed": 0,
+            "failed": 0,
+            "not_evaluable": 1,
+            "score": None,
+        },
+        {
+            "application": "acme/web",
+            "framework": "ssdf",
+            "controls": 2,
+            "passed": 0,
+            "failed": 0,
+            "not_evaluable": 2,
+            "score": None,
+        },
     ]
 
 
 def test_repository_settings_count_for_every_part_of_a_monorepo_and_files_for_their_own(lake, small_catalog):
-    lake.config("applications.yaml", """
+    lake.config(
+        "applications.yaml",
+        """
         applications:
           - name: mono
             repositories: [{repository: mono}]
             children:
               - {name: mono-api, paths: ["api/*"]}
-    """)
+    """,
+    )
     mono = lake.repository("mono")
     setting = lake.finding(mono, "posture", "BB-003", anchor="bb-003", controls=["CIS-SSC-1.1.16"])
     code = lake.finding(mono, "bandit", "B105", file_path="api/settings.py", controls=["CIS-SSC-1.5.4"])
     lake.scan(mono, "bandit")
     build(lake)
-    rows = {(r["application"], r["control_id"]): (r["status"], r["failing_finding_ids"]) for r in lake.rows(
-        "SELECT * FROM compliance_report WHERE control_id IN ('CIS-SSC-1.1.16', 'CIS-SSC-1.5.4')")}
-    assert rows == {("mono", "CIS-SSC-1.1.16"): ("fail", [setting]),
-                    ("mono-api", "CIS-SSC-1.1.16"): ("fail", [setting]),
-                    ("mono", "CIS-SSC-1.5.4"): ("pass", []),
-                    ("mono-api", "CIS-SSC-1.5.4"): ("fail", [code])}
+    rows = {
+        (r["application"], r["control_id"]): (r["status"], r["failing_finding_ids"])
+        for r in lake.rows("SELECT * FROM compliance_report WHERE control_id IN ('CIS-SSC-1.1.16', 'CIS-SSC-1.5.4')")
+    }
+    assert rows == {
+        ("mono", "CIS-SSC-1.1.16"): ("fail", [setting]),
+        ("mono-api", "CIS-SSC-1.1.16"): ("fail", [setting]),
+        ("mono", "CIS-SSC-1.5.4"): ("pass", []),
+        ("mono-api", "CIS-SSC-1.5.4"): ("fail", [code]),
+    }
 
 
 def test_resolved_findings_no_longer_fail(lake, small_catalog):
@@ -110,8 +213,15 @@ def test_resolved_findings_no_longer_fail(lake, small_catalog):
 def test_findings_of_one_rule_read_as_one_line_of_evidence(lake, small_catalog):
     repo = lake.repository("api")
     lake.scan(repo, "bandit")
-    ids = sorted(lake.finding(repo, "bandit", "B105", title="Hard-coded password", file_path=path,
-                              controls=["CIS-SSC-1.5.4"]) for path in ("b.py", "a.py"))
+    ids = sorted(
+        lake.finding(repo, "bandit", "B105", title="Hard-coded password", file_path=path, controls=["CIS-SSC-1.5.4"])
+        for path in ("b.py", "a.py")
+    )
     build(lake)
     assert report(lake, "acme/api")["CIS-SSC-1.5.4"] == (
-        "fail", ids, [], ["bandit"], ["B105 high: Hard-coded password (2 findings, e.g. api/a.py)"])
+        "fail",
+        ids,
+        [],
+        ["bandit"],
+        ["B105 high: Hard-coded password (2 findings, e.g. api/a.py)"],
+    )

@@ -14,34 +14,87 @@ from .conftest import NOW
 
 
 def queue_rows(lake) -> list[dict]:
-    return lake.rows("SELECT rule_id, status, detected_by, correlated_into, excluded_by, code_context, final_severity "
-                     "FROM findings_queue ORDER BY rule_id")
+    return lake.rows(
+        "SELECT rule_id, status, detected_by, correlated_into, excluded_by, code_context, final_severity "
+        "FROM findings_queue ORDER BY rule_id"
+    )
 
 
 def test_sql_injection_seen_by_bandit_and_semgrep_is_one_queue_item(lake):
     repo = lake.repository("api")
     lake.scan(repo, "bandit", "semgrep")
-    bandit = lake.finding(repo, "bandit", "B608", severity="medium", file_path="app/db.py", cwe="CWE-89",
-                          start_line=42, end_line=42)
-    semgrep = lake.finding(repo, "semgrep", "ox.python.sql-string", severity="high", file_path="app/db.py",
-                           cwe="CWE-564", start_line=45, end_line=46)
-    far = lake.finding(repo, "semgrep", "ox.python.sql-format", severity="high", file_path="app/db.py",
-                       cwe="CWE-89", start_line=60, end_line=60)
-    other_file = lake.finding(repo, "bandit", "B608", severity="medium", file_path="app/report.py", cwe="CWE-89",
-                              start_line=45, end_line=45, anchor="report")
+    bandit = lake.finding(
+        repo, "bandit", "B608", severity="medium", file_path="app/db.py", cwe="CWE-89", start_line=42, end_line=42
+    )
+    semgrep = lake.finding(
+        repo,
+        "semgrep",
+        "ox.python.sql-string",
+        severity="high",
+        file_path="app/db.py",
+        cwe="CWE-564",
+        start_line=45,
+        end_line=46,
+    )
+    far = lake.finding(
+        repo,
+        "semgrep",
+        "ox.python.sql-format",
+        severity="high",
+        file_path="app/db.py",
+        cwe="CWE-89",
+        start_line=60,
+        end_line=60,
+    )
+    other_file = lake.finding(
+        repo,
+        "bandit",
+        "B608",
+        severity="medium",
+        file_path="app/report.py",
+        cwe="CWE-89",
+        start_line=45,
+        end_line=45,
+        anchor="report",
+    )
     lake.build()
-    assert lake.rows("SELECT finding_id, problem_id, is_primary, cwe_family, detected_by FROM finding_correlations "
-                     "ORDER BY is_primary DESC") == [
-        {"finding_id": semgrep, "problem_id": semgrep, "is_primary": True, "cwe_family": "sql_injection",
-         "detected_by": ["bandit:B608", "semgrep:ox.python.sql-string"]},
-        {"finding_id": bandit, "problem_id": semgrep, "is_primary": False, "cwe_family": "sql_injection",
-         "detected_by": ["bandit:B608", "semgrep:ox.python.sql-string"]}]
-    rows = {r["finding_id"]: r for r in lake.rows(
-        "SELECT finding_id, status, detected_by, correlated_into, sla_status FROM findings_queue")}
-    assert rows[semgrep] == {"finding_id": semgrep, "status": "new", "sla_status": "on_track",
-                             "detected_by": ["bandit:B608", "semgrep:ox.python.sql-string"], "correlated_into": None}
-    assert rows[bandit] == {"finding_id": bandit, "status": "correlated", "sla_status": "exempt",
-                            "detected_by": ["bandit:B608", "semgrep:ox.python.sql-string"], "correlated_into": semgrep}
+    assert lake.rows(
+        "SELECT finding_id, problem_id, is_primary, cwe_family, detected_by FROM finding_correlations "
+        "ORDER BY is_primary DESC"
+    ) == [
+        {
+            "finding_id": semgrep,
+            "problem_id": semgrep,
+            "is_primary": True,
+            "cwe_family": "sql_injection",
+            "detected_by": ["bandit:B608", "semgrep:ox.python.sql-string"],
+        },
+        {
+            "finding_id": bandit,
+            "problem_id": semgrep,
+            "is_primary": False,
+            "cwe_family": "sql_injection",
+            "detected_by": ["bandit:B608", "semgrep:ox.python.sql-string"],
+        },
+    ]
+    rows = {
+        r["finding_id"]: r
+        for r in lake.rows("SELECT finding_id, status, detected_by, correlated_into, sla_status FROM findings_queue")
+    }
+    assert rows[semgrep] == {
+        "finding_id": semgrep,
+        "status": "new",
+        "sla_status": "on_track",
+        "detected_by": ["bandit:B608", "semgrep:ox.python.sql-string"],
+        "correlated_into": None,
+    }
+    assert rows[bandit] == {
+        "finding_id": bandit,
+        "status": "correlated",
+        "sla_status": "exempt",
+        "detected_by": ["bandit:B608", "semgrep:ox.python.sql-string"],
+        "correlated_into": semgrep,
+    }
     assert rows[far]["status"] == rows[other_file]["status"] == "new"
     assert rows[far]["detected_by"] == ["semgrep:ox.python.sql-format"]
     assert lake.value("SELECT count(*) FROM findings") == 4  # every scanner's own finding stays
@@ -56,43 +109,92 @@ def test_one_scanner_twice_or_different_families_are_not_correlated(lake):
     lake.finding(repo, "semgrep", "ox.python.eval", file_path="views.py", cwe="CWE-95", start_line=32)
     lake.build()
     assert lake.rows("SELECT detected_by FROM finding_correlations GROUP BY ALL") == [
-        {"detected_by": ["bandit:B307", "semgrep:ox.python.eval"]}]
+        {"detected_by": ["bandit:B307", "semgrep:ox.python.eval"]}
+    ]
 
 
 def test_vendored_and_minified_code_is_excluded_test_code_lowered_secrets_kept(lake):
     repo = lake.repository("web")
     lake.scan(repo, "semgrep", "secrets", "checkov")
-    lake.finding(repo, "semgrep", "ox.js.eval", severity="critical", file_path="static/js/materialize.min.js",
-                 cwe="CWE-95")
-    lake.finding(repo, "semgrep", "ox.js.os-command", severity="critical", file_path="node_modules/x/run.js",
-                 cwe="CWE-78")
-    lake.finding(repo, "semgrep", "ox.js.sql", severity="high", file_path="src/gen/api.js", cwe="CWE-89",
-                 file_markers=["generated-marker"])
+    lake.finding(
+        repo, "semgrep", "ox.js.eval", severity="critical", file_path="static/js/materialize.min.js", cwe="CWE-95"
+    )
+    lake.finding(
+        repo, "semgrep", "ox.js.os-command", severity="critical", file_path="node_modules/x/run.js", cwe="CWE-78"
+    )
+    lake.finding(
+        repo,
+        "semgrep",
+        "ox.js.sql",
+        severity="high",
+        file_path="src/gen/api.js",
+        cwe="CWE-89",
+        file_markers=["generated-marker"],
+    )
     lake.finding(repo, "checkov", "CKV_K8S_1", severity="medium", file_path="vendor/chart/pod.yaml")
     lake.finding(repo, "secrets", "slack-token", severity="high", file_path="node_modules/x/config.js")
     lake.build()
     assert queue_rows(lake) == [
-        {"rule_id": "CKV_K8S_1", "status": "excluded", "detected_by": ["checkov:CKV_K8S_1"], "correlated_into": None,
-         "excluded_by": "vendor-directory", "code_context": "vendored", "final_severity": "medium"},
-        {"rule_id": "ox.js.eval", "status": "excluded", "detected_by": ["semgrep:ox.js.eval"],
-         "correlated_into": None, "excluded_by": "minified-file", "code_context": "minified",
-         "final_severity": "critical"},
-        {"rule_id": "ox.js.os-command", "status": "excluded", "detected_by": ["semgrep:ox.js.os-command"],
-         "correlated_into": None, "excluded_by": "node-modules", "code_context": "vendored",
-         "final_severity": "critical"},
-        {"rule_id": "ox.js.sql", "status": "new", "detected_by": ["semgrep:ox.js.sql"], "correlated_into": None,
-         "excluded_by": None, "code_context": "generated", "final_severity": "medium"},
-        {"rule_id": "slack-token", "status": "new", "detected_by": ["secrets:slack-token"], "correlated_into": None,
-         "excluded_by": None, "code_context": "vendored", "final_severity": "high"}]
-    assert lake.value("SELECT severity_explanation FROM enriched_findings WHERE rule_id = 'ox.js.sql'") == \
-        "High → Medium: only in generated code src/gen/api.js (generated-marker)"
-    assert lake.rows("SELECT rule_id, code_context_rule, code_context_effect FROM findings "
-                     "WHERE code_context IS NOT NULL ORDER BY rule_id") == [
+        {
+            "rule_id": "CKV_K8S_1",
+            "status": "excluded",
+            "detected_by": ["checkov:CKV_K8S_1"],
+            "correlated_into": None,
+            "excluded_by": "vendor-directory",
+            "code_context": "vendored",
+            "final_severity": "medium",
+        },
+        {
+            "rule_id": "ox.js.eval",
+            "status": "excluded",
+            "detected_by": ["semgrep:ox.js.eval"],
+            "correlated_into": None,
+            "excluded_by": "minified-file",
+            "code_context": "minified",
+            "final_severity": "critical",
+        },
+        {
+            "rule_id": "ox.js.os-command",
+            "status": "excluded",
+            "detected_by": ["semgrep:ox.js.os-command"],
+            "correlated_into": None,
+            "excluded_by": "node-modules",
+            "code_context": "vendored",
+            "final_severity": "critical",
+        },
+        {
+            "rule_id": "ox.js.sql",
+            "status": "new",
+            "detected_by": ["semgrep:ox.js.sql"],
+            "correlated_into": None,
+            "excluded_by": None,
+            "code_context": "generated",
+            "final_severity": "medium",
+        },
+        {
+            "rule_id": "slack-token",
+            "status": "new",
+            "detected_by": ["secrets:slack-token"],
+            "correlated_into": None,
+            "excluded_by": None,
+            "code_context": "vendored",
+            "final_severity": "high",
+        },
+    ]
+    assert (
+        lake.value("SELECT severity_explanation FROM enriched_findings WHERE rule_id = 'ox.js.sql'")
+        == "High → Medium: only in generated code src/gen/api.js (generated-marker)"
+    )
+    assert lake.rows(
+        "SELECT rule_id, code_context_rule, code_context_effect FROM findings "
+        "WHERE code_context IS NOT NULL ORDER BY rule_id"
+    ) == [
         {"rule_id": "CKV_K8S_1", "code_context_rule": "vendor-directory", "code_context_effect": "exclude"},
         {"rule_id": "ox.js.eval", "code_context_rule": "minified-file", "code_context_effect": "exclude"},
         {"rule_id": "ox.js.os-command", "code_context_rule": "node-modules", "code_context_effect": "exclude"},
         {"rule_id": "ox.js.sql", "code_context_rule": "generated-marker", "code_context_effect": "lower"},
-        {"rule_id": "slack-token", "code_context_rule": "node-modules", "code_context_effect": "none"}]
+        {"rule_id": "slack-token", "code_context_rule": "node-modules", "code_context_effect": "none"},
+    ]
 
 
 def test_severity_drift_counts_the_open_queue(lake):
@@ -106,11 +208,19 @@ def test_severity_drift_counts_the_open_queue(lake):
         drift = severity_drift(con)
     finally:
         con.close()
-    assert (drift.open_findings, drift.changed, drift.raised, drift.lowered, drift.beyond_one_step,
-            drift.within_one_step_percent) == (3, 2, 1, 1, 0, 100.0)
+    assert (
+        drift.open_findings,
+        drift.changed,
+        drift.raised,
+        drift.lowered,
+        drift.beyond_one_step,
+        drift.within_one_step_percent,
+    ) == (3, 2, 1, 1, 0, 100.0)
     assert drift.factors == [{"factor": "code_context", "findings": 1}, {"factor": "public_repository", "findings": 1}]
-    assert drift.line() == ("100.0% of 3 open findings within one step of the scanner's severity; "
-                            "2 changed (1 up, 1 down), 0 by more than one step")
+    assert drift.line() == (
+        "100.0% of 3 open findings within one step of the scanner's severity; "
+        "2 changed (1 up, 1 down), 0 by more than one step"
+    )
 
 
 def test_a_bad_cwe_family_catalog_names_the_problem(tmp_path):
@@ -123,8 +233,7 @@ families:
 """)
     with pytest.raises(ConfigError) as caught:
         load_cwe_families(path)
-    assert caught.value.problems == [
-        "families.orm_injection.cwes: CWE ids look like CWE-89, not 'cwe564'"]
+    assert caught.value.problems == ["families.orm_injection.cwes: CWE ids look like CWE-89, not 'cwe564'"]
     path.write_text("""
 line_window: 3
 families:
@@ -135,4 +244,5 @@ rules: {B608: sql_injection}
     with pytest.raises(ConfigError) as caught:
         load_cwe_families(path)
     assert caught.value.problems == [
-        "file: CWE-89 is in both sql_injection and orm_injection; a CWE belongs to one family"]
+        "file: CWE-89 is in both sql_injection and orm_injection; a CWE belongs to one family"
+    ]

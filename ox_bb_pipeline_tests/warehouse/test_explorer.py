@@ -18,8 +18,12 @@ OPEN = "status IN ('new', 'open', 'reopened')"
 def page(tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 900})
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)
@@ -38,27 +42,32 @@ def test_explorer_filters_drills_down_and_matches_sql(lake, warehouse, page):
 
     open_findings = lake.value(f"SELECT count(*) FROM findings_queue WHERE {OPEN}")
     expect(page.locator("#tile-open b")).to_have_text(str(open_findings))
-    score = lake.value("SELECT round(100.0 * sum(passed) / nullif(sum(passed) + sum(failed), 0), 1) "
-                       "FROM compliance_scores WHERE application_is_relevant AND framework = 'cis_ssc'")
+    score = lake.value(
+        "SELECT round(100.0 * sum(passed) / nullif(sum(passed) + sum(failed), 0), 1) "
+        "FROM compliance_scores WHERE application_is_relevant AND framework = 'cis_ssc'"
+    )
     expect(page.locator("#tile-cis_ssc b")).to_have_text("–" if score is None else f"{score:.1f}%")
     expect(page.locator("#trend svg polyline")).to_have_count(5)
 
     page.select_option("#filter-application", label="payments")
-    expect(page.locator("#tile-open b")).to_have_text(str(lake.value(
-        f"SELECT count(*) FROM findings_queue WHERE {OPEN} AND application = 'payments'")))
+    expect(page.locator("#tile-open b")).to_have_text(
+        str(lake.value(f"SELECT count(*) FROM findings_queue WHERE {OPEN} AND application = 'payments'"))
+    )
     page.select_option("#filter-severity", label="critical")
     expect(page.locator("#tile-open b")).to_have_text("1")
     page.select_option("#filter-severity", label="all")
     page.select_option("#filter-application", label="all")
     page.select_option("#filter-status", label="new")
-    expect(page.locator("#tile-open b")).to_have_text(str(lake.value(
-        "SELECT count(*) FROM findings_queue WHERE status = 'new'")))
+    expect(page.locator("#tile-open b")).to_have_text(
+        str(lake.value("SELECT count(*) FROM findings_queue WHERE status = 'new'"))
+    )
     page.select_option("#filter-status", label="all")
 
     page.locator("#apps tr.click", has_text="payments").click()
     expect(page.locator("#findings-title")).to_contain_text("of payments")
-    expect(page.locator("#findings tr.click")).to_have_count(lake.value(
-        "SELECT count(*) FROM findings_queue WHERE application = 'payments'"))
+    expect(page.locator("#findings tr.click")).to_have_count(
+        lake.value("SELECT count(*) FROM findings_queue WHERE application = 'payments'")
+    )
     page.locator("#findings tr.click", has_text="aws-key title").click()
     explanation = lake.value("SELECT severity_explanation FROM findings_queue WHERE rule_id = 'aws-key'")
     expect(page.locator("#explanation")).to_have_text(explanation)

@@ -14,15 +14,30 @@ DAY = timedelta(days=1)
 
 
 def queue(lake, finding_id: str, *columns: str) -> dict:
-    cols = ", ".join(columns or ("status", "previous_status", "seen", "first_seen", "last_seen",
-                                 "status_changed_at", "resolved_at", "reopened_count"))
+    cols = ", ".join(
+        columns
+        or (
+            "status",
+            "previous_status",
+            "seen",
+            "first_seen",
+            "last_seen",
+            "status_changed_at",
+            "resolved_at",
+            "reopened_count",
+        )
+    )
     return lake.rows(f"SELECT {cols} FROM findings_queue WHERE finding_id = ?", finding_id)[0]
 
 
 def history(lake) -> list[tuple]:
-    return [tuple(r.values()) for r in lake.rows(
-        "SELECT recorded_at, finding_id, status, previous_status, change FROM findings_history "
-        "ORDER BY recorded_at, finding_id")]
+    return [
+        tuple(r.values())
+        for r in lake.rows(
+            "SELECT recorded_at, finding_id, status, previous_status, change FROM findings_history "
+            "ORDER BY recorded_at, finding_id"
+        )
+    ]
 
 
 def test_new_open_resolved_reopened_open(lake):
@@ -32,42 +47,79 @@ def test_new_open_resolved_reopened_open(lake):
     b = lake.finding(repo, "secrets", "aws-key", file_path="deploy.sh")
 
     lake.build(NOW)
-    assert queue(lake, a) == {"status": "new", "previous_status": None, "seen": True, "first_seen": NOW,
-                              "last_seen": NOW, "status_changed_at": NOW, "resolved_at": None, "reopened_count": 0}
+    assert queue(lake, a) == {
+        "status": "new",
+        "previous_status": None,
+        "seen": True,
+        "first_seen": NOW,
+        "last_seen": NOW,
+        "status_changed_at": NOW,
+        "resolved_at": None,
+        "reopened_count": 0,
+    }
 
     lake.build(NOW + DAY)
-    assert queue(lake, a) == {"status": "open", "previous_status": "new", "seen": True, "first_seen": NOW,
-                              "last_seen": NOW + DAY, "status_changed_at": NOW + DAY, "resolved_at": None,
-                              "reopened_count": 0}
+    assert queue(lake, a) == {
+        "status": "open",
+        "previous_status": "new",
+        "seen": True,
+        "first_seen": NOW,
+        "last_seen": NOW + DAY,
+        "status_changed_at": NOW + DAY,
+        "resolved_at": None,
+        "reopened_count": 0,
+    }
 
     lake.clear("findings", "bandit")  # fixed: the next complete bandit scan no longer reports it
     lake.build(NOW + 2 * DAY)
-    assert queue(lake, a) == {"status": "resolved", "previous_status": "open", "seen": False, "first_seen": NOW,
-                              "last_seen": NOW + DAY, "status_changed_at": NOW + 2 * DAY,
-                              "resolved_at": NOW + 2 * DAY, "reopened_count": 0}
+    assert queue(lake, a) == {
+        "status": "resolved",
+        "previous_status": "open",
+        "seen": False,
+        "first_seen": NOW,
+        "last_seen": NOW + DAY,
+        "status_changed_at": NOW + 2 * DAY,
+        "resolved_at": NOW + 2 * DAY,
+        "reopened_count": 0,
+    }
     assert queue(lake, b)["status"] == "open"
 
     lake.build(NOW + 3 * DAY)  # still gone: stays resolved, resolved_at unchanged
     assert queue(lake, a, "status", "resolved_at", "status_changed_at") == {
-        "status": "resolved", "resolved_at": NOW + 2 * DAY, "status_changed_at": NOW + 2 * DAY}
+        "status": "resolved",
+        "resolved_at": NOW + 2 * DAY,
+        "status_changed_at": NOW + 2 * DAY,
+    }
 
     a_again = lake.finding(repo, "bandit", "B105", file_path="app/config.py")
     assert a_again == a  # same fingerprint: the same finding
     lake.build(NOW + 4 * DAY)
-    assert queue(lake, a) == {"status": "reopened", "previous_status": "resolved", "seen": True, "first_seen": NOW,
-                              "last_seen": NOW + 4 * DAY, "status_changed_at": NOW + 4 * DAY, "resolved_at": None,
-                              "reopened_count": 1}
+    assert queue(lake, a) == {
+        "status": "reopened",
+        "previous_status": "resolved",
+        "seen": True,
+        "first_seen": NOW,
+        "last_seen": NOW + 4 * DAY,
+        "status_changed_at": NOW + 4 * DAY,
+        "resolved_at": None,
+        "reopened_count": 1,
+    }
 
     lake.build(NOW + 5 * DAY)
     assert queue(lake, a, "status", "reopened_count") == {"status": "open", "reopened_count": 1}
 
-    assert history(lake) == sorted([
-        (NOW, a, "new", None, "new"), (NOW, b, "new", None, "new"),
-        (NOW + DAY, a, "open", "new", "open"), (NOW + DAY, b, "open", "new", "open"),
-        (NOW + 2 * DAY, a, "resolved", "open", "resolved"),
-        (NOW + 4 * DAY, a, "reopened", "resolved", "reopened"),
-        (NOW + 5 * DAY, a, "open", "reopened", "open"),
-    ], key=lambda row: (row[0], row[1]))
+    assert history(lake) == sorted(
+        [
+            (NOW, a, "new", None, "new"),
+            (NOW, b, "new", None, "new"),
+            (NOW + DAY, a, "open", "new", "open"),
+            (NOW + DAY, b, "open", "new", "open"),
+            (NOW + 2 * DAY, a, "resolved", "open", "resolved"),
+            (NOW + 4 * DAY, a, "reopened", "resolved", "reopened"),
+            (NOW + 5 * DAY, a, "open", "reopened", "open"),
+        ],
+        key=lambda row: (row[0], row[1]),
+    )
 
 
 def test_a_scanner_error_or_a_missing_scan_never_resolves(lake):
@@ -84,9 +136,16 @@ def test_a_scanner_error_or_a_missing_scan_never_resolves(lake):
     lake.scan(repo, "bandit", status="error", error="bandit timed out")  # scanned, but not completely
     lake.build(NOW + DAY)  # `other` has no semgrep run at all any more
     assert queue(lake, a, "status", "seen", "scope_complete", "last_seen") == {
-        "status": "open", "seen": False, "scope_complete": False, "last_seen": NOW}
-    assert queue(lake, b, "status", "seen", "scope_complete") == {"status": "open", "seen": False,
-                                                                 "scope_complete": False}
+        "status": "open",
+        "seen": False,
+        "scope_complete": False,
+        "last_seen": NOW,
+    }
+    assert queue(lake, b, "status", "seen", "scope_complete") == {
+        "status": "open",
+        "seen": False,
+        "scope_complete": False,
+    }
 
     lake.clear("scans", "scan_runs")
     lake.scan(repo, "bandit")
@@ -121,7 +180,9 @@ def test_suppressions_by_fingerprint_and_by_rule_and_path_and_their_expiry(lake)
     in_tests = lake.finding(repo, "bandit", "B101", file_path="tests/test_app.py", severity="low")
     in_code = lake.finding(repo, "bandit", "B101", file_path="app/main.py", severity="low")
     other_ws = lake.finding(other, "bandit", "B101", file_path="tests/test_web.py", severity="low")
-    lake.config("suppressions.yaml", f"""
+    lake.config(
+        "suppressions.yaml",
+        f"""
         suppressions:
           - fingerprint: {accepted}
             reason: test credential, revoked
@@ -133,16 +194,33 @@ def test_suppressions_by_fingerprint_and_by_rule_and_path_and_their_expiry(lake)
             reason: asserts are fine in tests
             owner: security-team
             expires: 2027-06-30
-    """)
+    """,
+    )
     lake.build(NOW)
-    columns = ("status", "suppression_id", "suppression_reason", "suppression_owner", "suppression_expires",
-               "sla_status")
+    columns = (
+        "status",
+        "suppression_id",
+        "suppression_reason",
+        "suppression_owner",
+        "suppression_expires",
+        "sla_status",
+    )
     assert queue(lake, accepted, *columns) == {
-        "status": "suppressed", "suppression_id": "S1", "suppression_reason": "test credential, revoked",
-        "suppression_owner": "alice@example.com", "suppression_expires": date(2026, 11, 5), "sla_status": "exempt"}
+        "status": "suppressed",
+        "suppression_id": "S1",
+        "suppression_reason": "test credential, revoked",
+        "suppression_owner": "alice@example.com",
+        "suppression_expires": date(2026, 11, 5),
+        "sla_status": "exempt",
+    }
     assert queue(lake, in_tests, *columns) == {
-        "status": "suppressed", "suppression_id": "S2", "suppression_reason": "asserts are fine in tests",
-        "suppression_owner": "security-team", "suppression_expires": date(2027, 6, 30), "sla_status": "exempt"}
+        "status": "suppressed",
+        "suppression_id": "S2",
+        "suppression_reason": "asserts are fine in tests",
+        "suppression_owner": "security-team",
+        "suppression_expires": date(2027, 6, 30),
+        "sla_status": "exempt",
+    }
     assert queue(lake, in_code, "status", "suppression_id") == {"status": "new", "suppression_id": None}
     assert queue(lake, other_ws, "status", "suppression_id") == {"status": "new", "suppression_id": None}
 
@@ -151,7 +229,11 @@ def test_suppressions_by_fingerprint_and_by_rule_and_path_and_their_expiry(lake)
 
     lake.build(NOW + 4 * DAY)  # 2026-11-06: expired, so the finding reopens
     assert queue(lake, accepted, "status", "previous_status", "suppression_id", "reopened_count") == {
-        "status": "reopened", "previous_status": "suppressed", "suppression_id": "S1", "reopened_count": 1}
+        "status": "reopened",
+        "previous_status": "suppressed",
+        "suppression_id": "S1",
+        "reopened_count": 1,
+    }
     lake.build(NOW + 5 * DAY)
     assert queue(lake, accepted, "status")["status"] == "open"
 
@@ -167,8 +249,12 @@ def test_sla_due_dates_follow_the_final_severity(lake, severity, days):
     fid = lake.finding(repo, "bandit", "B105", severity=severity, file_path="app.py")
     lake.build(NOW)
     assert queue(lake, fid, "sla_days", "sla_started_at", "sla_due_at", "sla_status", "sla_breached") == {
-        "sla_days": days, "sla_started_at": NOW, "sla_due_at": NOW + days * DAY, "sla_status": "on_track",
-        "sla_breached": False}
+        "sla_days": days,
+        "sla_started_at": NOW,
+        "sla_due_at": NOW + days * DAY,
+        "sla_status": "on_track",
+        "sla_breached": False,
+    }
     lake.build(NOW + days * DAY)  # due now: not yet breached
     assert queue(lake, fid, "sla_status")["sla_status"] == "on_track"
     lake.build(NOW + (days + 1) * DAY)
@@ -183,24 +269,36 @@ def test_sla_met_missed_exempt_and_restart_on_reopen(lake):
     info = lake.finding(repo, "bandit", "B3", severity="info", file_path="c.py")
     lake.build(NOW)
     assert queue(lake, info, "sla_days", "sla_due_at", "sla_status") == {
-        "sla_days": None, "sla_due_at": None, "sla_status": "exempt"}
+        "sla_days": None,
+        "sla_due_at": None,
+        "sla_status": "exempt",
+    }
 
     lake.clear("findings", "bandit")
     slow = lake.finding(repo, "bandit", "B2", severity="critical", file_path="b.py")
     lake.build(NOW + 3 * DAY)
     assert queue(lake, quick, "status", "sla_status", "sla_breached") == {
-        "status": "resolved", "sla_status": "met", "sla_breached": False}
+        "status": "resolved",
+        "sla_status": "met",
+        "sla_breached": False,
+    }
 
     lake.clear("findings", "bandit")
     lake.build(NOW + 9 * DAY)
     assert queue(lake, slow, "status", "sla_status", "sla_breached") == {
-        "status": "resolved", "sla_status": "missed", "sla_breached": True}
+        "status": "resolved",
+        "sla_status": "missed",
+        "sla_breached": True,
+    }
 
     lake.finding(repo, "bandit", "B1", severity="critical", file_path="a.py")
     lake.build(NOW + 20 * DAY)
     assert queue(lake, quick, "status", "sla_started_at", "sla_due_at", "sla_status") == {
-        "status": "reopened", "sla_started_at": NOW + 20 * DAY, "sla_due_at": NOW + 27 * DAY,
-        "sla_status": "on_track"}
+        "status": "reopened",
+        "sla_started_at": NOW + 20 * DAY,
+        "sla_due_at": NOW + 27 * DAY,
+        "sla_status": "on_track",
+    }
 
 
 def test_sla_days_come_from_sla_yaml_and_the_environment(lake, monkeypatch):
@@ -230,6 +328,10 @@ def test_history_is_append_only(lake):
     fourth = lake.rows("SELECT * FROM findings_history ORDER BY recorded_at, finding_id")
     assert (len(first), len(second), len(third), len(fourth)) == (1, 3, 5, 5)
     assert second[:1] == first and third[:3] == second and fourth == third
-    assert [r["build_id"] for r in third] == ["20261102T060000.000000Z", "20261103T060000.000000Z",
-                                              "20261103T060000.000000Z", "20261104T060000.000000Z",
-                                              "20261104T060000.000000Z"]
+    assert [r["build_id"] for r in third] == [
+        "20261102T060000.000000Z",
+        "20261103T060000.000000Z",
+        "20261103T060000.000000Z",
+        "20261104T060000.000000Z",
+        "20261104T060000.000000Z",
+    ]

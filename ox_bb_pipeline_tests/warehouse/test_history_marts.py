@@ -14,17 +14,22 @@ DAY = timedelta(days=1)
 def nights(lake) -> dict[str, str]:
     """payments (acme/api): a critical secret A (SLA 7 days) and a high bandit finding B, fixed on night 2
     and back on night 4; web (acme/web): a medium semgrep finding C."""
-    lake.config("applications.yaml", """
+    lake.config(
+        "applications.yaml",
+        """
         applications:
           - {name: payments, team: pay, repositories: [{repository: api}]}
           - {name: web, team: front, repositories: [{repository: web}]}
-    """)
+    """,
+    )
     api, web = lake.repository("api"), lake.repository("web")
     lake.scan(api, "secrets", "bandit")
     lake.scan(web, "semgrep")
-    ids = {"A": lake.finding(api, "secrets", "aws-key", severity="critical", file_path="deploy.sh"),
-           "B": lake.finding(api, "bandit", "B105", severity="high", file_path="app/config.py"),
-           "C": lake.finding(web, "semgrep", "js.xss", severity="medium", file_path="web/index.js")}
+    ids = {
+        "A": lake.finding(api, "secrets", "aws-key", severity="critical", file_path="deploy.sh"),
+        "B": lake.finding(api, "bandit", "B105", severity="high", file_path="app/config.py"),
+        "C": lake.finding(web, "semgrep", "js.xss", severity="medium", file_path="web/index.js"),
+    }
     lake.build(NOW)
     lake.build(NOW + DAY)
     lake.clear("findings", "bandit")
@@ -38,42 +43,94 @@ def nights(lake) -> dict[str, str]:
 def test_history_marts_replay_every_day_from_the_history(lake):
     ids = nights(lake)
     d = [date(2026, 11, 2) + timedelta(days=i) for i in range(9)]
-    payments = [tuple(r.values()) for r in lake.rows(
-        "SELECT day, final_severity, status, findings, sla_breached FROM findings_daily "
-        "WHERE application = 'payments' ORDER BY day, final_severity")]
+    payments = [
+        tuple(r.values())
+        for r in lake.rows(
+            "SELECT day, final_severity, status, findings, sla_breached FROM findings_daily "
+            "WHERE application = 'payments' ORDER BY day, final_severity"
+        )
+    ]
     assert payments == [
-        (d[0], "critical", "new", 1, 0), (d[0], "high", "new", 1, 0),
-        (d[1], "critical", "open", 1, 0), (d[1], "high", "open", 1, 0),
-        (d[2], "critical", "open", 1, 0), (d[2], "high", "resolved", 1, 0),
-        (d[3], "critical", "open", 1, 0), (d[3], "high", "resolved", 1, 0),  # no build: replayed
-        (d[4], "critical", "open", 1, 0), (d[4], "high", "reopened", 1, 0),
-        (d[5], "critical", "open", 1, 0), (d[5], "high", "reopened", 1, 0),
-        (d[6], "critical", "open", 1, 0), (d[6], "high", "reopened", 1, 0),
-        (d[7], "critical", "open", 1, 1), (d[7], "high", "reopened", 1, 0),  # A due 11-09 06:00
-        (d[8], "critical", "open", 1, 1), (d[8], "high", "open", 1, 0)]
-    assert [(r["day"], r["status"]) for r in lake.rows(
-        "SELECT day, status FROM findings_daily WHERE application = 'web' ORDER BY day")] == [
-        (d[0], "new")] + [(day, "open") for day in d[1:]]
+        (d[0], "critical", "new", 1, 0),
+        (d[0], "high", "new", 1, 0),
+        (d[1], "critical", "open", 1, 0),
+        (d[1], "high", "open", 1, 0),
+        (d[2], "critical", "open", 1, 0),
+        (d[2], "high", "resolved", 1, 0),
+        (d[3], "critical", "open", 1, 0),
+        (d[3], "high", "resolved", 1, 0),  # no build: replayed
+        (d[4], "critical", "open", 1, 0),
+        (d[4], "high", "reopened", 1, 0),
+        (d[5], "critical", "open", 1, 0),
+        (d[5], "high", "reopened", 1, 0),
+        (d[6], "critical", "open", 1, 0),
+        (d[6], "high", "reopened", 1, 0),
+        (d[7], "critical", "open", 1, 1),
+        (d[7], "high", "reopened", 1, 0),  # A due 11-09 06:00
+        (d[8], "critical", "open", 1, 1),
+        (d[8], "high", "open", 1, 0),
+    ]
+    assert [
+        (r["day"], r["status"])
+        for r in lake.rows("SELECT day, status FROM findings_daily WHERE application = 'web' ORDER BY day")
+    ] == [(d[0], "new")] + [(day, "open") for day in d[1:]]
 
-    assert [tuple(r.values()) for r in lake.rows(
-        "SELECT day, open_with_sla, breached, breach_rate FROM sla_breach_daily "
-        "WHERE application = 'payments' AND day IN (?, ?, ?) ORDER BY day", d[2], d[6], d[7])] == [
-        (d[2], 1, 0, 0.0), (d[6], 2, 0, 0.0), (d[7], 2, 1, 0.5)]
+    assert [
+        tuple(r.values())
+        for r in lake.rows(
+            "SELECT day, open_with_sla, breached, breach_rate FROM sla_breach_daily "
+            "WHERE application = 'payments' AND day IN (?, ?, ?) ORDER BY day",
+            d[2],
+            d[6],
+            d[7],
+        )
+    ] == [(d[2], 1, 0, 0.0), (d[6], 2, 0, 0.0), (d[7], 2, 1, 0.5)]
 
-    assert lake.rows("SELECT * FROM remediation_times") == [{
-        "finding_id": ids["B"], "application": "payments", "team": "pay", "final_severity": "high",
-        "opened_at": NOW, "resolved_at": NOW + 2 * DAY, "days_to_resolve": 2.0}]
+    assert lake.rows("SELECT * FROM remediation_times") == [
+        {
+            "finding_id": ids["B"],
+            "application": "payments",
+            "team": "pay",
+            "final_severity": "high",
+            "opened_at": NOW,
+            "resolved_at": NOW + 2 * DAY,
+            "days_to_resolve": 2.0,
+        }
+    ]
     assert lake.rows("SELECT * FROM remediation_summary ORDER BY final_severity") == [
-        {"application": "payments", "team": "pay", "final_severity": "all", "resolved": 1, "mttr_days": 2.0,
-         "p50_days": 2.0, "p90_days": 2.0, "max_days": 2.0},
-        {"application": "payments", "team": "pay", "final_severity": "high", "resolved": 1, "mttr_days": 2.0,
-         "p50_days": 2.0, "p90_days": 2.0, "max_days": 2.0}]
+        {
+            "application": "payments",
+            "team": "pay",
+            "final_severity": "all",
+            "resolved": 1,
+            "mttr_days": 2.0,
+            "p50_days": 2.0,
+            "p90_days": 2.0,
+            "max_days": 2.0,
+        },
+        {
+            "application": "payments",
+            "team": "pay",
+            "final_severity": "high",
+            "resolved": 1,
+            "mttr_days": 2.0,
+            "p50_days": 2.0,
+            "p90_days": 2.0,
+            "max_days": 2.0,
+        },
+    ]
 
     assert lake.value("SELECT count(DISTINCT build_id) FROM compliance_history") == 5
-    assert [r["day"] for r in lake.rows(
-        "SELECT DISTINCT day FROM compliance_daily ORDER BY day")] == [d[0], d[1], d[2], d[4], d[8]]
-    assert lake.value("SELECT count(*) FROM compliance_daily") == lake.value(
-        "SELECT count(*) FROM compliance_scores") * 5
+    assert [r["day"] for r in lake.rows("SELECT DISTINCT day FROM compliance_daily ORDER BY day")] == [
+        d[0],
+        d[1],
+        d[2],
+        d[4],
+        d[8],
+    ]
+    assert (
+        lake.value("SELECT count(*) FROM compliance_daily") == lake.value("SELECT count(*) FROM compliance_scores") * 5
+    )
 
 
 def test_a_second_resolution_counts_again_and_percentiles_spread(lake):
@@ -82,9 +139,10 @@ def test_a_second_resolution_counts_again_and_percentiles_spread(lake):
     lake.build(NOW + 10 * DAY)  # B resolved again, 6 days after it was reopened on night 4
     lake.clear("findings", "secrets")
     lake.build(NOW + 12 * DAY)  # A resolved after 12 days
-    assert [(r["finding_id"], r["days_to_resolve"]) for r in lake.rows(
-        "SELECT finding_id, days_to_resolve FROM remediation_times ORDER BY resolved_at")] == [
-        (ids["B"], 2.0), (ids["B"], 6.0), (ids["A"], 12.0)]
-    assert lake.rows("SELECT resolved, mttr_days, p50_days, p90_days, max_days FROM remediation_summary "
-                     "WHERE final_severity = 'all'") == [
-        {"resolved": 3, "mttr_days": 6.67, "p50_days": 6.0, "p90_days": 10.8, "max_days": 12.0}]
+    assert [
+        (r["finding_id"], r["days_to_resolve"])
+        for r in lake.rows("SELECT finding_id, days_to_resolve FROM remediation_times ORDER BY resolved_at")
+    ] == [(ids["B"], 2.0), (ids["B"], 6.0), (ids["A"], 12.0)]
+    assert lake.rows(
+        "SELECT resolved, mttr_days, p50_days, p90_days, max_days FROM remediation_summary WHERE final_severity = 'all'"
+    ) == [{"resolved": 3, "mttr_days": 6.67, "p50_days": 6.0, "p90_days": 10.8, "max_days": 12.0}]

@@ -11,8 +11,17 @@ from ox_bb_pipeline.warehouse.runner import build
 from .conftest import NOW, Lake
 
 # Every model whose rows depend on the lake and settings only (not on earlier builds' state).
-STATELESS = ("findings", "findings_repository_digests", "severity_evidence", "finding_severities",
-             "enriched_findings", "finding_correlations", "applications", "application_mapping", "repositories")
+STATELESS = (
+    "findings",
+    "findings_repository_digests",
+    "severity_evidence",
+    "finding_severities",
+    "enriched_findings",
+    "finding_correlations",
+    "applications",
+    "application_mapping",
+    "repositories",
+)
 
 
 def table(lake: Lake, name: str) -> list[tuple]:
@@ -29,12 +38,17 @@ def test_an_incremental_build_equals_a_full_build_and_rebuilds_only_changed_repo
 
     # the next night: api gets a new finding, ops's only finding is fixed; web is unchanged
     lake.finding(api, "checkov", "CKV_1", file_path="main.tf")
-    lake.tables[("findings", "secrets", "main")] = [r for r in lake.tables[("findings", "secrets", "main")]
-                                                    if r["finding_id"] != gone]
+    lake.tables[("findings", "secrets", "main")] = [
+        r for r in lake.tables[("findings", "secrets", "main")] if r["finding_id"] != gone
+    ]
     later = NOW + timedelta(days=1)
     incremental = lake.build(now=later)
-    reported = {row["repository"] for row in lake.rows(
-        "SELECT repository FROM findings_repository_digests JOIN repositories USING (repository_uuid)")}
+    reported = {
+        row["repository"]
+        for row in lake.rows(
+            "SELECT repository FROM findings_repository_digests JOIN repositories USING (repository_uuid)"
+        )
+    }
     assert reported == {"api", "web"}
     assert gone not in {r["finding_id"] for r in lake.rows("SELECT finding_id FROM findings")}
     assert kept in {r["finding_id"] for r in lake.rows("SELECT finding_id FROM findings")}
@@ -54,7 +68,8 @@ def test_a_catalog_change_rebuilds_every_repository(lake):
     lake.build()
     assert lake.value("SELECT code_context FROM findings") == "vendored"
     settings = lake.small_settings()
-    settings = settings.model_copy(update={"code_context": [r for r in settings.code_context
-                                                            if r["context"] != "vendored"]})
+    settings = settings.model_copy(
+        update={"code_context": [r for r in settings.code_context if r["context"] != "vendored"]}
+    )
     lake.build(now=NOW + timedelta(days=1), settings=settings)
     assert lake.value("SELECT code_context FROM findings") is None

@@ -34,39 +34,90 @@ def sarif_errors(log: dict) -> list[str]:
 def exported(lake):
     """acme/api (payments): a critical secret, a suppressed bandit finding, a vulnerable dependency;
     ops/infra (platform): a posture finding on a setting (no file)."""
-    lake.config("applications.yaml", """
+    lake.config(
+        "applications.yaml",
+        """
         applications:
           - {name: payments, repositories: [{repository: api}]}
           - {name: platform, repositories: [{workspace: ops, repository: infra}]}
-    """)
+    """,
+    )
     api, infra = lake.repository("api"), lake.repository("infra", workspace="ops")
     lake.scan(api, "secrets", "bandit", "sca")
-    lake.add("inventory", "components", *[{
-        "workspace": "acme", "repository_uuid": api["repository_uuid"], "repository": "api", "commit": "head-api",
-        "ecosystem": "PyPI", "name": name, "version": version, "purl": f"pkg:pypi/{name}@{version}",
-        "manifest": "requirements.txt", "line": line, "direct": True, "dev_only": False}
-        for line, (name, version) in enumerate((("requests", "2.19.0"), ("flask", "3.0.0")), 1)])
+    lake.add(
+        "inventory",
+        "components",
+        *[
+            {
+                "workspace": "acme",
+                "repository_uuid": api["repository_uuid"],
+                "repository": "api",
+                "commit": "head-api",
+                "ecosystem": "PyPI",
+                "name": name,
+                "version": version,
+                "purl": f"pkg:pypi/{name}@{version}",
+                "manifest": "requirements.txt",
+                "line": line,
+                "direct": True,
+                "dev_only": False,
+            }
+            for line, (name, version) in enumerate((("requests", "2.19.0"), ("flask", "3.0.0")), 1)
+        ],
+    )
     ids = {
-        "secret": lake.finding(api, "secrets", "aws-access-key", severity="critical", file_path="deploy.sh",
-                               start_line=3, end_line=3, evidence=RAW_SECRET, cwe="CWE-798",
-                               title="AWS access key", remediation="Revoke the key and read it from a vault."),
-        "b105": lake.finding(api, "bandit", "B105", severity="medium", file_path="app/config.py", start_line=10,
-                             evidence=f"password = '{RAW_SECRET}'"),
-        "vuln": lake.finding(api, "sca", "GHSA-j8r2-6x86-q33q", severity="medium", file_path="requirements.txt",
-                             start_line=1, package="requests", version="2.19.0", fixed_version="2.31.0",
-                             vulnerability_ids=["GHSA-j8r2-6x86-q33q", "CVE-2023-32681"], cvss_score=6.1,
-                             cvss_vector="CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N", cwe="CWE-200",
-                             title="Unintended leak of Proxy-Authorization header in requests"),
-        "posture": lake.finding(infra, "posture", "BB-003", severity="high", anchor="branch:main",
-                                title="Main branch allows force pushes"),
+        "secret": lake.finding(
+            api,
+            "secrets",
+            "aws-access-key",
+            severity="critical",
+            file_path="deploy.sh",
+            start_line=3,
+            end_line=3,
+            evidence=RAW_SECRET,
+            cwe="CWE-798",
+            title="AWS access key",
+            remediation="Revoke the key and read it from a vault.",
+        ),
+        "b105": lake.finding(
+            api,
+            "bandit",
+            "B105",
+            severity="medium",
+            file_path="app/config.py",
+            start_line=10,
+            evidence=f"password = '{RAW_SECRET}'",
+        ),
+        "vuln": lake.finding(
+            api,
+            "sca",
+            "GHSA-j8r2-6x86-q33q",
+            severity="medium",
+            file_path="requirements.txt",
+            start_line=1,
+            package="requests",
+            version="2.19.0",
+            fixed_version="2.31.0",
+            vulnerability_ids=["GHSA-j8r2-6x86-q33q", "CVE-2023-32681"],
+            cvss_score=6.1,
+            cvss_vector="CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N",
+            cwe="CWE-200",
+            title="Unintended leak of Proxy-Authorization header in requests",
+        ),
+        "posture": lake.finding(
+            infra, "posture", "BB-003", severity="high", anchor="branch:main", title="Main branch allows force pushes"
+        ),
     }
-    lake.config("suppressions.yaml", f"""
+    lake.config(
+        "suppressions.yaml",
+        f"""
         suppressions:
-          - fingerprint: {ids['b105']}
+          - fingerprint: {ids["b105"]}
             reason: test credential, revoked
             owner: alice@example.com
             expires: 2027-01-31
-    """)
+    """,
+    )
     lake.build()
     return ids
 
@@ -85,30 +136,46 @@ def test_sarif_per_repository_is_valid_and_carries_what_code_scanning_reads(lake
 
     secrets = runs["ox-bb secrets"]
     assert secrets["automationDetails"] == {"id": "ox-bb/secrets/acme/api/"}
-    assert secrets["tool"]["driver"]["rules"] == [{
-        "id": "aws-access-key", "name": "aws-access-key", "shortDescription": {"text": "AWS access key"},
-        "defaultConfiguration": {"level": "error"},
-        "properties": {"tags": ["security", "secrets", "external/cwe/cwe-798"], "security-severity": "9.5",
-                       "precision": "high"},
-        "help": {"text": "Revoke the key and read it from a vault."}}]
+    assert secrets["tool"]["driver"]["rules"] == [
+        {
+            "id": "aws-access-key",
+            "name": "aws-access-key",
+            "shortDescription": {"text": "AWS access key"},
+            "defaultConfiguration": {"level": "error"},
+            "properties": {
+                "tags": ["security", "secrets", "external/cwe/cwe-798"],
+                "security-severity": "9.5",
+                "precision": "high",
+            },
+            "help": {"text": "Revoke the key and read it from a vault."},
+        }
+    ]
     [result] = secrets["results"]
     assert result["ruleId"] == "aws-access-key" and result["ruleIndex"] == 0 and result["level"] == "error"
-    assert result["locations"] == [{"physicalLocation": {
-        "artifactLocation": {"uri": "deploy.sh", "uriBaseId": "SRCROOT"}, "region": {"startLine": 3, "endLine": 3}}}]
+    assert result["locations"] == [
+        {
+            "physicalLocation": {
+                "artifactLocation": {"uri": "deploy.sh", "uriBaseId": "SRCROOT"},
+                "region": {"startLine": 3, "endLine": 3},
+            }
+        }
+    ]
     assert result["partialFingerprints"] == {"oxBbFindingId/v1": exported["secret"]}
     assert result["properties"]["status"] == "new" and result["properties"]["application"] == "payments"
     assert "suppressions" not in result
 
     [suppressed] = runs["ox-bb bandit"]["results"]
-    assert suppressed["suppressions"] == [{"kind": "external", "status": "accepted",
-                                           "justification": "test credential, revoked"}]
+    assert suppressed["suppressions"] == [
+        {"kind": "external", "status": "accepted", "justification": "test credential, revoked"}
+    ]
     [vuln_rule] = runs["ox-bb sca"]["tool"]["driver"]["rules"]
     assert vuln_rule["properties"]["security-severity"] == "5.5"
     assert vuln_rule["properties"]["tags"] == ["security", "sca", "external/cwe/cwe-200"]
 
     [infra_run] = json.loads(written[1].read_text())["runs"]
     assert infra_run["results"][0]["locations"] == [
-        {"logicalLocations": [{"fullyQualifiedName": "ops/infra", "kind": "module"}]}]
+        {"logicalLocations": [{"fullyQualifiedName": "ops/infra", "kind": "module"}]}
+    ]
 
 
 def test_sarif_for_one_application_and_an_unknown_one(lake, exported, tmp_path):
@@ -135,9 +202,14 @@ def test_cyclonedx_sbom_with_vulnerabilities_is_valid(lake, exported):
     assert vuln["affects"] == [{"ref": "pkg:pypi/requests@2.19.0"}]
     assert vuln["cwes"] == [200]
     assert {(r.get("method"), r.get("severity"), r.get("score")) for r in vuln["ratings"]} == {
-        ("other", "medium", None), ("CVSSv31", None, 6.1)}
+        ("other", "medium", None),
+        ("CVSSv31", None, 6.1),
+    }
     assert {p["name"]: p["value"] for p in vuln["properties"]} == {
-        "ox-bb:finding_id": exported["vuln"], "ox-bb:status": "new", "ox-bb:alias": "CVE-2023-32681"}
+        "ox-bb:finding_id": exported["vuln"],
+        "ox-bb:status": "new",
+        "ox-bb:alias": "CVE-2023-32681",
+    }
     assert export("cyclonedx", application="platform", home=lake.home) == []  # no components in ops/infra
 
 
@@ -167,8 +239,10 @@ def test_dagster_report_assets_write_both_formats(lake, exported):
 
     result = dg.materialize([sarif, cyclonedx])
     assert result.success
-    files = {"/".join(e.asset_key.path): e.event_specific_data.materialization.metadata["files"].value
-             for e in result.get_asset_materialization_events()}
+    files = {
+        "/".join(e.asset_key.path): e.event_specific_data.materialization.metadata["files"].value
+        for e in result.get_asset_materialization_events()
+    }
     assert files == {"reports/sarif": 2, "reports/cyclonedx": 1}
     assert (lake.home / "exports" / "cyclonedx" / "acme+api.cdx.json").exists()
 
@@ -178,14 +252,28 @@ def test_triage_decisions_reach_both_formats(lake, exported):
 
     from .conftest import NOW
 
-    record_triage(exported["vuln"], "false_positive", reason="requests is vendored but never imported",
-                  owner="alice", decided_by="bob", now=NOW, home=lake.home)
+    record_triage(
+        exported["vuln"],
+        "false_positive",
+        reason="requests is vendored but never imported",
+        owner="alice",
+        decided_by="bob",
+        now=NOW,
+        home=lake.home,
+    )
     lake.build(NOW + timedelta(days=1))
     [bom_path] = export("cyclonedx", home=lake.home)
     [vuln] = json.loads(bom_path.read_text())["vulnerabilities"]
-    assert vuln["analysis"] == {"state": "false_positive",
-                                "detail": "false positive: requests is vendored but never imported"}
+    assert vuln["analysis"] == {
+        "state": "false_positive",
+        "detail": "false positive: requests is vendored but never imported",
+    }
     sarif = json.loads(export("sarif", home=lake.home)[0].read_text())
     [result] = next(run for run in sarif["runs"] if run["tool"]["driver"]["name"] == "ox-bb sca")["results"]
-    assert result["suppressions"] == [{"kind": "external", "status": "accepted",
-                                       "justification": "false positive: requests is vendored but never imported"}]
+    assert result["suppressions"] == [
+        {
+            "kind": "external",
+            "status": "accepted",
+            "justification": "false positive: requests is vendored but never imported",
+        }
+    ]

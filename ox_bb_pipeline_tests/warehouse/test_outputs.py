@@ -35,13 +35,17 @@ def built(lake, small_catalog):
     lake.finding(web, "bandit", "B101", severity="low", file_path="lib/check.py")
     gone = lake.finding(web, "bandit", "B110", severity="low", file_path="lib/old.py")
     accepted = lake.finding(api, "bandit", "B311", severity="low", file_path="app/rand.py")
-    lake.config("suppressions.yaml", f"""
+    lake.config(
+        "suppressions.yaml",
+        f"""
         suppressions:
           - {{fingerprint: {accepted}, reason: not crypto, owner: alice, expires: 2027-01-01}}
-    """)
+    """,
+    )
     lake.build(NOW - timedelta(days=9), settings=lake.small_settings())
     lake.tables[("findings", "bandit", "main")] = [
-        r for r in lake.tables[("findings", "bandit", "main")] if r["finding_id"] != gone]
+        r for r in lake.tables[("findings", "bandit", "main")] if r["finding_id"] != gone
+    ]
     lake.build(NOW, settings=lake.small_settings())
     return lake
 
@@ -59,12 +63,23 @@ def test_the_html_report_shows_the_numbers_and_needs_no_network(built):
     paths = write_reports(built.home)
     html = paths["html"].read_text()
     tiles = {label: value for value, label in re.findall(r'<div class="tile"><b>([^<]+)</b>([^<]+)<br>', html)}
-    assert tiles == {"applications": "2", "open findings": "4", "SLA breached": "1", "suppressed": "1",
-                     "resolved": "1", "CIS Software Supply Chain Security Guide v1.0": "75.0%",
-                     "NIST SSDF SP 800-218": "100.0%", "OWASP Top 10 CI/CD Security Risks": "100.0%"}
+    assert tiles == {
+        "applications": "2",
+        "open findings": "4",
+        "SLA breached": "1",
+        "suppressed": "1",
+        "resolved": "1",
+        "CIS Software Supply Chain Security Guide v1.0": "75.0%",
+        "NIST SSDF SP 800-218": "100.0%",
+        "OWASP Top 10 CI/CD Security Risks": "100.0%",
+    }
     severity_chart = html.split("Open findings by severity")[1].split("</section>")[0]
     assert re.findall(r"<title>(\w+): (\d+)</title>", severity_chart) == [
-        ("critical", "1"), ("high", "1"), ("medium", "1"), ("low", "1")]
+        ("critical", "1"),
+        ("high", "1"),
+        ("medium", "1"),
+        ("low", "1"),
+    ]
     assert "<script" not in html and not re.search(r'(src|href)="https?:', html) and "@import" not in html
     assert "acme/api" in html and "acme/web" in html
 
@@ -74,8 +89,7 @@ def test_the_csv_report_has_one_row_per_application_and_control(built):
     assert len(rows) == built.value("SELECT count(*) FROM compliance_report")
     fail = next(r for r in rows if r["application"] == "acme/api" and r["control_id"] == "CIS-SSC-1.5.4")
     assert (fail["status"], fail["application_is_relevant"]) == ("fail", "true")
-    assert fail["failing_finding_ids"] == built.value(
-        "SELECT finding_id FROM findings_queue WHERE rule_id = 'B105'")
+    assert fail["failing_finding_ids"] == built.value("SELECT finding_id FROM findings_queue WHERE rule_id = 'B105'")
 
 
 def test_the_data_dictionary_documents_every_column_and_is_up_to_date(built):
@@ -104,7 +118,8 @@ def test_query_prints_a_table_csv_or_json(built):
     table = query(sql, home=built.home)
     assert "open" in table and "resolved" in table and table.endswith("3 rows")
     assert query("SELECT * FROM range(5)", home=built.home, max_rows=2).endswith(
-        "5 rows, 3 not shown (use --format csv or --max-rows)")
+        "5 rows, 3 not shown (use --format csv or --max-rows)"
+    )
 
 
 def test_query_and_report_commands(built):

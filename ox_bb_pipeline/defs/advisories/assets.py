@@ -19,10 +19,15 @@ ADVISORIES_CRON_VARIABLE = "OX_BB_ADVISORIES_CRON"
 DEFAULT_ADVISORIES_CRON = "0 1 * * *"  # an hour before the default nightly scan
 
 
-@dg.asset(key=["advisories", "osv"], group_name="advisories", kinds={"sqlite"}, owners=["team:appsec"],
-          description="OSV advisories per ecosystem (PyPI, npm, Maven, Go, RubyGems, crates.io, NuGet, "
-                      "Packagist), CISA KEV and EPSS, indexed in OX_BB_HOME/advisories/index.sqlite for SCA. "
-                      "Source: $OX_BB_OSV_MIRROR (default OSV's public bucket).")
+@dg.asset(
+    key=["advisories", "osv"],
+    group_name="advisories",
+    kinds={"sqlite"},
+    owners=["team:appsec"],
+    description="OSV advisories per ecosystem (PyPI, npm, Maven, Go, RubyGems, crates.io, NuGet, "
+    "Packagist), CISA KEV and EPSS, indexed in OX_BB_HOME/advisories/index.sqlite for SCA. "
+    "Source: $OX_BB_OSV_MIRROR (default OSV's public bucket).",
+)
 def osv(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     """Download what changed since the last sync (conditional requests), check it, rebuild the index."""
     clock = SystemClock()
@@ -32,31 +37,39 @@ def osv(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.Mater
         context.log.info(f"{fetch.name}: {fetch.outcome}" + (f" ({fetch.detail})" if fetch.detail else ""))
     state = status(clock.now(), home, osv_path="")
     if state.source == "none":
-        raise dg.Failure(description="no advisory data could be synced: " + "; ".join(report.warnings),
-                         allow_retries=True)
+        raise dg.Failure(
+            description="no advisory data could be synced: " + "; ".join(report.warnings), allow_retries=True
+        )
     for warning in report.warnings + state.warnings:
         context.log.warning(warning)
-    return dg.MaterializeResult(metadata={
-        "records": dg.MetadataValue.json(state.ecosystems),
-        "digest": state.digest,
-        "age_days": round(state.age_days or 0.0, 2),
-        "source": dg.MetadataValue.url(osv_mirror()),
-        "downloaded": [f.name for f in report.fetches if f.outcome == "downloaded"],
-        "known_exploited_feed": state.known_exploited,
-        "epss_feed": state.epss,
-        "warnings": dg.MetadataValue.json(report.warnings + state.warnings),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "records": dg.MetadataValue.json(state.ecosystems),
+            "digest": state.digest,
+            "age_days": round(state.age_days or 0.0, 2),
+            "source": dg.MetadataValue.url(osv_mirror()),
+            "downloaded": [f.name for f in report.fetches if f.outcome == "downloaded"],
+            "known_exploited_feed": state.known_exploited,
+            "epss_feed": state.epss,
+            "warnings": dg.MetadataValue.json(report.warnings + state.warnings),
+        }
+    )
 
 
 advisories_job = dg.define_asset_job(
-    "advisories_sync", selection=dg.AssetSelection.groups("advisories"),
+    "advisories_sync",
+    selection=dg.AssetSelection.groups("advisories"),
     tags={"ox_bb/stage": "advisories"},
-    description="Sync OSV, KEV and EPSS into the advisory index (ox-bb advisories sync).")
+    description="Sync OSV, KEV and EPSS into the advisory index (ox-bb advisories sync).",
+)
 
 
 advisories_schedule = dg.ScheduleDefinition(
-    name="advisories_daily_schedule", job=advisories_job,
+    name="advisories_daily_schedule",
+    job=advisories_job,
     cron_schedule=os.environ.get(ADVISORIES_CRON_VARIABLE, "").strip() or DEFAULT_ADVISORIES_CRON,
-    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description=f"Daily advisory sync ({ADVISORIES_CRON_VARIABLE}, default '{DEFAULT_ADVISORIES_CRON}' UTC), "
-                "before the nightly scan reads the index.")
+    "before the nightly scan reads the index.",
+)

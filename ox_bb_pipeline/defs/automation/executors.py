@@ -9,8 +9,11 @@ import dagster as dg
 from ... import production
 
 
-@dg.executor(name="multiprocess", config_schema=dg.multiprocess_executor.config_schema,
-             requirements=dg.multiple_process_executor_requirements())
+@dg.executor(
+    name="multiprocess",
+    config_schema=dg.multiprocess_executor.config_schema,
+    requirements=dg.multiple_process_executor_requirements(),
+)
 def multiprocess_with_pools(init_context: dg.InitExecutorContext) -> dg.Executor:
     """`multiprocess_executor` (same config) after `production.ensure_pools`: executor init runs in the run
     worker at run start, before any step claims a pool slot."""

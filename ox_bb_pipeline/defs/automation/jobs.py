@@ -23,9 +23,7 @@ def on_demand_run_config(repositories: list[str], full_refresh: bool = False) ->
     """Run config of `scan_on_demand`: the same globs for the extract and the scan step."""
     return {
         "ops": {
-            "bitbucket_raw_tables": {
-                "config": {"repositories": list(repositories), "full_refresh": full_refresh}
-            },
+            "bitbucket_raw_tables": {"config": {"repositories": list(repositories), "full_refresh": full_refresh}},
             "scan_findings": {"config": {"repositories": list(repositories)}},
         }
     }

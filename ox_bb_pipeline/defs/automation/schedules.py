@@ -46,8 +46,7 @@ def nightly_settings(environ: Mapping[str, str] = os.environ) -> tuple[str, str]
 def nightly_run_requests(connections: list[str], night: str) -> list[dg.RunRequest]:
     tags = {NIGHT_TAG: night, NIGHT_RUNS_TAG: str(len(connections)), TRIGGER_TAG: "nightly"}
     return [
-        dg.RunRequest(run_key=f"nightly:{night}:{name}", partition_key=name, tags=tags)
-        for name in sorted(connections)
+        dg.RunRequest(run_key=f"nightly:{night}:{name}", partition_key=name, tags=tags) for name in sorted(connections)
     ]
 
 
@@ -67,8 +66,7 @@ def build_nightly_schedule(cron: str, timezone: str) -> dg.ScheduleDefinition:
         connections = context.instance.get_dynamic_partitions(connections_partitions.name)
         if not connections:
             return dg.SkipReason(
-                "no connection partitions yet: connections_sensor adds one per "
-                "entry of connections.yaml"
+                "no connection partitions yet: connections_sensor adds one per entry of connections.yaml"
             )
         return nightly_run_requests(connections, night)
 

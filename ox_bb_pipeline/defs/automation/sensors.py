@@ -37,9 +37,7 @@ def change_run_request(connection: str, changes: list[RepositoryChange]) -> dg.R
     """One on-demand run for a connection's changed repositories. The run key names each repository
     at its new head: the same changes give the same key, so a repeated tick launches nothing."""
     names = sorted(c.full_name for c in changes)
-    digest = hashlib.sha256(
-        "\n".join(sorted(f"{c.full_name}@{c.main_head}" for c in changes)).encode()
-    )
+    digest = hashlib.sha256("\n".join(sorted(f"{c.full_name}@{c.main_head}" for c in changes)).encode())
     return dg.RunRequest(
         run_key=f"changes:{connection}:{digest.hexdigest()[:20]}",
         partition_key=connection,
@@ -109,9 +107,7 @@ def night_ready(runs: list, expected: int, now: datetime) -> bool:
     return now - started.astimezone(UTC) > NIGHTLY_WAIT
 
 
-def warehouse_requests(
-    instance: dg.DagsterInstance, cursor: dict, now: datetime
-) -> list[dg.RunRequest]:
+def warehouse_requests(instance: dg.DagsterInstance, cursor: dict, now: datetime) -> list[dg.RunRequest]:
     """Warehouse runs due: one per finished night (run key `nightly:<night>`), and one after
     on-demand scans once none is queued or running (run key: the newest of them)."""
     requests = []
@@ -125,28 +121,18 @@ def warehouse_requests(
     for night, runs in sorted(nights.items()):
         expected = int(runs[0].dagster_run.tags.get(NIGHT_RUNS_TAG, "1"))
         if night not in built and night_ready(runs, expected, now):
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"nightly:{night}", tags={NIGHT_TAG: night, TRIGGER_TAG: "nightly"}
-                )
-            )
+            requests.append(dg.RunRequest(run_key=f"nightly:{night}", tags={NIGHT_TAG: night, TRIGGER_TAG: "nightly"}))
             built.append(night)
     cursor["nights_built"] = sorted(built)[-10:]
-    on_demand = instance.get_run_records(
-        dg.RunsFilter(job_name="scan_on_demand", created_after=since)
-    )
-    newest_done = next(
-        (r for r in on_demand if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS), None
-    )
+    on_demand = instance.get_run_records(dg.RunsFilter(job_name="scan_on_demand", created_after=since))
+    newest_done = next((r for r in on_demand if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS), None)
     if (
         newest_done
         and newest_done.dagster_run.run_id != cursor.get("on_demand_built")
         and all(r.dagster_run.status in FINISHED for r in on_demand)
     ):
         requests.append(
-            dg.RunRequest(
-                run_key=f"on_demand:{newest_done.dagster_run.run_id}", tags={TRIGGER_TAG: "changes"}
-            )
+            dg.RunRequest(run_key=f"on_demand:{newest_done.dagster_run.run_id}", tags={TRIGGER_TAG: "changes"})
         )
         cursor["on_demand_built"] = newest_done.dagster_run.run_id
     return requests

@@ -1,6 +1,5 @@
 """Keep the `connections` partitions equal to the connection names in connections.yaml."""
 
-
 import dagster as dg
 
 from ...config import ConfigError
@@ -19,8 +18,11 @@ def partition_requests(configured: list[str], existing: list[str]) -> list:
     return requests
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds and removes connection partitions as connections.yaml changes.")
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Adds and removes connection partitions as connections.yaml changes.",
+)
 def connections_sensor(context: dg.SensorEvaluationContext, bitbucket: BitbucketResource) -> dg.SensorResult:
     try:
         configured = bitbucket.connections().names

@@ -47,9 +47,7 @@ def asset_key(spec: Suite) -> dg.AssetKey:
     return dg.AssetKey(["warehouse", spec.table])
 
 
-def _specs(
-    suites: list[Suite], partitions_def: dg.PartitionsDefinition | None = None
-) -> list[dg.AssetCheckSpec]:
+def _specs(suites: list[Suite], partitions_def: dg.PartitionsDefinition | None = None) -> list[dg.AssetCheckSpec]:
     # Built in a function (module-level specs would be collected on their own). Partitioned checks
     # are Preview in Dagster 1.13; they record each evaluation against its connection partition.
     with warnings.catch_warnings():
@@ -66,9 +64,7 @@ def _specs(
         ]
 
 
-@dg.multi_asset_check(
-    specs=_specs(RAW_SUITES, connections_partitions), name="bitbucket_raw_expectations"
-)
+@dg.multi_asset_check(specs=_specs(RAW_SUITES, connections_partitions), name="bitbucket_raw_expectations")
 def bitbucket_raw_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
     """Keys present and unique, enumerations valid, row counts within bounds: one connection's
     raw tables."""
@@ -80,9 +76,7 @@ def scanning_findings_expectations_check(suites: list[Suite] | None = None) -> d
     """The findings check for the scanners registered now (one suite each, scanners/registry.py)."""
     suites = finding_suites() if suites is None else suites
 
-    @dg.multi_asset_check(
-        specs=_specs(suites, connections_partitions), name="scanning_findings_expectations"
-    )
+    @dg.multi_asset_check(specs=_specs(suites, connections_partitions), name="scanning_findings_expectations")
     def scanning_findings_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
         """finding_id present and unique, severity and category allowed: one connection's findings,
         per scanner."""
@@ -115,15 +109,9 @@ def warehouse_expectations(context: dg.AssetCheckExecutionContext, config: Quali
             yield _check(context, config, spec, frame)
 
 
-def _check(
-    context: dg.AssetCheckExecutionContext, config: QualityConfig, spec: Suite, frame
-) -> dg.AssetCheckResult:
+def _check(context: dg.AssetCheckExecutionContext, config: QualityConfig, spec: Suite, frame) -> dg.AssetCheckResult:
     key = asset_key(spec)
-    previous = (
-        previous_row_count(context, key)
-        if config.compare_row_counts and spec.guard_row_count
-        else None
-    )
+    previous = previous_row_count(context, key) if config.compare_row_counts and spec.guard_row_count else None
     result = validate(spec.name, frame, previous, config.max_row_count_drop)
     return dg.AssetCheckResult(
         asset_key=key,
@@ -157,9 +145,7 @@ def previous_row_count(context: dg.AssetCheckExecutionContext, key: dg.AssetKey)
     succeeded = {
         run.run_id
         for run in context.instance.get_runs(
-            filters=dg.RunsFilter(
-                run_ids=list({r.run_id for r in earlier}), statuses=[dg.DagsterRunStatus.SUCCESS]
-            )
+            filters=dg.RunsFilter(run_ids=list({r.run_id for r in earlier}), statuses=[dg.DagsterRunStatus.SUCCESS])
         )
     }
     for record in earlier:

@@ -17,8 +17,8 @@ from ...bitbucket import tables as raw_tables
 from ...bitbucket.extract import RepositoryFilter
 from ...clock import SystemClock
 from ...files import atomic_write_bytes
-from ...redaction import redact_snippet
 from ...findings import FINDING_SCHEMA, RepoRef
+from ...redaction import redact_snippet
 from ...scanners import posture, registry, sarif
 from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
 from ...scanners.secrets import VARIABLE_RULE, filtered_summary, variable_findings
@@ -29,10 +29,10 @@ from ...scanners.stage import (
     ScanStageReport,
     default_scanners,
 )
-from ..retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
+from ..retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
 from ..storage.resources import StorageResource
 
 # The finding tables when the definitions were loaded (scanners/registry.py decides; the asset reads it then).
@@ -47,31 +47,55 @@ def _columns(schema) -> list[tuple[str, str, str]]:
 
 
 def _spec(name: str, schema, description: str, kinds: set[str]) -> dg.AssetSpec:
-    return dg.AssetSpec(["scanning", name], group_name="scanning", deps=RAW + ADVISORIES, owners=["team:appsec"],
-                        kinds=kinds, description=description,
-                        metadata={"dagster/column_schema": column_schema(_columns(schema))})
+    return dg.AssetSpec(
+        ["scanning", name],
+        group_name="scanning",
+        deps=RAW + ADVISORIES,
+        owners=["team:appsec"],
+        kinds=kinds,
+        description=description,
+        metadata={"dagster/column_schema": column_schema(_columns(schema))},
+    )
 
 
 def _specs(scanners: list[registry.Scanner]) -> list[dg.AssetSpec]:
     # Built in a function: module-level AssetSpecs would be collected as definitions of their own.
     return [
-        *[_spec(s.asset_name, FINDING_SCHEMA,
+        *[
+            _spec(
+                s.asset_name,
+                FINDING_SCHEMA,
                 f"Findings of the {s.name} scanner in the one finding schema (stable finding_id "
                 f"fingerprints; evidence redacted, never a raw secret). {s.description}".strip(),
-                kinds=s.asset_kinds)
-          for s in scanners],
-        _spec("scan_runs", SCAN_RUN_SCHEMA, "Per repository and scanner: status (ok | error | not_evaluable), "
-              "cached or not, duration, files and bytes scanned, findings, error.",
-              kinds={"parquet"}),
-        _spec("components", COMPONENT_SCHEMA,
-              "Component inventory (SBOM) parsed from manifests and lock files.",
-              kinds={"parquet", "git"}),
-        _spec("repository_files", REPOSITORY_FILES_SCHEMA,
-              "Top-level file listing at each main head (posture check BB-019).",
-              kinds={"parquet", "git"}),
-        _spec("posture_results", posture.RESULT_SCHEMA,
-              "Bitbucket posture checks BB-001…BB-033 per repository: pass, fail or "
-              "not_evaluable, with evidence.", kinds={"parquet", "duckdb"}),
+                kinds=s.asset_kinds,
+            )
+            for s in scanners
+        ],
+        _spec(
+            "scan_runs",
+            SCAN_RUN_SCHEMA,
+            "Per repository and scanner: status (ok | error | not_evaluable), "
+            "cached or not, duration, files and bytes scanned, findings, error.",
+            kinds={"parquet"},
+        ),
+        _spec(
+            "components",
+            COMPONENT_SCHEMA,
+            "Component inventory (SBOM) parsed from manifests and lock files.",
+            kinds={"parquet", "git"},
+        ),
+        _spec(
+            "repository_files",
+            REPOSITORY_FILES_SCHEMA,
+            "Top-level file listing at each main head (posture check BB-019).",
+            kinds={"parquet", "git"},
+        ),
+        _spec(
+            "posture_results",
+            posture.RESULT_SCHEMA,
+            "Bitbucket posture checks BB-001…BB-033 per repository: pass, fail or not_evaluable, with evidence.",
+            kinds={"parquet", "duckdb"},
+        ),
     ]
 
 
@@ -87,13 +111,16 @@ class ScanConfig(dg.Config):
 def _previous(name: str, kept: set[str], scanners: list[str], home: Path) -> ScanStageReport:
     """The last partition's code-scanner rows of the `kept` repositories. Variable findings, posture and
     SARIF are recomputed every run, so they are not carried."""
+
     def previous(zone: str, table: str) -> list[dict]:
         return [r for r in lake.read_partition(zone, table, name, home) if r.get("repository_uuid") in kept]
 
     return ScanStageReport(
         findings={s: [r for r in previous("findings", s) if r["rule_id"] != VARIABLE_RULE] for s in scanners},
-        scan_runs=previous(lake.SCANS_ZONE, "scan_runs"), extra={"components": previous("inventory", "components")},
-        repository_files=previous("inventory", "repository_files"))
+        scan_runs=previous(lake.SCANS_ZONE, "scan_runs"),
+        extra={"components": previous("inventory", "components")},
+        repository_files=previous("inventory", "repository_files"),
+    )
 
 
 def _keep_previous(report, name: str, kept: set[str], home: Path) -> None:
@@ -130,10 +157,14 @@ def _in_name(key: list[str]) -> str:
     return "_".join(key)
 
 
-@dg.op(ins={_in_name(k): dg.In(dg.Nothing) for k in RAW + ADVISORIES}, out=dg.DynamicOut(list),
-       retry_policy=STEP_RETRY_POLICY)
-def plan_scan_shards(context: dg.OpExecutionContext, config: ScanConfig, bitbucket: BitbucketResource,
-                     storage: StorageResource):
+@dg.op(
+    ins={_in_name(k): dg.In(dg.Nothing) for k in RAW + ADVISORIES},
+    out=dg.DynamicOut(list),
+    retry_policy=STEP_RETRY_POLICY,
+)
+def plan_scan_shards(
+    context: dg.OpExecutionContext, config: ScanConfig, bitbucket: BitbucketResource, storage: StorageResource
+):
     """Split the connection's chosen repositories into shards (stable: a hash of the repository UUID) and
     hand out one step per shard, or every shard to one step with a local process pool (`local_pool`)."""
     name, home = context.partition_key, storage.home_path()
@@ -144,8 +175,9 @@ def plan_scan_shards(context: dg.OpExecutionContext, config: ScanConfig, bitbuck
     repositories = lake.read_partition("raw", "repositories", name, home)
     chosen = [r for r in repositories if wanted.matches(r["workspace"], r["repository"])]
     shards = split(chosen, shard_count(len(chosen), configured))
-    kept = sorted({r["repository_uuid"] for r in repositories} - {r["repository_uuid"] for r in chosen}) \
-        if wanted else []
+    kept = (
+        sorted({r["repository_uuid"] for r in repositories} - {r["repository_uuid"] for r in chosen}) if wanted else []
+    )
     staging = _staging(home, name, context.run_id)
     shutil.rmtree(staging, ignore_errors=True)  # a retried plan starts clean
     for stale in staging.parent.glob("*") if staging.parent.is_dir() else ():  # runs killed before their merge
@@ -153,16 +185,19 @@ def plan_scan_shards(context: dg.OpExecutionContext, config: ScanConfig, bitbuck
             if time.time() - stale.stat().st_mtime > STALE_STAGING_SECONDS:
                 shutil.rmtree(stale, ignore_errors=True)
     atomic_write_bytes(staging / "plan.pickle", pickle.dumps({"shards": shards, "kept": kept}))
-    context.log.info(f"{len(chosen)} repositories in {len(shards)} shards"
-                     + (" (one step, a local process pool)" if config.local_pool else " (one step each)"))
+    context.log.info(
+        f"{len(chosen)} repositories in {len(shards)} shards"
+        + (" (one step, a local process pool)" if config.local_pool else " (one step each)")
+    )
     groups = [list(range(len(shards)))] if config.local_pool else [[i] for i in range(len(shards))]
     for group in groups:
         yield dg.DynamicOutput(group, mapping_key=f"shard_{group[0]}" if len(group) == 1 else "all_shards")
 
 
 @dg.op(pool="scanners", retry_policy=STEP_RETRY_POLICY)
-def scan_shard(context: dg.OpExecutionContext, indices: list, bitbucket: BitbucketResource,
-               storage: StorageResource) -> list:
+def scan_shard(
+    context: dg.OpExecutionContext, indices: list, bitbucket: BitbucketResource, storage: StorageResource
+) -> list:
     """Scan one shard's repositories with every scanner (several shards: a process pool sized to the
     cores). A shard that fails is recorded as failed, never fails the step: the merge marks its
     repositories. The `scanners` pool bounds these steps across runs."""
@@ -171,15 +206,24 @@ def scan_shard(context: dg.OpExecutionContext, indices: list, bitbucket: Bitbuck
     shards = _load(staging / "plan.pickle")["shards"]
     with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
-    results = run_shards([shards[i] for i in indices], bitbucket.git(client), scanners=default_scanners(),
-                         home=home, clock=SystemClock(),
-                         previous_files=lake.read_partition("inventory", "repository_files", name, home),
-                         progress=context.log.info if len(indices) == 1 else None)
+    results = run_shards(
+        [shards[i] for i in indices],
+        bitbucket.git(client),
+        scanners=default_scanners(),
+        home=home,
+        clock=SystemClock(),
+        previous_files=lake.read_partition("inventory", "repository_files", name, home),
+        progress=context.log.info if len(indices) == 1 else None,
+    )
     for index, result in zip(indices, results):
         if isinstance(result, ShardFailure):
             result = ShardFailure(index, result.error)
-            context.log.warning(redact_snippet(f"scan shard {index + 1} of {len(shards)} failed ({result.error}); "
-                                               f"its {len(shards[index])} repositories are marked as errors"))
+            context.log.warning(
+                redact_snippet(
+                    f"scan shard {index + 1} of {len(shards)} failed ({result.error}); "
+                    f"its {len(shards[index])} repositories are marked as errors"
+                )
+            )
         atomic_write_bytes(_shard_file(staging, index), pickle.dumps(result))
     return indices
 
@@ -196,21 +240,27 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
     plan = _load(staging / "plan.pickle")
     shards = plan["shards"]
     names = [s.name for s in default_scanners()]
-    results = [_load(_shard_file(staging, i)) if _shard_file(staging, i).exists()
-               else ShardFailure(i, "no result was written") for i in range(len(shards))]
+    results = [
+        _load(_shard_file(staging, i)) if _shard_file(staging, i).exists() else ShardFailure(i, "no result was written")
+        for i in range(len(shards))
+    ]
     clock = SystemClock()
     report = merge(results, shards, names, previous=lambda uuids: _previous(name, uuids, names, home), now=clock.now())
     if plan["kept"]:
         _keep_previous(report, name, set(plan["kept"]), home)
     failed_shards = sum(isinstance(r, ShardFailure) for r in results)
     raw = {t: lake.read_partition("raw", t, name, home) for t in raw_tables.TABLES}
-    lookup = {(name, r["workspace"], r["repository"]): RepoRef(name, r["workspace"], r["repository_uuid"],
-                                                              r["repository"], r["main_head"])
-              for r in raw["repositories"] if r.get("selected")}
-    report.findings["secrets"] += [f.row() for f in variable_findings(raw["pipeline_variables"], lookup,
-                                                                      scanned_at=clock.now())]
-    result = posture.evaluate({**raw, "repository_files": report.repository_files}, connection=name,
-                              now=clock.now())
+    lookup = {
+        (name, r["workspace"], r["repository"]): RepoRef(
+            name, r["workspace"], r["repository_uuid"], r["repository"], r["main_head"]
+        )
+        for r in raw["repositories"]
+        if r.get("selected")
+    }
+    report.findings["secrets"] += [
+        f.row() for f in variable_findings(raw["pipeline_variables"], lookup, scanned_at=clock.now())
+    ]
+    result = posture.evaluate({**raw, "repository_files": report.repository_files}, connection=name, now=clock.now())
     report.findings["posture"] = [f.row() for f in result.findings]
     imported = sarif.import_directory(home / "imports", lookup)
     report.findings["sarif"] = [f.row() for f in imported.findings]
@@ -221,13 +271,12 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
         lake.write_partition("findings", scanner, name, report.findings.get(scanner, []), FINDING_SCHEMA, home)
     lake.write_partition(lake.SCANS_ZONE, "scan_runs", name, report.scan_runs, SCAN_RUN_SCHEMA, home)
     lake.write_partition(lake.SCANS_ZONE, "posture_results", name, result.results, posture.RESULT_SCHEMA, home)
-    lake.write_partition("inventory", "components", name, report.extra.get("components", []), COMPONENT_SCHEMA,
-                         home)
-    lake.write_partition("inventory", "repository_files", name, report.repository_files, REPOSITORY_FILES_SCHEMA,
-                         home)
+    lake.write_partition("inventory", "components", name, report.extra.get("components", []), COMPONENT_SCHEMA, home)
+    lake.write_partition("inventory", "repository_files", name, report.repository_files, REPOSITORY_FILES_SCHEMA, home)
     errors = [r for r in report.scan_runs if r["status"] == "error"]
-    described = [redact_snippet(f"{run['scanner']} on {run['workspace']}/{run['repository']}: {run['error']}")
-                 for run in errors]
+    described = [
+        redact_snippet(f"{run['scanner']} on {run['workspace']}/{run['repository']}: {run['error']}") for run in errors
+    ]
     for line in described[:20]:
         context.log.warning(line)
     not_evaluated = not_evaluated_line(report.scan_runs)
@@ -237,29 +286,52 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
         context.instance.add_run_tags(context.run_id, {STATUS_TAG: "degraded"})
     for scanner in tables:
         rows = report.findings.get(scanner, [])
-        yield dg.Output(None, f"{scanner}_findings", metadata={
-            **table_metadata(rows, _columns(FINDING_SCHEMA), preview_columns=8),
-            "severity": dg.MetadataValue.json(_severity_counts(rows)),
-            # candidates each precision filter removed (issue 11): what the secrets scanner chose not to report
-            **({"filtered": dg.MetadataValue.json(filtered_summary(report.extra.get("secrets_filtered", [])))}
-               if scanner == "secrets" else {})})
-    yield dg.Output(None, "scan_runs", metadata={
-        **table_metadata(report.scan_runs, _columns(SCAN_RUN_SCHEMA)),
-        "repositories_cloned": report.cloned, "repositories_from_cache": report.cached_repositories,
-        "errors": len(errors), "seconds": round(report.seconds, 2), "shards": len(shards),
-        "failed_shards": failed_shards,
-        "not_evaluable": sum(1 for r in report.scan_runs if r["status"] == "not_evaluable"),
-        "not_evaluated": dg.MetadataValue.json(ecosystems_not_evaluated(report.scan_runs)),
-        "errors_by_scanner": dg.MetadataValue.json(dict(Counter(r["scanner"] for r in errors))),
-        "first_errors": dg.MetadataValue.json(described[:FIRST_ERRORS])})
-    yield dg.Output(None, "components", metadata=table_metadata(
-        report.extra.get("components", []), _columns(COMPONENT_SCHEMA)))
-    yield dg.Output(None, "repository_files", metadata=table_metadata(
-        report.repository_files, _columns(REPOSITORY_FILES_SCHEMA)))
+        yield dg.Output(
+            None,
+            f"{scanner}_findings",
+            metadata={
+                **table_metadata(rows, _columns(FINDING_SCHEMA), preview_columns=8),
+                "severity": dg.MetadataValue.json(_severity_counts(rows)),
+                # candidates each precision filter removed (issue 11): what the secrets scanner chose not to report
+                **(
+                    {"filtered": dg.MetadataValue.json(filtered_summary(report.extra.get("secrets_filtered", [])))}
+                    if scanner == "secrets"
+                    else {}
+                ),
+            },
+        )
+    yield dg.Output(
+        None,
+        "scan_runs",
+        metadata={
+            **table_metadata(report.scan_runs, _columns(SCAN_RUN_SCHEMA)),
+            "repositories_cloned": report.cloned,
+            "repositories_from_cache": report.cached_repositories,
+            "errors": len(errors),
+            "seconds": round(report.seconds, 2),
+            "shards": len(shards),
+            "failed_shards": failed_shards,
+            "not_evaluable": sum(1 for r in report.scan_runs if r["status"] == "not_evaluable"),
+            "not_evaluated": dg.MetadataValue.json(ecosystems_not_evaluated(report.scan_runs)),
+            "errors_by_scanner": dg.MetadataValue.json(dict(Counter(r["scanner"] for r in errors))),
+            "first_errors": dg.MetadataValue.json(described[:FIRST_ERRORS]),
+        },
+    )
+    yield dg.Output(
+        None, "components", metadata=table_metadata(report.extra.get("components", []), _columns(COMPONENT_SCHEMA))
+    )
+    yield dg.Output(
+        None, "repository_files", metadata=table_metadata(report.repository_files, _columns(REPOSITORY_FILES_SCHEMA))
+    )
     statuses = {s: sum(1 for r in result.results if r["status"] == s) for s in posture.STATUSES}
-    yield dg.Output(None, "posture_results", metadata={
-        **table_metadata(result.results, _columns(posture.RESULT_SCHEMA)),
-        "status": dg.MetadataValue.json(statuses)})
+    yield dg.Output(
+        None,
+        "posture_results",
+        metadata={
+            **table_metadata(result.results, _columns(posture.RESULT_SCHEMA)),
+            "status": dg.MetadataValue.json(statuses),
+        },
+    )
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(home / "staging" / "io" / context.run_id, ignore_errors=True)  # the shard numbers' step outputs
     with contextlib.suppress(OSError):  # the connection's staging directory, when no other run uses it
@@ -267,10 +339,17 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
 
 
 def _asset_outs(specs: list[dg.AssetSpec]) -> dict[str, dg.AssetOut]:
-    return {spec.key.path[-1]: dg.AssetOut(key=spec.key, dagster_type=dg.Nothing, description=spec.description,
-                                           owners=list(spec.owners), kinds=set(spec.kinds),
-                                           metadata=dict(spec.metadata))
-            for spec in specs}
+    return {
+        spec.key.path[-1]: dg.AssetOut(
+            key=spec.key,
+            dagster_type=dg.Nothing,
+            description=spec.description,
+            owners=list(spec.owners),
+            kinds=set(spec.kinds),
+            metadata=dict(spec.metadata),
+        )
+        for spec in specs
+    }
 
 
 def _scan_config(config: dict) -> dict:
@@ -295,10 +374,14 @@ def scan_findings_asset() -> dg.AssetsDefinition:
         return merge_scan_shards(plan.map(scan_shard).collect())._asdict()
 
     compose.__signature__ = inspect.Signature(  # one input per upstream asset (raw tables, advisories)
-        [inspect.Parameter(_in_name(k), inspect.Parameter.KEYWORD_ONLY) for k in RAW + ADVISORIES])
+        [inspect.Parameter(_in_name(k), inspect.Parameter.KEYWORD_ONLY) for k in RAW + ADVISORIES]
+    )
     compose.__name__ = "scan_findings"
     asset = dg.graph_multi_asset(
-        name="scan_findings", outs=_asset_outs(specs), partitions_def=connections_partitions, can_subset=False,
+        name="scan_findings",
+        outs=_asset_outs(specs),
+        partitions_def=connections_partitions,
+        can_subset=False,
         group_name="scanning",
         ins={_in_name(k): dg.AssetIn(key=k, dagster_type=dg.Nothing) for k in RAW + ADVISORIES},
         config=dg.ConfigMapping(config_fn=_scan_config, config_schema=ScanConfig.to_config_schema()),

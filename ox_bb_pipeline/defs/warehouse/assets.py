@@ -13,7 +13,6 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
-from ...scanners import registry
 from ...warehouse.exports import export_tables, open_warehouse
 from ...warehouse.models import discover, plain_models
 from ...warehouse.project import manifest_path
@@ -48,8 +47,12 @@ class WarehouseTranslator(DagsterDbtTranslator):
 TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=False))
 
 
-@dbt_assets(manifest=manifest_path(scanners=SCANNERS), dagster_dbt_translator=TRANSLATOR, name="warehouse_models",
-            pool="duckdb_writer")
+@dbt_assets(
+    manifest=manifest_path(scanners=SCANNERS),
+    dagster_dbt_translator=TRANSLATOR,
+    name="warehouse_models",
+    pool="duckdb_writer",
+)
 def warehouse_models(context: dg.AssetExecutionContext):
     """Build every dbt model and its tests into a copy of warehouse.duckdb, then swap it in (the whole project
     is built whatever the selection: the copy must be complete to replace the file)."""
@@ -65,8 +68,11 @@ def warehouse_models(context: dg.AssetExecutionContext):
         if key not in selected:
             continue
         seconds = round(result.model_seconds.get(model.name, 0.0), 2)
-        tests = [{"dbt test": name, "status": status} for name, status in sorted(result.tests.items())
-                 if result.test_models.get(name) == model.name]
+        tests = [
+            {"dbt test": name, "status": status}
+            for name, status in sorted(result.tests.items())
+            if result.test_models.get(name) == model.name
+        ]
         metadata = {**_table_metadata(summaries[model.name]), "seconds": seconds}
         if tests:
             metadata["dbt tests"] = dg.MetadataValue.md(_markdown(tests))
@@ -75,9 +81,14 @@ def warehouse_models(context: dg.AssetExecutionContext):
 
 # Written by the run_failures sensor, never by a run: declared (module level, so it is collected) so that
 # warehouse/pipeline_failures has a real upstream.
-RUN_FAILURES = dg.AssetSpec(["ops", "run_failures"], group_name="ops", kinds={"parquet"}, owners=["team:appsec"],
-                            description="lake/ops/run_failures: failed Dagster runs, written by the run_failures "
-                                        "sensor (read by warehouse/pipeline_failures).")
+RUN_FAILURES = dg.AssetSpec(
+    ["ops", "run_failures"],
+    group_name="ops",
+    kinds={"parquet"},
+    owners=["team:appsec"],
+    description="lake/ops/run_failures: failed Dagster runs, written by the run_failures "
+    "sensor (read by warehouse/pipeline_failures).",
+)
 
 
 def _table_metadata(summary: TableSummary) -> dict:
@@ -85,9 +96,9 @@ def _table_metadata(summary: TableSummary) -> dict:
     shown = summary.preview_columns
     metadata = {
         "dagster/row_count": dg.MetadataValue.int(summary.rows),
-        "dagster/column_schema": dg.TableSchema(columns=[
-            dg.TableColumn(name, dtype, description=desc or None)
-            for name, dtype, desc in summary.columns]),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, dtype, description=desc or None) for name, dtype, desc in summary.columns]
+        ),
         "preview": table_metadata(summary.preview, shown, preview_columns=len(shown))["preview"],
     }
     for title, rows in summary.counts.items():
@@ -106,27 +117,43 @@ def _plain_model_specs() -> list[dg.AssetSpec]:
     """Models still in plain SQL directly in sql/ (built by the same warehouse build, after the dbt models): shown
     in the lineage with their description and the models they read, until they move into the dbt project."""
     names = {m.name for m in discover()}
-    return [dg.AssetSpec(["warehouse", m.name], group_name="warehouse", kinds={"duckdb"}, owners=["team:appsec"],
-                         description=f"{m.description} (plain SQL model, built after the dbt models)".strip(),
-                         deps=[["warehouse", d] for d in m.depends if d in names])
-            for m in plain_models()]
+    return [
+        dg.AssetSpec(
+            ["warehouse", m.name],
+            group_name="warehouse",
+            kinds={"duckdb"},
+            owners=["team:appsec"],
+            description=f"{m.description} (plain SQL model, built after the dbt models)".strip(),
+            deps=[["warehouse", d] for d in m.depends if d in names],
+        )
+        for m in plain_models()
+    ]
 
 
 PLAIN_MODELS = _plain_model_specs()
 
 
-@dg.asset(key=["reports", "exports"], group_name="reports", kinds={"parquet"}, owners=["team:appsec"],
-          deps=[["warehouse", m.name] for m in discover()],
-          description="Parquet export of every mart table under OX_BB_HOME/exports/ (written atomically).")
+@dg.asset(
+    key=["reports", "exports"],
+    group_name="reports",
+    kinds={"parquet"},
+    owners=["team:appsec"],
+    deps=[["warehouse", m.name] for m in discover()],
+    description="Parquet export of every mart table under OX_BB_HOME/exports/ (written atomically).",
+)
 def exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     written = export_tables()
     return dg.MaterializeResult(metadata={"tables": dg.MetadataValue.json({k: str(v) for k, v in written.items()})})
 
 
-@dg.asset(key=["reports", "compliance_report"], group_name="reports", kinds={"html", "csv"},
-          owners=["team:appsec"],
-          deps=[["warehouse", "compliance_report"], ["warehouse", "findings_queue"]],
-          description="reports/compliance.html (opens offline) and reports/compliance.csv.")
+@dg.asset(
+    key=["reports", "compliance_report"],
+    group_name="reports",
+    kinds={"html", "csv"},
+    owners=["team:appsec"],
+    deps=[["warehouse", "compliance_report"], ["warehouse", "findings_queue"]],
+    description="reports/compliance.html (opens offline) and reports/compliance.csv.",
+)
 def compliance_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     written = write_reports()
     return dg.MaterializeResult(metadata={name: dg.MetadataValue.path(str(path)) for name, path in written.items()})

@@ -8,36 +8,59 @@ from ...warehouse.interchange import export
 
 def _materialize(fmt: str) -> dg.MaterializeResult:
     written = export(fmt)
-    return dg.MaterializeResult(metadata={
-        "files": dg.MetadataValue.int(len(written)),
-        "folder": dg.MetadataValue.path(str(written[0].parent) if written else ""),
-        "repositories": dg.MetadataValue.md("\n".join(f"- {p.name}" for p in written[:50]) or "(none)")})
+    return dg.MaterializeResult(
+        metadata={
+            "files": dg.MetadataValue.int(len(written)),
+            "folder": dg.MetadataValue.path(str(written[0].parent) if written else ""),
+            "repositories": dg.MetadataValue.md("\n".join(f"- {p.name}" for p in written[:50]) or "(none)"),
+        }
+    )
 
 
-@dg.asset(key=["reports", "sarif"], group_name="reports", kinds={"json"}, owners=["team:appsec"],
-          deps=[["warehouse", "findings_queue"], ["warehouse", "findings"]],
-          description="SARIF 2.1.0 per repository (exports/sarif/<workspace>+<slug>.sarif) for GitHub code "
-                      "scanning or DefectDojo: open findings, suppressed ones marked as such, no evidence.")
+@dg.asset(
+    key=["reports", "sarif"],
+    group_name="reports",
+    kinds={"json"},
+    owners=["team:appsec"],
+    deps=[["warehouse", "findings_queue"], ["warehouse", "findings"]],
+    description="SARIF 2.1.0 per repository (exports/sarif/<workspace>+<slug>.sarif) for GitHub code "
+    "scanning or DefectDojo: open findings, suppressed ones marked as such, no evidence.",
+)
 def sarif(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return _materialize("sarif")
 
 
-@dg.asset(key=["reports", "cyclonedx"], group_name="reports", kinds={"json"}, owners=["team:appsec"],
-          deps=[["warehouse", "findings_queue"], ["warehouse", "findings"]],
-          description="CycloneDX 1.6 SBOM per repository (exports/cyclonedx/<workspace>+<slug>.cdx.json): its "
-                      "components with the SCA vulnerabilities that affect them.")
+@dg.asset(
+    key=["reports", "cyclonedx"],
+    group_name="reports",
+    kinds={"json"},
+    owners=["team:appsec"],
+    deps=[["warehouse", "findings_queue"], ["warehouse", "findings"]],
+    description="CycloneDX 1.6 SBOM per repository (exports/cyclonedx/<workspace>+<slug>.cdx.json): its "
+    "components with the SCA vulnerabilities that affect them.",
+)
 def cyclonedx(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return _materialize("cyclonedx")
 
 
-@dg.asset(key=["reports", "explorer"], group_name="reports", kinds={"html"}, owners=["team:appsec"],
-          deps=[["warehouse", "findings_queue"], ["warehouse", "findings_daily"], ["warehouse", "remediation_summary"],
-                ["warehouse", "compliance_daily"]],
-          description="reports/explorer.html: one offline page with trends, filters and a drill-down from "
-                      "application to findings to detail.")
+@dg.asset(
+    key=["reports", "explorer"],
+    group_name="reports",
+    kinds={"html"},
+    owners=["team:appsec"],
+    deps=[
+        ["warehouse", "findings_queue"],
+        ["warehouse", "findings_daily"],
+        ["warehouse", "remediation_summary"],
+        ["warehouse", "compliance_daily"],
+    ],
+    description="reports/explorer.html: one offline page with trends, filters and a drill-down from "
+    "application to findings to detail.",
+)
 def explorer(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     from ...warehouse.explorer import write_explorer
 
     path = write_explorer()
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
-                                          "bytes": dg.MetadataValue.int(path.stat().st_size)})
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path)), "bytes": dg.MetadataValue.int(path.stat().st_size)}
+    )

@@ -16,8 +16,7 @@ def _clients(bitbucket: BitbucketResource, names: set[str], log) -> dict:
         try:
             clients[name] = bitbucket.client(name)
         except Exception as exc:  # noqa: BLE001 - its actions record "no client", the rest go on
-            log.warning(f"workflows: no client for connection {name!r}: "
-                        f"{type(exc).__name__}: {exc}")
+            log.warning(f"workflows: no client for connection {name!r}: {type(exc).__name__}: {exc}")
     return clients
 
 
@@ -45,24 +44,29 @@ def _metadata(outcome: dict) -> dict:
     return metadata
 
 
-@dg.asset(key=["reports", "workflows"], group_name="reports", kinds={"duckdb"},
-          pool="duckdb_writer", owners=["team:appsec"],
-          deps=[["warehouse", "findings_queue"], ["warehouse", "enriched_findings"]],
-          description="workflows.yaml over the built findings_queue: how many findings each rule "
-                      "matches and, when the file says `enabled: true`, its actions (assign, "
-                      "set_severity, webhook, code insights, pull request comment), once per "
-                      "rule, action and finding. Assignments and severity changes show from the "
-                      "next warehouse build on.")
-def workflows(context: dg.AssetExecutionContext,
-              bitbucket: BitbucketResource) -> dg.MaterializeResult:
+@dg.asset(
+    key=["reports", "workflows"],
+    group_name="reports",
+    kinds={"duckdb"},
+    pool="duckdb_writer",
+    owners=["team:appsec"],
+    deps=[["warehouse", "findings_queue"], ["warehouse", "enriched_findings"]],
+    description="workflows.yaml over the built findings_queue: how many findings each rule "
+    "matches and, when the file says `enabled: true`, its actions (assign, "
+    "set_severity, webhook, code insights, pull request comment), once per "
+    "rule, action and finding. Assignments and severity changes show from the "
+    "next warehouse build on.",
+)
+def workflows(context: dg.AssetExecutionContext, bitbucket: BitbucketResource) -> dg.MaterializeResult:
     """Preview, then act when enabled; a failing action never stops the others (see the log)."""
     settings = load_workflows()
     connections = bitbucket_connections(settings)
-    outcome = run_workflows(settings, lambda: _clients(bitbucket, connections, context.log),
-                            SystemClock().now())
+    outcome = run_workflows(settings, lambda: _clients(bitbucket, connections, context.log), SystemClock().now())
     for summary in outcome["applied"]:
         if summary["error"]:
-            context.log.warning(f"workflow {summary['rule']!r}: {summary['action']} failed for "
-                                f"{summary['error']} finding(s) (see workflow_action_log); "
-                                "retried by the next run")
+            context.log.warning(
+                f"workflow {summary['rule']!r}: {summary['action']} failed for "
+                f"{summary['error']} finding(s) (see workflow_action_log); "
+                "retried by the next run"
+            )
     return dg.MaterializeResult(metadata=_metadata(outcome))

@@ -18,8 +18,8 @@ import pyarrow as pa
 import yaml
 
 from ...bitbucket.tables import TABLES, schema
-from ..base import rules_digest
 from ...findings import FINDING_SCHEMA, SEVERITIES, Finding
+from ..base import rules_digest
 from . import checks
 from .checks import query
 
@@ -36,22 +36,43 @@ SCOPES = ("repository", "workspace")
 WORKSPACE_LISTED = frozenset({"workspaces", "projects", "repositories", "repository_permissions"})
 # Inputs that do not come from the extract stage. repository_files: paths at the main head, from the
 # scan stage's snapshots (BB-019); absent, public repositories get not_evaluable for that check.
-EXTRA_INPUTS = {"repository_files": pa.schema([
-    ("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
-    ("repository", pa.string()), ("path", pa.string())])}
+EXTRA_INPUTS = {
+    "repository_files": pa.schema(
+        [
+            ("connection", pa.string()),
+            ("workspace", pa.string()),
+            ("repository_uuid", pa.string()),
+            ("repository", pa.string()),
+            ("path", pa.string()),
+        ]
+    )
+}
 CONTROL_PREFIX = {"cis_ssc": "CIS-SSC-", "ssdf": "SSDF-", "owasp_cicd": ""}
 
-RESULT_SCHEMA = pa.schema([
-    ("connection", pa.string()), ("workspace", pa.string()),
-    ("repository_uuid", pa.string()), ("repository", pa.string()),  # null for workspace-level results
-    ("check_id", pa.string()), ("status", pa.string()), ("evidence", pa.string()),
-    ("checked_at", pa.timestamp("us", tz="UTC")),
-    ("finding_id", pa.string()),  # the finding a `fail` became; null otherwise
-])
+RESULT_SCHEMA = pa.schema(
+    [
+        ("connection", pa.string()),
+        ("workspace", pa.string()),
+        ("repository_uuid", pa.string()),
+        ("repository", pa.string()),  # null for workspace-level results
+        ("check_id", pa.string()),
+        ("status", pa.string()),
+        ("evidence", pa.string()),
+        ("checked_at", pa.timestamp("us", tz="UTC")),
+        ("finding_id", pa.string()),  # the finding a `fail` became; null otherwise
+    ]
+)
 
 
-TOPICS = ("branch_protection", "merged_changes", "repository_settings", "access", "webhooks", "pipelines",
-          "workspace_access")
+TOPICS = (
+    "branch_protection",
+    "merged_changes",
+    "repository_settings",
+    "access",
+    "webhooks",
+    "pipelines",
+    "workspace_access",
+)
 
 
 @dataclass(frozen=True)
@@ -73,8 +94,11 @@ class Check:
     @property
     def control_ids(self) -> list[str]:
         """Flattened framework ids: CIS-SSC-1.1.16, SSDF-PS.1.1, CICD-SEC-1."""
-        return [CONTROL_PREFIX[framework] + str(cid) for framework in CONTROL_PREFIX
-                for cid in self.controls.get(framework) or []]
+        return [
+            CONTROL_PREFIX[framework] + str(cid)
+            for framework in CONTROL_PREFIX
+            for cid in self.controls.get(framework) or []
+        ]
 
 
 def _validate(check: Check) -> list[str]:
@@ -105,12 +129,24 @@ def _validate(check: Check) -> list[str]:
 def load_catalog() -> tuple[Check, ...]:
     """The checks of catalog.yaml, validated (ids, severities, controls, logic that exists)."""
     entries = yaml.safe_load(CATALOG_PATH.read_text())["checks"]
-    catalog = tuple(Check(
-        id=e["id"], title=e["title"], category=e["category"], severity=e["severity"],
-        scope=tuple(e["scope"]), inputs=tuple(e.get("inputs") or ()),
-        requires=tuple(e["requires"] if "requires" in e else e.get("inputs") or ()), logic=e["logic"],
-        controls=e.get("controls") or {}, rationale=e.get("rationale", ""), remediation=e.get("remediation", ""),
-        params=e.get("params") or {}, topic=e.get("topic", "")) for e in entries)
+    catalog = tuple(
+        Check(
+            id=e["id"],
+            title=e["title"],
+            category=e["category"],
+            severity=e["severity"],
+            scope=tuple(e["scope"]),
+            inputs=tuple(e.get("inputs") or ()),
+            requires=tuple(e["requires"] if "requires" in e else e.get("inputs") or ()),
+            logic=e["logic"],
+            controls=e.get("controls") or {},
+            rationale=e.get("rationale", ""),
+            remediation=e.get("remediation", ""),
+            params=e.get("params") or {},
+            topic=e.get("topic", ""),
+        )
+        for e in entries
+    )
     problems = [p for check in catalog for p in _validate(check)]
     ids = [c.id for c in catalog]
     problems += [f"{i}: duplicate id" for i in sorted({i for i in ids if ids.count(i) > 1})]
@@ -127,9 +163,21 @@ def scanner_version() -> str:
 
 def catalog_table() -> pa.Table:
     """The catalog as a table, for reports that join results to titles, severities and controls."""
-    return pa.Table.from_pylist([
-        {"check_id": c.id, "title": c.title, "category": c.category, "topic": c.topic, "severity": c.severity,
-         "controls": c.control_ids, "rationale": c.rationale, "remediation": c.remediation} for c in load_catalog()])
+    return pa.Table.from_pylist(
+        [
+            {
+                "check_id": c.id,
+                "title": c.title,
+                "category": c.category,
+                "topic": c.topic,
+                "severity": c.severity,
+                "controls": c.control_ids,
+                "rationale": c.rationale,
+                "remediation": c.remediation,
+            }
+            for c in load_catalog()
+        ]
+    )
 
 
 @dataclass
@@ -169,8 +217,10 @@ def _unreadable_index(con: duckdb.DuckDBPyConnection):
     """(row with workspace and repository_uuid, table) -> why that table was not read for it, or None."""
     index: dict[tuple, str] = {}
     for s in query(con, "SELECT * FROM extraction_status ORDER BY checked_at"):
-        index.setdefault((s["workspace"], s["repository_uuid"], s["table_name"]),
-                         f"{s['table_name']} could not be read ({s['status']}: {s['endpoint']})")
+        index.setdefault(
+            (s["workspace"], s["repository_uuid"], s["table_name"]),
+            f"{s['table_name']} could not be read ({s['status']}: {s['endpoint']})",
+        )
 
     def why(row: dict, table: str) -> str | None:
         ws, uuid = row["workspace"], row.get("repository_uuid")
@@ -193,8 +243,14 @@ def _targets(check: Check, repositories: list[dict], workspaces: list[str]) -> l
 
 def _run(check: Check, con, ctx: checks.Context, workspaces: list[str]) -> list[dict]:
     if check.logic == "manual":
-        return [{**t, "status": "not_evaluable", "evidence": "requires admin attestation: Bitbucket's REST API "
-                 "does not expose this setting"} for t in _targets(check, ctx.repositories, workspaces)]
+        return [
+            {
+                **t,
+                "status": "not_evaluable",
+                "evidence": "requires admin attestation: Bitbucket's REST API does not expose this setting",
+            }
+            for t in _targets(check, ctx.repositories, workspaces)
+        ]
     try:
         if check.logic.endswith(".sql"):
             con.register("params", pa.Table.from_pylist([{"now": ctx.now, **check.params}]))
@@ -202,12 +258,15 @@ def _run(check: Check, con, ctx: checks.Context, workspaces: list[str]) -> list[
         return checks.CHECKS[check.id](ctx, check.params)
     except Exception as exc:  # one broken check must not take the other checks' results with it
         log.exception("posture check %s failed", check.id)
-        return [{**t, "status": "not_evaluable", "evidence": f"check failed: {type(exc).__name__}: {exc}"}
-                for t in _targets(check, ctx.repositories, workspaces)]
+        return [
+            {**t, "status": "not_evaluable", "evidence": f"check failed: {type(exc).__name__}: {exc}"}
+            for t in _targets(check, ctx.repositories, workspaces)
+        ]
 
 
-def evaluate(tables: dict[str, list[dict] | pa.Table], *, connection: str, now: datetime,
-             scanned_at: datetime | None = None) -> PostureResult:
+def evaluate(
+    tables: dict[str, list[dict] | pa.Table], *, connection: str, now: datetime, scanned_at: datetime | None = None
+) -> PostureResult:
     """Run every catalog check over one connection's raw tables (selected repositories only)."""
     checked_at = scanned_at or now
     version = scanner_version()
@@ -230,19 +289,38 @@ def evaluate(tables: dict[str, list[dict] | pa.Table], *, connection: str, now: 
                 finding = None
                 if row["status"] == "fail":
                     finding = Finding(
-                        scanner=SCANNER, scanner_version=version, rule_id=check.id, title=check.title,
-                        category=check.category, base_severity=check.severity, connection=connection,
-                        workspace=row["workspace"], repository_uuid=row["repository_uuid"] or "",
-                        repository=row["repository"] or "", anchor=row["anchor"],
-                        commit=heads.get(row["repository_uuid"]), file_path=row.get("file_path"),
-                        evidence=row["evidence"], remediation=check.remediation, controls=check.control_ids,
-                        scanned_at=checked_at)
+                        scanner=SCANNER,
+                        scanner_version=version,
+                        rule_id=check.id,
+                        title=check.title,
+                        category=check.category,
+                        base_severity=check.severity,
+                        connection=connection,
+                        workspace=row["workspace"],
+                        repository_uuid=row["repository_uuid"] or "",
+                        repository=row["repository"] or "",
+                        anchor=row["anchor"],
+                        commit=heads.get(row["repository_uuid"]),
+                        file_path=row.get("file_path"),
+                        evidence=row["evidence"],
+                        remediation=check.remediation,
+                        controls=check.control_ids,
+                        scanned_at=checked_at,
+                    )
                     findings.append(finding)
-                results.append({
-                    "connection": connection, "workspace": row["workspace"],
-                    "repository_uuid": row["repository_uuid"], "repository": row["repository"],
-                    "check_id": check.id, "status": row["status"], "evidence": row["evidence"],
-                    "checked_at": checked_at, "finding_id": finding and finding.finding_id})
+                results.append(
+                    {
+                        "connection": connection,
+                        "workspace": row["workspace"],
+                        "repository_uuid": row["repository_uuid"],
+                        "repository": row["repository"],
+                        "check_id": check.id,
+                        "status": row["status"],
+                        "evidence": row["evidence"],
+                        "checked_at": checked_at,
+                        "finding_id": finding and finding.finding_id,
+                    }
+                )
     finally:
         con.close()
     results.sort(key=lambda r: (r["check_id"], r["workspace"], r["repository"] or ""))

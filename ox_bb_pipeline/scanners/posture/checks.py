@@ -39,8 +39,11 @@ def listing(items: list[str]) -> str:
 
 
 # -- main-branch restrictions ----------------------------------------------------------------------
-MAIN_RESTRICTIONS_SCHEMA = schema("branch_restrictions").append(pa.field("mainbranch", pa.string())) \
+MAIN_RESTRICTIONS_SCHEMA = (
+    schema("branch_restrictions")
+    .append(pa.field("mainbranch", pa.string()))
     .append(pa.field("matched_by", pa.string()))
+)
 
 
 def _matched_by(restriction: dict, main: str, model: dict | None) -> str | None:
@@ -59,8 +62,10 @@ def _matched_by(restriction: dict, main: str, model: dict | None) -> str | None:
 
 def main_branch_restrictions(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """The branch_restrictions rows that apply to a selected repository's main branch, with how."""
-    mains = {r["repository_uuid"]: r["mainbranch"] for r in query(
-        con, "SELECT repository_uuid, mainbranch FROM selected_repositories")}
+    mains = {
+        r["repository_uuid"]: r["mainbranch"]
+        for r in query(con, "SELECT repository_uuid, mainbranch FROM selected_repositories")
+    }
     models = {m["repository_uuid"]: m for m in query(con, "SELECT * FROM branching_models")}
     rows = []
     for r in query(con, "SELECT * FROM branch_restrictions ORDER BY repository_uuid, restriction_id"):
@@ -123,6 +128,7 @@ CHECKS: dict[str, CheckFn] = {}
 def pipeline_check(check_id: str, anchor: str):
     """Register `fn(file, repo, ctx, params) -> (status, evidence)` as the check `check_id`, run on
     every selected repository's parsed pipelines file."""
+
     def register(fn):
         @wraps(fn)
         def run(ctx: Context, params: dict) -> list[dict]:
@@ -134,12 +140,22 @@ def pipeline_check(check_id: str, anchor: str):
                         status, evidence = fn(evidence, repo, ctx, params)
                 except Exception as exc:  # an odd file spoils its own repository's result, not the others'
                     status, evidence = "not_evaluable", f"check failed: {type(exc).__name__}: {exc}"
-                rows.append({"workspace": repo["workspace"], "repository_uuid": repo["repository_uuid"],
-                             "repository": repo["repository"], "status": status, "evidence": evidence,
-                             "anchor": f"{PIPELINES_FILE}:{anchor}", "file_path": PIPELINES_FILE})
+                rows.append(
+                    {
+                        "workspace": repo["workspace"],
+                        "repository_uuid": repo["repository_uuid"],
+                        "repository": repo["repository"],
+                        "status": status,
+                        "evidence": evidence,
+                        "anchor": f"{PIPELINES_FILE}:{anchor}",
+                        "file_path": PIPELINES_FILE,
+                    }
+                )
             return rows
+
         CHECKS[check_id] = run
         return run
+
     return register
 
 
@@ -158,12 +174,13 @@ def hardcoded_secret(pf: PipelinesFile, repo, ctx, params) -> tuple[str, str]:
     problems = []
 
     def literal(where: str, name: str, value: str) -> None:
-        if _is_literal(value) and (any(t.search(value) for t in tokens)
-                                   or (SECRET_KEY_NAME.search(name) and len(value) >= 8)):
+        if _is_literal(value) and (
+            any(t.search(value) for t in tokens) or (SECRET_KEY_NAME.search(name) and len(value) >= 8)
+        ):
             problems.append(f"{where}: {name} is set to a literal {mask(value)}")
 
     images = [("image", pf.image)] + [(f"service {n}", i) for n, i in pf.services.items()]
-    for pipeline, step in pf.steps():
+    for _pipeline, step in pf.steps():
         images.append((step.label, step.image))
         for pipe in step.pipes:
             for name, value in pipe.variables.items():
@@ -175,7 +192,7 @@ def hardcoded_secret(pf: PipelinesFile, repo, ctx, params) -> tuple[str, str]:
             if found:
                 problems.append(f"{step.label} script line {number} holds a literal credential {mask(found)}")
     for where, image in images:
-        for name, value in (image.credentials.items() if image else []):
+        for name, value in image.credentials.items() if image else []:
             if name != "username":
                 literal(f"{where} image credentials", name, value)
     return verdict(sorted(set(problems)), "no literal credential in images, pipe variables or script lines")
@@ -195,7 +212,7 @@ def _image_problem(ref: Ref) -> str | None:
 def image_not_pinned(pf: PipelinesFile, repo, ctx, params) -> tuple[str, str]:
     problems, checked = [], 0
     images = [("global image", pf.image)] + [(f"service {n}", i) for n, i in pf.services.items()]
-    for pipeline, step in pf.steps():
+    for _pipeline, step in pf.steps():
         if step.image:
             images.append((step.label, step.image))
         elif pf.image is None:
@@ -214,7 +231,7 @@ def image_not_pinned(pf: PipelinesFile, repo, ctx, params) -> tuple[str, str]:
 def pipe_not_pinned(pf: PipelinesFile, repo, ctx, params) -> tuple[str, str]:
     exact = re.compile(params["exact_version"])
     problems, pipes = [], 0
-    for pipeline, step in pf.steps():
+    for _pipeline, step in pf.steps():
         for pipe in step.pipes:
             pipes += 1
             ref = pipe.ref
@@ -232,7 +249,7 @@ _URL_HOST = re.compile(r"\bhttps?://(?:[^@/\s'\"]*@)?([^/\s'\":?#]+)")
 def remote_script_to_shell(pf: PipelinesFile, repo, ctx, params) -> tuple[str, str]:
     patterns = [re.compile(p, re.IGNORECASE) for p in params["patterns"]]
     problems = []
-    for pipeline, step in pf.steps():
+    for _pipeline, step in pf.steps():
         for number, line in enumerate(step.script, 1):
             if any(p.search(line) for p in patterns):
                 # Name the host, not the line: a download command may carry a token in a header or URL.
@@ -248,7 +265,7 @@ def production_deploy_ungated(pf: PipelinesFile, repo, ctx, params) -> tuple[str
     environments_unread = ctx.unreadable(repo, "environments")
     names = {n.lower() for n in params["production_names"]}
     problems, unknown, production_steps = [], [], 0
-    for pipeline, step in pf.steps():
+    for _pipeline, step in pf.steps():
         if not step.deployment:
             continue
         env = environments.get(step.deployment.lower())
@@ -263,20 +280,28 @@ def production_deploy_ungated(pf: PipelinesFile, repo, ctx, params) -> tuple[str
         if env is None and environments_unread:
             unknown.append(f"{step.label} deploys to {step.deployment} automatically")
             continue
-        problems.append(f"{step.label} deploys to {step.deployment} automatically (no trigger: manual) and the "
-                        "environment is neither admin-only nor gated")
+        problems.append(
+            f"{step.label} deploys to {step.deployment} automatically (no trigger: manual) and the "
+            "environment is neither admin-only nor gated"
+        )
     if problems:
         return "fail", listing(problems)
     if unknown:
         return "not_evaluable", f"{listing(unknown)}; environment restrictions could not be read: {environments_unread}"
-    return "pass", (f"{production_steps} production deployment step(s), each manual or behind a restricted "
-                    "environment" if production_steps else "no production deployment step")
+    return "pass", (
+        f"{production_steps} production deployment step(s), each manual or behind a restricted environment"
+        if production_steps
+        else "no production deployment step"
+    )
 
 
 @pipeline_check("BB-031", "pull-request-runners")
 def self_hosted_pr_runner(pf: PipelinesFile, repo, ctx, params) -> tuple[str, str]:
-    problems = [f"{step.label} runs on {', '.join(step.runs_on)}" for pipeline, step in pf.steps()
-                if pipeline.section == "pull-requests" and "self.hosted" in step.runs_on]
+    problems = [
+        f"{step.label} runs on {', '.join(step.runs_on)}"
+        for pipeline, step in pf.steps()
+        if pipeline.section == "pull-requests" and "self.hosted" in step.runs_on
+    ]
     return verdict(problems, "pull-request pipelines run on Bitbucket cloud runners")
 
 
@@ -284,7 +309,7 @@ def _first_match(pf: PipelinesFile, patterns: list[str]) -> str | None:
     """Where a step shows it does something: its commands and pipes first, its name as a last resort."""
     compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
     matches = lambda text: any(c.search(text) for c in compiled)  # noqa: E731
-    for pipeline, step in pf.steps():
+    for _pipeline, step in pf.steps():
         for text in [*step.script, *(p.ref.name for p in step.pipes)]:
             if matches(text):
                 return f"{step.label}: {text.strip()[:120]}"

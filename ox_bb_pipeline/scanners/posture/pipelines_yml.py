@@ -115,8 +115,10 @@ def _expanded_size(node: yaml.Node, path: str) -> int:
         visiting.discard(id(n))
         sizes[id(n)] = total
         if total > MAX_NODES:
-            raise PipelinesYmlError(f"{path}: YAML expands to more than {MAX_NODES:,} nodes through "
-                                    "anchors and aliases (a YAML bomb?); refused")
+            raise PipelinesYmlError(
+                f"{path}: YAML expands to more than {MAX_NODES:,} nodes through "
+                "anchors and aliases (a YAML bomb?); refused"
+            )
         return total
 
     return size(node, 0)
@@ -183,7 +185,7 @@ def split_ref(text: str) -> Ref:
     body = ref.removeprefix("docker://")
     digest = None
     if match := _DIGEST.search(body):
-        digest, body = match.group(1), body[:match.start()]
+        digest, body = match.group(1), body[: match.start()]
     name, tag = body, None
     last = body.rsplit("/", 1)[-1]
     if ":" in last:  # a colon before the last slash is a registry port, not a tag
@@ -226,8 +228,12 @@ class _Normaliser:
                 variables = item.get("variables") or {}
                 if not isinstance(variables, dict):
                     raise self.fail(where, "pipe variables must be a mapping")
-                pipes.append(Pipe(split_ref(str(item["pipe"])),
-                                  {str(k): "" if v is None else str(v) for k, v in variables.items()}))
+                pipes.append(
+                    Pipe(
+                        split_ref(str(item["pipe"])),
+                        {str(k): "" if v is None else str(v) for k, v in variables.items()},
+                    )
+                )
             elif isinstance(item, (str, int, float, bool)):
                 lines.append(str(item))
         return lines, pipes
@@ -243,10 +249,18 @@ class _Normaliser:
         trigger = str(value.get("trigger") or inherited.get("trigger") or "automatic").lower()
         deployment = value.get("deployment") or inherited.get("deployment")
         return Step(
-            location=location, name=_text(value.get("name")), image=self.image(value.get("image"), location),
-            script=script + after, pipes=pipes + after_pipes, deployment=_text(deployment), trigger=trigger,
-            runs_on=runs_on, services=[str(s) for s in value.get("services") or []],
-            caches=[str(c) for c in value.get("caches") or []], size=_text(value.get("size")))
+            location=location,
+            name=_text(value.get("name")),
+            image=self.image(value.get("image"), location),
+            script=script + after,
+            pipes=pipes + after_pipes,
+            deployment=_text(deployment),
+            trigger=trigger,
+            runs_on=runs_on,
+            services=[str(s) for s in value.get("services") or []],
+            caches=[str(c) for c in value.get("caches") or []],
+            size=_text(value.get("size")),
+        )
 
     def items(self, items, where: str) -> list[Step]:
         """A pipeline's list: steps, parallel groups and stages, flattened in order."""
@@ -284,8 +298,7 @@ class _Normaliser:
         definitions = data.get("definitions") or {}
         if not isinstance(definitions, dict) or not isinstance(options, dict):
             raise PipelinesYmlError(f"{self.path}: definitions and options must be mappings")
-        result = PipelinesFile(path=self.path, image=self.image(data.get("image"), "image"),
-                               size=options.get("size"))
+        result = PipelinesFile(path=self.path, image=self.image(data.get("image"), "image"), size=options.get("size"))
         for name, service in (definitions.get("services") or {}).items():
             result.services[str(name)] = self.image((service or {}).get("image"), f"definitions.services.{name}")
         for name, cache in (definitions.get("caches") or {}).items():

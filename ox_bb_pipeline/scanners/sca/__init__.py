@@ -18,40 +18,76 @@ from cyclonedx.schema import OutputFormat, SchemaVersion
 from packageurl import PackageURL
 
 from ...advisories.settings import SYNC_HINT
-from ..base import ScanOutput, rules_digest
 from ...findings import Finding, RepoRef
+from ..base import ScanOutput, rules_digest
 from ..snapshot import Snapshot
 from .ecosystems import display_version, name_key
 from .manifests import Component, ManifestError, format_of, read_inventory
 from .osv import AdvisoryDatabase, Match, advisory_digest, load_database, osv_paths
 
-__all__ = ["COMPONENT_SCHEMA", "EXTRA_SCHEMAS", "MANIFEST_ERROR_SCHEMA", "ScaScanner", "cyclonedx_bom", "cyclonedx_json",
-           "cyclonedx_output", "ecosystems_not_evaluated", "not_evaluated_line"]
+__all__ = [
+    "COMPONENT_SCHEMA",
+    "EXTRA_SCHEMAS",
+    "MANIFEST_ERROR_SCHEMA",
+    "ScaScanner",
+    "cyclonedx_bom",
+    "cyclonedx_json",
+    "cyclonedx_output",
+    "ecosystems_not_evaluated",
+    "not_evaluated_line",
+]
 
 CONTROLS = ["CIS-SSC-1.5.5", "SSDF-PW.4.4", "SSDF-RV.1.1", "CICD-SEC-3"]
 CODE_VERSION = rules_digest(*sorted(Path(__file__).parent.glob("*.py")))  # parsers and matching logic
 
-_REPOSITORY_FIELDS = [("connection", pa.string()), ("workspace", pa.string()), ("repository_uuid", pa.string()),
-                      ("repository", pa.string()), ("commit", pa.string())]
-COMPONENT_SCHEMA = pa.schema(_REPOSITORY_FIELDS + [
-    ("ecosystem", pa.string()), ("name", pa.string()), ("version", pa.string()), ("purl", pa.string()),
-    ("manifest", pa.string()), ("line", pa.int64()), ("direct", pa.bool_()), ("dev_only", pa.bool_()),
-    ("requirement", pa.string()),
-])
+_REPOSITORY_FIELDS = [
+    ("connection", pa.string()),
+    ("workspace", pa.string()),
+    ("repository_uuid", pa.string()),
+    ("repository", pa.string()),
+    ("commit", pa.string()),
+]
+COMPONENT_SCHEMA = pa.schema(
+    _REPOSITORY_FIELDS
+    + [
+        ("ecosystem", pa.string()),
+        ("name", pa.string()),
+        ("version", pa.string()),
+        ("purl", pa.string()),
+        ("manifest", pa.string()),
+        ("line", pa.int64()),
+        ("direct", pa.bool_()),
+        ("dev_only", pa.bool_()),
+        ("requirement", pa.string()),
+    ]
+)
 MANIFEST_ERROR_SCHEMA = pa.schema(_REPOSITORY_FIELDS + [("manifest", pa.string()), ("error", pa.string())])
 EXTRA_SCHEMAS = {"components": COMPONENT_SCHEMA, "manifest_errors": MANIFEST_ERROR_SCHEMA}
 
 
 def _repository_columns(repo: RepoRef) -> dict:
-    return {"connection": repo.connection, "workspace": repo.workspace, "repository_uuid": repo.repository_uuid,
-            "repository": repo.repository, "commit": repo.commit}
+    return {
+        "connection": repo.connection,
+        "workspace": repo.workspace,
+        "repository_uuid": repo.repository_uuid,
+        "repository": repo.repository,
+        "commit": repo.commit,
+    }
 
 
 def component_row(repo: RepoRef, component: Component) -> dict:
-    return {**_repository_columns(repo), "ecosystem": component.ecosystem, "name": component.name,
-            "version": component.version, "purl": component.purl, "manifest": component.manifest,
-            "line": component.line, "direct": component.direct, "dev_only": component.dev_only,
-            "requirement": component.requirement}
+    return {
+        **_repository_columns(repo),
+        "ecosystem": component.ecosystem,
+        "name": component.name,
+        "version": component.version,
+        "purl": component.purl,
+        "manifest": component.manifest,
+        "line": component.line,
+        "direct": component.direct,
+        "dev_only": component.dev_only,
+        "requirement": component.requirement,
+    }
 
 
 class ScaScanner:
@@ -84,19 +120,31 @@ class ScaScanner:
     def scan_snapshot(self, snapshot: Snapshot, database: AdvisoryDatabase, version: str) -> ScanOutput:
         repo = snapshot.repo
         inventory = read_inventory(snapshot.paths(), snapshot.read_text)
-        errors = inventory.errors + [ManifestError(path, f"not scanned: {reason}")
-                                     for path, reason in snapshot.skipped.items() if format_of(path)]
-        findings = [_finding(repo, version, component, match, *database.exploitation(match.advisory))
-                    for component in inventory.components
-                    for match in database.matches(component.ecosystem, component.name, component.version)]
+        errors = inventory.errors + [
+            ManifestError(path, f"not scanned: {reason}")
+            for path, reason in snapshot.skipped.items()
+            if format_of(path)
+        ]
+        findings = [
+            _finding(repo, version, component, match, *database.exploitation(match.advisory))
+            for component in inventory.components
+            for match in database.matches(component.ecosystem, component.name, component.version)
+        ]
         # No data for an ecosystem is "not evaluated", never a silent "no vulnerabilities".
         missing = sorted({c.ecosystem for c in inventory.components} - database.ecosystems)
         return ScanOutput(
-            repo.repository_uuid, findings, files_scanned=inventory.files, bytes_scanned=inventory.bytes,
+            repo.repository_uuid,
+            findings,
+            files_scanned=inventory.files,
+            bytes_scanned=inventory.bytes,
             not_evaluable=not_evaluated_reason(missing, database.source) if missing else None,
-            extra={"components": [component_row(repo, c) for c in inventory.components],
-                   "manifest_errors": [{**_repository_columns(repo), "manifest": e.manifest, "error": e.error}
-                                       for e in errors]})
+            extra={
+                "components": [component_row(repo, c) for c in inventory.components],
+                "manifest_errors": [
+                    {**_repository_columns(repo), "manifest": e.manifest, "error": e.error} for e in errors
+                ],
+            },
+        )
 
 
 def not_evaluated_reason(ecosystems: list[str], source: str) -> str:
@@ -127,33 +175,62 @@ def not_evaluated_line(scan_runs: Iterable[dict]) -> str | None:
     return f"SCA not evaluated for {listed}: no advisory data; {SYNC_HINT}"
 
 
-def _finding(repo: RepoRef, scanner_version: str, component: Component, match: Match,
-             known_exploited: bool | None = None, epss: float | None = None) -> Finding:
+def _finding(
+    repo: RepoRef,
+    scanner_version: str,
+    component: Component,
+    match: Match,
+    known_exploited: bool | None = None,
+    epss: float | None = None,
+) -> Finding:
     advisory, eco = match.advisory, component.ecosystem
     shown = display_version(eco, component.version)
     relation = {True: "direct", False: "transitive", None: "dependency"}[component.direct]
     scope = ", dev-only" if component.dev_only else ""
     if match.fixed_version:
         remediation = f"Upgrade {component.name} to {display_version(eco, match.fixed_version)} or later"
-        remediation += (" (it is transitive: upgrade the package that pulls it in, or pin it with an override)."
-                        if component.direct is False else ".")
+        remediation += (
+            " (it is transitive: upgrade the package that pulls it in, or pin it with an override)."
+            if component.direct is False
+            else "."
+        )
     else:
-        remediation = (f"No fixed version of {component.name} is published for {advisory.id}: remove or replace "
-                       "it, or apply the advisory's mitigation.")
+        remediation = (
+            f"No fixed version of {component.name} is published for {advisory.id}: remove or replace "
+            "it, or apply the advisory's mitigation."
+        )
     return Finding.at(
-        repo, scanner="sca", scanner_version=scanner_version, rule_id=advisory.id, title=advisory.summary,
-        category="sca", base_severity=advisory.severity,
+        repo,
+        scanner="sca",
+        scanner_version=scanner_version,
+        rule_id=advisory.id,
+        title=advisory.summary,
+        category="sca",
+        base_severity=advisory.severity,
         anchor=f"{eco}:{name_key(eco, component.name)}@{component.version}:{advisory.id}",
-        file_path=component.manifest, start_line=component.line, end_line=component.line,
-        evidence=(f"{component.name}@{shown} ({eco}, {relation}{scope}) is in the range {match.affected_range} "
-                  f"affected by {advisory.id}"),
-        remediation=remediation, cwe=advisory.cwe, package=component.name, version=component.version,
-        fixed_version=match.fixed_version, vulnerability_ids=[advisory.id, *advisory.aliases],
-        controls=list(CONTROLS), cvss_score=advisory.score, cvss_vector=advisory.vector,
-        known_exploited=known_exploited, epss=epss)
+        file_path=component.manifest,
+        start_line=component.line,
+        end_line=component.line,
+        evidence=(
+            f"{component.name}@{shown} ({eco}, {relation}{scope}) is in the range {match.affected_range} "
+            f"affected by {advisory.id}"
+        ),
+        remediation=remediation,
+        cwe=advisory.cwe,
+        package=component.name,
+        version=component.version,
+        fixed_version=match.fixed_version,
+        vulnerability_ids=[advisory.id, *advisory.aliases],
+        controls=list(CONTROLS),
+        cvss_score=advisory.score,
+        cvss_vector=advisory.vector,
+        known_exploited=known_exploited,
+        epss=epss,
+    )
 
 
 # -- CycloneDX --------------------------------------------------------------------------------------
+
 
 def _cdx_component(row: dict, manifests: list[str]) -> CdxComponent:
     parsed = PackageURL.from_string(row["purl"])
@@ -164,9 +241,16 @@ def _cdx_component(row: dict, manifests: list[str]) -> CdxComponent:
     if row.get("requirement"):
         properties.append(Property(name="ox-bb:requirement", value=row["requirement"]))
     # CycloneDX's "excluded" scope is for components used only in tests or builds, never at runtime.
-    return CdxComponent(type=ComponentType.LIBRARY, name=parsed.name, group=parsed.namespace,
-                        version=parsed.version, purl=parsed, bom_ref=row["purl"], properties=properties,
-                        scope=ComponentScope.EXCLUDED if row.get("dev_only") else ComponentScope.REQUIRED)
+    return CdxComponent(
+        type=ComponentType.LIBRARY,
+        name=parsed.name,
+        group=parsed.namespace,
+        version=parsed.version,
+        purl=parsed,
+        bom_ref=row["purl"],
+        properties=properties,
+        scope=ComponentScope.EXCLUDED if row.get("dev_only") else ComponentScope.REQUIRED,
+    )
 
 
 def cyclonedx_json(components: list[dict], spec_version: str = "1.6") -> str:
@@ -187,18 +271,26 @@ def cyclonedx_bom(components: list[dict]) -> Bom:
         raise ValueError(f"cyclonedx_json takes one repository's components, got {len(repositories)}")
     first = components[0] if components else {}
     name = "/".join(p for p in (first.get("workspace"), first.get("repository")) if p) or "repository"
-    bom = Bom(serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"ox-bb:{first.get('repository_uuid')}"
-                                                           f"@{first.get('commit')}"))
-    root = CdxComponent(type=ComponentType.APPLICATION, name=name, version=first.get("commit"),
-                        bom_ref=first.get("repository_uuid") or name)
+    bom = Bom(
+        serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"ox-bb:{first.get('repository_uuid')}@{first.get('commit')}")
+    )
+    root = CdxComponent(
+        type=ComponentType.APPLICATION,
+        name=name,
+        version=first.get("commit"),
+        bom_ref=first.get("repository_uuid") or name,
+    )
     bom.metadata.component = root
     by_purl: dict[str, list[dict]] = {}
     for row in components:
         by_purl.setdefault(row["purl"], []).append(row)
     direct = []
-    for purl_text, rows in sorted(by_purl.items()):
-        merged = {**rows[0], "dev_only": all(r.get("dev_only") for r in rows),
-                  "direct": True if any(r.get("direct") for r in rows) else rows[0].get("direct")}
+    for _purl_text, rows in sorted(by_purl.items()):
+        merged = {
+            **rows[0],
+            "dev_only": all(r.get("dev_only") for r in rows),
+            "direct": True if any(r.get("direct") for r in rows) else rows[0].get("direct"),
+        }
         component = _cdx_component(merged, sorted({r["manifest"] for r in rows}))
         bom.components.add(component)
         if merged["direct"]:

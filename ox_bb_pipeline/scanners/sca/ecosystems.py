@@ -10,8 +10,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from packageurl import PackageURL
-from univers.versions import (ComposerVersion, GolangVersion, MavenVersion, NugetVersion,
-                              PypiVersion, RubygemsVersion, SemverVersion, Version)
+from univers.versions import (
+    ComposerVersion,
+    GolangVersion,
+    MavenVersion,
+    NugetVersion,
+    PypiVersion,
+    RubygemsVersion,
+    SemverVersion,
+    Version,
+)
 
 # Name rules live with the advisory index, which must key package names the same way.
 from ...advisories.ecosystems import name_key, pep503
@@ -27,22 +35,25 @@ class Ecosystem:
     version_prefix: str = ""  # what manifests write before a version and OSV drops (Go's "v")
 
 
-ECOSYSTEMS: dict[str, Ecosystem] = {e.name: e for e in (
-    Ecosystem("PyPI", "pypi", PypiVersion),
-    Ecosystem("npm", "npm", SemverVersion),
-    Ecosystem("Maven", "maven", MavenVersion),
-    Ecosystem("Go", "golang", GolangVersion, version_prefix="v"),
-    Ecosystem("RubyGems", "gem", RubygemsVersion),
-    Ecosystem("crates.io", "cargo", SemverVersion),
-    Ecosystem("NuGet", "nuget", NugetVersion),
-    Ecosystem("Packagist", "composer", ComposerVersion),
-)}
+ECOSYSTEMS: dict[str, Ecosystem] = {
+    e.name: e
+    for e in (
+        Ecosystem("PyPI", "pypi", PypiVersion),
+        Ecosystem("npm", "npm", SemverVersion),
+        Ecosystem("Maven", "maven", MavenVersion),
+        Ecosystem("Go", "golang", GolangVersion, version_prefix="v"),
+        Ecosystem("RubyGems", "gem", RubygemsVersion),
+        Ecosystem("crates.io", "cargo", SemverVersion),
+        Ecosystem("NuGet", "nuget", NugetVersion),
+        Ecosystem("Packagist", "composer", ComposerVersion),
+    )
+}
 
 
 def osv_version(ecosystem: str, version: str) -> str:
     """A manifest's version in OSV spelling (Go: without the leading "v")."""
     prefix = ECOSYSTEMS[ecosystem].version_prefix if ecosystem in ECOSYSTEMS else ""
-    return version[len(prefix):] if prefix and version.startswith(prefix) else version
+    return version[len(prefix) :] if prefix and version.startswith(prefix) else version
 
 
 def display_version(ecosystem: str, version: str) -> str:

@@ -120,8 +120,9 @@ def parse_requirements(text: str, path: str) -> list[Component]:
             continue
         version = _pinned(requirement)
         declared = None if version else (requirement.url or str(requirement.specifier) or "*")
-        components.append(Component("PyPI", requirement.name, version, path, start, direct=True, dev_only=dev,
-                                    requirement=declared))
+        components.append(
+            Component("PyPI", requirement.name, version, path, start, direct=True, dev_only=dev, requirement=declared)
+        )
     if via:  # a compiled file: only what came from an input file (-r) was asked for directly
         for index, component in enumerate(components):
             component.direct = bool(re.search(r"(^|\s)-r\s", via.get(index, "")))
@@ -143,8 +144,17 @@ def parse_pipfile_lock(text: str, path: str) -> list[Component]:
         for name, entry in (data.get(section) or {}).items():
             line, cursor = lines.find(_json_key(name), cursor)
             version = _pipenv_version(entry)
-            components.append(Component("PyPI", name, version, path, line, dev_only=dev,
-                                        requirement=None if version else json.dumps(entry, sort_keys=True)))
+            components.append(
+                Component(
+                    "PyPI",
+                    name,
+                    version,
+                    path,
+                    line,
+                    dev_only=dev,
+                    requirement=None if version else json.dumps(entry, sort_keys=True),
+                )
+            )
     return components
 
 
@@ -157,8 +167,18 @@ def parse_pipfile(text: str, path: str) -> list[Component]:
         for name, spec in (data.get(section) or {}).items():
             line, _ = lines.find(rf'^\s*"?{re.escape(name)}"?\s*=', cursor)
             version = _pipenv_version(spec)
-            components.append(Component("PyPI", name, version, path, line, direct=True, dev_only=dev,
-                                        requirement=None if version else json.dumps(spec, sort_keys=True)))
+            components.append(
+                Component(
+                    "PyPI",
+                    name,
+                    version,
+                    path,
+                    line,
+                    direct=True,
+                    dev_only=dev,
+                    requirement=None if version else json.dumps(spec, sort_keys=True),
+                )
+            )
     return components
 
 
@@ -196,7 +216,8 @@ def declared_pyproject(text: str) -> dict[str, bool]:
             if isinstance(entry, str):
                 declared.setdefault(_requirement_name(entry), True)
     runtime = list(poetry.get("dependencies") or {}) + [
-        _requirement_name(e) for e in data.get("project", {}).get("dependencies") or []]
+        _requirement_name(e) for e in data.get("project", {}).get("dependencies") or []
+    ]
     for extra in (data.get("project", {}).get("optional-dependencies") or {}).values():
         runtime += [_requirement_name(e) for e in extra]
     declared.update({name: False for name in runtime if name and name != "python"})
@@ -213,8 +234,12 @@ def _requirement_name(text: str) -> str:
 # -- JavaScript -------------------------------------------------------------------------------------
 
 _EXACT_SEMVER = re.compile(r"=?v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)")
-_NPM_SECTIONS = (("dependencies", False), ("optionalDependencies", False), ("peerDependencies", False),
-                 ("devDependencies", True))
+_NPM_SECTIONS = (
+    ("dependencies", False),
+    ("optionalDependencies", False),
+    ("peerDependencies", False),
+    ("devDependencies", True),
+)
 
 
 def _npm_alias(name: str, version: str | None) -> tuple[str, str | None]:
@@ -222,7 +247,7 @@ def _npm_alias(name: str, version: str | None) -> tuple[str, str | None]:
     if version and version.startswith("npm:"):
         target = version[4:]
         at = target.find("@", 1)
-        return (target[:at], target[at + 1:]) if at > 0 else (target, None)
+        return (target[:at], target[at + 1 :]) if at > 0 else (target, None)
     return name, version
 
 
@@ -246,13 +271,21 @@ def _npm_packages(packages: dict, lines: Lines, path: str) -> list[Component]:
         folder = key.rsplit("node_modules/", 1)[1]
         name, version = _npm_alias(entry.get("name") or folder, entry.get("version"))
         top_level = key == f"node_modules/{folder}"
-        components.append(Component("npm", name, version, path, line, direct=top_level and folder in declared,
-                                    dev_only=bool(entry.get("dev"))))
+        components.append(
+            Component(
+                "npm",
+                name,
+                version,
+                path,
+                line,
+                direct=top_level and folder in declared,
+                dev_only=bool(entry.get("dev")),
+            )
+        )
     return components
 
 
-def _npm_dependencies(tree: dict, lines: Lines, path: str, nested: bool, cursor: int
-                      ) -> tuple[list[Component], int]:
+def _npm_dependencies(tree: dict, lines: Lines, path: str, nested: bool, cursor: int) -> tuple[list[Component], int]:
     components = []
     for folder, entry in tree.items():
         if not isinstance(entry, dict):
@@ -260,8 +293,11 @@ def _npm_dependencies(tree: dict, lines: Lines, path: str, nested: bool, cursor:
         line, cursor = lines.find(_json_key(folder), cursor)
         name, version = _npm_alias(folder, entry.get("version"))
         # v1 does not list the root's dependencies: top-level entries are marked from package.json.
-        components.append(Component("npm", name, version, path, line, direct=False if nested else None,
-                                    dev_only=bool(entry.get("dev"))))
+        components.append(
+            Component(
+                "npm", name, version, path, line, direct=False if nested else None, dev_only=bool(entry.get("dev"))
+            )
+        )
         if isinstance(entry.get("dependencies"), dict):
             children, cursor = _npm_dependencies(entry["dependencies"], lines, path, True, cursor)
             components += children
@@ -274,10 +310,10 @@ def _yarn_name(spec: str) -> tuple[str, str]:
     at = spec.find("@", 1)
     if at < 0:
         return spec, ""
-    name, wanted = spec[:at], spec[at + 1:]
+    name, wanted = spec[:at], spec[at + 1 :]
     if wanted.startswith("npm:") and wanted.find("@", 5) > 0:
         target = wanted[4:]
-        name, wanted = target[:target.find("@", 1)], target[target.find("@", 1) + 1:]
+        name, wanted = target[: target.find("@", 1)], target[target.find("@", 1) + 1 :]
     return name, wanted
 
 
@@ -314,8 +350,18 @@ def parse_package_json(text: str, path: str) -> list[Component]:
         for name, spec in (data.get(section) or {}).items():
             line, _ = lines.find(_json_key(name, '"'), cursor)
             exact = _EXACT_SEMVER.fullmatch(spec.strip()) if isinstance(spec, str) else None
-            components.append(Component("npm", name, exact.group(1) if exact else None, path, line, direct=True,
-                                        dev_only=dev, requirement=None if exact else str(spec)))
+            components.append(
+                Component(
+                    "npm",
+                    name,
+                    exact.group(1) if exact else None,
+                    path,
+                    line,
+                    direct=True,
+                    dev_only=dev,
+                    requirement=None if exact else str(spec),
+                )
+            )
     return components
 
 
@@ -329,6 +375,7 @@ def declared_npm(text: str) -> dict[str, bool]:
 
 
 # -- Java -------------------------------------------------------------------------------------------
+
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
@@ -398,12 +445,23 @@ def parse_pom(text: str, path: str) -> list[Component]:
     for group, artifact, version, scope, line in declared:
         version = version or managed.get((group, artifact))
         pinned = version if version and "${" not in version and not re.search(r"[\[\](),]", version) else None
-        components.append(Component("Maven", f"{group}:{artifact}", pinned, path, line, direct=True,
-                                    dev_only=scope == "test", requirement=None if pinned else version or "*"))
+        components.append(
+            Component(
+                "Maven",
+                f"{group}:{artifact}",
+                pinned,
+                path,
+                line,
+                direct=True,
+                dev_only=scope == "test",
+                requirement=None if pinned else version or "*",
+            )
+        )
     return components
 
 
 # -- Go ---------------------------------------------------------------------------------------------
+
 
 def parse_go_mod(text: str, path: str) -> list[Component]:
     """go.mod `require` lines (`// indirect` = transitive), with `replace` directives applied."""
@@ -429,7 +487,7 @@ def parse_go_mod(text: str, path: str) -> list[Component]:
             requires.append((words[0].strip('"'), words[1], number, "indirect" in comment.split()))
         elif directive == "replace" and "=>" in words:
             arrow = words.index("=>")
-            old, new = words[:arrow], words[arrow + 1:]
+            old, new = words[:arrow], words[arrow + 1 :]
             if old and new:
                 replaces[(old[0], old[1] if len(old) > 1 else None)] = (new[0], new[1] if len(new) > 1 else None)
     components = []
@@ -454,6 +512,7 @@ def parse_go_sum(text: str, path: str) -> list[Component]:
 
 
 # -- Ruby and Rust ----------------------------------------------------------------------------------
+
 
 def parse_gemfile_lock(text: str, path: str) -> list[Component]:
     """Gemfile.lock: `    name (version[-platform])` specs of GEM and GIT sources; DEPENDENCIES = direct."""
@@ -510,8 +569,7 @@ def parse_cargo_lock(text: str, path: str) -> list[Component]:
         name = package["name"]
         line, cursor = lines.find(rf'^name\s*=\s*"{re.escape(name)}"', cursor)
         if "source" in package:
-            components.append(Component("crates.io", name, str(package["version"]), path, line,
-                                        direct=name in direct))
+            components.append(Component("crates.io", name, str(package["version"]), path, line, direct=name in direct))
     return components
 
 
@@ -529,6 +587,7 @@ def declared_cargo(text: str) -> dict[str, bool]:
 
 
 # -- dispatch ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ManifestFormat:

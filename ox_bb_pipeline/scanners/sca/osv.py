@@ -65,13 +65,16 @@ class Match:
 
 # -- records ----------------------------------------------------------------------------------------
 
+
 def _affected(entry: dict) -> AffectedPackage | None:
     package = entry.get("package") or {}
     if package.get("ecosystem") not in ECOSYSTEMS or not package.get("name"):
         return None
     ranges = tuple(
         Range(r["type"], tuple((kind, str(value)) for event in r.get("events") or [] for kind, value in event.items()))
-        for r in entry.get("ranges") or [] if r.get("type") in RANGE_TYPES)
+        for r in entry.get("ranges") or []
+        if r.get("type") in RANGE_TYPES
+    )
     versions = tuple(str(v) for v in entry.get("versions") or [])
     if not ranges and not versions:
         return None
@@ -88,12 +91,21 @@ def advisory_from_osv(record: dict) -> Advisory | None:
     severity = severity_of(record)
     cwes = (record.get("database_specific") or {}).get("cwe_ids") or []
     summary = record.get("summary") or (record.get("details") or "").strip().split("\n", 1)[0][:200]
-    return Advisory(record["id"], summary or record["id"], tuple(record.get("aliases") or ()), severity.level,
-                    severity.score, severity.vector, cwes[0] if cwes else None, str(record.get("modified", "")),
-                    affected)
+    return Advisory(
+        record["id"],
+        summary or record["id"],
+        tuple(record.get("aliases") or ()),
+        severity.level,
+        severity.score,
+        severity.vector,
+        cwes[0] if cwes else None,
+        str(record.get("modified", "")),
+        affected,
+    )
 
 
 # -- affectedness -----------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=65536)
 def _ordered_events(ecosystem: str, rng: Range) -> tuple[tuple[Version | None, str], ...] | None:
@@ -160,8 +172,9 @@ def _upgrade_target(ecosystem: str, version: Version, entries: list[AffectedPack
     candidates = {value for e in entries for r in e.ranges for kind, value in r.events if kind == "fixed"}
     ordered = sorted((p, v) for v in candidates if (p := parse_version(ecosystem, v)) is not None and p > version)
     for parsed, text in ordered:
-        if not any(_in_range(ecosystem, parsed, r) for e in entries for r in e.ranges) and \
-                not any(_listed(ecosystem, text, parsed, e.versions) for e in entries):
+        if not any(_in_range(ecosystem, parsed, r) for e in entries for r in e.ranges) and not any(
+            _listed(ecosystem, text, parsed, e.versions) for e in entries
+        ):
             return text
     return None
 
@@ -171,8 +184,14 @@ class AdvisoryDatabase:
 
     source = "OX_BB_OSV_PATH"
 
-    def __init__(self, advisories: Iterable[Advisory], digest: str = "", withdrawn: int = 0,
-                 unreadable: int = 0, ecosystems: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        advisories: Iterable[Advisory],
+        digest: str = "",
+        withdrawn: int = 0,
+        unreadable: int = 0,
+        ecosystems: Iterable[str] | None = None,
+    ) -> None:
         latest: dict[str, Advisory] = {}
         for advisory in advisories:  # one id in two sources (a record beside a zip): the newest wins
             if advisory.id not in latest or advisory.modified > latest[advisory.id].modified:
@@ -251,6 +270,7 @@ class IndexedAdvisories(AdvisoryDatabase):
 
 
 # -- loading ----------------------------------------------------------------------------------------
+
 
 def osv_paths() -> list[Path]:
     """`OX_BB_OSV_PATH` (directories of records and/or all.zip files, or single files, separated by
