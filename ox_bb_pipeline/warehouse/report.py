@@ -97,8 +97,10 @@ def report_data(con: duckdb.DuckDBPyConnection) -> dict:
                    max(score) FILTER (WHERE framework = 'cis_ssc') AS cis_ssc,
                    max(score) FILTER (WHERE framework = 'ssdf') AS ssdf,
                    max(score) FILTER (WHERE framework = 'owasp_cicd') AS owasp_cicd,
-                   sum(failed)::BIGINT AS failed, bool_and(application_is_relevant) AS relevant
-            FROM compliance_scores GROUP BY ALL ORDER BY failed DESC, application""",
+                   sum(failed)::BIGINT AS failed, bool_and(s.application_is_relevant) AS relevant,
+                   any_value(a.irrelevant_reasons) AS irrelevant_reasons
+            FROM compliance_scores AS s LEFT JOIN applications AS a USING (application)
+            GROUP BY ALL ORDER BY failed DESC, application""",
         ),
         "failing_controls": _rows(
             con,
@@ -120,11 +122,23 @@ def report_data(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 # -- charts ---------------------------------------------------------------------------------------
-def _bars(rows: list[tuple[str, list[tuple[str, int]]]], width: int = 640, label_width: int = 220) -> str:
-    """Horizontal (stacked) bars as inline SVG: rows of (label, [(segment, value)]), value shown at the end."""
+# Upper bound of a character's width in 12px sans-serif (capitals and digits are ~7-8px): the label column
+# is sized from the longest label so that no label is cut off (issue 16: the CIS title was truncated).
+LABEL_CHAR_WIDTH = 8
+
+
+def label_column_width(labels: list[str]) -> int:
+    return max(len(label) for label in labels) * LABEL_CHAR_WIDTH + 12
+
+
+def _bars(rows: list[tuple[str, list[tuple[str, int]]]], bar_width: int = 420) -> str:
+    """Horizontal (stacked) bars as inline SVG: rows of (label, [(segment, value)]), value shown at the end;
+    the label column fits the longest label, the bars get `bar_width` pixels after it."""
     if not rows:
         return '<p class="empty">nothing to show</p>'
     bar_height, gap = 20, 8
+    label_width = label_column_width([label for label, _ in rows])
+    width = label_width + bar_width
     largest = max(sum(v for _, v in segments) for _, segments in rows) or 1
     scale = (width - label_width - 60) / largest
     height = len(rows) * (bar_height + gap)
@@ -136,7 +150,7 @@ def _bars(rows: list[tuple[str, list[tuple[str, int]]]], width: int = 640, label
     ]
     for i, (label, segments) in enumerate(rows):
         y = i * (bar_height + gap)
-        parts.append(f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">{escape(label[:34])}</text>')
+        parts.append(f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">{escape(label)}</text>')
         x = float(label_width)
         for segment, value in segments:
             if value:
@@ -157,6 +171,18 @@ def _legend(keys: tuple[str, ...]) -> str:
         '<p class="legend">'
         + " ".join(f'<span><i style="background:{COLORS[k]}"></i>{escape(k.replace("_", " "))}</span>' for k in keys)
         + "</p>"
+    )
+
+
+def _application_cell(row: dict) -> str:
+    """The row start and application cell; a greyed-out (irrelevant) application says why, as a tooltip and
+    as visible text (issue 16)."""
+    if row["relevant"]:
+        return f"<tr><td>{escape(row['application'])}</td>"
+    why = escape(", ".join(row["irrelevant_reasons"] or []) or "no reason recorded")
+    return (
+        f'<tr class=irrelevant title="not relevant: {why}"><td>{escape(row["application"])}'
+        f"<br><small>not relevant: {why}</small></td>"
     )
 
 
@@ -192,8 +218,8 @@ def render_html(data: dict) -> str:
         for f in data["frameworks"]
     ]
     scores = "".join(
-        f"<tr{'' if r['relevant'] else ' class=irrelevant'}><td>{escape(r['application'])}</td>"
-        f"<td>{_score(r['cis_ssc'])}</td><td>{_score(r['ssdf'])}</td><td>{_score(r['owasp_cicd'])}</td>"
+        _application_cell(r)
+        + f"<td>{_score(r['cis_ssc'])}</td><td>{_score(r['ssdf'])}</td><td>{_score(r['owasp_cicd'])}</td>"
         f"<td>{r['failed']}</td></tr>"
         for r in data["application_scores"]
     )
@@ -238,7 +264,9 @@ Scores: passing controls out of evaluated ones (pass + fail) over relevant appli
 <section><h2>SLA status</h2>{_bars(sla_rows)}</section>
 <section><h2>Control pass rates</h2>{_legend(("pass", "fail", "not_evaluable"))}{_bars(control_rows)}</section>
 <section><h2>Scores per application</h2><table><tr><th>application</th><th>CIS SSC</th><th>NIST SSDF</th>
-<th>OWASP CI/CD</th><th>failing controls</th></tr>{scores}</table></section>
+<th>OWASP CI/CD</th><th>failing controls</th></tr>{scores}</table>
+<p class="legend">Grey rows: applications that are not relevant (e.g. archived or long inactive, or marked so in
+applications.yaml), with the reason below the name; they count in no framework score.</p></section>
 <section><h2>Most failed controls</h2><table><tr><th>control</th><th>framework</th><th>applications failing</th>
 <th>findings</th></tr>{failing}</table></section>
 <section id="triage"><h2>Triage decisions (ox-bb triage, latest {TRIAGE_SHOWN})</h2><table><tr><th>finding</th>

@@ -139,3 +139,30 @@ def test_query_and_report_commands(built):
 def test_commands_explain_a_missing_warehouse(lake):
     result = CliRunner().invoke(query_command, ["SELECT 1"])
     assert result.exit_code == 1 and "no warehouse at" in result.output and "--stage warehouse" in result.output
+
+
+def test_a_grey_application_row_says_why_it_is_not_relevant(lake):
+    stale = lake.repository("stale", changed_days_ago=400)
+    lake.repository("live")
+    lake.finding(stale, "secrets", "aws-key", file_path="app.py", severity="critical")
+    lake.build(NOW, settings=lake.small_settings())
+    html = write_reports(lake.home)["html"].read_text()
+    scores = html.split("<h2>Scores per application</h2>")[1].split("</section>")[0]
+    assert (
+        '<tr class=irrelevant title="not relevant: no code change in 400 days"><td>acme/stale'
+        "<br><small>not relevant: no code change in 400 days</small></td>"
+    ) in scores
+    assert "<tr><td>acme/live</td>" in scores
+    assert "Grey rows: applications that are not relevant" in scores
+
+
+def test_no_bar_label_is_cut_off():
+    from ox_bb_pipeline.warehouse.report import LABEL_CHAR_WIDTH, _bars
+
+    longest = "CIS Software Supply Chain Security Guide v1.0"
+    svg = _bars([(longest, [("pass", 3), ("fail", 1)]), ("SSDF", [("pass", 1)])])
+    label_x = int(re.search(r'<text x="(\d+)" y="14" text-anchor="end">([^<]+)</text>', svg)[1])
+    assert re.search(r'text-anchor="end">([^<]+)</text>', svg)[1] == longest
+    assert label_x >= len(longest) * LABEL_CHAR_WIDTH
+    assert f'<rect x="{label_x + 6}.0"' in svg
+    assert int(re.search(r'<svg [^>]*width="(\d+)"', svg)[1]) == label_x + 6 + 420
