@@ -14,6 +14,7 @@ import duckdb
 
 from ..config import data_home
 from ..files import atomic_write_text
+from .control_titles import control_label
 from .exports import open_warehouse
 from .report import SEVERITY_ORDER, _rows, framework_scores
 
@@ -118,7 +119,10 @@ def explorer_data(con: duckdb.DuckDBPyConnection) -> dict:
                 text(f["file_path"]),
                 text(f["rule_id"]),
                 text(f["severity_explanation"]),
-                text(" ".join(f["controls"] or []) + (f" ({f['check_title']})" if f["check_title"] else "")),
+                text(
+                    "; ".join(control_label(c) for c in f["controls"] or [])
+                    + (f" ({f['check_title']})" if f["check_title"] else "")
+                ),
             ]
             for f in findings
         ],

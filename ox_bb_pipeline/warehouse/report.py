@@ -14,6 +14,7 @@ import duckdb
 
 from ..config import data_home
 from ..files import atomic_write_text
+from .control_titles import control_label, control_title
 from .exports import open_warehouse
 
 OPEN = ("new", "open", "reopened")
@@ -224,7 +225,7 @@ def render_html(data: dict) -> str:
         for r in data["application_scores"]
     )
     failing = "".join(
-        f"<tr><td>{escape(r['control_id'])}</td><td>{escape(r['framework_title'])}</td>"
+        f"<tr><td>{escape(control_label(r['control_id']))}</td><td>{escape(r['framework_title'])}</td>"
         f"<td>{r['applications']}</td><td>{r['findings']}</td></tr>"
         for r in data["failing_controls"]
     )
@@ -312,6 +313,7 @@ def render_csv(con: duckdb.DuckDBPyConnection) -> str:
         "application",
         "framework",
         "control_id",
+        "control_title",
         "status",
         "failing_finding_ids",
         "accepted_finding_ids",
@@ -326,6 +328,7 @@ def render_csv(con: duckdb.DuckDBPyConnection) -> str:
                 r["application"],
                 r["framework"],
                 r["control_id"],
+                control_title(r["control_id"]),
                 r["status"],
                 ";".join(r["failing_finding_ids"]),
                 ";".join(r["accepted_finding_ids"]),

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from ox_bb_pipeline.warehouse.explorer import write_explorer
+from ox_bb_pipeline.warehouse.explorer import explorer_data, write_explorer
+from ox_bb_pipeline.warehouse.exports import open_warehouse
 
 from ..ui.test_dagster_ui import CHROMIUM, CHROMIUM_ARGS
 
@@ -72,3 +73,17 @@ def test_explorer_filters_drills_down_and_matches_sql(lake, warehouse, page):
     explanation = lake.value("SELECT severity_explanation FROM findings_queue WHERE rule_id = 'aws-key'")
     expect(page.locator("#explanation")).to_have_text(explanation)
     assert [url for url in requests if not url.startswith("file://")] == []
+
+
+def test_explorer_lists_controls_with_their_titles(lake):
+    api = lake.repository("api")
+    lake.scan(api, "bandit")
+    lake.finding(api, "bandit", "B105", severity="high", file_path="app/settings.py", controls=["CIS-SSC-1.5.4"])
+    lake.build(settings=lake.small_settings())
+    con = open_warehouse(lake.home)
+    try:
+        data = explorer_data(con)
+    finally:
+        con.close()
+    [finding] = data["findings"]
+    assert data["strings"][finding[12]] == "CIS-SSC-1.5.4 — SAST scanning"

@@ -8,18 +8,60 @@ import io
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+import ox_bb_pipeline
 from ox_bb_pipeline.app.warehouse_cli import query, query_command, report_command
+from ox_bb_pipeline.scanners.posture import load_catalog
+from ox_bb_pipeline.warehouse.control_titles import (
+    CONTROL_ID,
+    ControlTitleError,
+    control_label,
+    control_title,
+    load_control_titles,
+)
 from ox_bb_pipeline.warehouse.exports import DATA_DICTIONARY_PATH, export_tables
 from ox_bb_pipeline.warehouse.models import data_dictionary, discover
 from ox_bb_pipeline.warehouse.report import write_reports
+from ox_bb_pipeline.warehouse.settings import load_scanner_controls
 
 from .conftest import NOW
+
+PACKAGE = Path(ox_bb_pipeline.__file__).resolve().parent
+
+
+def emitted_control_ids() -> set[str]:
+    """The posture catalog's, scanner_controls.yaml's, and every id written in the scanners' code and rule files."""
+    ids = {c for check in load_catalog() for c in check.control_ids}
+    ids |= {c for controls in load_scanner_controls().values() for c in controls}
+    for path in PACKAGE.rglob("*"):
+        if path.suffix in (".py", ".yaml", ".yml") and path.name != "control_titles.yaml":
+            ids |= {m.group(0) for m in re.finditer(CONTROL_ID.pattern, path.read_text(errors="replace"))}
+    return ids
+
+
+def test_every_control_id_the_project_can_emit_has_a_title():
+    ids = emitted_control_ids()
+    assert {"CIS-SSC-1.1.16", "SSDF-PS.1.1", "CICD-SEC-1", "CIS-SSC-1.5.4"} <= ids
+    assert sorted(ids - set(load_control_titles())) == []
+    assert control_label("CICD-SEC-1") == "CICD-SEC-1 — Insufficient Flow Control"
+    assert control_label("CIS-SSC-1.1.16") == "CIS-SSC-1.1.16 — no force push"
+    assert control_title("SSDF-PS.1.1") == "least-privilege storage of all code incl. config-as-code"
+    assert control_title("SSDF-PW.5.1") == "NIST SSDF SP 800-218 v1.1"
+
+
+def test_an_unknown_id_or_a_missing_title_is_a_clear_error(tmp_path):
+    with pytest.raises(ControlTitleError, match=r"control 'CICD-SEC-99' has no title: add it to control_titles.yaml"):
+        control_title("CICD-SEC-99")
+    bad = tmp_path / "titles.yaml"
+    bad.write_text("CICD-SEC-1: ''\nSSDF-XX: x\n")
+    with pytest.raises(ControlTitleError, match=r"'SSDF-XX': not a flattened control id.*; CICD-SEC-1: missing title"):
+        load_control_titles(bad)
 
 
 @pytest.fixture
@@ -82,6 +124,8 @@ def test_the_html_report_shows_the_numbers_and_needs_no_network(built):
     ]
     assert "<script" not in html and not re.search(r'(src|href)="https?:', html) and "@import" not in html
     assert "acme/api" in html and "acme/web" in html
+    failing = html.split("<h2>Most failed controls</h2>")[1].split("</section>")[0]
+    assert "<tr><td>CIS-SSC-1.5.4 — SAST scanning</td><td>CIS Software Supply Chain Security Guide v1.0</td>" in failing
 
 
 def test_the_csv_report_has_one_row_per_application_and_control(built):
@@ -90,6 +134,8 @@ def test_the_csv_report_has_one_row_per_application_and_control(built):
     fail = next(r for r in rows if r["application"] == "acme/api" and r["control_id"] == "CIS-SSC-1.5.4")
     assert (fail["status"], fail["application_is_relevant"]) == ("fail", "true")
     assert fail["failing_finding_ids"] == built.value("SELECT finding_id FROM findings_queue WHERE rule_id = 'B105'")
+    assert fail["control_title"] == "SAST scanning"
+    assert list(rows[0])[:4] == ["application", "framework", "control_id", "control_title"]
 
 
 def test_the_data_dictionary_documents_every_column_and_is_up_to_date(built):
