@@ -14,7 +14,7 @@ import duckdb
 
 from ..config import data_home
 from ..files import atomic_write_text
-from .control_titles import control_label, control_title
+from .control_titles import control_label, display_title
 from .exports import open_warehouse
 
 OPEN = ("new", "open", "reopened")
@@ -328,7 +328,7 @@ def render_csv(con: duckdb.DuckDBPyConnection) -> str:
                 r["application"],
                 r["framework"],
                 r["control_id"],
-                control_title(r["control_id"]),
+                display_title(r["control_id"]),
                 r["status"],
                 ";".join(r["failing_finding_ids"]),
                 ";".join(r["accepted_finding_ids"]),
