@@ -20,6 +20,7 @@ import duckdb
 
 from ox_bb_pipeline.warehouse.models import discover
 from ox_bb_pipeline.warehouse.runner import build_model, configure
+from ox_bb_pipeline_tests.browser import CHROMIUM
 
 from . import bench_warehouse
 
@@ -31,7 +32,6 @@ HISTORY_MODELS = (
     "remediation_summary",
     "compliance_daily",
 )
-CHROMIUM = "/usr/bin/chromium"
 
 
 def synthetic_history(con: duckdb.DuckDBPyConnection, nights: int) -> int:

@@ -11,22 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from ox_bb_pipeline.bitbucket import tables
+from ox_bb_pipeline_tests.browser import chromium_page
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_pipeline_tests.ui.conftest import free_port, wait_until_answering
 from ox_bb_sandbox.devui import sandbox_ui, stop
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's (Makefile system-deps); never `playwright install`
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 GROUPS = ("bitbucket", "scanning", "warehouse", "reports")
 PARTITION = "sandbox-token"
 DEV_LOG = "dagster-dev.log"  # in the test's tmp_path: what dagster dev and the runs printed
@@ -54,21 +46,8 @@ def dagster_ui(tmp_path):
 
 @pytest.fixture
 def page(tmp_path):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 900},
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(UI_MS)
-            expect.set_options(timeout=UI_MS)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page(tmp_path / "chromium-profile", UI_MS) as page:
+        yield page
 
 
 def run_error(tmp_path: Path) -> str:

@@ -5,33 +5,20 @@ application → findings → detail with the severity explanation."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from ox_bb_pipeline.warehouse.explorer import explorer_data, write_explorer
 from ox_bb_pipeline.warehouse.exports import open_warehouse
 
-from ..ui.test_dagster_ui import CHROMIUM, CHROMIUM_ARGS
+from ..browser import chromium_page
 
 OPEN = "status IN ('new', 'open', 'reopened')"
 
 
 @pytest.fixture
 def page(tmp_path):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 900},
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(60_000)
-            expect.set_options(timeout=60_000)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page(tmp_path / "chromium-profile", 60_000) as page:
+        yield page
 
 
 def test_explorer_filters_drills_down_and_matches_sql(lake, warehouse, page):
