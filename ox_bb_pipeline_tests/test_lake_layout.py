@@ -43,7 +43,16 @@ def test_an_older_lake_moves_to_scans_and_the_findings_glob_reads_one_schema(iso
         "findings",
         "bandit",
         "a",
-        [{"finding_id": "f1", "scanner": "bandit", "rule_id": "B105", "repository": "api"}],
+        [
+            {
+                "finding_id": "f1",
+                "scanner": "bandit",
+                "rule_id": "B105",
+                "workspace": "acme",
+                "repository_uuid": "{r}",
+                "repository": "api",
+            }
+        ],
         FINDING_SCHEMA,
         home=home,
     )

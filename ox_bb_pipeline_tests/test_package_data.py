@@ -22,7 +22,7 @@ def test_the_sql_project_is_the_top_level_sql_folder_of_a_checkout():
 def test_a_missing_or_empty_sql_folder_is_an_error_naming_it(tmp_path):
     with pytest.raises(PackageDataError, match=f"{tmp_path / 'nowhere'} is not a folder"):
         discover(tmp_path / "nowhere")
-    with pytest.raises(PackageDataError, match=f"{tmp_path} holds no \\*.sql file"):
+    with pytest.raises(PackageDataError, match=f"{tmp_path} holds no dbt project and no \\*.sql file"):
         discover(tmp_path)
 
 

@@ -118,7 +118,7 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Model]:
         raise PackageDataError(f"no SQL models: {sql_dir} is not a folder (see warehouse/project.py)")
     models = dbt_models(sql_dir) + plain_models(sql_dir)
     if not models:
-        raise PackageDataError(f"no SQL models: {sql_dir} holds no dbt or plain SQL model")
+        raise PackageDataError(f"no SQL models: {sql_dir} holds no dbt project and no *.sql file")
     return models
 
 
@@ -136,6 +136,8 @@ def dbt_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     """The models of the dbt project (name order), read from the files: refs, sources and invoker inputs as
     `depends`, the description, columns and `meta.state` from schema.yml. No dbt run, so it is cheap."""
     folder = Path(sql_dir) / "models"
+    if not (Path(sql_dir) / "dbt_project.yml").is_file():
+        return []  # not a dbt project (discover() says so when there are no plain models either)
     docs: dict[str, dict] = {}
     for path in sorted(folder.rglob("*.yml")):
         for entry in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
