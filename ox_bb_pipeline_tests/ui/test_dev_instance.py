@@ -86,9 +86,7 @@ def test_dagster_dev_from_the_repository_root_with_no_environment(tmp_path):
         wait_until_answering(url, process, log)
         locations = wait_until_loaded(url, process, log)
     finally:
-        # Ctrl-C, then up to 5 min for a clean exit: only a clean exit removes the temporary home, and a loaded
-        # machine can take longer than the default grace to shut the daemon and webserver down
-        stop(process, grace_seconds=300)
+        stop(process)
 
     assert locations == {"ox_bb_pipeline": {"__typename": "RepositoryLocation"}}
     text = log.read_text()
