@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 from dagster import DagsterInstance
 
 from ox_bb_pipeline import lake
@@ -65,13 +64,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def connections_file(server, tmp_path_factory) -> Path:
-    path = server.write_connections(tmp_path_factory.mktemp("faults") / "connections.yaml")
-    document = yaml.safe_load(path.read_text())
-    for entry in document["connections"]:
-        entry["max_retries"] = MAX_RETRIES
-        entry["timeouts"] = {"connect": 5.0, "read": READ_TIMEOUT}
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+    settings = {"max_retries": MAX_RETRIES, "timeouts": {"connect": 5.0, "read": READ_TIMEOUT}}
+    return server.write_connections(tmp_path_factory.mktemp("faults") / "connections.yaml", settings)
 
 
 @pytest.fixture(autouse=True)

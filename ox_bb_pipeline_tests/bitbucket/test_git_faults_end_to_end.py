@@ -23,8 +23,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import requests
-import yaml
 from dagster import DagsterInstance
 
 from ox_bb_pipeline import lake
@@ -41,6 +39,7 @@ from ox_bb_pipeline.scanners.bandit import BanditScanner
 from ox_bb_pipeline.scanners.secrets import SecretsScanner, redact_text
 from ox_bb_pipeline.scanners.stage import REPOSITORY_FILES_SCHEMA, SCAN_RUN_SCHEMA, scan_repositories
 from ox_bb_pipeline.warehouse.runner import build, warehouse_path
+from ox_bb_pipeline_tests.bitbucket.test_faults_end_to_end import admin
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 from ox_bb_sandbox.server import SandboxServer
 
@@ -75,18 +74,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def connections_file(server, tmp_path_factory) -> Path:
-    path = server.write_connections(tmp_path_factory.mktemp("gitfaults") / "connections.yaml")
-    document = yaml.safe_load(path.read_text())
-    for entry in document["connections"]:
-        entry["max_retries"] = 2
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
-def admin(server, method: str, route: str, body=None) -> dict:
-    response = requests.request(method, f"{server.base_url}/_sandbox/{route}", json=body, timeout=10)
-    response.raise_for_status()
-    return response.json()
+    return server.write_connections(tmp_path_factory.mktemp("gitfaults") / "connections.yaml", {"max_retries": 2})
 
 
 def fired(server) -> int:
