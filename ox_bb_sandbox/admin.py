@@ -1,4 +1,5 @@
-"""Sandbox-only admin routes under /_sandbox (no auth): stats, planted manifest, faults, clock, limits."""
+"""Sandbox-only admin routes under /_sandbox (no auth): stats, planted manifest, faults, clock, limits, and
+opening a pull request from a pushed branch."""
 
 from __future__ import annotations
 
@@ -85,6 +86,28 @@ def admin_handler(app, request: Request) -> Response:
             if body.get("reset"):
                 app.limiter.reset()
             return _json(app.limiter.describe())
+    if path == "/_sandbox/pullrequests" and method == "POST":  # open a pull request from a pushed branch
+        body = body if isinstance(body, dict) else {}
+        ws = app.world.workspaces.get(body.get("workspace", ""))
+        repo = ws.repositories.get(body.get("repository", "")) if ws else None
+        if repo is None:
+            return _error(
+                'expected {"workspace": <slug>, "repository": <slug>, "source": <branch>, '
+                '"destination": <branch, default the main branch>, "title": <text>}'
+            )
+        owner = next(u for u, role in ws.members.items() if role == "owner")
+        try:
+            with app.world.lock:
+                pr = repo.open_pull_request(
+                    str(body.get("source", "")),
+                    str(body.get("destination") or repo.mainbranch),
+                    str(body.get("title") or "A change"),
+                    str(body.get("author") or owner),
+                    app.clock.now(),
+                )
+        except ValueError as exc:
+            return _error(str(exc))
+        return _json({"id": pr.id, "source_commit": pr.source_commit, "destination_commit": pr.destination_commit})
     if path == "/_sandbox/plan" and method == "POST":  # a workspace's plan and paid seats (scaled limits)
         ws = app.world.workspaces.get(body.get("workspace", "")) if isinstance(body, dict) else None
         if ws is None:

@@ -1,7 +1,8 @@
 """git smart HTTP at /{workspace}/{repo}.git/… through `git http-backend`, with Bitbucket's auth.
 
 Clone and fetch need read permission, push (receive-pack) needs write; after a push the
-repository's REST view (branches, commits, updated_on) is refreshed.
+repository's REST view (branches, commits, updated_on) is refreshed and its open pull requests follow
+their branches.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def _serve(app, request: Request, environ, match, outcome: dict) -> Response:
         if push and match["rest"] == f"/{PUSH_SERVICE}" and status == 200:
             repo.git.refresh()
             repo.updated_on = app.clock.now()
+            with app.world.lock:
+                repo.follow_branches(app.clock.now())  # open pull requests follow their pushed branches
         return response
     finally:
         outcome.update(status=status, credential=credential)

@@ -1,4 +1,4 @@
-"""REST: pull requests, their activity, the pull requests of a commit, and PR comments (write)."""
+"""REST: pull requests, their activity, the pull requests of a commit, and PR comments (add, edit)."""
 
 from __future__ import annotations
 
@@ -107,6 +107,49 @@ def add_pull_request_comment(ctx: RequestContext, workspace: str, repo_slug: str
             "inline": body.get("inline"),
         }
         pr.comments.append(comment)
+    return s.comment_json(ctx.urls, ctx.world, repo, pr, comment)
+
+
+def _comment(pr, comment_id: str) -> dict:
+    comment = next((c for c in pr.comments if str(c["id"]) == comment_id), None)
+    if comment is None:
+        raise not_found(f"Comment {comment_id} not found")
+    return comment
+
+
+@route(
+    "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/comments/{comment_id}",
+    scope="pullrequest",
+)
+def pull_request_comment(
+    ctx: RequestContext, workspace: str, repo_slug: str, pull_request_id: str, comment_id: str
+) -> dict:
+    repo = ctx.repository(workspace, repo_slug)
+    pr = _pull_request(repo, pull_request_id)
+    return s.comment_json(ctx.urls, ctx.world, repo, pr, _comment(pr, comment_id))
+
+
+@route(
+    "/repositories/{workspace}/{repo_slug}/pullrequests/{pull_request_id}/comments/{comment_id}",
+    methods=("PUT",),
+    scope="pullrequest:write",
+)
+def update_pull_request_comment(
+    ctx: RequestContext, workspace: str, repo_slug: str, pull_request_id: str, comment_id: str
+) -> dict:
+    """Edit a comment's content; as on Bitbucket, only its author may."""
+    repo = ctx.repository(workspace, repo_slug)
+    pr = _pull_request(repo, pull_request_id)
+    body = ctx.json_body()
+    raw = (body.get("content") or {}).get("raw")
+    if not isinstance(raw, str) or not raw.strip():
+        raise ApiError(400, "Comment content is required", detail="content.raw must be a non-empty string")
+    with ctx.world.lock:
+        comment = _comment(pr, comment_id)
+        if comment.get("user") != (ctx.identity.username or _token_user(ctx)):
+            raise ApiError(403, "You can only edit your own comments")
+        comment["raw"] = raw
+        comment["_updated"] = ctx.clock.now()
     return s.comment_json(ctx.urls, ctx.world, repo, pr, comment)
 
 

@@ -484,7 +484,7 @@ def comment_json(urls: Urls, world: World, repo: Repository, pr: PullRequest, co
         },
         "user": user_summary(urls, world.users[comment["user"]]) if comment.get("user") else None,
         "created_on": ts(comment["_created"]),
-        "updated_on": ts(comment["_created"]),
+        "updated_on": ts(comment.get("_updated") or comment["_created"]),
         "deleted": False,
         "pending": False,
         "pullrequest": {"type": "pullrequest", "id": pr.id, "title": pr.title},

@@ -245,6 +245,47 @@ class Repository:
     def full_name(self) -> str:
         return f"{self.workspace}/{self.slug}"
 
+    def follow_branches(self, now: datetime) -> list[PullRequest]:
+        """After a push, open pull requests follow their branches, as Bitbucket's do: the source (and
+        destination) commit becomes the branch's new head and the pull request is updated. Returns those moved."""
+        heads = dict(self.git.branches())
+        moved = []
+        for pr in self.pull_requests:
+            if pr.state != "OPEN":
+                continue
+            source, destination = heads.get(pr.source_branch), heads.get(pr.destination_branch)
+            if (source or pr.source_commit, destination or pr.destination_commit) != (
+                pr.source_commit,
+                pr.destination_commit,
+            ):
+                pr.source_commit = source or pr.source_commit
+                pr.destination_commit = destination or pr.destination_commit
+                pr.updated_on = now
+                moved.append(pr)
+        return moved
+
+    def open_pull_request(self, source: str, destination: str, title: str, author: str, now: datetime) -> PullRequest:
+        """A new OPEN pull request from branch `source` into `destination` at their current heads."""
+        heads = dict(self.git.branches())
+        for branch in (source, destination):
+            if branch not in heads:
+                raise ValueError(f"repository {self.full_name} has no branch {branch!r}; push it first")
+        pr = PullRequest(
+            id=max((p.id for p in self.pull_requests), default=0) + 1,
+            title=title,
+            description="",
+            state="OPEN",
+            author=author,
+            source_branch=source,
+            source_commit=heads[source],
+            destination_branch=destination,
+            destination_commit=heads[destination],
+            created_on=now,
+            updated_on=now,
+        )
+        self.pull_requests.append(pr)
+        return pr
+
 
 @dataclass
 class Workspace:
