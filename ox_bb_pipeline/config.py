@@ -131,6 +131,21 @@ class Timeouts(BaseModel):
     read: float = Field(30.0, gt=0)
 
 
+class PullRequestScans(BaseModel):
+    """Pull-request scans of a connection (`ox-bb scan-pr`, the pull_request_scan_sensor): what fails a
+    report, which repositories opted out, and whether anything is written back to Bitbucket."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True  # the sensor scans this connection's open pull requests
+    # An introduced finding at or above this severity turns the Code Insights report FAILED.
+    severity_threshold: Literal["info", "low", "medium", "high", "critical"] = "high"
+    exclude: list[str] = Field(default_factory=list)  # opt-out: globs on workspace/repo_slug, never scanned
+    dry_run: bool = False  # compute and record in the lake; write no report, annotation or comment
+
+    def opted_out(self, workspace: str, slug: str) -> bool:
+        return any(fnmatch.fnmatchcase(f"{workspace}/{slug}", glob) for glob in self.exclude)
+
+
 class _Connection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -146,6 +161,7 @@ class _Connection(BaseModel):
     scan_shards: int | None = Field(None, ge=1, le=64)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_retries: int = Field(5, ge=0, le=20)
+    pull_request_scans: PullRequestScans = Field(default_factory=PullRequestScans)
 
     @field_validator("name")
     @classmethod

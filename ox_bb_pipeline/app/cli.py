@@ -431,6 +431,60 @@ def advisory_lines() -> list[str]:
     return lines + [f"warning: {w}" for w in state.warnings]
 
 
+# -- scan-pr --------------------------------------------------------------------------------------
+@main.command("scan-pr")
+@connections_option
+@click.argument("repository", metavar="WORKSPACE/REPO")
+@click.argument("pull_request_id", metavar="ID", type=int)
+@click.option("--connection", "name", help="The connection to use (default: the only one in the file).")
+@click.option("--dry-run", is_flag=True, help="Scan and print what would be written; write nothing to Bitbucket.")
+def scan_pr_command(connections_file, repository, pull_request_id, name, dry_run) -> None:
+    """SCAN ONE PULL REQUEST: the findings it introduces, written back to Bitbucket as a Code Insights report
+    (with annotations) on its source commit and one pull-request comment, edited on later pushes.
+
+    Exit status: 0 the report passed; 2 it failed (an introduced finding at or above the connection's
+    pull_request_scans.severity_threshold); 1 the pull request could not be scanned.
+    """
+    from ..bitbucket.client import BitbucketClient
+    from ..bitbucket.errors import BitbucketError
+    from ..bitbucket.git import GitAccess
+    from ..scanners.pull_requests import scan_by_id
+
+    workspace, slash, slug = repository.partition("/")
+    if not slash or not workspace or not slug or "/" in slug:
+        raise click.BadParameter(f"{repository!r} is not WORKSPACE/REPO (e.g. acme/payments-api)")
+    _, config = _load(connections_file)
+    if name is None and len(config.names) != 1:
+        raise click.UsageError(
+            f"the connections file has {len(config.names)} connections: choose one with --connection"
+        )
+    try:
+        connection = config.get(name or config.names[0])
+    except KeyError:
+        raise click.ClickException(f"no connection named {name!r}; the file has: {', '.join(config.names)}") from None
+    client = BitbucketClient(connection)
+    git = GitAccess(connection.name, connection.git_url, client.auth.git_credentials)
+    try:
+        scan = scan_by_id(
+            connection, client, git, workspace, slug, pull_request_id, dry_run=dry_run, progress=click.echo
+        )
+    except (BitbucketError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(scan.summary())
+    if scan.skipped:
+        return
+    click.echo("would write (dry run):" if scan.dry_run else "written:")
+    for line in scan.written:
+        click.echo(f"  {line}")
+    if scan.dry_run:
+        from ..scanners.pull_requests import annotations, comment_text
+
+        for note in annotations(scan):
+            click.echo(f"  annotation {note['severity']:<8} {note['path']}:{note['line']} {note['summary']}")
+        click.echo("the comment would read:\n" + comment_text(scan))
+    sys.exit(2 if scan.result == "FAILED" else 0)
+
+
 # -- workflows ------------------------------------------------------------------------------------
 @main.command("workflows")
 @connections_option
