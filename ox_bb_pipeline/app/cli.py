@@ -438,7 +438,8 @@ def advisory_lines() -> list[str]:
 @click.argument("pull_request_id", metavar="ID", type=int)
 @click.option("--connection", "name", help="The connection to use (default: the only one in the file).")
 @click.option("--dry-run", is_flag=True, help="Scan and print what would be written; write nothing to Bitbucket.")
-def scan_pr_command(connections_file, repository, pull_request_id, name, dry_run) -> None:
+@click.option("--scanner", "only", multiple=True, help="Run only this code scanner (repeatable; default: all).")
+def scan_pr_command(connections_file, repository, pull_request_id, name, dry_run, only) -> None:
     """SCAN ONE PULL REQUEST: the findings it introduces, written back to Bitbucket as a Code Insights report
     (with annotations) on its source commit and one pull-request comment, edited on later pushes.
 
@@ -462,11 +463,26 @@ def scan_pr_command(connections_file, repository, pull_request_id, name, dry_run
         connection = config.get(name or config.names[0])
     except KeyError:
         raise click.ClickException(f"no connection named {name!r}; the file has: {', '.join(config.names)}") from None
+    from ..scanners import registry
+
+    known = [s.name for s in registry.code_scanners()]
+    unknown = sorted(set(only) - set(known))
+    if unknown:
+        raise click.BadParameter(f"no code scanner {', '.join(unknown)}; choose from {', '.join(known)}")
+    scanners = [registry.get(n).create() for n in known if n in only] if only else None
     client = BitbucketClient(connection)
     git = GitAccess(connection.name, connection.git_url, client.auth.git_credentials)
     try:
         scan = scan_by_id(
-            connection, client, git, workspace, slug, pull_request_id, dry_run=dry_run, progress=click.echo
+            connection,
+            client,
+            git,
+            workspace,
+            slug,
+            pull_request_id,
+            dry_run=dry_run,
+            scanners=scanners,
+            progress=click.echo,
         )
     except (BitbucketError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
