@@ -55,6 +55,7 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
     """Input name -> (lake zone, table, schema to fall back on when the table has no partition yet)."""
     from ..run_failures import RUN_FAILURE_SCHEMA
     from ..scanners.posture import RESULT_SCHEMA
+    from ..scanners.pull_requests import FINDINGS_TABLE, PULL_REQUEST_SCAN_SCHEMA, SCANS_TABLE
     from ..scanners.sca import COMPONENT_SCHEMA
     from ..scanners.stage import SCAN_RUN_SCHEMA
 
@@ -65,6 +66,8 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
         "posture_results": (SCANS_ZONE, "posture_results", RESULT_SCHEMA),
         "components": ("inventory", "components", COMPONENT_SCHEMA),
         "run_failures": ("ops", "run_failures", RUN_FAILURE_SCHEMA),
+        "pull_request_scans": (SCANS_ZONE, SCANS_TABLE, PULL_REQUEST_SCAN_SCHEMA),
+        "pull_request_scan_findings": ("findings", FINDINGS_TABLE, FINDING_SCHEMA),
     }
     return inputs
 

@@ -17,6 +17,23 @@ from ..bitbucket.resources import BitbucketResource
 
 PULL_REQUESTS_PER_TICK = 20  # runs launched per connection and tick; the rest wait for the next tick
 
+# Written by scan_pull_request runs (not asset materializations of their own: one run per pull request); declared
+# so that warehouse/pull_request_findings has real upstreams, and materialized by each run.
+PULL_REQUEST_SCANS = dg.AssetSpec(
+    ["pull_requests", "pull_request_scans"],
+    group_name="pull_requests",
+    kinds={"parquet"},
+    owners=["team:appsec"],
+    description="lake/scans/pull_request_scans: one row per pull request and scanned source commit.",
+)
+PULL_REQUEST_SCAN_FINDINGS = dg.AssetSpec(
+    ["pull_requests", "pull_request_scan_findings"],
+    group_name="pull_requests",
+    kinds={"parquet"},
+    owners=["team:appsec"],
+    description="lake/findings/pull_requests: the findings each pull-request scan found introduced.",
+)
+
 
 class PullRequestScanConfig(dg.Config):
     connection: str
@@ -40,6 +57,13 @@ def scan_pull_request(context: dg.OpExecutionContext, config: PullRequestScanCon
         progress=context.log.info,
     )
     context.log.info(scan.summary())
+    if not scan.skipped:
+        for spec in (PULL_REQUEST_SCANS, PULL_REQUEST_SCAN_FINDINGS):
+            context.log_event(
+                dg.AssetMaterialization(
+                    spec.key, metadata={"pull_request": f"{config.connection}:{scan.pull_request.key}"}
+                )
+            )
     context.add_output_metadata(
         {
             "result": scan.result if not scan.skipped else "skipped",
