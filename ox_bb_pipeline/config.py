@@ -136,7 +136,7 @@ class PullRequestScans(BaseModel):
     report, which repositories opted out, and whether anything is written back to Bitbucket."""
 
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = True  # the sensor scans this connection's open pull requests
+    enabled: bool = False  # opt-in: the sensor scans this connection's open pull requests, `verify` probes writes
     # An introduced finding at or above this severity turns the Code Insights report FAILED.
     severity_threshold: Literal["info", "low", "medium", "high", "critical"] = "high"
     exclude: list[str] = Field(default_factory=list)  # opt-out: globs on workspace/repo_slug, never scanned

@@ -80,6 +80,41 @@ CAPABILITIES: tuple[Capability, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class WriteCapability:
+    """A write that pull-request scans make, probed without writing anything: the request names an object that
+    does not exist, so Bitbucket refuses it for a missing scope or right (403) before it finds nothing (404)."""
+
+    name: str
+    method: str
+    path: str  # {ws} and {repo} as for Capability
+    scope: str  # API-token scope
+    legacy_scope: str  # OAuth consumer / access-token scope
+    loses: str
+
+
+NO_COMMIT = "0" * 40
+# Probed only for connections with pull_request_scans.enabled (nothing else writes to Bitbucket but workflows).
+WRITE_CAPABILITIES: tuple[WriteCapability, ...] = (
+    WriteCapability(
+        "write: Code Insights reports",
+        "PUT",
+        "/repositories/{ws}/{repo}/commit/" + NO_COMMIT + "/reports/ox-bb-verify",
+        "write:repository:bitbucket",
+        "repository:write",
+        "pull-request scans write no report or annotations (scan-pr, pull_request_scan_sensor)",
+    ),
+    WriteCapability(
+        "write: pull-request comments",
+        "POST",
+        "/repositories/{ws}/{repo}/pullrequests/0/comments",
+        "write:pullrequest:bitbucket",
+        "pullrequest:write",
+        "pull-request scans write no comment",
+    ),
+)
+
+
 @dataclass
 class Probe:
     capability: str
@@ -189,6 +224,8 @@ def _verify(client, git, workspaces: list[str] | None) -> Verification:
             result.probes.append(Probe(cap.name, False, cap.required, scope, cap.loses, str(exc)))
         except BitbucketError as exc:
             result.probes.append(Probe(cap.name, False, cap.required, "", cap.loses, str(exc)))
+    if repo is not None and getattr(getattr(conn, "pull_request_scans", None), "enabled", False):
+        result.probes += [_probe_write(client, cap, ws, repo, legacy) for cap in WRITE_CAPABILITIES]
     if git is not None and repo is not None:
         try:
             git.ls_remote(ws, repo)
@@ -214,3 +251,19 @@ def _first_repository(client, ws: str) -> str | None:
         return None
     values = page.get("values") or []
     return values[0]["slug"] if values else None
+
+
+def _probe_write(client, cap: WriteCapability, ws: str, repo: str, legacy: bool) -> Probe:
+    try:
+        client.send_json(cap.method, cap.path.format(ws=ws, repo=repo), {})
+    except NotFoundError:  # past the scope and permission checks: only the probe's object is missing
+        return Probe(cap.name, True, False)
+    except MissingScopeError as exc:
+        return Probe(
+            cap.name, False, False, ", ".join(exc.required) or (cap.legacy_scope if legacy else cap.scope), cap.loses
+        )
+    except PermissionDeniedError:
+        return Probe(cap.name, False, False, f"write rights on {ws}/{repo}", cap.loses)
+    except BitbucketError as exc:
+        return Probe(cap.name, False, False, "", cap.loses, str(exc))
+    return Probe(cap.name, True, False)  # never expected: nothing can have been written for a missing object

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.app.cli import main
 from ox_bb_pipeline.bitbucket import tables
+from ox_bb_pipeline.bitbucket.capabilities import verify
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
@@ -36,8 +37,10 @@ def scanners():
     return [registry.get("secrets").create(), registry.get("sca").create()]
 
 
-def setup(server, tmp_path: Path, settings: dict | None = None):
-    path = server.write_connections(tmp_path / "connections.yaml", settings)
+def setup(server, tmp_path: Path, scans: dict | None = None):
+    path = server.write_connections(
+        tmp_path / "connections.yaml", {"pull_request_scans": {"enabled": True, **(scans or {})}}
+    )
     connection = load_connections(path).get(CONNECTION)
     client = BitbucketClient(connection, sleep=lambda seconds: None)
     git = GitAccess(connection.name, connection.git_url, client.auth.git_credentials)
@@ -201,9 +204,7 @@ def test_dry_run_and_opt_out_write_nothing_to_bitbucket(fresh_sandbox, tmp_path,
 
     opted_out = tmp_path / "opted-out"
     opted_out.mkdir()
-    path, connection, client, git, _ = setup(
-        fresh_sandbox, opted_out, {"pull_request_scans": {"exclude": [f"{WS}/{slug[:3]}*"]}}
-    )
+    path, connection, client, git, _ = setup(fresh_sandbox, opted_out, {"exclude": [f"{WS}/{slug[:3]}*"]})
     stats(fresh_sandbox, reset=True)
     scan = scan_by_id(connection, client, git, WS, slug, pr_id, scanners=scanners(), home=isolated_home)
     assert scan.skipped and "exclude" in scan.skipped and scan.written == []
@@ -230,3 +231,20 @@ def test_a_manifest_or_terraform_change_brings_its_directorys_manifests_and_modu
         "web/package-lock.json",
         "web/package.json",
     ]
+
+
+def test_verify_probes_the_writes_of_pull_request_scans_without_writing(fresh_sandbox, tmp_path):
+    path = fresh_sandbox.write_connections(tmp_path / "connections.yaml", {"pull_request_scans": {"enabled": True}})
+    probes = {}
+    for name in ("sandbox-token", "sandbox-token-limited"):
+        connection = load_connections(path).get(name)
+        client = BitbucketClient(connection, sleep=lambda seconds: None)
+        probes[name] = {p.capability: p for p in verify(client).probes if p.capability.startswith("write:")}
+    reports, comments = "write: Code Insights reports", "write: pull-request comments"
+    assert probes["sandbox-token"][reports].ok and probes["sandbox-token"][comments].ok
+    limited = probes["sandbox-token-limited"]
+    assert not limited[reports].ok and limited[reports].missing == "write:repository:bitbucket"
+    assert not limited[comments].ok and "pullrequest" in limited[comments].missing
+    repositories = [r for ws in fresh_sandbox.world.workspaces.values() for r in ws.repositories.values()]
+    assert not any(r.reports for r in repositories)  # nothing was written
+    assert not any(c for r in repositories for pr in r.pull_requests for c in pr.comments if "verify" in c["raw"])
