@@ -10,7 +10,15 @@ import json
 import sys
 from pathlib import Path
 
-from . import bench_advisories, bench_extract, bench_history, bench_scale, bench_scan, bench_warehouse
+from . import (
+    bench_advisories,
+    bench_extract,
+    bench_history,
+    bench_pull_requests,
+    bench_scale,
+    bench_scan,
+    bench_warehouse,
+)
 
 BENCHMARKS = {
     "extract": bench_extract.run,
@@ -19,6 +27,7 @@ BENCHMARKS = {
     "advisories": bench_advisories.run,
     "history": bench_history.run,
     "scale": bench_scale.run,
+    "pull_requests": bench_pull_requests.run,
 }
 
 
