@@ -12,8 +12,10 @@ import dagster as dg
 
 from ... import lake
 from ...config import ConfigError
+from ...findings import FINDING_SCHEMA
 from ...scanners import pull_requests
 from ..bitbucket.resources import BitbucketResource
+from ..metadata import column_schema
 
 PULL_REQUESTS_PER_TICK = 20  # runs launched per connection and tick; the rest wait for the next tick
 
@@ -25,6 +27,11 @@ PULL_REQUEST_SCANS = dg.AssetSpec(
     kinds={"parquet"},
     owners=["team:appsec"],
     description="lake/scans/pull_request_scans: one row per pull request and scanned source commit.",
+    metadata={
+        "dagster/column_schema": column_schema(
+            [(f.name, str(f.type), "") for f in pull_requests.PULL_REQUEST_SCAN_SCHEMA]
+        )
+    },
 )
 PULL_REQUEST_SCAN_FINDINGS = dg.AssetSpec(
     ["pull_requests", "pull_request_scan_findings"],
@@ -32,6 +39,7 @@ PULL_REQUEST_SCAN_FINDINGS = dg.AssetSpec(
     kinds={"parquet"},
     owners=["team:appsec"],
     description="lake/findings/pull_requests: the findings each pull-request scan found introduced.",
+    metadata={"dagster/column_schema": column_schema([(f.name, str(f.type), "") for f in FINDING_SCHEMA])},
 )
 
 
