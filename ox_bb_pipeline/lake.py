@@ -4,7 +4,8 @@ Layout: `OX_BB_HOME/lake/<zone>/<table>/connection=<name>/data.parquet` (zone = 
 inventory | ops). A partition is replaced whole (temp file, then rename), so readers never see half a write
 and parallel runs for different connections never touch the same file. Every table of a zone but `raw`
 has one schema (`findings/*/*/*.parquet` reads findings only): what scans did (scan_runs, posture_results)
-lives under `scans/`, not beside the findings.
+lives under `scans/`, not beside the findings. `findings/pull_requests` holds what pull-request scans found
+introduced, in the same schema: read it apart from the scanners' tables (its findings are proposals, not the tip's).
 """
 
 from __future__ import annotations
