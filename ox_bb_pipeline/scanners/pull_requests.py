@@ -184,12 +184,17 @@ def fetch_change(git: GitAccess, pr: PullRequest, repo: Path) -> Change:
 
 def _added_lines(diff: str) -> dict[str, set[int]]:
     lines: dict[str, set[int]] = {}
-    path = None
+    path, in_header = None, False  # headers run from "diff --git" to the first hunk: an added "++ x" is no header
     for line in diff.splitlines():
-        if line.startswith("+++ "):
+        if line.startswith("diff --git "):
+            path, in_header = None, True
+        elif in_header and line.startswith("+++ "):
             target = line[4:].strip('"')
             path = target[2:] if target.startswith("b/") else None
-        elif line.startswith("@@") and path:
+        elif line.startswith("@@ "):
+            in_header = False
+            if path is None:
+                continue
             added = line.split("+", 1)[1].split(" ", 1)[0]
             start, _, count = added.partition(",")
             lines.setdefault(path, set()).update(range(int(start), int(start) + int(count or 1)))

@@ -22,7 +22,7 @@ from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
 from ox_bb_pipeline.defs.scanning.pull_requests import pull_request_scan_sensor
 from ox_bb_pipeline.scanners import registry
-from ox_bb_pipeline.scanners.pull_requests import COMMENT_MARKER, REPORT_ID, companions, scan_by_id
+from ox_bb_pipeline.scanners.pull_requests import COMMENT_MARKER, REPORT_ID, _added_lines, companions, scan_by_id
 
 from .conftest import extract
 
@@ -248,3 +248,13 @@ def test_verify_probes_the_writes_of_pull_request_scans_without_writing(fresh_sa
     repositories = [r for ws in fresh_sandbox.world.workspaces.values() for r in ws.repositories.values()]
     assert not any(r.reports for r in repositories)  # nothing was written
     assert not any(c for r in repositories for pr in r.pull_requests for c in pr.comments if "verify" in c["raw"])
+
+
+def test_the_lines_a_change_adds_are_read_from_the_diff_whatever_the_added_text():
+    diff = (
+        "diff --git a/req.txt b/req.txt\nnew file mode 100644\n--- /dev/null\n+++ b/req.txt\n@@ -0,0 +1,3 @@\n"
+        "+a\n+++ x\n+c\n"  # an added line "++ x" is content, not a header
+        "diff --git a/c.py b/c.py\n--- a/c.py\n+++ b/c.py\n@@ -4 +4,2 @@\n--- old\n+++ new\n+new2\n"
+        "diff --git a/gone.txt b/gone.txt\n--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n"
+    )
+    assert _added_lines(diff) == {"req.txt": {1, 2, 3}, "c.py": {4, 5}}
