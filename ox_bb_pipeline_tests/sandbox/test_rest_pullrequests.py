@@ -365,3 +365,25 @@ def test_a_new_comment_shows_in_comments_count_and_activity(fresh_sandbox):
     response = alice.session.post(alice.url(f"{base}/comments"), json={"content": {"raw": "  "}}, timeout=10)
     assert response.status_code == 400
     assert alice.json(base)["comment_count"] == before + 1
+
+
+def test_a_comment_is_edited_in_place_by_its_author_only(fresh_sandbox):
+    world = fresh_sandbox.world
+    target = sorted(world.workspaces[first_workspace(world)].repositories.values(), key=lambda r: r.slug)[0]
+    base = f"{repo_path(target)}/pullrequests/{target.pull_requests[0].id}/comments"
+    alice = Api(fresh_sandbox, _token(fresh_sandbox, "alice-admin"))
+    bob = Api(fresh_sandbox, _token(fresh_sandbox, "bob-member"))
+    comment = alice.post(base, {"content": {"raw": "First version."}}, status=201)
+    count = len(alice.values(base))
+    fresh_sandbox.clock.advance(60)
+
+    edited = alice.put(f"{base}/{comment['id']}", {"content": {"raw": "Second version."}})
+    assert edited["id"] == comment["id"] and edited["content"]["raw"] == "Second version."
+    assert edited["updated_on"] > comment["updated_on"] and edited["created_on"] == comment["created_on"]
+    assert alice.json(f"{base}/{comment['id']}")["content"]["raw"] == "Second version."
+    assert len(alice.values(base)) == count  # edited, not added
+
+    refused = bob.session.put(bob.url(f"{base}/{comment['id']}"), json={"content": {"raw": "Bob's."}}, timeout=10)
+    assert refused.status_code == 403
+    assert alice.session.put(alice.url(f"{base}/999999"), json={"content": {"raw": "x"}}, timeout=10).status_code == 404
+    assert alice.json(f"{base}/{comment['id']}")["content"]["raw"] == "Second version."
