@@ -87,13 +87,18 @@ def _serve(app, request: Request, environ, match, outcome: dict) -> Response:
             return Response(
                 f"Your credentials lack the {identity.scope_name(scope)} scope.\n", status=403, mimetype="text/plain"
             )
-        response = _run_backend(app, request, environ, repo, match["rest"])
-        status = response.status_code
-        if push and match["rest"] == f"/{PUSH_SERVICE}" and status == 200:
+        received = push and match["rest"] == f"/{PUSH_SERVICE}"
+
+        def pushed() -> None:  # the refs move when receive-pack ends, after the answer has streamed
             repo.git.refresh()
-            repo.updated_on = app.clock.now()
             with app.world.lock:
                 repo.follow_branches(app.clock.now())  # open pull requests follow their pushed branches
+
+        response = _run_backend(app, request, environ, repo, match["rest"], on_done=pushed if received else None)
+        status = response.status_code
+        if received and status == 200:
+            repo.git.refresh()
+            repo.updated_on = app.clock.now()
         return response
     finally:
         outcome.update(status=status, credential=credential)
@@ -109,7 +114,8 @@ def _permission(app, identity, repo) -> str:
     return app.world.permission(identity.username, repo)
 
 
-def _run_backend(app, request: Request, environ, repo, rest: str) -> Response:
+def _run_backend(app, request: Request, environ, repo, rest: str, on_done=None) -> Response:
+    """`git http-backend` for one request, its answer streamed; `on_done()` runs once it exited cleanly."""
     git_root = repo.git.path.parent.parent
     env = {
         **GIT_ENV,
@@ -153,6 +159,8 @@ def _run_backend(app, request: Request, environ, repo, rest: str) -> Response:
             proc.stdout.close()
             proc.wait()
             feeder.join()
+            if on_done is not None and proc.returncode == 0:
+                on_done()
 
     return Response(stream(), status=status, headers=headers, direct_passthrough=True)
 
