@@ -171,13 +171,13 @@ def run(quick: bool = False) -> dict:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)  # the checkouts held the planted secret
 
-    outside = first_seconds - sum(first_scanners.values())
+    outside = first_seconds - max(first_scanners.values())  # the scanners run side by side: the slowest counts
     table = [
         ("repository files / files changed", f"{total_files} / {len(CHANGE)}", f"target {n_files} / 5"),
         ("files scanned at each commit", first.scanned_files, "changed files + manifests / IaC beside them"),
         ("push → report written (s)", first_seconds, "target ≤ 20 s, every code scanner"),
-        ("  of which in scanners (s)", sum(first_scanners.values()), "both commits in one run of each tool"),
-        ("  of which outside scanners (s)", outside, "fetch, merge base, checkouts, report + comment"),
+        ("  slowest scanner (s)", max(first_scanners.values()), "scanners side by side, both commits in one run each"),
+        ("  outside the slowest scanner (s)", outside, "fetch, merge base, checkouts, report + comment"),
     ]
     for name, seconds in first_scanners.items():
         table.append((f"  {name} (s)", seconds, f"start-up alone: {startup[name]:.2f} s (one-file checkout)"))
@@ -198,7 +198,8 @@ def run(quick: bool = False) -> dict:
             "first": {
                 "seconds": first_seconds,
                 "scanner_seconds": first_scanners,
-                "outside_scanners_seconds": outside,
+                "outside_slowest_scanner_seconds": outside,
+                "load_average": os.getloadavg(),
                 "result": first.result,
                 "introduced": len(first.introduced),
                 "by_scanner": {s: sum(f.scanner == s for f in first.introduced) for s in first_scanners},
