@@ -6,9 +6,11 @@ launches nothing for an unchanged pull request (no request, no clone); opt-out a
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import requests
 from click.testing import CliRunner
 
@@ -23,6 +25,7 @@ from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
 from ox_bb_pipeline.defs.scanning.pull_requests import pull_request_scan_sensor
 from ox_bb_pipeline.scanners import registry
 from ox_bb_pipeline.scanners.pull_requests import COMMENT_MARKER, REPORT_ID, _added_lines, companions, scan_by_id
+from ox_bb_pipeline.warehouse.runner import build
 
 from .conftest import extract
 
@@ -184,6 +187,18 @@ def test_a_pull_request_that_adds_a_vulnerable_dependency_and_a_secret_fails_unt
     rows = lake.read_partition("findings", "pull_requests", CONNECTION)
     assert {r["commit"] for r in rows} == {first} and len(rows) == len(scan.introduced)
     assert SECRET not in json.dumps(rows, default=str)
+
+    # the mart: the latest scan of each pull request (PASSED, nothing introduced: one row without a finding)
+    built = build(isolated_home, now=datetime.now(UTC))
+    con = duckdb.connect(str(built.path), read_only=True)
+    try:
+        mart = con.execute(
+            "SELECT pull_request_id, pull_request_state, source_commit, result, introduced_findings, finding_id "
+            "FROM pull_request_findings"
+        ).fetchall()
+    finally:
+        con.close()
+    assert mart == [(pr_id, "OPEN", second, "PASSED", 0, None)]
 
 
 def test_dry_run_and_opt_out_write_nothing_to_bitbucket(fresh_sandbox, tmp_path, isolated_home):
