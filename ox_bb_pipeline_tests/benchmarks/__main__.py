@@ -10,7 +10,15 @@ import json
 import sys
 from pathlib import Path
 
-from . import bench_advisories, bench_extract, bench_history, bench_scale, bench_scan, bench_warehouse
+from . import (
+    bench_advisories,
+    bench_extract,
+    bench_history,
+    bench_scale,
+    bench_scan,
+    bench_secrets_history,
+    bench_warehouse,
+)
 
 BENCHMARKS = {
     "extract": bench_extract.run,
@@ -18,6 +26,7 @@ BENCHMARKS = {
     "warehouse": bench_warehouse.run,
     "advisories": bench_advisories.run,
     "history": bench_history.run,
+    "secrets_history": bench_secrets_history.run,
     "scale": bench_scale.run,
 }
 

@@ -80,7 +80,7 @@ FROM {{ ref('findings') }} WHERE known_exploited
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'active_credential' AS condition,
-       'checked ' || strftime(validity_checked_at, '%Y-%m-%d') AS evidence
+       rule_id AS evidence
 FROM {{ ref('findings') }} WHERE validity = 'active'
 
 UNION ALL
