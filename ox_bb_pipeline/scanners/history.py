@@ -32,6 +32,7 @@ from ..clock import Clock, SystemClock
 from ..files import atomic_write_text
 from ..findings import Finding, RepoRef
 from ..locks import private_workdir
+from ..redaction import salted_hash
 from . import secrets as tip
 from .base import rules_digest
 from .secrets_lines import scan_lines
@@ -282,9 +283,10 @@ def _finish(state: _CommitState, repo, cursor: HistoryCursor, live_check, result
         if not hits:
             continue
         at = RepoRef(repo.connection, repo.workspace, repo.repository_uuid, repo.repository, state.sha)
-        values = {}
+        values: dict[int, list[str]] = {}
         for hit in hits:
-            values[hit.line_number] = tip._full_token(hit.secret_value or "", texts[hit.line_number - 1])
+            value = tip._full_token(hit.secret_value or "", texts[hit.line_number - 1])
+            values.setdefault(hit.line_number, []).append(value)
         found = tip._findings(_AddedLines(at, "\n".join(texts)), {path: hits}, now)
         pair = _oauth_pair(found, values)
         for finding in found:
@@ -309,7 +311,8 @@ def _finish(state: _CommitState, repo, cursor: HistoryCursor, live_check, result
                 "validity_checked_at": None,
             }
             if live_check is not None:
-                value = values.get(finding.start_line, "")
+                # the value of this finding among its line's hits: the one its anchor hashes
+                value = next((v for v in values[finding.start_line] if salted_hash(v) == finding.anchor), "")
                 validity, checked = live_check(
                     finding.rule_id, value, repo.workspace, repo.repository, pair=pair.get(finding.start_line)
                 )
@@ -320,12 +323,12 @@ def _finish(state: _CommitState, repo, cursor: HistoryCursor, live_check, result
     state.files = {}
 
 
-def _oauth_pair(found: list[Finding], values: dict[int, str]) -> dict[int, str]:
+def _oauth_pair(found: list[Finding], values: dict[int, list[str]]) -> dict[int, str]:
     """Line of an OAuth consumer key (18 characters) -> the consumer secret (32) added with it in the same
     file: the pair a client-credentials grant needs."""
-    keys = [f.start_line for f in found if f.rule_id == "bitbucket-oauth-consumer" and len(values[f.start_line]) == 18]
-    secrets_ = [values[f.start_line] for f in found if f.rule_id == "bitbucket-oauth-consumer"]
-    secrets_ = [value for value in secrets_ if len(value) == 32]
+    consumer = [f.start_line for f in found if f.rule_id == "bitbucket-oauth-consumer"]
+    keys = [line for line in consumer if any(len(v) == 18 for v in values[line])]
+    secrets_ = [v for line in consumer for v in values[line] if len(v) == 32]
     return {line: secrets_[0] for line in keys} if secrets_ else {}
 
 
