@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 SCANNER = "history"
 RULE = "secret_in_history"
 CURSOR_FORMAT = 1
+PROGRESS_EVERY = 1_000
 COMMIT_MARK = "\x00"  # starts our --format line: no diff line can start with it (each has a prefix character)
 HUNK = re.compile(r"^@@ -\S+ \+(\d+)(?:,\d+)? @@")
 # What str.splitlines() also breaks on: replaced in added lines so their numbering stays one text per line
@@ -169,7 +170,9 @@ def scan_history(
     now = clock.now()
     done: list[str] = []
     if chosen:
-        done, result.bytes_read = _read_commits(git_dir, repo, chosen, cursor, limits, live_check, result, now)
+        done, result.bytes_read = _read_commits(
+            git_dir, repo, chosen, cursor, limits, live_check, result, now, progress
+        )
     cursor.scanned += done
     result.commits_scanned = len(done)
     result.commits_pending = len(todo) - len(done)
@@ -186,9 +189,12 @@ def scan_history(
     return result
 
 
-def _read_commits(git_dir, repo, chosen, cursor, limits, live_check, result, now) -> tuple[list[str], int]:
+def _read_commits(
+    git_dir, repo, chosen, cursor, limits, live_check, result, now, progress=None
+) -> tuple[list[str], int]:
     """Stream `git log -p` of `chosen` (in that order); scan each commit's added lines. Returns the commits
-    read completely and the bytes read; stops at a commit boundary past `max_bytes`."""
+    read completely and the bytes read; stops at a commit boundary past `max_bytes`. A progress line every
+    PROGRESS_EVERY commits."""
     command = [
         "git",
         "--git-dir",
@@ -209,6 +215,7 @@ def _read_commits(git_dir, repo, chosen, cursor, limits, live_check, result, now
     ]
     done: list[str] = []
     read = 0
+    stopped = False
     state = _CommitState()
     with tip._engine():
         tip.secrets_filters.REMOVED.clear()
@@ -218,7 +225,6 @@ def _read_commits(git_dir, repo, chosen, cursor, limits, live_check, result, now
         try:
             proc.stdin.write(("\n".join(chosen) + "\n").encode())
             proc.stdin.close()
-            stopped = False
             for raw in proc.stdout:
                 read += len(raw)
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
@@ -226,6 +232,11 @@ def _read_commits(git_dir, repo, chosen, cursor, limits, live_check, result, now
                     if state.sha:
                         _finish(state, repo, cursor, live_check, result, now)
                         done.append(state.sha)
+                        if progress and len(done) % PROGRESS_EVERY == 0:
+                            progress(
+                                f"history {repo.workspace}/{repo.repository}: {len(done)}/{len(chosen)} commits,"
+                                f" {read / 1e6:.1f} MB"
+                            )
                         if read - len(raw) >= limits.max_bytes:
                             stopped = True
                             break
@@ -251,6 +262,8 @@ def _read_commits(git_dir, repo, chosen, cursor, limits, live_check, result, now
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+    if proc.returncode != 0 and not stopped:
+        raise RuntimeError(f"git log -p failed (exit {proc.returncode}) on {repo.workspace}/{repo.repository}")
     return done, read
 
 
