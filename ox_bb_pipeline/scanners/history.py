@@ -323,9 +323,9 @@ def _finish(state: _CommitState, repo, cursor: HistoryCursor, live_check, result
                 "validity": None,
                 "validity_checked_at": None,
             }
-            if live_check is not None:
-                # the value of this finding among its line's hits: the one its anchor hashes
-                value = next((v for v in values[finding.start_line] if salted_hash(v) == finding.anchor), "")
+            # the value of this finding among its line's hits: the one its anchor hashes
+            value = next((v for v in values.get(finding.start_line, ()) if salted_hash(v) == finding.anchor), "")
+            if live_check is not None and value:
                 validity, checked = live_check(
                     finding.rule_id, value, repo.workspace, repo.repository, pair=pair.get(finding.start_line)
                 )
