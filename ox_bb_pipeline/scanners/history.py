@@ -211,7 +211,7 @@ def _read_commits(
         "--no-textconv",
         "--no-renames",
         "--diff-filter=d",  # a deleted file adds nothing
-        f"--format={COMMIT_MARK}%H%x1f%an%x1f%ae",
+        "--format=%x00%H%x1f%an%x1f%ae",  # %x00: COMMIT_MARK (a NUL cannot be passed in argv)
     ]
     done: list[str] = []
     read = 0
@@ -225,22 +225,25 @@ def _read_commits(
         try:
             proc.stdin.write(("\n".join(chosen) + "\n").encode())
             proc.stdin.close()
+            # git prints the commits in the order given, and leaves out those with nothing to show (merges,
+            # deletions only): every commit before the one being read is done
+            position = {sha: index for index, sha in enumerate(chosen)}
             for raw in proc.stdout:
                 read += len(raw)
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 if line.startswith(COMMIT_MARK):
+                    sha, _, rest = line[1:].partition("\x1f")
                     if state.sha:
                         _finish(state, repo, cursor, live_check, result, now)
-                        done.append(state.sha)
-                        if progress and len(done) % PROGRESS_EVERY == 0:
-                            progress(
-                                f"history {repo.workspace}/{repo.repository}: {len(done)}/{len(chosen)} commits,"
-                                f" {read / 1e6:.1f} MB"
-                            )
                         if read - len(raw) >= limits.max_bytes:
                             stopped = True
+                            done = chosen[: position[sha]]
                             break
-                    sha, _, rest = line[1:].partition("\x1f")
+                        if progress and position[sha] // PROGRESS_EVERY > position[state.sha] // PROGRESS_EVERY:
+                            progress(
+                                f"history {repo.workspace}/{repo.repository}: {position[sha]}/{len(chosen)} commits,"
+                                f" {read / 1e6:.1f} MB"
+                            )
                     name, _, email = rest.partition("\x1f")
                     state = _CommitState(sha, mask_person(name, email))
                 elif line.startswith("diff --git "):
@@ -255,14 +258,16 @@ def _read_commits(
                 elif not state.header and line.startswith("+") and state.path:
                     state.added.append((state.next_line, line[1:]))
                     state.next_line += 1
-            if state.sha and not stopped:
-                _finish(state, repo, cursor, live_check, result, now)
-                done.append(state.sha)
+            if not stopped:
+                if state.sha:
+                    _finish(state, repo, cursor, live_check, result, now)
+                done = list(chosen)
         finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
     if proc.returncode != 0 and not stopped:
+        # nothing of this run counts as read (the cursor stays where it was)
         raise RuntimeError(f"git log -p failed (exit {proc.returncode}) on {repo.workspace}/{repo.repository}")
     return done, read
 
