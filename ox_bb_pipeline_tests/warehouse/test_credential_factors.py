@@ -55,9 +55,9 @@ def test_an_active_credential_is_raised_to_critical_and_a_revoked_one_is_not(lak
         revoked,
         unchecked,
     ) == [
-        {"validity": None, "validity_checked_at": None},
-        {"validity": "revoked", "validity_checked_at": CHECKED},
-        {"validity": "active", "validity_checked_at": CHECKED},
+        {"validity": "revoked", "validity_checked_at": CHECKED},  # ci/old.env
+        {"validity": None, "validity_checked_at": None},  # ci/slack.env
+        {"validity": "active", "validity_checked_at": CHECKED},  # ci/tokens.env
     ]
 
 
