@@ -146,6 +146,16 @@ class PullRequestScans(BaseModel):
         return any(fnmatch.fnmatchcase(f"{workspace}/{slug}", glob) for glob in self.exclude)
 
 
+class HistoryScan(BaseModel):
+    """Secrets in git history (scanners/history.py): off unless enabled; bounded per repository and run."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    max_commits: int = Field(5_000, ge=1)  # commits read per repository and run; the rest waits for the next
+    max_bytes: int = Field(512 * 1024 * 1024, ge=1024)  # bytes of `git log -p` read per repository and run
+    branches: list[str] = Field(default_factory=list)  # long-lived branches besides main (globs: release/*)
+
+
 class _Connection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -162,6 +172,10 @@ class _Connection(BaseModel):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_retries: int = Field(5, ge=0, le=20)
     pull_request_scans: PullRequestScans = Field(default_factory=PullRequestScans)
+    history_scan: HistoryScan = Field(default_factory=HistoryScan)
+    # Opt-in: ask this connection's own host whether Bitbucket credentials found in code or history are still
+    # accepted (one read-only request each, rate-limited; bitbucket/live.py). Never another host or secret kind.
+    live_checks: bool = False
 
     @field_validator("name")
     @classmethod

@@ -65,6 +65,9 @@ class Finding:
     cvss_vector: str | None = None
     known_exploited: bool | None = None
     epss: float | None = None
+    # Live check of a Bitbucket credential (opt-in per connection): active | revoked | unknown, and when.
+    validity: str | None = None
+    validity_checked_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -147,5 +150,7 @@ FINDING_SCHEMA = pa.schema(
         ("known_exploited", pa.bool_()),
         ("epss", pa.float64()),
         ("file_markers", pa.list_(pa.string())),
+        ("validity", pa.string()),
+        ("validity_checked_at", pa.timestamp("us", tz="UTC")),
     ]
 )

@@ -366,3 +366,23 @@ def test_run_checks_every_settings_file_before_any_network_call_and_lists_every_
     assert "unknown key `actoins`: did you mean `actions`?" in run.stderr
     assert "suppressions.yaml: suppressions[0]" in run.stderr
     assert "extract" not in run.stdout and not (tmp_path / "home" / "lake").exists()
+
+
+def test_history_scans_and_live_checks_are_off_unless_a_connection_opts_in(tmp_path):
+    text = ALL_METHODS.replace(
+        "    requests_per_hour: 500\n",
+        "    requests_per_hour: 500\n    history_scan: {enabled: true, max_commits: 100, branches: [release/*]}\n"
+        "    live_checks: true\n",
+    )
+    app, _, _, access = load_connections(write(tmp_path, text), environ=SECRETS).connections
+    assert (app.history_scan.enabled, app.history_scan.max_commits, app.live_checks) == (False, 5000, False)
+    assert (access.history_scan.enabled, access.history_scan.max_commits, access.history_scan.branches) == (
+        True,
+        100,
+        ["release/*"],
+    )
+    assert access.live_checks is True
+    with pytest.raises(ConfigError, match=r"unknown key `live_check`: did you mean `live_checks`\?"):
+        load_connections(write(tmp_path, text.replace("live_checks:", "live_check:")), environ=SECRETS)
+    with pytest.raises(ConfigError, match="history_scan.max_commits"):
+        load_connections(write(tmp_path, text.replace("max_commits: 100", "max_commits: 0")), environ=SECRETS)

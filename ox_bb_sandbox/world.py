@@ -7,6 +7,7 @@ Git content (branches, commits, files) lives in bare repositories on disk and is
 
 from __future__ import annotations
 
+import secrets
 import threading
 import uuid as uuidlib
 from dataclasses import dataclass, field
@@ -321,11 +322,33 @@ class World:
     api_tokens: list[ApiToken] = field(default_factory=list)
     consumers: list[OAuthConsumer] = field(default_factory=list)
     access_tokens: list[AccessToken] = field(default_factory=list)
+    revoked_tokens: list[AccessToken] = field(default_factory=list)  # planted in code; the server answers 401
     issued_tokens: dict[str, IssuedToken] = field(default_factory=dict)
     refresh_tokens: dict[str, IssuedToken] = field(default_factory=dict)
     authorization_codes: dict[str, IssuedToken] = field(default_factory=dict)
     planted: list[dict] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def plant_access_token(self, workspace: str, repository: str, *, live: bool) -> str:
+        """A repository access token shaped as Bitbucket's (ATCTT3…), to plant in code or history: live (the
+        server accepts it) or revoked (it answers 401, as for a token deleted in the settings). Listed in the
+        planted manifest with its liveness, for the live-check tests; the pipeline never reads the manifest."""
+        value = "ATCTT3xFfGF0" + secrets.token_urlsafe(96).replace("-", "A").replace("_", "b")[:120] + "=1A2B3C4D"
+        name = f"planted-{'live' if live else 'revoked'}-{len(self.access_tokens) + len(self.revoked_tokens)}"
+        token = AccessToken(name, value, workspace, frozenset({"repository"}), "repo_access_token", repository)
+        with self.lock:
+            (self.access_tokens if live else self.revoked_tokens).append(token)
+            self.planted.append(
+                {
+                    "kind": "live_credential",
+                    "rule": "bitbucket-access-token",
+                    "workspace": workspace,
+                    "repository": repository,
+                    "live": live,
+                    "value": value,
+                }
+            )
+        return value
 
     # -- look-ups by slug or {uuid}, as Bitbucket allows both in paths ------------------------
     def workspace(self, ref: str) -> Workspace | None:

@@ -19,7 +19,7 @@ from detect_secrets.core.potential_secret import PotentialSecret
 from detect_secrets.core.scan import get_filters_with_parameter
 from detect_secrets.settings import get_plugins
 from detect_secrets.util.code_snippet import get_code_snippet
-from detect_secrets.util.inject import call_function_with_arguments
+from detect_secrets.util.inject import call_function_with_arguments, get_injectable_variables
 
 
 def scan_lines(lines: Iterable[tuple[int, str]], filename: str) -> Iterator[PotentialSecret]:
@@ -27,16 +27,18 @@ def scan_lines(lines: Iterable[tuple[int, str]], filename: str) -> Iterator[Pote
     filter removes. Needs detect-secrets' settings in place (`transient_settings`)."""
     numbered = list(lines)
     content = [text for _, text in numbered]
-    plugins = get_plugins()
+    # each plugin's analyze_line with the parameters it takes, worked out once (call_function_with_arguments
+    # inspects the method on every call: most of the time of a long scan)
+    analyzers = [(plugin.analyze_line, _injectable(plugin.analyze_line)) for plugin in get_plugins()]
     for line_number, raw in numbered:
         line = raw.rstrip()
         context = get_code_snippet(lines=content, line_number=line_number)
         if _filtered(("line",), filename=filename, line=line, context=context):
             continue
-        for plugin in plugins:
-            found = call_function_with_arguments(
-                plugin.analyze_line, filename=filename, line=line, line_number=line_number, context=context
-            )
+        offered = {"filename": filename, "line": line, "line_number": line_number, "context": context}
+        for analyze, names in analyzers:
+            plugin = analyze.__self__
+            found = analyze(**{name: offered[name] for name in names if name in offered})
             for secret in found or ():
                 if _filtered(
                     ("secret",), filename=secret.filename, secret=secret.secret_value, plugin=plugin, line=line
@@ -52,6 +54,11 @@ def scan_lines(lines: Iterable[tuple[int, str]], filename: str) -> Iterator[Pote
                 ):
                     continue
                 yield secret
+
+
+def _injectable(method) -> tuple[str, ...]:
+    """The parameters detect-secrets would inject into a bound method (its own names, without `self`)."""
+    return get_injectable_variables(method)[1:]
 
 
 def _filtered(parameters: tuple[str, ...], **arguments: Any) -> bool:

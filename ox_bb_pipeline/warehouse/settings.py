@@ -53,6 +53,7 @@ CONDITIONS = {
     "inactive_repository": "no code change on the main branch for longer than the inactivity threshold",
     "known_exploited": "the advisory's CVE is in CISA's Known Exploited Vulnerabilities catalogue",
     "epss_high": "FIRST's EPSS gives the advisory's CVE a probability of exploitation of at least 0.5",
+    "active_credential": "a live check (opt-in) found the Bitbucket credential still accepted by the host",
 }
 
 

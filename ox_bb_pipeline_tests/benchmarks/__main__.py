@@ -17,6 +17,7 @@ from . import (
     bench_pull_requests,
     bench_scale,
     bench_scan,
+    bench_secrets_history,
     bench_warehouse,
 )
 
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "warehouse": bench_warehouse.run,
     "advisories": bench_advisories.run,
     "history": bench_history.run,
+    "secrets_history": bench_secrets_history.run,
     "scale": bench_scale.run,
     "pull_requests": bench_pull_requests.run,
 }

@@ -15,11 +15,12 @@ from pydantic import Field
 from ... import lake
 from ...bitbucket import tables as raw_tables
 from ...bitbucket.extract import RepositoryFilter
+from ...bitbucket.live import LiveChecker
 from ...clock import SystemClock
 from ...files import atomic_write_bytes
 from ...findings import FINDING_SCHEMA, RepoRef
 from ...redaction import redact_snippet
-from ...scanners import posture, registry, sarif
+from ...scanners import history, posture, registry, sarif
 from ...scanners.sca import COMPONENT_SCHEMA, ecosystems_not_evaluated, not_evaluated_line
 from ...scanners.secrets import VARIABLE_RULE, filtered_summary, variable_findings
 from ...scanners.shards import ShardFailure, merge, run_shards, shard_count, split
@@ -232,9 +233,15 @@ def _severity_counts(rows: list[dict]) -> dict:
     return {s: sum(1 for r in rows if r.get("base_severity") == s) for s in SEVERITY_ORDER}
 
 
-def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: StorageResource, tables: tuple[str, ...]):
+def _merge_scan_shards(
+    context: dg.OpExecutionContext,
+    done: list,
+    storage: StorageResource,
+    tables: tuple[str, ...],
+    bitbucket: BitbucketResource | None = None,
+):
     """Merge every shard's rows into the connection's partitions (each table replaced at once); add
-    the rows computed per connection (pipeline variables, posture, imported SARIF)."""
+    the rows computed per connection (pipeline variables, history when enabled, posture, imported SARIF)."""
     name, home = context.partition_key, storage.home_path()
     staging = _staging(home, name, context.run_id)
     plan = _load(staging / "plan.pickle")
@@ -260,6 +267,7 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
     report.findings["secrets"] += [
         f.row() for f in variable_findings(raw["pipeline_variables"], lookup, scanned_at=clock.now())
     ]
+    history_metadata = _history(context, bitbucket, report, [r for shard in shards for r in shard], home)
     result = posture.evaluate({**raw, "repository_files": report.repository_files}, connection=name, now=clock.now())
     report.findings["posture"] = [f.row() for f in result.findings]
     imported = sarif.import_directory(home / "imports", lookup)
@@ -298,6 +306,7 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
                     if scanner == "secrets"
                     else {}
                 ),
+                **(history_metadata if scanner == "history" else {}),
             },
         )
     yield dg.Output(
@@ -338,6 +347,61 @@ def _merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: Stor
         staging.parent.rmdir()
 
 
+def _history(context, bitbucket: BitbucketResource | None, report, chosen: list[dict], home: Path) -> dict:
+    """Secrets only in git history, when the connection enables it (history_scan.enabled): its findings, a
+    scan_runs row per repository, live checks when opted in, and the Dagster metadata of the history asset."""
+    name = context.partition_key
+    if bitbucket is None or "history" not in registry.names():
+        return {}
+    with no_retry_for_permanent_errors(context):
+        client = bitbucket.client(name)
+    settings = client.connection.history_scan
+    if not settings.enabled:
+        return {"history_scan": "off (history_scan.enabled in the connection)"}
+    checker = LiveChecker.for_connection(client.connection) if client.connection.live_checks else None
+    clock = SystemClock()
+    results = history.scan_connection(
+        chosen,
+        bitbucket.git(client),
+        report.findings.get("secrets", []),
+        home,
+        limits=history.HistoryLimits(settings.max_commits, settings.max_bytes, tuple(settings.branches)),
+        checker=checker,
+        clock=clock,
+        progress=context.log.info,
+    )
+    report.findings["history"] = [f.row() for r in results for f in r.findings]
+    version = history.scanner_version()
+    for r in results:
+        report.scan_runs.append(
+            {
+                "connection": name,
+                "workspace": r.repo.workspace,
+                "repository_uuid": r.repo.repository_uuid,
+                "repository": r.repo.repository,
+                "commit": r.repo.commit,
+                "scanner": "history",
+                "scanner_version": version,
+                "status": "error" if r.error else "ok",
+                "cached": False,
+                "duration_seconds": None,
+                "files_scanned": r.commits_scanned,  # commits read, for the history scanner
+                "bytes_scanned": r.bytes_read,
+                "findings": len(r.findings),
+                "error": r.error,
+                "scanned_at": clock.now(),
+            }
+        )
+    return {
+        "commits_scanned": sum(r.commits_scanned for r in results),
+        "commits_pending": sum(r.commits_pending for r in results),
+        "commits_total": sum(r.commits_total for r in results),
+        "megabytes_read": round(sum(r.bytes_read for r in results) / 1e6, 2),
+        "live_checks": sum(r.live_checks for r in results) if checker is not None else "off (live_checks)",
+        "repositories_failed": sum(1 for r in results if r.error),
+    }
+
+
 def _asset_outs(specs: list[dg.AssetSpec]) -> dict[str, dg.AssetOut]:
     return {
         spec.key.path[-1]: dg.AssetOut(
@@ -364,10 +428,12 @@ def scan_findings_asset() -> dg.AssetsDefinition:
     tables = tuple(s.lake_table for s in registry.scanners())
 
     @dg.op(name="merge_scan_shards", out={spec.key.path[-1]: dg.Out(dg.Nothing) for spec in specs})
-    def merge_scan_shards(context: dg.OpExecutionContext, done: list, storage: StorageResource):
+    def merge_scan_shards(
+        context: dg.OpExecutionContext, done: list, storage: StorageResource, bitbucket: BitbucketResource
+    ):
         """Merge every shard's rows into the connection's partitions (each table replaced at once); add
-        the rows computed per connection (pipeline variables, posture, imported SARIF)."""
-        yield from _merge_scan_shards(context, done, storage, tables)
+        the rows computed per connection (pipeline variables, history when enabled, posture, imported SARIF)."""
+        yield from _merge_scan_shards(context, done, storage, tables, bitbucket)
 
     def compose(**raw):
         plan = plan_scan_shards(**raw)

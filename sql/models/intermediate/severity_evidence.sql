@@ -79,6 +79,11 @@ SELECT 'finding' AS scope, finding_id AS subject, 'known_exploited' AS condition
 FROM {{ ref('findings') }} WHERE known_exploited
 
 UNION ALL
+SELECT 'finding' AS scope, finding_id AS subject, 'active_credential' AS condition,
+       rule_id AS evidence
+FROM {{ ref('findings') }} WHERE validity = 'active'
+
+UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'epss_high' AS condition,
        format('{:.2f}', epss) AS evidence
 FROM {{ ref('findings') }} WHERE epss >= 0.5

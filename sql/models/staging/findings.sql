@@ -76,6 +76,7 @@ SELECT
     commit, file_path,
     start_line, end_line, evidence, remediation, cwe, package, version, fixed_version,
     vulnerability_ids, controls, scanned_at, cvss_score, cvss_vector, known_exploited, epss,
+    validity, validity_checked_at,
     coalesce(child.application, whole_application,
              CASE WHEN repository_uuid = '' THEN 'workspace:' || workspace
                   ELSE workspace || '/' || repository END) AS application,
