@@ -80,6 +80,7 @@ public class Cases {
     }
 
     void remember(HttpServletResponse response, HttpSession session) {
+        // ruleid: ox.java.weak-random
         String rememberMeKey = Float.toString(new java.util.Random().nextFloat()).substring(2);
         // ruleid: ox.java.weak-random
         Cookie cookie = new Cookie("rememberMe", rememberMeKey);
