@@ -77,6 +77,9 @@ func lookup(w http.ResponseWriter, r *http.Request, db *sql.DB) {
 	db.Query(fmt.Sprintf("SELECT name FROM users WHERE id = %d", id))
 	// ok: ox.go.sql-taint
 	db.QueryRow("SELECT name FROM users WHERE name = ?", body.Name)
+	stmt, _ := db.Prepare("SELECT id FROM users WHERE name = ?")
+	// ok: ox.go.sql-taint
+	stmt.QueryRow(body.Name)
 	// ruleid: ox.go.xss
 	greeting := template.HTML("<b>" + r.FormValue("name") + "</b>")
 	_ = greeting
