@@ -92,6 +92,10 @@ public class Cases {
         new java.security.SecureRandom().nextBytes(bytes);
         // ok: ox.java.weak-random
         Cookie strong = new Cookie("rememberMe", java.util.Base64.getEncoder().encodeToString(bytes));
+        byte[] weakBytes = new byte[16];
+        new java.util.Random().nextBytes(weakBytes);
+        // ruleid: ox.java.weak-random
+        String rememberToken = java.util.Base64.getEncoder().encodeToString(weakBytes);
         // ok: ox.java.weak-random
         int jitter = new Random().nextInt(100);
         // ok: ox.java.weak-random

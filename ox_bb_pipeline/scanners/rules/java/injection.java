@@ -22,6 +22,8 @@ public class Cases {
         File file = new File("/srv/files", name);
         // ok: ox.java.path-traversal
         File safe = new File("/srv/files", FilenameUtils.getName(name));
+        // ruleid: ox.java.path-traversal
+        File inFolder = new File(name, "/Test.txt");
         // ruleid: ox.java.xss
         response.getWriter().print("<p>" + name + "</p>");
         // ok: ox.java.xss
