@@ -10,8 +10,10 @@ import (
 	"crypto/tls"
 	"database/sql"
 	"fmt"
+	"math/rand"
 	"net/http"
 	"os/exec"
+	"strconv"
 )
 
 func RunCommand(ctx context.Context, command string) ([]byte, error) {
@@ -92,4 +94,16 @@ func Dsn() string {
 	// ruleid: ox.go.hardcoded-credential
 	dbPassword := "X85fve2F97pL4!mvmmpO"
 	return dbPassword
+}
+
+func NewSessionToken() string {
+	// ruleid: ox.go.weak-random
+	token := fmt.Sprintf("%x", rand.Int63())
+	// ok: ox.go.weak-random
+	delay := rand.Intn(100)
+	_ = delay
+	// ruleid: ox.go.weak-random
+	cookie := http.Cookie{Name: "session", Value: strconv.Itoa(rand.Int())}
+	_ = cookie
+	return token
 }

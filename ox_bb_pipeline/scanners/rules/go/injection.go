@@ -2,11 +2,16 @@
 package main
 
 import (
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"html"
+	"html/template"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 )
@@ -42,4 +47,65 @@ func preview(c *gin.Context) {
 		resp.Body.Close()
 		status.Body.Close()
 	}
+}
+
+type Order struct {
+	Host string `json:"host"`
+}
+
+func ping(c *gin.Context) {
+	var order Order
+	if err := c.ShouldBindJSON(&order); err != nil {
+		return
+	}
+	// ruleid: ox.go.command-injection
+	exec.Command("sh", "-c", "ping -c 1 "+order.Host).Run()
+	// ruleid: ox.go.command-injection
+	exec.Command("git", "clone", c.Param("repo")).Run()
+	// ok: ox.go.command-injection
+	exec.Command("uptime").Run()
+}
+
+func lookup(w http.ResponseWriter, r *http.Request, db *sql.DB) {
+	var body struct{ Name string }
+	json.NewDecoder(r.Body).Decode(&body)
+	query := fmt.Sprintf("SELECT id FROM users WHERE name = '%s'", body.Name)
+	// ruleid: ox.go.sql-taint
+	db.Query(query)
+	id, _ := strconv.Atoi(r.URL.Query().Get("id"))
+	// ok: ox.go.sql-taint
+	db.Query(fmt.Sprintf("SELECT name FROM users WHERE id = %d", id))
+	// ok: ox.go.sql-taint
+	db.QueryRow("SELECT name FROM users WHERE name = ?", body.Name)
+	stmt, _ := db.Prepare("SELECT id FROM users WHERE name = ?")
+	// ok: ox.go.sql-taint
+	stmt.QueryRow(body.Name)
+	// ruleid: ox.go.xss
+	greeting := template.HTML("<b>" + r.FormValue("name") + "</b>")
+	_ = greeting
+}
+
+// UnsafeProfile builds SQL from a parameter its caller takes from the request.
+func UnsafeProfile(db *sql.DB, uid string) error {
+	profileSQL := fmt.Sprintf("SELECT name FROM profile WHERE user_id = %s", uid)
+	// ruleid: ox.go.sql-taint
+	_, err := db.Query(profileSQL)
+	return err
+}
+
+func openFile(c *gin.Context) {
+	// ruleid: ox.go.path-traversal
+	f, _ := os.Open(filepath.Join("/srv/uploads", c.Query("file")))
+	f.Close()
+}
+
+func checkUser(user string, pwd string) bool {
+	query := fmt.Sprintf("SELECT * FROM users WHERE username = '%s' AND password = '%s'", user, pwd)
+	// ruleid: ox.go.sql-taint
+	rows := dbQuery(query)
+	// ok: ox.go.sql-taint
+	other := dbQuery("SELECT count(*) FROM users")
+	defer other.Close()
+	defer rows.Close()
+	return rows.Next()
 }

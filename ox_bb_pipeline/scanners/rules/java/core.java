@@ -6,43 +6,16 @@ import java.io.ByteArrayInputStream;
 import java.io.ObjectInputStream;
 import java.security.MessageDigest;
 import java.security.cert.X509Certificate;
-import java.sql.Connection;
-import java.sql.PreparedStatement;
-import java.sql.Statement;
+import java.util.Random;
 import javax.crypto.Cipher;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.X509TrustManager;
 import javax.script.ScriptEngine;
+import javax.servlet.http.Cookie;
+import javax.servlet.http.HttpServletResponse;
+import javax.servlet.http.HttpSession;
 
 public class Cases {
-
-    Process render(String fileName) throws Exception {
-        // ruleid: ox.java.os-command
-        return Runtime.getRuntime().exec("convert /data/uploads/" + fileName + " /data/out/statement.pdf");
-    }
-
-    Process shell(String command) throws Exception {
-        // ruleid: ox.java.os-command
-        return new ProcessBuilder("sh", "-c", command).start();
-    }
-
-    Process fixed() throws Exception {
-        // ok: ox.java.os-command
-        return Runtime.getRuntime().exec("uptime");
-    }
-
-    void accounts(Connection connection, String email) throws Exception {
-        Statement statement = connection.createStatement();
-        // ruleid: ox.java.sql-string
-        statement.executeQuery("SELECT id, email FROM accounts WHERE email = '" + email + "'");
-        // ruleid: ox.java.sql-string
-        statement.execute(String.format("DELETE FROM accounts WHERE email = '%s'", email));
-        // ok: ox.java.sql-string
-        PreparedStatement ps = connection.prepareStatement("SELECT id FROM accounts WHERE email = ?");
-        ps.setString(1, email);
-        // ok: ox.java.sql-string
-        statement.executeQuery("SELECT count(*) FROM accounts");
-    }
 
     Object decode(byte[] raw) throws Exception {
         try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(raw))) {
@@ -93,6 +66,40 @@ public class Cases {
         // ok: ox.java.weak-hash
         MessageDigest strong = MessageDigest.getInstance("SHA-256");
         return strong.digest(weak.digest(body));
+    }
+
+    static void qualified() throws Exception {
+        // ruleid: ox.java.weak-hash
+        java.security.MessageDigest.getInstance("md5");
+        // ok: ox.java.weak-hash
+        java.security.MessageDigest.getInstance("sha-384", "SUN");
+        // ruleid: ox.java.weak-cipher
+        javax.crypto.Cipher.getInstance("DES/CBC/PKCS5PADDING", java.security.Security.getProvider("SunJCE"));
+        // ok: ox.java.weak-cipher
+        javax.crypto.Cipher.getInstance("AES/CCM/NoPadding");
+    }
+
+    void remember(HttpServletResponse response, HttpSession session) {
+        // ruleid: ox.java.weak-random
+        String rememberMeKey = Float.toString(new java.util.Random().nextFloat()).substring(2);
+        // ruleid: ox.java.weak-random
+        Cookie cookie = new Cookie("rememberMe", rememberMeKey);
+        // ruleid: ox.java.weak-random
+        session.setAttribute("rememberMe", rememberMeKey);
+        // ruleid: ox.java.weak-random
+        String resetToken = Long.toString(new Random().nextLong());
+        byte[] bytes = new byte[16];
+        new java.security.SecureRandom().nextBytes(bytes);
+        // ok: ox.java.weak-random
+        Cookie strong = new Cookie("rememberMe", java.util.Base64.getEncoder().encodeToString(bytes));
+        byte[] weakBytes = new byte[16];
+        new java.util.Random().nextBytes(weakBytes);
+        // ruleid: ox.java.weak-random
+        String rememberToken = java.util.Base64.getEncoder().encodeToString(weakBytes);
+        // ok: ox.java.weak-random
+        int jitter = new Random().nextInt(100);
+        // ok: ox.java.weak-random
+        double sample = Math.random() * jitter;
     }
 
     static void ciphers() throws Exception {
