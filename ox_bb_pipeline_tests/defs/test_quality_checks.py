@@ -9,6 +9,7 @@ import pytest
 
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.bitbucket import tables
+from ox_bb_pipeline.config import data_home
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.bitbucket.assets import bitbucket_raw_tables
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
@@ -106,13 +107,14 @@ def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_sc
     assert checked["bitbucket/repositories"].metadata["success_percent"].value == 100.0
     assert checked["bitbucket/repositories"].partition == CONNECTION
 
-    repositories = lake.read_partition("raw", "repositories", CONNECTION)
+    repositories = lake.read_partition("raw", "repositories", CONNECTION, home=data_home())
     lake.write_partition(
         "raw",
         "repositories",
         CONNECTION,
         repositories + repositories[:1],
         tables.schema("repositories"),
+        home=data_home(),
     )
     blocked = dg.materialize(
         [bitbucket_raw_tables, bitbucket_raw_expectations, scan_findings],
@@ -142,7 +144,7 @@ def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted
         instance=instance,
         resources={"bitbucket": bitbucket, "storage": StorageResource()},
     ).success
-    lake.write_partition("raw", "repositories", CONNECTION, [], tables.schema("repositories"))
+    lake.write_partition("raw", "repositories", CONNECTION, [], tables.schema("repositories"), home=data_home())
 
     def check_only(**config):
         # Checks alone: the partition travels as a run tag, as in a launched run (dg.materialize's
@@ -194,7 +196,7 @@ def test_bad_findings_fail_their_check_and_block_the_warehouse(home, instance, b
     ]
     rows[1]["base_severity"] = "urgent"
     rows.append(dict(rows[0]))  # the same fingerprint twice in one partition
-    lake.write_partition("findings", "secrets", CONNECTION, rows, FINDING_SCHEMA)
+    lake.write_partition("findings", "secrets", CONNECTION, rows, FINDING_SCHEMA, home=data_home())
 
     result = dg.materialize(
         [scan_findings, scanning_findings_expectations, warehouse_models],
