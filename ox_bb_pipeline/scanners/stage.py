@@ -67,9 +67,14 @@ SCAN_RUN_SCHEMA = pa.schema(
 )
 
 
-def default_scanners() -> list[CodeScanner]:
-    """A fresh instance of every code scanner of the registry, in its order."""
-    return [entry.create() for entry in registry.code_scanners()]
+def default_scanners(tools: Path | None = None) -> list[CodeScanner]:
+    """A fresh instance of every code scanner of the registry, in its order; those that run a tool from its own
+    environment (they have a `tools` attribute) use the one under `tools` (None: `tools_dir()`)."""
+    scanners = [entry.create() for entry in registry.code_scanners()]
+    for scanner in scanners:
+        if tools is not None and hasattr(scanner, "tools"):
+            scanner.tools = tools
+    return scanners
 
 
 class ResultsCache:

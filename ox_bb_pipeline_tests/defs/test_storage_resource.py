@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import ox_bb_pipeline
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.storage.resources import StorageResource
@@ -114,3 +116,15 @@ def test_the_home_check_sees_imports_calls_and_attributes():
     assert home_namers("from .. import config\nhome = config.data_home()\n")
     assert home_namers("def f(home=None):\n    return home or data_home_setting()\n")
     assert not home_namers("def f(home):\n    return home / 'lake'\n")
+
+
+def test_the_tool_scanners_run_their_tools_from_the_given_folder(tmp_path):
+    from ox_bb_pipeline.scanners.stage import default_scanners
+
+    tools = tmp_path / "tools"
+    using = {s.name: s.tools for s in default_scanners(tools) if hasattr(s, "tools")}
+    assert using == {"semgrep": tools, "checkov": tools}
+    for scanner in default_scanners(tools):
+        if hasattr(scanner, "tools"):
+            with pytest.raises(FileNotFoundError, match=str(tools / scanner.name / "bin")):
+                scanner.version()  # nothing installed there: the folder given wins over OX_BB_TOOLS_DIR

@@ -209,7 +209,7 @@ def scan_shard(
     results = run_shards(
         [shards[i] for i in indices],
         bitbucket.git(client),
-        scanners=default_scanners(),
+        scanners=default_scanners(storage.tools_path()),
         home=home,
         clock=SystemClock(),
         previous_files=lake.read_partition("inventory", "repository_files", name, home),
