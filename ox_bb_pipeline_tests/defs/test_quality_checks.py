@@ -237,7 +237,7 @@ def small_lake(home) -> Lake:
 
 def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake, home, instance):
     small_lake.write()
-    built = dg.materialize(WAREHOUSE_RUN, instance=instance)
+    built = dg.materialize(WAREHOUSE_RUN, instance=instance, resources={"storage": StorageResource()})
     assert built.success
     checked = evaluations(built)
     assert set(checked) == {f"warehouse/{s.table}" for s in SUITES.values() if s.zone == "warehouse"}
@@ -251,6 +251,7 @@ def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake
     blocked = dg.materialize(
         WAREHOUSE_RUN,
         instance=instance,
+        resources={"storage": StorageResource()},
         raise_on_error=False,
         selection=dg.AssetSelection.checks_for_assets(warehouse_models)
         | dg.AssetSelection.assets(exports, compliance_report),
@@ -285,7 +286,9 @@ def test_a_bad_lake_row_that_reaches_a_mart_blocks_the_reports_of_that_run(small
     small_lake.add("findings", "bandit", {**row, "base_severity": "urgent"}, connection=CONNECTION)
     small_lake.write()
 
-    result = dg.materialize(WAREHOUSE_RUN, instance=instance, raise_on_error=False)
+    result = dg.materialize(
+        WAREHOUSE_RUN, instance=instance, resources={"storage": StorageResource()}, raise_on_error=False
+    )
 
     assert not result.success
     assert "warehouse/findings" in materialized(result)  # the build ran; what depends on it did not
