@@ -19,20 +19,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .config import data_home
 from .files import atomic_write_bytes
 
 
-def lake_root(home: Path | None = None) -> Path:
-    return (home or data_home()) / "lake"
+def lake_root(home: Path) -> Path:
+    """The lake under a data home (the caller names it: the `storage` resource, or the CLI from OX_BB_HOME)."""
+    return Path(home) / "lake"
 
 
-def partition_path(zone: str, table: str, connection: str, home: Path | None = None) -> Path:
+def partition_path(zone: str, table: str, connection: str, home: Path) -> Path:
     return lake_root(home) / zone / table / f"connection={connection}" / "data.parquet"
 
 
 def write_partition(
-    zone: str, table: str, connection: str, rows: Iterable[dict], schema: pa.Schema, home: Path | None = None
+    zone: str, table: str, connection: str, rows: Iterable[dict], schema: pa.Schema, home: Path
 ) -> Path:
     """Replace the partition with `rows` (conformed to `schema`; missing keys become nulls)."""
     rows = list(rows)
@@ -43,7 +43,7 @@ def write_partition(
     return atomic_write_bytes(partition_path(zone, table, connection, home), buffer.getvalue())
 
 
-def read_partition(zone: str, table: str, connection: str, home: Path | None = None) -> list[dict]:
+def read_partition(zone: str, table: str, connection: str, home: Path) -> list[dict]:
     """The partition's rows, or [] when it was never written."""
     path = partition_path(zone, table, connection, home)
     if not path.exists():
@@ -51,14 +51,14 @@ def read_partition(zone: str, table: str, connection: str, home: Path | None = N
     return pq.read_table(path).to_pylist()
 
 
-def delete_partition(zone: str, table: str, connection: str, home: Path | None = None) -> None:
+def delete_partition(zone: str, table: str, connection: str, home: Path) -> None:
     path = partition_path(zone, table, connection, home)
     path.unlink(missing_ok=True)
     if path.parent.exists() and not any(path.parent.iterdir()):
         path.parent.rmdir()
 
 
-def table_glob(zone: str, table: str, home: Path | None = None) -> str:
+def table_glob(zone: str, table: str, home: Path) -> str:
     """A DuckDB-readable glob over every partition of a table (hive partitioning on `connection`)."""
     return str(lake_root(home) / zone / table / "connection=*" / "*.parquet")
 
@@ -68,7 +68,7 @@ SCANS_ZONE = "scans"
 MOVED_TO_SCANS = ("scan_runs", "posture_results")
 
 
-def migrate_layout(home: Path | None = None) -> list[Path]:
+def migrate_layout(home: Path) -> list[Path]:
     """Move the partitions of an older lake's findings/scan_runs and findings/posture_results to scans/
     (a rename each: atomic, no copy). Safe to call from parallel runs and on every run: a partition
     already under scans/ is newer than the old one, which is dropped; one another run moved is skipped."""

@@ -16,7 +16,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from .config import data_home, state_dir
+from .config import state_dir
 from .findings import normalise_snippet
 
 SECRET_KEY_NAME = re.compile(
@@ -29,13 +29,14 @@ SECRET_KEY_NAME = re.compile(
 def _salt(home: Path | None = None) -> bytes:
     """`OX_BB_SECRET_SALT`, else the installation's salt in the state dir, made once (0600). Never
     per data home: fingerprints must not change when a home is moved or rebuilt. A home from before
-    the state dir hands its salt over, so its findings keep their ids."""
+    the state dir hands its salt over, so its findings keep their ids (`home`: that data home, named by the
+    caller, e.g. the extract and scan stages, which make the salt before anything else hashes)."""
     if os.environ.get("OX_BB_SECRET_SALT"):
         return os.environ["OX_BB_SECRET_SALT"].encode()
     path = state_dir() / "secret-salt"
     if not path.exists():
-        legacy = (home or data_home()) / "cache" / "secret-salt"
-        salt = legacy.read_text().strip() if legacy.exists() else pysecrets.token_hex(32)
+        legacy = home / "cache" / "secret-salt" if home is not None else None
+        salt = legacy.read_text().strip() if legacy and legacy.exists() else pysecrets.token_hex(32)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-salt.")  # mode 0600
         try:
@@ -47,6 +48,12 @@ def _salt(home: Path | None = None) -> bytes:
         finally:
             os.unlink(tmp)
     return path.read_text().strip().encode()
+
+
+def adopt_salt(home: Path) -> None:
+    """Make the installation's salt now, taking over the one of `home` if it is a data home from before the
+    state dir (stages call this first, so that scanners, which hash without knowing the home, use it)."""
+    _salt(home)
 
 
 def salted_hash(value: str, home: Path | None = None) -> str:

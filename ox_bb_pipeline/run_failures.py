@@ -39,7 +39,7 @@ RUN_FAILURE_SCHEMA = pa.schema(
 )
 
 
-def failure_path(connection: str | None, run_id: str, home: Path | None = None) -> Path:
+def failure_path(connection: str | None, run_id: str, home: Path) -> Path:
     return (
         lake_root(home) / "ops" / "run_failures" / f"connection={connection or NO_CONNECTION}" / f"run-{run_id}.parquet"
     )
@@ -55,7 +55,7 @@ def record_run_failure(
     failed_steps: list[str],
     error: str,
     failed_at: datetime,
-    home: Path | None = None,
+    home: Path,
     status: str = "failed",
 ) -> Path:
     """Write the failure's record (replacing an earlier record of the same run)."""

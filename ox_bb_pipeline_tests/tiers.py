@@ -1,8 +1,8 @@
 """Test tiers. `make test-fast` runs the unit tier (`-m unit`, under 2 minutes on two idle cores); `make test`
 runs everything. A test joins the unit tier when its module is listed in UNIT_MODULES below, or on its own with
-`@pytest.mark.unit`. List a module only when it runs in-process and quickly: no scanner subprocess, no `dagster
-dev`, PostgreSQL, Redis, kill -9 or whole-pipeline run (an in-process sandbox and a small DuckDB are fine).
-Everything else runs in `make test` only."""
+`@pytest.mark.unit`. List a module only when it runs in-process and quickly: no scanner subprocess, no warehouse
+build (`dbt build` runs in a child process, several seconds each), no `dagster dev`, PostgreSQL, Redis, kill -9 or
+whole-pipeline run (an in-process sandbox and a small DuckDB are fine). Everything else runs in `make test` only."""
 
 from __future__ import annotations
 
@@ -41,11 +41,8 @@ UNIT_MODULES = frozenset(
         "scanners/test_sca_manifests.py",
         "scanners/test_code_context.py",
         "scanners/test_sarif.py",
-        "warehouse/test_severity_factors.py",
-        "warehouse/test_exploit_factors.py",
-        "warehouse/test_report_csv.py",
-        "warehouse/test_runner.py",
-        "warehouse/test_query_read_only.py",
+        # warehouse/test_runner, test_severity_factors, test_exploit_factors, test_report_csv and
+        # test_query_read_only build the warehouse (about 35 dbt builds): `make test` only.
         "warehouse/test_settings.py",
         "defs/test_storage_resource.py",
     }

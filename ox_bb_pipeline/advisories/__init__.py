@@ -35,7 +35,7 @@ class AdvisoryStatus:
         return sorted(set(needed) - set(self.ecosystems)) if self.source != "OX_BB_OSV_PATH" else []
 
 
-def status(now: datetime, home: Path | None = None, osv_path: str = "") -> AdvisoryStatus:
+def status(now: datetime, home: Path, osv_path: str = "") -> AdvisoryStatus:
     """The advisory data SCA would use now, with warnings for no data, stale data and missing feeds."""
     if osv_path:
         return AdvisoryStatus("OX_BB_OSV_PATH", digest="")

@@ -1,12 +1,10 @@
 """Where advisory data comes from and lives: the OSV bucket (or a mirror), the KEV and EPSS feeds,
-`OX_BB_HOME/advisories/`, and how old the data may get before it is a warning."""
+`<data home>/advisories/`, and how old the data may get before it is a warning."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from ..config import data_home
 
 OSV_BUCKET = "https://osv-vulnerabilities.storage.googleapis.com"
 KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
@@ -15,8 +13,8 @@ DEFAULT_MAX_AGE_DAYS = 7.0
 SYNC_HINT = "run `ox-bb advisories sync` (or point OX_BB_OSV_PATH at OSV records)"
 
 
-def advisories_home(home: Path | None = None) -> Path:
-    return (home or data_home()) / "advisories"
+def advisories_home(home: Path) -> Path:
+    return home / "advisories"
 
 
 def osv_mirror() -> str:

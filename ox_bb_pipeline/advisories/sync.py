@@ -137,7 +137,7 @@ def _check_feed(parse: Callable[[bytes], object]) -> Callable[[Path], object]:
 def sync(
     ecosystems: Iterable[str] | None = None,
     *,
-    home: Path | None = None,
+    home: Path,
     mirror: str | None = None,
     kev: str | None = None,
     epss: str | None = None,

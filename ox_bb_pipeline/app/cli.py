@@ -120,12 +120,13 @@ def _load(connections_file, settings: bool = False):
     except ConfigError as exc:
         problems += [f"{exc.source}: {p}" for p in exc.problems]
     if settings:
+        from ..config import data_home
         from ..warehouse.settings import load_settings
         from ..warehouse.workflows import load_workflows
 
         for loader in (load_settings, load_workflows):
             try:
-                loader()
+                loader(home=data_home())
             except ConfigError as exc:
                 problems += [p if loader is load_settings else f"{exc.source}: {p}" for p in exc.problems]
     if problems:
@@ -388,9 +389,10 @@ def advisories_sync(ecosystems, mirror) -> None:
     is kept); a missing KEV or EPSS feed is only a warning.
     """
     from ..advisories.sync import sync
+    from ..config import data_home
 
     try:
-        report = sync(ecosystems or None, mirror=mirror, show_progress=sys.stderr.isatty())
+        report = sync(ecosystems or None, home=data_home(), mirror=mirror, show_progress=sys.stderr.isatty())
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     for fetch in report.fetches:
@@ -417,9 +419,10 @@ def advisory_lines() -> list[str]:
     from datetime import UTC, datetime
 
     from ..advisories import status
+    from ..config import data_home
 
     try:
-        state = status(datetime.now(UTC), osv_path=os.environ.get("OX_BB_OSV_PATH", "").strip())
+        state = status(datetime.now(UTC), data_home(), osv_path=os.environ.get("OX_BB_OSV_PATH", "").strip())
     except ValueError as exc:  # a bad OX_BB_ADVISORIES_MAX_AGE_DAYS
         raise click.ClickException(str(exc)) from exc
     if state.source == "OX_BB_OSV_PATH":
@@ -518,18 +521,19 @@ def workflows_command(connections_file, do_apply) -> None:
     import duckdb
 
     from ..bitbucket.client import BitbucketClient
-    from ..config import ConfigError
+    from ..config import ConfigError, data_home
     from ..warehouse.exports import open_warehouse
     from ..warehouse.runner import warehouse_lock
     from ..warehouse.workflows import apply, load_workflows, preview
 
+    home = data_home()
     try:
-        settings = load_workflows()
+        settings = load_workflows(home=home)
     except (ConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     # An applied workflow writes the warehouse: it holds the builds' lock so neither loses the other's write.
-    with warehouse_lock(None, "workflows", click.echo) if do_apply else contextlib.nullcontext():
-        con = duckdb.connect(str(_warehouse_file())) if do_apply else open_warehouse()
+    with warehouse_lock(home, "workflows", click.echo) if do_apply else contextlib.nullcontext():
+        con = duckdb.connect(str(_warehouse_file())) if do_apply else open_warehouse(home)
         rows = preview(con, settings)
         if not rows:
             click.echo("no workflow rules (write workflows.yaml; see workflows.example.yaml)")
@@ -541,15 +545,16 @@ def workflows_command(connections_file, do_apply) -> None:
             else:
                 _, config = _load(connections_file)
                 clients = {c.name: BitbucketClient(c) for c in config.connections}
-                for outcome in apply(con, settings, clients, datetime.now(UTC)):
+                for outcome in apply(con, settings, clients, datetime.now(UTC), home=home):
                     click.echo(str(outcome))
         con.close()
 
 
 def _warehouse_file() -> Path:
+    from ..config import data_home
     from ..warehouse.runner import warehouse_path
 
-    return warehouse_path()
+    return warehouse_path(data_home())
 
 
 # -- analysts -------------------------------------------------------------------------------------

@@ -253,7 +253,10 @@ def run_stages(
     missing = [n for n in names if n not in existing]
     if missing:
         inst.add_dynamic_partitions(connections_partitions.name, missing)
-    resources = {"bitbucket": BitbucketResource(connections_file=str(connections_file)), "storage": StorageResource()}
+    resources = {
+        "bitbucket": BitbucketResource(connections_file=str(connections_file)),
+        "storage": StorageResource(home=str(data_home())),  # the app layer names the home; assets read it here
+    }
     assets = _stage_assets()
     results = []
     for name in names:
@@ -302,6 +305,7 @@ def run_warehouse(
     reports and workflows (a failing mart check blocks them) — what the `build_warehouse` job runs."""
     from ..defs.bitbucket.resources import BitbucketResource
     from ..defs.quality.checks import warehouse_expectations
+    from ..defs.storage.resources import StorageResource
     from ..defs.warehouse.assets import compliance_report, exports, warehouse_models
     from ..defs.warehouse.interchange import explorer
     from ..defs.warehouse.workflows import workflows
@@ -311,7 +315,7 @@ def run_warehouse(
     outcome = dg.materialize(
         [warehouse_models, warehouse_expectations, exports, compliance_report, explorer, workflows],
         instance=inst,
-        resources={"bitbucket": bitbucket},
+        resources={"bitbucket": bitbucket, "storage": StorageResource(home=str(data_home()))},
         raise_on_error=False,
         run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": log_level}}}),
         tags={"ox_bb/stage": "warehouse"},
@@ -379,6 +383,7 @@ def _record(inst: dg.DagsterInstance, results: list[StageResult], connection: st
         failed_steps=[worst.stage] if status == FAILED else [],
         error=worst.error or "\n".join(worst.first_errors),
         failed_at=SystemClock().now(),
+        home=data_home(),
         status=status,
     )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import duckdb
 
-from ..config import data_home_hint
+from ..config import data_home, data_home_hint
 from ..lake import lake_root
 from ..warehouse.exports import export_tables, open_for_queries
 from ..warehouse.report import csv_text, write_reports
@@ -30,6 +30,7 @@ def query(sql: str, fmt: str = "table", *, home: Path | None = None, max_rows: i
     """The result of `sql` as a text table (at most `max_rows` rows shown), CSV or JSON."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    home = home or data_home()
     con = open_for_queries(home)
     try:
         refused = [s.type.name for s in con.extract_statements(sql) if s.type not in READ_STATEMENTS]
@@ -115,10 +116,11 @@ def report() -> dict[str, Path]:
     current warehouse."""
     from ..warehouse.explorer import write_explorer
 
+    home = data_home()
     return {
-        **write_reports(),
-        "explorer": write_explorer(),
-        **{f"export {name}": path for name, path in export_tables().items()},
+        **write_reports(home),
+        "explorer": write_explorer(home),
+        **{f"export {name}": path for name, path in export_tables(home).items()},
     }
 
 
@@ -152,7 +154,7 @@ def export_command(fmt: str, application: str | None, out: Path | None) -> None:
     from ..warehouse.interchange import ExportError, export
 
     try:
-        written = export(fmt, application=application, out=out)
+        written = export(fmt, home=data_home(), application=application, out=out)
     except FileNotFoundError as exc:
         raise click.ClickException(f"{exc} ({data_home_hint()})") from exc
     except ExportError as exc:
@@ -187,9 +189,9 @@ def triage_command(fingerprint: str, status: str, reason: str, owner: str, expir
     from ..warehouse.exports import open_warehouse
     from ..warehouse.triage import TriageError, record_triage, triage_path
 
-    known = None
+    known, home = None, data_home()
     try:
-        con = open_warehouse()
+        con = open_warehouse(home)
     except FileNotFoundError:
         pass  # no warehouse yet: the fingerprint cannot be checked, the decision applies once it is built
     else:
@@ -206,11 +208,12 @@ def triage_command(fingerprint: str, status: str, reason: str, owner: str, expir
             expires=expires.date() if expires else None,
             decided_by=decided_by,
             known=known,
+            home=home,
         )
     except TriageError as exc:
         raise click.ClickException(str(exc)) from exc
     until = f" until {record['expires']}" if record["expires"] else ""
     click.echo(
-        f"{record['finding_id']}: {status}{until}, recorded in {triage_path()} "
+        f"{record['finding_id']}: {status}{until}, recorded in {triage_path(home)} "
         "(applied by the next warehouse build: ox-bb run --stage warehouse)"
     )

@@ -27,7 +27,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..clock import Clock, SystemClock, isoformat, parse_when
-from ..config import data_home
 from ..files import atomic_write_text
 from ..locks import private_workdir
 from ..redaction import looks_like_secret, redact_url, salted_hash
@@ -115,8 +114,8 @@ class ExtractReport:
 class StateStore:
     """Durable per-connection extraction state (watermarks, what each repository looked like)."""
 
-    def __init__(self, connection: str, home: Path | None = None) -> None:
-        self.path = (home or data_home()) / "cache" / "state" / f"extract-{connection}.json"
+    def __init__(self, connection: str, home: Path) -> None:
+        self.path = home / "cache" / "state" / f"extract-{connection}.json"
 
     def load(self) -> dict:
         try:
@@ -143,7 +142,7 @@ class Extractor:
         redact_yml: Callable[[str], tuple[str, int]],
         clock: Clock | None = None,
         options: ExtractOptions | None = None,
-        home: Path | None = None,
+        home: Path,
     ) -> None:
         """`redact_yml` replaces every secret in a pipeline file's text (the secrets scanner's `redact_text`,
         passed in by the caller: the scanners sit above this layer) before it is kept."""
@@ -161,7 +160,7 @@ class Extractor:
         self.clock = clock or SystemClock()
         self.options = options or ExtractOptions()
         self.home = home
-        self._git_root = (home or data_home()) / "cache" / "git"
+        self._git_root = home / "cache" / "git"
         self.history = GitHistory(git, self._git_root / self.conn.name)
         self.now = self.clock.now()
         self.report = ExtractReport(

@@ -19,7 +19,7 @@ class MissingTableError(LookupError):
     """A table a check needs is not there yet."""
 
 
-def lake_frame(spec: Suite, connection: str, home: Path | None = None) -> pd.DataFrame:
+def lake_frame(spec: Suite, connection: str, home: Path) -> pd.DataFrame:
     """The suite's columns of one connection's partition; an empty frame if it was never written."""
     path = lake.partition_path(spec.zone, spec.table, connection, home)
     if not path.exists():
@@ -27,7 +27,7 @@ def lake_frame(spec: Suite, connection: str, home: Path | None = None) -> pd.Dat
     return pq.read_table(path, columns=spec.columns).to_pandas()
 
 
-def open_warehouse(home: Path | None = None) -> duckdb.DuckDBPyConnection:
+def open_warehouse(home: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to warehouse.duckdb (checks never write it)."""
     path = warehouse_path(home)
     if not path.exists():

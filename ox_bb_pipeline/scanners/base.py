@@ -215,11 +215,15 @@ def run_tool(
 
 
 def installed_version(
-    tool: str, version_argv: tuple[str, ...] = ("--version",), env: dict[str, str] | None = None
+    tool: str,
+    version_argv: tuple[str, ...] = ("--version",),
+    env: dict[str, str] | None = None,
+    root: Path | None = None,
 ) -> str:
     """A tool's version, once per process and tool environment: from the environment's package
     metadata (instant), else from `<tool> --version` (semgrep and checkov take 10-20 s to start)."""
-    return _installed_version(str(tool_executable(tool)), tool, version_argv, tuple(sorted((env or {}).items())))
+    executable = str(tool_executable(tool, root=root))
+    return _installed_version(executable, tool, version_argv, tuple(sorted((env or {}).items())))
 
 
 @cache

@@ -52,14 +52,17 @@ class CheckovScanner:
     name = "checkov"
     category = "iac"
 
-    def __init__(self, *, timeout: float = 1800.0, workers: int = 2, helm: str | None = None) -> None:
+    def __init__(
+        self, *, timeout: float = 1800.0, workers: int = 2, helm: str | None = None, tools: Path | None = None
+    ) -> None:
+        self.tools = tools  # the tool environments' folder (the `storage` resource's); None: tools_dir()
         self.timeout = timeout
         self.workers = workers
         # Helm charts are rendered with the helm binary; without it checkov skips them silently.
         self.helm = helm or shutil.which("helm")
 
     def version(self) -> str:
-        tool = installed_version("checkov")
+        tool = installed_version("checkov", root=self.tools)
         return f"checkov {tool}+{rules_digest(SEVERITY_DIR / 'checkov.yaml', Path(__file__))}"
 
     def frameworks(self) -> tuple[str, ...]:
@@ -133,7 +136,7 @@ class CheckovScanner:
         return outputs
 
     def _run(self, roots: list[Path], skip: list[Path] = ()) -> list[dict]:
-        argv = [str(tool_executable("checkov"))]
+        argv = [str(tool_executable("checkov", root=self.tools))]
         for root in roots:
             argv += ["-d", str(root.resolve())]
         for path in skip:  # a regular expression searched in each absolute path checkov walks

@@ -48,8 +48,10 @@ class SemgrepScanner:
         jobs: int = 2,
         rule_timeout: float = 10.0,
         max_target_bytes: int = 1_000_000,
+        tools: Path | None = None,
     ) -> None:
         self.rules_dir = Path(rules_dir)
+        self.tools = tools  # the tool environments' folder (the `storage` resource's); None: tools_dir()
         self.timeout = timeout  # the whole batch
         self.jobs = jobs
         self.rule_timeout = rule_timeout  # one rule on one file
@@ -60,7 +62,7 @@ class SemgrepScanner:
         return sorted(p for p in self.rules_dir.rglob("*.yaml") if not p.name.endswith(".test.yaml"))
 
     def version(self) -> str:
-        tool = installed_version("semgrep", ("--version", *OFFLINE_FLAGS), OFFLINE_ENV)
+        tool = installed_version("semgrep", ("--version", *OFFLINE_FLAGS), OFFLINE_ENV, self.tools)
         return f"semgrep {tool}+{rules_digest(*self.rule_files(), Path(__file__))}"
 
     def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
@@ -99,7 +101,7 @@ class SemgrepScanner:
 
     def _run(self, roots: list[Path]) -> dict:
         argv = [
-            str(tool_executable("semgrep")),
+            str(tool_executable("semgrep", root=self.tools)),
             "scan",
             "--json",
             *OFFLINE_FLAGS,

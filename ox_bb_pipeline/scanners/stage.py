@@ -26,10 +26,10 @@ import pyarrow.parquet as pq
 
 from ..bitbucket.git import GitAccess
 from ..clock import Clock, SystemClock
-from ..config import data_home
 from ..files import atomic_write_bytes
 from ..findings import FINDING_SCHEMA, Finding, RepoRef
 from ..locks import private_workdir
+from ..redaction import adopt_salt
 from . import code_context, registry
 from .base import CodeScanner, ScanOutput
 from .snapshot import Snapshot, SnapshotLimits, take_snapshot
@@ -67,9 +67,14 @@ SCAN_RUN_SCHEMA = pa.schema(
 )
 
 
-def default_scanners() -> list[CodeScanner]:
-    """A fresh instance of every code scanner of the registry, in its order."""
-    return [entry.create() for entry in registry.code_scanners()]
+def default_scanners(tools: Path | None = None) -> list[CodeScanner]:
+    """A fresh instance of every code scanner of the registry, in its order; those that run a tool from its own
+    environment (they have a `tools` attribute) use the one under `tools` (None: `tools_dir()`)."""
+    scanners = [entry.create() for entry in registry.code_scanners()]
+    for scanner in scanners:
+        if tools is not None and hasattr(scanner, "tools"):
+            scanner.tools = tools
+    return scanners
 
 
 class ResultsCache:
@@ -161,7 +166,7 @@ def scan_repositories(
     git: GitAccess,
     *,
     scanners: list[CodeScanner] | None = None,
-    home: Path | None = None,
+    home: Path,
     clock: Clock | None = None,
     batch_size: int = 20,
     clone_workers: int = 4,
@@ -172,9 +177,12 @@ def scan_repositories(
     """Scan the selected rows of the `repositories` raw table (they carry `main_head`).
     `previous_files` (the last `repository_files`) is carried forward for repositories not cloned."""
     started = time.perf_counter()
-    home = home or data_home()
     clock = clock or SystemClock()
     scanners = scanners if scanners is not None else default_scanners()
+    adopt_salt(home)  # a home from before the state dir hands its salt over before any scanner hashes
+    for scanner in scanners:
+        if hasattr(scanner, "use_data_home"):  # scanners with data under the home (SCA's synced advisory index)
+            scanner.use_data_home(home)
     cache = ResultsCache(home / "cache" / "scan")
     versions = {}
     for scanner in scanners:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import ConfigError, data_home
+from ..config import ConfigError
 from ..files import atomic_write_bytes
 
 DECISION_SCHEMA = pa.schema(
@@ -34,11 +34,11 @@ DECISION_SCHEMA = pa.schema(
 KEY = ("rule", "action", "finding_id")  # as the action log's: one per rule, action, finding
 
 
-def decisions_path(home: Path | None = None) -> Path:
-    return (home or data_home()) / "workflows" / "decisions.parquet"
+def decisions_path(home: Path) -> Path:
+    return home / "workflows" / "decisions.parquet"
 
 
-def read_decisions(home: Path | None = None) -> pa.Table:
+def read_decisions(home: Path) -> pa.Table:
     """Every decision so far, in DECISION_SCHEMA (empty when the file is missing or empty)."""
     path = decisions_path(home)
     if not path.exists() or path.stat().st_size == 0:
@@ -58,12 +58,12 @@ def _keys(table: pa.Table) -> list[tuple[str, str, str]]:
     return [tuple(row[k] for k in KEY) for row in table.select(list(KEY)).to_pylist()]
 
 
-def decided_keys(home: Path | None = None) -> set[tuple[str, str, str]]:
+def decided_keys(home: Path) -> set[tuple[str, str, str]]:
     """(rule, action, finding_id) of every decision: done, even if the action log was lost."""
     return set(_keys(read_decisions(home)))
 
 
-def record_decisions(rows: list[dict], home: Path | None = None) -> Path | None:
+def record_decisions(rows: list[dict], home: Path) -> Path | None:
     """Add `rows` (DECISION_SCHEMA dicts); a row with the key of an existing one replaces it."""
     if not rows:
         return None

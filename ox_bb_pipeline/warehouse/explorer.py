@@ -12,7 +12,6 @@ from pathlib import Path
 
 import duckdb
 
-from ..config import data_home
 from ..files import atomic_write_text
 from .control_titles import control_label
 from .exports import open_warehouse
@@ -167,8 +166,7 @@ def render_explorer(data: dict) -> str:
     return PAGE.replace("/*DATA*/null", _json(data))
 
 
-def write_explorer(home: Path | None = None) -> Path:
-    home = home or data_home()
+def write_explorer(home: Path) -> Path:
     con = open_warehouse(home)
     try:
         html = render_explorer(explorer_data(con))

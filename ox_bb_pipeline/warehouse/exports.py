@@ -29,7 +29,7 @@ def open_warehouse(home: Path | None = None, read_only: bool = True) -> duckdb.D
     return duckdb.connect(str(path), read_only=read_only)
 
 
-def open_for_queries(home: Path | None = None) -> duckdb.DuckDBPyConnection:
+def open_for_queries(home: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection that reads no file but the warehouse and the lake (its input views read the
     lake's Parquet): external access is off with the lake as the only allowed directory, and the
     configuration is locked so that a query cannot turn it back on."""
@@ -46,7 +46,7 @@ def open_for_queries(home: Path | None = None) -> duckdb.DuckDBPyConnection:
 
 def export_tables(home: Path | None = None) -> dict[str, Path]:
     """Every model table to `exports/<table>.parquet`; readers see the old file or the new one."""
-    home = home or data_home()
+    home = home or data_home()  # until defs/warehouse/assets.py passes the storage resource's home
     folder = home / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     written = {}

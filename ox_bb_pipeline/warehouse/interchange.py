@@ -26,7 +26,6 @@ from cyclonedx.model.vulnerability import (
     VulnerabilitySeverity,
 )
 
-from ..config import data_home
 from ..files import atomic_write_text
 from ..scanners.sca import cyclonedx_bom, cyclonedx_output
 from .exports import open_warehouse
@@ -286,17 +285,15 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name.replace("/", "+")).strip("_") or "unnamed"
 
 
-def export(
-    fmt: str, *, application: str | None = None, out: Path | None = None, home: Path | None = None
-) -> list[Path]:
-    """Write `fmt` files from the warehouse into `out` (default OX_BB_HOME/exports/<fmt>/).
+def export(fmt: str, *, home: Path, application: str | None = None, out: Path | None = None) -> list[Path]:
+    """Write `fmt` files from the warehouse into `out` (default <home>/exports/<fmt>/).
 
     sarif: one log per repository (`<workspace>+<slug>.sarif`), or with `application` one log for it
     (`<application>.sarif`, a run per repository and scanner). cyclonedx: one SBOM per repository
     (`<workspace>+<slug>.cdx.json`), of the application's repositories when `application` is given."""
     if fmt not in FORMATS:
         raise ExportError(f"export format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    out = out or (home or data_home()) / "exports" / fmt
+    out = out or home / "exports" / fmt
     con = open_warehouse(home)
     try:
         if application:

@@ -287,14 +287,15 @@ class WarehouseSettings(BaseModel):
     scanner_controls: dict[str, list[str]] = Field(default_factory=dict)
 
 
-def _locate(filename: str, env_var: str) -> Path | None:
-    """`$ENV_VAR` (must exist), else OX_BB_HOME/<file>, else ./<file>; None when there is none."""
+def _locate(filename: str, env_var: str, home: Path | None = None) -> Path | None:
+    """`$ENV_VAR` (must exist), else <home>/<file>, else ./<file>; None when there is none. `home` None: OX_BB_HOME
+    (only while warehouse/runner.py's build calls load_settings() without its home)."""
     if os.environ.get(env_var):
         path = Path(os.environ[env_var])
         if not path.exists():
             raise ConfigError(str(path), [f"file not found (named by {env_var})"])
         return path
-    for path in (data_home() / filename, Path(filename)):
+    for path in ((home if home is not None else data_home()) / filename, Path(filename)):
         if path.exists():
             return path
     return None
@@ -339,23 +340,23 @@ def _describe(error: dict, data: object, known: set[str] = frozenset()) -> str:
     return f"{'.'.join(parts) or 'file'}: {message}"
 
 
-def load_applications(path: Path | None = None) -> ApplicationsFile:
-    path = path or _locate("applications.yaml", "OX_BB_APPLICATIONS")
+def load_applications(path: Path | None = None, home: Path | None = None) -> ApplicationsFile:
+    path = path or _locate("applications.yaml", "OX_BB_APPLICATIONS", home)
     if path is None:
         return ApplicationsFile()
     return _validate(ApplicationsFile, _read_yaml(path), str(path))
 
 
-def load_suppressions(path: Path | None = None) -> SuppressionsFile:
-    path = path or _locate("suppressions.yaml", "OX_BB_SUPPRESSIONS")
+def load_suppressions(path: Path | None = None, home: Path | None = None) -> SuppressionsFile:
+    path = path or _locate("suppressions.yaml", "OX_BB_SUPPRESSIONS", home)
     if path is None:
         return SuppressionsFile()
     return _validate(SuppressionsFile, _read_yaml(path), str(path))
 
 
-def load_sla(path: Path | None = None, environ: dict[str, str] | None = None) -> SlaFile:
+def load_sla(path: Path | None = None, environ: dict[str, str] | None = None, home: Path | None = None) -> SlaFile:
     """sla.yaml, then `OX_BB_SLA_DAYS="critical=5,high=20"` on top (the environment wins)."""
-    path = path or _locate("sla.yaml", "OX_BB_SLA")
+    path = path or _locate("sla.yaml", "OX_BB_SLA", home)
     data = _read_yaml(path) if path else {}
     source = str(path) if path else "sla.yaml (defaults)"
     env = os.environ if environ is None else environ
@@ -390,13 +391,13 @@ def load_scanner_controls(path: Path = SCANNER_CONTROLS_PATH) -> dict[str, list[
     return {scanner: [str(c) for c in controls or []] for scanner, controls in (data or {}).items()}
 
 
-def load_settings() -> WarehouseSettings:
-    """Every file at once, so a build reports the problems of all of them together."""
+def load_settings(home: Path | None = None) -> WarehouseSettings:
+    """Every file at once (those of the data home `home`), so a build reports the problems of all of them together."""
     loaded, problems = {}, []
     for key, loader in (
-        ("applications", load_applications),
-        ("suppressions", load_suppressions),
-        ("sla", load_sla),
+        ("applications", lambda: load_applications(home=home)),
+        ("suppressions", lambda: load_suppressions(home=home)),
+        ("sla", lambda: load_sla(home=home)),
         ("factors", load_factor_catalog),
         ("cwe_families", load_cwe_families),
         ("code_context", load_code_context_rules),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..config import ConfigError, data_home
+from ..config import ConfigError
 from ..files import atomic_write_text
 from ..locks import home_lock
 
@@ -43,11 +43,11 @@ class TriageError(ValueError):
     """A decision that cannot be recorded; the message names the field and what to do."""
 
 
-def triage_path(home: Path | None = None) -> Path:
-    return (home or data_home()) / "triage" / "decisions.jsonl"
+def triage_path(home: Path) -> Path:
+    return home / "triage" / "decisions.jsonl"
 
 
-def read_triage(home: Path | None = None) -> pa.Table:
+def read_triage(home: Path) -> pa.Table:
     """Every decision so far, in file order (empty when there is no file)."""
     path = triage_path(home)
     if not path.exists():
@@ -110,7 +110,7 @@ def record_triage(
     expires: date | None = None,
     decided_by: str | None = None,
     now: datetime | None = None,
-    home: Path | None = None,
+    home: Path,
     known: set[str] | None = None,
 ) -> dict:
     """Append one decision (validated; `known`: the warehouse's fingerprints, when it was built) and return it."""
@@ -132,7 +132,7 @@ def record_triage(
         "decided_at": now.isoformat(),
     }
     path = triage_path(home)
-    with home_lock(path.with_name(".decisions.lock"), home or data_home(), "triage "):
+    with home_lock(path.with_name(".decisions.lock"), home, "triage "):
         old = path.read_text() if path.exists() else ""
         if old and not old.endswith("\n"):
             old += "\n"

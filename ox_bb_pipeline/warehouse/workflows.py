@@ -168,9 +168,9 @@ class WorkflowsFile(_Strict):
         return self
 
 
-def load_workflows(path: Path | None = None) -> WorkflowsFile:
-    """`$OX_BB_WORKFLOWS`, else OX_BB_HOME/workflows.yaml, else ./workflows.yaml; none: no rules."""
-    path = path or _locate("workflows.yaml", "OX_BB_WORKFLOWS")
+def load_workflows(path: Path | None = None, home: Path | None = None) -> WorkflowsFile:
+    """`$OX_BB_WORKFLOWS`, else <home>/workflows.yaml, else ./workflows.yaml; none: no rules."""
+    path = path or _locate("workflows.yaml", "OX_BB_WORKFLOWS", home)
     if path is None:
         return WorkflowsFile()
     return _validate(WorkflowsFile, _read_yaml(path), str(path))
@@ -213,7 +213,8 @@ def apply(
     clients_by_connection: dict,
     now: datetime,
     http_post: Callable = requests.post,
-    home: Path | None = None,
+    *,
+    home: Path,
 ) -> list[dict]:
     """Run every rule's actions on the findings they have not yet been done for (`con` must be writable).
 
@@ -222,7 +223,7 @@ def apply(
     Does nothing when the file is not `enabled`.
 
     Every rule matches the queue as last built: an `assign` or `set_severity` is recorded in
-    OX_BB_HOME/workflows/decisions.parquet (see decisions.py) and shows in `findings_queue` and
+    <home>/workflows/decisions.parquet (see decisions.py) and shows in `findings_queue` and
     `enriched_findings` from the next build on, so a later rule of the same apply does not see it.
     """
     if not settings.enabled:
@@ -295,7 +296,7 @@ def _severity_change(spec: SetSeverity, f: dict) -> tuple[str, str | None, str, 
 DECISIONS = {"assign": _assignment, "set_severity": _severity_change}
 
 
-def _decide(con, rule: Rule, action: Action, findings: list[dict], now: datetime, home: Path | None) -> list[Outcome]:
+def _decide(con, rule: Rule, action: Action, findings: list[dict], now: datetime, home: Path) -> list[Outcome]:
     """Record the decisions (durably and first: the action log is written after them), then audit."""
     changes = [(f["finding_id"], *DECISIONS[action.kind](action.spec, f)) for f in findings]
     record_decisions(
@@ -437,7 +438,7 @@ def run_workflows(
     settings: WorkflowsFile,
     clients_by_connection: Callable[[], dict],
     now: datetime,
-    home: Path | None = None,
+    home: Path,
     http_post: Callable = requests.post,
 ) -> dict:
     """Preview every rule, then apply them when the file is `enabled`; only then is the warehouse
@@ -448,7 +449,7 @@ def run_workflows(
             rows = preview(con, settings)
             applied = []
             if settings.enabled:
-                applied = apply(con, settings, clients_by_connection(), now, http_post, home)
+                applied = apply(con, settings, clients_by_connection(), now, http_post, home=home)
             return {"enabled": settings.enabled, "preview": rows, "applied": applied}
         finally:
             con.close()

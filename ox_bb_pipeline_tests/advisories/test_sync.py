@@ -115,7 +115,7 @@ def test_a_resync_of_unchanged_data_downloads_nothing(mirror, home):
 def test_a_changed_record_is_picked_up_and_scored_from_its_cvss_v4_vector(mirror, home, tmp_path):
     first = sync_from(mirror, home)
     repo = snapshot(tmp_path, {"requirements.txt": "flask==2.2.0\n"})
-    [before] = ScaScanner().scan([repo])[0].findings
+    [before] = ScaScanner(home=home).scan([repo])[0].findings
     assert (before.rule_id, before.base_severity, before.cvss_score) == (FLASK, "high", 7.5)
     assert before.cvss_vector.startswith("CVSS:3.1/")
     record = json.loads((advisories_dir() / f"{FLASK}.json").read_text())
@@ -124,7 +124,7 @@ def test_a_changed_record_is_picked_up_and_scored_from_its_cvss_v4_vector(mirror
     second = sync_from(mirror, home)
     assert {n for n, o in outcomes(second).items() if o == "downloaded"} == {"PyPI"}
     assert second.index.digest != first.index.digest
-    scanner = ScaScanner()
+    scanner = ScaScanner(home=home)
     assert scanner.version().endswith(f"+osv-{second.index.digest}")  # cached SCA results are rescanned
     [after] = scanner.scan([repo])[0].findings
     assert (after.rule_id, after.base_severity, after.cvss_score, after.cvss_vector) == (
@@ -195,10 +195,10 @@ def test_an_ecosystem_without_data_is_not_evaluable_never_a_silent_zero(sandbox,
 
 def test_no_advisory_data_at_all_evaluates_nothing(home, tmp_path):
     repo = snapshot(tmp_path, {"requirements.txt": "flask==2.2.0\n"})
-    output = ScaScanner().scan([repo])[0]
+    output = ScaScanner(home=home).scan([repo])[0]
     assert output.findings == [] and output.error is None
     assert output.not_evaluable.startswith("no advisory data for PyPI in the advisory index")
-    assert ScaScanner().version().endswith("+osv-none")
+    assert ScaScanner(home=home).version().endswith("+osv-none")
     assert status(NOW, home).warnings[0].startswith("no advisory data: SCA is not evaluated")
 
 
@@ -208,7 +208,7 @@ def test_known_exploited_and_epss_reach_the_finding(mirror, home, tmp_path):
         "<project><dependencies><dependency><groupId>org.apache.logging.log4j</groupId>"
         "<artifactId>log4j-core</artifactId><version>2.14.1</version></dependency></dependencies></project>\n"
     )
-    [finding] = ScaScanner().scan([snapshot(tmp_path, {"pom.xml": pom})])[0].findings
+    [finding] = ScaScanner(home=home).scan([snapshot(tmp_path, {"pom.xml": pom})])[0].findings
     assert (finding.rule_id, finding.known_exploited, finding.epss, finding.base_severity, finding.cvss_score) == (
         "GHSA-jfh8-c2jp-5v3q",
         True,

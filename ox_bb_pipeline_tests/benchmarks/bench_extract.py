@@ -122,7 +122,9 @@ def run(quick: bool = False) -> dict:
             nonlocal previous
             requests.post(f"{server.base_url}/_sandbox/stats/reset", timeout=10)
             t0, sim0, git0 = time.perf_counter(), clock.now(), git.operations
-            report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state, clock=clock).run()
+            report = Extractor(
+                client, git, redact_yml=redact_text, previous=previous, state=state, clock=clock, home=home
+            ).run()
             stats = requests.get(f"{server.base_url}/_sandbox/stats", timeout=10).json()
             store.save(state)
             previous = report.rows

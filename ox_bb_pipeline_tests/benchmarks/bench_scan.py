@@ -172,7 +172,7 @@ def run(quick: bool = False) -> dict:
         git = GitAccess(conn.name, conn.git_url, client.auth.git_credentials)
         started = time.perf_counter()
         repositories = (
-            Extractor(client, git, redact_yml=redact_text, previous={}, state={"repositories": {}})
+            Extractor(client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}, home=home)
             .run()
             .rows["repositories"]
         )
@@ -181,11 +181,11 @@ def run(quick: bool = False) -> dict:
 
         census = Census()
         scanners = [Counting(s) for s in default_scanners()]
-        first = scan_repositories(repositories, git, scanners=[census, *scanners])
+        first = scan_repositories(repositories, git, scanners=[census, *scanners], home=home)
         first_batches = {s.name: s.batches for s in scanners}
         for scanner in scanners:
             scanner.batches = 0
-        second = scan_repositories(repositories, git, scanners=[census, *scanners])
+        second = scan_repositories(repositories, git, scanners=[census, *scanners], home=home)
         second_batches = sum(s.batches for s in scanners)
         comparison = compare_with_cli(git, selected[:COMPARED_REPOSITORIES], home / "compared")
         peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

@@ -19,7 +19,7 @@ from ox_bb_pipeline.bitbucket.changes import ChangeDetector
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
 from ox_bb_pipeline.bitbucket.git import GitAccess
-from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.config import data_home, load_connections
 from ox_bb_pipeline.scanners.secrets import redact_text
 
 WS = "acme-payments"
@@ -71,11 +71,11 @@ def push(path: Path, slug: str, work: Path, branch: str = "main") -> str:
 
 def extract(path: Path, name: str = "sandbox-token") -> None:
     client, git = access(path, name)
-    store = StateStore(name)
+    store = StateStore(name, home=data_home())
     state = store.load()
-    report = Extractor(client, git, redact_yml=redact_text, previous={}, state=state).run()
+    report = Extractor(client, git, redact_yml=redact_text, previous={}, state=state, home=data_home()).run()
     for table in tables.TABLES:
-        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
+        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home=data_home())
     store.save(state)
 
 
@@ -113,13 +113,15 @@ def test_a_push_to_main_is_one_change_once_and_a_saved_cursor_resumes(fresh_sand
 
 def test_activity_off_the_main_branch_is_no_change(fresh_sandbox, connection_file, tmp_path):
     extract(connection_file)
-    cursor = detector(connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")).poll()
+    cursor = detector(
+        connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token", home=data_home())
+    ).poll()
     advance(fresh_sandbox)
     push(connection_file, "node-web", tmp_path / "work", branch="feature/new-login")
 
-    poll = detector(connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")).poll(
-        cursor.cursor
-    )
+    poll = detector(
+        connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token", home=data_home())
+    ).poll(cursor.cursor)
 
     assert poll.changes == []
     assert poll.cursor["workspaces"][WS]["updated_on"] > cursor.cursor["workspaces"][WS]["updated_on"]
@@ -129,13 +131,15 @@ def test_the_first_poll_after_an_extract_finds_what_changed_since(fresh_sandbox,
     extract(connection_file)
     before = next(
         r["main_head"]
-        for r in lake.read_partition("raw", "repositories", "sandbox-token")
+        for r in lake.read_partition("raw", "repositories", "sandbox-token", home=data_home())
         if r["repository"] == "node-web"
     )
     advance(fresh_sandbox)
     pushed = push(connection_file, "node-web", tmp_path / "work")
 
-    poll = detector(connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token")).poll()
+    poll = detector(
+        connection_file, baseline=lake.read_partition("raw", "repositories", "sandbox-token", home=data_home())
+    ).poll()
 
     assert [(c.repository, c.previous_head, c.main_head) for c in poll.changes] == [("node-web", before, pushed)]
 

@@ -21,7 +21,7 @@ from ox_bb_pipeline.bitbucket import tables
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import ExtractOptions, Extractor, ExtractReport, StateStore
 from ox_bb_pipeline.bitbucket.git import GitAccess
-from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.config import data_home, load_connections
 from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 from ox_bb_sandbox.server import SandboxServer
@@ -60,20 +60,26 @@ def extract(path: Path, name: str = "sandbox-token", **options) -> ExtractReport
     connection = load_connections(path).get(name)
     client = BitbucketClient(connection, sleep=lambda seconds: None)
     git = GitAccess(name, connection.git_url, client.auth.git_credentials)
-    previous = {t: lake.read_partition("raw", t, name) for t in tables.TABLES}
-    store = StateStore(name)
+    previous = {t: lake.read_partition("raw", t, name, home=data_home()) for t in tables.TABLES}
+    store = StateStore(name, home=data_home())
     state = store.load()
     report = Extractor(
-        client, git, redact_yml=redact_text, previous=previous, state=state, options=ExtractOptions(**options)
+        client,
+        git,
+        redact_yml=redact_text,
+        previous=previous,
+        state=state,
+        options=ExtractOptions(**options),
+        home=data_home(),
     ).run()
     for table in tables.TABLES:
-        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
+        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home=data_home())
     store.save(state)
     return report
 
 
 def rows(table: str, name: str = "sandbox-token") -> list[dict]:
-    return lake.read_partition("raw", table, name)
+    return lake.read_partition("raw", table, name, home=data_home())
 
 
 def of(table: str, repository: str, name: str = "sandbox-token") -> list[dict]:
@@ -110,7 +116,7 @@ def test_a_first_extraction_writes_every_raw_table_as_the_sandbox_has_it(tiny, c
     ws = world.workspaces[WS]
     repos = ws.repositories.values()
     for table in tables.TABLES:
-        assert lake.partition_path("raw", table, "sandbox-token").exists(), table
+        assert lake.partition_path("raw", table, "sandbox-token", home=data_home()).exists(), table
     assert report.problems == [] and rows("extraction_status") == []  # alice is an admin with every scope
 
     assert {(r["workspace"], r["workspace_uuid"], r["administrator"]) for r in rows("workspaces")} == {
@@ -259,7 +265,7 @@ def test_pull_requests_resume_from_the_watermark(fresh_sandbox, own_connections_
     by_id = {r["pr_id"]: r for r in of("pull_requests", "python-service")}
     assert by_id[changed.id]["title"] == "Retitled after review"
     assert by_id[older.id] == kept  # kept from the last run, not re-read
-    state = StateStore("sandbox-token").load()["repositories"][repo.uuid]
+    state = StateStore("sandbox-token", home=data_home()).load()["repositories"][repo.uuid]
     assert state["pr_watermark"].startswith((ANCHOR + timedelta(days=1)).date().isoformat())
 
     extract(own_connections_file, full_refresh=True)

@@ -18,7 +18,7 @@ from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.errors import AuthenticationError
 from ox_bb_pipeline.bitbucket.extract import Extractor, StateStore
 from ox_bb_pipeline.bitbucket.git import GitAccess
-from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.config import data_home, load_connections
 from ox_bb_pipeline.scanners.posture import evaluate
 from ox_bb_pipeline.scanners.secrets import redact_text
 
@@ -75,18 +75,20 @@ def extract(connections: Path, name: str, git_factory=None):
     connection = load_connections(connections).get(name)
     client = BitbucketClient(connection, sleep=lambda seconds: None)
     git = (git_factory or (lambda c: GitAccess(name, connection.git_url, c.auth.git_credentials)))(client)
-    previous = {t: lake.read_partition("raw", t, name) for t in tables.TABLES}
-    store = StateStore(name)
+    previous = {t: lake.read_partition("raw", t, name, home=data_home()) for t in tables.TABLES}
+    store = StateStore(name, home=data_home())
     state = store.load()
-    report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state).run()
+    report = Extractor(client, git, redact_yml=redact_text, previous=previous, state=state, home=data_home()).run()
     for table in tables.TABLES:
-        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table))
+        lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home=data_home())
     store.save(state)
     return report, client
 
 
 def of(table: str, repository: str, name: str) -> list[dict]:
-    return without_timestamps([r for r in lake.read_partition("raw", table, name) if r.get("repository") == repository])
+    return without_timestamps(
+        [r for r in lake.read_partition("raw", table, name, home=data_home()) if r.get("repository") == repository]
+    )
 
 
 def test_git_refreshes_an_expired_oauth_token_once_and_goes_on(fresh_sandbox, connections, tmp_path):
@@ -108,7 +110,10 @@ def test_a_token_that_expires_mid_run_loses_no_commit_and_no_pipelines_file(fres
     name = "sandbox-app"
     extract(connections, name)
     pushed = push_a_commit(connections, "python-service", tmp_path / "work")
-    clean_yml = {r["repository"]: r["yml_present"] for r in lake.read_partition("raw", "pipeline_configs", name)}
+    clean_yml = {
+        r["repository"]: r["yml_present"]
+        for r in lake.read_partition("raw", "pipeline_configs", name, home=data_home())
+    }
 
     report, client = extract(
         connections,
@@ -121,10 +126,11 @@ def test_a_token_that_expires_mid_run_loses_no_commit_and_no_pipelines_file(fres
         ),
     )
 
-    assert report.problems == [] and lake.read_partition("raw", "extraction_status", name) == []
+    assert report.problems == [] and lake.read_partition("raw", "extraction_status", name, home=data_home()) == []
     assert pushed in {c["commit"] for c in of("main_branch_commits", "python-service", name)}
     assert {
-        r["repository"]: r["yml_present"] for r in lake.read_partition("raw", "pipeline_configs", name)
+        r["repository"]: r["yml_present"]
+        for r in lake.read_partition("raw", "pipeline_configs", name, home=data_home())
     } == clean_yml
     assert client.auth.token_requests == 2
 
@@ -151,7 +157,8 @@ def test_a_failed_history_read_keeps_the_last_rows_marks_the_repository_and_is_r
 
     assert {t: of(t, "python-service", name) for t in before} == before  # stale, not lost
     marked = {
-        (s["repository"], s["table_name"], s["status"]) for s in lake.read_partition("raw", "extraction_status", name)
+        (s["repository"], s["table_name"], s["status"])
+        for s in lake.read_partition("raw", "extraction_status", name, home=data_home())
     }
     assert marked == {
         ("python-service", "main_branch_commits", "error"),
@@ -162,7 +169,7 @@ def test_a_failed_history_read_keeps_the_last_rows_marks_the_repository_and_is_r
     extract(connections, name)  # git works again: the repository is read afresh, not carried as it was
 
     assert pushed in {c["commit"] for c in of("main_branch_commits", "python-service", name)}
-    assert lake.read_partition("raw", "extraction_status", name) == []
+    assert lake.read_partition("raw", "extraction_status", name, home=data_home()) == []
 
 
 def test_a_failed_branch_listing_keeps_the_head_and_does_not_resolve_bb_014(fresh_sandbox, connections):
@@ -170,7 +177,7 @@ def test_a_failed_branch_listing_keeps_the_head_and_does_not_resolve_bb_014(fres
     extract(connections, name)
     head = {
         r["repository"]: (r["main_head"], r["has_pipelines_yml"])
-        for r in lake.read_partition("raw", "repositories", name)
+        for r in lake.read_partition("raw", "repositories", name, home=data_home())
     }
     assert all(h for h, _ in head.values())
 

@@ -42,6 +42,7 @@ from ox_bb_pipeline.defs.automation.sensors import (
 )
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
 from ox_bb_pipeline.defs.retries import no_retry_for_permanent_errors
+from ox_bb_pipeline.defs.storage.resources import StorageResource
 from ox_bb_pipeline.run_failures import root_cause_message
 from ox_bb_pipeline_tests.conftest import ANCHOR, TINY
 from ox_bb_sandbox.server import SandboxServer
@@ -192,7 +193,7 @@ def test_the_change_sensor_scans_just_the_pushed_repository_once_and_resumes_fro
     bitbucket = BitbucketResource(connections_file=str(path))
 
     def tick(instance, cursor):
-        return sensor_tick(bitbucket_changes_sensor, instance, cursor, bitbucket=bitbucket)
+        return sensor_tick(bitbucket_changes_sensor, instance, cursor, bitbucket=bitbucket, storage=StorageResource())
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("connections", ["sandbox-token"])
@@ -227,7 +228,12 @@ def test_a_connection_the_sensor_cannot_read_keeps_its_cursor_and_spoils_no_othe
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("connections", ["sandbox-token", "broken-token"])
 
-    result = sensor_tick(bitbucket_changes_sensor, instance, bitbucket=BitbucketResource(connections_file=str(path)))
+    result = sensor_tick(
+        bitbucket_changes_sensor,
+        instance,
+        bitbucket=BitbucketResource(connections_file=str(path)),
+        storage=StorageResource(),
+    )
 
     cursor = json.loads(result.cursor)
     assert cursor["broken-token"] == {"workspaces": {}}  # nothing learnt: asked afresh next tick
@@ -271,6 +277,7 @@ def night(tmp_path_factory):
             dagster_event=failed.get_run_failure_event(),
             dagster_instance=instance,
             dagster_run=instance.get_run_by_id(failed.run_id),
+            resources={"storage": StorageResource()},
         ).for_run_failure() as failure_context:
             run_failures_sensor(failure_context)
         built = [execute(definitions, instance, "build_warehouse", r) for r in ready.run_requests]

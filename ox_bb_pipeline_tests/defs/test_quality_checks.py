@@ -9,6 +9,7 @@ import pytest
 
 from ox_bb_pipeline import lake
 from ox_bb_pipeline.bitbucket import tables
+from ox_bb_pipeline.config import data_home
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.bitbucket.assets import bitbucket_raw_tables
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
@@ -106,13 +107,14 @@ def test_raw_checks_pass_on_an_extract_and_a_duplicated_repository_blocks_the_sc
     assert checked["bitbucket/repositories"].metadata["success_percent"].value == 100.0
     assert checked["bitbucket/repositories"].partition == CONNECTION
 
-    repositories = lake.read_partition("raw", "repositories", CONNECTION)
+    repositories = lake.read_partition("raw", "repositories", CONNECTION, home=data_home())
     lake.write_partition(
         "raw",
         "repositories",
         CONNECTION,
         repositories + repositories[:1],
         tables.schema("repositories"),
+        home=data_home(),
     )
     blocked = dg.materialize(
         [bitbucket_raw_tables, bitbucket_raw_expectations, scan_findings],
@@ -142,7 +144,7 @@ def test_a_raw_table_that_collapsed_since_the_last_good_run_fails_until_accepted
         instance=instance,
         resources={"bitbucket": bitbucket, "storage": StorageResource()},
     ).success
-    lake.write_partition("raw", "repositories", CONNECTION, [], tables.schema("repositories"))
+    lake.write_partition("raw", "repositories", CONNECTION, [], tables.schema("repositories"), home=data_home())
 
     def check_only(**config):
         # Checks alone: the partition travels as a run tag, as in a launched run (dg.materialize's
@@ -194,7 +196,7 @@ def test_bad_findings_fail_their_check_and_block_the_warehouse(home, instance, b
     ]
     rows[1]["base_severity"] = "urgent"
     rows.append(dict(rows[0]))  # the same fingerprint twice in one partition
-    lake.write_partition("findings", "secrets", CONNECTION, rows, FINDING_SCHEMA)
+    lake.write_partition("findings", "secrets", CONNECTION, rows, FINDING_SCHEMA, home=data_home())
 
     result = dg.materialize(
         [scan_findings, scanning_findings_expectations, warehouse_models],
@@ -235,7 +237,7 @@ def small_lake(home) -> Lake:
 
 def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake, home, instance):
     small_lake.write()
-    built = dg.materialize(WAREHOUSE_RUN, instance=instance)
+    built = dg.materialize(WAREHOUSE_RUN, instance=instance, resources={"storage": StorageResource()})
     assert built.success
     checked = evaluations(built)
     assert set(checked) == {f"warehouse/{s.table}" for s in SUITES.values() if s.zone == "warehouse"}
@@ -249,6 +251,7 @@ def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake
     blocked = dg.materialize(
         WAREHOUSE_RUN,
         instance=instance,
+        resources={"storage": StorageResource()},
         raise_on_error=False,
         selection=dg.AssetSelection.checks_for_assets(warehouse_models)
         | dg.AssetSelection.assets(exports, compliance_report),
@@ -283,7 +286,9 @@ def test_a_bad_lake_row_that_reaches_a_mart_blocks_the_reports_of_that_run(small
     small_lake.add("findings", "bandit", {**row, "base_severity": "urgent"}, connection=CONNECTION)
     small_lake.write()
 
-    result = dg.materialize(WAREHOUSE_RUN, instance=instance, raise_on_error=False)
+    result = dg.materialize(
+        WAREHOUSE_RUN, instance=instance, resources={"storage": StorageResource()}, raise_on_error=False
+    )
 
     assert not result.success
     assert "warehouse/findings" in materialized(result)  # the build ran; what depends on it did not

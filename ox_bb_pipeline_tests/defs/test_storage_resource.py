@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import ox_bb_pipeline
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.storage.resources import StorageResource
@@ -75,3 +77,54 @@ def test_the_reader_check_sees_get_and_subscript():
         "def b():\n    return os.environ['OX_BB_TOOLS_DIR']\n"
     )
     assert environment_reads(source) == [("OX_BB_HOME", "a"), ("OX_BB_TOOLS_DIR", "b")]
+
+
+# Modules that may name the data home from the environment (`config.data_home()`): config itself, the CLI/app
+# layer that builds the `storage` resource and passes the home to core functions, and the resource's default.
+HOME_NAMERS = {"config.py", "app/cli.py", "app/warehouse_cli.py", "app/runner.py", "defs/storage/resources.py"}
+# Still defaulting to it because the warehouse build and its assets call them without a home; those three files
+# (warehouse/runner.py, warehouse/project.py, defs/warehouse/assets.py) belong to the dbt work of this round.
+# Remove an entry once the module takes its home only from its caller: the test fails on a stale entry.
+PENDING = {
+    "warehouse/runner.py",
+    "warehouse/project.py",
+    "warehouse/settings.py",
+    "warehouse/exports.py",
+    "warehouse/report.py",
+}
+
+
+def home_namers(source: str) -> bool:
+    """Whether the module imports or uses `data_home` / `data_home_setting` (reading OX_BB_HOME through config)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and any(a.name in ("data_home", "data_home_setting") for a in node.names):
+            return True
+        if isinstance(node, ast.Name | ast.Attribute):
+            name = node.id if isinstance(node, ast.Name) else node.attr
+            if name in ("data_home", "data_home_setting"):
+                return True
+    return False
+
+
+def test_only_config_and_the_app_layer_name_the_data_home_core_functions_and_assets_are_given_it():
+    namers = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py") if home_namers(path.read_text())}
+    assert namers - HOME_NAMERS == PENDING
+
+
+def test_the_home_check_sees_imports_calls_and_attributes():
+    assert home_namers("from ox_bb_pipeline.config import data_home\n")
+    assert home_namers("from .. import config\nhome = config.data_home()\n")
+    assert home_namers("def f(home=None):\n    return home or data_home_setting()\n")
+    assert not home_namers("def f(home):\n    return home / 'lake'\n")
+
+
+def test_the_tool_scanners_run_their_tools_from_the_given_folder(tmp_path):
+    from ox_bb_pipeline.scanners.stage import default_scanners
+
+    tools = tmp_path / "tools"
+    using = {s.name: s.tools for s in default_scanners(tools) if hasattr(s, "tools")}
+    assert using == {"semgrep": tools, "checkov": tools}
+    for scanner in default_scanners(tools):
+        if hasattr(scanner, "tools"):
+            with pytest.raises(FileNotFoundError, match=str(tools / scanner.name / "bin")):
+                scanner.version()  # nothing installed there: the folder given wins over OX_BB_TOOLS_DIR

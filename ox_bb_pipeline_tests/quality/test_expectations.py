@@ -1,6 +1,6 @@
 """The expectation suites without Dagster: every suite passes on a good frame and fails on a
 targeted corruption, naming the expectation and showing examples; the row-count rule; the loaders
-read only what a suite needs; and the mart suites hold on a real warehouse build."""
+read only what a suite needs (the mart suites on a real warehouse build: test_expectations_on_build.py)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,8 @@ from ox_bb_pipeline.quality.frames import (
     MissingTableError,
     lake_frame,
     open_warehouse,
-    warehouse_frame,
 )
 from ox_bb_pipeline.warehouse.models import discover
-from ox_bb_pipeline_tests.warehouse.conftest import NOW, Lake
 
 DUE = pd.Timestamp("2026-12-01", tz="UTC")
 
@@ -281,25 +279,3 @@ def test_every_mart_suite_names_a_model_and_columns_of_sql():
 def test_a_missing_warehouse_says_to_build_it(tmp_path):
     with pytest.raises(MissingTableError, match="warehouse.duckdb does not exist: materialize the warehouse"):
         open_warehouse(tmp_path)
-
-
-@pytest.fixture
-def lake(isolated_home) -> Lake:
-    return Lake(isolated_home)
-
-
-def test_the_mart_suites_hold_on_a_real_build_including_workspace_level_findings(lake):
-    api = lake.repository("api")
-    lake.scan(api, "bandit", "secrets")
-    lake.finding(api, "bandit", "B105", file_path="app/config.py", severity="high")
-    lake.finding(api, "secrets", "aws-key", file_path="deploy.sh", severity="info")  # no SLA
-    workspace = {"workspace": "acme", "repository_uuid": "", "repository": "", "main_head": None}
-    lake.finding(workspace, "posture", "BB-030", anchor="workspace setting")  # belongs to the workspace
-    lake.build(NOW)
-
-    with open_warehouse(lake.home) as con:
-        results = {s.name: validate(s.name, warehouse_frame(con, s)) for s in WAREHOUSE_SUITES}
-        assert warehouse_frame(con, suite("warehouse/findings"))["application"].tolist().count("workspace:acme") == 1
-
-    assert all(r.passed for r in results.values()), "\n".join(r.summary() for r in results.values())
-    assert results["warehouse/findings"].row_count == 3

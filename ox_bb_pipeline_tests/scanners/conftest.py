@@ -10,7 +10,7 @@ import pytest
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
 from ox_bb_pipeline.bitbucket.extract import Extractor
 from ox_bb_pipeline.bitbucket.git import GitAccess
-from ox_bb_pipeline.config import load_connections
+from ox_bb_pipeline.config import data_home, load_connections
 from ox_bb_pipeline.findings import RepoRef
 from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.scanners.snapshot import Snapshot, take_snapshot
@@ -40,7 +40,9 @@ def extract(connections_file: Path, name: str = "sandbox-token") -> tuple[dict[s
     connection = load_connections(connections_file).get(name)
     client = BitbucketClient(connection, sleep=lambda seconds: None)
     git = GitAccess(name, connection.git_url, client.auth.git_credentials)
-    report = Extractor(client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}).run()
+    report = Extractor(
+        client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}, home=data_home()
+    ).run()
     return report.rows, git
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ox_bb_pipeline.config import data_home
 from ox_bb_pipeline.findings import normalise_path
 from ox_bb_pipeline.scanners import posture
 from ox_bb_pipeline.scanners.base import ScanOutput
@@ -211,7 +212,7 @@ def hostile(tmp_path_factory):
         started = time.perf_counter()
         audit.active = True
         try:
-            report = scan_repositories(rows, git_access, scanners=scanners, limits=LIMITS)
+            report = scan_repositories(rows, git_access, scanners=scanners, limits=LIMITS, home=data_home())
         finally:
             audit.active = False
         seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from ox_bb_pipeline import lake
+from ox_bb_pipeline.config import data_home
 from ox_bb_pipeline.definitions import defs
 from ox_bb_pipeline.defs.bitbucket.assets import bitbucket_raw_tables
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
@@ -163,19 +164,25 @@ def test_a_toy_scanner_added_to_the_registry_reaches_the_lake_its_suite_and_the_
     assert result.success
 
     # the lake: one finding per repository with a README, in the one finding schema
-    rows = lake.read_partition("findings", "toy", CONNECTION)
-    repositories = [r for r in lake.read_partition("raw", "repositories", CONNECTION) if r.get("selected")]
+    rows = lake.read_partition("findings", "toy", CONNECTION, home=data_home())
+    repositories = [
+        r for r in lake.read_partition("raw", "repositories", CONNECTION, home=data_home()) if r.get("selected")
+    ]
     assert rows and {r["repository_uuid"] for r in rows} <= {r["repository_uuid"] for r in repositories}
     assert {(r["scanner"], r["rule_id"], r["base_severity"]) for r in rows} == {("toy", "TOY-1", "low")}
-    runs = [r for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", CONNECTION) if r["scanner"] == "toy"]
+    runs = [
+        r
+        for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", CONNECTION, home=data_home())
+        if r["scanner"] == "toy"
+    ]
     assert {r["status"] for r in runs} == {"ok"} and len(runs) == len(repositories)
 
     # its expectation suite: run as the blocking check, and it catches a bad row of the toy's table
     evaluation = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
     assert evaluation["scanning/toy_findings"].passed
     spec = suite("findings/toy")
-    assert validate(spec.name, lake_frame(spec, CONNECTION)).passed
-    broken = lake_frame(spec, CONNECTION).assign(base_severity="urgent")
+    assert validate(spec.name, lake_frame(spec, CONNECTION, home=data_home())).passed
+    broken = lake_frame(spec, CONNECTION, home=data_home()).assign(base_severity="urgent")
     assert not validate(spec.name, broken).passed
 
     # the warehouse: the findings model unions the toy's input with the others

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ox_bb_pipeline.config import data_home
 from ox_bb_pipeline.scanners.bandit import BanditScanner
 from ox_bb_pipeline.scanners.sca import ScaScanner
 from ox_bb_pipeline.scanners.secrets import SecretsScanner
@@ -95,7 +96,7 @@ def story(server, tmp_path_factory) -> dict[str, Run]:
 
         def scan(label: str) -> None:
             tables, git = extract(connections)
-            report = scan_repositories(tables["repositories"], git, scanners=scanners)
+            report = scan_repositories(tables["repositories"], git, scanners=scanners, home=data_home())
             runs[label] = Run(report, {s.name: s.batches[:] for s in scanners}, checkouts_left(home))
             for scanner in scanners:
                 scanner.batches.clear()
@@ -191,7 +192,10 @@ def test_a_repository_that_cannot_be_cloned_gives_error_rows_and_the_others_stil
     }
 
     report = scan_repositories(
-        [gone, *tables["repositories"]], git, scanners=[SecretsScanner(), BanditScanner(), ScaScanner()]
+        [gone, *tables["repositories"]],
+        git,
+        scanners=[SecretsScanner(), BanditScanner(), ScaScanner()],
+        home=data_home(),
     )
 
     failed = runs_of(report, repository="deleted-since-listing")
@@ -210,7 +214,9 @@ def test_a_repository_that_cannot_be_cloned_gives_error_rows_and_the_others_stil
 def test_a_scanner_that_crashes_on_a_batch_gives_error_rows_for_that_scanner_only(server, tmp_path, home):
     tables, git = extract(server.write_connections(tmp_path / "connections.yaml"))
 
-    report = scan_repositories(tables["repositories"], git, scanners=[SecretsScanner(), CrashingBandit(), ScaScanner()])
+    report = scan_repositories(
+        tables["repositories"], git, scanners=[SecretsScanner(), CrashingBandit(), ScaScanner()], home=data_home()
+    )
 
     assert {(r["scanner"], r["status"], r["error"]) for r in report.scan_runs} == {
         ("secrets", "ok", None),
@@ -239,9 +245,11 @@ class ScaWhileAnotherRunScans(ScaScanner):
 
 def test_two_runs_on_one_home_at_once_both_get_every_finding_and_cache_only_complete_results(server, tmp_path, home):
     tables, git = extract(server.write_connections(tmp_path / "connections.yaml"))
-    sca = ScaWhileAnotherRunScans(lambda: scan_repositories(tables["repositories"], git, scanners=[ScaScanner()]))
+    sca = ScaWhileAnotherRunScans(
+        lambda: scan_repositories(tables["repositories"], git, scanners=[ScaScanner()], home=data_home())
+    )
 
-    first = scan_repositories(tables["repositories"], git, scanners=[sca])
+    first = scan_repositories(tables["repositories"], git, scanners=[sca], home=data_home())
 
     clean = finding_ids(sca.other)["sca"]
     assert clean and finding_ids(first)["sca"] == clean
@@ -250,7 +258,7 @@ def test_two_runs_on_one_home_at_once_both_get_every_finding_and_cache_only_comp
         r["name"] for r in sca.other.extra["components"]
     )
     # what either run cached is the complete result
-    again = scan_repositories(tables["repositories"], git, scanners=[ScaScanner()])
+    again = scan_repositories(tables["repositories"], git, scanners=[ScaScanner()], home=data_home())
     assert again.cloned == 0 and finding_ids(again)["sca"] == clean
     assert checkouts_left(home) == []
 
@@ -266,7 +274,7 @@ def test_a_manifest_that_vanishes_during_the_scan_is_an_error_and_is_not_cached(
                         (snapshot.root / path).unlink()
             return super().scan(snapshots)
 
-    report = scan_repositories(tables["repositories"], git, scanners=[Vanishing()])
+    report = scan_repositories(tables["repositories"], git, scanners=[Vanishing()], home=data_home())
 
     assert {r["status"] for r in report.scan_runs} == {"error"}
     assert all("FileNotFoundError" in r["error"] for r in report.scan_runs)
@@ -292,7 +300,7 @@ def test_a_checkout_left_by_a_killed_run_is_removed_when_the_next_run_starts(ser
             seen.append(sorted(p.name for p in (home / "cache" / "snapshots").iterdir()))
             return super().scan(snapshots)
 
-    scan_repositories(tables["repositories"], git, scanners=[Looking()])
+    scan_repositories(tables["repositories"], git, scanners=[Looking()], home=data_home())
 
     # during the scan: the live run's directory and this run's own, nothing else
     assert len(seen[0]) == 2 and alive.name in seen[0] and all(n.startswith(f"run-{os.getpid()}-") for n in seen[0])

@@ -235,9 +235,10 @@ def test_cli_writes_the_files_and_names_an_unknown_application(lake, exported, t
 def test_dagster_report_assets_write_both_formats(lake, exported):
     import dagster as dg
 
+    from ox_bb_pipeline.defs.storage.resources import StorageResource
     from ox_bb_pipeline.defs.warehouse.interchange import cyclonedx, sarif
 
-    result = dg.materialize([sarif, cyclonedx])
+    result = dg.materialize([sarif, cyclonedx], resources={"storage": StorageResource()})
     assert result.success
     files = {
         "/".join(e.asset_key.path): e.event_specific_data.materialization.metadata["files"].value

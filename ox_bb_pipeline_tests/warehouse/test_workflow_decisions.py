@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from ox_bb_pipeline.config import ConfigError
+from ox_bb_pipeline.config import ConfigError, data_home
 from ox_bb_pipeline.warehouse.decisions import decisions_path
 from ox_bb_pipeline.warehouse.workflows import apply
 
@@ -45,7 +45,7 @@ RULES = """
 def run(lake, text: str = RULES, now=LATER) -> list[dict]:
     con = writable(lake)
     try:
-        return apply(con, workflows(text), {}, now)
+        return apply(con, workflows(text), {}, now, home=data_home())
     finally:
         con.close()
 

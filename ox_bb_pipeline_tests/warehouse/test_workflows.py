@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ox_bb_pipeline.bitbucket.client import BitbucketClient
-from ox_bb_pipeline.config import ConfigError, load_connections
+from ox_bb_pipeline.config import ConfigError, data_home, load_connections
 from ox_bb_pipeline.warehouse.workflows import (
     WorkflowsFile,
     apply,
@@ -105,8 +105,8 @@ def test_apply_acts_once_and_audits_each_change_once(lake, warehouse, hook):
     """)
     con = writable(lake)
     try:
-        first = apply(con, settings, {}, LATER)
-        second = apply(con, settings, {}, LATER + timedelta(hours=1))
+        first = apply(con, settings, {}, LATER, home=data_home())
+        second = apply(con, settings, {}, LATER + timedelta(hours=1), home=data_home())
         audit = con.execute(
             'SELECT rule, finding_id, field, old, new, reason, "at" FROM workflow_audit ORDER BY field'
         ).fetchall()
@@ -147,7 +147,7 @@ def test_a_failing_action_is_logged_and_the_others_still_run(lake, warehouse):
     """)
     con = writable(lake)
     try:
-        result = apply(con, settings, {}, LATER)
+        result = apply(con, settings, {}, LATER, home=data_home())
         errors = con.execute("SELECT DISTINCT detail FROM workflow_action_log WHERE status = 'error'").fetchall()
     finally:
         con.close()
@@ -164,7 +164,7 @@ def test_a_dry_run_sends_nothing_and_writes_nothing(lake, warehouse, hook):
     """)
     con = writable(lake)
     try:
-        assert apply(con, settings, {}, LATER) == []
+        assert apply(con, settings, {}, LATER, home=data_home()) == []
         assert preview(con, settings) == [{"rule": "all", "matches": 5}]
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     finally:
@@ -195,11 +195,11 @@ def test_code_insights_and_pr_comments_are_visible_on_the_sandbox(lake, fresh_sa
     """)
     con = writable(lake)
     try:
-        assert apply(con, settings, {"sandbox-token": client}, NOW) == [
+        assert apply(con, settings, {"sandbox-token": client}, NOW, home=data_home()) == [
             {"rule": "New SAST", "action": a, "done": 1, "skipped": 0, "error": 0}
             for a in ("code_insights", "pr_comment")
         ]
-        apply(con, settings, {"sandbox-token": client}, NOW)  # nothing more
+        apply(con, settings, {"sandbox-token": client}, NOW, home=data_home())  # nothing more
     finally:
         con.close()
 

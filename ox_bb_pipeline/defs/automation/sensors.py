@@ -22,6 +22,7 @@ from ...config import ConfigError
 from ...run_failures import record_run_failure, root_cause_message
 from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
+from ..storage.resources import StorageResource
 from .jobs import on_demand_run_config
 from .schedules import NIGHT_RUNS_TAG, NIGHT_TAG, TRIGGER_TAG
 
@@ -55,7 +56,9 @@ def change_run_request(connection: str, changes: list[RepositoryChange]) -> dg.R
     "main branch moved. Off by default: it spends part of each connection's API budget "
     "(about 12 × (1 + workspaces) requests an hour when quiet).",
 )
-def bitbucket_changes_sensor(context: dg.SensorEvaluationContext, bitbucket: BitbucketResource):
+def bitbucket_changes_sensor(
+    context: dg.SensorEvaluationContext, bitbucket: BitbucketResource, storage: StorageResource
+):
     cursor = json.loads(context.cursor) if context.cursor else {}
     try:
         configured = bitbucket.connections().names
@@ -71,7 +74,7 @@ def bitbucket_changes_sensor(context: dg.SensorEvaluationContext, bitbucket: Bit
                 client,
                 bitbucket.git(client),
                 max_repositories=CHANGES_PER_TICK,
-                baseline=lake.read_partition("raw", "repositories", name),
+                baseline=lake.read_partition("raw", "repositories", name, storage.home_path()),
             )
             poll = detector.poll(cursor.get(name))
         except BitbucketError as exc:
@@ -165,7 +168,7 @@ def _trigger(tags: dict) -> str:
     description="Records every failed run (job, connection, steps, redacted error) "
     "in the lake; the warehouse shows them as pipeline_failures.",
 )
-def run_failures_sensor(context: dg.RunFailureSensorContext):
+def run_failures_sensor(context: dg.RunFailureSensorContext, storage: StorageResource):
     run = context.dagster_run
     steps = context.get_step_failure_events()
     errors = [root_cause_message(e.step_failure_data.error) for e in steps if e.step_failure_data]
@@ -178,5 +181,6 @@ def run_failures_sensor(context: dg.RunFailureSensorContext):
         failed_steps=[e.step_key for e in steps],
         error="\n".join(errors) or context.failure_event.message or "",
         failed_at=SystemClock().now(),
+        home=storage.home_path(),
     )
     context.log.info(f"recorded the failure of run {run.run_id} ({run.job_name}) in {path}")

@@ -25,6 +25,7 @@ from ...quality.expectations import (
 )
 from ...quality.frames import MissingTableError, lake_frame, open_warehouse, warehouse_frame
 from ..bitbucket.partitions import connections_partitions
+from ..storage.resources import StorageResource
 
 CHECK_NAME = "expectations"
 BASELINE_LOOKBACK = 20  # materializations searched for the latest one from a successful run
@@ -65,11 +66,11 @@ def _specs(suites: list[Suite], partitions_def: dg.PartitionsDefinition | None =
 
 
 @dg.multi_asset_check(specs=_specs(RAW_SUITES, connections_partitions), name="bitbucket_raw_expectations")
-def bitbucket_raw_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
+def bitbucket_raw_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig, storage: StorageResource):
     """Keys present and unique, enumerations valid, row counts within bounds: one connection's
     raw tables."""
     for spec in RAW_SUITES:
-        yield _check(context, config, spec, lake_frame(spec, context.partition_key))
+        yield _check(context, config, spec, lake_frame(spec, context.partition_key, storage.home_path()))
 
 
 def scanning_findings_expectations_check(suites: list[Suite] | None = None) -> dg.AssetChecksDefinition:
@@ -77,11 +78,13 @@ def scanning_findings_expectations_check(suites: list[Suite] | None = None) -> d
     suites = finding_suites() if suites is None else suites
 
     @dg.multi_asset_check(specs=_specs(suites, connections_partitions), name="scanning_findings_expectations")
-    def scanning_findings_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
+    def scanning_findings_expectations(
+        context: dg.AssetCheckExecutionContext, config: QualityConfig, storage: StorageResource
+    ):
         """finding_id present and unique, severity and category allowed: one connection's findings,
         per scanner."""
         for spec in suites:
-            yield _check(context, config, spec, lake_frame(spec, context.partition_key))
+            yield _check(context, config, spec, lake_frame(spec, context.partition_key, storage.home_path()))
 
     return scanning_findings_expectations
 
@@ -90,11 +93,11 @@ scanning_findings_expectations = scanning_findings_expectations_check(FINDING_SU
 
 
 @dg.multi_asset_check(specs=_specs(WAREHOUSE_SUITES), name="warehouse_expectations")
-def warehouse_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig):
+def warehouse_expectations(context: dg.AssetCheckExecutionContext, config: QualityConfig, storage: StorageResource):
     """Mart keys unique, severities and statuses allowed, every finding mapped to an application,
     open queue rows with an SLA due date."""
     try:
-        con = open_warehouse()
+        con = open_warehouse(storage.home_path())
     except MissingTableError as exc:
         for spec in WAREHOUSE_SUITES:
             yield _unavailable(spec, str(exc))

@@ -34,7 +34,7 @@ from ..bitbucket.partitions import connections_partitions
 from ..bitbucket.resources import BitbucketResource
 from ..metadata import FIRST_ERRORS, STATUS_TAG, column_schema, table_metadata
 from ..retries import STEP_RETRY_POLICY, no_retry_for_permanent_errors
-from ..storage.resources import StorageResource
+from ..storage.resources import StorageResource, step_io_path
 
 # The finding tables when the definitions were loaded (scanners/registry.py decides; the asset reads it then).
 FINDING_TABLES = registry.finding_tables()
@@ -210,7 +210,7 @@ def scan_shard(
     results = run_shards(
         [shards[i] for i in indices],
         bitbucket.git(client),
-        scanners=default_scanners(),
+        scanners=default_scanners(storage.tools_path()),
         home=home,
         clock=SystemClock(),
         previous_files=lake.read_partition("inventory", "repository_files", name, home),
@@ -342,7 +342,7 @@ def _merge_scan_shards(
         },
     )
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(home / "staging" / "io" / context.run_id, ignore_errors=True)  # the shard numbers' step outputs
+    shutil.rmtree(step_io_path(home) / context.run_id, ignore_errors=True)  # the shard numbers' step outputs
     with contextlib.suppress(OSError):  # the connection's staging directory, when no other run uses it
         staging.parent.rmdir()
 

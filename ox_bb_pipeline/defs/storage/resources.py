@@ -33,12 +33,18 @@ class StorageResource(dg.ConfigurableResource):
         return Path(self.tools).resolve() if self.tools else tools_dir()
 
 
-def step_io_manager(home: Path | None = None) -> dg.FilesystemIOManager:
+def step_io_path(home: Path) -> Path:
+    return home / "staging" / "io"
+
+
+@dg.io_manager(required_resource_keys={"storage"})
+def step_io_manager(init_context: dg.InitResourceContext) -> dg.IOManager:
     """Where steps hand each other values (only the scan's shard numbers; every asset writes the lake and returns
-    nothing): under the data home, which every worker mounts like the lake, never DAGSTER_HOME/storage."""
-    return dg.FilesystemIOManager(base_dir=str((home or data_home()) / "staging" / "io"))
+    nothing): under the run's `storage` home, which every worker mounts like the lake, never DAGSTER_HOME/storage."""
+    base = step_io_path(init_context.resources.storage.home_path())
+    return dg.FilesystemIOManager(base_dir=str(base)).create_io_manager(init_context)
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"storage": StorageResource(), "io_manager": step_io_manager()})
+    return dg.Definitions(resources={"storage": StorageResource(), "io_manager": step_io_manager})

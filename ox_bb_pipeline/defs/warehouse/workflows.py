@@ -7,6 +7,7 @@ import dagster as dg
 from ...clock import SystemClock
 from ...warehouse.workflows import bitbucket_connections, load_workflows, run_workflows
 from ..bitbucket.resources import BitbucketResource
+from ..storage.resources import StorageResource
 
 
 def _clients(bitbucket: BitbucketResource, names: set[str], log) -> dict:
@@ -57,11 +58,15 @@ def _metadata(outcome: dict) -> dict:
     "rule, action and finding. Assignments and severity changes show from the "
     "next warehouse build on.",
 )
-def workflows(context: dg.AssetExecutionContext, bitbucket: BitbucketResource) -> dg.MaterializeResult:
+def workflows(
+    context: dg.AssetExecutionContext, bitbucket: BitbucketResource, storage: StorageResource
+) -> dg.MaterializeResult:
     """Preview, then act when enabled; a failing action never stops the others (see the log)."""
-    settings = load_workflows()
+    settings = load_workflows(home=storage.home_path())
     connections = bitbucket_connections(settings)
-    outcome = run_workflows(settings, lambda: _clients(bitbucket, connections, context.log), SystemClock().now())
+    outcome = run_workflows(
+        settings, lambda: _clients(bitbucket, connections, context.log), SystemClock().now(), storage.home_path()
+    )
     for summary in outcome["applied"]:
         if summary["error"]:
             context.log.warning(

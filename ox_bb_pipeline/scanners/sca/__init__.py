@@ -23,7 +23,7 @@ from ..base import ScanOutput, rules_digest
 from ..snapshot import Snapshot
 from .ecosystems import display_version, name_key
 from .manifests import Component, ManifestError, format_of, read_inventory
-from .osv import AdvisoryDatabase, Match, advisory_digest, load_database, osv_paths
+from .osv import AdvisoryDatabase, Match, advisory_digest, index_path, load_database, osv_paths
 
 __all__ = [
     "COMPONENT_SCHEMA",
@@ -97,18 +97,24 @@ class ScaScanner:
     name = "sca"
     category = "sca"
 
-    def __init__(self, osv_path: str | Path | Iterable[str | Path] | None = None) -> None:
+    def __init__(self, osv_path: str | Path | Iterable[str | Path] | None = None, home: Path | None = None) -> None:
         given = [osv_path] if isinstance(osv_path, (str, Path)) else osv_path
         self._paths = [Path(p) for p in given] if given else None  # None: read the environment when used
+        self._index = index_path(home) if home is not None else None  # the synced index; None: no index
+
+    def use_data_home(self, home: Path) -> None:
+        """Read the synced index of this data home (the scan stage names it; a scanner reads no environment
+        for it)."""
+        self._index = index_path(home)
 
     def _osv_paths(self) -> list[Path]:
         return self._paths or osv_paths()
 
     def version(self) -> str:
-        return f"sca-{CODE_VERSION}+osv-{advisory_digest(self._osv_paths())}"
+        return f"sca-{CODE_VERSION}+osv-{advisory_digest(self._osv_paths(), self._index)}"
 
     def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
-        database, version = load_database(self._osv_paths()), self.version()
+        database, version = load_database(self._osv_paths(), self._index), self.version()
         outputs = []
         for snapshot in snapshots:
             try:

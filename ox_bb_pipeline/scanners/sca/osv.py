@@ -279,7 +279,7 @@ def osv_paths() -> list[Path]:
     return [Path(p) for p in value.split(os.pathsep) if p]
 
 
-def index_path(home: Path | None = None) -> Path:
+def index_path(home: Path) -> Path:
     return advisories_home(home) / INDEX_FILE
 
 
@@ -295,14 +295,14 @@ def _sources(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def advisory_digest(paths: Iterable[Path] | None = None) -> str:
+def advisory_digest(paths: Iterable[Path] | None = None, index: Path | None = None) -> str:
     """A short content hash of the advisory set (zip members by their CRCs, so a large all.zip is not
     reread; the synced index by its recorded digest): a new or changed advisory invalidates cached SCA
-    results. "none" when there is no data at all."""
+    results. "none" when there is no data at all. `index`: the synced index file (`index_path(home)`)."""
     paths = list(paths or osv_paths())
     if not paths:
-        index = _synced_index()
-        return index.digest if index else "none"
+        synced = _synced_index(index)
+        return synced.digest if synced else "none"
     digest = hashlib.sha256()
     for source in _sources(paths):
         digest.update(source.name.encode())
@@ -315,23 +315,24 @@ def advisory_digest(paths: Iterable[Path] | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
-def load_database(paths: Iterable[Path] | None = None) -> AdvisoryDatabase:
+def load_database(paths: Iterable[Path] | None = None, index: Path | None = None) -> AdvisoryDatabase:
     """The advisory set at `paths` (default `osv_paths()`), loaded once per content digest; without
-    paths, the synced index; without an index, an empty set that evaluates no ecosystem."""
+    paths, the synced `index` file; without an index, an empty set that evaluates no ecosystem."""
     paths = tuple(Path(p).resolve() for p in (paths or osv_paths()))
     if not paths:
-        index = _synced_index()
-        if index:
-            return IndexedAdvisories(index)
+        synced = _synced_index(index)
+        if synced:
+            return IndexedAdvisories(synced)
         nothing = AdvisoryDatabase([], "none", ecosystems=())
         nothing.source = "index"  # not synced yet: every ecosystem is missing from the (absent) index
         return nothing
     return _load(paths, advisory_digest(paths))
 
 
-def _synced_index() -> AdvisoryIndex | None:
-    """The index under OX_BB_HOME, opened once per build (a sync renames a new file into place)."""
-    path = index_path()
+def _synced_index(path: Path | None) -> AdvisoryIndex | None:
+    """The index file (under the data home), opened once per build (a sync renames a new file into place)."""
+    if path is None:
+        return None
     try:
         stat = path.stat()
     except FileNotFoundError:
