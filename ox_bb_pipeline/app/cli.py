@@ -452,6 +452,7 @@ def scan_pr_command(connections_file, repository, pull_request_id, name, dry_run
     from ..bitbucket.client import BitbucketClient
     from ..bitbucket.errors import BitbucketError
     from ..bitbucket.git import GitAccess
+    from ..config import data_home
     from ..scanners.pull_requests import scan_by_id
 
     workspace, slash, slug = repository.partition("/")
@@ -483,6 +484,7 @@ def scan_pr_command(connections_file, repository, pull_request_id, name, dry_run
             workspace,
             slug,
             pull_request_id,
+            home=data_home(),
             dry_run=dry_run,
             scanners=scanners,
             progress=click.echo,

@@ -32,9 +32,10 @@ from .. import lake
 from ..bitbucket.errors import BitbucketError, NotFoundError
 from ..bitbucket.git import GitAccess
 from ..clock import Clock, SystemClock
-from ..config import PullRequestScans, data_home
+from ..config import PullRequestScans
 from ..findings import FINDING_SCHEMA, SEVERITIES, Finding, RepoRef
 from ..locks import home_lock, private_workdir
+from ..redaction import adopt_salt
 from . import code_context
 from .base import CodeScanner
 from .sca.manifests import format_of
@@ -313,7 +314,8 @@ def scan_pull_request(
     *,
     scanners: list[CodeScanner] | None = None,
     dry_run: bool = False,
-    home: Path | None = None,
+    home: Path,
+    tools: Path | None = None,
     clock: Clock | None = None,
     limits: SnapshotLimits | None = None,
 ) -> PullRequestScan:
@@ -321,13 +323,13 @@ def scan_pull_request(
     from .stage import default_scanners  # the stage imports the tools' modules lazily; so do we
 
     started = time.perf_counter()
-    home = home or data_home()
+    adopt_salt(home)  # a home from before the state dir hands its salt over before any scanner hashes
     scan = PullRequestScan(connection, pr, settings, dry_run=dry_run or settings.dry_run)
     scan.scanned_at = (clock or SystemClock()).now()
     if settings.opted_out(pr.workspace, pr.repository):
         scan.skipped = f"{pr.workspace}/{pr.repository} is excluded by pull_request_scans.exclude"
         return scan
-    scanners = scanners if scanners is not None else default_scanners()
+    scanners = scanners if scanners is not None else default_scanners(tools)
     limits = limits or SnapshotLimits()
     with private_workdir(home / "cache" / "pull_requests") as workdir:  # raw content: removed at the end
         scan.change = change = fetch_change(git, pr, workdir / "git")
@@ -538,10 +540,9 @@ def scan_row(scan: PullRequestScan) -> dict:
     }
 
 
-def record(scan: PullRequestScan, home: Path | None = None) -> None:
+def record(scan: PullRequestScan, home: Path) -> None:
     """Replace this pull request's rows for its source commit in both lake tables (earlier pushes stay:
     the mart reads the latest scan of each pull request). One writer per connection at a time."""
-    home = home or data_home()
     pr, change = scan.pull_request, scan.change
     lock = home / "cache" / "locks" / f"pull-requests-{scan.connection}.lock"
     with home_lock(lock, home, f"pull-request scan of {pr.key}"):
@@ -563,7 +564,7 @@ def record(scan: PullRequestScan, home: Path | None = None) -> None:
         lake.write_partition("findings", FINDINGS_TABLE, scan.connection, rows, FINDING_SCHEMA, home)
 
 
-def last_scanned(connection: str, home: Path | None = None) -> dict[str, str]:
+def last_scanned(connection: str, home: Path) -> dict[str, str]:
     """`workspace/repository#id` -> the source commit of its latest scan (from the lake)."""
     latest: dict[str, dict] = {}
     for row in lake.read_partition(lake.SCANS_ZONE, SCANS_TABLE, connection, home):
@@ -600,8 +601,9 @@ def scan_by_id(
     repository: str,
     pull_request_id: int,
     *,
+    home: Path,
+    tools: Path | None = None,
     dry_run: bool = False,
-    home: Path | None = None,
     scanners: list[CodeScanner] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> PullRequestScan:
@@ -609,7 +611,7 @@ def scan_by_id(
     settings = connection.pull_request_scans
     if settings.opted_out(workspace, repository):  # opted out: not even a request
         pr = PullRequest(workspace, repository, "", int(pull_request_id), "", "", "", "", "")
-        return scan_pull_request(connection.name, client, git, pr, settings, dry_run=dry_run, home=home)
+        return scan_pull_request(connection.name, client, git, pr, settings, dry_run=dry_run, home=home, tools=tools)
     try:
         pr = get_pull_request(client, workspace, repository, pull_request_id)
     except NotFoundError as exc:
@@ -619,4 +621,6 @@ def scan_by_id(
         ) from exc
     if progress:
         progress(f"scanning {pr.key} ({pr.source_branch} -> {pr.destination_branch})")
-    return scan_pull_request(connection.name, client, git, pr, settings, scanners=scanners, dry_run=dry_run, home=home)
+    return scan_pull_request(
+        connection.name, client, git, pr, settings, scanners=scanners, dry_run=dry_run, home=home, tools=tools
+    )

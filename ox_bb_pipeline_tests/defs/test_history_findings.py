@@ -35,7 +35,11 @@ def test_history_findings_reach_the_lake_and_the_warehouse_with_their_validity(f
     result = dg.materialize([scan_findings], partition_key=CONNECTION, instance=instance, resources=resources)
 
     assert result.success
-    rows = [r for r in lake.read_partition("findings", "history", CONNECTION) if r["file_path"] == "deploy.env"]
+    rows = [
+        r
+        for r in lake.read_partition("findings", "history", CONNECTION, isolated_home)
+        if r["file_path"] == "deploy.env"
+    ]
     assert [(r["rule_id"], r["commit"], r["start_line"], r["validity"]) for r in rows] == [
         ("secret_in_history", introduced, 1, "active")
     ]
@@ -46,9 +50,13 @@ def test_history_findings_reach_the_lake_and_the_warehouse_with_their_validity(f
     )
     assert history_meta["commits_scanned"].value >= 2 and history_meta["commits_pending"].value == 0
     assert history_meta["live_checks"].value >= 1
-    runs = [r for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", CONNECTION) if r["scanner"] == "history"]
+    runs = [
+        r
+        for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", CONNECTION, isolated_home)
+        if r["scanner"] == "history"
+    ]
     assert runs and {r["status"] for r in runs} == {"ok"}
-    assert live not in str(lake.read_partition("findings", "history", CONNECTION)) + str(history_meta)
+    assert live not in str(lake.read_partition("findings", "history", CONNECTION, isolated_home)) + str(history_meta)
 
     built = runner.build(isolated_home)
     con = duckdb.connect(str(built.path), read_only=True)

@@ -23,6 +23,7 @@ from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.defs.bitbucket.resources import BitbucketResource
 from ox_bb_pipeline.defs.scanning.pull_requests import pull_request_scan_sensor
+from ox_bb_pipeline.defs.storage.resources import StorageResource
 from ox_bb_pipeline.scanners import registry
 from ox_bb_pipeline.scanners.pull_requests import COMMENT_MARKER, REPORT_ID, _added_lines, companions, scan_by_id
 from ox_bb_pipeline.warehouse.runner import build
@@ -144,14 +145,19 @@ def test_a_pull_request_that_adds_a_vulnerable_dependency_and_a_secret_fails_unt
 
     # the extract's rows feed the sensor: nothing moved since the scan, so no run, no request, no clone
     bitbucket = BitbucketResource(connections_file=str(path))
+    storage = StorageResource(home=str(isolated_home))
 
     def tick(cursor=None):
         rows, _ = extract(path, CONNECTION)
-        lake.write_partition("raw", "pull_requests", CONNECTION, rows["pull_requests"], tables.schema("pull_requests"))
+        lake.write_partition(
+            "raw", "pull_requests", CONNECTION, rows["pull_requests"], tables.schema("pull_requests"), isolated_home
+        )
         before = stats(fresh_sandbox, reset=True)
         with (
             dg.instance_for_test() as instance,
-            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"bitbucket": bitbucket}) as context,
+            dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"bitbucket": bitbucket, "storage": storage}
+            ) as context,
         ):
             result = pull_request_scan_sensor(context)
         return result, before, stats(fresh_sandbox)
@@ -182,9 +188,9 @@ def test_a_pull_request_that_adds_a_vulnerable_dependency_and_a_secret_fails_unt
     assert ours(updated)[0]["id"] == ours(comments)[0]["id"] and "PASSED" in ours(updated)[0]["content"]["raw"]
 
     # the lake keeps every push's scan; the findings are those introduced at the first push
-    runs = lake.read_partition("scans", "pull_request_scans", CONNECTION)
+    runs = lake.read_partition("scans", "pull_request_scans", CONNECTION, isolated_home)
     assert sorted((r["source_commit"], r["result"]) for r in runs) == sorted([(first, "FAILED"), (second, "PASSED")])
-    rows = lake.read_partition("findings", "pull_requests", CONNECTION)
+    rows = lake.read_partition("findings", "pull_requests", CONNECTION, isolated_home)
     assert {r["commit"] for r in rows} == {first} and len(rows) == len(scan.introduced)
     assert SECRET not in json.dumps(rows, default=str)
 

@@ -16,6 +16,7 @@ from ...findings import FINDING_SCHEMA
 from ...scanners import pull_requests
 from ..bitbucket.resources import BitbucketResource
 from ..metadata import column_schema
+from ..storage.resources import StorageResource
 
 PULL_REQUESTS_PER_TICK = 20  # runs launched per connection and tick; the rest wait for the next tick
 
@@ -52,7 +53,12 @@ class PullRequestScanConfig(dg.Config):
 
 
 @dg.op(pool="scanners", description="Scan one open pull request and write its report and comment to Bitbucket.")
-def scan_pull_request(context: dg.OpExecutionContext, config: PullRequestScanConfig, bitbucket: BitbucketResource):
+def scan_pull_request(
+    context: dg.OpExecutionContext,
+    config: PullRequestScanConfig,
+    bitbucket: BitbucketResource,
+    storage: StorageResource,
+):
     client = bitbucket.client(config.connection)
     scan = pull_requests.scan_by_id(
         client.connection,
@@ -61,6 +67,8 @@ def scan_pull_request(context: dg.OpExecutionContext, config: PullRequestScanCon
         config.workspace,
         config.repository,
         config.pull_request_id,
+        home=storage.home_path(),
+        tools=storage.tools_path(),
         dry_run=config.dry_run,
         progress=context.log.info,
     )
@@ -108,11 +116,11 @@ def run_request(connection: str, row: dict) -> dg.RunRequest:
     )
 
 
-def pending(connection, cursor: dict[str, str]) -> list[dict]:
+def pending(connection, cursor: dict[str, str], home) -> list[dict]:
     """Open pull requests of a connection to scan: source commit unlike both the last scan and the cursor
     (a run launched but not finished yet is not launched again)."""
-    rows = lake.read_partition("raw", "pull_requests", connection.name)
-    scanned = pull_requests.last_scanned(connection.name)
+    rows = lake.read_partition("raw", "pull_requests", connection.name, home)
+    scanned = pull_requests.last_scanned(connection.name, home)
     scanned.update(
         {k.removeprefix(f"{connection.name}:"): v for k, v in cursor.items() if k.startswith(f"{connection.name}:")}
     )
@@ -127,7 +135,9 @@ def pending(connection, cursor: dict[str, str]) -> list[dict]:
     "pull_requests rows: no API request per tick) and writes a Code Insights report and one comment back. "
     "Per connection: pull_request_scans.enabled, severity_threshold, exclude (opt-out), dry_run.",
 )
-def pull_request_scan_sensor(context: dg.SensorEvaluationContext, bitbucket: BitbucketResource):
+def pull_request_scan_sensor(
+    context: dg.SensorEvaluationContext, bitbucket: BitbucketResource, storage: StorageResource
+):
     cursor = json.loads(context.cursor) if context.cursor else {}
     try:
         connections = bitbucket.connections().connections
@@ -137,7 +147,7 @@ def pull_request_scan_sensor(context: dg.SensorEvaluationContext, bitbucket: Bit
     for connection in connections:
         if not connection.pull_request_scans.enabled:
             continue
-        for row in pending(connection, cursor)[:PULL_REQUESTS_PER_TICK]:
+        for row in pending(connection, cursor, storage.home_path())[:PULL_REQUESTS_PER_TICK]:
             requests.append(run_request(connection.name, row))
             cursor[f"{connection.name}:{row['key']}"] = row["source_commit"]
     if not requests:
