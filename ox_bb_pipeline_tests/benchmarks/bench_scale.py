@@ -30,6 +30,7 @@ from ox_bb_pipeline.bitbucket.git import GitAccess
 from ox_bb_pipeline.clock import ManualClock
 from ox_bb_pipeline.config import load_connections
 from ox_bb_pipeline.scanners import shards as shardmod
+from ox_bb_pipeline.scanners.secrets import redact_text
 from ox_bb_pipeline.scanners.stage import default_scanners
 from ox_bb_sandbox.generator import SandboxSpec
 from ox_bb_sandbox.gitrepo import run_git
@@ -73,7 +74,7 @@ def _extract(server, clock, home: Path, label: str, plan: str, seats: int, budge
     )
     git = GitAccess(conn.name, conn.git_url, client.auth.git_credentials)
     t0, sim0 = time.perf_counter(), clock.now()
-    report = Extractor(client, git, previous={}, state={"repositories": {}}, clock=clock, home=home).run()
+    report = Extractor(client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}, clock=clock, home=home).run()
     stats = requests.get(f"{server.base_url}/_sandbox/stats", timeout=10).json()
     return {
         "limit": label,
