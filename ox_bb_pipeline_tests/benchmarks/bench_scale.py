@@ -74,7 +74,9 @@ def _extract(server, clock, home: Path, label: str, plan: str, seats: int, budge
     )
     git = GitAccess(conn.name, conn.git_url, client.auth.git_credentials)
     t0, sim0 = time.perf_counter(), clock.now()
-    report = Extractor(client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}, clock=clock, home=home).run()
+    report = Extractor(
+        client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}, clock=clock, home=home
+    ).run()
     stats = requests.get(f"{server.base_url}/_sandbox/stats", timeout=10).json()
     return {
         "limit": label,
