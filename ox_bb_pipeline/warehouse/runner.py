@@ -1,6 +1,6 @@
 """Builds the warehouse: input tables over the lake and the settings, then the dbt project of `sql/`
-(`dbt build`: every model in dependency order and its dbt tests; then any plain SQL model of the folder), in a
-copy of `OX_BB_HOME/warehouse.duckdb` that replaces it only once every model and test has succeeded.
+(`dbt build`: every model in dependency order and its dbt tests), in a copy of `OX_BB_HOME/warehouse.duckdb`
+that replaces it only once every model and test has succeeded.
 Readers keep the old file until the rename; a failed build leaves it as it was.
 Builds on one home are serialized by a lock (`.warehouse.lock`): two at once would each start from the
 same copy and the later rename would drop the other's appended history. Copies left by killed builds
@@ -30,11 +30,11 @@ from ..bitbucket import tables as raw_tables
 from ..config import data_home
 from ..findings import FINDING_SCHEMA
 from ..lake import SCANS_ZONE, lake_root, migrate_layout
-from ..locks import home_lock, owner_gone, this_host
+from ..locks import home_lock, owner_gone
 from ..scanners import registry
 from . import pipelines
 from .decisions import read_decisions
-from .models import SQL_DIR, Model, build_order, dbt_models, plain_models
+from .models import SQL_DIR, Model, dbt_models
 from .project import DbtError, failures, invoke
 from .settings import (
     ACTIVITY_WINDOW_DAYS,
@@ -120,9 +120,18 @@ def warehouse_lock(home: Path | None, what: str, waiting: Callable[[str], None] 
     return home_lock(warehouse_path(home).with_name(".warehouse.lock"), home, what, waiting)
 
 
+def building_path(target: Path) -> Path:
+    """The copy a build works on: one stable name per home, used only by the holder of the warehouse lock. Stable,
+    because dbt parses the whole project again whenever its database path changes (the path is part of the
+    profile, and so of what decides whether the last parse can be reused): a name with the pid made every build
+    re-parse every model, about 5 CPU s."""
+    return target.with_name(f".{target.name}.current.building")
+
+
 def remove_stale_builds(target: Path) -> list[Path]:
-    """Remove the `.warehouse.duckdb.<pid>-<host>.building` copies (and their WAL) of builds of this host whose
-    process is gone (`.<pid>.building`: a copy named before host names were recorded, taken as this host's)."""
+    """Remove the `.warehouse.duckdb.<pid>-<host>.building` copies (and their WAL) that earlier versions named per
+    process, of builds of this host whose process is gone (`.<pid>.building`: a copy named before host names were
+    recorded, taken as this host's). Today's stable copy is removed by the next build, under the lock."""
     removed = []
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(?P<pid>\d+)(?:-(?P<host>.+))?\.building(?:\.wal)?$")
     for path in target.parent.glob(f".{target.name}.*.building*"):
@@ -145,8 +154,8 @@ def _build(
     build_id: str,
     started: float,
 ) -> BuildResult:
-    building = target.with_name(f".{target.name}.{os.getpid()}-{this_host()}.building")
-    _remove(building)
+    building = building_path(target)
+    _remove(building)  # a copy left by a killed build (only the lock's holder uses this name)
     for source, copy in ((target, building), (_wal(target), _wal(building))):
         if source.exists():
             shutil.copyfile(source, copy)
@@ -154,12 +163,10 @@ def _build(
     result = BuildResult(path=target, build_id=build_id, now=now, seconds=0.0)
     try:
         configure(con, home, memory_limit, threads)
-        dbt, plain = dbt_models(sql_dir), plain_models(sql_dir)
-        models = dbt + plain
+        models = dbt_models(sql_dir)
         config = settings_tables(settings, build_id, now)
         inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions", "triage_decisions"}
         stateful = {m.previous for m in models if m.state}
-        plain_order = build_order(plain, inputs | stateful | {m.name for m in dbt})
         with _transaction(con):  # a few commits, not one per catalog change
             known_pipelines = _previous_pipeline_definitions(con)
             _clear_previous_build(con, models, inputs)
@@ -172,18 +179,12 @@ def _build(
             create_table(con, "triage_decisions", read_triage(home))
         con.execute("CHECKPOINT")
         con.close()  # dbt opens the copy itself
-        order = run_dbt(building, home, sql_dir, dbt, result, memory_limit, threads, progress)
+        order = run_dbt(building, home, sql_dir, models, result, memory_limit, threads, progress)
         con = duckdb.connect(str(building))
         configure(con, home, memory_limit, threads)
         with _transaction(con):
             for model in order:
                 describe(con, model)
-        for model in plain_order:
-            t0 = time.perf_counter()
-            with _transaction(con):
-                build_model(con, model)
-            result.model_seconds[model.name] = time.perf_counter() - t0
-        order += plain_order
         for model in order:
             result.rows[model.name] = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0]
             if progress:
@@ -547,24 +548,6 @@ def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], i
         else:
             columns = ", ".join(f'"{name}" {dtype}' for name, dtype in model.state)
             con.execute(f'CREATE TABLE "{model.previous}" ({columns})')
-
-
-def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    select = model.sql.strip().rstrip(";")
-    kind = "VIEW" if model.materialized == "view" else "TABLE"
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [model.name]
-    ).fetchone()[0]
-    if model.materialized == "append" and exists:
-        # History: the rows of earlier builds stay as they are; this build's rows are added after them.
-        present = {row[0] for row in con.execute(f'DESCRIBE "{model.name}"').fetchall()}
-        for column, dtype, *_ in con.execute(f"DESCRIBE {select}").fetchall():
-            if column not in present:
-                con.execute(f'ALTER TABLE "{model.name}" ADD COLUMN "{column}" {dtype}')
-        con.execute(f'INSERT INTO "{model.name}" BY NAME {select}')
-    else:
-        con.execute(f'CREATE {kind} "{model.name}" AS {select}')
-    describe(con, model)
 
 
 def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-from ox_bb_pipeline.warehouse.models import discover
-from ox_bb_pipeline.warehouse.runner import build_model, configure
+from ox_bb_pipeline.warehouse.models import SQL_DIR, discover
+from ox_bb_pipeline.warehouse.project import dbt_home
+from ox_bb_pipeline.warehouse.runner import configure
 from ox_bb_pipeline_tests.browser import CHROMIUM
 
 from . import bench_warehouse
@@ -32,6 +33,13 @@ HISTORY_MODELS = (
     "remediation_summary",
     "compliance_daily",
 )
+
+
+def compiled_sql(home: Path, model: Path) -> str:
+    """The model's SQL as the build's dbt compiled it (refs resolved to the `warehouse` catalog, which is also
+    the name DuckDB gives warehouse.duckdb)."""
+    compiled = dbt_home(home) / "target" / "compiled" / "ox_bb_warehouse" / model.relative_to(SQL_DIR)
+    return compiled.read_text().strip().rstrip(";")
 
 
 def synthetic_history(con: duckdb.DuckDBPyConnection, nights: int) -> int:
@@ -104,8 +112,9 @@ def run(quick: bool = False) -> dict:
             seconds = {}
             for name in HISTORY_MODELS:
                 started = time.perf_counter()
-                con.execute(f'DROP {"VIEW" if models[name].materialized == "view" else "TABLE"} IF EXISTS "{name}"')
-                build_model(con, models[name])
+                kind = "VIEW" if models[name].materialized == "view" else "TABLE"
+                con.execute(f'DROP {kind} IF EXISTS "{name}"')
+                con.execute(f'CREATE {kind} "{name}" AS {compiled_sql(home, models[name].path)}')
                 if models[name].materialized == "view":
                     con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
                 seconds[name] = round(time.perf_counter() - started, 2)

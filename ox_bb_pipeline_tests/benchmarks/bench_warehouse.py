@@ -313,6 +313,10 @@ def run(quick: bool = False) -> dict:
             "SELECT count(*) FROM findings_history WHERE recorded_at = ?", [NOW + timedelta(days=1)]
         ).fetchone()[0]
         queue.close()
+        # every model recomputed from scratch in a home that has built before (dbt's partial parse reused), as
+        # after a lost warehouse file; the first build above also parsed the whole dbt project
+        (home / "warehouse.duckdb").unlink()
+        rebuilt = _child("build", home, NOW + timedelta(days=2))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     ratio = first["seconds"] / read["seconds"]
@@ -323,7 +327,8 @@ def run(quick: bool = False) -> dict:
         ("lake size (MB)", lake_mb, "Parquet, zstd"),
         ("synthetic lake generation (s)", generated, "not measured below"),
         ("plain full read of the input (s)", read["seconds"], f"{read['rows']:,} rows, every column decoded"),
-        ("full build, all models (s)", first["seconds"], ""),
+        ("full build, all models (s)", first["seconds"], "the home's first build: dbt parses every file"),
+        ("full build (CPU s)", first["cpu_seconds"], "dbt's child process included"),
         ("build / read, wall time", ratio, "target ≤ 8×"),
         ("build / read, CPU time", cpu_ratio, "less sensitive to other load on the machine"),
         (
@@ -333,6 +338,9 @@ def run(quick: bool = False) -> dict:
         ),
         ("full build: costliest models (s)", _costliest(first), "and before them: inputs and settings"),
         ("second build, 1% of findings changed (s)", second["seconds"], "previous queue and history carried over"),
+        ("second build (CPU s)", second["cpu_seconds"], f"{second['cpu_seconds'] / first['cpu_seconds']:.2f} of full"),
+        ("full rebuild, parse reused (s)", rebuilt["seconds"], "warehouse.duckdb removed, dbt/target kept"),
+        ("full rebuild (CPU s)", rebuilt["cpu_seconds"], ""),
         ("second build peak RSS (GB)", second["peak_rss_bytes"] / gb, "target ≤ 2 GB"),
         ("warehouse.duckdb after two builds (MB)", warehouse_mb, "history and state included"),
         ("second build: history rows appended", appended, "new→open for all, plus resolved and new"),
@@ -354,6 +362,7 @@ def run(quick: bool = False) -> dict:
             "read": read,
             "first_build": first,
             "second_build": second,
+            "full_rebuild": rebuilt,
             "build_read_ratio": ratio,
             "build_read_cpu_ratio": cpu_ratio,
             "statuses_after_second_build": statuses,

@@ -9,14 +9,14 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pytest
 
 from ox_bb_pipeline.lake import write_partition
-from ox_bb_pipeline.warehouse.models import SQL_DIR, ModelError, build_order, discover, parse_model
+from ox_bb_pipeline.warehouse.models import SQL_DIR, discover
+from ox_bb_pipeline.warehouse.project import DbtError
 from ox_bb_pipeline.warehouse.runner import build, warehouse_path
 
 from .conftest import NOW
@@ -94,10 +94,10 @@ def test_a_failed_build_leaves_the_previous_warehouse_untouched(lake, tmp_path):
     before = warehouse_path(lake.home).read_bytes()
     broken = tmp_path / "sql"
     shutil.copytree(SQL_DIR, broken)
-    (broken / "zz_broken.sql").write_text(
-        "-- breaks at run time\n-- depends: findings\nSELECT CAST(finding_id AS INTEGER) AS n FROM findings\n"
+    (broken / "models" / "marts" / "zz_broken.sql").write_text(  # breaks at run time
+        "SELECT CAST(finding_id AS INTEGER) AS n FROM {{ ref('findings') }}\n"
     )
-    with pytest.raises(duckdb.ConversionException):
+    with pytest.raises(DbtError, match=r"zz_broken: Runtime Error in model zz_broken(.|\n)*Could not convert"):
         lake.build(sql_dir=broken)
     assert warehouse_path(lake.home).read_bytes() == before
     assert [p.name for p in lake.home.iterdir() if "building" in p.name] == []
@@ -130,51 +130,6 @@ def test_tables_other_code_keeps_in_the_warehouse_survive_a_rebuild(lake):
 def test_now_is_the_injected_clock(lake):
     lake.build(NOW)
     assert lake.rows("SELECT build_id, now FROM build_context") == [{"build_id": "20261102T060000.000000Z", "now": NOW}]
-
-
-def model(tmp_path: Path, name: str, text: str):
-    path = tmp_path / f"{name}.sql"
-    path.write_text(text)
-    return parse_model(path)
-
-
-def test_model_headers_must_match_what_the_sql_reads(tmp_path):
-    a = model(tmp_path, "a", "-- depends: raw_x\nSELECT * FROM raw_x JOIN raw_y USING (k)\n")
-    b = model(tmp_path, "b", "-- depends: a, raw_x, nowhere\nSELECT * FROM a\n")
-    with pytest.raises(ModelError) as caught:
-        build_order([a, b], {"raw_x", "raw_y"})
-    assert str(caught.value) == (
-        "a.sql: reads raw_y without declaring it in '-- depends:'; "
-        "b.sql: depends on unknown nowhere; b.sql: declares nowhere, raw_x but never reads it"
-    )
-
-
-def test_models_run_in_dependency_order_and_cycles_are_refused(tmp_path):
-    c = model(tmp_path, "c", "-- depends: b\nSELECT * FROM b\n")
-    b = model(tmp_path, "b", "-- depends: a\nSELECT * FROM a\n")
-    a = model(tmp_path, "a", "-- depends: raw_x\nSELECT * FROM raw_x\n")
-    assert [m.name for m in build_order([c, b, a], {"raw_x"})] == ["a", "b", "c"]
-    loop = model(tmp_path, "a", "-- depends: c\nSELECT * FROM c\n")
-    with pytest.raises(ModelError, match="cycle"):
-        build_order([c, b, loop], set())
-
-
-def test_header_parsing(tmp_path):
-    parsed = model(
-        tmp_path,
-        "queue",
-        "-- The queue.\n-- More words.\n-- depends: x, y\n-- depends: z\n"
-        "-- materialized: append\n-- state: id VARCHAR, n INTEGER\n"
-        "-- column: id: the key\n-- column: n: a count: of things\n"
-        "SELECT 1 -- not a header\n",
-    )
-    assert (parsed.description, parsed.depends, parsed.materialized, parsed.state, parsed.columns) == (
-        "The queue. More words.",
-        ["x", "y", "z", "previous_queue"],
-        "append",
-        [("id", "VARCHAR"), ("n", "INTEGER")],
-        {"id": "the key", "n": "a count: of things"},
-    )
 
 
 def test_build_uses_the_given_home_only(lake, tmp_path):
@@ -231,6 +186,9 @@ def test_a_build_removes_the_files_left_by_a_killed_build(lake):
     stale.with_name(stale.name + ".wal").write_bytes(b"wal")
     live = lake.home / f".warehouse.duckdb.{os.getppid()}.building"  # a live process's build is left alone
     live.write_bytes(b"in progress")
+    killed = lake.home / ".warehouse.duckdb.current.building"  # today's name: only the lock's holder uses it
+    killed.write_bytes(b"half a database")
+    killed.with_name(killed.name + ".wal").write_bytes(b"wal")
 
     lake.build()
 

@@ -14,7 +14,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
 from ...warehouse.exports import export_tables, open_warehouse
-from ...warehouse.models import discover, plain_models
+from ...warehouse.models import discover
 from ...warehouse.project import manifest_path
 from ...warehouse.report import write_reports
 from ...warehouse.runner import SCANNERS, build
@@ -111,26 +111,6 @@ def _markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(row[c]) for c in head) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _plain_model_specs() -> list[dg.AssetSpec]:
-    """Models still in plain SQL directly in sql/ (built by the same warehouse build, after the dbt models): shown
-    in the lineage with their description and the models they read, until they move into the dbt project."""
-    names = {m.name for m in discover()}
-    return [
-        dg.AssetSpec(
-            ["warehouse", m.name],
-            group_name="warehouse",
-            kinds={"duckdb"},
-            owners=["team:appsec"],
-            description=f"{m.description} (plain SQL model, built after the dbt models)".strip(),
-            deps=[["warehouse", d] for d in m.depends if d in names],
-        )
-        for m in plain_models()
-    ]
-
-
-PLAIN_MODELS = _plain_model_specs()
 
 
 @dg.asset(
