@@ -39,7 +39,7 @@ from .secrets_lines import scan_lines
 
 log = logging.getLogger(__name__)
 
-SCANNER = "history"
+SCANNER = "git_history"
 RULE = "secret_in_history"
 CURSOR_FORMAT = 1
 PROGRESS_EVERY = 1_000

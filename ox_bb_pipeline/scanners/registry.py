@@ -92,7 +92,7 @@ SCANNERS: list[Scanner] = [
             "Infrastructure as code (checkov)."),
     Scanner("sca", "code", ("sca",), ".sca:ScaScanner", None,
             "Vulnerable dependencies from manifests and lock files (OSV advisories; severity from CVSS)."),
-    Scanner("history", "connection", ("secrets",), None, "severity/secrets.yaml",
+    Scanner("git_history", "connection", ("secrets",), None, "severity/secrets.yaml",
             "Secrets removed from the tip but still in git history (opt-in per connection: history_scan).",
             guard_row_count=False),  # the connection may turn it off, or a limit may cut a full re-read short
     Scanner("posture", "connection", ("scm_posture", "cicd_posture"), None, "posture/catalog.yaml",

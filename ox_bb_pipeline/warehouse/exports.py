@@ -46,7 +46,7 @@ def open_for_queries(home: Path) -> duckdb.DuckDBPyConnection:
 
 def export_tables(home: Path | None = None) -> dict[str, Path]:
     """Every model table to `exports/<table>.parquet`; readers see the old file or the new one."""
-    home = home or data_home()  # until defs/warehouse/assets.py passes the storage resource's home
+    home = home or data_home()  # the CLI and tests; Dagster assets pass the storage resource's home
     folder = home / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     written = {}

@@ -342,7 +342,7 @@ def render_csv(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def write_reports(home: Path | None = None) -> dict[str, Path]:
-    home = home or data_home()  # until defs/warehouse/assets.py passes the storage resource's home
+    home = home or data_home()  # the CLI and tests; Dagster assets pass the storage resource's home
     con = open_warehouse(home)
     try:
         html, table = render_html(report_data(con)), render_csv(con)

@@ -103,7 +103,7 @@ def build(
     started = time.perf_counter()
     home = home or data_home()
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    settings = settings or load_settings()
+    settings = settings or load_settings(home)
     build_id = now.strftime("%Y%m%dT%H%M%S.%fZ")
     target = warehouse_path(home)
     target.parent.mkdir(parents=True, exist_ok=True)

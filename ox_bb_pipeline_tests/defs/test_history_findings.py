@@ -37,7 +37,7 @@ def test_history_findings_reach_the_lake_and_the_warehouse_with_their_validity(f
     assert result.success
     rows = [
         r
-        for r in lake.read_partition("findings", "history", CONNECTION, isolated_home)
+        for r in lake.read_partition("findings", "git_history", CONNECTION, isolated_home)
         if r["file_path"] == "deploy.env"
     ]
     assert [(r["rule_id"], r["commit"], r["start_line"], r["validity"]) for r in rows] == [
@@ -46,17 +46,19 @@ def test_history_findings_reach_the_lake_and_the_warehouse_with_their_validity(f
     history_meta = next(
         e.event_specific_data.materialization.metadata
         for e in result.get_asset_materialization_events()
-        if e.asset_key == dg.AssetKey(["scanning", "history_findings"])
+        if e.asset_key == dg.AssetKey(["scanning", "git_history_findings"])
     )
     assert history_meta["commits_scanned"].value >= 2 and history_meta["commits_pending"].value == 0
     assert history_meta["live_checks"].value >= 1
     runs = [
         r
         for r in lake.read_partition(lake.SCANS_ZONE, "scan_runs", CONNECTION, isolated_home)
-        if r["scanner"] == "history"
+        if r["scanner"] == "git_history"
     ]
     assert runs and {r["status"] for r in runs} == {"ok"}
-    assert live not in str(lake.read_partition("findings", "history", CONNECTION, isolated_home)) + str(history_meta)
+    assert live not in str(lake.read_partition("findings", "git_history", CONNECTION, isolated_home)) + str(
+        history_meta
+    )
 
     built = runner.build(isolated_home)
     con = duckdb.connect(str(built.path), read_only=True)

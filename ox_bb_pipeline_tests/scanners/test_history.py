@@ -118,7 +118,7 @@ def test_a_secret_deleted_later_is_found_in_history_with_commit_and_masked_autho
 
     ours = [f for f in result.findings if f.file_path == "deploy/aws.py"]
     assert [(f.scanner, f.rule_id, f.commit, f.start_line, f.base_severity) for f in ours] == [
-        ("history", "secret_in_history", introduced, 1, "high")
+        ("git_history", "secret_in_history", introduced, 1, "high")
     ]
     assert "introduced in " + introduced[:12] + " by D. P. <…@example.com>" in ours[0].evidence
     assert "aws-access-key" in ours[0].evidence

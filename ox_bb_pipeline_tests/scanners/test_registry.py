@@ -192,3 +192,13 @@ def test_a_toy_scanner_added_to_the_registry_reaches_the_lake_its_suite_and_the_
         con.close()
     assert in_warehouse == sorted((r["finding_id"], "TOY-1") for r in rows)
     assert others >= 1  # the real scanners' findings are still there beside it
+
+
+def test_no_scanner_input_takes_the_name_of_a_warehouse_model():
+    """A scanner's warehouse input is a view named findings_<scanner> in the same schema as the models: a
+    scanner named `history` made the view `findings_history`, the append-only mart, and broke the history."""
+    from ox_bb_pipeline.warehouse.models import discover
+
+    models = {m.name for m in discover()}
+    assert "findings_history" in models
+    assert set(registry.warehouse_inputs()) & models == set()

@@ -26,7 +26,7 @@ def materialized(result: dg.ExecuteInJobResult) -> dict[str, dict]:
 
 
 def test_warehouse_assets_show_severities_scores_columns_and_top_rows(lake, warehouse):
-    result = dg.materialize([warehouse_models])
+    result = dg.materialize([warehouse_models], resources={"storage": StorageResource()})
     assert result.success
     meta = materialized(result)
 

@@ -306,7 +306,7 @@ def _merge_scan_shards(
                     if scanner == "secrets"
                     else {}
                 ),
-                **(history_metadata if scanner == "history" else {}),
+                **(history_metadata if scanner == history.SCANNER else {}),
             },
         )
     yield dg.Output(
@@ -351,7 +351,7 @@ def _history(context, bitbucket: BitbucketResource | None, report, chosen: list[
     """Secrets only in git history, when the connection enables it (history_scan.enabled): its findings, a
     scan_runs row per repository, live checks when opted in, and the Dagster metadata of the history asset."""
     name = context.partition_key
-    if bitbucket is None or "history" not in registry.names():
+    if bitbucket is None or history.SCANNER not in registry.names():
         return {}
     with no_retry_for_permanent_errors(context):
         client = bitbucket.client(name)
@@ -370,7 +370,7 @@ def _history(context, bitbucket: BitbucketResource | None, report, chosen: list[
         clock=clock,
         progress=context.log.info,
     )
-    report.findings["history"] = [f.row() for r in results for f in r.findings]
+    report.findings[history.SCANNER] = [f.row() for r in results for f in r.findings]
     version = history.scanner_version()
     for r in results:
         report.scan_runs.append(
@@ -380,7 +380,7 @@ def _history(context, bitbucket: BitbucketResource | None, report, chosen: list[
                 "repository_uuid": r.repo.repository_uuid,
                 "repository": r.repo.repository,
                 "commit": r.repo.commit,
-                "scanner": "history",
+                "scanner": history.SCANNER,
                 "scanner_version": version,
                 "status": "error" if r.error else "ok",
                 "cached": False,

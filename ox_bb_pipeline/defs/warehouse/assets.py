@@ -20,6 +20,7 @@ from ...warehouse.report import write_reports
 from ...warehouse.runner import SCANNERS, build
 from ...warehouse.summary import TableSummary, summarize
 from ..metadata import table_metadata
+from ..storage.resources import StorageResource
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
@@ -53,10 +54,10 @@ TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_as
     name="warehouse_models",
     pool="duckdb_writer",
 )
-def warehouse_models(context: dg.AssetExecutionContext):
+def warehouse_models(context: dg.AssetExecutionContext, storage: StorageResource):
     """Build every dbt model and its tests into a copy of warehouse.duckdb, then swap it in (the whole project
     is built whatever the selection: the copy must be complete to replace the file)."""
-    result = build(progress=context.log.info)
+    result = build(home=storage.home_path(), progress=context.log.info)
     con = open_warehouse(result.path.parent)
     try:
         summaries = summarize(con, result.models)
@@ -121,8 +122,8 @@ def _markdown(rows: list[dict]) -> str:
     deps=[["warehouse", m.name] for m in discover()],
     description="Parquet export of every mart table under OX_BB_HOME/exports/ (written atomically).",
 )
-def exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    written = export_tables()
+def exports(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    written = export_tables(storage.home_path())
     return dg.MaterializeResult(metadata={"tables": dg.MetadataValue.json({k: str(v) for k, v in written.items()})})
 
 
@@ -134,6 +135,6 @@ def exports(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     deps=[["warehouse", "compliance_report"], ["warehouse", "findings_queue"]],
     description="reports/compliance.html (opens offline) and reports/compliance.csv.",
 )
-def compliance_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    written = write_reports()
+def compliance_report(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    written = write_reports(storage.home_path())
     return dg.MaterializeResult(metadata={name: dg.MetadataValue.path(str(path)) for name, path in written.items()})
