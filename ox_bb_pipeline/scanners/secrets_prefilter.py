@@ -1,0 +1,264 @@
+"""A conservative prefilter in front of the per-line plugin pass: which lines ANY configured plugin could
+report on, found with one regex pass over the whole text instead of ~50 plugins (and detect-secrets' line
+filters) per line. Lines it leaves out cannot yield a secret, so skipping them changes no result.
+
+Each plugin gets a *gate*: a regex every match of the plugin contains, derived from the plugin itself, never
+from a corpus:
+- a regex plugin (detect-secrets' RegexBasedDetector, our data detectors): a literal every match of its
+  patterns contains, read off the parsed pattern (a run of literal characters outside any optional part, or
+  one of a group's alternatives when each has one), with the pattern's case flags;
+- the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive;
+- the entropy plugins: a quoted run of their charset long enough to exceed their entropy limit (the Shannon
+  entropy of n characters is at most log2 n, and the hex plugin only lowers it).
+A plugin whose class or pattern is not one of these shapes gets no gate and sees every line.
+
+Gates never match a line break and use no anchors or lookarounds, so a match over the lines joined by
+newlines lies within one line and is found there exactly as on the line alone (one pass per file).
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from re import _constants as sre  # noqa: PLC2701 - the parsed form of a pattern has no public API
+from re import _parser as sre_parse  # noqa: PLC2701
+
+from detect_secrets.plugins import keyword
+from detect_secrets.plugins.artifactory import ArtifactoryDetector
+from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+from detect_secrets.plugins.high_entropy_strings import (
+    Base64HighEntropyString,
+    HexHighEntropyString,
+    HighEntropyStringsPlugin,
+)
+from detect_secrets.plugins.ip_public import IPPublicDetector
+from detect_secrets.plugins.jwt import JwtTokenDetector
+
+# analyze_string/analyze_line methods whose output is a subset of what the plugin's regexes match
+_REGEX_ANALYZERS = {RegexBasedDetector.analyze_string}
+_REGEX_LINE_ANALYZERS = {BasePlugin.analyze_line}
+_CASE_FLAGS = re.IGNORECASE | re.ASCII
+
+
+class Prefilter:
+    """The gates of `plugins` (instances, as detect-secrets' get_plugins() returns them)."""
+
+    def __init__(self, plugins: Sequence[BasePlugin]) -> None:
+        self.gates: list[tuple[BasePlugin, re.Pattern | None]] = [(p, _gate(p)) for p in plugins]
+        branches = [gate.pattern for _, gate in self.gates if gate is not None]
+        ungated = any(gate is None for _, gate in self.gates)
+        # one alternation of every gate: a line with no match cannot be reported by any plugin
+        self.combined = None if ungated or not branches else re.compile("|".join(branches))
+
+    def ungated(self) -> list[str]:
+        """Names of the plugins that see every line (no gate could be derived)."""
+        return [type(p).__name__ for p, gate in self.gates if gate is None]
+
+    def candidates(self, texts: Sequence[str]) -> set[int]:
+        """Indices of the `texts` some plugin could report on (all of them when a plugin has no gate)."""
+        if self.combined is None:
+            return set(range(len(texts)))
+        starts, offset = [], 0
+        for text in texts:
+            starts.append(offset)
+            offset += len(text) + 1
+        joined = "\n".join(texts)
+        return {bisect_right(starts, m.start()) - 1 for m in self.combined.finditer(joined)}
+
+    def plugins_for(self, text: str) -> list[BasePlugin]:
+        """The plugins whose gate matches `text` (a candidate line)."""
+        return [plugin for plugin, gate in self.gates if gate is None or gate.search(text)]
+
+
+def _gate(plugin: BasePlugin) -> re.Pattern | None:
+    cls = type(plugin)
+    if isinstance(plugin, keyword.KeywordDetector) and cls.analyze_string is keyword.KeywordDetector.analyze_string:
+        # every keyword regex (any file type) contains DENYLIST; IGNORECASE covers the case-sensitive ones too
+        return _compile([(word, re.IGNORECASE) for word in keyword.DENYLIST], literal=False)
+    if isinstance(plugin, HighEntropyStringsPlugin):
+        return _entropy_gate(plugin)
+    if isinstance(plugin, RegexBasedDetector) and _regex_shaped(cls):
+        branches = []
+        for pattern in plugin.denylist:
+            if (cls.__name__, pattern.pattern) in _READ_OFF:
+                branches.append(_READ_OFF[cls.__name__, pattern.pattern])
+            elif _line_safe(pattern):
+                # the pattern itself: no anchor, lookaround or line break to make it differ over joined lines
+                branches.append(_scoped(pattern.pattern, pattern.flags))
+            elif required := _required_literals(pattern):
+                branches.extend(_scoped(re.escape(text), flags) for text, flags in sorted(set(required)))
+            else:
+                return None
+        return re.compile("|".join(branches)) if branches else None
+    return None
+
+
+# Gates read off a pattern by hand where the literal rule finds only a weak one (the key is the pattern itself,
+# so another detect-secrets version with another pattern falls back to the derived gate)
+_READ_OFF = {
+    # every match has an octet's last digit, a dot, the next octet's first digit (lookarounds aside)
+    ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): r"[0-9]\.[0-9]",
+    # the token and password bodies, without the delimiters (an anchor among them)
+    ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): r"AKC[a-zA-Z0-9]{10,}",
+    ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): r"AP[\dABCDEF][a-zA-Z0-9]{8,}",
+}
+
+
+def _scoped(body: str, flags: int) -> str:
+    scoped = ("i" if flags & re.IGNORECASE else "") + ("a" if flags & re.ASCII else "")
+    scoped += "x" if flags & re.VERBOSE else ""
+    return f"(?{scoped}:{body})" if scoped else f"(?:{body})"
+
+
+_SAFE_NODES = {
+    sre.LITERAL,
+    sre.NOT_LITERAL,
+    sre.IN,
+    sre.ANY,
+    sre.SUBPATTERN,
+    sre.BRANCH,
+    sre.MAX_REPEAT,
+    sre.MIN_REPEAT,
+}
+
+
+def _line_safe(pattern: re.Pattern) -> bool:
+    """True when `pattern` (a str pattern without inline flags, named groups or back-references) has no
+    anchors or lookarounds and can never match a line break: then it matches over lines joined by newlines
+    exactly where it matches each line alone, and serves as its own gate."""
+    if not isinstance(pattern.pattern, str) or "(?" in pattern.pattern.replace("(?:", "") or pattern.groupindex:
+        return False
+    if pattern.flags & (re.LOCALE | re.DOTALL | re.MULTILINE):
+        return False
+    try:
+        parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    except re.error:
+        return False
+    return _nodes_safe(list(parsed))
+
+
+def _nodes_safe(items: list) -> bool:
+    for op, av in items:
+        if op not in _SAFE_NODES:
+            return False  # anchors, lookarounds, back-references, conditionals
+        if op is sre.LITERAL and av == 10 or op is sre.NOT_LITERAL and av != 10:
+            return False
+        if op is sre.IN and not _class_safe(av):
+            return False
+        if op is sre.SUBPATTERN and not _nodes_safe(list(av[3])):
+            return False
+        if op is sre.BRANCH and not all(_nodes_safe(list(branch)) for branch in av[1]):
+            return False
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and not _nodes_safe(list(av[2])):
+            return False
+    return True
+
+
+def _class_safe(items: list) -> bool:
+    r"""A character class that cannot match a newline: no negation, no \s or negated category, no range over it."""
+    for op, av in items:
+        if op is sre.NEGATE:
+            return False
+        if op is sre.LITERAL and av == 10:
+            return False
+        if op is sre.RANGE and av[0] <= 10 <= av[1]:
+            return False
+        if op is sre.CATEGORY and av not in (sre.CATEGORY_DIGIT, sre.CATEGORY_WORD):
+            return False
+        if op not in (sre.LITERAL, sre.RANGE, sre.CATEGORY):
+            return False
+    return True
+
+
+def _regex_shaped(cls: type) -> bool:
+    """True when the class reports only matches of its `denylist` (the base analyze_string or one that filters
+    it, and the base analyze_line or one that only narrows it by file name)."""
+    from . import secrets_detectors  # noqa: PLC0415 - loaded by file path by detect-secrets too
+
+    analyze_string_ok = cls.analyze_string in _REGEX_ANALYZERS or cls.analyze_string in {
+        JwtTokenDetector.analyze_string,  # filters super().analyze_string
+        secrets_detectors.DataDetector.analyze_string,  # finditer over the same denylist
+    }
+    analyze_line_ok = cls.analyze_line in _REGEX_LINE_ANALYZERS or cls.analyze_line is (
+        secrets_detectors.DataDetector.analyze_line  # a file-name check, then the base analyze_line
+    )
+    # a data detector class loaded by file path is another module object than ours: compare by name
+    if not (analyze_string_ok and analyze_line_ok) and any(c.__name__ == "DataDetector" for c in cls.__mro__):
+        analyze_string_ok = cls.analyze_string.__qualname__ == "DataDetector.analyze_string"
+        analyze_line_ok = cls.analyze_line.__qualname__ == "DataDetector.analyze_line"
+    return analyze_string_ok and analyze_line_ok
+
+
+def _entropy_gate(plugin: HighEntropyStringsPlugin) -> re.Pattern | None:
+    cls = type(plugin)
+    known = cls in (Base64HighEntropyString, HexHighEntropyString)
+    if not known or cls.analyze_string is not HighEntropyStringsPlugin.analyze_string:
+        return None
+    if cls.analyze_line is not HighEntropyStringsPlugin.analyze_line or set(plugin.charset) & {"\n", "'", '"'}:
+        return None
+    # entropy of n characters <= log2(n): reported strings (entropy > limit) have more than 2**limit characters
+    shortest = int(2**plugin.entropy_limit) + 1
+    # the plugin's regex: a quote, a run of the charset, the same quote (eager search is never offered here)
+    return re.compile(f"['\"][{re.escape(plugin.charset)}]{{{shortest},}}['\"]")
+
+
+def _compile(items: list[tuple[str, int]], literal: bool = True) -> re.Pattern:
+    branches = []
+    for text, flags in sorted(set(items)):
+        body = re.escape(text) if literal else text
+        scoped = ("i" if flags & re.IGNORECASE else "") + ("a" if flags & re.ASCII else "")
+        branches.append(f"(?{scoped}:{body})" if scoped else f"(?:{body})")
+    return re.compile("|".join(branches))
+
+
+def _required_literals(pattern: re.Pattern) -> list[tuple[str, int]] | None:
+    """Literals (with the pattern's case flags) one of which every match of `pattern` contains; None when
+    none is known. Only `str` patterns with no flags beyond case, verbose, dotall and multiline."""
+    if not isinstance(pattern.pattern, str) or pattern.flags & re.LOCALE:
+        return None
+    try:
+        parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    except re.error:
+        return None
+    flags = parsed.state.flags & _CASE_FLAGS
+    found = _sequence(list(parsed))
+    if not found or any(not text or "\n" in text for text in found):
+        return None
+    return [(text, flags) for text in found]
+
+
+def _sequence(items: list) -> list[str] | None:
+    """Alternatives one of which every match of the node sequence `items` contains: the best of its literal
+    runs and of its required sub-parts (the one whose shortest alternative is longest)."""
+    options: list[list[str]] = []
+    run: list[str] = []
+    for op, av in items:
+        if op is sre.LITERAL:
+            run.append(chr(av))
+            continue
+        if run:
+            options.append(["".join(run)])
+            run = []
+        sub = None
+        if op is sre.SUBPATTERN:
+            _group, add_flags, del_flags, body = av
+            if not (add_flags | del_flags) & _CASE_FLAGS:  # scoped case flags: not worth following
+                sub = _sequence(list(body))
+        elif op is sre.BRANCH:
+            alternatives = [_sequence(list(branch)) for branch in av[1]]
+            if all(alternatives):
+                sub = [text for alternative in alternatives for text in alternative]
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
+            low, _high, body = av
+            if low >= 1:
+                sub = _sequence(list(body))
+        elif op is getattr(sre, "ATOMIC_GROUP", None):
+            sub = _sequence(list(av))
+        if sub:
+            options.append(sub)
+    if run:
+        options.append(["".join(run)])
+    if not options:
+        return None
+    return max(options, key=lambda alternatives: min(len(text) for text in alternatives))
