@@ -50,6 +50,10 @@ def _edge_lines(rng: random.Random) -> list[str]:
             body = "".join(rng.choice(b64) for _ in range(n))
             hexed = "".join(rng.choice("0123456789abcdefABCDEF") for _ in range(n))
             lines += [f"x = {quote}{body}{quote}", f"y: {quote}{hexed}{quote}", f"{quote}{hexed}{quote} == secret"]
+        # all characters distinct: the highest entropy a string of that length can have (log2 n)
+        distinct_b64 = "".join(rng.sample(b64, min(n, len(b64))))
+        distinct_hex = "".join(rng.sample("0123456789abcdef", min(n, 16)))
+        lines += [f"token = '{distinct_b64}'", f'digest = "{distinct_hex}"']
     for word in ("password", "PassWord", "SECRET", "ſecret", "api_key", "apikey", "Api-Key", "db_pass", "pwd"):
         value = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(20))
         lines += [
