@@ -21,19 +21,24 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass
 from re import _constants as sre  # noqa: PLC2701 - the parsed form of a pattern has no public API
 from re import _parser as sre_parse  # noqa: PLC2701
 
 from detect_secrets.plugins import keyword
 from detect_secrets.plugins.artifactory import ArtifactoryDetector
+from detect_secrets.plugins.aws import AWSKeyDetector
 from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+from detect_secrets.plugins.cloudant import CloudantDetector
 from detect_secrets.plugins.high_entropy_strings import (
     Base64HighEntropyString,
     HexHighEntropyString,
     HighEntropyStringsPlugin,
 )
+from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
 from detect_secrets.plugins.ip_public import IPPublicDetector
 from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.softlayer import SoftlayerDetector
 
 # analyze_string/analyze_line methods whose output is a subset of what the plugin's regexes match
 _REGEX_ANALYZERS = {RegexBasedDetector.analyze_string}
@@ -41,15 +46,35 @@ _REGEX_LINE_ANALYZERS = {BasePlugin.analyze_line}
 _CASE_FLAGS = re.IGNORECASE | re.ASCII
 
 
+@dataclass(frozen=True)
+class Branch:
+    """One alternative of a gate: a regex `body` (case-insensitive when `ci`), and for a case-insensitive one
+    the same condition on lower-cased ASCII text (`lowered`; None: none known, the exact form is used)."""
+
+    body: str
+    ci: bool = False
+    lowered: str | None = None
+
+    def exact(self) -> str:
+        return f"(?i:{self.body})" if self.ci else f"(?:{self.body})"
+
+
 class Prefilter:
     """The gates of `plugins` (instances, as detect-secrets' get_plugins() returns them)."""
 
     def __init__(self, plugins: Sequence[BasePlugin]) -> None:
-        self.gates: list[tuple[BasePlugin, re.Pattern | None]] = [(p, _gate(p)) for p in plugins]
-        branches = [gate.pattern for _, gate in self.gates if gate is not None]
-        ungated = any(gate is None for _, gate in self.gates)
+        branches = [(p, _gate(p)) for p in plugins]
+        self.gates: list[tuple[BasePlugin, re.Pattern | None]] = [
+            (p, re.compile("|".join(b.exact() for b in found)) if found else None) for p, found in branches
+        ]
+        every = [b for _, found in branches for b in found or ()]
+        ungated = any(not found for _, found in branches)
         # one alternation of every gate: a line with no match cannot be reported by any plugin
-        self.combined = None if ungated or not branches else re.compile("|".join(branches))
+        self.combined = None if ungated else re.compile("|".join(b.exact() for b in every))
+        # ASCII text (most of it): case-insensitive gates as plain ones over the lower-cased text (sre has no
+        # fast search for case-insensitive alternatives), the others over the text as it is
+        self.ascii_lowered = _alternation([b.lowered for b in every if b.ci and b.lowered is not None])
+        self.ascii_as_is = _alternation([b.exact() for b in every if not b.ci or b.lowered is None])
 
     def ungated(self) -> list[str]:
         """Names of the plugins that see every line (no gate could be derived)."""
@@ -64,44 +89,89 @@ class Prefilter:
             starts.append(offset)
             offset += len(text) + 1
         joined = "\n".join(texts)
-        return {bisect_right(starts, m.start()) - 1 for m in self.combined.finditer(joined)}
+        if not joined.isascii():
+            return {bisect_right(starts, m.start()) - 1 for m in self.combined.finditer(joined)}
+        found: set[int] = set()
+        # lower() keeps ASCII text's length: offsets stay those of the text
+        for regex, text in ((self.ascii_lowered, joined.lower()), (self.ascii_as_is, joined)):
+            if regex is not None:
+                found.update(bisect_right(starts, m.start()) - 1 for m in regex.finditer(text))
+        return found
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
         """The plugins whose gate matches `text` (a candidate line)."""
         return [plugin for plugin, gate in self.gates if gate is None or gate.search(text)]
 
 
-def _gate(plugin: BasePlugin) -> re.Pattern | None:
+def _alternation(bodies: list[str]) -> re.Pattern | None:
+    return re.compile("|".join(f"(?:{body})" for body in dict.fromkeys(bodies))) if bodies else None
+
+
+def _lowered_literal(text: str) -> str | None:
+    """`text` as a plain regex over lower-cased ASCII text, for a case-insensitive literal: exact when each
+    character is ASCII or matches no ASCII character case-insensitively (as `ſ` matches `s`)."""
+    for char in text:
+        if not char.isascii() and any(re.fullmatch(f"(?i:{re.escape(char)})", chr(c)) for c in range(128)):
+            return None
+    return re.escape(text.lower())
+
+
+def _gate(plugin: BasePlugin) -> list[Branch] | None:
     cls = type(plugin)
     if isinstance(plugin, keyword.KeywordDetector) and cls.analyze_string is keyword.KeywordDetector.analyze_string:
-        # every keyword regex (any file type) contains DENYLIST; IGNORECASE covers the case-sensitive ones too
-        return _compile([(word, re.IGNORECASE) for word in keyword.DENYLIST], literal=False)
+        # every keyword regex (any file type) contains DENYLIST; IGNORECASE covers the case-sensitive ones too.
+        # The words are lower-case letters and `_?`: over lower-cased text they are their own plain form.
+        return [
+            Branch(word, ci=True, lowered=word if _lowered_literal(word.replace("_?", "_")) else None)
+            for word in keyword.DENYLIST
+        ]
     if isinstance(plugin, HighEntropyStringsPlugin):
-        return _entropy_gate(plugin)
+        gate = _entropy_gate(plugin)
+        return [Branch(gate.pattern)] if gate else None
     if isinstance(plugin, RegexBasedDetector) and _regex_shaped(cls):
-        branches = []
+        branches: list[Branch] = []
         for pattern in plugin.denylist:
             if (cls.__name__, pattern.pattern) in _READ_OFF:
-                branches.append(_READ_OFF[cls.__name__, pattern.pattern])
-            elif _line_safe(pattern):
+                branches.extend(_READ_OFF[cls.__name__, pattern.pattern])
+            elif _line_safe(pattern) and not pattern.flags & re.IGNORECASE:
                 # the pattern itself: no anchor, lookaround or line break to make it differ over joined lines
-                branches.append(_scoped(pattern.pattern, pattern.flags))
+                branches.append(Branch(_scoped(pattern.pattern, pattern.flags)))
             elif required := _required_literals(pattern):
-                branches.extend(_scoped(re.escape(text), flags) for text, flags in sorted(set(required)))
+                for text, flags in sorted(set(required)):
+                    ci = bool(flags & re.IGNORECASE)
+                    body = _scoped(re.escape(text), flags & re.ASCII)
+                    branches.append(Branch(body, ci, _lowered_literal(text) if ci else None))
             else:
                 return None
-        return re.compile("|".join(branches)) if branches else None
+        return branches or None
     return None
 
 
 # Gates read off a pattern by hand where the literal rule finds only a weak one (the key is the pattern itself,
-# so another detect-secrets version with another pattern falls back to the derived gate)
+# so another detect-secrets version with another pattern falls back to the derived gate). Case-insensitive ones
+# keep the pattern's flag; over lower-cased ASCII text their classes need only the lower-case letters.
+_CLOUDANT, _IAM, _SOFTLAYER = CloudantDetector.denylist, IbmCloudIamDetector.denylist, SoftlayerDetector.denylist
+_HEX64 = Branch("[0-9a-f]{64}", ci=True, lowered="[0-9a-f]{64}")
+_LETTERS24 = Branch("[a-z]{24}", ci=True, lowered="[a-z]{24}")
+_ALNUM64 = Branch("[a-z0-9]{64}", ci=True, lowered="[a-z0-9]{64}")
 _READ_OFF = {
-    # every match has an octet's last digit, a dot, the next octet's first digit (lookarounds aside)
-    ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): r"[0-9]\.[0-9]",
+    # every match has four dotted groups of 1-3 digits (lookarounds and the excluded ranges aside)
+    ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): [Branch(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")],
     # the token and password bodies, without the delimiters (an anchor among them)
-    ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): r"AKC[a-zA-Z0-9]{10,}",
-    ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): r"AP[\dABCDEF][a-zA-Z0-9]{8,}",
+    ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): [Branch(r"AKC[a-zA-Z0-9]{10,}")],
+    ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): [Branch(r"AP[\dABCDEF][a-zA-Z0-9]{8,}")],
+    # the assigned values (the name before them is optional or short): a password or an API key
+    ("CloudantDetector", _CLOUDANT[0].pattern): [_HEX64],
+    ("CloudantDetector", _CLOUDANT[1].pattern): [_LETTERS24],
+    ("CloudantDetector", _CLOUDANT[2].pattern): [_HEX64],
+    ("CloudantDetector", _CLOUDANT[3].pattern): [_LETTERS24],
+    ("IbmCloudIamDetector", _IAM[0].pattern): [Branch(r"[a-zA-Z0-9_\-]{44}", ci=True, lowered=r"[a-z0-9_\-]{44}")],
+    ("SoftlayerDetector", _SOFTLAYER[0].pattern): [_ALNUM64],
+    ("SoftlayerDetector", _SOFTLAYER[1].pattern): [_ALNUM64],
+    # the quoted 40-character secret after `aws…key`
+    ("AWSKeyDetector", AWSKeyDetector.denylist[1].pattern): [
+        Branch("[0-9a-zA-Z/+]{40}", ci=True, lowered="[0-9a-z/+]{40}")
+    ],
 }
 
 
@@ -201,15 +271,6 @@ def _entropy_gate(plugin: HighEntropyStringsPlugin) -> re.Pattern | None:
     shortest = int(2**plugin.entropy_limit) + 1
     # the plugin's regex: a quote, a run of the charset, the same quote (eager search is never offered here)
     return re.compile(f"['\"][{re.escape(plugin.charset)}]{{{shortest},}}['\"]")
-
-
-def _compile(items: list[tuple[str, int]], literal: bool = True) -> re.Pattern:
-    branches = []
-    for text, flags in sorted(set(items)):
-        body = re.escape(text) if literal else text
-        scoped = ("i" if flags & re.IGNORECASE else "") + ("a" if flags & re.ASCII else "")
-        branches.append(f"(?{scoped}:{body})" if scoped else f"(?:{body})")
-    return re.compile("|".join(branches))
 
 
 def _required_literals(pattern: re.Pattern) -> list[tuple[str, int]] | None:
