@@ -18,7 +18,9 @@ newlines lies within one line and is found there exactly as on the line alone (o
 
 from __future__ import annotations
 
+import functools
 import re
+import string
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,18 +65,13 @@ class Prefilter:
     """The gates of `plugins` (instances, as detect-secrets' get_plugins() returns them)."""
 
     def __init__(self, plugins: Sequence[BasePlugin]) -> None:
-        branches = [(p, _gate(p)) for p in plugins]
-        self.gates: list[tuple[BasePlugin, re.Pattern | None]] = [
-            (p, re.compile("|".join(b.exact() for b in found)) if found else None) for p, found in branches
-        ]
-        every = [b for _, found in branches for b in found or ()]
-        ungated = any(not found for _, found in branches)
-        # one alternation of every gate: a line with no match cannot be reported by any plugin
-        self.combined = None if ungated else re.compile("|".join(b.exact() for b in every))
-        # ASCII text (most of it): case-insensitive gates as plain ones over the lower-cased text (sre has no
-        # fast search for case-insensitive alternatives), the others over the text as it is
-        self.ascii_lowered = _alternation([b.lowered for b in every if b.ci and b.lowered is not None])
-        self.ascii_as_is = _alternation([b.exact() for b in every if not b.ci or b.lowered is None])
+        self.gates: list[tuple[BasePlugin, _Gate | None]] = []
+        for plugin in plugins:
+            branches = _gate(plugin)
+            self.gates.append((plugin, _Gate(branches) if branches else None))
+        every = [b for _, gate in self.gates if gate is not None for b in gate.branches]
+        # one gate of every plugin's branches: a line with no match cannot be reported by any plugin
+        self.any = None if any(gate is None for _, gate in self.gates) else _Gate(every)
 
     def ungated(self) -> list[str]:
         """Names of the plugins that see every line (no gate could be derived)."""
@@ -82,25 +79,58 @@ class Prefilter:
 
     def candidates(self, texts: Sequence[str]) -> set[int]:
         """Indices of the `texts` some plugin could report on (all of them when a plugin has no gate)."""
-        if self.combined is None:
+        if self.any is None:
             return set(range(len(texts)))
-        starts, offset = [], 0
-        for text in texts:
-            starts.append(offset)
-            offset += len(text) + 1
-        joined = "\n".join(texts)
-        if not joined.isascii():
-            return {bisect_right(starts, m.start()) - 1 for m in self.combined.finditer(joined)}
-        found: set[int] = set()
-        # lower() keeps ASCII text's length: offsets stay those of the text
-        for regex, text in ((self.ascii_lowered, joined.lower()), (self.ascii_as_is, joined)):
-            if regex is not None:
-                found.update(bisect_right(starts, m.start()) - 1 for m in regex.finditer(text))
-        return found
+        return self.any.lines("\n".join(texts))
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
         """The plugins whose gate matches `text` (a candidate line)."""
-        return [plugin for plugin, gate in self.gates if gate is None or gate.search(text)]
+        as_is, folded = text, _fold(text)
+        return [plugin for plugin, gate in self.gates if gate is None or gate.matches(as_is, folded)]
+
+
+class _Gate:
+    """Branches searched in one pass each: the case-sensitive ones over the text as it is, the case-insensitive
+    ones as plain regexes over the folded text (sre has no fast search for case-insensitive alternatives)."""
+
+    def __init__(self, branches: list[Branch]) -> None:
+        self.branches = branches
+        self.as_is = _alternation([b.exact() for b in branches if not b.ci or b.lowered is None])
+        self.folded = _alternation([b.lowered for b in branches if b.ci and b.lowered is not None])
+
+    def matches(self, as_is: str, folded: str) -> bool:
+        return bool(self.as_is and self.as_is.search(as_is) or self.folded and self.folded.search(folded))
+
+    def lines(self, joined: str) -> set[int]:
+        """Indices of the newline-separated lines of `joined` with a match."""
+        found: set[int] = set()
+        for regex, text in ((self.as_is, joined), (self.folded, _fold(joined))):
+            if regex is not None:
+                # folding may change the length of non-ASCII text, never its newlines: count those
+                breaks = [m.start() for m in _NEWLINE.finditer(text)]
+                found.update(bisect_right(breaks, m.start()) for m in regex.finditer(text))
+        return found
+
+
+_NEWLINE = re.compile("\n")
+
+
+def _fold(text: str) -> str:
+    """`text` lower-cased, each non-ASCII character that matches an ASCII letter case-insensitively (as `ſ`
+    matches `s`, the Kelvin sign `k`) first replaced by that letter: a case-insensitive gate of ASCII letters
+    that matches `text` matches its fold as a plain, lower-case regex."""
+    return (text if text.isascii() else text.translate(_ascii_folds())).lower()
+
+
+@functools.cache
+def _ascii_folds() -> dict[int, str]:
+    """Non-ASCII character -> the ASCII letter it matches case-insensitively (by sre's own rules)."""
+    everything = "".join(chr(c) for c in range(128, 0x110000) if not 0xD800 <= c < 0xE000)
+    table = {}
+    for match in re.finditer("(?i)[a-z]", everything):
+        letters = [a for a in string.ascii_lowercase if re.fullmatch(f"(?i){a}", match.group())]
+        table[ord(match.group())] = letters[0] if len(letters) == 1 else match.group()
+    return table
 
 
 def _alternation(bodies: list[str]) -> re.Pattern | None:
