@@ -56,6 +56,7 @@ class Branch:
     body: str
     ci: bool = False
     lowered: str | None = None
+    run: tuple[str, int] | None = None  # `lowered` is a run of at least n characters of these: (characters, n)
 
     def exact(self) -> str:
         return f"(?i:{self.body})" if self.ci else f"(?:{self.body})"
@@ -69,9 +70,16 @@ class Prefilter:
         for plugin in plugins:
             branches = _gate(plugin)
             self.gates.append((plugin, _Gate(branches) if branches else None))
-        every = [b for _, gate in self.gates if gate is not None for b in gate.branches]
-        # one gate of every plugin's branches: a line with no match cannot be reported by any plugin
-        self.any = None if any(gate is None for _, gate in self.gates) else _Gate(every)
+        ungated = any(gate is None for _, gate in self.gates)
+        # over the whole text: the case-sensitive gates one by one (each has a fast literal or class prefix; an
+        # alternation of them all has none), the case-insensitive ones in one alternation over the folded text
+        self.as_is = None if ungated else [gate.as_is for _, gate in self.gates if gate.as_is is not None]
+        folded = [b for _, gate in self.gates if gate is not None for b in gate.branches if b.lowered]
+        # runs of a class (a free-form value) as one run of their union, as short as the shortest: a superset
+        runs = [b.run for b in folded if b.run]
+        union = "".join(sorted({char for chars, _ in runs for char in chars}))
+        run = [f"[{re.escape(union)}]{{{min(n for _, n in runs)}}}"] if runs else []
+        self.folded = _alternation([b.lowered for b in folded if not b.run] + run)
 
     def ungated(self) -> list[str]:
         """Names of the plugins that see every line (no gate could be derived)."""
@@ -79,9 +87,19 @@ class Prefilter:
 
     def candidates(self, texts: Sequence[str]) -> set[int]:
         """Indices of the `texts` some plugin could report on (all of them when a plugin has no gate)."""
-        if self.any is None:
+        if self.as_is is None:
             return set(range(len(texts)))
-        return self.any.lines("\n".join(texts))
+        joined = "\n".join(texts)
+        found: set[int] = set()
+        starts = _line_starts(joined)
+        for regex in self.as_is:
+            found.update(bisect_right(starts, m.start()) - 1 for m in regex.finditer(joined))
+        if self.folded is not None:
+            folded = _fold(joined)
+            # folding may change the length of non-ASCII text, never its newlines
+            fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
+            found.update(bisect_right(fstarts, m.start()) - 1 for m in self.folded.finditer(folded))
+        return found
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
         """The plugins whose gate matches `text` (a candidate line)."""
@@ -101,35 +119,39 @@ class _Gate:
     def matches(self, as_is: str, folded: str) -> bool:
         return bool(self.as_is and self.as_is.search(as_is) or self.folded and self.folded.search(folded))
 
-    def lines(self, joined: str) -> set[int]:
-        """Indices of the newline-separated lines of `joined` with a match."""
-        found: set[int] = set()
-        for regex, text in ((self.as_is, joined), (self.folded, _fold(joined))):
-            if regex is not None:
-                # folding may change the length of non-ASCII text, never its newlines: count those
-                breaks = [m.start() for m in _NEWLINE.finditer(text)]
-                found.update(bisect_right(breaks, m.start()) for m in regex.finditer(text))
-        return found
-
 
 _NEWLINE = re.compile("\n")
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in _NEWLINE.finditer(text))]
 
 
 def _fold(text: str) -> str:
     """`text` lower-cased, each non-ASCII character that matches an ASCII letter case-insensitively (as `ſ`
     matches `s`, the Kelvin sign `k`) first replaced by that letter: a case-insensitive gate of ASCII letters
     that matches `text` matches its fold as a plain, lower-case regex."""
-    return (text if text.isascii() else text.translate(_ascii_folds())).lower()
+    if not text.isascii():
+        table = _ascii_folds()
+        text = _folds_regex().sub(lambda m: table[ord(m.group())], text)
+    return text.lower()
+
+
+@functools.cache
+def _folds_regex() -> re.Pattern:
+    return re.compile("[" + "".join(re.escape(chr(c)) for c in _ascii_folds()) + "]")
 
 
 @functools.cache
 def _ascii_folds() -> dict[int, str]:
     """Non-ASCII character -> the ASCII letter it matches case-insensitively (by sre's own rules)."""
-    everything = "".join(chr(c) for c in range(128, 0x110000) if not 0xD800 <= c < 0xE000)
+    everything = "".join(map(chr, range(128, 0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
     table = {}
     for match in re.finditer("(?i)[a-z]", everything):
         letters = [a for a in string.ascii_lowercase if re.fullmatch(f"(?i){a}", match.group())]
-        table[ord(match.group())] = letters[0] if len(letters) == 1 else match.group()
+        if len(letters) != 1:  # none seen; a fold to one letter would then lose the others
+            raise RuntimeError(f"U+{ord(match.group()):04X} matches several ASCII letters case-insensitively")
+        table[ord(match.group())] = letters[0]
     return table
 
 
@@ -181,9 +203,10 @@ def _gate(plugin: BasePlugin) -> list[Branch] | None:
 # so another detect-secrets version with another pattern falls back to the derived gate). Case-insensitive ones
 # keep the pattern's flag; over lower-cased ASCII text their classes need only the lower-case letters.
 _CLOUDANT, _IAM, _SOFTLAYER = CloudantDetector.denylist, IbmCloudIamDetector.denylist, SoftlayerDetector.denylist
-_HEX64 = Branch("[0-9a-f]{64}", ci=True, lowered="[0-9a-f]{64}")
-_LETTERS24 = Branch("[a-z]{24}", ci=True, lowered="[a-z]{24}")
-_ALNUM64 = Branch("[a-z0-9]{64}", ci=True, lowered="[a-z0-9]{64}")
+_DIGITS, _LOWER = string.digits, string.ascii_lowercase
+_HEX64 = Branch("[0-9a-f]{64}", ci=True, lowered="[0-9a-f]{64}", run=(_DIGITS + "abcdef", 64))
+_LETTERS24 = Branch("[a-z]{24}", ci=True, lowered="[a-z]{24}", run=(_LOWER, 24))
+_ALNUM64 = Branch("[a-z0-9]{64}", ci=True, lowered="[a-z0-9]{64}", run=(_DIGITS + _LOWER, 64))
 _READ_OFF = {
     # every match has four dotted groups of 1-3 digits (lookarounds and the excluded ranges aside)
     ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): [Branch(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")],
@@ -195,12 +218,14 @@ _READ_OFF = {
     ("CloudantDetector", _CLOUDANT[1].pattern): [_LETTERS24],
     ("CloudantDetector", _CLOUDANT[2].pattern): [_HEX64],
     ("CloudantDetector", _CLOUDANT[3].pattern): [_LETTERS24],
-    ("IbmCloudIamDetector", _IAM[0].pattern): [Branch(r"[a-zA-Z0-9_\-]{44}", ci=True, lowered=r"[a-z0-9_\-]{44}")],
+    ("IbmCloudIamDetector", _IAM[0].pattern): [
+        Branch(r"[a-zA-Z0-9_\-]{44}", ci=True, lowered=r"[a-z0-9_\-]{44}", run=(_DIGITS + _LOWER + "_-", 44))
+    ],
     ("SoftlayerDetector", _SOFTLAYER[0].pattern): [_ALNUM64],
     ("SoftlayerDetector", _SOFTLAYER[1].pattern): [_ALNUM64],
     # the quoted 40-character secret after `aws…key`
     ("AWSKeyDetector", AWSKeyDetector.denylist[1].pattern): [
-        Branch("[0-9a-zA-Z/+]{40}", ci=True, lowered="[0-9a-z/+]{40}")
+        Branch("[0-9a-zA-Z/+]{40}", ci=True, lowered="[0-9a-z/+]{40}", run=(_DIGITS + _LOWER + "/+", 40))
     ],
 }
 
@@ -259,7 +284,16 @@ def _class_safe(items: list) -> bool:
     r"""A character class that cannot match a newline: no negation, no \s or negated category, no range over it."""
     for op, av in items:
         if op is sre.NEGATE:
-            return False
+            # a negated class is safe when it excludes the newline itself
+            return any(
+                kind is sre.LITERAL
+                and code == 10
+                or kind is sre.CATEGORY
+                and code is sre.CATEGORY_SPACE
+                or kind is sre.RANGE
+                and code[0] <= 10 <= code[1]
+                for kind, code in items
+            )
         if op is sre.LITERAL and av == 10:
             return False
         if op is sre.RANGE and av[0] <= 10 <= av[1]:
@@ -321,16 +355,18 @@ def _required_literals(pattern: re.Pattern) -> list[tuple[str, int]] | None:
 
 def _sequence(items: list) -> list[str] | None:
     """Alternatives one of which every match of the node sequence `items` contains: the best of its literal
-    runs and of its required sub-parts (the one whose shortest alternative is longest)."""
+    runs (a run goes on through groups that match only a few fixed strings, as `(?:_|-|)`) and of its
+    required sub-parts (the one whose shortest alternative is longest)."""
     options: list[list[str]] = []
-    run: list[str] = []
+    run: list[str] = [""]
     for op, av in items:
-        if op is sre.LITERAL:
-            run.append(chr(av))
+        fixed = _fixed([(op, av)])
+        if fixed is not None and len(run) * len(fixed) <= _MAX_FIXED:
+            run = [head + tail for head in run for tail in fixed]
             continue
-        if run:
-            options.append(["".join(run)])
-            run = []
+        if any(run):
+            options.append(run)
+        run = [""]
         sub = None
         if op is sre.SUBPATTERN:
             _group, add_flags, del_flags, body = av
@@ -348,8 +384,33 @@ def _sequence(items: list) -> list[str] | None:
             sub = _sequence(list(av))
         if sub:
             options.append(sub)
-    if run:
-        options.append(["".join(run)])
+    if any(run):
+        options.append(run)
+    options = [option for option in options if all(option)]  # an empty alternative requires nothing
     if not options:
         return None
     return max(options, key=lambda alternatives: min(len(text) for text in alternatives))
+
+
+_MAX_FIXED = 64
+
+
+def _fixed(items: list) -> list[str] | None:
+    """Every string the node sequence `items` matches, when they are a few fixed ones; else None."""
+    out = [""]
+    for op, av in items:
+        if op is sre.LITERAL:
+            choices = [chr(av)]
+        elif op is sre.IN and all(kind is sre.LITERAL for kind, _ in av):
+            choices = [chr(code) for _, code in av]
+        elif op is sre.SUBPATTERN and not (av[1] | av[2]) & _CASE_FLAGS:
+            choices = _fixed(list(av[3]))
+        elif op is sre.BRANCH:
+            parts = [_fixed(list(branch)) for branch in av[1]]
+            choices = None if any(part is None for part in parts) else [t for part in parts for t in part]
+        else:
+            return None
+        if choices is None or len(out) * len(choices) > _MAX_FIXED:
+            return None
+        out = [head + tail for head in out for tail in choices]
+    return out
