@@ -26,20 +26,23 @@ from detect_secrets.util.inject import call_function_with_arguments, get_injecta
 
 from .secrets_prefilter import Prefilter
 
+PREFILTER = True  # the default of scan_lines' `prefilter` (the history benchmark turns it off for its reference)
 _PREFILTER: list = []  # [(plugins, Prefilter)]: the gates of the plugins in place, built once per settings
 
 
-def scan_lines(lines: Iterable[tuple[int, str]], filename: str, *, prefilter: bool = True) -> Iterator[PotentialSecret]:
+def scan_lines(
+    lines: Iterable[tuple[int, str]], filename: str, *, prefilter: bool | None = None
+) -> Iterator[PotentialSecret]:
     """Every secret the configured plugins find in `lines` ((line number, text) pairs) and no configured
-    filter removes. Needs detect-secrets' settings in place (`transient_settings`). `prefilter=False` runs
-    every plugin on every line (the reference the prefilter is tested against; same results)."""
+    filter removes. Needs detect-secrets' settings in place (`transient_settings`). `prefilter=False` (None:
+    the module's PREFILTER) runs every plugin on every line: the reference the prefilter is tested against."""
     numbered = list(lines)
     content = [text for _, text in numbered]
     plugins = get_plugins()
     # each plugin's analyze_line with the parameters it takes, worked out once (call_function_with_arguments
     # inspects the method on every call: most of the time of a long scan)
     every = [(plugin.analyze_line, _injectable(plugin.analyze_line)) for plugin in plugins]
-    gates = _prefilter(plugins) if prefilter else None
+    gates = _prefilter(plugins) if (PREFILTER if prefilter is None else prefilter) else None
     candidates = gates.candidates(content) if gates is not None else None
     by_plugin = dict(zip(map(id, plugins), every, strict=True))
     for index, (line_number, raw) in enumerate(numbered):
