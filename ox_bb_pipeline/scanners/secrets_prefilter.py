@@ -57,6 +57,7 @@ class Branch:
     ci: bool = False
     lowered: str | None = None
     run: tuple[str, int] | None = None  # `lowered` is a run of at least n characters of these: (characters, n)
+    literal: str | None = None  # a case-sensitive body that is this plain string
 
     def exact(self) -> str:
         return f"(?i:{self.body})" if self.ci else f"(?:{self.body})"
@@ -73,7 +74,7 @@ class Prefilter:
         ungated = any(gate is None for _, gate in self.gates)
         # over the whole text: the case-sensitive gates one by one (each has a fast literal or class prefix; an
         # alternation of them all has none), the case-insensitive ones in one alternation over the folded text
-        self.as_is = None if ungated else [gate.as_is for _, gate in self.gates if gate.as_is is not None]
+        self.as_is = None if ungated else [gate for _, gate in self.gates if gate.as_is is not None]
         folded = [b for _, gate in self.gates if gate is not None for b in gate.branches if b.lowered]
         # runs of a class (a free-form value) as one run of their union, as short as the shortest: a superset
         runs = [b.run for b in folded if b.run]
@@ -92,8 +93,10 @@ class Prefilter:
         joined = "\n".join(texts)
         found: set[int] = set()
         starts = _line_starts(joined)
-        for regex in self.as_is:
-            found.update(bisect_right(starts, m.start()) - 1 for m in regex.finditer(joined))
+        for gate in self.as_is:
+            if gate.literals is not None and not any(literal in joined for literal in gate.literals):
+                continue  # `in` is many times faster than a regex search for plain strings
+            found.update(bisect_right(starts, m.start()) - 1 for m in gate.as_is.finditer(joined))
         if self.folded is not None:
             folded = _fold(joined)
             # folding may change the length of non-ASCII text, never its newlines
@@ -115,8 +118,12 @@ class _Gate:
         self.branches = branches
         self.as_is = _alternation([b.exact() for b in branches if not b.ci or b.lowered is None])
         self.folded = _alternation([b.lowered for b in branches if b.ci and b.lowered is not None])
+        plain = [b for b in branches if not b.ci or b.lowered is None]
+        self.literals = [b.literal for b in plain] if all(b.literal for b in plain) else None
 
     def matches(self, as_is: str, folded: str) -> bool:
+        if self.literals is not None and self.as_is and not any(literal in as_is for literal in self.literals):
+            return bool(self.folded and self.folded.search(folded))
         return bool(self.as_is and self.as_is.search(as_is) or self.folded and self.folded.search(folded))
 
 
@@ -192,7 +199,9 @@ def _gate(plugin: BasePlugin) -> list[Branch] | None:
                 for text, flags in sorted(set(required)):
                     ci = bool(flags & re.IGNORECASE)
                     body = _scoped(re.escape(text), flags & re.ASCII)
-                    branches.append(Branch(body, ci, _lowered_literal(text) if ci else None))
+                    branches.append(
+                        Branch(body, ci, _lowered_literal(text) if ci else None, literal=None if ci else text)
+                    )
             else:
                 return None
         return branches or None
