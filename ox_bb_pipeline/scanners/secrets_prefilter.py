@@ -76,11 +76,12 @@ class Prefilter:
         # alternation of them all has none), the case-insensitive ones in one alternation over the folded text
         self.as_is = None if ungated else [gate for _, gate in self.gates if gate.as_is is not None]
         folded = [b for _, gate in self.gates if gate is not None for b in gate.branches if b.lowered]
-        # runs of a class (a free-form value) as one run of their union, as short as the shortest: a superset
-        runs = [b.run for b in folded if b.run]
-        union = "".join(sorted({char for chars, _ in runs for char in chars}))
-        run = [f"[{re.escape(union)}]{{{min(n for _, n in runs)}}}"] if runs else []
-        self.folded = _alternation([b.lowered for b in folded if not b.run] + run)
+        # the literals in one alternation; runs of a class (a free-form value) one by one, each but those another
+        # one implies (a run of 64 letters and digits holds a run of 44 of them and `_-`)
+        runs = sorted({b.run for b in folded if b.run})
+        kept = [r for r in runs if not any(o != r and set(r[0]) <= set(o[0]) and r[1] >= o[1] for o in runs)]
+        self.folded = [_alternation([b.lowered for b in folded if not b.run])]
+        self.folded += [re.compile(f"[{re.escape(chars)}]{{{n}}}") for chars, n in kept]
 
     def ungated(self) -> list[str]:
         """Names of the plugins that see every line (no gate could be derived)."""
@@ -97,11 +98,12 @@ class Prefilter:
             if gate.literals is not None and not any(literal in joined for literal in gate.literals):
                 continue  # `in` is many times faster than a regex search for plain strings
             found.update(bisect_right(starts, m.start()) - 1 for m in gate.as_is.finditer(joined))
-        if self.folded is not None:
-            folded = _fold(joined)
-            # folding may change the length of non-ASCII text, never its newlines
-            fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
-            found.update(bisect_right(fstarts, m.start()) - 1 for m in self.folded.finditer(folded))
+        folded = _fold(joined)
+        # folding may change the length of non-ASCII text, never its newlines
+        fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
+        for regex in self.folded:
+            if regex is not None:
+                found.update(bisect_right(fstarts, m.start()) - 1 for m in regex.finditer(folded))
         return found
 
     def plugins_for(self, text: str) -> list[BasePlugin]:

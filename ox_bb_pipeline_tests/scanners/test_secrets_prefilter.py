@@ -81,6 +81,17 @@ def _edge_lines(rng: random.Random) -> list[str]:
         "AccountKey=" + "A" * 88,
         "sk_live_" + "a1" * 12,
         "//registry.npmjs.org/:_authToken=abc",
+        # the assignment detectors (IBM, Cloudant, Softlayer, AWS): values of their lengths and alphabets
+        "ibm_cloud_iam_api_key = '" + "".join(rng.choice(string.ascii_letters + "_-") for _ in range(44)) + "'",
+        "iam_apikey: " + "".join(rng.choice(string.ascii_lowercase + string.digits + "_-") for _ in range(44)),
+        "cloudant_password = '" + "".join(rng.choice("0123456789abcdef") for _ in range(64)) + "'",
+        "cl_api_key = " + "".join(rng.choice(string.ascii_lowercase) for _ in range(24)),
+        "https://acct:" + "".join(rng.choice(string.ascii_lowercase) for _ in range(24)) + "@acct.cloudant.com",
+        "softlayer_api_key = " + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(64)),
+        "https://api.softlayer.com/soap/v3/"
+        + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(64)),
+        "aws_key = '" + "".join(rng.choice(string.ascii_letters + string.digits + "/+") for _ in range(40)) + "'",
+        "ibm_cos_hmac_secret_access_key = " + "".join(rng.choice("0123456789abcdef") for _ in range(48)),
         "def handler(request):",
         "    return render(request, 'index.html', {'items': items})",
         "import { Component } from '@angular/core';",
