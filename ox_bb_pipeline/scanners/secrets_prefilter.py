@@ -1,19 +1,23 @@
 """A conservative prefilter in front of the per-line plugin pass: which lines ANY configured plugin could
-report on, found with one regex pass over the whole text instead of ~50 plugins (and detect-secrets' line
-filters) per line. Lines it leaves out cannot yield a secret, so skipping them changes no result.
+report on, found with a few regex passes over a file's whole text instead of ~50 plugins (and detect-secrets'
+line filters) per line; a candidate line then meets only the plugins whose gate it matches. Lines it leaves
+out cannot yield a secret, so skipping them changes no result.
 
 Each plugin gets a *gate*: a regex every match of the plugin contains, derived from the plugin itself, never
 from a corpus:
-- a regex plugin (detect-secrets' RegexBasedDetector, our data detectors): a literal every match of its
-  patterns contains, read off the parsed pattern (a run of literal characters outside any optional part, or
-  one of a group's alternatives when each has one), with the pattern's case flags;
+- a regex plugin (detect-secrets' RegexBasedDetector, our data detectors): the pattern itself when it has no
+  anchor, lookaround or way to match a newline; else a literal every match contains, read off the parsed
+  pattern (a run of literal characters and fixed-string groups outside any optional part, or one of a group's
+  alternatives when each has one), with the pattern's case flag; a few weak ones read off by hand (_READ_OFF);
 - the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive;
 - the entropy plugins: a quoted run of their charset long enough to exceed their entropy limit (the Shannon
   entropy of n characters is at most log2 n, and the hex plugin only lowers it).
 A plugin whose class or pattern is not one of these shapes gets no gate and sees every line.
 
 Gates never match a line break and use no anchors or lookarounds, so a match over the lines joined by
-newlines lies within one line and is found there exactly as on the line alone (one pass per file).
+newlines lies within one line and is found there exactly as on the line alone. Case-insensitive gates are
+searched as plain lower-case regexes over the folded text (_fold: sre's own case rules), which is far faster.
+test_secrets_prefilter.py and the history benchmark check that results equal every plugin on every line.
 """
 
 from __future__ import annotations
