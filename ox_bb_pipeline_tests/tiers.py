@@ -38,6 +38,7 @@ UNIT_MODULES = frozenset(
         "scanners/test_sca_osv.py",
         "scanners/test_secrets_filters.py",
         "scanners/test_secrets_detectors.py",
+        "scanners/test_secrets_prefilter.py",
         "scanners/test_sca_manifests.py",
         "scanners/test_code_context.py",
         "scanners/test_sarif.py",

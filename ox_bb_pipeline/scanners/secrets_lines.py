@@ -8,6 +8,9 @@ the same steps scan_file runs on the lines once it has them, with public calls o
 plugin's `analyze_line`, then the configured filters in detect-secrets' three stages (line, secret,
 context). The filters are selected by the parameters they take (`get_filters_with_parameter`) and called
 with them injected by name (`call_function_with_arguments`), as detect-secrets does.
+
+In front of that, secrets_prefilter finds the lines any plugin could report on in one regex pass; the others
+are skipped (with their line filters), and a candidate line meets only the plugins whose gate it matches.
 """
 
 from __future__ import annotations
@@ -21,17 +24,34 @@ from detect_secrets.settings import get_plugins
 from detect_secrets.util.code_snippet import get_code_snippet
 from detect_secrets.util.inject import call_function_with_arguments, get_injectable_variables
 
+from .secrets_prefilter import Prefilter
 
-def scan_lines(lines: Iterable[tuple[int, str]], filename: str) -> Iterator[PotentialSecret]:
+PREFILTER = True  # the default of scan_lines' `prefilter` (the history benchmark turns it off for its reference)
+_PREFILTER: list = []  # [(plugins, Prefilter)]: the gates of the plugins in place, built once per settings
+
+
+def scan_lines(
+    lines: Iterable[tuple[int, str]], filename: str, *, prefilter: bool | None = None
+) -> Iterator[PotentialSecret]:
     """Every secret the configured plugins find in `lines` ((line number, text) pairs) and no configured
-    filter removes. Needs detect-secrets' settings in place (`transient_settings`)."""
+    filter removes. Needs detect-secrets' settings in place (`transient_settings`). `prefilter=False` (None:
+    the module's PREFILTER) runs every plugin on every line: the reference the prefilter is tested against."""
     numbered = list(lines)
     content = [text for _, text in numbered]
+    plugins = get_plugins()
     # each plugin's analyze_line with the parameters it takes, worked out once (call_function_with_arguments
     # inspects the method on every call: most of the time of a long scan)
-    analyzers = [(plugin.analyze_line, _injectable(plugin.analyze_line)) for plugin in get_plugins()]
-    for line_number, raw in numbered:
+    every = [(plugin.analyze_line, _injectable(plugin.analyze_line)) for plugin in plugins]
+    gates = _prefilter(plugins) if (PREFILTER if prefilter is None else prefilter) else None
+    candidates = gates.candidates(content) if gates is not None else None
+    by_plugin = dict(zip(map(id, plugins), every, strict=True))
+    for index, (line_number, raw) in enumerate(numbered):
+        if candidates is not None and index not in candidates:
+            continue  # no plugin could report on this line
         line = raw.rstrip()
+        analyzers = every if gates is None else [by_plugin[id(p)] for p in gates.plugins_for(raw)]
+        if not analyzers:
+            continue
         context = get_code_snippet(lines=content, line_number=line_number)
         if _filtered(("line",), filename=filename, line=line, context=context):
             continue
@@ -54,6 +74,16 @@ def scan_lines(lines: Iterable[tuple[int, str]], filename: str) -> Iterator[Pote
                 ):
                     continue
                 yield secret
+
+
+def _prefilter(plugins: list) -> Prefilter:
+    if (
+        not _PREFILTER
+        or len(_PREFILTER[0][0]) != len(plugins)
+        or any(a is not b for a, b in zip(_PREFILTER[0][0], plugins, strict=True))
+    ):
+        _PREFILTER[:] = [(list(plugins), Prefilter(plugins))]
+    return _PREFILTER[0][1]
 
 
 def _injectable(method) -> tuple[str, ...]:

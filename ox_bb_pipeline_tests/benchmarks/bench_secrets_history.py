@@ -2,7 +2,10 @@
 `fetch` github:juice-shop/juice-shop, or set OX_BB_BENCH_HISTORY_REPO to another bare repository): the oldest
 N commits of the main branch (5,000, the default `max_commits` of one run; quick: 300) scanned by
 scanners/history.py, against a plain `git log -p` read of the same commits into a pipe. Target: ≤ 5× the read.
-Also times the incremental second run (no new commits: reads none).
+Also times the incremental second run (no new commits: reads none), and checks the per-line prefilter
+(scanners/secrets_prefilter.py) against a reference scan of the same commits with every plugin on every line:
+"identical: yes" when both find the same secrets at the same commits and lines (OX_BB_BENCH_HISTORY_REFERENCE=0
+skips the reference, which takes the unfiltered time: about a minute for the quick 300 commits).
 
     python -m ox_bb_pipeline_tests.benchmarks.bench_secrets_history [--quick]
 """
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 
 from ox_bb_pipeline.findings import RepoRef
-from ox_bb_pipeline.scanners import history
+from ox_bb_pipeline.scanners import history, secrets_lines
 
 DEFAULT_REPO = Path("/work/.mirror/juice-shop+juice-shop/repo")
 TARGET_RATIO = 5.0
@@ -49,6 +52,11 @@ def plain_read(git_dir: Path, commits: list[str]) -> tuple[float, int]:
     return time.perf_counter() - started, total
 
 
+def _found(result: history.HistoryResult) -> list[tuple]:
+    """What a scan found, in order: fingerprint, rule, path, line, commit and the masked evidence."""
+    return [(f.finding_id, f.file_path, f.start_line, f.commit, f.evidence) for f in result.findings]
+
+
 def run(quick: bool = False) -> dict:
     git_dir = Path(os.environ.get("OX_BB_BENCH_HISTORY_REPO") or DEFAULT_REPO)
     if not (git_dir / "objects").is_dir() and not (git_dir / ".git").is_dir():
@@ -72,6 +80,16 @@ def run(quick: bool = False) -> dict:
         started = time.perf_counter()
         second = history.scan_history(git_dir, repo, [commits[-1]], set(), home, limits=limits)  # nothing new
         second_seconds = time.perf_counter() - started
+        identical, reference_seconds = None, None
+        if os.environ.get("OX_BB_BENCH_HISTORY_REFERENCE", "1") != "0":
+            secrets_lines.PREFILTER = False
+            try:
+                started = time.perf_counter()
+                reference = history.scan_history(git_dir, repo, [ref], set(), home / "reference", limits=limits)
+                reference_seconds = time.perf_counter() - started
+            finally:
+                secrets_lines.PREFILTER = True
+            identical = _found(reference) == _found(first)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     ratio = scan_seconds / plain_seconds if plain_seconds else float("inf")
@@ -90,6 +108,8 @@ def run(quick: bool = False) -> dict:
         "candidates": first.candidates,
         "second_run_commits": second.commits_scanned,
         "second_run_seconds": round(second_seconds, 2),
+        "reference_unfiltered_seconds": None if reference_seconds is None else round(reference_seconds, 2),
+        "identical": None if identical is None else ("yes" if identical else "no"),
     }
     table = [
         ("repository", git_dir.parent.name, ""),
@@ -105,6 +125,8 @@ def run(quick: bool = False) -> dict:
         ("distinct secrets in history", first.candidates, ""),
         ("second run: commits read", second.commits_scanned, "target 0"),
         ("second run: seconds", figures["second_run_seconds"], ""),
+        ("reference scan, no prefilter: seconds", figures["reference_unfiltered_seconds"], ""),
+        ("identical: prefiltered = reference", figures["identical"], "target yes"),
     ]
     return {"title": "Secrets in git history (throughput)", "table": table, "json": figures}
 

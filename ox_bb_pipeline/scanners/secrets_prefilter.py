@@ -1,0 +1,431 @@
+"""A conservative prefilter in front of the per-line plugin pass: which lines ANY configured plugin could
+report on, found with a few regex passes over a file's whole text instead of ~50 plugins (and detect-secrets'
+line filters) per line; a candidate line then meets only the plugins whose gate it matches. Lines it leaves
+out cannot yield a secret, so skipping them changes no result.
+
+Each plugin gets a *gate*: a regex every match of the plugin contains, derived from the plugin itself, never
+from a corpus:
+- a regex plugin (detect-secrets' RegexBasedDetector, our data detectors): the pattern itself when it has no
+  anchor, lookaround or way to match a newline; else a literal every match contains, read off the parsed
+  pattern (a run of literal characters and fixed-string groups outside any optional part, or one of a group's
+  alternatives when each has one), with the pattern's case flag; a few weak ones read off by hand (_READ_OFF);
+- the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive;
+- the entropy plugins: a quoted run of their charset long enough to exceed their entropy limit (the Shannon
+  entropy of n characters is at most log2 n, and the hex plugin only lowers it).
+A plugin whose class or pattern is not one of these shapes gets no gate and sees every line.
+
+Gates never match a line break and use no anchors or lookarounds, so a match over the lines joined by
+newlines lies within one line and is found there exactly as on the line alone. Case-insensitive gates are
+searched as plain lower-case regexes over the folded text (_fold: sre's own case rules), which is far faster.
+test_secrets_prefilter.py and the history benchmark check that results equal every plugin on every line.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from re import _constants as sre  # noqa: PLC2701 - the parsed form of a pattern has no public API
+from re import _parser as sre_parse  # noqa: PLC2701
+
+from detect_secrets.plugins import keyword
+from detect_secrets.plugins.artifactory import ArtifactoryDetector
+from detect_secrets.plugins.aws import AWSKeyDetector
+from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
+from detect_secrets.plugins.cloudant import CloudantDetector
+from detect_secrets.plugins.high_entropy_strings import (
+    Base64HighEntropyString,
+    HexHighEntropyString,
+    HighEntropyStringsPlugin,
+)
+from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
+from detect_secrets.plugins.ip_public import IPPublicDetector
+from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.softlayer import SoftlayerDetector
+
+# analyze_string/analyze_line methods whose output is a subset of what the plugin's regexes match
+_REGEX_ANALYZERS = {RegexBasedDetector.analyze_string}
+_REGEX_LINE_ANALYZERS = {BasePlugin.analyze_line}
+_CASE_FLAGS = re.IGNORECASE | re.ASCII
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One alternative of a gate: a regex `body` (case-insensitive when `ci`), and for a case-insensitive one
+    the same condition on lower-cased ASCII text (`lowered`; None: none known, the exact form is used)."""
+
+    body: str
+    ci: bool = False
+    lowered: str | None = None
+    run: tuple[str, int] | None = None  # `lowered` is a run of at least n characters of these: (characters, n)
+    literal: str | None = None  # a case-sensitive body that is this plain string
+
+    def exact(self) -> str:
+        return f"(?i:{self.body})" if self.ci else f"(?:{self.body})"
+
+
+class Prefilter:
+    """The gates of `plugins` (instances, as detect-secrets' get_plugins() returns them)."""
+
+    def __init__(self, plugins: Sequence[BasePlugin]) -> None:
+        self.gates: list[tuple[BasePlugin, _Gate | None]] = []
+        for plugin in plugins:
+            branches = _gate(plugin)
+            self.gates.append((plugin, _Gate(branches) if branches else None))
+        ungated = any(gate is None for _, gate in self.gates)
+        # over the whole text: the case-sensitive gates one by one (each has a fast literal or class prefix; an
+        # alternation of them all has none), the case-insensitive ones in one alternation over the folded text
+        self.as_is = None if ungated else [gate for _, gate in self.gates if gate.as_is is not None]
+        folded = [b for _, gate in self.gates if gate is not None for b in gate.branches if b.lowered]
+        # the literals in one alternation; runs of a class (a free-form value) one by one, each but those another
+        # one implies (a run of 64 letters and digits holds a run of 44 of them and `_-`)
+        runs = sorted({b.run for b in folded if b.run})
+        kept = [r for r in runs if not any(o != r and set(r[0]) <= set(o[0]) and r[1] >= o[1] for o in runs)]
+        self.folded = [_alternation([b.lowered for b in folded if not b.run])]
+        self.folded += [re.compile(f"[{re.escape(chars)}]{{{n}}}") for chars, n in kept]
+
+    def ungated(self) -> list[str]:
+        """Names of the plugins that see every line (no gate could be derived)."""
+        return [type(p).__name__ for p, gate in self.gates if gate is None]
+
+    def candidates(self, texts: Sequence[str]) -> set[int]:
+        """Indices of the `texts` some plugin could report on (all of them when a plugin has no gate)."""
+        if self.as_is is None:
+            return set(range(len(texts)))
+        joined = "\n".join(texts)
+        found: set[int] = set()
+        starts = _line_starts(joined)
+        for gate in self.as_is:
+            if gate.literals is not None and not any(literal in joined for literal in gate.literals):
+                continue  # `in` is many times faster than a regex search for plain strings
+            found.update(bisect_right(starts, m.start()) - 1 for m in gate.as_is.finditer(joined))
+        folded = _fold(joined)
+        # folding may change the length of non-ASCII text, never its newlines
+        fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
+        for regex in self.folded:
+            if regex is not None:
+                found.update(bisect_right(fstarts, m.start()) - 1 for m in regex.finditer(folded))
+        return found
+
+    def plugins_for(self, text: str) -> list[BasePlugin]:
+        """The plugins whose gate matches `text` (a candidate line)."""
+        as_is, folded = text, _fold(text)
+        return [plugin for plugin, gate in self.gates if gate is None or gate.matches(as_is, folded)]
+
+
+class _Gate:
+    """Branches searched in one pass each: the case-sensitive ones over the text as it is, the case-insensitive
+    ones as plain regexes over the folded text (sre has no fast search for case-insensitive alternatives)."""
+
+    def __init__(self, branches: list[Branch]) -> None:
+        self.branches = branches
+        self.as_is = _alternation([b.exact() for b in branches if not b.ci or b.lowered is None])
+        self.folded = _alternation([b.lowered for b in branches if b.ci and b.lowered is not None])
+        plain = [b for b in branches if not b.ci or b.lowered is None]
+        self.literals = [b.literal for b in plain] if all(b.literal for b in plain) else None
+
+    def matches(self, as_is: str, folded: str) -> bool:
+        if self.literals is not None and self.as_is and not any(literal in as_is for literal in self.literals):
+            return bool(self.folded and self.folded.search(folded))
+        return bool(self.as_is and self.as_is.search(as_is) or self.folded and self.folded.search(folded))
+
+
+_NEWLINE = re.compile("\n")
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in _NEWLINE.finditer(text))]
+
+
+def _fold(text: str) -> str:
+    """`text` lower-cased, each non-ASCII character that matches an ASCII letter case-insensitively (as `ſ`
+    matches `s`, the Kelvin sign `k`) first replaced by that letter: a case-insensitive gate of ASCII letters
+    that matches `text` matches its fold as a plain, lower-case regex."""
+    if not text.isascii():
+        table = _ascii_folds()
+        text = _folds_regex().sub(lambda m: table[ord(m.group())], text)
+    return text.lower()
+
+
+@functools.cache
+def _folds_regex() -> re.Pattern:
+    return re.compile("[" + "".join(re.escape(chr(c)) for c in _ascii_folds()) + "]")
+
+
+@functools.cache
+def _ascii_folds() -> dict[int, str]:
+    """Non-ASCII character -> the ASCII letter it matches case-insensitively (by sre's own rules)."""
+    everything = "".join(map(chr, range(128, 0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
+    table = {}
+    for match in re.finditer("(?i)[a-z]", everything):
+        letters = [a for a in string.ascii_lowercase if re.fullmatch(f"(?i){a}", match.group())]
+        if len(letters) != 1:  # none seen; a fold to one letter would then lose the others
+            raise RuntimeError(f"U+{ord(match.group()):04X} matches several ASCII letters case-insensitively")
+        table[ord(match.group())] = letters[0]
+    return table
+
+
+def _alternation(bodies: list[str]) -> re.Pattern | None:
+    return re.compile("|".join(f"(?:{body})" for body in dict.fromkeys(bodies))) if bodies else None
+
+
+def _lowered_literal(text: str) -> str | None:
+    """`text` as a plain regex over lower-cased ASCII text, for a case-insensitive literal: exact when each
+    character is ASCII or matches no ASCII character case-insensitively (as `ſ` matches `s`)."""
+    for char in text:
+        if not char.isascii() and any(re.fullmatch(f"(?i:{re.escape(char)})", chr(c)) for c in range(128)):
+            return None
+    return re.escape(text.lower())
+
+
+def _gate(plugin: BasePlugin) -> list[Branch] | None:
+    cls = type(plugin)
+    if isinstance(plugin, keyword.KeywordDetector) and cls.analyze_string is keyword.KeywordDetector.analyze_string:
+        # every keyword regex (any file type) contains DENYLIST; IGNORECASE covers the case-sensitive ones too.
+        # The words are lower-case letters and `_?`: over lower-cased text they are their own plain form.
+        return [
+            Branch(word, ci=True, lowered=word if _lowered_literal(word.replace("_?", "_")) else None)
+            for word in keyword.DENYLIST
+        ]
+    if isinstance(plugin, HighEntropyStringsPlugin):
+        gate = _entropy_gate(plugin)
+        return [Branch(gate.pattern)] if gate else None
+    if isinstance(plugin, RegexBasedDetector) and _regex_shaped(cls):
+        branches: list[Branch] = []
+        for pattern in plugin.denylist:
+            if (cls.__name__, pattern.pattern) in _READ_OFF:
+                branches.extend(_READ_OFF[cls.__name__, pattern.pattern])
+            elif _line_safe(pattern) and not pattern.flags & re.IGNORECASE:
+                # the pattern itself: no anchor, lookaround or line break to make it differ over joined lines
+                branches.append(Branch(_scoped(pattern.pattern, pattern.flags)))
+            elif required := _required_literals(pattern):
+                for text, flags in sorted(set(required)):
+                    ci = bool(flags & re.IGNORECASE)
+                    body = _scoped(re.escape(text), flags & re.ASCII)
+                    branches.append(
+                        Branch(body, ci, _lowered_literal(text) if ci else None, literal=None if ci else text)
+                    )
+            else:
+                return None
+        return branches or None
+    return None
+
+
+# Gates read off a pattern by hand where the literal rule finds only a weak one (the key is the pattern itself,
+# so another detect-secrets version with another pattern falls back to the derived gate). Case-insensitive ones
+# keep the pattern's flag; over lower-cased ASCII text their classes need only the lower-case letters.
+_CLOUDANT, _IAM, _SOFTLAYER = CloudantDetector.denylist, IbmCloudIamDetector.denylist, SoftlayerDetector.denylist
+_DIGITS, _LOWER = string.digits, string.ascii_lowercase
+_HEX64 = Branch("[0-9a-f]{64}", ci=True, lowered="[0-9a-f]{64}", run=(_DIGITS + "abcdef", 64))
+_LETTERS24 = Branch("[a-z]{24}", ci=True, lowered="[a-z]{24}", run=(_LOWER, 24))
+_ALNUM64 = Branch("[a-z0-9]{64}", ci=True, lowered="[a-z0-9]{64}", run=(_DIGITS + _LOWER, 64))
+_READ_OFF = {
+    # every match has four dotted groups of 1-3 digits (lookarounds and the excluded ranges aside)
+    ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): [Branch(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")],
+    # the token and password bodies, without the delimiters (an anchor among them)
+    ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): [Branch(r"AKC[a-zA-Z0-9]{10,}")],
+    ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): [Branch(r"AP[\dABCDEF][a-zA-Z0-9]{8,}")],
+    # the assigned values (the name before them is optional or short): a password or an API key
+    ("CloudantDetector", _CLOUDANT[0].pattern): [_HEX64],
+    ("CloudantDetector", _CLOUDANT[1].pattern): [_LETTERS24],
+    ("CloudantDetector", _CLOUDANT[2].pattern): [_HEX64],
+    ("CloudantDetector", _CLOUDANT[3].pattern): [_LETTERS24],
+    ("IbmCloudIamDetector", _IAM[0].pattern): [
+        Branch(r"[a-zA-Z0-9_\-]{44}", ci=True, lowered=r"[a-z0-9_\-]{44}", run=(_DIGITS + _LOWER + "_-", 44))
+    ],
+    ("SoftlayerDetector", _SOFTLAYER[0].pattern): [_ALNUM64],
+    ("SoftlayerDetector", _SOFTLAYER[1].pattern): [_ALNUM64],
+    # the quoted 40-character secret after `aws…key`
+    ("AWSKeyDetector", AWSKeyDetector.denylist[1].pattern): [
+        Branch("[0-9a-zA-Z/+]{40}", ci=True, lowered="[0-9a-z/+]{40}", run=(_DIGITS + _LOWER + "/+", 40))
+    ],
+}
+
+
+def _scoped(body: str, flags: int) -> str:
+    scoped = ("i" if flags & re.IGNORECASE else "") + ("a" if flags & re.ASCII else "")
+    scoped += "x" if flags & re.VERBOSE else ""
+    return f"(?{scoped}:{body})" if scoped else f"(?:{body})"
+
+
+_SAFE_NODES = {
+    sre.LITERAL,
+    sre.NOT_LITERAL,
+    sre.IN,
+    sre.ANY,
+    sre.SUBPATTERN,
+    sre.BRANCH,
+    sre.MAX_REPEAT,
+    sre.MIN_REPEAT,
+}
+
+
+def _line_safe(pattern: re.Pattern) -> bool:
+    """True when `pattern` (a str pattern without inline flags, named groups or back-references) has no
+    anchors or lookarounds and can never match a line break: then it matches over lines joined by newlines
+    exactly where it matches each line alone, and serves as its own gate."""
+    if not isinstance(pattern.pattern, str) or "(?" in pattern.pattern.replace("(?:", "") or pattern.groupindex:
+        return False
+    if pattern.flags & (re.LOCALE | re.DOTALL | re.MULTILINE):
+        return False
+    try:
+        parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    except re.error:
+        return False
+    return _nodes_safe(list(parsed))
+
+
+def _nodes_safe(items: list) -> bool:
+    for op, av in items:
+        if op not in _SAFE_NODES:
+            return False  # anchors, lookarounds, back-references, conditionals
+        if op is sre.LITERAL and av == 10 or op is sre.NOT_LITERAL and av != 10:
+            return False
+        if op is sre.IN and not _class_safe(av):
+            return False
+        if op is sre.SUBPATTERN and not _nodes_safe(list(av[3])):
+            return False
+        if op is sre.BRANCH and not all(_nodes_safe(list(branch)) for branch in av[1]):
+            return False
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and not _nodes_safe(list(av[2])):
+            return False
+    return True
+
+
+def _class_safe(items: list) -> bool:
+    r"""A character class that cannot match a newline: no negation, no \s or negated category, no range over it."""
+    for op, av in items:
+        if op is sre.NEGATE:
+            # a negated class is safe when it excludes the newline itself
+            return any(
+                kind is sre.LITERAL
+                and code == 10
+                or kind is sre.CATEGORY
+                and code is sre.CATEGORY_SPACE
+                or kind is sre.RANGE
+                and code[0] <= 10 <= code[1]
+                for kind, code in items
+            )
+        if op is sre.LITERAL and av == 10:
+            return False
+        if op is sre.RANGE and av[0] <= 10 <= av[1]:
+            return False
+        if op is sre.CATEGORY and av not in (sre.CATEGORY_DIGIT, sre.CATEGORY_WORD):
+            return False
+        if op not in (sre.LITERAL, sre.RANGE, sre.CATEGORY):
+            return False
+    return True
+
+
+def _regex_shaped(cls: type) -> bool:
+    """True when the class reports only matches of its `denylist` (the base analyze_string or one that filters
+    it, and the base analyze_line or one that only narrows it by file name)."""
+    from . import secrets_detectors  # noqa: PLC0415 - loaded by file path by detect-secrets too
+
+    analyze_string_ok = cls.analyze_string in _REGEX_ANALYZERS or cls.analyze_string in {
+        JwtTokenDetector.analyze_string,  # filters super().analyze_string
+        secrets_detectors.DataDetector.analyze_string,  # finditer over the same denylist
+    }
+    analyze_line_ok = cls.analyze_line in _REGEX_LINE_ANALYZERS or cls.analyze_line is (
+        secrets_detectors.DataDetector.analyze_line  # a file-name check, then the base analyze_line
+    )
+    # a data detector class loaded by file path is another module object than ours: compare by name
+    if not (analyze_string_ok and analyze_line_ok) and any(c.__name__ == "DataDetector" for c in cls.__mro__):
+        analyze_string_ok = cls.analyze_string.__qualname__ == "DataDetector.analyze_string"
+        analyze_line_ok = cls.analyze_line.__qualname__ == "DataDetector.analyze_line"
+    return analyze_string_ok and analyze_line_ok
+
+
+def _entropy_gate(plugin: HighEntropyStringsPlugin) -> re.Pattern | None:
+    cls = type(plugin)
+    known = cls in (Base64HighEntropyString, HexHighEntropyString)
+    if not known or cls.analyze_string is not HighEntropyStringsPlugin.analyze_string:
+        return None
+    if cls.analyze_line is not HighEntropyStringsPlugin.analyze_line or set(plugin.charset) & {"\n", "'", '"'}:
+        return None
+    # entropy of n characters <= log2(n): reported strings (entropy > limit) have more than 2**limit characters
+    shortest = int(2**plugin.entropy_limit) + 1
+    # the plugin's regex: a quote, a run of the charset, the same quote (eager search is never offered here)
+    return re.compile(f"['\"][{re.escape(plugin.charset)}]{{{shortest},}}['\"]")
+
+
+def _required_literals(pattern: re.Pattern) -> list[tuple[str, int]] | None:
+    """Literals (with the pattern's case flags) one of which every match of `pattern` contains; None when
+    none is known. Only `str` patterns with no flags beyond case, verbose, dotall and multiline."""
+    if not isinstance(pattern.pattern, str) or pattern.flags & re.LOCALE:
+        return None
+    try:
+        parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    except re.error:
+        return None
+    flags = parsed.state.flags & _CASE_FLAGS
+    found = _sequence(list(parsed))
+    if not found or any(not text or "\n" in text for text in found):
+        return None
+    return [(text, flags) for text in found]
+
+
+def _sequence(items: list) -> list[str] | None:
+    """Alternatives one of which every match of the node sequence `items` contains: the best of its literal
+    runs (a run goes on through groups that match only a few fixed strings, as `(?:_|-|)`) and of its
+    required sub-parts (the one whose shortest alternative is longest)."""
+    options: list[list[str]] = []
+    run: list[str] = [""]
+    for op, av in items:
+        fixed = _fixed([(op, av)])
+        if fixed is not None and len(run) * len(fixed) <= _MAX_FIXED:
+            run = [head + tail for head in run for tail in fixed]
+            continue
+        if any(run):
+            options.append(run)
+        run = [""]
+        sub = None
+        if op is sre.SUBPATTERN:
+            _group, add_flags, del_flags, body = av
+            if not (add_flags | del_flags) & _CASE_FLAGS:  # scoped case flags: not worth following
+                sub = _sequence(list(body))
+        elif op is sre.BRANCH:
+            alternatives = [_sequence(list(branch)) for branch in av[1]]
+            if all(alternatives):
+                sub = [text for alternative in alternatives for text in alternative]
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
+            low, _high, body = av
+            if low >= 1:
+                sub = _sequence(list(body))
+        elif op is getattr(sre, "ATOMIC_GROUP", None):
+            sub = _sequence(list(av))
+        if sub:
+            options.append(sub)
+    if any(run):
+        options.append(run)
+    options = [option for option in options if all(option)]  # an empty alternative requires nothing
+    if not options:
+        return None
+    return max(options, key=lambda alternatives: min(len(text) for text in alternatives))
+
+
+_MAX_FIXED = 64
+
+
+def _fixed(items: list) -> list[str] | None:
+    """Every string the node sequence `items` matches, when they are a few fixed ones; else None."""
+    out = [""]
+    for op, av in items:
+        if op is sre.LITERAL:
+            choices = [chr(av)]
+        elif op is sre.IN and all(kind is sre.LITERAL for kind, _ in av):
+            choices = [chr(code) for _, code in av]
+        elif op is sre.SUBPATTERN and not (av[1] | av[2]) & _CASE_FLAGS:
+            choices = _fixed(list(av[3]))
+        elif op is sre.BRANCH:
+            parts = [_fixed(list(branch)) for branch in av[1]]
+            choices = None if any(part is None for part in parts) else [t for part in parts for t in part]
+        else:
+            return None
+        if choices is None or len(out) * len(choices) > _MAX_FIXED:
+            return None
+        out = [head + tail for head in out for tail in choices]
+    return out

@@ -1,0 +1,157 @@
+"""The per-line prefilter (secrets_prefilter) is conservative: scan_lines with it reports exactly what every
+plugin on every line reports, over the labelled credential set, our detectors' cases and look-alikes, every
+sandbox profile with its planted secrets, and generated lines around each gate's edges (entropy lengths, case
+folding, IP shapes, keywords in several file kinds). Also: every plugin has a gate, and ordinary code is
+skipped."""
+
+from __future__ import annotations
+
+import random
+import string
+from pathlib import Path
+
+import pytest
+
+from ox_bb_pipeline.scanners import secrets as tip
+from ox_bb_pipeline.scanners.secrets_lines import scan_lines
+from ox_bb_pipeline.scanners.secrets_prefilter import Prefilter
+from ox_bb_pipeline_tests.evaluation.secrets import credential_tree, sample_value
+from ox_bb_sandbox.content import PROFILES, render_profile
+
+from .test_secrets_detectors import CASES
+
+# file names that change what the plugins do (keyword patterns by file type, files-limited detectors)
+KINDS = ("app.py", "config.yaml", "settings.ini", "main.go", "app.js", "notes.txt", "bitbucket-pipelines.yml")
+
+
+def _results(texts: list[str], filename: str, prefilter: bool) -> list[tuple]:
+    hits = scan_lines(enumerate(texts, start=1), filename=filename, prefilter=prefilter)
+    return sorted((h.type, h.line_number, h.secret_value or "") for h in hits)
+
+
+def _assert_same(files: dict[str, list[str]]) -> int:
+    """Both scans of every file; returns the number of hits (so a test can check it exercised something)."""
+    hits = 0
+    with tip._engine():
+        for name, texts in files.items():
+            full = _results(texts, name, prefilter=False)
+            assert _results(texts, name, prefilter=True) == full, name
+            hits += len(full)
+    return hits
+
+
+def _edge_lines(rng: random.Random) -> list[str]:
+    """Lines at the edges of the gates: quoted runs around the entropy lengths, keywords in odd cases and
+    Unicode case folds, IP and port shapes, token prefixes with short and long bodies."""
+    b64 = string.ascii_letters + string.digits + "+/-_="
+    lines = []
+    for n in (7, 8, 9, 10, 16, 21, 22, 23, 24, 32, 40, 64):
+        for quote in ("'", '"', "`"):
+            body = "".join(rng.choice(b64) for _ in range(n))
+            hexed = "".join(rng.choice("0123456789abcdefABCDEF") for _ in range(n))
+            lines += [f"x = {quote}{body}{quote}", f"y: {quote}{hexed}{quote}", f"{quote}{hexed}{quote} == secret"]
+        # all characters distinct: the highest entropy a string of that length can have (log2 n)
+        distinct_b64 = "".join(rng.sample(b64, min(n, len(b64))))
+        distinct_hex = "".join(rng.sample("0123456789abcdef", min(n, 16)))
+        lines += [f"token = '{distinct_b64}'", f'digest = "{distinct_hex}"']
+    for word in ("password", "PassWord", "SECRET", "ſecret", "api_key", "apikey", "Api-Key", "db_pass", "pwd"):
+        value = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(20))
+        lines += [
+            f'{word} = "{value}"',
+            f"{word}: {value}",
+            f"{word}:= '{value}'",
+            f'my_{word}("{value}")',
+            f'"{value}" == {word}',
+            f"export {word.upper()}={value}",
+            f"  - {word.upper()}={value}",
+        ]
+    lines += [
+        "server = 8.8.8.8",
+        "host: 203.0.113.7:8443",
+        "version 1.2.3",
+        "ip 192.168.1.1 and 10.0.0.1",
+        "url = https://user:hunter2pass@example.com/x",
+        "curl https://alice:Tr0ub4dor&3@db.example.org",
+        "token = AKIA" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
+        "ghp_" + "".join(rng.choice(string.ascii_letters) for _ in range(36)),
+        "ghp_short",
+        "xoxb-1234-5678-abc",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        "AccountKey=" + "A" * 88,
+        "sk_live_" + "a1" * 12,
+        "//registry.npmjs.org/:_authToken=abc",
+        # the assignment detectors (IBM, Cloudant, Softlayer, AWS): values of their lengths and alphabets
+        "ibm_cloud_iam_api_key = '" + "".join(rng.choice(string.ascii_letters + "_-") for _ in range(44)) + "'",
+        "iam_apikey: " + "".join(rng.choice(string.ascii_lowercase + string.digits + "_-") for _ in range(44)),
+        "cloudant_password = '" + "".join(rng.choice("0123456789abcdef") for _ in range(64)) + "'",
+        "cl_api_key = " + "".join(rng.choice(string.ascii_lowercase) for _ in range(24)),
+        "https://acct:" + "".join(rng.choice(string.ascii_lowercase) for _ in range(24)) + "@acct.cloudant.com",
+        "softlayer_api_key = " + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(64)),
+        "https://api.softlayer.com/soap/v3/"
+        + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(64)),
+        "aws_key = '" + "".join(rng.choice(string.ascii_letters + string.digits + "/+") for _ in range(40)) + "'",
+        "ibm_cos_hmac_secret_access_key = " + "".join(rng.choice("0123456789abcdef") for _ in range(48)),
+        "def handler(request):",
+        "    return render(request, 'index.html', {'items': items})",
+        "import { Component } from '@angular/core';",
+        "",
+        "    ",
+    ]
+    return lines
+
+
+def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_path: Path):
+    files: dict[str, list[str]] = {}
+    # the labelled credential set (positives and negatives), as written for the secrets evaluation
+    credential_tree(tmp_path)
+    for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+        files[str(path.relative_to(tmp_path))] = path.read_text().splitlines()
+    # our detectors' cases: the line with a generated value, and the look-alikes
+    for rule, (name, template, value, look_alikes) in CASES.items():
+        line = template.replace("{value}", sample_value(value, rule))
+        files[f"cases/{rule}/{name}"] = [line, *look_alikes]
+    # every sandbox profile's files with their planted secrets (two draws each)
+    for profile in PROFILES:
+        for seed in (1, 2):
+            rendered, _planted = render_profile(profile, random.Random(seed), repo_slug=f"{profile}-{seed}")
+            for path, data in rendered.items():
+                files[f"{profile}-{seed}/{path}"] = data.decode("utf-8", errors="replace").splitlines()
+    # generated edge lines, in each file kind (the keyword plugin reads them by file type)
+    edges = _edge_lines(random.Random(17))
+    for kind in KINDS:
+        files[f"edges/{kind}"] = edges
+    assert _assert_same(files) > 50  # the comparison saw plenty of real hits
+
+
+def test_every_configured_plugin_has_a_gate_and_ordinary_code_is_skipped():
+    from detect_secrets.settings import get_plugins
+
+    code = [
+        "def handler(request):",
+        "    return render(request, 'index.html', {'items': items})",
+        "for (let i = 0; i < n; i++) { total += i; }",
+    ]
+    with tip._engine():
+        prefilter = Prefilter(get_plugins())
+        assert prefilter.ungated() == []
+        assert prefilter.candidates(code) == set()
+        assert prefilter.candidates([*code, 'password = "hunter2-but-longer"']) == {3}
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["key = 'ATBB" + "a" * 32 + "'", "ip = 8.8.4.4", "AWS_SECRET = " + "A" * 40],
+)
+def test_a_candidate_line_meets_the_plugins_its_gates_name(line):
+    from detect_secrets.settings import get_plugins
+
+    with tip._engine():
+        prefilter = Prefilter(get_plugins())
+        assert prefilter.candidates([line]) == {0}
+        # fewer plugins than all of them, and every plugin that reports on the line among them
+        met = {type(p).__name__ for p in prefilter.plugins_for(line)}
+        assert len(met) < len(prefilter.gates)
+        for plugin in get_plugins():
+            if plugin.analyze_line(filename="x.txt", line=line, line_number=1):
+                assert type(plugin).__name__ in met
