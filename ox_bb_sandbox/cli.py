@@ -208,7 +208,7 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     results = []
     with SandboxServer(spec, import_repos=list(import_repos)) as server:
         click.echo(f"sandbox   {server.api_url}")
-        sync_demo_advisories(server, click.echo)
+        sync_demo_advisories(server, home, click.echo)
         path = server.write_connections(home / "sandbox" / "connections.yaml")
         results = run_stages("all", path, list(DEMO_CONNECTIONS), progress=click.echo)
     failed = [r for r in results if not r.success]
@@ -225,11 +225,11 @@ def demo_command(seed, workspaces, projects, repos, branches, pull_requests, com
     sys.exit(exit_code(results))
 
 
-def sync_demo_advisories(server, echo) -> None:
+def sync_demo_advisories(server, home: Path, echo) -> None:
     """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror, as a user syncs from OSV."""
     from .devui import sync_sandbox_advisories
 
-    report = sync_sandbox_advisories(server)
+    report = sync_sandbox_advisories(server, home)
     changed = sum(f.outcome == "downloaded" for f in report.fetches)
     records = sum(report.index.records.values()) if report.index else None
     echo(

@@ -132,7 +132,7 @@ def stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
     process.wait()
 
 
-def sync_sandbox_advisories(server: SandboxServer, home: Path | None = None):
+def sync_sandbox_advisories(server: SandboxServer, home: Path):
     """`ox-bb advisories sync` from the sandbox's OSV / KEV / EPSS mirror (the demo's vulnerability data)."""
     from ox_bb_pipeline.advisories.sync import sync
 

@@ -115,7 +115,7 @@ def _extract(path: Path, home: Path, name: str, server, hook) -> None:
     store = StateStore(name, home)
     state = store.load()
     report = Extractor(
-        client, git, redact_yml=redact_text, previous=previous, state=state, options=ExtractOptions()
+        client, git, redact_yml=redact_text, previous=previous, state=state, options=ExtractOptions(), home=home
     ).run()
     for table in tables.TABLES:
         lake.write_partition("raw", table, name, report.rows[table], tables.schema(table), home)

@@ -257,6 +257,14 @@ class Lake:
         rows = self.rows(sql, *params)
         return next(iter(rows[0].values())) if rows else None
 
+    def severity(self, finding_id: str) -> dict:
+        """A finding's final severity and how the factors got there (enriched_findings)."""
+        return self.rows(
+            "SELECT final_severity, severity_steps, severity_explanation, severity_factors "
+            "FROM enriched_findings WHERE finding_id = ?",
+            finding_id,
+        )[0]
+
 
 @pytest.fixture
 def lake(isolated_home) -> Lake:

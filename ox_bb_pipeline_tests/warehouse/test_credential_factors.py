@@ -8,14 +8,6 @@ from datetime import UTC, datetime
 CHECKED = datetime(2026, 11, 2, 5, 0, tzinfo=UTC)
 
 
-def enriched(lake, finding_id: str) -> dict:
-    return lake.rows(
-        "SELECT final_severity, severity_steps, severity_explanation, severity_factors "
-        "FROM enriched_findings WHERE finding_id = ?",
-        finding_id,
-    )[0]
-
-
 def test_an_active_credential_is_raised_to_critical_and_a_revoked_one_is_not(lake):
     repo = lake.repository("svc")
     active = lake.finding(
@@ -38,7 +30,7 @@ def test_an_active_credential_is_raised_to_critical_and_a_revoked_one_is_not(lak
     )
     unchecked = lake.finding(repo, "secrets", "slack-token", severity="high", file_path="ci/slack.env")
     lake.build()
-    assert enriched(lake, active) == {
+    assert lake.severity(active) == {
         "final_severity": "critical",
         "severity_steps": 4,
         "severity_factors": [
@@ -47,8 +39,8 @@ def test_an_active_credential_is_raised_to_critical_and_a_revoked_one_is_not(lak
         "severity_explanation": "High → Critical: active credential (bitbucket-access-token accepted by the "
         "connection's host): raised to Critical",
     }
-    assert enriched(lake, revoked)["severity_factors"] == []
-    assert enriched(lake, unchecked)["severity_factors"] == []
+    assert lake.severity(revoked)["severity_factors"] == []
+    assert lake.severity(unchecked)["severity_factors"] == []
     assert lake.rows(
         "SELECT validity, validity_checked_at FROM findings WHERE finding_id IN (?, ?, ?) ORDER BY file_path",
         active,
@@ -65,4 +57,4 @@ def test_active_credential_applies_to_secrets_only(lake):
     repo = lake.repository("api")
     sast = lake.finding(repo, "bandit", "B105", severity="low", file_path="app/auth.py", validity="active")
     lake.build()
-    assert enriched(lake, sast)["severity_factors"] == []
+    assert lake.severity(sast)["severity_factors"] == []

@@ -13,19 +13,11 @@ from ox_bb_pipeline.warehouse.models import SQL_DIR
 from ox_bb_pipeline.warehouse.settings import CONDITIONS, SeverityFactorCatalog, load_factor_catalog, load_settings
 
 
-def enriched(lake, finding_id: str) -> dict:
-    return lake.rows(
-        "SELECT final_severity, severity_steps, severity_explanation, severity_factors "
-        "FROM enriched_findings WHERE finding_id = ?",
-        finding_id,
-    )[0]
-
-
 def test_no_factor_keeps_the_base_severity_and_says_so(lake):
     repo = lake.repository("api")
     fid = lake.finding(repo, "bandit", "B608", severity="high", file_path="app/db.py")
     lake.build()
-    assert enriched(lake, fid) == {
+    assert lake.severity(fid) == {
         "final_severity": "high",
         "severity_steps": 0,
         "severity_factors": [],
@@ -44,17 +36,17 @@ def test_public_repository_raises_secrets_sca_and_exploitable_sast_only(lake):
     docker = lake.finding(repo, "checkov", "CKV_DOCKER_4", severity="low", file_path="Dockerfile")
     admins = lake.finding(repo, "posture", "BB-020", severity="medium", anchor="admins")
     lake.build()
-    assert enriched(lake, sqli) == {
+    assert lake.severity(sqli) == {
         "final_severity": "high",
         "severity_steps": 1,
         "severity_factors": [{"name": "public_repository", "direction": "up", "steps": 1, "evidence": "acme/site"}],
         "severity_explanation": "Medium → High: repository acme/site is public",
     }
-    assert enriched(lake, key)["severity_explanation"] == "High → Critical: repository acme/site is public"
-    assert enriched(lake, dep)["severity_explanation"] == "Medium → High: repository acme/site is public"
+    assert lake.severity(key)["severity_explanation"] == "High → Critical: repository acme/site is public"
+    assert lake.severity(dep)["severity_explanation"] == "Medium → High: repository acme/site is public"
     for hygiene, base in ((md5, "Medium"), (docker, "Low"), (admins, "Medium")):
-        assert enriched(lake, hygiene)["severity_factors"] == []
-        assert enriched(lake, hygiene)["severity_explanation"].startswith(f"{base}: the base severity of rule")
+        assert lake.severity(hygiene)["severity_factors"] == []
+        assert lake.severity(hygiene)["severity_explanation"].startswith(f"{base}: the base severity of rule")
 
 
 def test_production_deployment_raises_and_staging_only_lowers_code_not_secrets(lake):
@@ -84,15 +76,15 @@ def test_production_deployment_raises_and_staging_only_lowers_code_not_secrets(l
     staging_key = lake.finding(staging, "secrets", "slack-token", severity="high", file_path="src/notify.js")
     lake.build()
     assert (
-        enriched(lake, in_prod)["severity_explanation"]
+        lake.severity(in_prod)["severity_explanation"]
         == "Medium → High: deployed to production (branches:main → live-eu)"
     )
-    assert enriched(lake, copy_not_add)["final_severity"] == "low"
+    assert lake.severity(copy_not_add)["final_severity"] == "low"
     assert (
-        enriched(lake, in_staging)["severity_explanation"]
+        lake.severity(in_staging)["severity_explanation"]
         == "Medium → Low: application not deployed to production (deploys to staging only)"
     )
-    assert enriched(lake, staging_key)["final_severity"] == "high"  # a credential works wherever it was meant for
+    assert lake.severity(staging_key)["final_severity"] == "high"  # a credential works wherever it was meant for
 
 
 def test_business_priority_set_by_hand_raises_and_low_lowers_code_not_secrets(lake):
@@ -114,13 +106,13 @@ def test_business_priority_set_by_hand_raises_and_low_lowers_code_not_secrets(la
     key = lake.finding(sandbox, "secrets", "aws-secret-key", severity="critical", file_path="run.py")
     lake.build()
     assert (
-        enriched(lake, high)["severity_explanation"]
+        lake.severity(high)["severity_explanation"]
         == "Medium → High: business-critical application (set in applications.yaml)"
     )
     assert (
-        enriched(lake, low)["severity_explanation"] == "Medium → Low: low business priority (set in applications.yaml)"
+        lake.severity(low)["severity_explanation"] == "Medium → Low: low business priority (set in applications.yaml)"
     )
-    assert enriched(lake, key)["final_severity"] == "critical"
+    assert lake.severity(key)["final_severity"] == "critical"
 
 
 def test_computed_business_priority_does_not_count_production_deployment_twice(lake):
@@ -144,7 +136,7 @@ def test_computed_business_priority_does_not_count_production_deployment_twice(l
     fid = lake.finding(prod, "bandit", "B602", severity="medium", file_path="run.py", cwe="CWE-78")
     lake.build()
     assert lake.value("SELECT business_priority FROM applications") == "critical"  # production 2 + restricted 2
-    assert [k["name"] for k in enriched(lake, fid)["severity_factors"]] == ["production_deployment"]
+    assert [k["name"] for k in lake.severity(fid)["severity_factors"]] == ["production_deployment"]
 
 
 @pytest.mark.parametrize(
@@ -163,7 +155,7 @@ def test_test_example_and_generated_code_lowers_sast(lake, path, evidence):
     repo = lake.repository("svc")
     fid = lake.finding(repo, "semgrep", "eval", severity="critical", file_path=path, cwe="CWE-95")
     lake.build()
-    assert enriched(lake, fid)["severity_explanation"] == f"Critical → High: only in {evidence}"
+    assert lake.severity(fid)["severity_explanation"] == f"Critical → High: only in {evidence}"
 
 
 def test_code_context_lowers_sast_and_iac_never_secrets_and_no_exposure_factor_cancels_it(lake):
@@ -195,7 +187,7 @@ def test_code_context_lowers_sast_and_iac_never_secrets_and_no_exposure_factor_c
     iac = lake.finding(repo, "checkov", "CKV_K8S_1", severity="medium", file_path="tests/k8s/pod.yaml")
     token = lake.finding(repo, "secrets", "slack-token", severity="high", file_path="tests/fixtures/settings.py")
     lake.build()
-    assert enriched(lake, sast) == {
+    assert lake.severity(sast) == {
         "final_severity": "medium",
         "severity_steps": -1,
         "severity_factors": [
@@ -203,10 +195,10 @@ def test_code_context_lowers_sast_and_iac_never_secrets_and_no_exposure_factor_c
         ],
         "severity_explanation": "High → Medium: only in test code under tests/fixtures/",
     }
-    assert enriched(lake, iac)["severity_explanation"] == "Medium → Low: only in test code under tests/"
+    assert lake.severity(iac)["severity_explanation"] == "Medium → Low: only in test code under tests/"
     # a credential is exposed wherever it sits: public and in production, the test path lowers nothing;
     # the unsecured variable is its own finding and raises nothing else
-    assert enriched(lake, token)["severity_explanation"] == (
+    assert lake.severity(token)["severity_explanation"] == (
         "High → Critical: repository acme/portal is public; deployed to production (branches:main → production)"
     )
 
@@ -243,7 +235,7 @@ def test_development_only_dependency_lowers_and_fix_is_explained(lake):
         fixed_version="2.32.0",
     )
     lake.build()
-    assert enriched(lake, dev_dep) == {
+    assert lake.severity(dev_dep) == {
         "final_severity": "medium",
         "severity_steps": -1,
         "severity_factors": [
@@ -251,7 +243,7 @@ def test_development_only_dependency_lowers_and_fix_is_explained(lake):
         ],
         "severity_explanation": "High → Medium: development-only dependency pytest@7.0.0",
     }
-    assert enriched(lake, fixable) == {
+    assert lake.severity(fixable) == {
         "final_severity": "high",
         "severity_steps": 0,
         "severity_factors": [
@@ -267,14 +259,14 @@ def test_inactive_repository_lowers_code_but_never_a_secret_or_posture(lake):
     key = lake.finding(repo, "secrets", "aws-secret-key", severity="critical", file_path="app/settings.py")
     writable = lake.finding(repo, "posture", "BB-017", severity="low", anchor="writable")
     lake.build()
-    assert enriched(lake, code)["severity_explanation"] == "High → Medium: no code change for 1142 days"
-    assert enriched(lake, key) == {
+    assert lake.severity(code)["severity_explanation"] == "High → Medium: no code change for 1142 days"
+    assert lake.severity(key) == {
         "final_severity": "critical",
         "severity_steps": 0,
         "severity_factors": [],
         "severity_explanation": "Critical: the base severity of rule aws-secret-key; no severity factor applies",
     }
-    assert enriched(lake, writable)["severity_factors"] == []
+    assert lake.severity(writable)["severity_factors"] == []
 
 
 def test_raising_stops_one_step_above_the_base_and_lowering_may_go_further(lake):
@@ -298,7 +290,7 @@ def test_raising_stops_one_step_above_the_base_and_lowering_may_go_further(lake)
     raised = lake.finding(shop, "semgrep", "sqli", severity="low", file_path="src/q.js", cwe="CWE-89")
     lowered = lake.finding(lab, "semgrep", "sqli", severity="critical", file_path="src/q.js", cwe="CWE-89")
     lake.build()
-    assert enriched(lake, raised) == {
+    assert lake.severity(raised) == {
         "final_severity": "medium",
         "severity_steps": 2,
         "severity_factors": [
@@ -308,7 +300,7 @@ def test_raising_stops_one_step_above_the_base_and_lowering_may_go_further(lake)
         "severity_explanation": "Low → Medium: repository acme/shop is public; business-critical application "
         "(set in applications.yaml) (raised one step at most)",
     }
-    assert enriched(lake, lowered)["severity_explanation"] == (
+    assert lake.severity(lowered)["severity_explanation"] == (
         "Critical → Low: application not deployed to production (deploys to staging only); "
         "low business priority (set in applications.yaml); no code change for 400 days"
     )
@@ -321,12 +313,12 @@ def test_severity_stays_within_low_and_critical(lake):
     floored = lake.finding(dusty, "bandit", "B101", severity="low", file_path="tests/test_x.py")
     info = lake.finding(dusty, "bandit", "B999", severity="info", file_path="app.py")
     lake.build()
-    assert enriched(lake, capped)["severity_explanation"] == "Critical (unchanged): repository acme/open is public"
+    assert lake.severity(capped)["severity_explanation"] == "Critical (unchanged): repository acme/open is public"
     assert (
-        enriched(lake, floored)["severity_explanation"]
+        lake.severity(floored)["severity_explanation"]
         == "Low (unchanged): only in test code under tests/; no code change for 365 days"
     )
-    assert enriched(lake, info)["final_severity"] == "info"
+    assert lake.severity(info)["final_severity"] == "info"
 
 
 def test_at_least_lifts_past_the_cap(lake):
@@ -356,7 +348,7 @@ def test_at_least_lifts_past_the_cap(lake):
         fixed_version="2.32.0",
     )
     lake.build(settings=settings)
-    assert enriched(lake, fid)["severity_explanation"] == (
+    assert lake.severity(fid)["severity_explanation"] == (
         "Low → Critical: fix available: upgrade requests to 2.32.0; stand-in for a known-exploited vulnerability"
     )
 

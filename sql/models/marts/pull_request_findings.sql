@@ -22,6 +22,7 @@ SELECT
     s.workspace,
     s.repository_uuid,
     s.repository,
+    s.workspace || '/' || s.repository AS repository_full_name,
     s.pull_request_id,
     s.title AS pull_request_title,
     p.state AS pull_request_state,
