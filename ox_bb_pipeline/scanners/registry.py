@@ -1,7 +1,7 @@
 """The one list of scanners. Everything that names scanners is derived from it: the scan stage's code
 scanners (`stage.default_scanners()`), the lake finding tables and their Dagster assets
 (`defs/scanning/assets.py`), the warehouse's inputs (`warehouse/runner.lake_inputs()`), the UNION of
-findings in `sql/findings.sql` (`findings_union_sql()`), the warehouse assets' upstream keys and the
+findings in the dbt model `findings` (`dbt_vars()`), the warehouse assets' upstream keys and the
 expectation suites (`quality/expectations.finding_suites()`).
 
 Adding a scanner: its module (a `CodeScanner`), its severity map, its tests, and one `Scanner` entry in
@@ -133,19 +133,10 @@ def warehouse_inputs() -> tuple[str, ...]:
     return tuple(s.warehouse_input for s in SCANNERS)
 
 
-def findings_union_sql(indent: str = "    ") -> str:
-    """Every scanner's findings as one relation: what `{{ findings_union }}` in sql/findings.sql becomes.
-    BY NAME: a scanner whose table lacks a newer column still unions (the lake views add it as null)."""
-    inputs = warehouse_inputs()
-    if not inputs:
-        raise ValueError("the scanner registry is empty: there is nothing to build findings from")
-    return f"\n{indent}UNION ALL BY NAME ".join(f"SELECT * FROM {name}" for name in inputs)
-
-
 def dbt_vars() -> dict[str, list[str]]:
     """The same list for a dbt project, passed by its invoker (`dbt build --vars '<json>'`, or
     dagster-dbt's `dbt.cli(["build", "--vars", json.dumps(dbt_vars())])`): a macro loops over
-    `var('scanners')` to write the UNION, as `findings_union_sql()` does for the SQL runner."""
+    `var('scanners')` to write the UNION of their findings."""
     return {"scanners": list(names())}
 
 
