@@ -93,22 +93,38 @@ class Prefilter:
 
     def candidates(self, texts: Sequence[str]) -> set[int]:
         """Indices of the `texts` some plugin could report on (all of them when a plugin has no gate)."""
+        return set(self.plugins_by_line(texts))
+
+    def plugins_by_line(self, texts: Sequence[str]) -> dict[int, list[BasePlugin]]:
+        """Index of each of the `texts` some plugin could report on -> the plugins whose gate matches it (what
+        plugins_for says of it), in a few passes over the whole text: a case-sensitive gate's matches name their
+        lines; the lines the case-insensitive passes find are searched by each case-insensitive gate."""
         if self.as_is is None:
-            return set(range(len(texts)))
+            return {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
         joined = "\n".join(texts)
-        found: set[int] = set()
         starts = _line_starts(joined)
-        for gate in self.as_is:
+        matched: dict[int, set[int]] = {}  # line -> positions of the plugins whose gate matches it
+        for position, (_, gate) in enumerate(self.gates):
+            if gate.as_is is None:
+                continue
             if gate.literals is not None and not any(literal in joined for literal in gate.literals):
                 continue  # `in` is many times faster than a regex search for plain strings
-            found.update(bisect_right(starts, m.start()) - 1 for m in gate.as_is.finditer(joined))
+            for match in gate.as_is.finditer(joined):
+                matched.setdefault(bisect_right(starts, match.start()) - 1, set()).add(position)
         folded = _fold(joined)
         # folding may change the length of non-ASCII text, never its newlines
         fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
+        found: set[int] = set()
         for regex in self.folded:
             if regex is not None:
                 found.update(bisect_right(fstarts, m.start()) - 1 for m in regex.finditer(folded))
-        return found
+        insensitive = [(position, gate.folded) for position, (_, gate) in enumerate(self.gates) if gate.folded]
+        for index in found:
+            text = _fold(texts[index])
+            for position, regex in insensitive:
+                if regex.search(text):
+                    matched.setdefault(index, set()).add(position)
+        return {index: [self.gates[p][0] for p in sorted(positions)] for index, positions in sorted(matched.items())}
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
         """The plugins whose gate matches `text` (a candidate line)."""

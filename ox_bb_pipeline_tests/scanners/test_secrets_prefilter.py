@@ -101,7 +101,7 @@ def _edge_lines(rng: random.Random) -> list[str]:
     return lines
 
 
-def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_path: Path):
+def _corpus(tmp_path: Path) -> dict[str, list[str]]:
     files: dict[str, list[str]] = {}
     # the labelled credential set (positives and negatives), as written for the secrets evaluation
     credential_tree(tmp_path)
@@ -121,7 +121,42 @@ def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_pat
     edges = _edge_lines(random.Random(17))
     for kind in KINDS:
         files[f"edges/{kind}"] = edges
-    assert _assert_same(files) > 50  # the comparison saw plenty of real hits
+    return files
+
+
+def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_path: Path):
+    assert _assert_same(_corpus(tmp_path)) > 50  # the comparison saw plenty of real hits
+
+
+def test_a_memo_of_line_results_changes_no_result(tmp_path: Path):
+    """A history scan keeps what each line yields (scan_lines' memo) under the file name, the line and the line
+    before it: the same line after another line (an allowlist pragma, a secret's name on the line above) or in
+    another file kind yields what a scan without the memo yields, at its own line number."""
+    files = _corpus(tmp_path)
+    value = "".join(random.Random(3).choice(string.ascii_letters + string.digits) for _ in range(40))
+    secret = 'KEY_ID = "AKIAZ7QW3RTY5UIO2PLM"'  # a key id shape the AWS detector reports, not a real key
+    bare = f'"{value}"'
+    for kind in KINDS:
+        files[f"again/{kind}"] = [
+            secret,
+            "# pragma: allowlist nextline secret",
+            secret,  # the same line, now allowlisted by the one before it
+            "password:",
+            bare,  # a value whose name is on the line before
+            "x = 1",
+            bare,
+            secret,
+        ]
+    memo: dict = {}
+    with tip._engine():
+        full = {name: _results(texts, name, prefilter=False) for name, texts in files.items()}
+        for _ in range(2):  # the second pass answers every line from the memo
+            for name, texts in files.items():
+                hits = scan_lines(enumerate(texts, start=1), filename=name, memo=memo)
+                assert sorted((h.type, h.line_number, h.secret_value or "") for h in hits) == full[name], name
+    assert memo
+    reported = {kind: {line for _, line, _ in full[f"again/{kind}"]} for kind in KINDS}
+    assert all({1, 8} <= lines and 3 not in lines for lines in reported.values()), reported
 
 
 def test_every_configured_plugin_has_a_gate_and_ordinary_code_is_skipped():
