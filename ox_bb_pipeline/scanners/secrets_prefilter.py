@@ -44,7 +44,9 @@ from detect_secrets.plugins.high_entropy_strings import (
 from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
 from detect_secrets.plugins.ip_public import IPPublicDetector
 from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.mailchimp import MailchimpDetector
 from detect_secrets.plugins.softlayer import SoftlayerDetector
+from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 
 # analyze_string/analyze_line methods whose output is a subset of what the plugin's regexes match
 _REGEX_ANALYZERS = {RegexBasedDetector.analyze_string}
@@ -238,9 +240,16 @@ _DIGITS, _LOWER = string.digits, string.ascii_lowercase
 _HEX64 = Branch("[0-9a-f]{64}", ci=True, lowered="[0-9a-f]{64}", run=(_DIGITS + "abcdef", 64))
 _LETTERS24 = Branch("[a-z]{24}", ci=True, lowered="[a-z]{24}", run=(_LOWER, 24))
 _ALNUM64 = Branch("[a-z0-9]{64}", ci=True, lowered="[a-z0-9]{64}", run=(_DIGITS + _LOWER, 64))
+# A gate that starts with a literal is searched many times faster than one that starts with a class (sre jumps
+# from one occurrence of the literal to the next instead of trying every digit or letter), so where every match
+# has a literal followed by a known part, that part is the gate.
 _READ_OFF = {
-    # every match has four dotted groups of 1-3 digits (lookarounds and the excluded ranges aside)
-    ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): [Branch(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")],
+    # every match has four dotted groups of 1-3 digits (lookarounds and the excluded ranges aside): from the first
+    # dot on
+    ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): [Branch(r"\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")],
+    # `-us` and the datacenter digit after the 32-character key; the colon and the 35-character body of a bot token
+    ("MailchimpDetector", MailchimpDetector.denylist[0].pattern): [Branch(r"-us[0-9]")],
+    ("TelegramBotTokenDetector", TelegramBotTokenDetector.denylist[0].pattern): [Branch(r":[0-9A-Za-z_-]{35}")],
     # the token and password bodies, without the delimiters (an anchor among them)
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): [Branch(r"AKC[a-zA-Z0-9]{10,}")],
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): [Branch(r"AP[\dABCDEF][a-zA-Z0-9]{8,}")],

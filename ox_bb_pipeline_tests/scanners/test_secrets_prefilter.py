@@ -75,6 +75,12 @@ def _edge_lines(rng: random.Random) -> list[str]:
         "token = AKIA" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
         "ghp_" + "".join(rng.choice(string.ascii_letters) for _ in range(36)),
         "ghp_short",
+        # a Mailchimp key (32 characters, -us, the datacenter), a Telegram bot token (digits, colon, 35 characters)
+        "mc = '" + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(32)) + "-us12'",
+        "key-us1 and " + "".join(rng.choice(string.ascii_lowercase) for _ in range(31)) + "-us7",
+        "bot: 123456789:" + "".join(rng.choice(string.ascii_letters + string.digits + "_-") for _ in range(35)),
+        "bot: ١٢٣٤٥٦٧٨٩:" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(35)),
+        "port 8080:" + "".join(rng.choice(string.ascii_letters) for _ in range(34)),
         "xoxb-1234-5678-abc",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
         "-----BEGIN OPENSSH PRIVATE KEY-----",
