@@ -49,8 +49,9 @@ READ_SIZE = 1 << 20
 MEMO = True  # keep what a line yields across the run (scan_lines' memo; the history benchmark's reference: off)
 MEMO_ENTRIES = 50_000  # lines kept at most; then the memo starts again
 HUNK = re.compile(rb"^@@ -\S+ \+(\d+)(?:,\d+)? @@")
-# a hunk's header or an added line, after the newline before it (a literal start: sre jumps from one to the next)
-_HUNK_OR_ADDED = re.compile(rb"\n(@@ [^\n]*|\+[^\n]*)")
+# a hunk's header line; an added line without its `+` (a literal start: sre jumps from one to the next)
+_HUNK_HEAD = re.compile(rb"\n(@@ [^\n]*)")
+_ADDED = re.compile(rb"\n\+([^\n]*)")
 # What str.splitlines() also breaks on: replaced in added lines so their numbering stays one text per line
 LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 # the same characters in UTF-8 (a lead byte is never a continuation: these bytes always decode to them)
@@ -322,17 +323,14 @@ def _added_lines(chunk: bytes) -> dict[str, tuple[list[int], list[str]]]:
         path = _new_path(header[named + 5 : len(header) if end < 0 else end])
         if path is None or tip.skipped_by_name(path):
             continue
+        added = _ADDED.findall(section, body_at)
         numbers: list[int] = []
-        added: list[bytes] = []
-        next_line = 0
-        for line in _HUNK_OR_ADDED.findall(section, body_at):
-            if line[:1] == b"+":
-                numbers.append(next_line)
-                added.append(line[1:])
-                next_line += 1
-            else:
-                match = HUNK.match(line)
-                next_line = int(match.group(1)) if match else 0
+        heads = list(_HUNK_HEAD.finditer(section, body_at))
+        for head, following in zip(heads, [*heads[1:], None], strict=True):
+            match = HUNK.match(head.group(1))
+            first = int(match.group(1)) if match else 0
+            count = section.count(b"\n+", head.end(), following.start() if following else len(section))
+            numbers.extend(range(first, first + count))
         block = b"\n".join(added)
         if not added or len(block) > MAX_FILE_BYTES:
             continue  # nothing added, or more than the tip scan's file cap: the file is over it at this commit

@@ -28,6 +28,7 @@ import string
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from re import _constants as sre  # noqa: PLC2701 - the parsed form of a pattern has no public API
 from re import _parser as sre_parse  # noqa: PLC2701
 
@@ -104,7 +105,7 @@ class Prefilter:
         if self.as_is is None:
             return {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
         joined = "\n".join(texts)
-        starts = _line_starts(joined)
+        starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))  # where each text starts in it
         matched: dict[int, set[int]] = {}  # line -> positions of the plugins whose gate matches it
         for position, (_, gate) in enumerate(self.gates):
             if gate.as_is is None:
