@@ -46,8 +46,6 @@ CURSOR_FORMAT = 1
 PROGRESS_EVERY = 1_000
 COMMIT_MARK_BYTES = b"\x00"  # starts our --format line: no diff line can start with it (each has a prefix character)
 READ_SIZE = 1 << 20
-MEMO = True  # keep what a line yields across the run (scan_lines' memo; the history benchmark's reference: off)
-MEMO_ENTRIES = 50_000  # lines kept at most; then the memo starts again
 HUNK = re.compile(rb"^@@ -\S+ \+(\d+)(?:,\d+)? @@")
 # a hunk's header line; an added line without its `+` (a literal start: sre jumps from one to the next)
 _HUNK_HEAD = re.compile(rb"\n(@@ [^\n]*)")
@@ -232,7 +230,6 @@ def _read_commits(
     read = 0
     stopped = False
     previous = ""
-    memo: dict | None = {} if MEMO else None
     with tip._engine():
         tip.secrets_filters.REMOVED.clear()
         proc = subprocess.Popen(
@@ -264,9 +261,7 @@ def _read_commits(
                         )
                 read += len(chunk)
                 previous = sha
-                if memo is not None and len(memo) > MEMO_ENTRIES:
-                    memo.clear()
-                _scan_commit(sha, author, _added_lines(chunk), repo, cursor, live_check, result, now, memo)
+                _scan_commit(sha, author, _added_lines(chunk), repo, cursor, live_check, result, now)
             if not stopped:
                 done = list(chosen)
         finally:
@@ -353,13 +348,13 @@ def _new_path(name: bytes) -> str | None:
 
 
 def _scan_commit(
-    sha: str, author: str, files: dict[str, tuple[list[int], list[str]]], repo, cursor, live_check, result, now, memo
+    sha: str, author: str, files: dict[str, tuple[list[int], list[str]]], repo, cursor, live_check, result, now
 ) -> None:
     """Scan the commit's added lines per file, as the tip scanner reads a file, and record new candidates."""
     for path, (numbers, texts) in files.items():
         # YAML as text, as the tip scanner's text pass reads it (its transformer needs the whole document)
         name = str(PurePosixPath(path).with_suffix(".txt")) if tip._is_yaml(path) else path
-        hits = list(scan_lines(enumerate(texts, start=1), filename=name, memo=memo))
+        hits = list(scan_lines(enumerate(texts, start=1), filename=name))
         if not hits:
             continue
         at = RepoRef(repo.connection, repo.workspace, repo.repository_uuid, repo.repository, sha)

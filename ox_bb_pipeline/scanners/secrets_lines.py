@@ -9,19 +9,22 @@ plugin's `analyze_line`, then the configured filters in detect-secrets' three st
 context). The filters are selected by the parameters they take (`get_filters_with_parameter`) and called
 with them injected by name (`call_function_with_arguments`), as detect-secrets does.
 
-In front of that, secrets_prefilter finds the lines any plugin could report on in one regex pass; the others
-are skipped (with their line filters), and a candidate line meets only the plugins whose gate it matches.
+In front of that, secrets_prefilter finds the lines any plugin could report on in a few regex passes; the others
+are skipped (with their line filters), and a candidate line meets only the plugins whose gate it matches. The line
+filters run once a plugin has found something on the line, and the entropy plugins skip values too short to pass
+their limit before hashing and measuring them; scan_lines(prefilter=False) does none of this (the reference).
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from detect_secrets.core.potential_secret import PotentialSecret
 from detect_secrets.core.scan import get_filters_with_parameter
+from detect_secrets.plugins.base import BasePlugin
+from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 from detect_secrets.settings import get_filters, get_plugins, get_settings
 from detect_secrets.util.code_snippet import get_code_snippet
 from detect_secrets.util.inject import call_function_with_arguments, get_injectable_variables
@@ -33,21 +36,12 @@ _PREFILTER: list = []  # [(plugins, Prefilter)]: the gates of the plugins in pla
 
 
 def scan_lines(
-    lines: Iterable[tuple[int, str]],
-    filename: str,
-    *,
-    prefilter: bool | None = None,
-    memo: dict | None = None,
+    lines: Iterable[tuple[int, str]], filename: str, *, prefilter: bool | None = None
 ) -> Iterator[PotentialSecret]:
     """Every secret the configured plugins find in `lines` ((line number, text) pairs) and no configured
     filter removes. Needs detect-secrets' settings in place (`transient_settings`). `prefilter=False` (None:
-    the module's PREFILTER) runs every plugin on every line, with no memo and the line filters first, as
-    detect-secrets' own scan does: the reference the shortcuts are tested against.
-
-    `memo`: a dict the caller keeps across calls under the same settings (a history scan meets the same lines
-    again and again): what a line yields is kept under everything it depends on, the file name, the line and
-    the line before it, and given again (renumbered) without the plugins. Filters do not run for a line found
-    there, so secrets_filters.REMOVED does not count it: only for callers that do not read the counts."""
+    the module's PREFILTER) runs every plugin as it is on every line, the line filters first, as detect-secrets'
+    own scan does: the reference the shortcuts are tested against."""
     numbered = list(lines)
     content = [text for _, text in numbered]
     plugins = get_plugins()
@@ -58,32 +52,15 @@ def scan_lines(
     else:
         # only the lines some plugin could report on, each with those plugins
         lines_plugins = _prefilter(plugins).plugins_by_line(content)
-        todo = ((index, [setup.by_plugin[id(p)] for p in lines_plugins[index]]) for index in lines_plugins)
-    memo = memo if memo is not None and setup.memo_safe and not reference else None
+        todo = ((index, [setup.fast[id(p)] for p in lines_plugins[index]]) for index in lines_plugins)
     for index, analyzers in todo:
         line_number, raw = numbered[index]
         context = get_code_snippet(lines=content, line_number=line_number)
-        if memo is None or len(raw) > MEMO_LINE_CHARS:
-            yield from _line_secrets(raw, line_number, filename, context, analyzers, eager=reference)
-            continue
-        key = (filename, raw, context.previous_line)
-        found = memo.get(key)
-        if found is None:
-            found = memo[key] = list(_line_secrets(raw, line_number, filename, context, analyzers))
-        for secret in found:
-            yield _renumbered(secret, line_number)
+        yield from _line_secrets(raw, line_number, filename, context, analyzers, eager=reference)
 
 
-MEMO_LINE_CHARS = 1_000  # longer lines (minified code) are seldom met twice: not worth keeping
-# What reads a line's context under our settings: these filters read only its previous line; the plugins pass it
-# to their `verify` alone, which runs only with detect-secrets' verification filter (never configured here)
-_PREVIOUS_LINE_ONLY = {
-    "detect_secrets.filters.allowlist.is_line_allowlisted",
-    "ox_bb_pipeline.scanners.secrets_filters.is_known_noise",
-}
+Analyzer = tuple[BasePlugin, Callable[..., Any], tuple[str, ...]]  # plugin, its analyze_line, what that takes
 _VERIFY_FILTER = "detect_secrets.filters.common.is_ignored_due_to_verification_policies"
-_ANALYZE_LINE = {"BasePlugin.analyze_line", "HighEntropyStringsPlugin.analyze_line", "KeywordDetector.analyze_line"}
-_ANALYZE_LINE |= {"DataDetector.analyze_line"}  # our data detectors: a file-name check, then the base method
 
 
 @dataclass(frozen=True)
@@ -94,39 +71,55 @@ class _Setup:
     filters: list
     # each plugin's analyze_line with the parameters it takes (call_function_with_arguments inspects the method
     # on every call: most of the time of a long scan)
-    every: list[tuple[Any, tuple[str, ...]]]
-    by_plugin: dict[int, tuple[Any, tuple[str, ...]]]
-    memo_safe: bool
+    every: list[Analyzer]
+    fast: dict[int, Analyzer]  # id(plugin) -> the same, or an entropy plugin's _ShortValuesSkipped
 
 
 def _setup(plugins: list) -> _Setup:
     filters = get_filters()
     if not _SETUP or _SETUP[0].plugins is not plugins or _SETUP[0].filters is not filters:
-        every = [(plugin.analyze_line, _injectable(plugin.analyze_line)) for plugin in plugins]
-        by_plugin = dict(zip(map(id, plugins), every, strict=True))
-        _SETUP[:] = [_Setup(plugins, filters, every, by_plugin, _memo_safe(plugins))]
+        every = [(plugin, plugin.analyze_line, _injectable(plugin.analyze_line)) for plugin in plugins]
+        verifying = _VERIFY_FILTER in get_settings().filters
+        fast = {
+            id(plugin): (plugin, _ShortValuesSkipped(plugin), ("filename", "line", "line_number"))
+            if _ShortValuesSkipped.applies(plugin) and not verifying
+            else (plugin, analyze, names)
+            for plugin, analyze, names in every
+        }
+        _SETUP[:] = [_Setup(plugins, filters, every, fast)]
     return _SETUP[0]
 
 
 _SETUP: list[_Setup] = []
 
 
-def _memo_safe(plugins: list) -> bool:
-    """True when a line's result depends on its context only through the line before it (the memo's key):
-    no verification, every context filter one of _PREVIOUS_LINE_ONLY, every plugin's analyze_line a known one."""
-    if _VERIFY_FILTER in get_settings().filters:
-        return False
-    if any(check.path not in _PREVIOUS_LINE_ONLY for check in get_filters_with_parameter("context")):
-        return False
-    return all(type(plugin).analyze_line.__qualname__ in _ANALYZE_LINE for plugin in plugins)
+class _ShortValuesSkipped:
+    """An entropy plugin's analyze_line (detect-secrets' own, no eager search, no verification) that leaves out
+    the quoted values too short to pass its limit before making, hashing and measuring them: the Shannon entropy
+    of n characters is at most log2(n), and the plugin reports only values above its limit. A minified line holds
+    hundreds of short quoted strings."""
 
+    def __init__(self, plugin: HighEntropyStringsPlugin) -> None:
+        self.plugin = plugin
+        self.longest_silent = 2**plugin.entropy_limit  # no value this long or shorter can pass the limit
 
-def _renumbered(secret: PotentialSecret, line_number: int) -> PotentialSecret:
-    if secret.line_number == line_number:
-        return secret
-    again = copy.copy(secret)
-    again.line_number = line_number
-    return again
+    @staticmethod
+    def applies(plugin: BasePlugin) -> bool:
+        cls = type(plugin)
+        return (
+            isinstance(plugin, HighEntropyStringsPlugin)
+            and cls.analyze_line is HighEntropyStringsPlugin.analyze_line
+            and cls.analyze_string is HighEntropyStringsPlugin.analyze_string
+        )
+
+    def __call__(self, filename: str, line: str, line_number: int = 0) -> set[PotentialSecret]:
+        plugin = self.plugin
+        found = {
+            PotentialSecret(type=plugin.secret_type, filename=filename, secret=value, line_number=line_number)
+            for value in plugin.analyze_string(line)
+            if len(value) > self.longest_silent
+        }
+        return {s for s in found if plugin.calculate_shannon_entropy(s.secret_value) > plugin.entropy_limit}
 
 
 def _line_secrets(raw, line_number, filename, context, analyzers, eager=False) -> Iterator[PotentialSecret]:
@@ -139,8 +132,7 @@ def _line_secrets(raw, line_number, filename, context, analyzers, eager=False) -
         return
     offered = {"filename": filename, "line": line, "line_number": line_number, "context": context}
     line_kept = eager
-    for analyze, names in analyzers:
-        plugin = analyze.__self__
+    for plugin, analyze, names in analyzers:
         found = analyze(**{name: offered[name] for name in names if name in offered})
         if not found:
             continue

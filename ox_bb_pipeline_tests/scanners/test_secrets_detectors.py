@@ -169,9 +169,7 @@ def test_the_data_file_is_read_once_per_version_and_copies_loaded_by_path_share_
     data.write_text(secrets_detectors.DETECTORS_FILE.read_text())
     first = load_detectors(data)
     assert load_detectors(data) == first and set(first) == set(classes)
-    data.write_text(
-        data.read_text() + "  - type: Example Token\n    patterns: ['(?P<secret>exm_[a-z0-9]{32})']\n"
-    )
+    data.write_text(data.read_text() + "  - type: Example Token\n    patterns: ['(?P<secret>exm_[a-z0-9]{32})']\n")
     edited = load_detectors(data)
     assert set(edited) == {*classes, "ExampleTokenDetector"}
     assert edited["ExampleTokenDetector"].secret_type == "Example Token"

@@ -11,9 +11,11 @@ import string
 from pathlib import Path
 
 import pytest
+from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+from detect_secrets.settings import get_plugins
 
 from ox_bb_pipeline.scanners import secrets as tip
-from ox_bb_pipeline.scanners.secrets_lines import scan_lines
+from ox_bb_pipeline.scanners.secrets_lines import _ShortValuesSkipped, scan_lines
 from ox_bb_pipeline.scanners.secrets_prefilter import Prefilter
 from ox_bb_pipeline_tests.evaluation.secrets import credential_tree, sample_value
 from ox_bb_sandbox.content import PROFILES, render_profile
@@ -134,35 +136,38 @@ def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_pat
     assert _assert_same(_corpus(tmp_path)) > 50  # the comparison saw plenty of real hits
 
 
-def test_a_memo_of_line_results_changes_no_result(tmp_path: Path):
-    """A history scan keeps what each line yields (scan_lines' memo) under the file name, the line and the line
-    before it: the same line after another line (an allowlist pragma, a secret's name on the line above) or in
-    another file kind yields what a scan without the memo yields, at its own line number."""
-    files = _corpus(tmp_path)
-    value = "".join(random.Random(3).choice(string.ascii_letters + string.digits) for _ in range(40))
+def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values_decide():
+    """The line filters run once a plugin found something, and the entropy plugins skip values too short to pass
+    their limit: an allowlist pragma on the line before, an indirect reference, and a minified line of quoted
+    values of every length (around each plugin's limit) give what the reference gives."""
+    rng = random.Random(5)
+    b64 = string.ascii_letters + string.digits + "+/"
+    values = ["".join(rng.choice(b64 if n % 2 else "0123456789abcdef") for _ in range(n)) for n in range(1, 48)]
+    quotes = ['"', "'", '"']
+    minified = ",".join(f"{quotes[n % 3]}{v}{quotes[n % 3]}" for n, v in enumerate(values))
     secret = 'KEY_ID = "AKIAZ7QW3RTY5UIO2PLM"'  # a key id shape the AWS detector reports, not a real key
-    bare = f'"{value}"'
-    for kind in KINDS:
-        files[f"again/{kind}"] = [
-            secret,
-            "# pragma: allowlist nextline secret",
-            secret,  # the same line, now allowlisted by the one before it
-            "password:",
-            bare,  # a value whose name is on the line before
-            "x = 1",
-            bare,
-            secret,
-        ]
-    memo: dict = {}
+    lines = [
+        secret,
+        "# pragma: allowlist nextline secret",
+        secret,  # allowlisted by the line before
+        f"token = get_secret('{values[40]}')",  # an indirect reference: the line is filtered
+        f"var a=[{minified}];" * 3,
+        f'"{values[40]}" "{values[40]}"',  # the same value twice on a line: one hit
+    ]
+    files = {f"min/{kind}": lines for kind in KINDS}
+    assert _assert_same(files) >= 2 * len(KINDS)
     with tip._engine():
-        full = {name: _results(texts, name, prefilter=False) for name, texts in files.items()}
-        for _ in range(2):  # the second pass answers every line from the memo
-            for name, texts in files.items():
-                hits = scan_lines(enumerate(texts, start=1), filename=name, memo=memo)
-                assert sorted((h.type, h.line_number, h.secret_value or "") for h in hits) == full[name], name
-    assert memo
-    reported = {kind: {line for _, line, _ in full[f"again/{kind}"]} for kind in KINDS}
-    assert all({1, 8} <= lines and 3 not in lines for lines in reported.values()), reported
+        reported = [line for _, line, _ in _results(lines, "min/app.js", prefilter=True)]
+        assert reported == [1, 6], reported
+        # what an entropy plugin reports on each line, before the filters, with and without the shortcut
+        entropy = [p for p in get_plugins() if isinstance(p, HighEntropyStringsPlugin)]
+        assert len(entropy) == 2 and all(_ShortValuesSkipped.applies(p) for p in entropy)
+        for plugin in entropy:
+            for number, line in enumerate(lines, start=1):
+                full = plugin.analyze_line(filename="min/app.js", line=line, line_number=number)
+                assert _ShortValuesSkipped(plugin)("min/app.js", line, number) == full
+                assert {s.line_number for s in full} <= {number}
+        assert any(p.analyze_line(filename="a.js", line=lines[4], line_number=5) for p in entropy)
 
 
 def test_every_configured_plugin_has_a_gate_and_ordinary_code_is_skipped():
