@@ -86,9 +86,25 @@ class Prefilter:
         # the literals in one alternation; runs of a class (a free-form value) one by one, each but those another
         # one implies (a run of 64 letters and digits holds a run of 44 of them and `_-`)
         runs = sorted({b.run for b in folded if b.run})
-        kept = [r for r in runs if not any(o != r and set(r[0]) <= set(o[0]) and r[1] >= o[1] for o in runs)]
+        kept = [r for r in runs if not any(_implies(r, o) for o in runs)]
         self.folded = [_alternation([b.lowered for b in folded if not b.run])]
         self.folded += [re.compile(f"[{re.escape(chars)}]{{{n}}}") for chars, n in kept]
+        # which passes can tell that a case-insensitive gate matches a line: its literals (only where the literal
+        # pass found something on the line: then searched), each of its runs the run's own pass finds (index into
+        # self.folded), and a run another one implies (searched where that one's pass found something)
+        self.insensitive: list[tuple[int, re.Pattern | None, set[int], list[tuple[re.Pattern, int]]]] = []
+        for position, (_, gate) in enumerate(self.gates):
+            ci = [b for b in gate.branches if b.ci and b.lowered is not None] if gate is not None else []
+            if not ci:
+                continue
+            literals = _alternation([b.lowered for b in ci if not b.run])
+            own = {1 + kept.index(b.run) for b in ci if b.run in kept}
+            implied = [
+                (re.compile(b.lowered), 1 + kept.index(next(k for k in kept if _implies(b.run, k))))
+                for b in ci
+                if b.run and b.run not in kept
+            ]
+            self.insensitive.append((position, literals, own, implied))
 
     def ungated(self) -> list[str]:
         """Names of the plugins that see every line (no gate could be derived)."""
@@ -101,7 +117,8 @@ class Prefilter:
     def plugins_by_line(self, texts: Sequence[str]) -> dict[int, list[BasePlugin]]:
         """Index of each of the `texts` some plugin could report on -> the plugins whose gate matches it (what
         plugins_for says of it), in a few passes over the whole text: a case-sensitive gate's matches name their
-        lines; the lines the case-insensitive passes find are searched by each case-insensitive gate."""
+        lines, and so do the case-insensitive passes' (a line the literal pass or an implying run's pass found is
+        then searched by the gates it may concern: a minified line is long)."""
         if self.as_is is None:
             return {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
         joined = "\n".join(texts)
@@ -117,16 +134,24 @@ class Prefilter:
         folded = _fold(joined)
         # folding may change the length of non-ASCII text, never its newlines
         fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
-        found: set[int] = set()
-        for regex in self.folded:
-            if regex is not None:
-                found.update(bisect_right(fstarts, m.start()) - 1 for m in regex.finditer(folded))
-        insensitive = [(position, gate.folded) for position, (_, gate) in enumerate(self.gates) if gate.folded]
-        for index in found:
-            text = _fold(texts[index])
-            for position, regex in insensitive:
-                if regex.search(text):
-                    matched.setdefault(index, set()).add(position)
+        found = [
+            {bisect_right(fstarts, m.start()) - 1 for m in regex.finditer(folded)} if regex is not None else set()
+            for regex in self.folded
+        ]
+        lines_folded: dict[int, str] = {}
+        for position, literals, own, implied in self.insensitive:
+            lines = set().union(*(found[index] for index in own))
+            searches = [(literals, found[0])] if literals is not None else []
+            searches += [(regex, found[index]) for regex, index in implied]
+            for regex, where in searches:
+                for index in where - lines:
+                    text = lines_folded.get(index)
+                    if text is None:
+                        text = lines_folded[index] = _fold(texts[index])
+                    if regex.search(text):
+                        lines.add(index)
+            for index in lines:
+                matched.setdefault(index, set()).add(position)
         return {index: [self.gates[p][0] for p in sorted(positions)] for index, positions in sorted(matched.items())}
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
@@ -153,6 +178,12 @@ class _Gate:
 
 
 _NEWLINE = re.compile("\n")
+
+
+def _implies(run: tuple[str, int], other: tuple[str, int]) -> bool:
+    """A run of `run`'s characters and length is also a run of `other`'s (its characters are among them and
+    it is at least as long)."""
+    return run != other and set(run[0]) <= set(other[0]) and run[1] >= other[1]
 
 
 def _line_starts(text: str) -> list[int]:

@@ -32,13 +32,17 @@ def _results(texts: list[str], filename: str, prefilter: bool) -> list[tuple]:
 
 
 def _assert_same(files: dict[str, list[str]]) -> int:
-    """Both scans of every file; returns the number of hits (so a test can check it exercised something)."""
+    """Both scans of every file; returns the number of hits (so a test can check it exercised something). Also:
+    the plugins the prefilter's passes name for each line are those its gates match on the line alone."""
     hits = 0
     with tip._engine():
+        prefilter = Prefilter(get_plugins())
         for name, texts in files.items():
             full = _results(texts, name, prefilter=False)
             assert _results(texts, name, prefilter=True) == full, name
             hits += len(full)
+            alone = {index: plugins for index, text in enumerate(texts) if (plugins := prefilter.plugins_for(text))}
+            assert prefilter.plugins_by_line(texts) == alone, name
     return hits
 
 
