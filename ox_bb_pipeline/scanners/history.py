@@ -44,7 +44,7 @@ SCANNER = "git_history"
 RULE = "secret_in_history"
 CURSOR_FORMAT = 1
 PROGRESS_EVERY = 1_000
-COMMIT_MARK_BYTES = b"\x00"  # starts our --format line: no diff line can start with it (each has a prefix character)
+COMMIT_MARK = b"\x00"  # starts our --format line: no diff line can start with it (each has a prefix character)
 READ_SIZE = 1 << 20
 HUNK = re.compile(rb"^@@ -\S+ \+(\d+)(?:,\d+)? @@")
 # a hunk's header line; an added line without its `+` (a literal start: sre jumps from one to the next)
@@ -280,10 +280,10 @@ def _commit_chunks(stream, size: int = READ_SIZE) -> Iterator[bytes]:
     pieces: list[bytes] = []
     while block := stream.read(size):
         start = 0
-        if block[:1] == COMMIT_MARK_BYTES and pieces and pieces[-1][-1:] == b"\n":
+        if block[:1] == COMMIT_MARK and pieces and pieces[-1][-1:] == b"\n":
             yield b"".join(pieces)  # the mark starts this block
             pieces = []
-        while (end := block.find(b"\n" + COMMIT_MARK_BYTES, start)) >= 0:
+        while (end := block.find(b"\n" + COMMIT_MARK, start)) >= 0:
             pieces.append(block[start : end + 1])
             yield b"".join(pieces)
             pieces, start = [], end + 1
