@@ -95,13 +95,13 @@ _SETUP: list[_Setup] = []
 
 class _ShortValuesSkipped:
     """An entropy plugin's analyze_line (detect-secrets' own, no eager search, no verification) that leaves out
-    the quoted values too short to pass its limit before making, hashing and measuring them: the Shannon entropy
-    of n characters is at most log2(n), and the plugin reports only values above its limit. A minified line holds
-    hundreds of short quoted strings."""
+    the quoted values that cannot pass its limit before making, hashing and measuring them: the Shannon entropy
+    of a text with n distinct characters is at most log2(n), and the plugin reports only values above its limit
+    (the hex plugin's only lowers it). A minified line holds hundreds of quoted strings."""
 
     def __init__(self, plugin: HighEntropyStringsPlugin) -> None:
         self.plugin = plugin
-        self.longest_silent = 2**plugin.entropy_limit  # no value this long or shorter can pass the limit
+        self.most_silent = 2**plugin.entropy_limit  # no value with this many distinct characters or fewer passes
 
     @staticmethod
     def applies(plugin: BasePlugin) -> bool:
@@ -113,11 +113,13 @@ class _ShortValuesSkipped:
         )
 
     def __call__(self, filename: str, line: str, line_number: int = 0) -> set[PotentialSecret]:
-        plugin = self.plugin
+        plugin, most = self.plugin, self.most_silent
+        # HighEntropyStringsPlugin.analyze_string: the quoted value of each of its regex's matches
+        values = (value[1] if isinstance(value, tuple) else value for value in plugin.regex.findall(line))
         found = {
             PotentialSecret(type=plugin.secret_type, filename=filename, secret=value, line_number=line_number)
-            for value in plugin.analyze_string(line)
-            if len(value) > self.longest_silent
+            for value in values
+            if len(value) > most and len(set(value)) > most
         }
         return {s for s in found if plugin.calculate_shannon_entropy(s.secret_value) > plugin.entropy_limit}
 
