@@ -37,6 +37,7 @@ from detect_secrets.plugins.artifactory import ArtifactoryDetector
 from detect_secrets.plugins.aws import AWSKeyDetector
 from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 from detect_secrets.plugins.cloudant import CloudantDetector
+from detect_secrets.plugins.discord import DiscordBotTokenDetector
 from detect_secrets.plugins.high_entropy_strings import (
     Base64HighEntropyString,
     HexHighEntropyString,
@@ -47,6 +48,7 @@ from detect_secrets.plugins.ip_public import IPPublicDetector
 from detect_secrets.plugins.jwt import JwtTokenDetector
 from detect_secrets.plugins.mailchimp import MailchimpDetector
 from detect_secrets.plugins.softlayer import SoftlayerDetector
+from detect_secrets.plugins.stripe import StripeDetector
 from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 
 # analyze_string/analyze_line methods whose output is a subset of what the plugin's regexes match
@@ -125,12 +127,11 @@ class Prefilter:
         starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))  # where each text starts in it
         matched: dict[int, set[int]] = {}  # line -> positions of the plugins whose gate matches it
         for position, (_, gate) in enumerate(self.gates):
-            if gate.as_is is None:
-                continue
-            if gate.literals is not None and not any(literal in joined for literal in gate.literals):
+            if gate.as_is is None or not gate.in_text(joined):
                 continue  # `in` is many times faster than a regex search for plain strings
-            for match in gate.as_is.finditer(joined):
-                matched.setdefault(bisect_right(starts, match.start()) - 1, set()).add(position)
+            for regex in gate.passes:
+                for match in regex.finditer(joined):
+                    matched.setdefault(bisect_right(starts, match.start()) - 1, set()).add(position)
         folded = _fold(joined)
         # folding may change the length of non-ASCII text, never its newlines
         fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
@@ -170,6 +171,19 @@ class _Gate:
         self.folded = _alternation([b.lowered for b in branches if b.ci and b.lowered is not None])
         plain = [b for b in branches if not b.ci or b.lowered is None]
         self.literals = [b.literal for b in plain] if all(b.literal for b in plain) else None
+        # over a whole text: each branch in a pass of its own (one that starts with a literal is searched fast; an
+        # alternation of several is not), after a look for the literals grouped by their first two characters
+        self.passes = [re.compile(body) for body in dict.fromkeys(b.exact() for b in plain)]
+        groups: dict[str, list[str]] = {}
+        for literal in self.literals or ():
+            groups.setdefault(literal[:2], []).append(literal)
+        self.literal_groups = list(groups.items()) if self.literals is not None else None
+
+    def in_text(self, text: str) -> bool:
+        """False when no literal of a gate made of literals is in `text` (True for other gates)."""
+        if self.literal_groups is None:
+            return True
+        return any(head in text and any(literal in text for literal in group) for head, group in self.literal_groups)
 
     def matches(self, as_is: str, folded: str) -> bool:
         if self.literals is not None and self.as_is and not any(literal in as_is for literal in self.literals):
@@ -250,7 +264,9 @@ def _gate(plugin: BasePlugin) -> list[Branch] | None:
                 branches.extend(_READ_OFF[cls.__name__, pattern.pattern])
             elif _line_safe(pattern) and not pattern.flags & re.IGNORECASE:
                 # the pattern itself: no anchor, lookaround or line break to make it differ over joined lines
-                branches.append(Branch(_scoped(pattern.pattern, pattern.flags)))
+                fixed = _fixed(list(sre_parse.parse(pattern.pattern, pattern.flags)))
+                literal = fixed[0] if fixed is not None and len(fixed) == 1 and fixed[0] else None
+                branches.append(Branch(_scoped(pattern.pattern, pattern.flags), literal=literal))
             elif required := _required_literals(pattern):
                 for text, flags in sorted(set(required)):
                     ci = bool(flags & re.IGNORECASE)
@@ -282,6 +298,11 @@ _READ_OFF = {
     # `-us` and the datacenter digit after the 32-character key; the colon and the 35-character body of a bot token
     ("MailchimpDetector", MailchimpDetector.denylist[0].pattern): [Branch(r"-us[0-9]")],
     ("TelegramBotTokenDetector", TelegramBotTokenDetector.denylist[0].pattern): [Branch(r":[0-9A-Za-z_-]{35}")],
+    # after the `r`/`s` of a Stripe key; a Discord token from its first dot on
+    ("StripeDetector", StripeDetector.denylist[0].pattern): [Branch(r"k_live_[0-9a-zA-Z]{24}")],
+    ("DiscordBotTokenDetector", DiscordBotTokenDetector.denylist[0].pattern): [
+        Branch(r"\.[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27}")
+    ],
     # the token and password bodies, without the delimiters (an anchor among them)
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): [Branch(r"AKC[a-zA-Z0-9]{10,}")],
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): [Branch(r"AP[\dABCDEF][a-zA-Z0-9]{8,}")],

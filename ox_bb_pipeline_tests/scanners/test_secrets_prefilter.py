@@ -87,6 +87,11 @@ def _edge_lines(rng: random.Random) -> list[str]:
         "bot: 123456789:" + "".join(rng.choice(string.ascii_letters + string.digits + "_-") for _ in range(35)),
         "bot: ١٢٣٤٥٦٧٨٩:" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(35)),
         "port 8080:" + "".join(rng.choice(string.ascii_letters) for _ in range(34)),
+        # a Discord bot token (M/N/O, 23-25 characters, a dot, 6, a dot, 27), one with Unicode digits in it
+        "discord: M" + "".join(rng.choice(string.ascii_letters) for _ in range(23)) + ".Ab-_12.x" + "y" * 26,
+        "N" + "a" * 24 + ".٣٣٣٣٣٣." + "".join(rng.choice(string.ascii_letters + "_-") for _ in range(27)),
+        "rk_live_" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(24)),
+        "PuTTY-User-Key-File-2: ssh-rsa",
         "xoxb-1234-5678-abc",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
         "-----BEGIN OPENSSH PRIVATE KEY-----",
