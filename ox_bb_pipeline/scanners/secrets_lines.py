@@ -51,7 +51,7 @@ def scan_lines(
         todo = ((index, setup.every) for index in range(len(numbered)))
     else:
         # only the lines some plugin could report on, each with those plugins
-        lines_plugins = _prefilter(plugins).plugins_by_line(content)
+        lines_plugins = _prefilter(plugins).plugins_by_line(content, filename)
         todo = ((index, [setup.fast[id(p)] for p in lines_plugins[index]]) for index in lines_plugins)
     for index, analyzers in todo:
         line_number, raw = numbered[index]

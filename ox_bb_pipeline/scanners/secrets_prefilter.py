@@ -28,7 +28,9 @@ import string
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from itertools import accumulate
+from pathlib import PurePath
 from re import _constants as sre  # noqa: PLC2701 - the parsed form of a pattern has no public API
 from re import _parser as sre_parse  # noqa: PLC2701
 
@@ -81,6 +83,12 @@ class Prefilter:
             branches = _gate(plugin)
             self.gates.append((plugin, _Gate(branches) if branches else None))
         ungated = any(gate is None for _, gate in self.gates)
+        # position -> the file-name globs of a data detector that reads only such files (secrets_detectors)
+        self.named = {
+            position: plugin.files
+            for position, (plugin, _) in enumerate(self.gates)
+            if type(plugin).analyze_line.__qualname__ == "DataDetector.analyze_line" and getattr(plugin, "files", ())
+        }
         # over the whole text: the case-sensitive gates one by one (each has a fast literal or class prefix; an
         # alternation of them all has none), the case-insensitive ones in one alternation over the folded text
         self.as_is = None if ungated else [gate for _, gate in self.gates if gate.as_is is not None]
@@ -116,20 +124,25 @@ class Prefilter:
         """Indices of the `texts` some plugin could report on (all of them when a plugin has no gate)."""
         return set(self.plugins_by_line(texts))
 
-    def plugins_by_line(self, texts: Sequence[str]) -> dict[int, list[BasePlugin]]:
+    def plugins_by_line(self, texts: Sequence[str], filename: str | None = None) -> dict[int, list[BasePlugin]]:
         """Index of each of the `texts` some plugin could report on -> the plugins whose gate matches it (what
         plugins_for says of it), in a few passes over the whole text: a case-sensitive gate's matches name their
         lines, and so do the case-insensitive passes' (a line the literal pass or an implying run's pass found is
-        then searched by the gates it may concern: a minified line is long)."""
+        then searched by the gates it may concern: a minified line is long). With `filename`, the plugins that
+        read only other file names (our data detectors' `files`) are left out."""
         if self.as_is is None:
             return {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
+        name = PurePath(filename).name if filename is not None else None
+        elsewhere = {
+            p for p, globs in self.named.items() if name is not None and not any(fnmatch(name, g) for g in globs)
+        }
         joined = "\n".join(texts)
         starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))  # where each text starts in it
         matched: dict[int, set[int]] = {}  # line -> positions of the plugins whose gate matches it
         for position, (_, gate) in enumerate(self.gates):
-            if gate.as_is is None or not gate.in_text(joined):
-                continue  # `in` is many times faster than a regex search for plain strings
-            for regex in gate.passes:
+            if gate.as_is is None or position in elsewhere:
+                continue
+            for regex in gate.passes_for(joined):
                 for match in regex.finditer(joined):
                     matched.setdefault(bisect_right(starts, match.start()) - 1, set()).add(position)
         folded = _fold(joined)
@@ -141,6 +154,8 @@ class Prefilter:
         ]
         lines_folded: dict[int, str] = {}
         for position, literals, own, implied in self.insensitive:
+            if position in elsewhere:
+                continue
             lines = set().union(*(found[index] for index in own))
             searches = [(literals, found[0])] if literals is not None else []
             searches += [(regex, found[index]) for regex, index in implied]
@@ -173,17 +188,18 @@ class _Gate:
         self.literals = [b.literal for b in plain] if all(b.literal for b in plain) else None
         # over a whole text: each branch in a pass of its own (one that starts with a literal is searched fast; an
         # alternation of several is not), after a look for the literals grouped by their first two characters
-        self.passes = [re.compile(body) for body in dict.fromkeys(b.exact() for b in plain)]
+        self.passes = {b.literal or b.exact(): re.compile(b.exact()) for b in plain}
         groups: dict[str, list[str]] = {}
         for literal in self.literals or ():
             groups.setdefault(literal[:2], []).append(literal)
         self.literal_groups = list(groups.items()) if self.literals is not None else None
 
-    def in_text(self, text: str) -> bool:
-        """False when no literal of a gate made of literals is in `text` (True for other gates)."""
+    def passes_for(self, text: str) -> list[re.Pattern]:
+        """The passes to make over `text`: every branch's, or for a gate made of literals those of the literals
+        in it (`in` is many times faster than a regex search for plain strings)."""
         if self.literal_groups is None:
-            return True
-        return any(head in text and any(literal in text for literal in group) for head, group in self.literal_groups)
+            return list(self.passes.values())
+        return [self.passes[t] for head, group in self.literal_groups if head in text for t in group if t in text]
 
     def matches(self, as_is: str, folded: str) -> bool:
         if self.literals is not None and self.as_is and not any(literal in as_is for literal in self.literals):
