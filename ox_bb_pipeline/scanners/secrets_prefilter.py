@@ -99,6 +99,7 @@ class Prefilter:
         kept = [r for r in runs if not any(_implies(r, o) for o in runs)]
         self.folded = [_alternation([b.lowered for b in folded if not b.run])]
         self.folded += [re.compile(f"[{re.escape(chars)}]{{{n}}}") for chars, n in kept]
+        self.runs = [(_run_table(chars), b"a" * n) for chars, n in kept]  # the same runs as bytes.find does them
         # which passes can tell that a case-insensitive gate matches a line: its literals (only where the literal
         # pass found something on the line: then searched), each of its runs the run's own pass finds (index into
         # self.folded), and a run another one implies (searched where that one's pass found something)
@@ -148,10 +149,13 @@ class Prefilter:
         folded = _fold(joined)
         # folding may change the length of non-ASCII text, never its newlines
         fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
-        found = [
-            {bisect_right(fstarts, m.start()) - 1 for m in regex.finditer(folded)} if regex is not None else set()
-            for regex in self.folded
-        ]
+        literal = self.folded[0]
+        found = [{bisect_right(fstarts, m.start()) - 1 for m in literal.finditer(folded)} if literal else set()]
+        if self.runs:
+            # a run of a class is a run of one byte once the class is mapped to it and all else to another: found
+            # by bytes.find, not by a regex that tries every letter (non-ASCII is never in these classes: `?`)
+            ascii_text = folded.encode("ascii", errors="replace")
+            found += [_run_lines(ascii_text.translate(table), needle, fstarts) for table, needle in self.runs]
         lines_folded: dict[int, str] = {}
         for position, literals, own, implied in self.insensitive:
             if position in elsewhere:
@@ -208,6 +212,22 @@ class _Gate:
 
 
 _NEWLINE = re.compile("\n")
+
+
+def _run_table(chars: str) -> bytes:
+    """A bytes.translate table: the ASCII `chars` to `a`, every other byte to a space."""
+    return bytes(ord("a") if chr(code) in chars else ord(" ") for code in range(256))
+
+
+def _run_lines(mapped: bytes, needle: bytes, starts: list[int]) -> set[int]:
+    """The lines (by their `starts`) of `mapped` text that hold `needle`."""
+    lines: set[int] = set()
+    at = mapped.find(needle)
+    while at >= 0:
+        line = bisect_right(starts, at) - 1
+        lines.add(line)
+        at = mapped.find(needle, starts[line + 1]) if line + 1 < len(starts) else -1
+    return lines
 
 
 def _implies(run: tuple[str, int], other: tuple[str, int]) -> bool:
