@@ -8,11 +8,13 @@ from a corpus:
 - a regex plugin (detect-secrets' RegexBasedDetector, our data detectors): the pattern itself when it has no
   anchor, lookaround or way to match a newline; else a literal every match contains, read off the parsed
   pattern (a run of literal characters and fixed-string groups outside any optional part, or one of a group's
-  alternatives when each has one), with the pattern's case flag; a few weak ones read off by hand (_READ_OFF);
+  alternatives when each has one), with the pattern's case flag; a few read off by hand where that rule finds a
+  weak or slow one (_READ_OFF: a gate led by a literal is searched many times faster than one led by a class);
 - the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive;
 - the entropy plugins: a quoted run of their charset long enough to exceed their entropy limit (the Shannon
   entropy of n characters is at most log2 n, and the hex plugin only lowers it).
-A plugin whose class or pattern is not one of these shapes gets no gate and sees every line.
+A plugin whose class or pattern is not one of these shapes gets no gate and sees every line. A data detector
+limited to some file names (`files`) is not looked for in other files.
 
 Gates never match a line break and use no anchors or lookarounds, so a match over the lines joined by
 newlines lies within one line and is found there exactly as on the line alone. Case-insensitive gates are
@@ -97,12 +99,13 @@ class Prefilter:
         # one implies (a run of 64 letters and digits holds a run of 44 of them and `_-`)
         runs = sorted({b.run for b in folded if b.run})
         kept = [r for r in runs if not any(_implies(r, o) for o in runs)]
-        self.folded = [_alternation([b.lowered for b in folded if not b.run])]
-        self.folded += [re.compile(f"[{re.escape(chars)}]{{{n}}}") for chars, n in kept]
-        self.runs = [(_run_table(chars), b"a" * n) for chars, n in kept]  # the same runs as bytes.find does them
+        self.folded_literals = _alternation([b.lowered for b in folded if not b.run])
+        # a run of a class is a run of one byte once the class is mapped to it and all else to another: found by
+        # bytes.find, not by a regex that tries every letter
+        self.runs = [(_run_table(chars), b"a" * n) for chars, n in kept]
         # which passes can tell that a case-insensitive gate matches a line: its literals (only where the literal
-        # pass found something on the line: then searched), each of its runs the run's own pass finds (index into
-        # self.folded), and a run another one implies (searched where that one's pass found something)
+        # pass found something on the line: then searched), each of its runs the run's own pass finds (1 + its
+        # index in `kept`), and a run another one implies (searched where that one's pass found something)
         self.insensitive: list[tuple[int, re.Pattern | None, set[int], list[tuple[re.Pattern, int]]]] = []
         for position, (_, gate) in enumerate(self.gates):
             ci = [b for b in gate.branches if b.ci and b.lowered is not None] if gate is not None else []
@@ -149,12 +152,11 @@ class Prefilter:
         folded = _fold(joined)
         # folding may change the length of non-ASCII text, never its newlines
         fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
-        literal = self.folded[0]
+        literal = self.folded_literals
+        # lines found by the literal pass, then by each run's pass
         found = [{bisect_right(fstarts, m.start()) - 1 for m in literal.finditer(folded)} if literal else set()]
         if self.runs:
-            # a run of a class is a run of one byte once the class is mapped to it and all else to another: found
-            # by bytes.find, not by a regex that tries every letter (non-ASCII is never in these classes: `?`)
-            ascii_text = folded.encode("ascii", errors="replace")
+            ascii_text = folded.encode("ascii", errors="replace")  # one byte a character; non-ASCII (`?`) in no run
             found += [_run_lines(ascii_text.translate(table), needle, fstarts) for table, needle in self.runs]
         lines_folded: dict[int, str] = {}
         for position, literals, own, implied in self.insensitive:
