@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -36,6 +36,7 @@ from ..redaction import salted_hash
 from . import secrets as tip
 from .base import rules_digest
 from .secrets_lines import scan_lines
+from .snapshot import SnapshotLimits
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,17 @@ SCANNER = "git_history"
 RULE = "secret_in_history"
 CURSOR_FORMAT = 1
 PROGRESS_EVERY = 1_000
-COMMIT_MARK = "\x00"  # starts our --format line: no diff line can start with it (each has a prefix character)
-HUNK = re.compile(r"^@@ -\S+ \+(\d+)(?:,\d+)? @@")
+COMMIT_MARK = b"\x00"  # starts our --format line: no diff line can start with it (each has a prefix character)
+READ_SIZE = 1 << 20
+HUNK = re.compile(rb"^@@ -\S+ \+(\d+)(?:,\d+)? @@")
+# a hunk's header line; an added line without its `+` (a literal start: sre jumps from one to the next)
+_HUNK_HEAD = re.compile(rb"\n(@@ [^\n]*)")
+_ADDED = re.compile(rb"\n\+([^\n]*)")
 # What str.splitlines() also breaks on: replaced in added lines so their numbering stays one text per line
 LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# the same characters in UTF-8 (a lead byte is never a continuation: these bytes always decode to them)
+_LINE_BREAK_BYTES = (b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+MAX_FILE_BYTES = SnapshotLimits().max_file_bytes  # the tip scan's per-file cap (snapshot.walk skips larger files)
 
 
 @dataclass(frozen=True)
@@ -189,13 +197,10 @@ def scan_history(
     return result
 
 
-def _read_commits(
-    git_dir, repo, chosen, cursor, limits, live_check, result, now, progress=None
-) -> tuple[list[str], int]:
-    """Stream `git log -p` of `chosen` (in that order); scan each commit's added lines. Returns the commits
-    read completely and the bytes read; stops at a commit boundary past `max_bytes`. A progress line every
-    PROGRESS_EVERY commits."""
-    command = [
+def log_command(git_dir: Path) -> list[str]:
+    """`git log -p` of the commits given on stdin, in that order: changed lines without context, no deleted
+    files, renames, colour or conversion, each commit opened by our COMMIT_MARK line."""
+    return [
         "git",
         "--git-dir",
         str(git_dir),
@@ -213,14 +218,26 @@ def _read_commits(
         "--diff-filter=d",  # a deleted file adds nothing
         "--format=%x00%H%x1f%an%x1f%ae",  # %x00: COMMIT_MARK (a NUL cannot be passed in argv)
     ]
+
+
+def _read_commits(
+    git_dir, repo, chosen, cursor, limits, live_check, result, now, progress=None
+) -> tuple[list[str], int]:
+    """Stream `git log -p` of `chosen` (in that order); scan each commit's added lines. Returns the commits
+    read completely and the bytes read; stops at a commit boundary past `max_bytes`. A progress line every
+    PROGRESS_EVERY commits."""
     done: list[str] = []
     read = 0
     stopped = False
-    state = _CommitState()
+    previous = ""
     with tip._engine():
         tip.secrets_filters.REMOVED.clear()
         proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_git_env()
+            log_command(git_dir),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_git_env(),
         )
         try:
             proc.stdin.write(("\n".join(chosen) + "\n").encode())
@@ -228,39 +245,24 @@ def _read_commits(
             # git prints the commits in the order given, and leaves out those with nothing to show (merges,
             # deletions only): every commit before the one being read is done
             position = {sha: index for index, sha in enumerate(chosen)}
-            for raw in proc.stdout:
-                read += len(raw)
-                line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                if line.startswith(COMMIT_MARK):
-                    sha, _, rest = line[1:].partition("\x1f")
-                    if state.sha:
-                        _finish(state, repo, cursor, live_check, result, now)
-                        if read - len(raw) >= limits.max_bytes:
-                            stopped = True
-                            done = chosen[: position[sha]]
-                            break
-                        if progress and position[sha] // PROGRESS_EVERY > position[state.sha] // PROGRESS_EVERY:
-                            progress(
-                                f"history {repo.workspace}/{repo.repository}: {position[sha]}/{len(chosen)} commits,"
-                                f" {read / 1e6:.1f} MB"
-                            )
-                    name, _, email = rest.partition("\x1f")
-                    state = _CommitState(sha, mask_person(name, email))
-                elif line.startswith("diff --git "):
-                    state.flush()
-                    state.header = True
-                elif state.header and line.startswith("+++ "):
-                    state.path = line[6:] if line.startswith("+++ b/") else None
-                elif line.startswith("@@ "):
-                    state.header = False
-                    match = HUNK.match(line)
-                    state.next_line = int(match.group(1)) if match else 0
-                elif not state.header and line.startswith("+") and state.path:
-                    state.added.append((state.next_line, line[1:]))
-                    state.next_line += 1
+            for chunk in _commit_chunks(proc.stdout):
+                mark = chunk[: chunk.find(b"\n") + 1 or len(chunk)]
+                sha, author = _commit_header(mark)
+                if previous:
+                    if read >= limits.max_bytes:
+                        stopped = True
+                        done = chosen[: position[sha]]
+                        read += len(mark)
+                        break
+                    if progress and position[sha] // PROGRESS_EVERY > position[previous] // PROGRESS_EVERY:
+                        progress(
+                            f"history {repo.workspace}/{repo.repository}: {position[sha]}/{len(chosen)} commits,"
+                            f" {(read + len(mark)) / 1e6:.1f} MB"
+                        )
+                read += len(chunk)
+                previous = sha
+                _scan_commit(sha, author, _added_lines(chunk), repo, cursor, live_check, result, now)
             if not stopped:
-                if state.sha:
-                    _finish(state, repo, cursor, live_check, result, now)
                 done = list(chosen)
         finally:
             if proc.poll() is None:
@@ -272,35 +274,90 @@ def _read_commits(
     return done, read
 
 
-@dataclass
-class _CommitState:
-    sha: str = ""
-    author: str = ""
-    path: str | None = None
-    header: bool = False
-    next_line: int = 0
-    added: list[tuple[int, str]] = field(default_factory=list)
-    files: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+def _commit_chunks(stream, size: int = READ_SIZE) -> Iterator[bytes]:
+    """The stream of `git log -p` cut into commits: each chunk from a COMMIT_MARK to the next. Read in large
+    blocks (a line at a time costs more than git takes to write it); one commit at a time is held."""
+    pieces: list[bytes] = []
+    while block := stream.read(size):
+        start = 0
+        if block[:1] == COMMIT_MARK and pieces and pieces[-1][-1:] == b"\n":
+            yield b"".join(pieces)  # the mark starts this block
+            pieces = []
+        while (end := block.find(b"\n" + COMMIT_MARK, start)) >= 0:
+            pieces.append(block[start : end + 1])
+            yield b"".join(pieces)
+            pieces, start = [], end + 1
+        if start < len(block):
+            pieces.append(block[start:])
+    if pieces:
+        yield b"".join(pieces)
 
-    def flush(self) -> None:
-        if self.path and self.added:
-            self.files.setdefault(self.path, []).extend(self.added)
-        self.path, self.added = None, []
+
+def _commit_header(mark: bytes) -> tuple[str, str]:
+    """The commit and its masked author from our --format line (`COMMIT_MARK sha US name US email`)."""
+    sha, _, rest = mark[1:].decode("utf-8", errors="replace").rstrip("\n").partition("\x1f")
+    name, _, email = rest.partition("\x1f")
+    return sha, mask_person(name, email)
 
 
-def _finish(state: _CommitState, repo, cursor: HistoryCursor, live_check, result: HistoryResult, now) -> None:
-    """Scan the commit's added lines per file, as the tip scanner reads a file, and record new candidates."""
-    state.flush()
-    for path, added in state.files.items():
-        if PurePosixPath(path).name in tip.LOCK_FILES:
+def _added_lines(chunk: bytes) -> dict[str, tuple[list[int], list[str]]]:
+    """Path -> (line numbers, texts) of the lines one commit adds to each file the tip scan would read, from the
+    commit's `git log -p -U0` text. A file section is its `diff --git` header up to the first hunk (`+++ b/PATH`
+    names the file; a quoted name or /dev/null names none), then hunks (`@@ -a,b +c,d @@`: the added lines that
+    follow are c, c+1, …). Files the tip scan skips by name are left before their hunks are split into lines, and
+    so are those it skips for their size: a commit that adds more than the cap to a file makes it larger. Only
+    added lines are decoded (UTF-8, bad bytes replaced, as one text: a bad sequence never spans a line)."""
+    files: dict[str, tuple[list[int], list[str]]] = {}
+    for section in chunk.split(b"\ndiff --git ")[1:]:
+        body_at = section.find(b"\n@@ ")
+        header = section if body_at < 0 else section[:body_at]
+        named = header.rfind(b"\n+++ ")
+        if body_at < 0 or named < 0:
+            continue  # no hunk (binary, mode change) or no new name
+        end = header.find(b"\n", named + 1)
+        path = _new_path(header[named + 5 : len(header) if end < 0 else end])
+        if path is None or tip.skipped_by_name(path):
             continue
-        texts = [LINE_BREAKS.sub(" ", text) for _, text in added]
+        added = _ADDED.findall(section, body_at)
+        numbers: list[int] = []
+        heads = list(_HUNK_HEAD.finditer(section, body_at))
+        for head, following in zip(heads, [*heads[1:], None], strict=True):
+            match = HUNK.match(head.group(1))
+            first = int(match.group(1)) if match else 0
+            count = section.count(b"\n+", head.end(), following.start() if following else len(section))
+            numbers.extend(range(first, first + count))
+        block = b"\n".join(added)
+        if not added or len(block) > MAX_FILE_BYTES:
+            continue  # nothing added, or more than the tip scan's file cap: the file is over it at this commit
+        text = block.decode("utf-8", errors="replace")
+        if any(mark in block for mark in _LINE_BREAK_BYTES):
+            text = LINE_BREAKS.sub(" ", text)
+        known = files.setdefault(path, ([], []))
+        known[0].extend(numbers)
+        known[1].extend(text.split("\n"))
+    return files
+
+
+def _new_path(name: bytes) -> str | None:
+    """The repository path of a `+++ ` line's name: `b/PATH`, with the tab git appends to a name holding a
+    space (a tab in the name itself would be quoted); None for /dev/null and quoted names."""
+    if not name.startswith(b"b/"):
+        return None
+    path = name[2:].decode("utf-8", errors="replace")
+    return path[:-1] if path.endswith("\t") and " " in path else path
+
+
+def _scan_commit(
+    sha: str, author: str, files: dict[str, tuple[list[int], list[str]]], repo, cursor, live_check, result, now
+) -> None:
+    """Scan the commit's added lines per file, as the tip scanner reads a file, and record new candidates."""
+    for path, (numbers, texts) in files.items():
         # YAML as text, as the tip scanner's text pass reads it (its transformer needs the whole document)
         name = str(PurePosixPath(path).with_suffix(".txt")) if tip._is_yaml(path) else path
         hits = list(scan_lines(enumerate(texts, start=1), filename=name))
         if not hits:
             continue
-        at = RepoRef(repo.connection, repo.workspace, repo.repository_uuid, repo.repository, state.sha)
+        at = RepoRef(repo.connection, repo.workspace, repo.repository_uuid, repo.repository, sha)
         values: dict[int, list[str]] = {}
         for hit in hits:
             value = tip._full_token(hit.secret_value or "", texts[hit.line_number - 1])
@@ -319,10 +376,10 @@ def _finish(state: _CommitState, repo, cursor: HistoryCursor, live_check, result
                 "remediation": finding.remediation,
                 "controls": finding.controls,
                 "path": path,
-                "line": added[finding.start_line - 1][0],
-                "end_line": added[min(finding.end_line or finding.start_line, len(added)) - 1][0],
-                "commit": state.sha,
-                "author": state.author,
+                "line": numbers[finding.start_line - 1],
+                "end_line": numbers[min(finding.end_line or finding.start_line, len(numbers)) - 1],
+                "commit": sha,
+                "author": author,
                 "evidence": finding.evidence,
                 "anchor": finding.anchor,  # the secret's salted hash (or the PEM block's), never the value
                 "validity": None,
@@ -338,7 +395,6 @@ def _finish(state: _CommitState, repo, cursor: HistoryCursor, live_check, result
                     result.live_checks += 1
                     candidate["validity"], candidate["validity_checked_at"] = validity, checked
             cursor.candidates[finding.finding_id] = candidate
-    state.files = {}
 
 
 def _oauth_pair(found: list[Finding], values: dict[int, list[str]]) -> dict[int, str]:

@@ -17,6 +17,7 @@ from detect_secrets import SecretsCollection
 from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.core.potential_secret import PotentialSecret
+from detect_secrets.core.scan import get_filters_with_parameter
 from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import Settings, transient_settings
@@ -192,6 +193,22 @@ def _detect_secrets_config() -> dict:
         "plugins_used": [{"name": name} for name in built_in] + ours,
         "filters_used": [{"path": path} for path in sorted({*Settings().filters, *NOISE_FILTERS})],
     }
+
+
+def skipped_by_name(path: str) -> bool:
+    """True when the tip scan never reads a file at this repository path for its name alone: a lock file (the
+    scanner's own list), or one detect-secrets' scan_file drops before reading it (its file filters that take
+    only the name: a non-text extension, its lock files, swagger). Not is_invalid_file: a path in history need
+    not exist on disk. Needs the engine's settings (`_engine()`)."""
+    if PurePosixPath(path).name in LOCK_FILES:
+        return True
+    return any(
+        check.injectable_variables == {"filename"} and check.path != _EXISTS_FILTER and check(filename=path)
+        for check in get_filters_with_parameter("filename")
+    )
+
+
+_EXISTS_FILTER = "detect_secrets.filters.common.is_invalid_file"
 
 
 def _is_yaml(path: str) -> bool:

@@ -2,12 +2,15 @@
 detect-secrets plugin class per entry, so the formats are data and detect-secrets stays the engine.
 
 detect-secrets loads custom plugins from a file path (`plugins_used: [{name, path: file://…}]`) and imports
-that file itself: this module must stay importable on its own, by path.
+that file itself: this module must stay importable on its own, by path. It does so once per custom plugin it
+loads (two dozen module copies per scan): each copy hands out the classes the package module built, parsed once
+per process and version of the data file.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Generator
 from fnmatch import fnmatch
 from pathlib import Path
@@ -17,6 +20,9 @@ from detect_secrets.core.potential_secret import PotentialSecret
 from detect_secrets.plugins.base import RegexBasedDetector
 
 DETECTORS_FILE = Path(__file__).with_name("secrets_detectors.yaml")
+PACKAGE_MODULE = "ox_bb_pipeline.scanners.secrets_detectors"  # this module as the package imports it
+# (path, mtime, size) of a data file -> its classes: a changed file is read again
+_LOADED: dict[tuple[str, int, int], dict[str, type[DataDetector]]] = {}
 
 
 class DataDetector(RegexBasedDetector):
@@ -44,7 +50,20 @@ def _class_name(secret_type: str) -> str:
 
 
 def load_detectors(path: Path = DETECTORS_FILE) -> dict[str, type[DataDetector]]:
-    """Class name -> plugin class for every entry of the data file; a bad entry is an error naming it."""
+    """Class name -> plugin class for every entry of the data file; a bad entry is an error naming it. Parsed
+    once per version of the file, by the package module when it is loaded (a copy imported by path asks it)."""
+    home = sys.modules.get(PACKAGE_MODULE)
+    shared = getattr(home, "load_detectors", load_detectors)
+    if shared is not load_detectors:
+        return shared(path)
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _LOADED:
+        _LOADED[key] = _parse(Path(path))
+    return dict(_LOADED[key])
+
+
+def _parse(path: Path) -> dict[str, type[DataDetector]]:
     classes = {}
     for entry in (yaml.safe_load(path.read_text()) or {}).get("detectors") or []:
         secret_type = entry.get("type")

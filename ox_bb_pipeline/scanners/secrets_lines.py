@@ -9,18 +9,23 @@ plugin's `analyze_line`, then the configured filters in detect-secrets' three st
 context). The filters are selected by the parameters they take (`get_filters_with_parameter`) and called
 with them injected by name (`call_function_with_arguments`), as detect-secrets does.
 
-In front of that, secrets_prefilter finds the lines any plugin could report on in one regex pass; the others
-are skipped (with their line filters), and a candidate line meets only the plugins whose gate it matches.
+In front of that, secrets_prefilter finds the lines any plugin could report on in a few regex passes; the others
+are skipped (with their line filters), and a candidate line meets only the plugins whose gate it matches. The line
+filters run once a plugin has found something on the line, and the entropy plugins skip values too short to pass
+their limit before hashing and measuring them; scan_lines(prefilter=False) does none of this (the reference).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from detect_secrets.core.potential_secret import PotentialSecret
 from detect_secrets.core.scan import get_filters_with_parameter
-from detect_secrets.settings import get_plugins
+from detect_secrets.plugins.base import BasePlugin
+from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+from detect_secrets.settings import get_filters, get_plugins, get_settings
 from detect_secrets.util.code_snippet import get_code_snippet
 from detect_secrets.util.inject import call_function_with_arguments, get_injectable_variables
 
@@ -35,45 +40,121 @@ def scan_lines(
 ) -> Iterator[PotentialSecret]:
     """Every secret the configured plugins find in `lines` ((line number, text) pairs) and no configured
     filter removes. Needs detect-secrets' settings in place (`transient_settings`). `prefilter=False` (None:
-    the module's PREFILTER) runs every plugin on every line: the reference the prefilter is tested against."""
+    the module's PREFILTER) runs every plugin as it is on every line, the line filters first, as detect-secrets'
+    own scan does: the reference the shortcuts are tested against."""
     numbered = list(lines)
     content = [text for _, text in numbered]
     plugins = get_plugins()
-    # each plugin's analyze_line with the parameters it takes, worked out once (call_function_with_arguments
-    # inspects the method on every call: most of the time of a long scan)
-    every = [(plugin.analyze_line, _injectable(plugin.analyze_line)) for plugin in plugins]
-    gates = _prefilter(plugins) if (PREFILTER if prefilter is None else prefilter) else None
-    candidates = gates.candidates(content) if gates is not None else None
-    by_plugin = dict(zip(map(id, plugins), every, strict=True))
-    for index, (line_number, raw) in enumerate(numbered):
-        if candidates is not None and index not in candidates:
-            continue  # no plugin could report on this line
-        line = raw.rstrip()
-        analyzers = every if gates is None else [by_plugin[id(p)] for p in gates.plugins_for(raw)]
-        if not analyzers:
-            continue
+    setup = _setup(plugins)
+    reference = not (PREFILTER if prefilter is None else prefilter)
+    if reference:
+        todo = ((index, setup.every) for index in range(len(numbered)))
+    else:
+        # only the lines some plugin could report on, each with those plugins
+        lines_plugins = _prefilter(plugins).plugins_by_line(content, filename)
+        todo = ((index, [setup.fast[id(p)] for p in lines_plugins[index]]) for index in lines_plugins)
+    for index, analyzers in todo:
+        line_number, raw = numbered[index]
         context = get_code_snippet(lines=content, line_number=line_number)
-        if _filtered(("line",), filename=filename, line=line, context=context):
+        yield from _line_secrets(raw, line_number, filename, context, analyzers, eager=reference)
+
+
+Analyzer = tuple[BasePlugin, Callable[..., Any], tuple[str, ...]]  # plugin, its analyze_line, what that takes
+_VERIFY_FILTER = "detect_secrets.filters.common.is_ignored_due_to_verification_policies"
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What scan_lines works out once per settings (plugins and filters in place)."""
+
+    plugins: list
+    filters: list
+    # each plugin's analyze_line with the parameters it takes (call_function_with_arguments inspects the method
+    # on every call: most of the time of a long scan)
+    every: list[Analyzer]
+    fast: dict[int, Analyzer]  # id(plugin) -> the same, or an entropy plugin's _ShortValuesSkipped
+
+
+def _setup(plugins: list) -> _Setup:
+    filters = get_filters()
+    if not _SETUP or _SETUP[0].plugins is not plugins or _SETUP[0].filters is not filters:
+        every = [(plugin, plugin.analyze_line, _injectable(plugin.analyze_line)) for plugin in plugins]
+        verifying = _VERIFY_FILTER in get_settings().filters
+        fast = {
+            id(plugin): (plugin, _ShortValuesSkipped(plugin), ("filename", "line", "line_number"))
+            if _ShortValuesSkipped.applies(plugin) and not verifying
+            else (plugin, analyze, names)
+            for plugin, analyze, names in every
+        }
+        _SETUP[:] = [_Setup(plugins, filters, every, fast)]
+    return _SETUP[0]
+
+
+_SETUP: list[_Setup] = []
+
+
+class _ShortValuesSkipped:
+    """An entropy plugin's analyze_line (detect-secrets' own, no eager search, no verification) that leaves out
+    the quoted values that cannot pass its limit before making, hashing and measuring them: the Shannon entropy
+    of a text with n distinct characters is at most log2(n), and the plugin reports only values above its limit
+    (the hex plugin's only lowers it). A minified line holds hundreds of quoted strings."""
+
+    def __init__(self, plugin: HighEntropyStringsPlugin) -> None:
+        self.plugin = plugin
+        self.most_silent = 2**plugin.entropy_limit  # no value with this many distinct characters or fewer passes
+
+    @staticmethod
+    def applies(plugin: BasePlugin) -> bool:
+        cls = type(plugin)
+        return (
+            isinstance(plugin, HighEntropyStringsPlugin)
+            and cls.analyze_line is HighEntropyStringsPlugin.analyze_line
+            and cls.analyze_string is HighEntropyStringsPlugin.analyze_string
+        )
+
+    def __call__(self, filename: str, line: str, line_number: int = 0) -> set[PotentialSecret]:
+        plugin, most = self.plugin, self.most_silent
+        # HighEntropyStringsPlugin.analyze_string: the quoted value of each of its regex's matches
+        values = (value[1] if isinstance(value, tuple) else value for value in plugin.regex.findall(line))
+        found = {
+            PotentialSecret(type=plugin.secret_type, filename=filename, secret=value, line_number=line_number)
+            for value in values
+            if len(value) > most and len(set(value)) > most
+        }
+        return {s for s in found if plugin.calculate_shannon_entropy(s.secret_value) > plugin.entropy_limit}
+
+
+def _line_secrets(raw, line_number, filename, context, analyzers, eager=False) -> Iterator[PotentialSecret]:
+    """What one line yields: the `analyzers`' secrets that no filter removes. The line filters are asked once a
+    plugin reports something on the line (`eager`: first, as detect-secrets does): they never read what a plugin
+    found, so the order changes no result, and most candidate lines yield nothing (a detect-secrets line filter's
+    regex can cost more than all the plugins)."""
+    line = raw.rstrip()
+    if eager and _filtered(("line",), filename=filename, line=line, context=context):
+        return
+    offered = {"filename": filename, "line": line, "line_number": line_number, "context": context}
+    line_kept = eager
+    for plugin, analyze, names in analyzers:
+        found = analyze(**{name: offered[name] for name in names if name in offered})
+        if not found:
             continue
-        offered = {"filename": filename, "line": line, "line_number": line_number, "context": context}
-        for analyze, names in analyzers:
-            plugin = analyze.__self__
-            found = analyze(**{name: offered[name] for name in names if name in offered})
-            for secret in found or ():
-                if _filtered(
-                    ("secret",), filename=secret.filename, secret=secret.secret_value, plugin=plugin, line=line
-                ):
-                    continue
-                if _filtered(
-                    ("context",),
-                    filename=secret.filename,
-                    secret=secret.secret_value,
-                    plugin=plugin,
-                    line=line,
-                    context=context,
-                ):
-                    continue
-                yield secret
+        if not line_kept:
+            if _filtered(("line",), filename=filename, line=line, context=context):
+                return
+            line_kept = True
+        for secret in found:
+            if _filtered(("secret",), filename=secret.filename, secret=secret.secret_value, plugin=plugin, line=line):
+                continue
+            if _filtered(
+                ("context",),
+                filename=secret.filename,
+                secret=secret.secret_value,
+                plugin=plugin,
+                line=line,
+                context=context,
+            ):
+                continue
+            yield secret
 
 
 def _prefilter(plugins: list) -> Prefilter:

@@ -8,11 +8,13 @@ from a corpus:
 - a regex plugin (detect-secrets' RegexBasedDetector, our data detectors): the pattern itself when it has no
   anchor, lookaround or way to match a newline; else a literal every match contains, read off the parsed
   pattern (a run of literal characters and fixed-string groups outside any optional part, or one of a group's
-  alternatives when each has one), with the pattern's case flag; a few weak ones read off by hand (_READ_OFF);
+  alternatives when each has one), with the pattern's case flag; a few read off by hand where that rule finds a
+  weak or slow one (_READ_OFF: a gate led by a literal is searched many times faster than one led by a class);
 - the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive;
 - the entropy plugins: a quoted run of their charset long enough to exceed their entropy limit (the Shannon
   entropy of n characters is at most log2 n, and the hex plugin only lowers it).
-A plugin whose class or pattern is not one of these shapes gets no gate and sees every line.
+A plugin whose class or pattern is not one of these shapes gets no gate and sees every line. A data detector
+limited to some file names (`files`) is not looked for in other files.
 
 Gates never match a line break and use no anchors or lookarounds, so a match over the lines joined by
 newlines lies within one line and is found there exactly as on the line alone. Case-insensitive gates are
@@ -28,6 +30,9 @@ import string
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatch
+from itertools import accumulate
+from pathlib import PurePath
 from re import _constants as sre  # noqa: PLC2701 - the parsed form of a pattern has no public API
 from re import _parser as sre_parse  # noqa: PLC2701
 
@@ -36,6 +41,7 @@ from detect_secrets.plugins.artifactory import ArtifactoryDetector
 from detect_secrets.plugins.aws import AWSKeyDetector
 from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 from detect_secrets.plugins.cloudant import CloudantDetector
+from detect_secrets.plugins.discord import DiscordBotTokenDetector
 from detect_secrets.plugins.high_entropy_strings import (
     Base64HighEntropyString,
     HexHighEntropyString,
@@ -44,7 +50,10 @@ from detect_secrets.plugins.high_entropy_strings import (
 from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
 from detect_secrets.plugins.ip_public import IPPublicDetector
 from detect_secrets.plugins.jwt import JwtTokenDetector
+from detect_secrets.plugins.mailchimp import MailchimpDetector
 from detect_secrets.plugins.softlayer import SoftlayerDetector
+from detect_secrets.plugins.stripe import StripeDetector
+from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 
 # analyze_string/analyze_line methods whose output is a subset of what the plugin's regexes match
 _REGEX_ANALYZERS = {RegexBasedDetector.analyze_string}
@@ -76,6 +85,12 @@ class Prefilter:
             branches = _gate(plugin)
             self.gates.append((plugin, _Gate(branches) if branches else None))
         ungated = any(gate is None for _, gate in self.gates)
+        # position -> the file-name globs of a data detector that reads only such files (secrets_detectors)
+        self.named = {
+            position: plugin.files
+            for position, (plugin, _) in enumerate(self.gates)
+            if type(plugin).analyze_line.__qualname__ == "DataDetector.analyze_line" and getattr(plugin, "files", ())
+        }
         # over the whole text: the case-sensitive gates one by one (each has a fast literal or class prefix; an
         # alternation of them all has none), the case-insensitive ones in one alternation over the folded text
         self.as_is = None if ungated else [gate for _, gate in self.gates if gate.as_is is not None]
@@ -83,9 +98,27 @@ class Prefilter:
         # the literals in one alternation; runs of a class (a free-form value) one by one, each but those another
         # one implies (a run of 64 letters and digits holds a run of 44 of them and `_-`)
         runs = sorted({b.run for b in folded if b.run})
-        kept = [r for r in runs if not any(o != r and set(r[0]) <= set(o[0]) and r[1] >= o[1] for o in runs)]
-        self.folded = [_alternation([b.lowered for b in folded if not b.run])]
-        self.folded += [re.compile(f"[{re.escape(chars)}]{{{n}}}") for chars, n in kept]
+        kept = [r for r in runs if not any(_implies(r, o) for o in runs)]
+        self.folded_literals = _alternation([b.lowered for b in folded if not b.run])
+        # a run of a class is a run of one byte once the class is mapped to it and all else to another: found by
+        # bytes.find, not by a regex that tries every letter
+        self.runs = [(_run_table(chars), b"a" * n) for chars, n in kept]
+        # which passes can tell that a case-insensitive gate matches a line: its literals (only where the literal
+        # pass found something on the line: then searched), each of its runs the run's own pass finds (1 + its
+        # index in `kept`), and a run another one implies (searched where that one's pass found something)
+        self.insensitive: list[tuple[int, re.Pattern | None, set[int], list[tuple[re.Pattern, int]]]] = []
+        for position, (_, gate) in enumerate(self.gates):
+            ci = [b for b in gate.branches if b.ci and b.lowered is not None] if gate is not None else []
+            if not ci:
+                continue
+            literals = _alternation([b.lowered for b in ci if not b.run])
+            own = {1 + kept.index(b.run) for b in ci if b.run in kept}
+            implied = [
+                (re.compile(b.lowered), 1 + kept.index(next(k for k in kept if _implies(b.run, k))))
+                for b in ci
+                if b.run and b.run not in kept
+            ]
+            self.insensitive.append((position, literals, own, implied))
 
     def ungated(self) -> list[str]:
         """Names of the plugins that see every line (no gate could be derived)."""
@@ -93,22 +126,55 @@ class Prefilter:
 
     def candidates(self, texts: Sequence[str]) -> set[int]:
         """Indices of the `texts` some plugin could report on (all of them when a plugin has no gate)."""
+        return set(self.plugins_by_line(texts))
+
+    def plugins_by_line(self, texts: Sequence[str], filename: str | None = None) -> dict[int, list[BasePlugin]]:
+        """Index of each of the `texts` some plugin could report on -> the plugins whose gate matches it (what
+        plugins_for says of it), in a few passes over the whole text: a case-sensitive gate's matches name their
+        lines, and so do the case-insensitive passes' (a line the literal pass or an implying run's pass found is
+        then searched by the gates it may concern: a minified line is long). With `filename`, the plugins that
+        read only other file names (our data detectors' `files`) are left out."""
         if self.as_is is None:
-            return set(range(len(texts)))
+            return {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
+        name = PurePath(filename).name if filename is not None else None
+        elsewhere = {
+            p for p, globs in self.named.items() if name is not None and not any(fnmatch(name, g) for g in globs)
+        }
         joined = "\n".join(texts)
-        found: set[int] = set()
-        starts = _line_starts(joined)
-        for gate in self.as_is:
-            if gate.literals is not None and not any(literal in joined for literal in gate.literals):
-                continue  # `in` is many times faster than a regex search for plain strings
-            found.update(bisect_right(starts, m.start()) - 1 for m in gate.as_is.finditer(joined))
+        starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))  # where each text starts in it
+        matched: dict[int, set[int]] = {}  # line -> positions of the plugins whose gate matches it
+        for position, (_, gate) in enumerate(self.gates):
+            if gate.as_is is None or position in elsewhere:
+                continue
+            for regex in gate.passes_for(joined):
+                for match in regex.finditer(joined):
+                    matched.setdefault(bisect_right(starts, match.start()) - 1, set()).add(position)
         folded = _fold(joined)
         # folding may change the length of non-ASCII text, never its newlines
         fstarts = starts if len(folded) == len(joined) else _line_starts(folded)
-        for regex in self.folded:
-            if regex is not None:
-                found.update(bisect_right(fstarts, m.start()) - 1 for m in regex.finditer(folded))
-        return found
+        literal = self.folded_literals
+        # lines found by the literal pass, then by each run's pass
+        found = [{bisect_right(fstarts, m.start()) - 1 for m in literal.finditer(folded)} if literal else set()]
+        if self.runs:
+            ascii_text = folded.encode("ascii", errors="replace")  # one byte a character; non-ASCII (`?`) in no run
+            found += [_run_lines(ascii_text.translate(table), needle, fstarts) for table, needle in self.runs]
+        lines_folded: dict[int, str] = {}
+        for position, literals, own, implied in self.insensitive:
+            if position in elsewhere:
+                continue
+            lines = set().union(*(found[index] for index in own))
+            searches = [(literals, found[0])] if literals is not None else []
+            searches += [(regex, found[index]) for regex, index in implied]
+            for regex, where in searches:
+                for index in where - lines:
+                    text = lines_folded.get(index)
+                    if text is None:
+                        text = lines_folded[index] = _fold(texts[index])
+                    if regex.search(text):
+                        lines.add(index)
+            for index in lines:
+                matched.setdefault(index, set()).add(position)
+        return {index: [self.gates[p][0] for p in sorted(positions)] for index, positions in sorted(matched.items())}
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
         """The plugins whose gate matches `text` (a candidate line)."""
@@ -126,6 +192,20 @@ class _Gate:
         self.folded = _alternation([b.lowered for b in branches if b.ci and b.lowered is not None])
         plain = [b for b in branches if not b.ci or b.lowered is None]
         self.literals = [b.literal for b in plain] if all(b.literal for b in plain) else None
+        # over a whole text: each branch in a pass of its own (one that starts with a literal is searched fast; an
+        # alternation of several is not), after a look for the literals grouped by their first two characters
+        self.passes = {b.literal or b.exact(): re.compile(b.exact()) for b in plain}
+        groups: dict[str, list[str]] = {}
+        for literal in self.literals or ():
+            groups.setdefault(literal[:2], []).append(literal)
+        self.literal_groups = list(groups.items()) if self.literals is not None else None
+
+    def passes_for(self, text: str) -> list[re.Pattern]:
+        """The passes to make over `text`: every branch's, or for a gate made of literals those of the literals
+        in it (`in` is many times faster than a regex search for plain strings)."""
+        if self.literal_groups is None:
+            return list(self.passes.values())
+        return [self.passes[t] for head, group in self.literal_groups if head in text for t in group if t in text]
 
     def matches(self, as_is: str, folded: str) -> bool:
         if self.literals is not None and self.as_is and not any(literal in as_is for literal in self.literals):
@@ -134,6 +214,28 @@ class _Gate:
 
 
 _NEWLINE = re.compile("\n")
+
+
+def _run_table(chars: str) -> bytes:
+    """A bytes.translate table: the ASCII `chars` to `a`, every other byte to a space."""
+    return bytes(ord("a") if chr(code) in chars else ord(" ") for code in range(256))
+
+
+def _run_lines(mapped: bytes, needle: bytes, starts: list[int]) -> set[int]:
+    """The lines (by their `starts`) of `mapped` text that hold `needle`."""
+    lines: set[int] = set()
+    at = mapped.find(needle)
+    while at >= 0:
+        line = bisect_right(starts, at) - 1
+        lines.add(line)
+        at = mapped.find(needle, starts[line + 1]) if line + 1 < len(starts) else -1
+    return lines
+
+
+def _implies(run: tuple[str, int], other: tuple[str, int]) -> bool:
+    """A run of `run`'s characters and length is also a run of `other`'s (its characters are among them and
+    it is at least as long)."""
+    return run != other and set(run[0]) <= set(other[0]) and run[1] >= other[1]
 
 
 def _line_starts(text: str) -> list[int]:
@@ -200,7 +302,9 @@ def _gate(plugin: BasePlugin) -> list[Branch] | None:
                 branches.extend(_READ_OFF[cls.__name__, pattern.pattern])
             elif _line_safe(pattern) and not pattern.flags & re.IGNORECASE:
                 # the pattern itself: no anchor, lookaround or line break to make it differ over joined lines
-                branches.append(Branch(_scoped(pattern.pattern, pattern.flags)))
+                fixed = _fixed(list(sre_parse.parse(pattern.pattern, pattern.flags)))
+                literal = fixed[0] if fixed is not None and len(fixed) == 1 and fixed[0] else None
+                branches.append(Branch(_scoped(pattern.pattern, pattern.flags), literal=literal))
             elif required := _required_literals(pattern):
                 for text, flags in sorted(set(required)):
                     ci = bool(flags & re.IGNORECASE)
@@ -222,9 +326,21 @@ _DIGITS, _LOWER = string.digits, string.ascii_lowercase
 _HEX64 = Branch("[0-9a-f]{64}", ci=True, lowered="[0-9a-f]{64}", run=(_DIGITS + "abcdef", 64))
 _LETTERS24 = Branch("[a-z]{24}", ci=True, lowered="[a-z]{24}", run=(_LOWER, 24))
 _ALNUM64 = Branch("[a-z0-9]{64}", ci=True, lowered="[a-z0-9]{64}", run=(_DIGITS + _LOWER, 64))
+# A gate that starts with a literal is searched many times faster than one that starts with a class (sre jumps
+# from one occurrence of the literal to the next instead of trying every digit or letter), so where every match
+# has a literal followed by a known part, that part is the gate.
 _READ_OFF = {
-    # every match has four dotted groups of 1-3 digits (lookarounds and the excluded ranges aside)
-    ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): [Branch(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")],
+    # every match has four dotted groups of 1-3 digits (lookarounds and the excluded ranges aside): from the first
+    # dot on
+    ("IPPublicDetector", IPPublicDetector.denylist[0].pattern): [Branch(r"\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")],
+    # `-us` and the datacenter digit after the 32-character key; the colon and the 35-character body of a bot token
+    ("MailchimpDetector", MailchimpDetector.denylist[0].pattern): [Branch(r"-us[0-9]")],
+    ("TelegramBotTokenDetector", TelegramBotTokenDetector.denylist[0].pattern): [Branch(r":[0-9A-Za-z_-]{35}")],
+    # after the `r`/`s` of a Stripe key; a Discord token from its first dot on
+    ("StripeDetector", StripeDetector.denylist[0].pattern): [Branch(r"k_live_[0-9a-zA-Z]{24}")],
+    ("DiscordBotTokenDetector", DiscordBotTokenDetector.denylist[0].pattern): [
+        Branch(r"\.[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27}")
+    ],
     # the token and password bodies, without the delimiters (an anchor among them)
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): [Branch(r"AKC[a-zA-Z0-9]{10,}")],
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): [Branch(r"AP[\dABCDEF][a-zA-Z0-9]{8,}")],

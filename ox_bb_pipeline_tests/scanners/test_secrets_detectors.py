@@ -150,3 +150,26 @@ def test_atlassian_tokens_are_found_right_after_an_equals_sign(tmp_path):
         (1, "atlassian-api-token"),
         (2, "bitbucket-access-token"),
     ]
+
+
+def test_the_data_file_is_read_once_per_version_and_copies_loaded_by_path_share_its_classes(tmp_path):
+    """detect-secrets imports secrets_detectors.py by path once per custom plugin it loads: every copy hands
+    out the package module's classes (a second parse would make new ones), and an edited file is read again."""
+    from detect_secrets.util.importlib import import_file_as_module
+
+    from ox_bb_pipeline.scanners import secrets_detectors
+
+    copy = import_file_as_module(secrets_detectors.__file__)
+    assert copy is not secrets_detectors
+    classes = load_detectors()
+    assert {name: getattr(copy, name) for name in classes} == classes
+    assert all(getattr(secrets_detectors, name) is cls for name, cls in classes.items())
+
+    data = tmp_path / "detectors.yaml"
+    data.write_text(secrets_detectors.DETECTORS_FILE.read_text())
+    first = load_detectors(data)
+    assert load_detectors(data) == first and set(first) == set(classes)
+    data.write_text(data.read_text() + "  - type: Example Token\n    patterns: ['(?P<secret>exm_[a-z0-9]{32})']\n")
+    edited = load_detectors(data)
+    assert set(edited) == {*classes, "ExampleTokenDetector"}
+    assert edited["ExampleTokenDetector"].secret_type == "Example Token"

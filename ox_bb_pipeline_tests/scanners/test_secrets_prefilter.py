@@ -11,9 +11,11 @@ import string
 from pathlib import Path
 
 import pytest
+from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+from detect_secrets.settings import get_plugins
 
 from ox_bb_pipeline.scanners import secrets as tip
-from ox_bb_pipeline.scanners.secrets_lines import scan_lines
+from ox_bb_pipeline.scanners.secrets_lines import _ShortValuesSkipped, scan_lines
 from ox_bb_pipeline.scanners.secrets_prefilter import Prefilter
 from ox_bb_pipeline_tests.evaluation.secrets import credential_tree, sample_value
 from ox_bb_sandbox.content import PROFILES, render_profile
@@ -30,13 +32,17 @@ def _results(texts: list[str], filename: str, prefilter: bool) -> list[tuple]:
 
 
 def _assert_same(files: dict[str, list[str]]) -> int:
-    """Both scans of every file; returns the number of hits (so a test can check it exercised something)."""
+    """Both scans of every file; returns the number of hits (so a test can check it exercised something). Also:
+    the plugins the prefilter's passes name for each line are those its gates match on the line alone."""
     hits = 0
     with tip._engine():
+        prefilter = Prefilter(get_plugins())
         for name, texts in files.items():
             full = _results(texts, name, prefilter=False)
             assert _results(texts, name, prefilter=True) == full, name
             hits += len(full)
+            alone = {index: plugins for index, text in enumerate(texts) if (plugins := prefilter.plugins_for(text))}
+            assert prefilter.plugins_by_line(texts) == alone, name
     return hits
 
 
@@ -75,6 +81,17 @@ def _edge_lines(rng: random.Random) -> list[str]:
         "token = AKIA" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
         "ghp_" + "".join(rng.choice(string.ascii_letters) for _ in range(36)),
         "ghp_short",
+        # a Mailchimp key (32 characters, -us, the datacenter), a Telegram bot token (digits, colon, 35 characters)
+        "mc = '" + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(32)) + "-us12'",
+        "key-us1 and " + "".join(rng.choice(string.ascii_lowercase) for _ in range(31)) + "-us7",
+        "bot: 123456789:" + "".join(rng.choice(string.ascii_letters + string.digits + "_-") for _ in range(35)),
+        "bot: ١٢٣٤٥٦٧٨٩:" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(35)),
+        "port 8080:" + "".join(rng.choice(string.ascii_letters) for _ in range(34)),
+        # a Discord bot token (M/N/O, 23-25 characters, a dot, 6, a dot, 27), one with Unicode digits in it
+        "discord: M" + "".join(rng.choice(string.ascii_letters) for _ in range(23)) + ".Ab-_12.x" + "y" * 26,
+        "N" + "a" * 24 + ".٣٣٣٣٣٣." + "".join(rng.choice(string.ascii_letters + "_-") for _ in range(27)),
+        "rk_live_" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(24)),
+        "PuTTY-User-Key-File-2: ssh-rsa",
         "xoxb-1234-5678-abc",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
         "-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -101,7 +118,7 @@ def _edge_lines(rng: random.Random) -> list[str]:
     return lines
 
 
-def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_path: Path):
+def _corpus(tmp_path: Path) -> dict[str, list[str]]:
     files: dict[str, list[str]] = {}
     # the labelled credential set (positives and negatives), as written for the secrets evaluation
     credential_tree(tmp_path)
@@ -121,7 +138,53 @@ def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_pat
     edges = _edge_lines(random.Random(17))
     for kind in KINDS:
         files[f"edges/{kind}"] = edges
-    assert _assert_same(files) > 50  # the comparison saw plenty of real hits
+    return files
+
+
+def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_path: Path):
+    assert _assert_same(_corpus(tmp_path)) > 50  # the comparison saw plenty of real hits
+
+
+def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values_decide():
+    """The line filters run once a plugin found something, and the entropy plugins skip values with too few
+    (distinct) characters to pass their limit: an allowlist pragma on the line before, an indirect reference,
+    and a minified line of quoted values of every length and variety (around each plugin's limit) give what the
+    reference gives."""
+    rng = random.Random(5)
+    b64 = string.ascii_letters + string.digits + "+/"
+    values = ["".join(rng.choice(b64 if n % 2 else "0123456789abcdef") for _ in range(n)) for n in range(1, 48)]
+    # long values of few distinct characters, around each limit (log2 of 8 for hex, of 22.6 for base64)
+    few = ["ab" * 15, "".join(rng.sample("0123456789abcdef", 8)) * 4, "".join(rng.sample(string.ascii_letters, 22)) * 2]
+    enough = ["".join(rng.sample("0123456789abcdef", 9)) * 4, "".join(rng.sample(string.ascii_letters, 23))]
+    values += few + enough
+    quotes = ['"', "'", '"']
+    minified = ",".join(f"{quotes[n % 3]}{v}{quotes[n % 3]}" for n, v in enumerate(values))
+    secret = 'KEY_ID = "AKIAZ7QW3RTY5UIO2PLM"'  # a key id shape the AWS detector reports, not a real key
+    lines = [
+        secret,
+        "# pragma: allowlist nextline secret",
+        secret,  # allowlisted by the line before
+        f"token = get_secret('{values[40]}')",  # an indirect reference: the line is filtered
+        f"var a=[{minified}];" * 3,
+        f'"{values[40]}" "{values[40]}"',  # the same value twice on a line: one hit
+        *(f'x = "{value}"' for value in values[-5:]),
+    ]
+    files = {f"min/{kind}": lines for kind in KINDS}
+    assert _assert_same(files) >= 2 * len(KINDS)
+    with tip._engine():
+        reported = [line for _, line, _ in _results(lines, "min/app.js", prefilter=True)]
+        assert {1, 6} <= set(reported) and not {3, 4} & set(reported), reported
+        # what an entropy plugin reports on each line, before the filters, with and without the shortcut
+        entropy = [p for p in get_plugins() if isinstance(p, HighEntropyStringsPlugin)]
+        assert len(entropy) == 2 and all(_ShortValuesSkipped.applies(p) for p in entropy)
+        for plugin in entropy:
+            for number, line in enumerate(lines, start=1):
+                full = plugin.analyze_line(filename="min/app.js", line=line, line_number=number)
+                assert _ShortValuesSkipped(plugin)("min/app.js", line, number) == full
+                assert {s.line_number for s in full} <= {number}
+        assert any(p.analyze_line(filename="a.js", line=lines[4], line_number=5) for p in entropy)
+        raw = {s.secret_value for p in entropy for n, line in enumerate(lines) for s in p.analyze_line("a.js", line, n)}
+        assert set(enough) <= raw and not set(few) & raw
 
 
 def test_every_configured_plugin_has_a_gate_and_ordinary_code_is_skipped():
