@@ -128,6 +128,16 @@ def fresh_sandbox():
         yield server
 
 
+def pytest_ignore_collect(collection_path, config):
+    """`-m unit` (make test-fast) collects only what can hold a unit test (tiers.py), instead of importing every
+    module to deselect most of them; None leaves every other run to pytest."""
+    if config.getoption("markexpr", "") == "unit":
+        from ox_bb_pipeline_tests.tiers import outside_unit_tier
+
+        return True if outside_unit_tier(collection_path) else None
+    return None
+
+
 def pytest_collection_modifyitems(items):
     """The unit tier (`make test-fast`): the modules listed in tiers.py."""
     from ox_bb_pipeline_tests.tiers import mark_unit_tier

@@ -57,6 +57,21 @@ def in_unit_tier(path: Path) -> bool:
         return False
 
 
+def outside_unit_tier(path: Path, root: Path = TESTS_ROOT, modules: frozenset[str] = UNIT_MODULES) -> bool:
+    """Whether collecting `path` can bring no unit test: a folder holding no listed module, or a test module that is
+    not listed and marks no test `unit` itself. `-m unit` skips them (see conftest.py): collecting the whole suite
+    imports every test module, Dagster's definitions and the warehouse's dependencies, tens of seconds per worker."""
+    try:
+        relative = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:  # not one of ours: let pytest decide
+        return False
+    if path.is_dir():
+        return relative != "." and not any(m.startswith(f"{relative}/") for m in modules)
+    if not (path.name.startswith("test_") and path.suffix == ".py"):
+        return False
+    return relative not in modules and "mark.unit" not in path.read_text()
+
+
 def mark_unit_tier(items: list[pytest.Item]) -> None:
     """Add the `unit` marker to every test of a listed module (collection hook, see conftest.py)."""
     for item in items:

@@ -1,5 +1,5 @@
 """What the warehouse hands to people and other tools: a Parquet file per model table under
-`OX_BB_HOME/exports/` (each written atomically), and the data dictionary generated from the models.
+`<home>/exports/` (each written atomically), and the data dictionary generated from the models.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import duckdb
 
-from ..config import data_home
 from ..files import atomic_write_text
 from ..lake import lake_root
 from .models import SQL_DIR, data_dictionary, discover
@@ -20,7 +19,7 @@ from .settings import WarehouseSettings, load_factor_catalog, load_scanner_contr
 DATA_DICTIONARY_PATH = SQL_DIR.parent / "docs" / "data-dictionary.md"
 
 
-def open_warehouse(home: Path | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def open_warehouse(home: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """A read-only connection by default (readers never block the next build, which writes a new
     file); writers (workflow actions) must run where builds cannot (the `duckdb_writer` pool)."""
     path = warehouse_path(home)
@@ -44,9 +43,8 @@ def open_for_queries(home: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def export_tables(home: Path | None = None) -> dict[str, Path]:
-    """Every model table to `exports/<table>.parquet`; readers see the old file or the new one."""
-    home = home or data_home()  # the CLI and tests; Dagster assets pass the storage resource's home
+def export_tables(home: Path) -> dict[str, Path]:
+    """Every model table to `<home>/exports/<table>.parquet`; readers see the old file or the new one."""
     folder = home / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     written = {}

@@ -1,6 +1,7 @@
 """The warehouse's dbt project (`sql/`: dbt_project.yml, profiles.yml, models/staging|intermediate|marts) and
 how we invoke dbt on it. Everything dbt writes (target/: manifest, run results, partial parse; logs/) goes
-under OX_BB_HOME/dbt, never into the project, which may be read-only package data.
+into a dbt folder the caller names (a build: <home>/dbt; definitions load: the one defs/warehouse/assets.py
+picks), never into the project, which may be read-only package data.
 
 The invoker passes every setting as a dbt var: `warehouse_path` (the build's copy), DuckDB's memory limit,
 threads and spill folder, and `scanners` (the lake tables the findings model unions).
@@ -20,8 +21,6 @@ from importlib.resources import files
 from pathlib import Path
 
 import yaml
-
-from ..config import data_home
 
 
 class PackageDataError(FileNotFoundError):
@@ -45,8 +44,9 @@ def sql_project_dir() -> Path:
     return path
 
 
-def dbt_home(home: Path | None = None) -> Path:
-    return (home or data_home()) / "dbt"
+def dbt_home(home: Path) -> Path:
+    """The dbt folder of a data home (a build's target/ and logs/)."""
+    return home / "dbt"
 
 
 @dataclass
@@ -61,16 +61,17 @@ def invoke(
     command: list[str],
     *,
     vars: dict,
-    home: Path | None = None,
+    dbt_dir: Path,
     project_dir: Path | None = None,
     target_path: Path | None = None,
 ) -> DbtResult:
     """Run one dbt command in a child process and read its run results. A child, not dbtRunner in this
-    process: dbt-duckdb keeps its DuckDB connection open after a command (the next build would write through
-    it into the file that was swapped in), and dbt's global state is not safe across threads."""
+        process: dbt-duckdb keeps its DuckDB connection open after a command (the next build would write through
+        it into the file that was swapped in), and dbt's global state is not safe across threads. dbt writes into
+    `dbt_dir` (target/ unless `target_path` is given, and logs/)."""
     project_dir = project_dir or sql_project_dir()
-    target_path = target_path or dbt_home(home) / "target"
-    logs = dbt_home(home) / "logs"
+    target_path = target_path or dbt_dir / "target"
+    logs = dbt_dir / "logs"
     target_path.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     (target_path / "run_results.json").unlink(missing_ok=True)
@@ -124,9 +125,9 @@ def failures(result: DbtResult) -> list[str]:
     ]
 
 
-def parse_vars(home: Path | None = None, scanners: tuple[str, ...] | None = None) -> dict:
-    """Vars for commands that only read the project (parse, docs): a placeholder database path."""
-    vars = {"warehouse_path": str(dbt_home(home) / "parse.duckdb")}
+def parse_vars(dbt_dir: Path, scanners: tuple[str, ...] | None = None) -> dict:
+    """Vars for commands that only read the project (parse, docs): a placeholder database path in `dbt_dir`."""
+    vars = {"warehouse_path": str(dbt_dir / "parse.duckdb")}
     if scanners is not None:
         vars["scanners"] = list(scanners)
     return vars
@@ -142,21 +143,22 @@ def project_digest(project_dir: Path | None = None, vars: dict | None = None) ->
     return digest.hexdigest()[:16]
 
 
-def manifest_path(home: Path | None = None, scanners: tuple[str, ...] | None = None) -> Path:
-    """`dbt parse` of the project into OX_BB_HOME/dbt/manifests/<digest>/manifest.json, made once per project
-    version (Dagster loads definitions in several processes: each parses into its own temp folder and renames
-    it in; a loser of the race keeps the winner's identical manifest)."""
+def manifest_path(dbt_dir: Path, scanners: tuple[str, ...] | None = None) -> Path:
+    """`dbt parse` of the project into <dbt_dir>/manifests/<digest>/manifest.json (dbt's log in <dbt_dir>/logs),
+    made once per project version and scanner list (Dagster loads definitions in several processes: each parses
+    into its own temp folder and renames it in; a loser of the race keeps the winner's identical manifest).
+    `dbt_dir` is the caller's choice: the code location decides it (defs/warehouse/assets.py)."""
     vars = {"scanners": list(scanners)} if scanners is not None else {}
-    folder = dbt_home(home) / "manifests" / project_digest(vars=vars)
+    folder = dbt_dir / "manifests" / project_digest(vars=vars)
     manifest = folder / "manifest.json"
     if manifest.exists():
         return manifest
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".parse."))
     try:
-        result = invoke(["parse"], vars=parse_vars(home, scanners), home=home, target_path=scratch)
+        result = invoke(["parse"], vars=parse_vars(dbt_dir, scanners), dbt_dir=dbt_dir, target_path=scratch)
         if not result.success:
-            raise DbtError(f"dbt parse of {sql_project_dir()} failed; see {dbt_home(home) / 'logs'}")
+            raise DbtError(f"dbt parse of {sql_project_dir()} failed; see {dbt_dir / 'logs'}")
         for extra in ("partial_parse.msgpack", "semantic_manifest.json", "perf_info.json"):
             (scratch / extra).unlink(missing_ok=True)
         try:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import duckdb
 
-from ..config import data_home
 from ..files import atomic_write_text
 from .control_titles import control_label, display_title
 from .exports import open_warehouse
@@ -341,8 +340,8 @@ def render_csv(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
-def write_reports(home: Path | None = None) -> dict[str, Path]:
-    home = home or data_home()  # the CLI and tests; Dagster assets pass the storage resource's home
+def write_reports(home: Path) -> dict[str, Path]:
+    """`<home>/reports/compliance.html` and `.csv` from the warehouse of the data home `home`."""
     con = open_warehouse(home)
     try:
         html, table = render_html(report_data(con)), render_csv(con)

@@ -27,7 +27,6 @@ import duckdb
 import pyarrow as pa
 
 from ..bitbucket import tables as raw_tables
-from ..config import data_home
 from ..findings import FINDING_SCHEMA
 from ..lake import SCANS_ZONE, lake_root, migrate_layout
 from ..locks import home_lock, owner_gone
@@ -35,7 +34,7 @@ from ..scanners import registry
 from . import pipelines
 from .decisions import read_decisions
 from .models import SQL_DIR, Model, dbt_models
-from .project import DbtError, failures, invoke
+from .project import DbtError, dbt_home, failures, invoke
 from .settings import (
     ACTIVITY_WINDOW_DAYS,
     FRAMEWORKS,
@@ -72,8 +71,8 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
     return inputs
 
 
-def warehouse_path(home: Path | None = None) -> Path:
-    return (home or data_home()) / WAREHOUSE_FILE
+def warehouse_path(home: Path) -> Path:
+    return home / WAREHOUSE_FILE
 
 
 @dataclass
@@ -90,7 +89,7 @@ class BuildResult:
 
 
 def build(
-    home: Path | None = None,
+    home: Path,
     *,
     now: datetime | None = None,
     settings: WarehouseSettings | None = None,
@@ -99,9 +98,9 @@ def build(
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Build every model; `now` is the build's clock (models never read the system time)."""
+    """Build every model of the data home `home` (the caller names it: the app layer or the storage resource);
+    `now` is the build's clock (models never read the system time)."""
     started = time.perf_counter()
-    home = home or data_home()
     now = (now or datetime.now(UTC)).astimezone(UTC)
     settings = settings or load_settings(home)
     build_id = now.strftime("%Y%m%dT%H%M%S.%fZ")
@@ -113,10 +112,9 @@ def build(
         return _build(home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started)
 
 
-def warehouse_lock(home: Path | None, what: str, waiting: Callable[[str], None] | None = None):
+def warehouse_lock(home: Path, what: str, waiting: Callable[[str], None] | None = None):
     """Held by every writer of the warehouse file (builds, applied workflows): a write made while a build
     works on its copy would be lost at the build's rename."""
-    home = home or data_home()
     return home_lock(warehouse_path(home).with_name(".warehouse.lock"), home, what, waiting)
 
 
@@ -229,7 +227,7 @@ def run_dbt(
         "temp_directory": str(spill),
         **registry.dbt_vars(),
     }  # the registry now, not as loaded
-    outcome = invoke(["build"], vars=vars, home=home, project_dir=sql_dir)
+    outcome = invoke(["build"], vars=vars, dbt_dir=dbt_home(home), project_dir=sql_dir)
     problems = failures(outcome)
     if problems or not outcome.success:
         raise DbtError(

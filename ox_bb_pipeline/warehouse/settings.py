@@ -16,7 +16,7 @@ from typing import Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import ConfigError, data_home, did_you_mean, keys_at
+from ..config import ConfigError, did_you_mean, keys_at
 from ..findings import CATEGORIES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -287,15 +287,15 @@ class WarehouseSettings(BaseModel):
     scanner_controls: dict[str, list[str]] = Field(default_factory=dict)
 
 
-def _locate(filename: str, env_var: str, home: Path | None = None) -> Path | None:
-    """`$ENV_VAR` (must exist), else <home>/<file>, else ./<file>; None when there is none. `home` None: OX_BB_HOME
-    (only while warehouse/runner.py's build calls load_settings() without its home)."""
+def _locate(filename: str, env_var: str, home: Path) -> Path | None:
+    """`$ENV_VAR` (must exist), else <home>/<file>, else ./<file>; None when there is none. `home` is the data
+    home the caller names (the app layer or the storage resource), never read here from the environment."""
     if os.environ.get(env_var):
         path = Path(os.environ[env_var])
         if not path.exists():
             raise ConfigError(str(path), [f"file not found (named by {env_var})"])
         return path
-    for path in ((home if home is not None else data_home()) / filename, Path(filename)):
+    for path in (home / filename, Path(filename)):
         if path.exists():
             return path
     return None
@@ -340,21 +340,21 @@ def _describe(error: dict, data: object, known: set[str] = frozenset()) -> str:
     return f"{'.'.join(parts) or 'file'}: {message}"
 
 
-def load_applications(path: Path | None = None, home: Path | None = None) -> ApplicationsFile:
+def load_applications(path: Path | None = None, *, home: Path) -> ApplicationsFile:
     path = path or _locate("applications.yaml", "OX_BB_APPLICATIONS", home)
     if path is None:
         return ApplicationsFile()
     return _validate(ApplicationsFile, _read_yaml(path), str(path))
 
 
-def load_suppressions(path: Path | None = None, home: Path | None = None) -> SuppressionsFile:
+def load_suppressions(path: Path | None = None, *, home: Path) -> SuppressionsFile:
     path = path or _locate("suppressions.yaml", "OX_BB_SUPPRESSIONS", home)
     if path is None:
         return SuppressionsFile()
     return _validate(SuppressionsFile, _read_yaml(path), str(path))
 
 
-def load_sla(path: Path | None = None, environ: dict[str, str] | None = None, home: Path | None = None) -> SlaFile:
+def load_sla(path: Path | None = None, environ: dict[str, str] | None = None, *, home: Path) -> SlaFile:
     """sla.yaml, then `OX_BB_SLA_DAYS="critical=5,high=20"` on top (the environment wins)."""
     path = path or _locate("sla.yaml", "OX_BB_SLA", home)
     data = _read_yaml(path) if path else {}
@@ -391,7 +391,7 @@ def load_scanner_controls(path: Path = SCANNER_CONTROLS_PATH) -> dict[str, list[
     return {scanner: [str(c) for c in controls or []] for scanner, controls in (data or {}).items()}
 
 
-def load_settings(home: Path | None = None) -> WarehouseSettings:
+def load_settings(home: Path) -> WarehouseSettings:
     """Every file at once (those of the data home `home`), so a build reports the problems of all of them together."""
     loaded, problems = {}, []
     for key, loader in (

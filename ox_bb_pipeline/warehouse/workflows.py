@@ -168,7 +168,7 @@ class WorkflowsFile(_Strict):
         return self
 
 
-def load_workflows(path: Path | None = None, home: Path | None = None) -> WorkflowsFile:
+def load_workflows(path: Path | None = None, *, home: Path) -> WorkflowsFile:
     """`$OX_BB_WORKFLOWS`, else <home>/workflows.yaml, else ./workflows.yaml; none: no rules."""
     path = path or _locate("workflows.yaml", "OX_BB_WORKFLOWS", home)
     if path is None:
@@ -191,9 +191,8 @@ def matching(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[dict]:
     return [row for row in rows if rule.conditions.holds(row)]
 
 
-def preview(con: duckdb.DuckDBPyConnection, settings: WorkflowsFile | None = None) -> list[dict]:
+def preview(con: duckdb.DuckDBPyConnection, settings: WorkflowsFile) -> list[dict]:
     """How many findings each rule would touch (nothing is done)."""
-    settings = settings or load_workflows()
     return [{"rule": rule.name, "matches": len(matching(con, rule))} for rule in settings.rules]
 
 

@@ -1,8 +1,6 @@
 """The data home is configuration: assets, checks, the step IO manager and the report assets write into the
-`storage` resource's home, wherever OX_BB_HOME points (issue 13, "resources, not environment globals").
-
-The warehouse models, `reports/exports` and `reports/compliance_report` are built here with the core build
-function and its explicit home: their assets (defs/warehouse/assets.py) do not take the resource yet."""
+`storage` resource's home, wherever OX_BB_HOME points (issue 13, "resources, not environment globals"): the
+warehouse models, its checks, exports and reports included."""
 
 from __future__ import annotations
 
@@ -18,9 +16,9 @@ from ox_bb_pipeline.defs.quality.checks import (
 )
 from ox_bb_pipeline.defs.scanning.assets import scan_findings
 from ox_bb_pipeline.defs.storage.resources import StorageResource, step_io_manager, step_io_path
+from ox_bb_pipeline.defs.warehouse.assets import compliance_report, exports, warehouse_models
 from ox_bb_pipeline.defs.warehouse.interchange import cyclonedx, explorer, sarif
 from ox_bb_pipeline.defs.warehouse.workflows import workflows
-from ox_bb_pipeline.warehouse import runner
 from ox_bb_pipeline_tests.conftest import TINY
 from ox_bb_sandbox.server import SandboxServer
 
@@ -49,9 +47,9 @@ def test_a_run_writes_only_into_the_storage_resources_home_whatever_ox_bb_home_s
             resources=resources,
         )
         assert stages.success
-        runner.build(home)
+        warehouse = [warehouse_models, warehouse_expectations, exports, compliance_report]
         reports = dg.materialize(
-            [warehouse_expectations, sarif, cyclonedx, explorer, workflows], instance=instance, resources=resources
+            [*warehouse, sarif, cyclonedx, explorer, workflows], instance=instance, resources=resources
         )
         assert reports.success
 
@@ -61,7 +59,8 @@ def test_a_run_writes_only_into_the_storage_resources_home_whatever_ox_bb_home_s
     assert step_io_path(home).is_dir()  # the shard numbers went through the home (and were removed after)
     checks = [*stages.get_asset_check_evaluations(), *reports.get_asset_check_evaluations()]
     assert checks and all(c.passed for c in checks)
-    assert (home / "reports" / "explorer.html").is_file()
-    assert sorted((home / "exports").iterdir()) == [home / "exports" / "cyclonedx", home / "exports" / "sarif"]
+    assert (home / "warehouse.duckdb").is_file() and (home / "dbt" / "target" / "run_results.json").is_file()
+    assert {p.name for p in (home / "reports").iterdir()} >= {"explorer.html", "compliance.html", "compliance.csv"}
+    assert {"cyclonedx", "sarif", "findings_queue.parquet"} <= {p.name for p in (home / "exports").iterdir()}
     assert list((home / "exports" / "sarif").glob("*.sarif"))
     assert not elsewhere.exists() and not (tmp_path / "data").exists()

@@ -81,17 +81,8 @@ def test_the_reader_check_sees_get_and_subscript():
 
 # Modules that may name the data home from the environment (`config.data_home()`): config itself, the CLI/app
 # layer that builds the `storage` resource and passes the home to core functions, and the resource's default.
+# Every other function takes its home (or a folder under it) from its caller.
 HOME_NAMERS = {"config.py", "app/cli.py", "app/warehouse_cli.py", "app/runner.py", "defs/storage/resources.py"}
-# Still defaulting to it because the warehouse build and its assets call them without a home; those three files
-# (warehouse/runner.py, warehouse/project.py, defs/warehouse/assets.py) belong to the dbt work of this round.
-# Remove an entry once the module takes its home only from its caller: the test fails on a stale entry.
-PENDING = {
-    "warehouse/runner.py",
-    "warehouse/project.py",
-    "warehouse/settings.py",
-    "warehouse/exports.py",
-    "warehouse/report.py",
-}
 
 
 def home_namers(source: str) -> bool:
@@ -108,7 +99,8 @@ def home_namers(source: str) -> bool:
 
 def test_only_config_and_the_app_layer_name_the_data_home_core_functions_and_assets_are_given_it():
     namers = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py") if home_namers(path.read_text())}
-    assert namers - HOME_NAMERS == PENDING
+    assert namers - HOME_NAMERS == set()
+    assert HOME_NAMERS <= namers  # a stale entry fails too
 
 
 def test_the_home_check_sees_imports_calls_and_attributes():

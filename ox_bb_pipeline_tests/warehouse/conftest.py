@@ -236,7 +236,7 @@ class Lake:
 
     def small_settings(self) -> WarehouseSettings:
         """The settings files, with two scanners covering one control each (see `small_catalog`)."""
-        return load_settings().model_copy(
+        return load_settings(self.home).model_copy(
             update={"scanner_controls": {"secrets": ["CIS-SSC-1.5.1"], "bandit": ["CIS-SSC-1.5.4"]}}
         )
 

@@ -19,11 +19,11 @@ from ox_bb_pipeline.warehouse.settings import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_committed_examples_are_valid():
-    apps = load_applications(ROOT / "applications.example.yaml")
+def test_the_committed_examples_are_valid(tmp_path):
+    apps = load_applications(ROOT / "applications.example.yaml", home=tmp_path)
     assert [a.name for a in apps.applications] == ["payments", "platform", "legacy"]
     assert [c.name for c in apps.applications[1].children] == ["platform-billing", "platform-web"]
-    suppressions = load_suppressions(ROOT / "suppressions.example.yaml").suppressions
+    suppressions = load_suppressions(ROOT / "suppressions.example.yaml", home=tmp_path).suppressions
     assert [(s.fingerprint, s.rule_id, s.path, s.expires) for s in suppressions] == [
         ("3f2a9c0d4e5b6a7f8091a2b3c4d5e6f7", None, None, date(2027, 1, 31)),
         (None, "B101", "tests/*", date(2027, 6, 30)),
@@ -47,7 +47,7 @@ applications:
   - repositories: [{project: "[AB"}]
 """)
     with pytest.raises(ConfigError) as caught:
-        load_applications(path)
+        load_applications(path, home=tmp_path)
     assert caught.value.problems == [
         "defaults.data_classification: Input should be 'public', 'internal', 'confidential' or 'restricted'",
         "applications[0] (payments).business_priority: Input should be 'low', 'medium', 'high' or 'critical'",
@@ -69,7 +69,7 @@ def test_duplicate_application_names_are_refused(tmp_path):
         "  - {name: b, repositories: [{}], children: [{name: a, paths: ['x/*']}]}\n"
     )
     with pytest.raises(ConfigError) as caught:
-        load_applications(path)
+        load_applications(path, home=tmp_path)
     assert caught.value.problems == ["file: application name 'a' is used twice; names must be unique"]
 
 
@@ -95,7 +95,7 @@ suppressions:
     expires: 2027-01-01
 """)
     with pytest.raises(ConfigError) as caught:
-        load_suppressions(path)
+        load_suppressions(path, home=tmp_path)
     assert caught.value.problems == [
         (
             "suppressions[0] (not-a-hash).fingerprint: a fingerprint is the finding_id: hexadecimal, "
@@ -109,10 +109,10 @@ suppressions:
 
 
 def test_sla_days_default_and_overrides(tmp_path):
-    assert load_sla(environ={}).sla_days == {"critical": 7, "high": 30, "medium": 90, "low": 120}
+    assert load_sla(environ={}, home=tmp_path).sla_days == {"critical": 7, "high": 30, "medium": 90, "low": 120}
     path = tmp_path / "sla.yaml"
     path.write_text("sla_days: {critical: 3, info: 365}\n")
-    assert load_sla(path, environ={"OX_BB_SLA_DAYS": "high=14, low=60"}).sla_days == {
+    assert load_sla(path, environ={"OX_BB_SLA_DAYS": "high=14, low=60"}, home=tmp_path).sla_days == {
         "critical": 3,
         "high": 14,
         "medium": 90,
@@ -120,30 +120,34 @@ def test_sla_days_default_and_overrides(tmp_path):
         "info": 365,
     }
     with pytest.raises(ConfigError) as caught:
-        load_sla(path, environ={"OX_BB_SLA_DAYS": "urgent=1,high=soon"})
+        load_sla(path, environ={"OX_BB_SLA_DAYS": "urgent=1,high=soon"}, home=tmp_path)
     assert caught.value.problems == ["'high=soon': expected SEVERITY=DAYS, e.g. critical=7"]
     path.write_text("sla_days: {critical: 0, urgent: 2}\n")
     with pytest.raises(ConfigError) as caught:
-        load_sla(path, environ={})
+        load_sla(path, environ={}, home=tmp_path)
     assert caught.value.problems == [
         "sla_days.urgent.[key]: Input should be 'info', 'low', 'medium', 'high' or 'critical'"
     ]
 
 
 def test_settings_report_the_problems_of_every_file_together(tmp_path, monkeypatch):
-    monkeypatch.setenv("OX_BB_HOME", str(tmp_path))
+    home, other = tmp_path / "home", tmp_path / "env-home"
+    home.mkdir()
+    other.mkdir()
+    (other / "sla.yaml").write_text("sla_days: nope\n")  # the home named by OX_BB_HOME is never read
+    monkeypatch.setenv("OX_BB_HOME", str(other))
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "applications.yaml").write_text("applications: [{name: a}]\n")
-    (tmp_path / "suppressions.yaml").write_text("suppressions: [{rule_id: X, owner: o, expires: 2027-01-01}]\n")
+    (home / "applications.yaml").write_text("applications: [{name: a}]\n")
+    (home / "suppressions.yaml").write_text("suppressions: [{rule_id: X, owner: o, expires: 2027-01-01}]\n")
     with pytest.raises(ConfigError) as caught:
-        load_settings()
+        load_settings(home)
     assert caught.value.problems == [
-        f"{tmp_path / 'applications.yaml'}: applications[0] (a).repositories: is required",
-        f"{tmp_path / 'suppressions.yaml'}: suppressions[0] (X).reason: is required",
+        f"{home / 'applications.yaml'}: applications[0] (a).repositories: is required",
+        f"{home / 'suppressions.yaml'}: suppressions[0] (X).reason: is required",
     ]
 
 
 def test_a_named_file_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("OX_BB_APPLICATIONS", str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match="file not found"):
-        load_applications()
+        load_applications(home=tmp_path)

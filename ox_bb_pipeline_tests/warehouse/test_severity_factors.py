@@ -335,7 +335,7 @@ def test_at_least_lifts_past_the_cap(lake):
             "rationale": "test",
         }
     )
-    settings = load_settings().model_copy(update={"factors": SeverityFactorCatalog.model_validate(catalog)})
+    settings = load_settings(lake.home).model_copy(update={"factors": SeverityFactorCatalog.model_validate(catalog)})
     repo = lake.repository("shop")
     fid = lake.finding(
         repo,

@@ -69,7 +69,7 @@ rules:
 """)
     monkeypatch.setenv("OX_BB_WORKFLOWS", str(path))
     with pytest.raises(ConfigError) as caught:
-        load_workflows()
+        load_workflows(home=tmp_path)
     assert caught.value.problems == [
         "rules[0] (a).trigger: Input should be 'new_finding', 'any_finding' or 'sla_breached'",
         "rules[0] (a).conditions.application: an empty glob matches nothing; use '*' for everything",
@@ -86,9 +86,8 @@ rules:
 
 
 def test_no_file_means_no_rules_and_a_dry_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("OX_BB_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    assert load_workflows() == WorkflowsFile(enabled=False, rules=[])
+    assert load_workflows(home=tmp_path) == WorkflowsFile(enabled=False, rules=[])
 
 
 def test_apply_acts_once_and_audits_each_change_once(lake, warehouse, hook):

@@ -1,7 +1,7 @@
 """Warehouse stage: the dbt project in sql/ built into warehouse.duckdb, then exports and reports.
 
-Every dbt model is its own asset `warehouse/<model>` (dagster-dbt, from the manifest `dbt parse` writes under
-OX_BB_HOME/dbt/manifests at definitions load), with edges to the models it refs and, through the sources'
+Every dbt model is its own asset `warehouse/<model>` (dagster-dbt, from the manifest `dbt parse` writes at
+definitions load into MANIFEST_DIR below), with edges to the models it refs and, through the sources'
 `meta.dagster.asset_key`, to the bitbucket and scanning assets it reads; its dbt tests' outcome is metadata.
 Not partitioned: it reads every connection's lake partitions. DuckDB has one writer, so the build runs in
 the `duckdb_writer` pool (limit it to 1) and writes a copy that replaces the file.
@@ -15,7 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 
 from ...warehouse.exports import export_tables, open_warehouse
 from ...warehouse.models import discover
-from ...warehouse.project import manifest_path
+from ...warehouse.project import dbt_home, manifest_path
 from ...warehouse.report import write_reports
 from ...warehouse.runner import SCANNERS, build
 from ...warehouse.summary import TableSummary, summarize
@@ -48,8 +48,15 @@ class WarehouseTranslator(DagsterDbtTranslator):
 TRANSLATOR = WarehouseTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=False))
 
 
+# Where definitions load parses the dbt project: the dbt folder of the storage resource's default home,
+# <OX_BB_HOME, else ./data>/dbt (manifests/<digest>/manifest.json, one per project version and scanner list).
+# No run config exists at load; the manifest depends only on the project and the registry, never on the data, so
+# a run configured with another home uses it as it is.
+MANIFEST_DIR = dbt_home(StorageResource().home_path())
+
+
 @dbt_assets(
-    manifest=manifest_path(scanners=SCANNERS),
+    manifest=manifest_path(MANIFEST_DIR, scanners=SCANNERS),
     dagster_dbt_translator=TRANSLATOR,
     name="warehouse_models",
     pool="duckdb_writer",
