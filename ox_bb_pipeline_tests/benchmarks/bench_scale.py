@@ -439,26 +439,25 @@ def _celery_rows(scans: list[dict], n: int, m: int, large: int, shards: int, sum
             ),
         ]
     # Projection from the 1-worker run (each shard ran alone): a shard costs its repositories × the measured
-    # cost per repository (tool start-ups once per batch of 20 included); plan, merge and the launcher's
-    # overhead scale with the repositories; S shards on W workers take ceil(S / W) rounds.
+    # cost per repository (tool start-ups once per batch of 20 included); the steps outside the shards (plan,
+    # merge, the data-quality check) scale with the repositories, the launch overhead does not; S shards on W
+    # workers take ceil(S / W) rounds.
     one = scans[0]
     per_repo = sum(one["shard_seconds"].values()) / max(1, m)
-    steps = one["plan_seconds"] + sum(one["shard_seconds"].values()) + one["merge_seconds"]
-    fixed = max(0.0, one["wall_seconds"] - sum(one["steps"].values()))  # launch, planning, the check step
-    scale = n / max(1, m)
+    steps = sum(one["steps"].values())
+    fixed = max(0.0, one["wall_seconds"] - steps)  # launch, loading the code, task hand-offs
+    serial = sum(v for k, v in one["steps"].items() if k not in one["shard_seconds"]) * n / max(1, m)
     projections = []
     for s in sorted({shardmod.shard_count(n), PROJECTED_WORKERS, 2 * PROJECTED_WORKERS}):
         shard = math.ceil(n / s) * per_repo
-        seconds = (
-            fixed + (one["plan_seconds"] + one["merge_seconds"]) * scale + math.ceil(s / PROJECTED_WORKERS) * shard
-        )
+        seconds = fixed + serial + math.ceil(s / PROJECTED_WORKERS) * shard
         projections.append({"shards": s, "shard_seconds": shard, "seconds": seconds})
         table.append(
             (
                 f"projected scan of {n} repos, {s} shards, {PROJECTED_WORKERS} workers on 16 cores (s)",
                 seconds,
-                f"{math.ceil(s / PROJECTED_WORKERS)} round(s) × {shard:.0f} s per shard + plan/merge "
-                f"{(one['plan_seconds'] + one['merge_seconds']) * scale:.0f} s + launch {fixed:.0f} s",
+                f"{math.ceil(s / PROJECTED_WORKERS)} round(s) × {shard:.0f} s per shard + plan/merge/check "
+                f"{serial:.0f} s + launch {fixed:.0f} s",
             )
         )
     table.append(("scan cost per repository (s)", per_repo, "1-worker run: shard step seconds / repositories"))
