@@ -12,7 +12,8 @@ files), simulated clock.
   (the worker, its pool process and the scanner tools it waited for, read from /proc) and of the launcher,
   the critical path (plan + longest shard + merge, from the run's step events), each shard's cost and
   worker, and the peak RSS per worker (the worker process, and its process tree with the tools running).
-  A projection to 16 workers (one core each) of the whole workspace from the 1-worker run's per-shard costs.
+  A projection to 16 workers of OX_BB_BENCH_SCALE_PROJECT_REPOS (default 2,000) repositories from the 1-worker
+  run's per-shard costs, as measured and on dedicated cores (scaled by the share of a core the workers got).
 - Scan on a local pool (OX_BB_BENCH_SCALE_EXECUTOR=local; --quick's default): the same repositories in 4
   shards by 1, 2 and 4 forked processes (the `ox-bb run` path), and once as one shard.
 
