@@ -7,6 +7,7 @@ it owns. Readiness is polled with a deadline; nothing sleeps for a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -100,8 +101,10 @@ class Postgres:
         }
 
 
-@pytest.fixture(scope="session")
-def postgres():
+@contextlib.contextmanager
+def running_postgres():
+    """A throwaway PostgreSQL cluster on a free port, removed on exit (the `postgres` fixture; the scale
+    benchmark starts its Celery instance the same way)."""
     binaries, port = pg_bin(), free_port()
     root = Path(tempfile.mkdtemp(prefix="ox-bb-pg-"))  # /tmp: the postgres user can reach it
     data, superuser_password = root / "data", "pg-superuser-" + os.urandom(6).hex()
@@ -160,6 +163,12 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    with running_postgres() as server:
+        yield server
+
+
 @pytest.fixture
 def pg_database(postgres) -> str:
     return postgres.create_database()
@@ -174,8 +183,9 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-@pytest.fixture(scope="session")
-def redis_server():
+@contextlib.contextmanager
+def running_redis():
+    """A Redis server on a free loopback port, stopped on exit (the `redis_server` fixture)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -198,3 +208,9 @@ def redis_server():
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with running_redis() as server:
+        yield server
