@@ -227,12 +227,12 @@ function attachment(req, res) {
   let file = req.params.file;
   if (/\.(txt|csv)$/.test(file)) {
     file = file.split("\0")[0];
-    // ruleid: ox.js.file-check-before-truncate
+    // ruleid: ox.js.file-check-before-truncate, ox.js.path-traversal
     fs.createReadStream(path.join("exports", file)).pipe(res);
   }
   if (file.endsWith(".txt")) {
     file = file.substring(0, 64);
-    // ruleid: ox.js.file-check-before-truncate
+    // ruleid: ox.js.file-check-before-truncate, ox.js.path-traversal
     fs.createReadStream(path.join("exports", file)).pipe(res);
   }
   if (file.endsWith(".csv")) {

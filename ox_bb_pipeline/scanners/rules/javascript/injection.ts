@@ -80,8 +80,7 @@ export function serveDocuments() {
     if (!name.includes("/")) {
       sendChecked(name, res);
       sendCutFirst(name, res);
-      // ok: ox.js.file-check-before-truncate
-      res.sendFile(path.resolve("docs/", name));
+      sendUnchanged(name, res);
     }
   };
 
@@ -95,6 +94,13 @@ export function serveDocuments() {
 
   function sendCutFirst(name: string, res: Response) {
     name = stripNullByte(name);
+    if (hasAllowedExtension(name)) {
+      // ok: ox.js.file-check-before-truncate
+      res.sendFile(path.resolve("docs/", name));
+    }
+  }
+
+  function sendUnchanged(name: string, res: Response) {
     if (hasAllowedExtension(name)) {
       // ok: ox.js.file-check-before-truncate
       res.sendFile(path.resolve("docs/", name));
