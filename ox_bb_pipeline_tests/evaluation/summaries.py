@@ -13,7 +13,7 @@ semgrep OSS follows data within one function only. This tries summaries computed
   files are replaced by the variant's.
 
     OX_BB_EVAL_REPOS=/work/.mirror PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m \\
-        ox_bb_pipeline_tests.evaluation.summaries OWNER/NAME RULES_DIR [--returns] [--root TREE]
+        ox_bb_pipeline_tests.evaluation.summaries OWNER/NAME RULES_DIR [--returns [--no-wrappers]] [--root TREE]
 
 prints the corpus's scores for R alone ("base") and with the summaries ("final"), both passes' seconds and
 the findings the summaries added; `--root` scores an already extracted tree (e.g. a subset of a suite).
@@ -97,15 +97,16 @@ def _calls(names: set[str]) -> dict:
     }
 
 
-def pass1_rules(rules: list[dict], returns: bool) -> list[dict]:
+def pass1_rules(rules: list[dict], returns: bool, wrappers: bool = True) -> list[dict]:
     out = copy.deepcopy(rules)
     languages = set()
     for rule in filter(_summarised, rules):
         lang = rule["languages"][0]
         languages.add(lang)
-        sink = copy.deepcopy(rule)
-        sink.update({"id": rule["id"] + "--sink", "message": "$FUNC", "pattern-sources": _params(lang)})
-        out.append(sink)
+        if wrappers:
+            sink = copy.deepcopy(rule)
+            sink.update({"id": rule["id"] + "--sink", "message": "$FUNC", "pattern-sources": _params(lang)})
+            out.append(sink)
         if returns:
             ret = copy.deepcopy(rule)
             ret.update(
@@ -143,9 +144,9 @@ def run_semgrep(rules: list[dict], target: Path) -> tuple[dict, float]:
     return json.loads(proc.stdout), seconds
 
 
-def two_pass(rules: list[dict], target: Path, returns: bool) -> dict:
+def two_pass(rules: list[dict], target: Path, returns: bool, wrappers: bool = True) -> dict:
     by_id = {r["id"]: r for r in rules}
-    report1, seconds1 = run_semgrep(pass1_rules(rules, returns), target)
+    report1, seconds1 = run_semgrep(pass1_rules(rules, returns, wrappers), target)
     base = [x for x in report1["results"] if x["check_id"] in by_id]
     wrappers: dict[str, set[str]] = defaultdict(set)
     propagating: dict[tuple[str, str], set[str]] = defaultdict(set)  # (rule, file) -> functions returning taint
@@ -239,13 +240,14 @@ def main() -> None:
     parser.add_argument("rules", type=Path)
     parser.add_argument("--returns", action="store_true")
     parser.add_argument("--root", type=Path)
+    parser.add_argument("--no-wrappers", action="store_true", help="only the sanitizer direction (with --returns)")
     args = parser.parse_args()
     spec = yaml.safe_load(sast.LABELS.read_text())
     entry = next(e for kind in ("benchmarks", "apps") for e in spec.get(kind, []) if e["repository"] == args.repository)
     repo = CorpusRepo(entry["repository"], entry["commit"])
     root = (args.root or checkout(repo, exclude=tuple(entry.get("exclude", ())))).resolve()
     try:
-        result = two_pass(load(args.rules), root, args.returns)
+        result = two_pass(load(args.rules), root, args.returns, not args.no_wrappers)
         _print_scores(entry, root, result)
     finally:
         if not args.root:
