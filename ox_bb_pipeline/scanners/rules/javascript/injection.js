@@ -10,6 +10,10 @@ const needle = require("needle");
 const unzipper = require("unzipper");
 const { exec, execFile } = require("child_process");
 const serializer = require("node-serialize");
+const notevil = require("notevil");
+const staticEval = require("static-eval");
+const esprima = require("esprima");
+const { VM } = require("vm2");
 var execAliased = require("child_process").exec;
 
 function calc(req) {
@@ -27,6 +31,39 @@ function profile(user) {
   const code = user.username.substring(2, user.username.length - 1);
   // ruleid: ox.js.eval
   return eval(code);
+}
+
+function quote(req, res) {
+  const formula = req.body.formula || "";
+  const context = { safeEval: notevil, formula, rate: 1.2 };
+  vm.createContext(context);
+  // ruleid: ox.js.sandbox-code-injection
+  vm.runInContext("safeEval(formula)", context, { timeout: 1000 });
+  // ruleid: ox.js.sandbox-code-injection
+  vm.runInNewContext("eval(expr)", { expr: req.query.expr });
+  const script = new vm.Script("result = evaluate(input)");
+  // ruleid: ox.js.sandbox-code-injection
+  script.runInNewContext({ evaluate: staticEval, input: req.body.input, result: null });
+  const counter = new vm.Script("count = input.length");
+  // ok: ox.js.eval, ox.js.sandbox-code-injection
+  counter.runInNewContext({ input: req.body.input, count: 0 });
+  // ok: ox.js.sandbox-code-injection
+  vm.runInNewContext("total * rate", { total: req.body.total, rate: 1.2 });
+  // ok: ox.js.sandbox-code-injection
+  vm.runInContext("safeEval(formula)", vm.createContext({ safeEval: notevil, formula: "1 + 2" }));
+  // ok: ox.js.sandbox-code-injection
+  vm.runInNewContext("eval(expr)", { expr: Number(req.query.expr) });
+  res.json(context.result);
+}
+
+function compile(req) {
+  // ruleid: ox.js.sandbox-code-injection
+  return vm.compileFunction(req.body.source, ["a", "b"]);
+}
+
+function templateValue(vars) {
+  // ok: ox.js.sandbox-code-injection
+  return vm.runInNewContext("first + ' ' + last", vars);
 }
 
 function lookup(req, res) {
@@ -169,4 +206,38 @@ function updatePrefs(req, res) {
   // ok: ox.js.prototype-pollution
   _.merge(prefs, { theme: "dark" });
   res.json(prefs);
+}
+
+function calculator(req, res) {
+  // ruleid: ox.js.sandbox-code-injection
+  const sum = notevil(req.query.expression);
+  // ruleid: ox.js.sandbox-code-injection
+  const value = staticEval(esprima.parse(req.body.expr).body[0].expression, { x: 1 });
+  // ruleid: ox.js.sandbox-code-injection
+  const boxed = new VM({ timeout: 100 }).run(req.body.script);
+  const box = new VM({ sandbox: { input: req.body.input } });
+  // ok: ox.js.sandbox-code-injection
+  const fixed = box.run("input.length");
+  // ok: ox.js.sandbox-code-injection
+  const two = notevil("1 + 1");
+  res.json({ sum, value, boxed, fixed, two });
+}
+
+function attachment(req, res) {
+  let file = req.params.file;
+  if (/\.(txt|csv)$/.test(file)) {
+    file = file.split("\0")[0];
+    // ruleid: ox.js.file-check-before-truncate, ox.js.path-traversal
+    fs.createReadStream(path.join("exports", file)).pipe(res);
+  }
+  if (file.endsWith(".txt")) {
+    file = file.substring(0, 64);
+    // ruleid: ox.js.file-check-before-truncate, ox.js.path-traversal
+    fs.createReadStream(path.join("exports", file)).pipe(res);
+  }
+  if (file.endsWith(".csv")) {
+    const target = path.join("exports", path.basename(file));
+    // ok: ox.js.file-check-before-truncate
+    fs.createReadStream(target).pipe(res);
+  }
 }
