@@ -168,7 +168,9 @@ def generate(home: Path, findings: int, repositories: int, generation: int = 0) 
     )
     start = 0
     for scanner in SCANNERS:
-        count = round(findings * SHARE[scanner])
+        count = round(findings * SHARE.get(scanner, 0))  # a scanner without a share (git_history) has none
+        if not count:
+            continue
         category = {
             "secrets": "secrets",
             "sca": "sca",
