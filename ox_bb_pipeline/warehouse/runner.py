@@ -98,8 +98,10 @@ def build(
     memory_limit: str | None = None,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    full_refresh: bool = False,
 ) -> BuildResult:
-    """Build every model; `now` is the build's clock (models never read the system time)."""
+    """Build every model; `now` is the build's clock (models never read the system time). `full_refresh`: the
+    incremental models compute every row (dbt --full-refresh; the append-only history is kept)."""
     started = time.perf_counter()
     home = home or data_home()
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -110,7 +112,9 @@ def build(
     with warehouse_lock(home, "warehouse ", progress):
         remove_stale_builds(target)
         migrate_layout(home)  # an older lake's scan_runs and posture_results move out of findings/
-        return _build(home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started)
+        return _build(
+            home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started, full_refresh
+        )
 
 
 def warehouse_lock(home: Path | None, what: str, waiting: Callable[[str], None] | None = None):
@@ -153,6 +157,7 @@ def _build(
     progress: Callable[[str], None] | None,
     build_id: str,
     started: float,
+    full_refresh: bool = False,
 ) -> BuildResult:
     building = building_path(target)
     _remove(building)  # a copy left by a killed build (only the lock's holder uses this name)
@@ -179,7 +184,7 @@ def _build(
             create_table(con, "triage_decisions", read_triage(home))
         con.execute("CHECKPOINT")
         con.close()  # dbt opens the copy itself
-        order = run_dbt(building, home, sql_dir, models, result, memory_limit, threads, progress)
+        order = run_dbt(building, home, sql_dir, models, result, memory_limit, threads, progress, full_refresh)
         con = duckdb.connect(str(building))
         configure(con, home, memory_limit, threads)
         with _transaction(con):
@@ -216,6 +221,7 @@ def run_dbt(
     memory_limit: str | None,
     threads: int | None,
     progress: Callable[[str], None] | None,
+    full_refresh: bool = False,
 ) -> list[Model]:
     """`dbt build` on the copy: every model, then its tests; a model that fails or a test that fails stops
     the build (DbtError naming them), so the copy is never swapped in. Returns the models in build order."""
@@ -229,7 +235,9 @@ def run_dbt(
         "temp_directory": str(spill),
         **registry.dbt_vars(),
     }  # the registry now, not as loaded
-    outcome = invoke(["build"], vars=vars, home=home, project_dir=sql_dir)
+    outcome = invoke(
+        ["build", *(["--full-refresh"] if full_refresh else [])], vars=vars, home=home, project_dir=sql_dir
+    )
     problems = failures(outcome)
     if problems or not outcome.success:
         raise DbtError(

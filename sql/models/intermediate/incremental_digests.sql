@@ -1,0 +1,4 @@
+-- One digest per incremental model of what all its rows are computed from besides its partitioned input (the
+-- settings and SQL it reads); the next build compares it with this build's (previous_incremental_digests) and
+-- recomputes every partition when it changed.
+SELECT 'findings_daily' AS model, {{ findings_daily_digest() }} AS digest
