@@ -87,6 +87,8 @@ class BuildResult:
     models: list[Model] = field(default_factory=list)  # in build order
     tests: dict[str, str] = field(default_factory=dict)  # dbt test -> pass | fail | error (the dbt build's)
     test_models: dict[str, str] = field(default_factory=dict)  # dbt test -> the model it tests
+    # where the time went: copy (of the last warehouse), inputs, dbt (the child process), after (comments, counts)
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build(
@@ -161,11 +163,13 @@ def _build(
 ) -> BuildResult:
     building = building_path(target)
     _remove(building)  # a copy left by a killed build (only the lock's holder uses this name)
+    step = time.perf_counter()
     for source, copy in ((target, building), (_wal(target), _wal(building))):
         if source.exists():
             shutil.copyfile(source, copy)
-    con = duckdb.connect(str(building))
     result = BuildResult(path=target, build_id=build_id, now=now, seconds=0.0)
+    step = _step(result, "copy", step)
+    con = duckdb.connect(str(building))
     try:
         configure(con, home, memory_limit, threads)
         models = dbt_models(sql_dir)
@@ -184,7 +188,9 @@ def _build(
             create_table(con, "triage_decisions", read_triage(home))
         con.execute("CHECKPOINT")
         con.close()  # dbt opens the copy itself
+        step = _step(result, "inputs", step)
         order = run_dbt(building, home, sql_dir, models, result, memory_limit, threads, progress, full_refresh)
+        step = _step(result, "dbt", step)
         con = duckdb.connect(str(building))
         configure(con, home, memory_limit, threads)
         with _transaction(con):
@@ -203,6 +209,7 @@ def _build(
         con.execute("CHECKPOINT")
         con.close()
         os.replace(building, target)
+        _step(result, "after", step)
     except BaseException:
         con.close()
         _remove(building)
@@ -210,6 +217,12 @@ def _build(
     result.models = order
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _step(result: BuildResult, name: str, since: float) -> float:
+    now = time.perf_counter()
+    result.step_seconds[name] = round(now - since, 3)
+    return now
 
 
 def run_dbt(
