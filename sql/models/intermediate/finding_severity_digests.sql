@@ -44,7 +44,7 @@ finding_inputs AS (
 ),
 
 decisions AS (
-    SELECT f.repository_uuid, sum(hash(d)::HUGEINT) AS h
+    SELECT f.repository_uuid, sum(hash(d.finding_id, d.rule, d.new, d.reason, d.decided_at)::HUGEINT) AS h
     FROM {{ invoker_input('workflow_decisions') }} AS d
     JOIN {{ ref('findings') }} AS f USING (finding_id)
     WHERE d.field = 'final_severity'

@@ -4,12 +4,12 @@
     (incremental_digests). A full recompute would join every day with every finding: a year of history is 365
     times the findings. -#}
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
-          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE day >= least(
-                        (SELECT CAST(now AS DATE) FROM {{ invoker_input('build_context') }}),
-                        coalesce((SELECT max(day) FROM {{ this }}) + 1, DATE '9999-12-31'))
-                    OR {{ findings_daily_digest() }} IS DISTINCT FROM
-                       (SELECT digest FROM {{ invoker_input('previous_incremental_digests') }}
-                        WHERE model = 'findings_daily'){% endif %}") }}
+          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE day >= least("
+                   "(SELECT CAST(now AS DATE) FROM {{ invoker_input('build_context') }}), "
+                   "coalesce((SELECT max(day) FROM {{ this }}) + 1, DATE '9999-12-31')) "
+                   "OR {{ findings_daily_digest() }} IS DISTINCT FROM "
+                   "(SELECT digest FROM {{ invoker_input('previous_incremental_digests') }} "
+                   "WHERE model = 'findings_daily'){% endif %}") }}
 WITH days AS (
     SELECT CAST(d AS DATE) AS day
     FROM {{ invoker_input('build_context') }} AS ctx,
