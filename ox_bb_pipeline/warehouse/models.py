@@ -23,7 +23,7 @@ class Model:
     path: Path
     description: str = ""
     depends: list[str] = field(default_factory=list)
-    materialized: str = "table"  # table | append | view
+    materialized: str = "table"  # table | append | incremental (rows of changed partitions replaced) | view
     state: list[tuple[str, str]] = field(default_factory=list)  # (column, type) carried across builds
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
 
@@ -74,7 +74,8 @@ def dbt_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             path=path,
             description=doc.get("description", ""),
             depends=depends,
-            materialized={"incremental": "append"}.get(kind, kind),
+            # an incremental model that deletes before it appends replaces what changed; one that does not only appends
+            materialized=("incremental" if "DELETE FROM" in sql else "append") if kind == "incremental" else kind,
             state=[tuple(s.split(" ", 1)) for s in (doc.get("meta") or {}).get("state", [])],
             columns={c["name"]: c.get("description", "") for c in doc.get("columns") or []},
         )
@@ -101,6 +102,11 @@ def data_dictionary(models: list[Model], types: dict[str, dict[str, str]] | None
             lines.append(
                 "Append-only (a dbt incremental model, append strategy): each build adds rows, none is ever "
                 "rewritten or deleted."
+            )
+        elif model.materialized == "incremental":
+            lines.append(
+                "Incremental (a dbt incremental model): a build deletes and computes again only the rows whose "
+                "inputs changed since the last build (see above); the others are kept."
             )
         elif model.materialized == "view":
             lines.append("A view: its rows are computed from the inputs when read.")

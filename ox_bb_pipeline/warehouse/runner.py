@@ -86,6 +86,8 @@ class BuildResult:
     models: list[Model] = field(default_factory=list)  # in build order
     tests: dict[str, str] = field(default_factory=dict)  # dbt test -> pass | fail | error (the dbt build's)
     test_models: dict[str, str] = field(default_factory=dict)  # dbt test -> the model it tests
+    # where the time went: copy (of the last warehouse), inputs, dbt (the child process), after (comments, counts)
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def build(
@@ -97,9 +99,11 @@ def build(
     memory_limit: str | None = None,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    full_refresh: bool = False,
 ) -> BuildResult:
     """Build every model of the data home `home` (the caller names it: the app layer or the storage resource);
-    `now` is the build's clock (models never read the system time)."""
+    `now` is the build's clock (models never read the system time). `full_refresh`: the incremental models compute
+    every row (dbt --full-refresh; the append-only history is kept)."""
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC)
     settings = settings or load_settings(home)
@@ -109,7 +113,9 @@ def build(
     with warehouse_lock(home, "warehouse ", progress):
         remove_stale_builds(target)
         migrate_layout(home)  # an older lake's scan_runs and posture_results move out of findings/
-        return _build(home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started)
+        return _build(
+            home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started, full_refresh
+        )
 
 
 def warehouse_lock(home: Path, what: str, waiting: Callable[[str], None] | None = None):
@@ -151,14 +157,17 @@ def _build(
     progress: Callable[[str], None] | None,
     build_id: str,
     started: float,
+    full_refresh: bool = False,
 ) -> BuildResult:
     building = building_path(target)
     _remove(building)  # a copy left by a killed build (only the lock's holder uses this name)
+    step = time.perf_counter()
     for source, copy in ((target, building), (_wal(target), _wal(building))):
         if source.exists():
             shutil.copyfile(source, copy)
-    con = duckdb.connect(str(building))
     result = BuildResult(path=target, build_id=build_id, now=now, seconds=0.0)
+    step = _step(result, "copy", step)
+    con = duckdb.connect(str(building))
     try:
         configure(con, home, memory_limit, threads)
         models = dbt_models(sql_dir)
@@ -177,7 +186,9 @@ def _build(
             create_table(con, "triage_decisions", read_triage(home))
         con.execute("CHECKPOINT")
         con.close()  # dbt opens the copy itself
-        order = run_dbt(building, home, sql_dir, models, result, memory_limit, threads, progress)
+        step = _step(result, "inputs", step)
+        order = run_dbt(building, home, sql_dir, models, result, memory_limit, threads, progress, full_refresh)
+        step = _step(result, "dbt", step)
         con = duckdb.connect(str(building))
         configure(con, home, memory_limit, threads)
         with _transaction(con):
@@ -196,6 +207,7 @@ def _build(
         con.execute("CHECKPOINT")
         con.close()
         os.replace(building, target)
+        _step(result, "after", step)
     except BaseException:
         con.close()
         _remove(building)
@@ -203,6 +215,12 @@ def _build(
     result.models = order
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _step(result: BuildResult, name: str, since: float) -> float:
+    now = time.perf_counter()
+    result.step_seconds[name] = round(now - since, 3)
+    return now
 
 
 def run_dbt(
@@ -214,6 +232,7 @@ def run_dbt(
     memory_limit: str | None,
     threads: int | None,
     progress: Callable[[str], None] | None,
+    full_refresh: bool = False,
 ) -> list[Model]:
     """`dbt build` on the copy: every model, then its tests; a model that fails or a test that fails stops
     the build (DbtError naming them), so the copy is never swapped in. Returns the models in build order."""
@@ -227,7 +246,12 @@ def run_dbt(
         "temp_directory": str(spill),
         **registry.dbt_vars(),
     }  # the registry now, not as loaded
-    outcome = invoke(["build"], vars=vars, dbt_dir=dbt_home(home), project_dir=sql_dir)
+    outcome = invoke(
+        ["build", *(["--full-refresh"] if full_refresh else [])],
+        vars=vars,
+        dbt_dir=dbt_home(home),
+        project_dir=sql_dir,
+    )
     problems = failures(outcome)
     if problems or not outcome.success:
         raise DbtError(

@@ -1,7 +1,8 @@
 """Warehouse benchmark: a synthetic lake of 1,000,000 findings over 10,000 repositories (quick: 50,000
 over 500). Times a full build of every model against a plain full read of the same Parquet input
 (target ≤ 8×), the peak memory of a build (target ≤ 2 GB) and a second build after 1% of the
-findings changed (fixed ones resolve, new ones appear). Each phase runs in its own process, so its
+findings changed (fixed ones resolve, new ones appear), and a third after another 1% changed (a steady night: the
+second moved every status from new to open). Each phase runs in its own process, so its
 RSS high-water mark is its own.
 
     python -m ox_bb_pipeline_tests.benchmarks.bench_warehouse [--quick]
@@ -269,6 +270,7 @@ def phase_build(home: Path, now: str) -> dict:
         "rows": result.rows,
         "model_seconds": {k: round(v, 2) for k, v in result.model_seconds.items()},
         "model_cpu_seconds": model_cpu,
+        "step_seconds": result.step_seconds,
     }
 
 
@@ -296,6 +298,12 @@ def _costliest(build: dict, top: int = 4) -> str:
     return ", ".join(f"{name} {seconds:.1f}" for name, seconds in ranked)
 
 
+def _steps(build: dict) -> str:
+    """Where a build's time went (runner.BuildResult.step_seconds), e.g. `0.4 / 1.2 / 9.8 / 0.6`."""
+    steps = build.get("step_seconds", {})
+    return " / ".join(f"{steps.get(name, 0.0):.1f}" for name in ("copy", "inputs", "dbt", "after"))
+
+
 def run(quick: bool = False) -> dict:
     findings, repositories = (50_000, 500) if quick else (1_000_000, 10_000)
     home = Path(tempfile.mkdtemp(prefix="ox-bb-bench-warehouse-"))
@@ -315,10 +323,14 @@ def run(quick: bool = False) -> dict:
             "SELECT count(*) FROM findings_history WHERE recorded_at = ?", [NOW + timedelta(days=1)]
         ).fetchone()[0]
         queue.close()
+        # a steady night: another 1% changed, statuses otherwise settled (the second night moved every finding from
+        # new to open, a change the history records for all of them)
+        generate(home, findings, repositories, generation=2)
+        third = _child("build", home, NOW + timedelta(days=2))
         # every model recomputed from scratch in a home that has built before (dbt's partial parse reused), as
         # after a lost warehouse file; the first build above also parsed the whole dbt project
         (home / "warehouse.duckdb").unlink()
-        rebuilt = _child("build", home, NOW + timedelta(days=2))
+        rebuilt = _child("build", home, NOW + timedelta(days=3))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     ratio = first["seconds"] / read["seconds"]
@@ -339,8 +351,14 @@ def run(quick: bool = False) -> dict:
             f"target ≤ 2 GB (DuckDB memory_limit {MEMORY_LIMIT})",
         ),
         ("full build: costliest models (s)", _costliest(first), "and before them: inputs and settings"),
+        ("full build: copy / inputs / dbt / after (s)", _steps(first), "after: comments and row counts"),
         ("second build, 1% of findings changed (s)", second["seconds"], "previous queue and history carried over"),
         ("second build (CPU s)", second["cpu_seconds"], f"{second['cpu_seconds'] / first['cpu_seconds']:.2f} of full"),
+        ("second build: costliest models (s)", _costliest(second), ""),
+        ("third build, 1% changed again (s)", third["seconds"], "a steady night: statuses settled"),
+        ("third build (CPU s)", third["cpu_seconds"], f"{third['cpu_seconds'] / first['cpu_seconds']:.2f} of full"),
+        ("third build: costliest models (s)", _costliest(third), ""),
+        ("third build: copy / inputs / dbt / after (s)", _steps(third), "after: comments and row counts"),
         ("full rebuild, parse reused (s)", rebuilt["seconds"], "warehouse.duckdb removed, dbt/target kept"),
         ("full rebuild (CPU s)", rebuilt["cpu_seconds"], ""),
         ("second build peak RSS (GB)", second["peak_rss_bytes"] / gb, "target ≤ 2 GB"),
@@ -364,6 +382,7 @@ def run(quick: bool = False) -> dict:
             "read": read,
             "first_build": first,
             "second_build": second,
+            "third_build": third,
             "full_rebuild": rebuilt,
             "build_read_ratio": ratio,
             "build_read_cpu_ratio": cpu_ratio,

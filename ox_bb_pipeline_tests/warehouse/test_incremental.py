@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from datetime import timedelta
 
+from ox_bb_pipeline.warehouse.models import dbt_models
 from ox_bb_pipeline.warehouse.runner import build
 
 from .conftest import NOW, Lake
@@ -15,6 +16,8 @@ STATELESS = (
     "findings",
     "findings_repository_digests",
     "severity_evidence",
+    "finding_severity_digests",
+    "finding_severities_base",
     "finding_severities",
     "enriched_findings",
     "finding_correlations",
@@ -73,3 +76,48 @@ def test_a_catalog_change_rebuilds_every_repository(lake):
     )
     lake.build(now=NOW + timedelta(days=1), settings=settings)
     assert lake.value("SELECT code_context FROM findings") is None
+
+
+def test_incremental_builds_give_the_rows_of_full_builds_after_a_change_and_a_day_later(lake, tmp_path):
+    """Every model, the time-dependent ones included: the night after one repository's findings changed, and the
+    night after that with no change (the inactive repository's "N days", ages and SLA states moved on), an
+    incremental build gives exactly the rows of a build that computes every row (--full-refresh) from the same
+    warehouse and lake at the same `now`."""
+    dusty = lake.repository("dusty", changed_days_ago=400)  # inactive: its severity evidence changes daily
+    web, ops = lake.repository("web", private=False), lake.repository("ops")
+    lowered = lake.finding(dusty, "bandit", "B105", severity="high", file_path="app.py")
+    lake.finding(
+        dusty,
+        "sca",
+        "GHSA-1",
+        file_path="requirements.txt",
+        package="requests",
+        version="2.0.0",
+        fixed_version="2.32.0",
+    )
+    fixed = lake.finding(web, "semgrep", "sqli", severity="low", file_path="src/q.js", cwe="CWE-89")
+    lake.finding(web, "bandit", "B608", file_path="src/q.py", cwe="CWE-89")
+    lake.finding(ops, "secrets", "aws-secret-key", severity="critical", file_path="app/settings.py")
+    for repo in (dusty, web, ops):
+        lake.scan(repo, "secrets", "bandit", "semgrep", "sca")
+    lake.build()
+
+    # the next night only web changed: one finding fixed, one new; the night after nothing changed
+    lake.tables[("findings", "semgrep", "main")] = [
+        r for r in lake.tables[("findings", "semgrep", "main")] if r["finding_id"] != fixed
+    ]
+    lake.finding(web, "semgrep", "xss", severity="medium", file_path="src/view.js", cwe="CWE-79")
+    lake.write()
+    digests = []
+    for day in (1, 2):
+        later = NOW + timedelta(days=day)
+        twin = Lake(tmp_path / f"full-{day}")
+        shutil.copytree(lake.home, twin.home)
+        lake.build(now=later)
+        build(twin.home, now=later, full_refresh=True)
+        for model in dbt_models():
+            assert table(lake, model.name) == table(twin, model.name), (day, model.name)
+        assert lake.severity(lowered)["severity_explanation"] == f"High → Medium: no code change for {400 + day} days"
+        digests.append(table(lake, "finding_severity_digests"))
+    assert digests[0] == digests[1]  # nothing to recompute the second night, though the evidence moved on
+    assert lake.value("SELECT count(DISTINCT day) FROM findings_daily") == 3

@@ -1,6 +1,18 @@
+{#- Incremental by application: a build deletes and computes again the rows of the applications whose inputs changed
+    (compliance_digests, macro changed_compliance_applications) and of any application that is gone; the first build,
+    and every build after a change of the controls, the catalogs or this SQL, computes them all. -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE application IN "
+                   "{{ changed_compliance_applications() }} OR application NOT IN "
+                   "(SELECT application FROM {{ ref('compliance_digests') }}){% endif %}") }}
+-- depends_on: {{ ref('compliance_digests') }}
 WITH app_repos AS (
     SELECT DISTINCT application, repository_uuid, workspace, full_name
     FROM {{ ref('application_mapping') }}
+    {%- if is_incremental() %}
+    -- only the rebuilt applications: every use of a repository or workspace below goes through app_repos
+    WHERE application IN {{ changed_compliance_applications() }}
+    {%- endif %}
 ),
 
 check_controls AS (
@@ -90,6 +102,9 @@ open_findings AS (
     FROM {{ ref('findings_queue') }}
     -- a correlated finding still fails its own controls; its problem is one queue item
     WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
+    {%- if is_incremental() %}
+      AND (file_path IS NULL OR application IN {{ changed_compliance_applications() }})
+    {%- endif %}
 ),
 
 open_finding_controls AS MATERIALIZED (
@@ -153,3 +168,6 @@ LEFT JOIN check_evidence AS ce ON ce.application = a.application AND ce.control_
 LEFT JOIN scan_evidence AS se ON se.application = a.application AND se.control_id = c.control_id
 LEFT JOIN finding_ids AS f ON f.application = a.application AND f.control_id = c.control_id
 LEFT JOIN finding_lines AS fl ON fl.application = a.application AND fl.control_id = c.control_id
+{%- if is_incremental() %}
+WHERE a.application IN {{ changed_compliance_applications() }}
+{%- endif %}

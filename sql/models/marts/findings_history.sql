@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='append_new_columns') }}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='append_new_columns',
+          full_refresh=false) }}
 SELECT
     ctx.build_id,
     ctx.now AS recorded_at,

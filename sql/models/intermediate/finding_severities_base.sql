@@ -1,0 +1,132 @@
+{#- Incremental by repository: a build deletes and recomputes the rows of the repositories whose severity inputs
+    changed (finding_severity_digests, macro changed_severity_repositories) and of any repository no longer
+    reported; the first build, and every build after a change of the factor catalog or of this SQL, computes them
+    all. inactive_repository's "N days" is stored as a placeholder (see the finding_severities view). -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE repository_uuid IN "
+                   "{{ changed_severity_repositories() }} OR repository_uuid NOT IN "
+                   "(SELECT repository_uuid FROM {{ ref('finding_severity_digests') }}){% endif %}") }}
+-- depends_on: {{ ref('finding_severity_digests') }}
+WITH factors AS (
+    -- the catalog's verdict on each condition that holds; factor_order first so lists sort by it
+    SELECT e.scope, e.subject,
+           {'factor_order': c.factor_order, 'name': c.name, 'direction': c.direction, 'steps': c.steps,
+            -- the days of inactivity change daily by themselves: a placeholder here, today's value in the view
+            'evidence': CASE WHEN e.condition = 'inactive_repository' THEN {{ inactive_days_placeholder() }}
+                             ELSE e.evidence END,
+            'condition': c.condition, 'applies_to': c.applies_to,
+            'except_when': c.except_when, 'at_least_rank': l.severity_rank,
+            'delta': CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END,
+            'phrase': replace(c.sentence, '{evidence}',
+                              CASE WHEN e.condition = 'inactive_repository' THEN {{ inactive_days_placeholder() }}
+                                   ELSE coalesce(e.evidence, '') END)} AS factor
+    FROM {{ ref('severity_evidence') }} AS e
+    JOIN {{ invoker_input('config_severity_factors') }} AS c USING (condition)
+    LEFT JOIN {{ invoker_input('config_severity_levels') }} AS l ON l.severity = c.at_least
+),
+
+repository_factors AS (
+    SELECT subject AS repository_uuid, list(factor) AS factors FROM factors WHERE scope = 'repository' GROUP BY ALL
+),
+
+application_factors AS (
+    SELECT subject AS application, list(factor) AS factors FROM factors WHERE scope = 'application' GROUP BY ALL
+),
+
+finding_factors AS (
+    SELECT subject AS finding_id, list(factor) AS factors FROM factors WHERE scope = 'finding' GROUP BY ALL
+),
+
+candidates AS (
+    SELECT f.*, list_concat(coalesce(r.factors, []), coalesce(a.factors, []), coalesce(x.factors, [])) AS held
+    FROM (SELECT finding_id, rule_id, category, exploitable, base_severity, repository_uuid, application
+          FROM {{ ref('findings') }}
+          {%- if is_incremental() %}
+          WHERE repository_uuid IN {{ changed_severity_repositories() }}
+          {%- endif %}) AS f
+    LEFT JOIN repository_factors AS r USING (repository_uuid)
+    LEFT JOIN application_factors AS a USING (application)
+    LEFT JOIN finding_factors AS x USING (finding_id)
+),
+
+applied AS (
+    -- relevant to the finding (a scope names its category, exploitable weaknesses only if it says so)
+    -- and not switched off by another condition that holds for it
+    SELECT c.* EXCLUDE (held),
+           list_sort([k FOR k IN c.held
+                      IF len([s FOR s IN k.applies_to
+                              IF s.category = c.category AND (NOT s.exploitable_only OR c.exploitable)]) > 0
+                      AND NOT list_has_any(k.except_when, [h.condition FOR h IN c.held])]) AS applied_factors
+    FROM candidates AS c
+),
+
+ranked AS (
+    SELECT a.*,
+           coalesce(b.severity_rank, 2) AS base_rank,
+           coalesce(b.label, a.base_severity) AS base_label,
+           coalesce(list_sum([k.delta FOR k IN a.applied_factors]), 0)::INTEGER AS delta,
+           array_to_string([k.phrase FOR k IN a.applied_factors], '; ') AS reasons
+    FROM applied AS a
+    LEFT JOIN {{ invoker_input('config_severity_levels') }} AS b ON b.severity = a.base_severity
+),
+
+final AS (
+    -- context never turns a finding into `info`: the floor is low (or info when it started there);
+    -- raising stops one step above the base severity, unless a factor lifts it to `at_least`
+    SELECT *,
+           greatest(least(base_rank, 1), least(4, base_rank + 1, base_rank + delta),
+                    coalesce(list_max([k.at_least_rank FOR k IN applied_factors]), 0)) AS factor_rank
+    FROM ranked
+),
+
+workflow_severity AS (
+    SELECT d.finding_id, d.rule, d.reason, l.severity_rank
+    FROM {{ invoker_input('workflow_decisions') }} AS d
+    JOIN {{ invoker_input('config_severity_levels') }} AS l ON l.severity = d.new
+    WHERE d.field = 'final_severity'
+    QUALIFY row_number() OVER (PARTITION BY d.finding_id ORDER BY d.decided_at DESC, d.rule) = 1
+),
+
+decided AS (
+    SELECT f.*, w.rule AS workflow_rule, w.reason AS workflow_reason,
+           coalesce(w.severity_rank, f.factor_rank) AS final_rank
+    FROM final AS f
+    LEFT JOIN workflow_severity AS w USING (finding_id)
+)
+
+SELECT
+    f.finding_id,
+    f.repository_uuid,
+    a.team, a.owners, a.business_priority, coalesce(a.is_relevant, true) AS application_is_relevant,
+    f.delta AS severity_steps,
+    l.severity AS final_severity,
+    f.final_rank AS severity_rank,
+    list_concat(
+        [{'name': k.name, 'direction': k.direction, 'steps': k.steps, 'evidence': k.evidence}
+         FOR k IN f.applied_factors],
+        CASE WHEN f.workflow_rule IS NOT NULL THEN
+            [{'name': 'workflow:' || f.workflow_rule,
+              'direction': CASE WHEN f.final_rank > f.factor_rank THEN 'up'
+                                WHEN f.final_rank < f.factor_rank THEN 'down' ELSE 'explain' END,
+              'steps': abs(f.final_rank - f.factor_rank), 'evidence': f.workflow_reason}]
+        END) AS severity_factors,
+    CASE
+        WHEN len(f.applied_factors) = 0
+            THEN f.base_label || ': the base severity of rule ' || f.rule_id || '; no severity factor applies'
+        WHEN f.factor_rank = f.base_rank
+            THEN f.base_label || ' (unchanged): ' || f.reasons
+        ELSE f.base_label || ' → ' || fl.label || ': ' || f.reasons
+    END
+    || CASE WHEN least(4, f.base_rank + f.delta) > f.factor_rank THEN ' (raised one step at most)' ELSE '' END
+    || CASE
+        WHEN f.workflow_rule IS NULL THEN ''
+        ELSE '; workflow ''' || f.workflow_rule || ''' '
+             || CASE WHEN f.final_rank > f.factor_rank THEN 'raised it to '
+                     WHEN f.final_rank < f.factor_rank THEN 'lowered it to ' ELSE 'kept it at ' END
+             || l.label || ': ' || f.workflow_reason
+    END AS severity_explanation,
+    f.workflow_rule AS severity_set_by_rule
+FROM decided AS f
+JOIN {{ invoker_input('config_severity_levels') }} AS fl ON fl.severity_rank = f.factor_rank
+JOIN {{ invoker_input('config_severity_levels') }} AS l ON l.severity_rank = f.final_rank
+LEFT JOIN {{ ref('applications') }} AS a USING (application)

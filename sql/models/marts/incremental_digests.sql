@@ -1,0 +1,6 @@
+-- One digest per incremental model of what all its rows are computed from besides its partitioned input (the
+-- settings and SQL it reads); the next build compares it with this build's (previous_incremental_digests) and
+-- recomputes every partition when it changed. No row while the model has no input (an empty history: nothing to
+-- keep, and an empty warehouse stays empty).
+SELECT 'findings_daily' AS model, {{ findings_daily_digest() }} AS digest
+WHERE EXISTS (SELECT 1 FROM {{ ref('findings_history') }})
