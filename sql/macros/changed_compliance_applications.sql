@@ -1,8 +1,4 @@
-{#- Applications whose compliance_report rows must be rebuilt: their compliance_digests digest differs from the last
-    build's, or they are new or gone. -#}
+{#- Applications whose compliance_report rows must be rebuilt (compliance_digests). -#}
 {% macro changed_compliance_applications() -%}
-    (SELECT application
-     FROM {{ ref('compliance_digests') }} AS d
-     FULL OUTER JOIN {{ invoker_input('previous_compliance_digests') }} AS p USING (application)
-     WHERE d.digest IS DISTINCT FROM p.digest)
+    {{ changed_keys('compliance_digests', 'application') }}
 {%- endmacro %}
