@@ -113,52 +113,32 @@ class DevUI:
             "--port",
             str(port),
         ]
-        return subprocess.Popen(command, env=self.environment(), start_new_session=True, **popen)
+        return subprocess.Popen(
+            command, env=self.environment(), start_new_session=True, preexec_fn=default_interrupt, **popen
+        )
 
 
-def stop(process: subprocess.Popen, grace_seconds: float = 30, nudge_seconds: float = 60) -> None:
-    """Interrupt `dagster dev` as Ctrl-C does (it shuts its services down); every `nudge_seconds` it is still up,
-    interrupt its services again, as a user presses Ctrl-C again (a service interrupted while it was still
-    starting can miss the first one, and `dagster dev` waits for it: ci7 saw the webserver and daemon outlive a
-    300 s grace); kill the whole group when that takes too long, e.g. when it was started with SIGINT ignored (a
-    background job)."""
+def default_interrupt() -> None:
+    """In the child before `dagster dev` starts: Ctrl-C (SIGINT) back to its default. A shell starts a background
+    job (`cmd &`, `nohup`) with SIGINT ignored, every child inherits that, and `dagster dev` would then ignore the
+    interrupt `stop` sends and never remove its temporary home (ci7 and ci8 ran `make test` that way)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
+    """Interrupt `dagster dev` as Ctrl-C does (it shuts its services down); kill the whole group
+    when that takes too long, e.g. when it was started with SIGINT ignored (a background job)."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGINT)
-        waited = 0.0
-        while waited < grace_seconds:
-            step = min(nudge_seconds, grace_seconds - waited)
-            try:
-                process.wait(step)
-                break
-            except subprocess.TimeoutExpired:
-                waited += step
-                for pid in _group_members(process.pid):  # not `dagster dev` itself: it is already shutting down
-                    _signal(pid, signal.SIGINT)
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            pass
     try:
         os.killpg(process.pid, signal.SIGKILL)  # anything left behind: a run worker, a code server
     except ProcessLookupError:
         pass
     process.wait()
-
-
-def _group_members(pgid: int) -> list[int]:
-    """The processes of the group `pgid` other than its leader (Linux /proc)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != pgid:
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    members.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                pass
-    return members
-
-
-def _signal(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def sync_sandbox_advisories(server: SandboxServer, home: Path):

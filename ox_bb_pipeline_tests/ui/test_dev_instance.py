@@ -16,7 +16,7 @@ import requests
 import yaml
 
 from ox_bb_pipeline_tests.ui.conftest import STARTUP_SECONDS, free_port, wait_until_answering
-from ox_bb_sandbox.devui import instance_settings, stop
+from ox_bb_sandbox.devui import default_interrupt, instance_settings, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -78,6 +78,7 @@ def test_dagster_dev_from_the_repository_root_with_no_environment(tmp_path):
             [DAGSTER, "dev", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT,
             env=clean_environment(),
+            preexec_fn=default_interrupt,  # a terminal's Ctrl-C, even when the suite runs as a background job
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
