@@ -18,6 +18,7 @@ from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.core.potential_secret import PotentialSecret
 from detect_secrets.core.scan import get_filters_with_parameter
+from detect_secrets.filters.heuristic import is_swagger_file
 from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.settings import Settings, transient_settings
@@ -122,6 +123,10 @@ class SecretsScanner:
                 continue
             full = snapshot.root / file.path
             try:
+                if _path_filtered(file.path):  # read and dropped by name, as detect-secrets would
+                    output.files_scanned += 1
+                    output.bytes_scanned += file.size
+                    continue
                 # detect-secrets' YAML transformer walks the alias-expanded tree: a YAML bomb is read as text
                 if _is_yaml(file.path) and yaml_alias_expansion(full) > YAML_ALIAS_LIMIT:
                     text_hits[file.path] = _scan_as_text(full)
@@ -191,8 +196,19 @@ def _detect_secrets_config() -> dict:
     ours = [{"name": name, "path": path} for name in secrets_detectors.load_detectors()]
     return {
         "plugins_used": [{"name": name} for name in built_in] + ours,
-        "filters_used": [{"path": path} for path in sorted({*Settings().filters, *NOISE_FILTERS})],
+        "filters_used": [{"path": path} for path in sorted({*Settings().filters, *NOISE_FILTERS} - set(PATH_FILTERS))],
     }
+
+
+# detect-secrets' file filters that match anywhere in the path they are given. scan_file gives them the
+# absolute checkout path (<home>/cache/snapshots/<workspace>/<slug>/<commit>/…), so a workspace, repository or
+# data home named "swagger…" would drop every file. The engine leaves them out; _path_filtered applies them
+# to the repository-relative path.
+PATH_FILTERS = {"detect_secrets.filters.heuristic.is_swagger_file": is_swagger_file}
+
+
+def _path_filtered(path: str) -> bool:
+    return any(check(path) for check in PATH_FILTERS.values())
 
 
 def skipped_by_name(path: str) -> bool:
@@ -200,7 +216,7 @@ def skipped_by_name(path: str) -> bool:
     scanner's own list), or one detect-secrets' scan_file drops before reading it (its file filters that take
     only the name: a non-text extension, its lock files, swagger). Not is_invalid_file: a path in history need
     not exist on disk. Needs the engine's settings (`_engine()`)."""
-    if PurePosixPath(path).name in LOCK_FILES:
+    if PurePosixPath(path).name in LOCK_FILES or _path_filtered(path):
         return True
     return any(
         check.injectable_variables == {"filename"} and check.path != _EXISTS_FILTER and check(filename=path)

@@ -267,3 +267,19 @@ def test_pipeline_text_is_scanned_line_by_line_through_the_public_api(tmp_path):
         (12, "github-token", "high"),
         (13, "base64-high-entropy-string", "low"),
     ]
+
+
+def test_a_checkout_under_a_swagger_named_folder_is_still_scanned(tmp_path):
+    """detect-secrets' swagger filter matches anywhere in the path it is given; the tip scan gives it the
+    repository-relative path, so a repository called swagger-codegen is scanned and its swagger spec is not."""
+    stripe = "sk_live_" + random_text(string.ascii_letters + string.digits, 24)
+    root = tmp_path / "acme" / "swagger-codegen" / "c0ffee"
+    snapshot = repo_with(
+        root,
+        {"billing/keys.py": f'STRIPE = "{stripe}"\n', "docs/swagger.json": f'{{"example": "{stripe}"}}\n'},
+    )
+    [output] = SecretsScanner().scan([snapshot])
+    assert [(f.file_path, f.start_line, f.rule_id) for f in output.findings] == [
+        ("billing/keys.py", 1, "stripe-access-key")
+    ]
+    assert output.files_scanned == 2
