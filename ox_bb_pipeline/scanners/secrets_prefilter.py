@@ -323,8 +323,12 @@ def _gate(plugin: BasePlugin) -> list[Branch] | None:
 # keep the pattern's flag; over lower-cased ASCII text their classes need only the lower-case letters.
 _CLOUDANT, _IAM, _SOFTLAYER = CloudantDetector.denylist, IbmCloudIamDetector.denylist, SoftlayerDetector.denylist
 _DIGITS, _LOWER = string.digits, string.ascii_lowercase
-_HEX64 = Branch("[0-9a-f]{64}", ci=True, lowered="[0-9a-f]{64}", run=(_DIGITS + "abcdef", 64))
-_LETTERS24 = Branch("[a-z]{24}", ci=True, lowered="[a-z]{24}", run=(_LOWER, 24))
+_CLOUDANT_NAME = Branch(
+    "cl(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token)",
+    ci=True,
+    lowered="cl(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token)",
+)
+_CLOUDANT_HOST = Branch(r"\.cloudant\.com", ci=True, lowered=r"\.cloudant\.com")
 _ALNUM64 = Branch("[a-z0-9]{64}", ci=True, lowered="[a-z0-9]{64}", run=(_DIGITS + _LOWER, 64))
 # A gate that starts with a literal is searched many times faster than one that starts with a class (sre jumps
 # from one occurrence of the literal to the next instead of trying every digit or letter), so where every match
@@ -344,13 +348,18 @@ _READ_OFF = {
     # the token and password bodies, without the delimiters (an anchor among them)
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): [Branch(r"AKC[a-zA-Z0-9]{10,}")],
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): [Branch(r"AP[\dABCDEF][a-zA-Z0-9]{8,}")],
-    # the assigned values (the name before them is optional or short): a password or an API key
-    ("CloudantDetector", _CLOUDANT[0].pattern): [_HEX64],
-    ("CloudantDetector", _CLOUDANT[1].pattern): [_LETTERS24],
-    ("CloudantDetector", _CLOUDANT[2].pattern): [_HEX64],
-    ("CloudantDetector", _CLOUDANT[3].pattern): [_LETTERS24],
+    # the name and the assignment: `cl`, `clou` or `cloudant`, an optional `_`/`-` and `api`, then a key word (a
+    # gate on the assigned value alone, a run of 24 letters, holds for every long identifier in YAML and code);
+    # the Cloudant host of a URL
+    ("CloudantDetector", _CLOUDANT[0].pattern): [_CLOUDANT_NAME],
+    ("CloudantDetector", _CLOUDANT[1].pattern): [_CLOUDANT_NAME],
+    ("CloudantDetector", _CLOUDANT[2].pattern): [_CLOUDANT_HOST],
+    ("CloudantDetector", _CLOUDANT[3].pattern): [_CLOUDANT_HOST],
+    # the key word (the name before it is optional), the assignment and the 44-character value, as in the pattern
     ("IbmCloudIamDetector", _IAM[0].pattern): [
-        Branch(r"[a-zA-Z0-9_\-]{44}", ci=True, lowered=r"[a-z0-9_\-]{44}", run=(_DIGITS + _LOWER + "_-", 44))
+        Branch(body, ci=True, lowered=body)
+        for word in ("key", "pwd", "password", "pass", "token")
+        for body in [rf"""{word}["']?\]? *(?:=|:|:=|=>| +|::) *["']?[a-z0-9_\-]{{44}}"""]
     ],
     ("SoftlayerDetector", _SOFTLAYER[0].pattern): [_ALNUM64],
     ("SoftlayerDetector", _SOFTLAYER[1].pattern): [_ALNUM64],

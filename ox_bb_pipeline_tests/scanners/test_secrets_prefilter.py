@@ -109,6 +109,18 @@ def _edge_lines(rng: random.Random) -> list[str]:
         + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(64)),
         "aws_key = '" + "".join(rng.choice(string.ascii_letters + string.digits + "/+") for _ in range(40)) + "'",
         "ibm_cos_hmac_secret_access_key = " + "".join(rng.choice("0123456789abcdef") for _ in range(48)),
+        # their names in other cases, quotes and operators (a Kelvin sign folds to `k`), and values without a name
+        '["CLOUDANT-APIKEY"] => "' + "".join(rng.choice("0123456789ABCDEF") for _ in range(64)) + '"',
+        "clou_apitoken  " + "".join(rng.choice(string.ascii_letters) for _ in range(24)),
+        "cl\u212aey:= '" + "".join(rng.choice(string.ascii_lowercase) for _ in range(24)) + "'",
+        "  cl-pw: " + "".join(rng.choice(string.ascii_lowercase) for _ in range(30)),
+        "HTTPS://acct:" + "".join(rng.choice("0123456789abcdef") for _ in range(64)) + "@acct.CLOUDANT.COM",
+        "terminationGracePeriodSecondsAndMoreLetters: "
+        + "".join(rng.choice(string.ascii_lowercase) for _ in range(24)),
+        '"IAM_PASSWORD" :: "' + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(44)) + '"',
+        "cloud-api-\u212aey   " + "".join(rng.choice(string.ascii_letters + "_-") for _ in range(44)),
+        "ibm-iam-token=" + "".join(rng.choice(string.ascii_letters) for _ in range(45)),
+        "value: " + "".join(rng.choice(string.ascii_letters + "_-") for _ in range(44)),
         "def handler(request):",
         "    return render(request, 'index.html', {'items': items})",
         "import { Component } from '@angular/core';",
