@@ -158,8 +158,9 @@ def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_pat
 
 
 def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values_decide():
-    """The line filters run once a plugin found something, and the entropy plugins skip values with too few
-    (distinct) characters to pass their limit: an allowlist pragma on the line before, an indirect reference,
+    """The line filters run once a plugin found something (the allowlist filter only near a pragma's literal), and
+    the entropy plugins skip values with too few (distinct) characters to pass their limit: allowlist pragmas on the
+    line and the line before, in each comment style, and look-alikes that allow nothing, an indirect reference,
     and a minified line of quoted values of every length and variety (around each plugin's limit) give what the
     reference gives."""
     rng = random.Random(5)
@@ -176,6 +177,16 @@ def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values
         secret,
         "# pragma: allowlist nextline secret",
         secret,  # allowlisted by the line before
+        # allowlisted on the line itself, in each comment style, and pragmas that allow nothing
+        f"{secret}  # pragma: allowlist secret",
+        f"{secret} // pragma: whitelist-secret",
+        f"{secret} /* pragma: allowlist-secret */",
+        f"{secret} <!-- pragma: allowlist secret -->",
+        f"{secret} -- pragma:allowlist secret",
+        f"{secret} # pragma: allow list secret",
+        "// pragma: allowlist-nextline-secret",
+        secret,
+        f"{secret} # allowlist secret, but no pragma",
         f"token = get_secret('{values[40]}')",  # an indirect reference: the line is filtered
         f"var a=[{minified}];" * 3,
         f'"{values[40]}" "{values[40]}"',  # the same value twice on a line: one hit
@@ -185,7 +196,7 @@ def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values
     assert _assert_same(files) >= 2 * len(KINDS)
     with tip._engine():
         reported = [line for _, line, _ in _results(lines, "min/app.js", prefilter=True)]
-        assert {1, 6} <= set(reported) and not {3, 4} & set(reported), reported
+        assert {1, 9, 12, 15} <= set(reported) and not {3, 4, 5, 6, 7, 8, 11, 13} & set(reported), reported
         # what an entropy plugin reports on each line, before the filters, with and without the shortcut
         entropy = [p for p in get_plugins() if isinstance(p, HighEntropyStringsPlugin)]
         assert len(entropy) == 2 and all(_ShortValuesSkipped.applies(p) for p in entropy)
@@ -194,7 +205,7 @@ def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values
                 full = plugin.analyze_line(filename="min/app.js", line=line, line_number=number)
                 assert _ShortValuesSkipped(plugin)("min/app.js", line, number) == full
                 assert {s.line_number for s in full} <= {number}
-        assert any(p.analyze_line(filename="a.js", line=lines[4], line_number=5) for p in entropy)
+        assert any(p.analyze_line(filename="a.js", line=lines[13], line_number=14) for p in entropy)
         raw = {s.secret_value for p in entropy for n, line in enumerate(lines) for s in p.analyze_line("a.js", line, n)}
         assert set(enough) <= raw and not set(few) & raw
 
