@@ -155,6 +155,7 @@ def _line_secrets(raw, line_number, filename, context, analyzers, eager=False) -
                 plugin=plugin,
                 line=line,
                 context=context,
+                pragmas_known=not eager,  # the allowlist filter takes the context too
             ):
                 continue
             yield secret
