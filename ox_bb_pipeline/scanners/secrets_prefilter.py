@@ -10,7 +10,8 @@ from a corpus:
   pattern (a run of literal characters and fixed-string groups outside any optional part, or one of a group's
   alternatives when each has one), with the pattern's case flag; a few read off by hand where that rule finds a
   weak or slow one (_READ_OFF: a gate led by a literal is searched many times faster than one led by a class);
-- the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive;
+- the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive; with a file
+  name, also a quote where each of the patterns it reads that file type with consumes one (not YAML or INI);
 - the entropy plugins: a quoted run of their charset long enough to exceed their entropy limit (the Shannon
   entropy of n characters is at most log2 n, and the hex plugin only lowers it).
 A plugin whose class or pattern is not one of these shapes gets no gate and sees every line. A data detector
@@ -54,6 +55,7 @@ from detect_secrets.plugins.mailchimp import MailchimpDetector
 from detect_secrets.plugins.softlayer import SoftlayerDetector
 from detect_secrets.plugins.stripe import StripeDetector
 from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+from detect_secrets.util.filetype import determine_file_type
 
 # analyze_string/analyze_line methods whose output is a subset of what the plugin's regexes match
 _REGEX_ANALYZERS = {RegexBasedDetector.analyze_string}
@@ -106,6 +108,8 @@ class Prefilter:
         # which passes can tell that a case-insensitive gate matches a line: its literals (only where the literal
         # pass found something on the line: then searched), each of its runs the run's own pass finds (1 + its
         # index in `kept`), and a run another one implies (searched where that one's pass found something)
+        # the keyword plugin reads a file with its file type's patterns: those of most types need a quote on the line
+        self.keyword = {position for position, (plugin, _) in enumerate(self.gates) if _keyword_shaped(plugin)}
         self.insensitive: list[tuple[int, re.Pattern | None, set[int], list[tuple[re.Pattern, int]]]] = []
         for position, (_, gate) in enumerate(self.gates):
             ci = [b for b in gate.branches if b.ci and b.lowered is not None] if gate is not None else []
@@ -174,7 +178,15 @@ class Prefilter:
                         lines.add(index)
             for index in lines:
                 matched.setdefault(index, set()).add(position)
-        return {index: [self.gates[p][0] for p in sorted(positions)] for index, positions in sorted(matched.items())}
+        if self.keyword and filename is not None and (needed := _keyword_needs(determine_file_type(filename))):
+            for index, positions in matched.items():
+                if positions & self.keyword and not any(char in texts[index] for char in needed):
+                    positions -= self.keyword
+        return {
+            index: [self.gates[p][0] for p in sorted(positions)]
+            for index, positions in sorted(matched.items())
+            if positions
+        }
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
         """The plugins whose gate matches `text` (a candidate line)."""
@@ -230,6 +242,46 @@ def _run_lines(mapped: bytes, needle: bytes, starts: list[int]) -> set[int]:
         lines.add(line)
         at = mapped.find(needle, starts[line + 1]) if line + 1 < len(starts) else -1
     return lines
+
+
+def _keyword_shaped(plugin: BasePlugin) -> bool:
+    """detect-secrets' keyword plugin as it is: its patterns chosen by file type (REGEX_BY_FILETYPE)."""
+    cls = type(plugin)
+    return (
+        isinstance(plugin, keyword.KeywordDetector)
+        and cls.analyze_line is keyword.KeywordDetector.analyze_line
+        and cls.analyze_string is keyword.KeywordDetector.analyze_string
+    )
+
+
+_QUOTES = frozenset("'\"`")
+
+
+@functools.cache
+def _keyword_needs(filetype) -> frozenset[str] | None:
+    """The quotes one of which every match of the keyword plugin's patterns for `filetype` holds (None: some
+    pattern matches without one, as `password: value` in YAML does)."""
+    patterns = keyword.REGEX_BY_FILETYPE.get(filetype, keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
+    if all(_consumes_one_of(list(sre_parse.parse(p.pattern, p.flags)), _QUOTES) for p in patterns):
+        return _QUOTES
+    return None
+
+
+def _consumes_one_of(items: list, chars: frozenset[str]) -> bool:
+    """True when every match of the node sequence `items` consumes one of `chars` (characters without case): a
+    literal or a class of them only, in a group, a repeat of at least one, or every alternative of a branch."""
+    for op, av in items:
+        if op is sre.LITERAL and chr(av) in chars:
+            return True
+        if op is sre.IN and av and all(kind is sre.LITERAL and chr(code) in chars for kind, code in av):
+            return True
+        if op is sre.SUBPATTERN and _consumes_one_of(list(av[3]), chars):
+            return True
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and av[0] >= 1 and _consumes_one_of(list(av[2]), chars):
+            return True
+        if op is sre.BRANCH and all(_consumes_one_of(list(branch), chars) for branch in av[1]):
+            return True
+    return False
 
 
 def _implies(run: tuple[str, int], other: tuple[str, int]) -> bool:

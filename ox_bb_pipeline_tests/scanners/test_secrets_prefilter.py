@@ -241,3 +241,21 @@ def test_a_candidate_line_meets_the_plugins_its_gates_name(line):
         for plugin in get_plugins():
             if plugin.analyze_line(filename="x.txt", line=line, line_number=1):
                 assert type(plugin).__name__ in met
+
+
+def test_the_keyword_plugin_meets_a_line_without_quotes_only_where_its_patterns_for_the_file_need_none():
+    # in YAML `password: value` is a keyword hit; in Python or plain text every keyword pattern needs a quote
+    lines = ["password: Tq7vR2mZx9Lp", 'password = "Tq7vR2mZx9Lp"']
+    with tip._engine():
+        prefilter = Prefilter(get_plugins())
+
+        def keyword_lines(filename: str) -> set[int]:
+            met = prefilter.plugins_by_line(lines, filename)
+            return {index for index, plugins in met.items() if "KeywordDetector" in {type(p).__name__ for p in plugins}}
+
+        assert keyword_lines("config.yaml") == {0, 1}
+        assert keyword_lines("app.py") == keyword_lines("notes.txt") == {1}
+        assert keyword_lines("main.go") == {0, 1}
+        for name in ("config.yaml", "app.py", "notes.txt", "main.go"):
+            assert _results(lines, name, prefilter=True) == _results(lines, name, prefilter=False), name
+        assert [line for _, line, _ in _results(lines, "config.yaml", prefilter=True)] == [1, 2]
