@@ -87,6 +87,7 @@ class Prefilter:
             branches = _gate(plugin)
             self.gates.append((plugin, _Gate(branches) if branches else None))
         ungated = any(gate is None for _, gate in self.gates)
+        self._names: dict[str, set[int]] = {}  # file path -> _elsewhere's answer
         # position -> the file-name globs of a data detector that reads only such files (secrets_detectors)
         self.named = {
             position: plugin.files
@@ -140,10 +141,7 @@ class Prefilter:
         read only other file names (our data detectors' `files`) are left out."""
         if self.as_is is None:
             return {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
-        name = PurePath(filename).name if filename is not None else None
-        elsewhere = {
-            p for p, globs in self.named.items() if name is not None and not any(fnmatch(name, g) for g in globs)
-        }
+        elsewhere = self._elsewhere(filename)
         joined = "\n".join(texts)
         starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))  # where each text starts in it
         matched: dict[int, set[int]] = {}  # line -> positions of the plugins whose gate matches it
@@ -187,6 +185,20 @@ class Prefilter:
             for index, positions in sorted(matched.items())
             if positions
         }
+
+    def _elsewhere(self, filename: str | None) -> set[int]:
+        """Positions of the plugins that read only other file names than `filename`'s (None: none)."""
+        if filename is None or not self.named:
+            return set()
+        if (known := self._names.get(filename)) is not None:
+            return known
+        if len(self._names) >= 10_000:  # a bound on the paths of a long history
+            self._names.clear()
+        name = PurePath(filename).name
+        known = self._names[filename] = {
+            p for p, globs in self.named.items() if not any(fnmatch(name, g) for g in globs)
+        }
+        return known
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
         """The plugins whose gate matches `text` (a candidate line)."""
