@@ -36,7 +36,7 @@ from ..locks import private_workdir
 from ..redaction import salted_hash
 from . import secrets as tip
 from .base import rules_digest
-from .secrets_lines import scan_lines
+from .secrets_lines import scan_files
 from .snapshot import SnapshotLimits
 
 log = logging.getLogger(__name__)
@@ -355,9 +355,9 @@ def _scan_commit(
     sha: str, author: str, files: dict[str, tuple[list[int], list[str]]], repo, cursor, live_check, result, now
 ) -> None:
     """Scan the commit's added lines per file, as the tip scanner reads a file, and record new candidates."""
-    for path, (numbers, texts) in files.items():
-        name = _text_name(path)
-        hits = list(scan_lines(enumerate(texts, start=1), filename=name))
+    items = list(files.items())
+    hits_by_file = scan_files((enumerate(texts, start=1), _text_name(path)) for path, (_, texts) in items)
+    for (path, (numbers, texts)), hits in zip(items, hits_by_file, strict=True):
         if not hits:
             continue
         at = RepoRef(repo.connection, repo.workspace, repo.repository_uuid, repo.repository, sha)

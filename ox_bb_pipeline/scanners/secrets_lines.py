@@ -56,6 +56,29 @@ def scan_lines(
         # only the lines some plugin could report on, each with those plugins
         lines_plugins = _prefilter(plugins).plugins_by_line(content, filename)
         todo = ((index, [setup.fast[id(p)] for p in lines_plugins[index]]) for index in lines_plugins)
+    yield from _scan(numbered, content, filename, todo, reference)
+
+
+def scan_files(
+    files: Iterable[tuple[Iterable[tuple[int, str]], str]], *, prefilter: bool | None = None
+) -> list[list[PotentialSecret]]:
+    """scan_lines of each (lines, filename), in that order, with the prefilter's passes made once over the text of
+    them all (the lines a commit adds to several files: a pass costs a set-up per text)."""
+    numbered = [(list(lines), filename) for lines, filename in files]
+    if not (PREFILTER if prefilter is None else prefilter):
+        return [list(scan_lines(lines, filename, prefilter=False)) for lines, filename in numbered]
+    plugins = get_plugins()
+    setup = _setup(plugins)
+    contents = [[text for _, text in lines] for lines, _ in numbered]
+    found = _prefilter(plugins).plugins_by_files([(c, f) for c, (_, f) in zip(contents, numbered, strict=True)])
+    return [
+        list(_scan(lines, content, filename, ((i, [setup.fast[id(p)] for p in ps]) for i, ps in by_line.items())))
+        for (lines, filename), content, by_line in zip(numbered, contents, found, strict=True)
+    ]
+
+
+def _scan(numbered, content, filename, todo, reference=False) -> Iterator[PotentialSecret]:
+    """The secrets of the lines `todo` names (index in `numbered`, the analyzers to run on it)."""
     for index, analyzers in todo:
         line_number, raw = numbered[index]
         context = get_code_snippet(lines=content, line_number=line_number)

@@ -139,9 +139,44 @@ class Prefilter:
         lines, and so do the case-insensitive passes' (a line the literal pass or an implying run's pass found is
         then searched by the gates it may concern: a minified line is long). With `filename`, the plugins that
         read only other file names (our data detectors' `files`) are left out."""
+        return self.plugins_by_files([(texts, filename)])[0]
+
+    def plugins_by_files(self, files: Sequence[tuple[Sequence[str], str | None]]) -> list[dict[int, list[BasePlugin]]]:
+        """plugins_by_line of each (texts, filename), the passes made once over the texts of them all (the files
+        a commit changes: a pass has a set-up cost per text). A gate never matches a line break, so a match lies
+        within one line of one file; what depends on the file name is applied to its lines afterwards."""
         if self.as_is is None:
-            return {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
-        elsewhere = self._elsewhere(filename)
+            return [
+                {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
+                for texts, _ in files
+            ]
+        alone = len(files) == 1
+        texts = files[0][0] if alone else [text for part, _ in files for text in part]
+        matched = self._matched(texts, self._elsewhere(files[0][1]) if alone else set())
+        ordered = sorted(matched)
+        out: list[dict[int, list[BasePlugin]]] = []
+        first = at = 0
+        for part, filename in files:
+            end = first + len(part)
+            elsewhere = self._elsewhere(filename)
+            needed = None
+            if self.keyword and filename is not None:
+                needed = _keyword_needs(determine_file_type(filename))
+            lines: dict[int, list[BasePlugin]] = {}
+            while at < len(ordered) and ordered[at] < end:
+                index = ordered[at]
+                at += 1
+                positions = matched[index] - elsewhere
+                if needed and positions & self.keyword and not any(char in texts[index] for char in needed):
+                    positions -= self.keyword
+                if positions:
+                    lines[index - first] = [self.gates[p][0] for p in sorted(positions)]
+            out.append(lines)
+            first = end
+        return out
+
+    def _matched(self, texts: Sequence[str], elsewhere: set[int]) -> dict[int, set[int]]:
+        """Index of each of the `texts` some gate matches -> the positions of those gates (but `elsewhere`)."""
         joined = "\n".join(texts)
         starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))  # where each text starts in it
         matched: dict[int, set[int]] = {}  # line -> positions of the plugins whose gate matches it
@@ -176,15 +211,7 @@ class Prefilter:
                         lines.add(index)
             for index in lines:
                 matched.setdefault(index, set()).add(position)
-        if self.keyword and filename is not None and (needed := _keyword_needs(determine_file_type(filename))):
-            for index, positions in matched.items():
-                if positions & self.keyword and not any(char in texts[index] for char in needed):
-                    positions -= self.keyword
-        return {
-            index: [self.gates[p][0] for p in sorted(positions)]
-            for index, positions in sorted(matched.items())
-            if positions
-        }
+        return matched
 
     def _elsewhere(self, filename: str | None) -> set[int]:
         """Positions of the plugins that read only other file names than `filename`'s (None: none)."""
