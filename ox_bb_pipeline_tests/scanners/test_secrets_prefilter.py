@@ -15,7 +15,7 @@ from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 from detect_secrets.settings import get_plugins
 
 from ox_bb_pipeline.scanners import secrets as tip
-from ox_bb_pipeline.scanners.secrets_lines import _ShortValuesSkipped, scan_lines
+from ox_bb_pipeline.scanners.secrets_lines import _ShortValuesSkipped, scan_files, scan_lines
 from ox_bb_pipeline.scanners.secrets_prefilter import Prefilter
 from ox_bb_pipeline_tests.evaluation.secrets import credential_tree, sample_value
 from ox_bb_sandbox.content import PROFILES, render_profile
@@ -33,7 +33,8 @@ def _results(texts: list[str], filename: str, prefilter: bool) -> list[tuple]:
 
 def _assert_same(files: dict[str, list[str]]) -> int:
     """Both scans of every file; returns the number of hits (so a test can check it exercised something). Also:
-    the plugins the prefilter's passes name for each line are those its gates match on the line alone."""
+    the plugins the prefilter's passes name for each line are those its gates match on the line alone, and passes
+    over all the files at once name for each file's lines what passes over the file alone name."""
     hits = 0
     with tip._engine():
         prefilter = Prefilter(get_plugins())
@@ -43,6 +44,13 @@ def _assert_same(files: dict[str, list[str]]) -> int:
             hits += len(full)
             alone = {index: plugins for index, text in enumerate(texts) if (plugins := prefilter.plugins_for(text))}
             assert prefilter.plugins_by_line(texts) == alone, name
+        # the passes made once over all the files (a commit's): what each file alone gives
+        together = prefilter.plugins_by_files([(texts, name) for name, texts in files.items()])
+        assert together == [prefilter.plugins_by_line(texts, name) for name, texts in files.items()]
+        scanned = scan_files((enumerate(texts, start=1), name) for name, texts in files.items())
+        assert [sorted((h.type, h.line_number, h.secret_value or "") for h in hits) for hits in scanned] == [
+            _results(texts, name, prefilter=True) for name, texts in files.items()
+        ]
     return hits
 
 
