@@ -14,6 +14,7 @@ Live checks (opt-in, bitbucket/live.py) run here, while a candidate's value is i
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from ..locks import private_workdir
 from ..redaction import salted_hash
 from . import secrets as tip
 from .base import rules_digest
-from .secrets_lines import scan_lines
+from .secrets_lines import scan_files
 from .snapshot import SnapshotLimits
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ def _read_commits(
             # git prints the commits in the order given, and leaves out those with nothing to show (merges,
             # deletions only): every commit before the one being read is done
             position = {sha: index for index, sha in enumerate(chosen)}
+            skipped = functools.cache(tip.skipped_by_name)  # the same paths in commit after commit
             for chunk in _commit_chunks(proc.stdout):
                 mark = chunk[: chunk.find(b"\n") + 1 or len(chunk)]
                 sha, author = _commit_header(mark)
@@ -261,7 +263,7 @@ def _read_commits(
                         )
                 read += len(chunk)
                 previous = sha
-                _scan_commit(sha, author, _added_lines(chunk), repo, cursor, live_check, result, now)
+                _scan_commit(sha, author, _added_lines(chunk, skipped), repo, cursor, live_check, result, now)
             if not stopped:
                 done = list(chosen)
         finally:
@@ -300,7 +302,9 @@ def _commit_header(mark: bytes) -> tuple[str, str]:
     return sha, mask_person(name, email)
 
 
-def _added_lines(chunk: bytes) -> dict[str, tuple[list[int], list[str]]]:
+def _added_lines(
+    chunk: bytes, skipped: Callable[[str], bool] = tip.skipped_by_name
+) -> dict[str, tuple[list[int], list[str]]]:
     """Path -> (line numbers, texts) of the lines one commit adds to each file the tip scan would read, from the
     commit's `git log -p -U0` text. A file section is its `diff --git` header up to the first hunk (`+++ b/PATH`
     names the file; a quoted name or /dev/null names none), then hunks (`@@ -a,b +c,d @@`: the added lines that
@@ -316,7 +320,7 @@ def _added_lines(chunk: bytes) -> dict[str, tuple[list[int], list[str]]]:
             continue  # no hunk (binary, mode change) or no new name
         end = header.find(b"\n", named + 1)
         path = _new_path(header[named + 5 : len(header) if end < 0 else end])
-        if path is None or tip.skipped_by_name(path):
+        if path is None or skipped(path):
             continue
         added = _ADDED.findall(section, body_at)
         numbers: list[int] = []
@@ -351,10 +355,9 @@ def _scan_commit(
     sha: str, author: str, files: dict[str, tuple[list[int], list[str]]], repo, cursor, live_check, result, now
 ) -> None:
     """Scan the commit's added lines per file, as the tip scanner reads a file, and record new candidates."""
-    for path, (numbers, texts) in files.items():
-        # YAML as text, as the tip scanner's text pass reads it (its transformer needs the whole document)
-        name = str(PurePosixPath(path).with_suffix(".txt")) if tip._is_yaml(path) else path
-        hits = list(scan_lines(enumerate(texts, start=1), filename=name))
+    items = list(files.items())
+    hits_by_file = scan_files((enumerate(texts, start=1), _text_name(path)) for path, (_, texts) in items)
+    for (path, (numbers, texts)), hits in zip(items, hits_by_file, strict=True):
         if not hits:
             continue
         at = RepoRef(repo.connection, repo.workspace, repo.repository_uuid, repo.repository, sha)
@@ -395,6 +398,13 @@ def _scan_commit(
                     result.live_checks += 1
                     candidate["validity"], candidate["validity_checked_at"] = validity, checked
             cursor.candidates[finding.finding_id] = candidate
+
+
+@lru_cache(maxsize=4096)
+def _text_name(path: str) -> str:
+    """The name added lines of `path` are scanned under: YAML as text, as the tip scanner's text pass reads it (its
+    transformer needs the whole document)."""
+    return str(PurePosixPath(path).with_suffix(".txt")) if tip._is_yaml(path) else path
 
 
 def _oauth_pair(found: list[Finding], values: dict[int, list[str]]) -> dict[int, str]:

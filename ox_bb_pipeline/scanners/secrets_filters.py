@@ -7,6 +7,7 @@ default heuristics, so a count is what our filters removed from what detect-secr
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ CONDITIONS = {"value", "value_search", "value_words", "key", "key_not", "before"
 # The name a value is assigned to, at the end of the text before it: `git_commit = "`, `"sha-256": "`,
 # `- fixed: `, `nonce="`, `const oid =`.
 _KEY_BEFORE = re.compile(r"""([A-Za-z_$][\w.$-]*)["'`\])]*\s*(?::=|=>|==|=|:)\s*[-"'`(\[{]*\s*$""")
+# The same read backwards, from the end of the reversed text: _KEY_BEFORE.search tries every start and, on a long
+# line (a minified file's 40,000 characters before a value), takes time quadratic in its length. Next to each
+# other its parts use disjoint characters (a name, closing quotes, spaces, the operator, spaces, opening quotes,
+# spaces), so read from the end each greedy part is exactly the one of a match.
+_KEY_BEFORE_REVERSED = re.compile(r"""\s*[-"'`(\[{]*\s*(?:=:|>=|==|=|:)\s*["'`\])]*([\w.$-]*)""")
+_NAME_START = re.compile(r"[A-Za-z_$]")
 _QUOTES = "'\"`\\"
 
 # (filter name, detector type) -> candidates removed; detect-secrets' settings are process-wide and the scanner
@@ -53,14 +60,23 @@ class Candidate:
         index = self.line.find(self.value)
         return self.line[:index] if index >= 0 else ""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         for text in (self.before, self.previous_line.rstrip()):
-            if match := _KEY_BEFORE.search(text):
-                return match.group(1)
+            if name := key_before(text):
+                return name
             if text.strip():
                 return ""  # text on the line before the value, but no assignment: no name
         return ""
+
+
+def key_before(text: str) -> str:
+    """The name a value is assigned to at the end of `text`: what `_KEY_BEFORE.search(text)` captures ("" when it
+    matches nothing), in time linear in the length of `text`."""
+    match = _KEY_BEFORE_REVERSED.match(text[::-1])
+    name = match.group(1)[::-1] if match else ""
+    start = _NAME_START.search(name)  # the leftmost start _KEY_BEFORE.search finds: the first letter, `_` or `$`
+    return name[start.start() :] if start else ""
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,15 @@ with them injected by name (`call_function_with_arguments`), as detect-secrets d
 
 In front of that, secrets_prefilter finds the lines any plugin could report on in a few regex passes; the others
 are skipped (with their line filters), and a candidate line meets only the plugins whose gate it matches. The line
-filters run once a plugin has found something on the line, and the entropy plugins skip values too short to pass
-their limit before hashing and measuring them; scan_lines(prefilter=False) does none of this (the reference).
+filters run once a plugin has found something on the line (the allowlist filter only near a pragma's literal), and
+the entropy plugins skip values too short to pass their limit before hashing and measuring them;
+scan_lines(prefilter=False) does none of this (the reference).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +32,7 @@ from detect_secrets.settings import get_filters, get_plugins, get_settings
 from detect_secrets.util.code_snippet import get_code_snippet
 from detect_secrets.util.inject import call_function_with_arguments, get_injectable_variables
 
-from .secrets_prefilter import Prefilter
+from .secrets_prefilter import Prefilter, _required_literals
 
 PREFILTER = True  # the default of scan_lines' `prefilter` (the history benchmark turns it off for its reference)
 _PREFILTER: list = []  # [(plugins, Prefilter)]: the gates of the plugins in place, built once per settings
@@ -53,6 +56,29 @@ def scan_lines(
         # only the lines some plugin could report on, each with those plugins
         lines_plugins = _prefilter(plugins).plugins_by_line(content, filename)
         todo = ((index, [setup.fast[id(p)] for p in lines_plugins[index]]) for index in lines_plugins)
+    yield from _scan(numbered, content, filename, todo, reference)
+
+
+def scan_files(
+    files: Iterable[tuple[Iterable[tuple[int, str]], str]], *, prefilter: bool | None = None
+) -> list[list[PotentialSecret]]:
+    """scan_lines of each (lines, filename), in that order, with the prefilter's passes made once over the text of
+    them all (the lines a commit adds to several files: a pass costs a set-up per text)."""
+    numbered = [(list(lines), filename) for lines, filename in files]
+    if not (PREFILTER if prefilter is None else prefilter):
+        return [list(scan_lines(lines, filename, prefilter=False)) for lines, filename in numbered]
+    plugins = get_plugins()
+    setup = _setup(plugins)
+    contents = [[text for _, text in lines] for lines, _ in numbered]
+    found = _prefilter(plugins).plugins_by_files([(c, f) for c, (_, f) in zip(contents, numbered, strict=True)])
+    return [
+        list(_scan(lines, content, filename, ((i, [setup.fast[id(p)] for p in ps]) for i, ps in by_line.items())))
+        for (lines, filename), content, by_line in zip(numbered, contents, found, strict=True)
+    ]
+
+
+def _scan(numbered, content, filename, todo, reference=False) -> Iterator[PotentialSecret]:
+    """The secrets of the lines `todo` names (index in `numbered`, the analyzers to run on it)."""
     for index, analyzers in todo:
         line_number, raw = numbered[index]
         context = get_code_snippet(lines=content, line_number=line_number)
@@ -139,7 +165,7 @@ def _line_secrets(raw, line_number, filename, context, analyzers, eager=False) -
         if not found:
             continue
         if not line_kept:
-            if _filtered(("line",), filename=filename, line=line, context=context):
+            if _filtered(("line",), filename=filename, line=line, context=context, pragmas_known=True):
                 return
             line_kept = True
         for secret in found:
@@ -152,9 +178,44 @@ def _line_secrets(raw, line_number, filename, context, analyzers, eager=False) -
                 plugin=plugin,
                 line=line,
                 context=context,
+                pragmas_known=not eager,  # the allowlist filter takes the context too
             ):
                 continue
             yield secret
+
+
+_ALLOWLIST_FILTER = "detect_secrets.filters.allowlist.is_line_allowlisted"
+
+
+def _no_pragma(arguments: dict) -> bool:
+    """True when neither the line nor the line before it holds a literal every allowlist pragma contains."""
+    literals = _pragma_literals()
+    if literals is None:
+        return False
+    context = arguments.get("context")
+    texts = (arguments.get("line") or "", context.previous_line if context is not None else "")
+    return not any(literal in text for text in texts for literal in literals)
+
+
+@functools.cache
+def _pragma_literals() -> tuple[str, ...] | None:
+    """Literals one of which every match of every allowlist regex (each comment style, this line's and the next
+    line's) contains, read off the regexes as the prefilter reads its gates; None when not known."""
+    try:
+        from detect_secrets.filters.allowlist import (  # noqa: PLC0415, PLC2701 - the regexes it searches
+            _get_comment_tuples,
+            get_allowlist_regexes,
+        )
+    except ImportError:
+        return None
+    literals: set[str] = set()
+    for comment in _get_comment_tuples():
+        for nextline in (False, True):
+            required = _required_literals(get_allowlist_regexes(comment_tuple=comment, nextline=nextline))
+            if not required or any(flags & re.IGNORECASE for _, flags in required):
+                return None
+            literals.update(text for text, _ in required)
+    return tuple(sorted(literals))
 
 
 def _prefilter(plugins: list) -> Prefilter:
@@ -172,10 +233,14 @@ def _injectable(method) -> tuple[str, ...]:
     return get_injectable_variables(method)[1:]
 
 
-def _filtered(parameters: tuple[str, ...], **arguments: Any) -> bool:
+def _filtered(parameters: tuple[str, ...], *, pragmas_known: bool = False, **arguments: Any) -> bool:
     """True when a filter taking at least `parameters` says so. A filter whose other parameters are not on
-    offer here raises TypeError and is skipped (detect-secrets does the same)."""
+    offer here raises TypeError and is skipped (detect-secrets does the same). `pragmas_known`: the allowlist
+    filter is not asked about a line that, like the line before it, holds none of its pragmas' literals (its
+    dozen regexes cost more on a long line than the plugins)."""
     for check in get_filters_with_parameter(*parameters):
+        if pragmas_known and check.path == _ALLOWLIST_FILTER and _no_pragma(arguments):
+            continue
         try:
             if call_function_with_arguments(check, **arguments):
                 return True

@@ -10,7 +10,8 @@ from a corpus:
   pattern (a run of literal characters and fixed-string groups outside any optional part, or one of a group's
   alternatives when each has one), with the pattern's case flag; a few read off by hand where that rule finds a
   weak or slow one (_READ_OFF: a gate led by a literal is searched many times faster than one led by a class);
-- the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive;
+- the keyword plugin: its keyword list (every one of its regexes contains it), case-insensitive; with a file
+  name, also a quote where each of the patterns it reads that file type with consumes one (not YAML or INI);
 - the entropy plugins: a quoted run of their charset long enough to exceed their entropy limit (the Shannon
   entropy of n characters is at most log2 n, and the hex plugin only lowers it).
 A plugin whose class or pattern is not one of these shapes gets no gate and sees every line. A data detector
@@ -54,6 +55,7 @@ from detect_secrets.plugins.mailchimp import MailchimpDetector
 from detect_secrets.plugins.softlayer import SoftlayerDetector
 from detect_secrets.plugins.stripe import StripeDetector
 from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+from detect_secrets.util.filetype import determine_file_type
 
 # analyze_string/analyze_line methods whose output is a subset of what the plugin's regexes match
 _REGEX_ANALYZERS = {RegexBasedDetector.analyze_string}
@@ -85,6 +87,7 @@ class Prefilter:
             branches = _gate(plugin)
             self.gates.append((plugin, _Gate(branches) if branches else None))
         ungated = any(gate is None for _, gate in self.gates)
+        self._names: dict[str, set[int]] = {}  # file path -> _elsewhere's answer
         # position -> the file-name globs of a data detector that reads only such files (secrets_detectors)
         self.named = {
             position: plugin.files
@@ -106,6 +109,8 @@ class Prefilter:
         # which passes can tell that a case-insensitive gate matches a line: its literals (only where the literal
         # pass found something on the line: then searched), each of its runs the run's own pass finds (1 + its
         # index in `kept`), and a run another one implies (searched where that one's pass found something)
+        # the keyword plugin reads a file with its file type's patterns: those of most types need a quote on the line
+        self.keyword = {position for position, (plugin, _) in enumerate(self.gates) if _keyword_shaped(plugin)}
         self.insensitive: list[tuple[int, re.Pattern | None, set[int], list[tuple[re.Pattern, int]]]] = []
         for position, (_, gate) in enumerate(self.gates):
             ci = [b for b in gate.branches if b.ci and b.lowered is not None] if gate is not None else []
@@ -134,12 +139,44 @@ class Prefilter:
         lines, and so do the case-insensitive passes' (a line the literal pass or an implying run's pass found is
         then searched by the gates it may concern: a minified line is long). With `filename`, the plugins that
         read only other file names (our data detectors' `files`) are left out."""
+        return self.plugins_by_files([(texts, filename)])[0]
+
+    def plugins_by_files(self, files: Sequence[tuple[Sequence[str], str | None]]) -> list[dict[int, list[BasePlugin]]]:
+        """plugins_by_line of each (texts, filename), the passes made once over the texts of them all (the files
+        a commit changes: a pass has a set-up cost per text). A gate never matches a line break, so a match lies
+        within one line of one file; what depends on the file name is applied to its lines afterwards."""
         if self.as_is is None:
-            return {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
-        name = PurePath(filename).name if filename is not None else None
-        elsewhere = {
-            p for p, globs in self.named.items() if name is not None and not any(fnmatch(name, g) for g in globs)
-        }
+            return [
+                {index: plugins for index, text in enumerate(texts) if (plugins := self.plugins_for(text))}
+                for texts, _ in files
+            ]
+        alone = len(files) == 1
+        texts = files[0][0] if alone else [text for part, _ in files for text in part]
+        matched = self._matched(texts, self._elsewhere(files[0][1]) if alone else set())
+        ordered = sorted(matched)
+        out: list[dict[int, list[BasePlugin]]] = []
+        first = at = 0
+        for part, filename in files:
+            end = first + len(part)
+            elsewhere = self._elsewhere(filename)
+            needed = None
+            if self.keyword and filename is not None:
+                needed = _keyword_needs(determine_file_type(filename))
+            lines: dict[int, list[BasePlugin]] = {}
+            while at < len(ordered) and ordered[at] < end:
+                index = ordered[at]
+                at += 1
+                positions = matched[index] - elsewhere
+                if needed and positions & self.keyword and not any(char in texts[index] for char in needed):
+                    positions -= self.keyword
+                if positions:
+                    lines[index - first] = [self.gates[p][0] for p in sorted(positions)]
+            out.append(lines)
+            first = end
+        return out
+
+    def _matched(self, texts: Sequence[str], elsewhere: set[int]) -> dict[int, set[int]]:
+        """Index of each of the `texts` some gate matches -> the positions of those gates (but `elsewhere`)."""
         joined = "\n".join(texts)
         starts = list(accumulate(map((1).__add__, map(len, texts)), initial=0))  # where each text starts in it
         matched: dict[int, set[int]] = {}  # line -> positions of the plugins whose gate matches it
@@ -174,7 +211,21 @@ class Prefilter:
                         lines.add(index)
             for index in lines:
                 matched.setdefault(index, set()).add(position)
-        return {index: [self.gates[p][0] for p in sorted(positions)] for index, positions in sorted(matched.items())}
+        return matched
+
+    def _elsewhere(self, filename: str | None) -> set[int]:
+        """Positions of the plugins that read only other file names than `filename`'s (None: none)."""
+        if filename is None or not self.named:
+            return set()
+        if (known := self._names.get(filename)) is not None:
+            return known
+        if len(self._names) >= 10_000:  # a bound on the paths of a long history
+            self._names.clear()
+        name = PurePath(filename).name
+        known = self._names[filename] = {
+            p for p, globs in self.named.items() if not any(fnmatch(name, g) for g in globs)
+        }
+        return known
 
     def plugins_for(self, text: str) -> list[BasePlugin]:
         """The plugins whose gate matches `text` (a candidate line)."""
@@ -230,6 +281,46 @@ def _run_lines(mapped: bytes, needle: bytes, starts: list[int]) -> set[int]:
         lines.add(line)
         at = mapped.find(needle, starts[line + 1]) if line + 1 < len(starts) else -1
     return lines
+
+
+def _keyword_shaped(plugin: BasePlugin) -> bool:
+    """detect-secrets' keyword plugin as it is: its patterns chosen by file type (REGEX_BY_FILETYPE)."""
+    cls = type(plugin)
+    return (
+        isinstance(plugin, keyword.KeywordDetector)
+        and cls.analyze_line is keyword.KeywordDetector.analyze_line
+        and cls.analyze_string is keyword.KeywordDetector.analyze_string
+    )
+
+
+_QUOTES = frozenset("'\"`")
+
+
+@functools.cache
+def _keyword_needs(filetype) -> frozenset[str] | None:
+    """The quotes one of which every match of the keyword plugin's patterns for `filetype` holds (None: some
+    pattern matches without one, as `password: value` in YAML does)."""
+    patterns = keyword.REGEX_BY_FILETYPE.get(filetype, keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
+    if all(_consumes_one_of(list(sre_parse.parse(p.pattern, p.flags)), _QUOTES) for p in patterns):
+        return _QUOTES
+    return None
+
+
+def _consumes_one_of(items: list, chars: frozenset[str]) -> bool:
+    """True when every match of the node sequence `items` consumes one of `chars` (characters without case): a
+    literal or a class of them only, in a group, a repeat of at least one, or every alternative of a branch."""
+    for op, av in items:
+        if op is sre.LITERAL and chr(av) in chars:
+            return True
+        if op is sre.IN and av and all(kind is sre.LITERAL and chr(code) in chars for kind, code in av):
+            return True
+        if op is sre.SUBPATTERN and _consumes_one_of(list(av[3]), chars):
+            return True
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and av[0] >= 1 and _consumes_one_of(list(av[2]), chars):
+            return True
+        if op is sre.BRANCH and all(_consumes_one_of(list(branch), chars) for branch in av[1]):
+            return True
+    return False
 
 
 def _implies(run: tuple[str, int], other: tuple[str, int]) -> bool:
@@ -323,8 +414,12 @@ def _gate(plugin: BasePlugin) -> list[Branch] | None:
 # keep the pattern's flag; over lower-cased ASCII text their classes need only the lower-case letters.
 _CLOUDANT, _IAM, _SOFTLAYER = CloudantDetector.denylist, IbmCloudIamDetector.denylist, SoftlayerDetector.denylist
 _DIGITS, _LOWER = string.digits, string.ascii_lowercase
-_HEX64 = Branch("[0-9a-f]{64}", ci=True, lowered="[0-9a-f]{64}", run=(_DIGITS + "abcdef", 64))
-_LETTERS24 = Branch("[a-z]{24}", ci=True, lowered="[a-z]{24}", run=(_LOWER, 24))
+_CLOUDANT_NAME = Branch(
+    "cl(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token)",
+    ci=True,
+    lowered="cl(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token)",
+)
+_CLOUDANT_HOST = Branch(r"\.cloudant\.com", ci=True, lowered=r"\.cloudant\.com")
 _ALNUM64 = Branch("[a-z0-9]{64}", ci=True, lowered="[a-z0-9]{64}", run=(_DIGITS + _LOWER, 64))
 # A gate that starts with a literal is searched many times faster than one that starts with a class (sre jumps
 # from one occurrence of the literal to the next instead of trying every digit or letter), so where every match
@@ -344,13 +439,18 @@ _READ_OFF = {
     # the token and password bodies, without the delimiters (an anchor among them)
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[0].pattern): [Branch(r"AKC[a-zA-Z0-9]{10,}")],
     ("ArtifactoryDetector", ArtifactoryDetector.denylist[1].pattern): [Branch(r"AP[\dABCDEF][a-zA-Z0-9]{8,}")],
-    # the assigned values (the name before them is optional or short): a password or an API key
-    ("CloudantDetector", _CLOUDANT[0].pattern): [_HEX64],
-    ("CloudantDetector", _CLOUDANT[1].pattern): [_LETTERS24],
-    ("CloudantDetector", _CLOUDANT[2].pattern): [_HEX64],
-    ("CloudantDetector", _CLOUDANT[3].pattern): [_LETTERS24],
+    # the name and the assignment: `cl`, `clou` or `cloudant`, an optional `_`/`-` and `api`, then a key word (a
+    # gate on the assigned value alone, a run of 24 letters, holds for every long identifier in YAML and code);
+    # the Cloudant host of a URL
+    ("CloudantDetector", _CLOUDANT[0].pattern): [_CLOUDANT_NAME],
+    ("CloudantDetector", _CLOUDANT[1].pattern): [_CLOUDANT_NAME],
+    ("CloudantDetector", _CLOUDANT[2].pattern): [_CLOUDANT_HOST],
+    ("CloudantDetector", _CLOUDANT[3].pattern): [_CLOUDANT_HOST],
+    # the key word (the name before it is optional), the assignment and the 44-character value, as in the pattern
     ("IbmCloudIamDetector", _IAM[0].pattern): [
-        Branch(r"[a-zA-Z0-9_\-]{44}", ci=True, lowered=r"[a-z0-9_\-]{44}", run=(_DIGITS + _LOWER + "_-", 44))
+        Branch(body, ci=True, lowered=body)
+        for word in ("key", "pwd", "password", "pass", "token")
+        for body in [rf"""{word}["']?\]? *(?:=|:|:=|=>| +|::) *["']?[a-z0-9_\-]{{44}}"""]
     ],
     ("SoftlayerDetector", _SOFTLAYER[0].pattern): [_ALNUM64],
     ("SoftlayerDetector", _SOFTLAYER[1].pattern): [_ALNUM64],

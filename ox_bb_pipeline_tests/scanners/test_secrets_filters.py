@@ -4,10 +4,19 @@ reports and the errors a malformed filter file gets."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ox_bb_pipeline.scanners.secrets import SecretsScanner, filtered_summary
-from ox_bb_pipeline.scanners.secrets_filters import Candidate, FilterFileError, first_filter, load_filters
+from ox_bb_pipeline.scanners.secrets_filters import (
+    _KEY_BEFORE,
+    Candidate,
+    FilterFileError,
+    first_filter,
+    key_before,
+    load_filters,
+)
 from ox_bb_pipeline_tests.evaluation.secrets import sample_value
 
 from .test_secrets import repo_with
@@ -175,6 +184,26 @@ CASES = [
 )
 def test_each_filter_removes_its_noise_and_keeps_the_rest(path, previous, line, value, kind, expected):
     assert first_filter(Candidate(value, line, previous, path, kind)) == expected
+
+
+# pieces of the text before a value: names, quotes, brackets, spaces (Unicode too), operators and what is none
+KEY_PIECES = [
+    *("key", "a.b", "$x", "_9", "x-y", "9", "-", "é", "ſ"),
+    *('"', "'", "`", "]", ")", "(", "[", "{", ",", "#", ">"),
+    *(" ", "\t", "\n", "\u00a0", ":", "=", ":=", "=>", "=="),
+]
+
+
+def test_the_name_before_a_value_is_read_from_the_end_as_the_regex_reads_it():
+    # key_before reads backwards in linear time what _KEY_BEFORE.search finds (it is quadratic on a long line)
+    rng = random.Random(17)
+    texts = ["".join(rng.choice(KEY_PIECES) for _ in range(rng.randint(0, 9))) for _ in range(30_000)]
+    expected = [m.group(1) if (m := _KEY_BEFORE.search(text)) else "" for text in texts]
+    assert [key_before(text) for text in texts] == expected
+    assert sum(map(bool, expected)) > 1_000  # the pieces make many assignments, not only misses
+    assert key_before("x" * 50_000 + ' y "') == ""
+    assert key_before('{"a": "b", ' * 4_000 + '"client_secret": "') == "client_secret"
+    assert Candidate("v", "z" * 50_000 + ' password = "v"').key == "password"
 
 
 def test_every_filter_in_the_data_file_has_a_case_and_a_reason():

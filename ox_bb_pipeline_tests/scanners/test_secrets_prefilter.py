@@ -15,7 +15,7 @@ from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 from detect_secrets.settings import get_plugins
 
 from ox_bb_pipeline.scanners import secrets as tip
-from ox_bb_pipeline.scanners.secrets_lines import _ShortValuesSkipped, scan_lines
+from ox_bb_pipeline.scanners.secrets_lines import _ShortValuesSkipped, scan_files, scan_lines
 from ox_bb_pipeline.scanners.secrets_prefilter import Prefilter
 from ox_bb_pipeline_tests.evaluation.secrets import credential_tree, sample_value
 from ox_bb_sandbox.content import PROFILES, render_profile
@@ -33,7 +33,8 @@ def _results(texts: list[str], filename: str, prefilter: bool) -> list[tuple]:
 
 def _assert_same(files: dict[str, list[str]]) -> int:
     """Both scans of every file; returns the number of hits (so a test can check it exercised something). Also:
-    the plugins the prefilter's passes name for each line are those its gates match on the line alone."""
+    the plugins the prefilter's passes name for each line are those its gates match on the line alone, and passes
+    over all the files at once name for each file's lines what passes over the file alone name."""
     hits = 0
     with tip._engine():
         prefilter = Prefilter(get_plugins())
@@ -43,6 +44,13 @@ def _assert_same(files: dict[str, list[str]]) -> int:
             hits += len(full)
             alone = {index: plugins for index, text in enumerate(texts) if (plugins := prefilter.plugins_for(text))}
             assert prefilter.plugins_by_line(texts) == alone, name
+        # the passes made once over all the files (a commit's): what each file alone gives
+        together = prefilter.plugins_by_files([(texts, name) for name, texts in files.items()])
+        assert together == [prefilter.plugins_by_line(texts, name) for name, texts in files.items()]
+        scanned = scan_files((enumerate(texts, start=1), name) for name, texts in files.items())
+        assert [sorted((h.type, h.line_number, h.secret_value or "") for h in hits) for hits in scanned] == [
+            _results(texts, name, prefilter=True) for name, texts in files.items()
+        ]
     return hits
 
 
@@ -109,6 +117,18 @@ def _edge_lines(rng: random.Random) -> list[str]:
         + "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(64)),
         "aws_key = '" + "".join(rng.choice(string.ascii_letters + string.digits + "/+") for _ in range(40)) + "'",
         "ibm_cos_hmac_secret_access_key = " + "".join(rng.choice("0123456789abcdef") for _ in range(48)),
+        # their names in other cases, quotes and operators (a Kelvin sign folds to `k`), and values without a name
+        '["CLOUDANT-APIKEY"] => "' + "".join(rng.choice("0123456789ABCDEF") for _ in range(64)) + '"',
+        "clou_apitoken  " + "".join(rng.choice(string.ascii_letters) for _ in range(24)),
+        "cl\u212aey:= '" + "".join(rng.choice(string.ascii_lowercase) for _ in range(24)) + "'",
+        "  cl-pw: " + "".join(rng.choice(string.ascii_lowercase) for _ in range(30)),
+        "HTTPS://acct:" + "".join(rng.choice("0123456789abcdef") for _ in range(64)) + "@acct.CLOUDANT.COM",
+        "terminationGracePeriodSecondsAndMoreLetters: "
+        + "".join(rng.choice(string.ascii_lowercase) for _ in range(24)),
+        '"IAM_PASSWORD" :: "' + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(44)) + '"',
+        "cloud-api-\u212aey   " + "".join(rng.choice(string.ascii_letters + "_-") for _ in range(44)),
+        "ibm-iam-token=" + "".join(rng.choice(string.ascii_letters) for _ in range(45)),
+        "value: " + "".join(rng.choice(string.ascii_letters + "_-") for _ in range(44)),
         "def handler(request):",
         "    return render(request, 'index.html', {'items': items})",
         "import { Component } from '@angular/core';",
@@ -146,8 +166,9 @@ def test_the_prefiltered_scan_reports_exactly_what_the_full_scan_reports(tmp_pat
 
 
 def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values_decide():
-    """The line filters run once a plugin found something, and the entropy plugins skip values with too few
-    (distinct) characters to pass their limit: an allowlist pragma on the line before, an indirect reference,
+    """The line filters run once a plugin found something (the allowlist filter only near a pragma's literal), and
+    the entropy plugins skip values with too few (distinct) characters to pass their limit: allowlist pragmas on the
+    line and the line before, in each comment style, and look-alikes that allow nothing, an indirect reference,
     and a minified line of quoted values of every length and variety (around each plugin's limit) give what the
     reference gives."""
     rng = random.Random(5)
@@ -164,6 +185,16 @@ def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values
         secret,
         "# pragma: allowlist nextline secret",
         secret,  # allowlisted by the line before
+        # allowlisted on the line itself, in each comment style, and pragmas that allow nothing
+        f"{secret}  # pragma: allowlist secret",
+        f"{secret} // pragma: whitelist-secret",
+        f"{secret} /* pragma: allowlist-secret */",
+        f"{secret} <!-- pragma: allowlist secret -->",
+        f"{secret} -- pragma:allowlist secret",
+        f"{secret} # pragma: allow list secret",
+        "// pragma: allowlist-nextline-secret",
+        secret,
+        f"{secret} # allowlist secret, but no pragma",
         f"token = get_secret('{values[40]}')",  # an indirect reference: the line is filtered
         f"var a=[{minified}];" * 3,
         f'"{values[40]}" "{values[40]}"',  # the same value twice on a line: one hit
@@ -173,7 +204,7 @@ def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values
     assert _assert_same(files) >= 2 * len(KINDS)
     with tip._engine():
         reported = [line for _, line, _ in _results(lines, "min/app.js", prefilter=True)]
-        assert {1, 6} <= set(reported) and not {3, 4} & set(reported), reported
+        assert {1, 9, 12, 15} <= set(reported) and not {3, 4, 5, 6, 7, 8, 11, 13} & set(reported), reported
         # what an entropy plugin reports on each line, before the filters, with and without the shortcut
         entropy = [p for p in get_plugins() if isinstance(p, HighEntropyStringsPlugin)]
         assert len(entropy) == 2 and all(_ShortValuesSkipped.applies(p) for p in entropy)
@@ -182,7 +213,7 @@ def test_the_shortcuts_change_no_result_where_a_line_filter_or_many_short_values
                 full = plugin.analyze_line(filename="min/app.js", line=line, line_number=number)
                 assert _ShortValuesSkipped(plugin)("min/app.js", line, number) == full
                 assert {s.line_number for s in full} <= {number}
-        assert any(p.analyze_line(filename="a.js", line=lines[4], line_number=5) for p in entropy)
+        assert any(p.analyze_line(filename="a.js", line=lines[13], line_number=14) for p in entropy)
         raw = {s.secret_value for p in entropy for n, line in enumerate(lines) for s in p.analyze_line("a.js", line, n)}
         assert set(enough) <= raw and not set(few) & raw
 
@@ -218,3 +249,21 @@ def test_a_candidate_line_meets_the_plugins_its_gates_name(line):
         for plugin in get_plugins():
             if plugin.analyze_line(filename="x.txt", line=line, line_number=1):
                 assert type(plugin).__name__ in met
+
+
+def test_the_keyword_plugin_meets_a_line_without_quotes_only_where_its_patterns_for_the_file_need_none():
+    # in YAML `password: value` is a keyword hit; in Python or plain text every keyword pattern needs a quote
+    lines = ["password: Tq7vR2mZx9Lp", 'password = "Tq7vR2mZx9Lp"']
+    with tip._engine():
+        prefilter = Prefilter(get_plugins())
+
+        def keyword_lines(filename: str) -> set[int]:
+            met = prefilter.plugins_by_line(lines, filename)
+            return {index for index, plugins in met.items() if "KeywordDetector" in {type(p).__name__ for p in plugins}}
+
+        assert keyword_lines("config.yaml") == {0, 1}
+        assert keyword_lines("app.py") == keyword_lines("notes.txt") == {1}
+        assert keyword_lines("main.go") == {0, 1}
+        for name in ("config.yaml", "app.py", "notes.txt", "main.go"):
+            assert _results(lines, name, prefilter=True) == _results(lines, name, prefilter=False), name
+        assert [line for _, line, _ in _results(lines, "config.yaml", prefilter=True)] == [1, 2]
