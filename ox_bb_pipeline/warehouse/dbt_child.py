@@ -1,0 +1,88 @@
+"""The dbt child process of `project.start` (run as `python -m ox_bb_pipeline.warehouse.dbt_child REQUEST`).
+
+It is started before its database is ready, so that what costs dbt seconds before the first model runs happens
+while the caller still prepares the build's inputs: importing dbt (~3 CPU s) and having the project's parsed
+manifest (a full parse ~3 CPU s; loading the pickle a parse left in the manifest cache ~0.05 s). Then it waits for
+one line on stdin: `go` runs the command with that manifest (`dbtRunner(manifest=...)`: no second parse; runtime
+`var()` still reads this command's vars, which the manifest does not hold), anything else (or end of input: the
+caller gave up) exits without opening the database.
+
+Exit status as dbt's: 0 success, 1 a model or test failed, 2 dbt could not run (its error on stderr).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+
+
+def load_manifest(args: list[str], cache: Path | None):
+    """The project's manifest: the cached one, else a `dbt parse` (dbt's partial parse reused), cached."""
+    if cache is not None and cache.is_file():
+        try:
+            from dbt.contracts.graph.manifest import Manifest
+
+            return Manifest(**pickle.loads(cache.read_bytes()))
+        except Exception as error:  # another dbt version's or a cut file: parse again and replace it
+            print(f"the manifest cache {cache} is unreadable ({error}); parsing the project", file=sys.stderr)
+    return parse(args, cache)
+
+
+def parse(args: list[str], cache: Path | None):
+    """`dbt parse` (writes target/manifest.json; dbt's partial parse reused), its manifest kept in `cache`."""
+    from dbt.cli.main import dbtRunner
+
+    parsed = dbtRunner().invoke(["parse", *args])
+    if not parsed.success:
+        raise SystemExit(_fail("parse", parsed))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                pickle.dump(_state(parsed.result), out, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(scratch, cache)  # atomic: a concurrent reader sees the old file or the whole new one
+        finally:
+            Path(scratch).unlink(missing_ok=True)
+    return parsed.result
+
+
+def _state(manifest) -> dict:
+    """The manifest's public fields. Not the manifest itself: Manifest.__reduce_ex__ of this dbt passes its fields
+    out of order (`fixtures` is missing, so every lookup after it lands in the wrong field), and the lookups and the
+    lock are rebuilt by the Manifest anyway."""
+    return {f.name: getattr(manifest, f.name) for f in dataclasses.fields(manifest) if not f.name.startswith("_")}
+
+
+def _fail(what: str, outcome) -> int:
+    if outcome.exception is not None:
+        print(f"dbt {what} failed: {outcome.exception}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def main() -> int:
+    request = json.loads(sys.argv[1])
+    command, args = request["command"], request["args"]
+    cache = Path(request["manifest_cache"]) if request.get("manifest_cache") else None
+    from dbt.cli.main import dbtRunner
+
+    manifest = None if command[0] == "parse" else load_manifest(args, cache)
+    if sys.stdin.readline().strip() != "go":
+        return 3  # the caller gave up before its inputs were ready: nothing was touched
+    if command[0] == "parse":
+        parse(args, cache)
+        return 0
+    outcome = dbtRunner(manifest=manifest).invoke([*command, *args])
+    if outcome.success:
+        return 0
+    return _fail(command[0], outcome)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
