@@ -54,7 +54,7 @@ def dbt_home(home: Path) -> Path:
 class DbtResult:
     success: bool
     results: list[dict]  # run_results.json's results, in execution order
-    nodes: dict[str, dict]  # manifest nodes by unique_id (for a test: the model it is attached to)
+    nodes: dict[str, dict]  # by unique_id: {"attached_node": the model a test is attached to}
     output: str  # dbt's console output (warnings and errors)
 
 
@@ -151,6 +151,7 @@ class DbtProcess:
             "command": command,
             "args": args,
             "manifest_cache": str(manifest_cache(dbt_dir, project_dir, vars)),
+            "target_path": str(target_path),
         }
         env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project_dir)}
         # the console output goes to a file, not a pipe: a pipe nobody reads while the caller prepares its inputs
@@ -178,13 +179,12 @@ class DbtProcess:
         output = self.console.read().strip()
         command, target_path = self.command, self.target_path
         run_results = target_path / "run_results.json"
-        manifest = target_path / "manifest.json"
         if returncode not in (0, 1) or (command[0] != "parse" and not run_results.exists()):
             raise DbtError(
                 f"dbt {command[0]} on {self.project_dir} could not run (exit {returncode}): {output[-2000:]}"
             )
         results = json.loads(run_results.read_text())["results"] if run_results.exists() else []
-        nodes = json.loads(manifest.read_text())["nodes"] if manifest.exists() and command[0] != "parse" else {}
+        nodes = {r["unique_id"]: {"attached_node": r.get("attached_node")} for r in results}
         return DbtResult(success=returncode == 0, results=results, nodes=nodes, output=output)
 
     def close(self) -> None:
