@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import shutil
 
+from ox_bb_pipeline.scanners import registry
 from ox_bb_pipeline.warehouse.models import SQL_DIR
-from ox_bb_pipeline.warehouse.project import dbt_home, start
+from ox_bb_pipeline.warehouse.project import dbt_home, manifest_path, start
 
 
 def test_builds_reuse_the_parsed_manifest_with_their_own_vars_and_a_changed_model_is_built_anew(lake, tmp_path):
@@ -32,6 +33,19 @@ def test_builds_reuse_the_parsed_manifest_with_their_own_vars_and_a_changed_mode
     lake.build(sql_dir=project, memory_limit="800MB")
     assert lake.rows("SELECT * FROM zz_probe") == [{"memory_limit": "800MB", "version": 2}]
     assert len(list(cache.iterdir())) == 2  # another project version: another manifest
+
+
+def test_a_build_uses_the_manifest_the_definitions_load_parsed_into_its_home(lake):
+    repo = lake.repository("api")
+    fid = lake.finding(repo, "bandit", "B105", file_path="a.py")
+    manifest_path(dbt_home(lake.home), scanners=tuple(registry.names()))  # as defs/warehouse/assets.py does
+    [parsed] = (dbt_home(lake.home) / "parsed").iterdir()
+    written = parsed.stat().st_mtime_ns
+
+    lake.build()
+
+    assert list(parsed.parent.iterdir()) == [parsed] and parsed.stat().st_mtime_ns == written  # loaded, not parsed
+    assert lake.rows("SELECT finding_id, status FROM findings_queue") == [{"finding_id": fid, "status": "new"}]
 
 
 def test_a_child_that_is_never_run_stops_without_opening_its_database(tmp_path):
