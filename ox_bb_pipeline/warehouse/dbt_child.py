@@ -21,7 +21,10 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+READY = "dbt child ready at"
 
 
 def load_manifest(args: list[str], cache: Path | None):
@@ -76,6 +79,7 @@ def main() -> int:
     from dbt.cli.main import dbtRunner
 
     manifest = None if command[0] == "parse" else load_manifest(args, cache)
+    print(f"{READY} {time.monotonic():.3f}", flush=True)  # the invoker reports how long getting ready took
     if sys.stdin.readline().strip() != "go":
         return 3  # the caller gave up before its inputs were ready: nothing was touched
     if command[0] == "parse":

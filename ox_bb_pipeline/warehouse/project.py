@@ -12,16 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 
 import yaml
+
+from .dbt_child import READY
 
 
 class PackageDataError(FileNotFoundError):
@@ -156,6 +160,8 @@ class DbtProcess:
         env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project_dir)}
         # the console output goes to a file, not a pipe: a pipe nobody reads while the caller prepares its inputs
         # would stop a talkative child
+        self.started = time.monotonic()
+        self.ready_seconds: float | None = None  # from the start to the child's being ready to run (after run())
         self.console = tempfile.TemporaryFile(mode="w+", prefix="dbt-console-")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ox_bb_pipeline.warehouse.dbt_child", json.dumps(request)],
@@ -177,6 +183,8 @@ class DbtProcess:
         returncode = self.process.wait()
         self.console.seek(0)
         output = self.console.read().strip()
+        ready = re.search(rf"^{READY} (\d+\.\d+)$", output, re.MULTILINE)
+        self.ready_seconds = float(ready[1]) - self.started if ready else None
         command, target_path = self.command, self.target_path
         run_results = target_path / "run_results.json"
         if returncode not in (0, 1) or (command[0] != "parse" and not run_results.exists()):

@@ -87,7 +87,8 @@ class BuildResult:
     models: list[Model] = field(default_factory=list)  # in build order
     tests: dict[str, str] = field(default_factory=dict)  # dbt test -> pass | fail | error (the dbt build's)
     test_models: dict[str, str] = field(default_factory=dict)  # dbt test -> the model it tests
-    # where the time went: copy (of the last warehouse), inputs, dbt (the child process), after (comments, counts)
+    # where the time went: copy (of the last warehouse), inputs, dbt (the child process), after (comments, counts);
+    # dbt_ready: how long dbt's child took to import dbt and load the manifest, meanwhile (from before the copy)
     step_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -279,6 +280,8 @@ def run_dbt(dbt: DbtProcess | None, models: list[Model], result: BuildResult) ->
     if dbt is None:
         return []
     outcome = dbt.run()
+    if dbt.ready_seconds is not None:  # compare with copy + inputs: the larger one is the wait before dbt runs
+        result.step_seconds["dbt_ready"] = round(dbt.ready_seconds, 3)
     problems = failures(outcome)
     if problems or not outcome.success:
         raise DbtError(
