@@ -1,4 +1,5 @@
-"""The dbt child process of `project.start` (run as `python -m ox_bb_pipeline.warehouse.dbt_child REQUEST`).
+"""The dbt child process of `project.start` (run as `python -P <this file> REQUEST`: standard library imports only
+before dbt's, so that it imports nothing of the package).
 
 It is started before its database is ready, so that what costs dbt seconds before the first model runs happens
 while the caller still prepares the build's inputs: importing dbt (~3 CPU s) and having the project's parsed

@@ -164,7 +164,9 @@ class DbtProcess:
         self.ready_seconds: float | None = None  # from the start to the child's being ready to run (after run())
         self.console = tempfile.TemporaryFile(mode="w+", prefix="dbt-console-")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ox_bb_pipeline.warehouse.dbt_child", json.dumps(request)],
+            # the file, not `-m ox_bb_pipeline.warehouse.dbt_child`: importing the package would import the runner and
+            # its dependencies (~2 s) before dbt; -P keeps the file's folder off sys.path (its modules would shadow)
+            [sys.executable, "-P", str(Path(__file__).with_name("dbt_child.py")), json.dumps(request)],
             stdin=subprocess.PIPE,
             stdout=self.console,
             stderr=subprocess.STDOUT,
