@@ -12,15 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 
 import yaml
+
+from .dbt_child import READY
 
 
 class PackageDataError(FileNotFoundError):
@@ -53,8 +58,13 @@ def dbt_home(home: Path) -> Path:
 class DbtResult:
     success: bool
     results: list[dict]  # run_results.json's results, in execution order
-    nodes: dict[str, dict]  # manifest nodes by unique_id (for a test: the model it is attached to)
+    nodes: dict[str, dict]  # by unique_id: {"attached_node": the model a test is attached to}
     output: str  # dbt's console output (warnings and errors)
+
+
+# Vars only profiles.yml reads (the connection): they never change the parsed manifest, so a manifest parsed for one
+# home serves every home (the database name, which the manifest's relations carry, is part of the cache key).
+CONNECTION_VARS = ("warehouse_path", "memory_limit", "duckdb_threads", "temp_directory")
 
 
 def invoke(
@@ -65,48 +75,147 @@ def invoke(
     project_dir: Path | None = None,
     target_path: Path | None = None,
 ) -> DbtResult:
-    """Run one dbt command in a child process and read its run results. A child, not dbtRunner in this
-        process: dbt-duckdb keeps its DuckDB connection open after a command (the next build would write through
-        it into the file that was swapped in), and dbt's global state is not safe across threads. dbt writes into
-    `dbt_dir` (target/ unless `target_path` is given, and logs/)."""
-    project_dir = project_dir or sql_project_dir()
-    target_path = target_path or dbt_dir / "target"
-    logs = dbt_dir / "logs"
-    target_path.mkdir(parents=True, exist_ok=True)
-    logs.mkdir(parents=True, exist_ok=True)
-    (target_path / "run_results.json").unlink(missing_ok=True)
-    vars = {"lake_sources": lake_source_tables(project_dir), **vars}
-    executable = Path(sys.executable).with_name("dbt")
-    args = [
-        str(executable),
-        *command,
-        "--project-dir",
-        str(project_dir),
-        "--profiles-dir",
-        str(project_dir),
-        "--target-path",
-        str(target_path),
-        "--log-path",
-        str(logs),
-        "--vars",
-        json.dumps(vars, default=str),
-        "--no-use-colors",
-        "--log-level",
-        "warn",
-        "--log-level-file",
-        "info",
-        "--no-send-anonymous-usage-stats",
-    ]
-    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project_dir)}
-    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=target_path, check=False)
-    output = (done.stdout + done.stderr).strip()
-    run_results = target_path / "run_results.json"
-    manifest = target_path / "manifest.json"
-    if done.returncode not in (0, 1) or (command[0] != "parse" and not run_results.exists()):
-        raise DbtError(f"dbt {command[0]} on {project_dir} could not run (exit {done.returncode}): {output[-2000:]}")
-    results = json.loads(run_results.read_text())["results"] if run_results.exists() else []
-    nodes = json.loads(manifest.read_text())["nodes"] if manifest.exists() and command[0] != "parse" else {}
-    return DbtResult(success=done.returncode == 0, results=results, nodes=nodes, output=output)
+    """Run one dbt command in a child process and read its run results (see `start`)."""
+    with start(command, vars=vars, dbt_dir=dbt_dir, project_dir=project_dir, target_path=target_path) as child:
+        return child.run()
+
+
+def start(
+    command: list[str],
+    *,
+    vars: dict,
+    dbt_dir: Path,
+    project_dir: Path | None = None,
+    target_path: Path | None = None,
+) -> DbtProcess:
+    """Start one dbt command in a child process that waits for `run()` (use it as a context manager: leaving it
+    without `run()` stops the child before it opens the database). Until then the child imports dbt and loads the
+    project's manifest (the manifest cache in `dbt_dir`, else a parse), so a caller that starts it before it
+    prepares the database does that work meanwhile. A child, not dbtRunner in this process: dbt-duckdb keeps its
+    DuckDB connection open after a command (the next build would write through it into the file that was swapped
+    in), and dbt's global state is not safe across threads. dbt writes into `dbt_dir` (target/ unless
+    `target_path` is given, and logs/)."""
+    return DbtProcess(command, vars=vars, dbt_dir=dbt_dir, project_dir=project_dir, target_path=target_path)
+
+
+def manifest_cache(dbt_dir: Path, project_dir: Path, vars: dict) -> Path:
+    """Where the child keeps the parsed manifest (a pickle, as dbt itself passes manifests between processes) for
+    this project version, these vars, the database name and this dbt: one file per combination, any home."""
+    database = Path(str(vars.get("warehouse_path", "memory"))).name.lstrip(".").split(".")[0]  # as dbt-duckdb names it
+    parse_vars = {k: v for k, v in vars.items() if k not in CONNECTION_VARS}
+    parse_vars |= {
+        "project": str(project_dir),
+        "database": database,
+        "dbt": version("dbt-core"),
+        "adapter": version("dbt-duckdb"),
+        "python": sys.version,
+    }
+    return dbt_dir / "parsed" / f"{project_digest(project_dir, parse_vars)}.pickle"
+
+
+class DbtProcess:
+    """One dbt command in a child process (`dbt_child`), started at once, run by `run()`."""
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        vars: dict,
+        dbt_dir: Path,
+        project_dir: Path | None = None,
+        target_path: Path | None = None,
+    ) -> None:
+        self.command = command
+        self.project_dir = project_dir = project_dir or sql_project_dir()
+        self.target_path = target_path = target_path or dbt_dir / "target"
+        logs = dbt_dir / "logs"
+        target_path.mkdir(parents=True, exist_ok=True)
+        logs.mkdir(parents=True, exist_ok=True)
+        (target_path / "run_results.json").unlink(missing_ok=True)
+        vars = {"lake_sources": lake_source_tables(project_dir), **vars}
+        args = [
+            "--project-dir",
+            str(project_dir),
+            "--profiles-dir",
+            str(project_dir),
+            "--target-path",
+            str(target_path),
+            "--log-path",
+            str(logs),
+            "--vars",
+            json.dumps(vars, default=str),
+            "--no-use-colors",
+            "--log-level",
+            "warn",
+            "--log-level-file",
+            "info",
+            "--no-send-anonymous-usage-stats",
+        ]
+        request = {
+            "command": command,
+            "args": args,
+            "manifest_cache": str(manifest_cache(dbt_dir, project_dir, vars)),
+            "target_path": str(target_path),
+        }
+        env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project_dir)}
+        # the console output goes to a file, not a pipe: a pipe nobody reads while the caller prepares its inputs
+        # would stop a talkative child
+        self.started = time.monotonic()
+        self.ready_seconds: float | None = None  # from the start to the child's being ready to run (after run())
+        self.console = tempfile.TemporaryFile(mode="w+", prefix="dbt-console-")
+        self.process = subprocess.Popen(
+            # the file, not `-m ox_bb_pipeline.warehouse.dbt_child`: importing the package would import the runner and
+            # its dependencies (~2 s) before dbt; -P keeps the file's folder off sys.path (its modules would shadow)
+            [sys.executable, "-P", str(Path(__file__).with_name("dbt_child.py")), json.dumps(request)],
+            stdin=subprocess.PIPE,
+            stdout=self.console,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=target_path,
+        )
+
+    def run(self) -> DbtResult:
+        """Let the child run its command on the database as it is now; wait for it and read its results."""
+        try:
+            self.process.stdin.write("go\n")
+            self.process.stdin.close()
+        except BrokenPipeError:  # the child ended already (it could not parse): its output says why
+            pass
+        returncode = self.process.wait()
+        self.console.seek(0)
+        output = self.console.read().strip()
+        ready = re.search(rf"^{READY} (\d+\.\d+)$", output, re.MULTILINE)
+        self.ready_seconds = float(ready[1]) - self.started if ready else None
+        command, target_path = self.command, self.target_path
+        run_results = target_path / "run_results.json"
+        if returncode not in (0, 1) or (command[0] != "parse" and not run_results.exists()):
+            raise DbtError(
+                f"dbt {command[0]} on {self.project_dir} could not run (exit {returncode}): {output[-2000:]}"
+            )
+        results = json.loads(run_results.read_text())["results"] if run_results.exists() else []
+        nodes = {r["unique_id"]: {"attached_node": r.get("attached_node")} for r in results}
+        return DbtResult(success=returncode == 0, results=results, nodes=nodes, output=output)
+
+    def close(self) -> None:
+        """Stop a child that was not run (it exits without opening the database) and wait for it."""
+        if self.process.poll() is None and not self.process.stdin.closed:
+            try:
+                self.process.stdin.close()  # end of input: the child gives up
+            except BrokenPipeError:
+                pass
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.console.close()
+
+    def __enter__(self) -> DbtProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def lake_source_tables(project_dir: Path | None = None) -> list[str]:
@@ -127,7 +236,9 @@ def failures(result: DbtResult) -> list[str]:
 
 def parse_vars(dbt_dir: Path, scanners: tuple[str, ...] | None = None) -> dict:
     """Vars for commands that only read the project (parse, docs): a placeholder database path in `dbt_dir`."""
-    vars = {"warehouse_path": str(dbt_dir / "parse.duckdb")}
+    # named as a build's copy is (.warehouse.duckdb.current.building): dbt-duckdb names the database after the file,
+    # and the manifest's relations carry that name, so a build can use this parse's cached manifest
+    vars = {"warehouse_path": str(dbt_dir / "warehouse.parse.duckdb")}
     if scanners is not None:
         vars["scanners"] = list(scanners)
     return vars

@@ -13,6 +13,7 @@ and tables other code keeps in the warehouse (e.g. a workflow action log) are le
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -34,7 +35,7 @@ from ..scanners import registry
 from . import pipelines
 from .decisions import read_decisions
 from .models import SQL_DIR, Model, dbt_models
-from .project import DbtError, dbt_home, failures, invoke
+from .project import DbtError, DbtProcess, dbt_home, failures, start
 from .settings import (
     ACTIVITY_WINDOW_DAYS,
     FRAMEWORKS,
@@ -86,7 +87,8 @@ class BuildResult:
     models: list[Model] = field(default_factory=list)  # in build order
     tests: dict[str, str] = field(default_factory=dict)  # dbt test -> pass | fail | error (the dbt build's)
     test_models: dict[str, str] = field(default_factory=dict)  # dbt test -> the model it tests
-    # where the time went: copy (of the last warehouse), inputs, dbt (the child process), after (comments, counts)
+    # where the time went: copy (of the last warehouse), inputs, dbt (the child process), after (comments, counts);
+    # dbt_ready: how long dbt's child took to import dbt and load the manifest, meanwhile (from before the copy)
     step_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -161,6 +163,28 @@ def _build(
 ) -> BuildResult:
     building = building_path(target)
     _remove(building)  # a copy left by a killed build (only the lock's holder uses this name)
+    models = dbt_models(sql_dir)
+    # dbt starts now: it imports itself and loads the project's manifest while the copy and its inputs are made
+    with start_dbt(building, home, sql_dir, models, memory_limit, threads, full_refresh) as dbt:
+        return _build_with(
+            dbt, home, target, building, models, now, settings, memory_limit, threads, progress, build_id, started
+        )
+
+
+def _build_with(
+    dbt: DbtProcess | None,
+    home: Path,
+    target: Path,
+    building: Path,
+    models: list[Model],
+    now: datetime,
+    settings: WarehouseSettings,
+    memory_limit: str | None,
+    threads: int | None,
+    progress: Callable[[str], None] | None,
+    build_id: str,
+    started: float,
+) -> BuildResult:
     step = time.perf_counter()
     for source, copy in ((target, building), (_wal(target), _wal(building))):
         if source.exists():
@@ -170,7 +194,6 @@ def _build(
     con = duckdb.connect(str(building))
     try:
         configure(con, home, memory_limit, threads)
-        models = dbt_models(sql_dir)
         config = settings_tables(settings, build_id, now)
         inputs = set(lake_inputs()) | set(config) | {"pipeline_definitions", "workflow_decisions", "triage_decisions"}
         stateful = {m.previous for m in models if m.state}
@@ -187,7 +210,7 @@ def _build(
         con.execute("CHECKPOINT")
         con.close()  # dbt opens the copy itself
         step = _step(result, "inputs", step)
-        order = run_dbt(building, home, sql_dir, models, result, memory_limit, threads, progress, full_refresh)
+        order = run_dbt(dbt, models, result)
         step = _step(result, "dbt", step)
         con = duckdb.connect(str(building))
         configure(con, home, memory_limit, threads)
@@ -223,21 +246,18 @@ def _step(result: BuildResult, name: str, since: float) -> float:
     return now
 
 
-def run_dbt(
+def start_dbt(
     building: Path,
     home: Path,
     sql_dir: Path,
     models: list[Model],
-    result: BuildResult,
     memory_limit: str | None,
     threads: int | None,
-    progress: Callable[[str], None] | None,
     full_refresh: bool = False,
-) -> list[Model]:
-    """`dbt build` on the copy: every model, then its tests; a model that fails or a test that fails stops
-    the build (DbtError naming them), so the copy is never swapped in. Returns the models in build order."""
+) -> DbtProcess | contextlib.nullcontext:
+    """`dbt build` on the copy, started (it waits for `run_dbt`); nothing to start for a project without models."""
     if not models:
-        return []
+        return contextlib.nullcontext()
     memory_limit, threads, spill = duckdb_settings(home, memory_limit, threads)
     vars = {
         "warehouse_path": str(building),
@@ -246,12 +266,22 @@ def run_dbt(
         "temp_directory": str(spill),
         **registry.dbt_vars(),
     }  # the registry now, not as loaded
-    outcome = invoke(
+    return start(
         ["build", *(["--full-refresh"] if full_refresh else [])],
         vars=vars,
         dbt_dir=dbt_home(home),
         project_dir=sql_dir,
     )
+
+
+def run_dbt(dbt: DbtProcess | None, models: list[Model], result: BuildResult) -> list[Model]:
+    """Run the started `dbt build` on the copy: every model, then its tests; a model that fails or a test that fails
+    stops the build (DbtError naming them), so the copy is never swapped in. Returns the models in build order."""
+    if dbt is None:
+        return []
+    outcome = dbt.run()
+    if dbt.ready_seconds is not None:  # compare with copy + inputs: the larger one is the wait before dbt runs
+        result.step_seconds["dbt_ready"] = round(dbt.ready_seconds, 3)
     problems = failures(outcome)
     if problems or not outcome.success:
         raise DbtError(

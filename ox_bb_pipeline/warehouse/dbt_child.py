@@ -1,0 +1,136 @@
+"""The dbt child process of `project.start` (run as `python -P <this file> REQUEST`: standard library imports only
+before dbt's, so that it imports nothing of the package).
+
+It is started before its database is ready, so that what costs dbt seconds before the first model runs happens
+while the caller still prepares the build's inputs: importing dbt (~3 CPU s) and having the project's parsed
+manifest (a full parse ~3 CPU s; loading the pickle a parse left in the manifest cache ~0.05 s). Then it waits for
+one line on stdin: `go` runs the command with that manifest (`dbtRunner(manifest=...)`: no second parse; runtime
+`var()` still reads this command's vars, which the manifest does not hold), anything else (or end of input: the
+caller gave up) exits without opening the database.
+
+It writes the run's results (target/run_results.json: dbt's `results`, each test with the model it is attached to)
+itself, not dbt's artifacts (manifest.json, dbt's run_results.json), which cost ~1 s after the last model.
+
+Exit status as dbt's: 0 success, 1 a model or test failed, 2 dbt could not run (its error on stderr).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+READY = "dbt child ready at"
+
+
+def load_manifest(args: list[str], cache: Path | None):
+    """The project's manifest: the cached one, else a `dbt parse` (dbt's partial parse reused), cached."""
+    if cache is not None and cache.is_file():
+        try:
+            from dbt.contracts.graph.manifest import Manifest
+
+            return Manifest(**pickle.loads(cache.read_bytes()))
+        except Exception as error:  # another dbt version's or a cut file: parse again and replace it
+            print(f"the manifest cache {cache} is unreadable ({error}); parsing the project", file=sys.stderr)
+    return parse(args, cache)
+
+
+def parse(args: list[str], cache: Path | None):
+    """`dbt parse` (writes target/manifest.json; dbt's partial parse reused), its manifest kept in `cache`."""
+    from dbt.cli.main import dbtRunner
+
+    parsed = dbtRunner().invoke(["parse", *args])
+    if not parsed.success:
+        raise SystemExit(_fail("parse", parsed))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, scratch = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                pickle.dump(_state(parsed.result), out, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(scratch, cache)  # atomic: a concurrent reader sees the old file or the whole new one
+        finally:
+            Path(scratch).unlink(missing_ok=True)
+    return parsed.result
+
+
+def _state(manifest) -> dict:
+    """The manifest's public fields. Not the manifest itself: Manifest.__reduce_ex__ of this dbt passes its fields
+    out of order (`fixtures` is missing, so every lookup after it lands in the wrong field), and the lookups and the
+    lock are rebuilt by the Manifest anyway."""
+    return {f.name: getattr(manifest, f.name) for f in dataclasses.fields(manifest) if not f.name.startswith("_")}
+
+
+def warm_up() -> None:
+    """What the command would do first anyway, done before the database is ready: import the adapter and build the
+    JSON schemas dbt validates the project, profile and flags with (~0.6 CPU s, each built once per process). A
+    failure here is left for the command itself to meet and report."""
+    try:
+        from dbt.adapters.duckdb.credentials import DuckDBCredentials
+        from dbt.contracts.project import Configuration, PackageConfig, ProfileConfig, Project, ProjectFlags
+        from dbt.contracts.selection import SelectorFile
+
+        for contract in (ProjectFlags, DuckDBCredentials, ProfileConfig, Project, PackageConfig, SelectorFile):
+            contract.json_schema()
+        Configuration.json_schema()
+    except Exception as error:
+        print(f"dbt warm-up skipped: {error}", file=sys.stderr)
+
+
+def _fail(what: str, outcome) -> int:
+    if outcome.exception is not None:
+        print(f"dbt {what} failed: {outcome.exception}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def main() -> int:
+    request = json.loads(sys.argv[1])
+    command, args = request["command"], request["args"]
+    cache = Path(request["manifest_cache"]) if request.get("manifest_cache") else None
+    from dbt.cli.main import dbtRunner
+
+    manifest = None if command[0] == "parse" else load_manifest(args, cache)
+    if manifest is not None:
+        warm_up()
+    print(f"{READY} {time.monotonic():.3f}", flush=True)  # the invoker reports how long getting ready took
+    if sys.stdin.readline().strip() != "go":
+        return 3  # the caller gave up before its inputs were ready: nothing was touched
+    if command[0] == "parse":
+        parse(args, cache)
+        return 0
+    # --no-write-json: dbt's manifest.json and run_results.json cost ~1 s after the last model (schemas built, a
+    # 1 MB manifest written); the results the invoker reads are written below instead
+    outcome = dbtRunner(manifest=manifest).invoke([*command, *args, "--no-write-json"])
+    if outcome.result is not None and hasattr(outcome.result, "results"):
+        write_results(Path(request["target_path"]) / "run_results.json", outcome.result.results)
+    if outcome.success:
+        return 0
+    return _fail(command[0], outcome)
+
+
+def write_results(path: Path, results) -> None:
+    """The run's results as run_results.json's `results` (unique_id, status, message, execution_time), each test
+    with the node it is attached to; atomically."""
+    rows = [
+        {
+            "unique_id": r.node.unique_id,
+            "status": getattr(r.status, "value", str(r.status)),
+            "message": r.message,
+            "execution_time": r.execution_time,
+            "attached_node": getattr(r.node, "attached_node", None),
+        }
+        for r in results
+    ]
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.write_text(json.dumps({"results": rows}, indent=1, default=str))
+    os.replace(scratch, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
