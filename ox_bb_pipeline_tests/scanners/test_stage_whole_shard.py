@@ -112,9 +112,9 @@ def test_a_checkout_that_makes_semgrep_fail_fails_alone_and_the_others_keep_thei
         assert finding_ids(lost, "semgrep", repository) == finding_ids(whole, "semgrep", repository), repository
     # the batch was split until the missing checkout was alone: a few more semgrep processes, not one each
     assert 1 < len(losing.runs) <= 2 + 2 * math.ceil(math.log2(len(others) + 1))
-    # checkov ran after the checkout was gone: the stage marks that repository, the others are untouched
+    # checkov ran after the checkout was gone: it fails on that repository alone too
     checkov = runs_of(lost, "checkov")
-    assert checkov[victim] == ("error", "the checkout vanished during the scan")
+    assert checkov[victim][0] == "error" and "FileNotFoundError" in checkov[victim][1]
     assert {checkov[r][0] for r in others} == {"ok"}
 
 
@@ -140,13 +140,14 @@ def test_a_folder_holding_more_than_the_batch_gives_the_smallest_folders_that_ho
     roots = [_checkout(batch, name) for name in ("api", "web")]
     other = _checkout(tmp_path / "elsewhere", "infra")
     extra = _checkout(batch, "not-in-this-batch")
+    folders = [batch / "ws" / "api", batch / "ws" / "web"]  # each a checkout and its marker
 
-    assert batch_targets([*roots, other]) == sorted([*roots, other])
-    (batch / "ws" / "stray.py").write_text("x = 1\n")
+    assert batch_targets([*roots, other]) == [*folders, tmp_path / "elsewhere"]
     shutil.rmtree(extra.parent)
-    assert batch_targets(roots) == sorted(roots)  # the stray file would be scanned with the folder
+    (batch / "ws" / "stray.py").write_text("x = 1\n")
+    assert batch_targets(roots) == folders  # the stray file would be scanned with their folder
     missing = batch / "ws" / "gone" / "0123abcd"
-    assert batch_targets([*roots, missing]) == [*sorted(roots), missing]  # for the tool to report
+    assert batch_targets([*roots, missing]) == [*folders, missing]  # for the tool to report
 
 
 def test_paths_are_attributed_to_the_innermost_root(tmp_path):
