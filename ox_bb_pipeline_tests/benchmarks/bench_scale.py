@@ -2,7 +2,8 @@
 files), simulated clock.
 
 - Extraction: a first full extract through a workspace access token, paced at the base 1,000 requests/hour
-  and at the scaled 10,000/hour (a Premium workspace of 1,000 paid seats); simulated hours and 429 answers.
+  and at the scaled 10,000/hour (a Premium workspace of 1,000 paid seats); simulated hours and 429 answers,
+  and what the extract costs here: wall time, requests/s, CPU seconds (client, in-process sandbox, git).
 - Scan on Celery (the default): the first OX_BB_BENCH_SCALE_SCAN_REPOS repositories (default: all of them,
   the whole connection) scanned by the production path: the `scan_on_celery` job (plan, one `scan_shard`
   step per shard, merge) launched with `dagster job execute` on a PostgreSQL instance (deploy/dagster.yaml),
