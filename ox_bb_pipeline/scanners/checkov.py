@@ -1,5 +1,6 @@
-"""IaC misconfigurations with checkov: one offline checkov process per batch of snapshots (a `-d` per
-snapshot), failed checks mapped to findings with our own severity per check id (severity/checkov.yaml).
+"""IaC misconfigurations with checkov: one offline checkov process per batch of snapshots (one `-d`: the batch's
+folder; checkov sets up per `-d`), failed checks mapped to findings with our own severity per check id
+(severity/checkov.yaml). A batch the tool fails on is split until the repository that makes it fail fails alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from .base import (
     YAML_ALIAS_LIMIT,
     BatchRoots,
     ScanOutput,
+    batch_targets,
     installed_version,
+    isolating_failures,
     last_line,
     rules_digest,
     run_tool,
@@ -60,6 +63,7 @@ class CheckovScanner:
         self.workers = workers
         # Helm charts are rendered with the helm binary; without it checkov skips them silently.
         self.helm = helm or shutil.which("helm")
+        self.runs: list[list[Path]] = []  # the `-d` folders of each checkov process this scanner started
 
     def version(self) -> str:
         tool = installed_version("checkov", root=self.tools)
@@ -69,20 +73,21 @@ class CheckovScanner:
         return (*FRAMEWORKS, "helm") if self.helm else FRAMEWORKS
 
     def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
-        outputs = [ScanOutput(s.repo.repository_uuid) for s in snapshots]
         if not snapshots:
-            return outputs
+            return []
         try:
-            bombs = [yaml_bombs(s) for s in snapshots]
             version = self.version()
-            reports = self._run(
-                [s.root for s in snapshots],
-                [s.root.resolve() / path for s, paths in zip(snapshots, bombs) for path in paths],
-            )
-        except Exception as exc:  # noqa: BLE001 - a failed batch is every snapshot's error, never the run's
-            for output in outputs:
-                output.error = f"checkov failed on the batch: {type(exc).__name__}: {exc}"
-            return outputs
+        except Exception as exc:  # noqa: BLE001 - a tool that cannot start is every snapshot's error
+            error = f"checkov failed on the batch: {type(exc).__name__}: {exc}"
+            return [ScanOutput(s.repo.repository_uuid, error=error) for s in snapshots]
+        return isolating_failures(snapshots, lambda part: self._scan(part, version), self.name)
+
+    def _scan(self, snapshots: list[Snapshot], version: str) -> list[ScanOutput]:
+        """One checkov process over `snapshots`; raises when it fails."""
+        outputs = [ScanOutput(s.repo.repository_uuid) for s in snapshots]
+        bombs = [yaml_bombs(s) for s in snapshots]
+        targets = batch_targets([s.root for s in snapshots])
+        reports = self._run(targets, [s.root.resolve() / path for s, paths in zip(snapshots, bombs) for path in paths])
         roots = BatchRoots(snapshots)
         checks: dict[int, list[dict]] = {}
         files: dict[int, set[str]] = {}
@@ -107,7 +112,7 @@ class CheckovScanner:
             output.bytes_scanned = sum(
                 (snapshot.root / rel).stat().st_size for rel in evaluated if (snapshot.root / rel).is_file()
             )
-            output.findings = _findings(snapshot, checks.get(index, []), version, scanned_at)
+            output.findings = _findings(snapshot, checks.get(index, []), version, scanned_at, targets)
             skipped = [
                 skipped_file(snapshot.repo, self.name, rel, "checkov could not parse the file")
                 for rel in sorted(parse_errors.get(index, ()))
@@ -135,10 +140,11 @@ class CheckovScanner:
                 output.extra["skipped_files"] = skipped
         return outputs
 
-    def _run(self, roots: list[Path], skip: list[Path] = ()) -> list[dict]:
+    def _run(self, targets: list[Path], skip: list[Path] = ()) -> list[dict]:
         argv = [str(tool_executable("checkov", root=self.tools))]
-        for root in roots:
-            argv += ["-d", str(root.resolve())]
+        self.runs.append(targets)
+        for target in targets:  # the batch's own folder: one `-d`, not one per repository (batch_targets)
+            argv += ["-d", str(target)]
         for path in skip:  # a regular expression searched in each absolute path checkov walks
             argv += ["--skip-path", re.escape(str(path)) + "$"]
         argv += ["--framework", *self.frameworks(), "--skip-download", "--soft-fail"]
@@ -162,17 +168,25 @@ class CheckovScanner:
         return report if isinstance(report, list) else [report]  # a list holds one report per framework
 
 
-def _findings(snapshot: Snapshot, checks: list[dict], version: str, scanned_at: datetime) -> list[Finding]:
+def _findings(
+    snapshot: Snapshot, checks: list[dict], version: str, scanned_at: datetime, targets: list[Path] = ()
+) -> list[Finding]:
     table = severity_table("checkov")
     default = table["default"]
     root = str(snapshot.root.resolve())
+    # some frameworks name a resource by its path from the `-d` folder: from the batch's folder, that path
+    # starts with the checkout's place in it (`/<workspace>/<slug>/<commit>/Dockerfile.FROM`)
+    within = next(
+        (snapshot.root.resolve().relative_to(t) for t in targets if snapshot.root.resolve().is_relative_to(t)), None
+    )
+    prefix = within.as_posix() if within is not None and within.parts else ""
     findings: list[Finding] = []
     occurrences: Counter = Counter()
     for check in sorted(checks, key=lambda c: (c["_path"], (c.get("file_line_range") or [0])[0], c["check_id"])):
         check_id, path = check["check_id"], check["_path"]
         entry = table.get(check_id) or {}
         title = (check.get("check_name") or check_id).rstrip(".")
-        resource = resource_address(check.get("resource") or "", root)
+        resource = resource_address(check.get("resource") or "", root, prefix)
         # the resource, not the line, is the identity: a check on aws_s3_bucket.logs stays the same
         # finding when the block moves down the file
         anchor = f"{check_id}:{resource}"
@@ -180,7 +194,7 @@ def _findings(snapshot: Snapshot, checks: list[dict], version: str, scanned_at: 
         if occurrences[(path, anchor)] > 1:  # e.g. two FROM lines of a multi-stage build
             anchor = f"{anchor}#{occurrences[(path, anchor)]}"
         start, end = (check.get("file_line_range") or [None, None])[:2]
-        keys = (check.get("check_result") or {}).get("evaluated_keys") or []
+        keys = sorted(map(str, (check.get("check_result") or {}).get("evaluated_keys") or []))  # a set: no order
         evidence = f"{resource}: {title}" + (f" (evaluated: {', '.join(map(str, keys))})" if keys else "")
         findings.append(
             Finding.at(
@@ -205,10 +219,14 @@ def _findings(snapshot: Snapshot, checks: list[dict], version: str, scanned_at: 
     return findings
 
 
-def resource_address(resource: str, root: str) -> str:
+def resource_address(resource: str, root: str, prefix: str = "") -> str:
     """checkov's resource id without what changes when nothing about the resource did: the absolute
-    checkout path some frameworks put in it, and a trailing [start:end] line span."""
-    return _LINE_SPAN.sub("", resource.replace(root, "")).strip()
+    checkout path some frameworks put in it, or its path `prefix` from the scanned folder, and a trailing
+    [start:end] line span."""
+    resource = resource.replace(root, "")
+    if prefix:
+        resource = resource.replace(f"/{prefix}/", "/")
+    return _LINE_SPAN.sub("", resource).strip()
 
 
 def _remediation(entry: dict, guideline: str | None, title: str) -> str:

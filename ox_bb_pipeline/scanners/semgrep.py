@@ -1,5 +1,6 @@
 """SAST with semgrep and our own rules (`rules/<language>/<family>.yaml`): one offline semgrep process per batch of
-snapshots, its results attributed back to each snapshot by path and mapped to findings.
+snapshots (the batch's folder as one target), its results attributed back to each snapshot by path and mapped to
+findings. A batch the tool fails on is split until the repository that makes it fail fails alone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from .base import (
     PACKAGE_DIR,
     BatchRoots,
     ScanOutput,
+    batch_targets,
     installed_version,
+    isolating_failures,
     last_line,
     rules_digest,
     run_tool,
@@ -56,6 +59,7 @@ class SemgrepScanner:
         self.jobs = jobs
         self.rule_timeout = rule_timeout  # one rule on one file
         self.max_target_bytes = max_target_bytes
+        self.runs: list[list[Path]] = []  # the targets of each semgrep process this scanner started
 
     def rule_files(self) -> list[Path]:
         # rules/<language>/<family>.yaml; the semgrep test targets beside them are code, or *.test.yaml
@@ -66,16 +70,19 @@ class SemgrepScanner:
         return f"semgrep {tool}+{rules_digest(*self.rule_files(), Path(__file__))}"
 
     def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
-        outputs = [ScanOutput(s.repo.repository_uuid) for s in snapshots]
         if not snapshots:
-            return outputs
+            return []
         try:
             version = self.version()
-            report = self._run([s.root for s in snapshots])
-        except Exception as exc:  # noqa: BLE001 - a failed batch is every snapshot's error, never the run's
-            for output in outputs:
-                output.error = f"semgrep failed on the batch: {type(exc).__name__}: {exc}"
-            return outputs
+        except Exception as exc:  # noqa: BLE001 - a tool that cannot start is every snapshot's error
+            error = f"semgrep failed on the batch: {type(exc).__name__}: {exc}"
+            return [ScanOutput(s.repo.repository_uuid, error=error) for s in snapshots]
+        return isolating_failures(snapshots, lambda part: self._scan(part, version), self.name)
+
+    def _scan(self, snapshots: list[Snapshot], version: str) -> list[ScanOutput]:
+        """One semgrep process over `snapshots`; raises when it fails."""
+        outputs = [ScanOutput(s.repo.repository_uuid) for s in snapshots]
+        report = self._run([s.root for s in snapshots])
         roots = BatchRoots(snapshots)
         for path in report.get("paths", {}).get("scanned", []):
             if (owner := roots.owner(path)) is not None:
@@ -116,8 +123,10 @@ class SemgrepScanner:
             f"--timeout={self.rule_timeout:g}",
             f"--max-target-bytes={self.max_target_bytes}",
             *(f"--config={path}" for path in self.rule_files()),
-            *(str(root.resolve()) for root in roots),
         ]
+        targets = batch_targets(roots)  # the batch's own folder: one target, not one per repository
+        self.runs.append(targets)
+        argv += [str(target) for target in targets]
         with tempfile.TemporaryDirectory(prefix="ox-semgrep-") as cwd:  # no stray config from the cwd
             proc = run_tool(argv, timeout=self.timeout, env=OFFLINE_ENV, cwd=Path(cwd))
         if proc.returncode not in (0, 1):  # 1: findings with --error; anything else is a failed run

@@ -24,6 +24,12 @@ from ..bitbucket.git import GitAccess
 from ..findings import RepoRef
 
 BINARY_PROBE = 8192
+MARKER_SUFFIX = ".complete"  # `.<commit>.complete` beside a finished checkout: what its walk skipped
+
+
+def is_marker(name: str) -> bool:
+    """A checkout's completion marker (a file beside it, never inside a repository's checkout)."""
+    return name.startswith(".") and name.endswith(MARKER_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ def take_snapshot(
     limits = limits or SnapshotLimits()
     base = Path(cache_root) / repo.workspace / repo.repository
     target = base / (repo.commit or "head")
-    reuse = bool(repo.commit and (base / f".{repo.commit}.complete").exists() and target.is_dir())
+    reuse = bool(repo.commit and (base / f".{repo.commit}{MARKER_SUFFIX}").exists() and target.is_dir())
     if not reuse:
         staging = base / ".incoming"
         shutil.rmtree(staging, ignore_errors=True)
@@ -135,7 +141,7 @@ def take_snapshot(
         target = base / head
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-    marker = base / f".{target.name}.complete"
+    marker = base / f".{target.name}{MARKER_SUFFIX}"
     for old in base.iterdir():  # keep only the current commit's checkout
         if old.name not in (target.name, marker.name):
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)

@@ -2,11 +2,12 @@
 
 An unchanged repository (same main head, same scanner and rules versions) is neither cloned
 nor rescanned: its findings come from the results cache. Snapshots are taken in parallel and
-scanned in bounded batches (process-heavy tools run once per batch), then deleted, so memory and
-disk stay bounded whatever the number of repositories. A clone failure, or a scanner failing on
-one batch or repository, becomes a `scan_runs` row with the error; nothing else stops. A scan that
-could not judge everything (SCA without advisory data for an ecosystem it met) is `not_evaluable`,
-with the reason, cached as such: new advisory data changes the scanner version, which rescans it.
+scanned in bounded batches (by count and by bytes; process-heavy tools run once per batch, over the
+batch's own folder), then deleted, so memory and disk stay bounded whatever the number of
+repositories. A clone failure, or a scanner failing on one batch or repository, becomes a
+`scan_runs` row with the error; nothing else stops. A scan that could not judge everything (SCA
+without advisory data for an ecosystem it met) is `not_evaluable`, with the reason, cached as such:
+new advisory data changes the scanner version, which rescans it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ from .base import CodeScanner, ScanOutput
 from .snapshot import Snapshot, SnapshotLimits, take_snapshot
 
 log = logging.getLogger(__name__)
+
+# A batch is one semgrep and one checkov process (their start-up costs ~10 s of CPU together, a repository of
+# the benchmark's ~0.1 s more): large enough that a shard (DEFAULT_REPOSITORIES_PER_SHARD = 100) is one batch,
+# and bounded by the bytes checked out at once (a repository may hold up to SnapshotLimits.max_repo_bytes).
+DEFAULT_BATCH_SIZE = 250
+DEFAULT_BATCH_BYTES = 1024**3
 
 REPOSITORY_FILES_SCHEMA = pa.schema(
     [
@@ -168,14 +175,17 @@ def scan_repositories(
     scanners: list[CodeScanner] | None = None,
     home: Path,
     clock: Clock | None = None,
-    batch_size: int = 20,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
     clone_workers: int = 4,
     limits: SnapshotLimits | None = None,
     previous_files: list[dict] = (),
     progress: Callable[[str], None] | None = None,
 ) -> ScanStageReport:
-    """Scan the selected rows of the `repositories` raw table (they carry `main_head`).
-    `previous_files` (the last `repository_files`) is carried forward for repositories not cloned."""
+    """Scan the selected rows of the `repositories` raw table (they carry `main_head`), in batches of up to
+    `batch_size` repositories and `batch_bytes` of checked-out files (whichever comes first: the batch's
+    checkouts are on disk together). `previous_files` (the last `repository_files`) is carried forward for
+    repositories not cloned."""
     started = time.perf_counter()
     clock = clock or SystemClock()
     scanners = scanners if scanners is not None else default_scanners()
@@ -213,13 +223,25 @@ def scan_repositories(
             if paths is None:
                 paths = [f["path"] for f in previous_files if f["repository_uuid"] == ref.repository_uuid]
             report.repository_files += _file_rows(ref, paths)
-    # checkouts go to a directory of this run alone: another run on the same home never deletes them
+    # checkouts go to a directory of this run alone: another run on the same home never deletes them; each
+    # batch to a folder of its own, which the process-heavy tools take as their one target (batch_targets)
     with private_workdir(home / "cache" / "snapshots") as workdir:
-        snapshot_root = workdir / git.connection_name
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            snapshots = _snapshots(
-                batch, git, snapshot_root, limits, clone_workers, report, scanners, versions, now, cache
+        start = 0
+        while start < len(todo):
+            batch_root = workdir / git.connection_name / f"batch-{start}"
+            snapshots, start = _snapshots(
+                todo,
+                start,
+                batch_size,
+                batch_bytes,
+                git,
+                batch_root,
+                limits,
+                clone_workers,
+                report,
+                versions,
+                now,
+                cache,
             )
             try:
                 for scanner in scanners:
@@ -227,8 +249,9 @@ def scan_repositories(
             finally:
                 for _, snap, _ in snapshots:
                     shutil.rmtree(snap.root, ignore_errors=True)  # checkouts hold raw secrets: keep none at rest
+                shutil.rmtree(batch_root, ignore_errors=True)
             if progress:
-                progress(f"scanned {min(start + batch_size, len(todo))}/{len(todo)} repositories")
+                progress(f"scanned {start}/{len(todo)} repositories")
     report.git_operations = git.operations - git_before
     report.seconds = time.perf_counter() - started
     return report
@@ -270,7 +293,10 @@ def _file_rows(ref: RepoRef, paths: list[str]) -> list[dict]:
     ]
 
 
-def _snapshots(batch, git, root, limits, workers, report, scanners, versions, now, cache):
+def _snapshots(todo, start, batch_size, batch_bytes, git, root, limits, workers, report, versions, now, cache):
+    """Check out the next batch of `todo` from `start` (`workers` clones at a time) until it holds `batch_size`
+    repositories or `batch_bytes` of files; returns its snapshots and where the next batch starts."""
+
     def clone(item):
         ref, row, wanted = item
         try:
@@ -278,28 +304,32 @@ def _snapshots(batch, git, root, limits, workers, report, scanners, versions, no
         except Exception as exc:  # noqa: BLE001 - git refused or timed out, or the checkout could not be written
             return ref, exc, wanted
 
-    taken = []
+    taken, size, end = [], 0, min(len(todo), start + batch_size)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for ref, result, wanted in pool.map(clone, batch):
-            if isinstance(result, Snapshot):
-                report.cloned += 1
-                taken.append((ref, result, wanted))
-                paths = [path for path in result.paths() if path.count("/") <= 1]
-                cache.put_files(ref, paths)
-                report.repository_files += _file_rows(ref, paths)
-                continue
-            for scanner in wanted:  # a repository that cannot be cloned: a scan-error row per scanner
-                _record(
-                    report,
-                    scanner,
-                    versions[scanner.name],
-                    ref,
-                    ScanOutput(ref.repository_uuid, error=f"clone failed: {result}"),
-                    cached=False,
-                    seconds=0.0,
-                    now=now,
-                )
-    return taken
+        while start < end and size < batch_bytes:
+            chunk = todo[start : min(end, start + workers)]
+            start += len(chunk)
+            for ref, result, wanted in pool.map(clone, chunk):
+                if isinstance(result, Snapshot):
+                    report.cloned += 1
+                    size += result.bytes_total
+                    taken.append((ref, result, wanted))
+                    paths = [path for path in result.paths() if path.count("/") <= 1]
+                    cache.put_files(ref, paths)
+                    report.repository_files += _file_rows(ref, paths)
+                    continue
+                for scanner in wanted:  # a repository that cannot be cloned: a scan-error row per scanner
+                    _record(
+                        report,
+                        scanner,
+                        versions[scanner.name],
+                        ref,
+                        ScanOutput(ref.repository_uuid, error=f"clone failed: {result}"),
+                        cached=False,
+                        seconds=0.0,
+                        now=now,
+                    )
+    return taken, start
 
 
 def _record(

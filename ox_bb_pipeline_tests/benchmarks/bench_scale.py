@@ -2,7 +2,8 @@
 files), simulated clock.
 
 - Extraction: a first full extract through a workspace access token, paced at the base 1,000 requests/hour
-  and at the scaled 10,000/hour (a Premium workspace of 1,000 paid seats); simulated hours and 429 answers.
+  and at the scaled 10,000/hour (a Premium workspace of 1,000 paid seats); simulated hours and 429 answers,
+  and what the extract costs here: wall time, requests/s, CPU seconds (client, in-process sandbox, git).
 - Scan on Celery (the default): the first OX_BB_BENCH_SCALE_SCAN_REPOS repositories (default: all of them,
   the whole connection) scanned by the production path: the `scan_on_celery` job (plan, one `scan_shard`
   step per shard, merge) launched with `dagster job execute` on a PostgreSQL instance (deploy/dagster.yaml),
@@ -101,10 +102,11 @@ def _extract(server, clock, home: Path, label: str, plan: str, seats: int, budge
         conn, clock=clock, sleep=clock.advance, budget=RequestBudget(budget, clock, sleep=clock.advance)
     )
     git = GitAccess(conn.name, conn.git_url, client.auth.git_credentials)
-    t0, sim0 = time.perf_counter(), clock.now()
+    t0, sim0, cpu0 = time.perf_counter(), clock.now(), _cpu()
     report = Extractor(
         client, git, redact_yml=redact_text, previous={}, state={"repositories": {}}, clock=clock, home=home
     ).run()
+    wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
     stats = requests.get(f"{server.base_url}/_sandbox/stats", timeout=10).json()
     return {
         "limit": label,
@@ -113,10 +115,19 @@ def _extract(server, clock, home: Path, label: str, plan: str, seats: int, budge
         "rest_requests": stats["rest_total"],
         "rate_limited": stats["rate_limited"],
         "simulated_hours": (clock.now() - sim0).total_seconds() / 3600,
-        "wall_seconds": time.perf_counter() - t0,
+        "wall_seconds": wall,
+        # this process (the client, the in-process sandbox serving it) and its git processes, both sides
+        "cpu_seconds": cpu,
+        "requests_per_second": stats["rest_total"] / max(wall, 1e-9),
         "rows": report.rows,
         "git": git,
     }
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of the child processes it has waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _children() -> tuple[float, int]:
@@ -360,7 +371,9 @@ def run(quick: bool = False) -> dict:
         extracts = []
         for label, limit in LIMITS.items():
             extracts.append(_extract(server, clock, home, label, *limit))
-            _progress(f"extract at {label}: {extracts[-1]['wall_seconds']:.0f} s")
+            _progress(
+                f"extract at {label}: {extracts[-1]['wall_seconds']:.0f} s, {extracts[-1]['cpu_seconds']:.0f} s CPU"
+            )
         rows = extracts[-1]["rows"]
         git = extracts[-1]["git"]
         scanned = [r for r in rows["repositories"] if r.get("selected") and r.get("main_head")][:m]
@@ -398,6 +411,13 @@ def run(quick: bool = False) -> dict:
             ),
             (f"extract {e['limit']}: REST requests", e["rest_requests"], f"{e['rest_requests'] / n:.1f} / repo"),
             (f"extract {e['limit']}: 429 answers", e["rate_limited"], "target 0"),
+            (
+                f"extract {e['limit']}: wall (s)",
+                e["wall_seconds"],
+                f"{e['requests_per_second']:.0f} requests/s; CPU {e['cpu_seconds']:.0f} s "
+                f"({1000 * e['cpu_seconds'] / max(1, e['rest_requests']):.1f} ms a request: client, in-process "
+                "sandbox and git, both sides)",
+            ),
         ]
     summary = {
         "repositories": n,
@@ -440,8 +460,8 @@ def _celery_rows(scans: list[dict], n: int, m: int, large: int, shards: int, sum
             ),
         ]
     # Projection from the 1-worker run (each shard ran alone) to `target` repositories on 16 workers with a core
-    # each: a shard costs its repositories × the measured cost per repository (tool start-ups once per batch of
-    # 20 included); the steps outside the shards (plan, merge, the data-quality check) scale with the
+    # each: a shard costs its repositories × the measured cost per repository (the tools' start-ups, once per
+    # shard, included); the steps outside the shards (plan, merge, the data-quality check) scale with the
     # repositories, the launch does not; S shards on W workers take ceil(S / W) rounds. On the shared machine a
     # step's wall time holds other people's load: `dedicated` scales every step by the workers' CPU seconds over
     # their step seconds (the share of a core they got) and counts the launcher's CPU seconds as its start.

@@ -157,6 +157,10 @@ def test_resource_address_drops_checkout_paths_and_line_spans():
         == "/bitbucket-pipelines.yml.[{image:image}].CKV_X"
     )
     assert resource_address("aws_s3_bucket.exports", root) == "aws_s3_bucket.exports"
+    # a batch scanned from its folder: checkov names the Dockerfile by its path from that folder
+    assert resource_address("/acme/infra/0123abc/docker/Dockerfile.FROM", root, "acme/infra/0123abc") == (
+        "/docker/Dockerfile.FROM"
+    )
 
 
 def test_a_missing_tool_gives_every_snapshot_an_error(snapshots, monkeypatch, tmp_path):
