@@ -182,21 +182,35 @@ def _holds_only_markers(path: Path) -> bool:
 
 
 def isolating_failures(
-    snapshots: list[Snapshot], scan: Callable[[list[Snapshot]], list[ScanOutput]], tool: str
+    snapshots: list[Snapshot],
+    scan: Callable[[list[Snapshot], str], list[ScanOutput]],
+    tool: str,
+    version: Callable[[], str],
 ) -> list[ScanOutput]:
-    """`scan` (one tool process) over the whole batch; when the tool fails on it, over each half again,
-    down to the repository that makes it fail, so that a bad repository fails alone however large the
-    batch. A timeout is not split (each half could cost the time limit again), and splitting stops after
-    2·log2(n) + 1 more runs (a tool that fails on everything): the rest is reported failed."""
+    """`scan(part, version)` (one tool process) over the whole batch; when the tool fails on it, over each
+    half again, down to the repository that makes it fail, so that a bad repository fails alone however large
+    the batch. A tool whose version cannot be read (it cannot start) is every snapshot's error. A timeout is
+    not split (each half could cost the time limit again), and splitting stops after 2·log2(n) + 1 more runs
+    (a tool that fails on everything): the rest is reported failed."""
+    if not snapshots:
+        return []
+
+    def failed(part: list[Snapshot], exc: Exception) -> list[ScanOutput]:
+        error = f"{tool} failed on the batch: {type(exc).__name__}: {exc}"
+        return [ScanOutput(s.repo.repository_uuid, error=error) for s in part]
+
+    try:
+        tool_version = version()
+    except Exception as exc:  # noqa: BLE001 - a tool that cannot start is every snapshot's error
+        return failed(snapshots, exc)
     budget = [2 * math.ceil(math.log2(len(snapshots))) + 1 if len(snapshots) > 1 else 0]
 
     def attempt(part: list[Snapshot]) -> list[ScanOutput]:
         try:
-            return scan(part)
+            return scan(part, tool_version)
         except Exception as exc:  # noqa: BLE001 - a failed batch is its snapshots' error, never the run's
             if isinstance(exc, TimeoutError) or len(part) == 1 or budget[0] < 2:
-                error = f"{tool} failed on the batch: {type(exc).__name__}: {exc}"
-                return [ScanOutput(s.repo.repository_uuid, error=error) for s in part]
+                return failed(part, exc)
             budget[0] -= 2
             middle = len(part) // 2
             return attempt(part[:middle]) + attempt(part[middle:])

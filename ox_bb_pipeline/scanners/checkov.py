@@ -73,14 +73,7 @@ class CheckovScanner:
         return (*FRAMEWORKS, "helm") if self.helm else FRAMEWORKS
 
     def scan(self, snapshots: list[Snapshot]) -> list[ScanOutput]:
-        if not snapshots:
-            return []
-        try:
-            version = self.version()
-        except Exception as exc:  # noqa: BLE001 - a tool that cannot start is every snapshot's error
-            error = f"checkov failed on the batch: {type(exc).__name__}: {exc}"
-            return [ScanOutput(s.repo.repository_uuid, error=error) for s in snapshots]
-        return isolating_failures(snapshots, lambda part: self._scan(part, version), self.name)
+        return isolating_failures(snapshots, self._scan, self.name, self.version)
 
     def _scan(self, snapshots: list[Snapshot], version: str) -> list[ScanOutput]:
         """One checkov process over `snapshots`; raises when it fails."""

@@ -159,3 +159,18 @@ def test_paths_are_attributed_to_the_innermost_root(tmp_path):
     assert roots.owner(str(outer / "z.py")) == (0, "z.py")
     assert roots.owner(str(tmp_path / "c" / "z.py")) is None
     assert roots.owner("") is None
+
+
+@pytest.mark.parametrize("scanner", [SemgrepScanner, CheckovScanner])
+def test_a_tool_that_cannot_start_is_every_repository_of_the_batch_error_and_starts_no_process(scanner, tmp_path):
+    snapshots = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "app.py").write_text("print('hello')\n")
+        repo = RepoRef("test", "ws", "{" + name + "}", name, "c0ffee")
+        snapshots.append(Snapshot(repo=repo, root=tmp_path / name, files=[], skipped=[], bytes_total=0))
+    tool = scanner(tools=tmp_path / "no-tools-here")
+    outputs = tool.scan(snapshots)
+    assert [o.repository_uuid for o in outputs] == ["{one}", "{two}"]
+    assert all(o.error and o.error.startswith(f"{tool.name} failed on the batch: ") for o in outputs)
+    assert tool.runs == []
