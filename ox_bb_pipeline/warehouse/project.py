@@ -80,24 +80,6 @@ def invoke(
         return child.run()
 
 
-def start(
-    command: list[str],
-    *,
-    vars: dict,
-    dbt_dir: Path,
-    project_dir: Path | None = None,
-    target_path: Path | None = None,
-) -> DbtProcess:
-    """Start one dbt command in a child process that waits for `run()` (use it as a context manager: leaving it
-    without `run()` stops the child before it opens the database). Until then the child imports dbt and loads the
-    project's manifest (the manifest cache in `dbt_dir`, else a parse), so a caller that starts it before it
-    prepares the database does that work meanwhile. A child, not dbtRunner in this process: dbt-duckdb keeps its
-    DuckDB connection open after a command (the next build would write through it into the file that was swapped
-    in), and dbt's global state is not safe across threads. dbt writes into `dbt_dir` (target/ unless
-    `target_path` is given, and logs/)."""
-    return DbtProcess(command, vars=vars, dbt_dir=dbt_dir, project_dir=project_dir, target_path=target_path)
-
-
 def manifest_cache(dbt_dir: Path, project_dir: Path, vars: dict) -> Path:
     """Where the child keeps the parsed manifest (a pickle, as dbt itself passes manifests between processes) for
     this project version, these vars, the database name and this dbt: one file per combination, any home."""
@@ -114,7 +96,13 @@ def manifest_cache(dbt_dir: Path, project_dir: Path, vars: dict) -> Path:
 
 
 class DbtProcess:
-    """One dbt command in a child process (`dbt_child`), started at once, run by `run()`."""
+    """One dbt command in a child process (`dbt_child`), started at once, waiting for `run()` (use it as a context
+    manager: leaving it without `run()` stops the child before it opens the database). Until then the child imports
+    dbt and loads the project's manifest (the manifest cache in `dbt_dir`, else a parse), so a caller that starts it
+    before it prepares the database does that work meanwhile. A child, not dbtRunner in this process: dbt-duckdb
+    keeps its DuckDB connection open after a command (the next build would write through it into the file that was
+    swapped in), and dbt's global state is not safe across threads. dbt writes into `dbt_dir` (target/ unless
+    `target_path` is given, and logs/)."""
 
     def __init__(
         self,
@@ -216,6 +204,9 @@ class DbtProcess:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+start = DbtProcess  # start(command, vars=..., dbt_dir=...) reads as what it does
 
 
 def lake_source_tables(project_dir: Path | None = None) -> list[str]:
