@@ -24,7 +24,7 @@ from .conftest import NOW
 
 def test_an_empty_lake_builds_every_model_with_typed_empty_tables(lake):
     result = lake.build()
-    assert set(result.rows) == {m.name for m in discover()}
+    assert set(result.rows) == {m.name for m in discover() if m.materialized != "view"}  # views are not counted
     assert set(result.rows.values()) == {0}
     assert lake.rows(
         "SELECT data_type FROM duckdb_columns() WHERE table_name = 'findings_queue' "
