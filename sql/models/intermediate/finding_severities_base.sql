@@ -37,45 +37,88 @@ finding_factors AS (
     SELECT subject AS finding_id, list(factor) AS factors FROM factors WHERE scope = 'finding' GROUP BY ALL
 ),
 
-candidates AS (
-    SELECT f.*, list_concat(coalesce(r.factors, []), coalesce(a.factors, []), coalesce(x.factors, [])) AS held
-    FROM (SELECT finding_id, rule_id, category, exploitable, base_severity, repository_uuid, application
-          FROM {{ ref('findings') }}
-          {%- if is_incremental() %}
-          WHERE repository_uuid IN {{ changed_severity_repositories() }}
-          {%- endif %}) AS f
-    LEFT JOIN repository_factors AS r USING (repository_uuid)
-    LEFT JOIN application_factors AS a USING (application)
-    LEFT JOIN finding_factors AS x USING (finding_id)
+findings_in_scope AS NOT MATERIALIZED (
+    -- read three times (once per path below): a scan is cheaper than a materialised copy
+    SELECT finding_id, rule_id, category, exploitable, base_severity, repository_uuid, application
+    FROM {{ ref('findings') }}
+    {%- if is_incremental() %}
+    WHERE repository_uuid IN {{ changed_severity_repositories() }}
+    {%- endif %}
+),
+
+held_sets AS (
+    -- what a finding holds depends only on its repository, application, category and exploitability unless it
+    -- has factors of its own (most findings have none): those findings one by one, the others once per such
+    -- context (`own` false), joined back in per_finding; the same list_concat as for a single finding
+    SELECT true AS own, f.finding_id, f.rule_id, f.category, f.exploitable, f.base_severity, f.repository_uuid,
+           f.application,
+           list_concat(coalesce(r.factors, []), coalesce(a.factors, []), coalesce(x.factors, [])) AS held
+    FROM findings_in_scope AS f
+    JOIN finding_factors AS x ON x.finding_id = f.finding_id
+    LEFT JOIN repository_factors AS r ON r.repository_uuid = f.repository_uuid
+    LEFT JOIN application_factors AS a ON a.application = f.application
+    UNION ALL
+    SELECT false AS own, NULL, NULL, k.category, k.exploitable, NULL, k.repository_uuid, k.application,
+           list_concat(coalesce(r.factors, []), coalesce(a.factors, []), []) AS held
+    FROM (SELECT DISTINCT category, exploitable, repository_uuid, application FROM findings_in_scope) AS k
+    LEFT JOIN repository_factors AS r ON r.repository_uuid = k.repository_uuid
+    LEFT JOIN application_factors AS a ON a.application = k.application
 ),
 
 applied AS (
     -- relevant to the finding (a scope names its category, exploitable weaknesses only if it says so)
-    -- and not switched off by another condition that holds for it
-    SELECT c.* EXCLUDE (held),
-           list_sort([k FOR k IN c.held
-                      IF len([s FOR s IN k.applies_to
-                              IF s.category = c.category AND (NOT s.exploitable_only OR c.exploitable)]) > 0
-                      AND NOT list_has_any(k.except_when, [h.condition FOR h IN c.held])]) AS applied_factors
-    FROM candidates AS c
+    -- and not switched off by another condition that holds for it; the held conditions are listed once per
+    -- row, not inside the lambda (that copied the whole held list for every factor)
+    SELECT c.* EXCLUDE (held, held_conditions),
+           list_sort(list_filter(c.held, lambda k:
+               len([s FOR s IN k.applies_to
+                    IF s.category = c.category AND (NOT s.exploitable_only OR c.exploitable)]) > 0
+               AND NOT list_has_any(k.except_when, c.held_conditions))) AS applied_factors
+    FROM (SELECT *, [h.condition FOR h IN held] AS held_conditions FROM held_sets) AS c
+),
+
+summaries AS (
+    -- everything the output needs from the applied factors, once per held set
+    SELECT a.* EXCLUDE (applied_factors),
+           len(a.applied_factors) AS applied_count,
+           coalesce(list_sum([k.delta FOR k IN a.applied_factors]), 0)::INTEGER AS delta,
+           array_to_string([k.phrase FOR k IN a.applied_factors], '; ') AS reasons,
+           coalesce(list_max([k.at_least_rank FOR k IN a.applied_factors]), 0) AS at_least_rank,
+           [{'name': k.name, 'direction': k.direction, 'steps': k.steps, 'evidence': k.evidence}
+            FOR k IN a.applied_factors] AS factor_list
+    FROM applied AS a
+),
+
+per_finding AS (
+    SELECT finding_id, rule_id, base_severity, repository_uuid, application,
+           applied_count, delta, reasons, at_least_rank, factor_list
+    FROM summaries WHERE own
+    UNION ALL
+    -- a NULL key part matches NULL (the findings grouped there share one held set)
+    SELECT f.finding_id, f.rule_id, f.base_severity, f.repository_uuid, f.application,
+           s.applied_count, s.delta, s.reasons, s.at_least_rank, s.factor_list
+    FROM findings_in_scope AS f
+    JOIN summaries AS s
+        ON NOT s.own AND s.category IS NOT DISTINCT FROM f.category
+        AND s.exploitable IS NOT DISTINCT FROM f.exploitable
+        AND s.repository_uuid IS NOT DISTINCT FROM f.repository_uuid
+        AND s.application IS NOT DISTINCT FROM f.application
+    WHERE NOT EXISTS (SELECT 1 FROM factors AS x WHERE x.scope = 'finding' AND x.subject = f.finding_id)
 ),
 
 ranked AS (
-    SELECT a.*,
+    SELECT p.*,
            coalesce(b.severity_rank, 2) AS base_rank,
-           coalesce(b.label, a.base_severity) AS base_label,
-           coalesce(list_sum([k.delta FOR k IN a.applied_factors]), 0)::INTEGER AS delta,
-           array_to_string([k.phrase FOR k IN a.applied_factors], '; ') AS reasons
-    FROM applied AS a
-    LEFT JOIN {{ invoker_input('config_severity_levels') }} AS b ON b.severity = a.base_severity
+           coalesce(b.label, p.base_severity) AS base_label
+    FROM per_finding AS p
+    LEFT JOIN {{ invoker_input('config_severity_levels') }} AS b ON b.severity = p.base_severity
 ),
 
 final AS (
     -- context never turns a finding into `info`: the floor is low (or info when it started there);
     -- raising stops one step above the base severity, unless a factor lifts it to `at_least`
     SELECT *,
-           greatest(least(base_rank, 1), least(4, base_rank + 1, base_rank + delta),
-                    coalesce(list_max([k.at_least_rank FOR k IN applied_factors]), 0)) AS factor_rank
+           greatest(least(base_rank, 1), least(4, base_rank + 1, base_rank + delta), at_least_rank) AS factor_rank
     FROM ranked
 ),
 
@@ -102,8 +145,7 @@ SELECT
     l.severity AS final_severity,
     f.final_rank AS severity_rank,
     list_concat(
-        [{'name': k.name, 'direction': k.direction, 'steps': k.steps, 'evidence': k.evidence}
-         FOR k IN f.applied_factors],
+        f.factor_list,
         CASE WHEN f.workflow_rule IS NOT NULL THEN
             [{'name': 'workflow:' || f.workflow_rule,
               'direction': CASE WHEN f.final_rank > f.factor_rank THEN 'up'
@@ -111,7 +153,7 @@ SELECT
               'steps': abs(f.final_rank - f.factor_rank), 'evidence': f.workflow_reason}]
         END) AS severity_factors,
     CASE
-        WHEN len(f.applied_factors) = 0
+        WHEN f.applied_count = 0
             THEN f.base_label || ': the base severity of rule ' || f.rule_id || '; no severity factor applies'
         WHEN f.factor_rank = f.base_rank
             THEN f.base_label || ' (unchanged): ' || f.reasons
