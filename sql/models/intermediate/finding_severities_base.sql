@@ -7,22 +7,45 @@
                    "{{ changed_severity_repositories() }} OR repository_uuid NOT IN "
                    "(SELECT repository_uuid FROM {{ ref('finding_severity_digests') }}){% endif %}") }}
 -- depends_on: {{ ref('finding_severity_digests') }}
-WITH factors AS (
-    -- the catalog's verdict on each condition that holds; factor_order first so lists sort by it
+WITH catalog AS MATERIALIZED (
+    -- a factor is carried through the lists below as {pos, evidence}: pos numbers the catalog by factor_order
+    -- (the runner numbers the catalog 1..n, so it is unique), and the rest of the catalog entry is looked up by
+    -- pos only where needed. Sorting {pos, evidence} orders exactly as the whole entry would: factor_order
+    -- first, then the evidence (everything else follows from factor_order and evidence). list() of wide
+    -- structs (lists of applies_to structs inside) was most of this model's cost.
+    SELECT row_number() OVER (ORDER BY c.factor_order) AS pos, c.*, l.severity_rank AS at_least_rank,
+           CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END AS delta
+    FROM {{ invoker_input('config_severity_factors') }} AS c
+    LEFT JOIN {{ invoker_input('config_severity_levels') }} AS l ON l.severity = c.at_least
+),
+
+catalog_lists AS (
+    -- the entries by pos; blockers[pos]: the entries whose condition switches entry pos off (except_when)
+    SELECT CASE WHEN count(DISTINCT c.factor_order) = count(*) AND count(c.factor_order) = count(*)
+                THEN list(c.name ORDER BY c.pos)
+                ELSE error('config_severity_factors: factor_order must be set and unique (the runner numbers '
+                           || 'the factor catalog 1..n); rebuild the warehouse with the runner')
+           END AS names,
+           list(c.direction ORDER BY c.pos) AS directions,
+           list(c.steps ORDER BY c.pos) AS steps,
+           list(c.delta ORDER BY c.pos) AS deltas,
+           list(c.at_least_rank ORDER BY c.pos) AS at_least_ranks,
+           list(c.sentence ORDER BY c.pos) AS sentences,
+           list(CASE WHEN c.except_when IS NOT NULL
+                     THEN [b.pos FOR b IN (SELECT list({'pos': pos, 'condition': condition}) FROM catalog)
+                           IF list_contains(c.except_when, b.condition)] END ORDER BY c.pos) AS blockers
+    FROM catalog AS c
+),
+
+factors AS (
+    -- the catalog's verdict on each condition that holds
     SELECT e.scope, e.subject,
-           {'factor_order': c.factor_order, 'name': c.name, 'direction': c.direction, 'steps': c.steps,
+           {'pos': c.pos,
             -- the days of inactivity change daily by themselves: a placeholder here, today's value in the view
             'evidence': CASE WHEN e.condition = 'inactive_repository' THEN {{ inactive_days_placeholder() }}
-                             ELSE e.evidence END,
-            'condition': c.condition, 'applies_to': c.applies_to,
-            'except_when': c.except_when, 'at_least_rank': l.severity_rank,
-            'delta': CASE c.direction WHEN 'up' THEN c.steps WHEN 'down' THEN -c.steps ELSE 0 END,
-            'phrase': replace(c.sentence, '{evidence}',
-                              CASE WHEN e.condition = 'inactive_repository' THEN {{ inactive_days_placeholder() }}
-                                   ELSE coalesce(e.evidence, '') END)} AS factor
+                             ELSE e.evidence END} AS factor
     FROM {{ ref('severity_evidence') }} AS e
-    JOIN {{ invoker_input('config_severity_factors') }} AS c USING (condition)
-    LEFT JOIN {{ invoker_input('config_severity_levels') }} AS l ON l.severity = c.at_least
+    JOIN catalog AS c USING (condition)
 ),
 
 repository_factors AS (
@@ -65,28 +88,46 @@ held_sets AS (
     LEFT JOIN application_factors AS a ON a.application = k.application
 ),
 
+relevance AS (
+    -- the entries relevant to a category and exploitability (a scope names the category, exploitable
+    -- weaknesses only if it says so)
+    SELECT k.category, k.exploitable,
+           coalesce(list(c.pos) FILTER (WHERE len([s FOR s IN c.applies_to
+                                                   IF s.category = k.category
+                                                   AND (NOT s.exploitable_only OR k.exploitable)]) > 0),
+                    []) AS positions
+    FROM (SELECT DISTINCT category, exploitable FROM findings_in_scope) AS k
+    CROSS JOIN catalog AS c
+    GROUP BY k.category, k.exploitable
+),
+
 applied AS (
-    -- relevant to the finding (a scope names its category, exploitable weaknesses only if it says so)
-    -- and not switched off by another condition that holds for it; the held conditions are listed once per
-    -- row, not inside the lambda (that copied the whole held list for every factor)
-    SELECT c.* EXCLUDE (held, held_conditions),
+    -- relevant to the finding and not switched off by another condition that holds for it
+    SELECT c.* EXCLUDE (held, held_positions, relevant),
            list_sort(list_filter(c.held, lambda k:
-               len([s FOR s IN k.applies_to
-                    IF s.category = c.category AND (NOT s.exploitable_only OR c.exploitable)]) > 0
-               AND NOT list_has_any(k.except_when, c.held_conditions))) AS applied_factors
-    FROM (SELECT *, [h.condition FOR h IN held] AS held_conditions FROM held_sets) AS c
+               list_contains(c.relevant, k.pos) AND NOT list_has_any(cat.blockers[k.pos], c.held_positions)))
+               AS applied_factors
+    FROM (SELECT h.*, [k.pos FOR k IN h.held] AS held_positions, coalesce(r.positions, []) AS relevant
+          FROM held_sets AS h
+          LEFT JOIN relevance AS r
+              ON r.category IS NOT DISTINCT FROM h.category AND r.exploitable IS NOT DISTINCT FROM h.exploitable)
+         AS c
+    CROSS JOIN catalog_lists AS cat
 ),
 
 summaries AS (
     -- everything the output needs from the applied factors, once per held set
     SELECT a.* EXCLUDE (applied_factors),
            len(a.applied_factors) AS applied_count,
-           coalesce(list_sum([k.delta FOR k IN a.applied_factors]), 0)::INTEGER AS delta,
-           array_to_string([k.phrase FOR k IN a.applied_factors], '; ') AS reasons,
-           coalesce(list_max([k.at_least_rank FOR k IN a.applied_factors]), 0) AS at_least_rank,
-           [{'name': k.name, 'direction': k.direction, 'steps': k.steps, 'evidence': k.evidence}
+           coalesce(list_sum([cat.deltas[k.pos] FOR k IN a.applied_factors]), 0)::INTEGER AS delta,
+           array_to_string([replace(cat.sentences[k.pos], '{evidence}', coalesce(k.evidence, ''))
+                            FOR k IN a.applied_factors], '; ') AS reasons,
+           coalesce(list_max([cat.at_least_ranks[k.pos] FOR k IN a.applied_factors]), 0) AS at_least_rank,
+           [{'name': cat.names[k.pos], 'direction': cat.directions[k.pos], 'steps': cat.steps[k.pos],
+             'evidence': k.evidence}
             FOR k IN a.applied_factors] AS factor_list
     FROM applied AS a
+    CROSS JOIN catalog_lists AS cat
 ),
 
 per_finding AS (
