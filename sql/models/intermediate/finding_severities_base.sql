@@ -185,14 +185,15 @@ SELECT
     f.delta AS severity_steps,
     l.severity AS final_severity,
     f.final_rank AS severity_rank,
-    list_concat(
+    -- factor_list is never NULL, so list_concat with the NULL of no workflow is factor_list itself
+    CASE WHEN f.workflow_rule IS NULL THEN f.factor_list ELSE list_concat(
         f.factor_list,
         CASE WHEN f.workflow_rule IS NOT NULL THEN
             [{'name': 'workflow:' || f.workflow_rule,
               'direction': CASE WHEN f.final_rank > f.factor_rank THEN 'up'
                                 WHEN f.final_rank < f.factor_rank THEN 'down' ELSE 'explain' END,
               'steps': abs(f.final_rank - f.factor_rank), 'evidence': f.workflow_reason}]
-        END) AS severity_factors,
+        END) END AS severity_factors,
     CASE
         WHEN f.applied_count = 0
             THEN f.base_label || ': the base severity of rule ' || f.rule_id || '; no severity factor applies'
