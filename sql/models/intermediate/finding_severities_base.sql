@@ -61,7 +61,7 @@ finding_factors AS (
 ),
 
 findings_in_scope AS NOT MATERIALIZED (
-    -- read three times (once per path below): a scan is cheaper than a materialised copy
+    -- read four times below (each path, relevance): a scan is cheaper than a materialised copy
     SELECT finding_id, rule_id, category, exploitable, base_severity, repository_uuid, application
     FROM {{ ref('findings') }}
     {%- if is_incremental() %}
