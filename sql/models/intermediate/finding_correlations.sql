@@ -22,13 +22,21 @@ islands AS (
     FROM reaches AS r, {{ invoker_input('build_context') }} AS ctx
 ),
 
+correlated AS (
+    -- the islands more than one scanner reports (few): the ordered lists below only for those
+    SELECT repository_uuid, file_path, cwe_family, island
+    FROM islands
+    GROUP BY ALL
+    HAVING count(DISTINCT scanner) > 1
+),
+
 problems AS (
     SELECT repository_uuid, file_path, cwe_family, island,
            list(finding_id ORDER BY severity_rank DESC, start_line, scanner, finding_id) AS problem_finding_ids,
            list_sort(list_distinct(list(scanner || ':' || rule_id))) AS detected_by
     FROM islands
+    JOIN correlated USING (repository_uuid, file_path, cwe_family, island)
     GROUP BY ALL
-    HAVING count(DISTINCT scanner) > 1
 )
 
 SELECT i.finding_id, p.problem_finding_ids[1] AS problem_id, i.finding_id = p.problem_finding_ids[1] AS is_primary,
