@@ -92,9 +92,16 @@ scan_evidence AS (
     GROUP BY ALL
 ),
 
-open_findings AS (
-    SELECT finding_id, rule_id, status = 'suppressed' AS accepted, application, repository_uuid, workspace,
-           file_path, list_distinct(controls) AS controls,
+open_findings AS NOT MATERIALIZED (
+    -- a file belongs to its application; a repository setting to each application of the repository; a workspace
+    -- setting to each application of the workspace: the scope and its key, the other keys NULL. Not materialised:
+    -- finding_ids reads only its narrow columns
+    SELECT finding_id, rule_id, status = 'suppressed' AS accepted, controls,
+           CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
+                WHEN repository_uuid = '' THEN 'workspace' END AS scope,
+           if(file_path IS NOT NULL, application, NULL) AS application,
+           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
+           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace,
            coalesce(repository || '/' || file_path, repository, workspace) AS place,
            final_severity || ': ' || title
                || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || coalesce(suppression_reason, triage_reason)
@@ -102,25 +109,10 @@ open_findings AS (
     FROM {{ ref('findings_queue') }}
     -- a correlated finding still fails its own controls; its problem is one queue item
     WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
+      AND (file_path IS NOT NULL OR repository_uuid IS NOT NULL)
     {%- if is_incremental() %}
       AND (file_path IS NULL OR application IN {{ changed_compliance_applications() }})
     {%- endif %}
-),
-
-open_finding_controls AS MATERIALIZED (
-    -- a file belongs to its application; a repository setting to each application of the
-    -- repository; a workspace setting to each application of the workspace
-    SELECT o.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
-    FROM open_findings AS o
-    WHERE o.file_path IS NOT NULL
-    UNION ALL
-    SELECT ar.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
-    FROM open_findings AS o JOIN app_repos AS ar USING (repository_uuid)
-    WHERE o.file_path IS NULL AND o.repository_uuid <> ''
-    UNION ALL
-    SELECT ar.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
-    FROM open_findings AS o JOIN app_repos AS ar USING (workspace)
-    WHERE o.file_path IS NULL AND o.repository_uuid = ''
 ),
 
 finding_ids AS (
@@ -128,7 +120,28 @@ finding_ids AS (
            list(finding_id) FILTER (WHERE NOT accepted) AS failing,
            list(finding_id) FILTER (WHERE accepted) AS accepted,
            count(*) AS n
-    FROM open_finding_controls
+    FROM (
+        SELECT o.application, unnest(list_distinct(o.controls)) AS control_id, o.finding_id, o.accepted
+        FROM open_findings AS o
+        WHERE o.scope = 'file'
+        UNION ALL
+        SELECT ar.application, unnest(list_distinct(o.controls)) AS control_id, o.finding_id, o.accepted
+        FROM open_findings AS o JOIN app_repos AS ar USING (repository_uuid)
+        WHERE o.scope = 'repository'
+        UNION ALL
+        SELECT ar.application, unnest(list_distinct(o.controls)) AS control_id, o.finding_id, o.accepted
+        FROM open_findings AS o JOIN app_repos AS ar USING (workspace)
+        WHERE o.scope = 'workspace'
+    )
+    GROUP BY ALL
+),
+
+finding_groups AS (
+    -- the findings of one scope, rule and list of controls, aggregated before their controls fan out (a scope has
+    -- many findings of one rule): count and min combine exactly afterwards
+    SELECT scope, application, repository_uuid, workspace, controls, rule_id, accepted,
+           count(*) AS n, min(place) AS place, min(detail) AS detail
+    FROM open_findings
     GROUP BY ALL
 ),
 
@@ -139,8 +152,24 @@ finding_lines AS (
                      ELSE format('{} {} ({} findings, e.g. {})', rule_id, detail, n, place) END
                 ORDER BY accepted, rule_id) AS lines
     FROM (
-        SELECT application, control_id, rule_id, accepted, count(*) AS n, min(place) AS place, min(detail) AS detail
-        FROM open_finding_controls
+        SELECT application, control_id, rule_id, accepted, sum(n)::BIGINT AS n, min(place) AS place,
+               min(detail) AS detail
+        FROM (
+            SELECT g.application, unnest(list_distinct(g.controls)) AS control_id, g.rule_id, g.accepted, g.n,
+                   g.place, g.detail
+            FROM finding_groups AS g
+            WHERE g.scope = 'file'
+            UNION ALL
+            SELECT ar.application, unnest(list_distinct(g.controls)) AS control_id, g.rule_id, g.accepted, g.n,
+                   g.place, g.detail
+            FROM finding_groups AS g JOIN app_repos AS ar USING (repository_uuid)
+            WHERE g.scope = 'repository'
+            UNION ALL
+            SELECT ar.application, unnest(list_distinct(g.controls)) AS control_id, g.rule_id, g.accepted, g.n,
+                   g.place, g.detail
+            FROM finding_groups AS g JOIN app_repos AS ar USING (workspace)
+            WHERE g.scope = 'workspace'
+        )
         GROUP BY ALL
     )
     GROUP BY ALL
