@@ -67,9 +67,9 @@ check_evidence AS (
            bool_or(pr.status = 'not_evaluable') AS has_not_evaluable,
            count(*) AS n,
            list(pr.check_id) FILTER (WHERE pr.status = 'pass') AS passed,
-           list(CASE WHEN pr.status = 'not_evaluable' THEN format('{} not_evaluable on {}{}', pr.check_id,
+           list_sort(list(CASE WHEN pr.status = 'not_evaluable' THEN format('{} not_evaluable on {}{}', pr.check_id,
                        coalesce(pr.workspace || '/' || pr.repository, pr.workspace), coalesce(': ' || pr.evidence, ''))
-                END) FILTER (WHERE pr.status = 'not_evaluable') AS problems
+                END) FILTER (WHERE pr.status = 'not_evaluable')) AS problems
     FROM posture_results_per_app AS pr
     JOIN check_controls AS cc USING (check_id)
     WHERE pr.status IN ('pass', 'not_evaluable')
@@ -82,10 +82,10 @@ scan_evidence AS (
            bool_or(NOT s.ok) AS has_not_evaluable,
            count(*) AS n,
            list(s.scanner) FILTER (WHERE s.ok) AS passed,
-           list(CASE WHEN NOT s.ok THEN format('{} {} on {}: {}', s.scanner,
-                                               if(s.problem = 'not_evaluable', 'not evaluated', 'failed'),
-                                               ar.full_name, coalesce(s.error, 'error'))
-                END) FILTER (WHERE NOT s.ok) AS problems
+           list_sort(list(CASE WHEN NOT s.ok THEN format('{} {} on {}: {}', s.scanner,
+                                                         if(s.problem = 'not_evaluable', 'not evaluated', 'failed'),
+                                                         ar.full_name, coalesce(s.error, 'error'))
+                          END) FILTER (WHERE NOT s.ok)) AS problems
     FROM scan_scopes AS s
     JOIN app_repos AS ar USING (repository_uuid)
     JOIN scanner_controls AS sc USING (scanner)
@@ -117,8 +117,9 @@ open_findings AS NOT MATERIALIZED (
 
 finding_ids AS (
     SELECT application, control_id,
-           list(finding_id) FILTER (WHERE NOT accepted) AS failing,
-           list(finding_id) FILTER (WHERE accepted) AS accepted,
+           -- sorted here, on the few groups, not on every row of the report
+           list_sort(list(finding_id) FILTER (WHERE NOT accepted)) AS failing,
+           list_sort(list(finding_id) FILTER (WHERE accepted)) AS accepted,
            count(*) AS n
     FROM (
         SELECT o.application, unnest(list_distinct(o.controls)) AS control_id, o.finding_id, o.accepted
@@ -175,28 +176,34 @@ finding_lines AS (
     GROUP BY ALL
 )
 
-SELECT
-    a.application, c.framework, c.framework_title, c.control_id,
-    CASE WHEN len(f.failing) > 0 THEN 'fail'
-         WHEN ce.has_not_evaluable OR se.has_not_evaluable THEN 'not_evaluable'
-         WHEN ce.has_pass OR se.has_pass OR len(f.accepted) > 0 THEN 'pass'
-         ELSE 'not_evaluable' END AS status,
-    list_sort(coalesce(f.failing, [])) AS failing_finding_ids,
-    list_sort(coalesce(f.accepted, [])) AS accepted_finding_ids,
-    list_sort(list_distinct(list_concat(coalesce(ce.passed, []), coalesce(se.passed, [])))) AS passed_by,
-    CASE WHEN ce.application IS NULL AND se.application IS NULL AND f.application IS NULL
-         THEN ['no posture check or complete scan covers this control for the application']
-         ELSE list_slice(list_concat(coalesce(fl.lines, []), list_sort(coalesce(ce.problems, [])),
-                                     list_sort(coalesce(se.problems, []))), 1, 20)
-    END AS evidence,
-    (coalesce(ce.n, 0) + coalesce(se.n, 0) + coalesce(f.n, 0))::BIGINT AS evidence_count,
-    a.is_relevant AS application_is_relevant
-FROM {{ ref('applications') }} AS a
-CROSS JOIN controls AS c
-LEFT JOIN check_evidence AS ce ON ce.application = a.application AND ce.control_id = c.control_id
-LEFT JOIN scan_evidence AS se ON se.application = a.application AND se.control_id = c.control_id
-LEFT JOIN finding_ids AS f ON f.application = a.application AND f.control_id = c.control_id
-LEFT JOIN finding_lines AS fl ON fl.application = a.application AND fl.control_id = c.control_id
+-- passed_by: list_distinct of the sorted names, as equal names are neighbours: keep the first of each (list_distinct
+-- hashes every list, slower)
+SELECT * REPLACE (list_filter(passed_by, lambda p, i: p IS NOT NULL AND (i = 1 OR p IS DISTINCT FROM passed_by[i - 1]))
+                  AS passed_by)
+FROM (
+    SELECT
+        a.application, c.framework, c.framework_title, c.control_id,
+        CASE WHEN len(f.failing) > 0 THEN 'fail'
+             WHEN ce.has_not_evaluable OR se.has_not_evaluable THEN 'not_evaluable'
+             WHEN ce.has_pass OR se.has_pass OR len(f.accepted) > 0 THEN 'pass'
+             ELSE 'not_evaluable' END AS status,
+        coalesce(f.failing, []) AS failing_finding_ids,
+        coalesce(f.accepted, []) AS accepted_finding_ids,
+        list_sort(list_concat(coalesce(ce.passed, []), coalesce(se.passed, []))) AS passed_by,
+        CASE WHEN ce.application IS NULL AND se.application IS NULL AND f.application IS NULL
+             THEN ['no posture check or complete scan covers this control for the application']
+             ELSE list_slice(list_concat(coalesce(fl.lines, []), coalesce(ce.problems, []),
+                                         coalesce(se.problems, [])), 1, 20)
+        END AS evidence,
+        (coalesce(ce.n, 0) + coalesce(se.n, 0) + coalesce(f.n, 0))::BIGINT AS evidence_count,
+        a.is_relevant AS application_is_relevant
+    FROM {{ ref('applications') }} AS a
+    CROSS JOIN controls AS c
+    LEFT JOIN check_evidence AS ce ON ce.application = a.application AND ce.control_id = c.control_id
+    LEFT JOIN scan_evidence AS se ON se.application = a.application AND se.control_id = c.control_id
+    LEFT JOIN finding_ids AS f ON f.application = a.application AND f.control_id = c.control_id
+    LEFT JOIN finding_lines AS fl ON fl.application = a.application AND fl.control_id = c.control_id
 {%- if is_incremental() %}
-WHERE a.application IN {{ changed_compliance_applications() }}
+    WHERE a.application IN {{ changed_compliance_applications() }}
 {%- endif %}
+)
