@@ -93,15 +93,9 @@ scan_evidence AS (
 ),
 
 open_findings AS NOT MATERIALIZED (
-    -- a file belongs to its application; a repository setting to each application of the repository; a workspace
-    -- setting to each application of the workspace: the scope and its key, the other keys NULL. Not materialised:
-    -- finding_ids reads only its narrow columns
-    SELECT finding_id, rule_id, status = 'suppressed' AS accepted, controls,
-           CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
-                WHEN repository_uuid = '' THEN 'workspace' END AS scope,
-           if(file_path IS NOT NULL, application, NULL) AS application,
-           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
-           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace,
+    -- not materialised: each reader takes only its columns
+    SELECT finding_id, rule_id, status = 'suppressed' AS accepted, application, repository_uuid, workspace,
+           file_path, controls,
            coalesce(repository || '/' || file_path, repository, workspace) AS place,
            final_severity || ': ' || title
                || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || coalesce(suppression_reason, triage_reason)
@@ -109,40 +103,59 @@ open_findings AS NOT MATERIALIZED (
     FROM {{ ref('findings_queue') }}
     -- a correlated finding still fails its own controls; its problem is one queue item
     WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
-      AND (file_path IS NOT NULL OR repository_uuid IS NOT NULL)
     {%- if is_incremental() %}
       AND (file_path IS NULL OR application IN {{ changed_compliance_applications() }})
     {%- endif %}
 ),
 
+finding_id_groups AS (
+    -- a file belongs to its application; a repository setting to each application of the repository; a workspace
+    -- setting to each application of the workspace: per scope (its key set, the other two NULL) and list of controls,
+    -- the ids, listed once before the controls fan out (a finding has several controls)
+    SELECT CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
+                ELSE 'workspace' END AS scope,
+           if(file_path IS NOT NULL, application, NULL) AS application,
+           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
+           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace,
+           controls, accepted, count(*) AS n, list(finding_id) AS finding_ids
+    FROM open_findings
+    WHERE file_path IS NOT NULL OR repository_uuid IS NOT NULL
+    GROUP BY ALL
+),
+
 finding_ids AS (
     SELECT application, control_id,
            -- sorted here, on the few groups, not on every row of the report
-           list_sort(list(finding_id) FILTER (WHERE NOT accepted)) AS failing,
-           list_sort(list(finding_id) FILTER (WHERE accepted)) AS accepted,
-           count(*) AS n
+           list_sort(flatten(list(finding_ids) FILTER (WHERE NOT accepted))) AS failing,
+           list_sort(flatten(list(finding_ids) FILTER (WHERE accepted))) AS accepted,
+           sum(n)::BIGINT AS n
     FROM (
-        SELECT o.application, unnest(list_distinct(o.controls)) AS control_id, o.finding_id, o.accepted
-        FROM open_findings AS o
-        WHERE o.scope = 'file'
+        SELECT g.application, unnest(list_distinct(g.controls)) AS control_id, g.accepted, g.n, g.finding_ids
+        FROM finding_id_groups AS g
+        WHERE g.scope = 'file'
         UNION ALL
-        SELECT ar.application, unnest(list_distinct(o.controls)) AS control_id, o.finding_id, o.accepted
-        FROM open_findings AS o JOIN app_repos AS ar USING (repository_uuid)
-        WHERE o.scope = 'repository'
+        SELECT ar.application, unnest(list_distinct(g.controls)) AS control_id, g.accepted, g.n, g.finding_ids
+        FROM finding_id_groups AS g JOIN app_repos AS ar USING (repository_uuid)
+        WHERE g.scope = 'repository'
         UNION ALL
-        SELECT ar.application, unnest(list_distinct(o.controls)) AS control_id, o.finding_id, o.accepted
-        FROM open_findings AS o JOIN app_repos AS ar USING (workspace)
-        WHERE o.scope = 'workspace'
+        SELECT ar.application, unnest(list_distinct(g.controls)) AS control_id, g.accepted, g.n, g.finding_ids
+        FROM finding_id_groups AS g JOIN app_repos AS ar USING (workspace)
+        WHERE g.scope = 'workspace'
     )
     GROUP BY ALL
 ),
 
 finding_groups AS (
-    -- the findings of one scope, rule and list of controls, aggregated before their controls fan out (a scope has
-    -- many findings of one rule): count and min combine exactly afterwards
-    SELECT scope, application, repository_uuid, workspace, controls, rule_id, accepted,
-           count(*) AS n, min(place) AS place, min(detail) AS detail
+    -- the findings of one scope (as in finding_id_groups), rule and list of controls, aggregated before their
+    -- controls fan out (a scope has many findings of one rule): count and min combine exactly afterwards
+    SELECT CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
+                ELSE 'workspace' END AS scope,
+           if(file_path IS NOT NULL, application, NULL) AS application,
+           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
+           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace,
+           controls, rule_id, accepted, count(*) AS n, min(place) AS place, min(detail) AS detail
     FROM open_findings
+    WHERE file_path IS NOT NULL OR repository_uuid IS NOT NULL
     GROUP BY ALL
 ),
 
