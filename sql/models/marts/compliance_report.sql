@@ -60,35 +60,42 @@ scan_scopes AS (
     GROUP BY ALL
 ),
 
-check_evidence AS (
-    -- posture fails arrive as findings; here the checks that passed or could not be evaluated
-    SELECT pr.application, cc.control_id,
-           bool_or(pr.status = 'pass') AS has_pass,
-           bool_or(pr.status = 'not_evaluable') AS has_not_evaluable,
+posture_scan_evidence AS (
+    -- posture fails arrive as findings; here the checks that passed or could not be evaluated, and the scanners that
+    -- ran completely or not: one aggregate and one join for both (bool_or and count over the union are those of
+    -- each part combined; the problems stay in two lists, each sorted, checks first)
+    SELECT application, control_id,
+           bool_or(has_pass) AS has_pass,
+           bool_or(has_not_evaluable) AS has_not_evaluable,
            count(*) AS n,
-           list(pr.check_id) FILTER (WHERE pr.status = 'pass') AS passed,
-           list_sort(list(CASE WHEN pr.status = 'not_evaluable' THEN format('{} not_evaluable on {}{}', pr.check_id,
-                       coalesce(pr.workspace || '/' || pr.repository, pr.workspace), coalesce(': ' || pr.evidence, ''))
-                END) FILTER (WHERE pr.status = 'not_evaluable')) AS problems
-    FROM posture_results_per_app AS pr
-    JOIN check_controls AS cc USING (check_id)
-    WHERE pr.status IN ('pass', 'not_evaluable')
-    GROUP BY ALL
-),
-
-scan_evidence AS (
-    SELECT ar.application, sc.control_id,
-           bool_or(s.ok) AS has_pass,
-           bool_or(NOT s.ok) AS has_not_evaluable,
-           count(*) AS n,
-           list(s.scanner) FILTER (WHERE s.ok) AS passed,
-           list_sort(list(CASE WHEN NOT s.ok THEN format('{} {} on {}: {}', s.scanner,
-                                                         if(s.problem = 'not_evaluable', 'not evaluated', 'failed'),
-                                                         ar.full_name, coalesce(s.error, 'error'))
-                          END) FILTER (WHERE NOT s.ok)) AS problems
-    FROM scan_scopes AS s
-    JOIN app_repos AS ar USING (repository_uuid)
-    JOIN scanner_controls AS sc USING (scanner)
+           list(passed) FILTER (WHERE passed IS NOT NULL) AS passed,
+           list_sort(list(problem) FILTER (WHERE has_not_evaluable AND NOT from_scan)) AS check_problems,
+           list_sort(list(problem) FILTER (WHERE has_not_evaluable AND from_scan)) AS scan_problems
+    FROM (
+        SELECT pr.application, cc.control_id,
+               pr.status = 'pass' AS has_pass,
+               pr.status = 'not_evaluable' AS has_not_evaluable,
+               if(pr.status = 'pass', pr.check_id, NULL) AS passed,
+               false AS from_scan,
+               CASE WHEN pr.status = 'not_evaluable' THEN format('{} not_evaluable on {}{}', pr.check_id,
+                           coalesce(pr.workspace || '/' || pr.repository, pr.workspace),
+                           coalesce(': ' || pr.evidence, '')) END AS problem
+        FROM posture_results_per_app AS pr
+        JOIN check_controls AS cc USING (check_id)
+        WHERE pr.status IN ('pass', 'not_evaluable')
+        UNION ALL
+        SELECT ar.application, sc.control_id,
+               s.ok AS has_pass,
+               NOT s.ok AS has_not_evaluable,
+               if(s.ok, s.scanner, NULL) AS passed,
+               true AS from_scan,
+               CASE WHEN NOT s.ok THEN format('{} {} on {}: {}', s.scanner,
+                                              if(s.problem = 'not_evaluable', 'not evaluated', 'failed'),
+                                              ar.full_name, coalesce(s.error, 'error')) END AS problem
+        FROM scan_scopes AS s
+        JOIN app_repos AS ar USING (repository_uuid)
+        JOIN scanner_controls AS sc USING (scanner)
+    )
     GROUP BY ALL
 ),
 
@@ -197,23 +204,22 @@ FROM (
     SELECT
         a.application, c.framework, c.framework_title, c.control_id,
         CASE WHEN len(f.failing) > 0 THEN 'fail'
-             WHEN ce.has_not_evaluable OR se.has_not_evaluable THEN 'not_evaluable'
-             WHEN ce.has_pass OR se.has_pass OR len(f.accepted) > 0 THEN 'pass'
+             WHEN e.has_not_evaluable THEN 'not_evaluable'
+             WHEN e.has_pass OR len(f.accepted) > 0 THEN 'pass'
              ELSE 'not_evaluable' END AS status,
         coalesce(f.failing, []) AS failing_finding_ids,
         coalesce(f.accepted, []) AS accepted_finding_ids,
-        list_sort(list_concat(coalesce(ce.passed, []), coalesce(se.passed, []))) AS passed_by,
-        CASE WHEN ce.application IS NULL AND se.application IS NULL AND f.application IS NULL
+        list_sort(coalesce(e.passed, [])) AS passed_by,
+        CASE WHEN e.application IS NULL AND f.application IS NULL
              THEN ['no posture check or complete scan covers this control for the application']
-             ELSE list_slice(list_concat(coalesce(fl.lines, []), coalesce(ce.problems, []),
-                                         coalesce(se.problems, [])), 1, 20)
+             ELSE list_slice(list_concat(coalesce(fl.lines, []), coalesce(e.check_problems, []),
+                                         coalesce(e.scan_problems, [])), 1, 20)
         END AS evidence,
-        (coalesce(ce.n, 0) + coalesce(se.n, 0) + coalesce(f.n, 0))::BIGINT AS evidence_count,
+        (coalesce(e.n, 0) + coalesce(f.n, 0))::BIGINT AS evidence_count,
         a.is_relevant AS application_is_relevant
     FROM {{ ref('applications') }} AS a
     CROSS JOIN controls AS c
-    LEFT JOIN check_evidence AS ce ON ce.application = a.application AND ce.control_id = c.control_id
-    LEFT JOIN scan_evidence AS se ON se.application = a.application AND se.control_id = c.control_id
+    LEFT JOIN posture_scan_evidence AS e ON e.application = a.application AND e.control_id = c.control_id
     LEFT JOIN finding_ids AS f ON f.application = a.application AND f.control_id = c.control_id
     LEFT JOIN finding_lines AS fl ON fl.application = a.application AND fl.control_id = c.control_id
 {%- if is_incremental() %}
