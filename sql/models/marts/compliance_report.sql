@@ -60,41 +60,49 @@ scan_scopes AS (
     GROUP BY ALL
 ),
 
-check_evidence AS (
-    -- posture fails arrive as findings; here the checks that passed or could not be evaluated
-    SELECT pr.application, cc.control_id,
-           bool_or(pr.status = 'pass') AS has_pass,
-           bool_or(pr.status = 'not_evaluable') AS has_not_evaluable,
+posture_scan_evidence AS (
+    -- posture fails arrive as findings; here the checks that passed or could not be evaluated, and the scanners that
+    -- ran completely or not: one aggregate and one join for both (bool_or and count over the union are those of
+    -- each part combined; the problems stay in two lists, each sorted, checks first)
+    SELECT application, control_id,
+           bool_or(has_pass) AS has_pass,
+           bool_or(has_not_evaluable) AS has_not_evaluable,
            count(*) AS n,
-           list(pr.check_id) FILTER (WHERE pr.status = 'pass') AS passed,
-           list(CASE WHEN pr.status = 'not_evaluable' THEN format('{} not_evaluable on {}{}', pr.check_id,
-                       coalesce(pr.workspace || '/' || pr.repository, pr.workspace), coalesce(': ' || pr.evidence, ''))
-                END) FILTER (WHERE pr.status = 'not_evaluable') AS problems
-    FROM posture_results_per_app AS pr
-    JOIN check_controls AS cc USING (check_id)
-    WHERE pr.status IN ('pass', 'not_evaluable')
+           list(passed) FILTER (WHERE passed IS NOT NULL) AS passed,
+           list_sort(list(problem) FILTER (WHERE has_not_evaluable AND NOT from_scan)) AS check_problems,
+           list_sort(list(problem) FILTER (WHERE has_not_evaluable AND from_scan)) AS scan_problems
+    FROM (
+        SELECT pr.application, cc.control_id,
+               pr.status = 'pass' AS has_pass,
+               pr.status = 'not_evaluable' AS has_not_evaluable,
+               if(pr.status = 'pass', pr.check_id, NULL) AS passed,
+               false AS from_scan,
+               CASE WHEN pr.status = 'not_evaluable' THEN format('{} not_evaluable on {}{}', pr.check_id,
+                           coalesce(pr.workspace || '/' || pr.repository, pr.workspace),
+                           coalesce(': ' || pr.evidence, '')) END AS problem
+        FROM posture_results_per_app AS pr
+        JOIN check_controls AS cc USING (check_id)
+        WHERE pr.status IN ('pass', 'not_evaluable')
+        UNION ALL
+        SELECT ar.application, sc.control_id,
+               s.ok AS has_pass,
+               NOT s.ok AS has_not_evaluable,
+               if(s.ok, s.scanner, NULL) AS passed,
+               true AS from_scan,
+               CASE WHEN NOT s.ok THEN format('{} {} on {}: {}', s.scanner,
+                                              if(s.problem = 'not_evaluable', 'not evaluated', 'failed'),
+                                              ar.full_name, coalesce(s.error, 'error')) END AS problem
+        FROM scan_scopes AS s
+        JOIN app_repos AS ar USING (repository_uuid)
+        JOIN scanner_controls AS sc USING (scanner)
+    )
     GROUP BY ALL
 ),
 
-scan_evidence AS (
-    SELECT ar.application, sc.control_id,
-           bool_or(s.ok) AS has_pass,
-           bool_or(NOT s.ok) AS has_not_evaluable,
-           count(*) AS n,
-           list(s.scanner) FILTER (WHERE s.ok) AS passed,
-           list(CASE WHEN NOT s.ok THEN format('{} {} on {}: {}', s.scanner,
-                                               if(s.problem = 'not_evaluable', 'not evaluated', 'failed'),
-                                               ar.full_name, coalesce(s.error, 'error'))
-                END) FILTER (WHERE NOT s.ok) AS problems
-    FROM scan_scopes AS s
-    JOIN app_repos AS ar USING (repository_uuid)
-    JOIN scanner_controls AS sc USING (scanner)
-    GROUP BY ALL
-),
-
-open_findings AS (
+open_findings AS NOT MATERIALIZED (
+    -- not materialised: each reader takes only its columns
     SELECT finding_id, rule_id, status = 'suppressed' AS accepted, application, repository_uuid, workspace,
-           file_path, list_distinct(controls) AS controls,
+           file_path, controls,
            coalesce(repository || '/' || file_path, repository, workspace) AS place,
            final_severity || ': ' || title
                || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || coalesce(suppression_reason, triage_reason)
@@ -107,28 +115,54 @@ open_findings AS (
     {%- endif %}
 ),
 
-open_finding_controls AS MATERIALIZED (
-    -- a file belongs to its application; a repository setting to each application of the
-    -- repository; a workspace setting to each application of the workspace
-    SELECT o.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
-    FROM open_findings AS o
-    WHERE o.file_path IS NOT NULL
-    UNION ALL
-    SELECT ar.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
-    FROM open_findings AS o JOIN app_repos AS ar USING (repository_uuid)
-    WHERE o.file_path IS NULL AND o.repository_uuid <> ''
-    UNION ALL
-    SELECT ar.application, unnest(o.controls) AS control_id, o.rule_id, o.accepted, o.finding_id, o.place, o.detail
-    FROM open_findings AS o JOIN app_repos AS ar USING (workspace)
-    WHERE o.file_path IS NULL AND o.repository_uuid = ''
+finding_id_groups AS (
+    -- a file belongs to its application; a repository setting to each application of the repository; a workspace
+    -- setting to each application of the workspace: per scope (its key set, the other two NULL) and list of controls,
+    -- the ids, listed once before the controls fan out (a finding has several controls)
+    SELECT CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
+                ELSE 'workspace' END AS scope,
+           if(file_path IS NOT NULL, application, NULL) AS application,
+           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
+           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace,
+           controls, accepted, count(*) AS n, list(finding_id) AS finding_ids
+    FROM open_findings
+    WHERE file_path IS NOT NULL OR repository_uuid IS NOT NULL
+    GROUP BY ALL
 ),
 
 finding_ids AS (
     SELECT application, control_id,
-           list(finding_id) FILTER (WHERE NOT accepted) AS failing,
-           list(finding_id) FILTER (WHERE accepted) AS accepted,
-           count(*) AS n
-    FROM open_finding_controls
+           -- sorted here, on the few groups, not on every row of the report
+           list_sort(flatten(list(finding_ids) FILTER (WHERE NOT accepted))) AS failing,
+           list_sort(flatten(list(finding_ids) FILTER (WHERE accepted))) AS accepted,
+           sum(n)::BIGINT AS n
+    FROM (
+        SELECT g.application, unnest(list_distinct(g.controls)) AS control_id, g.accepted, g.n, g.finding_ids
+        FROM finding_id_groups AS g
+        WHERE g.scope = 'file'
+        UNION ALL
+        SELECT ar.application, unnest(list_distinct(g.controls)) AS control_id, g.accepted, g.n, g.finding_ids
+        FROM finding_id_groups AS g JOIN app_repos AS ar USING (repository_uuid)
+        WHERE g.scope = 'repository'
+        UNION ALL
+        SELECT ar.application, unnest(list_distinct(g.controls)) AS control_id, g.accepted, g.n, g.finding_ids
+        FROM finding_id_groups AS g JOIN app_repos AS ar USING (workspace)
+        WHERE g.scope = 'workspace'
+    )
+    GROUP BY ALL
+),
+
+finding_groups AS (
+    -- the findings of one scope (as in finding_id_groups), rule and list of controls, aggregated before their
+    -- controls fan out (a scope has many findings of one rule): count and min combine exactly afterwards
+    SELECT CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
+                ELSE 'workspace' END AS scope,
+           if(file_path IS NOT NULL, application, NULL) AS application,
+           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
+           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace,
+           controls, rule_id, accepted, count(*) AS n, min(place) AS place, min(detail) AS detail
+    FROM open_findings
+    WHERE file_path IS NOT NULL OR repository_uuid IS NOT NULL
     GROUP BY ALL
 ),
 
@@ -139,35 +173,56 @@ finding_lines AS (
                      ELSE format('{} {} ({} findings, e.g. {})', rule_id, detail, n, place) END
                 ORDER BY accepted, rule_id) AS lines
     FROM (
-        SELECT application, control_id, rule_id, accepted, count(*) AS n, min(place) AS place, min(detail) AS detail
-        FROM open_finding_controls
+        SELECT application, control_id, rule_id, accepted, sum(n)::BIGINT AS n, min(place) AS place,
+               min(detail) AS detail
+        FROM (
+            SELECT g.application, unnest(list_distinct(g.controls)) AS control_id, g.rule_id, g.accepted, g.n,
+                   g.place, g.detail
+            FROM finding_groups AS g
+            WHERE g.scope = 'file'
+            UNION ALL
+            SELECT ar.application, unnest(list_distinct(g.controls)) AS control_id, g.rule_id, g.accepted, g.n,
+                   g.place, g.detail
+            FROM finding_groups AS g JOIN app_repos AS ar USING (repository_uuid)
+            WHERE g.scope = 'repository'
+            UNION ALL
+            SELECT ar.application, unnest(list_distinct(g.controls)) AS control_id, g.rule_id, g.accepted, g.n,
+                   g.place, g.detail
+            FROM finding_groups AS g JOIN app_repos AS ar USING (workspace)
+            WHERE g.scope = 'workspace'
+        )
         GROUP BY ALL
     )
     GROUP BY ALL
 )
 
-SELECT
-    a.application, c.framework, c.framework_title, c.control_id,
-    CASE WHEN len(f.failing) > 0 THEN 'fail'
-         WHEN ce.has_not_evaluable OR se.has_not_evaluable THEN 'not_evaluable'
-         WHEN ce.has_pass OR se.has_pass OR len(f.accepted) > 0 THEN 'pass'
-         ELSE 'not_evaluable' END AS status,
-    list_sort(coalesce(f.failing, [])) AS failing_finding_ids,
-    list_sort(coalesce(f.accepted, [])) AS accepted_finding_ids,
-    list_sort(list_distinct(list_concat(coalesce(ce.passed, []), coalesce(se.passed, [])))) AS passed_by,
-    CASE WHEN ce.application IS NULL AND se.application IS NULL AND f.application IS NULL
-         THEN ['no posture check or complete scan covers this control for the application']
-         ELSE list_slice(list_concat(coalesce(fl.lines, []), list_sort(coalesce(ce.problems, [])),
-                                     list_sort(coalesce(se.problems, []))), 1, 20)
-    END AS evidence,
-    (coalesce(ce.n, 0) + coalesce(se.n, 0) + coalesce(f.n, 0))::BIGINT AS evidence_count,
-    a.is_relevant AS application_is_relevant
-FROM {{ ref('applications') }} AS a
-CROSS JOIN controls AS c
-LEFT JOIN check_evidence AS ce ON ce.application = a.application AND ce.control_id = c.control_id
-LEFT JOIN scan_evidence AS se ON se.application = a.application AND se.control_id = c.control_id
-LEFT JOIN finding_ids AS f ON f.application = a.application AND f.control_id = c.control_id
-LEFT JOIN finding_lines AS fl ON fl.application = a.application AND fl.control_id = c.control_id
+-- passed_by: list_distinct of the sorted names, as equal names are neighbours: keep the first of each (list_distinct
+-- hashes every list, slower)
+SELECT * REPLACE (list_filter(passed_by, lambda p, i: p IS NOT NULL AND (i = 1 OR p IS DISTINCT FROM passed_by[i - 1]))
+                  AS passed_by)
+FROM (
+    SELECT
+        a.application, c.framework, c.framework_title, c.control_id,
+        CASE WHEN len(f.failing) > 0 THEN 'fail'
+             WHEN e.has_not_evaluable THEN 'not_evaluable'
+             WHEN e.has_pass OR len(f.accepted) > 0 THEN 'pass'
+             ELSE 'not_evaluable' END AS status,
+        coalesce(f.failing, []) AS failing_finding_ids,
+        coalesce(f.accepted, []) AS accepted_finding_ids,
+        list_sort(coalesce(e.passed, [])) AS passed_by,
+        CASE WHEN e.application IS NULL AND f.application IS NULL
+             THEN ['no posture check or complete scan covers this control for the application']
+             ELSE list_slice(list_concat(coalesce(fl.lines, []), coalesce(e.check_problems, []),
+                                         coalesce(e.scan_problems, [])), 1, 20)
+        END AS evidence,
+        (coalesce(e.n, 0) + coalesce(f.n, 0))::BIGINT AS evidence_count,
+        a.is_relevant AS application_is_relevant
+    FROM {{ ref('applications') }} AS a
+    CROSS JOIN controls AS c
+    LEFT JOIN posture_scan_evidence AS e ON e.application = a.application AND e.control_id = c.control_id
+    LEFT JOIN finding_ids AS f ON f.application = a.application AND f.control_id = c.control_id
+    LEFT JOIN finding_lines AS fl ON fl.application = a.application AND fl.control_id = c.control_id
 {%- if is_incremental() %}
-WHERE a.application IN {{ changed_compliance_applications() }}
+    WHERE a.application IN {{ changed_compliance_applications() }}
 {%- endif %}
+)

@@ -2,7 +2,39 @@ WITH results AS (
     SELECT *, coalesce(repository_uuid, '') AS repository_key FROM {{ source('lake', 'posture_results') }}
 ),
 
+result_counts AS (
+    -- how many results a check has per workspace and repository: the aggregate below (arg_max of a struct, list
+    -- building) costs much more than copying the one row most checks have; the semi joins keep the scan's order
+    SELECT workspace, repository_key, check_id, count(*) AS n
+    FROM results
+    GROUP BY ALL
+),
+
+single_results AS (
+    SELECT r.*
+    FROM results AS r
+    SEMI JOIN result_counts AS k
+      ON k.workspace IS NOT DISTINCT FROM r.workspace AND k.repository_key = r.repository_key
+     AND k.check_id IS NOT DISTINCT FROM r.check_id AND k.n = 1
+),
+
+multiple_results AS (
+    SELECT r.*
+    FROM results AS r
+    SEMI JOIN result_counts AS k
+      ON k.workspace IS NOT DISTINCT FROM r.workspace AND k.repository_key = r.repository_key
+     AND k.check_id IS NOT DISTINCT FROM r.check_id AND k.n > 1
+),
+
 chosen AS (
+    -- a check usually has one result per repository (one connection): its values as they are, what the aggregate
+    -- below gives for one row (arg_max of a NULL is NULL; list_distinct drops a NULL connection)
+    SELECT workspace, repository_key, check_id, repository, status, evidence, finding_id,
+           if(status IN ('pass', 'fail'), checked_at, NULL) AS evaluated_at,
+           checked_at AS last_checked_at,
+           if(connection IS NULL, [], [connection]) AS connections
+    FROM single_results
+    UNION ALL
     SELECT workspace, repository_key, check_id,
            arg_max(repository, (status IN ('pass', 'fail'), checked_at)) AS repository,
            arg_max(status, (status IN ('pass', 'fail'), checked_at)) AS status,
@@ -11,7 +43,7 @@ chosen AS (
            max(checked_at) FILTER (WHERE status IN ('pass', 'fail')) AS evaluated_at,
            max(checked_at) AS last_checked_at,
            list_sort(list_distinct(list(connection))) AS connections
-    FROM results
+    FROM multiple_results
     GROUP BY ALL
 )
 
