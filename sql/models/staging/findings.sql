@@ -56,8 +56,14 @@ contexts AS (
     -- code_context_matches: the macro the runner makes from the rules (constant patterns, compiled once)
     SELECT f.finding_id, r.name AS rule, r.context,
            CASE WHEN list_contains(r.categories, f.category) THEN r.decision ELSE 'none' END AS effect
-    FROM unique_findings AS f, unnest(code_context_matches(f.file_path, coalesce(f.file_markers, []))) AS m(hit)
-    JOIN {{ invoker_input('config_code_context_rules') }} AS r ON r.name = m.hit.rule
+    FROM (
+        -- code_context_any: the runner's one-regex prefilter, true exactly when code_context_matches is not
+        -- empty; only those rows (about a tenth) build the list of matches
+        SELECT finding_id, category, unnest(code_context_matches(file_path, coalesce(file_markers, []))) AS hit
+        FROM unique_findings
+        WHERE code_context_any(file_path, coalesce(file_markers, []))
+    ) AS f
+    JOIN {{ invoker_input('config_code_context_rules') }} AS r ON r.name = f.hit.rule
     QUALIFY row_number() OVER (PARTITION BY f.finding_id
                                ORDER BY list_contains(r.categories, f.category) DESC, r.rule_order) = 1
 ),
