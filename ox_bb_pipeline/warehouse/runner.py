@@ -520,6 +520,34 @@ def create_code_context_macro(con: duckdb.DuckDBPyConnection, rules: list[dict])
             )
     body = f"list_filter([{', '.join(items)}], lambda m: m IS NOT NULL)" if items else "[]"
     con.execute(f"CREATE OR REPLACE MACRO code_context_matches(path, markers) AS {body}")
+    con.execute(f"CREATE OR REPLACE MACRO code_context_any(path, markers) AS {_code_context_any(con, rules)}")
+
+
+def _code_context_any(con: duckdb.DuckDBPyConnection, rules: list[dict]) -> str:
+    """The body of `code_context_any(path, markers)`: true exactly when code_context_matches(path, markers)
+    is not empty (NULL, like false, when it is empty and path is NULL), as a prefilter that is cheap on a
+    million paths: one RE2 alternation of the path rules instead of one regex per rule. Each pattern is a
+    group `(?:p)`, so its flags like `(?i)` and its anchors stay its own, and regexp_matches (a partial
+    match) matches the alternation exactly when it matches one of them. A pattern that could end a group
+    early (`\\Q` quotes up to `\\E` or the end) is tested on its own, and so are all of them if the
+    alternation does not compile (RE2's size limit)."""
+    patterns = [rule["path"] for rule in rules if rule["path"] is not None]
+    markers = [rule["name"] for rule in rules if rule["path"] is None]
+    quoting = [p for p in patterns if "\\Q" in p]
+    grouped = [p for p in patterns if "\\Q" not in p]
+    if len(grouped) > 1:
+        combined = "|".join(f"(?:{p})" for p in grouped)
+        probe = con.cursor()  # its own transaction: a failed statement would abort the caller's
+        try:
+            probe.execute(f"SELECT regexp_matches('', {_literal(combined)})")
+            grouped = [combined]
+        except duckdb.Error:
+            pass  # each on its own, as code_context_matches tests them
+        finally:
+            probe.close()
+    tests = [f"regexp_matches(path, {_literal(p)})" for p in grouped + quoting]
+    tests += [f"list_contains(markers, {_literal(name)})" for name in markers]
+    return f"({' OR '.join(tests)})" if tests else "false"
 
 
 def _application_rows(apps: ApplicationsFile) -> list[dict]:

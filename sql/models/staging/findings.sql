@@ -45,29 +45,35 @@ repository_applications AS (
 ),
 
 mapped AS (
+    -- one pass over the findings (unique_findings is read once, so never materialised):
+    -- the CWE family, the scanner rule's else the CWE's (none for a finding without an id, which no
+    -- finding_id join ever matched);
+    -- the code context: of the rules the file matches (code_context_matches, the runner's macro over the
+    -- rules: constant patterns, compiled once), the first that covers the category, else the first (a rule
+    -- that matches but does not cover the category still names what the file is: effect none). Only rows
+    -- where code_context_any holds (the runner's one-regex prefilter, true exactly when code_context_matches
+    -- is not empty: about a tenth) build the list of matches.
     SELECT f.*, m.application AS whole_application,
-           list_filter(m.children, lambda c: f.file_path GLOB c.path_glob)[1] AS child
+           list_filter(m.children, lambda c: f.file_path GLOB c.path_glob)[1] AS child,
+           coalesce(byrule.family, bycwe.family) AS cwe_family,
+           CASE WHEN f.finding_id IS NOT NULL AND code_context_any(f.file_path, coalesce(f.file_markers, []))
+                THEN list_sort(flatten(
+                    [[{'uncovered': CASE list_contains(r.categories, f.category) WHEN true THEN 0
+                                                                                 WHEN false THEN 1 ELSE 2 END,
+                       'unordered': r.rule_order IS NULL, 'rule_order': r.rule_order,
+                       'rule': r.name, 'context': r.context,
+                       'effect': CASE WHEN list_contains(r.categories, f.category) THEN r.decision ELSE 'none' END}
+                      FOR r IN rules.listed IF r.name = hit.rule]
+                     FOR hit IN code_context_matches(f.file_path, coalesce(f.file_markers, []))]))[1]
+           END AS chosen_context
     FROM unique_findings AS f
+    CROSS JOIN (SELECT coalesce(list(r), []) AS listed FROM {{ invoker_input('config_code_context_rules') }} AS r)
+        AS rules
     LEFT JOIN repository_applications AS m USING (repository_uuid)
-),
-
-contexts AS (
-    -- a rule that matches but does not cover the category still names what the file is (effect none)
-    -- code_context_matches: the macro the runner makes from the rules (constant patterns, compiled once)
-    SELECT f.finding_id, r.name AS rule, r.context,
-           CASE WHEN list_contains(r.categories, f.category) THEN r.decision ELSE 'none' END AS effect
-    FROM unique_findings AS f, unnest(code_context_matches(f.file_path, coalesce(f.file_markers, []))) AS m(hit)
-    JOIN {{ invoker_input('config_code_context_rules') }} AS r ON r.name = m.hit.rule
-    QUALIFY row_number() OVER (PARTITION BY f.finding_id
-                               ORDER BY list_contains(r.categories, f.category) DESC, r.rule_order) = 1
-),
-
-families AS (
-    SELECT f.finding_id, coalesce(byrule.family, bycwe.family) AS family
-    FROM unique_findings AS f
     LEFT JOIN {{ invoker_input('config_cwe_family_rules') }} AS byrule
-        ON byrule.scanner = f.scanner AND byrule.rule_id = f.rule_id
-    LEFT JOIN {{ invoker_input('config_cwe_families') }} AS bycwe ON bycwe.cwe = f.cwe
+        ON byrule.scanner = f.scanner AND byrule.rule_id = f.rule_id AND f.finding_id IS NOT NULL
+    LEFT JOIN {{ invoker_input('config_cwe_families') }} AS bycwe
+        ON bycwe.cwe = f.cwe AND f.finding_id IS NOT NULL
 )
 
 SELECT
@@ -82,13 +88,11 @@ SELECT
                   ELSE workspace || '/' || repository END) AS application,
     child.parent_application,
     coalesce(file_markers, []) AS file_markers,
-    w.family AS cwe_family,
+    cwe_family,
     coalesce(e.exploitable, false) AS exploitable,
-    c.context AS code_context,
-    c.rule AS code_context_rule,
-    coalesce(c.effect, 'none') AS code_context_effect
+    chosen_context.context AS code_context,
+    chosen_context.rule AS code_context_rule,
+    coalesce(chosen_context.effect, 'none') AS code_context_effect
 FROM mapped
-LEFT JOIN contexts AS c USING (finding_id)
-LEFT JOIN families AS w USING (finding_id)
 LEFT JOIN (SELECT DISTINCT family, exploitable FROM {{ invoker_input('config_cwe_families') }}) AS e
-    ON e.family = w.family
+    ON e.family = mapped.cwe_family
