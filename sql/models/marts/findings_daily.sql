@@ -10,25 +10,28 @@
                    "OR {{ findings_daily_digest() }} IS DISTINCT FROM "
                    "(SELECT digest FROM {{ invoker_input('previous_incremental_digests') }} "
                    "WHERE model = 'findings_daily'){% endif %}") }}
-WITH days AS (
-    SELECT CAST(d AS DATE) AS day
-    FROM {{ invoker_input('build_context') }} AS ctx,
-         range(
-         {%- if is_incremental() %}
-             -- after the pre-hook: the rows left are final; the days after the last of them are computed
-             coalesce((SELECT max(day) FROM {{ this }}) + 1, (SELECT min(valid_from) FROM {{ ref('finding_states') }})),
-         {%- else %}
-             (SELECT min(valid_from) FROM {{ ref('finding_states') }}),
-         {%- endif %}
-               CAST(ctx.now AS DATE) + 1, INTERVAL 1 DAY) AS t(d)
-)
-
+-- Each state counts on the days it covers, from its valid_from (or the first day still to compute) up to today: the
+-- same (day, state) pairs as joining a calendar from the earliest valid_from, without a second pass over
+-- finding_states (its window) to find that earliest day. A state with no valid_from or valid_to covers no day.
 SELECT
-    d.day, s.application, s.final_severity, s.status,
+    CAST(t.d AS DATE) AS day, s.application, s.final_severity, s.status,
     count(*) AS findings,
     count(*) FILTER (WHERE s.status IN ('new', 'open', 'reopened')
-                     AND s.sla_due_at < CAST(d.day + 1 AS TIMESTAMPTZ)) AS sla_breached
-FROM days AS d
-JOIN {{ ref('finding_states') }} AS s ON d.day >= s.valid_from AND d.day < s.valid_to
+                     AND s.sla_due_at < CAST(CAST(t.d AS DATE) + 1 AS TIMESTAMPTZ)) AS sla_breached
+FROM {{ ref('finding_states') }} AS s
+CROSS JOIN {{ invoker_input('build_context') }} AS ctx
+{%- if is_incremental() %}
+-- after the pre-hook: the rows left are final; the days after the last of them are computed
+CROSS JOIN (SELECT max(day) + 1 AS first_day FROM {{ this }}) AS done
+{%- endif %}
+CROSS JOIN range(
+    {%- if is_incremental() %}
+        CASE WHEN done.first_day > s.valid_from THEN done.first_day ELSE s.valid_from END,
+    {%- else %}
+        s.valid_from,
+    {%- endif %}
+        CASE WHEN s.valid_to < CAST(ctx.now AS DATE) + 1 THEN s.valid_to ELSE CAST(ctx.now AS DATE) + 1 END,
+        INTERVAL 1 DAY) AS t(d)
+WHERE s.valid_from IS NOT NULL AND s.valid_to IS NOT NULL
 GROUP BY ALL
-ORDER BY d.day, s.application, s.final_severity, s.status
+ORDER BY day, s.application, s.final_severity, s.status

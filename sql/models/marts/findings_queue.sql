@@ -60,20 +60,26 @@ assignments AS (
     GROUP BY finding_id
 ),
 
-suppressible AS (
-    -- every fingerprint of this build and the last, with what suppressions match on
-    SELECT finding_id, rule_id, file_path, workspace, repository FROM {{ ref('enriched_findings') }}
-    UNION ALL
-    SELECT finding_id, rule_id, file_path, workspace, repository FROM {{ invoker_input('previous_findings_queue') }}
-),
-
 suppression_candidates AS (
+    -- every fingerprint of this build and the last, matched on what suppressions match on. Each side joins the
+    -- few suppressions by itself: no copy of every fingerprint is made, and none is read when nothing can match.
     SELECT m.finding_id, s.*
-    FROM suppressible AS m
+    FROM {{ ref('enriched_findings') }} AS m
     JOIN {{ invoker_input('config_suppressions') }} AS s ON s.fingerprint = m.finding_id
     UNION ALL
     SELECT m.finding_id, s.*
-    FROM suppressible AS m
+    FROM {{ invoker_input('previous_findings_queue') }} AS m
+    JOIN {{ invoker_input('config_suppressions') }} AS s ON s.fingerprint = m.finding_id
+    UNION ALL
+    SELECT m.finding_id, s.*
+    FROM {{ ref('enriched_findings') }} AS m
+    JOIN {{ invoker_input('config_suppressions') }} AS s
+        ON s.rule_id = m.rule_id
+        AND coalesce(m.file_path, '') GLOB s.path_glob
+        AND (m.workspace || '/' || m.repository) GLOB s.repository_glob
+    UNION ALL
+    SELECT m.finding_id, s.*
+    FROM {{ invoker_input('previous_findings_queue') }} AS m
     JOIN {{ invoker_input('config_suppressions') }} AS s
         ON s.rule_id = m.rule_id
         AND coalesce(m.file_path, '') GLOB s.path_glob
