@@ -146,6 +146,10 @@ class DbtProcess:
             "target_path": str(target_path),
         }
         env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project_dir)}
+        # the child leaves without Python's teardown (dbt_child.leave), so multiprocessing's resource tracker, not
+        # the child, removes dbt's two lock semaphores, and would warn that it did
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+        env["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), quiet)))
         # the console output goes to a file, not a pipe: a pipe nobody reads while the caller prepares its inputs
         # would stop a talkative child
         self.started = time.monotonic()
@@ -171,8 +175,7 @@ class DbtProcess:
         except BrokenPipeError:  # the child ended already (it could not parse): its output says why
             pass
         returncode = self.process.wait()
-        self.console.seek(0)
-        output = self.console.read().strip()
+        output = _written(self.console).strip()
         ready = re.search(rf"^{READY} (\d+\.\d+)$", output, re.MULTILINE)
         self.ready_seconds = float(ready[1]) - self.started if ready else None
         command, target_path = self.command, self.target_path
@@ -207,6 +210,14 @@ class DbtProcess:
 
 
 start = DbtProcess  # start(command, vars=..., dbt_dir=...) reads as what it does
+
+
+def _written(console) -> str:
+    """What the child wrote to its console file, read without moving the file's offset: the child shares that offset,
+    and so does a process it started that may still write (multiprocessing's resource tracker, after the child
+    left); read with a seek to 0, such a late line would land over the first ones (the child's ready line)."""
+    size = os.fstat(console.fileno()).st_size
+    return os.pread(console.fileno(), size, 0).decode(errors="replace")
 
 
 def lake_source_tables(project_dir: Path | None = None) -> list[str]:
