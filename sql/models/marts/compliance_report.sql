@@ -6,6 +6,15 @@
                    "{{ changed_compliance_applications() }} OR application NOT IN "
                    "(SELECT application FROM {{ ref('compliance_digests') }}){% endif %}") }}
 -- depends_on: {{ ref('compliance_digests') }}
+{#- an open finding's scope: a file belongs to its application, a repository setting to each application of the
+    repository, a workspace setting to each application of the workspace (its key set, the other two NULL) -#}
+{%- set scope_columns -%}
+    CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
+                ELSE 'workspace' END AS scope,
+           if(file_path IS NOT NULL, application, NULL) AS application,
+           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
+           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace
+{%- endset %}
 WITH app_repos AS (
     SELECT DISTINCT application, repository_uuid, workspace, full_name
     FROM {{ ref('application_mapping') }}
@@ -119,11 +128,7 @@ finding_id_groups AS (
     -- a file belongs to its application; a repository setting to each application of the repository; a workspace
     -- setting to each application of the workspace: per scope (its key set, the other two NULL) and list of controls,
     -- the ids, listed once before the controls fan out (a finding has several controls)
-    SELECT CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
-                ELSE 'workspace' END AS scope,
-           if(file_path IS NOT NULL, application, NULL) AS application,
-           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
-           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace,
+    SELECT {{ scope_columns }},
            controls, accepted, count(*) AS n, list(finding_id) AS finding_ids
     FROM open_findings
     WHERE file_path IS NOT NULL OR repository_uuid IS NOT NULL
@@ -155,11 +160,7 @@ finding_ids AS (
 finding_groups AS (
     -- the findings of one scope (as in finding_id_groups), rule and list of controls, aggregated before their
     -- controls fan out (a scope has many findings of one rule): count and min combine exactly afterwards
-    SELECT CASE WHEN file_path IS NOT NULL THEN 'file' WHEN repository_uuid <> '' THEN 'repository'
-                ELSE 'workspace' END AS scope,
-           if(file_path IS NOT NULL, application, NULL) AS application,
-           if(file_path IS NULL AND repository_uuid <> '', repository_uuid, NULL) AS repository_uuid,
-           if(file_path IS NULL AND repository_uuid = '', workspace, NULL) AS workspace,
+    SELECT {{ scope_columns }},
            controls, rule_id, accepted, count(*) AS n, min(place) AS place, min(detail) AS detail
     FROM open_findings
     WHERE file_path IS NOT NULL OR repository_uuid IS NOT NULL

@@ -63,27 +63,19 @@ assignments AS (
 suppression_candidates AS (
     -- every fingerprint of this build and the last, matched on what suppressions match on. Each side joins the
     -- few suppressions by itself: no copy of every fingerprint is made, and none is read when nothing can match.
+    {%- for side in [ref('enriched_findings'), invoker_input('previous_findings_queue')] %}
+    {% if not loop.first %}UNION ALL{% endif %}
     SELECT m.finding_id, s.*
-    FROM {{ ref('enriched_findings') }} AS m
+    FROM {{ side }} AS m
     JOIN {{ invoker_input('config_suppressions') }} AS s ON s.fingerprint = m.finding_id
     UNION ALL
     SELECT m.finding_id, s.*
-    FROM {{ invoker_input('previous_findings_queue') }} AS m
-    JOIN {{ invoker_input('config_suppressions') }} AS s ON s.fingerprint = m.finding_id
-    UNION ALL
-    SELECT m.finding_id, s.*
-    FROM {{ ref('enriched_findings') }} AS m
+    FROM {{ side }} AS m
     JOIN {{ invoker_input('config_suppressions') }} AS s
         ON s.rule_id = m.rule_id
         AND coalesce(m.file_path, '') GLOB s.path_glob
         AND (m.workspace || '/' || m.repository) GLOB s.repository_glob
-    UNION ALL
-    SELECT m.finding_id, s.*
-    FROM {{ invoker_input('previous_findings_queue') }} AS m
-    JOIN {{ invoker_input('config_suppressions') }} AS s
-        ON s.rule_id = m.rule_id
-        AND coalesce(m.file_path, '') GLOB s.path_glob
-        AND (m.workspace || '/' || m.repository) GLOB s.repository_glob
+    {%- endfor %}
 ),
 
 suppressions AS (
