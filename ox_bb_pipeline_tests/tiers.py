@@ -45,6 +45,7 @@ UNIT_MODULES = frozenset(
         # warehouse/test_runner, test_severity_factors, test_exploit_factors, test_report_csv and
         # test_query_read_only build the warehouse (about 35 dbt builds): `make test` only.
         "warehouse/test_settings.py",
+        "warehouse/test_code_context_prefilter.py",
         "defs/test_storage_resource.py",
     }
 )

@@ -10,8 +10,6 @@ import pytest
 from ox_bb_pipeline.warehouse.runner import create_code_context_macro
 from ox_bb_pipeline.warehouse.settings import load_code_context_rules
 
-pytestmark = pytest.mark.unit  # in-process, a small DuckDB: the unit tier
-
 PATHS = [
     None,
     "",
