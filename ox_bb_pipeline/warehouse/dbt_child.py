@@ -11,6 +11,9 @@ caller gave up) exits without opening the database.
 It writes the run's results (target/run_results.json: dbt's `results`, each test with the model it is attached to)
 itself, not dbt's artifacts (manifest.json, dbt's run_results.json), which cost ~1 s after the last model.
 
+With `record` in the request, it also writes every statement dbt sent to the database, in order and by node
+(`record_statements`): the runner keeps that as the replay plan of the next build (see `replay`).
+
 Exit status as dbt's: 0 success, 1 a model or test failed, 2 dbt could not run (its error on stderr).
 """
 
@@ -23,6 +26,7 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -108,9 +112,12 @@ def main() -> int:
         return 0
     # --no-write-json: dbt's manifest.json and run_results.json cost ~1 s after the last model (schemas built, a
     # 1 MB manifest written); the results the invoker reads are written below instead
+    recorded = record_statements() if request.get("record") else None
     outcome = dbtRunner(manifest=manifest).invoke([*command, *args, "--no-write-json"])
     if outcome.result is not None and hasattr(outcome.result, "results"):
         write_results(Path(request["target_path"]) / "run_results.json", outcome.result.results)
+        if recorded is not None and outcome.success:
+            write_recording(Path(request["record"]), recorded, outcome.result.results)
     leave(0 if outcome.success else _fail(command[0], outcome))
 
 
@@ -129,6 +136,64 @@ def leave(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def record_statements() -> list[dict]:
+    """From now on, every statement dbt-duckdb sends (dbt's own BEGIN and COMMIT included), as {node, thread, sql,
+    bindings}, and every rollback and close of a connection's handle, as {node, thread, op}, in the order they run.
+    `node` is the connection's name: the unique_id of the model or test being run (dbt names a thread's connection
+    after its node), else what dbt named it (`master`, a schema listing); `thread` tells the connections apart
+    (each of dbt's threads has its own, with its own transaction)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    recorded: list[dict] = []
+    add_query = DuckDBConnectionManager.add_query
+    rollback, close = DuckDBConnectionManager._rollback_handle.__func__, DuckDBConnectionManager._close_handle.__func__
+
+    def record(connection, **what) -> None:
+        recorded.append({"node": connection.name, "thread": threading.get_ident(), **what})
+
+    def recording(self, sql, auto_begin=True, bindings=None, *rest, **options):
+        if auto_begin and self.get_thread_connection().transaction_open is False:
+            self.begin()  # dbt's BEGIN runs before the statement: recorded before it too
+        record(self.get_thread_connection(), sql=sql, bindings=bindings)
+        return add_query(self, sql, False, bindings, *rest, **options)
+
+    def recording_rollback(cls, connection) -> None:  # dbt rolls back on the handle, not with a statement
+        record(connection, op="rollback")
+        rollback(cls, connection)
+
+    def recording_close(cls, connection) -> None:  # dbt closes a thread's connection after each node
+        record(connection, op="close")
+        close(cls, connection)
+
+    DuckDBConnectionManager.add_query = recording
+    DuckDBConnectionManager._rollback_handle = classmethod(recording_rollback)
+    DuckDBConnectionManager._close_handle = classmethod(recording_close)
+    return recorded
+
+
+def write_recording(path: Path, recorded: list[dict], results) -> None:
+    """The recorded statements with what a replay needs of each node: its kind, the model a test is attached to and
+    its severity (a test's statement returns failures, should_warn, should_error; its severity decides); atomically.
+    A statement with bindings that JSON cannot carry makes no recording (the next build runs dbt again)."""
+    nodes = {}
+    for r in results:
+        node = r.node
+        nodes[node.unique_id] = {
+            "kind": node.resource_type.value if hasattr(node.resource_type, "value") else str(node.resource_type),
+            "attached_node": getattr(node, "attached_node", None),
+            "severity": str(getattr(node.config, "severity", "") or "").upper() or None,
+            "status": getattr(r.status, "value", str(r.status)),
+        }
+    try:
+        text = json.dumps({"nodes": nodes, "statements": recorded})
+    except TypeError as error:
+        print(f"dbt's statements were not recorded: {error}", file=sys.stderr)
+        return
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.write_text(text)
+    os.replace(scratch, path)
 
 
 def write_results(path: Path, results) -> None:

@@ -102,7 +102,8 @@ class DbtProcess:
     before it prepares the database does that work meanwhile. A child, not dbtRunner in this process: dbt-duckdb
     keeps its DuckDB connection open after a command (the next build would write through it into the file that was
     swapped in), and dbt's global state is not safe across threads. dbt writes into `dbt_dir` (target/ unless
-    `target_path` is given, and logs/)."""
+    `target_path` is given, and logs/); with `record`, the child writes there every statement dbt sent, when the
+    command succeeded (dbt_child.record_statements)."""
 
     def __init__(
         self,
@@ -112,6 +113,7 @@ class DbtProcess:
         dbt_dir: Path,
         project_dir: Path | None = None,
         target_path: Path | None = None,
+        record: Path | None = None,
     ) -> None:
         self.command = command
         self.project_dir = project_dir = project_dir or sql_project_dir()
@@ -144,6 +146,7 @@ class DbtProcess:
             "args": args,
             "manifest_cache": str(manifest_cache(dbt_dir, project_dir, vars)),
             "target_path": str(target_path),
+            "record": str(record) if record else None,
         }
         env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_PROFILES_DIR": str(project_dir)}
         # the child leaves without Python's teardown (dbt_child.leave), so multiprocessing's resource tracker, not

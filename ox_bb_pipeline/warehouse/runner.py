@@ -13,7 +13,6 @@ and tables other code keeps in the warehouse (e.g. a workflow action log) are le
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -32,7 +31,7 @@ from ..findings import FINDING_SCHEMA
 from ..lake import SCANS_ZONE, lake_root, migrate_layout
 from ..locks import home_lock, owner_gone
 from ..scanners import registry
-from . import pipelines
+from . import pipelines, replay
 from .decisions import read_decisions
 from .models import SQL_DIR, Model, dbt_models
 from .project import DbtError, DbtProcess, dbt_home, failures, start
@@ -90,6 +89,7 @@ class BuildResult:
     # where the time went: copy (of the last warehouse), inputs, dbt (the child process), after (comments, counts);
     # dbt_ready: how long dbt's child took to import dbt and load the manifest, meanwhile (from before the copy)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    replayed: bool = False  # dbt's statements of the last build ran again without dbt (see replay)
 
 
 def build(
@@ -102,10 +102,12 @@ def build(
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
     full_refresh: bool = False,
+    replay: bool = True,
 ) -> BuildResult:
     """Build every model of the data home `home` (the caller names it: the app layer or the storage resource);
     `now` is the build's clock (models never read the system time). `full_refresh`: the incremental models compute
-    every row (dbt --full-refresh; the append-only history is kept)."""
+    every row (dbt --full-refresh; the append-only history is kept). `replay`: a build that dbt would run exactly
+    as the last one runs the statements dbt sent then, without starting dbt (see `replay`); False runs dbt."""
     started = time.perf_counter()
     now = (now or datetime.now(UTC)).astimezone(UTC)
     settings = settings or load_settings(home)
@@ -116,7 +118,18 @@ def build(
         remove_stale_builds(target)
         migrate_layout(home)  # an older lake's scan_runs and posture_results move out of findings/
         return _build(
-            home, target, now, settings, sql_dir, memory_limit, threads, progress, build_id, started, full_refresh
+            home,
+            target,
+            now,
+            settings,
+            sql_dir,
+            memory_limit,
+            threads,
+            progress,
+            build_id,
+            started,
+            full_refresh,
+            replay,
         )
 
 
@@ -160,19 +173,24 @@ def _build(
     build_id: str,
     started: float,
     full_refresh: bool = False,
+    replay: bool = True,
 ) -> BuildResult:
     building = building_path(target)
     _remove(building)  # a copy left by a killed build (only the lock's holder uses this name)
     models = dbt_models(sql_dir)
-    # dbt starts now: it imports itself and loads the project's manifest while the copy and its inputs are made
-    with start_dbt(building, home, sql_dir, models, memory_limit, threads, full_refresh) as dbt:
+    dbt = DbtBuild(building, home, sql_dir, models, memory_limit, threads, full_refresh, replay)
+    # without a replay plan dbt starts now: it imports itself and loads the project's manifest while the copy and its
+    # inputs are made
+    with dbt:
+        if dbt.plan is None:
+            dbt.start()
         return _build_with(
             dbt, home, target, building, models, now, settings, memory_limit, threads, progress, build_id, started
         )
 
 
 def _build_with(
-    dbt: DbtProcess | None,
+    dbt: DbtBuild,
     home: Path,
     target: Path,
     building: Path,
@@ -207,13 +225,17 @@ def _build_with(
             register_pipeline_definitions(con, known_pipelines)
             create_table(con, "workflow_decisions", read_decisions(home))
             create_table(con, "triage_decisions", read_triage(home))
-        con.execute("CHECKPOINT")
-        con.close()  # dbt opens the copy itself
+        dbt.catalog = replay.catalog(con) if models else None
         step = _step(result, "inputs", step)
-        order = run_dbt(dbt, models, result)
+        if dbt.replays():
+            order = replay_dbt(dbt, con, models, result)
+        else:
+            con.execute("CHECKPOINT")
+            con.close()  # dbt opens the copy itself
+            order = run_dbt(dbt.process, models, result)
+            con = duckdb.connect(str(building))
+            configure(con, home, memory_limit, threads)
         step = _step(result, "dbt", step)
-        con = duckdb.connect(str(building))
-        configure(con, home, memory_limit, threads)
         with _transaction(con):
             for model in order:
                 describe(con, model)
@@ -231,6 +253,7 @@ def _build_with(
         con.execute("CHECKPOINT")
         con.close()
         os.replace(building, target)
+        dbt.swapped_in()
         _step(result, "after", step)
     except BaseException:
         con.close()
@@ -247,32 +270,96 @@ def _step(result: BuildResult, name: str, since: float) -> float:
     return now
 
 
-def start_dbt(
-    building: Path,
-    home: Path,
-    sql_dir: Path,
-    models: list[Model],
-    memory_limit: str | None,
-    threads: int | None,
-    full_refresh: bool = False,
-) -> DbtProcess | contextlib.nullcontext:
-    """`dbt build` on the copy, started (it waits for `run_dbt`); nothing to start for a project without models."""
-    if not models:
-        return contextlib.nullcontext()
-    memory_limit, threads, spill = duckdb_settings(home, memory_limit, threads)
-    vars = {
-        "warehouse_path": str(building),
-        "memory_limit": memory_limit,
-        "duckdb_threads": threads,
-        "temp_directory": str(spill),
-        **registry.dbt_vars(),
-    }  # the registry now, not as loaded
-    return start(
-        ["build", *(["--full-refresh"] if full_refresh else [])],
-        vars=vars,
-        dbt_dir=dbt_home(home),
-        project_dir=sql_dir,
-    )
+class DbtBuild:
+    """dbt's part of one build: `dbt build` in its child process (`start`: before the copy, so that it gets ready
+    meanwhile; `run_dbt`), or, when the last dbt build's recording is the plan for this one (same key, and
+    `replays()` once the inputs are made: same catalog), those statements run again without dbt (`replay`). A dbt
+    build records its statements; `swapped_in()` makes them the next build's plan. A context manager: leaving it
+    stops a child that never ran."""
+
+    def __init__(
+        self,
+        building: Path,
+        home: Path,
+        sql_dir: Path,
+        models: list[Model],
+        memory_limit: str | None,
+        threads: int | None,
+        full_refresh: bool = False,
+        may_replay: bool = True,
+    ) -> None:
+        memory_limit, threads, spill = duckdb_settings(home, memory_limit, threads)
+        self.command = ["build", *(["--full-refresh"] if full_refresh else [])]
+        self.vars = {
+            "warehouse_path": str(building),
+            "memory_limit": memory_limit,
+            "duckdb_threads": threads,
+            "temp_directory": str(spill),
+            **registry.dbt_vars(),
+        }  # the registry now, not as loaded
+        self.models, self.sql_dir, self.dbt_dir = models, sql_dir, dbt_home(home)
+        self.recording = self.dbt_dir / f".{replay.PLAN_FILE}.recording"
+        self.key = replay.plan_key(self.command, self.vars, self.dbt_dir, sql_dir) if models else ""
+        # a full refresh recomputes every row: it runs dbt (so does a build told not to replay), and the plan stays
+        self.plan = replay.load(self.dbt_dir, self.key) if models and may_replay and not full_refresh else None
+        self.process: DbtProcess | None = None
+        self.catalog: str | None = None  # the database's catalog when the inputs are made (replay.catalog)
+
+    def start(self) -> None:
+        """dbt build (recording its statements), started; nothing to start for a project without models."""
+        if self.models and self.process is None:
+            self.recording.unlink(missing_ok=True)
+            # a full refresh's statements recompute every row: no plan for a night
+            record = None if "--full-refresh" in self.command else self.recording
+            self.process = start(
+                self.command, vars=self.vars, dbt_dir=self.dbt_dir, project_dir=self.sql_dir, record=record
+            )
+
+    def replays(self) -> bool:
+        """Whether this build replays the plan (its catalog is the recorded build's); if not, dbt starts now."""
+        if self.plan is not None and self.plan.catalog == self.catalog:
+            return True
+        self.plan = None
+        self.start()
+        return False
+
+    def swapped_in(self) -> None:
+        """The build is in place: a dbt build's recording becomes the next build's plan."""
+        if self.process is not None and self.catalog is not None:
+            replay.keep(self.dbt_dir, self.recording, self.key, self.catalog)
+
+    def __enter__(self) -> DbtBuild:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.process.close()
+        self.recording.unlink(missing_ok=True)
+
+
+def replay_dbt(dbt: DbtBuild, con: duckdb.DuckDBPyConnection, models: list[Model], result: BuildResult) -> list[Model]:
+    """The plan's statements on the copy (see `replay`): models and tests as `run_dbt` reports them. A failure (a
+    statement's error, a failed test) raises DbtError naming it, and removes the plan: the next build runs dbt."""
+    try:
+        runs = replay.run(con, dbt.plan)
+        problems = [f"{r.unique_id.split('.')[-1]}: {r.message or r.status}" for r in runs if r.status == "fail"]
+        if problems:
+            raise DbtError("the warehouse build failed, the previous warehouse is unchanged: " + "; ".join(problems))
+    except BaseException:
+        replay.forget(dbt.dbt_dir)
+        raise
+    result.replayed = True
+    by_name = {m.name: m for m in models}
+    order = []
+    for node in runs:
+        kind, _, name, *_ = node.unique_id.split(".")
+        if kind == "model" and name in by_name:
+            order.append(by_name[name])
+            result.model_seconds[name] = node.seconds
+        elif kind == "test":
+            result.tests[name] = node.status
+            result.test_models[name] = (node.attached_node or "").rsplit(".", 1)[-1]
+    return order
 
 
 def run_dbt(dbt: DbtProcess | None, models: list[Model], result: BuildResult) -> list[Model]:

@@ -1,0 +1,119 @@
+"""A night's build replays the statements dbt sent in the last build (warehouse/replay.py) when dbt would send the
+same ones: exactly dbt's rows and test outcomes; dbt runs instead after any change of what decides its statements;
+a replay that fails keeps the last warehouse and leaves the next build to dbt."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+
+import pytest
+
+from ox_bb_pipeline.warehouse import replay
+from ox_bb_pipeline.warehouse.models import SQL_DIR
+from ox_bb_pipeline.warehouse.project import DbtError, dbt_home
+
+from .conftest import NOW, Lake
+
+
+def relations(lake: Lake) -> dict[str, list[tuple]]:
+    """Every table and view of the warehouse: its columns and its rows (sorted)."""
+    names = [
+        r["name"]
+        for r in lake.rows(
+            "SELECT table_name AS name FROM duckdb_tables() WHERE schema_name = 'main' "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal"
+        )
+    ]
+    return {
+        name: [tuple(r.values()) for r in lake.rows(f'DESCRIBE "{name}"')]
+        + sorted(tuple(map(repr, r.values())) for r in lake.rows(f'SELECT * FROM "{name}"'))
+        for name in names
+    }
+
+
+def two_nights(lake: Lake) -> tuple[dict, dict]:
+    """A first build and a night after a change (both dbt: the second records the plan of the third)."""
+    web, ops = lake.repository("web"), lake.repository("ops")
+    gone = lake.finding(web, "semgrep", "sqli", severity="low", file_path="src/q.js", cwe="CWE-89")
+    lake.finding(ops, "secrets", "aws-secret-key", severity="critical", file_path="app/settings.py")
+    lake.scan(web, "semgrep")
+    lake.scan(ops, "secrets")
+    first = lake.build()
+    lake.tables[("findings", "semgrep", "main")] = [
+        r for r in lake.tables[("findings", "semgrep", "main")] if r["finding_id"] != gone
+    ]
+    lake.finding(web, "semgrep", "xss", severity="medium", file_path="src/view.js", cwe="CWE-79")
+    second = lake.build(now=NOW + timedelta(days=1))
+    return first, second
+
+
+def test_a_replayed_night_gives_exactly_the_rows_and_test_outcomes_of_dbt(lake, tmp_path):
+    first, second = two_nights(lake)
+    assert not first.replayed and not second.replayed
+    assert replay.plan_path(dbt_home(lake.home)).is_file()
+    lake.finding(lake.repository("ops"), "secrets", "generic-api-key", file_path="app/db.py")
+    lake.write()
+    before = tmp_path / "before"
+    shutil.copytree(lake.home, before)
+
+    replayed = lake.build(now=NOW + timedelta(days=2))
+    assert replayed.replayed and "dbt_ready" not in replayed.step_seconds
+    rows = relations(lake)
+
+    shutil.rmtree(lake.home)
+    shutil.copytree(before, lake.home)  # the same home, path included: the same plan applies
+    ran = lake.build(now=NOW + timedelta(days=2), replay=False)
+    assert not ran.replayed
+    assert relations(lake) == rows
+    assert replayed.tests == ran.tests and set(ran.tests.values()) == {"pass"}
+    assert replayed.test_models == ran.test_models
+    assert [m.name for m in replayed.models] == [m.name for m in ran.models]
+    assert replayed.rows == ran.rows
+    assert set(replayed.model_seconds) == set(ran.model_seconds)
+
+
+def test_dbt_runs_when_the_catalog_the_project_or_a_full_refresh_differs_and_records_again(lake, tmp_path):
+    two_nights(lake)
+    assert lake.build(now=NOW + timedelta(days=2)).replayed
+    # a lake table written for the first time: its input is a view over Parquet, no longer an empty table
+    lake.posture(lake.repository("web"), "BB-001", "fail")
+    assert not lake.build(now=NOW + timedelta(days=3)).replayed
+    assert lake.build(now=NOW + timedelta(days=4)).replayed  # the plan recorded by that build
+    assert not lake.build(now=NOW + timedelta(days=5), full_refresh=True).replayed
+    assert lake.build(now=NOW + timedelta(days=6)).replayed  # a full refresh does not spoil the plan
+
+    project = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, project)
+    model = project / "models" / "marts" / "remediation_summary.sql"
+    model.write_text(model.read_text() + "\n-- changed\n")
+    assert not lake.build(now=NOW + timedelta(days=7), sql_dir=project).replayed
+
+
+@pytest.mark.parametrize("failure", ["statement", "test"])
+def test_a_failed_replay_keeps_the_last_warehouse_and_the_next_build_runs_dbt(lake, failure):
+    two_nights(lake)
+    plan_file = replay.plan_path(dbt_home(lake.home))
+    plan = json.loads(plan_file.read_text())
+    statements = plan["statements"]
+    if failure == "statement":  # e.g. a model's SQL that no longer runs on this database
+        index = next(i for i, s in enumerate(statements) if s["node"].endswith(".findings") and "sql" in s)
+        statements[index]["sql"] = "SELECT * FROM no_such_relation"
+        expected = "findings: Catalog Error"
+    else:  # a dbt test whose query finds rows (its severity is error)
+        index = next(
+            i for i, s in enumerate(statements) if s["node"].startswith("test.") and "should_error" in s.get("sql", "")
+        )
+        statements[index]["sql"] = "SELECT 2 AS failures, true AS should_warn, true AS should_error"
+        expected = "Got 2 results, configured to fail if != 0"
+    plan_file.write_text(json.dumps(plan))
+    before = relations(lake)
+
+    with pytest.raises(DbtError, match="the previous warehouse is unchanged") as raised:
+        lake.build(now=NOW + timedelta(days=2))
+    assert expected in str(raised.value)
+    assert relations(lake) == before
+    assert not plan_file.exists()
+    again = lake.build(now=NOW + timedelta(days=2))
+    assert not again.replayed and set(again.tests.values()) == {"pass"}
