@@ -17,6 +17,7 @@ runs dbt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -119,52 +120,66 @@ def run(con: duckdb.DuckDBPyConnection, plan: Plan) -> list[NodeRun]:
     the build too (as dbt build skips what depends on it, and the runner swaps nothing in when a test failed), and
     is returned with its message."""
     runs: dict[str, NodeRun] = {}
-    cursors: dict[int, duckdb.DuckDBPyConnection] = {}  # one connection per dbt thread, as dbt had
-    for statement in plan.statements:
-        node = statement["node"]
-        info = plan.nodes.get(node)
-        current = None
-        if info is not None:  # a model's or test's statement; dbt's own (e.g. `master`'s listings) belong to none
-            current = runs.setdefault(
-                node, NodeRun(node, info["kind"], 0.0, "success", None, info.get("attached_node"))
-            )
-        started = time.perf_counter()
-        thread = statement["thread"]
-        try:
-            if "op" in statement:  # dbt's rollback (a no-op without a transaction) or close of the thread's handle
-                if thread in cursors and statement["op"] == "close":
-                    cursors.pop(thread).close()  # as dbt's: its temporary tables and open transaction go with it
-                elif thread in cursors:
-                    _rollback(cursors[thread])
-            else:
-                if thread not in cursors:
-                    cursors[thread] = con.cursor()
-                    cursors[thread].execute(
-                        "SET TimeZone = 'UTC'"
-                    )  # as dbt's profile sets it on each; the rest is global
-                cursor = cursors[thread].execute(statement["sql"], statement["bindings"])
-                description = [column[0] for column in cursor.description or []]
-                if current is not None and current.kind == "test" and description == TEST_RESULT:
-                    failures, should_warn, should_error = cursor.fetchone()
-                    current.status, current.message = _verdict(failures, should_warn, should_error, info)
-        except duckdb.Error as error:
-            raise DbtError(
-                f"the warehouse build failed, the previous warehouse is unchanged: {node}: {error}"
-            ) from None
-        if current is not None:
+    with _Connections(con) as connections:
+        for statement in plan.statements:
+            node, info = statement["node"], plan.nodes.get(statement["node"])
+            current = None  # dbt's own statements (`master`'s, a schema listing's) belong to no node
+            if info is not None:
+                current = runs.setdefault(
+                    node, NodeRun(node, info["kind"], 0.0, "success", None, info["attached_node"])
+                )
+            started = time.perf_counter()
+            try:
+                result = connections.send(statement)
+            except duckdb.Error as error:
+                raise DbtError(
+                    f"the warehouse build failed, the previous warehouse is unchanged: {node}: {error}"
+                ) from None
+            if current is None:
+                continue
             current.seconds += time.perf_counter() - started
-            if current.status == "fail":
-                break
-    for cursor in cursors.values():
-        cursor.close()
+            if current.kind == "test" and result is not None:
+                current.status, current.message = _verdict(*result, info)
+                if current.status == "fail":
+                    break
     return list(runs.values())
 
 
-def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
-    try:
-        cursor.rollback()
-    except duckdb.TransactionException:
-        pass  # no transaction open: dbt's rollback failed the same way, and dbt goes on
+class _Connections:
+    """A connection to the database per dbt thread, as dbt had (each with its own transaction and temporary
+    tables), opened at its first statement and closed when dbt closed its handle."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.open: dict[int, duckdb.DuckDBPyConnection] = {}
+
+    def send(self, statement: dict) -> tuple | None:
+        """Run one recorded step: a statement (its test row, if it is a test's main statement), or dbt's rollback
+        (nothing to roll back is no error: dbt's own rollback failed the same way, and it went on) or close."""
+        thread = statement["thread"]
+        if statement.get("op") == "close":
+            if thread in self.open:
+                self.open.pop(thread).close()
+            return None
+        if statement.get("op") == "rollback":
+            if thread in self.open:
+                with contextlib.suppress(duckdb.TransactionException):
+                    self.open[thread].rollback()
+            return None
+        if thread not in self.open:
+            self.open[thread] = self.con.cursor()
+            self.open[thread].execute("SET TimeZone = 'UTC'")  # as dbt's profile sets it on each; the rest is global
+        cursor = self.open[thread].execute(statement["sql"], statement["bindings"])
+        if [column[0] for column in cursor.description or []] == TEST_RESULT:
+            return cursor.fetchone()
+        return None
+
+    def __enter__(self) -> _Connections:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for cursor in self.open.values():
+            cursor.close()
 
 
 def _verdict(failures: int, should_warn: bool, should_error: bool, info: dict) -> tuple[str, str | None]:
