@@ -236,6 +236,10 @@ def _build_with(
             con = duckdb.connect(str(building))
             configure(con, home, memory_limit, threads)
         step = _step(result, "dbt", step)
+        if progress and result.replayed:
+            progress(
+                f"warehouse  dbt not started: the last dbt build's statements replayed ({dbt.dbt_dir / 'replay.json'})"
+            )
         with _transaction(con):
             for model in order:
                 describe(con, model)
