@@ -12,7 +12,7 @@ ANALYST_MARTS = {
     "compliance_daily": {"warehouse/compliance_history"},
     "compliance_history": {"warehouse/compliance_scores"},
     "finding_states": {"warehouse/findings_history"},
-    "findings_daily": {"warehouse/finding_states"},
+    "findings_daily": {"warehouse/finding_states", "warehouse/findings_history"},
     "posture_checks": {"scanning/posture_results", "warehouse/application_mapping"},
     "remediation_summary": {"warehouse/remediation_times"},
     "remediation_times": {"warehouse/findings_history", "warehouse/applications"},
