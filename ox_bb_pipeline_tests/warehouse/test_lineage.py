@@ -13,7 +13,11 @@ ANALYST_MARTS = {
     "compliance_history": {"warehouse/compliance_scores"},
     "finding_states": {"warehouse/findings_history"},
     "findings_daily": {"warehouse/finding_states", "warehouse/findings_history"},
-    "posture_checks": {"scanning/posture_results", "warehouse/application_mapping"},
+    "posture_checks": {
+        "scanning/posture_results",
+        "warehouse/application_mapping",
+        "warehouse/posture_check_digests",
+    },
     "remediation_summary": {"warehouse/remediation_times"},
     "remediation_times": {"warehouse/findings_history", "warehouse/applications"},
     "sla_breach_daily": {"warehouse/findings_daily"},
