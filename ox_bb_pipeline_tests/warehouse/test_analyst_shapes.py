@@ -3,7 +3,13 @@ ambiguous across workspaces), and posture results once per repository and check 
 
 from __future__ import annotations
 
+import shutil
+from datetime import timedelta
+
 from ox_bb_pipeline.warehouse.models import discover
+from ox_bb_pipeline.warehouse.runner import build
+
+from .conftest import NOW, Lake
 
 
 def test_repository_full_name_tells_two_infra_repositories_apart(lake):
@@ -86,3 +92,48 @@ def test_posture_checks_count_a_repository_once_with_its_topic(lake):
         "SELECT count(DISTINCT repository_full_name) AS n FROM posture_checks "
         "WHERE topic = 'branch_protection' AND status = 'fail'"
     ) == [{"n": 1}]
+
+
+def test_posture_checks_rebuilt_by_repository_give_the_rows_of_a_full_refresh(lake, tmp_path):
+    """posture_checks computes again only the workspaces and repositories whose posture results (or application)
+    changed, drops those that are gone, and keeps the others: after each build its rows are those of a
+    --full-refresh build from the same warehouse and lake."""
+    api, web, ops = lake.repository("api"), lake.repository("web"), lake.repository("ops")
+    lake.posture(api, "BB-003", "fail", evidence="force push allowed")
+    lake.posture(api, "BB-003", "pass", connection="second")
+    lake.posture(web, "BB-027", "pass")
+    lake.posture(ops, "BB-003", "fail", evidence="no review")
+    lake.posture(None, "BB-M01", "fail", evidence="no IP allowlist")
+    lake.posture(None, "BB-M01", "pass", workspace="other")
+    lake.build()
+
+    def night(day, name):
+        lake.write()
+        twin = Lake(tmp_path / name)
+        shutil.copytree(lake.home, twin.home)
+        lake.build(NOW + timedelta(days=day))
+        build(twin.home, now=NOW + timedelta(days=day), full_refresh=True)
+        rows = lake.rows("SELECT * FROM posture_checks ORDER BY ALL")
+        assert rows == twin.rows("SELECT * FROM posture_checks ORDER BY ALL"), name
+        return rows
+
+    lake.clear("scans", "posture_results", "second")  # api's second connection gone: its fail wins again
+    lake.tables[("scans", "posture_results", "main")] = [
+        r
+        for r in lake.tables[("scans", "posture_results", "main")]
+        if r["repository"] != "ops"  # ops gone
+    ]
+    lake.posture(web, "BB-027", "fail", evidence="pipeline without approval", connection="second")
+    lake.posture(None, "BB-M01", "pass", workspace="acme", connection="second")
+    rows = night(1, "changed")
+    assert {(r["workspace"], r["repository"], r["check_id"]) for r in rows} == {
+        ("acme", "api", "BB-003"),
+        ("acme", "web", "BB-027"),
+        ("acme", None, "BB-M01"),
+        ("other", None, "BB-M01"),
+    }
+    assert [(r["status"], r["connections"]) for r in rows if r["repository"] == "api"] == [("fail", ["main"])]
+    lake.config("applications.yaml", "applications:\n  - {name: core, repositories: [{repository: web}]}\n")
+    rows = night(2, "application")
+    assert {r["application"] for r in rows if r["repository"] == "web"} == {"core"}
+    night(3, "unchanged")

@@ -4,9 +4,12 @@ remediation_summary, compliance_history / compliance_daily — exact rows."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 
-from .conftest import NOW
+from ox_bb_pipeline.warehouse.runner import build
+
+from .conftest import NOW, Lake
 
 DAY = timedelta(days=1)
 
@@ -146,3 +149,35 @@ def test_a_second_resolution_counts_again_and_percentiles_spread(lake):
     assert lake.rows(
         "SELECT resolved, mttr_days, p50_days, p90_days, max_days FROM remediation_summary WHERE final_severity = 'all'"
     ) == [{"resolved": 3, "mttr_days": 6.67, "p50_days": 6.0, "p90_days": 10.8, "max_days": 12.0}]
+
+
+def test_findings_daily_nights_give_the_rows_of_a_full_refresh(lake, tmp_path):
+    """A night computes findings_daily's new days from the last day it keeps and the findings that can count
+    differently since (a change recorded after it, or an SLA that can fall due): after each build its rows, and
+    sla_breach_daily's, are those of a --full-refresh build at the same `now` from the same warehouse and lake."""
+    ids = nights(lake)
+    web = lake.repository("web")
+
+    def night(now, name):
+        lake.write()
+        twin = Lake(tmp_path / name)
+        shutil.copytree(lake.home, twin.home)
+        lake.build(now)
+        build(twin.home, now=now, full_refresh=True)
+        for model in ("findings_daily", "sla_breach_daily"):
+            rows = lake.rows(f"SELECT * FROM {model} ORDER BY ALL")
+            assert rows == twin.rows(f"SELECT * FROM {model} ORDER BY ALL"), (name, model)
+        return rows
+
+    lake.clear("findings", "semgrep")  # C fixed, a second build on night 8's day
+    night(NOW + 8 * DAY + timedelta(hours=6), "same-day")
+    # no change for a month: B (reopened on night 4, high: 30 days) falls due on a day no build saw
+    breach = night(NOW + 40 * DAY, "gap")
+    breached = {r["day"]: r["breached"] for r in breach if r["application"] == "payments"}
+    assert [breached[date(2026, 12, 5) + timedelta(days=i)] for i in range(3)] == [1, 2, 2]
+    lake.finding(web, "semgrep", "js.sqli", severity="low", file_path="web/db.js")  # a new finding
+    night(NOW + 41 * DAY, "new")
+    lake.config("sla.yaml", "sla_days: {critical: 3, high: 10, medium: 20, low: 40}")  # every day again
+    night(NOW + 42 * DAY, "sla")
+    assert lake.value("SELECT count(DISTINCT day) FROM findings_daily") == 43
+    assert ids["A"] in {r["finding_id"] for r in lake.rows("SELECT finding_id FROM findings_history")}

@@ -1,5 +1,20 @@
+{#- Incremental by workspace and repository: a build deletes and computes again the rows of the keys whose inputs
+    changed (posture_check_digests, macro changed_posture_keys) and of any key that is gone; the first build, and
+    every build after a change of the check catalog or this SQL, computes them all. -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} AS t WHERE EXISTS (SELECT 1 FROM "
+                   "{{ changed_posture_keys() }} AS c WHERE c.workspace IS NOT DISTINCT FROM t.workspace "
+                   "AND c.repository_uuid = t.repository_uuid) OR NOT EXISTS (SELECT 1 FROM "
+                   "{{ ref('posture_check_digests') }} AS d WHERE d.workspace IS NOT DISTINCT FROM t.workspace "
+                   "AND d.repository_uuid = t.repository_uuid){% endif %}") }}
+-- depends_on: {{ ref('posture_check_digests') }}
 WITH results AS (
-    SELECT *, coalesce(repository_uuid, '') AS repository_key FROM {{ source('lake', 'posture_results') }}
+    SELECT r.*, coalesce(r.repository_uuid, '') AS repository_key FROM {{ source('lake', 'posture_results') }} AS r
+    {%- if is_incremental() %}
+    -- only the rebuilt keys: every row below comes from these
+    SEMI JOIN {{ changed_posture_keys() }} AS c
+      ON c.workspace IS NOT DISTINCT FROM r.workspace AND c.repository_uuid = coalesce(r.repository_uuid, '')
+    {%- endif %}
 ),
 
 result_counts AS (
