@@ -14,6 +14,7 @@ and tables other code keeps in the warehouse (e.g. a workflow action log) are le
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -323,20 +324,52 @@ def configure(con: duckdb.DuckDBPyConnection, home: Path, memory_limit: str | No
 # -- inputs ---------------------------------------------------------------------------------------
 def register_lake_inputs(con: duckdb.DuckDBPyConnection, home: Path) -> None:
     """A view per lake table over all its connection partitions, with every column of the known
-    schema (missing ones as typed nulls); an empty typed table when nothing was written yet."""
+    schema (missing ones as typed nulls); an empty typed table when nothing was written yet.
+    And `lake_partitions` (see register_lake_partitions) for the scanners' tables."""
     root = lake_root(home)
+    columns = {}
     for name, (zone, table, schema) in lake_inputs().items():
         folder = root / zone / table
         if not any(folder.glob("connection=*/*.parquet")):
             create_table(con, name, [], schema)
             continue
-        source = (
-            f"read_parquet({_literal(folder / 'connection=*' / '*.parquet')}, "
-            "hive_partitioning = true, union_by_name = true)"
-        )
-        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-        missing = "".join(f', NULL::{duckdb_type(f.type)} AS "{f.name}"' for f in schema if f.name not in present)
-        con.execute(f'CREATE VIEW "{name}" AS SELECT *{missing} FROM {source}')
+        files = _literal(folder / "connection=*" / "*.parquet")
+        source = f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
+        present = [row[:2] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        missing = [(f.name, duckdb_type(f.type)) for f in schema if f.name not in {column for column, _ in present}]
+        nulls = "".join(f', NULL::{dtype} AS "{column}"' for column, dtype in missing)
+        con.execute(f'CREATE VIEW "{name}" AS SELECT *{nulls} FROM {source}')
+        columns[name] = (files, present + missing)
+    register_lake_partitions(
+        con,
+        {s.warehouse_input: columns[s.warehouse_input] for s in registry.scanners() if s.warehouse_input in columns},
+    )
+
+
+def register_lake_partitions(con: duckdb.DuckDBPyConnection, views: dict[str, tuple[str, list]]) -> None:
+    """`lake_partitions`: one row per lake view of `views` (name -> its files' glob and its columns) and
+    connection partition, with a digest of what its rows are made of: the bytes of the partition's files, the
+    view's columns (union_by_name: a column another partition adds changes every row) and the DuckDB version (its
+    hash function). Equal digests, equal rows: findings_partition_digests reads again only the partitions whose
+    digest changed. The partition a file belongs to is DuckDB's hive partition value (what the view's
+    `connection` column holds)."""
+    con.execute("DROP TABLE IF EXISTS lake_partitions")  # not an input the build's start drops: made only here
+    rows = []
+    for name, (glob, view_columns) in views.items():
+        files: dict[str, list[str]] = {}
+        for path, connection in con.execute(
+            f"SELECT DISTINCT _file, connection "
+            f"FROM read_parquet({glob}, hive_partitioning = true, union_by_name = true, filename = '_file')"
+        ).fetchall():
+            files.setdefault(connection, []).append(path)
+        for connection, paths in files.items():
+            digest = hashlib.sha256(repr((duckdb.__version__, name, connection, view_columns)).encode())
+            for path in sorted(paths):
+                digest.update(Path(path).name.encode() + b"\0")  # not the home's path: a moved home reads nothing
+                with open(path, "rb") as file:
+                    digest.update(hashlib.file_digest(file, "sha256").digest())
+            rows.append({"input": name, "connection": connection, "digest": digest.hexdigest()})
+    create_table(con, "lake_partitions", rows, pa.schema([("input", S), ("connection", S), ("digest", S)]))
 
 
 S, I, D, LS = pa.string(), pa.int64(), pa.date32(), pa.list_(pa.string())
