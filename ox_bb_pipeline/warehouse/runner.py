@@ -469,7 +469,6 @@ CONFIG_SCHEMAS = {
 
 def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -> dict[str, list[dict]]:
     """The configuration files and catalogs as `config_*` tables, and `build_context` (the clock)."""
-    from ..scanners import posture
 
     apps = settings.applications
     return {
@@ -532,7 +531,7 @@ def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -
             {"scanner": key.partition("/")[0], "rule_id": key.partition("/")[2], "family": family}
             for key, family in settings.cwe_families.rules.items()
         ],
-        "config_posture_checks": posture.catalog_rows(),
+        "config_posture_checks": posture_check_rows(),
         "config_scanner_controls": [
             {"scanner": s, "control_id": c} for s, controls in settings.scanner_controls.items() for c in controls
         ],
@@ -540,6 +539,26 @@ def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -
             {"framework": k, "prefix": prefix, "title": title} for k, (prefix, title) in FRAMEWORKS.items()
         ],
     }
+
+
+def posture_check_rows() -> list[dict]:
+    """The posture catalog as the rows of scanners.posture.catalog_table(), made here without Arrow (see
+    create_table; that module is part of the posture scanner's version, so it stays as it is)."""
+    from ..scanners.posture import load_catalog
+
+    return [
+        {
+            "check_id": c.id,
+            "title": c.title,
+            "category": c.category,
+            "topic": c.topic,
+            "severity": c.severity,
+            "controls": c.control_ids,
+            "rationale": c.rationale,
+            "remediation": c.remediation,
+        }
+        for c in load_catalog()
+    ]
 
 
 def create_code_context_macro(con: duckdb.DuckDBPyConnection, rules: list[dict]) -> None:

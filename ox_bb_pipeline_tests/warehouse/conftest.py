@@ -17,7 +17,7 @@ import yaml
 
 from ox_bb_pipeline.findings import Finding
 from ox_bb_pipeline.lake import write_partition
-from ox_bb_pipeline.scanners import posture
+from ox_bb_pipeline.warehouse import runner
 from ox_bb_pipeline.warehouse.runner import BuildResult, build, lake_inputs
 from ox_bb_pipeline.warehouse.settings import WarehouseSettings, load_settings
 from ox_bb_pipeline.warehouse.workflows import WorkflowsFile
@@ -294,7 +294,7 @@ def small_catalog(monkeypatch):
         }
         for c, controls in SMALL_CATALOG
     ]
-    monkeypatch.setattr(posture, "catalog_rows", lambda: rows)
+    monkeypatch.setattr(runner, "posture_check_rows", lambda: rows)
 
 
 # -- workflows --------------------------------------------------------------------------------------

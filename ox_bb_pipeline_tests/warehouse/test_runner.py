@@ -260,3 +260,10 @@ def test_rows_as_dicts_give_the_table_arrow_gives():
     assert con.execute("SELECT count(*) FROM direct").fetchone() == (3,)
     assert con.execute("SELECT count(*) FROM (FROM direct EXCEPT ALL FROM arrow)").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM (FROM arrow EXCEPT ALL FROM direct)").fetchone() == (0,)
+
+
+def test_the_posture_catalog_rows_are_those_of_its_table():
+    from ox_bb_pipeline.scanners.posture import catalog_table
+    from ox_bb_pipeline.warehouse.runner import posture_check_rows
+
+    assert posture_check_rows() == catalog_table().to_pylist()

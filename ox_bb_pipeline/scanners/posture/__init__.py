@@ -161,27 +161,23 @@ def scanner_version() -> str:
     return rules_digest(CATALOG_PATH, SQL_DIR, HERE / "checks.py", HERE / "pipelines_yml.py", Path(__file__))
 
 
-def catalog_rows() -> list[dict]:
-    """The catalog as rows (the warehouse's config_posture_checks), for reports that join results to titles,
-    severities and controls."""
-    return [
-        {
-            "check_id": c.id,
-            "title": c.title,
-            "category": c.category,
-            "topic": c.topic,
-            "severity": c.severity,
-            "controls": c.control_ids,
-            "rationale": c.rationale,
-            "remediation": c.remediation,
-        }
-        for c in load_catalog()
-    ]
-
-
 def catalog_table() -> pa.Table:
-    """catalog_rows() as a table."""
-    return pa.Table.from_pylist(catalog_rows())
+    """The catalog as a table, for reports that join results to titles, severities and controls."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "check_id": c.id,
+                "title": c.title,
+                "category": c.category,
+                "topic": c.topic,
+                "severity": c.severity,
+                "controls": c.control_ids,
+                "rationale": c.rationale,
+                "remediation": c.remediation,
+            }
+            for c in load_catalog()
+        ]
+    )
 
 
 @dataclass
