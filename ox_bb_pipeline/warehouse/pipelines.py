@@ -80,13 +80,19 @@ def pipeline_definitions(configs: Iterable[dict], known: Iterable[dict] = ()) ->
         text = config.get("yml") or ""
         key = hashlib.sha256(text.encode()).hexdigest()
         if key not in parsed:
-            try:
-                parsed[key] = [{**row, "yml_sha256": key} for row in definition_rows(parse(text))]
-            except PipelinesYmlError as exc:
-                parsed[key] = [{"parse_error": str(exc), "yml_sha256": key}]
+            parsed[key] = file_rows(text, key)
         base = {k: config.get(k) for k in REPOSITORY_COLUMNS}
         rows += [{**base, **row} for row in parsed[key]]
     return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def file_rows(text: str, key: str) -> list[dict]:
+    """The rows of one file (`key`: its sha256), without the repository columns; one `parse_error` row when the
+    parser refuses it."""
+    try:
+        return [{**row, "yml_sha256": key} for row in definition_rows(parse(text))]
+    except PipelinesYmlError as exc:
+        return [{"parse_error": str(exc), "yml_sha256": key}]
 
 
 def _unique(values: Iterable[str | None]) -> list[str]:

@@ -13,6 +13,7 @@ and tables other code keeps in the warehouse (e.g. a workflow action log) are le
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ from ..lake import SCANS_ZONE, lake_root, migrate_layout
 from ..locks import home_lock, owner_gone
 from ..scanners import registry
 from . import pipelines, replay
-from .decisions import read_decisions
+from .decisions import DECISION_SCHEMA, decisions_path, read_decisions
 from .models import SQL_DIR, Model, dbt_models
 from .project import DbtError, DbtProcess, dbt_home, failures, start
 from .settings import (
@@ -44,7 +45,7 @@ from .settings import (
     WarehouseSettings,
     load_settings,
 )
-from .triage import read_triage
+from .triage import TRIAGE_SCHEMA, read_triage, triage_path
 
 SCANNERS = registry.names()  # as loaded, for callers that name them; lake_inputs() reads the registry
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -223,8 +224,7 @@ def _build_with(
                 create_table(con, name, rows, CONFIG_SCHEMAS.get(name))
             create_code_context_macro(con, settings.code_context)
             register_pipeline_definitions(con, known_pipelines)
-            create_table(con, "workflow_decisions", read_decisions(home))
-            create_table(con, "triage_decisions", read_triage(home))
+            register_decisions(con, home)
         dbt.catalog = replay.catalog(con) if models else None
         step = _step(result, "inputs", step)
         if dbt.replays():
@@ -415,30 +415,72 @@ def configure(con: duckdb.DuckDBPyConnection, home: Path, memory_limit: str | No
 # -- inputs ---------------------------------------------------------------------------------------
 def register_lake_inputs(con: duckdb.DuckDBPyConnection, home: Path) -> None:
     """A view per lake table over all its connection partitions, with every column of the known
-    schema (missing ones as typed nulls); an empty typed table when nothing was written yet."""
+    schema (missing ones as typed nulls); an empty typed table when nothing was written yet.
+    And `lake_partitions` (see register_lake_partitions) for the scanners' tables."""
     root = lake_root(home)
+    columns = {}
     for name, (zone, table, schema) in lake_inputs().items():
         folder = root / zone / table
-        con.register("_schema", schema.empty_table())
-        types = {column: dtype for column, dtype, *_ in con.execute("DESCRIBE _schema").fetchall()}
         if not any(folder.glob("connection=*/*.parquet")):
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _schema')
-        else:
-            source = (
-                f"read_parquet({_literal(folder / 'connection=*' / '*.parquet')}, "
-                "hive_partitioning = true, union_by_name = true)"
-            )
-            present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-            missing = "".join(
-                f', NULL::{dtype} AS "{column}"' for column, dtype in types.items() if column not in present
-            )
-            con.execute(f'CREATE VIEW "{name}" AS SELECT *{missing} FROM {source}')
-        con.unregister("_schema")
+            create_table(con, name, [], schema)
+            continue
+        files = _literal(folder / "connection=*" / "*.parquet")
+        source = f"read_parquet({files}, hive_partitioning = true, union_by_name = true)"
+        present = [row[:2] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        missing = [(f.name, duckdb_type(f.type)) for f in schema if f.name not in {column for column, _ in present}]
+        nulls = "".join(f', NULL::{dtype} AS "{column}"' for column, dtype in missing)
+        con.execute(f'CREATE VIEW "{name}" AS SELECT *{nulls} FROM {source}')
+        columns[name] = (files, present + missing)
+    register_lake_partitions(
+        con,
+        {s.warehouse_input: columns[s.warehouse_input] for s in registry.scanners() if s.warehouse_input in columns},
+    )
+
+
+def register_lake_partitions(con: duckdb.DuckDBPyConnection, views: dict[str, tuple[str, list]]) -> None:
+    """`lake_partitions`: one row per lake view of `views` (name -> its files' glob and its columns) and
+    connection partition, with a digest of what its rows are made of: the bytes of the partition's files, the
+    view's columns (union_by_name: a column another partition adds changes every row) and the DuckDB version (its
+    hash function). Equal digests, equal rows: findings_partition_digests reads again only the partitions whose
+    digest changed. The partition a file belongs to is DuckDB's hive partition value (what the view's
+    `connection` column holds)."""
+    con.execute("DROP TABLE IF EXISTS lake_partitions")  # not an input the build's start drops: made only here
+    rows = []
+    for name, (glob, view_columns) in views.items():
+        files: dict[str, list[str]] = {}
+        for path, connection in con.execute(
+            f"SELECT DISTINCT _file, connection "
+            f"FROM read_parquet({glob}, hive_partitioning = true, union_by_name = true, filename = '_file')"
+        ).fetchall():
+            files.setdefault(connection, []).append(path)
+        for connection, paths in files.items():
+            digest = hashlib.sha256(repr((duckdb.__version__, name, connection, view_columns)).encode())
+            for path in sorted(paths):
+                digest.update(Path(path).name.encode() + b"\0")  # not the home's path: a moved home reads nothing
+                with open(path, "rb") as file:
+                    digest.update(hashlib.file_digest(file, "sha256").digest())
+            rows.append({"input": name, "connection": connection, "digest": digest.hexdigest()})
+    create_table(con, "lake_partitions", rows, pa.schema([("input", S), ("connection", S), ("digest", S)]))
 
 
 S, I, D, LS = pa.string(), pa.int64(), pa.date32(), pa.list_(pa.string())
-# Typed explicitly: an empty file must still give typed columns.
+# Typed explicitly: an empty file must still give typed columns (and rows are made without Arrow: see create_table).
 CONFIG_SCHEMAS = {
+    "config_severity_levels": pa.schema([("severity", S), ("severity_rank", I), ("label", S)]),
+    "config_sla": pa.schema([("severity", S), ("days", I)]),
+    "config_frameworks": pa.schema([("framework", S), ("prefix", S), ("title", S)]),
+    "config_posture_checks": pa.schema(
+        [
+            ("check_id", S),
+            ("title", S),
+            ("category", S),
+            ("topic", S),
+            ("severity", S),
+            ("controls", LS),
+            ("rationale", S),
+            ("remediation", S),
+        ]
+    ),
     "config_applications": pa.schema(
         [
             ("app_order", I),
@@ -516,9 +558,8 @@ CONFIG_SCHEMAS = {
 }
 
 
-def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -> dict[str, list[dict] | pa.Table]:
+def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -> dict[str, list[dict]]:
     """The configuration files and catalogs as `config_*` tables, and `build_context` (the clock)."""
-    from ..scanners.posture import catalog_table
 
     apps = settings.applications
     return {
@@ -581,7 +622,7 @@ def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -
             {"scanner": key.partition("/")[0], "rule_id": key.partition("/")[2], "family": family}
             for key, family in settings.cwe_families.rules.items()
         ],
-        "config_posture_checks": catalog_table(),
+        "config_posture_checks": posture_check_rows(),
         "config_scanner_controls": [
             {"scanner": s, "control_id": c} for s, controls in settings.scanner_controls.items() for c in controls
         ],
@@ -589,6 +630,26 @@ def settings_tables(settings: WarehouseSettings, build_id: str, now: datetime) -
             {"framework": k, "prefix": prefix, "title": title} for k, (prefix, title) in FRAMEWORKS.items()
         ],
     }
+
+
+def posture_check_rows() -> list[dict]:
+    """The posture catalog as the rows of scanners.posture.catalog_table(), made here without Arrow (see
+    create_table; that module is part of the posture scanner's version, so it stays as it is)."""
+    from ..scanners.posture import load_catalog
+
+    return [
+        {
+            "check_id": c.id,
+            "title": c.title,
+            "category": c.category,
+            "topic": c.topic,
+            "severity": c.severity,
+            "controls": c.control_ids,
+            "rationale": c.rationale,
+            "remediation": c.remediation,
+        }
+        for c in load_catalog()
+    ]
 
 
 def create_code_context_macro(con: duckdb.DuckDBPyConnection, rules: list[dict]) -> None:
@@ -661,17 +722,42 @@ def _application_rows(apps: ApplicationsFile) -> list[dict]:
     return rows
 
 
-def register_pipeline_definitions(con: duckdb.DuckDBPyConnection, known: list[dict]) -> None:
-    """bitbucket-pipelines.yml parsed in Python (files the last build parsed are taken from it)."""
-    configs = con.sql(
-        "SELECT connection, workspace, repository_uuid, repository, main_commit, yml "
-        "FROM raw_pipeline_configs WHERE yml_present AND yml IS NOT NULL"
-    ).to_arrow_table()
-    create_table(con, "pipeline_definitions", pipelines.pipeline_definitions(configs.to_pylist(), known))
+def register_pipeline_definitions(con: duckdb.DuckDBPyConnection, known: str | None) -> None:
+    """bitbucket-pipelines.yml parsed in Python, only the files whose text (sha256) the last build's rows (the table
+    `known`, from _previous_pipeline_definitions) do not have: the others' rows are copied from it in SQL, without
+    reading them into Python (about 0.4 s at 10,000 repositories). A file's rows depend only on its text."""
+    parsed_schema = pa.schema([f for f in pipelines.SCHEMA if f.name not in pipelines.REPOSITORY_COLUMNS])
+    columns = ", ".join(f'"{name}"' for name in parsed_schema.names)
+    parsed_columns = ", ".join(f'p."{name}"' for name in parsed_schema.names)
+    con.execute(
+        "CREATE TEMP TABLE _configs AS SELECT connection, workspace, repository_uuid, repository, main_commit, yml, "
+        "sha256(yml) AS yml_sha256 FROM raw_pipeline_configs WHERE yml_present AND yml IS NOT NULL"
+    )
+    create_table(con, "_parsed", [], parsed_schema, temporary=True)
+    if known:
+        # one copy of each file's rows (each repository holding the file has the same rows)
+        con.execute(
+            f'INSERT INTO _parsed SELECT DISTINCT {columns} FROM "{known}" '
+            "WHERE yml_sha256 IN (SELECT yml_sha256 FROM _configs)"
+        )
+    new = con.execute(
+        "SELECT yml_sha256, any_value(yml) FROM _configs WHERE yml_sha256 NOT IN (SELECT yml_sha256 FROM _parsed) "
+        "GROUP BY yml_sha256"
+    ).fetchall()
+    _insert(con, "_parsed", [row for key, text in new for row in pipelines.file_rows(text, key)], parsed_schema)
+    create_table(con, "pipeline_definitions", [], pipelines.SCHEMA)
+    con.execute(
+        f"INSERT INTO pipeline_definitions SELECT c.connection, c.workspace, c.repository_uuid, c.repository, "
+        f"c.main_commit, {parsed_columns} "
+        "FROM _configs AS c JOIN _parsed AS p USING (yml_sha256)"
+    )
+    for name in ("_configs", "_parsed", *([known] if known else [])):
+        con.execute(f'DROP TABLE "{name}"')
 
 
-def _previous_pipeline_definitions(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """The last build's pipeline_definitions, when it has today's columns."""
+def _previous_pipeline_definitions(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The last build's pipeline_definitions, when it has today's columns, renamed out of the way (the table it
+    becomes; register_pipeline_definitions drops it once read)."""
     present = {
         row[0]
         for row in con.execute(
@@ -680,17 +766,80 @@ def _previous_pipeline_definitions(con: duckdb.DuckDBPyConnection) -> list[dict]
         ).fetchall()
     }
     if not {f.name for f in pipelines.SCHEMA} <= present:
-        return []
-    return con.sql("SELECT * FROM pipeline_definitions").to_arrow_table().to_pylist()
+        return None
+    con.execute('ALTER TABLE pipeline_definitions RENAME TO "_last_pipeline_definitions"')
+    return "_last_pipeline_definitions"
+
+
+def duckdb_type(dtype: pa.DataType) -> str:
+    """DuckDB's type for an Arrow type, as DuckDB reads an Arrow column of it (the types the inputs' schemas use)."""
+    simple = {
+        pa.string(): "VARCHAR",
+        pa.large_string(): "VARCHAR",
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.int16(): "SMALLINT",
+        pa.int8(): "TINYINT",
+        pa.float64(): "DOUBLE",
+        pa.float32(): "FLOAT",
+        pa.bool_(): "BOOLEAN",
+        pa.date32(): "DATE",
+        pa.binary(): "BLOB",
+        pa.large_binary(): "BLOB",
+    }
+    if dtype in simple:
+        return simple[dtype]
+    if pa.types.is_timestamp(dtype):
+        if dtype.tz is not None:
+            return "TIMESTAMP WITH TIME ZONE"
+        return {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "us": "TIMESTAMP", "ns": "TIMESTAMP_NS"}[dtype.unit]
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return f"{duckdb_type(dtype.value_type)}[]"
+    if pa.types.is_struct(dtype):
+        fields = ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in dtype)
+        return f"STRUCT({fields})"
+    if pa.types.is_decimal(dtype):
+        return f"DECIMAL({dtype.precision}, {dtype.scale})"
+    raise TypeError(f"no DuckDB type known for the Arrow type {dtype}: add it to runner.duckdb_type")
 
 
 def create_table(
-    con: duckdb.DuckDBPyConnection, name: str, rows: list[dict] | pa.Table, schema: pa.Schema | None = None
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    rows: list[dict] | pa.Table,
+    schema: pa.Schema | None = None,
+    *,
+    temporary: bool = False,
 ) -> None:
-    data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
-    con.register("_rows", data)
-    con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _rows')
-    con.unregister("_rows")
+    """A table of `rows`: an Arrow table as it is, a list of dicts in `schema` (a key it lacks is null). Dicts go to
+    DuckDB as one list parameter per column, not through Arrow: building Arrow arrays from Python objects makes
+    pyarrow import pandas (0.3 s a build, 1.5 s where bytecode is not cached), for a few hundred rows."""
+    if isinstance(rows, pa.Table):
+        con.register("_rows", rows)
+        con.execute(f'CREATE {"TEMP " if temporary else ""}TABLE "{name}" AS SELECT * FROM _rows')
+        con.unregister("_rows")
+        return
+    if schema is None:
+        raise TypeError(f"create_table({name!r}): rows as dicts need a schema")
+    columns = ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in schema)
+    con.execute(f'CREATE {"TEMP " if temporary else ""}TABLE "{name}" ({columns})')
+    _insert(con, name, rows, schema)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict], schema: pa.Schema) -> None:
+    """`rows` appended to the table `name` (its columns: `schema`), each column one list parameter unnested."""
+    if rows:
+        values = ", ".join(f"unnest(?::{duckdb_type(f.type)}[])" for f in schema)
+        con.execute(f'INSERT INTO "{name}" SELECT {values}', [[row.get(f.name) for row in rows] for f in schema])
+
+
+def register_decisions(con: duckdb.DuckDBPyConnection, home: Path) -> None:
+    """workflow_decisions and triage_decisions; without their file, the empty table is made without Arrow (see
+    create_table), as read_decisions and read_triage would give it."""
+    path = decisions_path(home)
+    has_decisions = path.exists() and path.stat().st_size > 0
+    create_table(con, "workflow_decisions", read_decisions(home) if has_decisions else [], DECISION_SCHEMA)
+    create_table(con, "triage_decisions", read_triage(home) if triage_path(home).exists() else [], TRIAGE_SCHEMA)
 
 
 # -- models ---------------------------------------------------------------------------------------

@@ -12,13 +12,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pytest
 import yaml
 
 from ox_bb_pipeline.findings import Finding
 from ox_bb_pipeline.lake import write_partition
-from ox_bb_pipeline.scanners import posture
+from ox_bb_pipeline.warehouse import runner
 from ox_bb_pipeline.warehouse.runner import BuildResult, build, lake_inputs
 from ox_bb_pipeline.warehouse.settings import WarehouseSettings, load_settings
 from ox_bb_pipeline.warehouse.workflows import WorkflowsFile
@@ -282,22 +281,20 @@ SMALL_CATALOG = [
 @pytest.fixture
 def small_catalog(monkeypatch):
     """A four-check posture catalog, so expected compliance rows stay readable whatever the real one grows to."""
-    table = pa.Table.from_pylist(
-        [
-            {
-                "check_id": c,
-                "title": f"{c} title",
-                "category": "scm_posture",
-                "topic": "access",
-                "severity": "high",
-                "controls": controls,
-                "rationale": "",
-                "remediation": "",
-            }
-            for c, controls in SMALL_CATALOG
-        ]
-    )
-    monkeypatch.setattr(posture, "catalog_table", lambda: table)
+    rows = [
+        {
+            "check_id": c,
+            "title": f"{c} title",
+            "category": "scm_posture",
+            "topic": "access",
+            "severity": "high",
+            "controls": controls,
+            "rationale": "",
+            "remediation": "",
+        }
+        for c, controls in SMALL_CATALOG
+    ]
+    monkeypatch.setattr(runner, "posture_check_rows", lambda: rows)
 
 
 # -- workflows --------------------------------------------------------------------------------------

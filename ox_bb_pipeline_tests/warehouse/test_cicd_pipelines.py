@@ -205,3 +205,38 @@ def test_each_file_is_parsed_once_and_not_again_by_the_next_build(lake, monkeypa
     lake.build()
     assert len(calls) == 2  # only the new file
     assert lake.value("SELECT count(*) FROM cicd_pipelines") == 3
+
+
+def test_rows_taken_from_the_last_build_are_those_parsing_every_file_gives(lake):
+    from datetime import timedelta
+
+    from ox_bb_pipeline.warehouse import pipelines
+
+    from .conftest import NOW
+
+    same = "pipelines:\n  default:\n    - step: {name: Test, script: [make test]}\n"
+    for slug, yml in [
+        ("kept", PIPELINES),
+        ("changed", same),
+        ("gone", same),
+        ("broken", "pipelines:\n  default: [\n"),
+        ("no_pipelines", "image: python:3.12\n"),
+    ]:
+        lake.pipelines(lake.repository(slug), yml)
+    lake.pipelines(lake.repository("twice", connection="other"), same, connection="other")
+    lake.build()
+    configs = lake.tables[("raw", "pipeline_configs", "main")]
+    configs[:] = [c for c in configs if c["repository"] != "gone"]
+    next(c for c in configs if c["repository"] == "changed")["yml"] = same.replace("Test", "Check")
+    lake.pipelines(lake.repository("new"), PIPELINES)  # a file the last build parsed, in another repository
+    lake.pipelines(lake.repository("twice"), same)  # a file parsed for the other connection
+    lake.build(now=NOW + timedelta(days=1))
+
+    def rows(table: list[dict]) -> list[tuple]:
+        return sorted((tuple(tuple(v) if isinstance(v, list) else v for v in row.values()) for row in table), key=repr)
+
+    every = [c for (zone, table, _), rows_ in lake.tables.items() if table == "pipeline_configs" for c in rows_]
+    expected = pipelines.pipeline_definitions(every).to_pylist()
+    assert {"kept", "changed", "broken", "new", "twice"} <= {r["repository"] for r in expected}
+    assert "gone" not in {r["repository"] for r in expected}
+    assert rows(lake.rows("SELECT * FROM pipeline_definitions")) == rows(expected)

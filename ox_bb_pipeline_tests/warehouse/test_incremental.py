@@ -14,6 +14,7 @@ from .conftest import NOW, Lake
 # Every model whose rows depend on the lake and settings only (not on earlier builds' state).
 STATELESS = (
     "findings",
+    "findings_partition_digests",
     "findings_repository_digests",
     "severity_evidence",
     "finding_severity_digests",
@@ -121,3 +122,57 @@ def test_incremental_builds_give_the_rows_of_full_builds_after_a_change_and_a_da
         digests.append(table(lake, "finding_severity_digests"))
     assert digests[0] == digests[1]  # nothing to recompute the second night, though the evidence moved on
     assert lake.value("SELECT count(DISTINCT day) FROM findings_daily") == 3
+
+
+def test_partitions_read_again_only_when_their_files_or_the_views_columns_change(lake, tmp_path):
+    import pyarrow as pa
+
+    from ox_bb_pipeline.findings import FINDING_SCHEMA
+    from ox_bb_pipeline.lake import write_partition
+
+    api, web = lake.repository("api"), lake.repository("web", connection="other")
+    lake.finding(api, "bandit", "B105", file_path="a.py")
+    lake.finding(web, "bandit", "B106", file_path="w.py", connection="other")
+    lake.finding(web, "semgrep", "S1", file_path="w.py", connection="other")
+    lake.build()
+    digests = {
+        (r["input"], r["connection"]): r["partition_digest"]
+        for r in lake.rows("SELECT DISTINCT input, connection, partition_digest FROM findings_partition_digests")
+    }
+    assert set(digests) == {("findings_bandit", "main"), ("findings_bandit", "other"), ("findings_semgrep", "other")}
+
+    def same_as_a_first_build(now) -> None:
+        full = Lake(tmp_path / f"full-{now.day}")
+        full.home.mkdir()
+        shutil.copytree(lake.home / "lake", full.home / "lake")
+        build(full.home, now=now)
+        for name in STATELESS:
+            assert table(lake, name) == table(full, name), name
+
+    # one partition changes: only its digest moves; another partition is gone
+    lake.finding(api, "bandit", "B107", file_path="b.py")
+    lake.clear("findings", "semgrep", "other")
+    (lake.home / "lake" / "findings" / "semgrep" / "connection=other" / "data.parquet").unlink()
+    lake.build(now=NOW + timedelta(days=1))
+    now = {
+        (r["input"], r["connection"]): r["partition_digest"]
+        for r in lake.rows("SELECT DISTINCT input, connection, partition_digest FROM findings_partition_digests")
+    }
+    assert set(now) == {("findings_bandit", "main"), ("findings_bandit", "other")}
+    assert now[("findings_bandit", "other")] == digests[("findings_bandit", "other")]
+    assert now[("findings_bandit", "main")] != digests[("findings_bandit", "main")]
+    same_as_a_first_build(NOW + timedelta(days=1))
+
+    # a column only one partition has: every row of the view gains it, so every partition is read again
+    rows = lake.tables[("findings", "bandit", "main")]
+    wider = pa.schema([*FINDING_SCHEMA, ("extra_column", pa.string())])
+    lake.write()
+    write_partition("findings", "bandit", "main", rows, wider, home=lake.home)
+    lake.write = lambda: None  # keep the wider file
+    lake.build(now=NOW + timedelta(days=2))
+    later = {
+        (r["input"], r["connection"]): r["partition_digest"]
+        for r in lake.rows("SELECT DISTINCT input, connection, partition_digest FROM findings_partition_digests")
+    }
+    assert later[("findings_bandit", "other")] != now[("findings_bandit", "other")]
+    same_as_a_first_build(NOW + timedelta(days=2))

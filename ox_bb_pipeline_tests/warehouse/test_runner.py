@@ -193,3 +193,77 @@ def test_a_build_removes_the_files_left_by_a_killed_build(lake):
     lake.build()
 
     assert sorted(p.name for p in lake.home.iterdir() if "building" in p.name) == [live.name]
+
+
+def _input_schemas() -> dict[str, pa.Schema]:
+    from ox_bb_pipeline.warehouse import pipelines
+    from ox_bb_pipeline.warehouse.decisions import DECISION_SCHEMA
+    from ox_bb_pipeline.warehouse.runner import CONFIG_SCHEMAS, lake_inputs
+    from ox_bb_pipeline.warehouse.triage import TRIAGE_SCHEMA
+
+    schemas = {name: schema for name, (_, _, schema) in lake_inputs().items()} | CONFIG_SCHEMAS
+    return schemas | {
+        "pipeline_definitions": pipelines.SCHEMA,
+        "workflow_decisions": DECISION_SCHEMA,
+        "triage_decisions": TRIAGE_SCHEMA,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_input_schemas()))
+def test_inputs_made_without_arrow_have_the_types_duckdb_reads_from_arrow(name):
+    # the runner types empty inputs and rows from the schemas by runner.duckdb_type, not through Arrow tables
+    from ox_bb_pipeline.warehouse.runner import create_table
+
+    schema = _input_schemas()[name]
+    con = duckdb.connect()
+    con.register("arrow", schema.empty_table())
+    create_table(con, "direct", [], schema)
+    assert con.execute("DESCRIBE direct").fetchall() == con.execute("DESCRIBE arrow").fetchall()
+
+
+def test_rows_as_dicts_give_the_table_arrow_gives():
+    from datetime import UTC, date, datetime
+
+    from ox_bb_pipeline.warehouse.runner import CONFIG_SCHEMAS, create_table
+
+    schema = pa.schema(
+        [
+            *CONFIG_SCHEMAS["config_severity_factors"],
+            ("owners", pa.list_(pa.string())),
+            ("expires", pa.date32()),
+            ("now", pa.timestamp("us", tz="UTC")),
+            ("naive", pa.timestamp("us", tz="UTC")),
+            ("score", pa.float64()),
+        ]
+    )
+    rows = [
+        {
+            "factor_order": 1,
+            "name": "it's",
+            "applies_to": [{"category": "sast", "exploitable_only": True}, {"category": None}],
+            "except_when": [],
+            "owners": ["a", None, "ü"],
+            "expires": date(2026, 1, 31),
+            "now": datetime(2026, 12, 5, 3, 4, 5, 678901, tzinfo=UTC),
+            "naive": datetime(2026, 12, 5, 3, 4, 5),
+            "score": 0.1,
+            "ignored": "a key the schema lacks",
+        },
+        {"name": None, "applies_to": None, "except_when": None, "owners": []},
+        {},
+    ]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("arrow", pa.Table.from_pylist(rows, schema=schema))
+    create_table(con, "direct", rows, schema)
+    assert con.execute("DESCRIBE direct").fetchall() == con.execute("DESCRIBE arrow").fetchall()
+    assert con.execute("SELECT count(*) FROM direct").fetchone() == (3,)
+    assert con.execute("SELECT count(*) FROM (FROM direct EXCEPT ALL FROM arrow)").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM (FROM arrow EXCEPT ALL FROM direct)").fetchone() == (0,)
+
+
+def test_the_posture_catalog_rows_are_those_of_its_table():
+    from ox_bb_pipeline.scanners.posture import catalog_table
+    from ox_bb_pipeline.warehouse.runner import posture_check_rows
+
+    assert posture_check_rows() == catalog_table().to_pylist()

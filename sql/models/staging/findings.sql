@@ -5,11 +5,16 @@
           pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE repository_uuid IN "
                    "{{ changed_repositories() }} OR repository_uuid NOT IN "
                    "(SELECT repository_uuid FROM {{ ref('findings_repository_digests') }}){% endif %}") }}
--- depends_on: {{ ref('findings_repository_digests') }}
+-- depends_on: {{ ref('findings_repository_digests') }}, {{ ref('findings_partition_digests') }}
 WITH reported AS NOT MATERIALIZED (
-    -- every scanner of var('scanners') (the invoker passes the scanner registry's list)
+    -- every scanner of var('scanners') (the invoker passes the scanner registry's list); a build that rebuilds some
+    -- repositories reads only the lake partitions that hold their rows (DuckDB skips the other partitions' files)
     {%- for scanner in var('scanners') %}
     {% if not loop.first %}UNION ALL BY NAME {% endif %}SELECT * FROM {{ lake_findings(scanner) }}
+    {%- if is_incremental() %}
+    WHERE connection IN (SELECT connection FROM {{ ref('findings_partition_digests') }}
+                         WHERE input = '{{ "findings_" ~ scanner }}' AND repository_uuid IN {{ changed_repositories() }})
+    {%- endif %}
     {%- endfor %}
 ),
 

@@ -1,17 +1,11 @@
 -- What the findings of each repository are computed from, as one digest per repository: its rows in every
--- scanner's lake table, its rows of application_mapping, and what applies to all (the code_context and CWE
--- family catalogs, the scanner list and the findings model's own SQL). The incremental findings model
--- rebuilds exactly the repositories whose digest differs from the last build's.
-WITH reported AS NOT MATERIALIZED (
-    {%- for scanner in var('scanners') %}
-    {% if not loop.first %}UNION ALL {% endif %}SELECT repository_uuid, hash(r) AS h
-    FROM {{ lake_findings(scanner) }} AS r
-    {%- endfor %}
-),
-
-inputs AS (
-    SELECT repository_uuid, sum(h::HUGEINT) AS input_digest, count(*) AS input_rows
-    FROM reported
+-- scanner's lake table (summed per lake partition by findings_partition_digests), its rows of application_mapping,
+-- and what applies to all (the code_context and CWE family catalogs, the scanner list and the findings model's own
+-- SQL). The incremental findings model rebuilds exactly the repositories whose digest differs from the last build's.
+WITH inputs AS (
+    -- the sums of the hashes of the repository's rows and their count, from the sums per lake partition
+    SELECT repository_uuid, sum(input_digest) AS input_digest, sum(input_rows)::BIGINT AS input_rows
+    FROM {{ ref('findings_partition_digests') }}
     GROUP BY repository_uuid
 ),
 
