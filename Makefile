@@ -28,7 +28,7 @@ tools: $(foreach t,$(TOOLS),$(TOOLS_DIR)/$(t)/.installed)
 $(TOOLS_DIR)/%/.installed: $(TOOL_LOCKS)/%.lock
 	test -x $(TOOLS_DIR)/$*/bin/python || $(PYTHON) -m venv $(TOOLS_DIR)/$*
 	$(TOOLS_DIR)/$*/bin/python -m pip install -q "uv==$(UV_VERSION)"
-	$(TOOLS_DIR)/$*/bin/uv pip install -q --python $(TOOLS_DIR)/$*/bin/python -r $<
+	$(TOOLS_DIR)/$*/bin/uv pip install -q --compile-bytecode --python $(TOOLS_DIR)/$*/bin/python -r $<
 	touch $@
 
 # Debian packages the pipeline and its tests call (installed only when missing; we run as root).
@@ -42,7 +42,7 @@ system-deps:
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 
