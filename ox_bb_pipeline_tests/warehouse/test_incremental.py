@@ -158,6 +158,50 @@ def test_incremental_builds_give_the_rows_of_full_builds_after_a_change_and_a_da
     assert lake.value("SELECT min(last_seen) FROM findings_queue WHERE seen") == NOW + timedelta(days=3)
 
 
+def test_a_resolved_finding_is_kept_while_its_repository_changes_and_recomputed_when_its_scope_does(lake, tmp_path):
+    """A resolved finding not seen again is a fixed point of the lifecycle but for its scan scope: a night that
+    recomputes its repository for other findings keeps its row; a night its repository's scan fails recomputes it
+    (scope_complete moves, it stays resolved). Each night the rows are those of a full refresh."""
+    api = lake.repository("api")
+    lake.finding(api, "bandit", "B105", file_path="a.py")
+    fixed = lake.finding(api, "secrets", "K1", file_path="k.env", severity="critical")
+    lake.scan(api, "secrets", "bandit")
+    lake.build()
+
+    def night(day: int) -> None:
+        later = NOW + timedelta(days=day)
+        twin = Lake(tmp_path / f"full-{day}")
+        shutil.copytree(lake.home, twin.home)
+        twin.tables = lake.tables
+        lake.build(now=later)
+        twin.build(now=later, full_refresh=True)
+        for model in dbt_models():
+            if model.name not in STORED_AS_COMPUTED:
+                assert table(lake, model.name) == table(twin, model.name), (day, model.name)
+
+    def row(finding_id: str) -> tuple:
+        return tuple(
+            lake.rows(
+                "SELECT q.status, q.scope_complete, b.computed_in FROM findings_queue AS q "
+                "JOIN findings_queue_base AS b USING (finding_id) WHERE finding_id = ?",
+                finding_id,
+            )[0].values()
+        )
+
+    lake.tables[("findings", "secrets", "main")] = []  # fixed: resolved the first night
+    night(1)
+    assert row(fixed) == ("resolved", True, 2)
+    lake.finding(api, "bandit", "B106", file_path="b.py")  # api recomputed for another finding: the row is kept
+    night(2)
+    assert row(fixed) == ("resolved", True, 2)
+    assert lake.value("SELECT max(computed_in) FROM findings_queue_base WHERE repository = 'api'") == 3
+    for run in lake.tables[("scans", "scan_runs", "main")]:  # the secrets scan fails: the scope moved
+        if run["scanner"] == "secrets":
+            run.update(status="error", files_scanned=0, error="timeout")
+    night(3)
+    assert row(fixed) == ("resolved", False, 4)
+
+
 def test_a_warehouse_with_the_findings_queue_table_keeps_each_lifecycle(lake, tmp_path):
     """A warehouse built before findings_queue_base existed holds findings_queue as a table (the lifecycle): the first
     build after the upgrade starts the base from its rows, so no finding is new again, and gives the rows of a

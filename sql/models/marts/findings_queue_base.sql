@@ -22,7 +22,8 @@ last_build AS (
     SELECT repository_uuid, inactive_evidence, built_at FROM {{ invoker_input('previous_findings_queue_digests') }}
 ),
 
-stored AS (
+stored AS NOT MATERIALIZED (
+    -- not materialised: each reader takes only its columns and rows (a copy of every stored row was most of a night)
     {%- if stored_relation is not none %}
     SELECT * FROM {{ stored_relation }}
     {%- elif queue_table is not none %}
@@ -56,13 +57,9 @@ triage AS (
 ),
 
 {% if is_incremental() %}
-rebuilt AS (
-    SELECT repository_uuid FROM {{ changed_keys('findings_queue_digests', 'repository_uuid') }}
-    UNION
-    -- the only statuses that move with nothing changed: new and reopened become open
-    SELECT repository_uuid FROM stored WHERE status IN ('new', 'reopened')
-    UNION
-    SELECT coalesce(s.repository_uuid, f.repository_uuid)
+triage_changed AS (
+    -- the findings whose latest triage decision, or whether it is in force today, differs from the stored one
+    SELECT finding_id, coalesce(s.repository_uuid, f.repository_uuid) AS repository_uuid
     FROM triage AS t
     FULL OUTER JOIN (SELECT * FROM stored WHERE triage_status IS NOT NULL) AS s USING (finding_id)
     LEFT JOIN {{ ref('findings') }} AS f USING (finding_id)
@@ -70,6 +67,24 @@ rebuilt AS (
               t.triage_decided_at, t.triage_active)
           IS DISTINCT FROM row(s.triage_status, s.triage_reason, s.triage_owner, s.triage_expires,
                                s.triage_decided_by, s.triage_decided_at, s.triage_active)
+),
+
+rebuilt AS (
+    SELECT repository_uuid FROM {{ changed_keys('findings_queue_digests', 'repository_uuid') }}
+    UNION
+    -- the only statuses that move with nothing changed: new and reopened become open
+    SELECT repository_uuid FROM stored WHERE status IN ('new', 'reopened')
+    UNION
+    SELECT repository_uuid FROM triage_changed
+),
+
+rescoped AS (
+    -- the repositories whose scan scopes (or what applies to all) changed: scope_complete of every finding there
+    -- can move, that of a resolved one too
+    SELECT repository_uuid
+    FROM {{ ref('findings_queue_digests') }} AS d
+    FULL OUTER JOIN {{ invoker_input('previous_findings_queue_digests') }} AS p USING (repository_uuid)
+    WHERE d.scope_digest IS DISTINCT FROM p.scope_digest
 ),
 {% endif %}
 
@@ -97,7 +112,12 @@ previous AS (
     FROM stored AS q
     LEFT JOIN last_build AS l USING (repository_uuid)
     {%- if is_incremental() %}
-    WHERE q.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
+    -- a resolved finding not seen again is a fixed point but for its scope (and its triage): with both unchanged it
+    -- is kept, however much else changed in its repository (a repository's resolved findings pile up)
+    WHERE (q.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
+           AND (q.status IS DISTINCT FROM 'resolved' OR q.seen IS NOT false
+                OR q.repository_uuid IN (SELECT repository_uuid FROM rescoped)
+                OR q.finding_id IN (SELECT finding_id FROM triage_changed)))
        OR q.finding_id IN (SELECT finding_id FROM current)
     {%- endif %}
 ),
@@ -105,6 +125,9 @@ previous AS (
 code_scopes AS (
     SELECT repository_uuid, scanner, bool_or(status = 'ok') AS complete
     FROM {{ source('lake', 'scan_runs') }}
+    {%- if is_incremental() %}
+    WHERE repository_uuid IN (SELECT repository_uuid FROM rebuilt)  -- every row computed is of one of them
+    {%- endif %}
     GROUP BY ALL
 ),
 
@@ -112,6 +135,9 @@ posture_scopes AS (
     SELECT workspace, coalesce(repository_uuid, '') AS repository_uuid, check_id,
            bool_or(status IN ('pass', 'fail')) AS complete
     FROM {{ source('lake', 'posture_results') }}
+    {%- if is_incremental() %}
+    WHERE coalesce(repository_uuid, '') IN (SELECT repository_uuid FROM rebuilt)
+    {%- endif %}
     GROUP BY ALL
 ),
 

@@ -50,6 +50,7 @@ shared AS (
 
 SELECT r.repository_uuid,
        hash(f.digest, v.digest, c.h, p.h, s.shared_digest) AS digest,
+       hash(c.h, p.h, s.shared_digest) AS scope_digest,
        i.evidence AS inactive_evidence,
        ctx.now AS built_at,
        coalesce((SELECT max(build_number) FROM {{ invoker_input('previous_findings_queue_digests') }}), 0) + 1
