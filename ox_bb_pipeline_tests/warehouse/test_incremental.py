@@ -159,13 +159,16 @@ def test_incremental_builds_give_the_rows_of_full_builds_after_a_change_and_a_da
 
 
 def test_a_resolved_finding_is_kept_while_its_repository_changes_and_recomputed_when_its_scope_does(lake, tmp_path):
-    """A resolved finding not seen again is a fixed point of the lifecycle but for its scan scope: a night that
-    recomputes its repository for other findings keeps its row; a night its repository's scan fails recomputes it
-    (scope_complete moves, it stays resolved). Each night the rows are those of a full refresh."""
+    """A finding not seen (resolved, or open while its scan is incomplete) is a fixed point of the lifecycle but for
+    its scan scope: a night that recomputes its repository for other findings keeps its row; a night its repository's
+    scans change recomputes it (the resolved one's scope_complete moves). Each night the rows are those of a full
+    refresh."""
     api = lake.repository("api")
     lake.finding(api, "bandit", "B105", file_path="a.py")
     fixed = lake.finding(api, "secrets", "K1", file_path="k.env", severity="critical")
+    stuck = lake.finding(api, "checkov", "CKV_1", file_path="main.tf")  # its scan failed: not resolved when gone
     lake.scan(api, "secrets", "bandit")
+    lake.scan(api, "checkov", status="error", error="timeout")
     lake.build()
 
     def night(day: int) -> None:
@@ -189,17 +192,18 @@ def test_a_resolved_finding_is_kept_while_its_repository_changes_and_recomputed_
         )
 
     lake.tables[("findings", "secrets", "main")] = []  # fixed: resolved the first night
+    lake.tables[("findings", "checkov", "main")] = []  # not seen, but its scan is incomplete: still open
     night(1)
-    assert row(fixed) == ("resolved", True, 2)
-    lake.finding(api, "bandit", "B106", file_path="b.py")  # api recomputed for another finding: the row is kept
+    assert (row(fixed), row(stuck)) == (("resolved", True, 2), ("open", False, 2))
+    lake.finding(api, "bandit", "B106", file_path="b.py")  # api recomputed for another finding: the rows are kept
     night(2)
-    assert row(fixed) == ("resolved", True, 2)
+    assert (row(fixed), row(stuck)) == (("resolved", True, 2), ("open", False, 2))
     assert lake.value("SELECT max(computed_in) FROM findings_queue_base WHERE repository = 'api'") == 3
     for run in lake.tables[("scans", "scan_runs", "main")]:  # the secrets scan fails: the scope moved
         if run["scanner"] == "secrets":
             run.update(status="error", files_scanned=0, error="timeout")
     night(3)
-    assert row(fixed) == ("resolved", False, 4)
+    assert (row(fixed), row(stuck)) == (("resolved", False, 4), ("open", False, 4))
 
 
 def test_a_warehouse_with_the_findings_queue_table_keeps_each_lifecycle(lake, tmp_path):

@@ -1,8 +1,9 @@
 {#- findings_queue as stored: one row per fingerprint ever seen with its lifecycle state, incremental by repository.
     A build recomputes (delete+insert by finding_id) the findings of the repositories whose inputs changed
     (findings_queue_digests), whose triage decision changed or came into or out of force, or that hold a new or
-    reopened finding (it becomes open with nothing changed); every other row is a fixed point of the lifecycle and
-    is kept. What changes by itself is not stored as shown: the findings_queue view derives last_seen of a seen
+    reopened finding (it becomes open with nothing changed), except their findings not seen (resolved, or still open
+    or suppressed while the scan scope is incomplete), which only a change of their scope or triage moves; every
+    other row is a fixed point of the lifecycle and is kept. What changes by itself is not stored as shown: the findings_queue view derives last_seen of a seen
     finding, previous_status of a row this build did not compute (its status), SLA due date and state, and today's
     inactive_repository "N days" (a placeholder here, as in finding_severities_base) from the build's context.
     The first build, a --full-refresh and every build after a change of a setting or of this SQL (part of every
@@ -97,7 +98,9 @@ current AS (
     JOIN {{ ref('finding_severities_base') }} AS s USING (finding_id)
     LEFT JOIN {{ ref('finding_correlations') }} AS k USING (finding_id)
     {%- if is_incremental() %}
-    WHERE f.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
+    -- the rows by rowid, found on the narrow key column first: the wide columns only for them
+    WHERE f.rowid IN (SELECT rowid FROM {{ ref('findings') }}
+                      WHERE repository_uuid IN (SELECT repository_uuid FROM rebuilt))
       AND s.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
     {%- endif %}
 ),
@@ -109,16 +112,24 @@ previous AS (
                CASE WHEN q.seen AND l.inactive_evidence IS NOT NULL
                     THEN replace(q.severity_explanation, {{ inactive_days_placeholder() }}, l.inactive_evidence)
                     ELSE q.severity_explanation END AS severity_explanation)
+    {%- if is_incremental() %}
+    FROM {{ this }} AS q
+    {%- else %}
     FROM stored AS q
+    {%- endif %}
     LEFT JOIN last_build AS l USING (repository_uuid)
     {%- if is_incremental() %}
-    -- a resolved finding not seen again is a fixed point but for its scope (and its triage): with both unchanged it
-    -- is kept, however much else changed in its repository (a repository's resolved findings pile up)
-    WHERE (q.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
-           AND (q.status IS DISTINCT FROM 'resolved' OR q.seen IS NOT false
-                OR q.repository_uuid IN (SELECT repository_uuid FROM rescoped)
-                OR q.finding_id IN (SELECT finding_id FROM triage_changed)))
-       OR q.finding_id IN (SELECT finding_id FROM current)
+    -- a finding not seen (resolved, or open or suppressed while its scan scope is incomplete) stays as it is unless
+    -- its scope or its triage changes: it is kept however much else changed in its repository (a repository's
+    -- resolved findings pile up). The rows by rowid, found on the narrow columns first.
+    WHERE q.rowid IN (
+        SELECT k.rowid
+        FROM {{ this }} AS k
+        WHERE (k.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
+               AND (k.seen IS NOT false OR k.status IN ('new', 'reopened')
+                    OR k.repository_uuid IN (SELECT repository_uuid FROM rescoped)
+                    OR k.finding_id IN (SELECT finding_id FROM triage_changed)))
+           OR k.finding_id IN (SELECT finding_id FROM current))
     {%- endif %}
 ),
 
