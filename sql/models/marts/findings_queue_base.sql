@@ -105,6 +105,37 @@ current AS (
     {%- endif %}
 ),
 
+current_keys AS (
+    -- what suppressions match on, of the same findings as current (findings with a severity row): narrow, so that
+    -- current itself is read once and never materialised
+    SELECT f.finding_id, f.rule_id, f.file_path, f.workspace, f.repository
+    FROM {{ ref('findings') }} AS f
+    WHERE f.finding_id IN (SELECT finding_id FROM {{ ref('finding_severities_base') }}
+                           {%- if is_incremental() %}
+                           WHERE repository_uuid IN (SELECT repository_uuid FROM rebuilt)
+                           {%- endif %})
+    {%- if is_incremental() %}
+      AND f.rowid IN (SELECT rowid FROM {{ ref('findings') }}
+                      WHERE repository_uuid IN (SELECT repository_uuid FROM rebuilt))
+    {%- endif %}
+),
+
+{% if is_incremental() %}
+recomputed AS (
+    -- the stored rows this build computes again: the rebuilt repositories' rows, but for a finding not seen
+    -- (resolved, or open or suppressed while its scan scope is incomplete), which stays as it is unless its scope or
+    -- its triage changes (a repository's resolved findings pile up); and any row of a finding seen in one of them.
+    -- By rowid, found on the narrow columns first.
+    SELECT k.rowid AS stored_rowid
+    FROM {{ this }} AS k
+    WHERE (k.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
+           AND (k.seen IS NOT false OR k.status IN ('new', 'reopened')
+                OR k.repository_uuid IN (SELECT repository_uuid FROM rescoped)
+                OR k.finding_id IN (SELECT finding_id FROM triage_changed)))
+       OR k.finding_id IN (SELECT finding_id FROM current_keys)
+),
+{% endif %}
+
 previous AS (
     -- the rebuilt findings as the last build's findings_queue showed them
     SELECT q.* REPLACE (
@@ -119,17 +150,18 @@ previous AS (
     {%- endif %}
     LEFT JOIN last_build AS l USING (repository_uuid)
     {%- if is_incremental() %}
-    -- a finding not seen (resolved, or open or suppressed while its scan scope is incomplete) stays as it is unless
-    -- its scope or its triage changes: it is kept however much else changed in its repository (a repository's
-    -- resolved findings pile up). The rows by rowid, found on the narrow columns first.
-    WHERE q.rowid IN (
-        SELECT k.rowid
-        FROM {{ this }} AS k
-        WHERE (k.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
-               AND (k.seen IS NOT false OR k.status IN ('new', 'reopened')
-                    OR k.repository_uuid IN (SELECT repository_uuid FROM rescoped)
-                    OR k.finding_id IN (SELECT finding_id FROM triage_changed)))
-           OR k.finding_id IN (SELECT finding_id FROM current))
+    WHERE q.rowid IN (SELECT stored_rowid FROM recomputed)
+    {%- endif %}
+),
+
+previous_keys AS (
+    -- what suppressions match on, of the same rows as previous (the columns it keeps as stored)
+    SELECT q.finding_id, q.rule_id, q.file_path, q.workspace, q.repository
+    {%- if is_incremental() %}
+    FROM {{ this }} AS q
+    WHERE q.rowid IN (SELECT stored_rowid FROM recomputed)
+    {%- else %}
+    FROM stored AS q
     {%- endif %}
 ),
 
@@ -184,7 +216,7 @@ suppression_candidates AS (
     -- every fingerprint rebuilt, as this build and the last saw it, matched on what suppressions match on. Each side
     -- joins the few suppressions by itself: no copy of every fingerprint is made, and none is read when nothing can
     -- match.
-    {%- for side in ['current', 'previous'] %}
+    {%- for side in ['current_keys', 'previous_keys'] %}
     {% if not loop.first %}UNION ALL{% endif %}
     SELECT m.finding_id, s.*
     FROM {{ side }} AS m
