@@ -74,8 +74,11 @@ def dbt_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             path=path,
             description=doc.get("description", ""),
             depends=depends,
-            # an incremental model that deletes before it appends replaces what changed; one that does not only appends
-            materialized=("incremental" if "DELETE FROM" in sql else "append") if kind == "incremental" else kind,
+            # an incremental model that deletes before it appends (or replaces rows by a unique_key) replaces what
+            # changed; one that does neither only appends
+            materialized=("incremental" if "DELETE FROM" in sql or "unique_key" in sql else "append")
+            if kind == "incremental"
+            else kind,
             state=[tuple(s.split(" ", 1)) for s in (doc.get("meta") or {}).get("state", [])],
             columns={c["name"]: c.get("description", "") for c in doc.get("columns") or []},
         )

@@ -218,7 +218,7 @@ def _build_with(
         stateful = {m.previous for m in models if m.state}
         with _transaction(con):  # a few commits, not one per catalog change
             known_pipelines = _previous_pipeline_definitions(con)
-            _clear_previous_build(con, models, inputs)
+            migrated = _clear_previous_build(con, models, inputs)
             register_lake_inputs(con, home)
             for name, rows in config.items():
                 create_table(con, name, rows, CONFIG_SCHEMAS.get(name))
@@ -254,6 +254,8 @@ def _build_with(
         with _transaction(con):
             for name in stateful:
                 con.execute(f'DROP TABLE "{name}"')
+            for name in migrated:
+                con.execute(f'DROP TABLE IF EXISTS "{name}"')
         con.execute("CHECKPOINT")
         con.close()
         os.replace(building, target)
@@ -843,10 +845,12 @@ def register_decisions(con: duckdb.DuckDBPyConnection, home: Path) -> None:
 
 
 # -- models ---------------------------------------------------------------------------------------
-def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], inputs: set[str]) -> None:
+def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], inputs: set[str]) -> list[str]:
     """Drop what the last build made and this one makes again (inputs, table models); keep append
     models; rename each stateful model's table to previous_<model>, with any newly declared state
-    column added (null), or create it empty on the first build."""
+    column added (null), or create it empty on the first build. A model that was a table and is now a view
+    keeps its last rows as previous_<model> for this build (a stateful table split into a base and a view: the
+    base starts from them); returns those names, which the build drops at its end."""
     relations = dict(
         con.execute(
             "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE schema_name = 'main' "
@@ -855,6 +859,13 @@ def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], i
         ).fetchall()
     )
     owned = inputs | {m.name for m in models if m.materialized in ("table", "view") and not m.state}
+    migrated = []
+    for name in sorted(owned & {m.name for m in models if m.materialized == "view"}):
+        if relations.get(name) == "TABLE":
+            con.execute(f'DROP TABLE IF EXISTS "previous_{name}"')
+            con.execute(f'ALTER TABLE "{name}" RENAME TO "previous_{name}"')
+            del relations[name]
+            migrated.append(f"previous_{name}")
     for name in owned & set(relations):
         con.execute(f'DROP {relations[name]} "{name}"')
     for model in models:
@@ -869,6 +880,7 @@ def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], i
         else:
             columns = ", ".join(f'"{name}" {dtype}' for name, dtype in model.state)
             con.execute(f'CREATE TABLE "{model.previous}" ({columns})')
+    return migrated
 
 
 def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:

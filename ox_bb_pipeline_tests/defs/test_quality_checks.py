@@ -246,7 +246,7 @@ def test_mart_checks_pass_and_a_bogus_queue_status_blocks_the_exports(small_lake
 
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
         bogus = con.execute(
-            "UPDATE findings_queue SET status = 'bogus' WHERE base_severity = 'critical' RETURNING finding_id"
+            "UPDATE findings_queue_base SET status = 'bogus' WHERE base_severity = 'critical' RETURNING finding_id"
         ).fetchone()[0]
     blocked = dg.materialize(
         WAREHOUSE_RUN,

@@ -4,10 +4,13 @@ repositories, and its rows are exactly those of a full build from the same lake.
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
+from datetime import date, timedelta
+
+import duckdb
 
 from ox_bb_pipeline.warehouse.models import dbt_models
 from ox_bb_pipeline.warehouse.runner import build
+from ox_bb_pipeline.warehouse.triage import record_triage
 
 from .conftest import NOW, Lake
 
@@ -26,6 +29,11 @@ STATELESS = (
     "application_mapping",
     "repositories",
 )
+
+
+# Base tables whose rows also say when they were computed (a kept row differs there from a recomputed one, its view
+# does not): compared through the views that read them (findings_queue).
+STORED_AS_COMPUTED = ("findings_queue_base",)
 
 
 def table(lake: Lake, name: str) -> list[tuple]:
@@ -80,10 +88,11 @@ def test_a_catalog_change_rebuilds_every_repository(lake):
 
 
 def test_incremental_builds_give_the_rows_of_full_builds_after_a_change_and_a_day_later(lake, tmp_path):
-    """Every model, the time-dependent ones included: the night after one repository's findings changed, and the
-    night after that with no change (the inactive repository's "N days", ages and SLA states moved on), an
-    incremental build gives exactly the rows of a build that computes every row (--full-refresh) from the same
-    warehouse and lake at the same `now`."""
+    """Every model, the time-dependent ones included: the night after one repository's findings changed, and two
+    nights after that with no change in the lake (the inactive repository's "N days", ages and SLA states moved on;
+    a suppression and a triage decision expired on the second; nothing moved on the third), an incremental build
+    gives exactly the rows of a build that computes every row (--full-refresh) from the same warehouse and lake at
+    the same `now`."""
     dusty = lake.repository("dusty", changed_days_ago=400)  # inactive: its severity evidence changes daily
     web, ops = lake.repository("web", private=False), lake.repository("ops")
     lowered = lake.finding(dusty, "bandit", "B105", severity="high", file_path="app.py")
@@ -98,10 +107,27 @@ def test_incremental_builds_give_the_rows_of_full_builds_after_a_change_and_a_da
     )
     fixed = lake.finding(web, "semgrep", "sqli", severity="low", file_path="src/q.js", cwe="CWE-89")
     lake.finding(web, "bandit", "B608", file_path="src/q.py", cwe="CWE-89")
-    lake.finding(ops, "secrets", "aws-secret-key", severity="critical", file_path="app/settings.py")
+    accepted = lake.finding(ops, "secrets", "aws-secret-key", severity="critical", file_path="app/settings.py")
+    lake.finding(ops, "bandit", "B101", severity="low", file_path="tests/test_app.py")
     for repo in (dusty, web, ops):
         lake.scan(repo, "secrets", "bandit", "semgrep", "sca")
+    lake.config(  # holds the first night, not the second: every finding it matches reopens then
+        "suppressions.yaml",
+        """
+        suppressions:
+          - rule_id: B101
+            path: "tests/*"
+            repository: "*"
+            reason: asserts are fine in tests
+            owner: security-team
+            expires: 2026-11-03
+        """,
+    )
     lake.build()
+    # a triage decision that holds the first night only (2026-11-03), recorded after the first build
+    record_triage(
+        accepted, "accepted_risk", reason="rotated", owner="sec", expires=date(2026, 11, 3), now=NOW, home=lake.home
+    )
 
     # the next night only web changed: one finding fixed, one new; the night after nothing changed
     lake.tables[("findings", "semgrep", "main")] = [
@@ -110,18 +136,27 @@ def test_incremental_builds_give_the_rows_of_full_builds_after_a_change_and_a_da
     lake.finding(web, "semgrep", "xss", severity="medium", file_path="src/view.js", cwe="CWE-79")
     lake.write()
     digests = []
-    for day in (1, 2):
+    for day in (1, 2, 3):
         later = NOW + timedelta(days=day)
         twin = Lake(tmp_path / f"full-{day}")
         shutil.copytree(lake.home, twin.home)
         lake.build(now=later)
         build(twin.home, now=later, full_refresh=True)
         for model in dbt_models():
-            assert table(lake, model.name) == table(twin, model.name), (day, model.name)
+            if model.name not in STORED_AS_COMPUTED:
+                assert table(lake, model.name) == table(twin, model.name), (day, model.name)
         assert lake.severity(lowered)["severity_explanation"] == f"High → Medium: no code change for {400 + day} days"
         digests.append(table(lake, "finding_severity_digests"))
-    assert digests[0] == digests[1]  # nothing to recompute the second night, though the evidence moved on
-    assert lake.value("SELECT count(DISTINCT day) FROM findings_daily") == 3
+        statuses = {r["rule_id"]: r["status"] for r in lake.rows("SELECT rule_id, status FROM findings_queue")}
+        expected = {1: "suppressed", 2: "reopened", 3: "open"}[day]
+        assert (statuses["aws-secret-key"], statuses["B101"]) == (expected, expected)
+    assert digests[0] == digests[1] == digests[2]  # nothing to recompute after the first night, though days pass
+    assert lake.value("SELECT count(DISTINCT day) FROM findings_daily") == 4
+    # the third night computed only the queue rows of ops (its reopened findings become open); the others are kept,
+    # and the view moved their last_seen and SLA states on
+    computed = lake.rows("SELECT DISTINCT repository FROM findings_queue_base WHERE computed_in = 4")
+    assert computed == [{"repository": "ops"}]
+    assert lake.value("SELECT min(last_seen) FROM findings_queue WHERE seen") == NOW + timedelta(days=3)
 
 
 def test_partitions_read_again_only_when_their_files_or_the_views_columns_change(lake, tmp_path):
@@ -176,3 +211,82 @@ def test_partitions_read_again_only_when_their_files_or_the_views_columns_change
     }
     assert later[("findings_bandit", "other")] != now[("findings_bandit", "other")]
     same_as_a_first_build(NOW + timedelta(days=2))
+
+
+def test_a_resolved_finding_is_kept_while_its_repository_changes_and_recomputed_when_its_scope_does(lake, tmp_path):
+    """A finding not seen (resolved, or open while its scan is incomplete) is a fixed point of the lifecycle but for
+    its scan scope: a night that recomputes its repository for other findings keeps its row; a night its repository's
+    scans change recomputes it (the resolved one's scope_complete moves). Each night the rows are those of a full
+    refresh."""
+    api = lake.repository("api")
+    lake.finding(api, "bandit", "B105", file_path="a.py")
+    fixed = lake.finding(api, "secrets", "K1", file_path="k.env", severity="critical")
+    stuck = lake.finding(api, "checkov", "CKV_1", file_path="main.tf")  # its scan failed: not resolved when gone
+    lake.scan(api, "secrets", "bandit")
+    lake.scan(api, "checkov", status="error", error="timeout")
+    lake.build()
+
+    def night(day: int) -> None:
+        later = NOW + timedelta(days=day)
+        twin = Lake(tmp_path / f"full-{day}")
+        shutil.copytree(lake.home, twin.home)
+        twin.tables = lake.tables
+        lake.build(now=later)
+        twin.build(now=later, full_refresh=True)
+        for model in dbt_models():
+            if model.name not in STORED_AS_COMPUTED:
+                assert table(lake, model.name) == table(twin, model.name), (day, model.name)
+
+    def row(finding_id: str) -> tuple:
+        return tuple(
+            lake.rows(
+                "SELECT q.status, q.scope_complete, b.computed_in FROM findings_queue AS q "
+                "JOIN findings_queue_base AS b USING (finding_id) WHERE finding_id = ?",
+                finding_id,
+            )[0].values()
+        )
+
+    lake.tables[("findings", "secrets", "main")] = []  # fixed: resolved the first night
+    lake.tables[("findings", "checkov", "main")] = []  # not seen, but its scan is incomplete: still open
+    night(1)
+    assert (row(fixed), row(stuck)) == (("resolved", True, 2), ("open", False, 2))
+    lake.finding(api, "bandit", "B106", file_path="b.py")  # api recomputed for another finding: the rows are kept
+    night(2)
+    assert (row(fixed), row(stuck)) == (("resolved", True, 2), ("open", False, 2))
+    assert lake.value("SELECT max(computed_in) FROM findings_queue_base WHERE repository = 'api'") == 3
+    for run in lake.tables[("scans", "scan_runs", "main")]:  # the secrets scan fails: the scope moved
+        if run["scanner"] == "secrets":
+            run.update(status="error", files_scanned=0, error="timeout")
+    night(3)
+    assert (row(fixed), row(stuck)) == (("resolved", False, 4), ("open", False, 4))
+
+
+def test_a_warehouse_with_the_findings_queue_table_keeps_each_lifecycle(lake, tmp_path):
+    """A warehouse built before findings_queue_base existed holds findings_queue as a table (the lifecycle): the first
+    build after the upgrade starts the base from its rows, so no finding is new again, and gives the rows of a
+    warehouse that had the base all along."""
+    api = lake.repository("api")
+    kept = lake.finding(api, "bandit", "B105", file_path="a.py")
+    fixed = lake.finding(api, "secrets", "K1", file_path="k.env", severity="critical")
+    lake.scan(api, "secrets", "bandit")
+    lake.build()
+    twin = Lake(tmp_path / "twin")
+    shutil.copytree(lake.home, twin.home)
+    con = duckdb.connect(str(lake.home / "warehouse.duckdb"))  # as the warehouse of the last release left it
+    con.execute("CREATE TABLE queue AS SELECT * FROM findings_queue")
+    con.execute("DROP VIEW findings_queue")
+    con.execute("ALTER TABLE queue RENAME TO findings_queue")
+    con.execute("DROP TABLE findings_queue_base")
+    con.execute("DROP TABLE findings_queue_digests")
+    con.close()
+
+    lake.tables[("findings", "secrets", "main")] = []
+    later = NOW + timedelta(days=1)
+    lake.build(now=later)
+    twin.tables = lake.tables
+    twin.build(now=later)
+    statuses = {r["finding_id"]: (r["status"], r["first_seen"]) for r in lake.rows("SELECT * FROM findings_queue")}
+    assert statuses == {kept: ("open", NOW), fixed: ("resolved", NOW)}
+    for name in ("findings_queue", "findings_history"):
+        assert table(lake, name) == table(twin, name), name
+    assert not lake.rows("SELECT * FROM duckdb_tables() WHERE table_name = 'previous_findings_queue'")

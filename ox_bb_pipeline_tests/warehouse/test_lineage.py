@@ -11,7 +11,8 @@ from ox_bb_pipeline.warehouse.models import SQL_DIR, discover
 ANALYST_MARTS = {
     "compliance_daily": {"warehouse/compliance_history"},
     "compliance_history": {"warehouse/compliance_scores"},
-    "finding_states": {"warehouse/findings_history"},
+    "finding_states": {"warehouse/finding_stretches"},
+    "finding_stretches": {"warehouse/findings_history"},
     "findings_daily": {"warehouse/finding_states", "warehouse/findings_history"},
     "posture_checks": {
         "scanning/posture_results",
@@ -19,7 +20,8 @@ ANALYST_MARTS = {
         "warehouse/posture_check_digests",
     },
     "remediation_summary": {"warehouse/remediation_times"},
-    "remediation_times": {"warehouse/findings_history", "warehouse/applications"},
+    "finding_remediations": {"warehouse/findings_history"},
+    "remediation_times": {"warehouse/finding_remediations", "warehouse/applications"},
     "sla_breach_daily": {"warehouse/findings_daily"},
 }
 

@@ -82,7 +82,7 @@ def test_columns_carry_their_documentation_as_comments(lake):
     assert lake.rows(
         "SELECT comment FROM duckdb_columns() WHERE table_name = 'findings_queue' AND column_name = 'status'"
     ) == [{"comment": "new | open | resolved | reopened | suppressed | excluded | correlated"}]
-    assert lake.value("SELECT comment FROM duckdb_tables() WHERE table_name = 'findings_queue'").startswith(
+    assert lake.value("SELECT comment FROM duckdb_views() WHERE view_name = 'findings_queue'").startswith(
         "The unified queue: one row per fingerprint ever seen"
     )
 

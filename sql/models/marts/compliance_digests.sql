@@ -15,7 +15,7 @@ open_findings AS (
            hash(finding_id, rule_id, status = 'suppressed', controls, repository, file_path, workspace, final_severity,
                 title, CASE WHEN status = 'suppressed' THEN coalesce(suppression_reason, triage_reason) END)::HUGEINT
                AS h
-    FROM {{ ref('findings_queue') }}
+    FROM {{ ref('findings_queue_base') }}
     WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
 ),
 

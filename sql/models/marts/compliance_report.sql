@@ -116,7 +116,7 @@ open_findings AS NOT MATERIALIZED (
            final_severity || ': ' || title
                || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || coalesce(suppression_reason, triage_reason)
                        ELSE '' END AS detail
-    FROM {{ ref('findings_queue') }}
+    FROM {{ ref('findings_queue_base') }}
     -- a correlated finding still fails its own controls; its problem is one queue item
     WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
     {%- if is_incremental() %}

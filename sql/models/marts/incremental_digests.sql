@@ -2,5 +2,12 @@
 -- settings and SQL it reads); the next build compares it with this build's (previous_incremental_digests) and
 -- recomputes every partition when it changed. No row while the model has no input (an empty history: nothing to
 -- keep, and an empty warehouse stays empty).
-SELECT 'findings_daily' AS model, {{ findings_daily_digest() }} AS digest
+SELECT model, digest
+FROM (
+    SELECT 'findings_daily' AS model, {{ findings_daily_digest() }} AS digest
+    UNION ALL
+    SELECT 'finding_stretches', {{ model_sql_digest('finding_stretches') }}
+    UNION ALL
+    SELECT 'finding_remediations', {{ model_sql_digest('finding_remediations') }}
+)
 WHERE EXISTS (SELECT 1 FROM {{ ref('findings_history') }})

@@ -1,17 +1,7 @@
-WITH ordered AS (
-    SELECT *,
-           max(CASE WHEN status IN ('new', 'reopened') THEN recorded_at END)
-               OVER (PARTITION BY finding_id ORDER BY recorded_at ROWS UNBOUNDED PRECEDING) AS opened_at,
-           lag(final_severity) OVER (PARTITION BY finding_id ORDER BY recorded_at) AS severity_before
-    FROM {{ ref('findings_history') }}
-)
-
+{{ config(materialized='view') }}
+-- finding_remediations (stored incrementally by finding) with the application's team as it is today
 SELECT
-    o.finding_id, o.application, a.team,
-    coalesce(o.previous_final_severity, o.severity_before, o.final_severity) AS final_severity,
-    o.opened_at, o.recorded_at AS resolved_at,
-    round(epoch(o.recorded_at - o.opened_at) / 86400, 3) AS days_to_resolve
-FROM ordered AS o
+    r.finding_id, r.application, a.team, r.final_severity, r.opened_at, r.resolved_at, r.days_to_resolve
+FROM {{ ref('finding_remediations') }} AS r
 LEFT JOIN {{ ref('applications') }} AS a USING (application)
-WHERE o.change = 'resolved' AND o.opened_at IS NOT NULL
-ORDER BY resolved_at, finding_id
+ORDER BY r.resolved_at, r.finding_id
