@@ -180,4 +180,13 @@ def test_findings_daily_nights_give_the_rows_of_a_full_refresh(lake, tmp_path):
     lake.config("sla.yaml", "sla_days: {critical: 3, high: 10, medium: 20, low: 40}")  # every day again
     night(NOW + 42 * DAY, "sla")
     assert lake.value("SELECT count(DISTINCT day) FROM findings_daily") == 43
+    # five SLA lengths: the candidates' history scan per length has a last branch for the fifth and any further
+    # one (low, 40 days, the longest): the new low finding of night 41 falls due on a day no build saw, and only
+    # the fifth length's window holds its start on the last night (medium's, 20 days, ended on night 59)
+    lake.config("sla.yaml", "sla_days: {info: 5, critical: 3, high: 10, medium: 20, low: 40}")
+    night(NOW + 43 * DAY, "five")
+    night(NOW + 78 * DAY, "quiet")
+    breach = night(NOW + 82 * DAY, "fifth")
+    breached = {(r["day"], r["application"]): r["breached"] for r in breach}
+    assert breached[(date(2027, 1, 21), "web")] < breached[(date(2027, 1, 22), "web")]
     assert ids["A"] in {r["finding_id"] for r in lake.rows("SELECT finding_id FROM findings_history")}
