@@ -2,7 +2,7 @@
     its pre-hook's delete) and a day still to compute: those with a change recorded after last_day, and those whose
     SLA can fall due on one of those days (a new or reopened change plus the SLA days of any severity, a day's margin
     either side); every finding when no day is kept. A temporary table, made by a pre-hook: with its exact row count
-    DuckDB builds the semi join on it, and its keys reach the scan of findings_history under finding_states' window
+    DuckDB builds the semi join on it, and its keys reach the scan of finding_stretches under finding_states
     as a Bloom filter (a subquery's estimate, ~the whole history, makes it build on finding_states instead). -#}
 {% macro findings_daily_candidates() -%}
 CREATE OR REPLACE TEMPORARY TABLE findings_daily__candidates AS

@@ -19,7 +19,7 @@
 -- of the second pre-hook, macro findings_daily_candidates). Every other finding is counted on those days by the
 -- same finding_states row as on last_day, with the same SLA verdict. So a day's counts are last_day's, minus what
 -- the candidates counted on last_day, plus what they count that day: a night reads finding_states for a few
--- findings only, not its window over the whole history. No row left (a digest change emptied the table): every
+-- findings only, not all of it. No row left (a digest change emptied the table): every
 -- finding is a candidate, every day is computed.
 WITH ctx AS (
     SELECT CAST(now AS DATE) AS today FROM {{ invoker_input('build_context') }}
@@ -48,8 +48,8 @@ targets AS (
 
 states AS MATERIALIZED (
     -- the candidates' states. Read once and kept apart from the days they cover: the filter on finding_id then
-    -- reaches the scan of findings_history under finding_states' window (a Bloom filter of the candidates); a second
-    -- reference, or the lateral range below, would have DuckDB filter after the window over the whole history
+    -- reaches the scan of finding_stretches under finding_states (a Bloom filter of the candidates); a second
+    -- reference, or the lateral range below, would have DuckDB filter after reading every stretch
     SELECT s.application, s.final_severity, s.status, s.valid_from, s.valid_to, s.sla_due_at
     FROM {{ ref('finding_states') }} AS s
     WHERE s.finding_id IN (SELECT finding_id FROM findings_daily__candidates)
@@ -85,7 +85,7 @@ HAVING sum(findings) <> 0
 ORDER BY day, application, final_severity, status
 {%- else %}
 -- Each state counts on the days it covers, from its valid_from up to today: the same (day, state) pairs as joining a
--- calendar from the earliest valid_from, without a second pass over finding_states (its window) to find that
+-- calendar from the earliest valid_from, without a second pass over finding_states to find that
 -- earliest day. A state with no valid_from or valid_to covers no day.
 SELECT
     CAST(t.d AS DATE) AS day, s.application, s.final_severity, s.status,
