@@ -3,6 +3,8 @@ shows edges to the models it reads, not to every scanning asset, and its descrip
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -13,8 +15,9 @@ from ox_bb_pipeline_tests.ui.test_dagster_ui import (  # noqa: F401 (fixtures)
     screenshot_on_failure,
 )
 
-# What sql/models/marts/findings_queue.sql reads: models (ref) and lake tables (source)
-UPSTREAM = ("enriched_findings", "finding_correlations", "applications", "scan_runs", "posture_results")
+# What sql/models/marts/findings_queue.sql reads: models (ref; the view over findings_queue_base, which reads the
+# findings, correlations and the scan_runs and posture_results lake tables)
+UPSTREAM = ("findings_queue_base", "findings_queue_digests", "severity_evidence", "applications")
 NOT_UPSTREAM = ("bandit_findings", "secrets_findings", "repository_files", "findings_history")
 
 
@@ -23,8 +26,9 @@ def test_findings_queue_shows_the_models_it_reads_and_its_description(dagster_ui
     _dev, url = dagster_ui
     with screenshot_on_failure(page, tmp_path / "failure.png"):
         page.goto(f"{url}/assets/warehouse/findings_queue?view=lineage&lineageScope=upstream&lineageDepth=1")
-        for name in UPSTREAM:  # a long name is shown middle-truncated (find…_correlations): match its tail
-            expect(page.get_by_text(name[-13:]).filter(visible=True).first).to_be_visible()
+        for name in UPSTREAM:  # a long name is shown middle-truncated (findings_que…_base): match its head and tail
+            shown = re.compile(rf"^{re.escape(name[:-5][:8])}.*{re.escape(name[-5:])}$")
+            expect(page.get_by_text(shown).filter(visible=True).first).to_be_visible()
         for name in NOT_UPSTREAM:
             expect(page.get_by_text(name[-13:])).to_have_count(0)
 
