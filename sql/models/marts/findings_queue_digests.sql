@@ -19,13 +19,11 @@ code_scopes AS (
 ),
 
 posture_scopes AS (
-    -- a digest of every posture result row (what findings_queue_base's posture scope, bool_or(status IN ('pass',
-    -- 'fail')) per workspace and check, is a function of): it moves whenever that scope can, and maybe more often
-    -- (a recompute that changes nothing), without grouping the ~330k rows by (workspace, repository, check) first,
-    -- which was most of this model's cost (0.27 of 0.51 s operator time at 1M)
-    SELECT coalesce(repository_uuid, '') AS repository_uuid,
-           sum(hash(workspace, check_id, status IN ('pass', 'fail'))::HUGEINT) AS h
-    FROM {{ source('lake', 'posture_results') }}
+    SELECT repository_uuid, sum(hash(workspace, check_id, complete)::HUGEINT) AS h
+    FROM (SELECT workspace, coalesce(repository_uuid, '') AS repository_uuid, check_id,
+                 bool_or(status IN ('pass', 'fail')) AS complete
+          FROM {{ source('lake', 'posture_results') }}
+          GROUP BY ALL)
     GROUP BY ALL
 ),
 
