@@ -238,7 +238,8 @@ def _build_with(
         step = _step(result, "dbt", step)
         if progress and result.replayed:
             progress(
-                f"warehouse  dbt not started: the last dbt build's statements replayed ({dbt.dbt_dir / 'replay.json'})"
+                f"warehouse  dbt not started: the last dbt build's statements replayed "
+                f"({replay.plan_path(dbt.dbt_dir)})"
             )
         with _transaction(con):
             for model in order:
@@ -355,17 +356,7 @@ def replay_dbt(dbt: DbtBuild, con: duckdb.DuckDBPyConnection, models: list[Model
         replay.forget(dbt.dbt_dir)
         raise
     result.replayed = True
-    by_name = {m.name: m for m in models}
-    order = []
-    for node in runs:
-        kind, _, name, *_ = node.unique_id.split(".")
-        if kind == "model" and name in by_name:
-            order.append(by_name[name])
-            result.model_seconds[name] = node.seconds
-        elif kind == "test":
-            result.tests[name] = node.status
-            result.test_models[name] = (node.attached_node or "").rsplit(".", 1)[-1]
-    return order
+    return _record_nodes(result, models, ((r.unique_id, r.seconds, r.status, r.attached_node) for r in runs))
 
 
 def run_dbt(dbt: DbtProcess | None, models: list[Model], result: BuildResult) -> list[Model]:
@@ -382,17 +373,26 @@ def run_dbt(dbt: DbtProcess | None, models: list[Model], result: BuildResult) ->
             "the warehouse build failed, the previous warehouse is unchanged: "
             + ("; ".join(problems) or outcome.output[-2000:])
         )
+    nodes = (
+        (r["unique_id"], r["execution_time"], r["status"], outcome.nodes.get(r["unique_id"], {}).get("attached_node"))
+        for r in outcome.results
+    )
+    return _record_nodes(result, models, nodes)
+
+
+def _record_nodes(result: BuildResult, models: list[Model], nodes) -> list[Model]:
+    """Each node run, as (unique_id, seconds, status, attached node), into the result: a model's seconds, a test's
+    status and the model it tests. Returns the models in build order."""
     by_name = {m.name: m for m in models}
     order = []
-    for node in outcome.results:
-        kind, _, name, *_ = node["unique_id"].split(".")  # model.<project>.<name> | test.<project>.<name>.<hash>
+    for unique_id, seconds, status, attached in nodes:
+        kind, _, name, *_ = unique_id.split(".")  # model.<project>.<name> | test.<project>.<name>.<hash>
         if kind == "model" and name in by_name:
             order.append(by_name[name])
-            result.model_seconds[name] = node["execution_time"]
+            result.model_seconds[name] = seconds
         elif kind == "test":
-            result.tests[name] = node["status"]
-            attached = outcome.nodes.get(node["unique_id"], {}).get("attached_node") or ""
-            result.test_models[name] = attached.rsplit(".", 1)[-1]
+            result.tests[name] = status
+            result.test_models[name] = (attached or "").rsplit(".", 1)[-1]
     return order
 
 
