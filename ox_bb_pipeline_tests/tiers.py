@@ -46,6 +46,7 @@ UNIT_MODULES = frozenset(
         # test_query_read_only build the warehouse (about 35 dbt builds): `make test` only.
         "warehouse/test_settings.py",
         "warehouse/test_code_context_prefilter.py",
+        "warehouse/test_compaction_policy.py",
         "defs/test_storage_resource.py",
     }
 )

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from ox_bb_pipeline.warehouse import replay
+from ox_bb_pipeline.warehouse import compaction, replay
 from ox_bb_pipeline.warehouse.models import SQL_DIR
 from ox_bb_pipeline.warehouse.project import DbtError, dbt_home
 
@@ -117,3 +117,20 @@ def test_a_failed_replay_keeps_the_last_warehouse_and_the_next_build_runs_dbt(la
     assert not plan_file.exists()
     again = lake.build(now=NOW + timedelta(days=2))
     assert not again.replayed and set(again.tests.values()) == {"pass"}
+
+
+def test_a_replayed_night_compacts_only_when_due_and_the_state_counts_the_builds(lake):
+    two_nights(lake)  # dbt builds: dbt's connections vacuum, so each counts as a compaction
+    state = compaction.state_path(dbt_home(lake.home))
+    assert json.loads(state.read_text())["builds_since"] == 0
+    lines = []
+    night = lake.build(now=NOW + timedelta(days=2), progress=lines.append)
+    assert night.replayed and not night.compacted
+    assert json.loads(state.read_text())["builds_since"] == 1
+    assert any("compaction: no, due in 6 builds" in line for line in lines)
+
+    asked = lake.build(now=NOW + timedelta(days=3), compact=True, progress=lines.append)
+    assert asked.replayed and asked.compacted
+    assert json.loads(state.read_text())["builds_since"] == 0
+    assert any("compaction: yes, asked for" in line for line in lines)
+    assert not list(lake.home.glob(".warehouse.duckdb*"))  # the copy renamed into place, no WAL left beside it
