@@ -268,8 +268,7 @@ def _build_with(
                 + (f"yes, {compact.reason}" if compact.compact else f"no, {compact.reason}")
             )
         with _transaction(con):
-            for model in order:
-                describe(con, model)
+            describe(con, order)
         for model in order:
             # a view is not counted: counting runs its query (finding_states' window over the whole history, ~0.5 s
             # at 1M findings), and its rows are whatever a reader's query computes then
@@ -948,17 +947,37 @@ def _clear_previous_build(con: duckdb.DuckDBPyConnection, models: list[Model], i
     return migrated
 
 
-def describe(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """The model's description and column descriptions as comments (the warehouse documents itself)."""
-    kind = "VIEW" if model.materialized == "view" else "TABLE"
-    built = {row[0] for row in con.execute(f'DESCRIBE "{model.name}"').fetchall()}
-    comments = [f'COMMENT ON {kind} "{model.name}" IS {_literal(model.description)}']
-    comments += [
-        f'COMMENT ON COLUMN "{model.name}"."{column}" IS {_literal(text)}'
-        for column, text in model.columns.items()
-        if column in built
-    ]
-    con.execute(";\n".join(comments))
+def describe(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
+    """Each model's description and column descriptions as comments (the warehouse documents itself). Only those
+    that differ from the comments there: an incremental model's table keeps its comments from build to build (one
+    statement per comment cost ~0.15 s of a night)."""
+    present: dict[tuple[str, str | None], str | None] = {
+        (name, column): comment
+        for name, column, comment in con.execute(
+            """
+            SELECT table_name, NULL, comment FROM duckdb_tables()
+            WHERE database_name = current_database() AND schema_name = 'main'
+            UNION ALL
+            SELECT view_name, NULL, comment FROM duckdb_views()
+            WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal
+            UNION ALL
+            SELECT table_name, column_name, comment FROM duckdb_columns()
+            WHERE database_name = current_database() AND schema_name = 'main'
+            """
+        ).fetchall()
+    }
+    comments = []
+    for model in models:
+        kind = "VIEW" if model.materialized == "view" else "TABLE"
+        if present.get((model.name, None)) != model.description:
+            comments.append(f'COMMENT ON {kind} "{model.name}" IS {_literal(model.description)}')
+        comments += [
+            f'COMMENT ON COLUMN "{model.name}"."{column}" IS {_literal(text)}'
+            for column, text in model.columns.items()
+            if (model.name, column) in present and present[(model.name, column)] != text
+        ]
+    if comments:
+        con.execute(";\n".join(comments))
 
 
 def _literal(value: object) -> str:
