@@ -16,11 +16,12 @@ the end of every build: the builds since the last compaction and each table's de
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from ..files import atomic_write_text
 
 STATE_FILE = "compaction.json"
 EVERY = 7  # builds: at most six nights of tail row groups and deleted rows between compactions
@@ -81,8 +82,6 @@ def record(dbt_dir: Path, compacted: bool, dead: dict[str, float]) -> None:
             since = int(json.loads(state_path(dbt_dir).read_text())["builds_since"]) + 1
         except (OSError, ValueError, KeyError, TypeError):
             since = 1
-    target = state_path(dbt_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = target.with_name(f".{target.name}.{os.getpid()}")
-    scratch.write_text(json.dumps({"builds_since": since, "dead_share": dead}, indent=1, sort_keys=True))
-    os.replace(scratch, target)
+    atomic_write_text(
+        state_path(dbt_dir), json.dumps({"builds_since": since, "dead_share": dead}, indent=1, sort_keys=True)
+    )

@@ -13,6 +13,7 @@ and tables other code keeps in the warehouse (e.g. a workflow action log) are le
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -264,8 +265,7 @@ def _build_with(
         if progress and result.replayed:
             progress(
                 f"warehouse  dbt not started: the last dbt build's statements replayed "
-                f"({replay.plan_path(dbt.dbt_dir)}); compaction: "
-                + (f"yes, {compact.reason}" if compact.compact else f"no, {compact.reason}")
+                f"({replay.plan_path(dbt.dbt_dir)}); compaction: {'yes' if compact.compact else 'no'}, {compact.reason}"
             )
         with _transaction(con):
             describe(con, order)
@@ -304,25 +304,22 @@ def _build_with(
 
 def _flush(path: Path) -> threading.Thread:
     """The copy's pages written to disk by a thread while the build goes on (started at once), so that the sync
-    before the rename (`_sync`) finds little left to write. Join it before that sync."""
-    thread = threading.Thread(target=_sync, args=(path, False), name="warehouse-copy-sync", daemon=True)
+    before the rename (`_sync`) finds little left to write; an error here is left to that sync. Join it first."""
+
+    def flush() -> None:
+        with contextlib.suppress(OSError):
+            _sync(path)
+
+    thread = threading.Thread(target=flush, name="warehouse-copy-sync", daemon=True)
     thread.start()
     return thread
 
 
-def _sync(path: Path, strict: bool = True) -> None:
-    """fsync a file or a folder (an error only when `strict`: the background flush leaves it to the final sync)."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        if strict:
-            raise
-        return
+def _sync(path: Path) -> None:
+    """fsync a file or a folder."""
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
-    except OSError:
-        if strict:
-            raise
     finally:
         os.close(descriptor)
 
