@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-import pyarrow as pa
-
 from .. import lake
 from ..bitbucket.errors import BitbucketError, NotFoundError
 from ..bitbucket.git import GitAccess
@@ -38,6 +36,7 @@ from ..locks import home_lock, private_workdir
 from ..redaction import adopt_salt
 from . import code_context
 from .base import CodeScanner
+from .lake_tables import PULL_REQUEST_FINDINGS_TABLE, PULL_REQUEST_SCAN_SCHEMA, PULL_REQUEST_SCANS_TABLE
 from .sca.manifests import format_of
 from .snapshot import Snapshot, SnapshotLimits, walk
 
@@ -50,34 +49,6 @@ ANNOTATIONS_PER_REQUEST = 100  # Bitbucket's limit per bulk request
 ANNOTATIONS_PER_REPORT = 1000  # and per report
 COMMENT_LINES = 25
 IAC_SUFFIXES = (".tf", ".tfvars", ".tf.json", ".hcl", ".bicep")
-FINDINGS_TABLE = "pull_requests"  # lake/findings/pull_requests
-SCANS_TABLE = "pull_request_scans"  # lake/scans/pull_request_scans
-
-PULL_REQUEST_SCAN_SCHEMA = pa.schema(
-    [
-        ("connection", pa.string()),
-        ("workspace", pa.string()),
-        ("repository_uuid", pa.string()),
-        ("repository", pa.string()),
-        ("pull_request_id", pa.int64()),
-        ("title", pa.string()),
-        ("source_branch", pa.string()),
-        ("destination_branch", pa.string()),
-        ("source_commit", pa.string()),
-        ("destination_commit", pa.string()),
-        ("merge_base", pa.string()),
-        ("changed_files", pa.int64()),
-        ("scanned_files", pa.int64()),
-        ("introduced", pa.int64()),
-        ("resolved", pa.int64()),
-        ("severity_threshold", pa.string()),
-        ("result", pa.string()),
-        ("scanner_errors", pa.list_(pa.string())),
-        ("written_to_bitbucket", pa.bool_()),
-        ("duration_seconds", pa.float64()),
-        ("scanned_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -548,26 +519,31 @@ def record(scan: PullRequestScan, home: Path) -> None:
     with home_lock(lock, home, f"pull-request scan of {pr.key}"):
         runs = [
             r
-            for r in lake.read_partition(lake.SCANS_ZONE, SCANS_TABLE, scan.connection, home)
+            for r in lake.read_partition(lake.SCANS_ZONE, PULL_REQUEST_SCANS_TABLE, scan.connection, home)
             if (r["repository_uuid"], r["pull_request_id"], r["source_commit"])
             != (pr.repository_uuid, pr.id, change.source)
         ]
         lake.write_partition(
-            lake.SCANS_ZONE, SCANS_TABLE, scan.connection, [*runs, scan_row(scan)], PULL_REQUEST_SCAN_SCHEMA, home
+            lake.SCANS_ZONE,
+            PULL_REQUEST_SCANS_TABLE,
+            scan.connection,
+            [*runs, scan_row(scan)],
+            PULL_REQUEST_SCAN_SCHEMA,
+            home,
         )
         rows = [
             r
-            for r in lake.read_partition("findings", FINDINGS_TABLE, scan.connection, home)
+            for r in lake.read_partition("findings", PULL_REQUEST_FINDINGS_TABLE, scan.connection, home)
             if (r["repository_uuid"], r["commit"]) != (pr.repository_uuid, change.source)
         ]
         rows += [f.row() for f in scan.introduced]
-        lake.write_partition("findings", FINDINGS_TABLE, scan.connection, rows, FINDING_SCHEMA, home)
+        lake.write_partition("findings", PULL_REQUEST_FINDINGS_TABLE, scan.connection, rows, FINDING_SCHEMA, home)
 
 
 def last_scanned(connection: str, home: Path) -> dict[str, str]:
     """`workspace/repository#id` -> the source commit of its latest scan (from the lake)."""
     latest: dict[str, dict] = {}
-    for row in lake.read_partition(lake.SCANS_ZONE, SCANS_TABLE, connection, home):
+    for row in lake.read_partition(lake.SCANS_ZONE, PULL_REQUEST_SCANS_TABLE, connection, home):
         key = f"{row['workspace']}/{row['repository']}#{row['pull_request_id']}"
         if key not in latest or row["scanned_at"] > latest[key]["scanned_at"]:
             latest[key] = row

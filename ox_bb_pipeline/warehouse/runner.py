@@ -56,9 +56,13 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
     """Input name -> (lake zone, table, schema to fall back on when the table has no partition yet)."""
     from ..run_failures import RUN_FAILURE_SCHEMA
+    from ..scanners.lake_tables import (
+        COMPONENT_SCHEMA,
+        PULL_REQUEST_FINDINGS_TABLE,
+        PULL_REQUEST_SCAN_SCHEMA,
+        PULL_REQUEST_SCANS_TABLE,
+    )
     from ..scanners.posture import RESULT_SCHEMA
-    from ..scanners.pull_requests import FINDINGS_TABLE, PULL_REQUEST_SCAN_SCHEMA, SCANS_TABLE
-    from ..scanners.sca import COMPONENT_SCHEMA
     from ..scanners.stage import SCAN_RUN_SCHEMA
 
     inputs = {f"raw_{name}": ("raw", name, raw_tables.schema(name)) for name in raw_tables.TABLES}
@@ -68,8 +72,8 @@ def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
         "posture_results": (SCANS_ZONE, "posture_results", RESULT_SCHEMA),
         "components": ("inventory", "components", COMPONENT_SCHEMA),
         "run_failures": ("ops", "run_failures", RUN_FAILURE_SCHEMA),
-        "pull_request_scans": (SCANS_ZONE, SCANS_TABLE, PULL_REQUEST_SCAN_SCHEMA),
-        "pull_request_scan_findings": ("findings", FINDINGS_TABLE, FINDING_SCHEMA),
+        "pull_request_scans": (SCANS_ZONE, PULL_REQUEST_SCANS_TABLE, PULL_REQUEST_SCAN_SCHEMA),
+        "pull_request_scan_findings": ("findings", PULL_REQUEST_FINDINGS_TABLE, FINDING_SCHEMA),
     }
     return inputs
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from ox_bb_pipeline.warehouse.runner import build
 
-from .conftest import NOW, Lake
+from .conftest import NOW, Lake, writable
 
 DAY = timedelta(days=1)
 
@@ -190,3 +190,19 @@ def test_findings_daily_nights_give_the_rows_of_a_full_refresh(lake, tmp_path):
     breached = {(r["day"], r["application"]): r["breached"] for r in breach}
     assert breached[(date(2027, 1, 21), "web")] < breached[(date(2027, 1, 22), "web")]
     assert ids["A"] in {r["finding_id"] for r in lake.rows("SELECT finding_id FROM findings_history")}
+
+
+def test_stretches_and_remediations_are_computed_again_for_every_finding_only_when_their_sql_changed(lake):
+    """finding_stretches and finding_remediations recompute the findings the history recorded a change of in the build;
+    every finding when the model's SQL differs from the last build's (its digest in incremental_digests). With both
+    models emptied and finding_stretches' stored digest altered as an SQL change would leave it, a build with nothing
+    new gives finding_stretches back whole and leaves finding_remediations empty."""
+    nights(lake)
+    kept = {m: lake.rows(f"SELECT * FROM {m} ORDER BY ALL") for m in ("finding_stretches", "finding_remediations")}
+    assert kept["finding_stretches"] and kept["finding_remediations"]
+    with writable(lake) as con:
+        con.execute("DELETE FROM finding_stretches; DELETE FROM finding_remediations")
+        con.execute("UPDATE incremental_digests SET digest = digest + 1 WHERE model = 'finding_stretches'")
+    lake.build(NOW + 9 * DAY)
+    assert lake.rows("SELECT * FROM finding_stretches ORDER BY ALL") == kept["finding_stretches"]
+    assert lake.rows("SELECT * FROM finding_remediations") == []

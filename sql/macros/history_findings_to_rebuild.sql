@@ -1,12 +1,21 @@
 {#- The findings whose rows a model incremental by finding over findings_history must compute again: those the
     history recorded a change of in this build; every finding when the model's SQL differs from the last build's
-    (incremental_digests: one row per model). The history is append-only, so no other finding's rows can change. -#}
+    (incremental_digests: one row per model). The history is append-only, so no other finding's rows can change.
+    Two parts, not one filter with OR: `build_id = … OR <digest differs>` made DuckDB read the whole history through
+    a nested loop join every night (~0.05 s a model at 1M findings); joined with the one-row verdict, the second
+    part reads nothing on a night whose SQL did not change (a join with an empty side is skipped). -#}
 {% macro history_findings_to_rebuild(model) -%}
     (SELECT finding_id
      FROM {{ ref('findings_history') }}
      WHERE build_id = (SELECT build_id FROM {{ invoker_input('build_context') }})
-        OR {{ model_sql_digest(model) }} IS DISTINCT FROM
-           (SELECT digest FROM {{ invoker_input('previous_incremental_digests') }} WHERE model = '{{ model }}'))
+     UNION ALL
+     SELECT h.finding_id
+     FROM {{ ref('findings_history') }} AS h
+     JOIN (SELECT true AS changed
+           WHERE {{ model_sql_digest(model) }} IS DISTINCT FROM
+                 (SELECT digest FROM {{ invoker_input('previous_incremental_digests') }}
+                  WHERE model = '{{ model }}')) AS sql_changed
+         ON sql_changed.changed = (h.finding_id IS NOT NULL))
 {%- endmacro %}
 
 {#- A model's SQL as a digest (incremental_digests keeps it for the next build). -#}

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-import pyarrow as pa
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component as CdxComponent
@@ -20,6 +19,7 @@ from packageurl import PackageURL
 from ...advisories.settings import SYNC_HINT
 from ...findings import Finding, RepoRef
 from ..base import ScanOutput, rules_digest
+from ..lake_tables import COMPONENT_SCHEMA, MANIFEST_ERROR_SCHEMA
 from ..snapshot import Snapshot
 from .ecosystems import display_version, name_key
 from .manifests import Component, ManifestError, format_of, read_inventory
@@ -40,28 +40,6 @@ __all__ = [
 CONTROLS = ["CIS-SSC-1.5.5", "SSDF-PW.4.4", "SSDF-RV.1.1", "CICD-SEC-3"]
 CODE_VERSION = rules_digest(*sorted(Path(__file__).parent.glob("*.py")))  # parsers and matching logic
 
-_REPOSITORY_FIELDS = [
-    ("connection", pa.string()),
-    ("workspace", pa.string()),
-    ("repository_uuid", pa.string()),
-    ("repository", pa.string()),
-    ("commit", pa.string()),
-]
-COMPONENT_SCHEMA = pa.schema(
-    _REPOSITORY_FIELDS
-    + [
-        ("ecosystem", pa.string()),
-        ("name", pa.string()),
-        ("version", pa.string()),
-        ("purl", pa.string()),
-        ("manifest", pa.string()),
-        ("line", pa.int64()),
-        ("direct", pa.bool_()),
-        ("dev_only", pa.bool_()),
-        ("requirement", pa.string()),
-    ]
-)
-MANIFEST_ERROR_SCHEMA = pa.schema(_REPOSITORY_FIELDS + [("manifest", pa.string()), ("error", pa.string())])
 EXTRA_SCHEMAS = {"components": COMPONENT_SCHEMA, "manifest_errors": MANIFEST_ERROR_SCHEMA}
 
 
