@@ -3,6 +3,13 @@ risk apart, repository and workspace settings shared by the applications they co
 
 from __future__ import annotations
 
+import shutil
+from datetime import timedelta
+
+from ox_bb_pipeline.warehouse.runner import build as full_build
+
+from .conftest import NOW, Lake
+
 NOTHING = "no posture check or complete scan covers this control for the application"
 
 
@@ -225,3 +232,36 @@ def test_findings_of_one_rule_read_as_one_line_of_evidence(lake, small_catalog):
         ["bandit"],
         ["B105 high: Hard-coded password (2 findings, e.g. api/a.py)"],
     )
+
+
+def test_a_night_gives_the_rows_of_a_full_build_for_the_applications_it_rebuilds(lake, small_catalog, tmp_path):
+    """A night recomputes the compliance rows of the applications whose inputs changed and reads only what can count
+    for them: their files' findings, and the settings of their repositories and workspaces. The night after one
+    application changed, its rows (a repository and a workspace setting failing next to its files) and every other
+    application's equal those of a build that computes them all."""
+    api, web = lake.repository("api"), lake.repository("web")
+    acme = {"workspace": "acme", "repository_uuid": "", "repository": "", "main_head": None}  # the workspace itself
+    for repo in (api, web):
+        lake.scan(repo, "bandit")
+        lake.finding(repo, "posture", "BB-003", anchor=f"{repo['repository']}-bb-003", controls=["CIS-SSC-1.1.16"])
+    lake.finding(web, "bandit", "B105", file_path="w.py", controls=["CIS-SSC-1.5.4"])  # the controls findings carry
+    workspace_setting = lake.finding(acme, "posture", "BB-001", anchor="acme-bb-001", controls=["CIS-SSC-1.5.4"])
+    build(lake)
+    digests = {r["application"]: r["digest"] for r in lake.rows("SELECT * FROM compliance_digests")}
+
+    code = lake.finding(api, "bandit", "B105", file_path="a.py", controls=["CIS-SSC-1.5.4"])  # only api changes
+    lake.write()
+    twin = Lake(tmp_path / "full")
+    shutil.copytree(lake.home, twin.home)
+    later = NOW + timedelta(days=1)
+    lake.build(later, settings=lake.small_settings())
+    full_build(twin.home, now=later, settings=twin.small_settings(), full_refresh=True)
+    changed = {
+        r["application"]
+        for r in lake.rows("SELECT * FROM compliance_digests")
+        if digests[r["application"]] != r["digest"]
+    }
+    assert changed == {"acme/api"}
+    assert report(lake, "acme/api")["CIS-SSC-1.5.4"][1] == sorted([code, workspace_setting])
+    rows = "SELECT * FROM compliance_report ORDER BY application, control_id"
+    assert lake.rows(rows) == twin.rows(rows)

@@ -108,8 +108,9 @@ posture_scan_evidence AS (
     GROUP BY ALL
 ),
 
-open_findings AS NOT MATERIALIZED (
-    -- not materialised: each reader takes only its columns
+{#- a night's findings are those of the rebuilt applications (few): read once; every finding (a first build): not
+    materialised, each reader takes only its columns #}
+open_findings AS {% if is_incremental() %}MATERIALIZED{% else %}NOT MATERIALIZED{% endif %} (
     SELECT finding_id, rule_id, status = 'suppressed' AS accepted, application, repository_uuid, workspace,
            file_path, controls,
            coalesce(repository || '/' || file_path, repository, workspace) AS place,
@@ -120,7 +121,10 @@ open_findings AS NOT MATERIALIZED (
     -- a correlated finding still fails its own controls; its problem is one queue item
     WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
     {%- if is_incremental() %}
-      AND (file_path IS NULL OR application IN {{ changed_compliance_applications() }})
+      -- a repository's or workspace's setting only if it is one of theirs (app_repos: the rebuilt applications')
+      AND (application IN {{ changed_compliance_applications() }}
+           OR file_path IS NULL AND repository_uuid IN (SELECT repository_uuid FROM app_repos)
+           OR file_path IS NULL AND repository_uuid = '' AND workspace IN (SELECT workspace FROM app_repos))
     {%- endif %}
 ),
 
