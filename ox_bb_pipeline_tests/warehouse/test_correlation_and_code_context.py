@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import shutil
+from datetime import timedelta
+
 import duckdb
 import pytest
 
 from ox_bb_pipeline.config import ConfigError
-from ox_bb_pipeline.warehouse.settings import load_cwe_families
+from ox_bb_pipeline.warehouse.runner import build
+from ox_bb_pipeline.warehouse.settings import load_cwe_families, load_settings
 from ox_bb_pipeline.warehouse.summary import severity_drift
 
-from .conftest import NOW
+from .conftest import NOW, Lake
 
 
 def queue_rows(lake) -> list[dict]:
@@ -246,3 +250,44 @@ rules: {B608: sql_injection}
     assert caught.value.problems == [
         "file: CWE-89 is in both sql_injection and orm_injection; a CWE belongs to one family"
     ]
+
+
+def test_a_night_recomputes_the_correlations_of_changed_repositories_and_all_of_them_when_the_window_changes(
+    lake, tmp_path
+):
+    """finding_correlations is incremental by repository: after a night where one repository's findings changed, and
+    after one where only the line window changed, its rows equal those of a build that computes them all."""
+    api, web = lake.repository("api"), lake.repository("web")
+    for repo, semgrep_line in ((api, 44), (web, 50)):  # 2 and 8 lines after bandit's: within the window of 3, beyond
+        lake.scan(repo, "bandit", "semgrep")
+        lake.finding(repo, "bandit", "B608", file_path="app/db.py", cwe="CWE-89", start_line=42, end_line=42)
+        lake.finding(
+            repo, "semgrep", "sql-string", file_path="app/db.py", cwe="CWE-89", start_line=semgrep_line, end_line=None
+        )
+    lake.build()
+
+    def problems() -> dict[str, int]:
+        return {
+            r["repository"]: r["findings"]
+            for r in lake.rows(
+                "SELECT repository, count(*) AS findings FROM finding_correlations JOIN findings USING (finding_id) "
+                "GROUP BY ALL"
+            )
+        }
+
+    def night(day: int, settings) -> None:
+        lake.write()
+        twin = Lake(tmp_path / f"full-{day}")
+        shutil.copytree(lake.home, twin.home)
+        lake.build(NOW + timedelta(days=day), settings=settings)
+        build(twin.home, now=NOW + timedelta(days=day), settings=settings, full_refresh=True)
+        rows = "SELECT * FROM finding_correlations ORDER BY finding_id"
+        assert lake.rows(rows) == twin.rows(rows), day
+
+    assert problems() == {"api": 2}
+    lake.finding(web, "semgrep", "sql-format", file_path="app/db.py", cwe="CWE-89", start_line=44, end_line=None)
+    settings = load_settings(lake.home)
+    night(1, settings)  # web changed: its bandit and new semgrep finding are one problem, api's is kept
+    assert problems() == {"api": 2, "web": 2}
+    night(2, settings.model_copy(update={"cwe_families": settings.cwe_families.model_copy(update={"line_window": 8})}))
+    assert problems() == {"api": 2, "web": 3}  # only the window changed: web's line 50 joins

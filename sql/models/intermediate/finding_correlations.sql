@@ -1,9 +1,20 @@
+{#- Incremental by repository (a problem's findings share one): a build deletes and computes again the rows of the
+    repositories whose findings or severities changed, or of every repository when the line window or this SQL did
+    (macro correlations_to_rebuild), and of any repository gone. -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE repository_uuid IN "
+                   "{{ correlations_to_rebuild() }} OR repository_uuid NOT IN "
+                   "(SELECT repository_uuid FROM {{ ref('finding_severity_digests') }}){% endif %}") }}
+-- depends_on: {{ ref('finding_severity_digests') }}
 WITH candidates AS (
     SELECT finding_id, scanner, rule_id, repository_uuid, file_path, cwe_family, severity_rank,
            start_line, greatest(start_line, coalesce(end_line, start_line)) AS end_line
     FROM {{ ref('enriched_findings') }}
     WHERE cwe_family IS NOT NULL AND file_path IS NOT NULL AND start_line IS NOT NULL
       AND code_context_effect <> 'exclude'
+    {%- if is_incremental() %}
+      AND repository_uuid IN {{ correlations_to_rebuild() }}
+    {%- endif %}
 ),
 
 reaches AS (
@@ -40,6 +51,6 @@ problems AS (
 )
 
 SELECT i.finding_id, p.problem_finding_ids[1] AS problem_id, i.finding_id = p.problem_finding_ids[1] AS is_primary,
-       i.cwe_family, p.detected_by, p.problem_finding_ids
+       i.cwe_family, p.detected_by, p.problem_finding_ids, i.repository_uuid
 FROM islands AS i
 JOIN problems AS p USING (repository_uuid, file_path, cwe_family, island)

@@ -9,5 +9,7 @@ FROM (
     SELECT 'finding_stretches', {{ model_sql_digest('finding_stretches') }}
     UNION ALL
     SELECT 'finding_remediations', {{ model_sql_digest('finding_remediations') }}
+    UNION ALL
+    SELECT 'finding_correlations', {{ correlations_digest() }}
 )
 WHERE EXISTS (SELECT 1 FROM {{ ref('findings_history') }})
