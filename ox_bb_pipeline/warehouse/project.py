@@ -230,10 +230,15 @@ def lake_source_tables(project_dir: Path | None = None) -> list[str]:
     return sorted(t["name"] for s in sources["sources"] if s["name"] == "lake" for t in s.get("tables", []))
 
 
+def node_name(unique_id: str) -> str:
+    """A node's name: model.<project>.<name>, test.<project>.<name>.<hash> (a test's hash names nothing)."""
+    return unique_id.split(".")[2]
+
+
 def failures(result: DbtResult) -> list[str]:
     """`<node>: <message>` for each model that errored or test that failed or errored."""
     return [
-        f"{r['unique_id'].split('.')[-1]}: {r.get('message') or r['status']}"
+        f"{node_name(r['unique_id'])}: {r.get('message') or r['status']}"
         for r in result.results
         if r["status"] in ("error", "fail", "runtime error")
     ]

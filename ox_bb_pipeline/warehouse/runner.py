@@ -37,7 +37,7 @@ from ..scanners import registry
 from . import compaction, pipelines, replay
 from .decisions import DECISION_SCHEMA, decisions_path, read_decisions
 from .models import SQL_DIR, Model, dbt_models
-from .project import DbtError, DbtProcess, dbt_home, failures, start
+from .project import DbtError, DbtProcess, dbt_home, failures, node_name, start
 from .settings import (
     ACTIVITY_WINDOW_DAYS,
     FRAMEWORKS,
@@ -406,7 +406,7 @@ def replay_dbt(dbt: DbtBuild, con: duckdb.DuckDBPyConnection, models: list[Model
     statement's error, a failed test) raises DbtError naming it, and removes the plan: the next build runs dbt."""
     try:
         runs = replay.run(con, dbt.plan)
-        problems = [f"{r.unique_id.split('.')[-1]}: {r.message or r.status}" for r in runs if r.status == "fail"]
+        problems = [f"{node_name(r.unique_id)}: {r.message or r.status}" for r in runs if r.status == "fail"]
         if problems:
             raise DbtError("the warehouse build failed, the previous warehouse is unchanged: " + "; ".join(problems))
     except BaseException:

@@ -27,7 +27,8 @@ def test_builds_reuse_the_parsed_manifest_with_their_own_vars_and_a_changed_mode
     assert lake.rows("SELECT * FROM zz_probe") == [{"memory_limit": "800MB", "version": 1}]
     assert list(cache.iterdir()) == [parsed] and parsed.stat().st_mtime_ns == written
     assert "zz_probe" in [m.name for m in result.models]
-    assert result.test_models["unique_findings_queue_finding_id"] == "findings_queue"  # tests still name their model
+    # tests still name their model (a test that reads two models, the one it is attached to)
+    assert result.test_models["equal_rowcount_findings_queue_ref_findings_queue_base_"] == "findings_queue"
 
     probe.write_text("SELECT '{{ var(\"memory_limit\") }}' AS memory_limit, 2 AS version\n")
     lake.build(sql_dir=project, memory_limit="800MB")
