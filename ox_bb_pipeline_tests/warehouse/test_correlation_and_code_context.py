@@ -291,3 +291,20 @@ def test_a_night_recomputes_the_correlations_of_changed_repositories_and_all_of_
     assert problems() == {"api": 2, "web": 2}
     night(2, settings.model_copy(update={"cwe_families": settings.cwe_families.model_copy(update={"line_window": 8})}))
     assert problems() == {"api": 2, "web": 3}  # only the window changed: web's line 50 joins
+
+
+def test_a_warehouse_from_before_incremental_correlations_computes_them_all_once(lake, tmp_path):
+    """A warehouse whose finding_correlations table has no repository_uuid (it was computed whole every build) and
+    whose incremental_digests has no row for it: the next build computes every repository's correlations."""
+    repo = lake.repository("api")
+    lake.scan(repo, "bandit", "semgrep")
+    lake.finding(repo, "bandit", "B608", file_path="app/db.py", cwe="CWE-89", start_line=42, end_line=42)
+    lake.finding(repo, "semgrep", "sql-string", file_path="app/db.py", cwe="CWE-89", start_line=44, end_line=None)
+    lake.build()
+    kept = lake.rows("SELECT * FROM finding_correlations ORDER BY finding_id")
+    with duckdb.connect(str(lake.home / "warehouse.duckdb")) as con:
+        con.execute("ALTER TABLE finding_correlations DROP COLUMN repository_uuid")
+        con.execute("DELETE FROM finding_correlations WHERE NOT is_primary")  # a row the next build must give back
+        con.execute("DELETE FROM incremental_digests WHERE model = 'finding_correlations'")
+    lake.build(NOW + timedelta(days=1))
+    assert lake.rows("SELECT * FROM finding_correlations ORDER BY finding_id") == kept

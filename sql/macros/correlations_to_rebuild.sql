@@ -21,3 +21,16 @@
     hash({{ model_sql_digest('finding_correlations') }},
          (SELECT correlation_line_window FROM {{ invoker_input('build_context') }}))
 {%- endmacro %}
+
+{#- finding_correlations' pre-hook: the rows of the repositories it computes again and of any repository gone. A table
+    from before it was incremental (no repository_uuid; and no row of it in the last build's incremental_digests, so
+    every repository is computed again) is emptied. -#}
+{% macro finding_correlations_delete() -%}
+    {%- if 'repository_uuid' in adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+    DELETE FROM {{ this }}
+    WHERE repository_uuid IN {{ correlations_to_rebuild() }}
+       OR repository_uuid NOT IN (SELECT repository_uuid FROM {{ ref('finding_severity_digests') }})
+    {%- else %}
+    DELETE FROM {{ this }}
+    {%- endif %}
+{%- endmacro %}

@@ -2,9 +2,7 @@
     repositories whose findings or severities changed, or of every repository when the line window or this SQL did
     (macro correlations_to_rebuild), and of any repository gone. -#}
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
-          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE repository_uuid IN "
-                   "{{ correlations_to_rebuild() }} OR repository_uuid NOT IN "
-                   "(SELECT repository_uuid FROM {{ ref('finding_severity_digests') }}){% endif %}") }}
+          pre_hook="{% if is_incremental() %}{{ finding_correlations_delete() }}{% endif %}") }}
 -- depends_on: {{ ref('finding_severity_digests') }}
 WITH candidates AS (
     SELECT finding_id, scanner, rule_id, repository_uuid, file_path, cwe_family, severity_rank,
