@@ -108,9 +108,8 @@ posture_scan_evidence AS (
     GROUP BY ALL
 ),
 
-{#- a night's findings are those of the rebuilt applications (few): read once; every finding (a first build): not
-    materialised, each reader takes only its columns #}
-open_findings AS {% if is_incremental() %}MATERIALIZED{% else %}NOT MATERIALIZED{% endif %} (
+open_findings AS NOT MATERIALIZED (
+    -- not materialised: each reader takes only its columns (a night that rebuilds every application reads them all)
     SELECT finding_id, rule_id, status = 'suppressed' AS accepted, application, repository_uuid, workspace,
            file_path, controls,
            coalesce(repository || '/' || file_path, repository, workspace) AS place,

@@ -89,30 +89,19 @@ rescoped AS (
 ),
 {% endif %}
 
-{%- if is_incremental() %}
-rebuilt_severities AS MATERIALIZED (
-    -- the rebuilt repositories' severity rows, found once for current and current_keys (each read the whole table)
-    SELECT finding_id, final_severity, severity_explanation
-    FROM {{ ref('finding_severities_base') }}
-    WHERE repository_uuid IN (SELECT repository_uuid FROM rebuilt)
-),
-{%- set severities = 'rebuilt_severities' %}
-{%- else %}
-{%- set severities = ref('finding_severities_base') %}
-{%- endif %}
-
 current AS (
     -- this build's findings (enriched_findings' columns, the severity explanation as stored) of what is rebuilt
     SELECT f.finding_id, f.application, f.workspace, f.repository_uuid, f.repository, f.scanner, f.rule_id,
            f.title, f.category, f.file_path, f.base_severity, s.final_severity, s.severity_explanation, f.controls,
            f.code_context, f.code_context_rule, f.code_context_effect, k.problem_id, k.is_primary, k.detected_by
     FROM {{ ref('findings') }} AS f
-    JOIN {{ severities }} AS s USING (finding_id)
+    JOIN {{ ref('finding_severities_base') }} AS s USING (finding_id)
     LEFT JOIN {{ ref('finding_correlations') }} AS k USING (finding_id)
     {%- if is_incremental() %}
     -- the rows by rowid, found on the narrow key column first: the wide columns only for them
     WHERE f.rowid IN (SELECT rowid FROM {{ ref('findings') }}
                       WHERE repository_uuid IN (SELECT repository_uuid FROM rebuilt))
+      AND s.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
     {%- endif %}
 ),
 
@@ -121,7 +110,10 @@ current_keys AS (
     -- current itself is read once and never materialised
     SELECT f.finding_id, f.rule_id, f.file_path, f.workspace, f.repository
     FROM {{ ref('findings') }} AS f
-    WHERE f.finding_id IN (SELECT finding_id FROM {{ severities }})
+    WHERE f.finding_id IN (SELECT finding_id FROM {{ ref('finding_severities_base') }}
+                           {%- if is_incremental() %}
+                           WHERE repository_uuid IN (SELECT repository_uuid FROM rebuilt)
+                           {%- endif %})
     {%- if is_incremental() %}
       AND f.rowid IN (SELECT rowid FROM {{ ref('findings') }}
                       WHERE repository_uuid IN (SELECT repository_uuid FROM rebuilt))
