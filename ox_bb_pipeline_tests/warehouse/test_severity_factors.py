@@ -205,7 +205,13 @@ def test_code_context_lowers_sast_and_iac_never_secrets_and_no_exposure_factor_c
 
 def test_development_only_dependency_lowers_and_fix_is_explained(lake):
     repo = lake.repository("shop")
-    for manifest, dev in (("requirements-dev.txt", True), ("requirements.txt", False)):
+    # black 23.1.0 is a development dependency in one manifest and not in the other: not development-only
+    for manifest, name, version, dev in (
+        ("requirements-dev.txt", "pytest", "7.0.0", True),
+        ("requirements.txt", "requests", "2.19.0", False),
+        ("requirements-dev.txt", "black", "23.1.0", True),
+        ("requirements.txt", "black", "23.1.0", False),
+    ):
         lake.add(
             "inventory",
             "components",
@@ -214,8 +220,8 @@ def test_development_only_dependency_lowers_and_fix_is_explained(lake):
                 "repository_uuid": repo["repository_uuid"],
                 "repository": "shop",
                 "ecosystem": "PyPI",
-                "name": "pytest" if dev else "requests",
-                "version": "7.0.0" if dev else "2.19.0",
+                "name": name,
+                "version": version,
                 "manifest": manifest,
                 "direct": True,
                 "dev_only": dev,
@@ -234,7 +240,11 @@ def test_development_only_dependency_lowers_and_fix_is_explained(lake):
         version="2.19.0",
         fixed_version="2.32.0",
     )
+    mixed = lake.finding(
+        repo, "sca", "GHSA-mix", severity="high", file_path="requirements.txt", package="black", version="23.1.0"
+    )
     lake.build()
+    assert lake.severity(mixed)["severity_factors"] == []
     assert lake.severity(dev_dep) == {
         "final_severity": "medium",
         "severity_steps": -1,

@@ -38,7 +38,9 @@ catalog_lists AS (
 ),
 
 factors AS (
-    -- the catalog's verdict on each condition that holds
+    -- the catalog's verdict on each condition that holds; an incremental build needs only the evidence of the
+    -- repositories it rebuilds and of their findings (repository_uuid: the finding's own, so exactly the findings in
+    -- scope below), and the applications' (no repository_uuid; few rows): grouping all findings' was most of its cost
     SELECT e.scope, e.subject,
            {'pos': c.pos,
             -- the days of inactivity change daily by themselves: a placeholder here, today's value in the view
@@ -46,6 +48,9 @@ factors AS (
                              ELSE e.evidence END} AS factor
     FROM {{ ref('severity_evidence') }} AS e
     JOIN catalog AS c USING (condition)
+    {%- if is_incremental() %}
+    WHERE e.repository_uuid IS NULL OR e.repository_uuid IN {{ changed_severity_repositories() }}
+    {%- endif %}
 ),
 
 repository_factors AS (
@@ -60,8 +65,10 @@ finding_factors AS (
     SELECT subject AS finding_id, list(factor) AS factors FROM factors WHERE scope = 'finding' GROUP BY ALL
 ),
 
-findings_in_scope AS NOT MATERIALIZED (
-    -- read four times below (each path, relevance): a scan is cheaper than a materialised copy
+findings_in_scope AS {{ "MATERIALIZED" if is_incremental() else "NOT MATERIALIZED" }} (
+    -- read four times below (each path, relevance): a full build scans findings each time (cheaper than a
+    -- materialised copy of them all), an incremental one keeps its few rebuilt repositories' (four scans of every
+    -- finding, filtered to those, cost more)
     SELECT finding_id, rule_id, category, exploitable, base_severity, repository_uuid, application
     FROM {{ ref('findings') }}
     {%- if is_incremental() %}

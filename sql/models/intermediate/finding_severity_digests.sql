@@ -6,7 +6,7 @@
 -- exactly the repositories whose digest differs from the last build's.
 WITH evidence AS (
     SELECT scope, subject, condition,
-           CASE WHEN condition = 'inactive_repository' THEN NULL ELSE evidence END AS evidence
+           CASE WHEN condition = 'inactive_repository' THEN NULL ELSE evidence END AS evidence, repository_uuid
     FROM {{ ref('severity_evidence') }}
 ),
 
@@ -36,10 +36,12 @@ repository_applications AS (
 ),
 
 finding_inputs AS (
-    SELECT f.repository_uuid, sum(hash(e.subject, e.condition, e.evidence)::HUGEINT) AS h
-    FROM evidence AS e
-    JOIN {{ ref('findings') }} AS f ON f.finding_id = e.subject
-    WHERE e.scope = 'finding'
+    -- a finding's evidence carries its repository (read from the same findings row, finding_id being unique): the
+    -- same rows and sums as a join with findings, without its scan; a repository without findings_repository_digests
+    -- row still adds nothing (the LEFT JOINs below start from there)
+    SELECT repository_uuid, sum(hash(subject, condition, evidence)::HUGEINT) AS h
+    FROM evidence
+    WHERE scope = 'finding'
     GROUP BY ALL
 ),
 

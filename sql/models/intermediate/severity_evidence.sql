@@ -2,18 +2,10 @@ WITH ctx AS (
     SELECT * FROM {{ invoker_input('build_context') }}
 ),
 
-dev_only_packages AS (
-    -- dev-only only when every occurrence of the package version in the repository is dev-only
-    SELECT repository_uuid, name, version
-    FROM {{ source('lake', 'components') }}
-    GROUP BY ALL
-    HAVING bool_and(dev_only)
-),
-
 lowering_contexts AS (
     -- evidence: the directory a directory rule matched (tests/fixtures/), else the file; a content
     -- rule adds its name (code_context_matches: the runner's macro over code_context.yaml)
-    SELECT f.finding_id, f.file_path, r.name AS rule, r.content IS NOT NULL AS by_content,
+    SELECT f.finding_id, f.repository_uuid, f.file_path, r.name AS rule, r.content IS NOT NULL AS by_content,
            replace(f.code_context, '_', ' ') AS context,
            ltrim([m.matched FOR m IN code_context_matches(f.file_path, f.file_markers)
                   IF m.rule = f.code_context_rule][1], '/') AS matched
@@ -22,68 +14,76 @@ lowering_contexts AS (
     WHERE f.code_context_effect = 'lower'
 )
 
+-- repository_uuid: the repository a row is about (a finding's own, read from the same findings row), NULL for an
+-- application; the severity digests and the base model take a repository's evidence by it without reading findings
 SELECT 'repository' AS scope, repository_uuid AS subject, 'public_repository' AS condition,
-       full_name AS evidence
+       full_name AS evidence, repository_uuid
 FROM {{ ref('repositories') }} WHERE is_public
 
 UNION ALL
 SELECT 'repository' AS scope, repository_uuid AS subject, 'production_deployment' AS condition,
-       production_evidence AS evidence
+       production_evidence AS evidence, repository_uuid
 FROM {{ ref('repositories') }} WHERE deploys_to_production
 
 UNION ALL
 SELECT 'repository' AS scope, repository_uuid AS subject, 'not_deployed_to_production' AS condition,
-       array_to_string(deployments, ', ') AS evidence
+       array_to_string(deployments, ', ') AS evidence, repository_uuid
 FROM {{ ref('repositories') }} WHERE NOT deploys_to_production AND len(deployments) > 0
 
 UNION ALL
 SELECT 'repository' AS scope, repository_uuid AS subject, 'inactive_repository' AS condition,
-       days_since_code_change || ' days' AS evidence
+       days_since_code_change || ' days' AS evidence, repository_uuid
 FROM {{ ref('repositories') }}, ctx WHERE days_since_code_change > ctx.inactive_after_days
 
 UNION ALL
 SELECT 'application' AS scope, application AS subject, 'business_priority_critical' AS condition,
-       array_to_string(business_priority_reasons, ', ') AS evidence
+       array_to_string(business_priority_reasons, ', ') AS evidence, NULL::VARCHAR AS repository_uuid
 FROM {{ ref('applications') }}
 -- a computed priority that counts production deployment would count that fact a second time
 WHERE business_priority = 'critical' AND (business_priority_source = 'override' OR NOT deploys_to_production)
 
 UNION ALL
 SELECT 'application' AS scope, application AS subject, 'business_priority_low' AS condition,
-       array_to_string(business_priority_reasons, ', ') AS evidence
+       array_to_string(business_priority_reasons, ', ') AS evidence, NULL::VARCHAR AS repository_uuid
 FROM {{ ref('applications') }} WHERE business_priority = 'low'
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'code_context_lower' AS condition,
        context || ' code ' || CASE WHEN matched LIKE '%/' THEN 'under ' || matched ELSE file_path END
-       || CASE WHEN by_content THEN ' (' || rule || ')' ELSE '' END AS evidence
+       || CASE WHEN by_content THEN ' (' || rule || ')' ELSE '' END AS evidence, repository_uuid
 FROM lowering_contexts
 
 UNION ALL
+-- dev-only only when every occurrence of the package version in the repository is dev-only: one is and none is
+-- not (a NULL dev_only neither, as bool_and skips it); two semi-joins cost less than grouping every component
 SELECT 'finding' AS scope, f.finding_id AS subject, 'dev_dependency' AS condition,
-       f.package || '@' || f.version AS evidence
+       f.package || '@' || f.version AS evidence, f.repository_uuid
 FROM {{ ref('findings') }} AS f
-JOIN dev_only_packages AS d
-    ON d.repository_uuid = f.repository_uuid AND d.name = f.package AND d.version = f.version
 WHERE f.category = 'sca'
+    AND EXISTS (SELECT 1 FROM {{ source('lake', 'components') }} AS c
+                WHERE c.dev_only
+                AND c.repository_uuid = f.repository_uuid AND c.name = f.package AND c.version = f.version)
+    AND NOT EXISTS (SELECT 1 FROM {{ source('lake', 'components') }} AS c
+                    WHERE NOT c.dev_only
+                    AND c.repository_uuid = f.repository_uuid AND c.name = f.package AND c.version = f.version)
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'fix_available' AS condition,
-       package || ' to ' || fixed_version AS evidence
+       package || ' to ' || fixed_version AS evidence, repository_uuid
 FROM {{ ref('findings') }} WHERE fixed_version IS NOT NULL AND fixed_version <> ''
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'known_exploited' AS condition,
        coalesce(nullif(array_to_string(list_filter(vulnerability_ids, lambda v: v LIKE 'CVE-%'), ', '), ''), rule_id)
-           AS evidence
+           AS evidence, repository_uuid
 FROM {{ ref('findings') }} WHERE known_exploited
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'active_credential' AS condition,
-       rule_id AS evidence
+       rule_id AS evidence, repository_uuid
 FROM {{ ref('findings') }} WHERE validity = 'active'
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'epss_high' AS condition,
-       format('{:.2f}', epss) AS evidence
+       format('{:.2f}', epss) AS evidence, repository_uuid
 FROM {{ ref('findings') }} WHERE epss >= 0.5
