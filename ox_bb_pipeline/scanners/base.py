@@ -22,6 +22,7 @@ from typing import Protocol
 
 import yaml
 
+from ..files import load_yaml
 from ..findings import Finding, RepoRef
 from .snapshot import Snapshot, is_marker
 
@@ -79,7 +80,7 @@ def tool_executable(tool: str, executable: str | None = None, root: Path | None 
 def severity_table(scanner: str) -> dict[str, dict]:
     """`severity/<scanner>.yaml`: rule id -> {severity, title?, remediation?, cwe?}, plus `default`."""
     path = SEVERITY_DIR / f"{scanner}.yaml"
-    return yaml.safe_load(path.read_text()) or {}
+    return load_yaml(path.read_text()) or {}
 
 
 # Aliases let a few lines of YAML stand for billions of nodes ("billion laughs"): a tool that walks the

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import ConfigError
+from ..files import load_yaml
 from ..findings import CATEGORIES, Finding
 from .snapshot import Snapshot
 
@@ -69,7 +70,7 @@ class CodeContextFile(BaseModel):
 @lru_cache(maxsize=4)
 def load_rules(path: Path = RULES_PATH) -> tuple[CodeContextRule, ...]:
     try:
-        return tuple(CodeContextFile.model_validate(yaml.safe_load(path.read_text()) or {}).rules)
+        return tuple(CodeContextFile.model_validate(load_yaml(path.read_text()) or {}).rules)
     except (yaml.YAMLError, ValidationError) as exc:
         raise ConfigError(str(path), [str(exc)]) from exc
 

@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from ..files import load_yaml
 
 CONTROL_TITLES_PATH = Path(__file__).resolve().parent / "control_titles.yaml"
 CONTROL_ID = re.compile(r"(CIS-SSC-\d+(\.\d+)+|SSDF-[A-Z]{2}\.\d+\.\d+|CICD-SEC-\d+)")
@@ -18,7 +18,7 @@ class ControlTitleError(ValueError):
 
 
 def _load(path: Path) -> dict[str, str]:
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ControlTitleError(f"{path}: expected a mapping of control id to title")
     problems = [

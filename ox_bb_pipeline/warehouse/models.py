@@ -9,8 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from ..files import load_yaml
 from .project import PackageDataError, sql_project_dir
 
 SQL_DIR = sql_project_dir()
@@ -57,9 +56,9 @@ def dbt_models(sql_dir: Path = SQL_DIR) -> list[Model]:
         return []  # not a dbt project (discover() says so)
     docs: dict[str, dict] = {}
     for path in sorted(folder.rglob("*.yml")):
-        for entry in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
+        for entry in (load_yaml(path.read_text()) or {}).get("models") or []:
             docs[entry["name"]] = entry
-    scanners = (yaml.safe_load((Path(sql_dir) / "dbt_project.yml").read_text()).get("vars") or {}).get("scanners", [])
+    scanners = (load_yaml((Path(sql_dir) / "dbt_project.yml").read_text()).get("vars") or {}).get("scanners", [])
     models = []
     for path in sorted(folder.rglob("*.sql"), key=lambda p: p.stem):
         sql = path.read_text()

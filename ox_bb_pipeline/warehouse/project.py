@@ -23,8 +23,7 @@ from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 
-import yaml
-
+from ..files import load_yaml
 from .dbt_child import READY
 
 
@@ -226,7 +225,7 @@ def _written(console) -> str:
 def lake_source_tables(project_dir: Path | None = None) -> list[str]:
     """The lake tables sources.yml declares (source `lake`). A scanner registered without an entry there is still
     read by the findings models, as the table the invoker made from the registry (macro lake_findings)."""
-    sources = yaml.safe_load(((project_dir or sql_project_dir()) / "models" / "staging" / "sources.yml").read_text())
+    sources = load_yaml(((project_dir or sql_project_dir()) / "models" / "staging" / "sources.yml").read_text())
     return sorted(t["name"] for s in sources["sources"] if s["name"] == "lake" for t in s.get("tables", []))
 
 

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config import ConfigError, did_you_mean, keys_at
+from ..files import load_yaml
 from ..findings import CATEGORIES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -303,7 +304,7 @@ def _locate(filename: str, env_var: str, home: Path) -> Path | None:
 
 def _read_yaml(path: Path) -> object:
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        return load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import yaml
 
 from ...bitbucket.tables import TABLES, schema
+from ...files import load_yaml
 from ...findings import FINDING_SCHEMA, SEVERITIES, Finding
 from ..base import rules_digest
 from . import checks
@@ -128,7 +128,7 @@ def _validate(check: Check) -> list[str]:
 @lru_cache(maxsize=1)
 def load_catalog() -> tuple[Check, ...]:
     """The checks of catalog.yaml, validated (ids, severities, controls, logic that exists)."""
-    entries = yaml.safe_load(CATALOG_PATH.read_text())["checks"]
+    entries = load_yaml(CATALOG_PATH.read_text())["checks"]
     catalog = tuple(
         Check(
             id=e["id"],
