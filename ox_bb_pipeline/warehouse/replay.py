@@ -9,6 +9,9 @@ key (project, vars, versions, command) and catalog are those of a recorded dbt b
 dbt sent then; the runner runs them itself, in order, on its own connection (configured as the profile configures
 dbt's), and reads each test's `failures, should_warn, should_error` row as dbt does.
 
+A replay runs up to two nodes at once where neither reads what the other writes (`run`): each node alone kept
+~1.5 of the benchmark machine's two cores busy.
+
 The recording is made by the dbt child of every dbt build (dbt_child.record_statements) and becomes the plan
 (`<home>/dbt/replay.json`) once that build has been swapped in. A build that finds no plan, another key or another
 catalog runs dbt (and records again); so does a full refresh. A replay that fails removes the plan: the next build
@@ -21,7 +24,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -114,35 +119,161 @@ class NodeRun:
     attached_node: str | None = None
 
 
-def run(con: duckdb.DuckDBPyConnection, plan: Plan) -> list[NodeRun]:
-    """Send the plan's statements in order on `con`; each model's and test's time and outcome, in the order they ran.
-    A statement that fails raises DbtError naming its node (the build fails as dbt's would); a test that fails stops
-    the build too (as dbt build skips what depends on it, and the runner swaps nothing in when a test failed), and
-    is returned with its message."""
+def run(con: duckdb.DuckDBPyConnection, plan: Plan, lanes: int = 1) -> list[NodeRun]:
+    """Send the plan's statements on `con`; each model's and test's time and outcome, in the plan's order. A statement
+    that fails raises DbtError naming its node (the build fails as dbt's would); a test that fails stops the build too
+    (no node starts after it, as dbt build skips what depends on it, and the runner swaps nothing in when a test
+    failed), and is returned with its message.
+
+    dbt ran one node at a time, each on a connection of its own (it closes a node's connection after the node), so a
+    node's statements see the database as every node before it left it. Up to `lanes` nodes run at once here, each
+    on its own connection, with the same outcome: a node starts once every earlier node it must follow has finished
+    (`_follows`: one whose relation it reads, or one that reads its relation). dbt's own statements before the
+    first node and after the last run alone, in order."""
+    prefix, groups, suffix = _segments(plan)
+    if groups is None:  # a node's statements interleaved with another's: as dbt sent them, one by one
+        return _run_serially(con, plan.statements, plan.nodes)
+    with _Connections(con) as connections:
+        for statement in prefix:
+            _send(connections, statement)
+    follows = _follows(groups, plan.nodes)
+    runs: dict[int, NodeRun | None] = {}
+    errors: dict[int, DbtError] = {}
+    waiting, running = list(range(len(groups))), {}
+    with ThreadPoolExecutor(max_workers=max(1, lanes), thread_name_prefix="warehouse-replay") as pool:
+        while waiting or running:
+            stop = errors or _failed(runs)
+            for index in [] if stop else list(waiting):
+                if len(running) >= max(1, lanes):
+                    break
+                if follows[index] <= runs.keys():
+                    waiting.remove(index)
+                    node, statements = groups[index]
+                    cursor = con.cursor()  # made here: a connection object is not shared between threads
+                    running[pool.submit(_run_group, cursor, node, statements, plan.nodes)] = index
+            if stop and not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = running.pop(future)
+                try:
+                    runs[index] = future.result()
+                except DbtError as error:
+                    errors[index] = error
+    if errors:
+        raise errors[min(errors)]
+    with _Connections(con) as connections:
+        for statement in [] if _failed(runs) else suffix:
+            _send(connections, statement)
+    return [runs[index] for index in sorted(runs) if runs[index] is not None]
+
+
+def _failed(runs: dict[int, NodeRun | None]) -> bool:
+    return any(run is not None and run.status == "fail" for run in runs.values())
+
+
+def _run_serially(con: duckdb.DuckDBPyConnection, statements: list[dict], nodes: dict[str, dict]) -> list[NodeRun]:
     runs: dict[str, NodeRun] = {}
     with _Connections(con) as connections:
-        for statement in plan.statements:
-            node, info = statement["node"], plan.nodes.get(statement["node"])
+        for statement in statements:
+            node, info = statement["node"], nodes.get(statement["node"])
             current = None  # dbt's own statements (`master`'s, a schema listing's) belong to no node
             if info is not None:
                 current = runs.setdefault(
                     node, NodeRun(node, info["kind"], 0.0, "success", None, info["attached_node"])
                 )
-            started = time.perf_counter()
-            try:
-                result = connections.send(statement)
-            except duckdb.Error as error:
-                raise DbtError(
-                    f"the warehouse build failed, the previous warehouse is unchanged: {node}: {error}"
-                ) from None
-            if current is None:
-                continue
-            current.seconds += time.perf_counter() - started
-            if current.kind == "test" and result is not None:
-                current.status, current.message = _verdict(*result, info)
-                if current.status == "fail":
-                    break
+            _send(connections, statement, current, info)
+            if current is not None and current.status == "fail":
+                break
     return list(runs.values())
+
+
+def _run_group(cursor: duckdb.DuckDBPyConnection, node: str, statements: list[dict], nodes: dict) -> NodeRun | None:
+    """One node's statements, in order, on connections of its own (`cursor`'s); its run (None for dbt's own)."""
+    info = nodes.get(node)
+    current = NodeRun(node, info["kind"], 0.0, "success", None, info["attached_node"]) if info else None
+    try:
+        with _Connections(cursor) as connections:
+            for statement in statements:
+                _send(connections, statement, current, info)
+    finally:
+        cursor.close()
+    return current
+
+
+def _send(connections: _Connections, statement: dict, current: NodeRun | None = None, info: dict | None = None):
+    started = time.perf_counter()
+    try:
+        result = connections.send(statement)
+    except duckdb.Error as error:
+        raise DbtError(
+            f"the warehouse build failed, the previous warehouse is unchanged: {statement['node']}: {error}"
+        ) from None
+    if current is None:
+        return
+    current.seconds += time.perf_counter() - started
+    if current.kind == "test" and result is not None:
+        current.status, current.message = _verdict(*result, info)
+
+
+def _segments(plan: Plan) -> tuple[list[dict], list[tuple[str, list[dict]]] | None, list[dict]]:
+    """The plan as dbt's statements before its first node, each node's statements (or of dbt's own between two
+    nodes) in a group, in order, and dbt's statements after its last node. Groups None: a node's statements are not
+    all together (dbt ran with more than one thread)."""
+    statements = plan.statements
+    at = [i for i, statement in enumerate(statements) if statement["node"] in plan.nodes]
+    if not at:
+        return statements, [], []
+    prefix, middle, suffix = statements[: at[0]], statements[at[0] : at[-1] + 1], statements[at[-1] + 1 :]
+    groups: list[tuple[str, list[dict]]] = []
+    for statement in middle:
+        if groups and groups[-1][0] == statement["node"]:
+            groups[-1][1].append(statement)
+        else:
+            groups.append((statement["node"], [statement]))
+    nodes = [node for node, _ in groups if node in plan.nodes]
+    if len(nodes) != len(set(nodes)):
+        return prefix, None, suffix
+    return prefix, groups, suffix
+
+
+IDENTIFIER = re.compile(r"""["'](\w+)["']""")
+
+
+def _follows(groups: list[tuple[str, list[dict]]], nodes: dict[str, dict]) -> list[set[int]]:
+    """For each group, the earlier groups it must follow: a model's whose relation it names (reads), or one that names
+    (reads) its own relation, through the views it reads; dbt's own statements follow every earlier group, and every
+    later group follows them. Relations are named in a statement as dbt quotes them ("main"."findings", or a
+    'findings' literal in a catalog query)."""
+    writes = [{node.split(".")[2]} if nodes.get(node, {}).get("kind") == "model" else set() for node, _ in groups]
+    named = [
+        {name for statement in statements for name in IDENTIFIER.findall(statement.get("sql") or "")}
+        for _, statements in groups
+    ]
+    views = {
+        node.split(".")[2]: named[i]
+        for i, (node, statements) in enumerate(groups)
+        if writes[i]
+        and any(re.match(r"\s*(/\*.*?\*/)?\s*create view", s.get("sql") or "", re.S | re.I) for s in statements)
+    }
+    reads = []
+    for names in named:
+        seen, todo = set(names), list(names)
+        while todo:
+            for name in views.get(todo.pop(), ()):
+                if name not in seen:
+                    seen.add(name)
+                    todo.append(name)
+        reads.append(seen)
+    follows, barrier = [], None  # the last group of dbt's own statements so far
+    for i, (node, _) in enumerate(groups):
+        if node not in nodes:
+            follows.append(set(range(i)))
+            barrier = i
+            continue
+        earlier = {j for j in range(i) if writes[j] & reads[i] or writes[i] & reads[j]}
+        follows.append(earlier | ({barrier} if barrier is not None else set()))
+    return follows
 
 
 class _Connections:

@@ -51,6 +51,9 @@ from .triage import TRIAGE_SCHEMA, read_triage, triage_path
 
 SCANNERS = registry.names()  # as loaded, for callers that name them; lake_inputs() reads the registry
 WAREHOUSE_FILE = "warehouse.duckdb"
+# nodes a replayed build runs at once (replay.run), at most one per DuckDB thread: two kept both cores of the
+# benchmark machine busy (each node alone used ~1.5 of them); more only add memory held at once
+REPLAY_LANES = 2
 
 
 def lake_inputs() -> dict[str, tuple[str, str, pa.Schema]]:
@@ -405,7 +408,7 @@ def replay_dbt(dbt: DbtBuild, con: duckdb.DuckDBPyConnection, models: list[Model
     """The plan's statements on the copy (see `replay`): models and tests as `run_dbt` reports them. A failure (a
     statement's error, a failed test) raises DbtError naming it, and removes the plan: the next build runs dbt."""
     try:
-        runs = replay.run(con, dbt.plan)
+        runs = replay.run(con, dbt.plan, lanes=min(REPLAY_LANES, dbt.vars["duckdb_threads"]))
         problems = [f"{node_name(r.unique_id)}: {r.message or r.status}" for r in runs if r.status == "fail"]
         if problems:
             raise DbtError("the warehouse build failed, the previous warehouse is unchanged: " + "; ".join(problems))

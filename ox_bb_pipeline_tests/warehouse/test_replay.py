@@ -134,3 +134,102 @@ def test_a_replayed_night_compacts_only_when_due_and_the_state_counts_the_builds
     assert json.loads(state.read_text())["builds_since"] == 0
     assert any("compaction: yes, asked for" in line for line in lines)
     assert not list(lake.home.glob(".warehouse.duckdb*"))  # the copy renamed into place, no WAL left beside it
+
+
+def _node(name: str, *sql: str, thread: int = 1) -> list[dict]:
+    """One node's statements as dbt sends them: in a transaction, on a connection closed after the node."""
+    return [{"node": name, "thread": thread, "sql": s, "bindings": None} for s in ("BEGIN", *sql, "COMMIT")] + [
+        {"node": name, "thread": thread, "op": "close"}
+    ]
+
+
+def _plan(*groups: list[dict], tests: dict[str, str] | None = None) -> replay.Plan:
+    statements = [s for group in groups for s in group]
+    nodes = {
+        s["node"]: {"kind": "test" if s["node"].startswith("test.") else "model", "attached_node": None}
+        for s in statements
+        if s["node"] != "master"
+    }
+    for test, attached in (tests or {}).items():
+        nodes[test]["attached_node"] = attached
+    return replay.Plan(key="k", catalog="c", nodes=nodes, statements=statements)
+
+
+def test_a_node_starts_only_after_the_nodes_whose_relations_it_reads_or_that_read_its_relation(tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE TABLE stored AS SELECT 1 AS n")  # an incremental model's table, kept from the last build
+    model = "model.p.{}".format
+    plan = _plan(
+        _node("master", "SELECT 1"),
+        # a slow first model: a node that started before it committed would find no relation "a"
+        _node(model("a"), 'CREATE TABLE "main"."a" AS SELECT count(*) AS n FROM range(20000000) GROUP BY range % 7'),
+        _node(model("reader"), 'CREATE TABLE "main"."reader" AS SELECT sum(n) AS n FROM "main"."stored"'),
+        _node(model("v"), 'create view "main"."v" as (SELECT sum(n) AS n FROM "main"."a")'),
+        _node(model("b"), 'CREATE TABLE "main"."b" AS SELECT n FROM "main"."v"'),
+        _node(model("c"), 'CREATE TABLE "main"."c" AS SELECT 42 AS n'),
+        _node(model("stored"), 'INSERT INTO "main"."stored" SELECT n FROM "main"."c"'),
+        _node(
+            "test.p.b_counts_every_row",
+            "select count(*) as failures, count(*) != 0 as should_warn, count(*) != 0 as should_error "
+            'from "main"."b" where n <> 20000000',
+        ),
+        _node("master", "SELECT 2"),
+        tests={"test.p.b_counts_every_row": model("b")},
+    )
+
+    prefix, groups, suffix = replay._segments(plan)
+    assert [s["sql"] for s in prefix if "sql" in s] == ["BEGIN", "SELECT 1", "COMMIT"] and len(suffix) == 4
+    names = [node.rsplit(".", 1)[-1] for node, _ in groups]
+    follows = {names[i]: {names[j] for j in earlier} for i, earlier in enumerate(replay._follows(groups, plan.nodes))}
+    assert follows == {
+        "a": set(),
+        "reader": set(),
+        "v": {"a"},
+        "b": {"a", "v"},  # a through the view
+        "c": set(),
+        "stored": {"reader", "c"},  # it must not change what reader (earlier in dbt's order) read
+        "b_counts_every_row": {"b"},
+    }
+
+    runs = replay.run(con, plan, lanes=2)
+    assert [(r.unique_id.rsplit(".", 1)[-1], r.status) for r in runs] == [
+        ("a", "success"),
+        ("reader", "success"),
+        ("v", "success"),
+        ("b", "success"),
+        ("c", "success"),
+        ("stored", "success"),
+        ("b_counts_every_row", "pass"),
+    ]
+    assert con.execute('SELECT n FROM "reader"').fetchall() == [(1,)]
+    assert con.execute('SELECT n FROM "b"').fetchall() == [(20000000,)]
+    assert sorted(con.execute('SELECT n FROM "stored"').fetchall()) == [(1,), (42,)]
+
+
+def test_a_failed_test_starts_nothing_after_it_and_dbts_statements_interleaved_run_one_by_one(tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    failing = "select 3 as failures, true as should_warn, true as should_error"
+    plan = _plan(
+        _node("model.p.a", 'CREATE TABLE "main"."a" AS SELECT 1 AS n'),
+        _node("test.p.a_fails", failing),
+        _node("model.p.b", 'CREATE TABLE "main"."b" AS SELECT n FROM "main"."a"'),
+        tests={"test.p.a_fails": "model.p.a"},
+    )
+    runs = replay.run(con, plan, lanes=2)
+    assert [(r.unique_id, r.status) for r in runs] == [("model.p.a", "success"), ("test.p.a_fails", "fail")]
+    assert runs[-1].message == "Got 3 results, configured to fail if != 0"
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'b'").fetchone() == (0,)
+
+    # two dbt threads' statements interleaved: no groups, sent in the recorded order
+    a, b = (
+        _node("model.p.x", 'CREATE TABLE "main"."x" AS SELECT 1 AS n'),
+        _node("model.p.y", 'CREATE TABLE "main"."y" AS SELECT 2 AS n', thread=2),
+    )
+    interleaved = _plan([a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3]])
+    assert replay._segments(interleaved)[1] is None
+    assert [r.unique_id for r in replay.run(con, interleaved, lanes=2)] == ["model.p.x", "model.p.y"]
+    assert con.execute('SELECT n FROM "y"').fetchall() == [(2,)]
