@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from ox_bb_pipeline.warehouse.runner import build as full_build
 
-from .conftest import NOW, Lake
+from .conftest import NOW, Lake, writable
 
 NOTHING = "no posture check or complete scan covers this control for the application"
 
@@ -265,3 +265,56 @@ def test_a_night_gives_the_rows_of_a_full_build_for_the_applications_it_rebuilds
     assert report(lake, "acme/api")["CIS-SSC-1.5.4"][1] == sorted([code, workspace_setting])
     rows = "SELECT * FROM compliance_report ORDER BY application, control_id"
     assert lake.rows(rows) == twin.rows(rows)
+
+
+def test_controls_and_open_finding_sums_of_a_night_equal_a_full_builds_and_are_recomputed_whole_after_an_sql_change(
+    lake, small_catalog, tmp_path
+):
+    """repository_controls (the controls findings carry) and compliance_finding_digests (the open findings' hashes
+    per repository) are computed again on a night only for the repositories whose findings or queue rows changed:
+    after a control's last finding is fixed in one repository and a new control appears in another, both equal a full
+    build's. A row planted in a repository nothing changed in stays, until a change of the model's SQL (its stored
+    digest altered as one would leave it) has every repository computed again."""
+    api, web, ops = lake.repository("api"), lake.repository("web"), lake.repository("ops")
+    acme = {"workspace": "acme", "repository_uuid": "", "repository": "", "main_head": None}
+    for repo in (api, web, ops):
+        lake.scan(repo, "bandit")
+    lake.finding(api, "bandit", "B105", file_path="a.py", controls=["CIS-SSC-1.5.4"])
+    fixed = lake.finding(web, "bandit", "B602", file_path="w.py", controls=["CIS-SSC-1.1.16"])
+    lake.finding(ops, "bandit", "B105", file_path="o.py", controls=["CIS-SSC-1.5.4"])
+    lake.finding(acme, "posture", "BB-001", anchor="acme-bb-001", controls=["CIS-SSC-1.5.4"])
+    build(lake)
+
+    lake.tables[("findings", "bandit", "main")] = [
+        r for r in lake.tables[("findings", "bandit", "main")] if r["finding_id"] != fixed
+    ]
+    lake.finding(api, "bandit", "B602", file_path="b.py", controls=["SSDF-PW.7.2"])
+    lake.write()
+    twin = Lake(tmp_path / "full")
+    shutil.copytree(lake.home, twin.home)
+    later = NOW + timedelta(days=1)
+    lake.build(later, settings=lake.small_settings())
+    full_build(twin.home, now=later, settings=twin.small_settings(), full_refresh=True)
+    for model in ("repository_controls", "compliance_finding_digests"):
+        rows = f"SELECT * FROM {model} ORDER BY ALL"
+        assert lake.rows(rows) == twin.rows(rows), model
+    controls = {(r["repository_uuid"], r["control_id"]) for r in lake.rows("SELECT * FROM repository_controls")}
+    assert (api["repository_uuid"], "SSDF-PW.7.2") in controls
+    assert not any(repository == web["repository_uuid"] for repository, _ in controls)
+
+    planted = {
+        "repository_controls": f"('{ops['repository_uuid']}', 'bandit', 'CICD-SEC-9')",
+        "compliance_finding_digests": f"('{ops['repository_uuid']}', 'acme/ops', 'acme', true, 7)",
+    }
+    with writable(lake) as con:
+        for model, row in planted.items():
+            con.execute(f"INSERT INTO {model} VALUES {row}")
+    lake.build(later + timedelta(days=1), settings=lake.small_settings())
+    for model in planted:  # nothing changed in ops: its rows are kept, the planted one too
+        assert lake.rows(f"SELECT count(*) AS n FROM {model}")[0]["n"] == len(twin.rows(f"SELECT * FROM {model}")) + 1
+    with writable(lake) as con:
+        con.execute("UPDATE incremental_digests SET digest = digest + 1 WHERE model IN ?", [list(planted)])
+    lake.build(later + timedelta(days=2), settings=lake.small_settings())
+    for model in planted:
+        rows = f"SELECT * FROM {model} ORDER BY ALL"
+        assert lake.rows(rows) == twin.rows(rows), model

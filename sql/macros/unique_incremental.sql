@@ -15,8 +15,7 @@
 {%- elif written == 'changed_severity_repositories' %}
     {%- set written_rows = 'repository_uuid IN ' ~ changed_severity_repositories() %}
 {%- elif written == 'computed_in_this_build' %}
-    {#- as findings_history selects them -#}
-    {%- set written_rows = 'computed_in = (SELECT max(build_number) FROM ' ~ ref('findings_queue_digests') ~ ')' %}
+    {%- set written_rows = computed_in_this_build() %}
 {%- else %}
     {{ exceptions.raise_compiler_error("unique_incremental: unknown `written` " ~ written) }}
 {%- endif %}

@@ -9,16 +9,6 @@ WITH app_repos AS (
     FROM {{ ref('application_mapping') }}
 ),
 
-open_findings AS (
-    -- what compliance_report reads of each open or suppressed finding; new and open count alike
-    SELECT application, repository_uuid, workspace, file_path,
-           hash(finding_id, rule_id, status = 'suppressed', controls, repository, file_path, workspace, final_severity,
-                title, CASE WHEN status = 'suppressed' THEN coalesce(suppression_reason, triage_reason) END)::HUGEINT
-               AS h
-    FROM {{ ref('findings_queue_base') }}
-    WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
-),
-
 inputs AS (
     SELECT application, hash(application, is_relevant)::HUGEINT AS h FROM {{ ref('applications') }}
     UNION ALL
@@ -34,20 +24,20 @@ inputs AS (
     SELECT ar.application, hash(s.scanner, s.status, s.error)::HUGEINT AS h
     FROM {{ source('lake', 'scan_runs') }} AS s JOIN app_repos AS ar USING (repository_uuid)
     UNION ALL
-    SELECT application, h FROM open_findings WHERE file_path IS NOT NULL
+    -- the open findings' hashes, summed per repository beforehand (compliance_finding_digests: a sum of sums)
+    SELECT application, h FROM {{ ref('compliance_finding_digests') }} WHERE in_file
     UNION ALL
     SELECT ar.application, o.h
-    FROM open_findings AS o JOIN app_repos AS ar USING (repository_uuid)
-    WHERE o.file_path IS NULL AND o.repository_uuid <> ''
+    FROM {{ ref('compliance_finding_digests') }} AS o JOIN app_repos AS ar USING (repository_uuid)
+    WHERE NOT o.in_file AND o.repository_uuid <> ''
     UNION ALL
     SELECT ar.application, o.h
-    FROM open_findings AS o JOIN app_repos AS ar USING (workspace)
-    WHERE o.file_path IS NULL AND o.repository_uuid = ''
+    FROM {{ ref('compliance_finding_digests') }} AS o JOIN app_repos AS ar USING (workspace)
+    WHERE NOT o.in_file AND o.repository_uuid = ''
 ),
 
 finding_controls AS (
-    SELECT DISTINCT scanner, unnest(controls) AS control_id
-    FROM {{ ref('findings') }}
+    SELECT DISTINCT scanner, control_id FROM {{ ref('repository_controls') }}
 ),
 
 shared AS (

@@ -30,8 +30,7 @@ check_controls AS (
 ),
 
 finding_controls AS (
-    SELECT DISTINCT scanner, unnest(controls) AS control_id
-    FROM {{ ref('findings') }}
+    SELECT DISTINCT scanner, control_id FROM {{ ref('repository_controls') }}
 ),
 
 scanner_controls AS (
@@ -108,22 +107,35 @@ posture_scan_evidence AS (
     GROUP BY ALL
 ),
 
+{% if is_incremental() -%}
+rebuilt_rows AS MATERIALIZED (
+    -- the rows open_findings reads, found once for both its readers: the rebuilt applications' files, and a
+    -- repository's or workspace's setting only if it is one of theirs (app_repos: the rebuilt applications')
+    SELECT rowid FROM {{ ref('findings_queue_base') }}
+    WHERE application IN {{ changed_compliance_applications() }}
+       OR file_path IS NULL AND repository_uuid IN (SELECT repository_uuid FROM app_repos)
+       OR file_path IS NULL AND repository_uuid = '' AND workspace IN (SELECT workspace FROM app_repos)
+),
+{%- endif %}
+
 open_findings AS NOT MATERIALIZED (
-    -- not materialised: each reader takes only its columns (a night that rebuilds every application reads them all)
+    -- not materialised: each reader takes only its columns (a night that rebuilds every application reads them all).
+    -- `counts`: open or suppressed, with controls (a correlated finding still fails its own controls; its problem is
+    -- one queue item). On a night, the rebuilt applications' rows by rowid, found on the narrow columns first, and
+    -- only then `counts` (as the readers' FILTER and HAVING): as a WHERE here, DuckDB would test it on every row of
+    -- the table and join the rowids against all of them
     SELECT finding_id, rule_id, status = 'suppressed' AS accepted, application, repository_uuid, workspace,
            file_path, controls,
            coalesce(repository || '/' || file_path, repository, workspace) AS place,
            final_severity || ': ' || title
                || CASE WHEN status = 'suppressed' THEN ', suppressed: ' || coalesce(suppression_reason, triage_reason)
-                       ELSE '' END AS detail
+                       ELSE '' END AS detail,
+           {{ compliance_open_finding() }} AS counts
     FROM {{ ref('findings_queue_base') }}
-    -- a correlated finding still fails its own controls; its problem is one queue item
-    WHERE status IN ('new', 'open', 'reopened', 'suppressed', 'correlated') AND len(controls) > 0
     {%- if is_incremental() %}
-      -- a repository's or workspace's setting only if it is one of theirs (app_repos: the rebuilt applications')
-      AND (application IN {{ changed_compliance_applications() }}
-           OR file_path IS NULL AND repository_uuid IN (SELECT repository_uuid FROM app_repos)
-           OR file_path IS NULL AND repository_uuid = '' AND workspace IN (SELECT workspace FROM app_repos))
+    WHERE rowid IN (SELECT rowid FROM rebuilt_rows)
+    {%- else %}
+    WHERE {{ compliance_open_finding() }}
     {%- endif %}
 ),
 
@@ -132,10 +144,12 @@ finding_id_groups AS (
     -- setting to each application of the workspace: per scope (its key set, the other two NULL) and list of controls,
     -- the ids, listed once before the controls fan out (a finding has several controls)
     SELECT {{ scope_columns }},
-           controls, accepted, count(*) AS n, list(finding_id) AS finding_ids
+           controls, accepted, count(*) FILTER (WHERE counts) AS n,
+           list(finding_id) FILTER (WHERE counts) AS finding_ids
     FROM open_findings
     WHERE file_path IS NOT NULL OR repository_uuid IS NOT NULL
     GROUP BY ALL
+    HAVING bool_or(counts)
 ),
 
 finding_ids AS (
@@ -164,10 +178,12 @@ finding_groups AS (
     -- the findings of one scope (as in finding_id_groups), rule and list of controls, aggregated before their
     -- controls fan out (a scope has many findings of one rule): count and min combine exactly afterwards
     SELECT {{ scope_columns }},
-           controls, rule_id, accepted, count(*) AS n, min(place) AS place, min(detail) AS detail
+           controls, rule_id, accepted, count(*) FILTER (WHERE counts) AS n,
+           min(place) FILTER (WHERE counts) AS place, min(detail) FILTER (WHERE counts) AS detail
     FROM open_findings
     WHERE file_path IS NOT NULL OR repository_uuid IS NOT NULL
     GROUP BY ALL
+    HAVING bool_or(counts)
 ),
 
 finding_lines AS (

@@ -17,5 +17,5 @@ SELECT
     CASE WHEN q.status IS DISTINCT FROM q.previous_status THEN q.status ELSE 'severity' END AS change
 FROM {{ ref('findings_queue_base') }} AS q
 CROSS JOIN {{ invoker_input('build_context') }} AS ctx
-WHERE q.computed_in = (SELECT max(build_number) FROM {{ ref('findings_queue_digests') }})
+WHERE {{ computed_in_this_build('q') }}
   AND (q.status IS DISTINCT FROM q.previous_status OR q.final_severity IS DISTINCT FROM q.previous_final_severity)

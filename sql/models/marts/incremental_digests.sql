@@ -11,5 +11,9 @@ FROM (
     SELECT 'finding_remediations', {{ model_sql_digest('finding_remediations') }}
     UNION ALL
     SELECT 'finding_correlations', {{ correlations_digest() }}
+    UNION ALL
+    SELECT 'repository_controls', {{ model_sql_digest('repository_controls') }}
+    UNION ALL
+    SELECT 'compliance_finding_digests', {{ model_sql_digest('compliance_finding_digests') }}
 )
 WHERE EXISTS (SELECT 1 FROM {{ ref('findings_history') }})
