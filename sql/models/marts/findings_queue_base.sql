@@ -124,15 +124,16 @@ current_keys AS (
 recomputed AS (
     -- the stored rows this build computes again: the rebuilt repositories' rows, but for a finding not seen
     -- (resolved, or open or suppressed while its scan scope is incomplete), which stays as it is unless its scope or
-    -- its triage changes (a repository's resolved findings pile up); and any row of a finding seen in one of them.
-    -- By rowid, found on the narrow columns first.
+    -- its triage changes (a repository's resolved findings pile up), or it is seen again. A finding's stored row is
+    -- in its repository (the repository is part of its fingerprint, and a finding_id two repositories report fails
+    -- the build), so only the rebuilt repositories' rows are looked at. By rowid, found on the narrow columns first.
     SELECT k.rowid AS stored_rowid
     FROM {{ this }} AS k
-    WHERE (k.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
-           AND (k.seen IS NOT false OR k.status IN ('new', 'reopened')
-                OR k.repository_uuid IN (SELECT repository_uuid FROM rescoped)
-                OR k.finding_id IN (SELECT finding_id FROM triage_changed)))
-       OR k.finding_id IN (SELECT finding_id FROM current_keys)
+    WHERE k.repository_uuid IN (SELECT repository_uuid FROM rebuilt)
+      AND (k.seen IS NOT false OR k.status IN ('new', 'reopened')
+           OR k.repository_uuid IN (SELECT repository_uuid FROM rescoped)
+           OR k.finding_id IN (SELECT finding_id FROM triage_changed)
+           OR k.finding_id IN (SELECT finding_id FROM current_keys))
 ),
 {% endif %}
 
