@@ -235,7 +235,7 @@ def _build_with(
     for source, copy in ((target, building), (_wal(target), _wal(building))):
         if source.exists():
             shutil.copyfile(source, copy)
-    flushed = _flush(building)
+    flushed = _flush(building)  # started once the inputs are made (see _flush)
     result = BuildResult(path=target, build_id=build_id, now=now, seconds=0.0)
     step = _step(result, "copy", step)
     con = duckdb.connect(str(building))
@@ -256,6 +256,7 @@ def _build_with(
             register_decisions(con, home)
         dbt.catalog = replay.catalog(con) if models else None
         step = _step(result, "inputs", step)
+        flushed.start()
         if dbt.replays():
             # dbt's own connections vacuum as DuckDB does by default; a replay only when compaction is due
             con.execute(f"SET max_vacuum_tasks = {compaction.VACUUM_TASKS if compact.compact else 0}")
@@ -301,7 +302,8 @@ def _build_with(
         _step(result, "after", step)
     except BaseException:
         con.close()
-        flushed.join()
+        if flushed.ident is not None:
+            flushed.join()
         _remove(building)
         raise
     result.models = order
@@ -310,16 +312,16 @@ def _build_with(
 
 
 def _flush(path: Path) -> threading.Thread:
-    """The copy's pages written to disk by a thread while the build goes on (started at once), so that the sync
-    before the rename (`_sync`) finds little left to write; an error here is left to that sync. Join it first."""
+    """A thread (not started) that writes the copy's pages to disk while the build goes on, so that the sync before
+    the rename (`_sync`) finds little left to write; an error here is left to that sync. Start it once the inputs are
+    made, and join it first: while it syncs, the first read of each lake file the scan just wrote waits for the
+    journal (its access time is updated), ~0.3-0.5 s of a night at 1M findings when it started with the copy."""
 
     def flush() -> None:
         with contextlib.suppress(OSError):
             _sync(path)
 
-    thread = threading.Thread(target=flush, name="warehouse-copy-sync", daemon=True)
-    thread.start()
-    return thread
+    return threading.Thread(target=flush, name="warehouse-copy-sync", daemon=True)
 
 
 def _sync(path: Path) -> None:
