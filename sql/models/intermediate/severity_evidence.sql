@@ -1,5 +1,27 @@
+{#- Incremental by repository: a build deletes and computes again every repository and application row (few; the
+    inactive_repository row's "N days" moves daily), and the finding rows of the repositories whose digest changed
+    (severity_evidence_digests: their findings, components, the code context rules or this SQL; macro
+    changed_evidence_repositories) or that are no longer reported; the first build, and every build after a change
+    of the rules or of this SQL, computes them all. -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
+          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE scope <> 'finding' OR repository_uuid IN "
+                   "{{ changed_evidence_repositories() }} OR repository_uuid NOT IN "
+                   "(SELECT repository_uuid FROM {{ ref('severity_evidence_digests') }}){% endif %}") }}
+-- depends_on: {{ ref('severity_evidence_digests') }}
 WITH ctx AS (
     SELECT * FROM {{ invoker_input('build_context') }}
+),
+
+findings_in_scope AS {{ "MATERIALIZED" if is_incremental() else "NOT MATERIALIZED" }} (
+    -- the findings whose rows this build computes: all of them in a full build (each branch below scans findings with
+    -- its own filter, cheaper than a materialised copy of them all), else the few of the repositories it rebuilds,
+    -- kept once (six scans of every finding, filtered to those, cost more)
+    SELECT finding_id, repository_uuid, file_path, file_markers, code_context, code_context_rule, code_context_effect,
+           category, package, version, fixed_version, known_exploited, vulnerability_ids, rule_id, validity, epss
+    FROM {{ ref('findings') }}
+    {%- if is_incremental() %}
+    WHERE repository_uuid IN {{ changed_evidence_repositories() }}
+    {%- endif %}
 ),
 
 lowering_contexts AS (
@@ -9,7 +31,7 @@ lowering_contexts AS (
            replace(f.code_context, '_', ' ') AS context,
            ltrim([m.matched FOR m IN code_context_matches(f.file_path, f.file_markers)
                   IF m.rule = f.code_context_rule][1], '/') AS matched
-    FROM {{ ref('findings') }} AS f
+    FROM findings_in_scope AS f
     JOIN {{ invoker_input('config_code_context_rules') }} AS r ON r.name = f.code_context_rule
     WHERE f.code_context_effect = 'lower'
 )
@@ -58,7 +80,7 @@ UNION ALL
 -- not (a NULL dev_only neither, as bool_and skips it); two semi-joins cost less than grouping every component
 SELECT 'finding' AS scope, f.finding_id AS subject, 'dev_dependency' AS condition,
        f.package || '@' || f.version AS evidence, f.repository_uuid
-FROM {{ ref('findings') }} AS f
+FROM findings_in_scope AS f
 WHERE f.category = 'sca'
     AND EXISTS (SELECT 1 FROM {{ source('lake', 'components') }} AS c
                 WHERE c.dev_only
@@ -70,20 +92,20 @@ WHERE f.category = 'sca'
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'fix_available' AS condition,
        package || ' to ' || fixed_version AS evidence, repository_uuid
-FROM {{ ref('findings') }} WHERE fixed_version IS NOT NULL AND fixed_version <> ''
+FROM findings_in_scope WHERE fixed_version IS NOT NULL AND fixed_version <> ''
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'known_exploited' AS condition,
        coalesce(nullif(array_to_string(list_filter(vulnerability_ids, lambda v: v LIKE 'CVE-%'), ', '), ''), rule_id)
            AS evidence, repository_uuid
-FROM {{ ref('findings') }} WHERE known_exploited
+FROM findings_in_scope WHERE known_exploited
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'active_credential' AS condition,
        rule_id AS evidence, repository_uuid
-FROM {{ ref('findings') }} WHERE validity = 'active'
+FROM findings_in_scope WHERE validity = 'active'
 
 UNION ALL
 SELECT 'finding' AS scope, finding_id AS subject, 'epss_high' AS condition,
        format('{:.2f}', epss) AS evidence, repository_uuid
-FROM {{ ref('findings') }} WHERE epss >= 0.5
+FROM findings_in_scope WHERE epss >= 0.5
