@@ -1,12 +1,14 @@
 {#- Incremental by repository: a build deletes and computes again every repository and application row (few; the
     inactive_repository row's "N days" moves daily), and the finding rows of the repositories whose digest changed
     (severity_evidence_digests: their findings, components, the code context rules or this SQL; macro
-    changed_evidence_repositories) or that are no longer reported; the first build, and every build after a change
-    of the rules or of this SQL, computes them all. -#}
+    changed_evidence_repositories), gone ones included (their digest is gone). The first build, and every build after
+    a change of the rules or of this SQL, computes them all; so does a build without the last build's digests (a
+    warehouse from before this model was incremental): its finding rows are all deleted. That guard, instead of
+    `NOT IN` the digests, keeps the delete from reading every repository's rows twice (~0.01 s a night). -#}
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
           pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE scope <> 'finding' OR repository_uuid IN "
-                   "{{ changed_evidence_repositories() }} OR repository_uuid NOT IN "
-                   "(SELECT repository_uuid FROM {{ ref('severity_evidence_digests') }}){% endif %}") }}
+                   "{{ changed_evidence_repositories() }} OR NOT EXISTS "
+                   "(SELECT 1 FROM {{ invoker_input('previous_severity_evidence_digests') }}){% endif %}") }}
 -- depends_on: {{ ref('severity_evidence_digests') }}
 WITH ctx AS (
     SELECT * FROM {{ invoker_input('build_context') }}
@@ -14,13 +16,15 @@ WITH ctx AS (
 
 findings_in_scope AS {{ "MATERIALIZED" if is_incremental() else "NOT MATERIALIZED" }} (
     -- the findings whose rows this build computes: all of them in a full build (each branch below scans findings with
-    -- its own filter, cheaper than a materialised copy of them all), else the few of the repositories it rebuilds,
-    -- kept once (six scans of every finding, filtered to those, cost more)
+    -- its own filter, cheaper than a materialised copy of them all), else those of the repositories it computes again,
+    -- kept once. Taken by rowid: on a steady night they are the rows the findings model appended in this build, the
+    -- table's last row groups, and DuckDB skips the others by their rowid range; a filter on repository_uuid alone
+    -- reads every column of every row group (the rebuilt repositories' rows are in each): ~0.05 s more at 1M findings
     SELECT finding_id, repository_uuid, file_path, file_markers, code_context, code_context_rule, code_context_effect,
            category, package, version, fixed_version, known_exploited, vulnerability_ids, rule_id, validity, epss
     FROM {{ ref('findings') }}
     {%- if is_incremental() %}
-    WHERE repository_uuid IN {{ changed_evidence_repositories() }}
+    WHERE rowid IN (SELECT rowid FROM {{ ref('findings') }} WHERE repository_uuid IN {{ changed_evidence_repositories() }})
     {%- endif %}
 ),
 
