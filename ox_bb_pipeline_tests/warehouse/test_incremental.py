@@ -384,8 +384,8 @@ def test_a_night_where_only_components_changed_gives_the_severity_evidence_of_a_
 
 def test_a_night_computes_the_severity_evidence_of_changed_repositories_only(lake, tmp_path):
     """One repository's findings change: its finding rows are computed again, the other repository's are kept (their
-    stored evidence, marked, stays as it was), every repository and application row is computed again; the rows
-    equal a full build's but for the kept marks."""
+    stored evidence, marked, stays as it was), those of a repository whose findings are all gone go, every repository
+    and application row is computed again; the rows equal a full build's but for the kept marks."""
     lake.config(
         "applications.yaml",
         """
@@ -402,18 +402,24 @@ def test_a_night_computes_the_severity_evidence_of_changed_repositories_only(lak
     lake.finding(
         web, "sca", "GHSA-2", file_path="requirements.txt", package="flask", version="1.0.0", fixed_version="3.0.0"
     )
+    ops = lake.repository("ops")
+    lake.finding(ops, "semgrep", "S2", file_path="tests/o.py")
     lake.build()
+    gone = f"repository_uuid = '{ops['repository_uuid']}'"
+    assert lake.value(f"SELECT count(*) FROM severity_evidence WHERE scope = 'finding' AND {gone}") == 1
     assert {r["scope"] for r in lake.rows("SELECT DISTINCT scope FROM severity_evidence")} == {
         "repository",
         "application",
         "finding",
     }
     mark_evidence(lake, "true")
+    lake.clear("findings", "semgrep")  # ops's only finding is gone
     new = lake.finding(api, "semgrep", "S1", file_path="examples/x.py")
     kept = f"scope = 'finding' AND repository_uuid = '{web['repository_uuid']}'"
     evidence_night(lake, tmp_path, 1, kept=kept)
     assert lake.value("SELECT count(*) FROM severity_evidence WHERE subject = ?", new) == 1
     assert lake.value(f"SELECT count(*) FROM severity_evidence WHERE {kept}") == 2
+    assert lake.value(f"SELECT count(*) FROM severity_evidence WHERE scope = 'finding' AND {gone}") == 0
 
 
 def test_a_change_of_the_code_context_rules_computes_the_severity_evidence_of_every_repository(lake, tmp_path):
@@ -445,11 +451,15 @@ def test_a_change_of_the_code_context_rules_computes_the_severity_evidence_of_ev
 
 def test_a_warehouse_from_before_incremental_severity_evidence_computes_it_all_once(lake, tmp_path):
     """A warehouse without severity_evidence_digests (severity_evidence was computed whole every build): the next
-    build computes every repository's finding rows."""
-    api = lake.repository("api")
+    build computes every repository's finding rows, and drops those of a repository whose findings went that night
+    (no digest of it, last build's or this one's, says so)."""
+    api, web = lake.repository("api"), lake.repository("web")
     lake.finding(api, "bandit", "B105", file_path="tests/fixtures/a.py")
+    lake.finding(web, "semgrep", "S1", file_path="tests/fixtures/w.py")
     lake.build()
     mark_evidence(lake, "true")
     with duckdb.connect(str(lake.home / "warehouse.duckdb")) as con:
         con.execute("DROP TABLE severity_evidence_digests")
+    lake.clear("findings", "semgrep")
     evidence_night(lake, tmp_path, 1)
+    assert lake.value("SELECT count(*) FROM severity_evidence WHERE scope = 'finding'") == 1
