@@ -10,6 +10,7 @@ import duckdb
 
 from ox_bb_pipeline.warehouse.models import dbt_models
 from ox_bb_pipeline.warehouse.runner import build
+from ox_bb_pipeline.warehouse.settings import load_settings
 from ox_bb_pipeline.warehouse.triage import record_triage
 
 from .conftest import NOW, Lake
@@ -290,3 +291,175 @@ def test_a_warehouse_with_the_findings_queue_table_keeps_each_lifecycle(lake, tm
     for name in ("findings_queue", "findings_history"):
         assert table(lake, name) == table(twin, name), name
     assert not lake.rows("SELECT * FROM duckdb_tables() WHERE table_name = 'previous_findings_queue'")
+
+
+# -- severity_evidence: incremental by repository -----------------------------------------------------------------
+SEVERITY_MODELS = ("severity_evidence", "finding_severity_digests", "finding_severities_base", "enriched_findings")
+KEPT = " [kept]"
+
+
+def component(repo: dict, name: str, version: str, dev_only: bool | None, manifest: str = "requirements.txt") -> dict:
+    return {
+        "workspace": repo["workspace"],
+        "repository_uuid": repo["repository_uuid"],
+        "repository": repo["repository"],
+        "ecosystem": "PyPI",
+        "name": name,
+        "version": version,
+        "manifest": manifest,
+        "direct": True,
+        "dev_only": dev_only,
+    }
+
+
+def mark_evidence(lake: Lake, where_sql: str) -> None:
+    """Alters the stored evidence of the rows `where_sql` selects, as no build computes it: a row a night computes
+    again loses the mark, a row it keeps still has it."""
+    con = duckdb.connect(str(lake.home / "warehouse.duckdb"))
+    try:
+        assert con.execute(f"SELECT count(*) FROM severity_evidence WHERE {where_sql}").fetchone()[0] > 0
+        con.execute(f"UPDATE severity_evidence SET evidence = coalesce(evidence, '') || '{KEPT}' WHERE {where_sql}")
+    finally:
+        con.close()
+
+
+def evidence_night(lake: Lake, tmp_path, day: int, *, settings=None, kept: str = "false") -> Lake:
+    """Builds night `day` incrementally, and a twin of the warehouse and lake with --full-refresh (every row computed);
+    severity_evidence's rows are the twin's but for those `kept` selects (as mark_evidence marked them). Returns
+    the twin."""
+    lake.write()
+    twin = Lake(tmp_path / f"full-{day}")
+    shutil.copytree(lake.home, twin.home)
+    kwargs = {"settings": settings} if settings is not None else {}
+    lake.build(now=NOW + timedelta(days=day), **kwargs)
+    build(twin.home, now=NOW + timedelta(days=day), full_refresh=True, **kwargs)
+    expected = twin.rows(
+        f"SELECT scope, subject, condition, CASE WHEN {kept} THEN coalesce(evidence, '') || '{KEPT}' ELSE evidence END "
+        "AS evidence, repository_uuid FROM severity_evidence"
+    )
+    assert sorted(map(repr, map(tuple, (r.values() for r in lake.rows("SELECT * FROM severity_evidence"))))) == sorted(
+        map(repr, map(tuple, (r.values() for r in expected)))
+    ), day
+    return twin
+
+
+def test_a_night_where_only_components_changed_gives_the_severity_evidence_of_a_full_build(lake, tmp_path):
+    """A package's dev_only flips in the lake's components while the repository's findings stay as they were (the
+    findings model keeps them): its dev_dependency evidence goes, and comes back when it flips back."""
+    shop, web = lake.repository("shop"), lake.repository("web")
+    lake.add(
+        "inventory",
+        "components",
+        component(shop, "pytest", "7.0.0", True, "requirements-dev.txt"),
+        component(shop, "requests", "2.19.0", False),
+        component(web, "pytest", "7.0.0", True, "requirements-dev.txt"),
+    )
+    dev = lake.finding(shop, "sca", "GHSA-dev", file_path="requirements-dev.txt", package="pytest", version="7.0.0")
+    lake.finding(shop, "sca", "GHSA-fix", file_path="requirements.txt", package="requests", version="2.19.0")
+    lake.finding(web, "sca", "GHSA-web", file_path="requirements-dev.txt", package="pytest", version="7.0.0")
+    lake.build()
+
+    def dev_dependencies() -> set[str]:
+        return {
+            r["subject"] for r in lake.rows("SELECT subject FROM severity_evidence WHERE condition = 'dev_dependency'")
+        }
+
+    findings_digests = table(lake, "findings_repository_digests")
+    assert dev in dev_dependencies() and len(dev_dependencies()) == 2
+    components = lake.tables[("inventory", "components", "main")]
+    components[0]["dev_only"] = False  # shop's pytest is no longer development-only
+    twin = evidence_night(lake, tmp_path, 1)
+    assert table(lake, "findings_repository_digests") == findings_digests  # the findings were not rebuilt
+    assert dev not in dev_dependencies() and len(dev_dependencies()) == 1
+    for name in SEVERITY_MODELS:
+        assert table(lake, name) == table(twin, name), name
+    assert lake.severity(dev)["severity_factors"] == []
+
+    components[0]["dev_only"] = True
+    twin = evidence_night(lake, tmp_path, 2)
+    assert dev in dev_dependencies() and len(dev_dependencies()) == 2
+    for name in SEVERITY_MODELS:
+        assert table(lake, name) == table(twin, name), name
+
+
+def test_a_night_computes_the_severity_evidence_of_changed_repositories_only(lake, tmp_path):
+    """One repository's findings change: its finding rows are computed again, the other repository's are kept (their
+    stored evidence, marked, stays as it was), those of a repository whose findings are all gone go, every repository
+    and application row is computed again; the rows equal a full build's but for the kept marks."""
+    lake.config(
+        "applications.yaml",
+        """
+        applications:
+          - {name: payments, repositories: [{repository: api}], business_priority: critical}
+        """,
+    )
+    api, web = lake.repository("api", private=False), lake.repository("web", changed_days_ago=400)
+    lake.finding(api, "bandit", "B105", file_path="tests/fixtures/a.py")
+    lake.finding(
+        api, "sca", "GHSA-1", file_path="requirements.txt", package="requests", version="2.0.0", fixed_version="2.32.0"
+    )
+    lake.finding(web, "bandit", "B106", file_path="tests/w.py")
+    lake.finding(
+        web, "sca", "GHSA-2", file_path="requirements.txt", package="flask", version="1.0.0", fixed_version="3.0.0"
+    )
+    ops = lake.repository("ops")
+    lake.finding(ops, "semgrep", "S2", file_path="tests/o.py")
+    lake.build()
+    gone = f"repository_uuid = '{ops['repository_uuid']}'"
+    assert lake.value(f"SELECT count(*) FROM severity_evidence WHERE scope = 'finding' AND {gone}") == 1
+    assert {r["scope"] for r in lake.rows("SELECT DISTINCT scope FROM severity_evidence")} == {
+        "repository",
+        "application",
+        "finding",
+    }
+    mark_evidence(lake, "true")
+    lake.clear("findings", "semgrep")  # ops's only finding is gone
+    new = lake.finding(api, "semgrep", "S1", file_path="examples/x.py")
+    kept = f"scope = 'finding' AND repository_uuid = '{web['repository_uuid']}'"
+    evidence_night(lake, tmp_path, 1, kept=kept)
+    assert lake.value("SELECT count(*) FROM severity_evidence WHERE subject = ?", new) == 1
+    assert lake.value(f"SELECT count(*) FROM severity_evidence WHERE {kept}") == 2
+    assert lake.value(f"SELECT count(*) FROM severity_evidence WHERE scope = 'finding' AND {gone}") == 0
+
+
+def test_a_change_of_the_code_context_rules_computes_the_severity_evidence_of_every_repository(lake, tmp_path):
+    api, web = lake.repository("api"), lake.repository("web")
+    lake.finding(api, "bandit", "B105", file_path="tests/fixtures/a.py")
+    lake.finding(web, "semgrep", "S1", file_path="tests/fixtures/w.py")
+    lake.finding(
+        web, "sca", "GHSA-2", file_path="requirements.txt", package="flask", version="1.0.0", fixed_version="3.0.0"
+    )
+    lake.build()
+    assert {r["evidence"] for r in lake.rows("SELECT evidence FROM severity_evidence WHERE scope = 'finding'")} == {
+        "test code under tests/fixtures/",
+        "flask to 3.0.0",
+    }
+    mark_evidence(lake, "true")
+    settings = load_settings(lake.home)
+    rules = [  # a fixtures folder no longer a test folder of its own: the evidence names its parent
+        {**r, "path": r["path"].replace("fixtures?|", "")} if r["name"] == "test-directory" else r
+        for r in settings.code_context
+    ]
+    twin = evidence_night(lake, tmp_path, 1, settings=settings.model_copy(update={"code_context": rules}))
+    assert {r["evidence"] for r in lake.rows("SELECT evidence FROM severity_evidence WHERE scope = 'finding'")} == {
+        "test code under tests/",
+        "flask to 3.0.0",
+    }
+    for name in SEVERITY_MODELS:
+        assert table(lake, name) == table(twin, name), name
+
+
+def test_a_warehouse_from_before_incremental_severity_evidence_computes_it_all_once(lake, tmp_path):
+    """A warehouse without severity_evidence_digests (severity_evidence was computed whole every build): the next
+    build computes every repository's finding rows, and drops those of a repository whose findings went that night
+    (no digest of it, last build's or this one's, says so)."""
+    api, web = lake.repository("api"), lake.repository("web")
+    lake.finding(api, "bandit", "B105", file_path="tests/fixtures/a.py")
+    lake.finding(web, "semgrep", "S1", file_path="tests/fixtures/w.py")
+    lake.build()
+    mark_evidence(lake, "true")
+    with duckdb.connect(str(lake.home / "warehouse.duckdb")) as con:
+        con.execute("DROP TABLE severity_evidence_digests")
+    lake.clear("findings", "semgrep")
+    evidence_night(lake, tmp_path, 1)
+    assert lake.value("SELECT count(*) FROM severity_evidence WHERE scope = 'finding'") == 1
