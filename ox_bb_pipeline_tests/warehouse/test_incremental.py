@@ -7,6 +7,7 @@ import shutil
 from datetime import date, timedelta
 
 import duckdb
+import pytest
 
 from ox_bb_pipeline.warehouse.models import dbt_models
 from ox_bb_pipeline.warehouse.runner import build
@@ -449,10 +450,12 @@ def test_a_change_of_the_code_context_rules_computes_the_severity_evidence_of_ev
         assert table(lake, name) == table(twin, name), name
 
 
-def test_a_warehouse_from_before_incremental_severity_evidence_computes_it_all_once(lake, tmp_path):
-    """A warehouse without severity_evidence_digests (severity_evidence was computed whole every build): the next
-    build computes every repository's finding rows, and drops those of a repository whose findings went that night
-    (no digest of it, last build's or this one's, says so)."""
+@pytest.mark.parametrize("before", ["digests", "repository_uuid"])
+def test_a_warehouse_from_before_incremental_severity_evidence_computes_it_all_once(lake, tmp_path, before):
+    """A warehouse without severity_evidence_digests (severity_evidence was computed whole every build), or from
+    before its rows carried their repository (no repository_uuid column either): the next build computes every
+    repository's finding rows, and drops those of a repository whose findings went that night (no digest of it, last
+    build's or this one's, says so)."""
     api, web = lake.repository("api"), lake.repository("web")
     lake.finding(api, "bandit", "B105", file_path="tests/fixtures/a.py")
     lake.finding(web, "semgrep", "S1", file_path="tests/fixtures/w.py")
@@ -460,6 +463,8 @@ def test_a_warehouse_from_before_incremental_severity_evidence_computes_it_all_o
     mark_evidence(lake, "true")
     with duckdb.connect(str(lake.home / "warehouse.duckdb")) as con:
         con.execute("DROP TABLE severity_evidence_digests")
+        if before == "repository_uuid":
+            con.execute("ALTER TABLE severity_evidence DROP COLUMN repository_uuid")
     lake.clear("findings", "semgrep")
     evidence_night(lake, tmp_path, 1)
     assert lake.value("SELECT count(*) FROM severity_evidence WHERE scope = 'finding'") == 1

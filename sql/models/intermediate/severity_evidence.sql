@@ -3,12 +3,10 @@
     (severity_evidence_digests: their findings, components, the code context rules or this SQL; macro
     changed_evidence_repositories), gone ones included (their digest is gone). The first build, and every build after
     a change of the rules or of this SQL, computes them all; so does a build without the last build's digests (a
-    warehouse from before this model was incremental): its finding rows are all deleted. That guard, instead of
-    `NOT IN` the digests, keeps the delete from reading every repository's rows twice (~0.01 s a night). -#}
+    warehouse from before this model was incremental): its finding rows are all deleted (macro
+    severity_evidence_delete). -#}
 {{ config(materialized='incremental', incremental_strategy='append', on_schema_change='sync_all_columns',
-          pre_hook="{% if is_incremental() %}DELETE FROM {{ this }} WHERE scope <> 'finding' OR repository_uuid IN "
-                   "{{ changed_evidence_repositories() }} OR NOT EXISTS "
-                   "(SELECT 1 FROM {{ invoker_input('previous_severity_evidence_digests') }}){% endif %}") }}
+          pre_hook="{% if is_incremental() %}{{ severity_evidence_delete() }}{% endif %}") }}
 -- depends_on: {{ ref('severity_evidence_digests') }}
 WITH ctx AS (
     SELECT * FROM {{ invoker_input('build_context') }}
