@@ -73,9 +73,9 @@ def dbt_models(sql_dir: Path = SQL_DIR) -> list[Model]:
             path=path,
             description=doc.get("description", ""),
             depends=depends,
-            # an incremental model that deletes before it appends (or replaces rows by a unique_key) replaces what
-            # changed; one that does neither only appends
-            materialized=("incremental" if "DELETE FROM" in sql or "unique_key" in sql else "append")
+            # an incremental model that deletes before it appends (a pre-hook, whose DELETE may be a macro's) or
+            # replaces rows by a unique_key replaces what changed; one that does neither only appends
+            materialized=("incremental" if "pre_hook" in sql or "unique_key" in sql else "append")
             if kind == "incremental"
             else kind,
             state=[tuple(s.split(" ", 1)) for s in (doc.get("meta") or {}).get("state", [])],
