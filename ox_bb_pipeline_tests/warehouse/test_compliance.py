@@ -31,6 +31,17 @@ def report(lake, application: str) -> dict[str, tuple]:
     }
 
 
+def night_and_full_build(lake: Lake, tmp_path, now) -> Lake:
+    """The lake as changed, built as a night and, in a twin of the home, with every row computed (full refresh);
+    returns the twin."""
+    lake.write()
+    twin = Lake(tmp_path / "full")
+    shutil.copytree(lake.home, twin.home)
+    lake.build(now, settings=lake.small_settings())
+    full_build(twin.home, now=now, settings=twin.small_settings(), full_refresh=True)
+    return twin
+
+
 def test_statuses_evidence_and_scores(lake, small_catalog):
     api, web = lake.repository("api"), lake.repository("web")
     force = lake.finding(
@@ -250,12 +261,8 @@ def test_a_night_gives_the_rows_of_a_full_build_for_the_applications_it_rebuilds
     digests = {r["application"]: r["digest"] for r in lake.rows("SELECT * FROM compliance_digests")}
 
     code = lake.finding(api, "bandit", "B105", file_path="a.py", controls=["CIS-SSC-1.5.4"])  # only api changes
-    lake.write()
-    twin = Lake(tmp_path / "full")
-    shutil.copytree(lake.home, twin.home)
     later = NOW + timedelta(days=1)
-    lake.build(later, settings=lake.small_settings())
-    full_build(twin.home, now=later, settings=twin.small_settings(), full_refresh=True)
+    twin = night_and_full_build(lake, tmp_path, later)
     changed = {
         r["application"]
         for r in lake.rows("SELECT * FROM compliance_digests")
@@ -289,12 +296,8 @@ def test_controls_and_open_finding_sums_of_a_night_equal_a_full_builds_and_are_r
         r for r in lake.tables[("findings", "bandit", "main")] if r["finding_id"] != fixed
     ]
     lake.finding(api, "bandit", "B602", file_path="b.py", controls=["SSDF-PW.7.2"])
-    lake.write()
-    twin = Lake(tmp_path / "full")
-    shutil.copytree(lake.home, twin.home)
     later = NOW + timedelta(days=1)
-    lake.build(later, settings=lake.small_settings())
-    full_build(twin.home, now=later, settings=twin.small_settings(), full_refresh=True)
+    twin = night_and_full_build(lake, tmp_path, later)
     for model in ("repository_controls", "compliance_finding_digests"):
         rows = f"SELECT * FROM {model} ORDER BY ALL"
         assert lake.rows(rows) == twin.rows(rows), model
